@@ -1,0 +1,37 @@
+//! What every engine of the catalog provides.
+
+use firecamp_core::spec::Resources;
+use firecamp_core::{EngineKind, Member, ServiceSpec, ValidationErrors};
+
+use crate::layout::MemberPaths;
+use crate::plan::{ConfigFile, ContainerPlan, Port, RenderContext, Role};
+use crate::version::EngineVersion;
+
+pub trait Engine: Sync {
+    fn kind(&self) -> EngineKind;
+    /// Supported versions, oldest first; the last is the default.
+    fn versions(&self) -> &'static [EngineVersion];
+    /// Engine rules on replicas and options (common rules are checked elsewhere).
+    fn validate(&self, spec: &ServiceSpec, errs: &mut ValidationErrors);
+    /// Whether members must keep one IP wherever they run (clients cache member IPs).
+    fn needs_static_ip(&self) -> bool;
+    fn default_resources(&self) -> Resources;
+    fn ports(&self, spec: &ServiceSpec) -> Vec<Port>;
+    /// Passwords the service Secret holds.
+    fn secret_keys(&self) -> &'static [&'static str];
+    /// Bootstrap role and shard of member `index`.
+    fn role(&self, spec: &ServiceSpec, index: u32) -> (Role, Option<u32>);
+    /// The role the client Service selects (the primary, for single-writer engines).
+    fn client_role(&self, spec: &ServiceSpec) -> Option<Role>;
+    /// The member's config files, rendered for its paths.
+    fn files(&self, ctx: &RenderContext, member: &Member, paths: &MemberPaths) -> Vec<ConfigFile>;
+    fn container(&self, version: &EngineVersion) -> ContainerPlan;
+}
+
+pub fn engine(kind: EngineKind) -> &'static dyn Engine {
+    match kind {
+        EngineKind::Postgresql => &crate::postgresql::PostgreSql,
+        EngineKind::Redis => &crate::redis::Redis,
+        EngineKind::Zookeeper => &crate::zookeeper::ZooKeeper,
+    }
+}

@@ -1,0 +1,73 @@
+//! Where a member's files live and what address it listens on. Kubernetes and the local runtime
+//! differ only here.
+
+use firecamp_core::{EngineKind, Member};
+
+/// How a member's server binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// All interfaces (a pod with its own network namespace).
+    AllInterfaces,
+    /// The member's static IP only (the local runtime's loopback IPs, shared ports).
+    StaticIp,
+    /// The member's static IP and 127.0.0.1 (host network on Kubernetes, one member per node),
+    /// so in-pod probes reach the server on loopback.
+    StaticIpAndLoopback,
+}
+
+impl Binding {
+    pub fn uses_static_ip(self) -> bool {
+        !matches!(self, Binding::AllInterfaces)
+    }
+}
+
+/// Paths of one member's directories.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberPaths {
+    /// Rendered config files (this plan's `files`).
+    pub config_dir: String,
+    /// The service Secret's keys, one file each.
+    pub secret_dir: String,
+    /// The data volume.
+    pub data_dir: String,
+    /// The journal volume, when the service has one.
+    pub journal_dir: String,
+    /// Sockets, pid files and files derived from secrets; private to the member.
+    pub run_dir: String,
+    /// Directory of the engine's executables, or empty when they are on PATH.
+    pub bin_dir: String,
+}
+
+/// A runtime's way of placing members.
+pub trait Layout {
+    fn paths(&self, engine: EngineKind, member: &Member) -> MemberPaths;
+    /// How members bind, given whether their engine needs a static IP.
+    fn binding(&self, needs_static_ip: bool) -> Binding;
+}
+
+/// The container layout: every member sees the same paths inside its pod.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KubernetesLayout;
+
+pub const K8S_CONFIG_DIR: &str = "/etc/firecamp/config";
+pub const K8S_SECRET_DIR: &str = "/etc/firecamp/secret";
+pub const K8S_DATA_DIR: &str = "/data";
+pub const K8S_JOURNAL_DIR: &str = "/journal";
+pub const K8S_RUN_DIR: &str = "/run/firecamp";
+
+impl Layout for KubernetesLayout {
+    fn paths(&self, _engine: EngineKind, _member: &Member) -> MemberPaths {
+        MemberPaths {
+            config_dir: K8S_CONFIG_DIR.into(),
+            secret_dir: K8S_SECRET_DIR.into(),
+            data_dir: K8S_DATA_DIR.into(),
+            journal_dir: K8S_JOURNAL_DIR.into(),
+            run_dir: K8S_RUN_DIR.into(),
+            bin_dir: String::new(),
+        }
+    }
+    /// Engines that need a static IP run with the host network and bind that IP.
+    fn binding(&self, needs_static_ip: bool) -> Binding {
+        if needs_static_ip { Binding::StaticIpAndLoopback } else { Binding::AllInterfaces }
+    }
+}

@@ -1,0 +1,247 @@
+//! PostgreSQL: member 0 bootstraps as primary, the others stream from it through physical
+//! replication slots; WAL on the journal volume when there is one.
+
+use firecamp_core::spec::{PostgresReplication, ResourceAmounts, Resources};
+use firecamp_core::{EngineKind, Member, ServiceSpec, ValidationErrors};
+
+use crate::engine::Engine;
+use crate::layout::MemberPaths;
+use crate::plan::{memory_limit_mib, ConfigFile, ContainerPlan, Port, Probe, RenderContext, Role};
+use crate::render::{env_file, file, header, Conf};
+use crate::version::EngineVersion;
+
+pub struct PostgreSql;
+
+pub const PORT: u16 = 5432;
+pub const SUPERUSER: &str = "postgres";
+pub const REPLICATION_USER: &str = "replicator";
+pub const SUPERUSER_PASSWORD: &str = "superuser-password";
+pub const REPLICATION_PASSWORD: &str = "replication-password";
+const START_SH: &str = include_str!("start.sh");
+
+/// Debian 12 ships 15, which the local runtime runs.
+const VERSIONS: &[EngineVersion] = &[
+    EngineVersion { version: "15", image: "docker.io/library/postgres:15.10-bookworm" },
+    EngineVersion { version: "16", image: "docker.io/library/postgres:16.6-bookworm" },
+    EngineVersion { version: "17", image: "docker.io/library/postgres:17.2-bookworm" },
+];
+
+/// Physical replication slot of a member: slot names allow only `[a-z0-9_]`.
+pub fn slot_name(member: &str) -> String {
+    member.replace('-', "_")
+}
+
+impl Engine for PostgreSql {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Postgresql
+    }
+
+    fn versions(&self) -> &'static [EngineVersion] {
+        VERSIONS
+    }
+
+    fn validate(&self, spec: &ServiceSpec, errs: &mut ValidationErrors) {
+        let opts = spec.postgresql.clone().unwrap_or_default();
+        if opts.replication == PostgresReplication::Sync && spec.replicas < 2 {
+            errs.push("spec.postgresql.replication", "sync replication needs at least 2 members (a primary and a replica)");
+        }
+        if let Some(n) = opts.max_connections {
+            if !(10..=10_000).contains(&n) {
+                errs.push("spec.postgresql.maxConnections", format!("must be 10 to 10000, got {n}"));
+            }
+        }
+    }
+
+    fn needs_static_ip(&self) -> bool {
+        false
+    }
+
+    fn default_resources(&self) -> Resources {
+        Resources {
+            requests: ResourceAmounts { cpu: Some("500m".into()), memory: Some("1Gi".into()) },
+            limits: ResourceAmounts { cpu: None, memory: Some("1Gi".into()) },
+        }
+    }
+
+    fn ports(&self, _spec: &ServiceSpec) -> Vec<Port> {
+        vec![Port { name: "postgresql", port: PORT, client: true }]
+    }
+
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &[SUPERUSER_PASSWORD, REPLICATION_PASSWORD]
+    }
+
+    fn role(&self, _spec: &ServiceSpec, index: u32) -> (Role, Option<u32>) {
+        (if index == 0 { Role::Primary } else { Role::Replica }, None)
+    }
+
+    fn client_role(&self, _spec: &ServiceSpec) -> Option<Role> {
+        Some(Role::Primary)
+    }
+
+    fn files(&self, ctx: &RenderContext, member: &Member, paths: &MemberPaths) -> Vec<ConfigFile> {
+        vec![
+            file("postgresql.conf", postgresql_conf(ctx, member, paths), 0o644),
+            file("pg_hba.conf", pg_hba_conf(ctx, member), 0o644),
+            file("member.env", member_env(ctx, member, paths), 0o644),
+            file("start.sh", START_SH.to_string(), 0o755),
+        ]
+    }
+
+    fn container(&self, version: &EngineVersion) -> ContainerPlan {
+        let ready = ["pg_isready", "-q", "-h", crate::layout::K8S_RUN_DIR, "-p", "5432"].map(String::from).to_vec();
+        ContainerPlan {
+            image: version.image,
+            command: vec!["/bin/bash".into(), format!("{}/start.sh", crate::layout::K8S_CONFIG_DIR)],
+            run_as_user: 999,
+            run_as_group: 999,
+            readiness: Probe { command: ready.clone(), period_seconds: 5, timeout_seconds: 3, failure_threshold: 3 },
+            liveness: Probe { command: ready.clone(), period_seconds: 10, timeout_seconds: 5, failure_threshold: 6 },
+            // A replica's first start clones the primary; allow it an hour.
+            startup: Probe { command: ready, period_seconds: 10, timeout_seconds: 5, failure_threshold: 360 },
+            // A fast shutdown checkpoints first; give it time rather than lose the clean stop.
+            termination_grace_seconds: 120,
+        }
+    }
+}
+
+fn data_dir(paths: &MemberPaths) -> String {
+    format!("{}/pgdata", paths.data_dir)
+}
+
+fn wal_dir(ctx: &RenderContext, paths: &MemberPaths) -> Option<String> {
+    ctx.spec.volumes.journal.as_ref().map(|_| format!("{}/pg_wal", paths.journal_dir))
+}
+
+fn gib(size: &str) -> u128 {
+    firecamp_core::quantity::parse(size).map(|q| q.units() >> 30).unwrap_or(1)
+}
+
+fn postgresql_conf(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> String {
+    let opts = ctx.spec.postgresql.clone().unwrap_or_default();
+    let others: Vec<&Member> = ctx.members.iter().map(|(o, _, _)| o).filter(|o| o.name != m.name).collect();
+    let mut c = Conf::new(" = ", &header("PostgreSQL configuration", m.name.as_str(), ctx.name));
+    c.section("Files and connections.")
+        .set("data_directory", q(&data_dir(paths)))
+        .set("hba_file", q(&format!("{}/pg_hba.conf", paths.config_dir)))
+        .set("ident_file", q(&format!("{}/pg_ident.conf", data_dir(paths))))
+        .set("listen_addresses", q(&ctx.listen_addresses(m).join(",").replace("0.0.0.0", "*")))
+        .set("port", PORT)
+        .set("unix_socket_directories", q(&paths.run_dir))
+        .set("max_connections", opts.max_connections.unwrap_or(200))
+        .set("password_encryption", q("scram-sha-256"));
+
+    let mem = memory_limit_mib(ctx.resources).unwrap_or(1024);
+    c.section(&format!("Memory, sized from the member's memory limit ({mem} MiB)."))
+        .set("shared_buffers", q(&format!("{}MB", (mem / 4).max(128))))
+        .set("effective_cache_size", q(&format!("{}MB", (mem * 3 / 4).max(128))))
+        .set("maintenance_work_mem", q(&format!("{}MB", (mem / 16).clamp(64, 2048))))
+        .set("work_mem", q("4MB"));
+
+    // A slot keeps WAL for a replica that is down; cap it so a dead replica cannot fill the disk.
+    let wal_budget_gib = match &ctx.spec.volumes.journal {
+        Some(j) => gib(&j.size) / 2,
+        None => gib(&ctx.spec.volumes.data.size) / 4,
+    }
+    .max(1);
+    c.section("Streaming replication through one physical slot per replica.")
+        .set("wal_level", "replica")
+        .set("max_wal_senders", ctx.members.len() + 5)
+        .set("max_replication_slots", ctx.members.len() + 5)
+        .set("wal_keep_size", q("512MB"))
+        .set("max_slot_wal_keep_size", q(&format!("{wal_budget_gib}GB")))
+        .set("hot_standby", "on")
+        .set("hot_standby_feedback", "on")
+        .set("wal_log_hints", "on")
+        .set("recovery_target_timeline", q("latest"));
+    if let Some(primary) = ctx.initial_primary().filter(|p| p.name != m.name) {
+        c.section("Used only while this member is a standby (standby.signal present).")
+            .set(
+                "primary_conninfo",
+                q(&format!(
+                    "host={} port={PORT} user={REPLICATION_USER} passfile={}/pgpass application_name={} sslmode=prefer",
+                    primary.dns_name, paths.run_dir, m.name
+                )),
+            )
+            .set("primary_slot_name", q(&slot_name(m.name.as_str())));
+    }
+    match opts.replication {
+        PostgresReplication::Async => {
+            c.section("Asynchronous replication: commits do not wait for replicas.").set("synchronous_commit", "on");
+        }
+        PostgresReplication::Sync => {
+            let names: Vec<String> = others.iter().map(|o| format!("\"{}\"", o.name)).collect();
+            c.section("Synchronous replication: a commit waits until any one replica has flushed it.")
+                .set("synchronous_commit", "on")
+                .set("synchronous_standby_names", q(&format!("ANY 1 ({})", names.join(", "))));
+        }
+    }
+    c.section("Checkpoints.")
+        .set("checkpoint_timeout", q("15min"))
+        .set("checkpoint_completion_target", "0.9")
+        .set("max_wal_size", q("2GB"))
+        .set("min_wal_size", q("256MB"));
+    c.section("Logs go to stderr: the container log on Kubernetes, the member's log file locally.")
+        .set("logging_collector", "off")
+        .set("log_destination", q("stderr"))
+        .set("log_line_prefix", q("%m [%p] %q%u@%d "))
+        .set("log_checkpoints", "on")
+        .set("log_lock_waits", "on")
+        .set("log_min_duration_statement", q("1s"))
+        .set("shared_preload_libraries", q("pg_stat_statements"));
+    c.build()
+}
+
+fn q(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn pg_hba_conf(ctx: &RenderContext, m: &Member) -> String {
+    let mut out: String = header("PostgreSQL client authentication", m.name.as_str(), ctx.name)
+        .lines()
+        .map(|l| format!("# {l}\n"))
+        .collect();
+    out.push_str("# Only the cluster's networks are admitted, always with a password (SCRAM).\n");
+    out.push_str("# TYPE  DATABASE     USER        ADDRESS              METHOD\n");
+    out.push_str("local   all          postgres                         peer\n");
+    out.push_str("local   all          all                              scram-sha-256\n");
+    out.push_str("host    all          all         127.0.0.1/32         scram-sha-256\n");
+    for net in &ctx.cluster.networks {
+        out.push_str(&format!("host    replication  {REPLICATION_USER:<10}  {net:<20} scram-sha-256\n"));
+    }
+    for net in &ctx.cluster.networks {
+        out.push_str(&format!("host    all          all         {net:<20} scram-sha-256\n"));
+    }
+    out
+}
+
+fn member_env(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> String {
+    let (role, primary) = match ctx.initial_primary() {
+        Some(p) if p.name == m.name => ("primary", String::new()),
+        Some(p) => ("replica", p.dns_name.clone()),
+        None => ("replica", String::new()),
+    };
+    let slots: Vec<String> = if role == "primary" {
+        ctx.members.iter().filter(|(o, _, _)| o.name != m.name).map(|(o, _, _)| slot_name(o.name.as_str())).collect()
+    } else {
+        Vec::new()
+    };
+    env_file(
+        &header("Identity read by start.sh", m.name.as_str(), ctx.name),
+        &[
+            ("MEMBER", m.name.to_string()),
+            ("INITIAL_ROLE", role.into()),
+            ("PRIMARY_HOST", primary),
+            ("PORT", PORT.to_string()),
+            ("SLOT", slot_name(m.name.as_str())),
+            ("REPLICA_SLOTS", slots.join(" ")),
+            ("REPLICATION_USER", REPLICATION_USER.into()),
+            ("CONFIG_DIR", paths.config_dir.clone()),
+            ("SECRET_DIR", paths.secret_dir.clone()),
+            ("RUN_DIR", paths.run_dir.clone()),
+            ("PGDATA", data_dir(paths)),
+            ("WAL_DIR", wal_dir(ctx, paths).unwrap_or_default()),
+            ("BIN_DIR", paths.bin_dir.clone()),
+        ],
+    )
+}

@@ -1,0 +1,56 @@
+#!/bin/bash
+# Starts one PostgreSQL member of a FireCamp service; member.env beside this script says which.
+# First start of the initial primary: initdb, then the replication role and one physical slot
+# per replica, on a private socket so no client sees a half-made primary. First start of any
+# other member: clone the primary with pg_basebackup through its slot. Every later start only
+# starts the server: from then on the data directory (standby.signal) decides the role.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$here/member.env"
+bin() { if [ -n "$BIN_DIR" ]; then echo "$BIN_DIR/$1"; else echo "$1"; fi; }
+log() { echo "firecamp[$MEMBER]: $*" >&2; }
+
+umask 0077
+mkdir -p "$RUN_DIR"
+read_secret() {
+  local v
+  v="$(cat "$SECRET_DIR/$1")"
+  # Generated passwords are alphanumeric; anything else could break the SQL below.
+  [[ "$v" =~ ^[A-Za-z0-9]+$ ]] || { log "secret $1 must be alphanumeric"; exit 1; }
+  printf '%s' "$v"
+}
+# The passfile is made from the Secret at every start, so a rotated password takes effect.
+printf '*:*:*:%s:%s\n' "$REPLICATION_USER" "$(read_secret replication-password)" > "$RUN_DIR/pgpass"
+export PGPASSFILE="$RUN_DIR/pgpass"
+
+waldir=()
+[ -n "$WAL_DIR" ] && waldir=(--waldir="$WAL_DIR")
+
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  # No PG_VERSION: nothing usable was ever made here; start over.
+  rm -rf "$PGDATA"
+  [ -n "$WAL_DIR" ] && rm -rf "$WAL_DIR"
+  if [ "$INITIAL_ROLE" = primary ]; then
+    log "initialising a new primary"
+    "$(bin initdb)" -D "$PGDATA" "${waldir[@]}" --username=postgres \
+      --pwfile="$SECRET_DIR/superuser-password" --auth-local=trust --auth-host=scram-sha-256 \
+      --encoding=UTF8 --locale=C.UTF-8 --data-checksums
+    "$(bin pg_ctl)" -D "$PGDATA" -w -l "$RUN_DIR/bootstrap.log" \
+      -o "-c listen_addresses='' -c unix_socket_directories='$RUN_DIR' -c port=$PORT" start
+    "$(bin psql)" -v ON_ERROR_STOP=1 -q -h "$RUN_DIR" -p "$PORT" -U postgres -d postgres <<SQL
+CREATE ROLE $REPLICATION_USER WITH REPLICATION LOGIN PASSWORD '$(read_secret replication-password)';
+SELECT pg_create_physical_replication_slot(s) FROM unnest(string_to_array('$REPLICA_SLOTS', ' ')) AS s
+ WHERE s <> '' AND NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = s);
+SQL
+    "$(bin pg_ctl)" -D "$PGDATA" -w -m fast stop
+  else
+    log "waiting for the primary $PRIMARY_HOST:$PORT"
+    until "$(bin pg_isready)" -q -h "$PRIMARY_HOST" -p "$PORT"; do sleep 1; done
+    log "cloning the primary through slot $SLOT"
+    "$(bin pg_basebackup)" -h "$PRIMARY_HOST" -p "$PORT" -U "$REPLICATION_USER" -w -D "$PGDATA" \
+      "${waldir[@]}" -X stream -S "$SLOT" --checkpoint=fast
+    touch "$PGDATA/standby.signal"
+  fi
+fi
+log "starting"
+exec "$(bin postgres)" -c config_file="$CONFIG_DIR/postgresql.conf"

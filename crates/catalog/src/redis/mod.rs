@@ -1,0 +1,241 @@
+//! Redis 7: replication mode (one primary, the others its replicas) or cluster mode (shards of
+//! a primary and its replicas). Members keep static IPs: clients and cluster peers cache them.
+
+use firecamp_core::spec::{RedisMode, ResourceAmounts, Resources};
+use firecamp_core::{EngineKind, Member, ServiceSpec, ValidationErrors};
+
+use crate::engine::Engine;
+use crate::layout::MemberPaths;
+use crate::plan::{memory_limit_mib, ConfigFile, ContainerPlan, Port, Probe, RenderContext, Role};
+use crate::render::{env_file, file, header, Conf};
+use crate::version::EngineVersion;
+
+pub struct Redis;
+
+pub const PORT: u16 = 6379;
+pub const BUS_PORT: u16 = 16379;
+pub const PASSWORD: &str = "password";
+pub const MIN_SHARDS: u32 = 3;
+const START_SH: &str = include_str!("start.sh");
+
+/// Debian 12 ships 7.0, which the local runtime runs.
+const VERSIONS: &[EngineVersion] = &[
+    EngineVersion { version: "7.0", image: "docker.io/library/redis:7.0.15-bookworm" },
+    EngineVersion { version: "7.2", image: "docker.io/library/redis:7.2.7-bookworm" },
+    EngineVersion { version: "7.4", image: "docker.io/library/redis:7.4.2-bookworm" },
+];
+
+pub const MAXMEMORY_POLICIES: &[&str] = &[
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+];
+
+/// Members per shard in cluster mode (a primary and its replicas).
+pub fn members_per_shard(spec: &ServiceSpec) -> u32 {
+    let shards = spec.redis.as_ref().and_then(|r| r.shards).unwrap_or(1).max(1);
+    (spec.replicas / shards).max(1)
+}
+
+fn mode(spec: &ServiceSpec) -> RedisMode {
+    spec.redis.as_ref().map(|r| r.mode).unwrap_or_default()
+}
+
+impl Engine for Redis {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Redis
+    }
+
+    fn versions(&self) -> &'static [EngineVersion] {
+        VERSIONS
+    }
+
+    fn validate(&self, spec: &ServiceSpec, errs: &mut ValidationErrors) {
+        let opts = spec.redis.clone().unwrap_or_default();
+        match (opts.mode, opts.shards) {
+            (RedisMode::Replication, Some(_)) => {
+                errs.push("spec.redis.shards", "shards apply to cluster mode only; set mode: cluster")
+            }
+            (RedisMode::Cluster, None) => {
+                errs.push("spec.redis.shards", format!("cluster mode needs shards (at least {MIN_SHARDS})"))
+            }
+            (RedisMode::Cluster, Some(s)) if s < MIN_SHARDS => {
+                errs.push("spec.redis.shards", format!("Redis Cluster needs at least {MIN_SHARDS} shards, got {s}"))
+            }
+            (RedisMode::Cluster, Some(s)) if spec.replicas % s != 0 || spec.replicas < s => errs.push(
+                "spec.replicas",
+                format!("must be a multiple of spec.redis.shards ({s}): each shard has the same number of members, got {}", spec.replicas),
+            ),
+            _ => {}
+        }
+        if let Some(p) = &opts.maxmemory_policy {
+            if !MAXMEMORY_POLICIES.contains(&p.as_str()) {
+                errs.push("spec.redis.maxmemoryPolicy", format!("{p:?} is not a policy; allowed: {}", MAXMEMORY_POLICIES.join(", ")));
+            }
+        }
+        if spec.volumes.journal.is_some() {
+            errs.push("spec.volumes.journal", "Redis keeps its append-only file on the data volume; remove the journal volume");
+        }
+    }
+
+    fn needs_static_ip(&self) -> bool {
+        true
+    }
+
+    fn default_resources(&self) -> Resources {
+        Resources {
+            requests: ResourceAmounts { cpu: Some("250m".into()), memory: Some("1Gi".into()) },
+            limits: ResourceAmounts { cpu: None, memory: Some("1Gi".into()) },
+        }
+    }
+
+    fn ports(&self, spec: &ServiceSpec) -> Vec<Port> {
+        let mut ports = vec![Port { name: "redis", port: PORT, client: true }];
+        if mode(spec) == RedisMode::Cluster {
+            ports.push(Port { name: "cluster-bus", port: BUS_PORT, client: false });
+        }
+        ports
+    }
+
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &[PASSWORD]
+    }
+
+    /// Cluster mode: member i is in shard i / members-per-shard, so a shard's members sit in
+    /// consecutive indexes and so in different zones; the first of each shard is its primary.
+    fn role(&self, spec: &ServiceSpec, index: u32) -> (Role, Option<u32>) {
+        match mode(spec) {
+            RedisMode::Replication => (if index == 0 { Role::Primary } else { Role::Replica }, None),
+            RedisMode::Cluster => {
+                let per = members_per_shard(spec);
+                (if index % per == 0 { Role::Primary } else { Role::Replica }, Some(index / per))
+            }
+        }
+    }
+
+    fn client_role(&self, spec: &ServiceSpec) -> Option<Role> {
+        match mode(spec) {
+            RedisMode::Replication => Some(Role::Primary),
+            // Cluster clients follow MOVED redirects to any member.
+            RedisMode::Cluster => None,
+        }
+    }
+
+    fn files(&self, ctx: &RenderContext, member: &Member, paths: &MemberPaths) -> Vec<ConfigFile> {
+        vec![
+            file("redis.conf", redis_conf(ctx, member, paths), 0o644),
+            file(
+                "member.env",
+                env_file(
+                    &header("Identity read by start.sh", member.name.as_str(), ctx.name),
+                    &[
+                        ("MEMBER", member.name.to_string()),
+                        ("CONFIG_DIR", paths.config_dir.clone()),
+                        ("SECRET_DIR", paths.secret_dir.clone()),
+                        ("RUN_DIR", paths.run_dir.clone()),
+                        ("DATA_DIR", paths.data_dir.clone()),
+                        ("BIN_DIR", paths.bin_dir.clone()),
+                    ],
+                ),
+                0o644,
+            ),
+            file("start.sh", START_SH.to_string(), 0o755),
+        ]
+    }
+
+    fn container(&self, version: &EngineVersion) -> ContainerPlan {
+        let ping = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            format!(
+                "REDISCLI_AUTH=\"$(cat {}/{PASSWORD})\" redis-cli -h 127.0.0.1 -p {PORT} ping | grep -qx PONG",
+                crate::layout::K8S_SECRET_DIR
+            ),
+        ];
+        ContainerPlan {
+            image: version.image,
+            command: vec!["/bin/bash".into(), format!("{}/start.sh", crate::layout::K8S_CONFIG_DIR)],
+            run_as_user: 999,
+            run_as_group: 999,
+            readiness: Probe { command: ping.clone(), period_seconds: 5, timeout_seconds: 3, failure_threshold: 3 },
+            liveness: Probe { command: ping.clone(), period_seconds: 10, timeout_seconds: 5, failure_threshold: 6 },
+            // Loading a large AOF takes a while after a restart.
+            startup: Probe { command: ping, period_seconds: 5, timeout_seconds: 3, failure_threshold: 120 },
+            // SHUTDOWN fsyncs the AOF; give it time.
+            termination_grace_seconds: 60,
+        }
+    }
+}
+
+fn redis_conf(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> String {
+    let opts = ctx.spec.redis.clone().unwrap_or_default();
+    let mut c = Conf::new(" ", &header("Redis configuration", m.name.as_str(), ctx.name));
+    c.section("Network. Authentication is always on; the password is included from the run directory.")
+        .set("bind", ctx.listen_addresses(m).join(" "))
+        .set("port", PORT)
+        .set("protected-mode", "no")
+        .set("tcp-backlog", 511)
+        .set("timeout", 0)
+        .set("tcp-keepalive", 60)
+        .set("daemonize", "no")
+        .set("loglevel", "notice")
+        .set("logfile", "\"\"")
+        .set("dir", format!("{}/redis", paths.data_dir))
+        .set("include", format!("{}/auth.conf", paths.run_dir));
+    c.section("Persistence: the AOF, fsynced every second, loses at most a second of writes on a crash.")
+        .set("appendonly", "yes")
+        .set("appendfsync", "everysec")
+        .set("aof-use-rdb-preamble", "yes")
+        .set("auto-aof-rewrite-percentage", 100)
+        .set("auto-aof-rewrite-min-size", "64mb")
+        .set("save", "3600 1 300 100 60 10000")
+        .set("stop-writes-on-bgsave-error", "yes");
+    let mem = memory_limit_mib(ctx.resources).unwrap_or(1024);
+    c.section(&format!("Memory: 75% of the member's memory limit ({mem} MiB), the rest for forks and buffers."))
+        .set("maxmemory", format!("{}mb", mem * 3 / 4))
+        .set("maxmemory-policy", opts.maxmemory_policy.as_deref().unwrap_or("noeviction"));
+    c.section("Replication.")
+        .set("replica-serve-stale-data", "yes")
+        .set("replica-read-only", "yes")
+        .set("repl-diskless-sync", "yes")
+        .set("repl-backlog-size", "64mb")
+        .set("repl-timeout", 60)
+        .set("client-output-buffer-limit", "replica 512mb 128mb 60");
+    if let Some(ip) = m.static_ip {
+        c.set("replica-announce-ip", ip);
+    }
+    match opts.mode {
+        RedisMode::Replication => {
+            if let Some(primary) = ctx.initial_primary().filter(|p| p.name != m.name) {
+                c.set("replicaof", format!("{} {PORT}", primary.dns_name));
+            }
+        }
+        RedisMode::Cluster => {
+            c.section("Redis Cluster. Peers and clients reach this member at its static IP.")
+                .set("cluster-enabled", "yes")
+                .set("cluster-config-file", format!("{}/redis/nodes.conf", paths.data_dir))
+                .set("cluster-node-timeout", 15000)
+                .set("cluster-replica-validity-factor", 10)
+                .set("cluster-migration-barrier", 1)
+                .set("cluster-require-full-coverage", "yes")
+                .set("cluster-allow-reads-when-down", "no");
+            match m.static_ip {
+                Some(ip) => c.set("cluster-announce-ip", ip),
+                None => c.section("cluster-announce-ip: set to the member's static IP once FireCamp allocates it."),
+            };
+            c.set("cluster-announce-port", PORT).set("cluster-announce-bus-port", BUS_PORT);
+        }
+    }
+    c.section("Safety: no debugging or module loading over the network.")
+        .set("enable-debug-command", "no")
+        .set("enable-module-command", "no")
+        .set("enable-protected-configs", "no")
+        .set("slowlog-log-slower-than", 10000)
+        .set("slowlog-max-len", 128);
+    c.build()
+}

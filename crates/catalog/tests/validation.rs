@@ -1,0 +1,216 @@
+//! One test per validation rule: the rule rejects, and its message names the field and says
+//! what is allowed.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use firecamp_catalog::examples::{redis_cluster, spec};
+use firecamp_catalog::layout::KubernetesLayout;
+use firecamp_catalog::plan;
+use firecamp_core::spec::{PostgresOptions, PostgresReplication, RedisOptions, VolumeSpec, VolumeType, ZooKeeperOptions};
+use firecamp_core::{ClusterConfig, EngineKind, ServiceSpec, ValidationErrors};
+
+use EngineKind::*;
+
+fn cluster() -> ClusterConfig {
+    ClusterConfig::new("prod")
+}
+
+fn errors(name: &str, s: &ServiceSpec) -> ValidationErrors {
+    plan(name, s, &cluster(), &KubernetesLayout, &BTreeMap::new()).expect_err("spec should be refused")
+}
+
+/// Asserts the spec is refused with an error on `field` whose message contains `text`.
+fn refused(s: &ServiceSpec, field: &str, text: &str) {
+    refused_named("svc", s, field, text)
+}
+
+fn refused_named(name: &str, s: &ServiceSpec, field: &str, text: &str) {
+    let errs = errors(name, s);
+    assert!(
+        errs.0.iter().any(|e| e.field == field && e.message.contains(text)),
+        "expected `{field}: …{text}…`, got:\n{errs}"
+    );
+}
+
+#[test]
+fn valid_specs_plan() {
+    for s in [spec(Postgresql, 3), spec(Redis, 3), spec(Zookeeper, 3), redis_cluster(3, 6)] {
+        plan("svc", &s, &cluster(), &KubernetesLayout, &BTreeMap::new()).unwrap();
+    }
+}
+
+#[test]
+fn name_must_be_a_dns_1035_label() {
+    refused_named("1pg", &spec(Postgresql, 1), "name", "start with a lowercase letter");
+    refused_named("pg_1", &spec(Postgresql, 1), "name", "lowercase letters, digits and '-'");
+    refused_named("", &spec(Postgresql, 1), "name", "must not be empty");
+}
+
+#[test]
+fn name_length_boundary_is_52() {
+    let ok = "a".repeat(52);
+    plan(&ok, &spec(Postgresql, 3), &cluster(), &KubernetesLayout, &BTreeMap::new()).unwrap();
+    refused_named(&"a".repeat(53), &spec(Postgresql, 3), "name", "at most 52 characters");
+}
+
+#[test]
+fn replicas_must_be_1_to_99() {
+    refused(&spec(Postgresql, 0), "spec.replicas", "must be 1 to 99");
+    refused(&spec(Postgresql, 100), "spec.replicas", "must be 1 to 99");
+}
+
+#[test]
+fn unknown_version_lists_the_supported_ones() {
+    let mut s = spec(Postgresql, 1);
+    s.version = Some("14".into());
+    refused(&s, "spec.version", "supported versions: 15, 16, 17");
+    s.version = Some("latest".into());
+    refused(&s, "spec.version", "is not in FireCamp's catalog");
+}
+
+#[test]
+fn zones_are_needed_and_unique() {
+    let mut s = spec(Postgresql, 1);
+    s.zones.clear();
+    refused(&s, "spec.zones", "at least one availability zone");
+    s.zones = vec!["us-east-1a".into(), "us-east-1a".into()];
+    refused(&s, "spec.zones[1]", "listed twice");
+    s.zones = vec!["US East".into()];
+    refused(&s, "spec.zones[0]", "is not a zone name");
+}
+
+#[test]
+fn resources_must_parse_and_requests_fit_limits() {
+    let mut s = spec(Postgresql, 1);
+    s.resources.requests.cpu = Some("two".into());
+    refused(&s, "spec.resources.requests.cpu", "e.g. 500m");
+    let mut s = spec(Postgresql, 1);
+    s.resources.requests.cpu = Some("2".into());
+    s.resources.limits.cpu = Some("1".into());
+    refused(&s, "spec.resources.requests.cpu", "must not exceed spec.resources.limits.cpu");
+    let mut s = spec(Postgresql, 1);
+    s.resources.requests.memory = Some("2Gi".into());
+    s.resources.limits.memory = Some("1Gi".into());
+    refused(&s, "spec.resources.requests.memory", "must not exceed");
+    let mut s = spec(Postgresql, 1);
+    s.resources.limits.memory = Some("32Mi".into());
+    refused(&s, "spec.resources", "at least 64Mi");
+}
+
+#[test]
+fn volume_rules() {
+    let with = |f: &dyn Fn(&mut VolumeSpec)| {
+        let mut s = spec(Postgresql, 1);
+        f(&mut s.volumes.data);
+        s
+    };
+    refused(&with(&|v| v.size = "10GB".into()), "spec.volumes.data.size", "is not a quantity");
+    refused(&with(&|v| v.size = "500Mi".into()), "spec.volumes.data.size", "whole number of Gi from 1Gi to 16384Gi");
+    refused(&with(&|v| v.size = "17Ti".into()), "spec.volumes.data.size", "to 16384Gi");
+    refused(&with(&|v| v.iops = Some(100)), "spec.volumes.data.iops", "gp3 allows 3000 to 16000 IOPS");
+    refused(&with(&|v| { v.volume_type = VolumeType::Gp2; v.iops = Some(3000) }), "spec.volumes.data.iops", "take no provisioned IOPS");
+    refused(&with(&|v| v.volume_type = VolumeType::Io2), "spec.volumes.data.iops", "io2 volumes need provisioned IOPS");
+    refused(&with(&|v| v.throughput = Some(50)), "spec.volumes.data.throughput", "125 to 1000 MiB/s");
+    refused(&with(&|v| { v.volume_type = VolumeType::St1; v.throughput = Some(200) }), "spec.volumes.data.throughput", "only gp3");
+    refused(&with(&|v| { v.encrypted = false; v.kms_key_id = Some("k".into()) }), "spec.volumes.data.kmsKeyId", "encrypted: true");
+    let mut s = spec(Postgresql, 1);
+    s.volumes.journal = Some(VolumeSpec::new("abc"));
+    refused(&s, "spec.volumes.journal.size", "is not a quantity");
+}
+
+#[test]
+fn labels_and_annotations() {
+    let mut s = spec(Postgresql, 1);
+    s.labels.insert("firecamp.dev/x".into(), "y".into());
+    refused(&s, "spec.labels[\"firecamp.dev/x\"]", "reserved");
+    let mut s = spec(Postgresql, 1);
+    s.labels.insert("team".into(), "a b".into());
+    refused(&s, "spec.labels[\"team\"]", "value may contain only");
+    let mut s = spec(Postgresql, 1);
+    s.annotations.insert("bad key".into(), "v".into());
+    refused(&s, "spec.annotations[\"bad key\"]", "only letters");
+}
+
+#[test]
+fn cluster_settings() {
+    let mut c = cluster();
+    c.name = "Prod".into();
+    c.networks = vec!["10.0.0.0".into(), "10.0.0.0/33".into()];
+    let errs = plan("pg", &spec(Postgresql, 1), &c, &KubernetesLayout, &BTreeMap::new()).unwrap_err();
+    assert!(errs.has("cluster"), "{errs}");
+    assert!(errs.0.iter().any(|e| e.field == "networks[0]" && e.message.contains("address/prefix")), "{errs}");
+    assert!(errs.0.iter().any(|e| e.field == "networks[1]" && e.message.contains("0 to 32")), "{errs}");
+}
+
+#[test]
+fn option_block_must_match_the_engine() {
+    let mut s = spec(Postgresql, 1);
+    s.redis = Some(RedisOptions::default());
+    refused(&s, "spec.redis", "do not apply to a postgresql service");
+}
+
+#[test]
+fn postgresql_rules() {
+    let mut s = spec(Postgresql, 1);
+    s.postgresql = Some(PostgresOptions { replication: PostgresReplication::Sync, max_connections: None });
+    refused(&s, "spec.postgresql.replication", "at least 2 members");
+    let mut s = spec(Postgresql, 2);
+    s.postgresql = Some(PostgresOptions { replication: PostgresReplication::Async, max_connections: Some(5) });
+    refused(&s, "spec.postgresql.maxConnections", "10 to 10000");
+}
+
+#[test]
+fn redis_rules() {
+    refused(&redis_cluster(2, 4), "spec.redis.shards", "at least 3 shards");
+    refused(&redis_cluster(3, 7), "spec.replicas", "multiple of spec.redis.shards (3)");
+    let mut s = redis_cluster(3, 6);
+    s.redis.as_mut().unwrap().shards = None;
+    refused(&s, "spec.redis.shards", "cluster mode needs shards");
+    let mut s = spec(Redis, 2);
+    s.redis = Some(RedisOptions { shards: Some(3), ..Default::default() });
+    refused(&s, "spec.redis.shards", "cluster mode only");
+    let mut s = spec(Redis, 2);
+    s.redis = Some(RedisOptions { maxmemory_policy: Some("lru".into()), ..Default::default() });
+    refused(&s, "spec.redis.maxmemoryPolicy", "allowed: noeviction, allkeys-lru");
+    let mut s = spec(Redis, 2);
+    s.volumes.journal = Some(VolumeSpec::new("1Gi"));
+    refused(&s, "spec.volumes.journal", "append-only file on the data volume");
+}
+
+#[test]
+fn zookeeper_rules() {
+    refused(&spec(Zookeeper, 4), "spec.replicas", "odd number of members, 1 to 9");
+    refused(&spec(Zookeeper, 11), "spec.replicas", "odd number");
+    let mut s = spec(Zookeeper, 3);
+    s.zookeeper = Some(ZooKeeperOptions { heap: Some("1Gi".into()) });
+    s.resources.limits.memory = Some("1Gi".into());
+    refused(&s, "spec.zookeeper.heap", "below spec.resources.limits.memory");
+    s.zookeeper = Some(ZooKeeperOptions { heap: Some("big".into()) });
+    refused(&s, "spec.zookeeper.heap", "is not a quantity");
+}
+
+#[test]
+fn static_ips_must_name_members() {
+    let ips = BTreeMap::from([("other-0".to_string(), Ipv4Addr::new(10, 0, 1, 5))]);
+    let errs = plan("r", &spec(Redis, 1), &cluster(), &KubernetesLayout, &ips).unwrap_err();
+    assert!(errs.0.iter().any(|e| e.field == "staticIps" && e.message.contains("not a member")), "{errs}");
+}
+
+#[test]
+fn all_errors_are_reported_at_once() {
+    let mut s = spec(Zookeeper, 4);
+    s.zones.clear();
+    s.volumes.data.size = "x".into();
+    let errs = errors("Bad", &s);
+    for f in ["name", "spec.replicas", "spec.zones", "spec.volumes.data.size"] {
+        assert!(errs.has(f), "missing {f} in {errs}");
+    }
+}
+
+#[test]
+fn unknown_fields_are_refused_by_name() {
+    let yaml = "engine: postgresql\nreplicas: 1\nzones: [a]\nvolumes: {data: {size: 1Gi}}\nreplica: 3\n";
+    let err = serde_saphyr::from_str::<ServiceSpec>(yaml).unwrap_err().to_string();
+    assert!(err.contains("replica"), "{err}");
+}

@@ -1,0 +1,94 @@
+//! Members: the identities a service's replicas keep wherever they run.
+//!
+//! A member is addressed by its name everywhere. Only the Kubernetes layer knows that today a
+//! member is the StatefulSet pod of the same name (`firecamp_kube::names::pod_of`), so that
+//! FireCamp could later manage pods itself, as Strimzi and CloudNativePG did.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use crate::cluster::ClusterConfig;
+
+/// `<service>-<index>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MemberName(String);
+
+impl MemberName {
+    pub fn new(service: &str, index: u32) -> Self {
+        MemberName(format!("{service}-{index}"))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MemberName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One member's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub name: MemberName,
+    /// Position in the service (0-based); engines derive their ids from it (ZooKeeper `myid`).
+    pub index: u32,
+    /// Availability zone: `zones[index mod zones.len()]`.
+    pub zone: String,
+    /// `<member>.<cluster>-firecamp.com`.
+    pub dns_name: String,
+    /// Whether the engine needs the member to keep one IP address wherever it runs.
+    pub needs_static_ip: bool,
+    /// The static IP, once allocated (EC2 secondary IP on AWS, a loopback address locally).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_ip: Option<Ipv4Addr>,
+}
+
+/// The zone of member `index`: `zones[index mod n]`. Zones must not be empty.
+pub fn zone_of(index: u32, zones: &[String]) -> &str {
+    &zones[index as usize % zones.len()]
+}
+
+/// The members of a service, in index order. `zones` must not be empty (validation ensures it).
+pub fn members(service: &str, replicas: u32, zones: &[String], cluster: &ClusterConfig, needs_static_ip: bool) -> Vec<Member> {
+    let domain = cluster.domain();
+    (0..replicas)
+        .map(|i| {
+            let name = MemberName::new(service, i);
+            Member {
+                dns_name: format!("{name}.{domain}"),
+                name,
+                index: i,
+                zone: zone_of(i, zones).to_string(),
+                needs_static_ip,
+                static_ip: None,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_i_lives_in_zone_i_mod_n() {
+        let zones: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let ms = members("pg", 5, &zones, &ClusterConfig::new("prod"), false);
+        let got: Vec<_> = ms.iter().map(|m| (m.name.as_str(), m.zone.as_str(), m.dns_name.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("pg-0", "a", "pg-0.prod-firecamp.com"),
+                ("pg-1", "b", "pg-1.prod-firecamp.com"),
+                ("pg-2", "c", "pg-2.prod-firecamp.com"),
+                ("pg-3", "a", "pg-3.prod-firecamp.com"),
+                ("pg-4", "b", "pg-4.prod-firecamp.com"),
+            ]
+        );
+    }
+}

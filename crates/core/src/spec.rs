@@ -1,0 +1,206 @@
+//! The service spec: what a user asks for. The same type is read from CLI flags, REST bodies and
+//! (later) the custom resource, so every entry point shares one set of rules.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The engines FireCamp's catalog knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Postgresql,
+    Redis,
+    Zookeeper,
+}
+
+impl EngineKind {
+    pub const ALL: [EngineKind; 3] = [EngineKind::Postgresql, EngineKind::Redis, EngineKind::Zookeeper];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Postgresql => "postgresql",
+            EngineKind::Redis => "redis",
+            EngineKind::Zookeeper => "zookeeper",
+        }
+    }
+
+    /// Parses an engine name; the error lists the engines there are.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|e| e.as_str() == s).ok_or_else(|| {
+            let all: Vec<_> = Self::ALL.iter().map(|e| e.as_str()).collect();
+            format!("unknown engine {s:?}; FireCamp's catalog has: {}", all.join(", "))
+        })
+    }
+}
+
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stateful service as the user describes it. The name lives outside the spec (it is the
+/// object's name) and is validated with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceSpec {
+    pub engine: EngineKind,
+    /// Engine version from the catalog's pinned list (e.g. `16`, `7.2`, `3.9`); newest when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Number of members.
+    pub replicas: u32,
+    /// Availability zones, in order: member i lives in `zones[i mod zones.len()]`, always.
+    pub zones: Vec<String>,
+    #[serde(default)]
+    pub resources: Resources,
+    pub volumes: Volumes,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgresql: Option<PostgresOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zookeeper: Option<ZooKeeperOptions>,
+    /// Labels added to every object of the service.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations added to every object of the service.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// CPU and memory per member; engine defaults apply to what is absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Resources {
+    #[serde(default)]
+    pub requests: ResourceAmounts,
+    #[serde(default)]
+    pub limits: ResourceAmounts,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceAmounts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Volumes {
+    pub data: VolumeSpec,
+    /// A separate volume for the engine's journal (PostgreSQL WAL, ZooKeeper transaction log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<VolumeSpec>,
+}
+
+/// One EBS-backed volume per member. FireCamp renders one StorageClass per zone from these
+/// parameters, which is what pins a member to its zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeSpec {
+    /// Size as a quantity, e.g. `100Gi`.
+    pub size: String,
+    #[serde(default, rename = "type")]
+    pub volume_type: VolumeType,
+    /// Provisioned IOPS (gp3, io1, io2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iops: Option<u32>,
+    /// Throughput in MiB/s (gp3 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<u32>,
+    #[serde(default = "yes")]
+    pub encrypted: bool,
+    /// KMS key for encryption; the account's default EBS key when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl VolumeSpec {
+    pub fn new(size: impl Into<String>) -> Self {
+        VolumeSpec { size: size.into(), volume_type: VolumeType::Gp3, iops: None, throughput: None, encrypted: true, kms_key_id: None }
+    }
+}
+
+/// EBS volume types.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeType {
+    #[default]
+    Gp3,
+    Gp2,
+    Io1,
+    Io2,
+    St1,
+    Sc1,
+}
+
+impl VolumeType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VolumeType::Gp3 => "gp3",
+            VolumeType::Gp2 => "gp2",
+            VolumeType::Io1 => "io1",
+            VolumeType::Io2 => "io2",
+            VolumeType::St1 => "st1",
+            VolumeType::Sc1 => "sc1",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PostgresOptions {
+    /// `async` (default) or `sync`: with `sync`, a commit waits until at least one replica has it.
+    #[serde(default)]
+    pub replication: PostgresReplication,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PostgresReplication {
+    #[default]
+    Async,
+    Sync,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedisOptions {
+    #[serde(default)]
+    pub mode: RedisMode,
+    /// Cluster mode: the number of shards (at least 3); `replicas / shards` members per shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
+    /// Redis `maxmemory-policy`; `noeviction` by default, since FireCamp runs Redis as a store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maxmemory_policy: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// One primary, the other members its replicas.
+    #[default]
+    Replication,
+    /// Redis Cluster: shards × members per shard.
+    Cluster,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ZooKeeperOptions {
+    /// JVM heap as a quantity (e.g. `1Gi`); half the memory limit when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heap: Option<String>,
+}
