@@ -1,1 +1,39 @@
-//! stub
+//! Pure builders of the Kubernetes objects of a FireCamp service, from its catalog plan.
+//! Nothing here talks to a cluster; the manage service applies what these functions return.
+
+pub mod config;
+pub mod labels;
+mod meta;
+pub mod names;
+pub mod objects;
+pub mod rbac;
+pub mod services;
+pub mod statefulset;
+pub mod storage;
+
+use firecamp_catalog::ServicePlan;
+
+pub use config::Secrets;
+pub use objects::Object;
+
+/// FireCamp's own image, which runs `firecamp member-init` in every member's pod.
+pub const FIRECAMP_IMAGE: &str = concat!("docker.io/firecampdev/firecamp:", env!("CARGO_PKG_VERSION"));
+
+/// Every object of a service, in the order they are best applied (what a pod needs first).
+pub fn build(plan: &ServicePlan, secrets: &Secrets) -> Vec<Object> {
+    let mut out = Vec::new();
+    out.extend(storage::storage_classes(plan).into_iter().map(Object::StorageClass));
+    out.push(Object::ServiceAccount(rbac::service_account(plan)));
+    out.push(Object::Role(rbac::role(plan)));
+    out.push(Object::RoleBinding(rbac::role_binding(plan)));
+    if let Some(s) = config::secret(plan, secrets) {
+        out.push(Object::Secret(s));
+    }
+    out.extend(plan.members.iter().map(|m| Object::ConfigMap(config::config_map(plan, m))));
+    out.extend(storage::claims(plan).into_iter().map(Object::PersistentVolumeClaim));
+    out.push(Object::Service(services::headless(plan)));
+    out.push(Object::Service(services::client(plan)));
+    out.push(Object::PodDisruptionBudget(services::pdb(plan)));
+    out.push(Object::StatefulSet(statefulset::statefulset(plan)));
+    out
+}

@@ -1,0 +1,137 @@
+//! The command line.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "firecamp", version, about = "Stateful services on Kubernetes in AWS, every member keeping its identity")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create and manage stateful services.
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
+    /// List the engines and versions FireCamp can run.
+    Catalog {
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ServiceCommand {
+    /// Create a service (today: print its Kubernetes objects with --dry-run).
+    Create(CreateArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ObjectFormat {
+    Json,
+    Yaml,
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// Engine: postgresql, redis or zookeeper.
+    pub engine: String,
+    /// Service name (a DNS-1035 label).
+    pub name: String,
+
+    /// Engine version from the catalog (`firecamp catalog`); the newest when absent.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Number of members (default 3; Redis cluster mode: 2 per shard).
+    #[arg(long)]
+    pub replicas: Option<u32>,
+    /// Availability zones in placement order: member i lives in zone i mod n.
+    #[arg(long, value_delimiter = ',', env = "FIRECAMP_ZONES")]
+    pub zones: Vec<String>,
+
+    /// CPU request per member, e.g. 500m.
+    #[arg(long)]
+    pub cpu: Option<String>,
+    /// CPU limit per member (none by default: throttling hurts databases more than sharing).
+    #[arg(long)]
+    pub cpu_limit: Option<String>,
+    /// Memory request per member, e.g. 2Gi (the limit follows unless given).
+    #[arg(long)]
+    pub memory: Option<String>,
+    #[arg(long)]
+    pub memory_limit: Option<String>,
+
+    /// Data volume size per member.
+    #[arg(long, default_value = "10Gi")]
+    pub volume_size: String,
+    /// EBS volume type: gp3, gp2, io1, io2, st1, sc1.
+    #[arg(long, default_value = "gp3")]
+    pub volume_type: String,
+    #[arg(long)]
+    pub volume_iops: Option<u32>,
+    /// gp3 throughput in MiB/s.
+    #[arg(long)]
+    pub volume_throughput: Option<u32>,
+    /// Leave the volumes unencrypted (they are encrypted by default).
+    #[arg(long)]
+    pub no_encryption: bool,
+    /// KMS key for the volumes' encryption.
+    #[arg(long)]
+    pub kms_key_id: Option<String>,
+    /// Size of a separate journal volume (PostgreSQL WAL, ZooKeeper transaction log).
+    #[arg(long)]
+    pub journal_size: Option<String>,
+    #[arg(long, default_value = "gp3")]
+    pub journal_type: String,
+    #[arg(long)]
+    pub journal_iops: Option<u32>,
+    #[arg(long)]
+    pub journal_throughput: Option<u32>,
+
+    /// Engine option as key=value (repeatable): postgresql replication=async|sync,
+    /// max-connections=N; redis mode=replication|cluster, shards=N, maxmemory-policy=P;
+    /// zookeeper heap=1Gi.
+    #[arg(long = "option", value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
+    /// Label for every object of the service (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Annotation for every object of the service (repeatable).
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// An allocated static IP of a member, as member=ip (repeatable; engines that need them).
+    #[arg(long = "static-ip", value_name = "MEMBER=IP")]
+    pub static_ips: Vec<String>,
+
+    /// Cluster name; the members' DNS zone is `<cluster>-firecamp.com`.
+    #[arg(long, env = "FIRECAMP_CLUSTER", default_value = "default")]
+    pub cluster: String,
+    #[arg(short, long, env = "FIRECAMP_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// Networks (CIDRs) clients connect from; engines admit only these (repeatable).
+    #[arg(long = "network", env = "FIRECAMP_NETWORKS", value_delimiter = ',', default_value = "10.0.0.0/8")]
+    pub networks: Vec<String>,
+    /// CSI driver of the per-zone StorageClasses.
+    #[arg(long, env = "FIRECAMP_VOLUME_PROVISIONER", default_value = firecamp_core::cluster::EBS_CSI_PROVISIONER)]
+    pub volume_provisioner: String,
+
+    /// Print the objects instead of creating them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format of --dry-run.
+    #[arg(short, long, value_enum, default_value_t = ObjectFormat::Yaml)]
+    pub output: ObjectFormat,
+    /// Print the generated passwords instead of a placeholder.
+    #[arg(long)]
+    pub show_secrets: bool,
+}

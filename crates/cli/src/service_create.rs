@@ -1,0 +1,121 @@
+//! `firecamp service create`: turns flags into a spec, plans it through the catalog and, with
+//! --dry-run, prints the Kubernetes objects FireCamp would create.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use firecamp_catalog::layout::KubernetesLayout;
+use firecamp_catalog::plan;
+use firecamp_core::spec::{ResourceAmounts, Resources, VolumeSpec, VolumeType, Volumes};
+use firecamp_core::{ClusterConfig, EngineKind, ServiceSpec};
+use firecamp_kube::{build, objects, Secrets};
+use rand::distr::{Alphanumeric, SampleString};
+
+use crate::args::{CreateArgs, ObjectFormat};
+use crate::error::CliError;
+use crate::options::{engine_options, option_error, pairs};
+
+pub fn run(args: CreateArgs) -> Result<(), CliError> {
+    let engine = EngineKind::parse(&args.engine).map_err(CliError::Usage)?;
+    let spec = spec_from_args(engine, &args)?;
+    let cluster = ClusterConfig {
+        name: args.cluster.clone(),
+        namespace: args.namespace.clone(),
+        networks: args.networks.clone(),
+        volume_provisioner: args.volume_provisioner.clone(),
+    };
+    let static_ips = static_ips(&args.static_ips)?;
+    let plan = plan(&args.name, &spec, &cluster, &KubernetesLayout, &static_ips)?;
+    if !args.dry_run {
+        return Err(CliError::Failed(
+            "creating a service needs FireCamp's manage service, which is not part of this build yet; \
+             add --dry-run to print the objects (they apply with `kubectl apply -f -`)"
+                .into(),
+        ));
+    }
+    let secrets = if args.show_secrets {
+        Secrets::Values(plan.secret_keys.iter().map(|k| (k.to_string(), password())).collect())
+    } else {
+        Secrets::Redacted
+    };
+    let objs = build(&plan, &secrets);
+    let text = match args.output {
+        ObjectFormat::Yaml => objects::to_yaml(&objs),
+        ObjectFormat::Json => objects::to_json(&objs).map(|s| s + "\n"),
+    }
+    .map_err(CliError::Failed)?;
+    print!("{text}");
+    Ok(())
+}
+
+/// 32 alphanumeric characters (about 190 bits); the start scripts refuse anything else.
+fn password() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), 32)
+}
+
+fn spec_from_args(engine: EngineKind, a: &CreateArgs) -> Result<ServiceSpec, CliError> {
+    let volume_type = |flag: &str, v: &str| {
+        serde_json::from_value::<VolumeType>(serde_json::Value::from(v))
+            .map_err(|_| CliError::Usage(format!("--{flag} {v:?}: allowed types are gp3, gp2, io1, io2, st1, sc1")))
+    };
+    let data = VolumeSpec {
+        size: a.volume_size.clone(),
+        volume_type: volume_type("volume-type", &a.volume_type)?,
+        iops: a.volume_iops,
+        throughput: a.volume_throughput,
+        encrypted: !a.no_encryption,
+        kms_key_id: a.kms_key_id.clone(),
+    };
+    let journal = match &a.journal_size {
+        None => None,
+        Some(size) => Some(VolumeSpec {
+            size: size.clone(),
+            volume_type: volume_type("journal-type", &a.journal_type)?,
+            iops: a.journal_iops,
+            throughput: a.journal_throughput,
+            ..data.clone()
+        }),
+    };
+    if a.zones.is_empty() {
+        return Err(CliError::Usage("--zones is required: the availability zones in placement order, e.g. --zones us-east-1a,us-east-1b,us-east-1c (or FIRECAMP_ZONES)".into()));
+    }
+    let mut spec = ServiceSpec {
+        engine,
+        version: a.version.clone(),
+        replicas: 0,
+        zones: a.zones.clone(),
+        resources: Resources {
+            requests: ResourceAmounts { cpu: a.cpu.clone(), memory: a.memory.clone() },
+            limits: ResourceAmounts { cpu: a.cpu_limit.clone(), memory: a.memory_limit.clone() },
+        },
+        volumes: Volumes { data, journal },
+        postgresql: None,
+        redis: None,
+        zookeeper: None,
+        labels: pairs("label", &a.labels)?,
+        annotations: pairs("annotation", &a.annotations)?,
+    };
+    if let Some(opts) = engine_options(&a.options)? {
+        match engine {
+            EngineKind::Postgresql => spec.postgresql = Some(serde_json::from_value(opts).map_err(|e| option_error(engine, e))?),
+            EngineKind::Redis => spec.redis = Some(serde_json::from_value(opts).map_err(|e| option_error(engine, e))?),
+            EngineKind::Zookeeper => spec.zookeeper = Some(serde_json::from_value(opts).map_err(|e| option_error(engine, e))?),
+        }
+    }
+    spec.replicas = a.replicas.unwrap_or_else(|| match spec.redis.as_ref().and_then(|r| r.shards) {
+        Some(shards) => shards * 2,
+        None => 3,
+    });
+    Ok(spec)
+}
+
+fn static_ips(items: &[String]) -> Result<BTreeMap<String, Ipv4Addr>, CliError> {
+    pairs("static-ip", items)?
+        .into_iter()
+        .map(|(m, ip)| {
+            ip.parse()
+                .map(|ip| (m.clone(), ip))
+                .map_err(|_| CliError::Usage(format!("--static-ip {m}={ip}: {ip:?} is not an IPv4 address")))
+        })
+        .collect()
+}

@@ -1,0 +1,48 @@
+//! The services the golden files and object tests render.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use firecamp_catalog::examples::{redis_cluster, spec};
+use firecamp_catalog::layout::KubernetesLayout;
+use firecamp_catalog::{plan, ServicePlan};
+use firecamp_core::spec::{PostgresOptions, PostgresReplication, VolumeSpec};
+use firecamp_core::{ClusterConfig, EngineKind, ServiceSpec};
+
+pub fn cluster() -> ClusterConfig {
+    let mut c = ClusterConfig::new("prod");
+    c.namespace = "databases".into();
+    c.networks = vec!["10.0.0.0/16".into()];
+    c
+}
+
+fn ips(service: &str, n: u32) -> BTreeMap<String, Ipv4Addr> {
+    (0..n).map(|i| (format!("{service}-{i}"), Ipv4Addr::new(10, 0, (i % 3) as u8 + 1, 10 + i as u8))).collect()
+}
+
+/// (golden file name, service name, spec, static IPs)
+pub fn cases() -> Vec<(&'static str, &'static str, ServiceSpec, BTreeMap<String, Ipv4Addr>)> {
+    let mut pg = spec(EngineKind::Postgresql, 3);
+    pg.version = Some("16".into());
+    pg.volumes.journal = Some(VolumeSpec::new("5Gi"));
+    pg.labels.insert("team".into(), "payments".into());
+    let mut pg_sync = spec(EngineKind::Postgresql, 2);
+    pg_sync.version = Some("15".into());
+    pg_sync.postgresql = Some(PostgresOptions { replication: PostgresReplication::Sync, max_connections: Some(500) });
+    pg_sync.resources.limits.memory = Some("4Gi".into());
+    let redis = spec(EngineKind::Redis, 3);
+    let mut zk = spec(EngineKind::Zookeeper, 3);
+    zk.volumes.journal = Some(VolumeSpec::new("2Gi"));
+    vec![
+        ("postgresql-async", "pg", pg, BTreeMap::new()),
+        ("postgresql-sync", "pgs", pg_sync, BTreeMap::new()),
+        ("redis-replication", "cache", redis, ips("cache", 3)),
+        ("redis-cluster", "rc", redis_cluster(3, 6), ips("rc", 6)),
+        ("redis-cluster-unallocated", "rcu", redis_cluster(3, 6), BTreeMap::new()),
+        ("zookeeper", "zk", zk, BTreeMap::new()),
+    ]
+}
+
+pub fn plan_of(name: &str, spec: &ServiceSpec, ips: &BTreeMap<String, Ipv4Addr>) -> ServicePlan {
+    plan(name, spec, &cluster(), &KubernetesLayout, ips).expect("valid example")
+}

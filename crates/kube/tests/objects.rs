@@ -1,0 +1,188 @@
+//! What users rely on in the rendered objects, asserted directly.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use firecamp_catalog::examples::spec;
+use firecamp_core::EngineKind;
+use firecamp_kube::config::REDACTED;
+use firecamp_kube::{build, labels, names, objects, Object, Secrets};
+use k8s_openapi::api::apps::v1::StatefulSet;
+
+fn objects_of(case: &str) -> Vec<Object> {
+    let (_, name, spec, ips) = common::cases().into_iter().find(|c| c.0 == case).unwrap();
+    build(&common::plan_of(name, &spec, &ips), &Secrets::Redacted)
+}
+
+fn sts(objs: &[Object]) -> &StatefulSet {
+    objs.iter().find_map(|o| if let Object::StatefulSet(s) = o { Some(s) } else { None }).unwrap()
+}
+
+fn config_file<'a>(objs: &'a [Object], member: &str, file: &str) -> &'a str {
+    objs.iter()
+        .find_map(|o| match o {
+            Object::ConfigMap(c) if c.metadata.name.as_deref() == Some(&format!("{member}-config")) => {
+                c.data.as_ref().and_then(|d| d.get(file)).map(String::as_str)
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no {file} for {member}"))
+}
+
+#[test]
+fn every_object_parses_back_as_its_typed_kubernetes_object() {
+    for (case, ..) in common::cases() {
+        let objs = objects_of(case);
+        let yaml = objects::to_yaml(&objs).unwrap();
+        assert_eq!(objects::from_yaml(&yaml).unwrap(), objs, "{case}: YAML round trip");
+        let json: serde_json::Value = serde_json::from_str(&objects::to_json(&objs).unwrap()).unwrap();
+        let items: Vec<Object> =
+            json["items"].as_array().unwrap().iter().cloned().map(|v| Object::from_value(v).unwrap()).collect();
+        assert_eq!(items, objs, "{case}: JSON round trip");
+    }
+}
+
+#[test]
+fn statefulset_is_parallel_on_delete_and_retains_volumes() {
+    let objs = objects_of("zookeeper");
+    let spec = sts(&objs).spec.as_ref().unwrap();
+    assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
+    assert_eq!(spec.update_strategy.as_ref().unwrap().type_.as_deref(), Some("OnDelete"));
+    assert_eq!(spec.service_name.as_deref(), Some("zk-headless"));
+    let retention = spec.persistent_volume_claim_retention_policy.as_ref().unwrap();
+    assert_eq!((retention.when_deleted.as_deref(), retention.when_scaled.as_deref()), (Some("Retain"), Some("Retain")));
+    let pod = spec.template.spec.as_ref().unwrap();
+    assert_eq!(pod.init_containers.as_ref().unwrap()[0].args.as_ref().unwrap()[0], "member-init");
+    assert_eq!(pod.node_selector.as_ref().unwrap().get(labels::WORKER).map(String::as_str), Some("prod"));
+    let engine = &pod.containers[0];
+    assert!(engine.readiness_probe.is_some() && engine.liveness_probe.is_some() && engine.startup_probe.is_some());
+    assert_eq!(pod.termination_grace_period_seconds, Some(30));
+}
+
+#[test]
+fn member_i_is_pinned_to_zone_i_mod_n_through_its_claims() {
+    let objs = objects_of("redis-cluster");
+    let zones = ["us-east-1a", "us-east-1b", "us-east-1c"];
+    for i in 0..6 {
+        let member = format!("rc-{i}");
+        let zone = zones[i % 3];
+        let pvc = objs
+            .iter()
+            .find_map(|o| match o {
+                Object::PersistentVolumeClaim(p) if p.metadata.name.as_deref() == Some(&format!("data-{member}")) => Some(p),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no PVC for {member}"));
+        let class = pvc.spec.as_ref().unwrap().storage_class_name.clone().unwrap();
+        assert_eq!(class, format!("firecamp.databases.rc.data.{zone}"));
+        let sc = objs
+            .iter()
+            .find_map(|o| match o {
+                Object::StorageClass(s) if s.metadata.name.as_deref() == Some(&class) => Some(s),
+                _ => None,
+            })
+            .unwrap();
+        let topo = &sc.allowed_topologies.as_ref().unwrap()[0].match_label_expressions.as_ref().unwrap()[0];
+        assert_eq!((topo.key.as_str(), topo.values.clone()), (labels::ZONE_TOPOLOGY, vec![zone.to_string()]));
+        assert_eq!(sc.volume_binding_mode.as_deref(), Some("WaitForFirstConsumer"));
+    }
+    // A claim the StatefulSet would make itself names a class that does not exist.
+    let template = &sts(&objs).spec.as_ref().unwrap().volume_claim_templates.as_ref().unwrap()[0];
+    let class = template.spec.as_ref().unwrap().storage_class_name.clone().unwrap();
+    assert_eq!(class, names::unpinned_storage_class("databases", "rc", "data"));
+    assert!(!objs.iter().any(|o| o.kind() == "StorageClass" && o.name() == class));
+}
+
+#[test]
+fn redis_members_use_the_host_network_and_only_member_init_gets_net_admin() {
+    let objs = objects_of("redis-replication");
+    let pod = sts(&objs).spec.as_ref().unwrap().template.spec.clone().unwrap();
+    assert_eq!(pod.host_network, Some(true));
+    let init = &pod.init_containers.unwrap()[0];
+    let caps = init.security_context.as_ref().unwrap().capabilities.clone().unwrap();
+    assert_eq!(caps.add, Some(vec!["NET_ADMIN".to_string()]));
+    let engine_caps = pod.containers[0].security_context.as_ref().unwrap().capabilities.clone().unwrap();
+    assert_eq!((engine_caps.add, engine_caps.drop), (None, Some(vec!["ALL".to_string()])));
+    assert!(pod.affinity.unwrap().pod_anti_affinity.unwrap().required_during_scheduling_ignored_during_execution.is_some());
+}
+
+#[test]
+fn redis_announces_each_members_static_ip() {
+    let objs = objects_of("redis-cluster");
+    let conf = config_file(&objs, "rc-4", "redis.conf");
+    assert!(conf.contains("cluster-enabled yes\n"), "{conf}");
+    assert!(conf.contains("cluster-announce-ip 10.0.2.14\n"), "{conf}");
+    assert!(conf.contains("bind 10.0.2.14 127.0.0.1\n"), "{conf}");
+    assert!(conf.contains("appendonly yes\n"));
+    let repl = objects_of("redis-replication");
+    let replica = config_file(&repl, "cache-1", "redis.conf");
+    assert!(replica.contains("replicaof cache-0.prod-firecamp.com 6379\n"), "{replica}");
+    assert!(!config_file(&repl, "cache-0", "redis.conf").contains("replicaof"));
+}
+
+#[test]
+fn postgresql_replicas_stream_from_the_primary_by_dns_name_through_slots() {
+    let objs = objects_of("postgresql-async");
+    let conf = config_file(&objs, "pg-2", "postgresql.conf");
+    assert!(conf.contains("primary_conninfo = 'host=pg-0.prod-firecamp.com port=5432 user=replicator"), "{conf}");
+    assert!(conf.contains("primary_slot_name = 'pg_2'"), "{conf}");
+    assert!(conf.contains("hot_standby = on"));
+    let env = config_file(&objs, "pg-0", "member.env");
+    assert!(env.contains("INITIAL_ROLE='primary'") && env.contains("REPLICA_SLOTS='pg_1 pg_2'"), "{env}");
+    assert!(env.contains("WAL_DIR='/journal/pg_wal'"), "{env}");
+    let hba = config_file(&objs, "pg-0", "pg_hba.conf");
+    assert!(hba.contains("host    replication  replicator  10.0.0.0/16"), "{hba}");
+    assert!(!hba.contains("0.0.0.0/0"), "{hba}");
+    let sync_objs = objects_of("postgresql-sync");
+    let sync = config_file(&sync_objs, "pgs-0", "postgresql.conf");
+    assert!(sync.contains("synchronous_standby_names = 'ANY 1 (\"pgs-1\")'"), "{sync}");
+    assert!(sync.contains("max_connections = 500") && sync.contains("shared_buffers = '1024MB'"), "{sync}");
+}
+
+#[test]
+fn postgresql_client_service_selects_the_primary() {
+    let objs = objects_of("postgresql-async");
+    let svc = objs
+        .iter()
+        .find_map(|o| match o {
+            Object::Service(s) if s.metadata.name.as_deref() == Some("pg") => Some(s),
+            _ => None,
+        })
+        .unwrap();
+    let sel = svc.spec.as_ref().unwrap().selector.clone().unwrap();
+    assert_eq!(sel, BTreeMap::from([(labels::ROLE.into(), "primary".into()), (labels::SERVICE.into(), "pg".into())]));
+    let headless = objs.iter().find(|o| o.name() == "pg-headless").unwrap();
+    let Object::Service(h) = headless else { panic!() };
+    assert_eq!(h.spec.as_ref().unwrap().publish_not_ready_addresses, Some(true));
+}
+
+#[test]
+fn zookeeper_members_know_the_ensemble_and_their_ids() {
+    let objs = objects_of("zookeeper");
+    let cfg = config_file(&objs, "zk-1", "zoo.cfg");
+    for i in 0..3 {
+        assert!(cfg.contains(&format!("server.{}=zk-{i}.prod-firecamp.com:2888:3888\n", i + 1)), "{cfg}");
+    }
+    assert!(cfg.contains("4lw.commands.whitelist=srvr,ruok,mntr,conf,isro\n"));
+    assert!(cfg.contains("dataLogDir=/journal/zookeeper\n"));
+    assert_eq!(config_file(&objs, "zk-1", "myid"), "2\n");
+    // No passwords, so no Secret.
+    assert!(!objs.iter().any(|o| o.kind() == "Secret"));
+}
+
+#[test]
+fn secrets_are_redacted_unless_given() {
+    let objs = objects_of("postgresql-async");
+    let Some(Object::Secret(s)) = objs.iter().find(|o| o.kind() == "Secret") else { panic!("no Secret") };
+    let data = s.string_data.clone().unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["replication-password", "superuser-password"]);
+    assert!(data.values().all(|v| v == REDACTED));
+    let plan = common::plan_of("pg", &spec(EngineKind::Postgresql, 1), &BTreeMap::new());
+    let values = BTreeMap::from([("superuser-password".into(), "s3cr3t".into()), ("replication-password".into(), "r3pl".into())]);
+    let objs = build(&plan, &Secrets::Values(values.clone()));
+    let Some(Object::Secret(s)) = objs.iter().find(|o| o.kind() == "Secret") else { panic!() };
+    assert_eq!(s.string_data.clone().unwrap(), values);
+    // Passwords never reach a ConfigMap.
+    assert!(!objects::to_yaml(&objs).unwrap().split("kind: Secret").next().unwrap().contains("s3cr3t"));
+}

@@ -1,0 +1,85 @@
+//! Finding and reaching the running bed from tests.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::{ObjectMeta, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::wait::await_condition;
+use kube::{Api, Client, Config};
+
+/// The admin kubeconfig of the bed.
+///
+/// `FIRECAMP_TESTBED_KUBECONFIG`, else `$FIRECAMP_TESTBED_DIR/admin.kubeconfig`, else
+/// `<repo>/.testbed/admin.kubeconfig`. `KUBECONFIG` is deliberately NOT consulted first: tests
+/// create and delete objects, and must not land on whatever cluster a developer's shell points at.
+pub fn kubeconfig_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("FIRECAMP_TESTBED_KUBECONFIG") {
+        return p.into();
+    }
+    let dir = std::env::var_os("FIRECAMP_TESTBED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.testbed"));
+    dir.join("admin.kubeconfig")
+}
+
+/// A client for the bed, checked by asking the API server for its version.
+pub async fn try_client() -> Result<Client> {
+    let path = kubeconfig_path();
+    let kc = Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .with_context(|| format!("loading {}", path.display()))?;
+    let client = Client::try_from(config).context("building the client")?;
+    let v = tokio::time::timeout(Duration::from_secs(10), client.apiserver_version())
+        .await
+        .context("the API server did not answer within 10 s")?
+        .context("asking the API server for its version")?;
+    tracing::debug!(version = %v.git_version, "test bed reachable");
+    Ok(client)
+}
+
+/// A client for the bed. Panics (tests must never skip silently) if the bed is not running.
+pub async fn client() -> Client {
+    match try_client().await {
+        Ok(c) => c,
+        Err(e) => panic!(
+            "the Kubernetes test bed is not running: start it with `testbed/bed build && testbed/bed up` ({e:#})"
+        ),
+    }
+}
+
+/// Creates a namespace named `<prefix>-<random suffix>` and waits for its `default`
+/// ServiceAccount (pods are rejected by admission until the controller-manager creates it).
+pub async fn fresh_namespace(client: &Client, prefix: &str) -> String {
+    let name = format!("{prefix}-{}", suffix());
+    let ns = Namespace {
+        metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+    let sa = Api::<ServiceAccount>::namespaced(client.clone(), &name);
+    let exists = |o: Option<&ServiceAccount>| o.is_some();
+    tokio::time::timeout(Duration::from_secs(30), await_condition(sa, "default", exists))
+        .await
+        .unwrap_or_else(|_| panic!("namespace {name}: no default ServiceAccount after 30 s"))
+        .unwrap_or_else(|e| panic!("namespace {name}: watching ServiceAccounts: {e}"));
+    name
+}
+
+/// A short lowercase suffix unique enough across test runs against one bed.
+fn suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mix = nanos ^ (u128::from(std::process::id()) << 64) ^ u128::from(N.fetch_add(1, Ordering::Relaxed));
+    format!("{:08x}", (mix as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32)
+}
