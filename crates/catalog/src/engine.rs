@@ -4,7 +4,7 @@ use firecamp_core::spec::Resources;
 use firecamp_core::{EngineKind, Member, ServiceSpec, ValidationErrors};
 
 use crate::layout::MemberPaths;
-use crate::plan::{ConfigFile, ContainerPlan, Port, RenderContext, Role};
+use crate::plan::{ConfigFile, ContainerPlan, InitTask, Port, RenderContext, Role};
 use crate::version::EngineVersion;
 
 pub trait Engine: Sync {
@@ -26,6 +26,10 @@ pub trait Engine: Sync {
     /// The member's config files, rendered for its paths.
     fn files(&self, ctx: &RenderContext, member: &Member, paths: &MemberPaths) -> Vec<ConfigFile>;
     fn container(&self, version: &EngineVersion) -> ContainerPlan;
+    /// Tasks that finish the service's creation once its members run.
+    fn init_tasks(&self, _ctx: &RenderContext) -> Vec<InitTask> {
+        Vec::new()
+    }
 }
 
 pub fn engine(kind: EngineKind) -> &'static dyn Engine {

@@ -49,6 +49,41 @@ pub trait Layout {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct KubernetesLayout;
 
+/// The local runtime's layout: every member has its own directory tree on the machine
+/// (`<service_dir>/<member>/{config,secret,data,journal,run}`) and binds its loopback static IP,
+/// so all members share the engines' standard ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalLayout {
+    /// The service's directory; members live in subdirectories named after them.
+    pub service_dir: String,
+    /// The engine's executables (empty when they are on PATH).
+    pub bin_dir: String,
+}
+
+impl LocalLayout {
+    pub fn member_dir(&self, member: &Member) -> String {
+        format!("{}/{}", self.service_dir, member.name)
+    }
+}
+
+impl Layout for LocalLayout {
+    fn paths(&self, _engine: EngineKind, member: &Member) -> MemberPaths {
+        let dir = self.member_dir(member);
+        MemberPaths {
+            config_dir: format!("{dir}/config"),
+            secret_dir: format!("{dir}/secret"),
+            data_dir: format!("{dir}/data"),
+            journal_dir: format!("{dir}/journal"),
+            run_dir: format!("{dir}/run"),
+            bin_dir: self.bin_dir.clone(),
+        }
+    }
+    /// One machine: every member binds its own loopback address, whatever the engine.
+    fn binding(&self, _needs_static_ip: bool) -> Binding {
+        Binding::StaticIp
+    }
+}
+
 pub const K8S_CONFIG_DIR: &str = "/etc/firecamp/config";
 pub const K8S_SECRET_DIR: &str = "/etc/firecamp/secret";
 pub const K8S_DATA_DIR: &str = "/data";

@@ -12,8 +12,8 @@ pub mod version;
 pub mod zookeeper;
 
 pub use engine::{engine, Engine};
-pub use layout::{Binding, KubernetesLayout, Layout, MemberPaths};
-pub use plan::{plan, ConfigFile, ContainerPlan, MemberPlan, Port, Probe, Role, ServicePlan};
+pub use layout::{Binding, KubernetesLayout, Layout, LocalLayout, MemberPaths};
+pub use plan::{plan, ConfigFile, ContainerPlan, InitTask, MemberPlan, Port, Probe, Role, ServicePlan};
 pub use version::EngineVersion;
 
 /// Specs for examples and tests: a small, valid service of each engine.

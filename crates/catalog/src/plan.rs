@@ -65,6 +65,16 @@ pub struct ContainerPlan {
     pub termination_grace_seconds: i64,
 }
 
+/// A one-off task that finishes a service's creation once its members run (Redis Cluster
+/// creation). Runs in the engine's image with the service Secret at the layout's secret dir.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InitTask {
+    pub name: &'static str,
+    pub command: Vec<String>,
+    /// Attempts before the task, and so the service, is FAILED.
+    pub max_attempts: i32,
+}
+
 /// One file of a member's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConfigFile {
@@ -113,6 +123,8 @@ pub struct ServicePlan {
     /// The role the client Service selects; all members when `None`.
     pub client_role: Option<Role>,
     pub members: Vec<MemberPlan>,
+    /// What must run once the members run, in order.
+    pub init_tasks: Vec<InitTask>,
 }
 
 impl ServicePlan {
@@ -202,6 +214,7 @@ pub fn plan(
         })
         .collect();
     let ctx = RenderContext { name, spec: &resolved, cluster, resources: &resources, members: &roles, binding };
+    let init_tasks = eng.init_tasks(&ctx);
     let members = roles
         .iter()
         .map(|(m, role, shard)| {
@@ -229,6 +242,7 @@ pub fn plan(
         version,
         spec: resolved,
         members,
+        init_tasks,
     })
 }
 

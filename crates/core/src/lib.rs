@@ -1,6 +1,7 @@
 //! FireCamp's domain model: what a stateful service is, how it is named, where its members live,
 //! and the rules its spec must obey. Pure: no Kubernetes, no AWS, no I/O.
 
+pub mod cloud;
 pub mod cluster;
 pub mod error;
 pub mod labels;

@@ -1,12 +1,13 @@
 //! The service spec: what a user asks for. The same type is read from CLI flags, REST bodies and
 //! (later) the custom resource, so every entry point shares one set of rules.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// The engines FireCamp's catalog knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
     Postgresql,
@@ -42,7 +43,7 @@ impl fmt::Display for EngineKind {
 
 /// A stateful service as the user describes it. The name lives outside the spec (it is the
 /// object's name) and is validated with it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceSpec {
     pub engine: EngineKind,
@@ -71,7 +72,7 @@ pub struct ServiceSpec {
 }
 
 /// CPU and memory per member; engine defaults apply to what is absent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Resources {
     #[serde(default)]
@@ -80,7 +81,7 @@ pub struct Resources {
     pub limits: ResourceAmounts,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResourceAmounts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,7 +90,7 @@ pub struct ResourceAmounts {
     pub memory: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Volumes {
     pub data: VolumeSpec,
@@ -100,7 +101,7 @@ pub struct Volumes {
 
 /// One EBS-backed volume per member. FireCamp renders one StorageClass per zone from these
 /// parameters, which is what pins a member to its zone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VolumeSpec {
     /// Size as a quantity, e.g. `100Gi`.
@@ -131,7 +132,7 @@ impl VolumeSpec {
 }
 
 /// EBS volume types.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum VolumeType {
     #[default]
@@ -156,7 +157,7 @@ impl VolumeType {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PostgresOptions {
     /// `async` (default) or `sync`: with `sync`, a commit waits until at least one replica has it.
@@ -166,7 +167,7 @@ pub struct PostgresOptions {
     pub max_connections: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PostgresReplication {
     #[default]
@@ -174,7 +175,7 @@ pub enum PostgresReplication {
     Sync,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RedisOptions {
     #[serde(default)]
@@ -187,7 +188,7 @@ pub struct RedisOptions {
     pub maxmemory_policy: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RedisMode {
     /// One primary, the other members its replicas.
@@ -197,7 +198,7 @@ pub enum RedisMode {
     Cluster,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ZooKeeperOptions {
     /// JVM heap as a quantity (e.g. `1Gi`); half the memory limit when absent.

@@ -8,6 +8,8 @@ pub const SERVICE: &str = "firecamp.dev/service";
 pub const CLUSTER: &str = "firecamp.dev/cluster";
 pub const MEMBER: &str = "firecamp.dev/member";
 pub const ZONE: &str = "firecamp.dev/zone";
+/// On cluster-scoped objects: the namespace of the service they belong to.
+pub const NAMESPACE: &str = "firecamp.dev/namespace";
 /// Set on pods by the manage service from the engine's own view; selects the client Service's
 /// endpoints for single-writer engines.
 pub const ROLE: &str = "firecamp.dev/role";

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod labels;
+pub mod logging;
 mod meta;
 pub mod names;
 pub mod objects;

@@ -6,7 +6,7 @@ use firecamp_core::{EngineKind, Member, ServiceSpec, ValidationErrors};
 
 use crate::engine::Engine;
 use crate::layout::MemberPaths;
-use crate::plan::{memory_limit_mib, ConfigFile, ContainerPlan, Port, Probe, RenderContext, Role};
+use crate::plan::{memory_limit_mib, ConfigFile, ContainerPlan, InitTask, Port, Probe, RenderContext, Role};
 use crate::render::{env_file, file, header, Conf};
 use crate::version::EngineVersion;
 
@@ -17,6 +17,7 @@ pub const BUS_PORT: u16 = 16379;
 pub const PASSWORD: &str = "password";
 pub const MIN_SHARDS: u32 = 3;
 const START_SH: &str = include_str!("start.sh");
+pub const INIT_CLUSTER_SH: &str = include_str!("init-cluster.sh");
 
 /// Debian 12 ships 7.0, which the local runtime runs.
 const VERSIONS: &[EngineVersion] = &[
@@ -146,6 +147,18 @@ impl Engine for Redis {
             ),
             file("start.sh", START_SH.to_string(), 0o755),
         ]
+    }
+
+    /// Cluster mode: create the cluster with the shard layout of [`Engine::role`]. Members are
+    /// addressed by static IP when allocated (what they announce), else by DNS name.
+    fn init_tasks(&self, ctx: &RenderContext) -> Vec<InitTask> {
+        if mode(ctx.spec) != RedisMode::Cluster {
+            return Vec::new();
+        }
+        let mut command =
+            vec!["/bin/bash".to_string(), "-c".into(), INIT_CLUSTER_SH.into(), "init-cluster".into(), members_per_shard(ctx.spec).to_string()];
+        command.extend(ctx.members.iter().map(|(m, _, _)| m.static_ip.map(|ip| ip.to_string()).unwrap_or_else(|| m.dns_name.clone())));
+        vec![InitTask { name: "create-cluster", command, max_attempts: 3 }]
     }
 
     fn container(&self, version: &EngineVersion) -> ContainerPlan {

@@ -1,0 +1,193 @@
+//! Least-privilege IAM policies of the manage service and of the node log agent, as pure JSON.
+//!
+//! Every statement names its actions (no `*` action). A statement is unscoped (`Resource: *`)
+//! only where AWS offers no resource-level permission for the action; each says why.
+
+use serde_json::{json, Value};
+
+use crate::logs::log_group;
+use crate::static_ip::{CLUSTER_TAG, RESERVE_ROLE, ROLE_TAG};
+
+/// What the policies are scoped to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyScope {
+    /// `aws`, `aws-cn`, `aws-us-gov`.
+    pub partition: String,
+    pub account_id: String,
+    pub region: String,
+    pub cluster: String,
+    pub vpc_id: String,
+    /// The cluster's hosted zone id (without `/hostedzone/`).
+    pub hosted_zone_id: String,
+}
+
+impl PolicyScope {
+    fn log_group_arns(&self) -> Vec<String> {
+        let base = format!("arn:{}:logs:{}:{}:log-group:{}", self.partition, self.region, self.account_id, log_group(&self.cluster));
+        // The group itself, and its streams (`…:log-group:<g>:log-stream:<s>`).
+        vec![base.clone(), format!("{base}:*")]
+    }
+
+    fn vpc_arn(&self) -> String {
+        format!("arn:{}:ec2:{}:{}:vpc/{}", self.partition, self.region, self.account_id, self.vpc_id)
+    }
+
+    fn ec2_arn(&self, kind: &str) -> String {
+        format!("arn:{}:ec2:{}:{}:{kind}/*", self.partition, self.region, self.account_id)
+    }
+}
+
+/// The manage service's policy: member DNS, static IPs, member log streams.
+pub fn manage_service_policy(s: &PolicyScope) -> Value {
+    let zone_arn = format!("arn:{}:route53:::hostedzone/{}", s.partition, s.hosted_zone_id.trim_start_matches("/hostedzone/"));
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "MemberRecordsInTheClusterZone",
+                "Effect": "Allow",
+                "Action": ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets", "route53:GetHostedZone"],
+                "Resource": zone_arn,
+                "Condition": {
+                    "ForAllValues:StringEquals": {
+                        "route53:ChangeResourceRecordSetsRecordTypes": ["A"],
+                        "route53:ChangeResourceRecordSetsActions": ["UPSERT", "DELETE"]
+                    }
+                }
+            },
+            {
+                // Finding the zone by name and creating it once: neither action has a resource
+                // to scope to (the zone is what they look for or make). Creating a private zone
+                // also checks the VPC, hence ec2:DescribeVpcs (Describe* take no resource).
+                "Sid": "FindOrCreateTheClusterZoneCannotBeScoped",
+                "Effect": "Allow",
+                "Action": ["route53:ListHostedZonesByName", "route53:CreateHostedZone", "ec2:DescribeVpcs"],
+                "Resource": "*"
+            },
+            {
+                // EC2 Describe* calls support no resource-level permissions; FireCamp always
+                // filters them (VPC, zone, tags, ids).
+                "Sid": "Ec2DescribeCannotBeScoped",
+                "Effect": "Allow",
+                "Action": ["ec2:DescribeSubnets", "ec2:DescribeNetworkInterfaces", "ec2:DescribeInstances"],
+                "Resource": "*"
+            },
+            {
+                "Sid": "MoveStaticIpsBetweenInterfacesOfTheClusterVpc",
+                "Effect": "Allow",
+                "Action": ["ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"],
+                "Resource": s.ec2_arn("network-interface"),
+                "Condition": { "ArnEquals": { "ec2:Vpc": s.vpc_arn() } }
+            },
+            {
+                "Sid": "CreateReserveInterfacesTaggedForTheCluster",
+                "Effect": "Allow",
+                "Action": ["ec2:CreateNetworkInterface"],
+                "Resource": s.ec2_arn("network-interface"),
+                "Condition": {
+                    "StringEquals": {
+                        format!("aws:RequestTag/{CLUSTER_TAG}"): s.cluster,
+                        format!("aws:RequestTag/{ROLE_TAG}"): RESERVE_ROLE
+                    }
+                }
+            },
+            {
+                "Sid": "ReserveInterfacesInClusterSubnetsOnly",
+                "Effect": "Allow",
+                "Action": ["ec2:CreateNetworkInterface"],
+                "Resource": [s.ec2_arn("subnet"), s.ec2_arn("security-group")],
+                "Condition": { "ArnEquals": { "ec2:Vpc": s.vpc_arn() } }
+            },
+            {
+                "Sid": "TagReserveInterfacesAtCreationOnly",
+                "Effect": "Allow",
+                "Action": ["ec2:CreateTags"],
+                "Resource": s.ec2_arn("network-interface"),
+                "Condition": { "StringEquals": { "ec2:CreateAction": "CreateNetworkInterface" } }
+            },
+            {
+                "Sid": "MemberLogStreamsOfTheCluster",
+                "Effect": "Allow",
+                "Action": [
+                    "logs:CreateLogGroup",
+                    "logs:PutRetentionPolicy",
+                    "logs:CreateLogStream",
+                    "logs:DescribeLogStreams",
+                    "logs:GetLogEvents",
+                    "logs:PutLogEvents"
+                ],
+                "Resource": s.log_group_arns()
+            }
+        ]
+    })
+}
+
+/// The node log agent's policy: write to the member streams of the cluster's group only.
+pub fn log_agent_policy(s: &PolicyScope) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "WriteMemberLogStreamsOfTheCluster",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                "Resource": s.log_group_arns()
+            }
+        ]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> PolicyScope {
+        PolicyScope {
+            partition: "aws".into(),
+            account_id: "123456789012".into(),
+            region: "us-east-1".into(),
+            cluster: "prod".into(),
+            vpc_id: "vpc-0abc".into(),
+            hosted_zone_id: "/hostedzone/Z0123456789".into(),
+        }
+    }
+
+    /// Golden files: `UPDATE_GOLDEN=1 cargo test -p firecamp-aws iam` accepts a change.
+    fn golden(name: &str, v: &Value) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+        let text = serde_json::to_string_pretty(v).unwrap() + "\n";
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, &text).unwrap();
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(text, want, "{} differs; review and run with UPDATE_GOLDEN=1 to accept", path.display());
+    }
+
+    #[test]
+    fn policies_match_the_golden_files() {
+        golden("iam-manage-service.json", &manage_service_policy(&scope()));
+        golden("iam-log-agent.json", &log_agent_policy(&scope()));
+    }
+
+    #[test]
+    fn no_statement_allows_every_action_and_unscoped_ones_are_only_lookups_and_creation() {
+        for p in [manage_service_policy(&scope()), log_agent_policy(&scope())] {
+            for st in p["Statement"].as_array().unwrap() {
+                for a in st["Action"].as_array().unwrap() {
+                    assert!(!a.as_str().unwrap().contains('*'), "{a}");
+                }
+                if st["Resource"] == "*" {
+                    let sid = st["Sid"].as_str().unwrap();
+                    assert!(sid.ends_with("CannotBeScoped"), "{sid} is unscoped without saying why");
+                    for a in st["Action"].as_array().unwrap() {
+                        let a = a.as_str().unwrap();
+                        assert!(
+                            a.contains(":Describe") || a.contains(":List") || a == "route53:CreateHostedZone",
+                            "{a} must be scoped"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+#!/bin/bash
+# Creates the Redis Cluster of a FireCamp service: the first member of each shard becomes its
+# primary, the others its replicas (shards are runs of consecutive members, so a shard spans
+# zones). Idempotent: rerun after a failure, it creates the cluster only if no slot is assigned
+# yet and adds only the replicas that are not replicas already.
+#   init-cluster.sh <members per shard> <address>...
+set -euo pipefail
+per_shard=$1; shift
+nodes=("$@")
+port=${REDIS_PORT:-6379}
+# The password comes from the Secret's file, never from the command line or the Job's spec.
+REDISCLI_AUTH="$(cat "${SECRET_DIR:-/etc/firecamp/secret}/password")"
+export REDISCLI_AUTH
+cli() { "${BIN_DIR:+$BIN_DIR/}redis-cli" "$@"; }
+
+for n in "${nodes[@]}"; do
+  until cli -h "$n" -p "$port" ping 2>/dev/null | grep -qx PONG; do echo "waiting for $n"; sleep 1; done
+done
+assigned=$(cli -h "${nodes[0]}" -p "$port" cluster info | tr -d '\r' | sed -n 's/^cluster_slots_assigned://p')
+if [ "${assigned:-0}" = 0 ]; then
+  primaries=()
+  for ((i = 0; i < ${#nodes[@]}; i += per_shard)); do primaries+=("${nodes[i]}:$port"); done
+  cli --cluster create "${primaries[@]}" --cluster-replicas 0 --cluster-yes
+fi
+for ((i = 0; i < ${#nodes[@]}; i++)); do
+  (( i % per_shard == 0 )) && continue
+  primary=${nodes[i - i % per_shard]}
+  if cli -h "${nodes[i]}" -p "$port" role | head -1 | grep -q slave; then continue; fi
+  id=$(cli -h "$primary" -p "$port" cluster myid | tr -d '\r')
+  cli --cluster add-node "${nodes[i]}:$port" "$primary:$port" --cluster-slave --cluster-master-id "$id"
+done
+cli --cluster check "${nodes[0]}:$port"

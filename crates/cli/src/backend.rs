@@ -1,0 +1,102 @@
+//! Where service commands go: the manage service's REST API, or (`--kube`) the cluster's
+//! FireCampService resources directly through the kubeconfig.
+
+use firecamp_api::{paths, CreateService, Service, ServiceList, ServiceStatus};
+use firecamp_manage::crd::{FireCampService, FireCampServiceSpec, DELETE_VOLUMES_ANNOTATION};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+
+use crate::args::ServerArgs;
+use crate::client::Client;
+use crate::error::CliError;
+
+pub enum Backend {
+    Rest(Client),
+    Kube(Api<FireCampService>),
+}
+
+fn kube_err(what: &str, name: &str, e: kube::Error) -> CliError {
+    match e {
+        kube::Error::Api(s) if s.code == 404 => CliError::NotFound(format!("service {name:?} does not exist")),
+        kube::Error::Api(s) if s.code == 409 => CliError::Failed(format!("service {name:?} already exists")),
+        kube::Error::Api(s) if s.code == 422 || s.code == 400 => CliError::Usage(format!("{what} {name}: {}", s.message)),
+        e => CliError::Failed(format!("{what} {name}: {e}")),
+    }
+}
+
+/// The API view of a resource.
+pub fn to_service(r: &FireCampService) -> Service {
+    let st = r.status.clone().unwrap_or_default();
+    Service {
+        name: r.name_any(),
+        spec: r.spec.0.clone(),
+        status: ServiceStatus { phase: st.phase, message: st.message, members: st.members },
+    }
+}
+
+impl Backend {
+    pub async fn new(args: &ServerArgs) -> Result<Self, CliError> {
+        if !args.kube {
+            return Ok(Backend::Rest(Client::new(args)?));
+        }
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| CliError::Failed(format!("cannot use the kubeconfig (KUBECONFIG or ~/.kube/config): {e}")))?;
+        Ok(Backend::Kube(Api::namespaced(client, &args.namespace)))
+    }
+
+    pub fn rest(&self) -> Result<&Client, CliError> {
+        match self {
+            Backend::Rest(c) => Ok(c),
+            Backend::Kube(_) => Err(CliError::Usage("this command needs the manage service's REST API; drop --kube".into())),
+        }
+    }
+
+    pub async fn create(&self, req: &CreateService) -> Result<Service, CliError> {
+        match self {
+            Backend::Rest(c) => c.post(paths::SERVICES, req).await,
+            Backend::Kube(api) => {
+                let r = FireCampService::new(&req.name, FireCampServiceSpec(req.spec.clone()));
+                let created = api.create(&PostParams::default(), &r).await.map_err(|e| kube_err("creating", &req.name, e))?;
+                Ok(to_service(&created))
+            }
+        }
+    }
+
+    pub async fn get_opt(&self, name: &str) -> Result<Option<Service>, CliError> {
+        match self {
+            Backend::Rest(c) => c.get_opt(&paths::service(name)).await,
+            Backend::Kube(api) => Ok(api.get_opt(name).await.map_err(|e| kube_err("reading", name, e))?.map(|r| to_service(&r))),
+        }
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Service, CliError> {
+        self.get_opt(name).await?.ok_or_else(|| CliError::NotFound(format!("service {name:?} does not exist")))
+    }
+
+    pub async fn list(&self) -> Result<ServiceList, CliError> {
+        match self {
+            Backend::Rest(c) => c.get(paths::SERVICES).await,
+            Backend::Kube(api) => {
+                let list = api.list(&ListParams::default()).await.map_err(|e| kube_err("listing", "services", e))?;
+                Ok(ServiceList { items: list.items.iter().map(to_service).collect() })
+            }
+        }
+    }
+
+    pub async fn delete(&self, name: &str, delete_volumes: bool) -> Result<(), CliError> {
+        match self {
+            Backend::Rest(c) => {
+                let _: Service = c.delete(&format!("{}?deleteVolumes={delete_volumes}", paths::service(name))).await?;
+                Ok(())
+            }
+            Backend::Kube(api) => {
+                // The controller's finalizer reads the annotation when it cleans up.
+                let patch = serde_json::json!({"metadata": {"annotations": {DELETE_VOLUMES_ANNOTATION: delete_volumes.to_string()}}});
+                api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(|e| kube_err("deleting", name, e))?;
+                api.delete(name, &DeleteParams::default()).await.map_err(|e| kube_err("deleting", name, e))?;
+                Ok(())
+            }
+        }
+    }
+}

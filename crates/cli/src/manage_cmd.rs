@@ -1,0 +1,103 @@
+//! `firecamp manage` (the manage service) and `firecamp install` (its deployment manifests).
+
+use clap::{Args, Subcommand};
+use firecamp_core::ClusterConfig;
+use firecamp_manage::config::{ManageConfig, FIELD_MANAGER};
+use firecamp_manage::install::{self, InstallOptions};
+
+use crate::args::ObjectFormat;
+use crate::error::CliError;
+
+#[derive(Args)]
+pub struct ManageArgs {
+    /// Cluster name; the members' DNS zone is `<cluster>-firecamp.com`.
+    #[arg(long, env = "FIRECAMP_CLUSTER")]
+    pub cluster: String,
+    /// Networks (CIDRs) clients connect from (repeatable).
+    #[arg(long = "network", value_delimiter = ',', default_value = "10.0.0.0/8")]
+    pub networks: Vec<String>,
+    #[arg(long, default_value = firecamp_core::cluster::EBS_CSI_PROVISIONER)]
+    pub volume_provisioner: String,
+    /// Watch only this namespace (all namespaces by default).
+    #[arg(long)]
+    pub watch_namespace: Option<String>,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = install::NAMESPACE)]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum InstallCommand {
+    /// Print FireCamp's deployment for a cluster: CRD, namespace, RBAC, manage service.
+    Render(RenderArgs),
+    /// Print only the FireCampService CRD.
+    Crd,
+}
+
+#[derive(Args)]
+pub struct RenderArgs {
+    #[arg(long, env = "FIRECAMP_CLUSTER")]
+    pub cluster: String,
+    /// The cluster's availability zones.
+    #[arg(long, value_delimiter = ',', env = "FIRECAMP_ZONES")]
+    pub zones: Vec<String>,
+    #[arg(long = "network", value_delimiter = ',', default_value = "10.0.0.0/8")]
+    pub networks: Vec<String>,
+    #[arg(long, default_value = firecamp_core::cluster::EBS_CSI_PROVISIONER)]
+    pub volume_provisioner: String,
+    #[arg(long, default_value = firecamp_kube::FIRECAMP_IMAGE)]
+    pub image: String,
+    #[arg(short, long, value_enum, default_value_t = ObjectFormat::Yaml)]
+    pub output: ObjectFormat,
+}
+
+pub async fn manage(a: ManageArgs) -> Result<(), CliError> {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
+    let mut cluster = ClusterConfig::new(a.cluster.clone());
+    cluster.networks = a.networks.clone();
+    cluster.volume_provisioner = a.volume_provisioner.clone();
+    let mut errs = firecamp_core::ValidationErrors::default();
+    cluster.validate(&mut errs);
+    errs.into_result()?;
+    let identity = a.identity.clone().unwrap_or_else(|| format!("firecamp-manage-{}", std::process::id()));
+    let config = ManageConfig { cluster, watch_namespace: a.watch_namespace.clone(), field_manager: FIELD_MANAGER.into(), identity };
+    let client = kube::Client::try_default().await.map_err(|e| CliError::Failed(format!("cannot reach Kubernetes: {e}")))?;
+    firecamp_manage::run::run(client, config, &a.lease_namespace).await.map_err(|e| CliError::Failed(format!("{e:#}")))
+}
+
+pub fn install(c: InstallCommand) -> Result<(), CliError> {
+    match c {
+        InstallCommand::Crd => {
+            print!("{}", firecamp_manage::crd::crd_yaml());
+            Ok(())
+        }
+        InstallCommand::Render(a) => {
+            if a.zones.is_empty() {
+                return Err(CliError::Usage("--zones is required: the cluster's availability zones, e.g. us-east-1a,us-east-1b,us-east-1c".into()));
+            }
+            let objs = install::render(&InstallOptions {
+                cluster: a.cluster,
+                zones: a.zones,
+                networks: a.networks,
+                volume_provisioner: a.volume_provisioner,
+                image: a.image,
+            });
+            let text = match a.output {
+                ObjectFormat::Json => crate::output::json(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objs}))? + "\n",
+                ObjectFormat::Yaml => {
+                    let mut out = String::new();
+                    for o in &objs {
+                        out.push_str("---\n");
+                        out.push_str(&crate::output::yaml(o)?);
+                    }
+                    out
+                }
+            };
+            print!("{text}");
+            Ok(())
+        }
+    }
+}

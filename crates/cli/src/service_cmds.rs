@@ -1,0 +1,117 @@
+//! `firecamp service list|get|members|delete|stop|start|logs`, against the manage service.
+
+use firecamp_api::{paths, Phase, Service};
+use futures::StreamExt;
+use std::io::Write;
+
+use crate::args::{Format, LogsArgs, WaitArgs};
+use crate::backend::Backend;
+use crate::client::Client;
+use crate::error::CliError;
+use crate::output;
+use crate::wait::{wait, Until};
+
+fn print_as<T: serde::Serialize>(format: Format, v: &T, table: impl FnOnce() -> String) -> Result<(), CliError> {
+    let text = match format {
+        Format::Json => output::json(v)? + "\n",
+        Format::Yaml => output::yaml(v)?,
+        Format::Table => table(),
+    };
+    print!("{text}");
+    Ok(())
+}
+
+fn service_rows(items: &[Service]) -> String {
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|s| {
+            let ready = s.status.members.iter().filter(|m| m.ready).count();
+            vec![
+                s.name.clone(),
+                s.spec.engine.to_string(),
+                s.spec.version.clone().unwrap_or_default(),
+                format!("{ready}/{}", s.spec.replicas),
+                s.status.phase.as_str().into(),
+                s.status.message.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(&["NAME", "ENGINE", "VERSION", "READY", "PHASE", "MESSAGE"], &rows)
+}
+
+fn member_rows(s: &Service) -> String {
+    let rows: Vec<Vec<String>> = s
+        .status
+        .members
+        .iter()
+        .map(|m| {
+            vec![
+                m.name.clone(),
+                m.zone.clone(),
+                m.role.as_str().into(),
+                if m.ready { "yes" } else { "no" }.into(),
+                m.address.clone().or_else(|| m.static_ip.clone()).unwrap_or_default(),
+                m.dns_name.clone(),
+                m.node.clone().unwrap_or_default(),
+                m.message.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(&["MEMBER", "ZONE", "ROLE", "READY", "ADDRESS", "DNS NAME", "NODE", "MESSAGE"], &rows)
+}
+
+pub async fn list(client: &Backend, format: Format) -> Result<(), CliError> {
+    let list = client.list().await?;
+    print_as(format, &list, || service_rows(&list.items))
+}
+
+pub async fn get(client: &Backend, name: &str, format: Format) -> Result<(), CliError> {
+    let s = client.get(name).await?;
+    print_as(format, &s, || service_rows(std::slice::from_ref(&s)) + "\n" + &member_rows(&s))
+}
+
+pub async fn members(client: &Backend, name: &str, format: Format) -> Result<(), CliError> {
+    let s = client.get(name).await?;
+    print_as(format, &s.status.members, || member_rows(&s))
+}
+
+pub async fn delete(client: &Backend, name: &str, delete_volumes: bool, w: WaitArgs) -> Result<(), CliError> {
+    client.delete(name, delete_volumes).await?;
+    if delete_volumes {
+        println!("deleting {name} and its data volumes");
+    } else {
+        println!("deleting {name}; its data volumes are kept (add --delete-volumes to remove them)");
+    }
+    if w.wait {
+        wait(client, name, Until::Gone, w).await?;
+    }
+    Ok(())
+}
+
+pub async fn stop_start(client: &Backend, name: &str, start: bool, w: WaitArgs) -> Result<(), CliError> {
+    let path = if start { paths::start(name) } else { paths::stop(name) };
+    let _: Service = client.rest()?.post(&path, &serde_json::json!({})).await?;
+    println!("{} {name}", if start { "starting" } else { "stopping" });
+    if w.wait {
+        wait(client, name, Until::Phase(if start { Phase::Active } else { Phase::Stopped }), w).await?;
+    }
+    Ok(())
+}
+
+pub async fn logs(client: &Client, a: &LogsArgs) -> Result<(), CliError> {
+    let mut query = vec![format!("follow={}", a.follow)];
+    if let Some(m) = &a.member {
+        query.push(format!("member={m}"));
+    }
+    if let Some(s) = &a.since {
+        query.push(format!("since={s}"));
+    }
+    let resp = client.stream(&format!("{}?{}", paths::logs(&a.service), query.join("&"))).await?;
+    let mut body = resp.bytes_stream();
+    let mut out = std::io::stdout();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| CliError::Failed(format!("reading logs: {e}")))?;
+        out.write_all(&chunk).and_then(|_| out.flush()).map_err(|e| CliError::Failed(e.to_string()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! The seams between FireCamp and the cloud it runs in: member DNS, static IPs and member logs.
+//!
+//! `firecamp-aws` implements them with Route53, EC2 and CloudWatch Logs; the local runtime with
+//! its own resolver, loopback addresses and files. The types are plain (names, zones, IPv4
+//! addresses, instance ids) so this crate stays free of any cloud SDK. Futures are boxed so the
+//! traits are object-safe (`Arc<dyn MemberDns>`) without an async-trait dependency.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::member::{Member, MemberName};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What went wrong talking to the cloud, in terms a caller can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloudError {
+    /// A FireCamp safety rule refused the request (cross-zone, an IP owned by another member…).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Something the request names does not exist (instance, subnet, hosted zone…).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The provider kept failing with transient errors until the retries ran out.
+    #[error("unavailable after retries: {0}")]
+    Unavailable(String),
+    /// Any other provider error, with its context.
+    #[error("{0}")]
+    Provider(String),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Member DNS
+
+/// One A record: `<member>.<cluster>-firecamp.com` → IPv4, with its TTL (Route53 deletes only
+/// on an exact match of value and TTL, so the TTL travels with the record).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DnsRecord {
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub ttl: u32,
+}
+
+/// One change of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RecordChange {
+    /// Create the record or point it at a new address (a member that moved).
+    Upsert(DnsRecord),
+    /// Remove the record exactly as it is now (a member or service that went).
+    Delete(DnsRecord),
+}
+
+/// Where a member is reached: its static IP, else the address its pod is reached at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberAddress {
+    pub member: MemberName,
+    pub dns_name: String,
+    pub ip: Ipv4Addr,
+}
+
+/// The changes that turn a service's `current` records into `desired`: an UPSERT for each
+/// member that is new, moved or whose TTL changed, a DELETE for each current record no desired
+/// member has. Sorted, so a batch is deterministic. Unchanged records make no change.
+pub fn record_changes(current: &[DnsRecord], desired: &[MemberAddress], ttl: u32) -> Vec<RecordChange> {
+    let want: BTreeMap<String, DnsRecord> = desired
+        .iter()
+        .map(|a| {
+            let name = normalize_name(&a.dns_name);
+            (name.clone(), DnsRecord { name, ip: a.ip, ttl })
+        })
+        .collect();
+    let have: BTreeMap<String, &DnsRecord> = current.iter().map(|r| (normalize_name(&r.name), r)).collect();
+    let mut out = Vec::new();
+    for (name, rec) in &want {
+        if have.get(name).is_none_or(|h| h.ip != rec.ip || h.ttl != rec.ttl) {
+            out.push(RecordChange::Upsert(rec.clone()));
+        }
+    }
+    for (name, rec) in &have {
+        if !want.contains_key(name) {
+            out.push(RecordChange::Delete(DnsRecord { name: name.clone(), ..(*rec).clone() }));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// DNS names compare without the trailing dot and case-insensitively (Route53 answers `a.b.`).
+pub fn normalize_name(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The cluster's member DNS: one private zone `<cluster>-firecamp.com`.
+pub trait MemberDns: Send + Sync {
+    /// The A records of `service`'s members as they are now.
+    fn service_records<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<Vec<DnsRecord>, CloudError>>;
+    /// Applies every change of one service operation as one batch (all or nothing).
+    fn apply<'a>(&'a self, changes: &'a [RecordChange]) -> BoxFuture<'a, Result<(), CloudError>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Static IPs
+
+/// A provider's instance id (EC2: `i-0123…`), as read from the Node's `spec.providerID`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InstanceId(pub String);
+
+/// FireCamp's record of one static IP: which member owns it, where it may live, who holds it
+/// now. The manage service keeps it in the member's status; it is the only proof that FireCamp
+/// owns the IP, so no code takes or releases an IP without one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StaticIpRecord {
+    pub member: MemberName,
+    pub ip: Ipv4Addr,
+    /// The member's zone; the subnet lies in it.
+    pub zone: String,
+    /// The subnet the IP comes from (EC2 `subnet-…`); an IP can only move between ENIs of it.
+    pub subnet: String,
+    /// The network interface that holds the IP now (EC2 `eni-…`).
+    pub holder: String,
+}
+
+/// Static IPs for members of engines that need one.
+pub trait StaticIps: Send + Sync {
+    /// Reserves one IP for `member` in a subnet of its zone. `records` are every static-IP
+    /// record of the cluster (to avoid handing out an IP that is already someone's).
+    fn allocate<'a>(&'a self, member: &'a Member, records: &'a [StaticIpRecord]) -> BoxFuture<'a, Result<StaticIpRecord, CloudError>>;
+    /// Moves the member's IP to `instance` (where its pod now runs); returns the updated record.
+    fn assign<'a>(
+        &'a self,
+        member: &'a Member,
+        record: &'a StaticIpRecord,
+        records: &'a [StaticIpRecord],
+        instance: &'a InstanceId,
+    ) -> BoxFuture<'a, Result<StaticIpRecord, CloudError>>;
+    /// Gives the member's IP back to its subnet.
+    fn release<'a>(&'a self, member: &'a Member, record: &'a StaticIpRecord) -> BoxFuture<'a, Result<(), CloudError>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Member logs
+
+/// One log line of a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEvent {
+    pub time: SystemTime,
+    pub message: String,
+}
+
+/// A page of events and where to continue (pass it back to read the next page / follow).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPage {
+    pub events: Vec<LogEvent>,
+    pub next: Option<String>,
+}
+
+/// Each member's logs, in one stream `<service>/<member>` wherever the member ran.
+pub trait MemberLogs: Send + Sync {
+    /// Creates the cluster's log group and the members' streams if missing (idempotent).
+    fn ensure_streams<'a>(&'a self, service: &'a str, members: &'a [MemberName]) -> BoxFuture<'a, Result<(), CloudError>>;
+    /// One page of `member`'s events at or after `since`, or after the cursor `next`.
+    fn read<'a>(
+        &'a self,
+        service: &'a str,
+        member: &'a MemberName,
+        since: Option<SystemTime>,
+        next: Option<String>,
+    ) -> BoxFuture<'a, Result<LogPage, CloudError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(m: &str, ip: [u8; 4]) -> MemberAddress {
+        MemberAddress { member: MemberName::new(m.rsplit_once('-').unwrap().0, 0), dns_name: format!("{m}.prod-firecamp.com"), ip: ip.into() }
+    }
+    fn rec(m: &str, ip: [u8; 4], ttl: u32) -> DnsRecord {
+        DnsRecord { name: format!("{m}.prod-firecamp.com."), ip: ip.into(), ttl }
+    }
+
+    #[test]
+    fn new_moved_and_gone_members_become_upserts_and_deletes() {
+        let current = [rec("pg-0", [10, 0, 1, 5], 60), rec("pg-1", [10, 0, 2, 5], 60), rec("pg-2", [10, 0, 3, 5], 60)];
+        let desired = [addr("pg-0", [10, 0, 1, 5]), addr("pg-1", [10, 0, 2, 9]), addr("pg-3", [10, 0, 1, 7])];
+        let got = record_changes(&current, &desired, 60);
+        assert_eq!(
+            got,
+            vec![
+                RecordChange::Upsert(DnsRecord { name: "pg-1.prod-firecamp.com".into(), ip: [10, 0, 2, 9].into(), ttl: 60 }),
+                RecordChange::Upsert(DnsRecord { name: "pg-3.prod-firecamp.com".into(), ip: [10, 0, 1, 7].into(), ttl: 60 }),
+                RecordChange::Delete(DnsRecord { name: "pg-2.prod-firecamp.com".into(), ip: [10, 0, 3, 5].into(), ttl: 60 }),
+            ]
+        );
+    }
+
+    #[test]
+    fn unchanged_records_make_no_change_and_a_new_ttl_is_an_upsert() {
+        let current = [rec("pg-0", [10, 0, 1, 5], 60)];
+        assert!(record_changes(&current, &[addr("pg-0", [10, 0, 1, 5])], 60).is_empty());
+        assert_eq!(record_changes(&current, &[addr("pg-0", [10, 0, 1, 5])], 30).len(), 1);
+    }
+
+    #[test]
+    fn a_deleted_service_deletes_every_record() {
+        let current = [rec("pg-0", [10, 0, 1, 5], 60), rec("pg-1", [10, 0, 2, 5], 300)];
+        let got = record_changes(&current, &[], 60);
+        assert!(got.iter().all(|c| matches!(c, RecordChange::Delete(_))));
+        assert_eq!(got.len(), 2);
+    }
+}

@@ -1,0 +1,1 @@
+fn main(){ print!("{}", firecamp_manage::crd::crd_yaml()); }

@@ -1,0 +1,101 @@
+//! The FireCampService custom resource: spec = FireCamp's service spec, status = what the
+//! controller observed. `deploy/crd.yaml` is generated from these types (`firecamp install crd`)
+//! and a test fails when the two drift apart.
+
+use firecamp_api::{MemberStatus, Phase};
+use firecamp_core::ServiceSpec;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const GROUP: &str = "firecamp.dev";
+/// Finalizer that removes what owner references cannot (cluster-scoped StorageClasses, and the
+/// volumes when asked).
+pub const FINALIZER: &str = "firecamp.dev/cleanup";
+/// Set on the resource before deleting it to delete the members' volumes too.
+pub const DELETE_VOLUMES_ANNOTATION: &str = "firecamp.dev/delete-volumes";
+
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "firecamp.dev",
+    version = "v1alpha1",
+    kind = "FireCampService",
+    plural = "firecampservices",
+    shortname = "fcs",
+    namespaced,
+    status = "FireCampServiceStatus",
+    printcolumn = r#"{"name":"Engine","type":"string","jsonPath":".spec.engine"}"#,
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".spec.version"}"#,
+    printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".spec.replicas"}"#,
+    printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyMembers"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.message","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(transparent)]
+#[schemars(transparent)]
+pub struct FireCampServiceSpec(pub ServiceSpec);
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FireCampServiceStatus {
+    pub phase: Phase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default)]
+    pub ready_members: i32,
+    #[serde(default)]
+    pub members: Vec<MemberStatus>,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Init tasks, kept here so a restarted manage service resumes them.
+    #[serde(default)]
+    pub init_tasks: Vec<InitTaskStatus>,
+}
+
+/// A Kubernetes-style condition (`Ready`, `Initialized`, `Degraded`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// RFC 3339; changes only when `status` changes.
+    pub last_transition_time: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InitTaskStatus {
+    pub name: String,
+    pub phase: TaskPhase,
+    /// Jobs started for this task so far (bounded by the task's retry limit).
+    pub attempts: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum TaskPhase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// The CRD as YAML, for `deploy/crd.yaml` and `firecamp install render`.
+pub fn crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    serde_saphyr::to_string(&FireCampService::crd()).unwrap_or_default()
+}

@@ -1,0 +1,38 @@
+//! The manage service's errors: typed, with the object they concern.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the service spec is invalid: {0}")]
+    Invalid(#[from] firecamp_core::ValidationErrors),
+    #[error("{action} {kind} {name}: {source}")]
+    Kube {
+        action: &'static str,
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the resource has no {0}")]
+    MissingField(&'static str),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    pub fn kube(action: &'static str, kind: &'static str, name: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+        let name = name.into();
+        move |source| Error::Kube { action, kind, name, source }
+    }
+
+    /// Short label for metrics and Events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Invalid(_) => "InvalidSpec",
+            Error::Kube { .. } => "KubernetesError",
+            Error::MissingField(_) => "MalformedResource",
+            Error::Finalizer(_) => "FinalizerError",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,202 @@
+//! `firecamp install render`: everything that runs FireCamp in a cluster, as typed objects.
+//! Least privilege: no cluster-admin, no wildcard verbs or resources.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace, ObjectFieldSelector,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext,
+    Service, ServiceAccount, ServicePort, ServiceSpec,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::CustomResourceExt;
+use serde_json::Value;
+
+use crate::crd::FireCampService;
+
+pub const NAMESPACE: &str = "firecamp-system";
+pub const NAME: &str = "firecamp-manage";
+pub const PORT: u16 = 27040;
+
+/// What `firecamp install render` is given.
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    pub cluster: String,
+    pub zones: Vec<String>,
+    pub networks: Vec<String>,
+    pub volume_provisioner: String,
+    pub image: String,
+}
+
+fn meta(name: &str, namespaced: bool) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: namespaced.then(|| NAMESPACE.to_string()),
+        labels: Some(selector_labels()),
+        ..Default::default()
+    }
+}
+
+fn selector_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([("app.kubernetes.io/name".to_string(), NAME.to_string())])
+}
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    PolicyRule { api_groups: Some(s(groups)), resources: Some(s(resources)), verbs: s(verbs), ..Default::default() }
+}
+
+const READ: &[&str] = &["get", "list", "watch"];
+const MANAGE: &[&str] = &["get", "list", "watch", "create", "update", "patch", "delete"];
+
+/// What the controller and the REST API need, each rule for a reason.
+pub fn cluster_role() -> ClusterRole {
+    ClusterRole {
+        metadata: meta(NAME, false),
+        rules: Some(vec![
+            rule(&["firecamp.dev"], &["firecampservices"], MANAGE),
+            rule(&["firecamp.dev"], &["firecampservices/status", "firecampservices/finalizers"], &["get", "update", "patch"]),
+            rule(&["apps"], &["statefulsets"], MANAGE),
+            rule(&[""], &["services", "configmaps", "serviceaccounts"], MANAGE),
+            // Passwords are generated once and read by name; never listed.
+            rule(&[""], &["secrets"], &["get", "create"]),
+            rule(&[""], &["persistentvolumeclaims"], &["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]),
+            // Pods: read for status, labelled with member and role, deleted for ordered restarts.
+            rule(&[""], &["pods"], &["get", "list", "watch", "patch", "delete"]),
+            rule(&[""], &["nodes"], READ),
+            rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
+            rule(&["policy"], &["poddisruptionbudgets"], MANAGE),
+            // The members' Role grants `get` on their ConfigMaps, which this role holds.
+            rule(&["rbac.authorization.k8s.io"], &["roles", "rolebindings"], MANAGE),
+            rule(&["batch"], &["jobs"], &["get", "list", "watch", "create", "delete"]),
+            rule(&["storage.k8s.io"], &["storageclasses"], &["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]),
+            // The REST API lets the cluster's RBAC decide who may do what.
+            rule(&["authentication.k8s.io"], &["tokenreviews"], &["create"]),
+            rule(&["authorization.k8s.io"], &["subjectaccessreviews"], &["create"]),
+        ]),
+        ..Default::default()
+    }
+}
+
+fn subject() -> Subject {
+    Subject { kind: "ServiceAccount".into(), name: NAME.into(), namespace: Some(NAMESPACE.into()), ..Default::default() }
+}
+
+fn role_ref(kind: &str) -> RoleRef {
+    RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: kind.into(), name: NAME.into() }
+}
+
+fn env_field(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource { field_ref: Some(ObjectFieldSelector { field_path: path.into(), ..Default::default() }), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+pub fn deployment(o: &InstallOptions) -> Deployment {
+    let mut args = vec!["manage".to_string(), format!("--cluster={}", o.cluster), format!("--volume-provisioner={}", o.volume_provisioner)];
+    args.extend(o.networks.iter().map(|n| format!("--network={n}")));
+    let http = |path: &str| Probe {
+        http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::Int(PORT.into()), ..Default::default() }),
+        period_seconds: Some(10),
+        ..Default::default()
+    };
+    Deployment {
+        metadata: meta(NAME, true),
+        spec: Some(DeploymentSpec {
+            // Two replicas; the Lease lets one act at a time, the other takes over in seconds.
+            replicas: Some(2),
+            selector: LabelSelector { match_labels: Some(selector_labels()), ..Default::default() },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(selector_labels()), ..Default::default() }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(NAME.into()),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(65532),
+                        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+                        ..Default::default()
+                    }),
+                    topology_spread_constraints: Some(vec![k8s_openapi::api::core::v1::TopologySpreadConstraint {
+                        max_skew: 1,
+                        topology_key: "topology.kubernetes.io/zone".into(),
+                        when_unsatisfiable: "ScheduleAnyway".into(),
+                        label_selector: Some(LabelSelector { match_labels: Some(selector_labels()), ..Default::default() }),
+                        ..Default::default()
+                    }]),
+                    containers: vec![Container {
+                        name: "manage".into(),
+                        image: Some(o.image.clone()),
+                        command: Some(vec!["firecamp".into()]),
+                        args: Some(args),
+                        env: Some(vec![env_field("POD_NAME", "metadata.name"), env_field("POD_NAMESPACE", "metadata.namespace")]),
+                        ports: Some(vec![ContainerPort { name: Some("api".into()), container_port: PORT.into(), ..Default::default() }]),
+                        readiness_probe: Some(http("/healthz")),
+                        liveness_probe: Some(http("/healthz")),
+                        resources: Some(ResourceRequirements {
+                            requests: Some(BTreeMap::from([
+                                ("cpu".to_string(), Quantity("100m".into())),
+                                ("memory".to_string(), Quantity("128Mi".into())),
+                            ])),
+                            limits: Some(BTreeMap::from([("memory".to_string(), Quantity("512Mi".into()))])),
+                            ..Default::default()
+                        }),
+                        security_context: Some(SecurityContext {
+                            allow_privilege_escalation: Some(false),
+                            read_only_root_filesystem: Some(true),
+                            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Every object, in apply order, as JSON values.
+pub fn render(o: &InstallOptions) -> Vec<Value> {
+    let v = |x: serde_json::Result<Value>| x.unwrap_or(Value::Null);
+    vec![
+        v(serde_json::to_value(FireCampService::crd())),
+        v(serde_json::to_value(Namespace { metadata: meta(NAMESPACE, false), ..Default::default() })),
+        v(serde_json::to_value(ServiceAccount { metadata: meta(NAME, true), ..Default::default() })),
+        v(serde_json::to_value(cluster_role())),
+        v(serde_json::to_value(ClusterRoleBinding { metadata: meta(NAME, false), role_ref: role_ref("ClusterRole"), subjects: Some(vec![subject()]) })),
+        // Leader election only in FireCamp's own namespace.
+        v(serde_json::to_value(Role {
+            metadata: meta(NAME, true),
+            rules: Some(vec![rule(&["coordination.k8s.io"], &["leases"], &["get", "create", "update"])]),
+        })),
+        v(serde_json::to_value(RoleBinding { metadata: meta(NAME, true), role_ref: role_ref("Role"), subjects: Some(vec![subject()]) })),
+        v(serde_json::to_value(deployment(o))),
+        v(serde_json::to_value(Service {
+            metadata: meta(NAME, true),
+            spec: Some(ServiceSpec {
+                selector: Some(selector_labels()),
+                ports: Some(vec![ServicePort { name: Some("api".into()), port: PORT.into(), ..Default::default() }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+        v(serde_json::to_value(PodDisruptionBudget {
+            metadata: meta(NAME, true),
+            spec: Some(PodDisruptionBudgetSpec {
+                min_available: Some(IntOrString::Int(1)),
+                selector: Some(LabelSelector { match_labels: Some(selector_labels()), ..Default::default() }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+    ]
+}

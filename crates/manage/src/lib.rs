@@ -1,0 +1,11 @@
+//! FireCamp's manage service on Kubernetes: the FireCampService CRD, the controller that
+//! reconciles it (dereference → validate → build → apply → update status), init tasks as Jobs,
+//! leader election, and the REST API the CLI talks to.
+
+pub mod config;
+pub mod crd;
+pub mod error;
+pub mod install;
+pub mod leader;
+pub mod reconcile;
+pub mod run;

@@ -1,0 +1,96 @@
+//! Applying the built objects: server-side apply under FireCamp's field manager, owner
+//! references on what the service owns, and deletion of what it no longer needs.
+
+use std::collections::BTreeSet;
+
+use firecamp_kube::{labels, Object};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+
+use crate::error::{Error, Result};
+
+/// Objects the service owns are garbage-collected with it. PVCs are not (data outlives the
+/// service unless deleted on purpose) and cluster-scoped StorageClasses cannot be.
+pub fn owned(o: &Object) -> bool {
+    !matches!(o, Object::PersistentVolumeClaim(_) | Object::StorageClass(_))
+}
+
+pub async fn apply(client: &Client, field_manager: &str, o: &Object, owner: Option<&OwnerReference>) -> Result<()> {
+    let (group, version) = o.api_version().rsplit_once('/').unwrap_or(("", o.api_version()));
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, o.kind()));
+    let api: Api<DynamicObject> = match &o.metadata().namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    };
+    let mut value = serde_json::to_value(o).map_err(|_| Error::MissingField("serializable object"))?;
+    if let (Some(owner), true) = (owner, owned(o)) {
+        value["metadata"]["ownerReferences"] = serde_json::json!([owner]);
+    }
+    let obj: DynamicObject = serde_json::from_value(value).map_err(|_| Error::MissingField("object metadata"))?;
+    api.patch(o.name(), &PatchParams::apply(field_manager).force(), &Patch::Apply(&obj))
+        .await
+        .map_err(Error::kube("apply", o.kind(), o.name()))?;
+    Ok(())
+}
+
+/// Creates the Secret only when absent: generated passwords are never regenerated.
+pub async fn ensure_secret(client: &Client, mut secret: Secret, owner: &OwnerReference) -> Result<bool> {
+    let ns = secret.metadata.namespace.clone().unwrap_or_default();
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    if api.get_opt(&name).await.map_err(Error::kube("get", "Secret", &name))?.is_some() {
+        return Ok(false);
+    }
+    secret.metadata.owner_references = Some(vec![owner.clone()]);
+    match api.create(&PostParams::default(), &secret).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Err(e) => Err(Error::kube("create", "Secret", &name)(e)),
+    }
+}
+
+fn selector(service: &str) -> String {
+    format!("{}={service},{}=firecamp", labels::SERVICE, labels::MANAGED_BY)
+}
+
+/// Deletes the service's ConfigMaps and StorageClasses that are no longer built (a member or a
+/// zone removed). PVCs are kept: they hold data.
+pub async fn delete_orphans(client: &Client, ns: &str, service: &str, desired: &[Object]) -> Result<Vec<String>> {
+    let want: BTreeSet<(&str, &str)> = desired.iter().map(|o| (o.kind(), o.name())).collect();
+    let lp = ListParams::default().labels(&selector(service));
+    let mut deleted = Vec::new();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    for cm in cms.list(&lp).await.map_err(Error::kube("list", "ConfigMap", service))? {
+        let name = cm.metadata.name.unwrap_or_default();
+        if !want.contains(&("ConfigMap", name.as_str())) {
+            cms.delete(&name, &DeleteParams::default()).await.map_err(Error::kube("delete", "ConfigMap", &name))?;
+            deleted.push(format!("ConfigMap/{name}"));
+        }
+    }
+    let scs: Api<StorageClass> = Api::all(client.clone());
+    let lp = lp.labels(&format!("firecamp.dev/namespace={ns}"));
+    for sc in scs.list(&lp).await.map_err(Error::kube("list", "StorageClass", service))? {
+        let name = sc.metadata.name.unwrap_or_default();
+        if !want.contains(&("StorageClass", name.as_str())) {
+            scs.delete(&name, &DeleteParams::default()).await.map_err(Error::kube("delete", "StorageClass", &name))?;
+            deleted.push(format!("StorageClass/{name}"));
+        }
+    }
+    Ok(deleted)
+}
+
+/// Everything cluster-scoped (and, when asked, the volumes) of a deleted service.
+pub async fn cleanup(client: &Client, ns: &str, service: &str, delete_volumes: bool) -> Result<()> {
+    let lp = ListParams::default().labels(&format!("{},firecamp.dev/namespace={ns}", selector(service)));
+    let scs: Api<StorageClass> = Api::all(client.clone());
+    scs.delete_collection(&DeleteParams::default(), &lp).await.map_err(Error::kube("delete", "StorageClass", service))?;
+    if delete_volumes {
+        let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+        let lp = ListParams::default().labels(&selector(service));
+        pvcs.delete_collection(&DeleteParams::default(), &lp).await.map_err(Error::kube("delete", "PersistentVolumeClaim", service))?;
+    }
+    Ok(())
+}

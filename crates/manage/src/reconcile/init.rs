@@ -1,0 +1,114 @@
+//! Init tasks run as Jobs. The Job's name is deterministic and its progress is copied into the
+//! service's status, so a restarted manage service finds the Job again instead of repeating it.
+
+use std::collections::BTreeMap;
+
+use firecamp_catalog::layout::K8S_SECRET_DIR;
+use firecamp_catalog::{InitTask, ServicePlan};
+use firecamp_kube::{labels, names};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretVolumeSource,
+    SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::crd::{InitTaskStatus, TaskPhase};
+
+/// `<service>-init`: services have one init task at most, and 52 + 5 characters fit a Job name.
+pub fn job_name(service: &str) -> String {
+    format!("{service}-init")
+}
+
+pub fn job(plan: &ServicePlan, task: &InitTask) -> Job {
+    let mut l = labels::common(plan);
+    l.insert("firecamp.dev/init-task".into(), task.name.into());
+    let c = &plan.container;
+    Job {
+        metadata: ObjectMeta {
+            name: Some(job_name(&plan.name)),
+            namespace: Some(plan.cluster.namespace.clone()),
+            labels: Some(l.clone()),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            // Retries stay inside one Job; its failure is the task's.
+            backoff_limit: Some(task.max_attempts - 1),
+            active_deadline_seconds: Some(1800),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(l), ..Default::default() }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    node_selector: Some(BTreeMap::from([(labels::WORKER.to_string(), plan.cluster.name.clone())])),
+                    security_context: Some(PodSecurityContext {
+                        run_as_user: Some(c.run_as_user),
+                        run_as_group: Some(c.run_as_group),
+                        run_as_non_root: Some(true),
+                        fs_group: Some(c.run_as_group),
+                        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+                        ..Default::default()
+                    }),
+                    containers: vec![Container {
+                        name: task.name.into(),
+                        image: Some(c.image.into()),
+                        command: Some(task.command.clone()),
+                        security_context: Some(SecurityContext {
+                            allow_privilege_escalation: Some(false),
+                            read_only_root_filesystem: Some(true),
+                            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+                            ..Default::default()
+                        }),
+                        volume_mounts: Some(vec![VolumeMount {
+                            name: "secret".into(),
+                            mount_path: K8S_SECRET_DIR.into(),
+                            read_only: Some(true),
+                            ..Default::default()
+                        }]),
+                        ..Default::default()
+                    }],
+                    volumes: Some(vec![Volume {
+                        name: "secret".into(),
+                        secret: Some(SecretVolumeSource {
+                            secret_name: Some(names::secret(&plan.name)),
+                            default_mode: Some(0o440),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The task's status from its Job (or `Pending` before the Job exists).
+pub fn task_status(task: &InitTask, job: Option<&Job>, previous: Option<&InitTaskStatus>) -> InitTaskStatus {
+    let Some(job) = job else {
+        // A task that succeeded keeps its state even when its Job was cleaned up.
+        if let Some(p) = previous.filter(|p| p.phase == TaskPhase::Succeeded) {
+            return p.clone();
+        }
+        return InitTaskStatus { name: task.name.into(), phase: TaskPhase::Pending, attempts: 0, job: None, message: None };
+    };
+    let st = job.status.clone().unwrap_or_default();
+    let cond = |t: &str| st.conditions.iter().flatten().find(|c| c.type_ == t && c.status == "True").cloned();
+    let (phase, message) = if cond("Complete").is_some() || st.succeeded.unwrap_or(0) > 0 {
+        (TaskPhase::Succeeded, None)
+    } else if let Some(c) = cond("Failed") {
+        (TaskPhase::Failed, Some(c.message.or(c.reason).unwrap_or_else(|| "the Job failed".into())))
+    } else {
+        (TaskPhase::Running, None)
+    };
+    InitTaskStatus {
+        name: task.name.into(),
+        phase,
+        attempts: st.failed.unwrap_or(0) + st.active.unwrap_or(0) + st.succeeded.unwrap_or(0),
+        job: job.metadata.name.clone(),
+        message,
+    }
+}

@@ -1,0 +1,236 @@
+//! The controller: dereference → validate → build → apply → update status, one code path for
+//! creation and every later change.
+
+pub mod apply;
+pub mod init;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use firecamp_catalog::layout::KubernetesLayout;
+use firecamp_catalog::{plan, ServicePlan};
+use firecamp_kube::{build, labels, names, Object, Secrets};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::runtime::reflector::Store;
+use kube::{Api, Client, Resource, ResourceExt};
+use rand::distr::{Alphanumeric, SampleString};
+use rand::Rng;
+
+use crate::config::ManageConfig;
+use crate::crd::{FireCampService, FireCampServiceStatus, DELETE_VOLUMES_ANNOTATION, FINALIZER};
+use crate::error::{Error, Result};
+
+pub struct Context {
+    pub client: Client,
+    pub config: ManageConfig,
+    pub recorder: Recorder,
+    /// Nodes of the cluster's workers, for the members' actual zones.
+    pub nodes: Store<Node>,
+}
+
+pub async fn reconcile(svc: Arc<FireCampService>, ctx: Arc<Context>) -> Result<Action> {
+    let ns = svc.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    let api: Api<FireCampService> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, svc, |event| async {
+        match event {
+            Finalizer::Apply(svc) => apply_service(&svc, &ctx).await,
+            Finalizer::Cleanup(svc) => cleanup_service(&svc, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Requeue with jitter, so many failing services do not retry in step.
+pub fn error_policy(svc: Arc<FireCampService>, err: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(service = %svc.name_any(), error = %err, "reconcile failed");
+    let secs = 5 + rand::rng().random_range(0..5);
+    Action::requeue(Duration::from_secs(secs))
+}
+
+fn plan_of(svc: &FireCampService, ctx: &Context) -> Result<ServicePlan> {
+    let mut cluster = ctx.config.cluster.clone();
+    cluster.namespace = svc.namespace().unwrap_or_default();
+    Ok(plan(&svc.name_any(), &svc.spec.0, &cluster, &KubernetesLayout, &BTreeMap::new())?)
+}
+
+fn password() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), 32)
+}
+
+async fn event(ctx: &Context, svc: &FireCampService, type_: EventType, reason: &str, note: String) {
+    let ev = Event { type_, reason: reason.into(), note: Some(note), action: "Reconcile".into(), secondary: None };
+    if let Err(e) = ctx.recorder.publish(&ev, &svc.object_ref(&())).await {
+        tracing::debug!(error = %e, "event not recorded");
+    }
+}
+
+async fn apply_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
+    let name = svc.name_any();
+    let ns = svc.namespace().unwrap_or_default();
+    // Validate: an invalid spec is reported in status and waits for the user's next change.
+    let plan = match plan_of(svc, ctx) {
+        Ok(p) => p,
+        Err(Error::Invalid(e)) => {
+            let status = FireCampServiceStatus {
+                phase: firecamp_api::Phase::Failed,
+                message: Some(e.to_string()),
+                observed_generation: svc.metadata.generation,
+                ..svc.status.clone().unwrap_or_default()
+            };
+            write_status(ctx, svc, &status).await?;
+            event(ctx, svc, EventType::Warning, "InvalidSpec", e.to_string()).await;
+            return Ok(Action::await_change());
+        }
+        Err(e) => return Err(e),
+    };
+    let owner = svc.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
+
+    // Build and apply. The Secret is created once; everything else is server-side applied.
+    let objects = build(&plan, &Secrets::Redacted);
+    for o in &objects {
+        match o {
+            Object::Secret(_) => {
+                let values = plan.secret_keys.iter().map(|k| (k.to_string(), password())).collect();
+                let objs = build(&plan, &Secrets::Values(values));
+                if let Some(Object::Secret(s)) = objs.into_iter().find(|o| matches!(o, Object::Secret(_))) {
+                    if apply::ensure_secret(&ctx.client, s, &owner).await? {
+                        event(ctx, svc, EventType::Normal, "SecretCreated", format!("generated the passwords in {}", names::secret(&name))).await;
+                    }
+                }
+            }
+            _ => apply::apply(&ctx.client, &ctx.config.field_manager, o, Some(&owner)).await?,
+        }
+    }
+    let deleted = apply::delete_orphans(&ctx.client, &ns, &name, &objects).await?;
+    if !deleted.is_empty() {
+        event(ctx, svc, EventType::Normal, "Pruned", format!("deleted {}", deleted.join(", "))).await;
+    }
+
+    // Observe members and init tasks, then write status.
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let pods: BTreeMap<String, Pod> = pods_api
+        .list(&ListParams::default().labels(&format!("{}={name}", labels::SERVICE)))
+        .await
+        .map_err(Error::kube("list", "Pod", &name))?
+        .into_iter()
+        .map(|p| (p.name_any(), p))
+        .collect();
+    label_new_pods(&pods_api, &plan, &pods).await?;
+    let node_zones: BTreeMap<String, String> = ctx
+        .nodes
+        .state()
+        .iter()
+        .filter_map(|n| Some((n.name_any(), n.labels().get(labels::ZONE_TOPOLOGY)?.clone())))
+        .collect();
+    let previous = svc.status.clone();
+    let tasks = run_init_tasks(ctx, svc, &plan, &pods).await?;
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let status = status::status(
+        &plan,
+        &status::Observed {
+            pods: &pods,
+            node_zones: &node_zones,
+            init_tasks: &tasks,
+            previous: previous.as_ref(),
+            generation: svc.metadata.generation,
+            now: &now,
+        },
+    );
+    if previous.as_ref().map(|p| p.phase) != Some(status.phase) {
+        let note = format!("{} → {}{}", previous.as_ref().map(|p| p.phase.as_str()).unwrap_or("new"), status.phase.as_str(),
+            status.message.as_ref().map(|m| format!(": {m}")).unwrap_or_default());
+        let t = if status.phase == firecamp_api::Phase::Degraded || status.phase == firecamp_api::Phase::Failed { EventType::Warning } else { EventType::Normal };
+        event(ctx, svc, t, status.phase.as_str(), note).await;
+    }
+    if previous.as_ref() != Some(&status) {
+        write_status(ctx, svc, &status).await?;
+    }
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// New pods get their member name and bootstrap role as labels (the client Service selects the
+/// primary by role); the engine's own view replaces the role later.
+async fn label_new_pods(api: &Api<Pod>, plan: &ServicePlan, pods: &BTreeMap<String, Pod>) -> Result<()> {
+    for m in &plan.members {
+        let pod_name = names::pod_of(&m.member.name);
+        let Some(pod) = pods.get(&pod_name) else { continue };
+        let l = pod.labels();
+        if l.contains_key(labels::MEMBER) && l.contains_key(labels::ROLE) {
+            continue;
+        }
+        let patch = serde_json::json!({"metadata": {"labels": {
+            labels::MEMBER: m.member.name.as_str(),
+            labels::ROLE: l.get(labels::ROLE).cloned().unwrap_or_else(|| m.role.as_str().to_string()),
+        }}});
+        api.patch(&pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::kube("label", "Pod", &pod_name))?;
+    }
+    Ok(())
+}
+
+/// Starts each init task's Job once every member is ready, and reads back its progress.
+async fn run_init_tasks(
+    ctx: &Context,
+    svc: &FireCampService,
+    plan: &ServicePlan,
+    pods: &BTreeMap<String, Pod>,
+) -> Result<Vec<crate::crd::InitTaskStatus>> {
+    let ns = svc.namespace().unwrap_or_default();
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let previous = svc.status.as_ref().map(|s| s.init_tasks.clone()).unwrap_or_default();
+    let all_ready = plan.members.iter().all(|m| {
+        pods.get(&names::pod_of(&m.member.name))
+            .and_then(|p| p.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready").map(|c| c.status == "True"))
+            .unwrap_or(false)
+    });
+    let mut out = Vec::new();
+    for task in &plan.init_tasks {
+        let prev = previous.iter().find(|p| p.name == task.name);
+        let name = init::job_name(&plan.name);
+        let mut job = jobs.get_opt(&name).await.map_err(Error::kube("get", "Job", &name))?;
+        let done = prev.is_some_and(|p| p.phase == crate::crd::TaskPhase::Succeeded);
+        if job.is_none() && all_ready && !done {
+            let mut j = init::job(plan, task);
+            j.metadata.owner_references = svc.controller_owner_ref(&()).map(|o| vec![o]);
+            match jobs.create(&Default::default(), &j).await {
+                Ok(created) => {
+                    event(ctx, svc, EventType::Normal, "InitTaskStarted", format!("started {} as Job {name}", task.name)).await;
+                    job = Some(created);
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => job = jobs.get_opt(&name).await.map_err(Error::kube("get", "Job", &name))?,
+                Err(e) => return Err(Error::kube("create", "Job", &name)(e)),
+            }
+        }
+        out.push(init::task_status(task, job.as_ref(), prev));
+    }
+    Ok(out)
+}
+
+async fn write_status(ctx: &Context, svc: &FireCampService, status: &FireCampServiceStatus) -> Result<()> {
+    let api: Api<FireCampService> = Api::namespaced(ctx.client.clone(), &svc.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": "firecamp.dev/v1alpha1",
+        "kind": "FireCampService",
+        "status": status,
+    });
+    api.patch_status(&svc.name_any(), &PatchParams::apply(&ctx.config.field_manager).force(), &Patch::Apply(&patch))
+        .await
+        .map_err(Error::kube("update status of", "FireCampService", svc.name_any()))?;
+    Ok(())
+}
+
+async fn cleanup_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
+    let ns = svc.namespace().unwrap_or_default();
+    let delete_volumes = svc.annotations().get(DELETE_VOLUMES_ANNOTATION).is_some_and(|v| v == "true");
+    apply::cleanup(&ctx.client, &ns, &svc.name_any(), delete_volumes).await?;
+    let kept = if delete_volumes { "and its volumes" } else { "; its volumes are kept" };
+    event(ctx, svc, EventType::Normal, "Deleted", format!("deleted the service's objects {kept}")).await;
+    Ok(Action::await_change())
+}

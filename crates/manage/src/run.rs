@@ -1,0 +1,76 @@
+//! `firecamp manage`: leader election, then the controller.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{predicates, watcher, Controller, WatchStreamExt};
+use kube::{Api, Client, ResourceExt};
+
+use crate::config::{ManageConfig, CONTROLLER_NAME};
+use crate::crd::FireCampService;
+use crate::leader::Elector;
+use crate::reconcile::{error_policy, reconcile, Context};
+
+fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the controller until the process is stopped or leadership is lost.
+pub async fn run(client: Client, config: ManageConfig, lease_namespace: &str) -> anyhow::Result<()> {
+    let elector = Elector::new(client.clone(), lease_namespace, &config.identity);
+    tracing::info!(identity = %config.identity, "waiting for leadership");
+    elector.acquire().await;
+    tracing::info!("leading; starting the controller");
+
+    let ns = config.watch_namespace.clone();
+    let managed = watcher::Config::default().labels("app.kubernetes.io/managed-by=firecamp");
+    let (nodes, nodes_writer) = reflector::store::<Node>();
+    let node_watch = watcher(Api::<Node>::all(client.clone()), watcher::Config::default().labels(&format!("firecamp-worker={}", config.cluster.name)))
+        .default_backoff()
+        .reflect(nodes_writer)
+        .for_each(|_| futures::future::ready(()));
+    tokio::spawn(node_watch);
+
+    // Status writes do not change the generation, so they do not trigger a reconcile.
+    let (reader, writer) = reflector::store::<FireCampService>();
+    let services = watcher(api::<FireCampService>(&client, &ns), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    let recorder = Recorder::new(client.clone(), Reporter { controller: CONTROLLER_NAME.into(), instance: Some(config.identity.clone()) });
+    let ctx = Arc::new(Context { client: client.clone(), config, recorder, nodes });
+    let controller = Controller::for_stream(services, reader)
+        .owns(api::<StatefulSet>(&client, &ns), managed.clone())
+        .owns(api::<Service>(&client, &ns), managed.clone())
+        .owns(api::<ConfigMap>(&client, &ns), managed.clone())
+        .owns(api::<Job>(&client, &ns), managed.clone())
+        .watches(api::<Pod>(&client, &ns), managed, |pod| {
+            let service = pod.labels().get(firecamp_kube::labels::SERVICE).cloned();
+            service.map(|s| ObjectRef::new(s.as_str()).within(&pod.namespace().unwrap_or_default()))
+        })
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "reconcile");
+            }
+            futures::future::ready(())
+        });
+    tokio::select! {
+        _ = controller => Ok(()),
+        _ = elector.hold() => anyhow::bail!("lost leadership; exiting so that only one replica acts"),
+    }
+}
