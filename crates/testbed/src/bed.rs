@@ -13,16 +13,36 @@ use kube::{Api, Client, Config};
 /// The admin kubeconfig of the bed.
 ///
 /// `FIRECAMP_TESTBED_KUBECONFIG`, else `$FIRECAMP_TESTBED_DIR/admin.kubeconfig`, else
-/// `<repo>/.testbed/admin.kubeconfig`. `KUBECONFIG` is deliberately NOT consulted first: tests
-/// create and delete objects, and must not land on whatever cluster a developer's shell points at.
+/// `<repo>/.testbed/admin.kubeconfig`. `KUBECONFIG` is deliberately NOT consulted: tests create
+/// and delete objects, and must not land on whatever cluster a developer's shell points at.
 pub fn kubeconfig_path() -> PathBuf {
     if let Some(p) = std::env::var_os("FIRECAMP_TESTBED_KUBECONFIG") {
         return p.into();
     }
     let dir = std::env::var_os("FIRECAMP_TESTBED_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.testbed"));
+        .unwrap_or_else(|| repo_root().join(".testbed"));
     dir.join("admin.kubeconfig")
+}
+
+/// The repository (the folder holding `testbed/bed`), found from where the tests run: cargo sets
+/// CARGO_MANIFEST_DIR at run time to the crate under test. The compile-time path is the fallback,
+/// as it is wrong for a binary built in another checkout.
+fn repo_root() -> PathBuf {
+    let starts = [
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
+        std::env::current_dir().ok(),
+    ];
+    starts
+        .into_iter()
+        .flatten()
+        .find_map(|start| {
+            start
+                .ancestors()
+                .find(|d| d.join("testbed/bed").is_file())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")))
 }
 
 /// A client for the bed, checked by asking the API server for its version.
@@ -56,7 +76,10 @@ pub async fn client() -> Client {
 pub async fn fresh_namespace(client: &Client, prefix: &str) -> String {
     let name = format!("{prefix}-{}", suffix());
     let ns = Namespace {
-        metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     Api::<Namespace>::all(client.clone())
@@ -65,10 +88,13 @@ pub async fn fresh_namespace(client: &Client, prefix: &str) -> String {
         .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
     let sa = Api::<ServiceAccount>::namespaced(client.clone(), &name);
     let exists = |o: Option<&ServiceAccount>| o.is_some();
-    tokio::time::timeout(Duration::from_secs(30), await_condition(sa, "default", exists))
-        .await
-        .unwrap_or_else(|_| panic!("namespace {name}: no default ServiceAccount after 30 s"))
-        .unwrap_or_else(|e| panic!("namespace {name}: watching ServiceAccounts: {e}"));
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(sa, "default", exists),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("namespace {name}: no default ServiceAccount after 30 s"))
+    .unwrap_or_else(|e| panic!("namespace {name}: watching ServiceAccounts: {e}"));
     name
 }
 
@@ -80,6 +106,11 @@ fn suffix() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    let mix = nanos ^ (u128::from(std::process::id()) << 64) ^ u128::from(N.fetch_add(1, Ordering::Relaxed));
-    format!("{:08x}", (mix as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32)
+    let mix = nanos
+        ^ (u128::from(std::process::id()) << 64)
+        ^ u128::from(N.fetch_add(1, Ordering::Relaxed));
+    format!(
+        "{:08x}",
+        (mix as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32
+    )
 }

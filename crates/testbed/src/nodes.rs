@@ -37,15 +37,26 @@ impl NodePlan {
     fn node(&self, i: usize) -> Node {
         let zi = i % self.zones.len();
         let zone = &self.zones[zi];
-        // EC2-style private DNS name: the subnet octet is the zone, the host octet counts within it.
-        let name = format!("ip-10-0-{}-{}.ec2.internal", zi + 1, 10 + i / self.zones.len());
+        // EC2-style private DNS name: the subnet octet is the zone, the host octet counts within
+        // it; us-east-1 uses `ec2.internal`, other regions `<region>.compute.internal`.
+        let domain = match self.region.as_str() {
+            "us-east-1" => "ec2.internal".to_string(),
+            r => format!("{r}.compute.internal"),
+        };
+        let name = format!("ip-10-0-{}-{}.{domain}", zi + 1, 10 + i / self.zones.len());
         let labels = BTreeMap::from([
             ("kubernetes.io/hostname".to_string(), name.clone()),
             ("kubernetes.io/os".to_string(), "linux".to_string()),
             ("kubernetes.io/arch".to_string(), "amd64".to_string()),
             (ZONE_LABEL.to_string(), zone.clone()),
-            ("topology.kubernetes.io/region".to_string(), self.region.clone()),
-            ("node.kubernetes.io/instance-type".to_string(), self.instance_type.clone()),
+            (
+                "topology.kubernetes.io/region".to_string(),
+                self.region.clone(),
+            ),
+            (
+                "node.kubernetes.io/instance-type".to_string(),
+                self.instance_type.clone(),
+            ),
             (WORKER_LABEL.to_string(), self.cluster.clone()),
             ("type".to_string(), "kwok".to_string()),
         ]);
@@ -53,12 +64,18 @@ impl NodePlan {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
                 labels: Some(labels),
-                annotations: Some(BTreeMap::from([(KWOK_ANNOTATION.to_string(), "fake".to_string())])),
+                annotations: Some(BTreeMap::from([(
+                    KWOK_ANNOTATION.to_string(),
+                    "fake".to_string(),
+                )])),
                 ..Default::default()
             },
             // No taint: FireCamp's own StatefulSets must schedule here without a kwok toleration.
             spec: Some(NodeSpec {
-                provider_id: Some(format!("aws:///{zone}/{}", instance_id(&self.cluster, &name))),
+                provider_id: Some(format!(
+                    "aws:///{zone}/{}",
+                    instance_id(&self.cluster, &name)
+                )),
                 ..Default::default()
             }),
             status: None,
@@ -85,7 +102,10 @@ pub async fn create_and_wait(client: &Client, plan: &NodePlan, timeout: Duration
             Err(e) => return Err(e).with_context(|| format!("creating node {name}")),
         }
     }
-    let want: Vec<String> = nodes.iter().filter_map(|n| n.metadata.name.clone()).collect();
+    let want: Vec<String> = nodes
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
     tokio::time::timeout(timeout, wait_ready(api, &want))
         .await
         .with_context(|| format!("nodes not Ready after {timeout:?}"))?
@@ -120,10 +140,77 @@ pub fn zone_of(node: &Node) -> Option<String> {
 
 /// All bed nodes (those kwok manages).
 pub async fn list(client: &Client) -> Result<Vec<Node>> {
-    let all = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.context("listing nodes")?;
+    let all = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .context("listing nodes")?;
     Ok(all
         .items
         .into_iter()
-        .filter(|n| n.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(KWOK_ANNOTATION)))
+        .filter(|n| {
+            n.metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(KWOK_ANNOTATION))
+        })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn six_nodes_go_two_per_zone_with_aws_provider_ids() {
+        let zones: Vec<String> = ["us-east-1a", "us-east-1b", "us-east-1c"]
+            .map(String::from)
+            .into();
+        let plan = NodePlan {
+            count: 6,
+            zones: zones.clone(),
+            region: "us-east-1".into(),
+            cluster: "bed".into(),
+            instance_type: "m5.large".into(),
+        };
+        let nodes = plan.nodes();
+        for zone in &zones {
+            assert_eq!(
+                nodes
+                    .iter()
+                    .filter(|n| zone_of(n).as_ref() == Some(zone))
+                    .count(),
+                2
+            );
+        }
+        assert_eq!(
+            nodes[0].metadata.name.as_deref(),
+            Some("ip-10-0-1-10.ec2.internal")
+        );
+        assert_eq!(
+            nodes[3].metadata.name.as_deref(),
+            Some("ip-10-0-1-11.ec2.internal")
+        );
+        let id = nodes[0]
+            .spec
+            .as_ref()
+            .and_then(|s| s.provider_id.clone())
+            .unwrap_or_default();
+        assert_eq!(
+            id,
+            format!(
+                "aws:///us-east-1a/{}",
+                instance_id("bed", "ip-10-0-1-10.ec2.internal")
+            )
+        );
+        let hex = id.rsplit("/i-").next().unwrap_or_default();
+        assert!(
+            hex.len() == 17 && hex.chars().all(|c| c.is_ascii_hexdigit()),
+            "{id}"
+        );
+        assert!(
+            nodes
+                .iter()
+                .all(|n| n.spec.as_ref().is_some_and(|s| s.taints.is_none()))
+        );
+    }
 }

@@ -55,8 +55,15 @@ pub fn condition(pod: &Pod, type_: &str, status: &str) -> bool {
 
 /// The zone of the node a pod runs on.
 pub async fn pod_zone(client: &Client, pod: &Pod) -> String {
-    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).expect("pod is not scheduled");
-    let node = Api::<Node>::all(client.clone()).get(&node).await.expect("get node");
+    let node = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .expect("pod is not scheduled");
+    let node = Api::<Node>::all(client.clone())
+        .get(&node)
+        .await
+        .expect("get node");
     firecamp_testbed::nodes::zone_of(&node).expect("node without zone label")
 }
 
@@ -64,4 +71,17 @@ pub async fn pod_zone(client: &Client, pod: &Pod) -> String {
 pub async fn cleanup(client: &Client, ns: &str) {
     let api = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone());
     let _ = api.delete(ns, &Default::default()).await;
+}
+
+/// Waits until object `name` with this uid is gone.
+pub async fn wait_deleted<K>(api: &Api<K>, name: &str, uid: &str, what: &str)
+where
+    K: Clone + Debug + Send + DeserializeOwned + Resource + 'static,
+{
+    let gone = kube::runtime::wait::conditions::is_deleted(uid);
+    match tokio::time::timeout(TIMEOUT, await_condition(api.clone(), name, gone)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => panic!("{what}: watching {name}: {e}"),
+        Err(_) => panic!("{what}: {name} still there after {TIMEOUT:?}"),
+    }
 }

