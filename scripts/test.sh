@@ -17,13 +17,18 @@ fi
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
 cargo --version
 
-step "test bed: build (Go binaries are cached by go.sum hash)"
-testbed/bed build
-
-step "test bed: up"
-trap 'step "test bed: down"; testbed/bed down || true' EXIT
-testbed/bed up
-eval "$(testbed/bed env)"
+# Each file in scripts/setup.d installs and starts what one group of tests needs. A file may
+# push commands onto CLEANUP (run in reverse order on exit) and export variables the tests read.
+CLEANUP=()
+cleanup() {
+  local i
+  for ((i=${#CLEANUP[@]}-1; i>=0; i--)); do eval "${CLEANUP[i]}" || true; done
+}
+trap cleanup EXIT
+for f in scripts/setup.d/*.sh; do
+  step "setup: $(basename "$f" .sh)"
+  . "$f"
+done
 
 step "cargo test"
 [ "${1:-}" = "--" ] && shift
