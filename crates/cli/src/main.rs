@@ -1,25 +1,57 @@
 //! `firecamp`: the one binary of FireCamp.
 
 mod args;
+mod backend;
 mod catalog_cmd;
+mod client;
 mod error;
+mod local_cmd;
+mod manage_cmd;
 mod options;
 mod output;
+mod service_cmds;
 mod service_create;
+mod wait;
 
 use clap::Parser;
 
 use args::{Cli, Command, ServiceCommand};
+use backend::Backend;
+use client::Client;
+use error::CliError;
 
-fn main() {
+#[tokio::main]
+async fn main() {
+    // kube brings rustls with ring, reqwest and the AWS SDK with aws-lc-rs: choose one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Service { command: ServiceCommand::Create(args) } => service_create::run(args),
-        Command::Catalog { output } => catalog_cmd::run(output),
-    };
+    let result = run(cli.command).await;
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(e.exit_code());
     }
 }
 
+
+async fn run(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Catalog { output } => catalog_cmd::run(output),
+        Command::Local { command } => local_cmd::run(command).await,
+        Command::Logs { server, args } => service_cmds::logs(&Client::new(&server)?, &args).await,
+        Command::Manage(args) => manage_cmd::manage(args).await,
+        Command::Install { command } => manage_cmd::install(command),
+        Command::Service { server, command } => {
+            let c = Backend::new(&server).await?;
+            match command {
+                ServiceCommand::Create(args) => service_create::run(&c, &server, args).await,
+                ServiceCommand::List { output } => service_cmds::list(&c, output).await,
+                ServiceCommand::Get { name, output } => service_cmds::get(&c, &name, output).await,
+                ServiceCommand::Members { name, output } => service_cmds::members(&c, &name, output).await,
+                ServiceCommand::Delete { name, delete_volumes, wait } => service_cmds::delete(&c, &name, delete_volumes, wait).await,
+                ServiceCommand::Stop { name, wait } => service_cmds::stop_start(&c, &name, false, wait).await,
+                ServiceCommand::Start { name, wait } => service_cmds::stop_start(&c, &name, true, wait).await,
+                ServiceCommand::Logs(args) => service_cmds::logs(c.rest()?, &args).await,
+            }
+        }
+    }
+}

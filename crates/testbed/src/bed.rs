@@ -47,6 +47,7 @@ fn repo_root() -> PathBuf {
 
 /// A client for the bed, checked by asking the API server for its version.
 pub async fn try_client() -> Result<Client> {
+    install_crypto_provider();
     let path = kubeconfig_path();
     let kc = Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
     let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
@@ -113,4 +114,10 @@ fn suffix() -> String {
         "{:08x}",
         (mix as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32
     )
+}
+
+/// kube brings rustls with ring and other crates (reqwest, the AWS SDK) with aws-lc-rs; with both
+/// compiled in, rustls cannot pick one itself, so every process installs ring first.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
