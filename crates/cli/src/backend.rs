@@ -1,10 +1,11 @@
 //! Where service commands go: the manage service's REST API, or (`--kube`) the cluster's
 //! FireCampService resources directly through the kubeconfig.
 
-use firecamp_api::{paths, CreateService, Service, ServiceList, ServiceStatus};
+use firecamp_api::{paths, CreateService, Service, ServiceList};
 use firecamp_manage::crd::{FireCampService, FireCampServiceSpec, DELETE_VOLUMES_ANNOTATION};
+use firecamp_manage::view::to_service;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, ResourceExt};
+use kube::Api;
 
 use crate::args::ServerArgs;
 use crate::client::Client;
@@ -21,16 +22,6 @@ fn kube_err(what: &str, name: &str, e: kube::Error) -> CliError {
         kube::Error::Api(s) if s.code == 409 => CliError::Failed(format!("service {name:?} already exists")),
         kube::Error::Api(s) if s.code == 422 || s.code == 400 => CliError::Usage(format!("{what} {name}: {}", s.message)),
         e => CliError::Failed(format!("{what} {name}: {e}")),
-    }
-}
-
-/// The API view of a resource.
-pub fn to_service(r: &FireCampService) -> Service {
-    let st = r.status.clone().unwrap_or_default();
-    Service {
-        name: r.name_any(),
-        spec: r.spec.0.clone(),
-        status: ServiceStatus { phase: st.phase, message: st.message, members: st.members },
     }
 }
 

@@ -14,6 +14,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    /// Sent as `?namespace=` on every request.
+    namespace: String,
 }
 
 impl Client {
@@ -25,11 +27,19 @@ impl Client {
             b = b.add_root_certificate(cert);
         }
         let http = b.build().map_err(|e| CliError::Failed(format!("HTTP client: {e}")))?;
-        Ok(Client { http, base: args.server.trim_end_matches('/').to_string(), token: args.token.clone() })
+        Ok(Client { http, base: args.server.trim_end_matches('/').to_string(), token: args.token.clone(), namespace: args.namespace.clone() })
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let r = self.http.request(method, format!("{}{path}", self.base));
+        let url = format!("{}{path}", self.base);
+        let r = match reqwest::Url::parse(&url) {
+            Ok(mut u) => {
+                u.query_pairs_mut().append_pair("namespace", &self.namespace);
+                self.http.request(method, u)
+            }
+            // reqwest reports the bad URL when the request is sent.
+            Err(_) => self.http.request(method, url),
+        };
         match &self.token {
             Some(t) => r.bearer_auth(t),
             None => r,

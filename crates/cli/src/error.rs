@@ -8,6 +8,8 @@ pub enum CliError {
     #[error("{0}")]
     Invalid(#[from] ValidationErrors),
     #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
     Failed(String),
 }
 
@@ -15,7 +17,7 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Usage(_) | CliError::Invalid(_) => 2,
-            CliError::Failed(_) => 1,
+            CliError::NotFound(_) | CliError::Failed(_) => 1,
         }
     }
 }

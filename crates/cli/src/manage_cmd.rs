@@ -27,6 +27,15 @@ pub struct ManageArgs {
     /// This replica's identity in the Lease.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Address of the REST API (served by every replica, leader or not).
+    #[arg(long, env = "FIRECAMP_LISTEN", default_value = "0.0.0.0:27040")]
+    pub listen: std::net::SocketAddr,
+    /// TLS certificate chain (PEM) of the REST API; plain HTTP without it.
+    #[arg(long, env = "FIRECAMP_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// TLS private key (PEM) of the REST API.
+    #[arg(long, env = "FIRECAMP_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -55,7 +64,7 @@ pub struct RenderArgs {
 }
 
 pub async fn manage(a: ManageArgs) -> Result<(), CliError> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
     let mut cluster = ClusterConfig::new(a.cluster.clone());
     cluster.networks = a.networks.clone();
     cluster.volume_provisioner = a.volume_provisioner.clone();
@@ -65,7 +74,18 @@ pub async fn manage(a: ManageArgs) -> Result<(), CliError> {
     let identity = a.identity.clone().unwrap_or_else(|| format!("firecamp-manage-{}", std::process::id()));
     let config = ManageConfig { cluster, watch_namespace: a.watch_namespace.clone(), field_manager: FIELD_MANAGER.into(), identity };
     let client = kube::Client::try_default().await.map_err(|e| CliError::Failed(format!("cannot reach Kubernetes: {e}")))?;
-    firecamp_manage::run::run(client, config, &a.lease_namespace).await.map_err(|e| CliError::Failed(format!("{e:#}")))
+    let rest = firecamp_manage::rest::RestConfig {
+        listen: a.listen,
+        tls: a.tls_cert.clone().zip(a.tls_key.clone()).map(|(cert, key)| firecamp_manage::rest::TlsFiles { cert, key }),
+        cluster: config.cluster.clone(),
+        watch_namespace: config.watch_namespace.clone(),
+    };
+    // The REST API serves on every replica; the controller runs on the leader.
+    tokio::select! {
+        r = firecamp_manage::rest::serve(client.clone(), rest) => r,
+        r = firecamp_manage::run::run(client, config, &a.lease_namespace) => r,
+    }
+    .map_err(|e| CliError::Failed(format!("{e:#}")))
 }
 
 pub fn install(c: InstallCommand) -> Result<(), CliError> {

@@ -11,27 +11,32 @@ use firecamp_core::{ClusterConfig, EngineKind, ServiceSpec};
 use firecamp_kube::{build, objects, Secrets};
 use rand::distr::{Alphanumeric, SampleString};
 
-use crate::args::{CreateArgs, ObjectFormat};
+use crate::args::{CreateArgs, ObjectFormat, ServerArgs};
+use crate::backend::Backend;
 use crate::error::CliError;
+use crate::wait::{wait, Until};
 use crate::options::{engine_options, option_error, pairs};
 
-pub fn run(args: CreateArgs) -> Result<(), CliError> {
+pub async fn run(client: &Backend, server: &ServerArgs, args: CreateArgs) -> Result<(), CliError> {
     let engine = EngineKind::parse(&args.engine).map_err(CliError::Usage)?;
     let spec = spec_from_args(engine, &args)?;
     let cluster = ClusterConfig {
         name: args.cluster.clone(),
-        namespace: args.namespace.clone(),
+        namespace: server.namespace.clone(),
         networks: args.networks.clone(),
         volume_provisioner: args.volume_provisioner.clone(),
     };
     let static_ips = static_ips(&args.static_ips)?;
     let plan = plan(&args.name, &spec, &cluster, &KubernetesLayout, &static_ips)?;
     if !args.dry_run {
-        return Err(CliError::Failed(
-            "creating a service needs FireCamp's manage service, which is not part of this build yet; \
-             add --dry-run to print the objects (they apply with `kubectl apply -f -`)"
-                .into(),
-        ));
+        // The manage service validates again and fills in its cluster's settings.
+        let req = firecamp_api::CreateService { name: args.name.clone(), spec };
+        let created = client.create(&req).await?;
+        println!("created {} ({} members)", created.name, created.spec.replicas);
+        if args.wait.wait {
+            wait(client, &args.name, Until::Phase(firecamp_api::Phase::Active), args.wait).await?;
+        }
+        return Ok(());
     }
     let secrets = if args.show_secrets {
         Secrets::Values(plan.secret_keys.iter().map(|k| (k.to_string(), password())).collect())

@@ -56,10 +56,12 @@ fn redis_cluster_defaults_to_two_members_per_shard() {
 }
 
 #[test]
-fn creating_without_dry_run_says_what_is_missing() {
-    let o = firecamp(&["service", "create", "postgresql", "pg", ZONES]);
+fn creating_without_a_manage_service_says_where_it_looked() {
+    let o = firecamp(&["service", "create", "postgresql", "pg", ZONES, "--server", "http://127.0.0.1:9"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("add --dry-run"), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("cannot reach the manage service at http://127.0.0.1:9"), "{e}");
+    assert!(e.contains("firecamp local up"), "{e}");
 }
 
 #[test]

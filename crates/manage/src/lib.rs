@@ -8,4 +8,6 @@ pub mod error;
 pub mod install;
 pub mod leader;
 pub mod reconcile;
+pub mod rest;
 pub mod run;
+pub mod view;

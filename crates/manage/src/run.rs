@@ -8,6 +8,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::utils::Predicate;
 use kube::runtime::{predicates, watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 
@@ -43,13 +44,17 @@ pub async fn run(client: Client, config: ManageConfig, lease_namespace: &str) ->
         .for_each(|_| futures::future::ready(()));
     tokio::spawn(node_watch);
 
-    // Status writes do not change the generation, so they do not trigger a reconcile.
+    // Our own status writes change neither the generation, the finalizers nor the deletion
+    // timestamp, so they do not trigger a reconcile; a spec change, the finalizer we add and a
+    // deletion do.
     let (reader, writer) = reflector::store::<FireCampService>();
+    let deleting = |s: &FireCampService| s.metadata.deletion_timestamp.as_ref().map(|_| 1u64);
+    let changes = predicates::generation.combine(predicates::finalizers).combine(deleting);
     let services = watcher(api::<FireCampService>(&client, &ns), watcher::Config::default())
         .default_backoff()
         .reflect(writer)
         .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
+        .predicate_filter(changes, Default::default());
     let recorder = Recorder::new(client.clone(), Reporter { controller: CONTROLLER_NAME.into(), instance: Some(config.identity.clone()) });
     let ctx = Arc::new(Context { client: client.clone(), config, recorder, nodes });
     let controller = Controller::for_stream(services, reader)
@@ -64,6 +69,7 @@ pub async fn run(client: Client, config: ManageConfig, lease_namespace: &str) ->
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|r| {
+            crate::rest::metrics::METRICS.reconciled(r.is_ok());
             if let Err(e) = r {
                 tracing::debug!(error = %e, "reconcile");
             }

@@ -1,0 +1,257 @@
+//! The manage service end to end on the real Kubernetes test bed, driven through the CLI
+//! (`--kube`: FireCampService resources through the kubeconfig). Each test runs its own
+//! `firecamp manage` process, confined to its own namespace (and Lease), and kills it at will.
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use firecamp_api::{Phase, Service};
+use firecamp_testbed::{client, fresh_namespace, kubeconfig_path, PROVISIONER};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client, CustomResourceExt};
+
+const ZONES: &str = "--zones=us-east-1a,us-east-1b,us-east-1c";
+
+struct Manage(Child);
+
+impl Manage {
+    fn start(ns: &str) -> Manage {
+        let log = std::fs::File::create(std::env::temp_dir().join(format!("firecamp-manage-{ns}.log"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_firecamp"))
+            .args(["manage", "--cluster=bed", &format!("--volume-provisioner={PROVISIONER}")])
+            .args([format!("--watch-namespace={ns}"), format!("--lease-namespace={ns}"), format!("--identity=test-{ns}")])
+            // Its REST API on a port of its own, so parallel tests (and restarts) never collide.
+            .arg("--listen=127.0.0.1:0")
+            .env("KUBECONFIG", kubeconfig_path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Manage(child)
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    fn kill(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Manage {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn cli(ns: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_firecamp"))
+        .args(args)
+        .args(["--kube", "-n", ns])
+        .env("KUBECONFIG", kubeconfig_path())
+        .output()
+        .unwrap()
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "firecamp failed ({:?}): {}{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn get(ns: &str, name: &str) -> Service {
+    serde_json::from_str(&ok(cli(ns, &["service", "get", name, "-o", "json"]))).unwrap()
+}
+
+async fn setup(prefix: &str) -> (Client, String) {
+    let client = client().await;
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
+    let crd = firecamp_manage::crd::FireCampService::crd();
+    crds.patch("firecampservices.firecamp.dev", &PatchParams::apply("firecamp-test").force(), &Patch::Apply(&crd)).await.unwrap();
+    let cond = kube::runtime::conditions::is_crd_established();
+    tokio::time::timeout(Duration::from_secs(30), kube::runtime::wait::await_condition(crds, "firecampservices.firecamp.dev", cond))
+        .await
+        .expect("CRD established")
+        .unwrap();
+    let ns = fresh_namespace(&client, prefix).await;
+    (client, ns)
+}
+
+fn create(ns: &str, args: &[&str]) {
+    let mut a = vec!["service", "create"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&[ZONES, "--wait", "--timeout=120"]);
+    ok(cli(ns, &a));
+}
+
+fn zone_of_member(client_nodes: &[(String, String)], node: &str) -> String {
+    client_nodes.iter().find(|(n, _)| n == node).map(|(_, z)| z.clone()).unwrap_or_default()
+}
+
+async fn nodes(client: &Client) -> Vec<(String, String)> {
+    let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| {
+            let z = n.metadata.labels.clone().unwrap_or_default().get("topology.kubernetes.io/zone").cloned().unwrap_or_default();
+            (n.metadata.name.unwrap(), z)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn services_become_active_in_their_zones_and_delete_cleans_up() {
+    let (client, ns) = setup("fc-e2e").await;
+    let _manage = Manage::start(&ns);
+    create(&ns, &["postgresql", "pg", "--replicas=3"]);
+    create(&ns, &["zookeeper", "zk"]);
+    create(&ns, &["redis", "rc", "--option=mode=cluster", "--option=shards=3"]);
+
+    let nodes = nodes(&client).await;
+    for (name, n) in [("pg", 3), ("zk", 3), ("rc", 6)] {
+        let s = get(&ns, name);
+        assert_eq!(s.status.phase, Phase::Active, "{name}: {:?}", s.status);
+        assert_eq!(s.status.members.len(), n);
+        for m in &s.status.members {
+            assert!(m.ready, "{name}: {m:?}");
+            assert_eq!(zone_of_member(&nodes, m.node.as_deref().unwrap()), m.zone, "{} runs in its zone", m.name);
+            assert_eq!(m.dns_name, format!("{}.bed-firecamp.com", m.name));
+        }
+    }
+    // The PostgreSQL primary is labelled so the client Service finds it.
+    let members = ok(cli(&ns, &["service", "members", "pg"]));
+    assert!(members.lines().any(|l| l.starts_with("pg-0") && l.contains("primary")), "{members}");
+    // The Redis Cluster's init task ran as a Job.
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+    assert!(jobs.get_opt("rc-init").await.unwrap().is_some());
+    let list = ok(cli(&ns, &["service", "list"]));
+    assert_eq!(list.lines().filter(|l| l.contains("ACTIVE")).count(), 3, "{list}");
+
+    // Delete keeps the data volumes unless asked.
+    let out = ok(cli(&ns, &["service", "delete", "pg", "--wait", "--timeout=60"]));
+    assert!(out.contains("data volumes are kept"), "{out}");
+    ok(cli(&ns, &["service", "delete", "zk", "--delete-volumes", "--wait", "--timeout=60"]));
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    let scs: Api<StorageClass> = Api::all(client.clone());
+    let with = |s: &str| ListParams::default().labels(&format!("firecamp.dev/service={s}"));
+    assert_eq!(pvcs.list(&with("pg")).await.unwrap().items.len(), 3, "pg's volumes are kept");
+    let pvcs_gone = |o: Option<&PersistentVolumeClaim>| o.is_none();
+    tokio::time::timeout(Duration::from_secs(60), kube::runtime::wait::await_condition(pvcs.clone(), "data-zk-0", pvcs_gone))
+        .await
+        .expect("zk's volumes deleted")
+        .unwrap();
+    for s in ["pg", "zk"] {
+        let sc = scs.list(&ListParams::default().labels(&format!("firecamp.dev/service={s},firecamp.dev/namespace={ns}"))).await.unwrap();
+        assert!(sc.items.is_empty(), "{s}: StorageClasses left: {:?}", sc.items.len());
+        let gone = |o: Option<&StatefulSet>| o.is_none();
+        tokio::time::timeout(Duration::from_secs(60), kube::runtime::wait::await_condition(sts.clone(), s, gone))
+            .await
+            .unwrap_or_else(|_| panic!("{s}: StatefulSet not garbage-collected"))
+            .unwrap();
+    }
+    assert!(cli(&ns, &["service", "get", "pg"]).status.code() == Some(1));
+    ok(cli(&ns, &["service", "delete", "rc", "--delete-volumes", "--wait", "--timeout=60"]));
+    drop_namespace(&client, &ns).await;
+}
+
+/// Frees the bed's host ports and volumes for the next tests.
+async fn drop_namespace(client: &Client, ns: &str) {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let _ = api.delete(ns, &Default::default()).await;
+}
+
+#[tokio::test]
+async fn a_killed_manage_service_resumes_without_duplicates_or_lost_init_tasks() {
+    let (client, ns) = setup("fc-kill").await;
+    let manage = Manage::start(&ns);
+    // Redis members use the host network (one per node): keep these clusters small.
+    ok(cli(&ns, &["service", "create", "redis", "rc", "--option=mode=cluster", "--option=shards=3", "--replicas=3", ZONES]));
+    // Kill the manage service as soon as it has started creating the members' objects.
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let exists = |o: Option<&StatefulSet>| o.is_some();
+    tokio::time::timeout(Duration::from_secs(60), kube::runtime::wait::await_condition(sts.clone(), "rc", exists)).await.unwrap().unwrap();
+    manage.kill();
+    let _manage = Manage::start(&ns);
+    let out = ok(cli(&ns, &["service", "create", "redis", "rc2", "--option=mode=cluster", "--option=shards=3", "--replicas=3", ZONES, "--wait", "--timeout=120"]));
+    assert!(out.contains("created rc2"), "{out}");
+    ok(cli(&ns, &["service", "get", "rc", "-o", "json"]));
+    let wait_active = || async {
+        for _ in 0..120 {
+            if get(&ns, "rc").status.phase == Phase::Active {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!("rc not ACTIVE after the restart: {:?}", get(&ns, "rc").status);
+    };
+    wait_active().await;
+    let s = get(&ns, "rc");
+    assert!(s.status.members.iter().all(|m| m.ready));
+    // Exactly one of each object, and the init task ran once.
+    let lp = ListParams::default().labels("firecamp.dev/service=rc");
+    assert_eq!(sts.list(&lp).await.unwrap().items.len(), 1);
+    assert_eq!(Api::<ConfigMap>::namespaced(client.clone(), &ns).list(&lp).await.unwrap().items.len(), 3);
+    assert_eq!(Api::<Secret>::namespaced(client.clone(), &ns).list(&lp).await.unwrap().items.len(), 1);
+    assert_eq!(Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns).list(&lp).await.unwrap().items.len(), 3);
+    let jobs = Api::<Job>::namespaced(client.clone(), &ns).list(&lp).await.unwrap();
+    assert_eq!(jobs.items.len(), 1);
+    let raw: serde_json::Value = serde_json::to_value(
+        Api::<firecamp_manage::crd::FireCampService>::namespaced(client.clone(), &ns).get("rc").await.unwrap().status,
+    )
+    .unwrap();
+    assert_eq!(raw["initTasks"][0]["phase"], "Succeeded", "{raw}");
+    for s in ["rc", "rc2"] {
+        ok(cli(&ns, &["service", "delete", s, "--delete-volumes", "--wait", "--timeout=60"]));
+    }
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test]
+async fn a_member_whose_zone_has_no_node_leaves_the_service_degraded_with_the_reason() {
+    let (_client, ns) = setup("fc-deg").await;
+    let _manage = Manage::start(&ns);
+    ok(cli(&ns, &["service", "create", "postgresql", "pg", "--replicas=4", "--zones=us-east-1a,us-east-1b,us-east-1c,us-east-1d"]));
+    let mut last = None;
+    for _ in 0..120 {
+        let s = get(&ns, "pg");
+        if s.status.phase == Phase::Degraded && s.status.members.iter().filter(|m| m.ready).count() == 3 {
+            let msg = s.status.message.clone().unwrap_or_default();
+            assert!(msg.contains("pg-3 cannot be scheduled in us-east-1d"), "{msg}");
+            let m3 = s.status.members.iter().find(|m| m.name == "pg-3").unwrap();
+            assert!(!m3.ready && m3.node.is_none());
+            return;
+        }
+        last = Some(s.status);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("not DEGRADED with 3 members running: {last:?}");
+}
+
+#[tokio::test]
+async fn invalid_specs_are_refused_whole() {
+    let (client, ns) = setup("fc-bad").await;
+    let o = cli(&ns, &["service", "create", "zookeeper", "zk", "--replicas=4", ZONES]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("spec.replicas: a ZooKeeper ensemble needs an odd number"));
+    // Written directly (kubectl), a spec the schema accepts but FireCamp's rules refuse is
+    // reported FAILED in status and creates nothing.
+    let _manage = Manage::start(&ns);
+    let api: Api<firecamp_manage::crd::FireCampService> = Api::namespaced(client.clone(), &ns);
+    let mut spec = firecamp_catalog::examples::spec(firecamp_core::EngineKind::Zookeeper, 4);
+    spec.zones = vec!["us-east-1a".into()];
+    let r = firecamp_manage::crd::FireCampService::new("zk", firecamp_manage::crd::FireCampServiceSpec(spec));
+    api.create(&Default::default(), &r).await.unwrap();
+    let failed = |o: Option<&firecamp_manage::crd::FireCampService>| {
+        o.and_then(|s| s.status.as_ref()).is_some_and(|s| s.phase == Phase::Failed)
+    };
+    let s = tokio::time::timeout(Duration::from_secs(60), kube::runtime::wait::await_condition(api, "zk", failed)).await.unwrap().unwrap().unwrap();
+    assert!(s.status.unwrap().message.unwrap().contains("odd number of members"));
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    assert!(sts.get_opt("zk").await.unwrap().is_none());
+}

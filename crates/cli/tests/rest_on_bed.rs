@@ -1,0 +1,383 @@
+//! The manage service's REST API end to end on the real Kubernetes test bed: a `firecamp manage`
+//! process per test, confined to a fresh namespace, reached over HTTP(S) with ServiceAccount
+//! tokens that the cluster's RBAC allows (or does not). Needs `testbed/bed up`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use firecamp_api::{ApiError, CreateService, ErrorCode, MemberStatus, Phase, Service, ServiceList};
+use firecamp_core::EngineKind;
+use firecamp_testbed::{client, fresh_namespace, kubeconfig_path, PROVISIONER};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Node, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, Client, CustomResourceExt};
+use reqwest::StatusCode;
+
+const ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
+
+/// A `firecamp manage` child process, killed on drop; its log in the temp dir.
+struct Manage {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Drop for Manage {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Manage {
+    /// Starts it and waits until `/healthz` answers (over HTTPS when `tls` is given).
+    async fn start(ns: &str, tls: Option<&Tls>) -> Manage {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("firecamp-rest-{ns}.log"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_firecamp"));
+        cmd.args(["manage", "--cluster=bed", &format!("--volume-provisioner={PROVISIONER}")])
+            .args([format!("--watch-namespace={ns}"), format!("--lease-namespace={ns}"), format!("--identity=rest-{ns}")])
+            .arg(format!("--listen=127.0.0.1:{port}"))
+            .env("KUBECONFIG", kubeconfig_path())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        if let Some(t) = tls {
+            cmd.arg("--tls-cert").arg(&t.cert).arg("--tls-key").arg(&t.key);
+        }
+        let child = cmd.spawn().unwrap();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut m = Manage { child, base: format!("{scheme}://127.0.0.1:{port}"), log };
+        let http = http_client(tls);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = http.get(format!("{}/healthz", m.base)).send().await
+                && r.status() == StatusCode::OK
+            {
+                return m;
+            }
+            if let Ok(Some(status)) = m.child.try_wait() {
+                panic!("firecamp manage exited ({status}): {}", m.log_text());
+            }
+            assert!(Instant::now() < deadline, "the REST API did not come up in 30 s: {}", m.log_text());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1.
+struct Tls {
+    _dir: TempDir,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn self_signed(ns: &str) -> Tls {
+    let dir = std::env::temp_dir().join(format!("firecamp-rest-tls-{ns}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        // A leaf, not a CA: rustls refuses a CA certificate as the server's own.
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is needed to make the test's certificate");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    Tls { _dir: TempDir(dir), cert, key }
+}
+
+fn http_client(tls: Option<&Tls>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder().timeout(Duration::from_secs(20));
+    if let Some(t) = tls {
+        b = b.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&t.cert).unwrap()).unwrap());
+    }
+    b.build().unwrap()
+}
+
+/// The CRD, the namespace, and a token allowed to manage FireCamp services there.
+async fn setup(prefix: &str) -> (Client, String) {
+    let client = client().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = firecamp_manage::crd::FireCampService::crd();
+    crds.patch("firecampservices.firecamp.dev", &PatchParams::apply("firecamp-test").force(), &Patch::Apply(&crd)).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        kube::runtime::wait::await_condition(crds, "firecampservices.firecamp.dev", kube::runtime::conditions::is_crd_established()),
+    )
+    .await
+    .expect("CRD established")
+    .unwrap();
+    let ns = fresh_namespace(&client, prefix).await;
+    (client, ns)
+}
+
+/// A ServiceAccount's token; with `verbs`, a Role and RoleBinding granting them on
+/// firecampservices in the namespace.
+async fn token(client: &Client, ns: &str, sa: &str, verbs: &[&str]) -> String {
+    let meta = |name: &str| ObjectMeta { name: Some(name.into()), namespace: Some(ns.into()), ..Default::default() };
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    sas.create(&PostParams::default(), &ServiceAccount { metadata: meta(sa), ..Default::default() }).await.unwrap();
+    if !verbs.is_empty() {
+        let role = Role {
+            metadata: meta(sa),
+            rules: Some(vec![PolicyRule {
+                api_groups: Some(vec!["firecamp.dev".into()]),
+                resources: Some(vec!["firecampservices".into()]),
+                verbs: verbs.iter().map(|v| v.to_string()).collect(),
+                ..Default::default()
+            }]),
+        };
+        Api::<Role>::namespaced(client.clone(), ns).create(&PostParams::default(), &role).await.unwrap();
+        let binding = RoleBinding {
+            metadata: meta(sa),
+            role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Role".into(), name: sa.into() },
+            subjects: Some(vec![Subject { kind: "ServiceAccount".into(), name: sa.into(), namespace: Some(ns.into()), ..Default::default() }]),
+        };
+        Api::<RoleBinding>::namespaced(client.clone(), ns).create(&PostParams::default(), &binding).await.unwrap();
+    }
+    let tr = TokenRequest { spec: Some(TokenRequestSpec { expiration_seconds: Some(3600), ..Default::default() }), ..Default::default() };
+    let answer = sas.create_token_request(sa, &PostParams::default(), &tr).await.unwrap();
+    answer.status.and_then(|s| s.token).expect("a token")
+}
+
+/// One request: its status and body.
+async fn call(http: &reqwest::Client, method: reqwest::Method, url: String, token: Option<&str>, body: Option<serde_json::Value>) -> (StatusCode, String) {
+    let mut r = http.request(method, url);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.text().await.unwrap())
+}
+
+fn api_error(status: StatusCode, body: &str) -> ApiError {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{status}: not an ApiError ({e}): {body}"))
+}
+
+fn zk(name: &str) -> serde_json::Value {
+    serde_json::to_value(CreateService { name: name.into(), spec: firecamp_catalog::examples::spec(EngineKind::Zookeeper, 3) }).unwrap()
+}
+
+async fn node_zones(client: &Client) -> Vec<(String, String)> {
+    Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| {
+            let z = n.metadata.labels.clone().unwrap_or_default().get("topology.kubernetes.io/zone").cloned().unwrap_or_default();
+            (n.metadata.name.unwrap(), z)
+        })
+        .collect()
+}
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_firecamp")).args(args).env_remove("KUBECONFIG").output().unwrap()
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "firecamp failed ({:?}): {}{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn rest_api_creates_reads_and_deletes_services_as_rbac_allows() {
+    use reqwest::Method;
+    let (client, ns) = setup("fc-rest").await;
+    let user = token(&client, &ns, "fc-user", &["get", "list", "create", "delete"]).await;
+    let nobody = token(&client, &ns, "fc-nobody", &[]).await;
+    let manage = Manage::start(&ns, None).await;
+    let http = http_client(None);
+    let services = format!("{}/v1/services?namespace={ns}", manage.base);
+    let one = |name: &str| format!("{}/v1/services/{name}?namespace={ns}", manage.base);
+
+    // The open endpoints.
+    let (s, doc) = call(&http, Method::GET, format!("{}/openapi.json", manage.base), None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    assert!(doc["paths"]["/v1/services"]["post"].is_object(), "{doc}");
+
+    // No token: 401; a token RBAC gives nothing: 403; a token Kubernetes does not know: 401.
+    let (s, b) = call(&http, Method::GET, services.clone(), None, None).await;
+    assert_eq!((s, api_error(s, &b).code), (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized));
+    let (s, b) = call(&http, Method::GET, services.clone(), Some("not-a-token"), None).await;
+    assert_eq!((s, api_error(s, &b).code), (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized), "{b}");
+    let (s, b) = call(&http, Method::POST, services.clone(), Some(&nobody), Some(zk("zk"))).await;
+    assert_eq!((s, api_error(s, &b).code), (StatusCode::FORBIDDEN, ErrorCode::Forbidden), "{b}");
+    let (s, b) = call(&http, Method::GET, services.clone(), Some(&nobody), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+
+    // The user's RoleBinding may take a moment to reach the authorizer.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (s, b) = call(&http, Method::GET, services.clone(), Some(&user), None).await;
+        if s == StatusCode::OK {
+            let list: ServiceList = serde_json::from_str(&b).unwrap();
+            assert!(list.items.is_empty());
+            break;
+        }
+        assert!(s == StatusCode::FORBIDDEN && Instant::now() < deadline, "{s}: {b}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // An invalid spec is refused whole, naming every broken field, and creates nothing.
+    let mut bad = zk("Bad_Name");
+    bad["spec"]["replicas"] = 4.into();
+    let (s, b) = call(&http, Method::POST, services.clone(), Some(&user), Some(bad)).await;
+    let e = api_error(s, &b);
+    assert_eq!((s, e.code), (StatusCode::BAD_REQUEST, ErrorCode::Invalid), "{b}");
+    let fields: Vec<&str> = e.fields.iter().map(|f| f.field.as_str()).collect();
+    assert!(fields.contains(&"name") && fields.contains(&"spec.replicas"), "{fields:?}");
+    let mut unknown = zk("zk");
+    unknown["spec"]["colour"] = "red".into();
+    let (s, b) = call(&http, Method::POST, services.clone(), Some(&user), Some(unknown)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(api_error(s, &b).message.contains("unknown field `colour`"), "{b}");
+    let crs: Api<firecamp_manage::crd::FireCampService> = Api::namespaced(client.clone(), &ns);
+    assert!(crs.list(&ListParams::default()).await.unwrap().items.is_empty(), "an invalid request created a resource");
+
+    // Create; a second create of the same name is 409.
+    let (s, b) = call(&http, Method::POST, services.clone(), Some(&user), Some(zk("zk"))).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let created: Service = serde_json::from_str(&b).unwrap();
+    assert_eq!(created.name, "zk");
+    let (s, b) = call(&http, Method::POST, services.clone(), Some(&user), Some(zk("zk"))).await;
+    assert_eq!((s, api_error(s, &b).code), (StatusCode::CONFLICT, ErrorCode::AlreadyExists), "{b}");
+
+    // GET until ACTIVE.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let svc = loop {
+        let (s, b) = call(&http, Method::GET, one("zk"), Some(&user), None).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let svc: Service = serde_json::from_str(&b).unwrap();
+        if svc.status.phase == Phase::Active {
+            break svc;
+        }
+        assert!(Instant::now() < deadline, "zk not ACTIVE in 120 s: {:?}\n{}", svc.status, manage.log_text());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert_eq!(svc.status.members.len(), 3);
+
+    // List and members: each member in its zone.
+    let (s, b) = call(&http, Method::GET, services.clone(), Some(&user), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let list: ServiceList = serde_json::from_str(&b).unwrap();
+    assert_eq!(list.items.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["zk"]);
+    let (s, b) = call(&http, Method::GET, format!("{}/v1/services/zk/members?namespace={ns}", manage.base), Some(&user), None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let members: Vec<MemberStatus> = serde_json::from_str(&b).unwrap();
+    let nodes = node_zones(&client).await;
+    for (i, m) in members.iter().enumerate() {
+        assert_eq!(m.name, format!("zk-{i}"));
+        assert_eq!(m.zone, ZONES[i]);
+        assert!(m.ready, "{m:?}");
+        let node = m.node.as_deref().unwrap_or_else(|| panic!("{m:?}"));
+        assert_eq!(nodes.iter().find(|(n, _)| n == node).map(|(_, z)| z.as_str()), Some(ZONES[i]), "{} runs in its zone", m.name);
+    }
+
+    // Another namespace than the one this manage service watches is refused.
+    let (s, b) = call(&http, Method::GET, format!("{}/v1/services?namespace=kube-system", manage.base), Some(&user), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+
+    // Stop, start and logs are not there yet, and say so.
+    let (s, b) = call(&http, Method::POST, format!("{}/v1/services/zk/stop?namespace={ns}", manage.base), Some(&user), None).await;
+    assert_eq!(s, StatusCode::NOT_IMPLEMENTED, "{b}");
+
+    // Delete: DELETING, then gone (404); deleting again is 404.
+    let (s, b) = call(&http, Method::DELETE, format!("{}/v1/services/zk?namespace={ns}&deleteVolumes=true", manage.base), Some(&user), None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let deleting: Service = serde_json::from_str(&b).unwrap();
+    assert_eq!(deleting.status.phase, Phase::Deleting);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, b) = call(&http, Method::GET, one("zk"), Some(&user), None).await;
+        if s == StatusCode::NOT_FOUND {
+            assert_eq!(api_error(s, &b).code, ErrorCode::NotFound);
+            break;
+        }
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert!(Instant::now() < deadline, "zk not deleted in 60 s: {b}\n{}", manage.log_text());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let (s, b) = call(&http, Method::DELETE, one("zk"), Some(&user), None).await;
+    assert_eq!((s, api_error(s, &b).code), (StatusCode::NOT_FOUND, ErrorCode::NotFound));
+
+    // Requests are counted by route and status code.
+    let (s, metrics) = call(&http, Method::GET, format!("{}/metrics", manage.base), None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(metrics.contains("firecamp_http_requests_total{route=\"/v1/services\",method=\"POST\",code=\"201\"} 1"), "{metrics}");
+    assert!(metrics.contains("firecamp_http_requests_total{route=\"/v1/services\",method=\"GET\",code=\"401\"} 2"), "{metrics}");
+}
+
+#[tokio::test]
+async fn the_cli_talks_to_the_api_over_https() {
+    let (client, ns) = setup("fc-tls").await;
+    let user = token(&client, &ns, "fc-user", &["get", "list", "create", "delete"]).await;
+    let tls = self_signed(&ns);
+    let manage = Manage::start(&ns, Some(&tls)).await;
+    let ca = tls.cert.to_str().unwrap();
+    let server = ["--server", manage.base.as_str(), "--token", user.as_str(), "--ca-cert", ca, "-n", ns.as_str()];
+    let with = |args: &[&str]| -> Vec<String> { args.iter().chain(server.iter()).map(|s| s.to_string()).collect() };
+    let run = |args: &[&str]| cli(&with(args).iter().map(String::as_str).collect::<Vec<_>>());
+
+    // The RoleBinding may take a moment to reach the authorizer.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = run(&["service", "list"]);
+        if out.status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "list: {}", String::from_utf8_lossy(&out.stderr));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Plain HTTP to the HTTPS port, and HTTPS without the CA, fail.
+    let plain = manage.base.replace("https://", "http://");
+    let out = cli(&["service", "list", "--server", &plain, "--token", &user, "-n", &ns]);
+    assert!(!out.status.success());
+    let out = cli(&["service", "list", "--server", &manage.base, "--token", &user, "-n", &ns]);
+    assert!(!out.status.success(), "the self-signed certificate was trusted without --ca-cert");
+
+    let out = ok(run(&["service", "create", "zookeeper", "zk", "--zones=us-east-1a,us-east-1b,us-east-1c", "--wait", "--timeout=120"]));
+    assert!(out.contains("zk"), "{out}");
+    let json = ok(run(&["service", "get", "zk", "-o", "json"]));
+    let svc: Service = serde_json::from_str(&json).unwrap();
+    assert_eq!(svc.status.phase, Phase::Active, "{json}");
+    let list = ok(run(&["service", "list"]));
+    assert!(list.lines().any(|l| l.starts_with("zk") && l.contains("ACTIVE")), "{list}");
+    let members = ok(run(&["service", "members", "zk"]));
+    for (i, z) in ZONES.iter().enumerate() {
+        assert!(members.lines().any(|l| l.starts_with(&format!("zk-{i}")) && l.contains(z)), "{members}");
+    }
+    ok(run(&["service", "delete", "zk", "--delete-volumes", "--wait", "--timeout=60"]));
+    let out = run(&["service", "get", "zk"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(manage);
+}

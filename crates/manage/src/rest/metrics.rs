@@ -1,0 +1,154 @@
+//! `GET /metrics`: the manage service's counters in Prometheus' text format. One process-wide
+//! set, so the controller counts its reconciles in the same place the API counts requests.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+
+pub static METRICS: Metrics = Metrics::new();
+
+/// (route, method, status) → (count, seconds).
+type Requests = BTreeMap<(String, &'static str, u16), (u64, f64)>;
+
+pub struct Metrics {
+    requests: Mutex<Requests>,
+    reconciles: AtomicU64,
+    reconcile_errors: AtomicU64,
+    token_reviews: AtomicU64,
+    access_reviews: AtomicU64,
+    auth_cache_hits: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub const fn new() -> Self {
+        Metrics {
+            requests: Mutex::new(BTreeMap::new()),
+            reconciles: AtomicU64::new(0),
+            reconcile_errors: AtomicU64::new(0),
+            token_reviews: AtomicU64::new(0),
+            access_reviews: AtomicU64::new(0),
+            auth_cache_hits: AtomicU64::new(0),
+        }
+    }
+
+    /// One finished reconcile of the controller.
+    pub fn reconciled(&self, ok: bool) {
+        self.reconciles.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.reconcile_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn token_review(&self) {
+        self.token_reviews.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn access_review(&self) {
+        self.access_reviews.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn auth_cache_hit(&self) {
+        self.auth_cache_hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn request(&self, route: &str, method: &Method, status: u16, seconds: f64) {
+        let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let e = m.entry((route.to_string(), method_label(method), status)).or_default();
+        e.0 += 1;
+        e.1 += seconds;
+    }
+
+    /// The text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        out.push_str("# HELP firecamp_http_requests_total REST API requests by route, method and status code.\n");
+        out.push_str("# TYPE firecamp_http_requests_total counter\n");
+        for ((route, method, code), (n, _)) in &requests {
+            let _ = writeln!(out, "firecamp_http_requests_total{{route=\"{}\",method=\"{method}\",code=\"{code}\"}} {n}", escape(route));
+        }
+        out.push_str("# HELP firecamp_http_request_duration_seconds_sum Time spent answering REST API requests.\n");
+        out.push_str("# TYPE firecamp_http_request_duration_seconds_sum counter\n");
+        for ((route, method, code), (_, s)) in &requests {
+            let _ = writeln!(out, "firecamp_http_request_duration_seconds_sum{{route=\"{}\",method=\"{method}\",code=\"{code}\"}} {s:.6}", escape(route));
+        }
+        let counter = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+        };
+        counter(&mut out, "firecamp_reconciles_total", "Reconciles the controller finished (on the leader).", &self.reconciles);
+        counter(&mut out, "firecamp_reconcile_errors_total", "Reconciles that failed and were retried.", &self.reconcile_errors);
+        counter(&mut out, "firecamp_token_reviews_total", "TokenReviews sent to Kubernetes.", &self.token_reviews);
+        counter(&mut out, "firecamp_access_reviews_total", "SubjectAccessReviews sent to Kubernetes.", &self.access_reviews);
+        counter(&mut out, "firecamp_auth_cache_hits_total", "Reviews answered from the cache.", &self.auth_cache_hits);
+        out
+    }
+}
+
+/// A fixed set, so that odd methods cannot grow the metrics without bound.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Middleware: counts every request under its route pattern (never the raw path, so service
+/// names do not become labels).
+pub async fn track(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    METRICS.request(&route, &method, resp.status().as_u16(), start.elapsed().as_secs_f64());
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_format_has_requests_and_reconciles() {
+        let m = Metrics::new();
+        m.request("/v1/services/{name}", &Method::GET, 200, 0.01);
+        m.request("/v1/services/{name}", &Method::GET, 200, 0.02);
+        m.request("/v1/services", &Method::POST, 400, 0.001);
+        m.request("unmatched", &Method::from_bytes(b"BREW").unwrap(), 404, 0.0);
+        m.reconciled(true);
+        m.reconciled(false);
+        let text = m.render();
+        assert!(text.contains("firecamp_http_requests_total{route=\"/v1/services/{name}\",method=\"GET\",code=\"200\"} 2\n"), "{text}");
+        assert!(text.contains("firecamp_http_requests_total{route=\"/v1/services\",method=\"POST\",code=\"400\"} 1\n"));
+        assert!(text.contains("method=\"OTHER\""));
+        assert!(text.contains("firecamp_reconciles_total 2\n"));
+        assert!(text.contains("firecamp_reconcile_errors_total 1\n"));
+        // Every sample line is `name{labels} value` or `name value`.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (_, value) = line.rsplit_once(' ').unwrap();
+            value.parse::<f64>().unwrap();
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The REST API of the manage service on Kubernetes (`firecamp_api`'s paths and bodies): a thin
+//! layer over the FireCampService resources, served by every replica (it only reads and writes
+//! resources; the leader's controller does the work).
+//!
+//! Every `/v1` request carries a bearer token that Kubernetes reviews (TokenReview) and the
+//! cluster's RBAC authorises (SubjectAccessReview on `firecampservices.firecamp.dev` in the
+//! request's `?namespace=`, `default` when absent). `/healthz`, `/metrics` and `/openapi.json`
+//! need none. Errors are always JSON [`firecamp_api::ApiError`]s.
+
+pub mod auth;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod services;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use firecamp_api::{paths, ApiError, ErrorCode};
+use firecamp_core::ClusterConfig;
+use futures::FutureExt;
+use kube::Client;
+
+use error::{fail, Fail};
+
+pub const METRICS_PATH: &str = "/metrics";
+
+/// Where and how the API is served.
+#[derive(Debug, Clone)]
+pub struct RestConfig {
+    pub listen: SocketAddr,
+    /// HTTPS with this certificate and key; plain HTTP when `None`.
+    pub tls: Option<TlsFiles>,
+    /// The manage service's cluster (its namespace is each request's).
+    pub cluster: ClusterConfig,
+    /// The namespace the controller watches, when only one: the API refuses the others.
+    pub watch_namespace: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub struct AppState {
+    pub client: Client,
+    pub auth: auth::Authenticator,
+    pub cluster: ClusterConfig,
+    pub watch_namespace: Option<String>,
+}
+
+impl AppState {
+    pub fn new(client: Client, cluster: ClusterConfig, watch_namespace: Option<String>) -> Self {
+        AppState { auth: auth::Authenticator::new(client.clone()), client, cluster, watch_namespace }
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let name = "{name}";
+    Router::new()
+        .route(paths::SERVICES, get(services::list).post(services::create))
+        .route(&paths::service(name), get(services::get).delete(services::delete))
+        .route(&paths::members(name), get(services::members))
+        .route(&paths::stop(name), post(services::not_yet))
+        .route(&paths::start(name), post(services::not_yet))
+        .route(&paths::logs(name), get(services::not_yet))
+        .route(paths::HEALTH, get(|| async { "ok\n" }))
+        .route(METRICS_PATH, get(|| async { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::METRICS.render()) }))
+        .route(paths::OPENAPI, get(|| async { Json(openapi::document()) }))
+        .fallback(|| async { fail(ErrorCode::NotFound, "no such path in the FireCamp API (see /openapi.json)") })
+        .method_not_allowed_fallback(|| async {
+            Fail(ApiError::new(ErrorCode::Invalid, "method not allowed on this path (see /openapi.json)"), Some(StatusCode::METHOD_NOT_ALLOWED))
+        })
+        .layer(middleware::from_fn(catch_panic))
+        .layer(middleware::from_fn(metrics::track))
+        .with_state(state)
+}
+
+/// A handler that panics answers 500 like any other error, and the server goes on.
+async fn catch_panic(req: Request, next: Next) -> Response {
+    match std::panic::AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::error!("a request handler panicked");
+            fail(ErrorCode::Internal, "internal error").into_response()
+        }
+    }
+}
+
+/// Serves the API until the process ends; an error when it cannot listen or load its TLS files.
+pub async fn serve(client: Client, config: RestConfig) -> anyhow::Result<()> {
+    let app = router(Arc::new(AppState::new(client, config.cluster, config.watch_namespace)));
+    let tcp = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+    let addr = tcp.local_addr().unwrap_or(config.listen);
+    match config.tls {
+        Some(files) => {
+            let tls = tls::server_config(&files.cert, &files.key)?;
+            tracing::info!(%addr, "REST API listening on https");
+            axum::serve(tls::TlsListener::new(tcp, tls)?, app).await.context("serving the REST API")
+        }
+        None => {
+            tracing::warn!(%addr, "REST API listening on plain HTTP: bearer tokens cross the network in the clear; give --tls-cert and --tls-key");
+            axum::serve(tcp, app).await.context("serving the REST API")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Method;
+    use tower::ServiceExt;
+
+    /// A router whose Kubernetes is a closed port: what is answered without Kubernetes, and
+    /// what happens when it is unreachable.
+    fn app() -> Router {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        router(Arc::new(AppState::new(client, ClusterConfig::new("test"), None)))
+    }
+
+    async fn call(method: Method, uri: &str, token: Option<&str>) -> (StatusCode, Vec<u8>) {
+        let mut req = axum::http::Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let resp = app().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        (status, body.to_vec())
+    }
+
+    fn api_error(body: &[u8]) -> ApiError {
+        serde_json::from_slice(body).unwrap_or_else(|e| panic!("not an ApiError ({e}): {}", String::from_utf8_lossy(body)))
+    }
+
+    #[tokio::test]
+    async fn open_endpoints_need_no_token() {
+        assert_eq!(call(Method::GET, "/healthz", None).await.0, StatusCode::OK);
+        let (s, body) = call(Method::GET, "/openapi.json", None).await;
+        assert_eq!(s, StatusCode::OK);
+        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(doc["paths"]["/v1/services/{name}/members"].is_object());
+        let (s, body) = call(Method::GET, "/metrics", None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(String::from_utf8(body).unwrap().contains("firecamp_http_requests_total{route=\"/healthz\",method=\"GET\",code=\"200\"}"));
+    }
+
+    #[tokio::test]
+    async fn errors_are_json() {
+        let (s, body) = call(Method::GET, "/v1/services", None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert_eq!(api_error(&body).code, ErrorCode::Unauthorized);
+        let (s, body) = call(Method::GET, "/nowhere", None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(api_error(&body).code, ErrorCode::NotFound);
+        let (s, body) = call(Method::PUT, "/v1/services", None).await;
+        assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+        api_error(&body);
+        let (s, body) = call(Method::POST, "/v1/services/zk/stop", None).await;
+        assert_eq!(s, StatusCode::NOT_IMPLEMENTED);
+        assert!(api_error(&body).message.contains("operations issue"));
+        let (s, body) = call(Method::GET, "/v1/services?namespace=Not_A_Label", Some("t")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(api_error(&body).fields[0].field, "namespace");
+    }
+
+    #[tokio::test]
+    async fn unreachable_kubernetes_is_503() {
+        let (s, body) = call(Method::GET, "/v1/services", Some("some-token")).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(api_error(&body).code, ErrorCode::Unavailable);
+    }
+}

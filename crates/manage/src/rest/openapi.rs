@@ -1,0 +1,201 @@
+//! `GET /openapi.json`: the API described as OpenAPI 3.1, its schemas generated from the
+//! firecamp-api types (so they cannot drift from what the server sends).
+
+use firecamp_api::{paths, ApiError, CreateService, MemberStatus, Service, ServiceList};
+use schemars::generate::SchemaSettings;
+use serde_json::{json, Map, Value};
+
+/// Every path the server routes, as OpenAPI writes them.
+pub fn all_paths() -> Vec<String> {
+    vec![
+        paths::SERVICES.to_string(),
+        paths::service("{name}"),
+        paths::members("{name}"),
+        paths::stop("{name}"),
+        paths::start("{name}"),
+        paths::logs("{name}"),
+        paths::HEALTH.to_string(),
+        super::METRICS_PATH.to_string(),
+        paths::OPENAPI.to_string(),
+    ]
+}
+
+fn error(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}}})
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn errors(codes: &[u16]) -> Map<String, Value> {
+    codes
+        .iter()
+        .map(|c| {
+            let d = match c {
+                400 => "The request or the spec breaks a rule (`fields` names every broken one).",
+                401 => "No bearer token, or Kubernetes did not authenticate it.",
+                403 => "The cluster's RBAC does not allow this on firecampservices.firecamp.dev in the namespace.",
+                404 => "No service of that name in the namespace.",
+                409 => "A service of that name exists.",
+                412 => "Another change won the race; read the service again and retry.",
+                501 => "Not implemented yet on Kubernetes.",
+                503 => "Kubernetes is unreachable.",
+                _ => "Error.",
+            };
+            (c.to_string(), error(d))
+        })
+        .collect()
+}
+
+fn responses(success: (&str, Value), codes: &[u16]) -> Value {
+    let mut m = Map::new();
+    m.insert(success.0.to_string(), success.1);
+    m.extend(errors(codes));
+    m.insert("500".into(), error("An internal error."));
+    Value::Object(m)
+}
+
+fn namespace_param() -> Value {
+    json!({"name": "namespace", "in": "query", "required": false, "description": "The services' namespace.",
+           "schema": {"type": "string", "default": "default"}})
+}
+
+fn name_param() -> Value {
+    json!({"name": "name", "in": "path", "required": true, "description": "The service's name.", "schema": {"type": "string"}})
+}
+
+fn r(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut generator = SchemaSettings::draft2020_12()
+        .with(|s| s.definitions_path = "/components/schemas".into())
+        .into_generator();
+    let mut schemas = Map::new();
+    for (name, schema) in [
+        ("CreateService", generator.subschema_for::<CreateService>()),
+        ("Service", generator.subschema_for::<Service>()),
+        ("ServiceList", generator.subschema_for::<ServiceList>()),
+        ("MemberStatus", generator.subschema_for::<MemberStatus>()),
+        ("ApiError", generator.subschema_for::<ApiError>()),
+    ] {
+        // Named types come back as references to the definitions collected below.
+        if schema.get("$ref").is_none() {
+            schemas.insert(name.to_string(), schema.to_value());
+        }
+    }
+    schemas.extend(generator.take_definitions(true));
+
+    let auth = json!([{"bearer": []}]);
+    let not_yet = |summary: &str, method: &str| {
+        json!({method: {"summary": summary, "security": auth, "parameters": [name_param(), namespace_param()],
+            "responses": responses(("501", error("Comes with the operations issue: not implemented on Kubernetes yet.")), &[])}})
+    };
+    let services_path = json!({
+        "get": {"summary": "List the services of a namespace.", "operationId": "listServices", "security": auth,
+                "parameters": [namespace_param()],
+                "responses": responses(("200", ok("The services.", r("ServiceList"))), &[400, 401, 403, 503])},
+        "post": {"summary": "Create a service; the controller then brings it to ACTIVE.", "operationId": "createService", "security": auth,
+                 "parameters": [namespace_param()],
+                 "requestBody": {"required": true, "content": {"application/json": {"schema": r("CreateService")}}},
+                 "responses": responses(("201", ok("Created; its phase is CREATING.", r("Service"))), &[400, 401, 403, 409, 503])}
+    });
+    let service_path = json!({
+        "get": {"summary": "One service, its status and members.", "operationId": "getService", "security": auth,
+                "parameters": [name_param(), namespace_param()],
+                "responses": responses(("200", ok("The service.", r("Service"))), &[400, 401, 403, 404, 503])},
+        "delete": {"summary": "Delete a service; its volumes are kept unless deleteVolumes=true.", "operationId": "deleteService", "security": auth,
+                   "parameters": [name_param(), namespace_param(),
+                       {"name": "deleteVolumes", "in": "query", "required": false, "description": "Also delete the members' data (irreversible).",
+                        "schema": {"type": "boolean", "default": false}}],
+                   "responses": responses(("200", ok("Being deleted; its phase is DELETING.", r("Service"))), &[400, 401, 403, 404, 412, 503])}
+    });
+    let members_path = json!({
+        "get": {"summary": "The service's members: zone, node, address, role, readiness.", "operationId": "listMembers", "security": auth,
+                "parameters": [name_param(), namespace_param()],
+                "responses": responses(("200", ok("The members.", json!({"type": "array", "items": r("MemberStatus")}))), &[400, 401, 403, 404, 503])}
+    });
+    let text = |d: &str, t: &str| json!({"description": d, "content": {t: {"schema": {"type": "string"}}}});
+    let mut p = Map::new();
+    p.insert(paths::SERVICES.into(), services_path);
+    p.insert(paths::service("{name}"), service_path);
+    p.insert(paths::members("{name}"), members_path);
+    p.insert(paths::stop("{name}"), not_yet("Stop every member (data kept).", "post"));
+    p.insert(paths::start("{name}"), not_yet("Start a stopped service.", "post"));
+    p.insert(paths::logs("{name}"), not_yet("The members' log lines.", "get"));
+    p.insert(paths::HEALTH.into(), json!({"get": {"summary": "Liveness and readiness; no authentication.", "security": [],
+        "responses": {"200": text("The server is up.", "text/plain")}}}));
+    p.insert(super::METRICS_PATH.into(), json!({"get": {"summary": "Prometheus metrics; no authentication.", "security": [],
+        "responses": {"200": text("Metrics in the Prometheus text format.", "text/plain; version=0.0.4")}}}));
+    p.insert(paths::OPENAPI.into(), json!({"get": {"summary": "This document; no authentication.", "security": [],
+        "responses": {"200": {"description": "OpenAPI 3.1.", "content": {"application/json": {"schema": {"type": "object"}}}}}}}));
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "FireCamp manage service",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Stateful services on Kubernetes. Every request under /v1 needs `Authorization: Bearer <token>` (a Kubernetes token, checked with a TokenReview); the cluster's RBAC on firecampservices.firecamp.dev decides what it may do (SubjectAccessReview). Errors are ApiError bodies."
+        },
+        "paths": p,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "A Kubernetes token (e.g. `kubectl create token <serviceaccount>`)."}}
+        },
+        "security": auth
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_lists_every_path_and_resolves_every_reference() {
+        let doc = document();
+        let text = serde_json::to_string(&doc).unwrap();
+        let back: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["openapi"], "3.1.0");
+        let listed: Vec<&String> = back["paths"].as_object().unwrap().keys().collect();
+        for p in all_paths() {
+            assert!(listed.contains(&&p), "{p} missing from {listed:?}");
+        }
+        assert_eq!(listed.len(), all_paths().len());
+        // Every $ref points at a schema in components.
+        let schemas = back["components"]["schemas"].as_object().unwrap();
+        for name in ["CreateService", "Service", "ServiceList", "MemberStatus", "ApiError", "ServiceSpec"] {
+            assert!(schemas.contains_key(name), "{name} missing from {:?}", schemas.keys().collect::<Vec<_>>());
+        }
+        let mut refs = Vec::new();
+        collect_refs(&back, &mut refs);
+        assert!(!refs.is_empty());
+        for r in refs {
+            let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("reference outside components: {r}"));
+            assert!(schemas.contains_key(name), "dangling reference {r}");
+        }
+    }
+
+    #[test]
+    fn create_service_schema_refuses_unknown_fields() {
+        let doc = document();
+        assert_eq!(doc["components"]["schemas"]["CreateService"]["additionalProperties"], false);
+    }
+
+    fn collect_refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    match (k.as_str(), v) {
+                        ("$ref", Value::String(s)) => out.push(s.clone()),
+                        _ => collect_refs(v, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| collect_refs(v, out)),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The `/v1/services` handlers: each authorises the caller, then reads or writes
+//! FireCampService resources. The controller does the work.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use firecamp_api::{CreateService, ErrorCode, MemberStatus, Phase, Service, ServiceList};
+use firecamp_catalog::layout::KubernetesLayout;
+use firecamp_catalog::plan;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::Api;
+use serde::Deserialize;
+
+use super::auth::Access;
+use super::error::{fail, invalid_field, kube_call, Fail};
+use super::AppState;
+use crate::crd::{FireCampService, FireCampServiceSpec, DELETE_VOLUMES_ANNOTATION};
+use crate::view::to_service;
+
+type St = State<Arc<AppState>>;
+type Res<T> = Result<T, Fail>;
+
+/// The query parameters any endpoint takes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Params {
+    /// The services' namespace (`default` when absent).
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub delete_volumes: bool,
+}
+
+fn params(q: Result<Query<Params>, QueryRejection>) -> Res<Params> {
+    q.map(|Query(p)| p).map_err(|e| fail(ErrorCode::Invalid, format!("bad query parameters: {}", e.body_text())))
+}
+
+impl AppState {
+    /// The request's namespace, checked to be one this service manages.
+    fn namespace(&self, p: &Params) -> Res<String> {
+        let ns = p.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into());
+        if let Some(problem) = firecamp_core::names::dns1123_label_problem(&ns) {
+            return Err(invalid_field("namespace", problem));
+        }
+        if let Some(only) = &self.watch_namespace
+            && *only != ns
+        {
+            return Err(invalid_field("namespace", format!("this manage service manages namespace {only:?} only")));
+        }
+        Ok(ns)
+    }
+
+    fn api(&self, ns: &str) -> Api<FireCampService> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+}
+
+fn missing(name: &str, ns: &str) -> Fail {
+    fail(ErrorCode::NotFound, format!("service {name:?} does not exist in namespace {ns:?}"))
+}
+
+/// The body as a [`CreateService`]; serde's message names an unknown or missing field.
+pub fn parse_create(body: &[u8]) -> Res<CreateService> {
+    serde_json::from_slice(body).map_err(|e| fail(ErrorCode::Invalid, format!("the request body is not a service: {e}")))
+}
+
+pub async fn create(State(st): St, headers: HeaderMap, q: Result<Query<Params>, QueryRejection>, body: Result<Bytes, BytesRejection>) -> Res<(StatusCode, Json<Service>)> {
+    let ns = st.namespace(&params(q)?)?;
+    st.auth.authorize(&headers, &Access { verb: "create", namespace: &ns, name: None }).await?;
+    let body = body.map_err(|e| fail(ErrorCode::Invalid, format!("reading the request body: {}", e.body_text())))?;
+    let req = parse_create(&body)?;
+    // The same validation the controller runs, so an invalid spec is refused whole, here.
+    let mut cluster = st.cluster.clone();
+    cluster.namespace = ns.clone();
+    plan(&req.name, &req.spec, &cluster, &KubernetesLayout, &BTreeMap::new()).map_err(|e| Fail::from(firecamp_api::ApiError::from(e)))?;
+    let resource = FireCampService::new(&req.name, FireCampServiceSpec(req.spec));
+    let created = match st.api(&ns).create(&PostParams { field_manager: Some(crate::config::FIELD_MANAGER.into()), ..Default::default() }, &resource).await {
+        Ok(c) => c,
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            return Err(fail(ErrorCode::AlreadyExists, format!("service {:?} already exists in namespace {ns:?}", req.name)));
+        }
+        Err(e) => return Err(super::error::from_kube(&e, &format!("creating service {:?}", req.name)).into()),
+    };
+    tracing::info!(service = %req.name, namespace = %ns, "created");
+    Ok((StatusCode::CREATED, Json(to_service(&created))))
+}
+
+pub async fn list(State(st): St, headers: HeaderMap, q: Result<Query<Params>, QueryRejection>) -> Res<Json<ServiceList>> {
+    let ns = st.namespace(&params(q)?)?;
+    st.auth.authorize(&headers, &Access { verb: "list", namespace: &ns, name: None }).await?;
+    let list = kube_call("listing services", st.api(&ns).list(&ListParams::default())).await?;
+    Ok(Json(ServiceList { items: list.items.iter().map(to_service).collect() }))
+}
+
+async fn read(st: &AppState, headers: &HeaderMap, ns: &str, name: &str) -> Res<Service> {
+    st.auth.authorize(headers, &Access { verb: "get", namespace: ns, name: Some(name) }).await?;
+    let found = kube_call(&format!("reading service {name:?}"), st.api(ns).get_opt(name)).await?;
+    found.map(|r| to_service(&r)).ok_or_else(|| missing(name, ns))
+}
+
+pub async fn get(State(st): St, headers: HeaderMap, Path(name): Path<String>, q: Result<Query<Params>, QueryRejection>) -> Res<Json<Service>> {
+    let ns = st.namespace(&params(q)?)?;
+    Ok(Json(read(&st, &headers, &ns, &name).await?))
+}
+
+pub async fn members(State(st): St, headers: HeaderMap, Path(name): Path<String>, q: Result<Query<Params>, QueryRejection>) -> Res<Json<Vec<MemberStatus>>> {
+    let ns = st.namespace(&params(q)?)?;
+    Ok(Json(read(&st, &headers, &ns, &name).await?.status.members))
+}
+
+/// Marks whether the volumes go too (the controller's finalizer reads the annotation), then
+/// deletes the very resource it marked (uid precondition), so a service re-created in between
+/// is never deleted by mistake.
+pub async fn delete(State(st): St, headers: HeaderMap, Path(name): Path<String>, q: Result<Query<Params>, QueryRejection>) -> Res<Json<Service>> {
+    let p = params(q)?;
+    let ns = st.namespace(&p)?;
+    st.auth.authorize(&headers, &Access { verb: "delete", namespace: &ns, name: Some(&name) }).await?;
+    let api = st.api(&ns);
+    let patch = serde_json::json!({"metadata": {"annotations": {DELETE_VOLUMES_ANNOTATION: p.delete_volumes.to_string()}}});
+    let marked = match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(r) => r,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Err(missing(&name, &ns)),
+        Err(e) => return Err(super::error::from_kube(&e, &format!("marking service {name:?} for deletion")).into()),
+    };
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions { uid: marked.metadata.uid.clone(), resource_version: None }),
+        ..Default::default()
+    };
+    match api.delete(&name, &dp).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => return Err(missing(&name, &ns)),
+        Err(e) => return Err(super::error::from_kube(&e, &format!("deleting service {name:?}")).into()),
+    }
+    tracing::info!(service = %name, namespace = %ns, delete_volumes = p.delete_volumes, "deleting");
+    let mut svc = to_service(&marked);
+    svc.status.phase = Phase::Deleting;
+    Ok(Json(svc))
+}
+
+/// Stop, start and logs: not faked.
+pub async fn not_yet() -> Fail {
+    Fail(
+        firecamp_api::ApiError::new(
+            ErrorCode::Unavailable,
+            "stop, start and logs are not implemented on Kubernetes yet; they come with the operations issue",
+        ),
+        Some(StatusCode::NOT_IMPLEMENTED),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_body_fields_are_named() {
+        let e = parse_create(br#"{"colour":"red","name":"zk"}"#).unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert!(e.0.message.contains("unknown field `colour`"), "{}", e.0.message);
+        let e = parse_create(br#"{"name":"zk"}"#).unwrap_err();
+        assert!(e.0.message.contains("missing field `spec`"), "{}", e.0.message);
+        let e = parse_create(b"not json").unwrap_err();
+        assert_eq!(e.0.code, ErrorCode::Invalid);
+    }
+}
