@@ -13,8 +13,29 @@ pub struct Cli {
 pub enum Command {
     /// Create and manage stateful services.
     Service {
+        #[command(flatten)]
+        server: ServerArgs,
         #[command(subcommand)]
         command: ServiceCommand,
+    },
+    /// A service's (or one member's) log lines.
+    Logs {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        args: LogsArgs,
+    },
+    /// Run FireCamp on this machine: real servers on loopback IPs (docs/local.md).
+    Local {
+        #[command(subcommand)]
+        command: crate::local_cmd::LocalCommand,
+    },
+    /// Run the manage service: the FireCampService controller and the REST API.
+    Manage(crate::manage_cmd::ManageArgs),
+    /// Install FireCamp into a cluster.
+    Install {
+        #[command(subcommand)]
+        command: crate::manage_cmd::InstallCommand,
     },
     /// List the engines and versions FireCamp can run.
     Catalog {
@@ -25,8 +46,93 @@ pub enum Command {
 
 #[derive(Subcommand)]
 pub enum ServiceCommand {
-    /// Create a service (today: print its Kubernetes objects with --dry-run).
+    /// Create a service, or print its Kubernetes objects with --dry-run.
     Create(CreateArgs),
+    /// List the services.
+    List {
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// Show one service and its members (phase, message, each member's zone, role, readiness).
+    #[command(alias = "status")]
+    Get {
+        name: String,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// List a service's members: zone, role (as the engine reports it), readiness, address.
+    Members {
+        name: String,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// Delete a service; its data volumes are kept unless --delete-volumes.
+    Delete {
+        name: String,
+        /// Also delete the members' data (irreversible).
+        #[arg(long)]
+        delete_volumes: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Stop every member; the data is kept.
+    Stop {
+        name: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Start a stopped service.
+    Start {
+        name: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// A service's (or one member's) log lines.
+    Logs(LogsArgs),
+}
+
+/// Where the manage service is.
+#[derive(Args, Clone)]
+pub struct ServerArgs {
+    /// The manage service's URL.
+    #[arg(long, global = true, env = "FIRECAMP_SERVER", default_value = concat!("http://", "127.0.0.1:27040"))]
+    pub server: String,
+    /// Bearer token (a Kubernetes ServiceAccount token on a cluster).
+    #[arg(long, global = true, env = "FIRECAMP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CA certificate of the manage service's TLS certificate.
+    #[arg(long, global = true, env = "FIRECAMP_CA_CERT")]
+    pub ca_cert: Option<String>,
+    /// Talk to Kubernetes directly (the FireCampService resources, through the kubeconfig)
+    /// instead of the manage service's REST API.
+    #[arg(long, global = true, env = "FIRECAMP_KUBE")]
+    pub kube: bool,
+    /// Namespace of the services.
+    #[arg(short, long, global = true, env = "FIRECAMP_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+}
+
+#[derive(Args, Clone, Copy)]
+pub struct WaitArgs {
+    /// Follow the operation until it is done, showing progress.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+}
+
+#[derive(Args, Clone)]
+pub struct LogsArgs {
+    pub service: String,
+    /// One member only.
+    pub member: Option<String>,
+    /// Lines since this long ago (e.g. 10m, 2h) or since an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Keep printing new lines.
+    #[arg(short, long)]
+    pub follow: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -116,8 +222,6 @@ pub struct CreateArgs {
     /// Cluster name; the members' DNS zone is `<cluster>-firecamp.com`.
     #[arg(long, env = "FIRECAMP_CLUSTER", default_value = "default")]
     pub cluster: String,
-    #[arg(short, long, env = "FIRECAMP_NAMESPACE", default_value = "default")]
-    pub namespace: String,
     /// Networks (CIDRs) clients connect from; engines admit only these (repeatable).
     #[arg(long = "network", env = "FIRECAMP_NETWORKS", value_delimiter = ',', default_value = "10.0.0.0/8")]
     pub networks: Vec<String>,
@@ -128,6 +232,8 @@ pub struct CreateArgs {
     /// Print the objects instead of creating them.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub wait: WaitArgs,
     /// Output format of --dry-run.
     #[arg(short, long, value_enum, default_value_t = ObjectFormat::Yaml)]
     pub output: ObjectFormat,

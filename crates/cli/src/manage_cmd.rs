@@ -40,7 +40,8 @@ pub struct ManageArgs {
 
 #[derive(Subcommand)]
 pub enum InstallCommand {
-    /// Print FireCamp's deployment for a cluster: CRD, namespace, RBAC, manage service.
+    /// Print FireCamp's deployment for a cluster: CRD, namespace, RBAC, manage service, log
+    /// DaemonSet; with --iam-policy, the IAM policies instead.
     Render(RenderArgs),
     /// Print only the FireCampService CRD.
     Crd,
@@ -59,6 +60,24 @@ pub struct RenderArgs {
     pub volume_provisioner: String,
     #[arg(long, default_value = firecamp_kube::FIRECAMP_IMAGE)]
     pub image: String,
+    /// AWS region of the log group the log DaemonSet writes to.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// IAM role of the log agent for IRSA; the node's instance role when absent.
+    #[arg(long)]
+    pub log_agent_role_arn: Option<String>,
+    /// Print the least-privilege IAM policies (manage service, log agent) instead of the objects.
+    #[arg(long, requires_all = ["account_id", "vpc_id", "hosted_zone_id"])]
+    pub iam_policy: bool,
+    #[arg(long)]
+    pub account_id: Option<String>,
+    #[arg(long)]
+    pub vpc_id: Option<String>,
+    /// The cluster's Route53 private hosted zone id (`<cluster>-firecamp.com`).
+    #[arg(long)]
+    pub hosted_zone_id: Option<String>,
+    #[arg(long, default_value = "aws")]
+    pub partition: String,
     #[arg(short, long, value_enum, default_value_t = ObjectFormat::Yaml)]
     pub output: ObjectFormat,
 }
@@ -95,16 +114,44 @@ pub fn install(c: InstallCommand) -> Result<(), CliError> {
             Ok(())
         }
         InstallCommand::Render(a) => {
+            if a.iam_policy {
+                let scope = firecamp_aws::iam::PolicyScope {
+                    partition: a.partition,
+                    account_id: a.account_id.unwrap_or_default(),
+                    region: a.region,
+                    cluster: a.cluster,
+                    vpc_id: a.vpc_id.unwrap_or_default(),
+                    hosted_zone_id: a.hosted_zone_id.unwrap_or_default().trim_start_matches("/hostedzone/").to_string(),
+                };
+                let doc = serde_json::json!({
+                    "manageService": firecamp_aws::iam::manage_service_policy(&scope),
+                    "logAgent": firecamp_aws::iam::log_agent_policy(&scope),
+                });
+                println!("{}", crate::output::json(&doc)?);
+                return Ok(());
+            }
             if a.zones.is_empty() {
                 return Err(CliError::Usage("--zones is required: the cluster's availability zones, e.g. us-east-1a,us-east-1b,us-east-1c".into()));
             }
-            let objs = install::render(&InstallOptions {
+            let agent = firecamp_kube::logging::log_agent(&firecamp_kube::logging::LogAgentParams {
+                namespace: install::NAMESPACE.into(),
+                cluster: a.cluster.clone(),
+                region: a.region.clone(),
+                role_arn: a.log_agent_role_arn.clone(),
+            });
+            let mut objs = install::render(&InstallOptions {
                 cluster: a.cluster,
                 zones: a.zones,
                 networks: a.networks,
                 volume_provisioner: a.volume_provisioner,
                 image: a.image,
             });
+            let value = |v: serde_json::Result<serde_json::Value>| v.map_err(|e| CliError::Failed(e.to_string()));
+            objs.push(value(serde_json::to_value(&agent.service_account))?);
+            objs.push(value(serde_json::to_value(&agent.cluster_role))?);
+            objs.push(value(serde_json::to_value(&agent.cluster_role_binding))?);
+            objs.push(value(serde_json::to_value(&agent.config_map))?);
+            objs.push(value(serde_json::to_value(&agent.daemon_set))?);
             let text = match a.output {
                 ObjectFormat::Json => crate::output::json(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objs}))? + "\n",
                 ObjectFormat::Yaml => {

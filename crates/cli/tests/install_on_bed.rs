@@ -1,0 +1,44 @@
+//! `firecamp install render` applied unchanged to the real test bed: every object is accepted
+//! (strict field validation) and the manage service's Deployment becomes available.
+
+use std::process::Command;
+use std::time::Duration;
+
+use firecamp_testbed::client;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::Api;
+
+#[tokio::test]
+async fn install_render_applies_to_the_bed_and_the_manage_service_becomes_available() {
+    let out = Command::new(env!("CARGO_BIN_EXE_firecamp"))
+        .args(["install", "render", "--cluster=bed", "--zones=us-east-1a,us-east-1b,us-east-1c", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let client = client().await;
+    let kinds: Vec<String> = list["items"].as_array().unwrap().iter().map(|o| o["kind"].as_str().unwrap().to_string()).collect();
+    for want in ["CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service", "PodDisruptionBudget", "DaemonSet"] {
+        assert!(kinds.iter().any(|k| k == want), "no {want} in {kinds:?}");
+    }
+    for o in list["items"].as_array().unwrap() {
+        let (group, version) = o["apiVersion"].as_str().unwrap().rsplit_once('/').unwrap_or(("", o["apiVersion"].as_str().unwrap()));
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, o["kind"].as_str().unwrap()));
+        let name = o["metadata"]["name"].as_str().unwrap();
+        let api: Api<DynamicObject> = match o["metadata"]["namespace"].as_str() {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        let obj: DynamicObject = serde_json::from_value(o.clone()).unwrap();
+        api.patch(name, &PatchParams::apply("firecamp-test").force().validation_strict(), &Patch::Apply(&obj))
+            .await
+            .unwrap_or_else(|e| panic!("the API server refused {} {name}: {e}", o["kind"]));
+    }
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "firecamp-system");
+    let available = |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.available_replicas) == Some(2);
+    tokio::time::timeout(Duration::from_secs(60), kube::runtime::wait::await_condition(deployments, "firecamp-manage", available))
+        .await
+        .expect("the manage service's 2 replicas become available")
+        .unwrap();
+}
