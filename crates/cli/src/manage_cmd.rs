@@ -92,7 +92,7 @@ pub async fn manage(a: ManageArgs) -> Result<(), CliError> {
     errs.into_result()?;
     let identity = a.identity.clone().unwrap_or_else(|| format!("firecamp-manage-{}", std::process::id()));
     let config = ManageConfig { cluster, watch_namespace: a.watch_namespace.clone(), field_manager: FIELD_MANAGER.into(), identity };
-    let client = kube::Client::try_default().await.map_err(|e| CliError::Failed(format!("cannot reach Kubernetes: {e}")))?;
+    let client = counted_client().await?;
     let rest = firecamp_manage::rest::RestConfig {
         listen: a.listen,
         tls: a.tls_cert.clone().zip(a.tls_key.clone()).map(|(cert, key)| firecamp_manage::rest::TlsFiles { cert, key }),
@@ -167,4 +167,15 @@ pub fn install(c: InstallCommand) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// A Kubernetes client that counts its requests for `/metrics` (the API budget).
+async fn counted_client() -> Result<kube::Client, CliError> {
+    let config = kube::Config::infer().await.map_err(|e| CliError::Failed(format!("no Kubernetes configuration: {e}")))?;
+    let count = tower::util::MapRequestLayer::new(|req| {
+        firecamp_manage::rest::metrics::METRICS.kube_request();
+        req
+    });
+    let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| CliError::Failed(format!("cannot reach Kubernetes: {e}")))?;
+    Ok(builder.with_layer(&count).build())
 }

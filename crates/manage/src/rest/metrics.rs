@@ -21,6 +21,7 @@ pub struct Metrics {
     requests: Mutex<Requests>,
     reconciles: AtomicU64,
     reconcile_errors: AtomicU64,
+    kube_requests: AtomicU64,
     token_reviews: AtomicU64,
     access_reviews: AtomicU64,
     auth_cache_hits: AtomicU64,
@@ -38,6 +39,7 @@ impl Metrics {
             requests: Mutex::new(BTreeMap::new()),
             reconciles: AtomicU64::new(0),
             reconcile_errors: AtomicU64::new(0),
+            kube_requests: AtomicU64::new(0),
             token_reviews: AtomicU64::new(0),
             access_reviews: AtomicU64::new(0),
             auth_cache_hits: AtomicU64::new(0),
@@ -50,6 +52,11 @@ impl Metrics {
         if !ok {
             self.reconcile_errors.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// One request to the Kubernetes API (a watch counts once, when it starts).
+    pub fn kube_request(&self) {
+        self.kube_requests.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn token_review(&self) {
@@ -90,6 +97,7 @@ impl Metrics {
         };
         counter(&mut out, "firecamp_reconciles_total", "Reconciles the controller finished (on the leader).", &self.reconciles);
         counter(&mut out, "firecamp_reconcile_errors_total", "Reconciles that failed and were retried.", &self.reconcile_errors);
+        counter(&mut out, "firecamp_kube_requests_total", "Requests this process sent to the Kubernetes API.", &self.kube_requests);
         counter(&mut out, "firecamp_token_reviews_total", "TokenReviews sent to Kubernetes.", &self.token_reviews);
         counter(&mut out, "firecamp_access_reviews_total", "SubjectAccessReviews sent to Kubernetes.", &self.access_reviews);
         counter(&mut out, "firecamp_auth_cache_hits_total", "Reviews answered from the cache.", &self.auth_cache_hits);

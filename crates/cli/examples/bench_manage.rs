@@ -1,0 +1,165 @@
+//! Benchmark of the manage service on the test bed (not a test; it prints figures):
+//! - create → ACTIVE of a 3-member service, against a bare StatefulSet of the same shape
+//!   applied directly (Ready), median of 3 runs each, and the ratio;
+//! - Kubernetes API requests the manage service makes per service created and per idle minute
+//!   (its own `firecamp_kube_requests_total`);
+//! - its RSS with 0 and with 100 services.
+//! Run: `testbed/bed up --nodes 12 && cargo build -p firecamp && cargo run -p firecamp --example bench_manage`
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use firecamp_api::Phase;
+use firecamp_manage::crd::{FireCampService, FireCampServiceSpec};
+use firecamp_testbed::{client, fresh_namespace, kubeconfig_path, PROVISIONER, STORAGE_CLASS};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
+use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, VolumeResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client, CustomResourceExt, ResourceExt};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_manage(ns: &str, port: u16) -> Child {
+    let bin = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("firecamp");
+    Command::new(bin)
+        .args(["manage", "--cluster=bed", &format!("--volume-provisioner={PROVISIONER}"), &format!("--listen=127.0.0.1:{port}")])
+        .args([format!("--watch-namespace={ns}"), format!("--lease-namespace={ns}"), "--identity=bench".into()])
+        .env("KUBECONFIG", kubeconfig_path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("build the binary first: cargo build -p firecamp")
+}
+
+async fn metric(port: u16, name: &str) -> u64 {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix(&format!("{name} ")).and_then(|v| v.trim().parse().ok())).unwrap_or(0)
+}
+
+async fn wait_ready(port: u16) {
+    for _ in 0..300 {
+        if reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("manage service did not come up");
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()).unwrap_or(0.0) / 1024.0
+}
+
+async fn bare_statefulset(client: &Client, ns: &str, name: &str) -> Duration {
+    let labels = BTreeMap::from([("app".to_string(), name.to_string())]);
+    let sts = StatefulSet {
+        metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
+        spec: Some(StatefulSetSpec {
+            replicas: Some(3),
+            pod_management_policy: Some("Parallel".into()),
+            update_strategy: Some(StatefulSetUpdateStrategy { type_: Some("OnDelete".into()), rolling_update: None }),
+            selector: LabelSelector { match_labels: Some(labels.clone()), ..Default::default() },
+            service_name: Some(name.into()),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+                spec: Some(PodSpec { containers: vec![Container { name: "db".into(), image: Some("example.invalid/db:1".into()), ..Default::default() }], ..Default::default() }),
+            },
+            volume_claim_templates: Some(vec![PersistentVolumeClaim {
+                metadata: ObjectMeta { name: Some("data".into()), ..Default::default() },
+                spec: Some(PersistentVolumeClaimSpec {
+                    access_modes: Some(vec!["ReadWriteOnce".into()]),
+                    storage_class_name: Some(STORAGE_CLASS.into()),
+                    resources: Some(VolumeResourceRequirements { requests: Some(BTreeMap::from([("storage".into(), Quantity("1Gi".into()))])), ..Default::default() }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    let t = Instant::now();
+    api.create(&PostParams::default(), &sts).await.unwrap();
+    let ready = |s: Option<&StatefulSet>| s.and_then(|s| s.status.as_ref()).and_then(|s| s.ready_replicas) == Some(3);
+    kube::runtime::wait::await_condition(api, name, ready).await.unwrap();
+    t.elapsed()
+}
+
+async fn firecamp_service(api: &Api<FireCampService>, name: &str, replicas: u32) -> Duration {
+    let mut spec = firecamp_catalog::examples::spec(firecamp_core::EngineKind::Zookeeper, replicas);
+    spec.volumes.data.size = "1Gi".into();
+    let t = Instant::now();
+    api.create(&PostParams::default(), &FireCampService::new(name, FireCampServiceSpec(spec))).await.unwrap();
+    let active = |s: Option<&FireCampService>| s.and_then(|s| s.status.as_ref()).is_some_and(|s| s.phase == Phase::Active);
+    kube::runtime::wait::await_condition(api.clone(), name, active).await.unwrap();
+    t.elapsed()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    firecamp_testbed::bed::install_crypto_provider();
+    let client = client().await;
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch("firecampservices.firecamp.dev", &PatchParams::apply("bench").force(), &Patch::Apply(FireCampService::crd())).await.unwrap();
+    let ns = fresh_namespace(&client, "bench").await;
+    let port = free_port();
+    let mut manage = start_manage(&ns, port);
+    wait_ready(port).await;
+    let api: Api<FireCampService> = Api::namespaced(client.clone(), &ns);
+    // Let the controller start its watches before measuring.
+    firecamp_service(&api, "warmup", 1).await;
+    let rss0 = rss_mib(manage.id());
+
+    let (mut bare, mut fc) = (Vec::new(), Vec::new());
+    let mut per_create = Vec::new();
+    for i in 0..3 {
+        bare.push(bare_statefulset(&client, &ns, &format!("bare{i}")).await);
+        let before = metric(port, "firecamp_kube_requests_total").await;
+        fc.push(firecamp_service(&api, &format!("zk{i}"), 3).await);
+        // Count until the service's last status write has settled.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        per_create.push(metric(port, "firecamp_kube_requests_total").await - before);
+    }
+    let (b, f) = (median(bare), median(fc));
+    println!("create → ready, 3 members (median of 3): bare StatefulSet {:.2} s, FireCamp service {:.2} s, ratio {:.2}", b.as_secs_f64(), f.as_secs_f64(), f.as_secs_f64() / b.as_secs_f64());
+    println!("Kubernetes API requests per service created: {per_create:?}");
+
+    let before = metric(port, "firecamp_kube_requests_total").await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    println!("Kubernetes API requests in one idle minute (4 services): {}", metric(port, "firecamp_kube_requests_total").await - before);
+
+    let t = Instant::now();
+    for i in 0..100 {
+        let mut spec = firecamp_catalog::examples::spec(firecamp_core::EngineKind::Zookeeper, 1);
+        spec.volumes.data.size = "1Gi".into();
+        api.create(&PostParams::default(), &FireCampService::new(&format!("s{i}"), FireCampServiceSpec(spec))).await.unwrap();
+    }
+    let mut active = std::collections::BTreeSet::new();
+    let mut stream = watcher(api.clone(), watcher::Config::default()).applied_objects().boxed();
+    while let Some(s) = stream.try_next().await.unwrap() {
+        if s.name_any().starts_with('s') && s.status.as_ref().is_some_and(|st| st.phase == Phase::Active) {
+            active.insert(s.name_any());
+        }
+        if active.len() == 100 {
+            break;
+        }
+    }
+    println!("100 one-member services ACTIVE after {:.1} s", t.elapsed().as_secs_f64());
+    println!("manage service RSS: {rss0:.1} MiB with 1 service, {:.1} MiB with 104 services", rss_mib(manage.id()));
+    let _ = manage.kill();
+    let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(client).delete(&ns, &Default::default()).await;
+}
