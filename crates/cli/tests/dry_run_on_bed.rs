@@ -129,7 +129,7 @@ async fn postgresql_members_run_in_their_zones_and_a_zone_without_nodes_stays_pe
     let p = wait_for(&pods, &name0, "member 0 replaced", replaced).await;
     assert_eq!(zone_of_node(&client, &p.spec.unwrap().node_name.unwrap()).await, "us-east-1a");
     cleanup_storage_classes(&client, &service).await;
-    let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone()).delete(&ns, &DeleteParams::default()).await;
+    firecamp_testbed::drop_namespace(&client, &ns).await;
 }
 
 #[tokio::test]
@@ -162,5 +162,5 @@ async fn redis_cluster_and_zookeeper_objects_are_accepted_and_scheduled_across_z
     cleanup_storage_classes(&client, &redis).await;
     cleanup_storage_classes(&client, &zk).await;
     // Frees the host ports of the Redis members for the next tests.
-    let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone()).delete(&ns, &DeleteParams::default()).await;
+    firecamp_testbed::drop_namespace(&client, &ns).await;
 }

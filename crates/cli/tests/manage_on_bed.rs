@@ -6,6 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use firecamp_api::{Phase, Service};
+use firecamp_manage::crd::FireCampService;
 use firecamp_testbed::{client, fresh_namespace, kubeconfig_path, PROVISIONER};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
@@ -162,8 +163,7 @@ async fn services_become_active_in_their_zones_and_delete_cleans_up() {
 
 /// Frees the bed's host ports and volumes for the next tests.
 async fn drop_namespace(client: &Client, ns: &str) {
-    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    let _ = api.delete(ns, &Default::default()).await;
+    firecamp_testbed::drop_namespace(client, ns).await;
 }
 
 #[tokio::test]
@@ -181,16 +181,12 @@ async fn a_killed_manage_service_resumes_without_duplicates_or_lost_init_tasks()
     let out = ok(cli(&ns, &["service", "create", "redis", "rc2", "--option=mode=cluster", "--option=shards=3", "--replicas=3", ZONES, "--wait", "--timeout=120"]));
     assert!(out.contains("created rc2"), "{out}");
     ok(cli(&ns, &["service", "get", "rc", "-o", "json"]));
-    let wait_active = || async {
-        for _ in 0..120 {
-            if get(&ns, "rc").status.phase == Phase::Active {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        panic!("rc not ACTIVE after the restart: {:?}", get(&ns, "rc").status);
-    };
-    wait_active().await;
+    let fcs: Api<FireCampService> = Api::namespaced(client.clone(), &ns);
+    let active = |o: Option<&FireCampService>| o.and_then(|s| s.status.as_ref()).is_some_and(|s| s.phase == Phase::Active);
+    tokio::time::timeout(Duration::from_secs(120), kube::runtime::wait::await_condition(fcs, "rc", active))
+        .await
+        .unwrap_or_else(|_| panic!("rc not ACTIVE after the restart: {:?}", get(&ns, "rc").status))
+        .unwrap();
     let s = get(&ns, "rc");
     assert!(s.status.members.iter().all(|m| m.ready));
     // Exactly one of each object, and the init task ran once.
@@ -217,20 +213,20 @@ async fn a_member_whose_zone_has_no_node_leaves_the_service_degraded_with_the_re
     let (_client, ns) = setup("fc-deg").await;
     let _manage = Manage::start(&ns);
     ok(cli(&ns, &["service", "create", "postgresql", "pg", "--replicas=4", "--zones=us-east-1a,us-east-1b,us-east-1c,us-east-1d"]));
-    let mut last = None;
-    for _ in 0..120 {
-        let s = get(&ns, "pg");
-        if s.status.phase == Phase::Degraded && s.status.members.iter().filter(|m| m.ready).count() == 3 {
-            let msg = s.status.message.clone().unwrap_or_default();
-            assert!(msg.contains("pg-3 cannot be scheduled in us-east-1d"), "{msg}");
-            let m3 = s.status.members.iter().find(|m| m.name == "pg-3").unwrap();
-            assert!(!m3.ready && m3.node.is_none());
-            return;
-        }
-        last = Some(s.status);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("not DEGRADED with 3 members running: {last:?}");
+    let api: Api<FireCampService> = Api::namespaced(_client.clone(), &ns);
+    let degraded = |o: Option<&FireCampService>| {
+        o.and_then(|s| s.status.as_ref()).is_some_and(|s| s.phase == Phase::Degraded && s.ready_members == 3)
+    };
+    let s = tokio::time::timeout(Duration::from_secs(120), kube::runtime::wait::await_condition(api, "pg", degraded))
+        .await
+        .unwrap_or_else(|_| panic!("not DEGRADED with 3 members running: {:?}", get(&ns, "pg").status))
+        .unwrap()
+        .unwrap();
+    let st = s.status.unwrap();
+    let msg = st.message.clone().unwrap_or_default();
+    assert!(msg.contains("pg-3 cannot be scheduled in us-east-1d"), "{msg}");
+    let m3 = st.members.iter().find(|m| m.name == "pg-3").unwrap();
+    assert!(!m3.ready && m3.node.is_none());
 }
 
 #[tokio::test]

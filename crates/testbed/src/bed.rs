@@ -121,3 +121,17 @@ fn suffix() -> String {
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+
+/// Deletes a test's namespace and waits (up to a minute) until it is gone, so that its pods'
+/// host ports and its volumes are free for the tests that follow. Best effort: a namespace that
+/// lingers is logged, not fatal, since the test itself has passed.
+pub async fn drop_namespace(client: &Client, name: &str) {
+    let api = Api::<Namespace>::all(client.clone());
+    if api.delete(name, &Default::default()).await.is_err() {
+        return;
+    }
+    let gone = |o: Option<&Namespace>| o.is_none();
+    if tokio::time::timeout(Duration::from_secs(60), await_condition(api, name, gone)).await.is_err() {
+        eprintln!("namespace {name} still terminating after 60 s");
+    }
+}

@@ -126,6 +126,8 @@ mod tests {
     /// what happens when it is unreachable.
     fn app() -> Router {
         let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        // kube brings ring, other workspace crates aws-lc-rs: pick one, as the binary does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = Client::try_from(config).unwrap();
         router(Arc::new(AppState::new(client, ClusterConfig::new("test"), None)))
     }
