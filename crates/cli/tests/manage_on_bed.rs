@@ -88,23 +88,6 @@ fn create(ns: &str, args: &[&str]) {
     ok(cli(ns, &a));
 }
 
-fn zone_of_member(client_nodes: &[(String, String)], node: &str) -> String {
-    client_nodes.iter().find(|(n, _)| n == node).map(|(_, z)| z.clone()).unwrap_or_default()
-}
-
-async fn nodes(client: &Client) -> Vec<(String, String)> {
-    let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
-    api.list(&ListParams::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|n| {
-            let z = n.metadata.labels.clone().unwrap_or_default().get("topology.kubernetes.io/zone").cloned().unwrap_or_default();
-            (n.metadata.name.unwrap(), z)
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn services_become_active_in_their_zones_and_delete_cleans_up() {
     let (client, ns) = setup("fc-e2e").await;
@@ -113,14 +96,14 @@ async fn services_become_active_in_their_zones_and_delete_cleans_up() {
     create(&ns, &["zookeeper", "zk"]);
     create(&ns, &["redis", "rc", "--option=mode=cluster", "--option=shards=3"]);
 
-    let nodes = nodes(&client).await;
+    let nodes = firecamp_testbed::node_zones(&client).await;
     for (name, n) in [("pg", 3), ("zk", 3), ("rc", 6)] {
         let s = get(&ns, name);
         assert_eq!(s.status.phase, Phase::Active, "{name}: {:?}", s.status);
         assert_eq!(s.status.members.len(), n);
         for m in &s.status.members {
             assert!(m.ready, "{name}: {m:?}");
-            assert_eq!(zone_of_member(&nodes, m.node.as_deref().unwrap()), m.zone, "{} runs in its zone", m.name);
+            assert_eq!(nodes.get(m.node.as_deref().unwrap()), Some(&m.zone), "{} runs in its zone", m.name);
             assert_eq!(m.dns_name, format!("{}.bed-firecamp.com", m.name));
         }
     }

@@ -10,7 +10,7 @@ use firecamp_api::{ApiError, CreateService, ErrorCode, MemberStatus, Phase, Serv
 use firecamp_core::EngineKind;
 use firecamp_testbed::{client, fresh_namespace, kubeconfig_path, PROVISIONER};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Node, ServiceAccount};
+use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
@@ -185,19 +185,6 @@ fn zk(name: &str) -> serde_json::Value {
     serde_json::to_value(CreateService { name: name.into(), spec: firecamp_catalog::examples::spec(EngineKind::Zookeeper, 3) }).unwrap()
 }
 
-async fn node_zones(client: &Client) -> Vec<(String, String)> {
-    Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|n| {
-            let z = n.metadata.labels.clone().unwrap_or_default().get("topology.kubernetes.io/zone").cloned().unwrap_or_default();
-            (n.metadata.name.unwrap(), z)
-        })
-        .collect()
-}
-
 fn cli(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_firecamp")).args(args).env_remove("KUBECONFIG").output().unwrap()
 }
@@ -293,13 +280,13 @@ async fn rest_api_creates_reads_and_deletes_services_as_rbac_allows() {
     let (s, b) = call(&http, Method::GET, format!("{}/v1/services/zk/members?namespace={ns}", manage.base), Some(&user), None).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let members: Vec<MemberStatus> = serde_json::from_str(&b).unwrap();
-    let nodes = node_zones(&client).await;
+    let nodes = firecamp_testbed::node_zones(&client).await;
     for (i, m) in members.iter().enumerate() {
         assert_eq!(m.name, format!("zk-{i}"));
         assert_eq!(m.zone, ZONES[i]);
         assert!(m.ready, "{m:?}");
         let node = m.node.as_deref().unwrap_or_else(|| panic!("{m:?}"));
-        assert_eq!(nodes.iter().find(|(n, _)| n == node).map(|(_, z)| z.as_str()), Some(ZONES[i]), "{} runs in its zone", m.name);
+        assert_eq!(nodes.get(node).map(String::as_str), Some(ZONES[i]), "{} runs in its zone", m.name);
     }
 
     // Another namespace than the one this manage service watches is refused.

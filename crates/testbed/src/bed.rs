@@ -135,3 +135,18 @@ pub async fn drop_namespace(client: &Client, name: &str) {
         eprintln!("namespace {name} still terminating after 60 s");
     }
 }
+
+/// The zone of every node, by node name.
+pub async fn node_zones(client: &Client) -> std::collections::BTreeMap<String, String> {
+    let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("listing the bed's nodes: {e}"));
+    nodes
+        .into_iter()
+        .filter_map(|n| {
+            let zone = n.metadata.labels.as_ref()?.get(crate::ZONE_LABEL)?.clone();
+            Some((n.metadata.name?, zone))
+        })
+        .collect()
+}
