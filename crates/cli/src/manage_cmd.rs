@@ -114,6 +114,11 @@ pub fn install(c: InstallCommand) -> Result<(), CliError> {
             Ok(())
         }
         InstallCommand::Render(a) => {
+            #[cfg(not(feature = "aws"))]
+            if a.iam_policy {
+                return Err(CliError::Usage("this firecamp was built without AWS support (cargo feature `aws`)".into()));
+            }
+            #[cfg(feature = "aws")]
             if a.iam_policy {
                 let scope = firecamp_aws::iam::PolicyScope {
                     partition: a.partition,

@@ -1,0 +1,96 @@
+//! How a local runtime is set up: where its state lives, where it listens, its cluster name and
+//! the loopback addresses its members get.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use crate::ips::IpPool;
+
+/// The cluster name of the local runtime: members are `<member>.local-firecamp.com`.
+pub const DEFAULT_CLUSTER: &str = "local";
+pub const DEFAULT_DNS_ADDR: &str = "127.0.0.1:27053";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// State directory: the store, members' directories, pid and log files.
+    pub dir: PathBuf,
+    /// The REST API's address (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// The embedded DNS server's address (UDP).
+    pub dns_listen: SocketAddr,
+    pub cluster: String,
+    /// Loopback addresses members are given, in order.
+    pub ips: IpPool,
+    /// Whether to keep a block of member names in /etc/hosts (needs write access).
+    pub manage_hosts: bool,
+    /// The hosts file (tests never need another; kept configurable for them anyway).
+    pub hosts_file: PathBuf,
+    /// Where to look for each engine's executables instead of the standard places.
+    pub bin_dirs: BinDirs,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BinDirs {
+    /// A PostgreSQL `bin` directory (default: the newest supported /usr/lib/postgresql/*/bin).
+    pub postgresql: Option<PathBuf>,
+    /// The directory of redis-server and redis-cli (default: PATH).
+    pub redis: Option<PathBuf>,
+    /// The directory holding zookeeper.jar (default: /usr/share/java).
+    pub zookeeper: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Config {
+            dir: dir.into(),
+            listen: firecamp_api::LOCAL_ADDR.parse().expect("static address"),
+            dns_listen: DEFAULT_DNS_ADDR.parse().expect("static address"),
+            cluster: DEFAULT_CLUSTER.into(),
+            ips: IpPool { first: Ipv4Addr::new(127, 0, 100, 1), count: 1000 },
+            manage_hosts: true,
+            hosts_file: PathBuf::from("/etc/hosts"),
+            bin_dirs: BinDirs::default(),
+        }
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.dir.join("store.redb")
+    }
+    pub fn pid_path(&self) -> PathBuf {
+        self.dir.join("firecamp-local.pid")
+    }
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("firecamp-local.log")
+    }
+    /// The address file: where a running daemon says it listens.
+    pub fn addr_path(&self) -> PathBuf {
+        self.dir.join("firecamp-local.addr")
+    }
+    pub fn services_dir(&self) -> PathBuf {
+        self.dir.join("services")
+    }
+    pub fn service_dir(&self, service: &str) -> PathBuf {
+        self.services_dir().join(service)
+    }
+    /// Helper scripts the runtime writes (the ZooKeeper launcher).
+    pub fn bin_dir(&self) -> PathBuf {
+        self.dir.join("bin")
+    }
+}
+
+/// `$FIRECAMP_LOCAL_DIR`, else for root `/var/lib/firecamp` (server processes run as other
+/// users, such as postgres, and cannot enter /root), else `$XDG_DATA_HOME/firecamp` or
+/// `~/.local/share/firecamp`.
+pub fn default_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FIRECAMP_LOCAL_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if nix::unistd::Uid::effective().is_root() {
+        return PathBuf::from("/var/lib/firecamp");
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("firecamp");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/firecamp")
+}

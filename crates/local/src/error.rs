@@ -1,0 +1,51 @@
+//! The runtime's errors, each mapped to the API error a client sees.
+
+use firecamp_api::{ApiError, ErrorCode};
+use firecamp_core::ValidationErrors;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("{0}")]
+    Invalid(#[from] ValidationErrors),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("service {0:?} does not exist")]
+    NotFound(String),
+    #[error("service {0:?} already exists")]
+    AlreadyExists(String),
+    /// A needed server binary or an address is not available on this machine.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("store: {0}")]
+    Store(String),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl LocalError {
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalError {
+        let context = context.into();
+        move |source| LocalError::Io { context, source }
+    }
+}
+
+impl From<LocalError> for ApiError {
+    fn from(e: LocalError) -> Self {
+        let code = match &e {
+            LocalError::Invalid(v) => return ApiError::from(v.clone()),
+            LocalError::BadRequest(_) => ErrorCode::Invalid,
+            LocalError::NotFound(_) => ErrorCode::NotFound,
+            LocalError::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            LocalError::Unavailable(_) => ErrorCode::Unavailable,
+            LocalError::Conflict(_) => ErrorCode::Conflict,
+            LocalError::Store(_) | LocalError::Io { .. } | LocalError::Internal(_) => ErrorCode::Internal,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+pub type Result<T, E = LocalError> = std::result::Result<T, E>;

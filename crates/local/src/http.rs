@@ -1,0 +1,147 @@
+//! The manage service's REST API (firecamp-api) over the local runtime.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use firecamp_api::{paths, ApiError, CreateService, DeleteQuery, ErrorCode, ServiceList};
+use serde::Deserialize;
+
+use crate::error::LocalError;
+use crate::logs::{line_since, parse_since};
+use crate::runtime::Runtime;
+
+type Rt = State<Arc<Runtime>>;
+
+struct Fail(ApiError);
+
+impl From<LocalError> for Fail {
+    fn from(e: LocalError) -> Self {
+        Fail(e.into())
+    }
+}
+
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.0)).into_response()
+    }
+}
+
+type Res<T> = Result<T, Fail>;
+
+pub fn router(rt: Arc<Runtime>) -> Router {
+    Router::new()
+        .route(paths::HEALTH, get(|| async { "ok\n" }))
+        .route(paths::SERVICES, get(list).post(create))
+        .route("/v1/services/{name}", get(get_one).delete(delete))
+        .route("/v1/services/{name}/members", get(members))
+        .route("/v1/services/{name}/stop", post(stop))
+        .route("/v1/services/{name}/start", post(start))
+        .route("/v1/services/{name}/logs", get(logs))
+        .fallback(|| async { Fail(ApiError::new(ErrorCode::NotFound, "no such path in the FireCamp API")) })
+        .with_state(rt)
+}
+
+async fn list(State(rt): Rt) -> Res<Json<ServiceList>> {
+    Ok(Json(ServiceList { items: rt.list().await? }))
+}
+
+/// The body is parsed here, not by axum's extractor, so a bad body is an `Invalid` API error
+/// that names the problem (an unknown engine, a missing field).
+async fn create(State(rt): Rt, body: Bytes) -> Res<impl IntoResponse> {
+    let req: CreateService = serde_json::from_slice(&body)
+        .map_err(|e| Fail(ApiError::new(ErrorCode::Invalid, format!("the request body is not a service: {e}"))))?;
+    let svc = rt.create(req).await?;
+    Ok((StatusCode::CREATED, Json(svc)))
+}
+
+async fn get_one(State(rt): Rt, Path(name): Path<String>) -> Res<Json<firecamp_api::Service>> {
+    Ok(Json(rt.get(&name).await?))
+}
+
+async fn members(State(rt): Rt, Path(name): Path<String>) -> Res<Json<Vec<firecamp_api::MemberStatus>>> {
+    Ok(Json(rt.get(&name).await?.status.members))
+}
+
+async fn delete(State(rt): Rt, Path(name): Path<String>, Query(q): Query<DeleteQuery>) -> Res<Json<firecamp_api::Service>> {
+    Ok(Json(rt.delete(&name, q.delete_volumes).await?))
+}
+
+async fn stop(State(rt): Rt, Path(name): Path<String>) -> Res<Json<firecamp_api::Service>> {
+    Ok(Json(rt.stop(&name).await?))
+}
+
+async fn start(State(rt): Rt, Path(name): Path<String>) -> Res<Json<firecamp_api::Service>> {
+    Ok(Json(rt.start(&name).await?))
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    member: Option<String>,
+    since: Option<String>,
+    #[serde(default)]
+    follow: bool,
+}
+
+/// Lines of one member, or of all (each prefixed with its member's name, merged by time).
+async fn logs(State(rt): Rt, Path(name): Path<String>, Query(q): Query<LogsQuery>) -> Res<Response> {
+    let since = match q.since.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(parse_since(s, SystemTime::now()).map_err(|e| Fail(ApiError::new(ErrorCode::Invalid, e)))?),
+        None => None,
+    };
+    let sinks = rt.member_logs(&name, q.member.as_deref().filter(|m| !m.is_empty()))?;
+    let prefix = sinks.len() > 1;
+    let tag = move |member: &str, line: &str| if prefix { format!("[{member}] {line}") } else { line.to_string() };
+    let mut backlog: Vec<(String, String)> = Vec::new();
+    let mut receivers = Vec::new();
+    for (member, sink) in &sinks {
+        let text = if q.follow {
+            let (text, rx) = sink.snapshot_and_follow();
+            receivers.push((member.clone(), rx));
+            text
+        } else {
+            sink.snapshot()
+        };
+        for line in text.lines().filter(|l| since.is_none_or(|s| line_since(l, s))) {
+            backlog.push((line.to_string(), member.clone()));
+        }
+    }
+    // Lines start with their time, so sorting the text merges the members' logs in time order.
+    backlog.sort();
+    let head: String = backlog.iter().map(|(l, m)| tag(m, l) + "\n").collect();
+    let headers = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    if !q.follow {
+        return Ok((headers, head).into_response());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(256);
+    let _ = tx.send(Ok(Bytes::from(head))).await;
+    for (member, mut r) in receivers {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                match r.recv().await {
+                    Ok(line) => {
+                        let text = if prefix { format!("[{member}] {line}") } else { line };
+                        if tx.send(Ok(Bytes::from(text))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        let _ = tx.send(Ok(Bytes::from(format!("[{member}] … {n} lines skipped\n")))).await;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+    drop(tx);
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    Ok((headers, body).into_response())
+}

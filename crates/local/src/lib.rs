@@ -1,0 +1,24 @@
+//! FireCamp's local runtime: the manage service's REST API served on one machine, with real
+//! engine servers as supervised processes, each member on its own loopback static IP with its
+//! own data directory, rendered by the same catalog as on Kubernetes (only paths and addresses
+//! differ). See docs/local.md.
+
+pub mod config;
+pub mod daemon;
+pub mod dns;
+pub mod error;
+pub mod hosts;
+mod http;
+mod init;
+pub mod ips;
+pub mod logs;
+mod materialize;
+mod runtime;
+pub mod servers;
+mod status;
+pub mod store;
+mod supervisor;
+
+pub use config::Config;
+pub use daemon::{serve, start, Daemon};
+pub use error::LocalError;

@@ -1,0 +1,422 @@
+//! The runtime: services from the store, their members as supervised processes, the names in
+//! /etc/hosts and the embedded DNS zone. Every change goes through here, one at a time.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use firecamp_api::{CreateService, Phase, Service, ServiceStatus};
+use firecamp_catalog::{plan, KubernetesLayout, LocalLayout, ServicePlan};
+use firecamp_core::spec::RedisMode;
+use firecamp_core::{ClusterConfig, EngineKind, MemberName};
+use nix::sys::signal::Signal;
+use rand::distr::{Alphanumeric, SampleString};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::dns::DnsZone;
+use crate::error::{LocalError, Result};
+use crate::logs::LogSink;
+use crate::servers::{self, Installed};
+use crate::store::{Desired, InitProgress, Retained, ServiceRecord, Store};
+use crate::supervisor::{kill_stale, MemberProcess, RunState, Supervised};
+use crate::{hosts, ips, materialize, status};
+
+/// The members and init task of a running service.
+#[derive(Default)]
+struct Running {
+    members: BTreeMap<String, Supervised>,
+    init: Option<JoinHandle<()>>,
+}
+
+pub struct Runtime {
+    pub cfg: Config,
+    store: Store,
+    node: String,
+    /// Whether member names are in /etc/hosts; when not, rendered files carry IPs.
+    hosts_managed: AtomicBool,
+    dns: Option<DnsZone>,
+    running: tokio::sync::Mutex<BTreeMap<String, Running>>,
+    /// Why a service could not be started at boot.
+    failures: Mutex<HashMap<String, String>>,
+    logs: Mutex<HashMap<String, Arc<LogSink>>>,
+    /// Serialises create, delete, stop and start.
+    ops: tokio::sync::Mutex<()>,
+}
+
+/// 32 alphanumeric characters (about 190 bits); the start scripts refuse anything else.
+fn password() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), 32)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+}
+
+impl Runtime {
+    pub fn new(cfg: Config, store: Store, dns: Option<DnsZone>) -> Self {
+        Runtime {
+            cfg,
+            store,
+            node: hostname(),
+            hosts_managed: AtomicBool::new(false),
+            dns,
+            running: Default::default(),
+            failures: Default::default(),
+            logs: Default::default(),
+            ops: Default::default(),
+        }
+    }
+
+    pub fn cluster(&self) -> ClusterConfig {
+        ClusterConfig { networks: vec!["127.0.0.0/8".into()], ..ClusterConfig::new(self.cfg.cluster.clone()) }
+    }
+
+    pub fn record(&self, name: &str) -> Result<Option<ServiceRecord>> {
+        self.store.get(name)
+    }
+
+    pub fn update_init(&self, name: &str, f: impl FnOnce(&mut InitProgress)) -> Result<()> {
+        // Init tasks update only their own service, so a read-modify-write is safe here.
+        if let Some(mut rec) = self.store.get(name)? {
+            let before = rec.init.clone();
+            f(&mut rec.init);
+            if rec.init != before {
+                self.store.put(&rec)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn member_user(&self, engine: EngineKind) -> Result<Option<(u32, u32)>> {
+        if engine != EngineKind::Postgresql || !nix::unistd::Uid::effective().is_root() {
+            return Ok(None);
+        }
+        match nix::unistd::User::from_name("postgres") {
+            Ok(Some(u)) => Ok(Some((u.uid.as_raw(), u.gid.as_raw()))),
+            _ => Err(LocalError::Unavailable(
+                "PostgreSQL refuses to run as root and there is no `postgres` OS user (Debian: apt-get install postgresql)".into(),
+            )),
+        }
+    }
+
+    fn plan_of(&self, rec: &ServiceRecord, installed: &Installed) -> Result<ServicePlan> {
+        let layout = LocalLayout { service_dir: self.cfg.service_dir(&rec.name).display().to_string(), bin_dir: installed.bin_dir.clone() };
+        Ok(plan(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips)?)
+    }
+
+    fn installed(&self, rec: &ServiceRecord) -> Result<Installed> {
+        let redis_cluster = status::is_redis_cluster(rec);
+        servers::detect(&self.cfg, rec.spec.engine, rec.spec.version.as_deref(), redis_cluster)
+    }
+
+    fn log_sink(&self, service: &str, member: &str) -> Arc<LogSink> {
+        let key = format!("{service}/{member}");
+        let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        logs.entry(key)
+            .or_insert_with(|| Arc::new(LogSink::new(self.cfg.service_dir(service).join(member).join("member.log"))))
+            .clone()
+    }
+
+    /// DNS name → address of every member of every service.
+    fn names(&self) -> Result<BTreeMap<String, Ipv4Addr>> {
+        let domain = self.cluster().domain();
+        Ok(self.store.list()?.into_iter().flat_map(|r| r.ips.into_iter().map(|(m, ip)| (format!("{m}.{domain}"), ip)).collect::<Vec<_>>()).collect())
+    }
+
+    /// Brings /etc/hosts and the DNS zone in line with the store.
+    pub async fn sync_names(&self) -> Result<()> {
+        let names = self.names()?;
+        if let Some(dns) = &self.dns {
+            dns.set(&names).await;
+        }
+        if self.cfg.manage_hosts {
+            match hosts::write_block(&self.cfg.hosts_file, &self.cfg.cluster, &names) {
+                Ok(()) => self.hosts_managed.store(true, Ordering::SeqCst),
+                Err(e) => {
+                    if self.hosts_managed.swap(false, Ordering::SeqCst) || !names.is_empty() {
+                        tracing::warn!(file = %self.cfg.hosts_file.display(), error = %e,
+                            "cannot write member names into the hosts file; members are configured with IP addresses instead, and clients must use IPs or the embedded DNS server");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn hosts_managed(&self) -> bool {
+        self.hosts_managed.load(Ordering::SeqCst)
+    }
+
+    /// Writes the service's files and starts its members (and its init task if unfinished).
+    async fn start_service(self: &Arc<Self>, rec: &ServiceRecord, installed: &Installed) -> Result<()> {
+        let plan = self.plan_of(rec, installed)?;
+        let owner = self.member_user(rec.spec.engine)?;
+        let service_dir = self.cfg.service_dir(&rec.name);
+        materialize::service_dir(&service_dir)?;
+        if let Some(jar) = &installed.jar {
+            let dir = PathBuf::from(&installed.bin_dir);
+            std::fs::create_dir_all(&dir).map_err(LocalError::io(format!("creating {}", dir.display())))?;
+            let launcher = dir.join("zkServer.sh");
+            std::fs::write(&launcher, servers::zookeeper_launcher(jar)).map_err(LocalError::io(format!("writing {}", launcher.display())))?;
+            std::fs::set_permissions(&launcher, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .map_err(LocalError::io(format!("chmod {}", launcher.display())))?;
+        }
+        let domain = self.cluster().domain();
+        let by_name: BTreeMap<String, Ipv4Addr> = rec.ips.iter().map(|(m, ip)| (format!("{m}.{domain}"), *ip)).collect();
+        let fallback = (!self.hosts_managed()).then_some(&by_name);
+        for m in &plan.members {
+            let member_dir = service_dir.join(m.member.name.as_str());
+            materialize::member(&materialize::MemberFiles {
+                member_dir: &member_dir,
+                plan: m,
+                secret_dir: &member_dir.join("secret"),
+                secrets: &rec.secrets,
+                has_journal: rec.spec.volumes.journal.is_some(),
+                owner,
+                ip_fallback: fallback,
+            })?;
+        }
+        let (stop_signal, grace) = match rec.spec.engine {
+            EngineKind::Postgresql => (Signal::SIGINT, Duration::from_secs(60)),
+            EngineKind::Redis => (Signal::SIGTERM, Duration::from_secs(30)),
+            EngineKind::Zookeeper => (Signal::SIGTERM, Duration::from_secs(20)),
+        };
+        let mut running = self.running.lock().await;
+        let entry = running.entry(rec.name.clone()).or_default();
+        for m in &plan.members {
+            let name = m.member.name.to_string();
+            if entry.members.contains_key(&name) {
+                continue;
+            }
+            let dir = service_dir.join(&name);
+            kill_stale(&dir);
+            let p = MemberProcess {
+                member: name.clone(),
+                script: PathBuf::from(&m.paths.config_dir).join("start.sh"),
+                dir,
+                user: owner,
+                stop_signal,
+                stop_grace: grace,
+            };
+            let log = self.log_sink(&rec.name, &name);
+            log.line(&format!("firecamp: starting {name} at {} ({} {})", rec.ips[&name], rec.spec.engine, rec.server_version));
+            entry.members.insert(name, Supervised::spawn(p, log));
+        }
+        if !rec.init.done && entry.init.is_none() {
+            entry.init = Some(tokio::spawn(crate::init::run(self.clone(), rec.name.clone(), plan, installed.bin_dir.clone())));
+        }
+        Ok(())
+    }
+
+    /// Stops a service's members (data kept) and its init task.
+    async fn stop_members(&self, name: &str) {
+        let r = self.running.lock().await.remove(name);
+        if let Some(r) = r {
+            if let Some(t) = r.init {
+                t.abort();
+            }
+            futures::future::join_all(r.members.into_values().map(Supervised::stop)).await;
+        }
+    }
+
+    /// Restarts every service the store says should run (after `local up`).
+    pub async fn boot(self: &Arc<Self>) -> Result<()> {
+        self.sync_names().await?;
+        for rec in self.store.list()? {
+            if rec.desired != Desired::Running {
+                continue;
+            }
+            let started = match self.installed(&rec) {
+                Ok(inst) => self.start_service(&rec, &inst).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = started {
+                tracing::error!(service = %rec.name, error = %e, "cannot start service");
+                self.failures.lock().unwrap_or_else(|p| p.into_inner()).insert(rec.name.clone(), e.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every member (the store keeps what should run for the next boot) and removes the
+    /// cluster's names from /etc/hosts.
+    pub async fn shutdown(&self) {
+        let names: Vec<String> = self.running.lock().await.keys().cloned().collect();
+        futures::future::join_all(names.iter().map(|n| self.stop_members(n))).await;
+        if self.cfg.manage_hosts && self.hosts_managed() {
+            let removed = hosts::write_block(&self.cfg.hosts_file, &self.cfg.cluster, &BTreeMap::new());
+            if let Err(e) = removed {
+                tracing::warn!(error = %e, "cannot remove the member names from the hosts file");
+            }
+        }
+    }
+
+    pub async fn create(self: &Arc<Self>, req: CreateService) -> Result<Service> {
+        let _op = self.ops.lock().await;
+        let CreateService { name, mut spec } = req;
+        if self.store.get(&name)?.is_some() {
+            return Err(LocalError::AlreadyExists(name));
+        }
+        // The spec's own rules first (no addresses needed for them), all errors at once.
+        plan(&name, &spec, &self.cluster(), &KubernetesLayout, &BTreeMap::new())?;
+        let redis_cluster = spec.engine == EngineKind::Redis && spec.redis.as_ref().is_some_and(|r| r.mode == RedisMode::Cluster);
+        let installed = servers::detect(&self.cfg, spec.engine, spec.version.as_deref(), redis_cluster)?;
+        spec.version = Some(installed.catalog_version.to_string());
+        self.member_user(spec.engine)?;
+
+        let members: Vec<String> = (0..spec.replicas).map(|i| MemberName::new(&name, i).to_string()).collect();
+        let retained = self.store.retained(&name)?.filter(|r| r.engine == spec.engine);
+        let mut taken: BTreeSet<Ipv4Addr> = self.store.list()?.iter().flat_map(|r| r.ips.values().copied()).collect();
+        let kept = retained.as_ref().map(|r| r.ips.clone()).unwrap_or_default();
+        for r in self.store.all_retained()? {
+            taken.extend(r.ips.values().filter(|ip| !kept.values().any(|k| k == *ip)));
+        }
+        let ips = ips::allocate(&self.cfg.ips, &taken, &members, &kept).map_err(|e| LocalError::Unavailable(e.to_string()))?;
+        let service_dir = self.cfg.service_dir(&name);
+        if retained.is_none() && service_dir.exists() {
+            return Err(LocalError::Conflict(format!(
+                "{} exists but belongs to no service FireCamp knows; move it away or choose another name",
+                service_dir.display()
+            )));
+        }
+        let mut rec = ServiceRecord {
+            name: name.clone(),
+            spec,
+            server_version: installed.server_version.clone(),
+            ips,
+            secrets: BTreeMap::new(),
+            desired: Desired::Running,
+            init: InitProgress { message: Some("starting members".into()), ..Default::default() },
+        };
+        let plan = self.plan_of(&rec, &installed)?;
+        rec.secrets = match &retained {
+            Some(r) => r.secrets.clone(),
+            None => plan.secret_keys.iter().map(|k| (k.to_string(), password())).collect(),
+        };
+        for (member, ip) in &rec.ips {
+            for port in &plan.ports {
+                // Binding is the only sure test that the address is free for the member.
+                if let Err(e) = TcpListener::bind((*ip, port.port)) {
+                    return Err(LocalError::Conflict(format!(
+                        "{ip}:{} ({} port of {member}) is not free: {e}; stop what uses it or start the runtime with another --ip-pool",
+                        port.port, port.name
+                    )));
+                }
+            }
+        }
+
+        self.store.put(&rec)?;
+        let made = async {
+            self.sync_names().await?;
+            self.start_service(&rec, &installed).await
+        }
+        .await;
+        if let Err(e) = made {
+            tracing::warn!(service = %name, error = %e, "create failed; undoing it");
+            self.stop_members(&name).await;
+            let _ = self.store.remove(&name);
+            if retained.is_none() {
+                let _ = std::fs::remove_dir_all(&service_dir);
+            }
+            let _ = self.sync_names().await;
+            return Err(e);
+        }
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
+        let status = ServiceStatus { phase: Phase::Creating, message: rec.init.message.clone(), members: Vec::new() };
+        Ok(Service { name, spec: rec.spec, status })
+    }
+
+    pub async fn delete(&self, name: &str, delete_volumes: bool) -> Result<Service> {
+        let _op = self.ops.lock().await;
+        let rec = self.store.get(name)?.ok_or_else(|| LocalError::NotFound(name.into()))?;
+        self.stop_members(name).await;
+        let service_dir = self.cfg.service_dir(name);
+        {
+            let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+            logs.retain(|k, sink| {
+                let mine = k.starts_with(&format!("{name}/"));
+                if mine {
+                    sink.close();
+                }
+                !mine
+            });
+        }
+        if delete_volumes {
+            std::fs::remove_dir_all(&service_dir)
+                .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
+                .map_err(LocalError::io(format!("removing {}", service_dir.display())))?;
+            self.store.set_retained(name, None)?;
+        } else {
+            for m in rec.ips.keys() {
+                for sub in ["config", "secret", "run"] {
+                    let _ = std::fs::remove_dir_all(service_dir.join(m).join(sub));
+                }
+            }
+            self.store.set_retained(name, Some(&Retained { engine: rec.spec.engine, ips: rec.ips.clone(), secrets: rec.secrets.clone() }))?;
+        }
+        self.store.remove(name)?;
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+        self.sync_names().await?;
+        let status = ServiceStatus { phase: Phase::Deleting, message: None, members: Vec::new() };
+        Ok(Service { name: rec.name, spec: rec.spec, status })
+    }
+
+    pub async fn stop(&self, name: &str) -> Result<Service> {
+        let _op = self.ops.lock().await;
+        let mut rec = self.store.get(name)?.ok_or_else(|| LocalError::NotFound(name.into()))?;
+        rec.desired = Desired::Stopped;
+        self.store.put(&rec)?;
+        self.stop_members(name).await;
+        self.get(name).await
+    }
+
+    pub async fn start(self: &Arc<Self>, name: &str) -> Result<Service> {
+        let _op = self.ops.lock().await;
+        let mut rec = self.store.get(name)?.ok_or_else(|| LocalError::NotFound(name.into()))?;
+        let installed = self.installed(&rec)?;
+        rec.desired = Desired::Running;
+        self.store.put(&rec)?;
+        self.start_service(&rec, &installed).await?;
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+        self.get(name).await
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Service> {
+        let rec = self.store.get(name)?.ok_or_else(|| LocalError::NotFound(name.into()))?;
+        Ok(self.service_of(&rec).await)
+    }
+
+    pub async fn list(&self) -> Result<Vec<Service>> {
+        let recs = self.store.list()?;
+        Ok(futures::future::join_all(recs.iter().map(|r| self.service_of(r))).await)
+    }
+
+    async fn service_of(&self, rec: &ServiceRecord) -> Service {
+        let run: BTreeMap<String, RunState> = {
+            let running = self.running.lock().await;
+            running.get(&rec.name).map(|r| r.members.iter().map(|(m, s)| (m.clone(), s.run_state())).collect()).unwrap_or_default()
+        };
+        let failure = self.failures.lock().unwrap_or_else(|p| p.into_inner()).get(&rec.name).cloned();
+        // A plan for names and zones; paths need the installed server, which status does not.
+        let layout = LocalLayout { service_dir: self.cfg.service_dir(&rec.name).display().to_string(), bin_dir: String::new() };
+        let plan = plan(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips).ok();
+        let cx = status::Context { rec, plan: plan.as_ref(), run: &run, node: &self.node, failure };
+        let status = status::status(&cx).await;
+        Service { name: rec.name.clone(), spec: rec.spec.clone(), status }
+    }
+
+    /// The log sinks of a service's members (one member, or all), by member name.
+    pub fn member_logs(&self, name: &str, member: Option<&str>) -> Result<Vec<(String, Arc<LogSink>)>> {
+        let rec = self.store.get(name)?.ok_or_else(|| LocalError::NotFound(name.into()))?;
+        let members: Vec<String> = match member {
+            Some(m) if rec.ips.contains_key(m) => vec![m.to_string()],
+            Some(m) => return Err(LocalError::BadRequest(format!("{m:?} is not a member of {name}; members: {}", rec.ips.keys().cloned().collect::<Vec<_>>().join(", ")))),
+            None => rec.ips.keys().cloned().collect(),
+        };
+        Ok(members.into_iter().map(|m| (m.clone(), self.log_sink(name, &m))).collect())
+    }
+}

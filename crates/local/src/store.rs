@@ -1,0 +1,171 @@
+//! The embedded store: one redb file in the runtime's directory. redb is pure Rust (no C
+//! library to build, unlike SQLite), ACID with one writer, and a file lock keeps a second daemon
+//! off the same directory. Records are JSON values keyed by service name.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use firecamp_core::ServiceSpec;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LocalError, Result};
+
+const SERVICES: TableDefinition<&str, &str> = TableDefinition::new("services");
+/// Identities of deleted services whose data was kept, so a re-created service of the same name
+/// finds its data with the same addresses and passwords.
+const RETAINED: TableDefinition<&str, &str> = TableDefinition::new("retained");
+
+/// What the user asked a service to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Desired {
+    Running,
+    Stopped,
+}
+
+/// Progress of a service's init tasks, kept so a restarted daemon resumes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InitProgress {
+    pub done: bool,
+    /// Steps finished, by name (e.g. `cluster-create`, `replica redis-4`).
+    #[serde(default)]
+    pub steps: Vec<String>,
+    /// What the init task is waiting for or last failed at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRecord {
+    pub name: String,
+    /// The spec with the version resolved to the installed server's catalog version.
+    pub spec: ServiceSpec,
+    /// The installed server's own version (e.g. `15.14`).
+    pub server_version: String,
+    pub ips: BTreeMap<String, Ipv4Addr>,
+    /// Generated passwords by secret key; only ever written to members' secret files.
+    pub secrets: BTreeMap<String, String>,
+    pub desired: Desired,
+    #[serde(default)]
+    pub init: InitProgress,
+}
+
+impl std::fmt::Debug for ServiceRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceRecord")
+            .field("name", &self.name)
+            .field("engine", &self.spec.engine)
+            .field("ips", &self.ips)
+            .field("desired", &self.desired)
+            .field("init", &self.init)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a deleted service leaves behind with its data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retained {
+    pub engine: firecamp_core::EngineKind,
+    pub ips: BTreeMap<String, Ipv4Addr>,
+    pub secrets: BTreeMap<String, String>,
+}
+
+pub struct Store {
+    db: Database,
+}
+
+fn err(e: impl std::fmt::Display) -> LocalError {
+    LocalError::Store(e.to_string())
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                LocalError::Conflict(format!("{} is in use by another firecamp local runtime", path.display()))
+            }
+            e => LocalError::Store(format!("opening {}: {e}", path.display())),
+        })?;
+        // The store holds passwords: only its owner reads it.
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(LocalError::io(format!("securing {}", path.display())))?;
+        let txn = db.begin_write().map_err(err)?;
+        txn.open_table(SERVICES).map_err(err)?;
+        txn.open_table(RETAINED).map_err(err)?;
+        txn.commit().map_err(err)?;
+        Ok(Store { db })
+    }
+
+    fn get_json<T: for<'de> Deserialize<'de>>(&self, table: TableDefinition<&str, &str>, key: &str) -> Result<Option<T>> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let t = txn.open_table(table).map_err(err)?;
+        match t.get(key).map_err(err)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_str(v.value()).map(Some).map_err(err),
+        }
+    }
+
+    fn put_json<T: Serialize>(&self, table: TableDefinition<&str, &str>, key: &str, value: Option<&T>) -> Result<()> {
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            let mut t = txn.open_table(table).map_err(err)?;
+            match value {
+                Some(v) => {
+                    let json = serde_json::to_string(v).map_err(err)?;
+                    t.insert(key, json.as_str()).map_err(err)?;
+                }
+                None => {
+                    t.remove(key).map_err(err)?;
+                }
+            }
+        }
+        txn.commit().map_err(err)
+    }
+
+    pub fn get(&self, name: &str) -> Result<Option<ServiceRecord>> {
+        self.get_json(SERVICES, name)
+    }
+
+    pub fn put(&self, rec: &ServiceRecord) -> Result<()> {
+        self.put_json(SERVICES, &rec.name, Some(rec))
+    }
+
+    pub fn remove(&self, name: &str) -> Result<()> {
+        self.put_json::<ServiceRecord>(SERVICES, name, None)
+    }
+
+    pub fn list(&self) -> Result<Vec<ServiceRecord>> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let t = txn.open_table(SERVICES).map_err(err)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(err)? {
+            let (_, v) = item.map_err(err)?;
+            out.push(serde_json::from_str(v.value()).map_err(err)?);
+        }
+        Ok(out)
+    }
+
+    pub fn retained(&self, name: &str) -> Result<Option<Retained>> {
+        self.get_json(RETAINED, name)
+    }
+
+    pub fn all_retained(&self) -> Result<Vec<Retained>> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let t = txn.open_table(RETAINED).map_err(err)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(err)? {
+            let (_, v) = item.map_err(err)?;
+            out.push(serde_json::from_str(v.value()).map_err(err)?);
+        }
+        Ok(out)
+    }
+
+    pub fn set_retained(&self, name: &str, r: Option<&Retained>) -> Result<()> {
+        self.put_json(RETAINED, name, r)
+    }
+}

@@ -1,0 +1,154 @@
+//! A local runtime per test: its own temp directory, API and DNS ports, cluster name and
+//! loopback range, so tests run in parallel; members are always stopped when the test ends.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use firecamp_api::{ApiError, Phase, Service, ServiceList};
+use firecamp_core::EngineKind;
+use firecamp_local::config::Config;
+use firecamp_local::ips::IpPool;
+use firecamp_local::{servers, Daemon};
+use futures::FutureExt;
+use serde_json::{json, Value};
+
+pub struct Bed {
+    pub url: String,
+    pub dns_addr: std::net::SocketAddr,
+    pub cfg: Config,
+    pub http: reqwest::Client,
+    daemon: Mutex<Option<Daemon>>,
+    _dir: tempfile::TempDir,
+}
+
+/// A server this test needs must be installed: a missing one fails the test, loudly.
+pub fn require(engine: EngineKind) {
+    let cfg = Config::new("/nonexistent");
+    if let Err(e) = servers::detect(&cfg, engine, None, engine == EngineKind::Redis) {
+        panic!("{e}\n(the real-server tests need it: scripts/setup.d/30-local.sh installs it)");
+    }
+}
+
+/// Runs `body` against a fresh runtime (cluster `cluster`, members from `pool` = FIRST/COUNT)
+/// and stops it, and every member, whatever happens.
+pub async fn with_bed<F, Fut>(cluster: &str, pool: &str, tweak: impl FnOnce(&mut Config), body: F)
+where
+    F: FnOnce(Arc<Bed>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::new(dir.path());
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.dns_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.cluster = cluster.into();
+    cfg.ips = IpPool::parse(pool).unwrap();
+    tweak(&mut cfg);
+    let daemon = firecamp_local::start(cfg.clone()).await.expect("the local runtime starts");
+    let bed = Arc::new(Bed {
+        url: daemon.url(),
+        dns_addr: daemon.dns_addr,
+        cfg,
+        http: reqwest::Client::new(),
+        daemon: Mutex::new(Some(daemon)),
+        _dir: dir,
+    });
+    let result = AssertUnwindSafe(body(bed.clone())).catch_unwind().await;
+    let daemon = bed.daemon.lock().unwrap().take();
+    if let Some(d) = daemon {
+        d.stop().await;
+    }
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
+
+impl Bed {
+    /// `POST /v1/services`; the API error when refused.
+    pub async fn create(&self, body: Value) -> Result<Service, (u16, ApiError)> {
+        let r = self.http.post(format!("{}/v1/services", self.url)).json(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        if r.status().is_success() {
+            Ok(r.json().await.unwrap())
+        } else {
+            Err((status, r.json().await.unwrap()))
+        }
+    }
+
+    pub async fn get(&self, name: &str) -> Service {
+        let r = self.http.get(format!("{}/v1/services/{name}", self.url)).send().await.unwrap();
+        assert!(r.status().is_success(), "GET {name}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    pub async fn list(&self) -> ServiceList {
+        self.http.get(format!("{}/v1/services", self.url)).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn delete(&self, name: &str, delete_volumes: bool) {
+        let r = self.http.delete(format!("{}/v1/services/{name}?deleteVolumes={delete_volumes}", self.url)).send().await.unwrap();
+        assert!(r.status().is_success(), "DELETE {name}: {}", r.status());
+    }
+
+    pub async fn logs(&self, name: &str, member: &str) -> String {
+        let r = self.http.get(format!("{}/v1/services/{name}/logs?member={member}", self.url)).send().await.unwrap();
+        r.text().await.unwrap()
+    }
+
+    /// Polls the service (whose status is the engines' own answers) until `phase`, within a
+    /// deadline; the last status is in the failure message.
+    pub async fn wait_phase(&self, name: &str, phase: Phase, within: Duration) -> Service {
+        let deadline = Instant::now() + within;
+        loop {
+            let s = self.get(name).await;
+            if s.status.phase == phase {
+                return s;
+            }
+            assert!(s.status.phase != Phase::Failed, "{name} failed: {:?}", s.status);
+            if Instant::now() > deadline {
+                let logs = self.logs(name, "").await;
+                let tail: Vec<&str> = logs.lines().rev().take(40).collect();
+                panic!("{name} not {phase:?} within {within:?}: {:#?}\nlast log lines:\n{}", s.status, tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// The member's address.
+    pub async fn ip(&self, name: &str, member: &str) -> String {
+        let s = self.get(name).await;
+        s.status.members.iter().find(|m| m.name == member).and_then(|m| m.static_ip.clone()).expect("member has an IP")
+    }
+
+    pub fn member_dir(&self, name: &str, member: &str) -> std::path::PathBuf {
+        self.cfg.service_dir(name).join(member)
+    }
+
+    pub fn secret(&self, name: &str, member: &str, key: &str) -> String {
+        std::fs::read_to_string(self.member_dir(name, member).join("secret").join(key)).unwrap()
+    }
+
+    /// The pid of the member's server (written by the supervisor).
+    pub fn server_pid(&self, name: &str, member: &str) -> i32 {
+        std::fs::read_to_string(self.member_dir(name, member).join("server.pid")).unwrap().trim().parse().unwrap()
+    }
+}
+
+/// A small spec: members on the one local zone, little memory.
+pub fn spec(engine: &str, replicas: u32, memory: &str) -> Value {
+    json!({
+        "engine": engine,
+        "replicas": replicas,
+        "zones": ["local"],
+        "resources": { "requests": { "memory": memory } },
+        "volumes": { "data": { "size": "1Gi" } }
+    })
+}
+
+pub fn kill9(pid: i32) {
+    let status = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    assert!(status.success(), "kill -9 {pid}");
+}

@@ -1,0 +1,135 @@
+//! Redis: `ROLE` says master or slave; `INFO replication` counts a primary's replicas;
+//! `CLUSTER INFO` says whether a cluster covers every slot.
+
+use std::collections::BTreeMap;
+
+use redis::aio::MultiplexedConnection;
+use redis::Value;
+
+use crate::{within, ProbeError, Role, Target};
+
+/// Every hash slot of a Redis Cluster.
+pub const SLOTS: u32 = 16384;
+
+async fn connect(t: &Target) -> Result<MultiplexedConnection, ProbeError> {
+    // Passwords are alphanumeric (FireCamp generates them), so the URL needs no escaping.
+    let url = match &t.password {
+        Some(p) => format!("redis://:{p}@{}:{}/", t.host, t.port),
+        None => format!("redis://{}:{}/", t.host, t.port),
+    };
+    let client = redis::Client::open(url).map_err(|e| ProbeError::failed(t, e))?;
+    client.get_multiplexed_async_connection().await.map_err(|e| ProbeError::failed(t, e))
+}
+
+/// Runs one command and returns its raw answer.
+pub async fn command(t: &Target, args: &[&str]) -> Result<Value, ProbeError> {
+    within(t, async {
+        let mut con = connect(t).await?;
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query_async(&mut con).await.map_err(|e| ProbeError::failed(t, e))
+    })
+    .await
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::VerbatimString { text, .. } => Some(text.clone()),
+        _ => None,
+    }
+}
+
+/// `primary` or `replica`, from `ROLE`.
+pub async fn role(t: &Target) -> Result<Role, ProbeError> {
+    let v = command(t, &["ROLE"]).await?;
+    let first = match &v {
+        Value::Array(items) => items.first().and_then(text),
+        _ => None,
+    };
+    match first.as_deref() {
+        Some("master") => Ok(Role::Primary),
+        Some("slave") => Ok(Role::Replica),
+        _ => Err(ProbeError::unexpected(t, format!("{v:?}"))),
+    }
+}
+
+/// `key:value` lines of an `INFO` or `CLUSTER INFO` answer.
+pub fn parse_info(s: &str) -> BTreeMap<String, String> {
+    s.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.trim().split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+async fn info(t: &Target, args: &[&str]) -> Result<BTreeMap<String, String>, ProbeError> {
+    let v = command(t, args).await?;
+    text(&v).map(|s| parse_info(&s)).ok_or_else(|| ProbeError::unexpected(t, format!("{v:?}")))
+}
+
+/// `INFO replication` as key/values (`role`, `connected_slaves`, `master_link_status`, …).
+pub async fn replication(t: &Target) -> Result<BTreeMap<String, String>, ProbeError> {
+    info(t, &["INFO", "replication"]).await
+}
+
+/// What `CLUSTER INFO` says about a cluster's health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub state_ok: bool,
+    pub slots_assigned: u32,
+    pub slots_ok: u32,
+    pub known_nodes: u32,
+    /// Shards serving slots.
+    pub size: u32,
+}
+
+impl ClusterInfo {
+    pub fn from_info(m: &BTreeMap<String, String>) -> Self {
+        let n = |k: &str| m.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+        ClusterInfo {
+            state_ok: m.get("cluster_state").map(String::as_str) == Some("ok"),
+            slots_assigned: n("cluster_slots_assigned"),
+            slots_ok: n("cluster_slots_ok"),
+            known_nodes: n("cluster_known_nodes"),
+            size: n("cluster_size"),
+        }
+    }
+
+    /// Healthy and every slot served.
+    pub fn covers_all_slots(&self) -> bool {
+        self.state_ok && self.slots_assigned == SLOTS && self.slots_ok == SLOTS
+    }
+}
+
+pub async fn cluster_info(t: &Target) -> Result<ClusterInfo, ProbeError> {
+    info(t, &["CLUSTER", "INFO"]).await.map(|m| ClusterInfo::from_info(&m))
+}
+
+/// The member's cluster node id (`CLUSTER MYID`).
+pub async fn cluster_myid(t: &Target) -> Result<String, ProbeError> {
+    let v = command(t, &["CLUSTER", "MYID"]).await?;
+    text(&v).ok_or_else(|| ProbeError::unexpected(t, format!("{v:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_cluster_info() {
+        let s = "cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\ncluster_known_nodes:6\r\ncluster_size:3\r\n";
+        let ci = ClusterInfo::from_info(&parse_info(s));
+        assert!(ci.covers_all_slots());
+        assert_eq!((ci.known_nodes, ci.size), (6, 3));
+    }
+
+    #[test]
+    fn a_failing_cluster_does_not_cover_its_slots() {
+        let ci = ClusterInfo::from_info(&parse_info("cluster_state:fail\r\ncluster_slots_assigned:0\r\n"));
+        assert!(!ci.covers_all_slots());
+    }
+}

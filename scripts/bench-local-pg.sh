@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): the time from `firecamp service create` to a PostgreSQL cluster of 3
+# whose two replicas stream (phase ACTIVE, which checks pg_stat_replication), against the same
+# done by hand on this machine in the same run: initdb, start, two pg_basebackups, start both
+# replicas, until pg_stat_replication shows both streaming. Prints both times and the ratio.
+# Runs as root (PostgreSQL members run as the postgres user). Uses 127.0.210.0/24 and
+# 127.0.211.0/24 and a temp directory; removes everything it made.
+#   scripts/bench-local-pg.sh [path/to/firecamp]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+fc="${1:-$PWD/target/release/firecamp}"
+[ -x "$fc" ] || { echo "build first: cargo build --release -p firecamp (or pass the binary)" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "run as root" >&2; exit 1; }
+bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+work="$(mktemp -d /tmp/firecamp-bench.XXXXXX)"
+chmod 711 "$work"
+now() { date +%s.%N; }
+pids=()
+cleanup() {
+  for d in "$work"/hand/m*; do [ -f "$d/postmaster.pid" ] && runuser -u postgres -- "$bin/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true; done
+  FIRECAMP_LOCAL_DIR="$work/fc" "$fc" local down >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- by hand ---------------------------------------------------------------------------------
+mkdir -p "$work/hand" && chown postgres: "$work/hand"
+as_pg() { runuser -u postgres -- "$@"; }
+t0=$(now)
+as_pg "$bin/initdb" -D "$work/hand/m0" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+cat >> "$work/hand/m0/postgresql.conf" <<CONF
+listen_addresses = '127.0.211.1'
+unix_socket_directories = '$work/hand'
+CONF
+echo "host replication all 127.0.0.0/8 trust" >> "$work/hand/m0/pg_hba.conf"
+as_pg "$bin/pg_ctl" -D "$work/hand/m0" -w -l "$work/hand/m0.log" start >/dev/null
+for i in 1 2; do
+  as_pg "$bin/pg_basebackup" -h 127.0.211.1 -U postgres -D "$work/hand/m$i" -X stream -R --checkpoint=fast
+  as_pg "$bin/pg_ctl" -D "$work/hand/m$i" -w -l "$work/hand/m$i.log" \
+    -o "-c listen_addresses=127.0.211.$((i + 1)) -c unix_socket_directories=$work/hand/s$i" start >/dev/null 2>&1 \
+    || { mkdir -p "$work/hand/s$i" && chown postgres: "$work/hand/s$i" && as_pg "$bin/pg_ctl" -D "$work/hand/m$i" -w -l "$work/hand/m$i.log" -o "-c listen_addresses=127.0.211.$((i + 1)) -c unix_socket_directories=$work/hand/s$i" start >/dev/null; }
+done
+until [ "$(as_pg psql -h "$work/hand" -U postgres -Atc "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")" = 2 ]; do sleep 0.05; done
+t1=$(now)
+hand=$(awk "BEGIN { print $t1 - $t0 }")
+
+# --- FireCamp --------------------------------------------------------------------------------
+export FIRECAMP_LOCAL_DIR="$work/fc" FIRECAMP_SERVER=http://127.0.0.1:27240
+"$fc" local up --listen 127.0.0.1:27240 --dns-listen 127.0.0.1:27253 --cluster bench --ip-pool 127.0.210.1/10 >/dev/null
+t0=$(now)
+"$fc" service create postgresql pg --zones local --replicas 3 --memory 256Mi >/dev/null
+until "$fc" service get pg -o json | grep -q '"phase": "ACTIVE"'; do sleep 0.05; done
+t1=$(now)
+firecamp=$(awk "BEGIN { print $t1 - $t0 }")
+"$fc" service delete pg --delete-volumes >/dev/null
+
+printf 'by hand (initdb + 2 x pg_basebackup, streaming): %6.2f s\n' "$hand"
+printf 'firecamp service create → ACTIVE (streaming):    %6.2f s\n' "$firecamp"
+printf 'ratio firecamp / by hand:                        %6.2f\n' "$(awk "BEGIN { print $firecamp / $hand }")"

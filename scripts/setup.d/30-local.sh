@@ -1,0 +1,25 @@
+# The local runtime's real-server tests (crates/local/tests, crates/probe/tests): PostgreSQL 15,
+# Redis 7.0 (server and redis-cli), ZooKeeper 3.8 with a JRE, from Debian 12's packages.
+# Sourced by scripts/test.sh. Tests that need a server fail, loudly, when it is missing.
+local_pkgs=()
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || local_pkgs+=(postgresql)
+command -v redis-server >/dev/null || local_pkgs+=(redis-server)
+command -v redis-cli >/dev/null || local_pkgs+=(redis-tools)
+ls /usr/share/java/zookeeper-[0-9]*.jar >/dev/null 2>&1 || local_pkgs+=(zookeeper)
+command -v java >/dev/null || local_pkgs+=(default-jre-headless)
+[ -e /usr/share/java/slf4j-simple.jar ] || local_pkgs+=(libslf4j-java)
+if [ ${#local_pkgs[@]} -gt 0 ]; then
+  echo "installing: ${local_pkgs[*]}"
+  # The packages' own services must not start: members run under the local runtime only.
+  [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; CLEANUP+=('rm -f /usr/sbin/policy-rc.d'); }
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${local_pkgs[@]}" >/dev/null
+fi
+# A server the packages started anyway would hold no port of ours (members bind their own
+# loopback IPs), so nothing else to stop. Report what the tests will run.
+echo "PostgreSQL: $(ls -d /usr/lib/postgresql/*/bin | tr '\n' ' ')"
+echo "Redis: $(redis-server --version | cut -d' ' -f3)"
+echo "ZooKeeper: $(ls /usr/share/java/zookeeper-[0-9]*.jar)"
+# Names the tests' runtimes add to /etc/hosts are removed when each test ends; a crashed run
+# could leave a block behind: remove the tests' blocks (clusters named t-…) at the end anyway.
+CLEANUP+=("sed -i '/^# BEGIN firecamp t-/,/^# END firecamp t-/d' /etc/hosts")
