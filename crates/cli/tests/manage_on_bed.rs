@@ -107,6 +107,12 @@ async fn services_become_active_in_their_zones_and_delete_cleans_up() {
             assert_eq!(m.dns_name, format!("{}.bed-firecamp.com", m.name));
         }
     }
+    // Services sharing a namespace keep their own zone-pinned StorageClasses.
+    let scs: Api<StorageClass> = Api::all(client.clone());
+    for name in ["pg", "zk", "rc"] {
+        let lp = ListParams::default().labels(&format!("firecamp.dev/service={name},firecamp.dev/namespace={ns}"));
+        assert_eq!(scs.list(&lp).await.unwrap().items.len(), 3, "{name}: one StorageClass per zone");
+    }
     // The PostgreSQL primary is labelled so the client Service finds it.
     let members = ok(cli(&ns, &["service", "members", "pg"]));
     assert!(members.lines().any(|l| l.starts_with("pg-0") && l.contains("primary")), "{members}");

@@ -71,7 +71,9 @@ pub async fn delete_orphans(client: &Client, ns: &str, service: &str, desired: &
         }
     }
     let scs: Api<StorageClass> = Api::all(client.clone());
-    let lp = lp.labels(&format!("firecamp.dev/namespace={ns}"));
+    // `labels()` replaces the selector: name the service and the namespace together, or one
+    // service's reconcile would prune another's classes.
+    let lp = ListParams::default().labels(&format!("{},{}={ns}", selector(service), labels::NAMESPACE));
     for sc in scs.list(&lp).await.map_err(Error::kube("list", "StorageClass", service))? {
         let name = sc.metadata.name.unwrap_or_default();
         if !want.contains(&("StorageClass", name.as_str())) {
@@ -84,7 +86,7 @@ pub async fn delete_orphans(client: &Client, ns: &str, service: &str, desired: &
 
 /// Everything cluster-scoped (and, when asked, the volumes) of a deleted service.
 pub async fn cleanup(client: &Client, ns: &str, service: &str, delete_volumes: bool) -> Result<()> {
-    let lp = ListParams::default().labels(&format!("{},firecamp.dev/namespace={ns}", selector(service)));
+    let lp = ListParams::default().labels(&format!("{},{}={ns}", selector(service), labels::NAMESPACE));
     let scs: Api<StorageClass> = Api::all(client.clone());
     scs.delete_collection(&DeleteParams::default(), &lp).await.map_err(Error::kube("delete", "StorageClass", service))?;
     if delete_volumes {
