@@ -37,13 +37,20 @@ pub async fn apply(client: &Client, field_manager: &str, o: &Object, owner: Opti
 }
 
 /// Creates the Secret only when absent: generated passwords are never regenerated.
-pub async fn ensure_secret(client: &Client, mut secret: Secret, owner: &OwnerReference) -> Result<bool> {
-    let ns = secret.metadata.namespace.clone().unwrap_or_default();
-    let name = secret.metadata.name.clone().unwrap_or_default();
+/// `generate` makes the Secret with fresh passwords; it runs only when `existing` is absent.
+pub async fn ensure_secret(
+    client: &Client,
+    existing: &Secret,
+    generate: impl FnOnce() -> Secret,
+    owner: &OwnerReference,
+) -> Result<bool> {
+    let ns = existing.metadata.namespace.clone().unwrap_or_default();
+    let name = existing.metadata.name.clone().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
     if api.get_opt(&name).await.map_err(Error::kube("get", "Secret", &name))?.is_some() {
         return Ok(false);
     }
+    let mut secret = generate();
     secret.metadata.owner_references = Some(vec![owner.clone()]);
     match api.create(&PostParams::default(), &secret).await {
         Ok(_) => Ok(true),

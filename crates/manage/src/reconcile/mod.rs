@@ -97,13 +97,14 @@ async fn apply_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
     let objects = build(&plan, &Secrets::Redacted);
     for o in &objects {
         match o {
-            Object::Secret(_) => {
-                let values = plan.secret_keys.iter().map(|k| (k.to_string(), password())).collect();
-                let objs = build(&plan, &Secrets::Values(values));
-                if let Some(Object::Secret(s)) = objs.into_iter().find(|o| matches!(o, Object::Secret(_))) {
-                    if apply::ensure_secret(&ctx.client, s, &owner).await? {
-                        event(ctx, svc, EventType::Normal, "SecretCreated", format!("generated the passwords in {}", names::secret(&name))).await;
-                    }
+            Object::Secret(redacted) => {
+                // Passwords are generated only when the Secret does not exist yet.
+                let generate = || {
+                    let values = plan.secret_keys.iter().map(|k| (k.to_string(), password())).collect();
+                    firecamp_kube::config::secret(&plan, &Secrets::Values(values)).unwrap_or_else(|| redacted.clone())
+                };
+                if apply::ensure_secret(&ctx.client, redacted, generate, &owner).await? {
+                    event(ctx, svc, EventType::Normal, "SecretCreated", format!("generated the passwords in {}", names::secret(&name))).await;
                 }
             }
             _ => apply::apply(&ctx.client, &ctx.config.field_manager, o, Some(&owner)).await?,
@@ -193,10 +194,14 @@ async fn run_init_tasks(
     let mut out = Vec::new();
     for task in &plan.init_tasks {
         let prev = previous.iter().find(|p| p.name == task.name);
+        // A task that succeeded stays so: no need to read its Job again on every reconcile.
+        if let Some(p) = prev.filter(|p| p.phase == crate::crd::TaskPhase::Succeeded) {
+            out.push(p.clone());
+            continue;
+        }
         let name = init::job_name(&plan.name);
         let mut job = jobs.get_opt(&name).await.map_err(Error::kube("get", "Job", &name))?;
-        let done = prev.is_some_and(|p| p.phase == crate::crd::TaskPhase::Succeeded);
-        if job.is_none() && all_ready && !done {
+        if job.is_none() && all_ready {
             let mut j = init::job(plan, task);
             j.metadata.owner_references = svc.controller_owner_ref(&()).map(|o| vec![o]);
             match jobs.create(&Default::default(), &j).await {
