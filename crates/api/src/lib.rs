@@ -3,6 +3,7 @@
 //! with camelCase fields; errors are [`ApiError`] with the HTTP status its code maps to.
 
 use firecamp_core::{FieldError, ServiceSpec, ValidationErrors};
+pub use firecamp_core::operation::{Operation, OperationKind, OperationList, OperationPhase, OperationRequest, OperationStep, StepAction, UpdatePolicy};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +27,14 @@ pub mod paths {
     }
     pub fn start(name: &str) -> String {
         format!("{SERVICES}/{name}/start")
+    }
+    /// `GET`: the service's operations, newest first; `POST` an `OperationRequest` to start one
+    /// (409 while another runs).
+    pub fn operations(name: &str) -> String {
+        format!("{SERVICES}/{name}/operations")
+    }
+    pub fn operation(name: &str, id: &str) -> String {
+        format!("{SERVICES}/{name}/operations/{id}")
     }
     /// `GET ?member=&since=<RFC 3339 or seconds>&follow=true`: the members' log lines as text.
     pub fn logs(name: &str) -> String {

@@ -1,5 +1,6 @@
 //! What every engine of the catalog provides.
 
+use firecamp_core::operation::UpdatePolicy;
 use firecamp_core::spec::Resources;
 use firecamp_core::{EngineKind, Member, ServiceSpec, ValidationErrors};
 
@@ -26,6 +27,17 @@ pub trait Engine: Sync {
     /// The member's config files, rendered for its paths.
     fn files(&self, ctx: &RenderContext, member: &Member, paths: &MemberPaths) -> Vec<ConfigFile>;
     fn container(&self, version: &EngineVersion) -> ContainerPlan;
+    /// Whether the engine can hand the primary role to a chosen replica (PostgreSQL promote,
+    /// Redis `FAILOVER` / `CLUSTER FAILOVER`); ZooKeeper cannot choose its leader.
+    fn supports_switchover(&self) -> bool;
+    /// The order of day-2 restarts when the service does not say.
+    fn default_update_policy(&self) -> UpdatePolicy {
+        UpdatePolicy::PrimaryLast
+    }
+    /// Whether a change of engine parameter `key` applies without a restart.
+    fn reloadable(&self, _key: &str) -> bool {
+        false
+    }
     /// Tasks that finish the service's creation once its members run.
     fn init_tasks(&self, _ctx: &RenderContext) -> Vec<InitTask> {
         Vec::new()

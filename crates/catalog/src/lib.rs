@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod layout;
+pub mod operation;
 pub mod plan;
 pub mod postgresql;
 pub mod redis;
@@ -32,6 +33,10 @@ pub mod examples {
             postgresql: None,
             redis: None,
             zookeeper: None,
+            update_policy: None,
+            config: Default::default(),
+            member_config: Default::default(),
+            stopped: false,
             labels: Default::default(),
             annotations: Default::default(),
         }

@@ -97,6 +97,10 @@ fn spec_from_args(engine: EngineKind, a: &CreateArgs) -> Result<ServiceSpec, Cli
         postgresql: None,
         redis: None,
         zookeeper: None,
+        update_policy: None,
+        config: Default::default(),
+        member_config: Default::default(),
+        stopped: false,
         labels: pairs("label", &a.labels)?,
         annotations: pairs("annotation", &a.annotations)?,
     };

@@ -7,6 +7,7 @@ pub mod error;
 pub mod labels;
 pub mod member;
 pub mod names;
+pub mod operation;
 pub mod quantity;
 pub mod spec;
 pub mod validate;

@@ -63,6 +63,18 @@ pub struct ServiceSpec {
     pub redis: Option<RedisOptions>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zookeeper: Option<ZooKeeperOptions>,
+    /// Order of restarts in day-2 operations; the engine's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_policy: Option<crate::operation::UpdatePolicy>,
+    /// Engine parameters for every member (`postgresql.conf`, `redis.conf`, `zoo.cfg` keys).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// Engine parameters of single members, by member name; they win over `config`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub member_config: BTreeMap<String, BTreeMap<String, String>>,
+    /// Every member stopped, data kept (`firecamp service stop`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
     /// Labels added to every object of the service.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,

@@ -52,6 +52,10 @@ impl Engine for PostgreSql {
         }
     }
 
+    fn supports_switchover(&self) -> bool {
+        true
+    }
+
     fn needs_static_ip(&self) -> bool {
         false
     }

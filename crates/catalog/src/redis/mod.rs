@@ -84,6 +84,10 @@ impl Engine for Redis {
         }
     }
 
+    fn supports_switchover(&self) -> bool {
+        true
+    }
+
     fn needs_static_ip(&self) -> bool {
         true
     }

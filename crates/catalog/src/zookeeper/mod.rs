@@ -71,6 +71,10 @@ impl Engine for ZooKeeper {
         }
     }
 
+    fn supports_switchover(&self) -> bool {
+        false
+    }
+
     fn needs_static_ip(&self) -> bool {
         false
     }

@@ -1,0 +1,208 @@
+//! Turning an operation request into the service's next spec and the ordered steps that get
+//! the members there. Pure: the Kubernetes manage service and the local runtime both call it.
+
+use std::collections::BTreeMap;
+
+use firecamp_core::operation::{
+    restart_steps, stop_start_steps, MemberRole, OperationKind, OperationRequest, OperationStep, StepAction, UpdatePolicy,
+};
+use firecamp_core::{ServiceSpec, ValidationErrors};
+
+use crate::engine::engine;
+
+/// What a request changes: the spec to apply and a short description of the target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub kind: OperationKind,
+    pub spec: ServiceSpec,
+    pub target: Option<String>,
+    pub policy: UpdatePolicy,
+    /// Parameters whose value changed (config operations).
+    pub changed_keys: Vec<String>,
+}
+
+/// Checks the request against its kind and the service's current spec, and returns the next
+/// spec. Every mistake is reported with the field's name; the result still has to pass
+/// [`crate::plan`] (which knows, for example, the versions the catalog allows).
+pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, ValidationErrors> {
+    let mut errs = ValidationErrors::default();
+    let Some(kind) = req.kind else {
+        let all: Vec<_> = OperationKind::ALL.iter().map(|k| k.as_str()).collect();
+        errs.push("kind", format!("is required; allowed: {}", all.join(", ")));
+        return Err(errs);
+    };
+    let mut spec = current.clone();
+    let mut target = None;
+    let mut changed_keys = Vec::new();
+    let only = |field: &str, present: bool, errs: &mut ValidationErrors, wanted: OperationKind| {
+        if present && kind != wanted {
+            errs.push(field, format!("belongs to kind {wanted}, not {kind}"));
+        }
+    };
+    only("version", req.version.is_some(), &mut errs, OperationKind::Upgrade);
+    only("config", !req.config.is_empty(), &mut errs, OperationKind::Config);
+    only("memberConfig", !req.member_config.is_empty(), &mut errs, OperationKind::Config);
+    only("resources", req.resources.is_some(), &mut errs, OperationKind::Resources);
+    if req.step_timeout_seconds == Some(0) {
+        errs.push("stepTimeoutSeconds", "must be at least 1");
+    }
+    match kind {
+        OperationKind::Upgrade => match &req.version {
+            None => errs.push("version", "is required for an upgrade"),
+            Some(v) => {
+                spec.version = Some(v.clone());
+                target = Some(format!("version {v}"));
+            }
+        },
+        OperationKind::Config => {
+            if req.config.is_empty() && req.member_config.is_empty() {
+                errs.push("config", "set at least one parameter in config or memberConfig");
+            }
+            for (k, v) in &req.config {
+                changed_keys.push(k.clone());
+                set_or_remove(&mut spec.config, k, v);
+            }
+            for (member, params) in &req.member_config {
+                let entry = spec.member_config.entry(member.clone()).or_default();
+                for (k, v) in params {
+                    changed_keys.push(k.clone());
+                    set_or_remove(entry, k, v);
+                }
+                if entry.is_empty() {
+                    spec.member_config.remove(member);
+                }
+            }
+            changed_keys.sort();
+            changed_keys.dedup();
+            target = Some(changed_keys.join(", "));
+        }
+        OperationKind::Resources => match &req.resources {
+            None => errs.push("resources", "is required for a resources change"),
+            Some(r) => {
+                spec.resources = r.clone();
+                target = Some("resources".into());
+            }
+        },
+        OperationKind::Stop => {
+            if current.stopped {
+                errs.push("kind", "the service is already stopped");
+            }
+            spec.stopped = true;
+        }
+        OperationKind::Start => {
+            if !current.stopped {
+                errs.push("kind", "the service is not stopped");
+            }
+            spec.stopped = false;
+        }
+        OperationKind::Restart => {
+            if current.stopped {
+                errs.push("kind", "the service is stopped; start it instead");
+            }
+        }
+    }
+    if current.stopped && matches!(kind, OperationKind::Upgrade | OperationKind::Config | OperationKind::Resources) {
+        errs.push("kind", "the service is stopped: start it first");
+    }
+    errs.into_result()?;
+    let policy = req.policy.or(current.update_policy).unwrap_or_else(|| engine(current.engine).default_update_policy());
+    Ok(Change { kind, spec, target, policy, changed_keys })
+}
+
+fn set_or_remove(map: &mut BTreeMap<String, String>, k: &str, v: &str) {
+    if v.is_empty() {
+        map.remove(k);
+    } else {
+        map.insert(k.to_string(), v.to_string());
+    }
+}
+
+/// The ordered steps of a change, given the members' roles now (index order).
+pub fn steps(change: &Change, members: &[MemberRole]) -> Vec<OperationStep> {
+    let eng = engine(change.spec.engine);
+    match change.kind {
+        OperationKind::Stop => stop_start_steps(members, StepAction::Stop),
+        OperationKind::Start => stop_start_steps(members, StepAction::Start),
+        OperationKind::Config if change.changed_keys.iter().all(|k| eng.reloadable(k)) => {
+            members.iter().map(|m| OperationStep::new(StepAction::Reload, &m.member)).collect()
+        }
+        _ => restart_steps(members, change.policy, eng.supports_switchover(), StepAction::Restart),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::examples::spec;
+    use firecamp_core::EngineKind;
+
+    fn req(kind: OperationKind) -> OperationRequest {
+        OperationRequest { kind: Some(kind), ..Default::default() }
+    }
+
+    #[test]
+    fn an_upgrade_sets_the_version_and_takes_the_engine_default_policy() {
+        let mut r = req(OperationKind::Upgrade);
+        r.version = Some("16".into());
+        let c = change(&spec(EngineKind::Postgresql, 3), &r).unwrap();
+        assert_eq!(c.spec.version.as_deref(), Some("16"));
+        assert_eq!(c.policy, UpdatePolicy::PrimaryLast);
+    }
+
+    #[test]
+    fn fields_of_another_kind_and_missing_fields_are_named() {
+        let mut r = req(OperationKind::Restart);
+        r.version = Some("16".into());
+        let e = change(&spec(EngineKind::Postgresql, 3), &r).unwrap_err().to_string();
+        assert!(e.contains("version") && e.contains("upgrade"), "{e}");
+        let e = change(&spec(EngineKind::Postgresql, 3), &req(OperationKind::Upgrade)).unwrap_err().to_string();
+        assert!(e.contains("version") && e.contains("required"), "{e}");
+        let e = change(&spec(EngineKind::Postgresql, 3), &OperationRequest::default()).unwrap_err().to_string();
+        assert!(e.contains("kind") && e.contains("restart"), "{e}");
+    }
+
+    #[test]
+    fn the_service_policy_is_used_unless_the_request_names_one() {
+        let mut s = spec(EngineKind::Postgresql, 3);
+        s.update_policy = Some(UpdatePolicy::PrimaryFirst);
+        assert_eq!(change(&s, &req(OperationKind::Restart)).unwrap().policy, UpdatePolicy::PrimaryFirst);
+        let mut r = req(OperationKind::Restart);
+        r.policy = Some(UpdatePolicy::PrimaryLast);
+        assert_eq!(change(&s, &r).unwrap().policy, UpdatePolicy::PrimaryLast);
+    }
+
+    #[test]
+    fn stop_and_start_flip_the_stopped_flag_once() {
+        let s = spec(EngineKind::Zookeeper, 3);
+        let stopped = change(&s, &req(OperationKind::Stop)).unwrap().spec;
+        assert!(stopped.stopped);
+        assert!(change(&stopped, &req(OperationKind::Stop)).is_err());
+        assert!(change(&stopped, &req(OperationKind::Restart)).is_err());
+        assert!(!change(&stopped, &req(OperationKind::Start)).unwrap().spec.stopped);
+    }
+
+    #[test]
+    fn config_values_are_set_and_an_empty_value_removes_the_key() {
+        let mut s = spec(EngineKind::Postgresql, 3);
+        s.config.insert("work_mem".into(), "4MB".into());
+        let mut r = req(OperationKind::Config);
+        r.config.insert("work_mem".into(), String::new());
+        r.member_config.insert("pg-1".into(), BTreeMap::from([("log_min_duration_statement".into(), "100".into())]));
+        let c = change(&s, &r).unwrap();
+        assert!(c.spec.config.is_empty());
+        assert_eq!(c.spec.member_config["pg-1"]["log_min_duration_statement"], "100");
+        assert_eq!(c.changed_keys, ["log_min_duration_statement", "work_mem"]);
+    }
+
+    #[test]
+    fn a_zookeeper_restart_puts_the_leader_last_without_switchover() {
+        let c = change(&spec(EngineKind::Zookeeper, 3), &req(OperationKind::Restart)).unwrap();
+        let members = [
+            MemberRole { member: "zk-0".into(), primary: false, shard: None },
+            MemberRole { member: "zk-1".into(), primary: true, shard: None },
+            MemberRole { member: "zk-2".into(), primary: false, shard: None },
+        ];
+        let got: Vec<_> = steps(&c, &members).iter().map(|s| s.describe()).collect();
+        assert_eq!(got, ["restart zk-0", "restart zk-2", "restart zk-1"]);
+    }
+}

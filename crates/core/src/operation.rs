@@ -1,0 +1,344 @@
+//! Day-2 operations: a durable record of an update, restart, config change, stop or start, with
+//! its ordered steps. The Kubernetes manage service keeps it in the service's status, the local
+//! runtime in its store; both plan the steps with [`plan_steps`], so the order is the same.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::spec::Resources;
+
+/// Which member an ordered update touches first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum UpdatePolicy {
+    /// The original FireCamp's order: the primary (or leader) first, then the others. Writes
+    /// stop while the primary restarts and no switchover happens.
+    PrimaryFirst,
+    /// Replicas first, then a controlled switchover to an updated replica where the engine has
+    /// one, then the old primary: writes pause once, briefly, and never on an old revision.
+    PrimaryLast,
+}
+
+impl UpdatePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdatePolicy::PrimaryFirst => "PrimaryFirst",
+            UpdatePolicy::PrimaryLast => "PrimaryLast",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "PrimaryFirst" => Ok(UpdatePolicy::PrimaryFirst),
+            "PrimaryLast" => Ok(UpdatePolicy::PrimaryLast),
+            _ => Err(format!("unknown update policy {s:?}; allowed: PrimaryFirst, PrimaryLast")),
+        }
+    }
+}
+
+impl fmt::Display for UpdatePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationKind {
+    /// A new engine version (the spec's `version`).
+    Upgrade,
+    /// Every member restarted in order, nothing else changed.
+    Restart,
+    /// Engine parameters (`config`, `memberConfig`): reloaded where the engine can, otherwise
+    /// members restarted in order.
+    Config,
+    /// CPU and memory: members restarted in order.
+    Resources,
+    /// Every member stopped, data kept.
+    Stop,
+    /// Every member started again.
+    Start,
+}
+
+impl OperationKind {
+    pub const ALL: [OperationKind; 6] =
+        [OperationKind::Upgrade, OperationKind::Restart, OperationKind::Config, OperationKind::Resources, OperationKind::Stop, OperationKind::Start];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationKind::Upgrade => "upgrade",
+            OperationKind::Restart => "restart",
+            OperationKind::Config => "config",
+            OperationKind::Resources => "resources",
+            OperationKind::Stop => "stop",
+            OperationKind::Start => "start",
+        }
+    }
+}
+
+impl fmt::Display for OperationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `POST /v1/services/{name}/operations`: what to change. Fields that do not belong to `kind`
+/// are refused by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OperationRequest {
+    pub kind: Option<OperationKind>,
+    /// `upgrade`: the catalog version to move to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// `config`: service-level engine parameters to set (an empty value removes the key).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// `config`: per-member engine parameters, by member name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub member_config: BTreeMap<String, BTreeMap<String, String>>,
+    /// `resources`: the new requests and limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// The order; the service's `updatePolicy`, else the engine's default, when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<UpdatePolicy>,
+    /// How long one step may take before the operation fails (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_timeout_seconds: Option<u32>,
+}
+
+pub const DEFAULT_STEP_TIMEOUT_SECONDS: u32 = 300;
+
+/// Pending → Running → Succeeded | Failed | Cancelled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum OperationPhase {
+    #[default]
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl OperationPhase {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, OperationPhase::Succeeded | OperationPhase::Failed | OperationPhase::Cancelled)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationPhase::Pending => "Pending",
+            OperationPhase::Running => "Running",
+            OperationPhase::Succeeded => "Succeeded",
+            OperationPhase::Failed => "Failed",
+            OperationPhase::Cancelled => "Cancelled",
+        }
+    }
+}
+
+/// What one step does to one member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StepAction {
+    /// Restart the member (Kubernetes: delete its pod) and wait until it is ready on the new
+    /// revision and back in the engine's membership.
+    Restart,
+    /// Make `to` the primary in place of `member` (PostgreSQL promote + re-point, Redis
+    /// `CLUSTER FAILOVER` / `REPLICAOF`), and wait until the old primary follows it.
+    Switchover,
+    /// Apply new parameters without a restart (PostgreSQL `pg_reload_conf()`, Redis `CONFIG SET`).
+    Reload,
+    Stop,
+    Start,
+}
+
+impl StepAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepAction::Restart => "restart",
+            StepAction::Switchover => "switchover",
+            StepAction::Reload => "reload",
+            StepAction::Stop => "stop",
+            StepAction::Start => "start",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationStep {
+    pub action: StepAction,
+    pub member: String,
+    /// `switchover`: the member that becomes primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    pub phase: OperationPhase,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl OperationStep {
+    pub fn new(action: StepAction, member: impl Into<String>) -> Self {
+        OperationStep { action, member: member.into(), to: None, phase: OperationPhase::Pending, started: None, finished: None, message: None }
+    }
+    pub fn describe(&self) -> String {
+        match &self.to {
+            Some(to) => format!("{} {} → {}", self.action.as_str(), self.member, to),
+            None => format!("{} {}", self.action.as_str(), self.member),
+        }
+    }
+}
+
+/// One operation, as stored and as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    /// Unique within the service, sortable by creation (`op-<unix millis>`).
+    pub id: String,
+    pub kind: OperationKind,
+    pub policy: UpdatePolicy,
+    /// What the operation moves to, for display (`version 16.6`, `work_mem=8MB`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    pub phase: OperationPhase,
+    pub steps: Vec<OperationStep>,
+    pub step_timeout_seconds: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// RFC 3339.
+    pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
+}
+
+impl Operation {
+    /// Steps done so far, for progress displays.
+    pub fn done_steps(&self) -> usize {
+        self.steps.iter().filter(|s| s.phase == OperationPhase::Succeeded).count()
+    }
+    /// The step under way or next, if any.
+    pub fn current_step(&self) -> Option<usize> {
+        self.steps.iter().position(|s| !s.phase.is_terminal())
+    }
+}
+
+/// `GET /v1/services/{name}/operations`, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OperationList {
+    pub items: Vec<Operation>,
+}
+
+/// A member as the planner sees it: its engine role at the start of the operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRole {
+    pub member: String,
+    /// Primary or leader (the member writes go to).
+    pub primary: bool,
+    /// The Redis Cluster shard; `None` for engines with one primary.
+    pub shard: Option<u32>,
+}
+
+/// The ordered steps of an operation that restarts members. `PrimaryFirst`: primaries, then
+/// the others, by index. `PrimaryLast`: the others first, then for each primary a switchover to
+/// an already-updated replica of its shard (when the engine has one and such a replica exists)
+/// followed by the old primary's restart. `members` are in index order.
+pub fn restart_steps(members: &[MemberRole], policy: UpdatePolicy, switchover: bool, action: StepAction) -> Vec<OperationStep> {
+    let primaries: Vec<&MemberRole> = members.iter().filter(|m| m.primary).collect();
+    let others: Vec<&MemberRole> = members.iter().filter(|m| !m.primary).collect();
+    let mut steps = Vec::new();
+    match policy {
+        UpdatePolicy::PrimaryFirst => {
+            steps.extend(primaries.iter().map(|m| OperationStep::new(action, &m.member)));
+            steps.extend(others.iter().map(|m| OperationStep::new(action, &m.member)));
+        }
+        UpdatePolicy::PrimaryLast => {
+            steps.extend(others.iter().map(|m| OperationStep::new(action, &m.member)));
+            for p in primaries {
+                let heir = others.iter().find(|o| o.shard == p.shard);
+                if let (true, Some(heir)) = (switchover, heir) {
+                    let mut s = OperationStep::new(StepAction::Switchover, &p.member);
+                    s.to = Some(heir.member.clone());
+                    steps.push(s);
+                }
+                steps.push(OperationStep::new(action, &p.member));
+            }
+        }
+    }
+    steps
+}
+
+/// Stop: the others first, primaries last (no write is acknowledged by a primary whose
+/// replicas are already gone without it being the last one standing). Start: primaries first.
+pub fn stop_start_steps(members: &[MemberRole], action: StepAction) -> Vec<OperationStep> {
+    let policy = if action == StepAction::Start { UpdatePolicy::PrimaryFirst } else { UpdatePolicy::PrimaryLast };
+    restart_steps(members, policy, false, action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(name: &str, primary: bool, shard: Option<u32>) -> MemberRole {
+        MemberRole { member: name.into(), primary, shard }
+    }
+    fn line(steps: &[OperationStep]) -> Vec<String> {
+        steps.iter().map(|s| s.describe()).collect()
+    }
+
+    #[test]
+    fn primary_last_updates_replicas_then_switches_over_then_the_old_primary() {
+        let members = [m("pg-0", false, None), m("pg-1", true, None), m("pg-2", false, None)];
+        let got = restart_steps(&members, UpdatePolicy::PrimaryLast, true, StepAction::Restart);
+        assert_eq!(line(&got), ["restart pg-0", "restart pg-2", "switchover pg-1 → pg-0", "restart pg-1"]);
+    }
+
+    #[test]
+    fn primary_first_restarts_the_primary_first_and_never_switches_over() {
+        let members = [m("pg-0", false, None), m("pg-1", true, None), m("pg-2", false, None)];
+        let got = restart_steps(&members, UpdatePolicy::PrimaryFirst, true, StepAction::Restart);
+        assert_eq!(line(&got), ["restart pg-1", "restart pg-0", "restart pg-2"]);
+    }
+
+    #[test]
+    fn an_engine_without_switchover_puts_the_leader_last() {
+        let members = [m("zk-0", true, None), m("zk-1", false, None), m("zk-2", false, None)];
+        let got = restart_steps(&members, UpdatePolicy::PrimaryLast, false, StepAction::Restart);
+        assert_eq!(line(&got), ["restart zk-1", "restart zk-2", "restart zk-0"]);
+    }
+
+    #[test]
+    fn redis_cluster_switches_each_shard_to_a_replica_of_the_same_shard() {
+        let members = [
+            m("r-0", true, Some(0)),
+            m("r-1", true, Some(1)),
+            m("r-2", false, Some(1)),
+            m("r-3", false, Some(0)),
+        ];
+        let got = restart_steps(&members, UpdatePolicy::PrimaryLast, true, StepAction::Restart);
+        assert_eq!(line(&got), ["restart r-2", "restart r-3", "switchover r-0 → r-3", "restart r-0", "switchover r-1 → r-2", "restart r-1"]);
+    }
+
+    #[test]
+    fn a_lone_primary_is_restarted_without_switchover() {
+        let got = restart_steps(&[m("pg-0", true, None)], UpdatePolicy::PrimaryLast, true, StepAction::Restart);
+        assert_eq!(line(&got), ["restart pg-0"]);
+    }
+
+    #[test]
+    fn stop_takes_the_primary_last_and_start_first() {
+        let members = [m("pg-0", true, None), m("pg-1", false, None)];
+        assert_eq!(line(&stop_start_steps(&members, StepAction::Stop)), ["stop pg-1", "stop pg-0"]);
+        assert_eq!(line(&stop_start_steps(&members, StepAction::Start)), ["start pg-0", "start pg-1"]);
+    }
+
+    #[test]
+    fn requests_refuse_unknown_fields_by_name() {
+        let err = serde_json::from_str::<OperationRequest>(r#"{"kind":"upgrade","versoin":"16"}"#).unwrap_err().to_string();
+        assert!(err.contains("versoin"), "{err}");
+    }
+}
