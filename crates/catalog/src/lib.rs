@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod layout;
 pub mod operation;
+pub mod params;
 pub mod plan;
 pub mod postgresql;
 pub mod redis;
@@ -14,7 +15,7 @@ pub mod zookeeper;
 
 pub use engine::{engine, Engine};
 pub use layout::{Binding, KubernetesLayout, Layout, LocalLayout, MemberPaths};
-pub use plan::{plan, ConfigFile, ContainerPlan, InitTask, MemberPlan, Port, Probe, Role, ServicePlan};
+pub use plan::{plan, plan_with_primary, ConfigFile, ContainerPlan, InitTask, MemberPlan, Port, Probe, Role, ServicePlan};
 pub use version::EngineVersion;
 
 /// Specs for examples and tests: a small, valid service of each engine.

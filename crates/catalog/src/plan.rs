@@ -174,6 +174,21 @@ pub fn plan(
     layout: &dyn Layout,
     static_ips: &BTreeMap<String, Ipv4Addr>,
 ) -> Result<ServicePlan, ValidationErrors> {
+    plan_with_primary(name, spec, cluster, layout, static_ips, None)
+}
+
+/// [`plan`] for a service whose primary is no longer the member that bootstrapped as primary
+/// (after a switchover): `primary` is rendered as the primary and every other member as its
+/// replica (PostgreSQL `primary_conninfo`, Redis `replicaof`). Engines without a single
+/// bootstrap primary (ZooKeeper, Redis Cluster) ignore it.
+pub fn plan_with_primary(
+    name: &str,
+    spec: &ServiceSpec,
+    cluster: &ClusterConfig,
+    layout: &dyn Layout,
+    static_ips: &BTreeMap<String, Ipv4Addr>,
+    primary: Option<&str>,
+) -> Result<ServicePlan, ValidationErrors> {
     let eng = engine(spec.engine);
     let mut errs = ValidationErrors::default();
     cluster.validate(&mut errs);
@@ -183,6 +198,12 @@ pub fn plan(
         .map_err(|e| errs.push("spec.version", e))
         .ok();
     eng.validate(spec, &mut errs);
+    crate::params::validate(name, spec, eng, &mut errs);
+    if let Some(p) = primary {
+        if !(0..spec.replicas).any(|i| member::MemberName::new(name, i).as_str() == p) {
+            errs.push("primary", format!("{p:?} is not a member of service {name:?}"));
+        }
+    }
     let needs_static_ip = eng.needs_static_ip();
     let binding = layout.binding(needs_static_ip);
     for member_name in static_ips.keys() {
@@ -206,13 +227,19 @@ pub fn plan(
     let resources = with_defaults(&spec.resources, &eng.default_resources());
     let mut resolved = spec.clone();
     resolved.version = Some(version.version.to_string());
-    let roles: Vec<(Member, Role, Option<u32>)> = members
+    let mut roles: Vec<(Member, Role, Option<u32>)> = members
         .into_iter()
         .map(|m| {
             let (role, shard) = eng.role(spec, m.index);
             (m, role, shard)
         })
         .collect();
+    let single_primary = roles.iter().filter(|(_, r, _)| *r == Role::Primary).count() == 1 && roles.iter().all(|(_, _, s)| s.is_none());
+    if let (Some(p), true) = (primary, single_primary) {
+        for (m, role, _) in &mut roles {
+            *role = if m.name.as_str() == p { Role::Primary } else { Role::Replica };
+        }
+    }
     let ctx = RenderContext { name, spec: &resolved, cluster, resources: &resources, members: &roles, binding };
     let init_tasks = eng.init_tasks(&ctx);
     let members = roles

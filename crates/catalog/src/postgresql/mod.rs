@@ -26,6 +26,86 @@ const VERSIONS: &[EngineVersion] = &[
     EngineVersion { version: "17", image: "docker.io/library/postgres:17.2-bookworm" },
 ];
 
+/// Parameters PostgreSQL reads only at server start (`pg_settings.context = 'postmaster'`,
+/// PostgreSQL 15-17): a change restarts the members in order.
+pub const POSTMASTER_CONTEXT: &[&str] = &[
+    "archive_mode",
+    "autovacuum_freeze_max_age",
+    "autovacuum_max_workers",
+    "autovacuum_multixact_freeze_max_age",
+    "bonjour",
+    "bonjour_name",
+    "cluster_name",
+    "config_file",
+    "data_directory",
+    "data_sync_retry",
+    "dynamic_shared_memory_type",
+    "event_source",
+    "external_pid_file",
+    "hba_file",
+    "hot_standby",
+    "huge_pages",
+    "huge_page_size",
+    "ident_file",
+    "ignore_invalid_pages",
+    "io_combine_limit",
+    "jit_provider",
+    "listen_addresses",
+    "logging_collector",
+    "max_connections",
+    "max_files_per_process",
+    "max_locks_per_transaction",
+    "max_logical_replication_workers",
+    "max_notify_queue_pages",
+    "max_pred_locks_per_transaction",
+    "max_prepared_transactions",
+    "max_replication_slots",
+    "max_wal_senders",
+    "max_worker_processes",
+    "min_dynamic_shared_memory",
+    "old_snapshot_threshold",
+    "port",
+    "recovery_init_sync_method",
+    "recovery_prefetch",
+    "reserved_connections",
+    "shared_buffers",
+    "shared_memory_type",
+    "shared_preload_libraries",
+    "superuser_reserved_connections",
+    "track_activity_query_size",
+    "track_commit_timestamp",
+    "unix_socket_directories",
+    "unix_socket_group",
+    "unix_socket_permissions",
+    "wal_buffers",
+    "wal_decode_buffer_size",
+    "wal_level",
+    "wal_log_hints",
+    "summarize_wal",
+];
+
+/// Parameters FireCamp renders itself, and why a service may not set them.
+const OWNED: &[(&str, &str)] = &[
+    ("data_directory", "the member's data directory is FireCamp's layout"),
+    ("config_file", "the member's files are FireCamp's layout"),
+    ("hba_file", "the member's files are FireCamp's layout"),
+    ("ident_file", "the member's files are FireCamp's layout"),
+    ("external_pid_file", "the runtime tracks the server itself"),
+    ("listen_addresses", "members listen on their own address"),
+    ("port", "members use the engine's standard port 5432"),
+    ("unix_socket_directories", "the socket lives in the member's private run directory"),
+    ("max_connections", "set it with spec.postgresql.maxConnections"),
+    ("primary_conninfo", "replicas follow the current primary, which FireCamp tracks"),
+    ("primary_slot_name", "each replica streams through its own slot"),
+    ("recovery_target_timeline", "replicas must follow the latest timeline after a switchover"),
+    ("synchronous_standby_names", "set spec.postgresql.replication instead"),
+    ("hot_standby", "replicas must serve reads and report their state"),
+    ("wal_level", "streaming replication needs wal_level replica"),
+    ("wal_log_hints", "a demoted primary may need pg_rewind"),
+    ("logging_collector", "logs go to stderr, the member's log"),
+    ("log_destination", "logs go to stderr, the member's log"),
+];
+
 /// Physical replication slot of a member: slot names allow only `[a-z0-9_]`.
 pub fn slot_name(member: &str) -> String {
     member.replace('-', "_")
@@ -54,6 +134,16 @@ impl Engine for PostgreSql {
 
     fn supports_switchover(&self) -> bool {
         true
+    }
+
+    /// Every parameter applies with `pg_reload_conf()` except the postmaster-context ones,
+    /// which PostgreSQL reads only when the server starts.
+    fn reloadable(&self, key: &str) -> bool {
+        !POSTMASTER_CONTEXT.contains(&key)
+    }
+
+    fn owned_config_key(&self, key: &str) -> Option<&'static str> {
+        OWNED.iter().find(|(k, _)| *k == key).map(|(_, why)| *why)
     }
 
     fn needs_static_ip(&self) -> bool {
@@ -193,6 +283,7 @@ fn postgresql_conf(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> Stri
         .set("log_lock_waits", "on")
         .set("log_min_duration_statement", q("1s"))
         .set("shared_preload_libraries", q("pg_stat_statements"));
+    crate::params::append(&mut c, ctx.spec, m.name.as_str(), q);
     c.build()
 }
 

@@ -88,6 +88,15 @@ impl Engine for Redis {
         true
     }
 
+    /// `CONFIG SET` applies every parameter except the immutable ones.
+    fn reloadable(&self, key: &str) -> bool {
+        !IMMUTABLE.contains(&key)
+    }
+
+    fn owned_config_key(&self, key: &str) -> Option<&'static str> {
+        OWNED.iter().find(|(k, _)| *k == key).map(|(_, why)| *why)
+    }
+
     fn needs_static_ip(&self) -> bool {
         true
     }
@@ -189,6 +198,71 @@ impl Engine for Redis {
     }
 }
 
+/// Parameters `CONFIG SET` refuses (Redis 7: immutable or protected configs, with
+/// `enable-protected-configs no`): a change restarts the members in order.
+pub const IMMUTABLE: &[&str] = &[
+    "aclfile",
+    "always-show-logo",
+    "appenddirname",
+    "appendfilename",
+    "bind",
+    "bind-source-addr",
+    "cluster-config-file",
+    "cluster-enabled",
+    "cluster-port",
+    "daemonize",
+    "databases",
+    "dbfilename",
+    "dir",
+    "disable-thp",
+    "enable-debug-command",
+    "enable-module-command",
+    "enable-protected-configs",
+    "io-threads",
+    "io-threads-do-reads",
+    "locale-collate",
+    "logfile",
+    "oom-score-adj",
+    "pidfile",
+    "port",
+    "set-proc-title",
+    "supervised",
+    "syslog-enabled",
+    "syslog-facility",
+    "syslog-ident",
+    "tcp-backlog",
+    "tls-port",
+    "unixsocket",
+    "unixsocketperm",
+];
+
+/// Parameters FireCamp renders itself, and why a service may not set them.
+const OWNED: &[(&str, &str)] = &[
+    ("bind", "members listen on their own address"),
+    ("port", "members use the engine's standard port 6379"),
+    ("dir", "the data directory is FireCamp's layout"),
+    ("logfile", "logs go to stdout, the member's log"),
+    ("daemonize", "the runtime supervises the server in the foreground"),
+    ("pidfile", "the runtime tracks the server itself"),
+    ("include", "only FireCamp's auth file is included"),
+    ("requirepass", "the password comes from the service's secret"),
+    ("masterauth", "the password comes from the service's secret"),
+    ("replicaof", "replicas follow the current primary, which FireCamp tracks"),
+    ("slaveof", "replicas follow the current primary, which FireCamp tracks"),
+    ("cluster-enabled", "set spec.redis.mode instead"),
+    ("cluster-config-file", "the cluster's node file is FireCamp's layout"),
+    ("cluster-announce-ip", "members announce their own address"),
+    ("cluster-announce-port", "members announce the standard port"),
+    ("cluster-announce-bus-port", "members announce the standard bus port"),
+    ("replica-announce-ip", "members announce their own address"),
+    ("unixsocket", "clients connect over TCP to the member's address"),
+    ("maxmemory-policy", "set spec.redis.maxmemoryPolicy instead"),
+    ("enable-debug-command", "no debugging over the network"),
+    ("enable-module-command", "no module loading over the network"),
+    ("enable-protected-configs", "protected configs stay protected"),
+    ("rename-command", "the runtime's probes need the commands by name"),
+];
+
 fn redis_conf(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> String {
     let opts = ctx.spec.redis.clone().unwrap_or_default();
     let mut c = Conf::new(" ", &header("Redis configuration", m.name.as_str(), ctx.name));
@@ -254,5 +328,6 @@ fn redis_conf(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> String {
         .set("enable-protected-configs", "no")
         .set("slowlog-log-slower-than", 10000)
         .set("slowlog-max-len", 128);
+    crate::params::append(&mut c, ctx.spec, m.name.as_str(), |v| v.to_string());
     c.build()
 }

@@ -75,6 +75,26 @@ impl Engine for ZooKeeper {
         false
     }
 
+    /// ZooKeeper reads zoo.cfg only at start: every change restarts the members (leader last).
+    fn reloadable(&self, _key: &str) -> bool {
+        false
+    }
+
+    fn owned_config_key(&self, key: &str) -> Option<&'static str> {
+        if ["server.", "group.", "weight."].iter().any(|p| key.starts_with(p)) {
+            return Some("the ensemble's servers are the service's members");
+        }
+        OWNED.iter().find(|(k, _)| *k == key).map(|(_, why)| *why)
+    }
+
+    fn config_key_ok(&self, key: &str) -> bool {
+        crate::params::mixed_key_ok(key)
+    }
+
+    fn config_key_chars(&self) -> &'static str {
+        "A-Z a-z 0-9 _ . -"
+    }
+
     fn needs_static_ip(&self) -> bool {
         false
     }
@@ -164,6 +184,23 @@ impl Engine for ZooKeeper {
     }
 }
 
+/// Parameters FireCamp renders itself, and why a service may not set them.
+const OWNED: &[(&str, &str)] = &[
+    ("dataDir", "the data directory is FireCamp's layout"),
+    ("dataLogDir", "the transaction log goes to the journal volume when the spec has one"),
+    ("clientPort", "members use the engine's standard port 2181"),
+    ("clientPortAddress", "members listen on their own address"),
+    ("secureClientPort", "members use the engine's standard port 2181"),
+    ("secureClientPortAddress", "members listen on their own address"),
+    ("standaloneEnabled", "follows the number of members"),
+    ("reconfigEnabled", "the ensemble is the service's members"),
+    ("dynamicConfigFile", "the ensemble is the service's members"),
+    ("quorumListenOnAllIPs", "follows where members bind"),
+    ("4lw.commands.whitelist", "the runtime's probes need srvr and ruok"),
+    ("admin.enableServer", "the admin server's port would collide between members"),
+    ("admin.serverPort", "the admin server's port would collide between members"),
+];
+
 fn zoo_cfg(ctx: &RenderContext, m: &Member, paths: &MemberPaths, log_dir: &str) -> String {
     let mut c = Conf::new("=", &header("ZooKeeper configuration", m.name.as_str(), ctx.name));
     c.section("Time and storage.")
@@ -192,6 +229,7 @@ fn zoo_cfg(ctx: &RenderContext, m: &Member, paths: &MemberPaths, log_dir: &str) 
     for (o, _, _) in ctx.members {
         c.set(&format!("server.{}", server_id(o)), format!("{}:{PEER_PORT}:{ELECTION_PORT}", o.dns_name));
     }
+    crate::params::append(&mut c, ctx.spec, m.name.as_str(), |v| v.to_string());
     c.build()
 }
 
