@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 /// Where the local runtime's manage service listens (the original FireCamp's port).
 pub const LOCAL_ADDR: &str = "127.0.0.1:27040";
 
+pub mod since;
+
 pub mod paths {
     pub const SERVICES: &str = "/v1/services";
     pub const HEALTH: &str = "/healthz";

@@ -207,6 +207,10 @@ fn is_member_label(service: &str, label: &str) -> bool {
 }
 
 impl MemberDns for Route53Dns {
+    fn ttl(&self) -> u32 {
+        self.ttl
+    }
+
     fn service_records<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<Vec<DnsRecord>, CloudError>> {
         Box::pin(async move { Ok(self.list_service_records(service).await?) })
     }

@@ -10,19 +10,7 @@ use crate::error::AwsError;
 
 /// The instance id and, when present, the zone of an AWS providerID.
 pub fn parse_provider_id(provider_id: &str) -> Result<(InstanceId, Option<String>), AwsError> {
-    let bad = |why: &str| AwsError::Invalid(format!("providerID {provider_id:?} {why}; expected aws:///<zone>/i-<hex>"));
-    let rest = provider_id.strip_prefix("aws://").ok_or_else(|| bad("is not an AWS providerID"))?;
-    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
-    let (zone, id) = match parts.as_slice() {
-        [id] => (None, *id),
-        [zone, id] => (Some(zone.to_string()), *id),
-        _ => return Err(bad("has an unexpected shape")),
-    };
-    let hex = id.strip_prefix("i-").ok_or_else(|| bad("does not name an instance"))?;
-    if !(hex.len() == 8 || hex.len() == 17) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad("has a malformed instance id"));
-    }
-    Ok((InstanceId(id.to_string()), zone))
+    firecamp_core::cloud::parse_provider_id(provider_id).map_err(AwsError::Invalid)
 }
 
 #[cfg(test)]

@@ -32,6 +32,12 @@ pub enum Command {
     },
     /// Run the manage service: the FireCampService controller and the REST API.
     Manage(crate::manage_cmd::ManageArgs),
+    /// Inside a member's pod: write its files and put its static IP on the host (init container).
+    #[command(hide = true)]
+    MemberInit(crate::member_cmd::MemberInitArgs),
+    /// Inside a member's pod: hold its static IP and take it off when the pod stops (sidecar).
+    #[command(hide = true)]
+    MemberIp(crate::member_cmd::MemberIpArgs),
     /// Install FireCamp into a cluster.
     Install {
         #[command(subcommand)]

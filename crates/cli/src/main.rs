@@ -1,12 +1,14 @@
 //! `firecamp`: the one binary of FireCamp.
 
 mod args;
+mod aws_cloud;
 mod backend;
 mod catalog_cmd;
 mod client;
 mod error;
 mod local_cmd;
 mod manage_cmd;
+mod member_cmd;
 mod options;
 mod output;
 mod service_cmds;
@@ -39,6 +41,8 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::Local { command } => local_cmd::run(command).await,
         Command::Logs { server, args } => service_cmds::logs(&Client::new(&server)?, &args).await,
         Command::Manage(args) => manage_cmd::manage(args).await,
+        Command::MemberInit(args) => member_cmd::member_init(args).await,
+        Command::MemberIp(args) => member_cmd::member_ip(args).await,
         Command::Install { command } => manage_cmd::install(command),
         Command::Service { server, command } => {
             let c = Backend::new(&server).await?;

@@ -36,6 +36,24 @@ pub struct ManageArgs {
     /// TLS private key (PEM) of the REST API.
     #[arg(long, env = "FIRECAMP_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Manage the members' Route53 records, EC2 static IPs and CloudWatch log streams.
+    #[arg(long, env = "FIRECAMP_AWS", requires = "vpc_id")]
+    pub aws: bool,
+    /// The cluster's VPC (the private hosted zone is associated with it; static IPs come from its subnets).
+    #[arg(long, env = "FIRECAMP_VPC_ID")]
+    pub vpc_id: Option<String>,
+    /// AWS region; the SDK's default chain (AWS_REGION, profile, instance metadata) when absent.
+    #[arg(long, env = "AWS_REGION")]
+    pub aws_region: Option<String>,
+    /// Endpoint of every AWS service (tests point it at moto).
+    #[arg(long, env = "FIRECAMP_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+    /// TTL of the members' DNS records, in seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=86400))]
+    pub dns_ttl: u32,
+    /// Retention of the cluster's log group, in days (CloudWatch's allowed values); forever when absent.
+    #[arg(long)]
+    pub log_retention_days: Option<i32>,
 }
 
 #[derive(Subcommand)]
@@ -91,13 +109,18 @@ pub async fn manage(a: ManageArgs) -> Result<(), CliError> {
     cluster.validate(&mut errs);
     errs.into_result()?;
     let identity = a.identity.clone().unwrap_or_else(|| format!("firecamp-manage-{}", std::process::id()));
-    let config = ManageConfig { cluster, watch_namespace: a.watch_namespace.clone(), field_manager: FIELD_MANAGER.into(), identity };
+    let cloud = crate::aws_cloud::cloud(&a).await?;
+    if !cloud.is_empty() {
+        tracing::info!(?cloud, "AWS parts enabled");
+    }
+    let config = ManageConfig { cluster, watch_namespace: a.watch_namespace.clone(), field_manager: FIELD_MANAGER.into(), identity, cloud };
     let client = counted_client().await?;
     let rest = firecamp_manage::rest::RestConfig {
         listen: a.listen,
         tls: a.tls_cert.clone().zip(a.tls_key.clone()).map(|(cert, key)| firecamp_manage::rest::TlsFiles { cert, key }),
         cluster: config.cluster.clone(),
         watch_namespace: config.watch_namespace.clone(),
+        cloud: config.cloud.clone(),
     };
     // The REST API serves on every replica; the controller runs on the leader.
     tokio::select! {

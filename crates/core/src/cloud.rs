@@ -39,7 +39,7 @@ pub enum CloudError {
 
 /// One A record: `<member>.<cluster>-firecamp.com` → IPv4, with its TTL (Route53 deletes only
 /// on an exact match of value and TTL, so the TTL travels with the record).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DnsRecord {
     pub name: String,
     pub ip: Ipv4Addr,
@@ -99,6 +99,8 @@ pub fn normalize_name(name: &str) -> String {
 pub trait MemberDns: Send + Sync {
     /// The A records of `service`'s members as they are now.
     fn service_records<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<Vec<DnsRecord>, CloudError>>;
+    /// The TTL of the records this zone writes.
+    fn ttl(&self) -> u32;
     /// Applies every change of one service operation as one batch (all or nothing).
     fn apply<'a>(&'a self, changes: &'a [RecordChange]) -> BoxFuture<'a, Result<(), CloudError>>;
 }
@@ -111,10 +113,28 @@ pub trait MemberDns: Send + Sync {
 #[serde(transparent)]
 pub struct InstanceId(pub String);
 
+/// The instance id and, when present, the zone of an AWS providerID (`aws:///<zone>/i-…`, as
+/// the AWS cloud provider writes it; also `aws:///i-…` and the legacy `aws://<zone>/i-…`).
+pub fn parse_provider_id(provider_id: &str) -> Result<(InstanceId, Option<String>), String> {
+    let bad = |why: &str| format!("providerID {provider_id:?} {why}; expected aws:///<zone>/i-<hex>");
+    let rest = provider_id.strip_prefix("aws://").ok_or_else(|| bad("is not an AWS providerID"))?;
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    let (zone, id) = match parts.as_slice() {
+        [id] => (None, *id),
+        [zone, id] => (Some(zone.to_string()), *id),
+        _ => return Err(bad("has an unexpected shape")),
+    };
+    let hex = id.strip_prefix("i-").ok_or_else(|| bad("does not name an instance"))?;
+    if !(hex.len() == 8 || hex.len() == 17) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad("has a malformed instance id"));
+    }
+    Ok((InstanceId(id.to_string()), zone))
+}
+
 /// FireCamp's record of one static IP: which member owns it, where it may live, who holds it
 /// now. The manage service keeps it in the member's status; it is the only proof that FireCamp
 /// owns the IP, so no code takes or releases an IP without one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StaticIpRecord {
     pub member: MemberName,

@@ -11,13 +11,17 @@ use std::net::Ipv4Addr;
 use crate::cluster::ClusterConfig;
 
 /// `<service>-<index>`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct MemberName(String);
 
 impl MemberName {
     pub fn new(service: &str, index: u32) -> Self {
         MemberName(format!("{service}-{index}"))
+    }
+    /// A name read back from a record FireCamp wrote (a status, a DNS record).
+    pub fn from_string(s: impl Into<String>) -> Self {
+        MemberName(s.into())
     }
     pub fn as_str(&self) -> &str {
         &self.0

@@ -17,10 +17,17 @@ pub enum Secrets {
 
 pub const REDACTED: &str = "<redacted: print with --show-secrets>";
 
+/// The file that tells `member-init` the member's static IP.
+pub const STATIC_IP_FILE: &str = "static-ip";
+
 pub fn config_map(plan: &ServicePlan, m: &MemberPlan) -> ConfigMap {
+    let mut data: BTreeMap<String, String> = m.files.iter().map(|f| (f.name.to_string(), f.content.clone())).collect();
+    if let Some(ip) = m.member.static_ip {
+        data.insert(STATIC_IP_FILE.into(), ip.to_string());
+    }
     ConfigMap {
         metadata: meta::namespaced(plan, names::config_map(&m.member.name), labels::member(plan, m)),
-        data: Some(m.files.iter().map(|f| (f.name.to_string(), f.content.clone())).collect()),
+        data: Some(data),
         ..Default::default()
     }
 }

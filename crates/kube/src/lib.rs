@@ -14,7 +14,7 @@ pub mod storage;
 
 use firecamp_catalog::ServicePlan;
 
-pub use config::Secrets;
+pub use config::{Secrets, STATIC_IP_FILE};
 pub use objects::Object;
 
 /// FireCamp's own image, which runs `firecamp member-init` in every member's pod.

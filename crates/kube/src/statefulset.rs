@@ -129,7 +129,7 @@ fn pod_template(plan: &ServicePlan) -> PodTemplateSpec {
                 seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
                 ..Default::default()
             }),
-            init_containers: Some(vec![member_init(plan)]),
+            init_containers: Some(if plan.needs_static_ip { vec![member_init(plan), member_ip(plan)] } else { vec![member_init(plan)] }),
             containers: vec![engine_container(plan)],
             volumes: Some(volumes),
             ..Default::default()
@@ -252,6 +252,20 @@ fn member_init(plan: &ServicePlan) -> Container {
         security_context: Some(security),
         volume_mounts: Some(mounts),
         ..Default::default()
+    }
+}
+
+/// `firecamp member-ip`: a native sidecar (restartable init container) that holds the static
+/// IP while the pod lives and, being stopped after the engine, takes it off the host last.
+fn member_ip(plan: &ServicePlan) -> Container {
+    let base = member_init(plan);
+    Container {
+        name: "member-ip".into(),
+        args: Some(vec!["member-ip".into(), format!("--config-dir={K8S_CONFIG_DIR}")]),
+        restart_policy: Some("Always".into()),
+        env: None,
+        volume_mounts: Some(vec![mount(CONFIG, K8S_CONFIG_DIR, true)]),
+        ..base
     }
 }
 

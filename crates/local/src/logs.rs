@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 
@@ -64,16 +64,7 @@ impl LogSink {
     }
 }
 
-/// Parses `since`: a duration ago (`10m`, `2h`, `30s`) or an RFC 3339 time.
-pub fn parse_since(s: &str, now: SystemTime) -> Result<SystemTime, String> {
-    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        return Ok(t);
-    }
-    let d: Duration = humantime::parse_duration(s)
-        .or_else(|_| s.parse::<u64>().map(Duration::from_secs).map_err(|_| ()))
-        .map_err(|_| format!("since={s:?}: write a duration such as 10m or 2h, or an RFC 3339 time"))?;
-    Ok(now.checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH))
-}
+pub use firecamp_api::since::parse_since;
 
 /// Whether a stamped line was written at or after `since` (unstamped lines are kept).
 pub fn line_since(line: &str, since: SystemTime) -> bool {

@@ -12,6 +12,8 @@ pub struct ManageConfig {
     pub field_manager: String,
     /// This replica's name in the leader Lease and in Events.
     pub identity: String,
+    /// Route53, EC2 static IPs and CloudWatch Logs, when the cluster runs in AWS.
+    pub cloud: crate::cloud::Cloud,
 }
 
 pub const FIELD_MANAGER: &str = "firecamp-manage";

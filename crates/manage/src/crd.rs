@@ -3,6 +3,7 @@
 //! and a test fails when the two drift apart.
 
 use firecamp_api::{MemberStatus, Phase};
+use firecamp_core::cloud::{DnsRecord, StaticIpRecord};
 use firecamp_core::ServiceSpec;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -54,6 +55,25 @@ pub struct FireCampServiceStatus {
     /// Init tasks, kept here so a restarted manage service resumes them.
     #[serde(default)]
     pub init_tasks: Vec<InitTaskStatus>,
+    /// The members' static IPs: FireCamp's only proof of owning them (never lost, never guessed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub static_ips: Vec<StaticIpStatus>,
+    /// The members' DNS records as last written, so an unchanged service costs no Route53 call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_records: Vec<DnsRecord>,
+    /// Members whose log streams exist.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_streams: Vec<String>,
+}
+
+/// A member's static IP and the instance whose interface holds it now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StaticIpStatus {
+    pub record: StaticIpRecord,
+    /// The EC2 instance the IP was last assigned to (`None`: still on its reserve interface).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// A Kubernetes-style condition (`Ready`, `Initialized`, `Degraded`).

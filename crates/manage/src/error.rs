@@ -14,6 +14,13 @@ pub enum Error {
     },
     #[error("the resource has no {0}")]
     MissingField(&'static str),
+    #[error("{action} for {service}: {source}")]
+    Cloud {
+        action: &'static str,
+        service: String,
+        #[source]
+        source: firecamp_core::cloud::CloudError,
+    },
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
@@ -24,12 +31,18 @@ impl Error {
         move |source| Error::Kube { action, kind, name, source }
     }
 
+    pub fn cloud(action: &'static str, service: impl Into<String>) -> impl FnOnce(firecamp_core::cloud::CloudError) -> Error {
+        let service = service.into();
+        move |source| Error::Cloud { action, service, source }
+    }
+
     /// Short label for metrics and Events.
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Invalid(_) => "InvalidSpec",
             Error::Kube { .. } => "KubernetesError",
             Error::MissingField(_) => "MalformedResource",
+            Error::Cloud { .. } => "CloudError",
             Error::Finalizer(_) => "FinalizerError",
         }
     }

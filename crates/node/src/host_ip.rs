@@ -65,6 +65,16 @@ impl HostIp {
         Ok(addresses(&out).contains(&ip))
     }
 
+    /// The interface of the default route: where a host-network member's IP goes.
+    pub fn default_interface(&self) -> Result<String, HostIpError> {
+        let out = self.run(&["-4", "route", "show", "default"])?;
+        default_route_interface(&out).ok_or_else(|| HostIpError::Failed {
+            command: "ip -4 route show default".into(),
+            status: "no default route".into(),
+            stderr: "give the interface with --interface".into(),
+        })
+    }
+
     fn run(&self, args: &[&str]) -> Result<String, HostIpError> {
         let mut cmd = Command::new(&self.program);
         if let Some(ns) = &self.netns {
@@ -105,6 +115,16 @@ pub fn addresses(output: &str) -> Vec<Ipv4Addr> {
         .collect()
 }
 
+/// The `dev` of the first default route in `ip -4 route show default` output
+/// (`default via 10.0.1.1 dev ens5 proto dhcp src 10.0.1.4 metric 100`).
+pub fn default_route_interface(output: &str) -> Option<String> {
+    output.lines().filter(|l| l.starts_with("default")).find_map(|l| {
+        let mut words = l.split_whitespace();
+        words.find(|w| *w == "dev")?;
+        words.next().map(String::from)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +135,12 @@ mod tests {
                    2: eth0    inet 10.0.1.50/32 scope global eth0\\       valid_lft forever preferred_lft forever\n";
         assert_eq!(addresses(out), vec![Ipv4Addr::new(10, 0, 1, 4), Ipv4Addr::new(10, 0, 1, 50)]);
         assert!(addresses("").is_empty());
+    }
+
+    #[test]
+    fn finds_the_default_route_interface() {
+        assert_eq!(default_route_interface("default via 10.0.1.1 dev ens5 proto dhcp src 10.0.1.4 metric 100\n").as_deref(), Some("ens5"));
+        assert_eq!(default_route_interface("10.0.0.0/8 dev eth1 scope link\n"), None);
     }
 
     #[test]

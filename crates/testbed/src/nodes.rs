@@ -92,9 +92,13 @@ pub fn instance_id(cluster: &str, node: &str) -> String {
 
 /// Creates the planned nodes (existing ones are left alone) and waits until all are Ready.
 pub async fn create_and_wait(client: &Client, plan: &NodePlan, timeout: Duration) -> Result<()> {
+    create_nodes_and_wait(client, &plan.nodes(), timeout).await
+}
+
+/// Creates these nodes (existing ones are left alone) and waits until all are Ready.
+pub async fn create_nodes_and_wait(client: &Client, nodes: &[Node], timeout: Duration) -> Result<()> {
     let api = Api::<Node>::all(client.clone());
-    let nodes = plan.nodes();
-    for node in &nodes {
+    for node in nodes {
         let name = node.metadata.name.clone().unwrap_or_default();
         match api.create(&PostParams::default(), node).await {
             Ok(_) => tracing::info!(%name, "node created"),

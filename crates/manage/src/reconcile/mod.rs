@@ -2,6 +2,7 @@
 //! creation and every later change.
 
 pub mod apply;
+pub mod cloud;
 pub mod init;
 pub mod status;
 
@@ -31,8 +32,10 @@ pub struct Context {
     pub client: Client,
     pub config: ManageConfig,
     pub recorder: Recorder,
-    /// Nodes of the cluster's workers, for the members' actual zones.
+    /// Nodes of the cluster's workers, for the members' actual zones and instances.
     pub nodes: Store<Node>,
+    /// Every FireCampService (for the cluster's static-IP records).
+    pub services: Store<FireCampService>,
 }
 
 pub async fn reconcile(svc: Arc<FireCampService>, ctx: Arc<Context>) -> Result<Action> {
@@ -55,10 +58,10 @@ pub fn error_policy(svc: Arc<FireCampService>, err: &Error, _ctx: Arc<Context>) 
     Action::requeue(Duration::from_secs(secs))
 }
 
-fn plan_of(svc: &FireCampService, ctx: &Context) -> Result<ServicePlan> {
+fn plan_of(svc: &FireCampService, ctx: &Context, static_ips: &BTreeMap<String, std::net::Ipv4Addr>) -> Result<ServicePlan> {
     let mut cluster = ctx.config.cluster.clone();
     cluster.namespace = svc.namespace().unwrap_or_default();
-    Ok(plan(&svc.name_any(), &svc.spec.0, &cluster, &KubernetesLayout, &BTreeMap::new())?)
+    Ok(plan(&svc.name_any(), &svc.spec.0, &cluster, &KubernetesLayout, static_ips)?)
 }
 
 fn password() -> String {
@@ -75,8 +78,9 @@ async fn event(ctx: &Context, svc: &FireCampService, type_: EventType, reason: &
 async fn apply_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
     let name = svc.name_any();
     let ns = svc.namespace().unwrap_or_default();
+    let mut cloud_state = cloud::CloudState::from_status(svc.status.as_ref());
     // Validate: an invalid spec is reported in status and waits for the user's next change.
-    let plan = match plan_of(svc, ctx) {
+    let plan = match plan_of(svc, ctx, &cloud_state.ip_map()) {
         Ok(p) => p,
         Err(Error::Invalid(e)) => {
             let status = FireCampServiceStatus {
@@ -91,6 +95,9 @@ async fn apply_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
         }
         Err(e) => return Err(e),
     };
+    // Static IPs before anything is built: the members' configs bind them.
+    let members: Vec<firecamp_core::Member> = plan.members.iter().map(|m| m.member.clone()).collect();
+    let plan = if cloud::allocate_ips(ctx, svc, &members, &mut cloud_state).await? { plan_of(svc, ctx, &cloud_state.ip_map())? } else { plan };
     let owner = svc.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
 
     // Build and apply. The Secret is created once; everything else is server-side applied.
@@ -132,9 +139,15 @@ async fn apply_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
         .filter_map(|n| Some((n.name_any(), n.labels().get(labels::ZONE_TOPOLOGY)?.clone())))
         .collect();
     let previous = svc.status.clone();
+    let pod_nodes: BTreeMap<String, String> = pods
+        .values()
+        .filter_map(|p| Some((p.labels().get(labels::MEMBER)?.clone(), p.spec.as_ref()?.node_name.clone()?)))
+        .collect();
+    cloud::place_ips(ctx, svc, &plan, &pod_nodes, &mut cloud_state).await?;
+    cloud::ensure_log_streams(ctx, &plan, &mut cloud_state).await?;
     let tasks = run_init_tasks(ctx, svc, &plan, &pods).await?;
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let status = status::status(
+    let mut status = status::status(
         &plan,
         &status::Observed {
             pods: &pods,
@@ -145,6 +158,8 @@ async fn apply_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
             now: &now,
         },
     );
+    cloud::sync_dns(ctx, svc, &status.members, &mut cloud_state).await?;
+    cloud_state.write_into(&mut status);
     if previous.as_ref().map(|p| p.phase) != Some(status.phase) {
         let note = format!("{} → {}{}", previous.as_ref().map(|p| p.phase.as_str()).unwrap_or("new"), status.phase.as_str(),
             status.message.as_ref().map(|m| format!(": {m}")).unwrap_or_default());
@@ -235,6 +250,7 @@ async fn cleanup_service(svc: &FireCampService, ctx: &Context) -> Result<Action>
     let ns = svc.namespace().unwrap_or_default();
     let delete_volumes = svc.annotations().get(DELETE_VOLUMES_ANNOTATION).is_some_and(|v| v == "true");
     apply::cleanup(&ctx.client, &ns, &svc.name_any(), delete_volumes).await?;
+    cloud::cleanup(ctx, svc).await?;
     let kept = if delete_volumes { "and its volumes" } else { "; its volumes are kept" };
     event(ctx, svc, EventType::Normal, "Deleted", format!("deleted the service's objects {kept}")).await;
     Ok(Action::await_change())

@@ -142,6 +142,7 @@ pub fn status(plan: &ServicePlan, o: &Observed) -> FireCampServiceStatus {
         members,
         conditions,
         init_tasks: o.init_tasks.to_vec(),
+        ..Default::default()
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod logs;
 pub mod metrics;
 pub mod openapi;
 pub mod services;
@@ -44,6 +45,8 @@ pub struct RestConfig {
     pub cluster: ClusterConfig,
     /// The namespace the controller watches, when only one: the API refuses the others.
     pub watch_namespace: Option<String>,
+    /// CloudWatch Logs for the logs endpoint, when the cluster runs in AWS.
+    pub cloud: crate::cloud::Cloud,
 }
 
 #[derive(Debug, Clone)]
@@ -57,11 +60,12 @@ pub struct AppState {
     pub auth: auth::Authenticator,
     pub cluster: ClusterConfig,
     pub watch_namespace: Option<String>,
+    pub cloud: crate::cloud::Cloud,
 }
 
 impl AppState {
     pub fn new(client: Client, cluster: ClusterConfig, watch_namespace: Option<String>) -> Self {
-        AppState { auth: auth::Authenticator::new(client.clone()), client, cluster, watch_namespace }
+        AppState { auth: auth::Authenticator::new(client.clone()), client, cluster, watch_namespace, cloud: Default::default() }
     }
 }
 
@@ -73,7 +77,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(&paths::members(name), get(services::members))
         .route(&paths::stop(name), post(services::not_yet))
         .route(&paths::start(name), post(services::not_yet))
-        .route(&paths::logs(name), get(services::not_yet))
+        .route(&paths::logs(name), get(logs::logs))
         .route(paths::HEALTH, get(|| async { "ok\n" }))
         .route(METRICS_PATH, get(|| async { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::METRICS.render()) }))
         .route(paths::OPENAPI, get(|| async { Json(openapi::document()) }))
@@ -99,7 +103,7 @@ async fn catch_panic(req: Request, next: Next) -> Response {
 
 /// Serves the API until the process ends; an error when it cannot listen or load its TLS files.
 pub async fn serve(client: Client, config: RestConfig) -> anyhow::Result<()> {
-    let app = router(Arc::new(AppState::new(client, config.cluster, config.watch_namespace)));
+    let app = router(Arc::new(AppState { cloud: config.cloud, ..AppState::new(client, config.cluster, config.watch_namespace) }));
     let tcp = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let addr = tcp.local_addr().unwrap_or(config.listen);
     match config.tls {

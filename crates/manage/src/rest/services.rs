@@ -41,7 +41,7 @@ fn params(q: Result<Query<Params>, QueryRejection>) -> Res<Params> {
 
 impl AppState {
     /// The request's namespace, checked to be one this service manages.
-    fn namespace(&self, p: &Params) -> Res<String> {
+    pub(crate) fn namespace(&self, p: &Params) -> Res<String> {
         let ns = p.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into());
         if let Some(problem) = firecamp_core::names::dns1123_label_problem(&ns) {
             return Err(invalid_field("namespace", problem));
@@ -54,7 +54,7 @@ impl AppState {
         Ok(ns)
     }
 
-    fn api(&self, ns: &str) -> Api<FireCampService> {
+    pub(crate) fn api(&self, ns: &str) -> Api<FireCampService> {
         Api::namespaced(self.client.clone(), ns)
     }
 }

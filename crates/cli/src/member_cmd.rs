@@ -1,0 +1,131 @@
+//! What runs inside a member's pod: `firecamp member-init` (the init container: the member's
+//! files from its ConfigMap, then its static IP on the host interface) and `firecamp member-ip`
+//! (a native sidecar that holds the IP for the pod's life and takes it off when the pod stops,
+//! after the engine has exited).
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use firecamp_core::MemberName;
+use firecamp_kube::STATIC_IP_FILE;
+use firecamp_node::HostIp;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+
+use crate::error::CliError;
+
+#[derive(Args)]
+pub struct MemberInitArgs {
+    /// The member (its pod's name).
+    #[arg(long)]
+    pub member: String,
+    #[arg(long)]
+    pub namespace: String,
+    /// Where the engine reads its files.
+    #[arg(long)]
+    pub config_dir: PathBuf,
+    /// Put the member's static IP (when it has one) on the host interface.
+    #[arg(long)]
+    pub static_ip: bool,
+    /// The interface for the static IP; the default route's when absent.
+    #[arg(long)]
+    pub interface: Option<String>,
+}
+
+#[derive(Args)]
+pub struct MemberIpArgs {
+    /// The member's files, written by member-init (`static-ip` among them).
+    #[arg(long)]
+    pub config_dir: PathBuf,
+    /// The interface; the default route's when absent.
+    #[arg(long)]
+    pub interface: Option<String>,
+    /// Act in this network namespace (tests).
+    #[arg(long, hide = true)]
+    pub netns: Option<String>,
+}
+
+fn failed(what: &str) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+    move |e| CliError::Failed(format!("{what}: {e}"))
+}
+
+/// Writes a file whole or not at all (a reader never sees half a config).
+fn write_atomic(dir: &Path, name: &str, content: &str) -> Result<(), CliError> {
+    if name.contains('/') || name.starts_with('.') {
+        return Err(CliError::Failed(format!("ConfigMap key {name:?} is not a file name")));
+    }
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, content).map_err(failed("writing a config file"))?;
+    std::fs::rename(&tmp, dir.join(name)).map_err(failed("renaming a config file"))
+}
+
+fn static_ip_of(dir: &Path) -> Result<Option<Ipv4Addr>, CliError> {
+    match std::fs::read_to_string(dir.join(STATIC_IP_FILE)) {
+        Ok(s) => s.trim().parse().map(Some).map_err(|_| CliError::Failed(format!("{STATIC_IP_FILE} holds {s:?}, not an IPv4 address"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(failed("reading the static IP")(e)),
+    }
+}
+
+fn interface(host: &HostIp, given: &Option<String>) -> Result<String, CliError> {
+    match given {
+        Some(i) => Ok(i.clone()),
+        None => host.default_interface().map_err(|e| CliError::Failed(e.to_string())),
+    }
+}
+
+pub async fn member_init(a: MemberInitArgs) -> Result<(), CliError> {
+    let client = kube::Client::try_default().await.map_err(|e| CliError::Failed(format!("connecting to Kubernetes: {e}")))?;
+    let name = firecamp_kube::names::config_map(&MemberName::from_string(a.member.clone()));
+    let cm = Api::<ConfigMap>::namespaced(client, &a.namespace)
+        .get(&name)
+        .await
+        .map_err(|e| CliError::Failed(format!("reading ConfigMap {name}: {e}")))?;
+    std::fs::create_dir_all(&a.config_dir).map_err(failed("creating the config directory"))?;
+    for (file, content) in cm.data.unwrap_or_default() {
+        write_atomic(&a.config_dir, &file, &content)?;
+    }
+    eprintln!("member-init: wrote the files of {} into {}", a.member, a.config_dir.display());
+    if a.static_ip {
+        let host = HostIp::new();
+        match static_ip_of(&a.config_dir)? {
+            Some(ip) => {
+                let dev = interface(&host, &a.interface)?;
+                host.add(&dev, ip).map_err(|e| CliError::Failed(e.to_string()))?;
+                eprintln!("member-init: {ip} is on {dev}");
+            }
+            None => eprintln!("member-init: no static IP allocated (the cluster has no --aws); the engine binds all interfaces"),
+        }
+    }
+    Ok(())
+}
+
+/// Holds the IP until SIGTERM, then takes it off (idempotent both ways).
+pub async fn member_ip(a: MemberIpArgs) -> Result<(), CliError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let host = a.netns.clone().map(HostIp::in_netns).unwrap_or_default();
+    let mut term = signal(SignalKind::terminate()).map_err(failed("watching SIGTERM"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(failed("watching SIGINT"))?;
+    let held = match static_ip_of(&a.config_dir)? {
+        Some(ip) => {
+            let dev = interface(&host, &a.interface)?;
+            host.add(&dev, ip).map_err(|e| CliError::Failed(e.to_string()))?;
+            eprintln!("member-ip: holding {ip} on {dev}");
+            Some((dev, ip))
+        }
+        None => {
+            eprintln!("member-ip: no static IP to hold");
+            None
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    if let Some((dev, ip)) = held {
+        host.remove(&dev, ip).map_err(|e| CliError::Failed(e.to_string()))?;
+        eprintln!("member-ip: took {ip} off {dev}");
+    }
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! The manage service with its AWS parts, end to end: the real Kubernetes test bed for the
+//! members, moto (through a counting proxy) for Route53, EC2 and CloudWatch Logs. The test's
+//! nodes carry the providerIDs of moto's instances, so the manage service finds each member's
+//! instance the way it does on EKS: from the Node, never from IMDS.
+
+#[path = "../../aws/tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, SystemTime};
+
+use common::proxy::{total, Proxy};
+use common::{moto_endpoint, World, REGION, ZONES};
+use firecamp_api::Phase;
+use firecamp_aws::CloudWatchLogs;
+use firecamp_core::cloud::{InstanceId, LogEvent};
+use firecamp_core::MemberName;
+use firecamp_manage::crd::FireCampService;
+use firecamp_testbed::nodes::{create_nodes_and_wait, NodePlan, WORKER_LABEL};
+use firecamp_testbed::{client, fresh_namespace, kubeconfig_path, PROVISIONER};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::wait::await_condition;
+use kube::{Api, Client, CustomResourceExt};
+
+struct Manage(Child);
+
+impl Drop for Manage {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_manage(ns: &str, w: &World, endpoint: &str, port: u16) -> Manage {
+    let log = std::fs::File::create(std::env::temp_dir().join(format!("firecamp-manage-{ns}.log"))).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_firecamp"))
+        .args(["manage", &format!("--cluster={}", w.cluster), &format!("--volume-provisioner={PROVISIONER}")])
+        .args([format!("--watch-namespace={ns}"), format!("--lease-namespace={ns}"), format!("--identity=test-{ns}")])
+        .args([format!("--listen=127.0.0.1:{port}"), "--aws".into(), format!("--vpc-id={}", w.vpc), format!("--aws-endpoint-url={endpoint}")])
+        .args([format!("--aws-region={REGION}"), "--dns-ttl=30".into()])
+        .env("KUBECONFIG", kubeconfig_path())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Manage(child)
+}
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_firecamp")).args(args).env("KUBECONFIG", kubeconfig_path()).output().unwrap()
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "firecamp failed ({:?}): {}{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// Kwok nodes of the test's own cluster: names of their own, moto's instances as providerIDs.
+fn nodes_for(w: &World, placement: &[(&str, &InstanceId)]) -> Vec<Node> {
+    let plan = NodePlan { count: 3, zones: ZONES.map(String::from).to_vec(), region: REGION.into(), cluster: w.cluster.clone(), instance_type: "t3.medium".into() };
+    let template = plan.nodes();
+    placement
+        .iter()
+        .map(|(zone, instance)| {
+            let zi = ZONES.iter().position(|z| z == zone).unwrap();
+            let mut n = template[zi].clone();
+            let name = format!("{}-{}", w.cluster.to_lowercase(), instance.0);
+            n.metadata.name = Some(name.clone());
+            n.metadata.labels.as_mut().unwrap().insert("kubernetes.io/hostname".into(), name);
+            n.metadata.labels.as_mut().unwrap().insert(WORKER_LABEL.into(), w.cluster.clone());
+            n.spec.as_mut().unwrap().provider_id = Some(format!("aws:///{zone}/{}", instance.0));
+            n
+        })
+        .collect()
+}
+
+async fn wait_for(api: &Api<FireCampService>, name: &str, what: &str, cond: impl Fn(&FireCampService) -> bool) -> FireCampService {
+    let check = |s: Option<&FireCampService>| s.is_some_and(&cond);
+    match tokio::time::timeout(Duration::from_secs(180), await_condition(api.clone(), name, check)).await {
+        Ok(Ok(Some(s))) => s,
+        other => panic!("{name}: waiting for {what}: {other:?}; now: {:#?}", api.get_opt(name).await.ok().flatten().and_then(|s| s.status)),
+    }
+}
+
+async fn service_records(w: &World, service: &str) -> BTreeMap<String, String> {
+    let zones = w.route53.list_hosted_zones_by_name().dns_name(format!("{}-firecamp.com", w.cluster)).send().await.unwrap();
+    let zone = zones.hosted_zones().iter().find(|z| z.name().trim_end_matches('.') == format!("{}-firecamp.com", w.cluster)).expect("the hosted zone");
+    let sets = w.route53.list_resource_record_sets().hosted_zone_id(zone.id()).send().await.unwrap();
+    sets.resource_record_sets()
+        .iter()
+        .filter(|r| r.name().starts_with(&format!("{service}-")))
+        .map(|r| (r.name().trim_end_matches('.').to_string(), r.resource_records()[0].value().to_string()))
+        .collect()
+}
+
+fn ip_of(svc: &FireCampService, member: &str) -> (Ipv4Addr, Option<String>) {
+    let s = svc.status.as_ref().unwrap().static_ips.iter().find(|s| s.record.member.as_str() == member).unwrap();
+    (s.record.ip, s.instance.clone())
+}
+
+async fn setup_crd(client: &Client) {
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch("firecampservices.firecamp.dev", &PatchParams::apply("firecamp-test").force(), &Patch::Apply(&FireCampService::crd())).await.unwrap();
+    let cond = kube::runtime::conditions::is_crd_established();
+    tokio::time::timeout(Duration::from_secs(30), await_condition(crds, "firecampservices.firecamp.dev", cond)).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_get_static_ips_records_and_log_streams_that_follow_them() {
+    let w = World::new("bed").await;
+    let proxy = Proxy::start(&moto_endpoint()).await;
+    let client = client().await;
+    setup_crd(&client).await;
+    let ns = fresh_namespace(&client, "aws").await;
+    let nodes_api: Api<Node> = Api::all(client.clone());
+    let [a, b, c] = ZONES.map(|z| w.instances[z].clone());
+    let nodes = nodes_for(&w, &[(ZONES[0], &a[0]), (ZONES[1], &b[0]), (ZONES[2], &c[0]), (ZONES[1], &b[1])]);
+    // The spare node of zone b stays cordoned until a member has to move onto it.
+    let spare = nodes[3].metadata.name.clone().unwrap();
+    let mut cordoned = nodes.clone();
+    cordoned[3].spec.as_mut().unwrap().unschedulable = Some(true);
+    create_nodes_and_wait(&client, &cordoned, Duration::from_secs(60)).await.unwrap();
+
+    let port = free_port();
+    let _manage = start_manage(&ns, &w, &proxy.endpoint, port);
+    let zones = format!("--zones={}", ZONES.join(","));
+    ok(cli(&["service", "create", "redis", "rd", "--replicas=3", &zones, "--kube", "-n", &ns, "--wait", "--timeout=180"]));
+    let api: Api<FireCampService> = Api::namespaced(client.clone(), &ns);
+    let svc = wait_for(&api, "rd", "IPs on instances, records and streams", |s| {
+        s.status.as_ref().is_some_and(|st| {
+            st.phase == Phase::Active && st.static_ips.len() == 3 && st.static_ips.iter().all(|i| i.instance.is_some()) && st.dns_records.len() == 3 && st.log_streams.len() == 3
+        })
+    })
+    .await;
+    let create_calls = proxy.take_counts();
+
+    // Each member: an IP from its zone's subnet, held by the ENI of the instance its pod runs on,
+    // its A record pointing at it, and the member's config binding it.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let records = service_records(&w, "rd").await;
+    for (i, zone) in ZONES.iter().enumerate() {
+        let member = format!("rd-{i}");
+        let (ip, instance) = ip_of(&svc, &member);
+        let node = pods.get(&member).await.unwrap().spec.unwrap().node_name.unwrap();
+        let provider = nodes_api.get(&node).await.unwrap().spec.unwrap().provider_id.unwrap();
+        assert!(provider.ends_with(&format!("/{}", instance.clone().unwrap())), "{member}: recorded on {instance:?}, runs on {provider}");
+        let eni = w.eni_of(&InstanceId(instance.unwrap())).await;
+        assert_eq!(w.holders_of(ip).await, vec![eni], "{member}'s IP {ip} must be on its instance's ENI only");
+        assert_eq!(svc.status.as_ref().unwrap().static_ips[i].record.zone, *zone);
+        assert_eq!(records.get(&format!("{member}.{}-firecamp.com", w.cluster.to_lowercase())), Some(&ip.to_string()), "{records:?}");
+        let cm: k8s_openapi::api::core::v1::ConfigMap = Api::namespaced(client.clone(), &ns).get(&format!("{member}-config")).await.unwrap();
+        assert_eq!(cm.data.as_ref().unwrap().get("static-ip"), Some(&ip.to_string()));
+    }
+    assert_eq!(create_calls.get("route53:ChangeResourceRecordSets"), Some(&1), "one change batch for the create: {create_calls:?}");
+
+    // A member moves: its node goes away, its pod comes back on the spare instance of its zone;
+    // its IP follows (same address, new ENI), its record stays as it is.
+    let (ip1, before) = ip_of(&svc, "rd-1");
+    let old_node = pods.get("rd-1").await.unwrap().spec.unwrap().node_name.unwrap();
+    nodes_api.patch(&old_node, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"unschedulable": true}}))).await.unwrap();
+    nodes_api.patch(&spare, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"unschedulable": false}}))).await.unwrap();
+    pods.delete("rd-1", &DeleteParams::default()).await.unwrap();
+    let moved = wait_for(&api, "rd", "rd-1's IP on the spare instance", |s| {
+        s.status.as_ref().is_some_and(|st| st.static_ips.iter().any(|i| i.record.member.as_str() == "rd-1" && i.instance.as_deref() == Some(b[1].0.as_str())))
+    })
+    .await;
+    let move_calls = proxy.take_counts();
+    let (ip1_after, after) = ip_of(&moved, "rd-1");
+    assert_eq!(ip1_after, ip1, "the member keeps its IP");
+    assert_ne!(after, before);
+    assert_eq!(w.holders_of(ip1).await, vec![w.eni_of(&b[1]).await], "the IP left the old instance");
+    assert_eq!(service_records(&w, "rd").await, records, "records unchanged: the IP is static");
+    assert_eq!(move_calls.get("route53:ChangeResourceRecordSets"), None, "{move_calls:?}");
+
+    // Logs: a line in rd-2's stream reads back through `firecamp logs` (REST, CloudWatch).
+    let logs = CloudWatchLogs::new(&common::clients(&moto_endpoint()).await, &w.cluster);
+    let now = SystemTime::now();
+    logs.put("rd", &MemberName::new("rd", 2), &[LogEvent { time: now, message: "Ready to accept connections tcp".into() }]).await.unwrap();
+    let token = admin_token(&client, &ns).await;
+    let out = ok(cli(&["logs", "rd", "rd-2", "--since=10m", &format!("--server=http://127.0.0.1:{port}"), &format!("--token={token}"), "-n", &ns]));
+    assert!(out.contains("Ready to accept connections tcp"), "{out}");
+
+    // Delete: every record in one batch, every IP back to its subnet.
+    proxy.take_counts();
+    ok(cli(&["service", "delete", "rd", "--kube", "-n", &ns, "--wait", "--timeout=120"]));
+    let delete_calls = proxy.take_counts();
+    assert!(service_records(&w, "rd").await.is_empty());
+    for i in 0..3 {
+        let (ip, _) = ip_of(&moved, &format!("rd-{i}"));
+        assert!(w.holders_of(ip).await.is_empty(), "rd-{i}'s IP {ip} is released");
+    }
+    println!("AWS calls: create {} {create_calls:?}", total(&create_calls));
+    println!("AWS calls: member move {} {move_calls:?}", total(&move_calls));
+    println!("AWS calls: delete {} {delete_calls:?}", total(&delete_calls));
+    for n in &nodes {
+        let _ = nodes_api.delete(n.metadata.name.as_deref().unwrap(), &DeleteParams::default()).await;
+    }
+    firecamp_testbed::drop_namespace(&client, &ns).await;
+}
+
+/// A token allowed everything on FireCampServices in `ns`.
+async fn admin_token(client: &Client, ns: &str) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+    use kube::api::{ObjectMeta, PostParams};
+    let meta = |name: &str| ObjectMeta { name: Some(name.into()), namespace: Some(ns.into()), ..Default::default() };
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    sas.create(&PostParams::default(), &ServiceAccount { metadata: meta("reader"), ..Default::default() }).await.unwrap();
+    let rule = PolicyRule {
+        api_groups: Some(vec!["firecamp.dev".into()]),
+        resources: Some(vec!["firecampservices".into()]),
+        verbs: vec!["get".into(), "list".into()],
+        ..Default::default()
+    };
+    Api::<Role>::namespaced(client.clone(), ns).create(&PostParams::default(), &Role { metadata: meta("reader"), rules: Some(vec![rule]) }).await.unwrap();
+    let binding = RoleBinding {
+        metadata: meta("reader"),
+        role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Role".into(), name: "reader".into() },
+        subjects: Some(vec![Subject { kind: "ServiceAccount".into(), name: "reader".into(), namespace: Some(ns.into()), ..Default::default() }]),
+    };
+    Api::<RoleBinding>::namespaced(client.clone(), ns).create(&PostParams::default(), &binding).await.unwrap();
+    let tr = TokenRequest { spec: Some(TokenRequestSpec { expiration_seconds: Some(3600), ..Default::default() }), ..Default::default() };
+    sas.create_token_request("reader", &PostParams::default(), &tr).await.unwrap().status.and_then(|s| s.token).unwrap()
+}

@@ -1,0 +1,251 @@
+//! The cloud half of a reconcile: static IPs allocated before the plan (the members' configs
+//! carry them), moved to the node the member's pod landed on, released when the member goes;
+//! one Route53 change batch per reconcile that changes any address; log streams per member.
+//!
+//! What FireCamp owns is kept in the service's status and written back as soon as it changes,
+//! so a manage service killed between two calls never forgets an IP it took.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use firecamp_api::MemberStatus;
+use firecamp_catalog::ServicePlan;
+use firecamp_core::cloud::{normalize_name, parse_provider_id, record_changes, DnsRecord, InstanceId, MemberAddress, StaticIpRecord};
+use firecamp_core::{Member, MemberName};
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+
+use super::Context;
+use crate::crd::{FireCampService, FireCampServiceStatus, StaticIpStatus};
+use crate::error::{Error, Result};
+
+/// FireCamp's cloud records of one service, as in its status.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CloudState {
+    pub static_ips: Vec<StaticIpStatus>,
+    pub dns_records: Vec<DnsRecord>,
+    pub log_streams: Vec<String>,
+}
+
+impl CloudState {
+    pub fn from_status(s: Option<&FireCampServiceStatus>) -> Self {
+        s.map(|s| CloudState { static_ips: s.static_ips.clone(), dns_records: s.dns_records.clone(), log_streams: s.log_streams.clone() })
+            .unwrap_or_default()
+    }
+
+    pub fn write_into(&self, s: &mut FireCampServiceStatus) {
+        s.static_ips = self.static_ips.clone();
+        s.dns_records = self.dns_records.clone();
+        s.log_streams = self.log_streams.clone();
+    }
+
+    /// Member name → static IP, for the plan.
+    pub fn ip_map(&self) -> BTreeMap<String, Ipv4Addr> {
+        self.static_ips.iter().map(|s| (s.record.member.to_string(), s.record.ip)).collect()
+    }
+}
+
+/// The records every member should have: its address now, or, while it has none (a pod being
+/// replaced), the record it had, so clients keep a name that resolves. Members gone from the
+/// plan have none.
+pub fn desired_addresses(members: &[MemberStatus], previous: &[DnsRecord]) -> Vec<MemberAddress> {
+    let before: BTreeMap<String, Ipv4Addr> = previous.iter().map(|r| (normalize_name(&r.name), r.ip)).collect();
+    members
+        .iter()
+        .filter_map(|m| {
+            let ip = m.address.as_deref().and_then(|a| a.parse().ok()).or_else(|| before.get(&normalize_name(&m.dns_name)).copied())?;
+            Some(MemberAddress { member: MemberName::from_string(m.name.clone()), dns_name: m.dns_name.clone(), ip })
+        })
+        .collect()
+}
+
+/// The records `desired` stands for, sorted like Route53 lists them.
+pub fn records(desired: &[MemberAddress], ttl: u32) -> Vec<DnsRecord> {
+    let mut out: Vec<DnsRecord> = desired.iter().map(|a| DnsRecord { name: normalize_name(&a.dns_name), ip: a.ip, ttl }).collect();
+    out.sort();
+    out
+}
+
+/// The instance a node runs on, from its providerID.
+pub fn instance_of(node: &Node) -> Option<InstanceId> {
+    node.spec.as_ref()?.provider_id.as_deref().and_then(|p| parse_provider_id(p).ok()).map(|(id, _)| id)
+}
+
+/// Every static-IP record of the cluster: this service's as now, the others' from the cache.
+fn cluster_records(ctx: &Context, svc: &FireCampService, mine: &[StaticIpStatus]) -> Vec<StaticIpRecord> {
+    let me = (svc.namespace(), svc.name_any());
+    let mut out: Vec<StaticIpRecord> = mine.iter().map(|s| s.record.clone()).collect();
+    for other in ctx.services.state() {
+        if (other.namespace(), other.name_any()) != me {
+            out.extend(other.status.iter().flat_map(|s| s.static_ips.iter().map(|x| x.record.clone())));
+        }
+    }
+    out
+}
+
+/// Writes the static-IP records at once (a merge patch of that one field).
+async fn persist_ips(ctx: &Context, svc: &FireCampService, ips: &[StaticIpStatus]) -> Result<()> {
+    let api: Api<FireCampService> = Api::namespaced(ctx.client.clone(), &svc.namespace().unwrap_or_default());
+    // The first write of a new service's status must carry its required phase too.
+    let phase = svc.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    let patch = serde_json::json!({ "status": { "phase": phase, "staticIps": ips } });
+    api.patch_status(&svc.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(Error::kube("record static IPs of", "FireCampService", svc.name_any()))?;
+    Ok(())
+}
+
+/// Takes an IP for each member that needs one and has none yet.
+pub async fn allocate_ips(ctx: &Context, svc: &FireCampService, members: &[Member], state: &mut CloudState) -> Result<bool> {
+    let Some(ips) = &ctx.config.cloud.static_ips else { return Ok(false) };
+    let mut changed = false;
+    for m in members.iter().filter(|m| m.needs_static_ip) {
+        if state.static_ips.iter().any(|s| s.record.member == m.name) {
+            continue;
+        }
+        let all = cluster_records(ctx, svc, &state.static_ips);
+        let record = ips.allocate(m, &all).await.map_err(Error::cloud("allocate a static IP", svc.name_any()))?;
+        tracing::info!(member = %m.name, ip = %record.ip, "static IP allocated");
+        state.static_ips.push(StaticIpStatus { record, instance: None });
+        persist_ips(ctx, svc, &state.static_ips).await?;
+        changed = true;
+    }
+    Ok(changed)
+}
+
+/// Moves each member's IP to the instance its pod runs on, and releases the IPs of members
+/// that are no longer in the plan.
+pub async fn place_ips(
+    ctx: &Context,
+    svc: &FireCampService,
+    plan: &ServicePlan,
+    pod_nodes: &BTreeMap<String, String>,
+    state: &mut CloudState,
+) -> Result<()> {
+    let Some(ips) = &ctx.config.cloud.static_ips else { return Ok(()) };
+    let nodes: BTreeMap<String, Node> = ctx.nodes.state().iter().map(|n| (n.name_any(), (**n).clone())).collect();
+    for i in 0..state.static_ips.len() {
+        let entry = state.static_ips[i].clone();
+        let Some(mp) = plan.members.iter().find(|m| m.member.name == entry.record.member) else { continue };
+        let Some(instance) = pod_nodes.get(mp.member.name.as_str()).and_then(|n| nodes.get(n)).and_then(instance_of) else { continue };
+        if entry.instance.as_deref() == Some(instance.0.as_str()) {
+            continue;
+        }
+        let all = cluster_records(ctx, svc, &state.static_ips);
+        let record = ips.assign(&mp.member, &entry.record, &all, &instance).await.map_err(Error::cloud("move a static IP", svc.name_any()))?;
+        tracing::info!(member = %mp.member.name, ip = %record.ip, instance = %instance.0, "static IP moved");
+        state.static_ips[i] = StaticIpStatus { record, instance: Some(instance.0) };
+        persist_ips(ctx, svc, &state.static_ips).await?;
+    }
+    let wanted: BTreeSet<&MemberName> = plan.members.iter().map(|m| &m.member.name).collect();
+    let gone: Vec<StaticIpStatus> = state.static_ips.iter().filter(|s| !wanted.contains(&s.record.member)).cloned().collect();
+    for g in gone {
+        release(ctx, svc, &g).await?;
+        state.static_ips.retain(|s| s.record.member != g.record.member);
+        persist_ips(ctx, svc, &state.static_ips).await?;
+    }
+    Ok(())
+}
+
+async fn release(ctx: &Context, svc: &FireCampService, s: &StaticIpStatus) -> Result<()> {
+    let Some(ips) = &ctx.config.cloud.static_ips else { return Ok(()) };
+    // The member as it was: only its name, zone and IP matter to a release.
+    let member = Member {
+        name: s.record.member.clone(),
+        index: 0,
+        zone: s.record.zone.clone(),
+        dns_name: String::new(),
+        needs_static_ip: true,
+        static_ip: Some(s.record.ip),
+    };
+    ips.release(&member, &s.record).await.map_err(Error::cloud("release a static IP", svc.name_any()))?;
+    tracing::info!(member = %s.record.member, ip = %s.record.ip, "static IP released");
+    Ok(())
+}
+
+/// Brings the service's records to the members' addresses: nothing when unchanged since the
+/// last write, else one read and one change batch. Returns the number of changes made.
+pub async fn sync_dns(ctx: &Context, svc: &FireCampService, members: &[MemberStatus], state: &mut CloudState) -> Result<usize> {
+    let Some(dns) = &ctx.config.cloud.dns else { return Ok(0) };
+    let desired = desired_addresses(members, &state.dns_records);
+    let want = records(&desired, dns.ttl());
+    if want == state.dns_records {
+        return Ok(0);
+    }
+    let name = svc.name_any();
+    let current = dns.service_records(&name).await.map_err(Error::cloud("read DNS records", &name))?;
+    let changes = record_changes(&current, &desired, dns.ttl());
+    if !changes.is_empty() {
+        dns.apply(&changes).await.map_err(Error::cloud("change DNS records", &name))?;
+        tracing::info!(service = %name, changes = changes.len(), "DNS records changed in one batch");
+    }
+    state.dns_records = want;
+    Ok(changes.len())
+}
+
+/// Creates the log streams of members that have none yet.
+pub async fn ensure_log_streams(ctx: &Context, plan: &ServicePlan, state: &mut CloudState) -> Result<()> {
+    let Some(logs) = &ctx.config.cloud.logs else { return Ok(()) };
+    let want: Vec<String> = plan.members.iter().map(|m| m.member.name.to_string()).collect();
+    if want == state.log_streams {
+        return Ok(());
+    }
+    let names: Vec<MemberName> = plan.members.iter().map(|m| m.member.name.clone()).collect();
+    logs.ensure_streams(&plan.name, &names).await.map_err(Error::cloud("create log streams", &plan.name))?;
+    state.log_streams = want;
+    Ok(())
+}
+
+/// On delete: every record of the service in one batch, then its IPs. Log streams stay (the
+/// group's retention ages them out), so the logs of a deleted service can still be read.
+pub async fn cleanup(ctx: &Context, svc: &FireCampService) -> Result<()> {
+    let name = svc.name_any();
+    if let Some(dns) = &ctx.config.cloud.dns {
+        let current = dns.service_records(&name).await.map_err(Error::cloud("read DNS records", &name))?;
+        let changes = record_changes(&current, &[], dns.ttl());
+        if !changes.is_empty() {
+            dns.apply(&changes).await.map_err(Error::cloud("delete DNS records", &name))?;
+        }
+    }
+    let mut left = CloudState::from_status(svc.status.as_ref()).static_ips;
+    while let Some(s) = left.first().cloned() {
+        release(ctx, svc, &s).await?;
+        left.remove(0);
+        persist_ips(ctx, svc, &left).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, address: Option<&str>) -> MemberStatus {
+        MemberStatus { name: name.into(), dns_name: format!("{name}.prod-firecamp.com"), address: address.map(String::from), ..Default::default() }
+    }
+
+    #[test]
+    fn a_member_without_an_address_keeps_its_record_and_a_gone_member_loses_it() {
+        let previous = [
+            DnsRecord { name: "pg-0.prod-firecamp.com".into(), ip: [10, 0, 1, 5].into(), ttl: 60 },
+            DnsRecord { name: "pg-1.prod-firecamp.com".into(), ip: [10, 0, 2, 5].into(), ttl: 60 },
+            DnsRecord { name: "pg-9.prod-firecamp.com".into(), ip: [10, 0, 3, 5].into(), ttl: 60 },
+        ];
+        let members = [member("pg-0", Some("10.0.1.7")), member("pg-1", None), member("pg-2", None)];
+        let got = records(&desired_addresses(&members, &previous), 60);
+        let got: Vec<(String, String)> = got.iter().map(|r| (r.name.clone(), r.ip.to_string())).collect();
+        assert_eq!(
+            got,
+            [("pg-0.prod-firecamp.com".to_string(), "10.0.1.7".to_string()), ("pg-1.prod-firecamp.com".into(), "10.0.2.5".into())]
+        );
+    }
+
+    #[test]
+    fn instances_come_from_the_node_provider_id() {
+        let mut node = Node::default();
+        assert_eq!(instance_of(&node), None);
+        node.spec = Some(k8s_openapi::api::core::v1::NodeSpec { provider_id: Some("aws:///us-east-1a/i-0123456789abcdef0".into()), ..Default::default() });
+        assert_eq!(instance_of(&node), Some(InstanceId("i-0123456789abcdef0".into())));
+    }
+}
