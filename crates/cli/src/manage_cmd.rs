@@ -89,6 +89,7 @@ pub struct RenderArgs {
     pub iam_policy: bool,
     #[arg(long)]
     pub account_id: Option<String>,
+    /// The cluster VPC: with it the manage service runs with `--aws` (Route53, static IPs, logs).
     #[arg(long)]
     pub vpc_id: Option<String>,
     /// The cluster's Route53 private hosted zone id (`<cluster>-firecamp.com`).
@@ -173,6 +174,8 @@ pub fn install(c: InstallCommand) -> Result<(), CliError> {
                 networks: a.networks,
                 volume_provisioner: a.volume_provisioner,
                 image: a.image,
+                aws_vpc_id: a.vpc_id.clone(),
+                aws_region: Some(a.region.clone()),
             });
             let value = |v: serde_json::Result<serde_json::Value>| v.map_err(|e| CliError::Failed(e.to_string()));
             objs.push(value(serde_json::to_value(&agent.service_account))?);

@@ -31,6 +31,9 @@ pub struct InstallOptions {
     pub networks: Vec<String>,
     pub volume_provisioner: String,
     pub image: String,
+    /// The cluster VPC: the manage service then runs with `--aws` (Route53, static IPs, logs).
+    pub aws_vpc_id: Option<String>,
+    pub aws_region: Option<String>,
 }
 
 fn meta(name: &str, namespaced: bool) -> ObjectMeta {
@@ -102,6 +105,10 @@ fn env_field(name: &str, path: &str) -> EnvVar {
 pub fn deployment(o: &InstallOptions) -> Deployment {
     let mut args = vec!["manage".to_string(), format!("--cluster={}", o.cluster), format!("--volume-provisioner={}", o.volume_provisioner)];
     args.extend(o.networks.iter().map(|n| format!("--network={n}")));
+    if let Some(vpc) = &o.aws_vpc_id {
+        args.extend(["--aws".to_string(), format!("--vpc-id={vpc}")]);
+        args.extend(o.aws_region.iter().map(|r| format!("--aws-region={r}")));
+    }
     let http = |path: &str| Probe {
         http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::Int(PORT.into()), ..Default::default() }),
         period_seconds: Some(10),

@@ -25,7 +25,11 @@ fn install_rbac_has_no_wildcards_and_no_cluster_admin() {
         networks: vec!["10.0.0.0/16".into()],
         volume_provisioner: "ebs.csi.aws.com".into(),
         image: "example/firecamp:1".into(),
+        aws_vpc_id: Some("vpc-0abc".into()),
+        aws_region: Some("us-east-1".into()),
     });
+    let text = serde_json::to_string(&objs).unwrap();
+    assert!(text.contains("--aws") && text.contains("--vpc-id=vpc-0abc") && text.contains("--aws-region=us-east-1"), "the manage service runs with its AWS parts");
     assert!(!serde_json::to_string(&objs).unwrap().contains("cluster-admin"));
     let deploy = objs.iter().find(|o| o["kind"] == "Deployment").unwrap();
     assert_eq!(deploy["spec"]["replicas"], 2);
