@@ -27,6 +27,9 @@ pub struct Config {
     pub hosts_file: PathBuf,
     /// Where to look for each engine's executables instead of the standard places.
     pub bin_dirs: BinDirs,
+    /// Test hook: an operation pauses (without failing) once this many of its steps have
+    /// finished in this daemon, so a test can stop the daemon mid-operation deterministically.
+    pub hold_operations_after_steps: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -50,6 +53,7 @@ impl Config {
             manage_hosts: true,
             hosts_file: PathBuf::from("/etc/hosts"),
             bin_dirs: BinDirs::default(),
+            hold_operations_after_steps: None,
         }
     }
 

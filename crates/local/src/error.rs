@@ -11,6 +11,9 @@ pub enum LocalError {
     BadRequest(String),
     #[error("service {0:?} does not exist")]
     NotFound(String),
+    /// Something other than a service is not there (an operation).
+    #[error("{0}")]
+    Missing(String),
     #[error("service {0:?} already exists")]
     AlreadyExists(String),
     /// A needed server binary or an address is not available on this machine.
@@ -18,6 +21,9 @@ pub enum LocalError {
     Unavailable(String),
     #[error("{0}")]
     Conflict(String),
+    /// Another operation of the service is under way (HTTP 409).
+    #[error("{0}")]
+    Busy(String),
     #[error("store: {0}")]
     Store(String),
     #[error("{context}: {source}")]
@@ -38,10 +44,10 @@ impl From<LocalError> for ApiError {
         let code = match &e {
             LocalError::Invalid(v) => return ApiError::from(v.clone()),
             LocalError::BadRequest(_) => ErrorCode::Invalid,
-            LocalError::NotFound(_) => ErrorCode::NotFound,
+            LocalError::NotFound(_) | LocalError::Missing(_) => ErrorCode::NotFound,
             LocalError::AlreadyExists(_) => ErrorCode::AlreadyExists,
             LocalError::Unavailable(_) => ErrorCode::Unavailable,
-            LocalError::Conflict(_) => ErrorCode::Conflict,
+            LocalError::Conflict(_) | LocalError::Busy(_) => ErrorCode::Conflict,
             LocalError::Store(_) | LocalError::Io { .. } | LocalError::Internal(_) => ErrorCode::Internal,
         };
         ApiError::new(code, e.to_string())

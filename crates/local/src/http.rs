@@ -10,7 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use firecamp_api::{paths, ApiError, CreateService, DeleteQuery, ErrorCode, ServiceList};
+use firecamp_api::{paths, ApiError, CreateService, DeleteQuery, ErrorCode, Operation, OperationList, OperationRequest, ServiceList};
 use serde::Deserialize;
 
 use crate::error::LocalError;
@@ -19,17 +19,26 @@ use crate::runtime::Runtime;
 
 type Rt = State<Arc<Runtime>>;
 
-struct Fail(ApiError);
+struct Fail(ApiError, Option<StatusCode>);
 
 impl From<LocalError> for Fail {
     fn from(e: LocalError) -> Self {
-        Fail(e.into())
+        // Another operation under way is a 409 (the API's Conflict code is 412, "retry after
+        // reading again"; here waiting, not re-reading, is what helps).
+        let status = matches!(e, LocalError::Busy(_)).then_some(StatusCode::CONFLICT);
+        Fail(e.into(), status)
+    }
+}
+
+impl From<ApiError> for Fail {
+    fn from(e: ApiError) -> Self {
+        Fail(e, None)
     }
 }
 
 impl IntoResponse for Fail {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = self.1.unwrap_or_else(|| StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
         (status, Json(self.0)).into_response()
     }
 }
@@ -45,7 +54,9 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         .route("/v1/services/{name}/stop", post(stop))
         .route("/v1/services/{name}/start", post(start))
         .route("/v1/services/{name}/logs", get(logs))
-        .fallback(|| async { Fail(ApiError::new(ErrorCode::NotFound, "no such path in the FireCamp API")) })
+        .route("/v1/services/{name}/operations", get(operations).post(submit_operation))
+        .route("/v1/services/{name}/operations/{id}", get(operation))
+        .fallback(|| async { Fail::from(ApiError::new(ErrorCode::NotFound, "no such path in the FireCamp API")) })
         .with_state(rt)
 }
 
@@ -57,7 +68,7 @@ async fn list(State(rt): Rt) -> Res<Json<ServiceList>> {
 /// that names the problem (an unknown engine, a missing field).
 async fn create(State(rt): Rt, body: Bytes) -> Res<impl IntoResponse> {
     let req: CreateService = serde_json::from_slice(&body)
-        .map_err(|e| Fail(ApiError::new(ErrorCode::Invalid, format!("the request body is not a service: {e}"))))?;
+        .map_err(|e| Fail::from(ApiError::new(ErrorCode::Invalid, format!("the request body is not a service: {e}"))))?;
     let svc = rt.create(req).await?;
     Ok((StatusCode::CREATED, Json(svc)))
 }
@@ -72,6 +83,24 @@ async fn members(State(rt): Rt, Path(name): Path<String>) -> Res<Json<Vec<fireca
 
 async fn delete(State(rt): Rt, Path(name): Path<String>, Query(q): Query<DeleteQuery>) -> Res<Json<firecamp_api::Service>> {
     Ok(Json(rt.delete(&name, q.delete_volumes).await?))
+}
+
+/// `GET …/operations`: newest first.
+async fn operations(State(rt): Rt, Path(name): Path<String>) -> Res<Json<OperationList>> {
+    Ok(Json(OperationList { items: rt.operations(&name)? }))
+}
+
+async fn operation(State(rt): Rt, Path((name, id)): Path<(String, String)>) -> Res<Json<Operation>> {
+    Ok(Json(rt.operation(&name, &id)?))
+}
+
+/// `POST …/operations`: 202 with the recorded operation; 400 naming the field, 409 while
+/// another operation of the service is not finished.
+async fn submit_operation(State(rt): Rt, Path(name): Path<String>, body: Bytes) -> Res<impl IntoResponse> {
+    let req: OperationRequest = serde_json::from_slice(&body)
+        .map_err(|e| Fail::from(ApiError::new(ErrorCode::Invalid, format!("the request body is not an operation request: {e}"))))?;
+    let op = rt.submit_operation(&name, req).await?;
+    Ok((StatusCode::ACCEPTED, Json(op)))
 }
 
 async fn stop(State(rt): Rt, Path(name): Path<String>) -> Res<Json<firecamp_api::Service>> {
@@ -93,7 +122,7 @@ struct LogsQuery {
 /// Lines of one member, or of all (each prefixed with its member's name, merged by time).
 async fn logs(State(rt): Rt, Path(name): Path<String>, Query(q): Query<LogsQuery>) -> Res<Response> {
     let since = match q.since.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => Some(parse_since(s, SystemTime::now()).map_err(|e| Fail(ApiError::new(ErrorCode::Invalid, e)))?),
+        Some(s) => Some(parse_since(s, SystemTime::now()).map_err(|e| Fail::from(ApiError::new(ErrorCode::Invalid, e)))?),
         None => None,
     };
     let sinks = rt.member_logs(&name, q.member.as_deref().filter(|m| !m.is_empty()))?;

@@ -13,6 +13,7 @@ mod init;
 pub mod ips;
 pub mod logs;
 mod materialize;
+mod operations;
 mod runtime;
 pub mod servers;
 mod status;

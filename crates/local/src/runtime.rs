@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use firecamp_api::{CreateService, Phase, Service, ServiceStatus};
-use firecamp_catalog::{plan, KubernetesLayout, LocalLayout, ServicePlan};
+use firecamp_catalog::{plan, plan_with_primary, KubernetesLayout, LocalLayout, ServicePlan};
 use firecamp_core::spec::RedisMode;
 use firecamp_core::{ClusterConfig, EngineKind, MemberName};
 use nix::sys::signal::Signal;
@@ -27,24 +27,28 @@ use crate::{hosts, ips, materialize, status};
 
 /// The members and init task of a running service.
 #[derive(Default)]
-struct Running {
-    members: BTreeMap<String, Supervised>,
+pub(crate) struct Running {
+    pub(crate) members: BTreeMap<String, Supervised>,
     init: Option<JoinHandle<()>>,
 }
 
 pub struct Runtime {
     pub cfg: Config,
-    store: Store,
+    pub(crate) store: Store,
     node: String,
     /// Whether member names are in /etc/hosts; when not, rendered files carry IPs.
     hosts_managed: AtomicBool,
     dns: Option<DnsZone>,
-    running: tokio::sync::Mutex<BTreeMap<String, Running>>,
+    pub(crate) running: tokio::sync::Mutex<BTreeMap<String, Running>>,
     /// Why a service could not be started at boot.
-    failures: Mutex<HashMap<String, String>>,
+    pub(crate) failures: Mutex<HashMap<String, String>>,
     logs: Mutex<HashMap<String, Arc<LogSink>>>,
-    /// Serialises create, delete, stop and start.
-    ops: tokio::sync::Mutex<()>,
+    /// Serialises create, delete and the start of operations.
+    pub(crate) ops: tokio::sync::Mutex<()>,
+    /// The task running each service's current operation.
+    pub(crate) op_tasks: Mutex<HashMap<String, JoinHandle<()>>>,
+    /// Bumped whenever an operation record changes.
+    pub(crate) op_changed: tokio::sync::watch::Sender<u64>,
 }
 
 /// 32 alphanumeric characters (about 190 bits); the start scripts refuse anything else.
@@ -68,6 +72,8 @@ impl Runtime {
             failures: Default::default(),
             logs: Default::default(),
             ops: Default::default(),
+            op_tasks: Default::default(),
+            op_changed: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -91,7 +97,7 @@ impl Runtime {
         Ok(())
     }
 
-    fn member_user(&self, engine: EngineKind) -> Result<Option<(u32, u32)>> {
+    pub(crate) fn member_user(&self, engine: EngineKind) -> Result<Option<(u32, u32)>> {
         if engine != EngineKind::Postgresql || !nix::unistd::Uid::effective().is_root() {
             return Ok(None);
         }
@@ -103,17 +109,17 @@ impl Runtime {
         }
     }
 
-    fn plan_of(&self, rec: &ServiceRecord, installed: &Installed) -> Result<ServicePlan> {
+    pub(crate) fn plan_of(&self, rec: &ServiceRecord, installed: &Installed) -> Result<ServicePlan> {
         let layout = LocalLayout { service_dir: self.cfg.service_dir(&rec.name).display().to_string(), bin_dir: installed.bin_dir.clone() };
-        Ok(plan(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips)?)
+        Ok(plan_with_primary(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips, rec.primary.as_deref())?)
     }
 
-    fn installed(&self, rec: &ServiceRecord) -> Result<Installed> {
+    pub(crate) fn installed(&self, rec: &ServiceRecord) -> Result<Installed> {
         let redis_cluster = status::is_redis_cluster(rec);
         servers::detect(&self.cfg, rec.spec.engine, rec.spec.version.as_deref(), redis_cluster)
     }
 
-    fn log_sink(&self, service: &str, member: &str) -> Arc<LogSink> {
+    pub(crate) fn log_sink(&self, service: &str, member: &str) -> Arc<LogSink> {
         let key = format!("{service}/{member}");
         let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
         logs.entry(key)
@@ -152,11 +158,31 @@ impl Runtime {
     }
 
     /// Writes the service's files and starts its members (and its init task if unfinished).
-    async fn start_service(self: &Arc<Self>, rec: &ServiceRecord, installed: &Installed) -> Result<()> {
+    pub(crate) async fn start_service(self: &Arc<Self>, rec: &ServiceRecord, installed: &Installed) -> Result<()> {
         let plan = self.plan_of(rec, installed)?;
-        let owner = self.member_user(rec.spec.engine)?;
-        let service_dir = self.cfg.service_dir(&rec.name);
-        materialize::service_dir(&service_dir)?;
+        self.prepare_service(rec, installed)?;
+        for m in &plan.members {
+            self.write_member(rec, &plan, m.member.name.as_str())?;
+        }
+        let mut running = self.running.lock().await;
+        let entry = running.entry(rec.name.clone()).or_default();
+        for m in &plan.members {
+            let name = m.member.name.to_string();
+            if entry.members.contains_key(&name) {
+                continue;
+            }
+            let sup = self.spawn_member(rec, &plan, &name)?;
+            entry.members.insert(name, sup);
+        }
+        if !rec.init.done && entry.init.is_none() {
+            entry.init = Some(tokio::spawn(crate::init::run(self.clone(), rec.name.clone(), plan, installed.bin_dir.clone())));
+        }
+        Ok(())
+    }
+
+    /// The service's directory and, for ZooKeeper, the launcher of the installed server.
+    pub(crate) fn prepare_service(&self, rec: &ServiceRecord, installed: &Installed) -> Result<()> {
+        materialize::service_dir(&self.cfg.service_dir(&rec.name))?;
         if let Some(jar) = &installed.jar {
             let dir = PathBuf::from(&installed.bin_dir);
             std::fs::create_dir_all(&dir).map_err(LocalError::io(format!("creating {}", dir.display())))?;
@@ -165,55 +191,78 @@ impl Runtime {
             std::fs::set_permissions(&launcher, std::os::unix::fs::PermissionsExt::from_mode(0o755))
                 .map_err(LocalError::io(format!("chmod {}", launcher.display())))?;
         }
+        Ok(())
+    }
+
+    /// Writes one member's files from `plan` (the running server reads them at its next start
+    /// or reload).
+    pub(crate) fn write_member(&self, rec: &ServiceRecord, plan: &ServicePlan, member: &str) -> Result<()> {
+        let m = plan.member(member).ok_or_else(|| LocalError::Internal(format!("{member} is not in the plan of {}", rec.name)))?;
         let domain = self.cluster().domain();
         let by_name: BTreeMap<String, Ipv4Addr> = rec.ips.iter().map(|(m, ip)| (format!("{m}.{domain}"), *ip)).collect();
         let fallback = (!self.hosts_managed()).then_some(&by_name);
-        for m in &plan.members {
-            let member_dir = service_dir.join(m.member.name.as_str());
-            materialize::member(&materialize::MemberFiles {
-                member_dir: &member_dir,
-                plan: m,
-                secret_dir: &member_dir.join("secret"),
-                secrets: &rec.secrets,
-                has_journal: rec.spec.volumes.journal.is_some(),
-                owner,
-                ip_fallback: fallback,
-            })?;
-        }
+        let member_dir = self.cfg.service_dir(&rec.name).join(member);
+        materialize::member(&materialize::MemberFiles {
+            member_dir: &member_dir,
+            plan: m,
+            secret_dir: &member_dir.join("secret"),
+            secrets: &rec.secrets,
+            has_journal: rec.spec.volumes.journal.is_some(),
+            owner: self.member_user(rec.spec.engine)?,
+            ip_fallback: fallback,
+        })
+    }
+
+    /// Starts one member's server under a supervisor (its files must be written).
+    pub(crate) fn spawn_member(&self, rec: &ServiceRecord, plan: &ServicePlan, member: &str) -> Result<Supervised> {
+        let m = plan.member(member).ok_or_else(|| LocalError::Internal(format!("{member} is not in the plan of {}", rec.name)))?;
         let (stop_signal, grace) = match rec.spec.engine {
             EngineKind::Postgresql => (Signal::SIGINT, Duration::from_secs(60)),
             EngineKind::Redis => (Signal::SIGTERM, Duration::from_secs(30)),
             EngineKind::Zookeeper => (Signal::SIGTERM, Duration::from_secs(20)),
         };
+        let dir = self.cfg.service_dir(&rec.name).join(member);
+        kill_stale(&dir);
+        let p = MemberProcess {
+            member: member.to_string(),
+            script: PathBuf::from(&m.paths.config_dir).join("start.sh"),
+            dir,
+            user: self.member_user(rec.spec.engine)?,
+            stop_signal,
+            stop_grace: grace,
+        };
+        let log = self.log_sink(&rec.name, member);
+        log.line(&format!("firecamp: starting {member} at {} ({} {})", rec.ips[member], rec.spec.engine, rec.server_version));
+        Ok(Supervised::spawn(p, log))
+    }
+
+    /// Stops one member's server (clean stop) and waits until it is gone; nothing if it does
+    /// not run.
+    pub(crate) async fn stop_member(&self, service: &str, member: &str) {
+        let sup = self.running.lock().await.get_mut(service).and_then(|r| r.members.remove(member));
+        if let Some(sup) = sup {
+            sup.stop().await;
+        }
+    }
+
+    /// Writes one member's files from the service's current record and starts it, unless it runs.
+    pub(crate) async fn start_member(&self, rec: &ServiceRecord, member: &str) -> Result<()> {
+        let installed = self.installed(rec)?;
+        let plan = self.plan_of(rec, &installed)?;
+        self.prepare_service(rec, &installed)?;
         let mut running = self.running.lock().await;
         let entry = running.entry(rec.name.clone()).or_default();
-        for m in &plan.members {
-            let name = m.member.name.to_string();
-            if entry.members.contains_key(&name) {
-                continue;
-            }
-            let dir = service_dir.join(&name);
-            kill_stale(&dir);
-            let p = MemberProcess {
-                member: name.clone(),
-                script: PathBuf::from(&m.paths.config_dir).join("start.sh"),
-                dir,
-                user: owner,
-                stop_signal,
-                stop_grace: grace,
-            };
-            let log = self.log_sink(&rec.name, &name);
-            log.line(&format!("firecamp: starting {name} at {} ({} {})", rec.ips[&name], rec.spec.engine, rec.server_version));
-            entry.members.insert(name, Supervised::spawn(p, log));
+        if entry.members.contains_key(member) {
+            return Ok(());
         }
-        if !rec.init.done && entry.init.is_none() {
-            entry.init = Some(tokio::spawn(crate::init::run(self.clone(), rec.name.clone(), plan, installed.bin_dir.clone())));
-        }
+        self.write_member(rec, &plan, member)?;
+        let sup = self.spawn_member(rec, &plan, member)?;
+        entry.members.insert(member.to_string(), sup);
         Ok(())
     }
 
     /// Stops a service's members (data kept) and its init task.
-    async fn stop_members(&self, name: &str) {
+    pub(crate) async fn stop_members(&self, name: &str) {
         let r = self.running.lock().await.remove(name);
         if let Some(r) = r {
             if let Some(t) = r.init {
@@ -239,12 +288,19 @@ impl Runtime {
                 self.failures.lock().unwrap_or_else(|p| p.into_inner()).insert(rec.name.clone(), e.to_string());
             }
         }
+        self.resume_operations()?;
         Ok(())
     }
 
     /// Stops every member (the store keeps what should run for the next boot) and removes the
     /// cluster's names from /etc/hosts.
     pub async fn shutdown(&self) {
+        // Operations first: a stopping member must not look like a failed step.
+        let tasks: Vec<JoinHandle<()>> = self.op_tasks.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, t)| t).collect();
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
+        }
         let names: Vec<String> = self.running.lock().await.keys().cloned().collect();
         futures::future::join_all(names.iter().map(|n| self.stop_members(n))).await;
         if self.cfg.manage_hosts && self.hosts_managed() {
@@ -291,6 +347,7 @@ impl Runtime {
             secrets: BTreeMap::new(),
             desired: Desired::Running,
             init: InitProgress { message: Some("starting members".into()), ..Default::default() },
+            primary: None,
         };
         let plan = self.plan_of(&rec, &installed)?;
         rec.secrets = match &retained {
@@ -333,7 +390,11 @@ impl Runtime {
     pub async fn delete(&self, name: &str, delete_volumes: bool) -> Result<Service> {
         let _op = self.ops.lock().await;
         let rec = self.store.get(name)?.ok_or_else(|| LocalError::NotFound(name.into()))?;
+        if let Some(busy) = self.unfinished_operation(name)? {
+            return Err(busy);
+        }
         self.stop_members(name).await;
+        self.store.remove_operations(name)?;
         let service_dir = self.cfg.service_dir(name);
         {
             let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
@@ -365,23 +426,43 @@ impl Runtime {
         Ok(Service { name: rec.name, spec: rec.spec, status })
     }
 
-    pub async fn stop(&self, name: &str) -> Result<Service> {
-        let _op = self.ops.lock().await;
-        let mut rec = self.store.get(name)?.ok_or_else(|| LocalError::NotFound(name.into()))?;
-        rec.desired = Desired::Stopped;
-        self.store.put(&rec)?;
-        self.stop_members(name).await;
-        self.get(name).await
+    /// `POST …/stop`: a `stop` operation (others first, the primary last), waited for; nothing
+    /// to do when the service is already stopped.
+    pub async fn stop(self: &Arc<Self>, name: &str) -> Result<Service> {
+        self.stop_or_start(name, firecamp_core::operation::OperationKind::Stop).await
     }
 
+    /// `POST …/start`: a `start` operation (the primary first), waited for.
     pub async fn start(self: &Arc<Self>, name: &str) -> Result<Service> {
-        let _op = self.ops.lock().await;
-        let mut rec = self.store.get(name)?.ok_or_else(|| LocalError::NotFound(name.into()))?;
-        let installed = self.installed(&rec)?;
-        rec.desired = Desired::Running;
-        self.store.put(&rec)?;
-        self.start_service(&rec, &installed).await?;
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+        self.stop_or_start(name, firecamp_core::operation::OperationKind::Start).await
+    }
+
+    async fn stop_or_start(self: &Arc<Self>, name: &str, kind: firecamp_core::operation::OperationKind) -> Result<Service> {
+        use firecamp_core::operation::{OperationKind, OperationRequest};
+        let rec = self.store.get(name)?.ok_or_else(|| LocalError::NotFound(name.into()))?;
+        let failed_at_boot = self.failures.lock().unwrap_or_else(|p| p.into_inner()).contains_key(name);
+        let already = match kind {
+            OperationKind::Stop => rec.desired == Desired::Stopped,
+            _ => rec.desired == Desired::Running && !failed_at_boot,
+        };
+        if kind == OperationKind::Start && failed_at_boot && rec.desired == Desired::Running {
+            // The service could not start at boot (e.g. its server was missing): try it again.
+            let _op = self.ops.lock().await;
+            let installed = self.installed(&rec)?;
+            self.start_service(&rec, &installed).await?;
+            self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+        } else if !already {
+            let req = OperationRequest { kind: Some(kind), ..Default::default() };
+            let op = self.submit_operation(name, req).await?;
+            let done = self.wait_operation(name, &op.id).await?;
+            if done.phase != firecamp_core::operation::OperationPhase::Succeeded {
+                return Err(LocalError::Internal(format!(
+                    "{kind} of {name} ({}) did not succeed: {}",
+                    done.id,
+                    done.message.unwrap_or_default()
+                )));
+            }
+        }
         self.get(name).await
     }
 
@@ -403,7 +484,7 @@ impl Runtime {
         let failure = self.failures.lock().unwrap_or_else(|p| p.into_inner()).get(&rec.name).cloned();
         // A plan for names and zones; paths need the installed server, which status does not.
         let layout = LocalLayout { service_dir: self.cfg.service_dir(&rec.name).display().to_string(), bin_dir: String::new() };
-        let plan = plan(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips).ok();
+        let plan = plan_with_primary(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips, rec.primary.as_deref()).ok();
         let cx = status::Context { rec, plan: plan.as_ref(), run: &run, node: &self.node, failure };
         let status = status::status(&cx).await;
         Service { name: rec.name.clone(), spec: rec.spec.clone(), status }

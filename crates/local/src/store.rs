@@ -16,6 +16,24 @@ const SERVICES: TableDefinition<&str, &str> = TableDefinition::new("services");
 /// Identities of deleted services whose data was kept, so a re-created service of the same name
 /// finds its data with the same addresses and passwords.
 const RETAINED: TableDefinition<&str, &str> = TableDefinition::new("retained");
+/// Day-2 operations, keyed `<service>/<operation id>` (ids sort by creation).
+const OPERATIONS: TableDefinition<&str, &str> = TableDefinition::new("operations");
+
+/// An operation as the runtime keeps it: what the API shows, and what it needs to finish the
+/// operation after a daemon restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationRecord {
+    pub service: String,
+    pub operation: firecamp_core::operation::Operation,
+    /// The spec the operation moves the service to.
+    pub spec: ServiceSpec,
+    /// The server version that spec runs on.
+    pub server_version: String,
+    /// Engine parameters whose value changes (config operations).
+    #[serde(default)]
+    pub changed_keys: Vec<String>,
+}
 
 /// What the user asked a service to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +70,10 @@ pub struct ServiceRecord {
     pub desired: Desired,
     #[serde(default)]
     pub init: InitProgress,
+    /// The member that is primary since a switchover; `None`: the member that bootstrapped as
+    /// primary (PostgreSQL, Redis replication). Rendered configs and restarts follow it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
 }
 
 impl std::fmt::Debug for ServiceRecord {
@@ -97,6 +119,7 @@ impl Store {
         let txn = db.begin_write().map_err(err)?;
         txn.open_table(SERVICES).map_err(err)?;
         txn.open_table(RETAINED).map_err(err)?;
+        txn.open_table(OPERATIONS).map_err(err)?;
         txn.commit().map_err(err)?;
         Ok(Store { db })
     }
@@ -163,6 +186,50 @@ impl Store {
             out.push(serde_json::from_str(v.value()).map_err(err)?);
         }
         Ok(out)
+    }
+
+    pub fn put_operation(&self, r: &OperationRecord) -> Result<()> {
+        self.put_json(OPERATIONS, &format!("{}/{}", r.service, r.operation.id), Some(r))
+    }
+
+    pub fn operation(&self, service: &str, id: &str) -> Result<Option<OperationRecord>> {
+        self.get_json(OPERATIONS, &format!("{service}/{id}"))
+    }
+
+    /// A service's operations, oldest first.
+    pub fn operations(&self, service: &str) -> Result<Vec<OperationRecord>> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let t = txn.open_table(OPERATIONS).map_err(err)?;
+        let (from, to) = (format!("{service}/"), format!("{service}0"));
+        let mut out = Vec::new();
+        for item in t.range(from.as_str()..to.as_str()).map_err(err)? {
+            let (_, v) = item.map_err(err)?;
+            out.push(serde_json::from_str(v.value()).map_err(err)?);
+        }
+        Ok(out)
+    }
+
+    /// Every operation not yet finished, of every service.
+    pub fn unfinished_operations(&self) -> Result<Vec<OperationRecord>> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let t = txn.open_table(OPERATIONS).map_err(err)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(err)? {
+            let (_, v) = item.map_err(err)?;
+            let r: OperationRecord = serde_json::from_str(v.value()).map_err(err)?;
+            if !r.operation.phase.is_terminal() {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn remove_operations(&self, service: &str) -> Result<()> {
+        let ids: Vec<String> = self.operations(service)?.into_iter().map(|r| r.operation.id).collect();
+        for id in ids {
+            self.put_json::<OperationRecord>(OPERATIONS, &format!("{service}/{id}"), None)?;
+        }
+        Ok(())
     }
 
     pub fn set_retained(&self, name: &str, r: Option<&Retained>) -> Result<()> {

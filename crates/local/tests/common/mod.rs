@@ -67,6 +67,67 @@ where
 }
 
 impl Bed {
+    /// Stops the daemon (its members stop with it) and starts a new one with `cfg` on the same
+    /// directory and API address, as `local down` + `local up` would.
+    pub async fn restart_daemon(&self, cfg: Config) {
+        let old = self.daemon.lock().unwrap().take();
+        if let Some(d) = old {
+            d.stop().await;
+        }
+        let d = firecamp_local::start(cfg).await.expect("the local runtime starts again");
+        assert_eq!(d.url(), self.url, "same API address");
+        *self.daemon.lock().unwrap() = Some(d);
+    }
+
+    /// `POST …/operations`: the recorded operation (202), or the API error with its status.
+    pub async fn operate(&self, name: &str, body: Value) -> Result<firecamp_api::Operation, (u16, ApiError)> {
+        let r = self.http.post(format!("{}/v1/services/{name}/operations", self.url)).json(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        if status == 202 {
+            Ok(r.json().await.unwrap())
+        } else {
+            Err((status, r.json().await.unwrap()))
+        }
+    }
+
+    pub async fn operations(&self, name: &str) -> Vec<firecamp_api::Operation> {
+        let r = self.http.get(format!("{}/v1/services/{name}/operations", self.url)).send().await.unwrap();
+        assert!(r.status().is_success(), "GET operations of {name}: {}", r.status());
+        r.json::<firecamp_api::OperationList>().await.unwrap().items
+    }
+
+    pub async fn operation(&self, name: &str, id: &str) -> firecamp_api::Operation {
+        let r = self.http.get(format!("{}/v1/services/{name}/operations/{id}", self.url)).send().await.unwrap();
+        assert!(r.status().is_success(), "GET operation {id} of {name}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// Polls the operation until `done` holds (or it ends otherwise), within a deadline.
+    pub async fn wait_operation_until(&self, name: &str, id: &str, within: Duration, done: impl Fn(&firecamp_api::Operation) -> bool) -> firecamp_api::Operation {
+        let deadline = Instant::now() + within;
+        loop {
+            let op = self.operation(name, id).await;
+            if done(&op) || op.phase.is_terminal() {
+                return op;
+            }
+            if Instant::now() > deadline {
+                panic!("operation {id} of {name} not done within {within:?}: {op:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits for the operation's end and asserts it succeeded.
+    pub async fn wait_operation(&self, name: &str, id: &str, within: Duration) -> firecamp_api::Operation {
+        let op = self.wait_operation_until(name, id, within, |o| o.phase.is_terminal()).await;
+        if op.phase != firecamp_api::OperationPhase::Succeeded {
+            let logs = self.logs(name, "").await;
+            let tail: Vec<&str> = logs.lines().rev().take(60).collect();
+            panic!("operation {id} of {name} did not succeed: {op:#?}\nlast log lines:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        }
+        op
+    }
+
     /// `POST /v1/services`; the API error when refused.
     pub async fn create(&self, body: Value) -> Result<Service, (u16, ApiError)> {
         let r = self.http.post(format!("{}/v1/services", self.url)).json(&body).send().await.unwrap();

@@ -1,0 +1,432 @@
+//! Day-2 operations on real servers: ordered restarts and upgrades with a continuous writer
+//! (every acknowledged write survives, one write outage), switchover, config reloads without a
+//! restart, refusals, and a daemon restart in the middle of an operation.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{require, spec, with_bed, Bed};
+use firecamp_api::{Operation, OperationPhase, Phase, Role, StepAction};
+use firecamp_core::EngineKind;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio_postgres::NoTls;
+
+async fn pg_connect(host: &str, password: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (c, conn) = tokio_postgres::Config::new()
+        .host(host)
+        .port(5432)
+        .user("postgres")
+        .password(password)
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(3))
+        .connect(NoTls)
+        .await?;
+    tokio::spawn(conn);
+    Ok(c)
+}
+
+/// The member the runtime reports as primary (or leader), with its address.
+async fn primary(bed: &Bed, name: &str) -> Option<(String, String)> {
+    let s = bed.get(name).await;
+    s.status.members.iter().find(|m| matches!(m.role, Role::Primary | Role::Leader)).map(|m| (m.name.clone(), m.static_ip.clone().unwrap()))
+}
+
+fn plan(op: &Operation) -> Vec<String> {
+    op.steps.iter().map(|s| s.describe()).collect()
+}
+
+/// What a continuous writer saw: every acknowledged id, the outcome of every attempt in order,
+/// and the member that acknowledged each write.
+#[derive(Default)]
+struct Writes {
+    acked: Vec<i64>,
+    outcomes: Vec<bool>,
+    by: Vec<String>,
+    last_error: Option<String>,
+}
+
+impl Writes {
+    /// Maximal runs of failed attempts after the first success.
+    fn outage_windows(&self) -> usize {
+        let start = self.outcomes.iter().position(|o| *o).unwrap_or(self.outcomes.len());
+        let seq = &self.outcomes[start..];
+        seq.windows(2).filter(|w| w[0] && !w[1]).count()
+    }
+    /// The members that acknowledged writes, in order, without repeats in a row.
+    fn primaries(&self) -> Vec<String> {
+        let mut v = self.by.clone();
+        v.dedup();
+        v
+    }
+}
+
+/// Row ids, unique across every writer of the test binary.
+static NEXT_ID: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1);
+
+/// One row per INSERT (autocommit) to the member the runtime reports as primary; after an
+/// error the primary is looked up again.
+fn writer(bed: Arc<Bed>, name: &'static str, password: String, mut stop: watch::Receiver<bool>, w: Arc<Mutex<Writes>>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut client: Option<(String, tokio_postgres::Client)> = None;
+        while !*stop.borrow() {
+            if client.is_none() {
+                let connected = match primary(&bed, name).await {
+                    Some((m, ip)) => pg_connect(&ip, &password).await.map(|c| (m, c)).map_err(|e| e.to_string()),
+                    None => Err("no primary".to_string()),
+                };
+                match connected {
+                    Ok(c) => client = Some(c),
+                    Err(e) => {
+                        {
+                            let mut g = w.lock().unwrap();
+                            g.outcomes.push(false);
+                            g.last_error = Some(e);
+                        }
+                        // Pacing between attempts while there is no primary (not a synchronisation).
+                        tokio::select! { _ = tokio::time::sleep(Duration::from_millis(50)) => {}, _ = stop.changed() => {} }
+                        continue;
+                    }
+                }
+            }
+            let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (m, c) = client.as_ref().unwrap();
+            let r = tokio::time::timeout(Duration::from_secs(5), c.execute("INSERT INTO t VALUES ($1)", &[&id])).await;
+            let mut g = w.lock().unwrap();
+            match r {
+                Ok(Ok(_)) => {
+                    g.acked.push(id);
+                    g.outcomes.push(true);
+                    g.by.push(m.clone());
+                }
+                Ok(Err(e)) => {
+                    g.outcomes.push(false);
+                    g.last_error = Some(e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string()));
+                    if g.outcomes.iter().filter(|o| !**o).count() < 3 {
+                        eprintln!("writer: INSERT {id} on {m} failed: {:?}", g.last_error);
+                    }
+                    client = None;
+                }
+                Err(_) => {
+                    g.outcomes.push(false);
+                    g.last_error = Some("INSERT timed out".into());
+                    client = None;
+                }
+            }
+        }
+    })
+}
+
+/// Runs `body` (which starts an operation and returns its id) with a continuous writer, waits
+/// for the operation, lets the writer acknowledge a few more rows, and checks that every
+/// acknowledged row is on the primary. Returns the operation and what the writer saw.
+async fn with_writer(bed: &Arc<Bed>, name: &'static str, password: &str, request: serde_json::Value) -> (Operation, Writes) {
+    let w = Arc::new(Mutex::new(Writes::default()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = writer(bed.clone(), name, password.to_string(), stop_rx, w.clone());
+    // Writes flow before the operation starts.
+    wait_for_acks(&w, 20).await;
+    let op = bed.operate(name, request).await.expect("operation accepted");
+    let op = bed.wait_operation(name, &op.id, Duration::from_secs(600)).await;
+    let seen = w.lock().unwrap().acked.len();
+    wait_for_acks(&w, seen + 20).await;
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+    let writes = std::mem::take(&mut *w.lock().unwrap());
+
+    let (p, ip) = primary(bed, name).await.expect("a primary");
+    assert_eq!(writes.primaries().last(), Some(&p), "the writer ends on the primary");
+    let c = pg_connect(&ip, password).await.unwrap();
+    let rows = c.query("SELECT id FROM t", &[]).await.unwrap();
+    let present: std::collections::HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let lost: Vec<i64> = writes.acked.iter().filter(|i| !present.contains(i)).copied().collect();
+    assert!(lost.is_empty(), "acknowledged rows missing on the primary {p}: {lost:?}");
+    (op, writes)
+}
+
+async fn wait_for_acks(w: &Arc<Mutex<Writes>>, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (got, last) = {
+            let g = w.lock().unwrap();
+            (g.acked.len(), g.last_error.clone())
+        };
+        if got >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the writer got only {got} of {n} acknowledgements; last error {last:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn pg_service(bed: &Bed, name: &str) -> String {
+    bed.create(json!({ "name": name, "spec": spec("postgresql", 3, "256Mi") })).await.expect("created");
+    bed.wait_phase(name, Phase::Active, Duration::from_secs(240)).await;
+    let password = bed.secret(name, &format!("{name}-0"), "superuser-password");
+    let c = pg_connect(&bed.ip(name, &format!("{name}-0")).await, &password).await.unwrap();
+    c.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY)").await.unwrap();
+    password
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgresql_ordered_updates_keep_every_acknowledged_write() {
+    require(EngineKind::Postgresql);
+    with_bed("t-opa", "127.0.160.1/20", |_| {}, |bed| async move {
+        let password = pg_service(&bed, "pg").await;
+
+        // PrimaryLast (the default), an upgrade on the same catalog version: replicas first,
+        // a switchover to an updated replica, the old primary last, as a replica.
+        let (op, writes) = with_writer(&bed, "pg", &password, json!({ "kind": "upgrade", "version": "15" })).await;
+        assert_eq!(op.policy.as_str(), "PrimaryLast");
+        assert_eq!(plan(&op), ["restart pg-1", "restart pg-2", "switchover pg-0 → pg-1", "restart pg-0"]);
+        assert_eq!(writes.primaries(), ["pg-0", "pg-1"], "the primary changed exactly once");
+        assert!(writes.outage_windows() <= 1, "writes failed in {} separate windows: {:?}", writes.outage_windows(), writes.outcomes);
+        let s = bed.wait_phase("pg", Phase::Active, Duration::from_secs(60)).await;
+        let roles: Vec<Role> = s.status.members.iter().map(|m| m.role).collect();
+        assert_eq!(roles, [Role::Replica, Role::Primary, Role::Replica], "the old primary came back as a replica");
+
+        // PrimaryFirst: the primary (now pg-1) first and no switchover; it stays the primary.
+        let (op, writes) = with_writer(&bed, "pg", &password, json!({ "kind": "restart", "policy": "PrimaryFirst" })).await;
+        assert_eq!(plan(&op), ["restart pg-1", "restart pg-0", "restart pg-2"]);
+        assert_eq!(writes.primaries(), ["pg-1"], "the primary stayed the same member");
+        assert!(writes.outage_windows() <= 1, "writes failed in {} separate windows: {:?}", writes.outage_windows(), writes.outcomes);
+        let s = bed.wait_phase("pg", Phase::Active, Duration::from_secs(60)).await;
+        assert_eq!(s.status.members[1].role, Role::Primary);
+
+        // The list shows both, newest first.
+        let ops = bed.operations("pg").await;
+        assert_eq!(ops.len(), 2);
+        assert!(ops[0].id > ops[1].id && ops.iter().all(|o| o.phase == OperationPhase::Succeeded));
+    })
+    .await;
+}
+
+async fn start_time(ip: &str, password: &str) -> String {
+    let c = pg_connect(ip, password).await.unwrap();
+    c.query_one("SELECT pg_postmaster_start_time()::text", &[]).await.unwrap().get(0)
+}
+
+async fn show(ip: &str, password: &str, key: &str) -> String {
+    let c = pg_connect(ip, password).await.unwrap();
+    c.query_one(&format!("SHOW {key}"), &[]).await.unwrap().get(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgresql_config_reloads_or_restarts_in_order_and_bad_requests_are_refused() {
+    require(EngineKind::Postgresql);
+    with_bed("t-opd", "127.0.161.1/20", |_| {}, |bed| async move {
+        let password = pg_service(&bed, "pd").await;
+        let members = ["pd-0", "pd-1", "pd-2"];
+
+        // Refusals: 400 naming the field, and nothing recorded.
+        let (code, e) = bed.operate("pd", json!({ "kind": "upgrade", "version": "99" })).await.unwrap_err();
+        assert_eq!(code, 400);
+        assert!(e.fields.iter().any(|f| f.field.ends_with("version") && f.message.contains("99")), "{e:?}");
+        let (code, e) = bed.operate("pd", json!({ "kind": "upgrade", "version": "17" })).await.unwrap_err();
+        assert_eq!(code, 400, "a catalog version that is not installed: {e:?}");
+        assert!(e.fields.iter().any(|f| f.field == "version"), "{e:?}");
+        let (code, e) = bed.operate("pd", json!({ "kind": "config", "config": { "port": "5433" } })).await.unwrap_err();
+        assert_eq!(code, 400);
+        assert!(e.fields.iter().any(|f| f.field.ends_with("config.port")), "{e:?}");
+        let (code, e) = bed.operate("pd", json!({ "kind": "config", "config": { "work_mme": "8MB" } })).await.unwrap_err();
+        assert_eq!(code, 400);
+        assert!(e.fields.iter().any(|f| f.field.ends_with("config.work_mme")), "{e:?}");
+        let (code, e) = bed.operate("pd", json!({ "kind": "restart", "versoin": "15" })).await.unwrap_err();
+        assert_eq!(code, 400);
+        assert!(e.message.contains("versoin"), "{e:?}");
+        assert!(bed.operations("pd").await.is_empty(), "refused requests leave no record");
+
+        // A reloadable parameter: every member reloads, no server restarts.
+        let mut before = Vec::new();
+        for m in members {
+            let ip = bed.ip("pd", m).await;
+            before.push((bed.server_pid("pd", m), start_time(&ip, &password).await));
+        }
+        let op = bed.operate("pd", json!({ "kind": "config", "config": { "work_mem": "8MB" } })).await.unwrap();
+        let op = bed.wait_operation("pd", &op.id, Duration::from_secs(120)).await;
+        assert!(op.steps.iter().all(|s| s.action == StepAction::Reload), "{:?}", plan(&op));
+        for (i, m) in members.iter().enumerate() {
+            let ip = bed.ip("pd", m).await;
+            assert_eq!((bed.server_pid("pd", m), start_time(&ip, &password).await), before[i], "{m} was not restarted");
+            assert_eq!(show(&ip, &password, "work_mem").await, "8MB", "{m}");
+        }
+
+        // A postmaster parameter: members restart in order, primary last after a switchover.
+        let op = bed.operate("pd", json!({ "kind": "config", "config": { "shared_buffers": "96MB" } })).await.unwrap();
+        assert_eq!(plan(&op), ["restart pd-1", "restart pd-2", "switchover pd-0 → pd-1", "restart pd-0"]);
+        // While it runs, another operation is refused with 409 and not recorded.
+        let (code, e) = bed.operate("pd", json!({ "kind": "restart" })).await.unwrap_err();
+        assert_eq!(code, 409, "{e:?}");
+        assert!(e.message.contains(&op.id), "{e:?}");
+        assert_eq!(bed.operations("pd").await.len(), 2);
+        bed.wait_operation("pd", &op.id, Duration::from_secs(600)).await;
+        for (i, m) in members.iter().enumerate() {
+            let ip = bed.ip("pd", m).await;
+            assert_ne!(start_time(&ip, &password).await, before[i].1, "{m} restarted");
+            assert_eq!(show(&ip, &password, "shared_buffers").await, "96MB", "{m}");
+            assert_eq!(show(&ip, &password, "work_mem").await, "8MB", "{m} kept the earlier change");
+        }
+        let s = bed.wait_phase("pd", Phase::Active, Duration::from_secs(60)).await;
+        assert_eq!(s.status.members[1].role, Role::Primary);
+        assert_eq!(s.spec.config.get("shared_buffers").map(String::as_str), Some("96MB"));
+
+        // Stop and start are operations too: the primary stops last and starts first.
+        let r = bed.http.post(format!("{}/v1/services/pd/stop", bed.url)).send().await.unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        let ops = bed.operations("pd").await;
+        assert_eq!(plan(&ops[0]), ["stop pd-0", "stop pd-2", "stop pd-1"]);
+        let r = bed.http.post(format!("{}/v1/services/pd/start", bed.url)).send().await.unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        let ops = bed.operations("pd").await;
+        assert_eq!(plan(&ops[0]), ["start pd-1", "start pd-0", "start pd-2"]);
+        bed.wait_phase("pd", Phase::Active, Duration::from_secs(120)).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_replication_restart_switches_over_and_keeps_keys() {
+    require(EngineKind::Redis);
+    use redis::AsyncCommands;
+    with_bed("t-opr", "127.0.162.1/20", |_| {}, |bed| async move {
+        bed.create(json!({ "name": "rr", "spec": spec("redis", 3, "128Mi") })).await.expect("created");
+        bed.wait_phase("rr", Phase::Active, Duration::from_secs(120)).await;
+        let password = bed.secret("rr", "rr-0", "password");
+        let url = |ip: &str| format!("redis://:{password}@{ip}:6379/");
+        let client = redis::Client::open(url(&bed.ip("rr", "rr-0").await)).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        for i in 0..100 {
+            let _: () = c.set(format!("k{i}"), i).await.unwrap();
+        }
+        // WAIT: the replicas have every write before the operation starts.
+        let acked: i64 = redis::cmd("WAIT").arg(2).arg(5000).query_async(&mut c).await.unwrap();
+        assert_eq!(acked, 2);
+
+        let op = bed.operate("rr", json!({ "kind": "restart" })).await.unwrap();
+        assert_eq!(plan(&op), ["restart rr-1", "restart rr-2", "switchover rr-0 → rr-1", "restart rr-0"]);
+        bed.wait_operation("rr", &op.id, Duration::from_secs(300)).await;
+        let s = bed.wait_phase("rr", Phase::Active, Duration::from_secs(60)).await;
+        let roles: Vec<Role> = s.status.members.iter().map(|m| m.role).collect();
+        assert_eq!(roles, [Role::Replica, Role::Primary, Role::Replica]);
+        for m in ["rr-0", "rr-1", "rr-2"] {
+            let client = redis::Client::open(url(&bed.ip("rr", m).await)).unwrap();
+            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let n: usize = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+            assert_eq!(n, 100, "{m} has every key");
+        }
+        // The old primary follows the new one, also in its rendered config (a later restart).
+        let conf = std::fs::read_to_string(bed.member_dir("rr", "rr-0").join("config/redis.conf")).unwrap();
+        assert!(conf.contains("replicaof rr-1.t-opr-firecamp.com 6379"), "{conf}");
+    })
+    .await;
+}
+
+/// Runs one zkCli command against `server` (ZooKeeper's own client, from the installed jars).
+fn zk_cli(server: &str, args: &[&str]) -> String {
+    let jar = std::fs::read_dir("/usr/share/java")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| firecamp_local::servers::parse_zookeeper_jar(p).is_some())
+        .expect("zookeeper jar");
+    let out = std::process::Command::new("java")
+        .arg("-cp")
+        .arg(format!("{}:/usr/share/java/slf4j-nop.jar", jar.display()))
+        .arg("org.apache.zookeeper.ZooKeeperMain")
+        .args(["-server", server])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
+async fn zk_service(bed: &Bed, name: &str) {
+    let mut s = spec("zookeeper", 3, "512Mi");
+    s["zookeeper"] = json!({ "heap": "128Mi" });
+    bed.create(json!({ "name": name, "spec": s })).await.expect("created");
+    bed.wait_phase(name, Phase::Active, Duration::from_secs(180)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zookeeper_restart_keeps_znodes_and_quorum_with_the_leader_last() {
+    require(EngineKind::Zookeeper);
+    with_bed("t-opz", "127.0.163.1/20", |_| {}, |bed| async move {
+        zk_service(&bed, "zk").await;
+        let ip0 = format!("{}:2181", bed.ip("zk", "zk-0").await);
+        let out = tokio::task::spawn_blocking(move || zk_cli(&ip0, &["create", "/kept", "before-restart"])).await.unwrap();
+        assert!(out.contains("Created /kept"), "{out}");
+        let (leader, _) = primary(&bed, "zk").await.expect("a leader");
+
+        let op = bed.operate("zk", json!({ "kind": "restart" })).await.unwrap();
+        assert_eq!(op.steps.len(), 3);
+        assert!(op.steps.iter().all(|s| s.action == StepAction::Restart), "no switchover: {:?}", plan(&op));
+        assert_eq!(op.steps[2].member, leader, "the leader is restarted last");
+        // Quorum: after every step the two other members are still serving (each step waits
+        // for its member to be back as leader or follower before the next one starts).
+        let mut checked = 0;
+        loop {
+            let o = bed.operation("zk", &op.id).await;
+            let done = o.done_steps();
+            if done > checked {
+                let s = bed.get("zk").await;
+                let serving = s.status.members.iter().filter(|m| matches!(m.role, Role::Leader | Role::Follower)).count();
+                assert!(serving >= 2, "after step {done}: {:?}", s.status.members);
+                checked = done;
+            }
+            if o.phase.is_terminal() {
+                assert_eq!(o.phase, OperationPhase::Succeeded, "{o:#?}");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        bed.wait_phase("zk", Phase::Active, Duration::from_secs(60)).await;
+        let ip2 = "zk-2.t-opz-firecamp.com:2181".to_string();
+        let out = tokio::task::spawn_blocking(move || zk_cli(&ip2, &["get", "/kept"])).await.unwrap();
+        assert!(out.contains("before-restart"), "{out}");
+        // A config change restarts too (ZooKeeper never reloads).
+        let op = bed.operate("zk", json!({ "kind": "config", "config": { "maxClientCnxns": "100" } })).await.unwrap();
+        assert!(op.steps.iter().all(|s| s.action == StepAction::Restart), "{:?}", plan(&op));
+        bed.wait_operation("zk", &op.id, Duration::from_secs(300)).await;
+        let cfg = std::fs::read_to_string(bed.member_dir("zk", "zk-1").join("config/zoo.cfg")).unwrap();
+        assert!(cfg.ends_with("maxClientCnxns=100\n"), "{cfg}");
+    })
+    .await;
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_restart_resumes_an_operation_without_repeating_finished_steps() {
+    require(EngineKind::Zookeeper);
+    let port = free_port();
+    // The test hook holds every operation after its first step, so the daemon stops there.
+    let tweak = move |c: &mut firecamp_local::Config| {
+        c.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        c.hold_operations_after_steps = Some(1);
+    };
+    with_bed("t-opf", "127.0.164.1/20", tweak, |bed| async move {
+        zk_service(&bed, "zf").await;
+        let op = bed.operate("zf", json!({ "kind": "restart" })).await.unwrap();
+        let held = bed.wait_operation_until("zf", &op.id, Duration::from_secs(180), |o| o.steps[0].phase == OperationPhase::Succeeded).await;
+        assert_eq!(held.phase, OperationPhase::Running);
+        assert_eq!(held.steps[1].phase, OperationPhase::Pending);
+
+        let mut cfg = bed.cfg.clone();
+        cfg.hold_operations_after_steps = None;
+        bed.restart_daemon(cfg).await;
+
+        let done = bed.wait_operation("zf", &op.id, Duration::from_secs(300)).await;
+        assert_eq!(done.steps[0], held.steps[0], "the finished step was not run again");
+        for (i, step) in done.steps.iter().enumerate() {
+            let log = bed.logs("zf", &step.member).await;
+            let line = format!("operation {} step {}/3", op.id, i + 1);
+            assert_eq!(log.matches(&line).count(), 1, "{line} in the log of {}:\n{log}", step.member);
+        }
+        bed.wait_phase("zf", Phase::Active, Duration::from_secs(60)).await;
+    })
+    .await;
+}
