@@ -199,10 +199,10 @@ pub fn plan_with_primary(
         .ok();
     eng.validate(spec, &mut errs);
     crate::params::validate(name, spec, eng, &mut errs);
-    if let Some(p) = primary {
-        if !(0..spec.replicas).any(|i| member::MemberName::new(name, i).as_str() == p) {
-            errs.push("primary", format!("{p:?} is not a member of service {name:?}"));
-        }
+    if let Some(p) = primary
+        && !(0..spec.replicas).any(|i| member::MemberName::new(name, i).as_str() == p)
+    {
+        errs.push("primary", format!("{p:?} is not a member of service {name:?}"));
     }
     let needs_static_ip = eng.needs_static_ip();
     let binding = layout.binding(needs_static_ip);

@@ -189,10 +189,10 @@ impl Runtime {
             }
             EngineKind::Redis => {
                 for k in keys {
-                    if let Ok(redis::Value::Array(v)) = redis_cmd(rec, &primary, &["CONFIG", "GET", k]).await {
-                        if v.is_empty() {
-                            errs.push(format!("config.{k}"), format!("Redis {} has no parameter {k:?}", rec.server_version));
-                        }
+                    if let Ok(redis::Value::Array(v)) = redis_cmd(rec, &primary, &["CONFIG", "GET", k]).await
+                        && v.is_empty()
+                    {
+                        errs.push(format!("config.{k}"), format!("Redis {} has no parameter {k:?}", rec.server_version));
                     }
                 }
             }
@@ -537,6 +537,7 @@ impl Runtime {
     /// 4. `pg_promote()` on `new` and give it a slot for every other member;
     /// 5. re-point the other replicas (new primary_conninfo, `pg_reload_conf()`; restarted if
     ///    they do not stream from `new` within 30 s).
+    ///
     /// `old` stays stopped: the operation's next step, its restart, starts it as a replica.
     /// Each part checks what is already done, so a resumed step does not repeat it.
     async fn pg_switchover(&self, rec: &ServiceRecord, old: &str, new: &str, deadline: Instant) -> Result<(), String> {

@@ -430,3 +430,45 @@ async fn a_daemon_restart_resumes_an_operation_without_repeating_finished_steps(
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_cluster_restart_fails_each_shard_over_to_its_replica() {
+    require(EngineKind::Redis);
+    use redis::AsyncCommands;
+    with_bed("t-opc", "127.0.165.1/20", |_| {}, |bed| async move {
+        let mut s = spec("redis", 6, "128Mi");
+        s["redis"] = json!({ "mode": "cluster", "shards": 3 });
+        bed.create(json!({ "name": "rc", "spec": s })).await.expect("created");
+        bed.wait_phase("rc", Phase::Active, Duration::from_secs(180)).await;
+        let password = bed.secret("rc", "rc-0", "password");
+        let url = format!("redis://:{password}@{}:6379/", bed.ip("rc", "rc-0").await);
+        let client = redis::cluster::ClusterClient::new(vec![url.clone()]).unwrap();
+        let mut c = client.get_async_connection().await.unwrap();
+        for i in 0..200 {
+            let _: () = c.set(format!("key-{i}"), i).await.unwrap();
+        }
+        drop(c);
+
+        let op = bed.operate("rc", json!({ "kind": "restart" })).await.unwrap();
+        assert_eq!(
+            plan(&op),
+            [
+                "restart rc-1", "restart rc-3", "restart rc-5",
+                "switchover rc-0 → rc-1", "restart rc-0",
+                "switchover rc-2 → rc-3", "restart rc-2",
+                "switchover rc-4 → rc-5", "restart rc-4",
+            ]
+        );
+        bed.wait_operation("rc", &op.id, Duration::from_secs(600)).await;
+        let s = bed.wait_phase("rc", Phase::Active, Duration::from_secs(120)).await;
+        let roles: Vec<Role> = s.status.members.iter().map(|m| m.role).collect();
+        assert_eq!(roles, [Role::Replica, Role::Primary, Role::Replica, Role::Primary, Role::Replica, Role::Primary]);
+        let client = redis::cluster::ClusterClient::new(vec![format!("redis://:{password}@{}:6379/", bed.ip("rc", "rc-5").await)]).unwrap();
+        let mut c = client.get_async_connection().await.unwrap();
+        for i in 0..200 {
+            let v: i64 = c.get(format!("key-{i}")).await.unwrap();
+            assert_eq!(v, i);
+        }
+    })
+    .await;
+}
