@@ -49,6 +49,13 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
     match kind {
         OperationKind::Upgrade => match &req.version {
             None => errs.push("version", "is required for an upgrade"),
+            Some(v) if current.engine == firecamp_core::EngineKind::Postgresql && running_version(current) != Some(v.as_str()) => errs.push(
+                "version",
+                format!(
+                    "PostgreSQL {} to {v} is a major upgrade: its data directory must be converted with pg_upgrade, which FireCamp does not run yet; a restart on the new binaries would not start",
+                    running_version(current).unwrap_or("?")
+                ),
+            ),
             Some(v) => {
                 spec.version = Some(v.clone());
                 target = Some(format!("version {v}"));
@@ -109,6 +116,11 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
     Ok(Change { kind, spec, target, policy, changed_keys })
 }
 
+/// The catalog version a spec runs: its own, else the catalog's newest (what `plan` resolves).
+fn running_version(spec: &ServiceSpec) -> Option<&str> {
+    spec.version.as_deref().or_else(|| engine(spec.engine).versions().last().map(|v| v.version))
+}
+
 fn set_or_remove(map: &mut BTreeMap<String, String>, k: &str, v: &str) {
     if v.is_empty() {
         map.remove(k);
@@ -143,10 +155,27 @@ mod tests {
     #[test]
     fn an_upgrade_sets_the_version_and_takes_the_engine_default_policy() {
         let mut r = req(OperationKind::Upgrade);
-        r.version = Some("16".into());
+        r.version = Some("17".into());
         let c = change(&spec(EngineKind::Postgresql, 3), &r).unwrap();
-        assert_eq!(c.spec.version.as_deref(), Some("16"));
+        assert_eq!(c.spec.version.as_deref(), Some("17"));
         assert_eq!(c.policy, UpdatePolicy::PrimaryLast);
+        let mut r = req(OperationKind::Upgrade);
+        r.version = Some("7.2".into());
+        let mut s = spec(EngineKind::Redis, 3);
+        s.version = Some("7.0".into());
+        assert_eq!(change(&s, &r).unwrap().spec.version.as_deref(), Some("7.2"));
+    }
+
+    #[test]
+    fn a_postgresql_major_upgrade_is_refused_by_name() {
+        let mut s = spec(EngineKind::Postgresql, 3);
+        s.version = Some("15".into());
+        let mut r = req(OperationKind::Upgrade);
+        r.version = Some("16".into());
+        let e = change(&s, &r).unwrap_err();
+        assert!(e.0.iter().any(|f| f.field == "version" && f.message.contains("pg_upgrade")), "{e}");
+        r.version = Some("15".into());
+        assert!(change(&s, &r).is_ok(), "the same major is a restart on the new spec");
     }
 
     #[test]

@@ -299,7 +299,6 @@ impl Runtime {
         let mut rec = self.store.get(&r.service)?.ok_or_else(|| LocalError::NotFound(r.service.clone()))?;
         let before = rec.clone();
         rec.spec = r.spec.clone();
-        rec.spec.stopped = false;
         rec.server_version = r.server_version.clone();
         match r.operation.kind {
             OperationKind::Stop => rec.desired = Desired::Stopped,

@@ -486,8 +486,21 @@ impl Runtime {
         let layout = LocalLayout { service_dir: self.cfg.service_dir(&rec.name).display().to_string(), bin_dir: String::new() };
         let plan = plan_with_primary(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips, rec.primary.as_deref()).ok();
         let cx = status::Context { rec, plan: plan.as_ref(), run: &run, node: &self.node, failure };
-        let status = status::status(&cx).await;
-        Service { name: rec.name.clone(), spec: rec.spec.clone(), status }
+        let mut status = status::status(&cx).await;
+        // An operation under way says where it is.
+        if let Ok(ops) = self.store.operations(&rec.name)
+            && let Some(op) = ops.iter().map(|r| &r.operation).find(|o| !o.phase.is_terminal())
+        {
+            let at = op.current_step().map(|i| format!(", step {} of {}: {}", i + 1, op.steps.len(), op.steps[i].describe())).unwrap_or_default();
+            let note = format!("operation {} ({}{at})", op.id, op.kind);
+            status.message = Some(match status.message.take() {
+                Some(m) => format!("{note}; {m}"),
+                None => note,
+            });
+        }
+        let mut spec = rec.spec.clone();
+        spec.stopped = rec.desired == Desired::Stopped;
+        Service { name: rec.name.clone(), spec, status }
     }
 
     /// The log sinks of a service's members (one member, or all), by member name.
