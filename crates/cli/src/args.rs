@@ -81,17 +81,42 @@ pub enum ServiceCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
-    /// Stop every member; the data is kept.
+    /// Stop every member, replicas first; the data is kept (an operation).
     Stop {
         name: String,
         #[command(flatten)]
-        wait: WaitArgs,
+        op: crate::operation_cmds::OperationArgs,
     },
-    /// Start a stopped service.
+    /// Start a stopped service, primary first (an operation).
     Start {
         name: String,
         #[command(flatten)]
-        wait: WaitArgs,
+        op: crate::operation_cmds::OperationArgs,
+    },
+    /// Move to another engine version of the catalog, one member at a time in the policy's order.
+    Upgrade {
+        name: String,
+        /// The catalog version (`firecamp catalog` lists them).
+        #[arg(long)]
+        version: String,
+        #[command(flatten)]
+        op: crate::operation_cmds::OperationArgs,
+    },
+    /// Restart every member, one at a time in the policy's order.
+    Restart {
+        name: String,
+        #[command(flatten)]
+        op: crate::operation_cmds::OperationArgs,
+    },
+    /// Change engine parameters: reloaded where the engine can, else members restarted in order.
+    Config(crate::operation_cmds::ConfigArgs),
+    /// Change CPU and memory; members restarted in order.
+    Resources(crate::operation_cmds::ResourcesArgs),
+    /// The service's operations, newest first, with their steps.
+    Operations {
+        name: String,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
     },
     /// A service's (or one member's) log lines.
     Logs(LogsArgs),

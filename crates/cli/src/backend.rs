@@ -1,7 +1,8 @@
 //! Where service commands go: the manage service's REST API, or (`--kube`) the cluster's
 //! FireCampService resources directly through the kubeconfig.
 
-use firecamp_api::{paths, CreateService, Service, ServiceList};
+use firecamp_api::{paths, CreateService, Operation, OperationList, OperationRequest, Service, ServiceList};
+use firecamp_manage::operations::RequestError;
 use firecamp_manage::crd::{FireCampService, FireCampServiceSpec, DELETE_VOLUMES_ANNOTATION};
 use firecamp_manage::view::to_service;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -40,6 +41,33 @@ impl Backend {
         match self {
             Backend::Rest(c) => Ok(c),
             Backend::Kube(_) => Err(CliError::Usage("this command needs the manage service's REST API; drop --kube".into())),
+        }
+    }
+
+    /// Asks for an operation: through the API, or (`--kube`) as the API would, on the resource.
+    pub async fn request_operation(&self, name: &str, req: &OperationRequest) -> Result<Operation, CliError> {
+        match self {
+            Backend::Rest(c) => c.post(&paths::operations(name), req).await,
+            Backend::Kube(api) => {
+                let cluster = firecamp_core::ClusterConfig::new(std::env::var("FIRECAMP_CLUSTER").unwrap_or_else(|_| "firecamp".into()));
+                firecamp_manage::operations::request(api, &cluster, name, req, "firecamp-cli").await.map_err(|e| match e {
+                    RequestError::NotFound(_) => CliError::NotFound(format!("service {name:?} does not exist")),
+                    RequestError::Busy(m) => CliError::Failed(m),
+                    RequestError::Invalid(v) => CliError::from(v),
+                    RequestError::Kube(k) => kube_err("asking for an operation on", name, k),
+                })
+            }
+        }
+    }
+
+    pub async fn operations(&self, name: &str) -> Result<OperationList, CliError> {
+        match self {
+            Backend::Rest(c) => c.get(&paths::operations(name)).await,
+            Backend::Kube(api) => {
+                let svc = api.get_opt(name).await.map_err(|e| kube_err("reading", name, e))?;
+                let svc = svc.ok_or_else(|| CliError::NotFound(format!("service {name:?} does not exist")))?;
+                Ok(OperationList { items: firecamp_manage::operations::list(&svc) })
+            }
         }
     }
 

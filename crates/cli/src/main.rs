@@ -9,6 +9,7 @@ mod error;
 mod local_cmd;
 mod manage_cmd;
 mod member_cmd;
+mod operation_cmds;
 mod options;
 mod output;
 mod service_cmds;
@@ -18,6 +19,7 @@ mod wait;
 use clap::Parser;
 
 use args::{Cli, Command, ServiceCommand};
+use firecamp_api::OperationKind;
 use backend::Backend;
 use client::Client;
 use error::CliError;
@@ -52,8 +54,17 @@ async fn run(command: Command) -> Result<(), CliError> {
                 ServiceCommand::Get { name, output } => service_cmds::get(&c, &name, output).await,
                 ServiceCommand::Members { name, output } => service_cmds::members(&c, &name, output).await,
                 ServiceCommand::Delete { name, delete_volumes, wait } => service_cmds::delete(&c, &name, delete_volumes, wait).await,
-                ServiceCommand::Stop { name, wait } => service_cmds::stop_start(&c, &name, false, wait).await,
-                ServiceCommand::Start { name, wait } => service_cmds::stop_start(&c, &name, true, wait).await,
+                ServiceCommand::Stop { name, op } => operation_cmds::run(&c, &name, operation_cmds::request(OperationKind::Stop, &op), op.wait).await,
+                ServiceCommand::Start { name, op } => operation_cmds::run(&c, &name, operation_cmds::request(OperationKind::Start, &op), op.wait).await,
+                ServiceCommand::Restart { name, op } => operation_cmds::run(&c, &name, operation_cmds::request(OperationKind::Restart, &op), op.wait).await,
+                ServiceCommand::Upgrade { name, version, op } => {
+                    let mut req = operation_cmds::request(OperationKind::Upgrade, &op);
+                    req.version = Some(version);
+                    operation_cmds::run(&c, &name, req, op.wait).await
+                }
+                ServiceCommand::Config(a) => operation_cmds::run(&c, &a.name, operation_cmds::config_request(&a)?, a.op.wait).await,
+                ServiceCommand::Resources(a) => operation_cmds::run(&c, &a.name, operation_cmds::resources_request(&a), a.op.wait).await,
+                ServiceCommand::Operations { name, output } => operation_cmds::list(&c, &name, output).await,
                 ServiceCommand::Logs(args) => service_cmds::logs(c.rest()?, &args).await,
             }
         }

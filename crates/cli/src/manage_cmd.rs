@@ -51,6 +51,10 @@ pub struct ManageArgs {
     /// TTL of the members' DNS records, in seconds.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=86400))]
     pub dns_ttl: u32,
+    /// Where members' roles come from: `engine` (ask each member over its protocol) or
+    /// `labels` (the pods' role labels as set by someone else: test beds whose pods run no server).
+    #[arg(long, value_enum, default_value_t = firecamp_manage::config::RoleSource::Engine)]
+    pub role_source: firecamp_manage::config::RoleSource,
     /// Retention of the cluster's log group, in days (CloudWatch's allowed values); forever when absent.
     #[arg(long)]
     pub log_retention_days: Option<i32>,
@@ -114,7 +118,7 @@ pub async fn manage(a: ManageArgs) -> Result<(), CliError> {
     if !cloud.is_empty() {
         tracing::info!(?cloud, "AWS parts enabled");
     }
-    let config = ManageConfig { cluster, watch_namespace: a.watch_namespace.clone(), field_manager: FIELD_MANAGER.into(), identity, cloud };
+    let config = ManageConfig { cluster, watch_namespace: a.watch_namespace.clone(), field_manager: FIELD_MANAGER.into(), identity, cloud, role_source: a.role_source };
     let client = counted_client().await?;
     let rest = firecamp_manage::rest::RestConfig {
         listen: a.listen,

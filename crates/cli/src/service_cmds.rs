@@ -1,6 +1,6 @@
 //! `firecamp service list|get|members|delete|stop|start|logs`, against the manage service.
 
-use firecamp_api::{paths, Phase, Service};
+use firecamp_api::{paths, Service};
 use futures::StreamExt;
 use std::io::Write;
 
@@ -84,16 +84,6 @@ pub async fn delete(client: &Backend, name: &str, delete_volumes: bool, w: WaitA
     }
     if w.wait {
         wait(client, name, Until::Gone, w).await?;
-    }
-    Ok(())
-}
-
-pub async fn stop_start(client: &Backend, name: &str, start: bool, w: WaitArgs) -> Result<(), CliError> {
-    let path = if start { paths::start(name) } else { paths::stop(name) };
-    let _: Service = client.rest()?.post(&path, &serde_json::json!({})).await?;
-    println!("{} {name}", if start { "starting" } else { "stopping" });
-    if w.wait {
-        wait(client, name, Until::Phase(if start { Phase::Active } else { Phase::Stopped }), w).await?;
     }
     Ok(())
 }

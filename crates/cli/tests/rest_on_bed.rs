@@ -293,9 +293,17 @@ async fn rest_api_creates_reads_and_deletes_services_as_rbac_allows() {
     let (s, b) = call(&http, Method::GET, format!("{}/v1/services?namespace=kube-system", manage.base), Some(&user), None).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
 
-    // Stop, start and logs are not there yet, and say so.
+    // Operations (stop among them) need `update` on the service, which this user lacks.
     let (s, b) = call(&http, Method::POST, format!("{}/v1/services/zk/stop?namespace={ns}", manage.base), Some(&user), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert!(b.contains("may not update"), "{b}");
+    let (s, b) = call(&http, Method::GET, format!("{}/v1/services/zk/operations?namespace={ns}", manage.base), Some(&user), None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(serde_json::from_str::<firecamp_api::OperationList>(&b).unwrap().items.len(), 0);
+    // Member logs live in CloudWatch: a manage service without --aws says so.
+    let (s, b) = call(&http, Method::GET, format!("{}/v1/services/zk/logs?namespace={ns}", manage.base), Some(&user), None).await;
     assert_eq!(s, StatusCode::NOT_IMPLEMENTED, "{b}");
+    assert!(b.contains("--aws"), "{b}");
 
     // Delete: DELETING, then gone (404); deleting again is 404.
     let (s, b) = call(&http, Method::DELETE, format!("{}/v1/services/zk?namespace={ns}&deleteVolumes=true", manage.base), Some(&user), None).await;

@@ -180,11 +180,24 @@ pub struct OperationStep {
     pub finished: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The incarnation of the member this step replaces (Kubernetes: the pod's uid), so a
+    /// resumed step knows whether the restart already happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<String>,
 }
 
 impl OperationStep {
     pub fn new(action: StepAction, member: impl Into<String>) -> Self {
-        OperationStep { action, member: member.into(), to: None, phase: OperationPhase::Pending, started: None, finished: None, message: None }
+        OperationStep {
+            action,
+            member: member.into(),
+            to: None,
+            phase: OperationPhase::Pending,
+            started: None,
+            finished: None,
+            message: None,
+            replaced: None,
+        }
     }
     pub fn describe(&self) -> String {
         match &self.to {

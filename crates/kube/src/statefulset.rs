@@ -45,7 +45,8 @@ pub fn statefulset(plan: &ServicePlan) -> StatefulSet {
     StatefulSet {
         metadata: meta::namespaced(plan, names::statefulset(&plan.name), labels::common(plan)),
         spec: Some(StatefulSetSpec {
-            replicas: Some(plan.members.len() as i32),
+            // A stopped service keeps every object and volume, and no pod.
+            replicas: Some(if plan.spec.stopped { 0 } else { plan.members.len() as i32 }),
             service_name: Some(names::headless_service(&plan.name)),
             pod_management_policy: Some("Parallel".into()),
             update_strategy: Some(StatefulSetUpdateStrategy { type_: Some("OnDelete".into()), rolling_update: None }),

@@ -14,6 +14,20 @@ pub struct ManageConfig {
     pub identity: String,
     /// Route53, EC2 static IPs and CloudWatch Logs, when the cluster runs in AWS.
     pub cloud: crate::cloud::Cloud,
+    /// Where the members' roles come from during operations.
+    pub role_source: RoleSource,
+}
+
+/// Where the controller learns each member's role.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleSource {
+    /// Ask each member through its engine's protocol (PostgreSQL `pg_is_in_recovery()`, Redis
+    /// `ROLE`, ZooKeeper `srvr`) and label its pod with the answer.
+    #[default]
+    Engine,
+    /// Trust the pods' `firecamp.dev/role` labels as they are: for test beds whose pods run no
+    /// server (the test plays the engine, and switchovers swap the labels).
+    Labels,
 }
 
 pub const FIELD_MANAGER: &str = "firecamp-manage";

@@ -4,6 +4,7 @@
 
 use firecamp_api::{MemberStatus, Phase};
 use firecamp_core::cloud::{DnsRecord, StaticIpRecord};
+use firecamp_core::operation::Operation;
 use firecamp_core::ServiceSpec;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -64,6 +65,9 @@ pub struct FireCampServiceStatus {
     /// Members whose log streams exist.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log_streams: Vec<String>,
+    /// Day-2 operations: the running one and the last finished ones, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<Operation>,
 }
 
 /// A member's static IP and the instance whose interface holds it now.

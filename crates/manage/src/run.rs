@@ -49,7 +49,16 @@ pub async fn run(client: Client, config: ManageConfig, lease_namespace: &str) ->
     // deletion do.
     let (reader, writer) = reflector::store::<FireCampService>();
     let deleting = |s: &FireCampService| s.metadata.deletion_timestamp.as_ref().map(|_| 1u64);
-    let changes = predicates::generation.combine(predicates::finalizers).combine(deleting);
+    // A requested operation is an annotation (a restart changes no spec).
+    let operation = |s: &FireCampService| {
+        s.annotations().get(crate::operations::OPERATION_ANNOTATION).map(|a| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            a.hash(&mut h);
+            h.finish()
+        })
+    };
+    let changes = predicates::generation.combine(predicates::finalizers).combine(deleting).combine(operation);
     let services = watcher(api::<FireCampService>(&client, &ns), watcher::Config::default())
         .default_backoff()
         .reflect(writer)

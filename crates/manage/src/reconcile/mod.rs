@@ -41,6 +41,12 @@ pub struct Context {
 pub async fn reconcile(svc: Arc<FireCampService>, ctx: Arc<Context>) -> Result<Action> {
     let ns = svc.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let api: Api<FireCampService> = Api::namespaced(ctx.client.clone(), &ns);
+    // The cache may not have our own last status write yet (static IPs taken, an operation's
+    // step started): decide on the object as it is now.
+    let Some(fresh) = api.get_opt(&svc.name_any()).await.map_err(Error::kube("get", "FireCampService", svc.name_any()))? else {
+        return Ok(Action::await_change());
+    };
+    let svc = Arc::new(fresh);
     finalizer(&api, FINALIZER, svc, |event| async {
         match event {
             Finalizer::Apply(svc) => apply_service(&svc, &ctx).await,
@@ -131,7 +137,7 @@ async fn apply_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
         .into_iter()
         .map(|p| (p.name_any(), p))
         .collect();
-    label_new_pods(&pods_api, &plan, &pods).await?;
+    label_new_pods(&pods_api, &plan, &pods, svc.status.as_ref()).await?;
     let node_zones: BTreeMap<String, String> = ctx
         .nodes
         .state()
@@ -160,6 +166,11 @@ async fn apply_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
     );
     cloud::sync_dns(ctx, svc, &status.members, &mut cloud_state).await?;
     cloud_state.write_into(&mut status);
+    let (operations, look_again) = crate::operations::drive::drive(ctx, svc, &plan, &pods).await?;
+    status.operations = operations;
+    if let Some(op) = status.operations.iter().find(|o| !o.phase.is_terminal()) {
+        status.message = Some(format!("operation {} ({}): {}", op.id, op.kind, op.message.clone().unwrap_or_default()));
+    }
     if previous.as_ref().map(|p| p.phase) != Some(status.phase) {
         let note = format!("{} → {}{}", previous.as_ref().map(|p| p.phase.as_str()).unwrap_or("new"), status.phase.as_str(),
             status.message.as_ref().map(|m| format!(": {m}")).unwrap_or_default());
@@ -169,12 +180,13 @@ async fn apply_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
     if previous.as_ref() != Some(&status) {
         write_status(ctx, svc, &status).await?;
     }
-    Ok(Action::requeue(Duration::from_secs(300)))
+    Ok(Action::requeue(look_again.unwrap_or(Duration::from_secs(300))))
 }
 
-/// New pods get their member name and bootstrap role as labels (the client Service selects the
-/// primary by role); the engine's own view replaces the role later.
-async fn label_new_pods(api: &Api<Pod>, plan: &ServicePlan, pods: &BTreeMap<String, Pod>) -> Result<()> {
+/// New pods get their member name and role as labels (the client Service selects the primary
+/// by role): the member's last known role, so a restarted member keeps the role the engine gave
+/// it (after a switchover too), else its bootstrap role; the engine's own view replaces it.
+async fn label_new_pods(api: &Api<Pod>, plan: &ServicePlan, pods: &BTreeMap<String, Pod>, previous: Option<&FireCampServiceStatus>) -> Result<()> {
     for m in &plan.members {
         let pod_name = names::pod_of(&m.member.name);
         let Some(pod) = pods.get(&pod_name) else { continue };
@@ -184,11 +196,16 @@ async fn label_new_pods(api: &Api<Pod>, plan: &ServicePlan, pods: &BTreeMap<Stri
         }
         let patch = serde_json::json!({"metadata": {"labels": {
             labels::MEMBER: m.member.name.as_str(),
-            labels::ROLE: l.get(labels::ROLE).cloned().unwrap_or_else(|| m.role.as_str().to_string()),
+            labels::ROLE: l.get(labels::ROLE).cloned().unwrap_or_else(|| last_role(previous, m.member.name.as_str()).unwrap_or_else(|| m.role.as_str().to_string())),
         }}});
         api.patch(&pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::kube("label", "Pod", &pod_name))?;
     }
     Ok(())
+}
+
+fn last_role(previous: Option<&FireCampServiceStatus>, member: &str) -> Option<String> {
+    let role = previous?.members.iter().find(|m| m.name == member)?.role;
+    (role != firecamp_api::Role::Unknown).then(|| role.as_str().to_string())
 }
 
 /// Starts each init task's Job once every member is ready, and reads back its progress.

@@ -69,7 +69,10 @@ pub fn member_statuses(plan: &ServicePlan, o: &Observed) -> Vec<MemberStatus> {
                     .static_ip
                     .map(|ip| ip.to_string())
                     .or_else(|| pod.and_then(|p| p.status.as_ref()?.pod_ip.clone())),
-                role: pod.map(role_of).unwrap_or_default(),
+                // Without a pod (stopped, rescheduling) a member keeps the role it last had.
+                role: pod.map(role_of).unwrap_or_else(|| {
+                    o.previous.and_then(|p| p.members.iter().find(|x| x.name == m.member.name.as_str())).map(|x| x.role).unwrap_or_default()
+                }),
                 ready: pod.is_some_and(is_ready),
                 revision: pod.and_then(|p| p.metadata.labels.as_ref()?.get("controller-revision-hash").cloned()),
                 message,
@@ -118,7 +121,13 @@ fn set_condition(conds: &mut Vec<Condition>, previous: &[Condition], mut c: Cond
 pub fn status(plan: &ServicePlan, o: &Observed) -> FireCampServiceStatus {
     let members = member_statuses(plan, o);
     let prev_phase = o.previous.map(|p| p.phase);
-    let (phase, message) = phase(&members, o.init_tasks, prev_phase);
+    let (phase, message) = if plan.spec.stopped {
+        // Stopped: no pods by design, every volume kept.
+        let left = o.pods.len();
+        (Phase::Stopped, (left > 0).then(|| format!("stopping: {left} pods left")))
+    } else {
+        phase(&members, o.init_tasks, prev_phase.filter(|p| *p != Phase::Stopped))
+    };
     let previous = o.previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
     let cond = |type_: &str, ok: bool, reason: &str, message: &str| Condition {
         type_: type_.into(),

@@ -12,6 +12,7 @@ pub mod error;
 pub mod logs;
 pub mod metrics;
 pub mod openapi;
+pub mod operations;
 pub mod services;
 pub mod tls;
 
@@ -75,8 +76,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::SERVICES, get(services::list).post(services::create))
         .route(&paths::service(name), get(services::get).delete(services::delete))
         .route(&paths::members(name), get(services::members))
-        .route(&paths::stop(name), post(services::not_yet))
-        .route(&paths::start(name), post(services::not_yet))
+        .route(&paths::stop(name), post(operations::stop))
+        .route(&paths::start(name), post(operations::start))
+        .route(&paths::operations(name), get(operations::list).post(operations::create))
+        .route(&paths::operation(name, "{id}"), get(operations::get))
         .route(&paths::logs(name), get(logs::logs))
         .route(paths::HEALTH, get(|| async { "ok\n" }))
         .route(METRICS_PATH, get(|| async { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::METRICS.render()) }))
@@ -175,8 +178,8 @@ mod tests {
         assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
         api_error(&body);
         let (s, body) = call(Method::POST, "/v1/services/zk/stop", None).await;
-        assert_eq!(s, StatusCode::NOT_IMPLEMENTED);
-        assert!(api_error(&body).message.contains("operations issue"));
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        api_error(&body);
         let (s, body) = call(Method::GET, "/v1/services?namespace=Not_A_Label", Some("t")).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         assert_eq!(api_error(&body).fields[0].field, "namespace");

@@ -14,6 +14,8 @@ pub fn all_paths() -> Vec<String> {
         paths::stop("{name}"),
         paths::start("{name}"),
         paths::logs("{name}"),
+        paths::operations("{name}"),
+        paths::operation("{name}", "{id}"),
         paths::HEALTH.to_string(),
         super::METRICS_PATH.to_string(),
         paths::OPENAPI.to_string(),
@@ -37,9 +39,9 @@ fn errors(codes: &[u16]) -> Map<String, Value> {
                 401 => "No bearer token, or Kubernetes did not authenticate it.",
                 403 => "The cluster's RBAC does not allow this on firecampservices.firecamp.dev in the namespace.",
                 404 => "No service of that name in the namespace.",
-                409 => "A service of that name exists.",
+                409 => "A service of that name exists, or (operations) another operation of the service is not finished.",
                 412 => "Another change won the race; read the service again and retry.",
-                501 => "Not implemented yet on Kubernetes.",
+                501 => "Not available on this cluster (member logs need --aws).",
                 503 => "Kubernetes is unreachable.",
                 _ => "Error.",
             };
@@ -81,6 +83,9 @@ pub fn document() -> Value {
         ("ServiceList", generator.subschema_for::<ServiceList>()),
         ("MemberStatus", generator.subschema_for::<MemberStatus>()),
         ("ApiError", generator.subschema_for::<ApiError>()),
+        ("OperationRequest", generator.subschema_for::<firecamp_api::OperationRequest>()),
+        ("Operation", generator.subschema_for::<firecamp_api::Operation>()),
+        ("OperationList", generator.subschema_for::<firecamp_api::OperationList>()),
     ] {
         // Named types come back as references to the definitions collected below.
         if schema.get("$ref").is_none() {
@@ -90,10 +95,27 @@ pub fn document() -> Value {
     schemas.extend(generator.take_definitions(true));
 
     let auth = json!([{"bearer": []}]);
-    let not_yet = |summary: &str, method: &str| {
-        json!({method: {"summary": summary, "security": auth, "parameters": [name_param(), namespace_param()],
-            "responses": responses(("501", error("Comes with the operations issue: not implemented on Kubernetes yet.")), &[])}})
+    let as_operation = |summary: &str, id: &str| {
+        json!({"post": {"summary": summary, "operationId": id, "security": auth, "parameters": [name_param(), namespace_param()],
+            "responses": responses(("202", ok("Accepted: the operation, Pending until the controller takes it up.", r("Operation"))), &[400, 401, 403, 404, 409, 503])}})
     };
+    let operations_path = json!({
+        "get": {"summary": "The service's operations, newest first.", "operationId": "listOperations", "security": auth,
+                "parameters": [name_param(), namespace_param()],
+                "responses": responses(("200", ok("The operations.", r("OperationList"))), &[400, 401, 403, 404, 503])},
+        "post": {"summary": "Start a day-2 operation (upgrade, restart, config, resources, stop, start); 409 while another runs.",
+                 "operationId": "createOperation", "security": auth, "parameters": [name_param(), namespace_param()],
+                 "requestBody": {"required": true, "content": {"application/json": {"schema": r("OperationRequest")}}},
+                 "responses": responses(("202", ok("Accepted.", r("Operation"))), &[400, 401, 403, 404, 409, 503])}
+    });
+    let operation_path = json!({
+        "get": {"summary": "One operation with its steps.", "operationId": "getOperation", "security": auth,
+                "parameters": [name_param(), namespace_param(), {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": responses(("200", ok("The operation.", r("Operation"))), &[400, 401, 403, 404, 503])}
+    });
+    let logs_path = json!({"get": {"summary": "The members' log lines from CloudWatch Logs (?member=, ?since=, ?follow=true); 501 without --aws.",
+        "operationId": "serviceLogs", "security": auth, "parameters": [name_param(), namespace_param()],
+        "responses": responses(("200", json!({"description": "Lines, `<RFC 3339> <message>`.", "content": {"text/plain": {"schema": {"type": "string"}}}})), &[400, 401, 403, 404, 501, 503])}});
     let services_path = json!({
         "get": {"summary": "List the services of a namespace.", "operationId": "listServices", "security": auth,
                 "parameters": [namespace_param()],
@@ -123,9 +145,11 @@ pub fn document() -> Value {
     p.insert(paths::SERVICES.into(), services_path);
     p.insert(paths::service("{name}"), service_path);
     p.insert(paths::members("{name}"), members_path);
-    p.insert(paths::stop("{name}"), not_yet("Stop every member (data kept).", "post"));
-    p.insert(paths::start("{name}"), not_yet("Start a stopped service.", "post"));
-    p.insert(paths::logs("{name}"), not_yet("The members' log lines.", "get"));
+    p.insert(paths::stop("{name}"), as_operation("Stop every member, data kept: an operation of kind stop.", "stopService"));
+    p.insert(paths::start("{name}"), as_operation("Start a stopped service: an operation of kind start.", "startService"));
+    p.insert(paths::operations("{name}"), operations_path);
+    p.insert(paths::operation("{name}", "{id}"), operation_path);
+    p.insert(paths::logs("{name}"), logs_path);
     p.insert(paths::HEALTH.into(), json!({"get": {"summary": "Liveness and readiness; no authentication.", "security": [],
         "responses": {"200": text("The server is up.", "text/plain")}}}));
     p.insert(super::METRICS_PATH.into(), json!({"get": {"summary": "Prometheus metrics; no authentication.", "security": [],

@@ -141,17 +141,6 @@ pub async fn delete(State(st): St, headers: HeaderMap, Path(name): Path<String>,
     Ok(Json(svc))
 }
 
-/// Stop, start and logs: not faked.
-pub async fn not_yet() -> Fail {
-    Fail(
-        firecamp_api::ApiError::new(
-            ErrorCode::Unavailable,
-            "stop, start and logs are not implemented on Kubernetes yet; they come with the operations issue",
-        ),
-        Some(StatusCode::NOT_IMPLEMENTED),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

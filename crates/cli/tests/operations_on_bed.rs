@@ -1,0 +1,269 @@
+//! Day-2 operations on the Kubernetes test bed. The bed's pods run no server, so the manage
+//! service runs with `--role-source=labels`: the pods' role labels are the engine's view (the
+//! test plays the engine; a switchover swaps the labels). What is real: the StatefulSet
+//! controller with OnDelete, the scheduler, the order of pod deletions, the revisions, the
+//! manage service being killed mid-operation. Each test has nodes of its own (its own cluster
+//! label), so cordoning one never disturbs another test.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use firecamp_api::{OperationList, OperationPhase, Phase};
+use firecamp_manage::crd::FireCampService;
+use firecamp_testbed::nodes::{create_nodes_and_wait, NodePlan, WORKER_LABEL};
+use firecamp_testbed::{client, fresh_namespace, kubeconfig_path, PROVISIONER};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::wait::await_condition;
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client, CustomResourceExt, ResourceExt};
+
+const ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
+
+struct Manage(Child);
+
+impl Manage {
+    fn start(ns: &str, cluster: &str) -> Manage {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(std::env::temp_dir().join(format!("firecamp-manage-{ns}.log"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_firecamp"))
+            .args(["manage", &format!("--cluster={cluster}"), &format!("--volume-provisioner={PROVISIONER}"), "--role-source=labels"])
+            .args([format!("--watch-namespace={ns}"), format!("--lease-namespace={ns}"), format!("--identity=test-{ns}"), "--listen=127.0.0.1:0".into()])
+            .env("KUBECONFIG", kubeconfig_path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Manage(child)
+    }
+}
+
+impl Drop for Manage {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn cli(ns: &str, cluster: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_firecamp"))
+        .args(args)
+        .args(["--kube", "-n", ns])
+        .env("KUBECONFIG", kubeconfig_path())
+        .env("FIRECAMP_CLUSTER", cluster)
+        .output()
+        .unwrap()
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "firecamp failed ({:?}): {}{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// A bed of its own: a namespace, three nodes (one per zone) labelled for a cluster name no
+/// other test uses, the CRD.
+struct Bed {
+    client: Client,
+    ns: String,
+    cluster: String,
+    nodes: Vec<String>,
+}
+
+impl Bed {
+    async fn new(prefix: &str) -> Bed {
+        let client = client().await;
+        let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
+        crds.patch("firecampservices.firecamp.dev", &PatchParams::apply("firecamp-test").force(), &Patch::Apply(&FireCampService::crd())).await.unwrap();
+        let established = kube::runtime::conditions::is_crd_established();
+        tokio::time::timeout(Duration::from_secs(30), await_condition(crds, "firecampservices.firecamp.dev", established)).await.unwrap().unwrap();
+        let ns = fresh_namespace(&client, prefix).await;
+        let cluster = ns.clone();
+        let plan = NodePlan { count: 3, zones: ZONES.map(String::from).to_vec(), region: "us-east-1".into(), cluster: cluster.clone(), instance_type: "m5.large".into() };
+        let nodes: Vec<Node> = plan
+            .nodes()
+            .into_iter()
+            .map(|mut n| {
+                let name = format!("{cluster}-{}", n.name_any());
+                n.metadata.name = Some(name.clone());
+                n.metadata.labels.as_mut().unwrap().insert("kubernetes.io/hostname".into(), name);
+                n.metadata.labels.as_mut().unwrap().insert(WORKER_LABEL.into(), cluster.clone());
+                n
+            })
+            .collect();
+        create_nodes_and_wait(&client, &nodes, Duration::from_secs(60)).await.unwrap();
+        Bed { client, ns, cluster, nodes: nodes.iter().map(|n| n.name_any()).collect() }
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        cli(&self.ns, &self.cluster, args)
+    }
+
+    fn manage(&self) -> Manage {
+        Manage::start(&self.ns, &self.cluster)
+    }
+
+    async fn cordon(&self, zone: usize, on: bool) {
+        let api: Api<Node> = Api::all(self.client.clone());
+        api.patch(&self.nodes[zone], &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"unschedulable": on}}))).await.unwrap();
+    }
+
+    fn services(&self) -> Api<FireCampService> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    async fn uids(&self) -> BTreeMap<String, String> {
+        self.pods().list(&ListParams::default()).await.unwrap().items.iter().map(|p| (p.name_any(), p.metadata.uid.clone().unwrap())).collect()
+    }
+
+    async fn roles(&self) -> BTreeMap<String, String> {
+        let pods = self.pods().list(&ListParams::default()).await.unwrap().items;
+        pods.iter().map(|p| (p.name_any(), p.labels().get("firecamp.dev/role").cloned().unwrap_or_default())).collect()
+    }
+
+    fn operations(&self, name: &str) -> OperationList {
+        serde_json::from_str(&ok(self.cli(&["service", "operations", name, "-o", "json"]))).unwrap()
+    }
+
+    async fn wait_for(&self, name: &str, what: &str, cond: impl Fn(&FireCampService) -> bool) {
+        let check = |s: Option<&FireCampService>| s.is_some_and(&cond);
+        if tokio::time::timeout(Duration::from_secs(120), await_condition(self.services(), name, check)).await.is_err() {
+            panic!("{name}: waiting for {what}; operations now: {:#?}", self.services().get(name).await.unwrap().status.map(|s| s.operations));
+        }
+    }
+
+    /// Records the order in which pods go away, from a watch (no polling, nothing missed).
+    fn deletions(&self) -> Arc<Mutex<Vec<String>>> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let out = seen.clone();
+        let stream = watcher(self.pods(), watcher::Config::default()).default_backoff();
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(ev) = stream.next().await {
+                if let Ok(watcher::Event::Delete(p)) = ev {
+                    out.lock().unwrap().push(p.name_any());
+                }
+            }
+        });
+        seen
+    }
+
+    async fn drop_all(self) {
+        let api: Api<Node> = Api::all(self.client.clone());
+        for n in &self.nodes {
+            let _ = api.delete(n, &DeleteParams::default()).await;
+        }
+        firecamp_testbed::drop_namespace(&self.client, &self.ns).await;
+    }
+}
+
+fn steps(ops: &OperationList, i: usize) -> Vec<String> {
+    ops.items[i].steps.iter().map(|s| s.describe()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_follow_the_policy_and_the_roles_and_stop_start_keep_the_data() {
+    let bed = Bed::new("ops").await;
+    let _manage = bed.manage();
+    let zones = format!("--zones={}", ZONES.join(","));
+    ok(bed.cli(&["service", "create", "postgresql", "pg", "--version=16", &zones, "--wait", "--timeout=120"]));
+    assert_eq!(bed.roles().await["pg-0"], "primary");
+
+    // PrimaryLast (PostgreSQL's default): replicas, a switchover to an updated replica, the old primary.
+    let deleted = bed.deletions();
+    let out = ok(bed.cli(&["service", "upgrade", "pg", "--version=17", "--wait", "--timeout=120"]));
+    assert!(out.contains("accepted"), "{out}");
+    assert_eq!(*deleted.lock().unwrap(), ["pg-1", "pg-2", "pg-0"], "pod deletions in the policy's order");
+    let ops = bed.operations("pg");
+    assert_eq!(ops.items[0].phase, OperationPhase::Succeeded);
+    assert_eq!(steps(&ops, 0), ["restart pg-1", "restart pg-2", "switchover pg-0 → pg-1", "restart pg-0"]);
+    let roles = bed.roles().await;
+    assert_eq!((roles["pg-0"].as_str(), roles["pg-1"].as_str(), roles["pg-2"].as_str()), ("replica", "primary", "replica"), "the primary changed exactly once");
+    // Every member on the StatefulSet's new revision (OnDelete never advances currentRevision).
+    let sts = Api::<StatefulSet>::namespaced(bed.client.clone(), &bed.ns).get("pg").await.unwrap();
+    let update = sts.status.unwrap().update_revision.unwrap();
+    for p in bed.pods().list(&ListParams::default()).await.unwrap() {
+        assert_eq!(p.labels().get("controller-revision-hash"), Some(&update), "{} on the update revision", p.name_any());
+        assert!(p.spec.unwrap().containers[0].image.as_deref().unwrap().contains(":17"), "the new version's image");
+    }
+
+    // PrimaryFirst: the primary (now pg-1) first, then the others by index; no switchover.
+    deleted.lock().unwrap().clear();
+    ok(bed.cli(&["service", "restart", "pg", "--policy=PrimaryFirst", "--wait", "--timeout=120"]));
+    assert_eq!(*deleted.lock().unwrap(), ["pg-1", "pg-0", "pg-2"]);
+    assert_eq!(steps(&bed.operations("pg"), 0), ["restart pg-1", "restart pg-0", "restart pg-2"]);
+    assert_eq!(bed.roles().await["pg-1"], "primary", "a restarted member keeps its role");
+
+    // Stop: no pod, every volume kept, STOPPED; start: ACTIVE again with the same roles.
+    ok(bed.cli(&["service", "stop", "pg", "--wait", "--timeout=120"]));
+    bed.wait_for("pg", "STOPPED with no pods", |s| s.status.as_ref().is_some_and(|st| st.phase == Phase::Stopped && st.message.is_none())).await;
+    assert!(bed.pods().list(&ListParams::default()).await.unwrap().items.is_empty());
+    let pvcs = Api::<PersistentVolumeClaim>::namespaced(bed.client.clone(), &bed.ns).list(&ListParams::default()).await.unwrap();
+    assert_eq!(pvcs.items.len(), 3, "volumes kept");
+    ok(bed.cli(&["service", "start", "pg", "--wait", "--timeout=120"]));
+    assert_eq!(bed.roles().await["pg-1"], "primary");
+    let ops = bed.operations("pg");
+    assert_eq!(ops.items.iter().map(|o| o.kind.as_str()).collect::<Vec<_>>(), ["start", "stop", "restart", "upgrade"], "newest first");
+    assert!(ops.items.iter().all(|o| o.phase == OperationPhase::Succeeded));
+    // The manage service still runs: it removes its finalizers as the namespace goes.
+    bed.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_manage_service_resumes_and_a_member_that_does_not_come_back_fails_the_operation() {
+    let bed = Bed::new("opsfail").await;
+    let manage = bed.manage();
+    let zones = format!("--zones={}", ZONES.join(","));
+    ok(bed.cli(&["service", "create", "postgresql", "pg", &zones, "--wait", "--timeout=120"]));
+
+    // Refused, nothing recorded: a version the catalog does not have.
+    let o = bed.cli(&["service", "upgrade", "pg", "--version=99"]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("version"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(bed.operations("pg").items.is_empty());
+
+    // pg-2's zone can take no pod: the restart stops at pg-2, after pg-1 is done.
+    bed.cordon(2, true).await;
+    let deleted = bed.deletions();
+    ok(bed.cli(&["service", "restart", "pg"]));
+    bed.wait_for("pg", "step 2 under way", |s| {
+        s.status.as_ref().and_then(|st| st.operations.last()).is_some_and(|op| op.steps[0].phase == OperationPhase::Succeeded && op.steps[1].phase == OperationPhase::Running)
+    })
+    .await;
+    // A second operation while one runs: refused with the running one's name.
+    let o = bed.cli(&["service", "restart", "pg"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("one operation runs at a time"), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // The manage service dies mid-operation; a new one resumes it once pg-2 can come back.
+    let pg1 = bed.uids().await["pg-1"].clone();
+    drop(manage);
+    let _manage = bed.manage();
+    bed.cordon(2, false).await;
+    bed.wait_for("pg", "the restart finished", |s| s.status.as_ref().and_then(|st| st.operations.last()).is_some_and(|op| op.phase.is_terminal())).await;
+    let ops = bed.operations("pg");
+    assert_eq!(ops.items[0].phase, OperationPhase::Succeeded, "{:?}", ops.items[0].message);
+    assert_eq!(*deleted.lock().unwrap(), ["pg-1", "pg-2", "pg-0"], "each member restarted once, none twice");
+    assert_eq!(bed.uids().await["pg-1"], pg1, "the finished step was not repeated");
+
+    // A member that never comes back: the operation fails at its step, the rest untouched.
+    bed.cordon(2, true).await;
+    let before = bed.uids().await;
+    let o = bed.cli(&["service", "restart", "pg", "--step-timeout=3", "--wait", "--timeout=120"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(err.contains("restart pg-2") && err.contains("did not finish in 3 s"), "{err}");
+    let ops = bed.operations("pg");
+    assert_eq!(ops.items[0].phase, OperationPhase::Failed);
+    let primary = bed.roles().await.into_iter().find(|(_, r)| r == "primary").map(|(m, _)| m).unwrap();
+    assert_eq!(bed.uids().await[&primary], before[&primary], "the primary ({primary}) was not touched");
+    bed.cordon(2, false).await;
+    // The manage service still runs: it removes its finalizers as the namespace goes.
+    bed.drop_all().await;
+}

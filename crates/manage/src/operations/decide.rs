@@ -1,0 +1,268 @@
+//! The operation state machine on Kubernetes, pure: given the operation as recorded and what
+//! the controller sees of the members now, advance it and say what to do. One step acts at a
+//! time; a step is done only when the member is back — a new pod (another uid) on the
+//! StatefulSet's update revision, Ready, and known to the engine again (it has a role) — and a
+//! step that takes longer than the operation's step timeout fails the operation, touching
+//! nothing else.
+
+use std::collections::BTreeMap;
+
+use firecamp_api::Role;
+use firecamp_core::operation::{Operation, OperationPhase, StepAction};
+
+/// A member as the controller sees it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemberView {
+    /// The pod's uid, when the member has a pod.
+    pub pod_uid: Option<String>,
+    /// The pod is being deleted.
+    pub terminating: bool,
+    /// The pod's `controller-revision-hash`.
+    pub revision: Option<String>,
+    pub ready: bool,
+    /// The engine's view (Unknown until the member is back in its membership).
+    pub role: Role,
+    /// Why the pod is not running, when the scheduler or kubelet says.
+    pub waiting: Option<String>,
+}
+
+/// What the controller must do after [`advance`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Delete this pod (uid precondition: never a newer one).
+    DeletePod { member: String, uid: String },
+    /// Make `to` the primary in place of `from`.
+    Switchover { from: String, to: String },
+}
+
+/// What the controller knows besides the members.
+pub struct Observed<'a> {
+    pub members: &'a BTreeMap<String, MemberView>,
+    /// The StatefulSet's `status.updateRevision`.
+    pub update_revision: Option<&'a str>,
+    /// The StatefulSet controller has seen the latest template (`observedGeneration`): until
+    /// then a deleted pod could come back on the old revision, so no restart starts.
+    pub statefulset_current: bool,
+    /// Seconds since the Unix epoch, and the same instant as RFC 3339.
+    pub now: i64,
+    pub now_text: &'a str,
+}
+
+fn is_primary(r: Role) -> bool {
+    matches!(r, Role::Primary | Role::Leader)
+}
+
+fn parse_time(s: &Option<String>) -> Option<i64> {
+    s.as_deref().and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok()).map(|t| t.as_second())
+}
+
+/// Whether a running step is done, or why not yet.
+fn done(step: &firecamp_core::operation::OperationStep, o: &Observed) -> Result<(), String> {
+    let none = MemberView::default();
+    let m = o.members.get(&step.member).unwrap_or(&none);
+    match step.action {
+        StepAction::Restart | StepAction::Reload => {
+            let Some(uid) = &m.pod_uid else { return Err(m.waiting.clone().unwrap_or_else(|| "no pod yet".into())) };
+            if step.replaced.as_ref() == Some(uid) {
+                return Err("the old pod is still there".into());
+            }
+            if let (Some(want), Some(have)) = (o.update_revision, m.revision.as_deref()) {
+                if want != have {
+                    return Err(format!("the pod runs revision {have}, not {want}"));
+                }
+            }
+            if !m.ready {
+                return Err(m.waiting.clone().map(|w| format!("not Ready: {w}")).unwrap_or_else(|| "not Ready".into()));
+            }
+            if m.role == Role::Unknown {
+                return Err("not back in the engine's membership (no role)".into());
+            }
+            Ok(())
+        }
+        StepAction::Switchover => {
+            let to = step.to.as_deref().and_then(|t| o.members.get(t)).map(|v| v.role).unwrap_or_default();
+            if is_primary(to) && !is_primary(m.role) && m.role != Role::Unknown {
+                Ok(())
+            } else {
+                Err(format!("{} is {}, {} is {}", step.to.as_deref().unwrap_or("?"), to.as_str(), step.member, m.role.as_str()))
+            }
+        }
+        StepAction::Stop => if m.pod_uid.is_none() { Ok(()) } else { Err("the pod is still there".into()) },
+        StepAction::Start => if m.ready { Ok(()) } else { Err(m.waiting.clone().unwrap_or_else(|| "not Ready".into())) },
+    }
+}
+
+/// Advances `op` as far as the observation allows and returns what to do now. The caller
+/// records the operation *before* acting, so an effect is never lost, and repeats an effect
+/// whose step is still running with the old pod in place (the delete did not happen).
+pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
+    if op.phase.is_terminal() {
+        return Vec::new();
+    }
+    op.phase = OperationPhase::Running;
+    let timeout = i64::from(op.step_timeout_seconds);
+    loop {
+        let Some(i) = op.current_step() else {
+            op.phase = OperationPhase::Succeeded;
+            op.finished = Some(o.now_text.to_string());
+            op.message = None;
+            return Vec::new();
+        };
+        let total = op.steps.len();
+        let step = &mut op.steps[i];
+        match step.phase {
+            OperationPhase::Pending => {
+                if matches!(step.action, StepAction::Restart | StepAction::Reload) && !o.statefulset_current {
+                    op.message = Some("waiting for the StatefulSet controller to see the new template".into());
+                    return Vec::new();
+                }
+                step.phase = OperationPhase::Running;
+                step.started = Some(o.now_text.to_string());
+                let m = o.members.get(&step.member).cloned().unwrap_or_default();
+                let effect = match step.action {
+                    StepAction::Restart | StepAction::Reload => {
+                        step.replaced = m.pod_uid.clone();
+                        m.pod_uid.map(|uid| Effect::DeletePod { member: step.member.clone(), uid })
+                    }
+                    StepAction::Switchover => Some(Effect::Switchover { from: step.member.clone(), to: step.to.clone().unwrap_or_default() }),
+                    StepAction::Stop | StepAction::Start => None,
+                };
+                op.message = Some(format!("step {}/{total}: {}", i + 1, op.steps[i].describe()));
+                return effect.into_iter().collect();
+            }
+            _ => match done(step, o) {
+                Ok(()) => {
+                    step.phase = OperationPhase::Succeeded;
+                    step.finished = Some(o.now_text.to_string());
+                    step.message = None;
+                }
+                Err(why) => {
+                    let waited = parse_time(&step.started).map(|s| o.now - s).unwrap_or(0);
+                    if waited > timeout {
+                        let reason = format!("step {}/{total} ({}) did not finish in {timeout} s: {why}", i + 1, step.describe());
+                        step.phase = OperationPhase::Failed;
+                        step.finished = Some(o.now_text.to_string());
+                        step.message = Some(why);
+                        op.phase = OperationPhase::Failed;
+                        op.finished = Some(o.now_text.to_string());
+                        op.message = Some(reason);
+                        return Vec::new();
+                    }
+                    step.message = Some(why);
+                    let m = o.members.get(&step.member);
+                    // The step started but its pod is untouched: the delete was lost (a restart
+                    // of the manage service between recording and acting); do it now.
+                    if matches!(step.action, StepAction::Restart | StepAction::Reload) {
+                        if let (Some(uid), Some(m)) = (&step.replaced, m) {
+                            if m.pod_uid.as_ref() == Some(uid) && !m.terminating {
+                                return vec![Effect::DeletePod { member: step.member.clone(), uid: uid.clone() }];
+                            }
+                        }
+                    }
+                    return Vec::new();
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use firecamp_core::operation::{OperationKind, OperationStep, UpdatePolicy};
+
+    fn op(steps: Vec<OperationStep>) -> Operation {
+        Operation {
+            id: "op-1".into(),
+            kind: OperationKind::Upgrade,
+            policy: UpdatePolicy::PrimaryLast,
+            target: None,
+            phase: OperationPhase::Pending,
+            steps,
+            step_timeout_seconds: 60,
+            message: None,
+            created: "2026-01-01T00:00:00Z".into(),
+            finished: None,
+        }
+    }
+    fn view(uid: &str, rev: &str, ready: bool, role: Role) -> MemberView {
+        MemberView { pod_uid: Some(uid.into()), revision: Some(rev.into()), ready, role, ..Default::default() }
+    }
+    fn obs<'a>(members: &'a BTreeMap<String, MemberView>, now: i64) -> Observed<'a> {
+        Observed { members, update_revision: Some("new"), statefulset_current: true, now, now_text: "2026-01-01T00:00:00Z" }
+    }
+    fn restart(m: &str) -> OperationStep {
+        OperationStep::new(StepAction::Restart, m)
+    }
+
+    #[test]
+    fn one_step_at_a_time_and_the_next_only_when_the_member_is_back_on_the_new_revision() {
+        let mut o = op(vec![restart("pg-1"), restart("pg-0")]);
+        let mut members = BTreeMap::from([("pg-0".to_string(), view("a", "old", true, Role::Primary)), ("pg-1".into(), view("b", "old", true, Role::Replica))]);
+        assert_eq!(advance(&mut o, &obs(&members, 0)), vec![Effect::DeletePod { member: "pg-1".into(), uid: "b".into() }]);
+        assert_eq!(o.steps[0].replaced.as_deref(), Some("b"));
+        // The new pod exists but is not Ready: wait, touch nothing else.
+        members.insert("pg-1".into(), view("c", "new", false, Role::Unknown));
+        assert_eq!(advance(&mut o, &obs(&members, 10)), vec![]);
+        assert_eq!(o.steps[0].phase, OperationPhase::Running);
+        // Ready but the engine does not know it yet.
+        members.insert("pg-1".into(), view("c", "new", true, Role::Unknown));
+        assert_eq!(advance(&mut o, &obs(&members, 10)), vec![]);
+        // Back: the next step starts in the same pass.
+        members.insert("pg-1".into(), view("c", "new", true, Role::Replica));
+        assert_eq!(advance(&mut o, &obs(&members, 10)), vec![Effect::DeletePod { member: "pg-0".into(), uid: "a".into() }]);
+        members.insert("pg-0".into(), view("d", "new", true, Role::Primary));
+        assert_eq!(advance(&mut o, &obs(&members, 20)), vec![]);
+        assert_eq!(o.phase, OperationPhase::Succeeded);
+    }
+
+    #[test]
+    fn a_member_that_does_not_come_back_fails_the_operation_at_its_step() {
+        let mut o = op(vec![restart("pg-1"), restart("pg-0")]);
+        let mut members = BTreeMap::from([("pg-0".to_string(), view("a", "old", true, Role::Primary)), ("pg-1".into(), view("b", "old", true, Role::Replica))]);
+        advance(&mut o, &obs(&members, 0));
+        members.insert("pg-1".into(), MemberView { waiting: Some("0/3 nodes are available".into()), ..Default::default() });
+        o.steps[0].started = Some("2026-01-01T00:00:00Z".into());
+        assert_eq!(advance(&mut o, &obs(&members, 1_767_225_600 + 61)), vec![]);
+        assert_eq!(o.phase, OperationPhase::Failed);
+        assert!(o.message.as_deref().unwrap().contains("restart pg-1") && o.message.as_deref().unwrap().contains("0/3 nodes"), "{:?}", o.message);
+        assert_eq!(o.steps[1].phase, OperationPhase::Pending, "nothing else touched");
+    }
+
+    #[test]
+    fn no_restart_starts_before_the_statefulset_controller_saw_the_template() {
+        let mut o = op(vec![restart("pg-1")]);
+        let members = BTreeMap::from([("pg-1".to_string(), view("b", "old", true, Role::Replica))]);
+        let stale = Observed { statefulset_current: false, ..obs(&members, 0) };
+        assert_eq!(advance(&mut o, &stale), vec![]);
+        assert_eq!(o.steps[0].phase, OperationPhase::Pending);
+        assert_eq!(advance(&mut o, &obs(&members, 1)).len(), 1);
+    }
+
+    #[test]
+    fn a_lost_delete_is_repeated_and_a_done_restart_is_not() {
+        let mut o = op(vec![restart("pg-1")]);
+        let members = BTreeMap::from([("pg-1".to_string(), view("b", "old", true, Role::Replica))]);
+        advance(&mut o, &obs(&members, 0));
+        // Resumed with the old pod still there and not terminating: delete it again.
+        assert_eq!(advance(&mut o, &obs(&members, 5)), vec![Effect::DeletePod { member: "pg-1".into(), uid: "b".into() }]);
+        let back = BTreeMap::from([("pg-1".to_string(), view("c", "new", true, Role::Replica))]);
+        assert_eq!(advance(&mut o, &obs(&back, 6)), vec![]);
+        assert_eq!(o.phase, OperationPhase::Succeeded);
+        assert_eq!(advance(&mut o, &obs(&back, 7)), vec![], "a finished operation does nothing");
+    }
+
+    #[test]
+    fn a_switchover_is_done_when_the_roles_have_swapped() {
+        let mut s = OperationStep::new(StepAction::Switchover, "pg-0");
+        s.to = Some("pg-1".into());
+        let mut o = op(vec![s]);
+        let mut members = BTreeMap::from([("pg-0".to_string(), view("a", "old", true, Role::Primary)), ("pg-1".into(), view("b", "new", true, Role::Replica))]);
+        assert_eq!(advance(&mut o, &obs(&members, 0)), vec![Effect::Switchover { from: "pg-0".into(), to: "pg-1".into() }]);
+        assert_eq!(advance(&mut o, &obs(&members, 1)), vec![]);
+        members.insert("pg-0".into(), view("a", "old", true, Role::Replica));
+        members.insert("pg-1".into(), view("b", "new", true, Role::Primary));
+        advance(&mut o, &obs(&members, 2));
+        assert_eq!(o.phase, OperationPhase::Succeeded);
+    }
+}

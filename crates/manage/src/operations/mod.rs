@@ -1,0 +1,9 @@
+//! Day-2 operations on Kubernetes: requested through the API (`request`), driven by the
+//! controller (`drive`) with a pure state machine (`decide`). The record lives in the service's
+//! status, so a restarted manage service resumes where the last one stopped.
+
+pub mod decide;
+pub mod drive;
+pub mod request;
+
+pub use request::{list, pending, request, unfinished, RequestError, OPERATION_ANNOTATION};

@@ -1,0 +1,104 @@
+//! Asking for an operation on Kubernetes (the REST API and the CLI's `--kube` share this): the
+//! request is checked whole, then the service's new spec and the operation (annotation
+//! `firecamp.dev/operation`) are written in one update with optimistic concurrency, so there is
+//! never a spec change without its operation or the reverse. The controller records the
+//! operation in the service's status, plans its steps from the members' roles, and drives it.
+
+use std::collections::BTreeMap;
+
+use firecamp_catalog::layout::KubernetesLayout;
+use firecamp_catalog::operation::change;
+use firecamp_catalog::plan;
+use firecamp_core::operation::{Operation, OperationPhase, OperationRequest, DEFAULT_STEP_TIMEOUT_SECONDS};
+use firecamp_core::{ClusterConfig, ValidationErrors};
+use kube::api::PostParams;
+use kube::{Api, ResourceExt};
+
+use crate::crd::FireCampService;
+
+/// The operation asked for and not yet taken up by the controller.
+pub const OPERATION_ANNOTATION: &str = "firecamp.dev/operation";
+/// Finished operations kept in the status (the running one is always kept).
+pub const KEEP_FINISHED: usize = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("service {0:?} does not exist")]
+    NotFound(String),
+    /// Another operation is not finished (one at a time per service; requests are refused, not queued).
+    #[error("{0}")]
+    Busy(String),
+    #[error("the operation is invalid: {0}")]
+    Invalid(#[from] ValidationErrors),
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// The operation the annotation asks for, when the status does not have it yet.
+pub fn pending(svc: &FireCampService) -> Option<Operation> {
+    let op: Operation = serde_json::from_str(svc.annotations().get(OPERATION_ANNOTATION)?).ok()?;
+    let recorded = svc.status.as_ref().is_some_and(|s| s.operations.iter().any(|o| o.id == op.id));
+    (!recorded).then_some(op)
+}
+
+/// Every operation of the service, newest first.
+pub fn list(svc: &FireCampService) -> Vec<Operation> {
+    let mut all: Vec<Operation> = svc.status.as_ref().map(|s| s.operations.clone()).unwrap_or_default();
+    all.extend(pending(svc));
+    all.sort_by(|a, b| b.id.cmp(&a.id));
+    all
+}
+
+/// The unfinished operation, if any.
+pub fn unfinished(svc: &FireCampService) -> Option<Operation> {
+    list(svc).into_iter().find(|o| !o.phase.is_terminal())
+}
+
+pub fn busy_message(name: &str, op: &Operation) -> String {
+    let at = match op.current_step() {
+        Some(i) => format!(" at step {}/{} ({})", i + 1, op.steps.len(), op.steps[i].describe()),
+        None => String::new(),
+    };
+    format!(
+        "operation {} ({}) of service {name:?} is {}{at}; one operation runs at a time: wait for it (firecamp service operations {name})",
+        op.id,
+        op.kind,
+        op.phase.as_str()
+    )
+}
+
+/// Ids sort by creation: `op-<unix millis>`.
+fn new_id() -> String {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    format!("op-{ms}")
+}
+
+/// Checks the request against the service and the catalog, then writes the new spec and the
+/// operation in one update (409 from Kubernetes if the service changed meanwhile).
+pub async fn request(api: &Api<FireCampService>, cluster: &ClusterConfig, name: &str, req: &OperationRequest, field_manager: &str) -> Result<Operation, RequestError> {
+    let mut svc = api.get_opt(name).await?.ok_or_else(|| RequestError::NotFound(name.to_string()))?;
+    if let Some(op) = unfinished(&svc) {
+        return Err(RequestError::Busy(busy_message(name, &op)));
+    }
+    let c = change(&svc.spec.0, req)?;
+    let mut cluster = cluster.clone();
+    cluster.namespace = svc.namespace().unwrap_or_default();
+    plan(name, &c.spec, &cluster, &KubernetesLayout, &BTreeMap::new())?;
+    let op = Operation {
+        id: new_id(),
+        kind: c.kind,
+        policy: c.policy,
+        target: c.target,
+        phase: OperationPhase::Pending,
+        steps: Vec::new(),
+        step_timeout_seconds: req.step_timeout_seconds.unwrap_or(DEFAULT_STEP_TIMEOUT_SECONDS),
+        message: Some("waiting for the controller".into()),
+        created: k8s_openapi::jiff::Timestamp::now().to_string(),
+        finished: None,
+    };
+    svc.spec.0 = c.spec;
+    svc.annotations_mut().insert(OPERATION_ANNOTATION.into(), serde_json::to_string(&op).unwrap_or_default());
+    svc.status = None;
+    api.replace(name, &PostParams { field_manager: Some(field_manager.into()), ..Default::default() }, &svc).await?;
+    Ok(op)
+}
