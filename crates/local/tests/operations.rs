@@ -319,6 +319,34 @@ async fn redis_replication_restart_switches_over_and_keeps_keys() {
         // The old primary follows the new one, also in its rendered config (a later restart).
         let conf = std::fs::read_to_string(bed.member_dir("rr", "rr-0").join("config/redis.conf")).unwrap();
         assert!(conf.contains("replicaof rr-1.t-opr-firecamp.com 6379"), "{conf}");
+
+        async fn config_get(url: &str, key: &str) -> String {
+            let client = redis::Client::open(url).unwrap();
+            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let v: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(key).query_async(&mut c).await.unwrap();
+            v[1].clone()
+        }
+        // A reloadable parameter: CONFIG SET on every member, no restart.
+        let pids: Vec<i32> = ["rr-0", "rr-1", "rr-2"].iter().map(|m| bed.server_pid("rr", m)).collect();
+        let op = bed.operate("rr", json!({ "kind": "config", "config": { "hz": "20" } })).await.unwrap();
+        assert!(op.steps.iter().all(|s| s.action == StepAction::Reload), "{:?}", plan(&op));
+        bed.wait_operation("rr", &op.id, Duration::from_secs(120)).await;
+        for (i, m) in ["rr-0", "rr-1", "rr-2"].iter().enumerate() {
+            assert_eq!(bed.server_pid("rr", m), pids[i], "{m} was not restarted");
+            assert_eq!(config_get(&url(&bed.ip("rr", m).await), "hz").await, "20", "{m}");
+        }
+        // Resources: members restart in order (primary rr-1 last, after a switchover back to
+        // an updated replica) and size maxmemory from the new limit (75% of 256Mi).
+        let op = bed.operate("rr", json!({ "kind": "resources", "resources": { "requests": { "memory": "256Mi" } } })).await.unwrap();
+        assert_eq!(plan(&op), ["restart rr-0", "restart rr-2", "switchover rr-1 → rr-0", "restart rr-1"]);
+        bed.wait_operation("rr", &op.id, Duration::from_secs(300)).await;
+        for m in ["rr-0", "rr-1", "rr-2"] {
+            let u = url(&bed.ip("rr", m).await);
+            assert_eq!(config_get(&u, "maxmemory").await, (192u64 << 20).to_string(), "{m}");
+            assert_eq!(config_get(&u, "hz").await, "20", "{m} kept the earlier change");
+        }
+        let s = bed.wait_phase("rr", Phase::Active, Duration::from_secs(60)).await;
+        assert_eq!(s.status.members[0].role, Role::Primary);
     })
     .await;
 }
