@@ -201,10 +201,11 @@ async fn members_get_static_ips_records_and_log_streams_that_follow_them() {
     println!("AWS calls: create {} {create_calls:?}", total(&create_calls));
     println!("AWS calls: member move {} {move_calls:?}", total(&move_calls));
     println!("AWS calls: delete {} {delete_calls:?}", total(&delete_calls));
+    // The namespace first (its pods end on nodes kwok still runs), then the nodes.
+    firecamp_testbed::drop_namespace(&client, &ns).await;
     for n in &nodes {
         let _ = nodes_api.delete(n.metadata.name.as_deref().unwrap(), &DeleteParams::default()).await;
     }
-    firecamp_testbed::drop_namespace(&client, &ns).await;
 }
 
 /// A token allowed everything on FireCampServices in `ns`.

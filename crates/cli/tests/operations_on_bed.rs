@@ -154,12 +154,13 @@ impl Bed {
         seen
     }
 
+    /// The namespace first (its pods end on nodes kwok still runs), then the nodes.
     async fn drop_all(self) {
+        firecamp_testbed::drop_namespace(&self.client, &self.ns).await;
         let api: Api<Node> = Api::all(self.client.clone());
         for n in &self.nodes {
             let _ = api.delete(n, &DeleteParams::default()).await;
         }
-        firecamp_testbed::drop_namespace(&self.client, &self.ns).await;
     }
 }
 
@@ -172,43 +173,43 @@ async fn updates_follow_the_policy_and_the_roles_and_stop_start_keep_the_data() 
     let bed = Bed::new("ops").await;
     let _manage = bed.manage();
     let zones = format!("--zones={}", ZONES.join(","));
-    ok(bed.cli(&["service", "create", "postgresql", "pg", "--version=16", &zones, "--wait", "--timeout=120"]));
-    assert_eq!(bed.roles().await["pg-0"], "primary");
+    ok(bed.cli(&["service", "create", "redis", "rd", "--version=7.0", "--replicas=3", &zones, "--wait", "--timeout=120"]));
+    assert_eq!(bed.roles().await["rd-0"], "primary");
 
-    // PrimaryLast (PostgreSQL's default): replicas, a switchover to an updated replica, the old primary.
+    // PrimaryLast (Redis's default): replicas, a switchover to an updated replica, the old primary.
     let deleted = bed.deletions();
-    let out = ok(bed.cli(&["service", "upgrade", "pg", "--version=17", "--wait", "--timeout=120"]));
+    let out = ok(bed.cli(&["service", "upgrade", "rd", "--version=7.2", "--wait", "--timeout=120"]));
     assert!(out.contains("accepted"), "{out}");
-    assert_eq!(*deleted.lock().unwrap(), ["pg-1", "pg-2", "pg-0"], "pod deletions in the policy's order");
-    let ops = bed.operations("pg");
+    assert_eq!(*deleted.lock().unwrap(), ["rd-1", "rd-2", "rd-0"], "pod deletions in the policy's order");
+    let ops = bed.operations("rd");
     assert_eq!(ops.items[0].phase, OperationPhase::Succeeded);
-    assert_eq!(steps(&ops, 0), ["restart pg-1", "restart pg-2", "switchover pg-0 → pg-1", "restart pg-0"]);
+    assert_eq!(steps(&ops, 0), ["restart rd-1", "restart rd-2", "switchover rd-0 → rd-1", "restart rd-0"]);
     let roles = bed.roles().await;
-    assert_eq!((roles["pg-0"].as_str(), roles["pg-1"].as_str(), roles["pg-2"].as_str()), ("replica", "primary", "replica"), "the primary changed exactly once");
+    assert_eq!((roles["rd-0"].as_str(), roles["rd-1"].as_str(), roles["rd-2"].as_str()), ("replica", "primary", "replica"), "the primary changed exactly once");
     // Every member on the StatefulSet's new revision (OnDelete never advances currentRevision).
-    let sts = Api::<StatefulSet>::namespaced(bed.client.clone(), &bed.ns).get("pg").await.unwrap();
+    let sts = Api::<StatefulSet>::namespaced(bed.client.clone(), &bed.ns).get("rd").await.unwrap();
     let update = sts.status.unwrap().update_revision.unwrap();
     for p in bed.pods().list(&ListParams::default()).await.unwrap() {
         assert_eq!(p.labels().get("controller-revision-hash"), Some(&update), "{} on the update revision", p.name_any());
-        assert!(p.spec.unwrap().containers[0].image.as_deref().unwrap().contains(":17"), "the new version's image");
+        assert!(p.spec.unwrap().containers[0].image.as_deref().unwrap().contains(":7.2"), "the new version's image");
     }
 
-    // PrimaryFirst: the primary (now pg-1) first, then the others by index; no switchover.
+    // PrimaryFirst: the primary (now rd-1) first, then the others by index; no switchover.
     deleted.lock().unwrap().clear();
-    ok(bed.cli(&["service", "restart", "pg", "--policy=PrimaryFirst", "--wait", "--timeout=120"]));
-    assert_eq!(*deleted.lock().unwrap(), ["pg-1", "pg-0", "pg-2"]);
-    assert_eq!(steps(&bed.operations("pg"), 0), ["restart pg-1", "restart pg-0", "restart pg-2"]);
-    assert_eq!(bed.roles().await["pg-1"], "primary", "a restarted member keeps its role");
+    ok(bed.cli(&["service", "restart", "rd", "--policy=PrimaryFirst", "--wait", "--timeout=120"]));
+    assert_eq!(*deleted.lock().unwrap(), ["rd-1", "rd-0", "rd-2"]);
+    assert_eq!(steps(&bed.operations("rd"), 0), ["restart rd-1", "restart rd-0", "restart rd-2"]);
+    assert_eq!(bed.roles().await["rd-1"], "primary", "a restarted member keeps its role");
 
     // Stop: no pod, every volume kept, STOPPED; start: ACTIVE again with the same roles.
-    ok(bed.cli(&["service", "stop", "pg", "--wait", "--timeout=120"]));
-    bed.wait_for("pg", "STOPPED with no pods", |s| s.status.as_ref().is_some_and(|st| st.phase == Phase::Stopped && st.message.is_none())).await;
+    ok(bed.cli(&["service", "stop", "rd", "--wait", "--timeout=120"]));
+    bed.wait_for("rd", "STOPPED with no pods", |s| s.status.as_ref().is_some_and(|st| st.phase == Phase::Stopped && st.message.is_none())).await;
     assert!(bed.pods().list(&ListParams::default()).await.unwrap().items.is_empty());
     let pvcs = Api::<PersistentVolumeClaim>::namespaced(bed.client.clone(), &bed.ns).list(&ListParams::default()).await.unwrap();
     assert_eq!(pvcs.items.len(), 3, "volumes kept");
-    ok(bed.cli(&["service", "start", "pg", "--wait", "--timeout=120"]));
-    assert_eq!(bed.roles().await["pg-1"], "primary");
-    let ops = bed.operations("pg");
+    ok(bed.cli(&["service", "start", "rd", "--wait", "--timeout=120"]));
+    assert_eq!(bed.roles().await["rd-1"], "primary");
+    let ops = bed.operations("rd");
     assert_eq!(ops.items.iter().map(|o| o.kind.as_str()).collect::<Vec<_>>(), ["start", "stop", "restart", "upgrade"], "newest first");
     assert!(ops.items.iter().all(|o| o.phase == OperationPhase::Succeeded));
     // The manage service still runs: it removes its finalizers as the namespace goes.
