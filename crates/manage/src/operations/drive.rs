@@ -121,9 +121,19 @@ async fn act(ctx: &Context, ns: &str, e: &Effect) -> Result<()> {
 pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pods: &BTreeMap<String, Pod>) -> Result<(Vec<Operation>, Option<Duration>)> {
     let ns = svc.namespace().unwrap_or_default();
     let mut ops: Vec<Operation> = svc.status.as_ref().map(|s| s.operations.clone()).unwrap_or_default();
-    let views = member_views(plan, pods);
+    let taking_up = pending(svc);
+    if taking_up.is_none() && ops.iter().all(|o| o.phase.is_terminal()) {
+        return Ok((ops, None));
+    }
+    let mut views = member_views(plan, pods);
+    if ctx.config.role_source == RoleSource::Engine {
+        let roles = super::roles::probe(&ctx.client, plan, &ns, pods).await?;
+        for (member, v) in views.iter_mut() {
+            v.role = if v.ready { roles.get(member).copied().unwrap_or_default() } else { Role::Unknown };
+        }
+    }
     let mut changed = false;
-    if let Some(mut op) = pending(svc) {
+    if let Some(mut op) = taking_up {
         op.steps = plan_steps(&op, plan, &views, ctx);
         op.phase = OperationPhase::Running;
         ops.push(op);

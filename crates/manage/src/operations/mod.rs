@@ -5,5 +5,6 @@
 pub mod decide;
 pub mod drive;
 pub mod request;
+pub mod roles;
 
 pub use request::{list, pending, request, unfinished, RequestError, OPERATION_ANNOTATION};
