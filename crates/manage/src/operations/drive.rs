@@ -81,15 +81,9 @@ fn plan_steps(op: &Operation, plan: &ServicePlan, views: &BTreeMap<String, Membe
     }
 }
 
-/// Records the operations now (before acting on them), as a merge patch of that one field.
+/// Records the operations now, before acting on them.
 async fn persist(ctx: &Context, svc: &FireCampService, ops: &[Operation]) -> Result<()> {
-    let api: Api<FireCampService> = Api::namespaced(ctx.client.clone(), &svc.namespace().unwrap_or_default());
-    let phase = svc.status.as_ref().map(|s| s.phase).unwrap_or_default();
-    let patch = serde_json::json!({ "status": { "phase": phase, "operations": ops } });
-    api.patch_status(&svc.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(Error::kube("record the operations of", "FireCampService", svc.name_any()))?;
-    Ok(())
+    crate::reconcile::record_status_field(ctx, svc, "operations", serde_json::json!(ops), "record the operations of").await
 }
 
 async fn act(ctx: &Context, ns: &str, e: &Effect) -> Result<()> {

@@ -13,8 +13,7 @@ use firecamp_catalog::ServicePlan;
 use firecamp_core::cloud::{normalize_name, parse_provider_id, record_changes, DnsRecord, InstanceId, MemberAddress, StaticIpRecord};
 use firecamp_core::{Member, MemberName};
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 
 use super::Context;
 use crate::crd::{FireCampService, FireCampServiceStatus, StaticIpStatus};
@@ -84,16 +83,9 @@ fn cluster_records(ctx: &Context, svc: &FireCampService, mine: &[StaticIpStatus]
     out
 }
 
-/// Writes the static-IP records at once (a merge patch of that one field).
+/// Writes the static-IP records at once.
 async fn persist_ips(ctx: &Context, svc: &FireCampService, ips: &[StaticIpStatus]) -> Result<()> {
-    let api: Api<FireCampService> = Api::namespaced(ctx.client.clone(), &svc.namespace().unwrap_or_default());
-    // The first write of a new service's status must carry its required phase too.
-    let phase = svc.status.as_ref().map(|s| s.phase).unwrap_or_default();
-    let patch = serde_json::json!({ "status": { "phase": phase, "staticIps": ips } });
-    api.patch_status(&svc.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(Error::kube("record static IPs of", "FireCampService", svc.name_any()))?;
-    Ok(())
+    super::record_status_field(ctx, svc, "staticIps", serde_json::json!(ips), "record static IPs of").await
 }
 
 /// Takes an IP for each member that needs one and has none yet.

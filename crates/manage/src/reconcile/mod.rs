@@ -250,6 +250,16 @@ async fn run_init_tasks(
     Ok(out)
 }
 
+/// Writes one field of the status at once, before the controller acts on it (a merge patch of
+/// that field; the first write of a new service's status carries its required phase too).
+pub async fn record_status_field(ctx: &Context, svc: &FireCampService, field: &str, value: serde_json::Value, what: &'static str) -> Result<()> {
+    let api: Api<FireCampService> = Api::namespaced(ctx.client.clone(), &svc.namespace().unwrap_or_default());
+    let phase = svc.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    let patch = serde_json::json!({ "status": { "phase": phase, field: value } });
+    api.patch_status(&svc.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::kube(what, "FireCampService", svc.name_any()))?;
+    Ok(())
+}
+
 async fn write_status(ctx: &Context, svc: &FireCampService, status: &FireCampServiceStatus) -> Result<()> {
     let api: Api<FireCampService> = Api::namespaced(ctx.client.clone(), &svc.namespace().unwrap_or_default());
     let patch = serde_json::json!({
