@@ -500,3 +500,44 @@ async fn redis_cluster_restart_fails_each_shard_over_to_its_replica() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_restart_after_a_switchover_brings_the_old_primary_back_as_a_replica() {
+    require(EngineKind::Postgresql);
+    let port = free_port();
+    // Held after the switchover (step 3 of 4), before the old primary's restart.
+    let tweak = move |c: &mut firecamp_local::Config| {
+        c.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        c.hold_operations_after_steps = Some(3);
+    };
+    with_bed("t-ops", "127.0.166.1/20", tweak, |bed| async move {
+        let password = pg_service(&bed, "ps").await;
+        let c = pg_connect(&bed.ip("ps", "ps-0").await, &password).await.unwrap();
+        c.execute("INSERT INTO t VALUES (1)", &[]).await.unwrap();
+        let op = bed.operate("ps", json!({ "kind": "restart" })).await.unwrap();
+        assert_eq!(plan(&op), ["restart ps-1", "restart ps-2", "switchover ps-0 → ps-1", "restart ps-0"]);
+        let held = bed.wait_operation_until("ps", &op.id, Duration::from_secs(300), |o| o.done_steps() == 3).await;
+        assert_eq!(held.phase, OperationPhase::Running, "{held:#?}");
+
+        // `local down` + `local up`: every member starts again from its files; the demoted
+        // primary must come back as a replica of the new one, never as a primary.
+        let mut cfg = bed.cfg.clone();
+        cfg.hold_operations_after_steps = None;
+        bed.restart_daemon(cfg).await;
+        let done = bed.wait_operation("ps", &op.id, Duration::from_secs(300)).await;
+        assert_eq!(done.steps[..3], held.steps[..3], "finished steps were not run again");
+        let s = bed.wait_phase("ps", Phase::Active, Duration::from_secs(120)).await;
+        let roles: Vec<Role> = s.status.members.iter().map(|m| m.role).collect();
+        assert_eq!(roles, [Role::Replica, Role::Primary, Role::Replica]);
+        let log = bed.logs("ps", "ps-0").await;
+        let after = &log[log.find("ps-0 demoted").expect("the demotion is logged")..];
+        assert!(!after.contains("ready to accept connections"), "ps-0 served as a primary after its demotion:\n{after}");
+        assert!(after.contains("ready to accept read-only connections"), "{after}");
+        // The row written before is on the new primary, and it takes writes.
+        let c = pg_connect(&bed.ip("ps", "ps-1").await, &password).await.unwrap();
+        c.execute("INSERT INTO t VALUES (2)", &[]).await.unwrap();
+        let n: i64 = c.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+        assert_eq!(n, 2);
+    })
+    .await;
+}
