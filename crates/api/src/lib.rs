@@ -191,6 +191,8 @@ pub enum ErrorCode {
     AlreadyExists,
     /// 412: a precondition failed or another change won the race (retry after reading again).
     Conflict,
+    /// 409: another operation of the service is not finished (one at a time; wait for it).
+    Busy,
     /// 500
     Internal,
     /// 503: a dependency (Kubernetes, AWS, a server binary) is unavailable.
@@ -206,6 +208,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::AlreadyExists => 409,
             ErrorCode::Conflict => 412,
+            ErrorCode::Busy => 409,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
         }

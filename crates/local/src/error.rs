@@ -47,7 +47,8 @@ impl From<LocalError> for ApiError {
             LocalError::NotFound(_) | LocalError::Missing(_) => ErrorCode::NotFound,
             LocalError::AlreadyExists(_) => ErrorCode::AlreadyExists,
             LocalError::Unavailable(_) => ErrorCode::Unavailable,
-            LocalError::Conflict(_) | LocalError::Busy(_) => ErrorCode::Conflict,
+            LocalError::Conflict(_) => ErrorCode::Conflict,
+            LocalError::Busy(_) => ErrorCode::Busy,
             LocalError::Store(_) | LocalError::Io { .. } | LocalError::Internal(_) => ErrorCode::Internal,
         };
         ApiError::new(code, e.to_string())

@@ -23,10 +23,7 @@ struct Fail(ApiError, Option<StatusCode>);
 
 impl From<LocalError> for Fail {
     fn from(e: LocalError) -> Self {
-        // Another operation under way is a 409 (the API's Conflict code is 412, "retry after
-        // reading again"; here waiting, not re-reading, is what helps).
-        let status = matches!(e, LocalError::Busy(_)).then_some(StatusCode::CONFLICT);
-        Fail(e.into(), status)
+        Fail(e.into(), None)
     }
 }
 

@@ -399,7 +399,15 @@ impl Runtime {
             }
             StepAction::Start => {
                 self.start_member(&rec, member).await.map_err(|e| e.to_string())?;
-                self.wait_member(&rec, member, deadline).await
+                // A member alone may not be able to rejoin (a ZooKeeper ensemble needs a quorum
+                // up): members start in order, and the last start waits for all of them.
+                let last = r.operation.steps[i + 1..].iter().all(|s| s.action != StepAction::Start);
+                if last {
+                    for s in r.operation.steps.iter().filter(|s| s.action == StepAction::Start) {
+                        self.wait_member(&rec, &s.member, deadline).await?;
+                    }
+                }
+                Ok(())
             }
             StepAction::Restart => {
                 self.stop_member(service, member).await;

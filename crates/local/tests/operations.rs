@@ -439,6 +439,17 @@ async fn zookeeper_restart_keeps_znodes_and_quorum_with_the_leader_last() {
         bed.wait_operation("zk", &op.id, Duration::from_secs(300)).await;
         let cfg = std::fs::read_to_string(bed.member_dir("zk", "zk-1").join("config/zoo.cfg")).unwrap();
         assert!(cfg.ends_with("maxClientCnxns=100\n"), "{cfg}");
+        // Stop and start keep the data, and the ensemble forms again: one member alone has no
+        // quorum, so members start in order and the last start waits for all of them.
+        let op = bed.operate("zk", json!({ "kind": "stop" })).await.unwrap();
+        bed.wait_operation("zk", &op.id, Duration::from_secs(120)).await;
+        assert_eq!(bed.get("zk").await.status.phase, Phase::Stopped);
+        let op = bed.operate("zk", json!({ "kind": "start" })).await.unwrap();
+        bed.wait_operation("zk", &op.id, Duration::from_secs(120)).await;
+        bed.wait_phase("zk", Phase::Active, Duration::from_secs(60)).await;
+        let ip1 = "zk-1.t-opz-firecamp.com:2181".to_string();
+        let out = tokio::task::spawn_blocking(move || zk_cli(&ip1, &["get", "/kept"])).await.unwrap();
+        assert!(out.contains("before-restart"), "{out}");
     })
     .await;
 }

@@ -29,7 +29,7 @@ pub fn parse_request(body: &[u8]) -> Result<OperationRequest, Fail> {
 pub fn request_error(e: RequestError, name: &str, ns: &str) -> Fail {
     match e {
         RequestError::NotFound(_) => fail(ErrorCode::NotFound, format!("service {name:?} does not exist in namespace {ns:?}")),
-        RequestError::Busy(m) => Fail(ApiError::new(ErrorCode::Conflict, m), Some(StatusCode::CONFLICT)),
+        RequestError::Busy(m) => Fail(ApiError::new(ErrorCode::Busy, m), None),
         RequestError::Invalid(v) => ApiError::from(v).into(),
         RequestError::Kube(k) => super::error::from_kube(&k, &format!("asking for an operation on {name:?}")).into(),
     }
