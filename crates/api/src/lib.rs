@@ -38,6 +38,10 @@ pub mod paths {
     pub fn operation(name: &str, id: &str) -> String {
         format!("{SERVICES}/{name}/operations/{id}")
     }
+    /// `POST`: no further step of the operation starts (202 with the operation).
+    pub fn cancel_operation(name: &str, id: &str) -> String {
+        format!("{SERVICES}/{name}/operations/{id}/cancel")
+    }
     /// `GET ?member=&since=<RFC 3339 or seconds>&follow=true`: the members' log lines as text.
     pub fn logs(name: &str) -> String {
         format!("{SERVICES}/{name}/logs")

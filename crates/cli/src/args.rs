@@ -112,6 +112,16 @@ pub enum ServiceCommand {
     Config(crate::operation_cmds::ConfigArgs),
     /// Change CPU and memory; members restarted in order.
     Resources(crate::operation_cmds::ResourcesArgs),
+    /// Cancel an operation: no further step starts (on Kubernetes at once; locally after the
+    /// step under way). The spec stays as requested.
+    Cancel {
+        name: String,
+        /// The operation; the one under way when absent.
+        #[arg(long)]
+        id: Option<String>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
     /// The service's operations, newest first, with their steps.
     Operations {
         name: String,

@@ -60,6 +60,29 @@ impl Backend {
         }
     }
 
+    /// Asks to cancel operation `id`, or the unfinished one.
+    pub async fn cancel_operation(&self, name: &str, id: Option<&str>) -> Result<Operation, CliError> {
+        match self {
+            Backend::Rest(c) => {
+                let id = match id {
+                    Some(id) => id.to_string(),
+                    None => {
+                        let ops: OperationList = c.get(&paths::operations(name)).await?;
+                        let op = ops.items.into_iter().find(|o| !o.phase.is_terminal());
+                        op.map(|o| o.id).ok_or_else(|| CliError::Usage(format!("service {name:?} has no operation under way")))?
+                    }
+                };
+                c.post(&paths::cancel_operation(name, &id), &serde_json::json!({})).await
+            }
+            Backend::Kube(api) => firecamp_manage::operations::cancel(api, name, id, "firecamp-cli").await.map_err(|e| match e {
+                RequestError::NotFound(_) => CliError::NotFound(format!("service {name:?} does not exist")),
+                RequestError::Busy(m) => CliError::Failed(m),
+                RequestError::Invalid(v) => CliError::from(v),
+                RequestError::Kube(k) => kube_err("cancelling an operation of", name, k),
+            }),
+        }
+    }
+
     pub async fn operations(&self, name: &str) -> Result<OperationList, CliError> {
         match self {
             Backend::Rest(c) => c.get(&paths::operations(name)).await,

@@ -65,6 +65,7 @@ async fn run(command: Command) -> Result<(), CliError> {
                 ServiceCommand::Config(a) => operation_cmds::run(&c, &a.name, operation_cmds::config_request(&a)?, a.op.wait).await,
                 ServiceCommand::Resources(a) => operation_cmds::run(&c, &a.name, operation_cmds::resources_request(&a), a.op.wait).await,
                 ServiceCommand::Operations { name, output } => operation_cmds::list(&c, &name, output).await,
+                ServiceCommand::Cancel { name, id, wait } => operation_cmds::cancel(&c, &name, id.as_deref(), wait).await,
                 ServiceCommand::Logs(args) => service_cmds::logs(c.rest()?, &args).await,
             }
         }

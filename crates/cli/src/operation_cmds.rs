@@ -110,6 +110,17 @@ pub async fn run(client: &Backend, name: &str, req: OperationRequest, w: WaitArg
     Ok(())
 }
 
+/// Asks to cancel; with `--wait`, follows the operation until it has ended.
+pub async fn cancel(client: &Backend, name: &str, id: Option<&str>, w: WaitArgs) -> Result<(), CliError> {
+    let op = client.cancel_operation(name, id).await?;
+    println!("{name}: cancel of operation {} ({}) requested", op.id, op.kind);
+    if w.wait {
+        let done = follow(client, name, &op.id, &w).await?;
+        println!("{}: {}", done.id, done.message.unwrap_or_else(|| done.phase.as_str().to_string()));
+    }
+    Ok(())
+}
+
 /// Polls the operation once a second with a progress line until it ends or the timeout.
 async fn follow(client: &Backend, name: &str, id: &str, w: &WaitArgs) -> Result<Operation, CliError> {
     let bar = ProgressBar::new_spinner();

@@ -253,8 +253,23 @@ async fn a_killed_manage_service_resumes_and_a_member_that_does_not_come_back_fa
     assert_eq!(*deleted.lock().unwrap(), ["pg-1", "pg-2", "pg-0"], "each member restarted once, none twice");
     assert_eq!(bed.uids().await["pg-1"], pg1, "the finished step was not repeated");
 
-    // A member that never comes back: the operation fails at its step, the rest untouched.
+    // Cancel while a step waits for a member that cannot come back: the operation ends at once,
+    // no later step runs (the primary keeps its pod), and the next operation may start.
     bed.cordon(2, true).await;
+    let before = bed.uids().await;
+    ok(bed.cli(&["service", "restart", "pg"]));
+    bed.wait_for("pg", "waiting on pg-2", |s| {
+        s.status.as_ref().and_then(|st| st.operations.last()).is_some_and(|op| op.steps.iter().any(|x| x.member == "pg-2" && x.phase == OperationPhase::Running))
+    })
+    .await;
+    let out = ok(bed.cli(&["service", "cancel", "pg", "--wait", "--timeout=60"]));
+    assert!(out.contains("cancelled on request"), "{out}");
+    let ops = bed.operations("pg");
+    assert_eq!(ops.items[0].phase, OperationPhase::Cancelled);
+    let primary = bed.roles().await.into_iter().find(|(_, r)| r == "primary").map(|(m, _)| m).unwrap();
+    assert_eq!(bed.uids().await[&primary], before[&primary], "the primary ({primary}) was not touched");
+
+    // A member that never comes back: the operation fails at its step, the rest untouched.
     let before = bed.uids().await;
     let o = bed.cli(&["service", "restart", "pg", "--step-timeout=3", "--wait", "--timeout=120"]);
     assert_eq!(o.status.code(), Some(1));

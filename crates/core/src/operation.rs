@@ -227,6 +227,9 @@ pub struct Operation {
     pub created: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<String>,
+    /// Someone asked to cancel it: no further step starts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel_requested: bool,
 }
 
 impl Operation {
@@ -234,6 +237,18 @@ impl Operation {
     pub fn done_steps(&self) -> usize {
         self.steps.iter().filter(|s| s.phase == OperationPhase::Succeeded).count()
     }
+    /// Ends a cancelled operation: the steps not finished are Cancelled, and so is the operation.
+    pub fn cancel(&mut self, now: &str) {
+        let done = self.done_steps();
+        for st in self.steps.iter_mut().filter(|st| !st.phase.is_terminal()) {
+            st.phase = OperationPhase::Cancelled;
+            st.finished = Some(now.to_string());
+        }
+        self.phase = OperationPhase::Cancelled;
+        self.finished = Some(now.to_string());
+        self.message = Some(format!("cancelled on request after {done} of {} steps; the spec stays as requested, members not restarted keep running the previous one until their next restart", self.steps.len()));
+    }
+
     /// The step under way or next, if any.
     pub fn current_step(&self) -> Option<usize> {
         self.steps.iter().position(|s| !s.phase.is_terminal())

@@ -53,6 +53,7 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         .route("/v1/services/{name}/logs", get(logs))
         .route("/v1/services/{name}/operations", get(operations).post(submit_operation))
         .route("/v1/services/{name}/operations/{id}", get(operation))
+        .route("/v1/services/{name}/operations/{id}/cancel", post(cancel_operation))
         .fallback(|| async { Fail::from(ApiError::new(ErrorCode::NotFound, "no such path in the FireCamp API")) })
         .with_state(rt)
 }
@@ -85,6 +86,11 @@ async fn delete(State(rt): Rt, Path(name): Path<String>, Query(q): Query<DeleteQ
 /// `GET …/operations`: newest first.
 async fn operations(State(rt): Rt, Path(name): Path<String>) -> Res<Json<OperationList>> {
     Ok(Json(OperationList { items: rt.operations(&name)? }))
+}
+
+/// `POST …/operations/{id}/cancel`: 202; no further step starts.
+async fn cancel_operation(State(rt): Rt, Path((name, id)): Path<(String, String)>) -> Res<impl IntoResponse> {
+    Ok((StatusCode::ACCEPTED, Json(rt.cancel_operation(&name, &id)?)))
 }
 
 async fn operation(State(rt): Rt, Path((name, id)): Path<(String, String)>) -> Res<Json<Operation>> {

@@ -133,6 +133,22 @@ impl Runtime {
         Ok(ops)
     }
 
+    /// Asks to cancel an unfinished operation: the step under way ends (a step is never cut in
+    /// half: a switchover stopped midway would leave no primary), no further step starts.
+    pub fn cancel_operation(&self, service: &str, id: &str) -> Result<Operation> {
+        let mut r = self
+            .store
+            .operation(service, id)?
+            .ok_or_else(|| LocalError::Missing(format!("service {service:?} has no operation {id:?}")))?;
+        if r.operation.phase.is_terminal() {
+            return Err(LocalError::BadRequest(format!("id: operation {id} already ended ({})", r.operation.phase.as_str())));
+        }
+        self.cancels.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string());
+        r.operation.cancel_requested = true;
+        self.save(&r)?;
+        Ok(r.operation)
+    }
+
     pub fn operation(&self, service: &str, id: &str) -> Result<Operation> {
         self.store.get(service)?.ok_or_else(|| LocalError::NotFound(service.into()))?;
         self.store
@@ -246,6 +262,7 @@ impl Runtime {
             message: None,
             created: now(),
             finished: None,
+            cancel_requested: false,
         };
         self.store.put_operation(&OperationRecord {
             service: name.to_string(),
@@ -288,7 +305,11 @@ impl Runtime {
     }
 
     fn save(&self, r: &OperationRecord) -> Result<()> {
-        self.store.put_operation(r)?;
+        let mut r = r.clone();
+        if !r.operation.phase.is_terminal() && self.cancels.lock().unwrap_or_else(|p| p.into_inner()).contains(&r.operation.id) {
+            r.operation.cancel_requested = true;
+        }
+        self.store.put_operation(&r)?;
         self.op_changed.send_modify(|n| *n += 1);
         Ok(())
     }
@@ -323,6 +344,13 @@ impl Runtime {
                 self.save(&r)?;
             }
             self.apply_spec(&r)?;
+            let cancelled = r.operation.cancel_requested || self.cancels.lock().unwrap_or_else(|p| p.into_inner()).contains(id);
+            if cancelled && r.operation.current_step().is_some_and(|i| r.operation.steps[i].phase == OperationPhase::Pending) {
+                r.operation.cancel(&now());
+                self.save(&r)?;
+                tracing::info!(service, operation = id, "operation cancelled");
+                return Ok(());
+            }
             let Some(i) = r.operation.current_step() else {
                 match r.operation.kind {
                     OperationKind::Stop => self.stop_members(service).await,
@@ -710,6 +738,7 @@ mod tests {
             message: None,
             created: now(),
             finished: None,
+            cancel_requested: false,
         };
         let e = busy("pg", &op).to_string();
         assert!(e.contains("op-1") && e.contains("restart pg-1"), "{e}");

@@ -49,6 +49,8 @@ pub struct Runtime {
     pub(crate) op_tasks: Mutex<HashMap<String, JoinHandle<()>>>,
     /// Bumped whenever an operation record changes.
     pub(crate) op_changed: tokio::sync::watch::Sender<u64>,
+    /// Operations someone asked to cancel (by id), so the executor's own writes keep the request.
+    pub(crate) cancels: Mutex<std::collections::HashSet<String>>,
 }
 
 /// 32 alphanumeric characters (about 190 bits); the start scripts refuse anything else.
@@ -74,6 +76,7 @@ impl Runtime {
             ops: Default::default(),
             op_tasks: Default::default(),
             op_changed: tokio::sync::watch::Sender::new(0),
+            cancels: Default::default(),
         }
     }
 

@@ -450,6 +450,19 @@ async fn zookeeper_restart_keeps_znodes_and_quorum_with_the_leader_last() {
         let ip1 = "zk-1.t-opz-firecamp.com:2181".to_string();
         let out = tokio::task::spawn_blocking(move || zk_cli(&ip1, &["get", "/kept"])).await.unwrap();
         assert!(out.contains("before-restart"), "{out}");
+        // Cancel right after the request: the step under way ends (a ZooKeeper member takes
+        // seconds to rejoin), no later step starts, and the operation says so.
+        let op = bed.operate("zk", json!({ "kind": "restart" })).await.unwrap();
+        let r = bed.http.post(format!("{}/v1/services/zk/operations/{}/cancel", bed.url, op.id)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+        let done = bed.wait_operation_until("zk", &op.id, Duration::from_secs(120), |o| o.phase.is_terminal()).await;
+        assert_eq!(done.phase, OperationPhase::Cancelled, "{done:#?}");
+        let finished = done.done_steps();
+        assert!(finished <= 1, "{done:#?}");
+        assert!(done.steps[finished..].iter().all(|s| s.phase == OperationPhase::Cancelled), "{done:#?}");
+        let r = bed.http.post(format!("{}/v1/services/zk/operations/{}/cancel", bed.url, op.id)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 400, "an ended operation cannot be cancelled");
+        bed.wait_phase("zk", Phase::Active, Duration::from_secs(60)).await;
     })
     .await;
 }

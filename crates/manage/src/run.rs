@@ -49,12 +49,14 @@ pub async fn run(client: Client, config: ManageConfig, lease_namespace: &str) ->
     // deletion do.
     let (reader, writer) = reflector::store::<FireCampService>();
     let deleting = |s: &FireCampService| s.metadata.deletion_timestamp.as_ref().map(|_| 1u64);
-    // A requested operation is an annotation (a restart changes no spec).
+    // A requested or cancelled operation is an annotation (a restart changes no spec).
     let operation = |s: &FireCampService| {
-        s.annotations().get(crate::operations::OPERATION_ANNOTATION).map(|a| {
+        let a = s.annotations();
+        let (op, cancel) = (a.get(crate::operations::OPERATION_ANNOTATION), a.get(crate::operations::CANCEL_ANNOTATION));
+        (op.is_some() || cancel.is_some()).then(|| {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            a.hash(&mut h);
+            (op, cancel).hash(&mut h);
             h.finish()
         })
     };

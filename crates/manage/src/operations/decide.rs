@@ -102,6 +102,12 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
     op.phase = OperationPhase::Running;
     let timeout = i64::from(op.step_timeout_seconds);
     loop {
+        // Cancelled on request: on Kubernetes at once, even mid-step (a pod already deleted comes
+        // back on its own; nothing is half done by stopping to wait for it).
+        if op.cancel_requested {
+            op.cancel(o.now_text);
+            return Vec::new();
+        }
         let Some(i) = op.current_step() else {
             op.phase = OperationPhase::Succeeded;
             op.finished = Some(o.now_text.to_string());
@@ -183,6 +189,7 @@ mod tests {
             message: None,
             created: "2026-01-01T00:00:00Z".into(),
             finished: None,
+            cancel_requested: false,
         }
     }
     fn view(uid: &str, rev: &str, ready: bool, role: Role) -> MemberView {
@@ -250,6 +257,18 @@ mod tests {
         assert_eq!(advance(&mut o, &obs(&back, 6)), vec![]);
         assert_eq!(o.phase, OperationPhase::Succeeded);
         assert_eq!(advance(&mut o, &obs(&back, 7)), vec![], "a finished operation does nothing");
+    }
+
+    #[test]
+    fn a_cancel_stops_the_operation_where_it_is() {
+        let mut o = op(vec![restart("pg-1"), restart("pg-0")]);
+        let members = BTreeMap::from([("pg-0".to_string(), view("a", "old", true, Role::Primary)), ("pg-1".into(), view("b", "old", true, Role::Replica))]);
+        advance(&mut o, &obs(&members, 0));
+        o.cancel_requested = true;
+        assert_eq!(advance(&mut o, &obs(&members, 1)), vec![], "no further pod deleted");
+        assert_eq!(o.phase, OperationPhase::Cancelled);
+        assert!(o.steps.iter().all(|s| s.phase == OperationPhase::Cancelled));
+        assert!(o.message.as_deref().unwrap().contains("after 0 of 2 steps"), "{:?}", o.message);
     }
 
     #[test]

@@ -134,6 +134,10 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
         changed = true;
     }
     let Some(op) = ops.iter_mut().find(|o| !o.phase.is_terminal()) else { return Ok((ops, None)) };
+    if svc.annotations().get(super::CANCEL_ANNOTATION) == Some(&op.id) && !op.cancel_requested {
+        op.cancel_requested = true;
+        changed = true;
+    }
     let sts: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
     let name = names::statefulset(&plan.name);
     let current = sts.get_opt(&name).await.map_err(Error::kube("get", "StatefulSet", &name))?;

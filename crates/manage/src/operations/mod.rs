@@ -7,4 +7,4 @@ pub mod drive;
 pub mod request;
 pub mod roles;
 
-pub use request::{list, pending, request, unfinished, RequestError, OPERATION_ANNOTATION};
+pub use request::{cancel, list, pending, request, unfinished, RequestError, CANCEL_ANNOTATION, OPERATION_ANNOTATION};

@@ -18,6 +18,8 @@ use crate::crd::FireCampService;
 
 /// The operation asked for and not yet taken up by the controller.
 pub const OPERATION_ANNOTATION: &str = "firecamp.dev/operation";
+/// The id of an operation someone asked to cancel.
+pub const CANCEL_ANNOTATION: &str = "firecamp.dev/cancel-operation";
 /// Finished operations kept in the status (the running one is always kept).
 pub const KEEP_FINISHED: usize = 10;
 
@@ -45,6 +47,10 @@ pub fn pending(svc: &FireCampService) -> Option<Operation> {
 pub fn list(svc: &FireCampService) -> Vec<Operation> {
     let mut all: Vec<Operation> = svc.status.as_ref().map(|s| s.operations.clone()).unwrap_or_default();
     all.extend(pending(svc));
+    let cancel = svc.annotations().get(CANCEL_ANNOTATION);
+    for o in all.iter_mut().filter(|o| Some(&o.id) == cancel && !o.phase.is_terminal()) {
+        o.cancel_requested = true;
+    }
     all.sort_by(|a, b| b.id.cmp(&a.id));
     all
 }
@@ -95,10 +101,38 @@ pub async fn request(api: &Api<FireCampService>, cluster: &ClusterConfig, name: 
         message: Some("waiting for the controller".into()),
         created: k8s_openapi::jiff::Timestamp::now().to_string(),
         finished: None,
+        cancel_requested: false,
     };
     svc.spec.0 = c.spec;
     svc.annotations_mut().insert(OPERATION_ANNOTATION.into(), serde_json::to_string(&op).unwrap_or_default());
     svc.status = None;
     api.replace(name, &PostParams { field_manager: Some(field_manager.into()), ..Default::default() }, &svc).await?;
+    Ok(op)
+}
+
+/// Asks to cancel the operation `id` (the unfinished one when `None`): no further step starts.
+pub async fn cancel(api: &Api<FireCampService>, name: &str, id: Option<&str>, field_manager: &str) -> Result<Operation, RequestError> {
+    let mut svc = api.get_opt(name).await?.ok_or_else(|| RequestError::NotFound(name.to_string()))?;
+    let all = list(&svc);
+    let mut errs = ValidationErrors::default();
+    let op = match id {
+        Some(id) => all.into_iter().find(|o| o.id == id),
+        None => unfinished(&svc),
+    };
+    let Some(mut op) = op else {
+        errs.push("id", match id {
+            Some(id) => format!("service {name:?} has no operation {id:?}"),
+            None => format!("service {name:?} has no operation under way"),
+        });
+        return Err(errs.into());
+    };
+    if op.phase.is_terminal() {
+        errs.push("id", format!("operation {} already ended ({})", op.id, op.phase.as_str()));
+        return Err(errs.into());
+    }
+    svc.annotations_mut().insert(CANCEL_ANNOTATION.into(), op.id.clone());
+    svc.status = None;
+    api.replace(name, &PostParams { field_manager: Some(field_manager.into()), ..Default::default() }, &svc).await?;
+    op.cancel_requested = true;
     Ok(op)
 }

@@ -80,6 +80,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(&paths::start(name), post(operations::start))
         .route(&paths::operations(name), get(operations::list).post(operations::create))
         .route(&paths::operation(name, "{id}"), get(operations::get))
+        .route(&paths::cancel_operation(name, "{id}"), post(operations::cancel))
         .route(&paths::logs(name), get(logs::logs))
         .route(paths::HEALTH, get(|| async { "ok\n" }))
         .route(METRICS_PATH, get(|| async { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::METRICS.render()) }))

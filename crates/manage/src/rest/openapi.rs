@@ -16,6 +16,7 @@ pub fn all_paths() -> Vec<String> {
         paths::logs("{name}"),
         paths::operations("{name}"),
         paths::operation("{name}", "{id}"),
+        paths::cancel_operation("{name}", "{id}"),
         paths::HEALTH.to_string(),
         super::METRICS_PATH.to_string(),
         paths::OPENAPI.to_string(),
@@ -150,6 +151,10 @@ pub fn document() -> Value {
     p.insert(paths::operations("{name}"), operations_path);
     p.insert(paths::operation("{name}", "{id}"), operation_path);
     p.insert(paths::logs("{name}"), logs_path);
+    p.insert(paths::cancel_operation("{name}", "{id}"), json!({"post": {"summary": "Cancel an operation: no further step starts (Kubernetes: at once; local runtime: after the step under way).",
+        "operationId": "cancelOperation", "security": auth,
+        "parameters": [name_param(), namespace_param(), {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": responses(("202", ok("Cancel requested.", r("Operation"))), &[400, 401, 403, 404, 503])}}));
     p.insert(paths::HEALTH.into(), json!({"get": {"summary": "Liveness and readiness; no authentication.", "security": [],
         "responses": {"200": text("The server is up.", "text/plain")}}}));
     p.insert(super::METRICS_PATH.into(), json!({"get": {"summary": "Prometheus metrics; no authentication.", "security": [],

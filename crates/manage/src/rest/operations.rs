@@ -57,6 +57,14 @@ pub async fn start(State(st): St, headers: HeaderMap, Path(name): Path<String>, 
     start_operation(&st, &headers, &name, &params(q)?, OperationRequest { kind: Some(OperationKind::Start), ..Default::default() }).await
 }
 
+pub async fn cancel(State(st): St, headers: HeaderMap, Path((name, id)): Path<(String, String)>, q: Result<Query<Params>, QueryRejection>) -> Result<(StatusCode, Json<Operation>), Fail> {
+    let ns = st.namespace(&params(q)?)?;
+    st.auth.authorize(&headers, &Access { verb: "update", namespace: &ns, name: Some(&name) }).await?;
+    let op = operations::cancel(&st.api(&ns), &name, Some(&id), crate::config::FIELD_MANAGER).await.map_err(|e| request_error(e, &name, &ns))?;
+    tracing::info!(service = %name, namespace = %ns, operation = %op.id, "cancel requested");
+    Ok((StatusCode::ACCEPTED, Json(op)))
+}
+
 async fn all(st: &AppState, headers: &HeaderMap, name: &str, p: &Params) -> Result<Vec<Operation>, Fail> {
     let ns = st.namespace(p)?;
     st.auth.authorize(headers, &Access { verb: "get", namespace: &ns, name: Some(name) }).await?;
