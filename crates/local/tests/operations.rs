@@ -7,26 +7,12 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{require, spec, with_bed, Bed};
+use common::{pg_connect, require, spec, with_bed, zk_cli, Bed};
 use firecamp_api::{Operation, OperationPhase, Phase, Role, StepAction};
 use firecamp_core::EngineKind;
 use serde_json::json;
 use tokio::sync::watch;
-use tokio_postgres::NoTls;
 
-async fn pg_connect(host: &str, password: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (c, conn) = tokio_postgres::Config::new()
-        .host(host)
-        .port(5432)
-        .user("postgres")
-        .password(password)
-        .dbname("postgres")
-        .connect_timeout(Duration::from_secs(3))
-        .connect(NoTls)
-        .await?;
-    tokio::spawn(conn);
-    Ok(c)
-}
 
 /// The member the runtime reports as primary (or leader), with its address.
 async fn primary(bed: &Bed, name: &str) -> Option<(String, String)> {
@@ -371,24 +357,6 @@ async fn redis_replication_restart_switches_over_and_keeps_keys() {
     .await;
 }
 
-/// Runs one zkCli command against `server` (ZooKeeper's own client, from the installed jars).
-fn zk_cli(server: &str, args: &[&str]) -> String {
-    let jar = std::fs::read_dir("/usr/share/java")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| firecamp_local::servers::parse_zookeeper_jar(p).is_some())
-        .expect("zookeeper jar");
-    let out = std::process::Command::new("java")
-        .arg("-cp")
-        .arg(format!("{}:/usr/share/java/slf4j-nop.jar", jar.display()))
-        .arg("org.apache.zookeeper.ZooKeeperMain")
-        .args(["-server", server])
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
-}
 
 async fn zk_service(bed: &Bed, name: &str) {
     let mut s = spec("zookeeper", 3, "512Mi");

@@ -4,25 +4,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{kill9, require, spec, with_bed};
+use common::{kill9, pg_connect, require, spec, with_bed};
 use firecamp_api::{Phase, Role};
 use firecamp_core::EngineKind;
 use serde_json::json;
-use tokio_postgres::NoTls;
 
 async fn connect(host: &str, password: &str) -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::Config::new()
-        .host(host)
-        .port(5432)
-        .user("postgres")
-        .password(password)
-        .dbname("postgres")
-        .connect_timeout(Duration::from_secs(5))
-        .connect(NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to {host}: {e}"));
-    tokio::spawn(conn);
-    c
+    pg_connect(host, password).await.unwrap_or_else(|e| panic!("connecting to {host}: {e}"))
 }
 
 /// Reads `SELECT v FROM t` on `host` until it shows `want` (replay is asynchronous), within a deadline.

@@ -4,29 +4,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{require, spec, with_bed};
+use common::{require, spec, with_bed, zk_cli};
 use firecamp_api::{Phase, Role};
 use firecamp_core::EngineKind;
 use serde_json::json;
 
-/// Runs one zkCli command against `server` (ZooKeeper's own client, from the installed jars).
-fn zk_cli(server: &str, args: &[&str]) -> String {
-    let jar = std::fs::read_dir("/usr/share/java")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| firecamp_local::servers::parse_zookeeper_jar(p).is_some())
-        .expect("zookeeper jar");
-    let out = std::process::Command::new("java")
-        .arg("-cp")
-        .arg(format!("{}:/usr/share/java/slf4j-nop.jar", jar.display()))
-        .arg("org.apache.zookeeper.ZooKeeperMain")
-        .args(["-server", server])
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_ensemble_of_three_elects_one_leader_and_shares_znodes() {

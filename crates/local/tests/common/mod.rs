@@ -213,3 +213,37 @@ pub fn kill9(pid: i32) {
     let status = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
     assert!(status.success(), "kill -9 {pid}");
 }
+
+/// A PostgreSQL connection as the superuser (3 s to connect).
+pub async fn pg_connect(host: &str, password: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (c, conn) = tokio_postgres::Config::new()
+        .host(host)
+        .port(5432)
+        .user("postgres")
+        .password(password)
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(3))
+        .connect(tokio_postgres::NoTls)
+        .await?;
+    tokio::spawn(conn);
+    Ok(c)
+}
+
+/// Runs one zkCli command against `server` (ZooKeeper's own client, from the installed jars).
+pub fn zk_cli(server: &str, args: &[&str]) -> String {
+    let jar = std::fs::read_dir("/usr/share/java")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| firecamp_local::servers::parse_zookeeper_jar(p).is_some())
+        .expect("zookeeper jar");
+    let out = std::process::Command::new("java")
+        .arg("-cp")
+        .arg(format!("{}:/usr/share/java/slf4j-nop.jar", jar.display()))
+        .arg("org.apache.zookeeper.ZooKeeperMain")
+        .args(["-server", server])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
