@@ -128,9 +128,17 @@ impl Runtime {
     /// The service's operations, newest first.
     pub fn operations(&self, service: &str) -> Result<Vec<Operation>> {
         self.store.get(service)?.ok_or_else(|| LocalError::NotFound(service.into()))?;
-        let mut ops: Vec<Operation> = self.store.operations(service)?.into_iter().map(|r| r.operation).collect();
+        let mut ops: Vec<Operation> = self.store.operations(service)?.into_iter().map(|r| self.with_cancel(r.operation)).collect();
         ops.reverse();
         Ok(ops)
+    }
+
+    /// An operation as the API shows it: a cancel asked for and not yet written shows too.
+    fn with_cancel(&self, mut op: Operation) -> Operation {
+        if !op.phase.is_terminal() && self.cancels.lock().unwrap_or_else(|p| p.into_inner()).contains(&op.id) {
+            op.cancel_requested = true;
+        }
+        op
     }
 
     /// Asks to cancel an unfinished operation: the step under way ends (a step is never cut in
@@ -143,9 +151,11 @@ impl Runtime {
         if r.operation.phase.is_terminal() {
             return Err(LocalError::BadRequest(format!("id: operation {id} already ended ({})", r.operation.phase.as_str())));
         }
+        // The executor's next write carries the request (see `save`); nothing is written here,
+        // so the record never goes back to an older state of its steps.
         self.cancels.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string());
+        self.op_changed.send_modify(|n| *n += 1);
         r.operation.cancel_requested = true;
-        self.save(&r)?;
         Ok(r.operation)
     }
 
@@ -153,7 +163,7 @@ impl Runtime {
         self.store.get(service)?.ok_or_else(|| LocalError::NotFound(service.into()))?;
         self.store
             .operation(service, id)?
-            .map(|r| r.operation)
+            .map(|r| self.with_cancel(r.operation))
             .ok_or_else(|| LocalError::Missing(format!("service {service:?} has no operation {id:?}")))
     }
 
