@@ -82,6 +82,17 @@ fn new_id() -> String {
 /// Checks the request against the service and the catalog, then writes the new spec and the
 /// operation in one update (409 from Kubernetes if the service changed meanwhile).
 pub async fn request(api: &Api<FireCampService>, cluster: &ClusterConfig, name: &str, req: &OperationRequest, field_manager: &str) -> Result<Operation, RequestError> {
+    // The controller writes the status meanwhile (a new resourceVersion): read again and retry.
+    for _ in 0..4 {
+        match request_once(api, cluster, name, req, field_manager).await {
+            Err(RequestError::Kube(kube::Error::Api(s))) if s.code == 409 => continue,
+            other => return other,
+        }
+    }
+    request_once(api, cluster, name, req, field_manager).await
+}
+
+async fn request_once(api: &Api<FireCampService>, cluster: &ClusterConfig, name: &str, req: &OperationRequest, field_manager: &str) -> Result<Operation, RequestError> {
     let mut svc = api.get_opt(name).await?.ok_or_else(|| RequestError::NotFound(name.to_string()))?;
     if let Some(op) = unfinished(&svc) {
         return Err(RequestError::Busy(busy_message(name, &op)));
@@ -112,6 +123,16 @@ pub async fn request(api: &Api<FireCampService>, cluster: &ClusterConfig, name: 
 
 /// Asks to cancel the operation `id` (the unfinished one when `None`): no further step starts.
 pub async fn cancel(api: &Api<FireCampService>, name: &str, id: Option<&str>, field_manager: &str) -> Result<Operation, RequestError> {
+    for _ in 0..4 {
+        match cancel_once(api, name, id, field_manager).await {
+            Err(RequestError::Kube(kube::Error::Api(s))) if s.code == 409 => continue,
+            other => return other,
+        }
+    }
+    cancel_once(api, name, id, field_manager).await
+}
+
+async fn cancel_once(api: &Api<FireCampService>, name: &str, id: Option<&str>, field_manager: &str) -> Result<Operation, RequestError> {
     let mut svc = api.get_opt(name).await?.ok_or_else(|| RequestError::NotFound(name.to_string()))?;
     let all = list(&svc);
     let mut errs = ValidationErrors::default();
