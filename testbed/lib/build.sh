@@ -61,8 +61,25 @@ build_k8s() {
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler)
 }
 build_etcd() { (cd "$TB/etcd" && CGO_ENABLED=0 "$GO" build -mod=readonly -trimpath -ldflags "-s -w" -o "$BIN/etcd" .); }
+# kwok is built with one fix (testbed/kwok/pod_delete_uid.go.in): its pod delete gets the pod's
+# UID as precondition, as a kubelet's has. Go refuses overlays of the module cache, so the
+# module is copied into bin/kwok-src, its one delete call redirected, the file added, and the
+# build uses a copy of go.mod with a replace directive (-modfile).
+KWOK_DELETE_CALL='c.typedClient.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, deleteOpt)'
 build_kwok() {
-  (cd "$TB/kwok" && CGO_ENABLED=0 "$GO" build -mod=readonly -trimpath -ldflags "-s -w" -o "$BIN/kwok" sigs.k8s.io/kwok/cmd/kwok)
+  local dir src="$BIN/kwok-src" mod="$BIN/kwok-mod"
+  (cd "$TB/kwok" && "$GO" mod download sigs.k8s.io/kwok) || return 1
+  dir=$(cd "$TB/kwok" && "$GO" list -mod=readonly -m -f '{{.Dir}}' sigs.k8s.io/kwok) && [ -n "$dir" ] || return 1
+  rm -rf "$src" "$mod" && cp -r "$dir" "$src" && chmod -R u+w "$src" && mkdir -p "$mod" || return 1
+  local f="$src/pkg/kwok/controllers/pod_controller.go"
+  grep -qF "$KWOK_DELETE_CALL" "$f" || { echo "kwok's pod delete call not found in $f: update testbed/lib/build.sh" >&2; return 1; }
+  # In a basic regex only '.' is special here, and it matches itself too.
+  sed -i "s|$KWOK_DELETE_CALL|c.deleteThisPod(ctx, pod)|" "$f"
+  grep -qF 'c.deleteThisPod(ctx, pod)' "$f" || { echo "patching $f failed" >&2; return 1; }
+  cp "$TB/kwok/pod_delete_uid.go.in" "$src/pkg/kwok/controllers/pod_delete_uid.go"
+  { cat "$TB/kwok/go.mod"; printf '\nreplace sigs.k8s.io/kwok => %s\n' "$src"; } >"$mod/go.mod"
+  cp "$TB/kwok/go.sum" "$mod/go.sum"
+  (cd "$TB/kwok" && CGO_ENABLED=0 "$GO" build -mod=readonly -modfile="$mod/go.mod" -trimpath -ldflags "-s -w" -o "$BIN/kwok" sigs.k8s.io/kwok/cmd/kwok)
 }
 build_rust() {
   # In CI the committed Cargo.lock must be used as is (as `cargo test --locked` will).
@@ -77,7 +94,7 @@ cmd_build() {
   log "Go: $("$GO" version)"
   # Go builds run one after another: the machine has 2 cores and the k8s build peaks at ~2.2 GB.
   build_if_stale etcd "$TB/etcd/go.mod" "$TB/etcd/go.sum" "$TB/etcd/main.go" -- build_etcd
-  build_if_stale kwok "$TB/kwok/go.mod" "$TB/kwok/go.sum" -- build_kwok
+  build_if_stale kwok "$TB/kwok/go.mod" "$TB/kwok/go.sum" "$TB/kwok/pod_delete_uid.go.in" "$TB/lib/build.sh" -- build_kwok
   build_if_stale k8s "$TB/k8s/go.mod" "$TB/k8s/go.sum" -- build_k8s
   [ "${BED_SKIP_RUST:-}" = 1 ] || { log "firecamp-testbed: cargo build"; build_rust; }
   log "binaries in $BIN"
