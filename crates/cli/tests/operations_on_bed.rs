@@ -16,7 +16,7 @@ use firecamp_testbed::nodes::{create_nodes_and_wait, NodePlan, WORKER_LABEL};
 use firecamp_testbed::{client, fresh_namespace, kubeconfig_path, PROVISIONER};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolumeClaim, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use kube::runtime::{watcher, WatchStreamExt};
@@ -127,6 +127,15 @@ impl Bed {
         pods.iter().map(|p| (p.name_any(), p.labels().get("firecamp.dev/role").cloned().unwrap_or_default())).collect()
     }
 
+    /// Each Redis member's `redis.conf` as its ConfigMap holds it.
+    async fn redis_conf(&self) -> BTreeMap<String, String> {
+        let cms = Api::<ConfigMap>::namespaced(self.client.clone(), &self.ns).list(&ListParams::default()).await.unwrap();
+        cms.items
+            .into_iter()
+            .filter_map(|c| Some((c.name_any().strip_suffix("-config")?.to_string(), c.data?.get("redis.conf")?.clone())))
+            .collect()
+    }
+
     fn operations(&self, name: &str) -> OperationList {
         serde_json::from_str(&ok(self.cli(&["service", "operations", name, "-o", "json"]))).unwrap()
     }
@@ -186,6 +195,13 @@ async fn updates_follow_the_policy_and_the_roles_and_stop_start_keep_the_data() 
     assert_eq!(steps(&ops, 0), ["restart rd-1", "restart rd-2", "switchover rd-0 → rd-1", "restart rd-0"]);
     let roles = bed.roles().await;
     assert_eq!((roles["rd-0"].as_str(), roles["rd-1"].as_str(), roles["rd-2"].as_str()), ("replica", "primary", "replica"), "the primary changed exactly once");
+    // The members' files follow the switchover: rd-0 (restarted after it) replicates from rd-1.
+    assert_eq!(bed.services().get("rd").await.unwrap().status.unwrap().primary.as_deref(), Some("rd-1"));
+    let conf = bed.redis_conf().await;
+    assert!(!conf["rd-1"].contains("\nreplicaof "), "rd-1 is the primary in its file:\n{}", conf["rd-1"]);
+    for m in ["rd-0", "rd-2"] {
+        assert!(conf[m].contains("\nreplicaof rd-1."), "{m} replicates from rd-1 in its file:\n{}", conf[m]);
+    }
     // Every member on the StatefulSet's new revision (OnDelete never advances currentRevision).
     let sts = Api::<StatefulSet>::namespaced(bed.client.clone(), &bed.ns).get("rd").await.unwrap();
     let update = sts.status.unwrap().update_revision.unwrap();

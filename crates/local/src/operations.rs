@@ -673,17 +673,18 @@ impl Runtime {
     async fn redis_switchover(&self, rec: &ServiceRecord, old: &str, new: &str, deadline: Instant) -> Result<(), String> {
         let service = rec.name.as_str();
         let new_ip = rec.ips.get(new).ok_or("no address")?.to_string();
-        let port = firecamp_catalog::redis::PORT.to_string();
+        let port = firecamp_catalog::redis::PORT;
         let roles_swapped = || async {
             let n = status::probe_role(rec, new).await.map_err(|e| e.to_string())?;
             let o = status::probe_role(rec, old).await.map_err(|e| e.to_string())?;
             (n == Role::Primary && o == Role::Replica).then_some(()).ok_or_else(|| format!("{new} is {n:?}, {old} is {o:?}"))
         };
         if roles_swapped().await.is_err() {
+            let target = |m: &str| status::target(rec, m).ok_or_else(|| format!("{m} has no address"));
             if redis_cluster(rec) {
-                redis_cmd(rec, new, &["CLUSTER", "FAILOVER"]).await.map_err(|e| format!("CLUSTER FAILOVER on {new}: {e}"))?;
+                firecamp_probe::redis::cluster_failover(&target(new)?).await.map_err(|e| format!("CLUSTER FAILOVER on {new}: {e}"))?;
             } else {
-                redis_cmd(rec, old, &["FAILOVER", "TO", &new_ip, &port, "TIMEOUT", "30000"]).await.map_err(|e| format!("FAILOVER on {old}: {e}"))?;
+                firecamp_probe::redis::failover_to(&target(old)?, &new_ip, port, 30_000).await.map_err(|e| format!("FAILOVER on {old}: {e}"))?;
             }
             poll(deadline, &format!("{new} did not take over from {old}"), roles_swapped).await?;
         }
@@ -701,7 +702,8 @@ impl Runtime {
             self.write_member(&updated, &plan, m.member.name.as_str()).map_err(|e| e.to_string())?;
         }
         for m in updated.ips.keys().filter(|m| m.as_str() != new && m.as_str() != old) {
-            redis_cmd(&updated, m, &["REPLICAOF", &new_ip, &port]).await.map_err(|e| format!("REPLICAOF on {m}: {e}"))?;
+            let t = status::target(&updated, m).ok_or_else(|| format!("{m} has no address"))?;
+            firecamp_probe::redis::replicate_from(&t, &new_ip, port).await.map_err(|e| format!("REPLICAOF on {m}: {e}"))?;
         }
         for m in updated.ips.keys().filter(|m| m.as_str() != new) {
             self.wait_member(&updated, m, deadline).await?;

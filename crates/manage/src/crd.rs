@@ -65,6 +65,10 @@ pub struct FireCampServiceStatus {
     /// Members whose log streams exist.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log_streams: Vec<String>,
+    /// The primary a switchover made (PostgreSQL, Redis replication): the members' files name
+    /// it, so a restarted old primary comes back as its replica. Absent: the bootstrap primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
     /// Day-2 operations: the running one and the last finished ones, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub operations: Vec<Operation>,

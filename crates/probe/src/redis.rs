@@ -133,3 +133,29 @@ mod tests {
         assert!(!ci.covers_all_slots());
     }
 }
+
+fn expect_ok(t: &Target, v: Value) -> Result<(), ProbeError> {
+    match v {
+        Value::Okay => Ok(()),
+        Value::SimpleString(s) if s == "OK" => Ok(()),
+        other => Err(ProbeError::unexpected(t, format!("{other:?}"))),
+    }
+}
+
+/// Replication mode: asks the primary to hand its role to the replica `to_host:to_port` (the
+/// address the replica announces). Redis pauses writes until that replica has every write,
+/// then the two swap roles; this returns at once and the swap follows (watch the roles).
+pub async fn failover_to(primary: &Target, to_host: &str, to_port: u16, timeout_ms: u64) -> Result<(), ProbeError> {
+    let (port, timeout) = (to_port.to_string(), timeout_ms.to_string());
+    expect_ok(primary, command(primary, &["FAILOVER", "TO", to_host, &port, "TIMEOUT", &timeout]).await?)
+}
+
+/// Cluster mode: the replica takes over its shard, with its primary's agreement.
+pub async fn cluster_failover(replica: &Target) -> Result<(), ProbeError> {
+    expect_ok(replica, command(replica, &["CLUSTER", "FAILOVER"]).await?)
+}
+
+/// Replication mode: points a replica at another primary.
+pub async fn replicate_from(replica: &Target, host: &str, port: u16) -> Result<(), ProbeError> {
+    expect_ok(replica, command(replica, &["REPLICAOF", host, &port.to_string()]).await?)
+}

@@ -33,6 +33,10 @@ pub enum Effect {
     DeletePod { member: String, uid: String },
     /// Make `to` the primary in place of `from`.
     Switchover { from: String, to: String },
+    /// A switchover to `primary` is done: the members' files name it as the primary from now
+    /// on (before any further step restarts a member with them), and the other replicas
+    /// follow it.
+    FollowPrimary { primary: String, old: String },
 }
 
 /// What the controller knows besides the members.
@@ -141,6 +145,13 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
                     step.phase = OperationPhase::Succeeded;
                     step.finished = Some(o.now_text.to_string());
                     step.message = None;
+                    // The next step waits for the next pass: by then the members' files name
+                    // the new primary (a restarted old primary must come back as a replica).
+                    if step.action == StepAction::Switchover {
+                        let (primary, old) = (step.to.clone().unwrap_or_default(), step.member.clone());
+                        op.message = Some(format!("{primary} is the primary now"));
+                        return vec![Effect::FollowPrimary { primary, old }];
+                    }
                 }
                 Err(why) => {
                     let waited = parse_time(&step.started).map(|s| o.now - s).unwrap_or(0);
@@ -170,6 +181,20 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
             },
         }
     }
+}
+
+/// Fails the operation at its current step, for a reason found while acting on it (an engine
+/// that refused a switchover); nothing else is touched.
+pub fn fail_current_step(op: &mut Operation, reason: &str, now_text: &str) {
+    let Some(i) = op.current_step() else { return };
+    let total = op.steps.len();
+    let step = &mut op.steps[i];
+    step.phase = OperationPhase::Failed;
+    step.finished = Some(now_text.to_string());
+    step.message = Some(reason.to_string());
+    op.message = Some(format!("step {}/{total} ({}) failed: {reason}", i + 1, step.describe()));
+    op.phase = OperationPhase::Failed;
+    op.finished = Some(now_text.to_string());
 }
 
 #[cfg(test)]
@@ -272,16 +297,34 @@ mod tests {
     }
 
     #[test]
-    fn a_switchover_is_done_when_the_roles_have_swapped() {
+    fn a_switchover_is_done_when_the_roles_have_swapped_and_the_old_primary_restarts_a_pass_later() {
         let mut s = OperationStep::new(StepAction::Switchover, "pg-0");
         s.to = Some("pg-1".into());
-        let mut o = op(vec![s]);
+        let mut o = op(vec![s, restart("pg-0")]);
         let mut members = BTreeMap::from([("pg-0".to_string(), view("a", "old", true, Role::Primary)), ("pg-1".into(), view("b", "new", true, Role::Replica))]);
         assert_eq!(advance(&mut o, &obs(&members, 0)), vec![Effect::Switchover { from: "pg-0".into(), to: "pg-1".into() }]);
-        assert_eq!(advance(&mut o, &obs(&members, 1)), vec![]);
+        assert_eq!(advance(&mut o, &obs(&members, 1)), vec![], "not swapped yet");
         members.insert("pg-0".into(), view("a", "old", true, Role::Replica));
         members.insert("pg-1".into(), view("b", "new", true, Role::Primary));
-        advance(&mut o, &obs(&members, 2));
+        // Swapped: the files follow the new primary first; the old primary's pod is untouched.
+        assert_eq!(advance(&mut o, &obs(&members, 2)), vec![Effect::FollowPrimary { primary: "pg-1".into(), old: "pg-0".into() }]);
+        assert_eq!((o.steps[0].phase, o.steps[1].phase), (OperationPhase::Succeeded, OperationPhase::Pending));
+        assert_eq!(advance(&mut o, &obs(&members, 3)), vec![Effect::DeletePod { member: "pg-0".into(), uid: "a".into() }]);
+        members.insert("pg-0".into(), view("c", "new", true, Role::Replica));
+        advance(&mut o, &obs(&members, 4));
         assert_eq!(o.phase, OperationPhase::Succeeded);
+    }
+
+    #[test]
+    fn a_step_failed_while_acting_fails_the_operation_there() {
+        let mut s = OperationStep::new(StepAction::Switchover, "rd-0");
+        s.to = Some("rd-1".into());
+        let mut o = op(vec![restart("rd-1"), s, restart("rd-0")]);
+        o.steps[0].phase = OperationPhase::Succeeded;
+        o.steps[1].phase = OperationPhase::Running;
+        fail_current_step(&mut o, "FAILOVER TO rd-1 on rd-0: ERR no such replica", "t");
+        assert_eq!(o.phase, OperationPhase::Failed);
+        assert_eq!(o.steps.iter().map(|s| s.phase).collect::<Vec<_>>(), [OperationPhase::Succeeded, OperationPhase::Failed, OperationPhase::Pending]);
+        assert!(o.message.as_deref().unwrap().contains("step 2/3") && o.message.as_deref().unwrap().contains("ERR no such replica"), "{:?}", o.message);
     }
 }

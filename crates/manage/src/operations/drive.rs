@@ -13,7 +13,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, ResourceExt};
 
-use super::decide::{advance, Effect, MemberView, Observed};
+use super::decide::{advance, fail_current_step, Effect, MemberView, Observed};
+use super::roles::{engine_switchover, Engines};
 use super::request::{pending, KEEP_FINISHED};
 use crate::config::RoleSource;
 use crate::crd::FireCampService;
@@ -75,18 +76,26 @@ fn plan_steps(op: &Operation, plan: &ServicePlan, views: &BTreeMap<String, Membe
         OperationKind::Start => stop_start_steps(&members, StepAction::Start),
         // On Kubernetes a member's files are written when its pod starts: every change restarts.
         _ => {
-            let switchover = engine(plan.engine).supports_switchover() && ctx.config.role_source == RoleSource::Labels;
+            // With roles from labels the switchover is theirs too; with roles from the engines,
+            // only where the manage service can run it (Redis).
+            let switchover = engine(plan.engine).supports_switchover() && (ctx.config.role_source == RoleSource::Labels || engine_switchover(plan));
             restart_steps(&members, op.policy, switchover, StepAction::Restart)
         }
     }
 }
 
-/// Records the operations now, before acting on them.
-async fn persist(ctx: &Context, svc: &FireCampService, ops: &[Operation]) -> Result<()> {
-    crate::reconcile::record_status_field(ctx, svc, "operations", serde_json::json!(ops), "record the operations of").await
+/// Records the operations (and the primary) now, before acting on them.
+async fn persist(ctx: &Context, svc: &FireCampService, ops: &[Operation], primary: Option<&str>) -> Result<()> {
+    let mut fields = serde_json::Map::new();
+    fields.insert("operations".into(), serde_json::json!(ops));
+    if let Some(p) = primary {
+        fields.insert("primary".into(), p.into());
+    }
+    crate::reconcile::record_status(ctx, svc, fields, "record the operations of").await
 }
 
-async fn act(ctx: &Context, ns: &str, e: &Effect) -> Result<()> {
+/// Acts on one effect. `Ok(Err(reason))`: the engine refused; the step fails with the reason.
+async fn act(ctx: &Context, ns: &str, plan: &ServicePlan, engines: Option<&Engines>, e: &Effect) -> Result<std::result::Result<(), String>> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     match e {
         Effect::DeletePod { member, uid } => {
@@ -98,30 +107,60 @@ async fn act(ctx: &Context, ns: &str, e: &Effect) -> Result<()> {
                 Err(err) => return Err(Error::kube("delete", "Pod", member)(err)),
             }
         }
-        Effect::Switchover { from, to } => {
-            // Role source `labels`: the roles are the pods' labels, so the switchover is theirs.
-            for (member, role) in [(to, Role::Primary), (from, Role::Replica)] {
-                let patch = serde_json::json!({"metadata": {"labels": {labels::ROLE: role.as_str()}}});
-                pods.patch(member, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::kube("relabel", "Pod", member))?;
+        Effect::Switchover { from, to } => match engines {
+            Some(engines) => {
+                if let Err(why) = engines.switchover(plan, from, to).await {
+                    return Ok(Err(why));
+                }
+                tracing::info!(%from, %to, "switchover started");
             }
-            tracing::info!(%from, %to, "switchover");
+            // Role source `labels`: the roles are the pods' labels, so the switchover is theirs.
+            None => {
+                for (member, role) in [(to, Role::Primary), (from, Role::Replica)] {
+                    let patch = serde_json::json!({"metadata": {"labels": {labels::ROLE: role.as_str()}}});
+                    pods.patch(member, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::kube("relabel", "Pod", member))?;
+                }
+                tracing::info!(%from, %to, "switchover");
+            }
+        },
+        Effect::FollowPrimary { primary, old } => {
+            if let Some(engines) = engines {
+                // The replicas still replicate through the old primary meanwhile; their files
+                // name the new one, so a restart fixes it too. Not worth failing the operation.
+                if let Err(why) = engines.follow(plan, primary, old).await {
+                    tracing::warn!(%primary, error = %why, "replicas not re-pointed");
+                }
+            }
         }
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
-/// Takes up, advances and acts on the service's operation. Returns the operations to write
-/// into the status and when to look again.
-pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pods: &BTreeMap<String, Pod>) -> Result<(Vec<Operation>, Option<Duration>)> {
+/// What [`drive`] leaves for the status.
+pub struct Driven {
+    pub operations: Vec<Operation>,
+    /// The primary after the last switchover (`None`: the bootstrap primary still is).
+    pub primary: Option<String>,
+    /// When to look again (a running operation).
+    pub look_again: Option<Duration>,
+}
+
+/// Takes up, advances and acts on the service's operation.
+pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pods: &BTreeMap<String, Pod>) -> Result<Driven> {
     let ns = svc.namespace().unwrap_or_default();
     let mut ops: Vec<Operation> = svc.status.as_ref().map(|s| s.operations.clone()).unwrap_or_default();
+    let mut primary = svc.status.as_ref().and_then(|s| s.primary.clone());
     let taking_up = pending(svc);
     if taking_up.is_none() && ops.iter().all(|o| o.phase.is_terminal()) {
-        return Ok((ops, None));
+        return Ok(Driven { operations: ops, primary, look_again: None });
     }
     let mut views = member_views(plan, pods);
-    if ctx.config.role_source == RoleSource::Engine {
-        let roles = super::roles::probe(&ctx.client, plan, &ns, pods).await?;
+    let engines = match ctx.config.role_source {
+        RoleSource::Engine => Some(Engines::read(&ctx.client, plan, &ns, pods).await?),
+        RoleSource::Labels => None,
+    };
+    if let Some(engines) = &engines {
+        let roles = super::roles::probe(&ctx.client, engines, plan, &ns, pods).await?;
         for (member, v) in views.iter_mut() {
             v.role = if v.ready { roles.get(member).copied().unwrap_or_default() } else { Role::Unknown };
         }
@@ -133,7 +172,7 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
         ops.push(op);
         changed = true;
     }
-    let Some(op) = ops.iter_mut().find(|o| !o.phase.is_terminal()) else { return Ok((ops, None)) };
+    let Some(op) = ops.iter_mut().find(|o| !o.phase.is_terminal()) else { return Ok(Driven { operations: ops, primary, look_again: None }) };
     if svc.annotations().get(super::CANCEL_ANNOTATION) == Some(&op.id) && !op.cancel_requested {
         op.cancel_requested = true;
         changed = true;
@@ -150,10 +189,14 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
     let before = op.clone();
     let effects = advance(op, &Observed { members: &views, update_revision: update_revision.as_deref(), statefulset_current, now: now.as_second(), now_text: &now_text });
     changed |= *op != before;
-    let running = !op.phase.is_terminal();
-    if op.phase.is_terminal() && op.phase != before.phase {
-        tracing::info!(operation = %op.id, phase = op.phase.as_str(), message = ?op.message, "operation finished");
+    // A single-primary service's files name the primary the last switchover made.
+    let single_primary = plan.members.iter().all(|m| m.shard.is_none());
+    for e in &effects {
+        if let (Effect::FollowPrimary { primary: p, .. }, true) = (e, single_primary) {
+            primary = Some(p.clone());
+        }
     }
+    let op_id = op.id.clone();
     // Keep the newest finished ones.
     let finished = ops.iter().filter(|o| o.phase.is_terminal()).count();
     if finished > KEEP_FINISHED {
@@ -165,10 +208,20 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
         });
     }
     if changed || !effects.is_empty() {
-        persist(ctx, svc, &ops).await?;
+        persist(ctx, svc, &ops, primary.as_deref()).await?;
     }
     for e in &effects {
-        act(ctx, &ns, e).await?;
+        if let Err(why) = act(ctx, &ns, plan, engines.as_ref(), e).await? {
+            if let Some(op) = ops.iter_mut().find(|o| o.id == op_id) {
+                fail_current_step(op, &why, &now_text);
+            }
+            persist(ctx, svc, &ops, primary.as_deref()).await?;
+            break;
+        }
     }
-    Ok((ops, running.then_some(TICK)))
+    if let Some(op) = ops.iter().find(|o| o.id == op_id).filter(|o| o.phase.is_terminal() && o.phase != before.phase) {
+        tracing::info!(operation = %op.id, phase = op.phase.as_str(), message = ?op.message, "operation finished");
+    }
+    let running = ops.iter().any(|o| !o.phase.is_terminal());
+    Ok(Driven { operations: ops, primary, look_again: running.then_some(TICK) })
 }

@@ -1,7 +1,7 @@
-//! The members' roles from their engines (role source `engine`): each ready member is asked
-//! over its own protocol at its address, with the service's password from its Secret, and its
-//! pod is relabelled when the engine says otherwise (the client Service selects the primary by
-//! that label). Done while an operation runs, when roles decide what happens next.
+//! The members' engines, reached from the manage service (role source `engine`): each member
+//! at its address (static IP, else pod IP), with the service's password from its Secret. Roles
+//! are asked over each engine's own protocol, pods whose role label disagrees are relabelled
+//! (the client Service selects the primary by that label), and Redis switchovers are run here.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +16,9 @@ use kube::{Api, ResourceExt};
 
 use crate::error::{Error, Result};
 
+/// How long Redis may pause writes for a switchover before it gives up (`FAILOVER … TIMEOUT`).
+const REDIS_FAILOVER_TIMEOUT_MS: u64 = 30_000;
+
 /// The port, the password key of the Secret, and the login of each engine's probe.
 fn access(engine: EngineKind) -> (u16, Option<&'static str>) {
     match engine {
@@ -25,51 +28,114 @@ fn access(engine: EngineKind) -> (u16, Option<&'static str>) {
     }
 }
 
-async fn ask(engine: EngineKind, t: Target) -> Role {
-    let r = match engine {
-        EngineKind::Postgresql => firecamp_probe::postgresql::role(&t, postgresql::SUPERUSER).await,
-        EngineKind::Redis => firecamp_probe::redis::role(&t).await,
-        EngineKind::Zookeeper => firecamp_probe::zookeeper::role(&t).await,
-    };
-    // A member that does not answer is not (yet) back in the engine's membership.
-    r.unwrap_or(Role::Unknown)
+/// Where and how to reach each member's engine now.
+pub struct Engines {
+    engine: EngineKind,
+    port: u16,
+    password: Option<String>,
+    /// Member → address, for members that have one.
+    addrs: BTreeMap<String, String>,
+}
+
+impl Engines {
+    pub async fn read(client: &kube::Client, plan: &ServicePlan, ns: &str, pods: &BTreeMap<String, Pod>) -> Result<Self> {
+        let (port, key) = access(plan.engine);
+        let password = match key {
+            Some(k) => {
+                let name = names::secret(&plan.name);
+                let secret = Api::<Secret>::namespaced(client.clone(), ns).get_opt(&name).await.map_err(Error::kube("get", "Secret", &name))?;
+                secret.and_then(|s| s.data?.get(k).map(|b| String::from_utf8_lossy(&b.0).into_owned()))
+            }
+            None => None,
+        };
+        let addrs = plan
+            .members
+            .iter()
+            .filter_map(|m| {
+                let pod = pods.get(&names::pod_of(&m.member.name));
+                let addr = m.member.static_ip.map(|ip| ip.to_string()).or_else(|| pod.and_then(|p| p.status.as_ref()?.pod_ip.clone()))?;
+                Some((m.member.name.to_string(), addr))
+            })
+            .collect();
+        Ok(Engines { engine: plan.engine, port, password, addrs })
+    }
+
+    fn target(&self, member: &str) -> Option<Target> {
+        let t = Target::new(self.addrs.get(member)?.clone(), self.port);
+        Some(match &self.password {
+            Some(p) => t.with_password(p.clone()),
+            None => t,
+        })
+    }
+
+    fn target_of(&self, member: &str) -> std::result::Result<Target, String> {
+        self.target(member).ok_or_else(|| format!("{member} has no address yet"))
+    }
+
+    async fn role(&self, member: &str) -> Role {
+        let Some(t) = self.target(member) else { return Role::Unknown };
+        let r = match self.engine {
+            EngineKind::Postgresql => firecamp_probe::postgresql::role(&t, postgresql::SUPERUSER).await,
+            EngineKind::Redis => firecamp_probe::redis::role(&t).await,
+            EngineKind::Zookeeper => firecamp_probe::zookeeper::role(&t).await,
+        };
+        // A member that does not answer is not (yet) back in the engine's membership.
+        r.unwrap_or(Role::Unknown)
+    }
+
+    /// Starts a switchover of `from`'s primary role to `to` (Redis: `FAILOVER TO` on the primary
+    /// in replication mode, `CLUSTER FAILOVER` on the replica in cluster mode). Returns once the
+    /// engine accepted it; the roles show when it is done.
+    pub async fn switchover(&self, plan: &ServicePlan, from: &str, to: &str) -> std::result::Result<(), String> {
+        if self.engine != EngineKind::Redis {
+            return Err(format!("FireCamp runs no {} switchover on Kubernetes", self.engine));
+        }
+        if redis_cluster(plan) {
+            let t = self.target_of(to)?;
+            return firecamp_probe::redis::cluster_failover(&t).await.map_err(|e| format!("CLUSTER FAILOVER on {to}: {e}"));
+        }
+        let (t, to_addr) = (self.target_of(from)?, self.target_of(to)?.host);
+        firecamp_probe::redis::failover_to(&t, &to_addr, self.port, REDIS_FAILOVER_TIMEOUT_MS).await.map_err(|e| format!("FAILOVER TO {to} on {from}: {e}"))
+    }
+
+    /// After a switchover to `primary` (Redis replication mode): the replicas other than the
+    /// old primary (which follows by itself) replicate from the new one, not through the old.
+    pub async fn follow(&self, plan: &ServicePlan, primary: &str, old: &str) -> std::result::Result<(), String> {
+        if self.engine != EngineKind::Redis || redis_cluster(plan) {
+            return Ok(());
+        }
+        let host = self.target_of(primary)?.host;
+        for m in plan.members.iter().map(|m| m.member.name.as_str()).filter(|m| *m != primary && *m != old) {
+            let t = self.target_of(m)?;
+            firecamp_probe::redis::replicate_from(&t, &host, self.port).await.map_err(|e| format!("REPLICAOF {primary} on {m}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether the plan is a Redis Cluster (members in shards).
+fn redis_cluster(plan: &ServicePlan) -> bool {
+    plan.members.iter().any(|m| m.shard.is_some())
+}
+
+/// Whether the manage service can switch `plan`'s primary over through the engine itself.
+pub fn engine_switchover(plan: &ServicePlan) -> bool {
+    plan.engine == EngineKind::Redis
 }
 
 /// Each member's role as its engine reports it now (`Unknown` for one without a ready pod or
 /// that does not answer); pods whose label disagrees are relabelled.
-pub async fn probe(client: &kube::Client, plan: &ServicePlan, ns: &str, pods: &BTreeMap<String, Pod>) -> Result<BTreeMap<String, Role>> {
-    let (port, key) = access(plan.engine);
-    let password = match key {
-        Some(k) => {
-            let name = names::secret(&plan.name);
-            let secret = Api::<Secret>::namespaced(client.clone(), ns).get_opt(&name).await.map_err(Error::kube("get", "Secret", &name))?;
-            secret.and_then(|s| s.data?.get(k).map(|b| String::from_utf8_lossy(&b.0).into_owned()))
-        }
-        None => None,
-    };
-    let asks = plan.members.iter().map(|m| {
-        let pod = pods.get(&names::pod_of(&m.member.name));
-        let addr = m.member.static_ip.map(|ip| ip.to_string()).or_else(|| pod.and_then(|p| p.status.as_ref()?.pod_ip.clone()));
-        let password = password.clone();
-        async move {
-            let role = match addr {
-                Some(a) => {
-                    let t = Target::new(a, port);
-                    ask(plan.engine, match password { Some(p) => t.with_password(p), None => t }).await
-                }
-                None => Role::Unknown,
-            };
-            (m.member.name.to_string(), role)
-        }
-    });
-    let roles: BTreeMap<String, Role> = futures::future::join_all(asks).await.into_iter().collect();
+pub async fn probe(client: &kube::Client, engines: &Engines, plan: &ServicePlan, ns: &str, pods: &BTreeMap<String, Pod>) -> Result<BTreeMap<String, Role>> {
+    let asks = plan.members.iter().map(|m| async move { (m.member.name.clone(), engines.role(m.member.name.as_str()).await) });
+    let roles: Vec<_> = futures::future::join_all(asks).await;
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     for (member, role) in &roles {
-        let Some(pod) = pods.get(member) else { continue };
+        let pod_name = names::pod_of(member);
+        let Some(pod) = pods.get(&pod_name) else { continue };
         if *role != Role::Unknown && pod.labels().get(labels::ROLE).map(String::as_str) != Some(role.as_str()) {
             let patch = serde_json::json!({"metadata": {"labels": {labels::ROLE: role.as_str()}}});
-            api.patch(member, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::kube("relabel", "Pod", member))?;
+            api.patch(&pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::kube("relabel", "Pod", &pod_name))?;
         }
     }
-    Ok(roles)
+    Ok(roles.into_iter().map(|(m, r)| (m.to_string(), r)).collect())
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use firecamp_catalog::layout::KubernetesLayout;
-use firecamp_catalog::{plan, ServicePlan};
+use firecamp_catalog::{plan, plan_with_primary, ServicePlan};
 use firecamp_kube::{build, labels, names, Object, Secrets};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -64,10 +64,19 @@ pub fn error_policy(svc: Arc<FireCampService>, err: &Error, _ctx: Arc<Context>) 
     Action::requeue(Duration::from_secs(secs))
 }
 
+/// The service's plan, its members' files naming the primary the last switchover made (while
+/// that member is still in the service).
 fn plan_of(svc: &FireCampService, ctx: &Context, static_ips: &BTreeMap<String, std::net::Ipv4Addr>) -> Result<ServicePlan> {
     let mut cluster = ctx.config.cluster.clone();
     cluster.namespace = svc.namespace().unwrap_or_default();
-    Ok(plan(&svc.name_any(), &svc.spec.0, &cluster, &KubernetesLayout, static_ips)?)
+    let name = svc.name_any();
+    let p = plan(&name, &svc.spec.0, &cluster, &KubernetesLayout, static_ips)?;
+    match svc.status.as_ref().and_then(|s| s.primary.as_deref()) {
+        Some(primary) if p.members.iter().any(|m| m.member.name.as_str() == primary) => {
+            Ok(plan_with_primary(&name, &svc.spec.0, &cluster, &KubernetesLayout, static_ips, Some(primary))?)
+        }
+        _ => Ok(p),
+    }
 }
 
 fn password() -> String {
@@ -166,8 +175,10 @@ async fn apply_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
     );
     cloud::sync_dns(ctx, svc, &status.members, &mut cloud_state).await?;
     cloud_state.write_into(&mut status);
-    let (operations, look_again) = crate::operations::drive::drive(ctx, svc, &plan, &pods).await?;
-    status.operations = operations;
+    let driven = crate::operations::drive::drive(ctx, svc, &plan, &pods).await?;
+    let look_again = driven.look_again;
+    status.operations = driven.operations;
+    status.primary = driven.primary;
     if let Some(op) = status.operations.iter().find(|o| !o.phase.is_terminal()) {
         status.message = Some(format!("operation {} ({}): {}", op.id, op.kind, op.message.clone().unwrap_or_default()));
     }
@@ -253,9 +264,17 @@ async fn run_init_tasks(
 /// Writes one field of the status at once, before the controller acts on it (a merge patch of
 /// that field; the first write of a new service's status carries its required phase too).
 pub async fn record_status_field(ctx: &Context, svc: &FireCampService, field: &str, value: serde_json::Value, what: &'static str) -> Result<()> {
+    let mut fields = serde_json::Map::new();
+    fields.insert(field.into(), value);
+    record_status(ctx, svc, fields, what).await
+}
+
+/// [`record_status_field`] for several fields in one write.
+pub async fn record_status(ctx: &Context, svc: &FireCampService, mut fields: serde_json::Map<String, serde_json::Value>, what: &'static str) -> Result<()> {
     let api: Api<FireCampService> = Api::namespaced(ctx.client.clone(), &svc.namespace().unwrap_or_default());
     let phase = svc.status.as_ref().map(|s| s.phase).unwrap_or_default();
-    let patch = serde_json::json!({ "status": { "phase": phase, field: value } });
+    fields.insert("phase".into(), serde_json::json!(phase));
+    let patch = serde_json::json!({ "status": fields });
     api.patch_status(&svc.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::kube(what, "FireCampService", svc.name_any()))?;
     Ok(())
 }
