@@ -189,6 +189,32 @@ pub enum ObjectFormat {
     Yaml,
 }
 
+/// A member's CPU and memory, as `service create` and `service resources` take them.
+#[derive(Args)]
+pub struct ResourceFlags {
+    /// CPU request per member, e.g. 500m.
+    #[arg(long)]
+    pub cpu: Option<String>,
+    /// CPU limit per member (none by default: throttling hurts databases more than sharing).
+    #[arg(long)]
+    pub cpu_limit: Option<String>,
+    /// Memory request per member, e.g. 2Gi (the limit follows unless given).
+    #[arg(long)]
+    pub memory: Option<String>,
+    #[arg(long)]
+    pub memory_limit: Option<String>,
+}
+
+impl ResourceFlags {
+    pub fn to_resources(&self) -> firecamp_core::spec::Resources {
+        use firecamp_core::spec::{ResourceAmounts, Resources};
+        Resources {
+            requests: ResourceAmounts { cpu: self.cpu.clone(), memory: self.memory.clone() },
+            limits: ResourceAmounts { cpu: self.cpu_limit.clone(), memory: self.memory_limit.clone() },
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct CreateArgs {
     /// Engine: postgresql, redis or zookeeper.
@@ -206,17 +232,8 @@ pub struct CreateArgs {
     #[arg(long, value_delimiter = ',', env = "FIRECAMP_ZONES")]
     pub zones: Vec<String>,
 
-    /// CPU request per member, e.g. 500m.
-    #[arg(long)]
-    pub cpu: Option<String>,
-    /// CPU limit per member (none by default: throttling hurts databases more than sharing).
-    #[arg(long)]
-    pub cpu_limit: Option<String>,
-    /// Memory request per member, e.g. 2Gi (the limit follows unless given).
-    #[arg(long)]
-    pub memory: Option<String>,
-    #[arg(long)]
-    pub memory_limit: Option<String>,
+    #[command(flatten)]
+    pub resources: ResourceFlags,
 
     /// Data volume size per member.
     #[arg(long, default_value = "10Gi")]

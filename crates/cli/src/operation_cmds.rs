@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use firecamp_api::{Operation, OperationKind, OperationPhase, OperationRequest, Phase, UpdatePolicy};
-use firecamp_core::spec::{ResourceAmounts, Resources};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::args::{Format, WaitArgs};
+use crate::args::{Format, ResourceFlags, WaitArgs};
 use crate::backend::Backend;
 use crate::error::CliError;
 use crate::output;
@@ -45,14 +44,8 @@ pub struct ConfigArgs {
 #[derive(Args)]
 pub struct ResourcesArgs {
     pub name: String,
-    #[arg(long)]
-    pub cpu: Option<String>,
-    #[arg(long)]
-    pub cpu_limit: Option<String>,
-    #[arg(long)]
-    pub memory: Option<String>,
-    #[arg(long)]
-    pub memory_limit: Option<String>,
+    #[command(flatten)]
+    pub resources: ResourceFlags,
     #[command(flatten)]
     pub op: OperationArgs,
 }
@@ -80,10 +73,7 @@ pub fn config_request(a: &ConfigArgs) -> Result<OperationRequest, CliError> {
 
 pub fn resources_request(a: &ResourcesArgs) -> OperationRequest {
     let mut req = request(OperationKind::Resources, &a.op);
-    req.resources = Some(Resources {
-        requests: ResourceAmounts { cpu: a.cpu.clone(), memory: a.memory.clone() },
-        limits: ResourceAmounts { cpu: a.cpu_limit.clone(), memory: a.memory_limit.clone() },
-    });
+    req.resources = Some(a.resources.to_resources());
     req
 }
 

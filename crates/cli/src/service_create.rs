@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use firecamp_catalog::layout::KubernetesLayout;
 use firecamp_catalog::plan;
-use firecamp_core::spec::{ResourceAmounts, Resources, VolumeSpec, VolumeType, Volumes};
+use firecamp_core::spec::{VolumeSpec, VolumeType, Volumes};
 use firecamp_core::{ClusterConfig, EngineKind, ServiceSpec};
 use firecamp_kube::{build, objects, Secrets};
 use rand::distr::{Alphanumeric, SampleString};
@@ -89,10 +89,7 @@ fn spec_from_args(engine: EngineKind, a: &CreateArgs) -> Result<ServiceSpec, Cli
         version: a.version.clone(),
         replicas: 0,
         zones: a.zones.clone(),
-        resources: Resources {
-            requests: ResourceAmounts { cpu: a.cpu.clone(), memory: a.memory.clone() },
-            limits: ResourceAmounts { cpu: a.cpu_limit.clone(), memory: a.memory_limit.clone() },
-        },
+        resources: a.resources.to_resources(),
         volumes: Volumes { data, journal },
         postgresql: None,
         redis: None,
