@@ -55,18 +55,8 @@ impl Api {
 }
 
 async fn connect(ip: &str, password: &str) -> Option<tokio_postgres::Client> {
-    let (c, conn) = tokio_postgres::Config::new()
-        .host(ip)
-        .port(5432)
-        .user("postgres")
-        .password(password)
-        .dbname("postgres")
-        .connect_timeout(Duration::from_secs(3))
-        .connect(tokio_postgres::NoTls)
-        .await
-        .ok()?;
-    tokio::spawn(conn);
-    Some(c)
+    let t = firecamp_probe::Target::new(ip, 5432).with_password(password);
+    firecamp_probe::postgresql::connect(&t, "postgres").await.ok()
 }
 
 fn secs(a: &str, b: &str) -> f64 {

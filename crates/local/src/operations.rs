@@ -70,17 +70,9 @@ fn current_primary(rec: &ServiceRecord) -> String {
 }
 
 async fn pg(rec: &ServiceRecord, member: &str) -> Result<tokio_postgres::Client, String> {
-    let t = status::target(rec, member).ok_or_else(|| format!("{member} has no address"))?;
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host(&t.host).port(t.port).user(postgresql::SUPERUSER).dbname("postgres").connect_timeout(Duration::from_secs(5));
-    if let Some(p) = &t.password {
-        cfg.password(p);
-    }
-    let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.map_err(|e| format!("{member}: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
+    let mut t = status::target(rec, member).ok_or_else(|| format!("{member} has no address"))?;
+    t.timeout = Duration::from_secs(5);
+    firecamp_probe::postgresql::connect(&t, postgresql::SUPERUSER).await.map_err(|e| format!("{member}: {e}"))
 }
 
 async fn redis_cmd(rec: &ServiceRecord, member: &str, args: &[&str]) -> Result<redis::Value, String> {

@@ -12,7 +12,8 @@ pub struct ReplicaState {
     pub state: String,
 }
 
-async fn connect(t: &Target, user: &str) -> Result<Client, ProbeError> {
+/// A connection to database `postgres` as `user`, within the target's timeout.
+pub async fn connect(t: &Target, user: &str) -> Result<Client, ProbeError> {
     let mut cfg = tokio_postgres::Config::new();
     cfg.host(&t.host).port(t.port).user(user).dbname("postgres").connect_timeout(t.timeout);
     if let Some(p) = &t.password {

@@ -215,18 +215,8 @@ pub fn kill9(pid: i32) {
 }
 
 /// A PostgreSQL connection as the superuser (3 s to connect).
-pub async fn pg_connect(host: &str, password: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (c, conn) = tokio_postgres::Config::new()
-        .host(host)
-        .port(5432)
-        .user("postgres")
-        .password(password)
-        .dbname("postgres")
-        .connect_timeout(Duration::from_secs(3))
-        .connect(tokio_postgres::NoTls)
-        .await?;
-    tokio::spawn(conn);
-    Ok(c)
+pub async fn pg_connect(host: &str, password: &str) -> Result<tokio_postgres::Client, firecamp_probe::ProbeError> {
+    firecamp_probe::postgresql::connect(&firecamp_probe::Target::new(host, 5432).with_password(password), "postgres").await
 }
 
 /// Runs one zkCli command against `server` (ZooKeeper's own client, from the installed jars).
