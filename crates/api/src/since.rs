@@ -22,6 +22,7 @@ mod tests {
         let now = humantime::parse_rfc3339("2026-01-01T12:00:00Z").unwrap();
         assert_eq!(parse_since("10m", now).unwrap(), humantime::parse_rfc3339("2026-01-01T11:50:00Z").unwrap());
         assert_eq!(parse_since("60", now).unwrap(), humantime::parse_rfc3339("2026-01-01T11:59:00Z").unwrap());
+        assert_eq!(parse_since("2026-01-01T11:00:00Z", now).unwrap(), humantime::parse_rfc3339("2026-01-01T11:00:00Z").unwrap());
         assert!(parse_since("yesterday", now).unwrap_err().contains("since="));
     }
 }
