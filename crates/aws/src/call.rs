@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::error::CallError;
-use crate::retry::{classify, Backoff, Rate, TokenBucket, Verdict};
+use crate::retry::{Backoff, Rate, TokenBucket, Verdict, classify};
 
 /// Paces and retries the calls to one AWS service (one per client: Route53, EC2, Logs).
 pub struct Caller {
@@ -23,12 +23,7 @@ pub struct Caller {
 
 impl Caller {
     pub fn new(service: &'static str, rate: Rate, backoff: Backoff) -> Self {
-        Caller {
-            service,
-            bucket: Mutex::new(TokenBucket::new(rate.per_second, rate.burst, Instant::now())),
-            backoff,
-            rng: Mutex::new(StdRng::from_os_rng()),
-        }
+        Caller { service, bucket: Mutex::new(TokenBucket::new(rate.per_second, rate.burst, Instant::now())), backoff, rng: Mutex::new(StdRng::from_os_rng()) }
     }
 
     /// Waits for a token of the service's bucket.

@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_route53::types::{HostedZoneConfig, RrType, Vpc, VpcRegion};
-use firecamp_core::cloud::{normalize_name, record_changes, BoxFuture, CloudError, DnsRecord, MemberAddress, MemberDns, RecordChange};
+use firecamp_core::cloud::{BoxFuture, CloudError, DnsRecord, MemberAddress, MemberDns, RecordChange, normalize_name, record_changes};
 
 use crate::call::Caller;
 use crate::config::Clients;
-use crate::dns_batch::{change_batch, fqdn, DEFAULT_TTL};
+use crate::dns_batch::{DEFAULT_TTL, change_batch, fqdn};
 use crate::error::{AwsError, CallError};
 use crate::retry::Verdict;
 
@@ -77,7 +77,9 @@ impl Route53Dns {
             match res {
                 Ok(out) => match out.hosted_zone() {
                     Some(z) => break z.id().to_string(),
-                    None => return Err(AwsError::Unexpected("CreateHostedZone without a hosted zone".into())),
+                    None => {
+                        return Err(AwsError::Unexpected("CreateHostedZone without a hosted zone".into()));
+                    }
                 },
                 // Someone (or our lost first attempt) created it meanwhile: look again.
                 Err(e) if e.is(&["HostedZoneAlreadyExists", "ConflictingDomainExists"]) => {}
@@ -93,10 +95,7 @@ impl Route53Dns {
     /// lists every zone of the account.
     async fn find_zone(&self) -> Result<Option<String>, AwsError> {
         let want = fqdn(&self.domain);
-        let out = self
-            .calls
-            .call("ListHostedZonesByName", || self.client.list_hosted_zones_by_name().dns_name(&self.domain).max_items(10).send())
-            .await?;
+        let out = self.calls.call("ListHostedZonesByName", || self.client.list_hosted_zones_by_name().dns_name(&self.domain).max_items(10).send()).await?;
         let mut candidates: Vec<String> = out
             .hosted_zones()
             .iter()
@@ -137,7 +136,9 @@ impl Route53Dns {
                 if *s.r#type() != RrType::A || !is_member_label(service, label) {
                     continue;
                 }
-                let Some(ip) = s.resource_records().first().and_then(|r| r.value().parse().ok()) else { continue };
+                let Some(ip) = s.resource_records().first().and_then(|r| r.value().parse().ok()) else {
+                    continue;
+                };
                 out.push(DnsRecord { name, ip, ttl: s.ttl().unwrap_or_default().try_into().unwrap_or(0) });
             }
             match page.next_record_name() {
@@ -158,9 +159,7 @@ impl Route53Dns {
         let zone = self.ensure_zone().await?;
         let batch = change_batch(changes, &format!("firecamp: {} change(s)", changes.len()))?;
         self.calls
-            .call("ChangeResourceRecordSets", || {
-                self.client.change_resource_record_sets().hosted_zone_id(&zone).change_batch(batch.clone()).send()
-            })
+            .call("ChangeResourceRecordSets", || self.client.change_resource_record_sets().hosted_zone_id(&zone).change_batch(batch.clone()).send())
             .await?;
         Ok(())
     }
@@ -194,11 +193,7 @@ impl Route53Dns {
 
 /// Backs off after a failed step when it is worth another try; the error otherwise.
 pub(crate) async fn retry_or_fail(calls: &Caller, e: CallError, attempt: u32) -> Result<(), AwsError> {
-    if e.verdict == Verdict::Retry && calls.back_off(attempt).await {
-        Ok(())
-    } else {
-        Err(CallError { attempts: attempt, ..e }.into())
-    }
+    if e.verdict == Verdict::Retry && calls.back_off(attempt).await { Ok(()) } else { Err(CallError { attempts: attempt, ..e }.into()) }
 }
 
 /// `<service>-<digits>`: a member of exactly this service (not of `<service>-x`).

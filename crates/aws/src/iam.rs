@@ -3,7 +3,7 @@
 //! Every statement names its actions (no `*` action). A statement is unscoped (`Resource: *`)
 //! only where AWS offers no resource-level permission for the action; each says why.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::logs::log_group;
 use crate::static_ip::{CLUSTER_TAG, RESERVE_ROLE, ROLE_TAG};
@@ -181,10 +181,7 @@ mod tests {
                     assert!(sid.ends_with("CannotBeScoped"), "{sid} is unscoped without saying why");
                     for a in st["Action"].as_array().unwrap() {
                         let a = a.as_str().unwrap();
-                        assert!(
-                            a.contains(":Describe") || a.contains(":List") || a == "route53:CreateHostedZone",
-                            "{a} must be scoped"
-                        );
+                        assert!(a.contains(":Describe") || a.contains(":List") || a == "route53:CreateHostedZone", "{a} must be scoped");
                     }
                 }
             }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
-use firecamp_core::cloud::{BoxFuture, CloudError, LogEvent, LogPage, MemberLogs};
 use firecamp_core::MemberName;
+use firecamp_core::cloud::{BoxFuture, CloudError, LogEvent, LogPage, MemberLogs};
 
 use crate::call::Caller;
 use crate::config::Clients;
@@ -70,9 +70,7 @@ impl CloudWatchLogs {
             Err(e) => return Err(e.into()),
         }
         if let Some(days) = self.retention_days {
-            self.calls
-                .call("PutRetentionPolicy", || self.client.put_retention_policy().log_group_name(&self.group).retention_in_days(days).send())
-                .await?;
+            self.calls.call("PutRetentionPolicy", || self.client.put_retention_policy().log_group_name(&self.group).retention_in_days(days).send()).await?;
         }
         let existing = self.streams(&format!("{service}/")).await?;
         for m in members {
@@ -80,10 +78,7 @@ impl CloudWatchLogs {
             if existing.contains(&stream) {
                 continue;
             }
-            let res = self
-                .calls
-                .call("CreateLogStream", || self.client.create_log_stream().log_group_name(&self.group).log_stream_name(&stream).send())
-                .await;
+            let res = self.calls.call("CreateLogStream", || self.client.create_log_stream().log_group_name(&self.group).log_stream_name(&stream).send()).await;
             match res {
                 Ok(_) => {}
                 Err(e) if e.is(&["ResourceAlreadyExistsException"]) => {} // the agent was first
@@ -101,12 +96,7 @@ impl CloudWatchLogs {
             let page = self
                 .calls
                 .call("DescribeLogStreams", || {
-                    self.client
-                        .describe_log_streams()
-                        .log_group_name(&self.group)
-                        .log_stream_name_prefix(prefix)
-                        .set_next_token(token.clone())
-                        .send()
+                    self.client.describe_log_streams().log_group_name(&self.group).log_stream_name_prefix(prefix).set_next_token(token.clone()).send()
                 })
                 .await?;
             out.extend(page.log_streams().iter().filter_map(|s| s.log_stream_name().map(String::from)));
@@ -123,7 +113,8 @@ impl CloudWatchLogs {
         let res = self
             .calls
             .call("GetLogEvents", || {
-                let mut req = self.client.get_log_events().log_group_name(&self.group).log_stream_name(&stream).start_from_head(true).set_next_token(next.clone());
+                let mut req =
+                    self.client.get_log_events().log_group_name(&self.group).log_stream_name(&stream).start_from_head(true).set_next_token(next.clone());
                 if next.is_none() {
                     req = req.set_start_time(since.map(millis));
                 }
@@ -131,7 +122,9 @@ impl CloudWatchLogs {
             })
             .await;
         let out = match res {
-            Err(e) if e.is(&["ResourceNotFoundException"]) => return Err(AwsError::NotFound(format!("log stream {}/{stream}", self.group))),
+            Err(e) if e.is(&["ResourceNotFoundException"]) => {
+                return Err(AwsError::NotFound(format!("log stream {}/{stream}", self.group)));
+            }
             other => other?,
         };
         let events = out
@@ -148,7 +141,13 @@ impl CloudWatchLogs {
     /// Reads a member's events from `since` and keeps polling for new ones with the forward
     /// token, until `on_event` breaks. At the end of a stream CloudWatch returns the same token
     /// again, so polling continues from it.
-    pub async fn follow(&self, service: &str, member: &MemberName, since: Option<SystemTime>, mut on_event: impl FnMut(LogEvent) -> ControlFlow<()>) -> Result<(), AwsError> {
+    pub async fn follow(
+        &self,
+        service: &str,
+        member: &MemberName,
+        since: Option<SystemTime>,
+        mut on_event: impl FnMut(LogEvent) -> ControlFlow<()>,
+    ) -> Result<(), AwsError> {
         let mut next = None;
         let mut interval = MIN_FOLLOW_INTERVAL;
         loop {
@@ -198,7 +197,13 @@ impl MemberLogs for CloudWatchLogs {
         Box::pin(async move { Ok(self.ensure(service, members).await?) })
     }
 
-    fn read<'a>(&'a self, service: &'a str, member: &'a MemberName, since: Option<SystemTime>, next: Option<String>) -> BoxFuture<'a, Result<LogPage, CloudError>> {
+    fn read<'a>(
+        &'a self,
+        service: &'a str,
+        member: &'a MemberName,
+        since: Option<SystemTime>,
+        next: Option<String>,
+    ) -> BoxFuture<'a, Result<LogPage, CloudError>> {
         Box::pin(async move { Ok(self.read_page(service, member, since, next).await?) })
     }
 }

@@ -8,14 +8,14 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
-use firecamp_core::cloud::{BoxFuture, CloudError, InstanceId, StaticIpRecord, StaticIps};
 use firecamp_core::Member;
+use firecamp_core::cloud::{BoxFuture, CloudError, InstanceId, StaticIpRecord, StaticIps};
 
 use crate::call::Caller;
 use crate::config::Clients;
 use crate::dns::retry_or_fail;
 use crate::error::AwsError;
-use crate::static_ip_rules::{check_ownership, check_same_zone, choose_eni, choose_subnet, unrecorded_reserve_ip, EniInfo, SubnetInfo};
+use crate::static_ip_rules::{EniInfo, SubnetInfo, check_ownership, check_same_zone, choose_eni, choose_subnet, unrecorded_reserve_ip};
 
 /// Tag on the subnets FireCamp may take IPs from, and on the interfaces it creates.
 pub const CLUSTER_TAG: &str = "firecamp-cluster";
@@ -138,7 +138,8 @@ impl Ec2StaticIps {
         let mut attempt = 1;
         loop {
             let reserve = self.ensure_reserve(&subnet.id).await?;
-            let record = |ip| StaticIpRecord { member: member.name.clone(), ip, zone: subnet.zone.clone(), subnet: subnet.id.clone(), holder: reserve.id.clone() };
+            let record =
+                |ip| StaticIpRecord { member: member.name.clone(), ip, zone: subnet.zone.clone(), subnet: subnet.id.clone(), holder: reserve.id.clone() };
             if let Some(ip) = unrecorded_reserve_ip(&reserve, records) {
                 return Ok(record(ip));
             }
@@ -215,13 +216,18 @@ impl Ec2StaticIps {
     }
 
     /// Moves the member's IP to the interface of `instance` in the IP's subnet.
-    pub async fn assign_ip(&self, member: &Member, record: &StaticIpRecord, records: &[StaticIpRecord], instance: &InstanceId) -> Result<StaticIpRecord, AwsError> {
+    pub async fn assign_ip(
+        &self,
+        member: &Member,
+        record: &StaticIpRecord,
+        records: &[StaticIpRecord],
+        instance: &InstanceId,
+    ) -> Result<StaticIpRecord, AwsError> {
         check_ownership(member, record, records)?;
         let (zone, enis) = self.instance(instance).await?;
         check_same_zone(&format!("instance {}", instance.0), &zone, member)?;
-        let eni = choose_eni(&enis, &record.subnet).ok_or_else(|| {
-            AwsError::Refused(format!("instance {} has no interface in subnet {} of IP {}", instance.0, record.subnet, record.ip))
-        })?;
+        let eni = choose_eni(&enis, &record.subnet)
+            .ok_or_else(|| AwsError::Refused(format!("instance {} has no interface in subnet {} of IP {}", instance.0, record.subnet, record.ip)))?;
         let moved = StaticIpRecord { holder: eni.id.clone(), ..record.clone() };
         if eni.id == record.holder && eni.secondary_ips.contains(&record.ip) {
             return Ok(moved);
@@ -295,7 +301,13 @@ impl StaticIps for Ec2StaticIps {
         Box::pin(async move { Ok(self.allocate_ip(member, records).await?) })
     }
 
-    fn assign<'a>(&'a self, member: &'a Member, record: &'a StaticIpRecord, records: &'a [StaticIpRecord], instance: &'a InstanceId) -> BoxFuture<'a, Result<StaticIpRecord, CloudError>> {
+    fn assign<'a>(
+        &'a self,
+        member: &'a Member,
+        record: &'a StaticIpRecord,
+        records: &'a [StaticIpRecord],
+        instance: &'a InstanceId,
+    ) -> BoxFuture<'a, Result<StaticIpRecord, CloudError>> {
         Box::pin(async move { Ok(self.assign_ip(member, record, records, instance).await?) })
     }
 

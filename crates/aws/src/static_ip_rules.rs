@@ -4,8 +4,8 @@
 
 use std::net::Ipv4Addr;
 
-use firecamp_core::cloud::StaticIpRecord;
 use firecamp_core::Member;
+use firecamp_core::cloud::StaticIpRecord;
 
 use crate::error::AwsError;
 
@@ -56,9 +56,7 @@ pub fn choose_subnet(subnets: &[SubnetInfo], member: &Member) -> Result<SubnetIn
         .filter(|s| s.zone == member.zone)
         .max_by(|a, b| a.free_ips.cmp(&b.free_ips).then_with(|| b.id.cmp(&a.id)))
         .cloned()
-        .ok_or_else(|| {
-            AwsError::NotFound(format!("no subnet tagged for the cluster in zone {} (for member {})", member.zone, member.name))
-        })
+        .ok_or_else(|| AwsError::NotFound(format!("no subnet tagged for the cluster in zone {} (for member {})", member.zone, member.name)))
 }
 
 /// The interface of an instance that can hold an IP of `subnet`: an IP moves only between
@@ -123,7 +121,8 @@ mod tests {
 
     #[test]
     fn the_interface_is_the_instances_first_in_the_ips_subnet() {
-        let e = |id: &str, subnet: &str, idx| EniInfo { id: id.into(), subnet: subnet.into(), device_index: Some(idx), primary_ip: None, secondary_ips: vec![] };
+        let e =
+            |id: &str, subnet: &str, idx| EniInfo { id: id.into(), subnet: subnet.into(), device_index: Some(idx), primary_ip: None, secondary_ips: vec![] };
         let enis = [e("eni-2", "subnet-a", 2), e("eni-1", "subnet-b", 0), e("eni-3", "subnet-a", 1)];
         assert_eq!(choose_eni(&enis, "subnet-a").unwrap().id, "eni-3");
         assert!(choose_eni(&enis, "subnet-c").is_none());

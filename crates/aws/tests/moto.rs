@@ -10,11 +10,11 @@ use std::net::Ipv4Addr;
 use std::ops::ControlFlow;
 use std::time::{Duration, SystemTime};
 
-use common::proxy::{total, Fault, Proxy};
-use common::{clients, moto_endpoint, World};
+use common::proxy::{Fault, Proxy, total};
+use common::{World, clients, moto_endpoint};
 use firecamp_aws::{AwsError, CloudWatchLogs, Ec2StaticIps, Route53Dns};
-use firecamp_core::cloud::{LogEvent, MemberAddress, RecordChange, StaticIpRecord};
 use firecamp_core::Member;
+use firecamp_core::cloud::{LogEvent, MemberAddress, RecordChange, StaticIpRecord};
 
 fn report(what: &str, counts: &BTreeMap<String, u32>) {
     println!("API calls, {what}: {} {counts:?}", total(counts));

@@ -13,9 +13,9 @@ mod render;
 pub mod version;
 pub mod zookeeper;
 
-pub use engine::{engine, Engine};
+pub use engine::{Engine, engine};
 pub use layout::{Binding, KubernetesLayout, Layout, LocalLayout, MemberPaths};
-pub use plan::{plan, plan_with_primary, ConfigFile, ContainerPlan, InitTask, MemberPlan, Port, Probe, Role, ServicePlan};
+pub use plan::{ConfigFile, ContainerPlan, InitTask, MemberPlan, Port, Probe, Role, ServicePlan, plan, plan_with_primary};
 pub use version::EngineVersion;
 
 /// Specs for examples and tests: a small, valid service of each engine.

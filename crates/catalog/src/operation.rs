@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use firecamp_core::operation::{
-    restart_steps, stop_start_steps, MemberRole, OperationKind, OperationRequest, OperationStep, StepAction, UpdatePolicy,
-};
+use firecamp_core::operation::{MemberRole, OperationKind, OperationRequest, OperationStep, StepAction, UpdatePolicy, restart_steps, stop_start_steps};
 use firecamp_core::{ServiceSpec, ValidationErrors};
 
 use crate::engine::engine;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use firecamp_core::{member::MemberName, ServiceSpec, ValidationErrors};
+use firecamp_core::{ServiceSpec, ValidationErrors, member::MemberName};
 
 use crate::engine::Engine;
 use crate::render::Conf;

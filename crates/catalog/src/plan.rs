@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use firecamp_core::spec::{ResourceAmounts, Resources};
 use firecamp_core::validate::validate_common;
-use firecamp_core::{member, ClusterConfig, EngineKind, Member, ServiceSpec, ValidationErrors};
+use firecamp_core::{ClusterConfig, EngineKind, Member, ServiceSpec, ValidationErrors, member};
 use serde::Serialize;
 
 use crate::engine::engine;
@@ -194,9 +194,7 @@ pub fn plan_with_primary(
     cluster.validate(&mut errs);
     validate_common(name, spec, cluster, &mut errs);
     validate_engine_blocks(spec, &mut errs);
-    let version = version::resolve(spec.engine.as_str(), eng.versions(), spec.version.as_deref())
-        .map_err(|e| errs.push("spec.version", e))
-        .ok();
+    let version = version::resolve(spec.engine.as_str(), eng.versions(), spec.version.as_deref()).map_err(|e| errs.push("spec.version", e)).ok();
     eng.validate(spec, &mut errs);
     crate::params::validate(name, spec, eng, &mut errs);
     if let Some(p) = primary
@@ -275,11 +273,8 @@ pub fn plan_with_primary(
 
 /// The option block must match the engine: a `redis:` block on a PostgreSQL service is a mistake.
 fn validate_engine_blocks(spec: &ServiceSpec, errs: &mut ValidationErrors) {
-    let blocks = [
-        (EngineKind::Postgresql, spec.postgresql.is_some()),
-        (EngineKind::Redis, spec.redis.is_some()),
-        (EngineKind::Zookeeper, spec.zookeeper.is_some()),
-    ];
+    let blocks =
+        [(EngineKind::Postgresql, spec.postgresql.is_some()), (EngineKind::Redis, spec.redis.is_some()), (EngineKind::Zookeeper, spec.zookeeper.is_some())];
     for (kind, present) in blocks {
         if present && kind != spec.engine {
             errs.push(format!("spec.{kind}"), format!("options for {kind} do not apply to a {} service", spec.engine));
@@ -307,4 +302,3 @@ fn with_defaults(given: &Resources, defaults: &Resources) -> Resources {
 pub fn memory_limit_mib(resources: &Resources) -> Option<u128> {
     resources.limits.memory.as_deref().and_then(|m| firecamp_core::quantity::parse(m).ok()).map(|q| q.mebibytes())
 }
-

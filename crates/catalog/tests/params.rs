@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use firecamp_catalog::examples::spec;
 use firecamp_catalog::layout::KubernetesLayout;
-use firecamp_catalog::{engine, plan, plan_with_primary, ServicePlan};
+use firecamp_catalog::{ServicePlan, engine, plan, plan_with_primary};
 use firecamp_core::{ClusterConfig, EngineKind, ServiceSpec};
 
 use EngineKind::*;

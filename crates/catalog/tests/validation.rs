@@ -27,10 +27,7 @@ fn refused(s: &ServiceSpec, field: &str, text: &str) {
 
 fn refused_named(name: &str, s: &ServiceSpec, field: &str, text: &str) {
     let errs = errors(name, s);
-    assert!(
-        errs.0.iter().any(|e| e.field == field && e.message.contains(text)),
-        "expected `{field}: …{text}…`, got:\n{errs}"
-    );
+    assert!(errs.0.iter().any(|e| e.field == field && e.message.contains(text)), "expected `{field}: …{text}…`, got:\n{errs}");
 }
 
 #[test]
@@ -109,11 +106,32 @@ fn volume_rules() {
     refused(&with(&|v| v.size = "500Mi".into()), "spec.volumes.data.size", "whole number of Gi from 1Gi to 16384Gi");
     refused(&with(&|v| v.size = "17Ti".into()), "spec.volumes.data.size", "to 16384Gi");
     refused(&with(&|v| v.iops = Some(100)), "spec.volumes.data.iops", "gp3 allows 3000 to 16000 IOPS");
-    refused(&with(&|v| { v.volume_type = VolumeType::Gp2; v.iops = Some(3000) }), "spec.volumes.data.iops", "take no provisioned IOPS");
+    refused(
+        &with(&|v| {
+            v.volume_type = VolumeType::Gp2;
+            v.iops = Some(3000)
+        }),
+        "spec.volumes.data.iops",
+        "take no provisioned IOPS",
+    );
     refused(&with(&|v| v.volume_type = VolumeType::Io2), "spec.volumes.data.iops", "io2 volumes need provisioned IOPS");
     refused(&with(&|v| v.throughput = Some(50)), "spec.volumes.data.throughput", "125 to 1000 MiB/s");
-    refused(&with(&|v| { v.volume_type = VolumeType::St1; v.throughput = Some(200) }), "spec.volumes.data.throughput", "only gp3");
-    refused(&with(&|v| { v.encrypted = false; v.kms_key_id = Some("k".into()) }), "spec.volumes.data.kmsKeyId", "encrypted: true");
+    refused(
+        &with(&|v| {
+            v.volume_type = VolumeType::St1;
+            v.throughput = Some(200)
+        }),
+        "spec.volumes.data.throughput",
+        "only gp3",
+    );
+    refused(
+        &with(&|v| {
+            v.encrypted = false;
+            v.kms_key_id = Some("k".into())
+        }),
+        "spec.volumes.data.kmsKeyId",
+        "encrypted: true",
+    );
     let mut s = spec(Postgresql, 1);
     s.volumes.journal = Some(VolumeSpec::new("abc"));
     refused(&s, "spec.volumes.journal.size", "is not a quantity");

@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 
 use firecamp_api::Phase;
 use firecamp_manage::crd::{FireCampService, FireCampServiceSpec};
-use firecamp_testbed::{client, fresh_namespace, kubeconfig_path, PROVISIONER, STORAGE_CLASS};
+use firecamp_testbed::{PROVISIONER, STORAGE_CLASS, client, fresh_namespace, kubeconfig_path};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, VolumeResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, CustomResourceExt, ResourceExt};
 
 fn free_port() -> u16 {
@@ -70,14 +70,20 @@ async fn bare_statefulset(client: &Client, ns: &str, name: &str) -> Duration {
             service_name: Some(name.into()),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
-                spec: Some(PodSpec { containers: vec![Container { name: "db".into(), image: Some("example.invalid/db:1".into()), ..Default::default() }], ..Default::default() }),
+                spec: Some(PodSpec {
+                    containers: vec![Container { name: "db".into(), image: Some("example.invalid/db:1".into()), ..Default::default() }],
+                    ..Default::default()
+                }),
             },
             volume_claim_templates: Some(vec![PersistentVolumeClaim {
                 metadata: ObjectMeta { name: Some("data".into()), ..Default::default() },
                 spec: Some(PersistentVolumeClaimSpec {
                     access_modes: Some(vec!["ReadWriteOnce".into()]),
                     storage_class_name: Some(STORAGE_CLASS.into()),
-                    resources: Some(VolumeResourceRequirements { requests: Some(BTreeMap::from([("storage".into(), Quantity("1Gi".into()))])), ..Default::default() }),
+                    resources: Some(VolumeResourceRequirements {
+                        requests: Some(BTreeMap::from([("storage".into(), Quantity("1Gi".into()))])),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -135,7 +141,12 @@ async fn main() {
         per_create.push(metric(port, "firecamp_kube_requests_total").await - before);
     }
     let (b, f) = (median(bare), median(fc));
-    println!("create → ready, 3 members (median of 3): bare StatefulSet {:.2} s, FireCamp service {:.2} s, ratio {:.2}", b.as_secs_f64(), f.as_secs_f64(), f.as_secs_f64() / b.as_secs_f64());
+    println!(
+        "create → ready, 3 members (median of 3): bare StatefulSet {:.2} s, FireCamp service {:.2} s, ratio {:.2}",
+        b.as_secs_f64(),
+        f.as_secs_f64(),
+        f.as_secs_f64() / b.as_secs_f64()
+    );
     println!("Kubernetes API requests per service created: {per_create:?}");
 
     let before = metric(port, "firecamp_kube_requests_total").await;

@@ -1,12 +1,12 @@
 //! Where service commands go: the manage service's REST API, or (`--kube`) the cluster's
 //! FireCampService resources directly through the kubeconfig.
 
-use firecamp_api::{paths, CreateService, Operation, OperationList, OperationRequest, Service, ServiceList};
+use firecamp_api::{CreateService, Operation, OperationList, OperationRequest, Service, ServiceList, paths};
+use firecamp_manage::crd::{DELETE_VOLUMES_ANNOTATION, FireCampService, FireCampServiceSpec};
 use firecamp_manage::operations::RequestError;
-use firecamp_manage::crd::{FireCampService, FireCampServiceSpec, DELETE_VOLUMES_ANNOTATION};
 use firecamp_manage::view::to_service;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
 use crate::args::ServerArgs;
 use crate::client::Client;
@@ -31,9 +31,8 @@ impl Backend {
         if !args.kube {
             return Ok(Backend::Rest(Client::new(args)?));
         }
-        let client = kube::Client::try_default()
-            .await
-            .map_err(|e| CliError::Failed(format!("cannot use the kubeconfig (KUBECONFIG or ~/.kube/config): {e}")))?;
+        let client =
+            kube::Client::try_default().await.map_err(|e| CliError::Failed(format!("cannot use the kubeconfig (KUBECONFIG or ~/.kube/config): {e}")))?;
         Ok(Backend::Kube(Api::namespaced(client, &args.namespace)))
     }
 

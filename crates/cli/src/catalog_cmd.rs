@@ -38,12 +38,7 @@ pub fn run(format: Format) -> Result<(), CliError> {
         Format::Yaml => output::yaml(&entries)?,
         Format::Table => output::table(
             &["ENGINE", "VERSION", "IMAGE", "DEFAULT", "STATIC IP"],
-            &entries
-                .iter()
-                .map(|e| {
-                    vec![e.engine.into(), e.version.into(), e.image.into(), yes(e.default), yes(e.static_ip)]
-                })
-                .collect::<Vec<_>>(),
+            &entries.iter().map(|e| vec![e.engine.into(), e.version.into(), e.image.into(), yes(e.default), yes(e.static_ip)]).collect::<Vec<_>>(),
         ),
     };
     print!("{text}");

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use firecamp_api::{ApiError, ErrorCode};
 use reqwest::{Method, RequestBuilder, Response};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::args::ServerArgs;
 use crate::error::CliError;

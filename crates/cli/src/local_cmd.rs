@@ -2,13 +2,13 @@
 //! with a pid file and a log file in its state directory.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
-use firecamp_local::config::{default_dir, Config};
+use firecamp_local::config::{Config, default_dir};
 use firecamp_local::daemon;
 use firecamp_local::ips::IpPool;
 
@@ -109,11 +109,8 @@ async fn up(o: &LocalOpts) -> Result<(), CliError> {
     }
     std::fs::create_dir_all(&cfg.dir).map_err(|e| failed(format!("creating {}: {e}", cfg.dir.display())))?;
     let _ = std::fs::remove_file(cfg.addr_path());
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(cfg.log_path())
-        .map_err(|e| failed(format!("opening {}: {e}", cfg.log_path().display())))?;
+    let log =
+        std::fs::OpenOptions::new().create(true).append(true).open(cfg.log_path()).map_err(|e| failed(format!("opening {}: {e}", cfg.log_path().display())))?;
     let exe = std::env::current_exe().map_err(failed)?;
     let mut args = vec![
         "local".to_string(),
@@ -139,11 +136,7 @@ async fn up(o: &LocalOpts) -> Result<(), CliError> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(failed(format!(
-                "the local runtime exited ({status}); its log {} ends with:\n{}",
-                cfg.log_path().display(),
-                tail(&cfg.log_path(), 10)
-            )));
+            return Err(failed(format!("the local runtime exited ({status}); its log {} ends with:\n{}", cfg.log_path().display(), tail(&cfg.log_path(), 10))));
         }
         if let Ok(url) = std::fs::read_to_string(cfg.addr_path()) {
             if healthy(url.trim()).await {

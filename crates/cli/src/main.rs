@@ -19,10 +19,10 @@ mod wait;
 use clap::Parser;
 
 use args::{Cli, Command, ServiceCommand};
-use firecamp_api::OperationKind;
 use backend::Backend;
 use client::Client;
 use error::CliError;
+use firecamp_api::OperationKind;
 
 #[tokio::main]
 async fn main() {
@@ -35,7 +35,6 @@ async fn main() {
         std::process::exit(e.exit_code());
     }
 }
-
 
 async fn run(command: Command) -> Result<(), CliError> {
     match command {

@@ -78,10 +78,7 @@ fn interface(host: &HostIp, given: &Option<String>) -> Result<String, CliError> 
 pub async fn member_init(a: MemberInitArgs) -> Result<(), CliError> {
     let client = kube::Client::try_default().await.map_err(|e| CliError::Failed(format!("connecting to Kubernetes: {e}")))?;
     let name = firecamp_kube::names::config_map(&MemberName::from_string(a.member.clone()));
-    let cm = Api::<ConfigMap>::namespaced(client, &a.namespace)
-        .get(&name)
-        .await
-        .map_err(|e| CliError::Failed(format!("reading ConfigMap {name}: {e}")))?;
+    let cm = Api::<ConfigMap>::namespaced(client, &a.namespace).get(&name).await.map_err(|e| CliError::Failed(format!("reading ConfigMap {name}: {e}")))?;
     std::fs::create_dir_all(&a.config_dir).map_err(failed("creating the config directory"))?;
     for (file, content) in cm.data.unwrap_or_default() {
         write_atomic(&a.config_dir, &file, &content)?;
@@ -103,7 +100,7 @@ pub async fn member_init(a: MemberInitArgs) -> Result<(), CliError> {
 
 /// Holds the IP until SIGTERM, then takes it off (idempotent both ways).
 pub async fn member_ip(a: MemberIpArgs) -> Result<(), CliError> {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     let host = a.netns.clone().map(HostIp::in_netns).unwrap_or_default();
     let mut term = signal(SignalKind::terminate()).map_err(failed("watching SIGTERM"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(failed("watching SIGINT"))?;

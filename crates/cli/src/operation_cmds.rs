@@ -12,7 +12,7 @@ use crate::args::{Format, ResourceFlags, WaitArgs};
 use crate::backend::Backend;
 use crate::error::CliError;
 use crate::output;
-use crate::wait::{wait, Until};
+use crate::wait::{Until, wait};
 
 /// Options every operation takes.
 #[derive(Args, Clone)]
@@ -128,7 +128,10 @@ async fn follow(client: &Backend, name: &str, id: &str, w: &WaitArgs) -> Result<
         bar.set_message(line);
         if Instant::now() > deadline {
             bar.abandon();
-            return Err(CliError::Failed(format!("operation {id} of {name} not finished after {} s (it goes on; see firecamp service operations {name})", w.timeout)));
+            return Err(CliError::Failed(format!(
+                "operation {id} of {name} not finished after {} s (it goes on; see firecamp service operations {name})",
+                w.timeout
+            )));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

@@ -1,6 +1,6 @@
 //! `firecamp service list|get|members|delete|stop|start|logs`, against the manage service.
 
-use firecamp_api::{paths, Service};
+use firecamp_api::{Service, paths};
 use futures::StreamExt;
 use std::io::Write;
 
@@ -9,7 +9,7 @@ use crate::backend::Backend;
 use crate::client::Client;
 use crate::error::CliError;
 use crate::output;
-use crate::wait::{wait, Until};
+use crate::wait::{Until, wait};
 
 fn print_as<T: serde::Serialize>(format: Format, v: &T, table: impl FnOnce() -> String) -> Result<(), CliError> {
     let text = match format {

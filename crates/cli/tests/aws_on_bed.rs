@@ -11,15 +11,15 @@ use std::net::Ipv4Addr;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
-use common::proxy::{total, Proxy};
-use common::{moto_endpoint, World, REGION, ZONES};
+use common::proxy::{Proxy, total};
+use common::{REGION, World, ZONES, moto_endpoint};
 use firecamp_api::Phase;
 use firecamp_aws::CloudWatchLogs;
-use firecamp_core::cloud::{InstanceId, LogEvent};
 use firecamp_core::MemberName;
+use firecamp_core::cloud::{InstanceId, LogEvent};
 use firecamp_manage::crd::FireCampService;
-use firecamp_testbed::nodes::{create_nodes_and_wait, NodePlan, WORKER_LABEL};
-use firecamp_testbed::{client, fresh_namespace, kubeconfig_path, PROVISIONER};
+use firecamp_testbed::nodes::{NodePlan, WORKER_LABEL, create_nodes_and_wait};
+use firecamp_testbed::{PROVISIONER, client, fresh_namespace, kubeconfig_path};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
@@ -66,7 +66,8 @@ fn ok(o: Output) -> String {
 
 /// Kwok nodes of the test's own cluster: names of their own, moto's instances as providerIDs.
 fn nodes_for(w: &World, placement: &[(&str, &InstanceId)]) -> Vec<Node> {
-    let plan = NodePlan { count: 3, zones: ZONES.map(String::from).to_vec(), region: REGION.into(), cluster: w.cluster.clone(), instance_type: "t3.medium".into() };
+    let plan =
+        NodePlan { count: 3, zones: ZONES.map(String::from).to_vec(), region: REGION.into(), cluster: w.cluster.clone(), instance_type: "t3.medium".into() };
     let template = plan.nodes();
     placement
         .iter()
@@ -137,7 +138,11 @@ async fn members_get_static_ips_records_and_log_streams_that_follow_them() {
     let api: Api<FireCampService> = Api::namespaced(client.clone(), &ns);
     let svc = wait_for(&api, "rd", "IPs on instances, records and streams", |s| {
         s.status.as_ref().is_some_and(|st| {
-            st.phase == Phase::Active && st.static_ips.len() == 3 && st.static_ips.iter().all(|i| i.instance.is_some()) && st.dns_records.len() == 3 && st.log_streams.len() == 3
+            st.phase == Phase::Active
+                && st.static_ips.len() == 3
+                && st.static_ips.iter().all(|i| i.instance.is_some())
+                && st.dns_records.len() == 3
+                && st.log_streams.len() == 3
         })
     })
     .await;

@@ -7,10 +7,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use firecamp_kube::objects;
-use firecamp_testbed::{client, fresh_namespace, PROVISIONER};
+use firecamp_testbed::{PROVISIONER, client, fresh_namespace};
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
-use kube::runtime::wait::{await_condition, Condition};
+use kube::runtime::wait::{Condition, await_condition};
 use kube::{Api, Client};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -57,10 +57,7 @@ where
 
 fn running_and_ready(p: Option<&Pod>) -> bool {
     p.and_then(|p| p.status.as_ref())
-        .is_some_and(|s| {
-            s.phase.as_deref() == Some("Running")
-                && s.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True")
-        })
+        .is_some_and(|s| s.phase.as_deref() == Some("Running") && s.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 fn unschedulable(p: Option<&Pod>) -> bool {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use firecamp_testbed::client;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::Api;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 
 #[tokio::test]
 async fn install_render_applies_to_the_bed_and_the_manage_service_becomes_available() {
@@ -19,7 +19,19 @@ async fn install_render_applies_to_the_bed_and_the_manage_service_becomes_availa
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let client = client().await;
     let kinds: Vec<String> = list["items"].as_array().unwrap().iter().map(|o| o["kind"].as_str().unwrap().to_string()).collect();
-    for want in ["CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service", "PodDisruptionBudget", "DaemonSet"] {
+    for want in [
+        "CustomResourceDefinition",
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "DaemonSet",
+    ] {
         assert!(kinds.iter().any(|k| k == want), "no {want} in {kinds:?}");
     }
     for o in list["items"].as_array().unwrap() {

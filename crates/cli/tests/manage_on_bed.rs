@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use firecamp_api::{Phase, Service};
 use firecamp_manage::crd::FireCampService;
-use firecamp_testbed::{client, fresh_namespace, kubeconfig_path, PROVISIONER};
+use firecamp_testbed::{PROVISIONER, client, fresh_namespace, kubeconfig_path};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
@@ -50,12 +50,7 @@ impl Drop for Manage {
 }
 
 fn cli(ns: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_firecamp"))
-        .args(args)
-        .args(["--kube", "-n", ns])
-        .env("KUBECONFIG", kubeconfig_path())
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_firecamp")).args(args).args(["--kube", "-n", ns]).env("KUBECONFIG", kubeconfig_path()).output().unwrap()
 }
 
 fn ok(o: Output) -> String {
@@ -167,7 +162,8 @@ async fn a_killed_manage_service_resumes_without_duplicates_or_lost_init_tasks()
     tokio::time::timeout(Duration::from_secs(60), kube::runtime::wait::await_condition(sts.clone(), "rc", exists)).await.unwrap().unwrap();
     manage.kill();
     let _manage = Manage::start(&ns);
-    let out = ok(cli(&ns, &["service", "create", "redis", "rc2", "--option=mode=cluster", "--option=shards=3", "--replicas=3", ZONES, "--wait", "--timeout=120"]));
+    let out =
+        ok(cli(&ns, &["service", "create", "redis", "rc2", "--option=mode=cluster", "--option=shards=3", "--replicas=3", ZONES, "--wait", "--timeout=120"]));
     assert!(out.contains("created rc2"), "{out}");
     ok(cli(&ns, &["service", "get", "rc", "-o", "json"]));
     let fcs: Api<FireCampService> = Api::namespaced(client.clone(), &ns);
@@ -186,10 +182,8 @@ async fn a_killed_manage_service_resumes_without_duplicates_or_lost_init_tasks()
     assert_eq!(Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns).list(&lp).await.unwrap().items.len(), 3);
     let jobs = Api::<Job>::namespaced(client.clone(), &ns).list(&lp).await.unwrap();
     assert_eq!(jobs.items.len(), 1);
-    let raw: serde_json::Value = serde_json::to_value(
-        Api::<firecamp_manage::crd::FireCampService>::namespaced(client.clone(), &ns).get("rc").await.unwrap().status,
-    )
-    .unwrap();
+    let raw: serde_json::Value =
+        serde_json::to_value(Api::<firecamp_manage::crd::FireCampService>::namespaced(client.clone(), &ns).get("rc").await.unwrap().status).unwrap();
     assert_eq!(raw["initTasks"][0]["phase"], "Succeeded", "{raw}");
     for s in ["rc", "rc2"] {
         ok(cli(&ns, &["service", "delete", s, "--delete-volumes", "--wait", "--timeout=60"]));
@@ -203,9 +197,7 @@ async fn a_member_whose_zone_has_no_node_leaves_the_service_degraded_with_the_re
     let _manage = Manage::start(&ns);
     ok(cli(&ns, &["service", "create", "postgresql", "pg", "--replicas=4", "--zones=us-east-1a,us-east-1b,us-east-1c,us-east-1d"]));
     let api: Api<FireCampService> = Api::namespaced(_client.clone(), &ns);
-    let degraded = |o: Option<&FireCampService>| {
-        o.and_then(|s| s.status.as_ref()).is_some_and(|s| s.phase == Phase::Degraded && s.ready_members == 3)
-    };
+    let degraded = |o: Option<&FireCampService>| o.and_then(|s| s.status.as_ref()).is_some_and(|s| s.phase == Phase::Degraded && s.ready_members == 3);
     let s = tokio::time::timeout(Duration::from_secs(120), kube::runtime::wait::await_condition(api, "pg", degraded))
         .await
         .unwrap_or_else(|_| panic!("not DEGRADED with 3 members running: {:?}", get(&ns, "pg").status))
@@ -232,9 +224,7 @@ async fn invalid_specs_are_refused_whole() {
     spec.zones = vec!["us-east-1a".into()];
     let r = firecamp_manage::crd::FireCampService::new("zk", firecamp_manage::crd::FireCampServiceSpec(spec));
     api.create(&Default::default(), &r).await.unwrap();
-    let failed = |o: Option<&firecamp_manage::crd::FireCampService>| {
-        o.and_then(|s| s.status.as_ref()).is_some_and(|s| s.phase == Phase::Failed)
-    };
+    let failed = |o: Option<&firecamp_manage::crd::FireCampService>| o.and_then(|s| s.status.as_ref()).is_some_and(|s| s.phase == Phase::Failed);
     let s = tokio::time::timeout(Duration::from_secs(60), kube::runtime::wait::await_condition(api, "zk", failed)).await.unwrap().unwrap().unwrap();
     assert!(s.status.unwrap().message.unwrap().contains("odd number of members"));
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);

@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use firecamp_api::{OperationList, OperationPhase, Phase};
 use firecamp_manage::crd::FireCampService;
-use firecamp_testbed::nodes::{create_nodes_and_wait, NodePlan, WORKER_LABEL};
-use firecamp_testbed::{client, fresh_namespace, kubeconfig_path, PROVISIONER};
+use firecamp_testbed::nodes::{NodePlan, WORKER_LABEL, create_nodes_and_wait};
+use firecamp_testbed::{PROVISIONER, client, fresh_namespace, kubeconfig_path};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolumeClaim, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, CustomResourceExt, ResourceExt};
 
 const ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
@@ -81,7 +81,13 @@ impl Bed {
         tokio::time::timeout(Duration::from_secs(30), await_condition(crds, "firecampservices.firecamp.dev", established)).await.unwrap().unwrap();
         let ns = fresh_namespace(&client, prefix).await;
         let cluster = ns.clone();
-        let plan = NodePlan { count: 3, zones: ZONES.map(String::from).to_vec(), region: "us-east-1".into(), cluster: cluster.clone(), instance_type: "m5.large".into() };
+        let plan = NodePlan {
+            count: 3,
+            zones: ZONES.map(String::from).to_vec(),
+            region: "us-east-1".into(),
+            cluster: cluster.clone(),
+            instance_type: "m5.large".into(),
+        };
         let nodes: Vec<Node> = plan
             .nodes()
             .into_iter()
@@ -130,10 +136,7 @@ impl Bed {
     /// Each Redis member's `redis.conf` as its ConfigMap holds it.
     async fn redis_conf(&self) -> BTreeMap<String, String> {
         let cms = Api::<ConfigMap>::namespaced(self.client.clone(), &self.ns).list(&ListParams::default()).await.unwrap();
-        cms.items
-            .into_iter()
-            .filter_map(|c| Some((c.name_any().strip_suffix("-config")?.to_string(), c.data?.get("redis.conf")?.clone())))
-            .collect()
+        cms.items.into_iter().filter_map(|c| Some((c.name_any().strip_suffix("-config")?.to_string(), c.data?.get("redis.conf")?.clone()))).collect()
     }
 
     fn operations(&self, name: &str) -> OperationList {
@@ -250,7 +253,10 @@ async fn a_killed_manage_service_resumes_and_a_member_that_does_not_come_back_fa
     let deleted = bed.deletions();
     ok(bed.cli(&["service", "restart", "pg"]));
     bed.wait_for("pg", "step 2 under way", |s| {
-        s.status.as_ref().and_then(|st| st.operations.last()).is_some_and(|op| op.steps[0].phase == OperationPhase::Succeeded && op.steps[1].phase == OperationPhase::Running)
+        s.status
+            .as_ref()
+            .and_then(|st| st.operations.last())
+            .is_some_and(|op| op.steps[0].phase == OperationPhase::Succeeded && op.steps[1].phase == OperationPhase::Running)
     })
     .await;
     // A second operation while one runs: refused with the running one's name.
@@ -275,7 +281,10 @@ async fn a_killed_manage_service_resumes_and_a_member_that_does_not_come_back_fa
     let before = bed.uids().await;
     ok(bed.cli(&["service", "restart", "pg"]));
     bed.wait_for("pg", "waiting on pg-2", |s| {
-        s.status.as_ref().and_then(|st| st.operations.last()).is_some_and(|op| op.steps.iter().any(|x| x.member == "pg-2" && x.phase == OperationPhase::Running))
+        s.status
+            .as_ref()
+            .and_then(|st| st.operations.last())
+            .is_some_and(|op| op.steps.iter().any(|x| x.member == "pg-2" && x.phase == OperationPhase::Running))
     })
     .await;
     let out = ok(bed.cli(&["service", "cancel", "pg", "--wait", "--timeout=60"]));

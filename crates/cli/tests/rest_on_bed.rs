@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use firecamp_api::{ApiError, CreateService, ErrorCode, MemberStatus, Phase, Service, ServiceList};
 use firecamp_core::EngineKind;
-use firecamp_testbed::{client, fresh_namespace, kubeconfig_path, PROVISIONER};
+use firecamp_testbed::{PROVISIONER, client, fresh_namespace, kubeconfig_path};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};

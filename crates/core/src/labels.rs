@@ -1,6 +1,6 @@
 //! Kubernetes label and annotation keys and values, validated before they reach an API server.
 
-use crate::names::{dns1123_subdomain_problem, MAX_LABEL};
+use crate::names::{MAX_LABEL, dns1123_subdomain_problem};
 
 /// Label and annotation prefixes FireCamp sets itself; users may not set them.
 pub const RESERVED_PREFIXES: &[&str] = &["firecamp.dev/", "app.kubernetes.io/", "kubernetes.io/", "k8s.io/"];

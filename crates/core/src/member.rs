@@ -63,14 +63,7 @@ pub fn members(service: &str, replicas: u32, zones: &[String], cluster: &Cluster
     (0..replicas)
         .map(|i| {
             let name = MemberName::new(service, i);
-            Member {
-                dns_name: format!("{name}.{domain}"),
-                name,
-                index: i,
-                zone: zone_of(i, zones).to_string(),
-                needs_static_ip,
-                static_ip: None,
-            }
+            Member { dns_name: format!("{name}.{domain}"), name, index: i, zone: zone_of(i, zones).to_string(), needs_static_ip, static_ip: None }
         })
         .collect()
 }

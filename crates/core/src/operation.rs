@@ -188,16 +188,7 @@ pub struct OperationStep {
 
 impl OperationStep {
     pub fn new(action: StepAction, member: impl Into<String>) -> Self {
-        OperationStep {
-            action,
-            member: member.into(),
-            to: None,
-            phase: OperationPhase::Pending,
-            started: None,
-            finished: None,
-            message: None,
-            replaced: None,
-        }
+        OperationStep { action, member: member.into(), to: None, phase: OperationPhase::Pending, started: None, finished: None, message: None, replaced: None }
     }
     pub fn describe(&self) -> String {
         match &self.to {
@@ -246,7 +237,10 @@ impl Operation {
         }
         self.phase = OperationPhase::Cancelled;
         self.finished = Some(now.to_string());
-        self.message = Some(format!("cancelled on request after {done} of {} steps; the spec stays as requested, members not restarted keep running the previous one until their next restart", self.steps.len()));
+        self.message = Some(format!(
+            "cancelled on request after {done} of {} steps; the spec stays as requested, members not restarted keep running the previous one until their next restart",
+            self.steps.len()
+        ));
     }
 
     /// The step under way or next, if any.
@@ -341,12 +335,7 @@ mod tests {
 
     #[test]
     fn redis_cluster_switches_each_shard_to_a_replica_of_the_same_shard() {
-        let members = [
-            m("r-0", true, Some(0)),
-            m("r-1", true, Some(1)),
-            m("r-2", false, Some(1)),
-            m("r-3", false, Some(0)),
-        ];
+        let members = [m("r-0", true, Some(0)), m("r-1", true, Some(1)), m("r-2", false, Some(1)), m("r-3", false, Some(0))];
         let got = restart_steps(&members, UpdatePolicy::PrimaryLast, true, StepAction::Restart);
         assert_eq!(line(&got), ["restart r-2", "restart r-3", "switchover r-0 → r-3", "restart r-0", "switchover r-1 → r-2", "restart r-1"]);
     }

@@ -43,10 +43,7 @@ const SUFFIXES: &[(&str, u128, u128)] = &[
 pub fn parse(s: &str) -> Result<Quantity, String> {
     let bad = || format!("{s:?} is not a quantity; use a number with an optional suffix, e.g. 500m, 2, 512Mi, 10Gi");
     let s = s.trim();
-    let (number, mul, div) = SUFFIXES
-        .iter()
-        .find_map(|(suf, mul, div)| s.strip_suffix(suf).map(|n| (n, *mul, *div)))
-        .unwrap_or((s, 1, 1));
+    let (number, mul, div) = SUFFIXES.iter().find_map(|(suf, mul, div)| s.strip_suffix(suf).map(|n| (n, *mul, *div))).unwrap_or((s, 1, 1));
     let (int, frac) = number.split_once('.').unwrap_or((number, ""));
     if int.is_empty() && frac.is_empty() || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
         return Err(bad());
@@ -56,11 +53,8 @@ pub fn parse(s: &str) -> Result<Quantity, String> {
     }
     let int: u128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| bad())? };
     let frac_millis: u128 = if frac.is_empty() { 0 } else { format!("{frac:0<3}").parse().map_err(|_| bad())? };
-    let millis = int
-        .checked_mul(1000)
-        .and_then(|m| m.checked_add(frac_millis))
-        .and_then(|m| m.checked_mul(mul))
-        .ok_or_else(|| format!("{s:?} is too large"))?;
+    let millis =
+        int.checked_mul(1000).and_then(|m| m.checked_add(frac_millis)).and_then(|m| m.checked_mul(mul)).ok_or_else(|| format!("{s:?} is too large"))?;
     if millis % div != 0 {
         return Err(format!("{s:?} is finer than one thousandth of a unit"));
     }

@@ -2,12 +2,12 @@
 
 use std::collections::BTreeSet;
 
+use crate::ClusterConfig;
 use crate::error::ValidationErrors;
 use crate::labels;
-use crate::names::{dns1035_label_problem, dns1123_label_problem, max_service_name_len, MAX_MEMBERS};
+use crate::names::{MAX_MEMBERS, dns1035_label_problem, dns1123_label_problem, max_service_name_len};
 use crate::quantity;
 use crate::spec::{ServiceSpec, VolumeSpec, VolumeType};
-use crate::ClusterConfig;
 
 /// Smallest and largest EBS volume sizes FireCamp accepts (GiB).
 pub const MIN_VOLUME_GIB: u128 = 1;
@@ -74,9 +74,8 @@ fn validate_zones(zones: &[String], errs: &mut ValidationErrors) {
 
 fn validate_resources(spec: &ServiceSpec, errs: &mut ValidationErrors) {
     let r = &spec.resources;
-    let parse = |field: &str, v: &Option<String>, errs: &mut ValidationErrors| {
-        v.as_deref().and_then(|s| quantity::parse(s).map_err(|e| errs.push(field, e)).ok())
-    };
+    let parse =
+        |field: &str, v: &Option<String>, errs: &mut ValidationErrors| v.as_deref().and_then(|s| quantity::parse(s).map_err(|e| errs.push(field, e)).ok());
     let req_cpu = parse("spec.resources.requests.cpu", &r.requests.cpu, errs);
     let lim_cpu = parse("spec.resources.limits.cpu", &r.limits.cpu, errs);
     let req_mem = parse("spec.resources.requests.memory", &r.requests.memory, errs);
@@ -127,9 +126,7 @@ pub fn validate_volume(field: &str, v: &VolumeSpec, errs: &mut ValidationErrors)
         _ => {}
     }
     match v.throughput {
-        Some(tp) if throughput_ok && !(125..=1000).contains(&tp) => {
-            errs.push(format!("{field}.throughput"), format!("gp3 allows 125 to 1000 MiB/s, got {tp}"))
-        }
+        Some(tp) if throughput_ok && !(125..=1000).contains(&tp) => errs.push(format!("{field}.throughput"), format!("gp3 allows 125 to 1000 MiB/s, got {tp}")),
         Some(_) if !throughput_ok => errs.push(format!("{field}.throughput"), format!("only gp3 volumes take a throughput, not {t}")),
         _ => {}
     }

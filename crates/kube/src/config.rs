@@ -25,11 +25,7 @@ pub fn config_map(plan: &ServicePlan, m: &MemberPlan) -> ConfigMap {
     if let Some(ip) = m.member.static_ip {
         data.insert(STATIC_IP_FILE.into(), ip.to_string());
     }
-    ConfigMap {
-        metadata: meta::namespaced(plan, names::config_map(&m.member.name), labels::member(plan, m)),
-        data: Some(data),
-        ..Default::default()
-    }
+    ConfigMap { metadata: meta::namespaced(plan, names::config_map(&m.member.name), labels::member(plan, m)), data: Some(data), ..Default::default() }
 }
 
 /// The Secret, when the engine has passwords.

@@ -1,8 +1,8 @@
 //! Names of the Kubernetes objects of a service. The one place that maps a member to the pod
 //! that runs it: today the StatefulSet pod of the same name.
 
-use firecamp_core::names::HEADLESS_SUFFIX;
 use firecamp_core::MemberName;
+use firecamp_core::names::HEADLESS_SUFFIX;
 
 /// The StatefulSet, the client Service and the PodDisruptionBudget share the service's name.
 pub fn statefulset(service: &str) -> String {

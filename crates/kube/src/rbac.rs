@@ -32,11 +32,6 @@ pub fn role_binding(plan: &ServicePlan) -> RoleBinding {
     RoleBinding {
         metadata: meta::namespaced(plan, name.clone(), labels::common(plan)),
         role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Role".into(), name: name.clone() },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name,
-            namespace: Some(plan.cluster.namespace.clone()),
-            ..Default::default()
-        }]),
+        subjects: Some(vec![Subject { kind: "ServiceAccount".into(), name, namespace: Some(plan.cluster.namespace.clone()), ..Default::default() }]),
     }
 }

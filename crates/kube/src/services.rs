@@ -45,12 +45,7 @@ pub fn client(plan: &ServicePlan) -> Service {
     }
     Service {
         metadata: meta::namespaced(plan, names::client_service(&plan.name), labels::common(plan)),
-        spec: Some(ServiceSpec {
-            type_: Some("ClusterIP".into()),
-            selector: Some(selector),
-            ports: Some(ports(plan, true)),
-            ..Default::default()
-        }),
+        spec: Some(ServiceSpec { type_: Some("ClusterIP".into()), selector: Some(selector), ports: Some(ports(plan, true)), ..Default::default() }),
         ..Default::default()
     }
 }

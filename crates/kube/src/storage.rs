@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 use firecamp_catalog::{MemberPlan, ServicePlan};
 use firecamp_core::spec::VolumeSpec;
 use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, TopologySelectorLabelRequirement, TopologySelectorTerm,
-    VolumeResourceRequirements,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, TopologySelectorLabelRequirement, TopologySelectorTerm, VolumeResourceRequirements,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -55,10 +54,7 @@ pub fn storage_classes(plan: &ServicePlan) -> Vec<StorageClass> {
                     volume_binding_mode: Some("WaitForFirstConsumer".into()),
                     allow_volume_expansion: Some(true),
                     allowed_topologies: Some(vec![TopologySelectorTerm {
-                        match_label_expressions: Some(vec![TopologySelectorLabelRequirement {
-                            key: ZONE_TOPOLOGY.into(),
-                            values: vec![zone.into()],
-                        }]),
+                        match_label_expressions: Some(vec![TopologySelectorLabelRequirement { key: ZONE_TOPOLOGY.into(), values: vec![zone.into()] }]),
                     }]),
                     ..Default::default()
                 }

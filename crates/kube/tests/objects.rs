@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use firecamp_catalog::examples::spec;
 use firecamp_core::EngineKind;
 use firecamp_kube::config::REDACTED;
-use firecamp_kube::{build, labels, names, objects, Object, Secrets};
+use firecamp_kube::{Object, Secrets, build, labels, names, objects};
 use k8s_openapi::api::apps::v1::StatefulSet;
 
 fn objects_of(case: &str) -> Vec<Object> {
@@ -37,8 +37,7 @@ fn every_object_parses_back_as_its_typed_kubernetes_object() {
         let yaml = objects::to_yaml(&objs).unwrap();
         assert_eq!(objects::from_yaml(&yaml).unwrap(), objs, "{case}: YAML round trip");
         let json: serde_json::Value = serde_json::from_str(&objects::to_json(&objs).unwrap()).unwrap();
-        let items: Vec<Object> =
-            json["items"].as_array().unwrap().iter().cloned().map(|v| Object::from_value(v).unwrap()).collect();
+        let items: Vec<Object> = json["items"].as_array().unwrap().iter().cloned().map(|v| Object::from_value(v).unwrap()).collect();
         assert_eq!(items, objs, "{case}: JSON round trip");
     }
 }

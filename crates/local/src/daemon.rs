@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -48,8 +48,7 @@ impl Daemon {
 fn prepare_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(LocalError::io(format!("creating {}", dir.display())))?;
     // Member servers may run as other users (postgres): they must pass through, not read.
-    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o711))
-        .map_err(LocalError::io(format!("chmod {}", dir.display())))
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o711)).map_err(LocalError::io(format!("chmod {}", dir.display())))
 }
 
 /// Starts the manage service in this process.
@@ -85,7 +84,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
     let daemon = start(cfg).await?;
     std::fs::write(&pid_path, format!("{}\n", std::process::id())).map_err(LocalError::io(format!("writing {}", pid_path.display())))?;
     std::fs::write(&addr_path, format!("{}\n", daemon.url())).map_err(LocalError::io(format!("writing {}", addr_path.display())))?;
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).map_err(LocalError::io("installing a SIGTERM handler"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(LocalError::io("installing a SIGINT handler"))?;
     tokio::select! {

@@ -7,11 +7,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use hickory_server::Server;
 use hickory_server::proto::rr::rdata::{A, SOA};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
-use hickory_server::Server;
 use tokio::net::UdpSocket;
 
 use crate::error::{LocalError, Result};
@@ -38,7 +38,9 @@ impl DnsZone {
             records.retain(|k, _| k.record_type != RecordType::A);
         }
         for (n, ip) in names {
-            let Ok(fqdn) = Name::from_str(&format!("{n}.")) else { continue };
+            let Ok(fqdn) = Name::from_str(&format!("{n}.")) else {
+                continue;
+            };
             if !self.origin.zone_of(&fqdn) {
                 continue;
             }

@@ -6,11 +6,11 @@ use std::time::SystemTime;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use firecamp_api::{paths, ApiError, CreateService, DeleteQuery, ErrorCode, Operation, OperationList, OperationRequest, ServiceList};
+use firecamp_api::{ApiError, CreateService, DeleteQuery, ErrorCode, Operation, OperationList, OperationRequest, ServiceList, paths};
 use serde::Deserialize;
 
 use crate::error::LocalError;
@@ -65,8 +65,8 @@ async fn list(State(rt): Rt) -> Res<Json<ServiceList>> {
 /// The body is parsed here, not by axum's extractor, so a bad body is an `Invalid` API error
 /// that names the problem (an unknown engine, a missing field).
 async fn create(State(rt): Rt, body: Bytes) -> Res<impl IntoResponse> {
-    let req: CreateService = serde_json::from_slice(&body)
-        .map_err(|e| Fail::from(ApiError::new(ErrorCode::Invalid, format!("the request body is not a service: {e}"))))?;
+    let req: CreateService =
+        serde_json::from_slice(&body).map_err(|e| Fail::from(ApiError::new(ErrorCode::Invalid, format!("the request body is not a service: {e}"))))?;
     let svc = rt.create(req).await?;
     Ok((StatusCode::CREATED, Json(svc)))
 }
@@ -130,7 +130,9 @@ async fn logs(State(rt): Rt, Path(name): Path<String>, Query(q): Query<LogsQuery
     };
     let sinks = rt.member_logs(&name, q.member.as_deref().filter(|m| !m.is_empty()))?;
     let prefix = sinks.len() > 1;
-    let tag = move |member: &str, line: &str| if prefix { format!("[{member}] {line}") } else { line.to_string() };
+    let tag = move |member: &str, line: &str| {
+        if prefix { format!("[{member}] {line}") } else { line.to_string() }
+    };
     let mut backlog: Vec<(String, String)> = Vec::new();
     let mut receivers = Vec::new();
     for (member, sink) in &sinks {

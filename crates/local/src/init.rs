@@ -36,7 +36,9 @@ pub async fn run(rt: Arc<Runtime>, name: String, plan: ServicePlan, bin_dir: Str
 
 /// One pass: true once the service is formed.
 async fn step(rt: &Runtime, name: &str, plan: &ServicePlan, bin_dir: &str) -> Result<bool> {
-    let Some(rec) = rt.record(name)? else { return Ok(true) };
+    let Some(rec) = rt.record(name)? else {
+        return Ok(true);
+    };
     if rec.init.done {
         return Ok(true);
     }
@@ -68,12 +70,7 @@ async fn step(rt: &Runtime, name: &str, plan: &ServicePlan, bin_dir: &str) -> Re
 /// Creates the cluster from the catalog's shard layout: the first member of each shard is its
 /// primary (`--cluster create` with those only), then each other member joins as a replica of
 /// its shard's primary. Each step is recorded, and checked against the cluster before it runs.
-async fn redis_cluster(
-    rt: &Runtime,
-    rec: &crate::store::ServiceRecord,
-    plan: &ServicePlan,
-    bin_dir: &str,
-) -> Result<()> {
+async fn redis_cluster(rt: &Runtime, rec: &crate::store::ServiceRecord, plan: &ServicePlan, bin_dir: &str) -> Result<()> {
     let addr = |m: &str| format!("{}:{}", rec.ips[m], firecamp_catalog::redis::PORT);
     let primaries: Vec<&firecamp_catalog::MemberPlan> = plan.members.iter().filter(|m| m.role == firecamp_catalog::Role::Primary).collect();
     let first = primaries.first().ok_or_else(|| LocalError::Internal("a Redis Cluster plan without primaries".into()))?;

@@ -21,5 +21,5 @@ pub mod store;
 mod supervisor;
 
 pub use config::Config;
-pub use daemon::{serve, start, Daemon};
+pub use daemon::{Daemon, serve, start};
 pub use error::LocalError;

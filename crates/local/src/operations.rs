@@ -12,10 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use firecamp_api::Role;
 use firecamp_catalog::operation::{change, steps};
-use firecamp_catalog::{plan_with_primary, postgresql, KubernetesLayout, LocalLayout, ServicePlan};
-use firecamp_core::operation::{
-    MemberRole, Operation, OperationKind, OperationPhase, OperationRequest, StepAction, DEFAULT_STEP_TIMEOUT_SECONDS,
-};
+use firecamp_catalog::{KubernetesLayout, LocalLayout, ServicePlan, plan_with_primary, postgresql};
+use firecamp_core::operation::{DEFAULT_STEP_TIMEOUT_SECONDS, MemberRole, Operation, OperationKind, OperationPhase, OperationRequest, StepAction};
 use firecamp_core::{EngineKind, MemberName, ValidationErrors};
 
 use crate::error::{LocalError, Result};
@@ -136,10 +134,7 @@ impl Runtime {
     /// Asks to cancel an unfinished operation: the step under way ends (a step is never cut in
     /// half: a switchover stopped midway would leave no primary), no further step starts.
     pub fn cancel_operation(&self, service: &str, id: &str) -> Result<Operation> {
-        let mut r = self
-            .store
-            .operation(service, id)?
-            .ok_or_else(|| LocalError::Missing(format!("service {service:?} has no operation {id:?}")))?;
+        let mut r = self.store.operation(service, id)?.ok_or_else(|| LocalError::Missing(format!("service {service:?} has no operation {id:?}")))?;
         if r.operation.phase.is_terminal() {
             return Err(LocalError::BadRequest(format!("id: operation {id} already ended ({})", r.operation.phase.as_str())));
         }
@@ -168,7 +163,9 @@ impl Runtime {
     /// Members in index order with their roles: as the engines report them now, else (a stopped
     /// service, nobody answering as primary) as the runtime renders them.
     async fn member_roles(&self, rec: &ServiceRecord) -> Vec<MemberRole> {
-        let Some(shape) = self.shape(rec) else { return Vec::new() };
+        let Some(shape) = self.shape(rec) else {
+            return Vec::new();
+        };
         let probed = if rec.desired == Desired::Stopped { BTreeMap::new() } else { status::probe_all(rec).await };
         let is_primary = |r: &Result<Role, firecamp_probe::ProbeError>| matches!(r, Ok(Role::Primary | Role::Leader));
         let any = probed.values().any(is_primary);
@@ -177,11 +174,7 @@ impl Runtime {
             .iter()
             .map(|m| {
                 let name = m.member.name.to_string();
-                let primary = if any {
-                    probed.get(&name).is_some_and(is_primary)
-                } else {
-                    m.role == firecamp_catalog::Role::Primary
-                };
+                let primary = if any { probed.get(&name).is_some_and(is_primary) } else { m.role == firecamp_catalog::Role::Primary };
                 MemberRole { member: name, primary, shard: m.shard }
             })
             .collect()
@@ -196,7 +189,9 @@ impl Runtime {
         let primary = current_primary(rec);
         match rec.spec.engine {
             EngineKind::Postgresql => {
-                let Ok(c) = pg(rec, &primary).await else { return };
+                let Ok(c) = pg(rec, &primary).await else {
+                    return;
+                };
                 for k in keys {
                     let known = c.query_opt("SELECT 1 FROM pg_settings WHERE name = $1", &[k]).await.map(|r| r.is_some()).unwrap_or(true);
                     // Parameters of a library (`x.y`) are custom: PostgreSQL accepts them.
@@ -228,7 +223,10 @@ impl Runtime {
             return Err(b);
         }
         if !rec.init.done && rec.desired == Desired::Running && req.kind != Some(OperationKind::Stop) {
-            return Err(LocalError::Busy(format!("service {name} is still being created ({}); wait until it is ACTIVE", rec.init.message.clone().unwrap_or_default())));
+            return Err(LocalError::Busy(format!(
+                "service {name} is still being created ({}); wait until it is ACTIVE",
+                rec.init.message.clone().unwrap_or_default()
+            )));
         }
         let mut current = rec.spec.clone();
         current.stopped = rec.desired == Desired::Stopped;
@@ -538,11 +536,7 @@ impl Runtime {
                         if pending {
                             return Err(format!("{k} needs a restart"));
                         }
-                        if line == want {
-                            Ok(())
-                        } else {
-                            Err(format!("{k} still comes from line {line:?}, the new file has it at {want:?}"))
-                        }
+                        if line == want { Ok(()) } else { Err(format!("{k} still comes from line {line:?}, the new file has it at {want:?}")) }
                     })
                     .await?;
                 }
@@ -554,7 +548,9 @@ impl Runtime {
                 for k in &r.changed_keys {
                     let value = params.get(k).cloned().or_else(|| last_line_of(&conf, k, " ").map(|(_, v)| v));
                     let Some(v) = value else {
-                        return Err(format!("{k} was removed and FireCamp has no value of its own for it; Redis keeps the current value until the member restarts"));
+                        return Err(format!(
+                            "{k} was removed and FireCamp has no value of its own for it; Redis keeps the current value until the member restarts"
+                        ));
                     };
                     redis_cmd(rec, member, &["CONFIG", "SET", k, &v]).await.map_err(|e| format!("CONFIG SET {k}: {e}"))?;
                 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use firecamp_api::{CreateService, Phase, Service, ServiceStatus};
-use firecamp_catalog::{plan, plan_with_primary, KubernetesLayout, LocalLayout, ServicePlan};
+use firecamp_catalog::{KubernetesLayout, LocalLayout, ServicePlan, plan, plan_with_primary};
 use firecamp_core::spec::RedisMode;
 use firecamp_core::{ClusterConfig, EngineKind, MemberName};
 use nix::sys::signal::Signal;
@@ -22,7 +22,7 @@ use crate::error::{LocalError, Result};
 use crate::logs::LogSink;
 use crate::servers::{self, Installed};
 use crate::store::{Desired, InitProgress, Retained, ServiceRecord, Store};
-use crate::supervisor::{kill_stale, MemberProcess, RunState, Supervised};
+use crate::supervisor::{MemberProcess, RunState, Supervised, kill_stale};
 use crate::{hosts, ips, materialize, status};
 
 /// The members and init task of a running service.
@@ -106,9 +106,9 @@ impl Runtime {
         }
         match nix::unistd::User::from_name("postgres") {
             Ok(Some(u)) => Ok(Some((u.uid.as_raw(), u.gid.as_raw()))),
-            _ => Err(LocalError::Unavailable(
-                "PostgreSQL refuses to run as root and there is no `postgres` OS user (Debian: apt-get install postgresql)".into(),
-            )),
+            _ => {
+                Err(LocalError::Unavailable("PostgreSQL refuses to run as root and there is no `postgres` OS user (Debian: apt-get install postgresql)".into()))
+            }
         }
     }
 
@@ -125,9 +125,7 @@ impl Runtime {
     pub(crate) fn log_sink(&self, service: &str, member: &str) -> Arc<LogSink> {
         let key = format!("{service}/{member}");
         let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
-        logs.entry(key)
-            .or_insert_with(|| Arc::new(LogSink::new(self.cfg.service_dir(service).join(member).join("member.log"))))
-            .clone()
+        logs.entry(key).or_insert_with(|| Arc::new(LogSink::new(self.cfg.service_dir(service).join(member).join("member.log")))).clone()
     }
 
     /// DNS name → address of every member of every service.
@@ -459,11 +457,7 @@ impl Runtime {
             let op = self.submit_operation(name, req).await?;
             let done = self.wait_operation(name, &op.id).await?;
             if done.phase != firecamp_core::operation::OperationPhase::Succeeded {
-                return Err(LocalError::Internal(format!(
-                    "{kind} of {name} ({}) did not succeed: {}",
-                    done.id,
-                    done.message.unwrap_or_default()
-                )));
+                return Err(LocalError::Internal(format!("{kind} of {name} ({}) did not succeed: {}", done.id, done.message.unwrap_or_default())));
             }
         }
         self.get(name).await
@@ -511,7 +505,12 @@ impl Runtime {
         let rec = self.store.get(name)?.ok_or_else(|| LocalError::NotFound(name.into()))?;
         let members: Vec<String> = match member {
             Some(m) if rec.ips.contains_key(m) => vec![m.to_string()],
-            Some(m) => return Err(LocalError::BadRequest(format!("{m:?} is not a member of {name}; members: {}", rec.ips.keys().cloned().collect::<Vec<_>>().join(", ")))),
+            Some(m) => {
+                return Err(LocalError::BadRequest(format!(
+                    "{m:?} is not a member of {name}; members: {}",
+                    rec.ips.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
             None => rec.ips.keys().cloned().collect(),
         };
         Ok(members.into_iter().map(|m| (m.clone(), self.log_sink(name, &m))).collect())

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use firecamp_catalog::version::server_matches;
-use firecamp_catalog::{engine, EngineVersion};
+use firecamp_catalog::{EngineVersion, engine};
 use firecamp_core::EngineKind;
 
 use crate::config::{BinDirs, Config};
@@ -79,9 +79,8 @@ fn postgresql(dirs: &BinDirs, asked: Option<&str>) -> Result<Installed> {
     let candidates: Vec<PathBuf> = match &dirs.postgresql {
         Some(d) => vec![d.clone()],
         None => {
-            let mut v: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-                .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
-                .unwrap_or_default();
+            let mut v: Vec<PathBuf> =
+                std::fs::read_dir("/usr/lib/postgresql").map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect()).unwrap_or_default();
             v.sort();
             v.reverse();
             v
@@ -122,10 +121,7 @@ fn redis(dirs: &BinDirs, asked: Option<&str>, cluster_mode: bool) -> Result<Inst
         None => missing("redis-server", "redis-server"),
     })?;
     if cluster_mode && find("redis-cli").is_none() {
-        return Err(LocalError::Unavailable(format!(
-            "redis-cli{} is needed to create a Redis Cluster (Debian: apt-get install redis-tools)",
-            where_()
-        )));
+        return Err(LocalError::Unavailable(format!("redis-cli{} is needed to create a Redis Cluster (Debian: apt-get install redis-tools)", where_())));
     }
     let version = run_version(&server, "--version")
         .and_then(|s| parse_redis_version(&s))

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use firecamp_api::{MemberStatus, Phase, Role, ServiceStatus};
-use firecamp_catalog::{postgresql, redis, zookeeper, ServicePlan};
-use firecamp_core::spec::RedisMode;
+use firecamp_catalog::{ServicePlan, postgresql, redis, zookeeper};
 use firecamp_core::EngineKind;
+use firecamp_core::spec::RedisMode;
 use firecamp_probe::{ProbeError, Target};
 
 use crate::store::{Desired, ServiceRecord};

@@ -108,14 +108,11 @@ fn err(e: impl std::fmt::Display) -> LocalError {
 impl Store {
     pub fn open(path: &Path) -> Result<Self> {
         let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                LocalError::Conflict(format!("{} is in use by another firecamp local runtime", path.display()))
-            }
+            redb::DatabaseError::DatabaseAlreadyOpen => LocalError::Conflict(format!("{} is in use by another firecamp local runtime", path.display())),
             e => LocalError::Store(format!("opening {}: {e}", path.display())),
         })?;
         // The store holds passwords: only its owner reads it.
-        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .map_err(LocalError::io(format!("securing {}", path.display())))?;
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(LocalError::io(format!("securing {}", path.display())))?;
         let txn = db.begin_write().map_err(err)?;
         txn.open_table(SERVICES).map_err(err)?;
         txn.open_table(RETAINED).map_err(err)?;

@@ -7,7 +7,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
@@ -208,8 +208,12 @@ async fn shut_down(p: &MemberProcess, child: &mut Child, log: &LogSink) {
 /// Kills a server left running by a daemon that died, found by its pid file, if that process
 /// still works in the member's directory (so an unrelated process that reused the pid is safe).
 pub fn kill_stale(member_dir: &std::path::Path) {
-    let Ok(text) = std::fs::read_to_string(member_dir.join("server.pid")) else { return };
-    let Ok(pid) = text.trim().parse::<i32>() else { return };
+    let Ok(text) = std::fs::read_to_string(member_dir.join("server.pid")) else {
+        return;
+    };
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        return;
+    };
     let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
     if cwd.starts_with(member_dir) {
         tracing::warn!(pid, dir = %member_dir.display(), "killing a server left by an earlier daemon");

@@ -30,50 +30,55 @@ async fn read_until(host: &str, password: &str, want: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_primary_and_two_streaming_replicas_that_survive_a_crash() {
     require(EngineKind::Postgresql);
-    with_bed("t-pg", "127.0.110.1/20", |_| {}, |bed| async move {
-        bed.create(json!({ "name": "pg", "spec": spec("postgresql", 3, "256Mi") })).await.expect("created");
-        let s = bed.wait_phase("pg", Phase::Active, Duration::from_secs(180)).await;
-        let roles: Vec<(String, Role)> = s.status.members.iter().map(|m| (m.name.clone(), m.role)).collect();
-        assert_eq!(roles, vec![("pg-0".into(), Role::Primary), ("pg-1".into(), Role::Replica), ("pg-2".into(), Role::Replica)]);
-        assert_eq!(s.spec.version.as_deref(), Some("15"));
+    with_bed(
+        "t-pg",
+        "127.0.110.1/20",
+        |_| {},
+        |bed| async move {
+            bed.create(json!({ "name": "pg", "spec": spec("postgresql", 3, "256Mi") })).await.expect("created");
+            let s = bed.wait_phase("pg", Phase::Active, Duration::from_secs(180)).await;
+            let roles: Vec<(String, Role)> = s.status.members.iter().map(|m| (m.name.clone(), m.role)).collect();
+            assert_eq!(roles, vec![("pg-0".into(), Role::Primary), ("pg-1".into(), Role::Replica), ("pg-2".into(), Role::Replica)]);
+            assert_eq!(s.spec.version.as_deref(), Some("15"));
 
-        // Every replica streams from the primary, as PostgreSQL itself says.
-        let password = bed.secret("pg", "pg-0", "superuser-password");
-        let primary_ip = bed.ip("pg", "pg-0").await;
-        let primary = connect(&primary_ip, &password).await;
-        let rows = primary.query("SELECT application_name, state FROM pg_stat_replication ORDER BY 1", &[]).await.unwrap();
-        let got: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        assert_eq!(got, vec![("pg-1".into(), "streaming".into()), ("pg-2".into(), "streaming".into())]);
+            // Every replica streams from the primary, as PostgreSQL itself says.
+            let password = bed.secret("pg", "pg-0", "superuser-password");
+            let primary_ip = bed.ip("pg", "pg-0").await;
+            let primary = connect(&primary_ip, &password).await;
+            let rows = primary.query("SELECT application_name, state FROM pg_stat_replication ORDER BY 1", &[]).await.unwrap();
+            let got: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            assert_eq!(got, vec![("pg-1".into(), "streaming".into()), ("pg-2".into(), "streaming".into())]);
 
-        // A row written on the primary is read on a replica, through its DNS name.
-        primary.batch_execute("CREATE TABLE t (v text); INSERT INTO t VALUES ('before-crash')").await.unwrap();
-        read_until("pg-2.t-pg-firecamp.com", &password, "before-crash").await;
+            // A row written on the primary is read on a replica, through its DNS name.
+            primary.batch_execute("CREATE TABLE t (v text); INSERT INTO t VALUES ('before-crash')").await.unwrap();
+            read_until("pg-2.t-pg-firecamp.com", &password, "before-crash").await;
 
-        // Kill the primary's server: the supervisor starts it again, same IP, same data.
-        let pid = bed.server_pid("pg", "pg-0");
-        kill9(pid);
-        let s = bed.wait_phase("pg", Phase::Active, Duration::from_secs(180)).await;
-        assert_ne!(bed.server_pid("pg", "pg-0"), pid, "a new server process");
-        let m0 = s.status.members.iter().find(|m| m.name == "pg-0").unwrap();
-        assert_eq!(m0.static_ip.as_deref(), Some(primary_ip.as_str()));
-        assert_eq!(m0.role, Role::Primary);
-        let primary = connect(&primary_ip, &password).await;
-        primary.batch_execute("INSERT INTO t VALUES ('after-crash')").await.unwrap();
-        read_until(&primary_ip, &password, "before-crash").await;
-        read_until(&bed.ip("pg", "pg-1").await, &password, "after-crash").await;
-        assert!(bed.logs("pg", "pg-0").await.contains("starting it again"), "the supervisor logged the restart");
+            // Kill the primary's server: the supervisor starts it again, same IP, same data.
+            let pid = bed.server_pid("pg", "pg-0");
+            kill9(pid);
+            let s = bed.wait_phase("pg", Phase::Active, Duration::from_secs(180)).await;
+            assert_ne!(bed.server_pid("pg", "pg-0"), pid, "a new server process");
+            let m0 = s.status.members.iter().find(|m| m.name == "pg-0").unwrap();
+            assert_eq!(m0.static_ip.as_deref(), Some(primary_ip.as_str()));
+            assert_eq!(m0.role, Role::Primary);
+            let primary = connect(&primary_ip, &password).await;
+            primary.batch_execute("INSERT INTO t VALUES ('after-crash')").await.unwrap();
+            read_until(&primary_ip, &password, "before-crash").await;
+            read_until(&bed.ip("pg", "pg-1").await, &password, "after-crash").await;
+            assert!(bed.logs("pg", "pg-0").await.contains("starting it again"), "the supervisor logged the restart");
 
-        // Stop and start keep the data; delete keeps it unless asked.
-        bed.http.post(format!("{}/v1/services/pg/stop", bed.url)).send().await.unwrap();
-        bed.wait_phase("pg", Phase::Stopped, Duration::from_secs(60)).await;
-        bed.http.post(format!("{}/v1/services/pg/start", bed.url)).send().await.unwrap();
-        bed.wait_phase("pg", Phase::Active, Duration::from_secs(180)).await;
-        read_until(&bed.ip("pg", "pg-2").await, &password, "after-crash").await;
-        bed.delete("pg", false).await;
-        assert!(bed.member_dir("pg", "pg-0").join("data/pgdata/PG_VERSION").exists(), "data kept");
-        assert!(!bed.member_dir("pg", "pg-0").join("secret").exists(), "secrets removed");
-        let hosts = std::fs::read_to_string("/etc/hosts").unwrap();
-        assert!(!hosts.contains("t-pg-firecamp.com"), "names removed from /etc/hosts");
-    })
+            // Stop and start keep the data; delete keeps it unless asked.
+            bed.http.post(format!("{}/v1/services/pg/stop", bed.url)).send().await.unwrap();
+            bed.wait_phase("pg", Phase::Stopped, Duration::from_secs(60)).await;
+            bed.http.post(format!("{}/v1/services/pg/start", bed.url)).send().await.unwrap();
+            bed.wait_phase("pg", Phase::Active, Duration::from_secs(180)).await;
+            read_until(&bed.ip("pg", "pg-2").await, &password, "after-crash").await;
+            bed.delete("pg", false).await;
+            assert!(bed.member_dir("pg", "pg-0").join("data/pgdata/PG_VERSION").exists(), "data kept");
+            assert!(!bed.member_dir("pg", "pg-0").join("secret").exists(), "secrets removed");
+            let hosts = std::fs::read_to_string("/etc/hosts").unwrap();
+            assert!(!hosts.contains("t-pg-firecamp.com"), "names removed from /etc/hosts");
+        },
+    )
     .await;
 }

@@ -21,10 +21,6 @@ impl Cloud {
 
 impl std::fmt::Debug for Cloud {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cloud")
-            .field("dns", &self.dns.is_some())
-            .field("static_ips", &self.static_ips.is_some())
-            .field("logs", &self.logs.is_some())
-            .finish()
+        f.debug_struct("Cloud").field("dns", &self.dns.is_some()).field("static_ips", &self.static_ips.is_some()).field("logs", &self.logs.is_some()).finish()
     }
 }

@@ -3,9 +3,9 @@
 //! and a test fails when the two drift apart.
 
 use firecamp_api::{MemberStatus, Phase};
+use firecamp_core::ServiceSpec;
 use firecamp_core::cloud::{DnsRecord, StaticIpRecord};
 use firecamp_core::operation::Operation;
-use firecamp_core::ServiceSpec;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -7,8 +7,8 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, PostParams};
 use kube::Client;
+use kube::api::{Api, PostParams};
 
 pub const LEASE_NAME: &str = "firecamp-manage";
 pub const LEASE_SECONDS: i32 = 15;
@@ -35,10 +35,7 @@ impl Elector {
             ..Default::default()
         };
         let Some(mut lease) = self.api.get_opt(LEASE_NAME).await? else {
-            let lease = Lease {
-                metadata: ObjectMeta { name: Some(LEASE_NAME.into()), ..Default::default() },
-                spec: Some(mine(0)),
-            };
+            let lease = Lease { metadata: ObjectMeta { name: Some(LEASE_NAME.into()), ..Default::default() }, spec: Some(mine(0)) };
             return match self.api.create(&PostParams::default(), &lease).await {
                 Ok(_) => Ok(true),
                 Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),

@@ -9,13 +9,13 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::utils::Predicate;
-use kube::runtime::{predicates, watcher, Controller, WatchStreamExt};
+use kube::runtime::{Controller, WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, ResourceExt};
 
-use crate::config::{ManageConfig, CONTROLLER_NAME};
+use crate::config::{CONTROLLER_NAME, ManageConfig};
 use crate::crd::FireCampService;
 use crate::leader::Elector;
-use crate::reconcile::{error_policy, reconcile, Context};
+use crate::reconcile::{Context, error_policy, reconcile};
 
 fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
 where

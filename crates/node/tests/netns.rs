@@ -47,11 +47,7 @@ impl Pair {
         let script = format!("exec 3<>/dev/tcp/{ip}/9 && echo connected");
         let out = sh(&["ip", "netns", "exec", &self.b, "timeout", "3", "bash", "-c", &script]);
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        if text.contains("Connection refused") || text.contains("connected") {
-            "reachable".into()
-        } else {
-            format!("unreachable ({})", text.trim())
-        }
+        if text.contains("Connection refused") || text.contains("connected") { "reachable".into() } else { format!("unreachable ({})", text.trim()) }
     }
 }
 

@@ -66,7 +66,5 @@ impl ProbeError {
 
 /// Runs `f` within the target's timeout.
 async fn within<T>(t: &Target, f: impl std::future::Future<Output = Result<T, ProbeError>>) -> Result<T, ProbeError> {
-    tokio::time::timeout(t.timeout, f)
-        .await
-        .unwrap_or_else(|_| Err(ProbeError::Timeout { addr: t.addr(), secs: t.timeout.as_secs() }))
+    tokio::time::timeout(t.timeout, f).await.unwrap_or_else(|_| Err(ProbeError::Timeout { addr: t.addr(), secs: t.timeout.as_secs() }))
 }

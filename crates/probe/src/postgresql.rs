@@ -2,7 +2,7 @@
 
 use tokio_postgres::{Client, NoTls};
 
-use crate::{within, ProbeError, Role, Target};
+use crate::{ProbeError, Role, Target, within};
 
 /// One row of the primary's `pg_stat_replication`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,10 +42,8 @@ pub async fn role(t: &Target, user: &str) -> Result<Role, ProbeError> {
 pub async fn replicas(t: &Target, user: &str) -> Result<Vec<ReplicaState>, ProbeError> {
     within(t, async {
         let c = connect(t, user).await?;
-        let rows = c
-            .query("SELECT application_name, state FROM pg_stat_replication ORDER BY application_name", &[])
-            .await
-            .map_err(|e| ProbeError::failed(t, e))?;
+        let rows =
+            c.query("SELECT application_name, state FROM pg_stat_replication ORDER BY application_name", &[]).await.map_err(|e| ProbeError::failed(t, e))?;
         Ok(rows
             .iter()
             .map(|r| ReplicaState {
@@ -59,11 +57,7 @@ pub async fn replicas(t: &Target, user: &str) -> Result<Vec<ReplicaState>, Probe
 
 /// Which of `expected` (application names = member names) are not streaming from the primary.
 pub fn not_streaming(rows: &[ReplicaState], expected: &[String]) -> Vec<String> {
-    expected
-        .iter()
-        .filter(|m| !rows.iter().any(|r| &r.application_name == *m && r.state == "streaming"))
-        .cloned()
-        .collect()
+    expected.iter().filter(|m| !rows.iter().any(|r| &r.application_name == *m && r.state == "streaming")).cloned().collect()
 }
 
 #[cfg(test)]

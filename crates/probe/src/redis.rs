@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use redis::aio::MultiplexedConnection;
 use redis::Value;
+use redis::aio::MultiplexedConnection;
 
-use crate::{within, ProbeError, Role, Target};
+use crate::{ProbeError, Role, Target, within};
 
 /// Every hash slot of a Redis Cluster.
 pub const SLOTS: u32 = 16384;
@@ -59,11 +59,7 @@ pub async fn role(t: &Target) -> Result<Role, ProbeError> {
 
 /// `key:value` lines of an `INFO` or `CLUSTER INFO` answer.
 pub fn parse_info(s: &str) -> BTreeMap<String, String> {
-    s.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.trim().split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    s.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.trim().split_once(':')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 async fn info(t: &Target, args: &[&str]) -> Result<BTreeMap<String, String>, ProbeError> {

@@ -4,7 +4,7 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::{within, ProbeError, Role, Target};
+use crate::{ProbeError, Role, Target, within};
 
 /// Sends a four-letter word and returns the whole answer (the server closes the connection).
 pub async fn four_letter_word(t: &Target, word: &str) -> Result<String, ProbeError> {

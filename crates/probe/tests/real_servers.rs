@@ -3,7 +3,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use firecamp_probe::{redis, zookeeper, ProbeError, Role, Target};
+use firecamp_probe::{ProbeError, Role, Target, redis, zookeeper};
 
 struct Killed(Child);
 
@@ -83,7 +83,8 @@ where
 async fn a_redis_switchover_swaps_the_roles_and_the_other_replica_follows() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let ips = ["127.0.160.11", "127.0.160.12", "127.0.160.13"];
-    let _servers = [start_redis(dirs[0].path(), ips[0], None), start_redis(dirs[1].path(), ips[1], Some(ips[0])), start_redis(dirs[2].path(), ips[2], Some(ips[0]))];
+    let _servers =
+        [start_redis(dirs[0].path(), ips[0], None), start_redis(dirs[1].path(), ips[1], Some(ips[0])), start_redis(dirs[2].path(), ips[2], Some(ips[0]))];
     let t: Vec<Target> = ips.iter().map(|ip| Target::new(*ip, 6379)).collect();
     let link_up = |t: Target, to: &'static str| async move {
         let info = redis::replication(&t).await.map_err(|e| e.to_string())?;
@@ -92,7 +93,11 @@ async fn a_redis_switchover_swaps_the_roles_and_the_other_replica_follows() {
             other => Err(format!("{}: {other:?}", t.host)),
         }
     };
-    until("replicas linked", || async { link_up(t[1].clone(), ips[0]).await?; link_up(t[2].clone(), ips[0]).await }).await;
+    until("replicas linked", || async {
+        link_up(t[1].clone(), ips[0]).await?;
+        link_up(t[2].clone(), ips[0]).await
+    })
+    .await;
     redis::command(&t[0], &["SET", "kept", "before-switchover"]).await.unwrap();
 
     redis::failover_to(&t[0], ips[1], 6379, 10_000).await.unwrap();

@@ -19,9 +19,7 @@ pub fn kubeconfig_path() -> PathBuf {
     if let Some(p) = std::env::var_os("FIRECAMP_TESTBED_KUBECONFIG") {
         return p.into();
     }
-    let dir = std::env::var_os("FIRECAMP_TESTBED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".testbed"));
+    let dir = std::env::var_os("FIRECAMP_TESTBED_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".testbed"));
     dir.join("admin.kubeconfig")
 }
 
@@ -29,19 +27,11 @@ pub fn kubeconfig_path() -> PathBuf {
 /// CARGO_MANIFEST_DIR at run time to the crate under test. The compile-time path is the fallback,
 /// as it is wrong for a binary built in another checkout.
 fn repo_root() -> PathBuf {
-    let starts = [
-        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
-        std::env::current_dir().ok(),
-    ];
+    let starts = [std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from), std::env::current_dir().ok()];
     starts
         .into_iter()
         .flatten()
-        .find_map(|start| {
-            start
-                .ancestors()
-                .find(|d| d.join("testbed/bed").is_file())
-                .map(PathBuf::from)
-        })
+        .find_map(|start| start.ancestors().find(|d| d.join("testbed/bed").is_file()).map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")))
 }
 
@@ -50,9 +40,7 @@ pub async fn try_client() -> Result<Client> {
     install_crypto_provider();
     let path = kubeconfig_path();
     let kc = Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .with_context(|| format!("loading {}", path.display()))?;
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.with_context(|| format!("loading {}", path.display()))?;
     let client = Client::try_from(config).context("building the client")?;
     let v = tokio::time::timeout(Duration::from_secs(10), client.apiserver_version())
         .await
@@ -66,9 +54,7 @@ pub async fn try_client() -> Result<Client> {
 pub async fn client() -> Client {
     match try_client().await {
         Ok(c) => c,
-        Err(e) => panic!(
-            "the Kubernetes test bed is not running: start it with `testbed/bed build && testbed/bed up` ({e:#})"
-        ),
+        Err(e) => panic!("the Kubernetes test bed is not running: start it with `testbed/bed build && testbed/bed up` ({e:#})"),
     }
 }
 
@@ -76,26 +62,14 @@ pub async fn client() -> Client {
 /// ServiceAccount (pods are rejected by admission until the controller-manager creates it).
 pub async fn fresh_namespace(client: &Client, prefix: &str) -> String {
     let name = format!("{prefix}-{}", suffix());
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+    let ns = Namespace { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
+    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
     let sa = Api::<ServiceAccount>::namespaced(client.clone(), &name);
     let exists = |o: Option<&ServiceAccount>| o.is_some();
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        await_condition(sa, "default", exists),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("namespace {name}: no default ServiceAccount after 30 s"))
-    .unwrap_or_else(|e| panic!("namespace {name}: watching ServiceAccounts: {e}"));
+    tokio::time::timeout(Duration::from_secs(30), await_condition(sa, "default", exists))
+        .await
+        .unwrap_or_else(|_| panic!("namespace {name}: no default ServiceAccount after 30 s"))
+        .unwrap_or_else(|e| panic!("namespace {name}: watching ServiceAccounts: {e}"));
     name
 }
 
@@ -103,17 +77,9 @@ pub async fn fresh_namespace(client: &Client, prefix: &str) -> String {
 fn suffix() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let mix = nanos
-        ^ (u128::from(std::process::id()) << 64)
-        ^ u128::from(N.fetch_add(1, Ordering::Relaxed));
-    format!(
-        "{:08x}",
-        (mix as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32
-    )
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    let mix = nanos ^ (u128::from(std::process::id()) << 64) ^ u128::from(N.fetch_add(1, Ordering::Relaxed));
+    format!("{:08x}", (mix as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32)
 }
 
 /// kube brings rustls with ring and other crates (reqwest, the AWS SDK) with aws-lc-rs; with both
@@ -138,10 +104,8 @@ pub async fn drop_namespace(client: &Client, name: &str) {
 
 /// The zone of every node, by node name.
 pub async fn node_zones(client: &Client) -> std::collections::BTreeMap<String, String> {
-    let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
-        .list(&Default::default())
-        .await
-        .unwrap_or_else(|e| panic!("listing the bed's nodes: {e}"));
+    let nodes =
+        Api::<k8s_openapi::api::core::v1::Node>::all(client.clone()).list(&Default::default()).await.unwrap_or_else(|e| panic!("listing the bed's nodes: {e}"));
     nodes
         .into_iter()
         .filter_map(|n| {

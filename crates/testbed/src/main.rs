@@ -29,23 +29,14 @@ enum Cmd {
     Setup {
         #[arg(long, env = "FIRECAMP_TESTBED_NODES", default_value_t = 6)]
         nodes: usize,
-        #[arg(
-            long,
-            env = "FIRECAMP_TESTBED_ZONES",
-            value_delimiter = ',',
-            default_value = "us-east-1a,us-east-1b,us-east-1c"
-        )]
+        #[arg(long, env = "FIRECAMP_TESTBED_ZONES", value_delimiter = ',', default_value = "us-east-1a,us-east-1b,us-east-1c")]
         zones: Vec<String>,
         #[arg(long, env = "FIRECAMP_TESTBED_REGION", default_value = "us-east-1")]
         region: String,
         /// Value of the `firecamp-worker` label.
         #[arg(long, env = "FIRECAMP_TESTBED_CLUSTER", default_value = "bed")]
         cluster: String,
-        #[arg(
-            long,
-            env = "FIRECAMP_TESTBED_INSTANCE_TYPE",
-            default_value = "m5.large"
-        )]
+        #[arg(long, env = "FIRECAMP_TESTBED_INSTANCE_TYPE", default_value = "m5.large")]
         instance_type: String,
     },
     /// Run the PV provisioner (testbed.firecamp.dev/local) until SIGTERM/SIGINT.
@@ -55,35 +46,17 @@ enum Cmd {
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let client = client(cli.kubeconfig).await?;
     match cli.cmd {
-        Cmd::Setup {
-            nodes,
-            zones,
-            region,
-            cluster,
-            instance_type,
-        } => {
-            anyhow::ensure!(
-                !zones.is_empty() && zones.iter().all(|z| !z.is_empty()),
-                "--zones must name at least one zone"
-            );
+        Cmd::Setup { nodes, zones, region, cluster, instance_type } => {
+            anyhow::ensure!(!zones.is_empty() && zones.iter().all(|z| !z.is_empty()), "--zones must name at least one zone");
             anyhow::ensure!(nodes > 0, "--nodes must be at least 1");
-            let plan = NodePlan {
-                count: nodes,
-                zones,
-                region,
-                cluster,
-                instance_type,
-            };
+            let plan = NodePlan { count: nodes, zones, region, cluster, instance_type };
             storage::ensure(&client, &storage::testbed_local()).await?;
             nodes::create_and_wait(&client, &plan, Duration::from_secs(60)).await?;
             tracing::info!(nodes = plan.count, zones = ?plan.zones, "nodes Ready");
@@ -96,15 +69,10 @@ async fn main() -> Result<()> {
 async fn client(path: Option<PathBuf>) -> Result<Client> {
     let config = match path {
         Some(p) => {
-            let kc =
-                Kubeconfig::read_from(&p).with_context(|| format!("reading {}", p.display()))?;
-            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("loading {}", p.display()))?
+            let kc = Kubeconfig::read_from(&p).with_context(|| format!("reading {}", p.display()))?;
+            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.with_context(|| format!("loading {}", p.display()))?
         }
-        None => Config::infer()
-            .await
-            .context("no --kubeconfig/KUBECONFIG and no in-cluster config")?,
+        None => Config::infer().await.context("no --kubeconfig/KUBECONFIG and no in-cluster config")?,
     };
     Client::try_from(config).context("building the Kubernetes client")
 }

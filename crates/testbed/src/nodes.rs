@@ -49,14 +49,8 @@ impl NodePlan {
             ("kubernetes.io/os".to_string(), "linux".to_string()),
             ("kubernetes.io/arch".to_string(), "amd64".to_string()),
             (ZONE_LABEL.to_string(), zone.clone()),
-            (
-                "topology.kubernetes.io/region".to_string(),
-                self.region.clone(),
-            ),
-            (
-                "node.kubernetes.io/instance-type".to_string(),
-                self.instance_type.clone(),
-            ),
+            ("topology.kubernetes.io/region".to_string(), self.region.clone()),
+            ("node.kubernetes.io/instance-type".to_string(), self.instance_type.clone()),
             (WORKER_LABEL.to_string(), self.cluster.clone()),
             ("type".to_string(), "kwok".to_string()),
         ]);
@@ -64,20 +58,11 @@ impl NodePlan {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
                 labels: Some(labels),
-                annotations: Some(BTreeMap::from([(
-                    KWOK_ANNOTATION.to_string(),
-                    "fake".to_string(),
-                )])),
+                annotations: Some(BTreeMap::from([(KWOK_ANNOTATION.to_string(), "fake".to_string())])),
                 ..Default::default()
             },
             // No taint: FireCamp's own StatefulSets must schedule here without a kwok toleration.
-            spec: Some(NodeSpec {
-                provider_id: Some(format!(
-                    "aws:///{zone}/{}",
-                    instance_id(&self.cluster, &name)
-                )),
-                ..Default::default()
-            }),
+            spec: Some(NodeSpec { provider_id: Some(format!("aws:///{zone}/{}", instance_id(&self.cluster, &name))), ..Default::default() }),
             status: None,
         }
     }
@@ -106,13 +91,8 @@ pub async fn create_nodes_and_wait(client: &Client, nodes: &[Node], timeout: Dur
             Err(e) => return Err(e).with_context(|| format!("creating node {name}")),
         }
     }
-    let want: Vec<String> = nodes
-        .iter()
-        .filter_map(|n| n.metadata.name.clone())
-        .collect();
-    tokio::time::timeout(timeout, wait_ready(api, &want))
-        .await
-        .with_context(|| format!("nodes not Ready after {timeout:?}"))?
+    let want: Vec<String> = nodes.iter().filter_map(|n| n.metadata.name.clone()).collect();
+    tokio::time::timeout(timeout, wait_ready(api, &want)).await.with_context(|| format!("nodes not Ready after {timeout:?}"))?
 }
 
 async fn wait_ready(api: Api<Node>, want: &[String]) -> Result<()> {
@@ -131,10 +111,7 @@ async fn wait_ready(api: Api<Node>, want: &[String]) -> Result<()> {
 
 /// Whether the node's Ready condition is True.
 pub fn is_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    node.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// The zone label of a node, if any.
@@ -144,20 +121,8 @@ pub fn zone_of(node: &Node) -> Option<String> {
 
 /// All bed nodes (those kwok manages).
 pub async fn list(client: &Client) -> Result<Vec<Node>> {
-    let all = Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .context("listing nodes")?;
-    Ok(all
-        .items
-        .into_iter()
-        .filter(|n| {
-            n.metadata
-                .annotations
-                .as_ref()
-                .is_some_and(|a| a.contains_key(KWOK_ANNOTATION))
-        })
-        .collect())
+    let all = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.context("listing nodes")?;
+    Ok(all.items.into_iter().filter(|n| n.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(KWOK_ANNOTATION))).collect())
 }
 
 #[cfg(test)]
@@ -166,55 +131,18 @@ mod tests {
 
     #[test]
     fn six_nodes_go_two_per_zone_with_aws_provider_ids() {
-        let zones: Vec<String> = ["us-east-1a", "us-east-1b", "us-east-1c"]
-            .map(String::from)
-            .into();
-        let plan = NodePlan {
-            count: 6,
-            zones: zones.clone(),
-            region: "us-east-1".into(),
-            cluster: "bed".into(),
-            instance_type: "m5.large".into(),
-        };
+        let zones: Vec<String> = ["us-east-1a", "us-east-1b", "us-east-1c"].map(String::from).into();
+        let plan = NodePlan { count: 6, zones: zones.clone(), region: "us-east-1".into(), cluster: "bed".into(), instance_type: "m5.large".into() };
         let nodes = plan.nodes();
         for zone in &zones {
-            assert_eq!(
-                nodes
-                    .iter()
-                    .filter(|n| zone_of(n).as_ref() == Some(zone))
-                    .count(),
-                2
-            );
+            assert_eq!(nodes.iter().filter(|n| zone_of(n).as_ref() == Some(zone)).count(), 2);
         }
-        assert_eq!(
-            nodes[0].metadata.name.as_deref(),
-            Some("ip-10-0-1-10.ec2.internal")
-        );
-        assert_eq!(
-            nodes[3].metadata.name.as_deref(),
-            Some("ip-10-0-1-11.ec2.internal")
-        );
-        let id = nodes[0]
-            .spec
-            .as_ref()
-            .and_then(|s| s.provider_id.clone())
-            .unwrap_or_default();
-        assert_eq!(
-            id,
-            format!(
-                "aws:///us-east-1a/{}",
-                instance_id("bed", "ip-10-0-1-10.ec2.internal")
-            )
-        );
+        assert_eq!(nodes[0].metadata.name.as_deref(), Some("ip-10-0-1-10.ec2.internal"));
+        assert_eq!(nodes[3].metadata.name.as_deref(), Some("ip-10-0-1-11.ec2.internal"));
+        let id = nodes[0].spec.as_ref().and_then(|s| s.provider_id.clone()).unwrap_or_default();
+        assert_eq!(id, format!("aws:///us-east-1a/{}", instance_id("bed", "ip-10-0-1-10.ec2.internal")));
         let hex = id.rsplit("/i-").next().unwrap_or_default();
-        assert!(
-            hex.len() == 17 && hex.chars().all(|c| c.is_ascii_hexdigit()),
-            "{id}"
-        );
-        assert!(
-            nodes
-                .iter()
-                .all(|n| n.spec.as_ref().is_some_and(|s| s.taints.is_none()))
-        );
+        assert!(hex.len() == 17 && hex.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+        assert!(nodes.iter().all(|n| n.spec.as_ref().is_some_and(|s| s.taints.is_none())));
     }
 }

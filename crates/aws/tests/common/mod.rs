@@ -6,8 +6,8 @@ pub mod proxy;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{Filter, InstanceType, ResourceType, Tag, TagSpecification};
@@ -165,13 +165,7 @@ impl World {
     pub async fn holders_of(&self, ip: Ipv4Addr) -> Vec<String> {
         // By subnet: moto's vpc-id filter misses interfaces made by CreateNetworkInterface.
         let subnets: Vec<String> = self.subnets.values().chain([&self.untagged_subnet]).cloned().collect();
-        let out = self
-            .ec2
-            .describe_network_interfaces()
-            .filters(Filter::builder().name("subnet-id").set_values(Some(subnets)).build())
-            .send()
-            .await
-            .unwrap();
+        let out = self.ec2.describe_network_interfaces().filters(Filter::builder().name("subnet-id").set_values(Some(subnets)).build()).send().await.unwrap();
         let ip = ip.to_string();
         out.network_interfaces()
             .iter()

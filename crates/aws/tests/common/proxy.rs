@@ -84,9 +84,7 @@ async fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<(String, Stri
     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
     let mut lines = head.split("\r\n");
     let request_line = lines.next()?.to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())))
-        .collect();
+    let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))).collect();
     let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
     let mut body = buf[head_end + 4..].to_vec();
     while body.len() < len {
@@ -136,11 +134,15 @@ fn error_reply(service: &str, fault: Fault) -> Vec<u8> {
     let (ctype, body) = match service {
         "route53" => (
             "text/xml",
-            format!(r#"<?xml version="1.0"?><ErrorResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/"><Error><Type>Sender</Type><Code>{code}</Code><Message>injected by the test proxy</Message></Error><RequestId>proxy</RequestId></ErrorResponse>"#),
+            format!(
+                r#"<?xml version="1.0"?><ErrorResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/"><Error><Type>Sender</Type><Code>{code}</Code><Message>injected by the test proxy</Message></Error><RequestId>proxy</RequestId></ErrorResponse>"#
+            ),
         ),
         "ec2" => (
             "text/xml",
-            format!(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error></Errors><RequestID>proxy</RequestID></Response>"#),
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error></Errors><RequestID>proxy</RequestID></Response>"#
+            ),
         ),
         _ => ("application/x-amz-json-1.1", format!(r#"{{"__type":"{code}","message":"injected by the test proxy"}}"#)),
     };
@@ -159,7 +161,9 @@ async fn forward(upstream: &str, request_line: &str, headers: &[(String, String)
     let mut resp = Vec::new();
     up.read_to_end(&mut resp).await.unwrap();
     // Tell the client this connection ends with the reply.
-    let Some(p) = resp.windows(4).position(|w| w == b"\r\n\r\n") else { return resp };
+    let Some(p) = resp.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return resp;
+    };
     let head = String::from_utf8_lossy(&resp[..p]).to_string();
     let mut out: Vec<String> = head.split("\r\n").filter(|l| !l.to_ascii_lowercase().starts_with("connection:")).map(String::from).collect();
     out.push("Connection: close".into());
@@ -169,7 +173,9 @@ async fn forward(upstream: &str, request_line: &str, headers: &[(String, String)
 }
 
 async fn handle(mut conn: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
-    let Some((request_line, headers, body)) = read_request(&mut conn).await else { return };
+    let Some((request_line, headers, body)) = read_request(&mut conn).await else {
+        return;
+    };
     let (op, service) = operation(&request_line, &headers, &body);
     let fault = {
         let mut st = state.lock().unwrap();

@@ -1,12 +1,12 @@
 //! ZooKeeper 3.8/3.9: an ensemble of odd size; server N is member N-1.
 
 use firecamp_core::spec::{ResourceAmounts, Resources};
-use firecamp_core::{quantity, EngineKind, Member, ServiceSpec, ValidationErrors};
+use firecamp_core::{EngineKind, Member, ServiceSpec, ValidationErrors, quantity};
 
 use crate::engine::Engine;
 use crate::layout::MemberPaths;
-use crate::plan::{memory_limit_mib, ConfigFile, ContainerPlan, Port, Probe, RenderContext, Role};
-use crate::render::{env_file, file, header, Conf};
+use crate::plan::{ConfigFile, ContainerPlan, Port, Probe, RenderContext, Role, memory_limit_mib};
+use crate::render::{Conf, env_file, file, header};
 use crate::version::EngineVersion;
 
 pub struct ZooKeeper;
@@ -164,11 +164,7 @@ impl Engine for ZooKeeper {
     fn container(&self, version: &EngineVersion) -> ContainerPlan {
         // The image has bash but no nc: speak the four-letter words over bash's /dev/tcp.
         let word = |w: &str, expect: &str| {
-            vec![
-                "/bin/bash".to_string(),
-                "-c".to_string(),
-                format!("exec 3<>/dev/tcp/127.0.0.1/{CLIENT_PORT} && printf {w} >&3 && grep -q '{expect}' <&3"),
-            ]
+            vec!["/bin/bash".to_string(), "-c".to_string(), format!("exec 3<>/dev/tcp/127.0.0.1/{CLIENT_PORT} && printf {w} >&3 && grep -q '{expect}' <&3")]
         };
         ContainerPlan {
             image: version.image,
@@ -203,11 +199,7 @@ const OWNED: &[(&str, &str)] = &[
 
 fn zoo_cfg(ctx: &RenderContext, m: &Member, paths: &MemberPaths, log_dir: &str) -> String {
     let mut c = Conf::new("=", &header("ZooKeeper configuration", m.name.as_str(), ctx.name));
-    c.section("Time and storage.")
-        .set("tickTime", 2000)
-        .set("initLimit", 10)
-        .set("syncLimit", 5)
-        .set("dataDir", format!("{}/zookeeper", paths.data_dir));
+    c.section("Time and storage.").set("tickTime", 2000).set("initLimit", 10).set("syncLimit", 5).set("dataDir", format!("{}/zookeeper", paths.data_dir));
     if !log_dir.is_empty() {
         c.set("dataLogDir", log_dir);
     }

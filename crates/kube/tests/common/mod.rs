@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use firecamp_catalog::examples::{redis_cluster, spec};
 use firecamp_catalog::layout::KubernetesLayout;
-use firecamp_catalog::{plan, ServicePlan};
+use firecamp_catalog::{ServicePlan, plan};
 use firecamp_core::spec::{PostgresOptions, PostgresReplication, VolumeSpec};
 use firecamp_core::{ClusterConfig, EngineKind, ServiceSpec};
 

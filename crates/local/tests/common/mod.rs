@@ -12,9 +12,9 @@ use firecamp_api::{ApiError, Phase, Service, ServiceList};
 use firecamp_core::EngineKind;
 use firecamp_local::config::Config;
 use firecamp_local::ips::IpPool;
-use firecamp_local::{servers, Daemon};
+use firecamp_local::{Daemon, servers};
 use futures::FutureExt;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 pub struct Bed {
     pub url: String,
@@ -48,14 +48,7 @@ where
     cfg.ips = IpPool::parse(pool).unwrap();
     tweak(&mut cfg);
     let daemon = firecamp_local::start(cfg.clone()).await.expect("the local runtime starts");
-    let bed = Arc::new(Bed {
-        url: daemon.url(),
-        dns_addr: daemon.dns_addr,
-        cfg,
-        http: reqwest::Client::new(),
-        daemon: Mutex::new(Some(daemon)),
-        _dir: dir,
-    });
+    let bed = Arc::new(Bed { url: daemon.url(), dns_addr: daemon.dns_addr, cfg, http: reqwest::Client::new(), daemon: Mutex::new(Some(daemon)), _dir: dir });
     let result = AssertUnwindSafe(body(bed.clone())).catch_unwind().await;
     let daemon = bed.daemon.lock().unwrap().take();
     if let Some(d) = daemon {
@@ -83,11 +76,7 @@ impl Bed {
     pub async fn operate(&self, name: &str, body: Value) -> Result<firecamp_api::Operation, (u16, ApiError)> {
         let r = self.http.post(format!("{}/v1/services/{name}/operations", self.url)).json(&body).send().await.unwrap();
         let status = r.status().as_u16();
-        if status == 202 {
-            Ok(r.json().await.unwrap())
-        } else {
-            Err((status, r.json().await.unwrap()))
-        }
+        if status == 202 { Ok(r.json().await.unwrap()) } else { Err((status, r.json().await.unwrap())) }
     }
 
     pub async fn operations(&self, name: &str) -> Vec<firecamp_api::Operation> {
@@ -103,7 +92,13 @@ impl Bed {
     }
 
     /// Polls the operation until `done` holds (or it ends otherwise), within a deadline.
-    pub async fn wait_operation_until(&self, name: &str, id: &str, within: Duration, done: impl Fn(&firecamp_api::Operation) -> bool) -> firecamp_api::Operation {
+    pub async fn wait_operation_until(
+        &self,
+        name: &str,
+        id: &str,
+        within: Duration,
+        done: impl Fn(&firecamp_api::Operation) -> bool,
+    ) -> firecamp_api::Operation {
         let deadline = Instant::now() + within;
         loop {
             let op = self.operation(name, id).await;
@@ -132,11 +127,7 @@ impl Bed {
     pub async fn create(&self, body: Value) -> Result<Service, (u16, ApiError)> {
         let r = self.http.post(format!("{}/v1/services", self.url)).json(&body).send().await.unwrap();
         let status = r.status().as_u16();
-        if r.status().is_success() {
-            Ok(r.json().await.unwrap())
-        } else {
-            Err((status, r.json().await.unwrap()))
-        }
+        if r.status().is_success() { Ok(r.json().await.unwrap()) } else { Err((status, r.json().await.unwrap())) }
     }
 
     pub async fn get(&self, name: &str) -> Service {

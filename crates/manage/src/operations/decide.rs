@@ -66,7 +66,9 @@ fn done(step: &firecamp_core::operation::OperationStep, o: &Observed) -> Result<
     let m = o.members.get(&step.member).unwrap_or(&none);
     match step.action {
         StepAction::Restart | StepAction::Reload => {
-            let Some(uid) = &m.pod_uid else { return Err(m.waiting.clone().unwrap_or_else(|| "no pod yet".into())) };
+            let Some(uid) = &m.pod_uid else {
+                return Err(m.waiting.clone().unwrap_or_else(|| "no pod yet".into()));
+            };
             if step.replaced.as_ref() == Some(uid) {
                 return Err("the old pod is still there".into());
             }
@@ -91,8 +93,20 @@ fn done(step: &firecamp_core::operation::OperationStep, o: &Observed) -> Result<
                 Err(format!("{} is {}, {} is {}", step.to.as_deref().unwrap_or("?"), to.as_str(), step.member, m.role.as_str()))
             }
         }
-        StepAction::Stop => if m.pod_uid.is_none() { Ok(()) } else { Err("the pod is still there".into()) },
-        StepAction::Start => if m.ready { Ok(()) } else { Err(m.waiting.clone().unwrap_or_else(|| "not Ready".into())) },
+        StepAction::Stop => {
+            if m.pod_uid.is_none() {
+                Ok(())
+            } else {
+                Err("the pod is still there".into())
+            }
+        }
+        StepAction::Start => {
+            if m.ready {
+                Ok(())
+            } else {
+                Err(m.waiting.clone().unwrap_or_else(|| "not Ready".into()))
+            }
+        }
     }
 }
 

@@ -5,17 +5,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use firecamp_api::Role;
-use firecamp_catalog::{engine, ServicePlan};
-use firecamp_core::operation::{restart_steps, stop_start_steps, MemberRole, Operation, OperationKind, OperationPhase, StepAction};
+use firecamp_catalog::{ServicePlan, engine};
+use firecamp_core::operation::{MemberRole, Operation, OperationKind, OperationPhase, StepAction, restart_steps, stop_start_steps};
 use firecamp_kube::{labels, names};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, ResourceExt};
 
-use super::decide::{advance, fail_current_step, Effect, MemberView, Observed};
-use super::roles::{engine_switchover, Engines};
-use super::request::{pending, KEEP_FINISHED};
+use super::decide::{Effect, MemberView, Observed, advance, fail_current_step};
+use super::request::{KEEP_FINISHED, pending};
+use super::roles::{Engines, engine_switchover};
 use crate::config::RoleSource;
 use crate::crd::FireCampService;
 use crate::error::{Error, Result};
@@ -172,7 +172,9 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
         ops.push(op);
         changed = true;
     }
-    let Some(op) = ops.iter_mut().find(|o| !o.phase.is_terminal()) else { return Ok(Driven { operations: ops, primary, look_again: None }) };
+    let Some(op) = ops.iter_mut().find(|o| !o.phase.is_terminal()) else {
+        return Ok(Driven { operations: ops, primary, look_again: None });
+    };
     if svc.annotations().get(super::CANCEL_ANNOTATION) == Some(&op.id) && !op.cancel_requested {
         op.cancel_requested = true;
         changed = true;
@@ -180,14 +182,14 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
     let sts: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
     let name = names::statefulset(&plan.name);
     let current = sts.get_opt(&name).await.map_err(Error::kube("get", "StatefulSet", &name))?;
-    let statefulset_current = current.as_ref().is_some_and(|s| {
-        s.status.as_ref().and_then(|st| st.observed_generation).unwrap_or(0) >= s.metadata.generation.unwrap_or(0)
-    });
+    let statefulset_current =
+        current.as_ref().is_some_and(|s| s.status.as_ref().and_then(|st| st.observed_generation).unwrap_or(0) >= s.metadata.generation.unwrap_or(0));
     let update_revision = current.and_then(|s| s.status?.update_revision);
     let now = k8s_openapi::jiff::Timestamp::now();
     let now_text = now.to_string();
     let before = op.clone();
-    let effects = advance(op, &Observed { members: &views, update_revision: update_revision.as_deref(), statefulset_current, now: now.as_second(), now_text: &now_text });
+    let effects =
+        advance(op, &Observed { members: &views, update_revision: update_revision.as_deref(), statefulset_current, now: now.as_second(), now_text: &now_text });
     changed |= *op != before;
     // A single-primary service's files name the primary the last switchover made.
     let single_primary = plan.members.iter().all(|m| m.shard.is_none());

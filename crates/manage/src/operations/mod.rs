@@ -7,4 +7,4 @@ pub mod drive;
 pub mod request;
 pub mod roles;
 
-pub use request::{cancel, list, pending, request, unfinished, RequestError, CANCEL_ANNOTATION, OPERATION_ANNOTATION};
+pub use request::{CANCEL_ANNOTATION, OPERATION_ANNOTATION, RequestError, cancel, list, pending, request, unfinished};

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use firecamp_catalog::layout::KubernetesLayout;
 use firecamp_catalog::operation::change;
 use firecamp_catalog::plan;
-use firecamp_core::operation::{Operation, OperationPhase, OperationRequest, DEFAULT_STEP_TIMEOUT_SECONDS};
+use firecamp_core::operation::{DEFAULT_STEP_TIMEOUT_SECONDS, Operation, OperationPhase, OperationRequest};
 use firecamp_core::{ClusterConfig, ValidationErrors};
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
@@ -81,7 +81,13 @@ fn new_id() -> String {
 
 /// Checks the request against the service and the catalog, then writes the new spec and the
 /// operation in one update (409 from Kubernetes if the service changed meanwhile).
-pub async fn request(api: &Api<FireCampService>, cluster: &ClusterConfig, name: &str, req: &OperationRequest, field_manager: &str) -> Result<Operation, RequestError> {
+pub async fn request(
+    api: &Api<FireCampService>,
+    cluster: &ClusterConfig,
+    name: &str,
+    req: &OperationRequest,
+    field_manager: &str,
+) -> Result<Operation, RequestError> {
     // The controller writes the status meanwhile (a new resourceVersion): read again and retry.
     for _ in 0..4 {
         match request_once(api, cluster, name, req, field_manager).await {
@@ -92,7 +98,13 @@ pub async fn request(api: &Api<FireCampService>, cluster: &ClusterConfig, name: 
     request_once(api, cluster, name, req, field_manager).await
 }
 
-async fn request_once(api: &Api<FireCampService>, cluster: &ClusterConfig, name: &str, req: &OperationRequest, field_manager: &str) -> Result<Operation, RequestError> {
+async fn request_once(
+    api: &Api<FireCampService>,
+    cluster: &ClusterConfig,
+    name: &str,
+    req: &OperationRequest,
+    field_manager: &str,
+) -> Result<Operation, RequestError> {
     let mut svc = api.get_opt(name).await?.ok_or_else(|| RequestError::NotFound(name.to_string()))?;
     if let Some(op) = unfinished(&svc) {
         return Err(RequestError::Busy(busy_message(name, &op)));
@@ -141,10 +153,13 @@ async fn cancel_once(api: &Api<FireCampService>, name: &str, id: Option<&str>, f
         None => unfinished(&svc),
     };
     let Some(mut op) = op else {
-        errs.push("id", match id {
-            Some(id) => format!("service {name:?} has no operation {id:?}"),
-            None => format!("service {name:?} has no operation under way"),
-        });
+        errs.push(
+            "id",
+            match id {
+                Some(id) => format!("service {name:?} has no operation {id:?}"),
+                None => format!("service {name:?} has no operation under way"),
+            },
+        );
         return Err(errs.into());
     };
     if op.phase.is_terminal() {

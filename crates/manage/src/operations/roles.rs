@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use firecamp_api::Role;
-use firecamp_catalog::{postgresql, redis, zookeeper, ServicePlan};
+use firecamp_catalog::{ServicePlan, postgresql, redis, zookeeper};
 use firecamp_core::EngineKind;
 use firecamp_kube::{labels, names};
 use firecamp_probe::Target;
@@ -73,7 +73,9 @@ impl Engines {
     }
 
     async fn role(&self, member: &str) -> Role {
-        let Some(t) = self.target(member) else { return Role::Unknown };
+        let Some(t) = self.target(member) else {
+            return Role::Unknown;
+        };
         let r = match self.engine {
             EngineKind::Postgresql => firecamp_probe::postgresql::role(&t, postgresql::SUPERUSER).await,
             EngineKind::Redis => firecamp_probe::redis::role(&t).await,
@@ -131,7 +133,9 @@ pub async fn probe(client: &kube::Client, engines: &Engines, plan: &ServicePlan,
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     for (member, role) in &roles {
         let pod_name = names::pod_of(member);
-        let Some(pod) = pods.get(&pod_name) else { continue };
+        let Some(pod) = pods.get(&pod_name) else {
+            continue;
+        };
         if *role != Role::Unknown && pod.labels().get(labels::ROLE).map(String::as_str) != Some(role.as_str()) {
             let patch = serde_json::json!({"metadata": {"labels": {labels::ROLE: role.as_str()}}});
             api.patch(&pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::kube("relabel", "Pod", &pod_name))?;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use firecamp_kube::{labels, Object};
+use firecamp_kube::{Object, labels};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -30,20 +30,13 @@ pub async fn apply(client: &Client, field_manager: &str, o: &Object, owner: Opti
         value["metadata"]["ownerReferences"] = serde_json::json!([owner]);
     }
     let obj: DynamicObject = serde_json::from_value(value).map_err(|_| Error::MissingField("object metadata"))?;
-    api.patch(o.name(), &PatchParams::apply(field_manager).force(), &Patch::Apply(&obj))
-        .await
-        .map_err(Error::kube("apply", o.kind(), o.name()))?;
+    api.patch(o.name(), &PatchParams::apply(field_manager).force(), &Patch::Apply(&obj)).await.map_err(Error::kube("apply", o.kind(), o.name()))?;
     Ok(())
 }
 
 /// Creates the Secret only when absent: generated passwords are never regenerated.
 /// `generate` makes the Secret with fresh passwords; it runs only when `existing` is absent.
-pub async fn ensure_secret(
-    client: &Client,
-    existing: &Secret,
-    generate: impl FnOnce() -> Secret,
-    owner: &OwnerReference,
-) -> Result<bool> {
+pub async fn ensure_secret(client: &Client, existing: &Secret, generate: impl FnOnce() -> Secret, owner: &OwnerReference) -> Result<bool> {
     let ns = existing.metadata.namespace.clone().unwrap_or_default();
     let name = existing.metadata.name.clone().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(client.clone(), &ns);

@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 
 use firecamp_api::MemberStatus;
 use firecamp_catalog::ServicePlan;
-use firecamp_core::cloud::{normalize_name, parse_provider_id, record_changes, DnsRecord, InstanceId, MemberAddress, StaticIpRecord};
+use firecamp_core::cloud::{DnsRecord, InstanceId, MemberAddress, StaticIpRecord, normalize_name, parse_provider_id, record_changes};
 use firecamp_core::{Member, MemberName};
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
@@ -29,8 +29,7 @@ pub struct CloudState {
 
 impl CloudState {
     pub fn from_status(s: Option<&FireCampServiceStatus>) -> Self {
-        s.map(|s| CloudState { static_ips: s.static_ips.clone(), dns_records: s.dns_records.clone(), log_streams: s.log_streams.clone() })
-            .unwrap_or_default()
+        s.map(|s| CloudState { static_ips: s.static_ips.clone(), dns_records: s.dns_records.clone(), log_streams: s.log_streams.clone() }).unwrap_or_default()
     }
 
     pub fn write_into(&self, s: &mut FireCampServiceStatus) {
@@ -90,7 +89,9 @@ async fn persist_ips(ctx: &Context, svc: &FireCampService, ips: &[StaticIpStatus
 
 /// Takes an IP for each member that needs one and has none yet.
 pub async fn allocate_ips(ctx: &Context, svc: &FireCampService, members: &[Member], state: &mut CloudState) -> Result<bool> {
-    let Some(ips) = &ctx.config.cloud.static_ips else { return Ok(false) };
+    let Some(ips) = &ctx.config.cloud.static_ips else {
+        return Ok(false);
+    };
     let mut changed = false;
     for m in members.iter().filter(|m| m.needs_static_ip) {
         if state.static_ips.iter().any(|s| s.record.member == m.name) {
@@ -108,19 +109,19 @@ pub async fn allocate_ips(ctx: &Context, svc: &FireCampService, members: &[Membe
 
 /// Moves each member's IP to the instance its pod runs on, and releases the IPs of members
 /// that are no longer in the plan.
-pub async fn place_ips(
-    ctx: &Context,
-    svc: &FireCampService,
-    plan: &ServicePlan,
-    pod_nodes: &BTreeMap<String, String>,
-    state: &mut CloudState,
-) -> Result<()> {
-    let Some(ips) = &ctx.config.cloud.static_ips else { return Ok(()) };
+pub async fn place_ips(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod_nodes: &BTreeMap<String, String>, state: &mut CloudState) -> Result<()> {
+    let Some(ips) = &ctx.config.cloud.static_ips else {
+        return Ok(());
+    };
     let nodes: BTreeMap<String, Node> = ctx.nodes.state().iter().map(|n| (n.name_any(), (**n).clone())).collect();
     for i in 0..state.static_ips.len() {
         let entry = state.static_ips[i].clone();
-        let Some(mp) = plan.members.iter().find(|m| m.member.name == entry.record.member) else { continue };
-        let Some(instance) = pod_nodes.get(mp.member.name.as_str()).and_then(|n| nodes.get(n)).and_then(instance_of) else { continue };
+        let Some(mp) = plan.members.iter().find(|m| m.member.name == entry.record.member) else {
+            continue;
+        };
+        let Some(instance) = pod_nodes.get(mp.member.name.as_str()).and_then(|n| nodes.get(n)).and_then(instance_of) else {
+            continue;
+        };
         if entry.instance.as_deref() == Some(instance.0.as_str()) {
             continue;
         }
@@ -141,7 +142,9 @@ pub async fn place_ips(
 }
 
 async fn release(ctx: &Context, svc: &FireCampService, s: &StaticIpStatus) -> Result<()> {
-    let Some(ips) = &ctx.config.cloud.static_ips else { return Ok(()) };
+    let Some(ips) = &ctx.config.cloud.static_ips else {
+        return Ok(());
+    };
     // The member as it was: only its name, zone and IP matter to a release.
     let member = Member {
         name: s.record.member.clone(),
@@ -159,7 +162,9 @@ async fn release(ctx: &Context, svc: &FireCampService, s: &StaticIpStatus) -> Re
 /// Brings the service's records to the members' addresses: nothing when unchanged since the
 /// last write, else one read and one change batch. Returns the number of changes made.
 pub async fn sync_dns(ctx: &Context, svc: &FireCampService, members: &[MemberStatus], state: &mut CloudState) -> Result<usize> {
-    let Some(dns) = &ctx.config.cloud.dns else { return Ok(0) };
+    let Some(dns) = &ctx.config.cloud.dns else {
+        return Ok(0);
+    };
     let desired = desired_addresses(members, &state.dns_records);
     let want = records(&desired, dns.ttl());
     if want == state.dns_records {
@@ -178,7 +183,9 @@ pub async fn sync_dns(ctx: &Context, svc: &FireCampService, members: &[MemberSta
 
 /// Creates the log streams of members that have none yet.
 pub async fn ensure_log_streams(ctx: &Context, plan: &ServicePlan, state: &mut CloudState) -> Result<()> {
-    let Some(logs) = &ctx.config.cloud.logs else { return Ok(()) };
+    let Some(logs) = &ctx.config.cloud.logs else {
+        return Ok(());
+    };
     let want: Vec<String> = plan.members.iter().map(|m| m.member.name.to_string()).collect();
     if want == state.log_streams {
         return Ok(());
@@ -227,10 +234,7 @@ mod tests {
         let members = [member("pg-0", Some("10.0.1.7")), member("pg-1", None), member("pg-2", None)];
         let got = records(&desired_addresses(&members, &previous), 60);
         let got: Vec<(String, String)> = got.iter().map(|r| (r.name.clone(), r.ip.to_string())).collect();
-        assert_eq!(
-            got,
-            [("pg-0.prod-firecamp.com".to_string(), "10.0.1.7".to_string()), ("pg-1.prod-firecamp.com".into(), "10.0.2.5".into())]
-        );
+        assert_eq!(got, [("pg-0.prod-firecamp.com".to_string(), "10.0.1.7".to_string()), ("pg-1.prod-firecamp.com".into(), "10.0.2.5".into())]);
     }
 
     #[test]

@@ -11,21 +11,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use firecamp_catalog::layout::KubernetesLayout;
-use firecamp_catalog::{plan, plan_with_primary, ServicePlan};
-use firecamp_kube::{build, labels, names, Object, Secrets};
+use firecamp_catalog::{ServicePlan, plan, plan_with_primary};
+use firecamp_kube::{Object, Secrets, build, labels, names};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
-use rand::distr::{Alphanumeric, SampleString};
 use rand::Rng;
+use rand::distr::{Alphanumeric, SampleString};
 
 use crate::config::ManageConfig;
-use crate::crd::{FireCampService, FireCampServiceStatus, DELETE_VOLUMES_ANNOTATION, FINALIZER};
+use crate::crd::{DELETE_VOLUMES_ANNOTATION, FINALIZER, FireCampService, FireCampServiceStatus};
 use crate::error::{Error, Result};
 
 pub struct Context {
@@ -147,17 +147,11 @@ async fn apply_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
         .map(|p| (p.name_any(), p))
         .collect();
     label_new_pods(&pods_api, &plan, &pods, svc.status.as_ref()).await?;
-    let node_zones: BTreeMap<String, String> = ctx
-        .nodes
-        .state()
-        .iter()
-        .filter_map(|n| Some((n.name_any(), n.labels().get(labels::ZONE_TOPOLOGY)?.clone())))
-        .collect();
+    let node_zones: BTreeMap<String, String> =
+        ctx.nodes.state().iter().filter_map(|n| Some((n.name_any(), n.labels().get(labels::ZONE_TOPOLOGY)?.clone()))).collect();
     let previous = svc.status.clone();
-    let pod_nodes: BTreeMap<String, String> = pods
-        .values()
-        .filter_map(|p| Some((p.labels().get(labels::MEMBER)?.clone(), p.spec.as_ref()?.node_name.clone()?)))
-        .collect();
+    let pod_nodes: BTreeMap<String, String> =
+        pods.values().filter_map(|p| Some((p.labels().get(labels::MEMBER)?.clone(), p.spec.as_ref()?.node_name.clone()?))).collect();
     cloud::place_ips(ctx, svc, &plan, &pod_nodes, &mut cloud_state).await?;
     cloud::ensure_log_streams(ctx, &plan, &mut cloud_state).await?;
     let tasks = run_init_tasks(ctx, svc, &plan, &pods).await?;
@@ -183,9 +177,14 @@ async fn apply_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
         status.message = Some(format!("operation {} ({}): {}", op.id, op.kind, op.message.clone().unwrap_or_default()));
     }
     if previous.as_ref().map(|p| p.phase) != Some(status.phase) {
-        let note = format!("{} → {}{}", previous.as_ref().map(|p| p.phase.as_str()).unwrap_or("new"), status.phase.as_str(),
-            status.message.as_ref().map(|m| format!(": {m}")).unwrap_or_default());
-        let t = if status.phase == firecamp_api::Phase::Degraded || status.phase == firecamp_api::Phase::Failed { EventType::Warning } else { EventType::Normal };
+        let note = format!(
+            "{} → {}{}",
+            previous.as_ref().map(|p| p.phase.as_str()).unwrap_or("new"),
+            status.phase.as_str(),
+            status.message.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
+        );
+        let t =
+            if status.phase == firecamp_api::Phase::Degraded || status.phase == firecamp_api::Phase::Failed { EventType::Warning } else { EventType::Normal };
         event(ctx, svc, t, status.phase.as_str(), note).await;
     }
     if previous.as_ref() != Some(&status) {
@@ -200,7 +199,9 @@ async fn apply_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
 async fn label_new_pods(api: &Api<Pod>, plan: &ServicePlan, pods: &BTreeMap<String, Pod>, previous: Option<&FireCampServiceStatus>) -> Result<()> {
     for m in &plan.members {
         let pod_name = names::pod_of(&m.member.name);
-        let Some(pod) = pods.get(&pod_name) else { continue };
+        let Some(pod) = pods.get(&pod_name) else {
+            continue;
+        };
         let l = pod.labels();
         if l.contains_key(labels::MEMBER) && l.contains_key(labels::ROLE) {
             continue;
@@ -220,12 +221,7 @@ fn last_role(previous: Option<&FireCampServiceStatus>, member: &str) -> Option<S
 }
 
 /// Starts each init task's Job once every member is ready, and reads back its progress.
-async fn run_init_tasks(
-    ctx: &Context,
-    svc: &FireCampService,
-    plan: &ServicePlan,
-    pods: &BTreeMap<String, Pod>,
-) -> Result<Vec<crate::crd::InitTaskStatus>> {
+async fn run_init_tasks(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pods: &BTreeMap<String, Pod>) -> Result<Vec<crate::crd::InitTaskStatus>> {
     let ns = svc.namespace().unwrap_or_default();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let previous = svc.status.as_ref().map(|s| s.init_tasks.clone()).unwrap_or_default();
@@ -286,9 +282,11 @@ async fn write_status(ctx: &Context, svc: &FireCampService, status: &FireCampSer
         "kind": "FireCampService",
         "status": status,
     });
-    api.patch_status(&svc.name_any(), &PatchParams::apply(&ctx.config.field_manager).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(Error::kube("update status of", "FireCampService", svc.name_any()))?;
+    api.patch_status(&svc.name_any(), &PatchParams::apply(&ctx.config.field_manager).force(), &Patch::Apply(&patch)).await.map_err(Error::kube(
+        "update status of",
+        "FireCampService",
+        svc.name_any(),
+    ))?;
     Ok(())
 }
 

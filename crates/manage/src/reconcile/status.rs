@@ -64,11 +64,7 @@ pub fn member_statuses(plan: &ServicePlan, o: &Observed) -> Vec<MemberStatus> {
                 dns_name: m.member.dns_name.clone(),
                 static_ip: m.member.static_ip.map(|ip| ip.to_string()),
                 node,
-                address: m
-                    .member
-                    .static_ip
-                    .map(|ip| ip.to_string())
-                    .or_else(|| pod.and_then(|p| p.status.as_ref()?.pod_ip.clone())),
+                address: m.member.static_ip.map(|ip| ip.to_string()).or_else(|| pod.and_then(|p| p.status.as_ref()?.pod_ip.clone())),
                 // Without a pod (stopped, rescheduling) a member keeps the role it last had.
                 role: pod.map(role_of).unwrap_or_else(|| {
                     o.previous.and_then(|p| p.members.iter().find(|x| x.name == m.member.name.as_str())).map(|x| x.role).unwrap_or_default()

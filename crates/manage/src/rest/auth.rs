@@ -7,17 +7,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::{header, HeaderMap};
+use axum::http::{HeaderMap, header};
 use firecamp_api::ErrorCode;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, TokenReviewStatus};
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec, SubjectAccessReviewStatus,
-};
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec, SubjectAccessReviewStatus};
 use kube::api::PostParams;
 use kube::{Api, Client};
 use sha2::{Digest, Sha256};
 
-use super::error::{fail, kube_call, Fail};
+use super::error::{Fail, fail, kube_call};
 use super::metrics::METRICS;
 use crate::crd::GROUP;
 
@@ -48,7 +46,10 @@ pub struct Access<'a> {
 /// The token of `Authorization: Bearer <token>`; 401 when there is none.
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Fail> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(fail(ErrorCode::Unauthorized, "no bearer token: send `Authorization: Bearer <token>` (a Kubernetes ServiceAccount token, e.g. from `kubectl create token`)"));
+        return Err(fail(
+            ErrorCode::Unauthorized,
+            "no bearer token: send `Authorization: Bearer <token>` (a Kubernetes ServiceAccount token, e.g. from `kubectl create token`)",
+        ));
     };
     let value = value.to_str().map_err(|_| fail(ErrorCode::Unauthorized, "the Authorization header is not text"))?;
     match value.split_once(' ') {
@@ -108,15 +109,9 @@ pub fn decision(status: Option<&SubjectAccessReviewStatus>, user: &User, access:
         Some(n) => format!("{} {RESOURCE}.{GROUP} {n:?}", access.verb),
         None => format!("{} {RESOURCE}.{GROUP}", access.verb),
     };
-    let why = status
-        .and_then(|s| s.reason.clone().or_else(|| s.evaluation_error.clone()))
-        .filter(|r| !r.is_empty())
-        .map(|r| format!(" ({r})"))
-        .unwrap_or_default();
-    Err(fail(
-        ErrorCode::Forbidden,
-        format!("{} may not {what} in namespace {:?}{why}", user.username, access.namespace),
-    ))
+    let why =
+        status.and_then(|s| s.reason.clone().or_else(|| s.evaluation_error.clone())).filter(|r| !r.is_empty()).map(|r| format!(" ({r})")).unwrap_or_default();
+    Err(fail(ErrorCode::Forbidden, format!("{} may not {what} in namespace {:?}{why}", user.username, access.namespace)))
 }
 
 /// A map from a hash to a value, each entry valid for a time; at most `max` entries.
@@ -175,11 +170,7 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(client: Client) -> Self {
-        Authenticator {
-            client,
-            users: Mutex::new(TtlCache::new(CACHE_TTL, CACHE_MAX)),
-            grants: Mutex::new(TtlCache::new(CACHE_TTL, CACHE_MAX)),
-        }
+        Authenticator { client, users: Mutex::new(TtlCache::new(CACHE_TTL, CACHE_MAX)), grants: Mutex::new(TtlCache::new(CACHE_TTL, CACHE_MAX)) }
     }
 
     /// The caller when they may do `access`: 401 without a valid token, 403 when RBAC says no,
@@ -259,12 +250,7 @@ mod tests {
         assert_eq!(user_from_review(Some(&nameless)).unwrap_err().status(), StatusCode::UNAUTHORIZED);
         let ok = TokenReviewStatus {
             authenticated: Some(true),
-            user: Some(UserInfo {
-                username: Some("alice".into()),
-                groups: Some(vec!["devs".into()]),
-                uid: Some("42".into()),
-                extra: None,
-            }),
+            user: Some(UserInfo { username: Some("alice".into()), groups: Some(vec!["devs".into()]), uid: Some("42".into()), extra: None }),
             ..Default::default()
         };
         let u = user_from_review(Some(&ok)).unwrap();

@@ -3,9 +3,9 @@
 use std::future::Future;
 use std::time::Duration;
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use firecamp_api::{ApiError, ErrorCode, FieldErrorBody};
 
 /// How long one Kubernetes call may take before the API answers 503.
@@ -41,14 +41,7 @@ pub fn fail(code: ErrorCode, message: impl Into<String>) -> Fail {
 /// A 400 naming one field.
 pub fn invalid_field(field: &str, message: impl Into<String>) -> Fail {
     let message = message.into();
-    Fail(
-        ApiError {
-            code: ErrorCode::Invalid,
-            message: format!("{field}: {message}"),
-            fields: vec![FieldErrorBody { field: field.into(), message }],
-        },
-        None,
-    )
+    Fail(ApiError { code: ErrorCode::Invalid, message: format!("{field}: {message}"), fields: vec![FieldErrorBody { field: field.into(), message }] }, None)
 }
 
 /// What a failed Kubernetes call means to the API's client. `what` says what was being done
@@ -64,10 +57,7 @@ pub fn from_kube(e: &kube::Error, what: &str) -> ApiError {
                 // A resourceVersion or uid precondition failed: another change won the race.
                 409 => ApiError::new(ErrorCode::Conflict, format!("{msg} (read the service again and retry)")),
                 400 | 422 => ApiError::new(ErrorCode::Invalid, msg),
-                401 | 403 => ApiError::new(
-                    ErrorCode::Internal,
-                    format!("{what}: Kubernetes refused the manage service's own credentials: {}", s.message),
-                ),
+                401 | 403 => ApiError::new(ErrorCode::Internal, format!("{what}: Kubernetes refused the manage service's own credentials: {}", s.message)),
                 429 | 500..=599 => ApiError::new(ErrorCode::Unavailable, format!("{what}: Kubernetes is unavailable: {}", s.message)),
                 _ => ApiError::new(ErrorCode::Internal, msg),
             }

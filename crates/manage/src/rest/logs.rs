@@ -9,16 +9,16 @@ use std::time::{Duration, SystemTime};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use firecamp_api::{ApiError, ErrorCode};
-use firecamp_core::cloud::{LogEvent, MemberLogs};
 use firecamp_core::MemberName;
+use firecamp_core::cloud::{LogEvent, MemberLogs};
 use serde::Deserialize;
 
-use super::auth::Access;
-use super::error::{fail, invalid_field, kube_call, Fail};
 use super::AppState;
+use super::auth::Access;
+use super::error::{Fail, fail, invalid_field, kube_call};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -38,7 +38,12 @@ pub fn line(e: &LogEvent) -> String {
     format!("{} {}\n", humantime::format_rfc3339_millis(e.time), e.message.trim_end_matches('\n'))
 }
 
-pub async fn logs(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(name): Path<String>, q: Result<Query<LogsQuery>, QueryRejection>) -> Result<Response, Fail> {
+pub async fn logs(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    q: Result<Query<LogsQuery>, QueryRejection>,
+) -> Result<Response, Fail> {
     let q = q.map(|Query(q)| q).map_err(|e| fail(ErrorCode::Invalid, format!("bad query parameters: {}", e.body_text())))?;
     let ns = st.namespace(&super::services::Params { namespace: q.namespace.clone(), ..Default::default() })?;
     st.auth.authorize(&headers, &Access { verb: "get", namespace: &ns, name: Some(&name) }).await?;
@@ -68,7 +73,8 @@ pub async fn logs(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(name
     let mut backlog = Vec::new();
     let mut cursors = Vec::new();
     for m in &members {
-        let (events, next) = read_all(logs.as_ref(), &name, m, since, None).await.map_err(|e| fail(ErrorCode::Unavailable, format!("reading {m}'s log stream: {e}")))?;
+        let (events, next) =
+            read_all(logs.as_ref(), &name, m, since, None).await.map_err(|e| fail(ErrorCode::Unavailable, format!("reading {m}'s log stream: {e}")))?;
         backlog.extend(events.into_iter().map(|e| (e.time, tagged(prefix, m, &e))));
         cursors.push((m.clone(), next));
     }

@@ -1,9 +1,9 @@
 //! `GET /openapi.json`: the API described as OpenAPI 3.1, its schemas generated from the
 //! firecamp-api types (so they cannot drift from what the server sends).
 
-use firecamp_api::{paths, ApiError, CreateService, MemberStatus, Service, ServiceList};
+use firecamp_api::{ApiError, CreateService, MemberStatus, Service, ServiceList, paths};
 use schemars::generate::SchemaSettings;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 /// Every path the server routes, as OpenAPI writes them.
 pub fn all_paths() -> Vec<String> {
@@ -74,9 +74,7 @@ fn r(name: &str) -> Value {
 
 /// The document.
 pub fn document() -> Value {
-    let mut generator = SchemaSettings::draft2020_12()
-        .with(|s| s.definitions_path = "/components/schemas".into())
-        .into_generator();
+    let mut generator = SchemaSettings::draft2020_12().with(|s| s.definitions_path = "/components/schemas".into()).into_generator();
     let mut schemas = Map::new();
     for (name, schema) in [
         ("CreateService", generator.subschema_for::<CreateService>()),
@@ -151,16 +149,28 @@ pub fn document() -> Value {
     p.insert(paths::operations("{name}"), operations_path);
     p.insert(paths::operation("{name}", "{id}"), operation_path);
     p.insert(paths::logs("{name}"), logs_path);
-    p.insert(paths::cancel_operation("{name}", "{id}"), json!({"post": {"summary": "Cancel an operation: no further step starts (Kubernetes: at once; local runtime: after the step under way).",
+    p.insert(
+        paths::cancel_operation("{name}", "{id}"),
+        json!({"post": {"summary": "Cancel an operation: no further step starts (Kubernetes: at once; local runtime: after the step under way).",
         "operationId": "cancelOperation", "security": auth,
         "parameters": [name_param(), namespace_param(), {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
-        "responses": responses(("202", ok("Cancel requested.", r("Operation"))), &[400, 401, 403, 404, 503])}}));
-    p.insert(paths::HEALTH.into(), json!({"get": {"summary": "Liveness and readiness; no authentication.", "security": [],
-        "responses": {"200": text("The server is up.", "text/plain")}}}));
-    p.insert(super::METRICS_PATH.into(), json!({"get": {"summary": "Prometheus metrics; no authentication.", "security": [],
-        "responses": {"200": text("Metrics in the Prometheus text format.", "text/plain; version=0.0.4")}}}));
-    p.insert(paths::OPENAPI.into(), json!({"get": {"summary": "This document; no authentication.", "security": [],
-        "responses": {"200": {"description": "OpenAPI 3.1.", "content": {"application/json": {"schema": {"type": "object"}}}}}}}));
+        "responses": responses(("202", ok("Cancel requested.", r("Operation"))), &[400, 401, 403, 404, 503])}}),
+    );
+    p.insert(
+        paths::HEALTH.into(),
+        json!({"get": {"summary": "Liveness and readiness; no authentication.", "security": [],
+        "responses": {"200": text("The server is up.", "text/plain")}}}),
+    );
+    p.insert(
+        super::METRICS_PATH.into(),
+        json!({"get": {"summary": "Prometheus metrics; no authentication.", "security": [],
+        "responses": {"200": text("Metrics in the Prometheus text format.", "text/plain; version=0.0.4")}}}),
+    );
+    p.insert(
+        paths::OPENAPI.into(),
+        json!({"get": {"summary": "This document; no authentication.", "security": [],
+        "responses": {"200": {"description": "OpenAPI 3.1.", "content": {"application/json": {"schema": {"type": "object"}}}}}}}),
+    );
 
     json!({
         "openapi": "3.1.0",

@@ -3,17 +3,17 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
 use firecamp_api::{ApiError, ErrorCode, Operation, OperationKind, OperationList, OperationRequest};
 
-use super::auth::Access;
-use super::error::{fail, kube_call, Fail};
-use super::services::Params;
 use super::AppState;
+use super::auth::Access;
+use super::error::{Fail, fail, kube_call};
+use super::services::Params;
 use crate::operations::{self, RequestError};
 
 type St = State<Arc<AppState>>;
@@ -43,21 +43,42 @@ async fn start_operation(st: &AppState, headers: &HeaderMap, name: &str, p: &Par
     Ok((StatusCode::ACCEPTED, Json(op)))
 }
 
-pub async fn create(State(st): St, headers: HeaderMap, Path(name): Path<String>, q: Result<Query<Params>, QueryRejection>, body: Result<Bytes, BytesRejection>) -> Result<(StatusCode, Json<Operation>), Fail> {
+pub async fn create(
+    State(st): St,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    q: Result<Query<Params>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Operation>), Fail> {
     let p = params(q)?;
     let body = body.map_err(|e| fail(ErrorCode::Invalid, format!("reading the request body: {}", e.body_text())))?;
     start_operation(&st, &headers, &name, &p, parse_request(&body)?).await
 }
 
-pub async fn stop(State(st): St, headers: HeaderMap, Path(name): Path<String>, q: Result<Query<Params>, QueryRejection>) -> Result<(StatusCode, Json<Operation>), Fail> {
+pub async fn stop(
+    State(st): St,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    q: Result<Query<Params>, QueryRejection>,
+) -> Result<(StatusCode, Json<Operation>), Fail> {
     start_operation(&st, &headers, &name, &params(q)?, OperationRequest { kind: Some(OperationKind::Stop), ..Default::default() }).await
 }
 
-pub async fn start(State(st): St, headers: HeaderMap, Path(name): Path<String>, q: Result<Query<Params>, QueryRejection>) -> Result<(StatusCode, Json<Operation>), Fail> {
+pub async fn start(
+    State(st): St,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    q: Result<Query<Params>, QueryRejection>,
+) -> Result<(StatusCode, Json<Operation>), Fail> {
     start_operation(&st, &headers, &name, &params(q)?, OperationRequest { kind: Some(OperationKind::Start), ..Default::default() }).await
 }
 
-pub async fn cancel(State(st): St, headers: HeaderMap, Path((name, id)): Path<(String, String)>, q: Result<Query<Params>, QueryRejection>) -> Result<(StatusCode, Json<Operation>), Fail> {
+pub async fn cancel(
+    State(st): St,
+    headers: HeaderMap,
+    Path((name, id)): Path<(String, String)>,
+    q: Result<Query<Params>, QueryRejection>,
+) -> Result<(StatusCode, Json<Operation>), Fail> {
     let ns = st.namespace(&params(q)?)?;
     st.auth.authorize(&headers, &Access { verb: "update", namespace: &ns, name: Some(&name) }).await?;
     let op = operations::cancel(&st.api(&ns), &name, Some(&id), crate::config::FIELD_MANAGER).await.map_err(|e| request_error(e, &name, &ns))?;
@@ -78,7 +99,12 @@ pub async fn list(State(st): St, headers: HeaderMap, Path(name): Path<String>, q
     Ok(Json(OperationList { items: all(&st, &headers, &name, &params(q)?).await? }))
 }
 
-pub async fn get(State(st): St, headers: HeaderMap, Path((name, id)): Path<(String, String)>, q: Result<Query<Params>, QueryRejection>) -> Result<Json<Operation>, Fail> {
+pub async fn get(
+    State(st): St,
+    headers: HeaderMap,
+    Path((name, id)): Path<(String, String)>,
+    q: Result<Query<Params>, QueryRejection>,
+) -> Result<Json<Operation>, Fail> {
     let ops = all(&st, &headers, &name, &params(q)?).await?;
     ops.into_iter().find(|o| o.id == id).map(Json).ok_or_else(|| fail(ErrorCode::NotFound, format!("service {name:?} has no operation {id:?}")))
 }

@@ -4,22 +4,22 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
 use firecamp_api::{CreateService, ErrorCode, MemberStatus, Phase, Service, ServiceList};
 use firecamp_catalog::layout::KubernetesLayout;
 use firecamp_catalog::plan;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use serde::Deserialize;
 
-use super::auth::Access;
-use super::error::{fail, invalid_field, kube_call, Fail};
 use super::AppState;
-use crate::crd::{FireCampService, FireCampServiceSpec, DELETE_VOLUMES_ANNOTATION};
+use super::auth::Access;
+use super::error::{Fail, fail, invalid_field, kube_call};
+use crate::crd::{DELETE_VOLUMES_ANNOTATION, FireCampService, FireCampServiceSpec};
 use crate::view::to_service;
 
 type St = State<Arc<AppState>>;
@@ -68,7 +68,12 @@ pub fn parse_create(body: &[u8]) -> Res<CreateService> {
     serde_json::from_slice(body).map_err(|e| fail(ErrorCode::Invalid, format!("the request body is not a service: {e}")))
 }
 
-pub async fn create(State(st): St, headers: HeaderMap, q: Result<Query<Params>, QueryRejection>, body: Result<Bytes, BytesRejection>) -> Res<(StatusCode, Json<Service>)> {
+pub async fn create(
+    State(st): St,
+    headers: HeaderMap,
+    q: Result<Query<Params>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Res<(StatusCode, Json<Service>)> {
     let ns = st.namespace(&params(q)?)?;
     st.auth.authorize(&headers, &Access { verb: "create", namespace: &ns, name: None }).await?;
     let body = body.map_err(|e| fail(ErrorCode::Invalid, format!("reading the request body: {}", e.body_text())))?;
@@ -83,7 +88,9 @@ pub async fn create(State(st): St, headers: HeaderMap, q: Result<Query<Params>, 
         Err(kube::Error::Api(s)) if s.code == 409 => {
             return Err(fail(ErrorCode::AlreadyExists, format!("service {:?} already exists in namespace {ns:?}", req.name)));
         }
-        Err(e) => return Err(super::error::from_kube(&e, &format!("creating service {:?}", req.name)).into()),
+        Err(e) => {
+            return Err(super::error::from_kube(&e, &format!("creating service {:?}", req.name)).into());
+        }
     };
     tracing::info!(service = %req.name, namespace = %ns, "created");
     Ok((StatusCode::CREATED, Json(to_service(&created))))
@@ -124,16 +131,17 @@ pub async fn delete(State(st): St, headers: HeaderMap, Path(name): Path<String>,
     let marked = match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
         Ok(r) => r,
         Err(kube::Error::Api(s)) if s.code == 404 => return Err(missing(&name, &ns)),
-        Err(e) => return Err(super::error::from_kube(&e, &format!("marking service {name:?} for deletion")).into()),
+        Err(e) => {
+            return Err(super::error::from_kube(&e, &format!("marking service {name:?} for deletion")).into());
+        }
     };
-    let dp = DeleteParams {
-        preconditions: Some(Preconditions { uid: marked.metadata.uid.clone(), resource_version: None }),
-        ..Default::default()
-    };
+    let dp = DeleteParams { preconditions: Some(Preconditions { uid: marked.metadata.uid.clone(), resource_version: None }), ..Default::default() };
     match api.delete(&name, &dp).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 => return Err(missing(&name, &ns)),
-        Err(e) => return Err(super::error::from_kube(&e, &format!("deleting service {name:?}")).into()),
+        Err(e) => {
+            return Err(super::error::from_kube(&e, &format!("deleting service {name:?}")).into());
+        }
     }
     tracing::info!(service = %name, namespace = %ns, delete_volumes = p.delete_volumes, "deleting");
     let mut svc = to_service(&marked);

@@ -30,10 +30,7 @@ pub async fn wait_any<K>(api: &Api<K>, what: &str, pred: impl Fn(&K) -> bool) ->
 where
     K: Clone + Debug + Send + DeserializeOwned + Resource + 'static,
 {
-    let mut stream = watcher(api.clone(), watcher::Config::default())
-        .applied_objects()
-        .try_filter(|o| futures::future::ready(pred(o)))
-        .boxed_local();
+    let mut stream = watcher(api.clone(), watcher::Config::default()).applied_objects().try_filter(|o| futures::future::ready(pred(o))).boxed_local();
     match tokio::time::timeout(TIMEOUT, stream.try_next()).await {
         Ok(Ok(Some(obj))) => obj,
         Ok(Ok(None)) => panic!("{what}: watch ended"),
@@ -47,23 +44,13 @@ pub fn pod_ready(pod: &Pod) -> bool {
 }
 
 pub fn condition(pod: &Pod, type_: &str, status: &str) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == type_ && c.status == status))
+    pod.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == type_ && c.status == status))
 }
 
 /// The zone of the node a pod runs on.
 pub async fn pod_zone(client: &Client, pod: &Pod) -> String {
-    let node = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.node_name.clone())
-        .expect("pod is not scheduled");
-    let node = Api::<Node>::all(client.clone())
-        .get(&node)
-        .await
-        .expect("get node");
+    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).expect("pod is not scheduled");
+    let node = Api::<Node>::all(client.clone()).get(&node).await.expect("get node");
     firecamp_testbed::nodes::zone_of(&node).expect("node without zone label")
 }
 
