@@ -2,8 +2,8 @@
 //! the local runtime serve it; the CLI is its client. Paths are under `/v1`; bodies are JSON
 //! with camelCase fields; errors are [`ApiError`] with the HTTP status its code maps to.
 
-use firecamp_core::{FieldError, ServiceSpec, ValidationErrors};
 pub use firecamp_core::operation::{Operation, OperationKind, OperationList, OperationPhase, OperationRequest, OperationStep, StepAction, UpdatePolicy};
+use firecamp_core::{FieldError, ServiceSpec, ValidationErrors};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +15,8 @@ pub mod since;
 pub mod paths {
     pub const SERVICES: &str = "/v1/services";
     pub const HEALTH: &str = "/healthz";
+    /// Ready to serve: the Kubernetes API answers (liveness is `/healthz`: the process runs).
+    pub const READY: &str = "/readyz";
     pub const OPENAPI: &str = "/openapi.json";
 
     pub fn service(name: &str) -> String {

@@ -286,6 +286,9 @@ pub struct CreateArgs {
     /// CSI driver of the per-zone StorageClasses.
     #[arg(long, env = "FIRECAMP_VOLUME_PROVISIONER", default_value = firecamp_core::cluster::EBS_CSI_PROVISIONER)]
     pub volume_provisioner: String,
+    /// With --dry-run: the registry the images come from instead of their own (see `manage --image-registry`).
+    #[arg(long, env = "FIRECAMP_IMAGE_REGISTRY")]
+    pub image_registry: Option<String>,
 
     /// Print the objects instead of creating them.
     #[arg(long)]

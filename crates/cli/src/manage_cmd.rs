@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 use firecamp_core::ClusterConfig;
-use firecamp_manage::config::{ManageConfig, FIELD_MANAGER};
+use firecamp_manage::config::{FIELD_MANAGER, ManageConfig};
 use firecamp_manage::install::{self, InstallOptions};
 
 use crate::args::ObjectFormat;
@@ -58,6 +58,10 @@ pub struct ManageArgs {
     /// Retention of the cluster's log group, in days (CloudWatch's allowed values); forever when absent.
     #[arg(long)]
     pub log_retention_days: Option<i32>,
+    /// Pull every image (engines, member-init) from this registry instead of its own, keeping
+    /// the repository path and pinned tag: an air-gapped mirror, or the test bed's `firecamp.local`.
+    #[arg(long, env = "FIRECAMP_IMAGE_REGISTRY")]
+    pub image_registry: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -80,8 +84,23 @@ pub struct RenderArgs {
     pub networks: Vec<String>,
     #[arg(long, default_value = firecamp_core::cluster::EBS_CSI_PROVISIONER)]
     pub volume_provisioner: String,
-    #[arg(long, default_value = firecamp_kube::FIRECAMP_IMAGE)]
-    pub image: String,
+    /// The manage service's image; FireCamp's pinned image (from --image-registry when given) by default.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Pull every image from this registry instead of its own (see `manage --image-registry`).
+    #[arg(long)]
+    pub image_registry: Option<String>,
+    /// A Secret of the firecamp-system namespace whose keys become the manage service's
+    /// environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) where neither IRSA nor an
+    /// instance role gives it credentials.
+    #[arg(long)]
+    pub aws_credentials_secret: Option<String>,
+    /// Endpoint of every AWS service for the manage service (VPC endpoints, or moto in tests).
+    #[arg(long)]
+    pub aws_endpoint_url: Option<String>,
+    /// Run the manage service only on nodes with this label (KEY=VALUE, repeatable).
+    #[arg(long = "node-selector", value_parser = parse_label)]
+    pub node_selector: Vec<(String, String)>,
     /// AWS region of the log group the log DaemonSet writes to.
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     pub region: String,
@@ -106,10 +125,14 @@ pub struct RenderArgs {
 }
 
 pub async fn manage(a: ManageArgs) -> Result<(), CliError> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
     let mut cluster = ClusterConfig::new(a.cluster.clone());
     cluster.networks = a.networks.clone();
     cluster.volume_provisioner = a.volume_provisioner.clone();
+    cluster.image_registry = a.image_registry.clone();
     let mut errs = firecamp_core::ValidationErrors::default();
     cluster.validate(&mut errs);
     errs.into_result()?;
@@ -118,7 +141,8 @@ pub async fn manage(a: ManageArgs) -> Result<(), CliError> {
     if !cloud.is_empty() {
         tracing::info!(?cloud, "AWS parts enabled");
     }
-    let config = ManageConfig { cluster, watch_namespace: a.watch_namespace.clone(), field_manager: FIELD_MANAGER.into(), identity, cloud, role_source: a.role_source };
+    let config =
+        ManageConfig { cluster, watch_namespace: a.watch_namespace.clone(), field_manager: FIELD_MANAGER.into(), identity, cloud, role_source: a.role_source };
     let client = counted_client().await?;
     let rest = firecamp_manage::rest::RestConfig {
         listen: a.listen,
@@ -163,6 +187,9 @@ pub fn install(c: InstallCommand) -> Result<(), CliError> {
                 println!("{}", crate::output::json(&doc)?);
                 return Ok(());
             }
+            if let Some(p) = a.image_registry.as_deref().and_then(firecamp_core::cluster::registry_problem) {
+                return Err(CliError::Usage(format!("--image-registry: {p}")));
+            }
             if a.zones.is_empty() {
                 return Err(CliError::Usage("--zones is required: the cluster's availability zones, e.g. us-east-1a,us-east-1b,us-east-1c".into()));
             }
@@ -177,9 +204,17 @@ pub fn install(c: InstallCommand) -> Result<(), CliError> {
                 zones: a.zones,
                 networks: a.networks,
                 volume_provisioner: a.volume_provisioner,
-                image: a.image,
+                image: a.image.unwrap_or_else(|| {
+                    let mut c = ClusterConfig::new(String::new());
+                    c.image_registry = a.image_registry.clone();
+                    c.firecamp_image()
+                }),
+                image_registry: a.image_registry,
                 aws_vpc_id: a.vpc_id.clone(),
                 aws_region: Some(a.region.clone()),
+                aws_endpoint_url: a.aws_endpoint_url,
+                aws_credentials_secret: a.aws_credentials_secret,
+                node_selector: a.node_selector.into_iter().collect(),
             });
             let value = |v: serde_json::Result<serde_json::Value>| v.map_err(|e| CliError::Failed(e.to_string()));
             objs.push(value(serde_json::to_value(&agent.service_account))?);
@@ -202,6 +237,15 @@ pub fn install(c: InstallCommand) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// `KEY=VALUE` of a node label; both parts must be valid label syntax.
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?} is not KEY=VALUE"))?;
+    if let Some(p) = firecamp_core::labels::key_problem(k).or_else(|| firecamp_core::labels::value_problem(v)) {
+        return Err(format!("{s:?}: {p}"));
+    }
+    Ok((k.to_string(), v.to_string()))
 }
 
 /// A Kubernetes client that counts its requests for `/metrics` (the API budget).

@@ -8,14 +8,14 @@ use firecamp_catalog::layout::KubernetesLayout;
 use firecamp_catalog::plan;
 use firecamp_core::spec::{VolumeSpec, VolumeType, Volumes};
 use firecamp_core::{ClusterConfig, EngineKind, ServiceSpec};
-use firecamp_kube::{build, objects, Secrets};
+use firecamp_kube::{Secrets, build, objects};
 use rand::distr::{Alphanumeric, SampleString};
 
 use crate::args::{CreateArgs, ObjectFormat, ServerArgs};
 use crate::backend::Backend;
 use crate::error::CliError;
-use crate::wait::{wait, Until};
 use crate::options::{engine_options, option_error, pairs};
+use crate::wait::{Until, wait};
 
 pub async fn run(client: &Backend, server: &ServerArgs, args: CreateArgs) -> Result<(), CliError> {
     let engine = EngineKind::parse(&args.engine).map_err(CliError::Usage)?;
@@ -25,6 +25,7 @@ pub async fn run(client: &Backend, server: &ServerArgs, args: CreateArgs) -> Res
         namespace: server.namespace.clone(),
         networks: args.networks.clone(),
         volume_provisioner: args.volume_provisioner.clone(),
+        image_registry: args.image_registry.clone(),
     };
     let static_ips = static_ips(&args.static_ips)?;
     let plan = plan(&args.name, &spec, &cluster, &KubernetesLayout, &static_ips)?;
@@ -38,11 +39,7 @@ pub async fn run(client: &Backend, server: &ServerArgs, args: CreateArgs) -> Res
         }
         return Ok(());
     }
-    let secrets = if args.show_secrets {
-        Secrets::Values(plan.secret_keys.iter().map(|k| (k.to_string(), password())).collect())
-    } else {
-        Secrets::Redacted
-    };
+    let secrets = if args.show_secrets { Secrets::Values(plan.secret_keys.iter().map(|k| (k.to_string(), password())).collect()) } else { Secrets::Redacted };
     let objs = build(&plan, &secrets);
     let text = match args.output {
         ObjectFormat::Yaml => objects::to_yaml(&objs),
@@ -82,7 +79,9 @@ fn spec_from_args(engine: EngineKind, a: &CreateArgs) -> Result<ServiceSpec, Cli
         }),
     };
     if a.zones.is_empty() {
-        return Err(CliError::Usage("--zones is required: the availability zones in placement order, e.g. --zones us-east-1a,us-east-1b,us-east-1c (or FIRECAMP_ZONES)".into()));
+        return Err(CliError::Usage(
+            "--zones is required: the availability zones in placement order, e.g. --zones us-east-1a,us-east-1b,us-east-1c (or FIRECAMP_ZONES)".into(),
+        ));
     }
     let mut spec = ServiceSpec {
         engine,
@@ -118,10 +117,6 @@ fn spec_from_args(engine: EngineKind, a: &CreateArgs) -> Result<ServiceSpec, Cli
 fn static_ips(items: &[String]) -> Result<BTreeMap<String, Ipv4Addr>, CliError> {
     pairs("static-ip", items)?
         .into_iter()
-        .map(|(m, ip)| {
-            ip.parse()
-                .map(|ip| (m.clone(), ip))
-                .map_err(|_| CliError::Usage(format!("--static-ip {m}={ip}: {ip:?} is not an IPv4 address")))
-        })
+        .map(|(m, ip)| ip.parse().map(|ip| (m.clone(), ip)).map_err(|_| CliError::Usage(format!("--static-ip {m}={ip}: {ip:?} is not an IPv4 address"))))
         .collect()
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationErrors;
-use crate::names::{dns1123_label_problem, DOMAIN_SUFFIX, MAX_CLUSTER_NAME};
+use crate::names::{DOMAIN_SUFFIX, MAX_CLUSTER_NAME, dns1123_label_problem};
 
 /// The CSI driver of Amazon EBS, FireCamp's volume provisioner on AWS.
 pub const EBS_CSI_PROVISIONER: &str = "ebs.csi.aws.com";
@@ -20,7 +20,15 @@ pub struct ClusterConfig {
     pub networks: Vec<String>,
     /// Provisioner of the per-zone StorageClasses.
     pub volume_provisioner: String,
+    /// The registry every image FireCamp names is pulled from instead of its own (an
+    /// air-gapped mirror, or the test bed's `firecamp.local`): the repository path and the
+    /// pinned tag stay, only the registry changes. See `image()`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_registry: Option<String>,
 }
+
+/// FireCamp's own image: the manage service, and `member-init` in every member's pod.
+pub const FIRECAMP_IMAGE: &str = concat!("docker.io/firecampdev/firecamp:", env!("CARGO_PKG_VERSION"));
 
 impl ClusterConfig {
     pub fn new(name: impl Into<String>) -> Self {
@@ -29,7 +37,22 @@ impl ClusterConfig {
             namespace: "default".into(),
             networks: vec!["10.0.0.0/8".into()],
             volume_provisioner: EBS_CSI_PROVISIONER.into(),
+            image_registry: None,
         }
+    }
+
+    /// A pinned image (`docker.io/library/postgres:15.10-bookworm`) as this cluster pulls it:
+    /// from `image_registry` when one is set (`mirror.example:5000/library/postgres:15.10-bookworm`).
+    pub fn image(&self, pinned: &str) -> String {
+        match &self.image_registry {
+            Some(r) => with_registry(pinned, r),
+            None => pinned.to_string(),
+        }
+    }
+
+    /// FireCamp's own image (member-init, member-ip) as this cluster pulls it.
+    pub fn firecamp_image(&self) -> String {
+        self.image(FIRECAMP_IMAGE)
     }
 
     /// The private DNS zone of the cluster: `<cluster>-firecamp.com`.
@@ -54,10 +77,46 @@ impl ClusterConfig {
                 errs.push(format!("networks[{i}]"), p);
             }
         }
+        if let Some(p) = self.image_registry.as_deref().and_then(registry_problem) {
+            errs.push("imageRegistry", p);
+        }
         if self.volume_provisioner.is_empty() {
             errs.push("volumeProvisioner", "must name the CSI driver of the StorageClasses, e.g. ebs.csi.aws.com");
         }
     }
+}
+
+/// `image` with its registry replaced by `registry`. The first path component is a registry
+/// when it has a dot or a port or is `localhost` (Docker's rule); otherwise the image names
+/// none and Docker Hub's path (`library/…` for official images) is kept under `registry`.
+pub fn with_registry(image: &str, registry: &str) -> String {
+    let registry = registry.trim_end_matches('/');
+    let path = match image.split_once('/') {
+        Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => rest.to_string(),
+        Some(_) => image.to_string(),
+        None => format!("library/{image}"),
+    };
+    format!("{registry}/{path}")
+}
+
+/// Why `r` is not a registry host with an optional port and path (`mirror.example:5000/team`):
+/// it reaches every pod spec, so only these characters are allowed.
+pub fn registry_problem(r: &str) -> Option<String> {
+    let (host, path) = r.split_once('/').unwrap_or((r, ""));
+    let (name, port) = host.split_once(':').unwrap_or((host, ""));
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let path_ok = |c: &str| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    let ok = !name.is_empty()
+        && name.split('.').all(label_ok)
+        && (port.is_empty() || port.parse::<u16>().is_ok_and(|p| p > 0))
+        && (path.is_empty() || path.trim_end_matches('/').split('/').all(path_ok));
+    (!ok).then(|| format!("{r:?} is not a registry: write host[:port][/path] in lower case, e.g. mirror.example.com:5000/firecamp"))
 }
 
 /// Why `s` is not an IPv4 or IPv6 CIDR such as `10.0.0.0/16`.
@@ -73,5 +132,37 @@ pub fn cidr_problem(s: &str) -> Option<String> {
     match len.parse::<u8>() {
         Ok(l) if l <= max => None,
         _ => Some(format!("prefix length {len:?} must be 0 to {max}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registry_replaces_only_the_registry() {
+        assert_eq!(with_registry("docker.io/library/postgres:15.10-bookworm", "firecamp.local"), "firecamp.local/library/postgres:15.10-bookworm");
+        assert_eq!(with_registry("docker.io/firecampdev/firecamp:0.1.0", "mirror.example:5000/team/"), "mirror.example:5000/team/firecampdev/firecamp:0.1.0");
+        assert_eq!(with_registry("redis:7.0", "firecamp.local"), "firecamp.local/library/redis:7.0");
+        assert_eq!(with_registry("firecampdev/firecamp:1", "firecamp.local"), "firecamp.local/firecampdev/firecamp:1");
+        let mut c = ClusterConfig::new("prod");
+        assert_eq!(c.firecamp_image(), FIRECAMP_IMAGE);
+        c.image_registry = Some("localhost:5000".into());
+        assert_eq!(c.image("docker.io/library/zookeeper:3.8.4"), "localhost:5000/library/zookeeper:3.8.4");
+    }
+
+    #[test]
+    fn registries_are_an_allow_list() {
+        for ok in ["firecamp.local", "mirror.example.com:5000/firecamp", "localhost:5000", "r/a_b/c.d"] {
+            assert_eq!(registry_problem(ok), None, "{ok}");
+        }
+        for bad in ["", "Mirror.example", "a b", "host:0", "host:99999", "host:x", "-a.example", "a//b", "a/$(id)", "a/b;c", "a\nb"] {
+            assert!(registry_problem(bad).is_some(), "{bad:?} accepted");
+        }
+        let mut c = ClusterConfig::new("prod");
+        c.image_registry = Some("evil;rm".into());
+        let mut errs = ValidationErrors::default();
+        c.validate(&mut errs);
+        assert!(errs.into_result().unwrap_err().to_string().contains("imageRegistry"));
     }
 }

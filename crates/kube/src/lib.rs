@@ -14,11 +14,10 @@ pub mod storage;
 
 use firecamp_catalog::ServicePlan;
 
-pub use config::{Secrets, STATIC_IP_FILE};
+pub use config::{STATIC_IP_FILE, Secrets};
 pub use objects::Object;
 
-/// FireCamp's own image, which runs `firecamp member-init` in every member's pod.
-pub const FIRECAMP_IMAGE: &str = concat!("docker.io/firecampdev/firecamp:", env!("CARGO_PKG_VERSION"));
+pub use firecamp_core::cluster::FIRECAMP_IMAGE;
 
 /// Every object of a service, in the order they are best applied (what a pod needs first).
 pub fn build(plan: &ServicePlan, secrets: &Secrets) -> Vec<Object> {

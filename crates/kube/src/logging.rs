@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, HTTPGetAction, HostPathVolumeSource, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SecurityContext, ServiceAccount, Volume, VolumeMount,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, HTTPGetAction, HostPathVolumeSource, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SecurityContext, ServiceAccount, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -81,12 +81,7 @@ fn labels(p: &LogAgentParams) -> BTreeMap<String, String> {
 }
 
 fn meta(p: &LogAgentParams, namespaced: bool) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name(p)),
-        namespace: namespaced.then(|| p.namespace.clone()),
-        labels: Some(labels(p)),
-        ..Default::default()
-    }
+    ObjectMeta { name: Some(name(p)), namespace: namespaced.then(|| p.namespace.clone()), labels: Some(labels(p)), ..Default::default() }
 }
 
 /// The Fluent Bit configuration (classic format).
@@ -146,11 +141,7 @@ pub fn fluent_bit_conf(p: &LogAgentParams) -> String {
 }
 
 pub fn config_map(p: &LogAgentParams) -> ConfigMap {
-    ConfigMap {
-        metadata: meta(p, true),
-        data: Some(BTreeMap::from([("fluent-bit.conf".to_string(), fluent_bit_conf(p))])),
-        ..Default::default()
-    }
+    ConfigMap { metadata: meta(p, true), data: Some(BTreeMap::from([("fluent-bit.conf".to_string(), fluent_bit_conf(p))])), ..Default::default() }
 }
 
 pub fn service_account(p: &LogAgentParams) -> ServiceAccount {
@@ -184,11 +175,7 @@ pub fn cluster_role_binding(p: &LogAgentParams) -> ClusterRoleBinding {
 }
 
 fn host_path(volume: &str, path: &str, kind: &str) -> Volume {
-    Volume {
-        name: volume.into(),
-        host_path: Some(HostPathVolumeSource { path: path.into(), type_: Some(kind.into()) }),
-        ..Default::default()
-    }
+    Volume { name: volume.into(), host_path: Some(HostPathVolumeSource { path: path.into(), type_: Some(kind.into()) }), ..Default::default() }
 }
 
 fn mount(volume: &str, path: &str, read_only: bool) -> VolumeMount {
@@ -213,8 +200,8 @@ pub fn daemon_set(p: &LogAgentParams) -> DaemonSet {
         ports: Some(vec![ContainerPort { name: Some("http".into()), container_port: HTTP_PORT, ..Default::default() }]),
         liveness_probe: Some(health),
         resources: Some(ResourceRequirements {
-            requests: Some(quantities(&[("cpu", "50m"), ("memory", "64Mi")])),
-            limits: Some(quantities(&[("memory", "256Mi")])),
+            requests: Some(quantities(&[("cpu", "50m"), ("memory", "64Mi"), ("ephemeral-storage", "64Mi")])),
+            limits: Some(quantities(&[("memory", "256Mi"), ("ephemeral-storage", "256Mi")])),
             ..Default::default()
         }),
         // Root only to read the kubelet's root-owned log files; no capability, read-only image.
@@ -248,11 +235,7 @@ pub fn daemon_set(p: &LogAgentParams) -> DaemonSet {
                     containers: vec![container],
                     termination_grace_period_seconds: Some(30),
                     volumes: Some(vec![
-                        Volume {
-                            name: "config".into(),
-                            config_map: Some(ConfigMapVolumeSource { name: name(p), ..Default::default() }),
-                            ..Default::default()
-                        },
+                        Volume { name: "config".into(), config_map: Some(ConfigMapVolumeSource { name: name(p), ..Default::default() }), ..Default::default() },
                         host_path("varlogcontainers", "/var/log/containers", "Directory"),
                         host_path("varlogpods", "/var/log/pods", "Directory"),
                         host_path("state", STATE_DIR, "DirectoryOrCreate"),

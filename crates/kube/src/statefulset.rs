@@ -7,23 +7,19 @@ use std::collections::BTreeMap;
 use firecamp_catalog::layout::{K8S_CONFIG_DIR, K8S_DATA_DIR, K8S_JOURNAL_DIR, K8S_RUN_DIR, K8S_SECRET_DIR};
 use firecamp_catalog::{Probe, ServicePlan};
 use firecamp_core::EngineKind;
-use k8s_openapi::api::apps::v1::{
-    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy,
-};
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, ConfigMapProjection, Container, ContainerPort, DownwardAPIProjection, DownwardAPIVolumeFile,
-    EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, KeyToPath, LifecycleHandler, Lifecycle, ObjectFieldSelector,
-    PersistentVolumeClaim, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe as K8sProbe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretVolumeSource,
-    SecurityContext, ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
-    WeightedPodAffinityTerm,
+    Affinity, Capabilities, ConfigMapProjection, Container, ContainerPort, DownwardAPIProjection, DownwardAPIVolumeFile, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, ExecAction, KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim, PodAffinityTerm, PodAntiAffinity,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe as K8sProbe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretVolumeSource,
+    SecurityContext, ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use crate::labels::{self, HOSTNAME_TOPOLOGY, WORKER};
 use crate::names::{self, DATA_VOLUME, JOURNAL_VOLUME};
-use crate::{meta, storage, FIRECAMP_IMAGE};
+use crate::{meta, storage};
 
 const CONFIG: &str = "config";
 const SECRET: &str = "secret";
@@ -68,12 +64,7 @@ pub fn statefulset(plan: &ServicePlan) -> StatefulSet {
 fn pod_template(plan: &ServicePlan) -> PodTemplateSpec {
     let host_network = plan.needs_static_ip;
     let c = &plan.container;
-    let mut volumes = vec![
-        empty_dir(CONFIG, None),
-        empty_dir(RUN, Some("Memory")),
-        empty_dir(TMP, None),
-        token_volume(),
-    ];
+    let mut volumes = vec![empty_dir(CONFIG, None), empty_dir(RUN, Some("Memory")), empty_dir(TMP, None), token_volume()];
     if !plan.secret_keys.is_empty() {
         volumes.push(Volume {
             name: SECRET.into(),
@@ -98,10 +89,7 @@ fn pod_template(plan: &ServicePlan) -> PodTemplateSpec {
         PodAntiAffinity { required_during_scheduling_ignored_during_execution: Some(vec![anti_affinity_term]), ..Default::default() }
     } else {
         PodAntiAffinity {
-            preferred_during_scheduling_ignored_during_execution: Some(vec![WeightedPodAffinityTerm {
-                weight: 100,
-                pod_affinity_term: anti_affinity_term,
-            }]),
+            preferred_during_scheduling_ignored_during_execution: Some(vec![WeightedPodAffinityTerm { weight: 100, pod_affinity_term: anti_affinity_term }]),
             ..Default::default()
         }
     };
@@ -139,11 +127,7 @@ fn pod_template(plan: &ServicePlan) -> PodTemplateSpec {
 }
 
 fn empty_dir(name: &str, medium: Option<&str>) -> Volume {
-    Volume {
-        name: name.into(),
-        empty_dir: Some(EmptyDirVolumeSource { medium: medium.map(String::from), ..Default::default() }),
-        ..Default::default()
-    }
+    Volume { name: name.into(), empty_dir: Some(EmptyDirVolumeSource { medium: medium.map(String::from), ..Default::default() }), ..Default::default() }
 }
 
 /// The standard service-account files, mounted in member-init only.
@@ -154,11 +138,7 @@ fn token_volume() -> Volume {
             default_mode: Some(0o444),
             sources: Some(vec![
                 VolumeProjection {
-                    service_account_token: Some(ServiceAccountTokenProjection {
-                        path: "token".into(),
-                        expiration_seconds: Some(3600),
-                        ..Default::default()
-                    }),
+                    service_account_token: Some(ServiceAccountTokenProjection { path: "token".into(), expiration_seconds: Some(3600), ..Default::default() }),
                     ..Default::default()
                 },
                 VolumeProjection {
@@ -205,21 +185,21 @@ fn data_mounts(plan: &ServicePlan) -> Vec<VolumeMount> {
     m
 }
 
+/// Ephemeral storage (request, limit): the engine writes only its run files, /tmp and logs
+/// outside its volumes; member-init and member-ip only the member's config files.
+const EPHEMERAL_ENGINE: (&str, &str) = ("128Mi", "1Gi");
+const EPHEMERAL_INIT: (&str, &str) = ("16Mi", "64Mi");
+
 fn quantities(pairs: &[(&str, &Option<String>)]) -> Option<BTreeMap<String, Quantity>> {
-    let m: BTreeMap<String, Quantity> =
-        pairs.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), Quantity(v.clone())))).collect();
+    let m: BTreeMap<String, Quantity> = pairs.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), Quantity(v.clone())))).collect();
     (!m.is_empty()).then_some(m)
 }
 
 /// `firecamp member-init`: writes the member's files from its ConfigMap and, for engines with
 /// static IPs, puts the member's IP on the node's interface (hence root with NET_ADMIN only).
 fn member_init(plan: &ServicePlan) -> Container {
-    let mut args = vec![
-        "member-init".to_string(),
-        "--member=$(POD_NAME)".into(),
-        "--namespace=$(POD_NAMESPACE)".into(),
-        format!("--config-dir={K8S_CONFIG_DIR}"),
-    ];
+    let mut args =
+        vec!["member-init".to_string(), "--member=$(POD_NAME)".into(), "--namespace=$(POD_NAMESPACE)".into(), format!("--config-dir={K8S_CONFIG_DIR}")];
     let mut security = SecurityContext {
         allow_privilege_escalation: Some(false),
         read_only_root_filesystem: Some(true),
@@ -236,18 +216,14 @@ fn member_init(plan: &ServicePlan) -> Container {
     mounts.extend(data_mounts(plan));
     Container {
         name: "member-init".into(),
-        image: Some(FIRECAMP_IMAGE.into()),
+        image: Some(plan.cluster.firecamp_image()),
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(vec!["firecamp".into()]),
         args: Some(args),
-        env: Some(vec![
-            env_field("POD_NAME", "metadata.name"),
-            env_field("POD_NAMESPACE", "metadata.namespace"),
-            env_field("NODE_NAME", "spec.nodeName"),
-        ]),
+        env: Some(vec![env_field("POD_NAME", "metadata.name"), env_field("POD_NAMESPACE", "metadata.namespace"), env_field("NODE_NAME", "spec.nodeName")]),
         resources: Some(ResourceRequirements {
-            requests: quantities(&[("cpu", &Some("10m".into())), ("memory", &Some("32Mi".into()))]),
-            limits: quantities(&[("memory", &Some("64Mi".into()))]),
+            requests: quantities(&[("cpu", &Some("10m".into())), ("memory", &Some("32Mi".into())), ("ephemeral-storage", &Some(EPHEMERAL_INIT.0.into()))]),
+            limits: quantities(&[("memory", &Some("64Mi".into())), ("ephemeral-storage", &Some(EPHEMERAL_INIT.1.into()))]),
             ..Default::default()
         }),
         security_context: Some(security),
@@ -290,7 +266,7 @@ fn engine_container(plan: &ServicePlan) -> Container {
     mounts.extend(data_mounts(plan));
     Container {
         name: plan.engine.to_string(),
-        image: Some(c.image.into()),
+        image: Some(plan.cluster.image(c.image)),
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(c.command.clone()),
         ports: Some(
@@ -301,8 +277,8 @@ fn engine_container(plan: &ServicePlan) -> Container {
         ),
         env: Some(vec![env_field("POD_NAME", "metadata.name"), env_field("POD_NAMESPACE", "metadata.namespace")]),
         resources: Some(ResourceRequirements {
-            requests: quantities(&[("cpu", &r.requests.cpu), ("memory", &r.requests.memory)]),
-            limits: quantities(&[("cpu", &r.limits.cpu), ("memory", &r.limits.memory)]),
+            requests: quantities(&[("cpu", &r.requests.cpu), ("memory", &r.requests.memory), ("ephemeral-storage", &Some(EPHEMERAL_ENGINE.0.into()))]),
+            limits: quantities(&[("cpu", &r.limits.cpu), ("memory", &r.limits.memory), ("ephemeral-storage", &Some(EPHEMERAL_ENGINE.1.into()))]),
             ..Default::default()
         }),
         readiness_probe: Some(probe(&c.readiness)),
@@ -327,11 +303,7 @@ fn pre_stop(engine: EngineKind) -> Option<Lifecycle> {
         EngineKind::Postgresql => Some(Lifecycle {
             pre_stop: Some(LifecycleHandler {
                 exec: Some(ExecAction {
-                    command: Some(
-                        ["pg_ctl", "stop", "-D", &format!("{K8S_DATA_DIR}/pgdata"), "-m", "fast", "-w", "-t", "110"]
-                            .map(String::from)
-                            .to_vec(),
-                    ),
+                    command: Some(["pg_ctl", "stop", "-D", &format!("{K8S_DATA_DIR}/pgdata"), "-m", "fast", "-w", "-t", "110"].map(String::from).to_vec()),
                 }),
                 ..Default::default()
             }),

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use firecamp_kube::{build, objects, Secrets};
+use firecamp_kube::{Secrets, build, objects};
 
 #[test]
 fn rendered_objects_match_the_golden_files() {

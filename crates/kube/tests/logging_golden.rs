@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use firecamp_kube::logging::{log_agent, LogAgentParams};
+use firecamp_kube::logging::{LogAgentParams, log_agent};
 
 fn params() -> LogAgentParams {
     LogAgentParams {

@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace, ObjectFieldSelector,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext,
-    Service, ServiceAccount, ServicePort, ServiceSpec,
+    Capabilities, Container, ContainerPort, EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, Namespace, ObjectFieldSelector, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
@@ -31,18 +30,20 @@ pub struct InstallOptions {
     pub networks: Vec<String>,
     pub volume_provisioner: String,
     pub image: String,
+    /// The registry every image is pulled from instead of its own (`manage --image-registry`).
+    pub image_registry: Option<String>,
     /// The cluster VPC: the manage service then runs with `--aws` (Route53, static IPs, logs).
     pub aws_vpc_id: Option<String>,
     pub aws_region: Option<String>,
+    pub aws_endpoint_url: Option<String>,
+    /// A Secret whose keys become the manage service's environment (AWS credentials).
+    pub aws_credentials_secret: Option<String>,
+    /// Nodes the manage service may run on (e.g. a system node group), by label.
+    pub node_selector: BTreeMap<String, String>,
 }
 
 fn meta(name: &str, namespaced: bool) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.into()),
-        namespace: namespaced.then(|| NAMESPACE.to_string()),
-        labels: Some(selector_labels()),
-        ..Default::default()
-    }
+    ObjectMeta { name: Some(name.into()), namespace: namespaced.then(|| NAMESPACE.to_string()), labels: Some(selector_labels()), ..Default::default() }
 }
 
 fn selector_labels() -> BTreeMap<String, String> {
@@ -108,7 +109,9 @@ pub fn deployment(o: &InstallOptions) -> Deployment {
     if let Some(vpc) = &o.aws_vpc_id {
         args.extend(["--aws".to_string(), format!("--vpc-id={vpc}")]);
         args.extend(o.aws_region.iter().map(|r| format!("--aws-region={r}")));
+        args.extend(o.aws_endpoint_url.iter().map(|u| format!("--aws-endpoint-url={u}")));
     }
+    args.extend(o.image_registry.iter().map(|r| format!("--image-registry={r}")));
     let http = |path: &str| Probe {
         http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::Int(PORT.into()), ..Default::default() }),
         period_seconds: Some(10),
@@ -124,34 +127,49 @@ pub fn deployment(o: &InstallOptions) -> Deployment {
                 metadata: Some(ObjectMeta { labels: Some(selector_labels()), ..Default::default() }),
                 spec: Some(PodSpec {
                     service_account_name: Some(NAME.into()),
+                    node_selector: (!o.node_selector.is_empty()).then(|| o.node_selector.clone()),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
                         run_as_user: Some(65532),
+                        run_as_group: Some(65532),
                         seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
                         ..Default::default()
                     }),
-                    topology_spread_constraints: Some(vec![k8s_openapi::api::core::v1::TopologySpreadConstraint {
-                        max_skew: 1,
-                        topology_key: "topology.kubernetes.io/zone".into(),
-                        when_unsatisfiable: "ScheduleAnyway".into(),
-                        label_selector: Some(LabelSelector { match_labels: Some(selector_labels()), ..Default::default() }),
-                        ..Default::default()
-                    }]),
+                    // Never both replicas on one node; over zones where the cluster has them.
+                    topology_spread_constraints: Some(
+                        [("kubernetes.io/hostname", "DoNotSchedule"), ("topology.kubernetes.io/zone", "ScheduleAnyway")]
+                            .map(|(key, when)| k8s_openapi::api::core::v1::TopologySpreadConstraint {
+                                max_skew: 1,
+                                topology_key: key.into(),
+                                when_unsatisfiable: when.into(),
+                                label_selector: Some(LabelSelector { match_labels: Some(selector_labels()), ..Default::default() }),
+                                ..Default::default()
+                            })
+                            .to_vec(),
+                    ),
                     containers: vec![Container {
                         name: "manage".into(),
                         image: Some(o.image.clone()),
                         command: Some(vec!["firecamp".into()]),
                         args: Some(args),
                         env: Some(vec![env_field("POD_NAME", "metadata.name"), env_field("POD_NAMESPACE", "metadata.namespace")]),
+                        env_from: o.aws_credentials_secret.as_ref().map(|s| {
+                            vec![EnvFromSource { secret_ref: Some(SecretEnvSource { name: s.clone(), optional: Some(false) }), ..Default::default() }]
+                        }),
                         ports: Some(vec![ContainerPort { name: Some("api".into()), container_port: PORT.into(), ..Default::default() }]),
-                        readiness_probe: Some(http("/healthz")),
-                        liveness_probe: Some(http("/healthz")),
+                        // Ready asks the API server (every 30 s: the API budget); alive is the process.
+                        readiness_probe: Some(Probe { period_seconds: Some(30), ..http(firecamp_api::paths::READY) }),
+                        liveness_probe: Some(http(firecamp_api::paths::HEALTH)),
                         resources: Some(ResourceRequirements {
                             requests: Some(BTreeMap::from([
                                 ("cpu".to_string(), Quantity("100m".into())),
                                 ("memory".to_string(), Quantity("128Mi".into())),
+                                ("ephemeral-storage".to_string(), Quantity("64Mi".into())),
                             ])),
-                            limits: Some(BTreeMap::from([("memory".to_string(), Quantity("512Mi".into()))])),
+                            limits: Some(BTreeMap::from([
+                                ("memory".to_string(), Quantity("512Mi".into())),
+                                ("ephemeral-storage".to_string(), Quantity("256Mi".into())),
+                            ])),
                             ..Default::default()
                         }),
                         security_context: Some(SecurityContext {

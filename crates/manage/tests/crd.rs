@@ -5,10 +5,7 @@
 fn committed_crd_matches_the_rust_types() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/crd.yaml");
     let committed = std::fs::read_to_string(path).unwrap();
-    assert!(
-        committed == firecamp_manage::crd::crd_yaml(),
-        "deploy/crd.yaml is stale: run `cargo run -p firecamp -- install crd > deploy/crd.yaml`"
-    );
+    assert!(committed == firecamp_manage::crd::crd_yaml(), "deploy/crd.yaml is stale: run `cargo run -p firecamp -- install crd > deploy/crd.yaml`");
 }
 
 #[test]
@@ -25,12 +22,23 @@ fn install_rbac_has_no_wildcards_and_no_cluster_admin() {
         networks: vec!["10.0.0.0/16".into()],
         volume_provisioner: "ebs.csi.aws.com".into(),
         image: "example/firecamp:1".into(),
+        image_registry: Some("mirror.example:5000".into()),
         aws_vpc_id: Some("vpc-0abc".into()),
         aws_region: Some("us-east-1".into()),
+        aws_endpoint_url: None,
+        aws_credentials_secret: Some("aws".into()),
+        node_selector: [("pool".to_string(), "system".to_string())].into(),
     });
     let text = serde_json::to_string(&objs).unwrap();
-    assert!(text.contains("--aws") && text.contains("--vpc-id=vpc-0abc") && text.contains("--aws-region=us-east-1"), "the manage service runs with its AWS parts");
+    assert!(
+        text.contains("--aws") && text.contains("--vpc-id=vpc-0abc") && text.contains("--aws-region=us-east-1"),
+        "the manage service runs with its AWS parts"
+    );
     assert!(!serde_json::to_string(&objs).unwrap().contains("cluster-admin"));
     let deploy = objs.iter().find(|o| o["kind"] == "Deployment").unwrap();
     assert_eq!(deploy["spec"]["replicas"], 2);
+    let manage = &deploy["spec"]["template"]["spec"]["containers"][0];
+    assert!(manage["args"].as_array().unwrap().iter().any(|a| a == "--image-registry=mirror.example:5000"), "{manage}");
+    assert_eq!(deploy["spec"]["template"]["spec"]["nodeSelector"]["pool"], "system");
+    assert_eq!(manage["envFrom"][0]["secretRef"]["name"], "aws", "credentials from a Secret, never in argv: {manage}");
 }

@@ -6,8 +6,8 @@ use firecamp_core::{EngineKind, Member, ServiceSpec, ValidationErrors};
 
 use crate::engine::Engine;
 use crate::layout::MemberPaths;
-use crate::plan::{memory_limit_mib, ConfigFile, ContainerPlan, Port, Probe, RenderContext, Role};
-use crate::render::{env_file, file, header, Conf};
+use crate::plan::{ConfigFile, ContainerPlan, Port, Probe, RenderContext, Role, memory_limit_mib};
+use crate::render::{Conf, env_file, file, header};
 use crate::version::EngineVersion;
 
 pub struct PostgreSql;
@@ -184,13 +184,20 @@ impl Engine for PostgreSql {
 
     fn container(&self, version: &EngineVersion) -> ContainerPlan {
         let ready = ["pg_isready", "-q", "-h", crate::layout::K8S_RUN_DIR, "-p", "5432"].map(String::from).to_vec();
+        // Alive means the postmaster runs and listens, not that it answers quickly: a primary
+        // slowed by load must not be killed (readiness, which asks it, takes it out of service).
+        let alive = vec![
+            "/bin/bash".to_string(),
+            "-c".into(),
+            format!("kill -0 \"$(head -1 {}/pgdata/postmaster.pid)\" && test -S {}/.s.PGSQL.5432", crate::layout::K8S_DATA_DIR, crate::layout::K8S_RUN_DIR),
+        ];
         ContainerPlan {
             image: version.image,
             command: vec!["/bin/bash".into(), format!("{}/start.sh", crate::layout::K8S_CONFIG_DIR)],
             run_as_user: 999,
             run_as_group: 999,
             readiness: Probe { command: ready.clone(), period_seconds: 5, timeout_seconds: 3, failure_threshold: 3 },
-            liveness: Probe { command: ready.clone(), period_seconds: 10, timeout_seconds: 5, failure_threshold: 6 },
+            liveness: Probe { command: alive, period_seconds: 10, timeout_seconds: 5, failure_threshold: 6 },
             // A replica's first start clones the primary; allow it an hour.
             startup: Probe { command: ready, period_seconds: 10, timeout_seconds: 5, failure_threshold: 360 },
             // A fast shutdown checkpoints first; give it time rather than lose the clean stop.
@@ -292,10 +299,7 @@ fn q(s: &str) -> String {
 }
 
 fn pg_hba_conf(ctx: &RenderContext, m: &Member) -> String {
-    let mut out: String = header("PostgreSQL client authentication", m.name.as_str(), ctx.name)
-        .lines()
-        .map(|l| format!("# {l}\n"))
-        .collect();
+    let mut out: String = header("PostgreSQL client authentication", m.name.as_str(), ctx.name).lines().map(|l| format!("# {l}\n")).collect();
     out.push_str("# Only the cluster's networks are admitted, always with a password (SCRAM).\n");
     out.push_str("# TYPE  DATABASE     USER        ADDRESS              METHOD\n");
     out.push_str("local   all          postgres                         peer\n");

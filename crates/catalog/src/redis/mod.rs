@@ -6,8 +6,8 @@ use firecamp_core::{EngineKind, Member, ServiceSpec, ValidationErrors};
 
 use crate::engine::Engine;
 use crate::layout::MemberPaths;
-use crate::plan::{memory_limit_mib, ConfigFile, ContainerPlan, InitTask, Port, Probe, RenderContext, Role};
-use crate::render::{env_file, file, header, Conf};
+use crate::plan::{ConfigFile, ContainerPlan, InitTask, Port, Probe, RenderContext, Role, memory_limit_mib};
+use crate::render::{Conf, env_file, file, header};
 use crate::version::EngineVersion;
 
 pub struct Redis;
@@ -26,16 +26,8 @@ const VERSIONS: &[EngineVersion] = &[
     EngineVersion { version: "7.4", image: "docker.io/library/redis:7.4.2-bookworm" },
 ];
 
-pub const MAXMEMORY_POLICIES: &[&str] = &[
-    "noeviction",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
-    "volatile-lru",
-    "volatile-lfu",
-    "volatile-random",
-    "volatile-ttl",
-];
+pub const MAXMEMORY_POLICIES: &[&str] =
+    &["noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"];
 
 /// Members per shard in cluster mode (a primary and its replicas).
 pub fn members_per_shard(spec: &ServiceSpec) -> u32 {
@@ -59,12 +51,8 @@ impl Engine for Redis {
     fn validate(&self, spec: &ServiceSpec, errs: &mut ValidationErrors) {
         let opts = spec.redis.clone().unwrap_or_default();
         match (opts.mode, opts.shards) {
-            (RedisMode::Replication, Some(_)) => {
-                errs.push("spec.redis.shards", "shards apply to cluster mode only; set mode: cluster")
-            }
-            (RedisMode::Cluster, None) => {
-                errs.push("spec.redis.shards", format!("cluster mode needs shards (at least {MIN_SHARDS})"))
-            }
+            (RedisMode::Replication, Some(_)) => errs.push("spec.redis.shards", "shards apply to cluster mode only; set mode: cluster"),
+            (RedisMode::Cluster, None) => errs.push("spec.redis.shards", format!("cluster mode needs shards (at least {MIN_SHARDS})")),
             (RedisMode::Cluster, Some(s)) if s < MIN_SHARDS => {
                 errs.push("spec.redis.shards", format!("Redis Cluster needs at least {MIN_SHARDS} shards, got {s}"))
             }
@@ -168,30 +156,31 @@ impl Engine for Redis {
         if mode(ctx.spec) != RedisMode::Cluster {
             return Vec::new();
         }
-        let mut command =
-            vec!["/bin/bash".to_string(), "-c".into(), INIT_CLUSTER_SH.into(), "init-cluster".into(), members_per_shard(ctx.spec).to_string()];
+        let mut command = vec!["/bin/bash".to_string(), "-c".into(), INIT_CLUSTER_SH.into(), "init-cluster".into(), members_per_shard(ctx.spec).to_string()];
         command.extend(ctx.members.iter().map(|(m, _, _)| m.static_ip.map(|ip| ip.to_string()).unwrap_or_else(|| m.dns_name.clone())));
         vec![InitTask { name: "create-cluster", command, max_attempts: 3 }]
     }
 
     fn container(&self, version: &EngineVersion) -> ContainerPlan {
-        let ping = vec![
-            "/bin/sh".to_string(),
-            "-c".to_string(),
-            format!(
-                "REDISCLI_AUTH=\"$(cat {}/{PASSWORD})\" redis-cli -h 127.0.0.1 -p {PORT} ping | grep -qx PONG",
-                crate::layout::K8S_SECRET_DIR
-            ),
-        ];
+        let ping = |expect: &str| {
+            vec![
+                "/bin/sh".to_string(),
+                "-c".to_string(),
+                format!("REDISCLI_AUTH=\"$(cat {}/{PASSWORD})\" redis-cli -h 127.0.0.1 -p {PORT} ping | grep -qE '{expect}'", crate::layout::K8S_SECRET_DIR),
+            ]
+        };
+        // Ready: PONG. Alive: any answer, LOADING or BUSY included: a member busy with a slow
+        // script or a large dataset is not dead, and a restart would only make it start over.
+        let (ready, alive) = (ping("^PONG$"), ping("."));
         ContainerPlan {
             image: version.image,
             command: vec!["/bin/bash".into(), format!("{}/start.sh", crate::layout::K8S_CONFIG_DIR)],
             run_as_user: 999,
             run_as_group: 999,
-            readiness: Probe { command: ping.clone(), period_seconds: 5, timeout_seconds: 3, failure_threshold: 3 },
-            liveness: Probe { command: ping.clone(), period_seconds: 10, timeout_seconds: 5, failure_threshold: 6 },
+            readiness: Probe { command: ready.clone(), period_seconds: 5, timeout_seconds: 3, failure_threshold: 3 },
+            liveness: Probe { command: alive, period_seconds: 10, timeout_seconds: 5, failure_threshold: 6 },
             // Loading a large AOF takes a while after a restart.
-            startup: Probe { command: ping, period_seconds: 5, timeout_seconds: 3, failure_threshold: 120 },
+            startup: Probe { command: ready, period_seconds: 5, timeout_seconds: 3, failure_threshold: 120 },
             // SHUTDOWN fsyncs the AOF; give it time.
             termination_grace_seconds: 60,
         }

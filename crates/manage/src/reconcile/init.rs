@@ -8,9 +8,10 @@ use firecamp_catalog::{InitTask, ServicePlan};
 use firecamp_kube::{labels, names};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretVolumeSource,
-    SecurityContext, Volume, VolumeMount,
+    Capabilities, Container, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume,
+    VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::crd::{InitTaskStatus, TaskPhase};
@@ -52,8 +53,14 @@ pub fn job(plan: &ServicePlan, task: &InitTask) -> Job {
                     }),
                     containers: vec![Container {
                         name: task.name.into(),
-                        image: Some(c.image.into()),
+                        image: Some(plan.cluster.image(c.image)),
                         command: Some(task.command.clone()),
+                        // redis-cli and a shell: small, bounded.
+                        resources: Some(ResourceRequirements {
+                            requests: Some(quantities(&[("cpu", "10m"), ("memory", "32Mi"), ("ephemeral-storage", "16Mi")])),
+                            limits: Some(quantities(&[("memory", "128Mi"), ("ephemeral-storage", "64Mi")])),
+                            ..Default::default()
+                        }),
                         security_context: Some(SecurityContext {
                             allow_privilege_escalation: Some(false),
                             read_only_root_filesystem: Some(true),
@@ -70,11 +77,7 @@ pub fn job(plan: &ServicePlan, task: &InitTask) -> Job {
                     }],
                     volumes: Some(vec![Volume {
                         name: "secret".into(),
-                        secret: Some(SecretVolumeSource {
-                            secret_name: Some(names::secret(&plan.name)),
-                            default_mode: Some(0o440),
-                            ..Default::default()
-                        }),
+                        secret: Some(SecretVolumeSource { secret_name: Some(names::secret(&plan.name)), default_mode: Some(0o440), ..Default::default() }),
                         ..Default::default()
                     }]),
                     ..Default::default()
@@ -111,4 +114,8 @@ pub fn task_status(task: &InitTask, job: Option<&Job>, previous: Option<&InitTas
         job: job.metadata.name.clone(),
         message,
     }
+}
+
+fn quantities(pairs: &[(&str, &str)]) -> BTreeMap<String, Quantity> {
+    pairs.iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect()
 }

@@ -21,18 +21,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::extract::Request;
-use axum::http::{header, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use firecamp_api::{paths, ApiError, ErrorCode};
+use firecamp_api::{ApiError, ErrorCode, paths};
 use firecamp_core::ClusterConfig;
 use futures::FutureExt;
 use kube::Client;
 
-use error::{fail, Fail};
+use error::{Fail, fail};
 
 pub const METRICS_PATH: &str = "/metrics";
 
@@ -70,6 +70,15 @@ impl AppState {
     }
 }
 
+/// `/readyz`: 200 when the Kubernetes API answers within 2 s, else 503: a replica cut off from
+/// the API server serves nothing useful, but is not dead (`/healthz`).
+async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    match tokio::time::timeout(std::time::Duration::from_secs(2), state.client.apiserver_version()).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ok\n"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "the Kubernetes API does not answer\n"),
+    }
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
     let name = "{name}";
     Router::new()
@@ -83,6 +92,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(&paths::cancel_operation(name, "{id}"), post(operations::cancel))
         .route(&paths::logs(name), get(logs::logs))
         .route(paths::HEALTH, get(|| async { "ok\n" }))
+        .route(paths::READY, get(ready))
         .route(METRICS_PATH, get(|| async { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::METRICS.render()) }))
         .route(paths::OPENAPI, get(|| async { Json(openapi::document()) }))
         .fallback(|| async { fail(ErrorCode::NotFound, "no such path in the FireCamp API (see /openapi.json)") })
