@@ -58,8 +58,15 @@ build_k8s() {
   local ld="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1"
   ld="$ld -X k8s.io/component-base/version.gitMinor=36 -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
   (cd "$TB/k8s" && CGO_ENABLED=0 "$GO" build -mod=readonly -trimpath -ldflags "$ld" -o "$BIN/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler)
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
 }
+# CoreDNS serves the members' names inside pods from Route53 (moto on the bed): its route53 plugin.
+build_coredns() { (cd "$TB/coredns" && CGO_ENABLED=0 "$GO" build -mod=readonly -trimpath -ldflags "-s -w" -o "$BIN/coredns" github.com/coredns/coredns); }
+# kube-score checks every object FireCamp renders (crates/cli/tests/kube_score.rs).
+build_kube_score() { (cd "$TB/kube-score" && CGO_ENABLED=0 "$GO" build -mod=readonly -trimpath -ldflags "-s -w" -o "$BIN/kube-score" github.com/zegl/kube-score/cmd/kube-score); }
+# The sandbox image's one program (the bed cannot pull registry.k8s.io/pause).
+build_pause() { (cd "$TB/pause" && CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-s -w" -o "$BIN/pause" .); }
 build_etcd() { (cd "$TB/etcd" && CGO_ENABLED=0 "$GO" build -mod=readonly -trimpath -ldflags "-s -w" -o "$BIN/etcd" .); }
 # kwok is built with one fix (testbed/kwok/pod_delete_uid.go.in): its pod delete gets the pod's
 # UID as precondition, as a kubelet's has. Go refuses overlays of the module cache, so the
@@ -96,6 +103,9 @@ cmd_build() {
   build_if_stale etcd "$TB/etcd/go.mod" "$TB/etcd/go.sum" "$TB/etcd/main.go" -- build_etcd
   build_if_stale kwok "$TB/kwok/go.mod" "$TB/kwok/go.sum" "$TB/kwok/pod_delete_uid.go.in" "$TB/lib/build.sh" -- build_kwok
   build_if_stale k8s "$TB/k8s/go.mod" "$TB/k8s/go.sum" -- build_k8s
+  build_if_stale pause "$TB/pause/go.mod" "$TB/pause/main.go" -- build_pause
+  build_if_stale coredns "$TB/coredns/go.mod" "$TB/coredns/go.sum" -- build_coredns
+  build_if_stale kube-score "$TB/kube-score/go.mod" "$TB/kube-score/go.sum" -- build_kube_score
   [ "${BED_SKIP_RUST:-}" = 1 ] || { log "firecamp-testbed: cargo build"; build_rust; }
   log "binaries in $BIN"
 }

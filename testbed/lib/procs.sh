@@ -1,7 +1,7 @@
 # Sourced by testbed/bed: background processes, tracked by PID files under $BED/run.
 
 # Stop order (reverse start order): the apiserver hangs on SIGTERM once etcd is gone.
-STOP_ORDER=(kwok provisioner kube-scheduler kube-controller-manager kube-apiserver etcd)
+STOP_ORDER=(coredns kwok provisioner kube-scheduler kube-controller-manager kube-apiserver etcd)
 
 # start NAME BINARY ARGS...: runs BINARY detached, logs to $BED/logs/NAME.log, PID to $BED/run/NAME.pid.
 start() {
@@ -17,8 +17,9 @@ pid_of() {
   [ -f "$f" ] || return 1
   pid=$(cat "$f")
   [ -n "$pid" ] && alive "$pid" || return 1
-  # Guard against a recycled PID: the command line must name a binary of ours.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$BIN/" || return 1
+  # Guard against a recycled PID: the command line must name a binary or a file of ours
+  # (containerd is Debian's, its config the bed's).
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -e "$BIN/" -e "$BED/" || return 1
   echo "$pid"
 }
 
@@ -68,7 +69,11 @@ fail_up() {
   exit 1
 }
 
-stop_all() { local n; for n in "${STOP_ORDER[@]}"; do stop "$n"; done; }
+stop_all() {
+  local n
+  real_nodes_down
+  for n in "${STOP_ORDER[@]}"; do stop "$n"; done
+}
 
 # port_taken PORT: true if something listens on 127.0.0.1:PORT.
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -9,9 +9,11 @@ cmd_up() {
       --zones) export FIRECAMP_TESTBED_ZONES=$2; shift 2 ;;
       --cluster) export FIRECAMP_TESTBED_CLUSTER=$2; shift 2 ;;
       --region) export FIRECAMP_TESTBED_REGION=$2; shift 2 ;;
-      *) die "up: unknown option $1 (known: --nodes N --zones a,b,c --cluster NAME --region R)" ;;
+      --real-nodes) export FIRECAMP_TESTBED_REAL_NODES=$2; shift 2 ;;
+      *) die "up: unknown option $1 (known: --nodes N --real-nodes N --zones a,b,c --cluster NAME --region R)" ;;
     esac
   done
+  REAL_NODES=${FIRECAMP_TESTBED_REAL_NODES:-0}
   if pid_of kube-apiserver >/dev/null && readyz; then
     log "already up"; print_usage; return 0
   fi
@@ -27,7 +29,7 @@ cmd_up() {
   done
 
   t0ns=$(date +%s%N)
-  rm -rf "$BED/etcd-data" "$BED/pki" "$BED/run"
+  rm -rf "$BED/etcd-data" "$BED/pki" "$BED/run" "$BED/nodes" "$BED/volumes" "$BED/aws.env"
   mkdir -p "$BED/run" "$BED/logs"
   rm -f "$BED"/logs/*.log
   gen_pki
@@ -37,14 +39,24 @@ cmd_up() {
   wait_for "etcd health" 30 etcd curl -fs --max-time 2 "http://127.0.0.1:$ETCD_PORT/health"
   mark "etcd healthy"
 
-  local pki=$BED/pki
+  local pki=$BED/pki real=()
+  if [ "$REAL_NODES" -gt 0 ]; then
+    # Pods reach the apiserver on the bed's bridge; kubelets are nodes with node identities.
+    host_net_up
+    real=(--bind-address=0.0.0.0 --advertise-address="$HOST_IP" --endpoint-reconciler-type=lease
+      --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction
+      --kubelet-client-certificate="$pki/kubelet-client.crt" --kubelet-client-key="$pki/kubelet-client.key"
+      --kubelet-preferred-address-types=InternalIP,Hostname)
+  else
+    real=(--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --endpoint-reconciler-type=none --authorization-mode=RBAC)
+  fi
   start kube-apiserver "$BIN/kube-apiserver" \
-    --etcd-servers="http://127.0.0.1:$ETCD_PORT" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" "${real[@]}" \
     --secure-port="$APISERVER_PORT" --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
-    --client-ca-file="$pki/ca.crt" --token-auth-file="$pki/tokens.csv" --authorization-mode=RBAC \
+    --client-ca-file="$pki/ca.crt" --token-auth-file="$pki/tokens.csv" \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local --service-account-key-file="$pki/sa.pub" \
     --service-account-signing-key-file="$pki/sa.key" --service-cluster-ip-range=10.96.0.0/16 \
-    --endpoint-reconciler-type=none --enable-priority-and-fairness=false --profiling=false
+    --enable-priority-and-fairness=false --profiling=false
   wait_for "kube-apiserver /readyz" 60 kube-apiserver readyz
   mark "kube-apiserver ready"
 
@@ -68,8 +80,13 @@ cmd_up() {
   KUBECONFIG=$BED/admin.kubeconfig "$BIN/firecamp-testbed" setup >>"$BED/logs/setup.log" 2>&1 \
     || { tail -25 "$BED/logs/setup.log" >&2; fail_up "creating nodes/StorageClasses failed (log: $BED/logs/setup.log)"; }
   mark "nodes Ready, StorageClass created"
-  start provisioner "$BIN/firecamp-testbed" --kubeconfig "$BED/admin.kubeconfig" provision
+  # Volumes are folders of the bed's own (real nodes mount them as local volumes).
+  start provisioner env FIRECAMP_TESTBED_VOLUMES="$BED/volumes" "$BIN/firecamp-testbed" --kubeconfig "$BED/admin.kubeconfig" provision
   pid_of kwok >/dev/null || fail_up "kwok died (log: $BED/logs/kwok.log)"
+  if [ "$REAL_NODES" -gt 0 ]; then
+    local zones; IFS=, read -r -a zones <<<"$FIRECAMP_TESTBED_ZONES"
+    real_nodes_up "$REAL_NODES" "${zones[@]}"
+  fi
 
   log "up in $(since_start) s: $(api /api/v1/nodes | grep -c '"kwok.x-k8s.io/node"') nodes, folder $BED"
   print_usage
@@ -90,18 +107,26 @@ U
 cmd_down() {
   stop_all
   # State goes; logs stay for post-mortems (the next `up` truncates them).
-  rm -rf "$BED/etcd-data" "$BED/pki" "$BED/run" "$BED"/*.kubeconfig
+  rm -rf "$BED/etcd-data" "$BED/pki" "$BED/run" "$BED/nodes" "$BED/volumes" "$BED"/*.kubeconfig "$BED/aws.env" 
   log "down (logs kept in $BED/logs)"
 }
 
 cmd_env() {
   echo "export KUBECONFIG=$BED/admin.kubeconfig"
   echo "export FIRECAMP_TESTBED_DIR=$BED"
+  if [ -n "$(ls "$BED"/run/kubelet-n*.pid 2>/dev/null)" ]; then
+    echo "export FIRECAMP_TESTBED_HOST_IP=$HOST_IP FIRECAMP_TESTBED_IMAGE_REGISTRY=$IMAGE_REGISTRY"
+  fi
+  [ -f "$BED/aws.env" ] && cat "$BED/aws.env"
 }
 
 cmd_status() {
   local n pid rss total=0 up=0
-  for n in etcd kube-apiserver kube-controller-manager kube-scheduler kwok provisioner; do
+  local names=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok provisioner) f want=6
+  for f in "$BED"/run/containerd-n*.pid "$BED"/run/kubelet-n*.pid "$BED"/run/kube-proxy-n*.pid "$BED"/run/coredns.pid; do
+    [ -e "$f" ] && names+=("$(basename "$f" .pid)") && want=$((want + 1))
+  done
+  for n in "${names[@]}"; do
     if pid=$(pid_of "$n"); then
       rss=$(awk '/^VmRSS:/ {print int($2 / 1024)}' "/proc/$pid/status")
       total=$((total + rss)); up=$((up + 1))
@@ -111,5 +136,5 @@ cmd_status() {
     fi
   done
   printf '%-24s %s processes, rss %s MiB\n' total "$up" "$total"
-  if [ "$up" -gt 0 ] && readyz; then echo "apiserver: ready"; [ "$up" = 6 ]; else echo "apiserver: not ready"; return 1; fi
+  if [ "$up" -gt 0 ] && readyz; then echo "apiserver: ready"; [ "$up" = "$want" ]; else echo "apiserver: not ready"; return 1; fi
 }

@@ -37,10 +37,7 @@ pub const REASON_NOT_ALLOWED: &str = "ZoneNotAllowed";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{context}: {source}")]
-    Kube {
-        context: String,
-        source: kube::Error,
-    },
+    Kube { context: String, source: kube::Error },
     #[error("{0}")]
     Invalid(String),
 }
@@ -57,40 +54,24 @@ struct Ctx {
 
 /// Runs the provisioner until SIGTERM/SIGINT.
 pub async fn run(client: Client) {
-    let reporter = Reporter {
-        controller: "firecamp-testbed-provisioner".into(),
-        instance: None,
-    };
-    let ctx = Arc::new(Ctx {
-        recorder: Recorder::new(client.clone(), reporter),
-        client: client.clone(),
-    });
-    let pvcs = Controller::new(
-        Api::<PersistentVolumeClaim>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .shutdown_on_signal()
-    .run(reconcile_pvc, retry, ctx.clone())
-    .for_each(|r| async move {
-        log_result("pvc", r);
-    });
-    let pvs = Controller::new(
-        Api::<PersistentVolume>::all(client),
-        watcher::Config::default(),
-    )
-    .shutdown_on_signal()
-    .run(reconcile_pv, retry, ctx)
-    .for_each(|r| async move {
-        log_result("pv", r);
-    });
+    let reporter = Reporter { controller: "firecamp-testbed-provisioner".into(), instance: None };
+    let ctx = Arc::new(Ctx { recorder: Recorder::new(client.clone(), reporter), client: client.clone() });
+    let pvcs = Controller::new(Api::<PersistentVolumeClaim>::all(client.clone()), watcher::Config::default())
+        .shutdown_on_signal()
+        .run(reconcile_pvc, retry, ctx.clone())
+        .for_each(|r| async move {
+            log_result("pvc", r);
+        });
+    let pvs = Controller::new(Api::<PersistentVolume>::all(client), watcher::Config::default()).shutdown_on_signal().run(reconcile_pv, retry, ctx).for_each(
+        |r| async move {
+            log_result("pv", r);
+        },
+    );
     futures::join!(pvcs, pvs);
 }
 
 /// Logs a reconcile failure; objects deleted before their turn are expected, not failures.
-fn log_result<T, E1: std::fmt::Display, E2: std::fmt::Display>(
-    kind: &str,
-    r: Result<T, ControllerError<E1, E2>>,
-) {
+fn log_result<T, E1: std::fmt::Display, E2: std::fmt::Display>(kind: &str, r: Result<T, ControllerError<E1, E2>>) {
     match r {
         Ok(_) => {}
         Err(ControllerError::ObjectNotFound(o)) => tracing::debug!("{kind}: {o} is gone"),
@@ -105,18 +86,13 @@ fn retry<K>(_: Arc<K>, err: &Error, _: Arc<Ctx>) -> Action {
 
 async fn reconcile_pvc(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let spec = pvc.spec.clone().unwrap_or_default();
-    if pvc.metadata.deletion_timestamp.is_some()
-        || spec.volume_name.as_deref().is_some_and(|v| !v.is_empty())
-    {
+    if pvc.metadata.deletion_timestamp.is_some() || spec.volume_name.as_deref().is_some_and(|v| !v.is_empty()) {
         return Ok(Action::await_change());
     }
     let Some(class_name) = spec.storage_class_name.clone().filter(|c| !c.is_empty()) else {
         return Ok(Action::await_change());
     };
-    let class = match Api::<StorageClass>::all(ctx.client.clone())
-        .get_opt(&class_name)
-        .await
-    {
+    let class = match Api::<StorageClass>::all(ctx.client.clone()).get_opt(&class_name).await {
         Ok(Some(c)) => c,
         // The class may be created after the claim: look again later.
         Ok(None) => return Ok(Action::requeue(Duration::from_secs(5))),
@@ -130,32 +106,23 @@ async fn reconcile_pvc(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Ctx>) -> Result
         let Some(node_name) = pvc.annotations().get(SELECTED_NODE).cloned() else {
             return Ok(Action::await_change()); // the scheduler has not picked a node yet
         };
-        let node = Api::<Node>::all(ctx.client.clone())
-            .get(&node_name)
-            .await
-            .map_err(kube_err(format!("getting selected node {node_name}")))?;
+        let node = Api::<Node>::all(ctx.client.clone()).get(&node_name).await.map_err(kube_err(format!("getting selected node {node_name}")))?;
         let labels = node.labels();
         if !allowed(&class, labels) {
-            let note = format!(
-                "node {node_name} (zone {:?}) is outside the allowedTopologies of class {class_name}",
-                labels.get(ZONE_LABEL)
-            );
+            let note = format!("node {node_name} (zone {:?}) is outside the allowedTopologies of class {class_name}", labels.get(ZONE_LABEL));
             warn_event(&ctx, &pvc, REASON_NOT_ALLOWED, note).await;
             return Ok(Action::await_change());
         }
-        labels
-            .get(ZONE_LABEL)
-            .cloned()
-            .ok_or_else(|| Error::Invalid(format!("node {node_name} has no {ZONE_LABEL} label")))?
+        labels.get(ZONE_LABEL).cloned().ok_or_else(|| Error::Invalid(format!("node {node_name} has no {ZONE_LABEL} label")))?
     } else {
         immediate_zone(&ctx.client, &class).await?
     };
     let pv = volume_for(&pvc, &class, &zone)?;
     let name = pv.name_any();
-    match Api::<PersistentVolume>::all(ctx.client.clone())
-        .create(&PostParams::default(), &pv)
-        .await
-    {
+    // A local volume's directory must exist before a kubelet mounts it.
+    let dir = volume::volume_path(&name);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Invalid(format!("creating {}: {e}", dir.display())))?;
+    match Api::<PersistentVolume>::all(ctx.client.clone()).create(&PostParams::default(), &pv).await {
         Ok(_) => {
             tracing::info!(pv = %name, pvc = %format!("{}/{}", pvc.namespace().unwrap_or_default(), pvc.name_any()), %zone, "provisioned");
             let ev = Event {
@@ -176,40 +143,31 @@ async fn reconcile_pvc(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Ctx>) -> Result
 }
 
 async fn reconcile_pv(pv: Arc<PersistentVolume>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let ours = pv
-        .annotations()
-        .get(PROVISIONED_BY)
-        .is_some_and(|p| p == PROVISIONER);
+    let ours = pv.annotations().get(PROVISIONED_BY).is_some_and(|p| p == PROVISIONER);
     let released = pv.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Released");
-    let delete = pv
-        .spec
-        .as_ref()
-        .and_then(|s| s.persistent_volume_reclaim_policy.as_deref())
-        == Some("Delete");
+    let delete = pv.spec.as_ref().and_then(|s| s.persistent_volume_reclaim_policy.as_deref()) == Some("Delete");
     if !(ours && released && delete) || pv.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
     let name = pv.name_any();
-    match Api::<PersistentVolume>::all(ctx.client.clone())
-        .delete(&name, &DeleteParams::default())
-        .await
-    {
+    match Api::<PersistentVolume>::all(ctx.client.clone()).delete(&name, &DeleteParams::default()).await {
         Ok(_) => tracing::info!(pv = %name, "released volume deleted"),
         Err(kube::Error::Api(s)) if s.code == 404 => {}
         Err(e) => return Err(kube_err(format!("deleting PV {name}"))(e)),
+    }
+    // Its data goes with it, as a deleted EBS volume's does.
+    let dir = volume::volume_path(&name);
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(pv = %name, "removing {}: {e}", dir.display());
+        }
     }
     Ok(Action::await_change())
 }
 
 async fn warn_event(ctx: &Ctx, pvc: &PersistentVolumeClaim, reason: &str, note: String) {
     tracing::warn!(pvc = %format!("{}/{}", pvc.namespace().unwrap_or_default(), pvc.name_any()), "{reason}: {note}");
-    let ev = Event {
-        type_: EventType::Warning,
-        reason: reason.into(),
-        note: Some(note),
-        action: "Provision".into(),
-        secondary: None,
-    };
+    let ev = Event { type_: EventType::Warning, reason: reason.into(), note: Some(note), action: "Provision".into(), secondary: None };
     if let Err(e) = ctx.recorder.publish(&ev, &pvc.object_ref(&())).await {
         tracing::warn!("publishing event: {e}");
     }

@@ -3,9 +3,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    HostPathVolumeSource, Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
-    ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeSpec,
-    VolumeNodeAffinity,
+    LocalVolumeSource, Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectReference, PersistentVolume, PersistentVolumeClaim,
+    PersistentVolumeSpec, VolumeNodeAffinity,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{ListParams, ObjectMeta};
@@ -19,12 +18,7 @@ pub fn allowed(class: &StorageClass, labels: &BTreeMap<String, String>) -> bool 
     let Some(terms) = class.allowed_topologies.as_ref().filter(|t| !t.is_empty()) else {
         return true;
     };
-    terms.iter().any(|term| {
-        term.match_label_expressions
-            .iter()
-            .flatten()
-            .all(|e| labels.get(&e.key).is_some_and(|v| e.values.contains(v)))
-    })
+    terms.iter().any(|term| term.match_label_expressions.iter().flatten().all(|e| labels.get(&e.key).is_some_and(|v| e.values.contains(v))))
 }
 
 /// Zone for an Immediate class: the first zone its allowedTopologies names, else the zone of
@@ -40,33 +34,18 @@ pub(super) async fn immediate_zone(client: &Client, class: &StorageClass) -> Res
     if let Some(zone) = named {
         return Ok(zone);
     }
-    let mut nodes = Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(kube_err("listing nodes"))?
-        .items;
+    let mut nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.map_err(kube_err("listing nodes"))?.items;
     nodes.sort_by_key(|n| n.name_any());
     nodes
         .iter()
         .filter(|n| allowed(class, n.labels()))
         .find_map(|n| n.labels().get(ZONE_LABEL).cloned())
-        .ok_or_else(|| {
-            Error::Invalid(format!(
-                "no node with a zone fits storage class {}",
-                class.name_any()
-            ))
-        })
+        .ok_or_else(|| Error::Invalid(format!("no node with a zone fits storage class {}", class.name_any())))
 }
 
 /// The PV for a claim, pinned to a zone.
-pub fn volume_for(
-    pvc: &PersistentVolumeClaim,
-    class: &StorageClass,
-    zone: &str,
-) -> Result<PersistentVolume, Error> {
-    let uid = pvc
-        .uid()
-        .ok_or_else(|| Error::Invalid("PVC without uid".into()))?;
+pub fn volume_for(pvc: &PersistentVolumeClaim, class: &StorageClass, zone: &str) -> Result<PersistentVolume, Error> {
+    let uid = pvc.uid().ok_or_else(|| Error::Invalid("PVC without uid".into()))?;
     let spec = pvc.spec.clone().unwrap_or_default();
     let size = spec
         .resources
@@ -76,20 +55,13 @@ pub fn volume_for(
         .ok_or_else(|| Error::Invalid(format!("PVC {} requests no storage", pvc.name_any())))?;
     let name = format!("pvc-{uid}");
     let zone_term = NodeSelectorTerm {
-        match_expressions: Some(vec![NodeSelectorRequirement {
-            key: ZONE_LABEL.into(),
-            operator: "In".into(),
-            values: Some(vec![zone.to_string()]),
-        }]),
+        match_expressions: Some(vec![NodeSelectorRequirement { key: ZONE_LABEL.into(), operator: "In".into(), values: Some(vec![zone.to_string()]) }]),
         ..Default::default()
     };
     Ok(PersistentVolume {
         metadata: ObjectMeta {
             name: Some(name.clone()),
-            annotations: Some(BTreeMap::from([(
-                PROVISIONED_BY.into(),
-                PROVISIONER.into(),
-            )])),
+            annotations: Some(BTreeMap::from([(PROVISIONED_BY.into(), PROVISIONER.into())])),
             labels: Some(BTreeMap::from([(ZONE_LABEL.into(), zone.to_string())])),
             ..Default::default()
         },
@@ -106,27 +78,24 @@ pub fn volume_for(
                 ..Default::default()
             }),
             storage_class_name: Some(class.name_any()),
-            persistent_volume_reclaim_policy: Some(
-                class
-                    .reclaim_policy
-                    .clone()
-                    .unwrap_or_else(|| "Delete".into()),
-            ),
+            persistent_volume_reclaim_policy: Some(class.reclaim_policy.clone().unwrap_or_else(|| "Delete".into())),
             mount_options: class.mount_options.clone(),
-            // Nothing is mounted (kwok runs no kubelet); the path only names the volume.
-            host_path: Some(HostPathVolumeSource {
-                path: format!("/var/lib/firecamp-testbed/{name}"),
-                type_: Some("DirectoryOrCreate".into()),
-            }),
-            node_affinity: Some(VolumeNodeAffinity {
-                required: Some(NodeSelector {
-                    node_selector_terms: vec![zone_term],
-                }),
-            }),
+            // A local volume, as an EBS volume would be: real kubelets mount it and give it the
+            // pod's fsGroup. The bed's nodes share one filesystem, so any node of the zone can
+            // mount it, as any instance of the zone can attach an EBS volume. kwok mounts nothing.
+            local: Some(LocalVolumeSource { path: volume_path(&name).display().to_string(), fs_type: None }),
+            node_affinity: Some(VolumeNodeAffinity { required: Some(NodeSelector { node_selector_terms: vec![zone_term] }) }),
             ..Default::default()
         }),
         status: None,
     })
+}
+
+/// Where a volume's directory lives: under `FIRECAMP_TESTBED_VOLUMES` (the bed sets its own
+/// folder), else `/var/lib/firecamp-testbed`.
+pub fn volume_path(pv: &str) -> std::path::PathBuf {
+    let root = std::env::var_os("FIRECAMP_TESTBED_VOLUMES").unwrap_or_else(|| "/var/lib/firecamp-testbed".into());
+    std::path::Path::new(&root).join(pv)
 }
 
 #[cfg(test)]
@@ -142,24 +111,15 @@ mod tests {
                 values: zones.iter().map(|z| z.to_string()).collect(),
             }]),
         };
-        StorageClass {
-            allowed_topologies: (!zones.is_empty()).then(|| vec![term]),
-            ..Default::default()
-        }
+        StorageClass { allowed_topologies: (!zones.is_empty()).then(|| vec![term]), ..Default::default() }
     }
 
     #[test]
     fn allowed_topologies_match_the_node_zone() {
         let in_a = BTreeMap::from([(ZONE_LABEL.to_string(), "us-east-1a".to_string())]);
-        assert!(
-            allowed(&class(&[]), &in_a),
-            "no allowedTopologies: anywhere"
-        );
+        assert!(allowed(&class(&[]), &in_a), "no allowedTopologies: anywhere");
         assert!(allowed(&class(&["us-east-1a", "us-east-1b"]), &in_a));
         assert!(!allowed(&class(&["us-east-1d"]), &in_a));
-        assert!(
-            !allowed(&class(&["us-east-1a"]), &BTreeMap::new()),
-            "a node without zone"
-        );
+        assert!(!allowed(&class(&["us-east-1a"]), &BTreeMap::new()), "a node without zone");
     }
 }

@@ -1,0 +1,195 @@
+//! FireCamp on real pods: the test bed's real nodes (kubelet, containerd, runc, kube-proxy, each
+//! in its own network namespace) run the images `scripts/image.sh` builds. `install render` is
+//! applied as a user would apply it: both manage-service replicas run from FireCamp's image under
+//! the rendered ServiceAccount and ClusterRole, with AWS (moto) for the members' Route53 records,
+//! which CoreDNS serves to pods. Needs `testbed/bed up --real-nodes 3` and `testbed/bed dns`;
+//! fails, loudly, without them.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use firecamp_testbed::{client, fresh_namespace};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
+use kube::runtime::wait::await_condition;
+use kube::{Api, Client};
+
+mod real;
+use real::{bed_env, token};
+
+const SYSTEM: &str = "firecamp-system";
+
+fn cli(args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_firecamp")).args(args).output().unwrap()
+}
+
+/// `install render` for the real nodes' cluster, applied with server-side apply; the Fluent Bit
+/// DaemonSet is left out: its image is not one the bed can build (docs/images.md).
+async fn install(client: &Client, env: &real::BedEnv) {
+    let out = cli(&[
+        "install".into(),
+        "render".into(),
+        format!("--cluster={}", env.cluster),
+        format!("--zones={}", real::ZONES.join(",")),
+        format!("--volume-provisioner={}", firecamp_testbed::PROVISIONER),
+        format!("--image-registry={}", env.registry),
+        format!("--vpc-id={}", env.vpc),
+        format!("--aws-endpoint-url={}", env.aws_endpoint),
+        "--aws-credentials-secret=aws-credentials".into(),
+        "--node-selector=type=real".into(),
+        "-o".into(),
+        "json".into(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for o in list["items"].as_array().unwrap() {
+        if o["kind"] == "DaemonSet" {
+            continue;
+        }
+        let (group, version) = o["apiVersion"].as_str().unwrap().rsplit_once('/').unwrap_or(("", o["apiVersion"].as_str().unwrap()));
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, o["kind"].as_str().unwrap()));
+        let name = o["metadata"]["name"].as_str().unwrap();
+        let api: Api<DynamicObject> = match o["metadata"]["namespace"].as_str() {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        let obj: DynamicObject = serde_json::from_value(o.clone()).unwrap();
+        api.patch(name, &PatchParams::apply("firecamp-real-pods").force(), &Patch::Apply(&obj))
+            .await
+            .unwrap_or_else(|e| panic!("the API server refused {} {name}: {e}", o["kind"]));
+        if o["kind"] == "Namespace" {
+            // moto accepts any key; the manage service reads them as it would read real ones.
+            let secret: Secret = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "aws-credentials", "namespace": SYSTEM},
+                "stringData": {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+            }))
+            .unwrap();
+            Api::<Secret>::namespaced(client.clone(), SYSTEM)
+                .patch("aws-credentials", &PatchParams::apply("firecamp-real-pods").force(), &Patch::Apply(&secret))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Stops the in-cluster manage service when the test ends, pass or fail: later tests run their
+/// own manage services against the same bed.
+struct Uninstall;
+
+impl Drop for Uninstall {
+    fn drop(&mut self) {
+        // A client of its own, on a runtime of its own: the test's runtime is blocked here.
+        let _ = std::thread::spawn(|| {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let client = client().await;
+                let _ = Api::<Deployment>::namespaced(client, SYSTEM).delete("firecamp-manage", &DeleteParams::foreground()).await;
+            })
+        })
+        .join();
+    }
+}
+
+async fn leader(client: &Client) -> Option<String> {
+    let lease = Api::<Lease>::namespaced(client.clone(), SYSTEM).get_opt("firecamp-manage").await.unwrap()?;
+    lease.spec?.holder_identity
+}
+
+#[tokio::test]
+async fn postgresql_runs_on_real_pods_under_the_manage_service_from_its_image() {
+    let env = bed_env();
+    let client = client().await;
+    let _uninstall = Uninstall;
+    install(&client, &env).await;
+
+    // Both replicas run from FireCamp's image on real nodes, and one holds the Lease.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), SYSTEM);
+    let available = |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.available_replicas) == Some(2);
+    tokio::time::timeout(Duration::from_secs(240), await_condition(deployments, "firecamp-manage", available))
+        .await
+        .expect("the manage service's 2 replicas become available on real nodes")
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM);
+    let manage = pods.list(&ListParams::default().labels("app.kubernetes.io/name=firecamp-manage")).await.unwrap().items;
+    let nodes: Api<Node> = Api::all(client.clone());
+    for p in &manage {
+        let node = nodes.get(p.spec.as_ref().unwrap().node_name.as_deref().unwrap()).await.unwrap();
+        assert_eq!(node.metadata.labels.as_ref().unwrap().get("type").map(String::as_str), Some("real"), "manage pod on a real node");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let first_leader = loop {
+        if let Some(l) = leader(&client).await.filter(|l| manage.iter().any(|p| p.metadata.name.as_deref() == Some(l))) {
+            break l;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no manage pod took the Lease");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+
+    // The CLI reaches the REST API (a manage pod's IP: the host routes to every node's pods)
+    // with a ServiceAccount token of the test's namespace.
+    let ns = fresh_namespace(&client, "fc-real").await;
+    let tok = token(&client, &ns, "dba", &["get", "list", "watch", "create", "update", "patch", "delete"]).await;
+    let ip = manage[0].status.as_ref().unwrap().pod_ip.clone().expect("a pod IP");
+    let server = format!("http://{ip}:27040");
+    let rest = |server: &str, args: &[&str]| {
+        let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        a.extend([format!("--server={server}"), format!("--token={tok}"), format!("--namespace={ns}")]);
+        cli(&a)
+    };
+    let t0 = std::time::Instant::now();
+    let out = rest(
+        &server,
+        &["service", "create", "postgresql", "pg", "--version=15", "--replicas=3", &format!("--zones={}", real::ZONES.join(",")), "--wait", "--timeout=420"],
+    );
+    assert!(out.status.success(), "create: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("postgresql 3 on real pods: create -> ACTIVE in {:.1} s", t0.elapsed().as_secs_f64());
+
+    // Each member in its zone, on a real node.
+    let members: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    for (i, zone) in real::ZONES.iter().enumerate() {
+        let p = members.get(&format!("pg-{i}")).await.unwrap();
+        let node = nodes.get(p.spec.as_ref().unwrap().node_name.as_deref().unwrap()).await.unwrap();
+        let labels = node.metadata.labels.unwrap();
+        assert_eq!(labels.get("topology.kubernetes.io/zone").map(String::as_str), Some(*zone), "pg-{i}'s zone");
+        assert_eq!(labels.get("type").map(String::as_str), Some("real"));
+    }
+
+    // From inside another pod, through the members' DNS names: both replicas stream from the
+    // primary, and a row written on the primary is read on a replica.
+    let domain = format!("{}-firecamp.com", env.cluster);
+    let script = format!(
+        r#"set -eu
+export PGPASSWORD="$(cat /secret/superuser-password)" PGCONNECT_TIMEOUT=5
+q() {{ psql -v ON_ERROR_STOP=1 -At -U postgres -d postgres -h "$1.{domain}" -c "$2"; }}
+for i in $(seq 300); do n=$(q pg-0 "select count(*) from pg_stat_replication where state = 'streaming'" || true); [ "$n" = 2 ] && break; sleep 0.2; done
+echo "streaming=$n"
+q pg-0 "create table t (v text); insert into t values ('written on pg-0')"
+for i in $(seq 300); do v=$(q pg-1 "select v from t" 2>/dev/null || true); [ -n "$v" ] && break; sleep 0.2; done
+echo "read on pg-1: $v"
+echo "pg-1 in recovery: $(q pg-1 'select pg_is_in_recovery()')"
+"#
+    );
+    let logs = real::run_client_pod(&client, &ns, &env.image("docker.io/library/postgres:15.10-bookworm"), 999, "pg-credentials", &script).await;
+    assert!(logs.contains("streaming=2"), "both replicas streaming: {logs}");
+    assert!(logs.contains("read on pg-1: written on pg-0"), "the row reached the replica: {logs}");
+    assert!(logs.contains("pg-1 in recovery: t"), "{logs}");
+
+    // Deleting the leader's pod hands the Lease to the other replica.
+    let other = manage.iter().filter_map(|p| p.metadata.name.clone()).find(|n| *n != first_leader).unwrap();
+    Api::<Pod>::namespaced(client.clone(), SYSTEM).delete(&first_leader, &DeleteParams::default()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        if leader(&client).await.as_deref() == Some(other.as_str()) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the Lease did not move from {first_leader} to {other}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // The new leader serves the API and deletes the service.
+    let ip = Api::<Pod>::namespaced(client.clone(), SYSTEM).get(&other).await.unwrap().status.unwrap().pod_ip.unwrap();
+    let server = format!("http://{ip}:27040");
+    let out = rest(&server, &["service", "delete", "pg", "--delete-volumes", "--wait", "--timeout=180"]);
+    assert!(out.status.success(), "delete: {}", String::from_utf8_lossy(&out.stderr));
+    firecamp_testbed::drop_namespace(&client, &ns).await;
+}
