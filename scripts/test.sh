@@ -17,6 +17,9 @@ fi
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
 cargo --version
 
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
 # Each file in scripts/setup.d installs and starts what one group of tests needs. A file may
 # push commands onto CLEANUP (run in reverse order on exit) and export variables the tests read.
 CLEANUP=()
@@ -33,3 +36,8 @@ done
 step "cargo test"
 [ "${1:-}" = "--" ] && shift
 cargo test --workspace --locked "$@"
+
+# Lints last: their check build shares nothing with the test build, and a lint never hides a
+# failing test.
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -95,7 +95,7 @@ mod tests {
     fn a_member_may_use_its_own_record_only() {
         let m0 = member(0, "us-east-1a");
         let r0 = record(0, [10, 0, 1, 10], "us-east-1a");
-        assert!(check_ownership(&m0, &r0, &[r0.clone()]).is_ok());
+        assert!(check_ownership(&m0, &r0, std::slice::from_ref(&r0)).is_ok());
         let r1 = record(1, [10, 0, 1, 11], "us-east-1a");
         assert!(matches!(check_ownership(&m0, &r1, &[r0.clone(), r1.clone()]), Err(AwsError::Refused(_))));
         // The same IP recorded for two members: refuse, whoever asks.
@@ -138,7 +138,7 @@ mod tests {
             secondary_ips: vec![[10, 0, 1, 12].into(), [10, 0, 1, 10].into()],
         };
         let r0 = record(0, [10, 0, 1, 10], "us-east-1a");
-        assert_eq!(unrecorded_reserve_ip(&reserve, &[r0.clone()]), Some([10, 0, 1, 12].into()));
+        assert_eq!(unrecorded_reserve_ip(&reserve, std::slice::from_ref(&r0)), Some([10, 0, 1, 12].into()));
         let r1 = record(1, [10, 0, 1, 12], "us-east-1a");
         assert_eq!(unrecorded_reserve_ip(&reserve, &[r0, r1]), None);
     }

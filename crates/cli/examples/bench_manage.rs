@@ -4,6 +4,7 @@
 //! - Kubernetes API requests the manage service makes per service created and per idle minute
 //!   (its own `firecamp_kube_requests_total`);
 //! - its RSS with 0 and with 100 services.
+//!
 //! Run: `testbed/bed up --nodes 12 && cargo build -p firecamp && cargo run -p firecamp --example bench_manage`
 
 use std::collections::BTreeMap;
@@ -172,5 +173,6 @@ async fn main() {
     println!("100 one-member services ACTIVE after {:.1} s", t.elapsed().as_secs_f64());
     println!("manage service RSS: {rss0:.1} MiB with 1 service, {:.1} MiB with 104 services", rss_mib(manage.id()));
     let _ = manage.kill();
+    let _ = manage.wait();
     let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(client).delete(&ns, &Default::default()).await;
 }

@@ -138,14 +138,14 @@ async fn up(o: &LocalOpts) -> Result<(), CliError> {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(failed(format!("the local runtime exited ({status}); its log {} ends with:\n{}", cfg.log_path().display(), tail(&cfg.log_path(), 10))));
         }
-        if let Ok(url) = std::fs::read_to_string(cfg.addr_path()) {
-            if healthy(url.trim()).await {
-                println!("firecamp local runtime up at {} (pid {})", url.trim(), child.id());
-                println!("  state: {}", cfg.dir.display());
-                println!("  log:   {}", cfg.log_path().display());
-                println!("  DNS:   {} (zone {}-firecamp.com)", o.dns_listen, o.cluster);
-                return Ok(());
-            }
+        if let Ok(url) = std::fs::read_to_string(cfg.addr_path())
+            && healthy(url.trim()).await
+        {
+            println!("firecamp local runtime up at {} (pid {})", url.trim(), child.id());
+            println!("  state: {}", cfg.dir.display());
+            println!("  log:   {}", cfg.log_path().display());
+            println!("  DNS:   {} (zone {}-firecamp.com)", o.dns_listen, o.cluster);
+            return Ok(());
         }
         if Instant::now() > deadline {
             return Err(failed(format!("the local runtime did not answer within 120 s; see {}", cfg.log_path().display())));

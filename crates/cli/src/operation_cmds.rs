@@ -1,7 +1,6 @@
 //! `firecamp service upgrade|restart|config|resources|stop|start|operations`: day-2 operations,
 //! each a durable record the manage service (or the local runtime) drives step by step.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -63,7 +62,7 @@ pub fn config_request(a: &ConfigArgs) -> Result<OperationRequest, CliError> {
     for s in &a.member_set {
         let (member, kv) = s.split_once(':').ok_or_else(|| CliError::Usage(format!("--member-set {s:?}: write member:key=value")))?;
         let (k, v) = pair("--member-set", kv)?;
-        req.member_config.entry(member.to_string()).or_insert_with(BTreeMap::new).insert(k, v);
+        req.member_config.entry(member.to_string()).or_default().insert(k, v);
     }
     if req.config.is_empty() && req.member_config.is_empty() {
         return Err(CliError::Usage("give at least one --set key=value or --member-set member:key=value".into()));

@@ -37,11 +37,11 @@ pub async fn wait(client: &Backend, name: &str, until: Until, w: WaitArgs) -> Re
             (Some(s), _) => {
                 last = progress(s);
                 bar.set_message(last.clone());
-                if let Until::Phase(p) = until {
-                    if s.status.phase == p {
-                        bar.finish_with_message(last);
-                        return Ok(());
-                    }
+                if let Until::Phase(p) = until
+                    && s.status.phase == p
+                {
+                    bar.finish_with_message(last);
+                    return Ok(());
                 }
                 if s.status.phase == Phase::Failed {
                     bar.abandon();

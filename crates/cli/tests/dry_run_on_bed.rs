@@ -152,9 +152,9 @@ async fn redis_cluster_and_zookeeper_objects_are_accepted_and_scheduled_across_z
     distinct.sort();
     distinct.dedup();
     assert_eq!(distinct.len(), 6, "redis members share nodes: {redis_nodes:?}");
-    for i in 0..3 {
+    for (i, want) in z.iter().enumerate().take(3) {
         let (got, _) = pod_zone(&client, &pods, &format!("{zk}-{i}")).await;
-        assert_eq!(got, z[i], "{zk}-{i}");
+        assert_eq!(&got, want, "{zk}-{i}");
     }
     cleanup_storage_classes(&client, &redis).await;
     cleanup_storage_classes(&client, &zk).await;

@@ -80,20 +80,20 @@ fn validate_resources(spec: &ServiceSpec, errs: &mut ValidationErrors) {
     let lim_cpu = parse("spec.resources.limits.cpu", &r.limits.cpu, errs);
     let req_mem = parse("spec.resources.requests.memory", &r.requests.memory, errs);
     let lim_mem = parse("spec.resources.limits.memory", &r.limits.memory, errs);
-    if let (Some(req), Some(lim)) = (req_cpu, lim_cpu) {
-        if req > lim {
-            errs.push("spec.resources.requests.cpu", "must not exceed spec.resources.limits.cpu");
-        }
+    if let (Some(req), Some(lim)) = (req_cpu, lim_cpu)
+        && req > lim
+    {
+        errs.push("spec.resources.requests.cpu", "must not exceed spec.resources.limits.cpu");
     }
-    if let (Some(req), Some(lim)) = (req_mem, lim_mem) {
-        if req > lim {
-            errs.push("spec.resources.requests.memory", "must not exceed spec.resources.limits.memory");
-        }
+    if let (Some(req), Some(lim)) = (req_mem, lim_mem)
+        && req > lim
+    {
+        errs.push("spec.resources.requests.memory", "must not exceed spec.resources.limits.memory");
     }
-    if let Some(m) = req_mem.or(lim_mem) {
-        if m.mebibytes() < 64 {
-            errs.push("spec.resources", "memory must be at least 64Mi for any engine");
-        }
+    if let Some(m) = req_mem.or(lim_mem)
+        && m.mebibytes() < 64
+    {
+        errs.push("spec.resources", "memory must be at least 64Mi for any engine");
     }
 }
 

@@ -111,25 +111,6 @@ pub async fn cluster_myid(t: &Target) -> Result<String, ProbeError> {
     text(&v).ok_or_else(|| ProbeError::unexpected(t, format!("{v:?}")))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_cluster_info() {
-        let s = "cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\ncluster_known_nodes:6\r\ncluster_size:3\r\n";
-        let ci = ClusterInfo::from_info(&parse_info(s));
-        assert!(ci.covers_all_slots());
-        assert_eq!((ci.known_nodes, ci.size), (6, 3));
-    }
-
-    #[test]
-    fn a_failing_cluster_does_not_cover_its_slots() {
-        let ci = ClusterInfo::from_info(&parse_info("cluster_state:fail\r\ncluster_slots_assigned:0\r\n"));
-        assert!(!ci.covers_all_slots());
-    }
-}
-
 fn expect_ok(t: &Target, v: Value) -> Result<(), ProbeError> {
     match v {
         Value::Okay => Ok(()),
@@ -154,4 +135,23 @@ pub async fn cluster_failover(replica: &Target) -> Result<(), ProbeError> {
 /// Replication mode: points a replica at another primary.
 pub async fn replicate_from(replica: &Target, host: &str, port: u16) -> Result<(), ProbeError> {
     expect_ok(replica, command(replica, &["REPLICAOF", host, &port.to_string()]).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_cluster_info() {
+        let s = "cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\ncluster_known_nodes:6\r\ncluster_size:3\r\n";
+        let ci = ClusterInfo::from_info(&parse_info(s));
+        assert!(ci.covers_all_slots());
+        assert_eq!((ci.known_nodes, ci.size), (6, 3));
+    }
+
+    #[test]
+    fn a_failing_cluster_does_not_cover_its_slots() {
+        let ci = ClusterInfo::from_info(&parse_info("cluster_state:fail\r\ncluster_slots_assigned:0\r\n"));
+        assert!(!ci.covers_all_slots());
+    }
 }

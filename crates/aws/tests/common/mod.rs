@@ -24,10 +24,10 @@ pub const ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
 /// from `.venv-moto` for this test binary; else the test fails saying how to get one.
 pub fn moto_endpoint() -> String {
     static STARTED: OnceLock<String> = OnceLock::new();
-    if let Ok(e) = std::env::var("FIRECAMP_MOTO_ENDPOINT") {
-        if !e.is_empty() {
-            return e;
-        }
+    if let Ok(e) = std::env::var("FIRECAMP_MOTO_ENDPOINT")
+        && !e.is_empty()
+    {
+        return e;
     }
     STARTED.get_or_init(start_moto).clone()
 }
@@ -47,6 +47,8 @@ fn start_moto() -> String {
         server.display(),
         std::process::id()
     );
+    // The watcher lives as long as this process: it is deliberately never waited for.
+    #[allow(clippy::zombie_processes)]
     Command::new("bash").args(["-c", &script]).stdin(Stdio::null()).spawn().expect("start moto");
     let endpoint = format!("http://127.0.0.1:{port}");
     for _ in 0..100 {

@@ -125,10 +125,10 @@ impl Engine for PostgreSql {
         if opts.replication == PostgresReplication::Sync && spec.replicas < 2 {
             errs.push("spec.postgresql.replication", "sync replication needs at least 2 members (a primary and a replica)");
         }
-        if let Some(n) = opts.max_connections {
-            if !(10..=10_000).contains(&n) {
-                errs.push("spec.postgresql.maxConnections", format!("must be 10 to 10000, got {n}"));
-            }
+        if let Some(n) = opts.max_connections
+            && !(10..=10_000).contains(&n)
+        {
+            errs.push("spec.postgresql.maxConnections", format!("must be 10 to 10000, got {n}"));
         }
     }
 

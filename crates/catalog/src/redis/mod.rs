@@ -56,16 +56,16 @@ impl Engine for Redis {
             (RedisMode::Cluster, Some(s)) if s < MIN_SHARDS => {
                 errs.push("spec.redis.shards", format!("Redis Cluster needs at least {MIN_SHARDS} shards, got {s}"))
             }
-            (RedisMode::Cluster, Some(s)) if spec.replicas % s != 0 || spec.replicas < s => errs.push(
+            (RedisMode::Cluster, Some(s)) if !spec.replicas.is_multiple_of(s) || spec.replicas < s => errs.push(
                 "spec.replicas",
                 format!("must be a multiple of spec.redis.shards ({s}): each shard has the same number of members, got {}", spec.replicas),
             ),
             _ => {}
         }
-        if let Some(p) = &opts.maxmemory_policy {
-            if !MAXMEMORY_POLICIES.contains(&p.as_str()) {
-                errs.push("spec.redis.maxmemoryPolicy", format!("{p:?} is not a policy; allowed: {}", MAXMEMORY_POLICIES.join(", ")));
-            }
+        if let Some(p) = &opts.maxmemory_policy
+            && !MAXMEMORY_POLICIES.contains(&p.as_str())
+        {
+            errs.push("spec.redis.maxmemoryPolicy", format!("{p:?} is not a policy; allowed: {}", MAXMEMORY_POLICIES.join(", ")));
         }
         if spec.volumes.journal.is_some() {
             errs.push("spec.volumes.journal", "Redis keeps its append-only file on the data volume; remove the journal volume");
@@ -115,7 +115,7 @@ impl Engine for Redis {
             RedisMode::Replication => (if index == 0 { Role::Primary } else { Role::Replica }, None),
             RedisMode::Cluster => {
                 let per = members_per_shard(spec);
-                (if index % per == 0 { Role::Primary } else { Role::Replica }, Some(index / per))
+                (if index.is_multiple_of(per) { Role::Primary } else { Role::Replica }, Some(index / per))
             }
         }
     }

@@ -50,7 +50,7 @@ impl Engine for ZooKeeper {
     }
 
     fn validate(&self, spec: &ServiceSpec, errs: &mut ValidationErrors) {
-        if spec.replicas % 2 == 0 || spec.replicas > MAX_MEMBERS {
+        if spec.replicas.is_multiple_of(2) || spec.replicas > MAX_MEMBERS {
             errs.push(
                 "spec.replicas",
                 format!("a ZooKeeper ensemble needs an odd number of members, 1 to {MAX_MEMBERS} (a majority must survive), got {}", spec.replicas),

@@ -72,10 +72,10 @@ fn done(step: &firecamp_core::operation::OperationStep, o: &Observed) -> Result<
             if step.replaced.as_ref() == Some(uid) {
                 return Err("the old pod is still there".into());
             }
-            if let (Some(want), Some(have)) = (o.update_revision, m.revision.as_deref()) {
-                if want != have {
-                    return Err(format!("the pod runs revision {have}, not {want}"));
-                }
+            if let (Some(want), Some(have)) = (o.update_revision, m.revision.as_deref())
+                && want != have
+            {
+                return Err(format!("the pod runs revision {have}, not {want}"));
             }
             if !m.ready {
                 return Err(m.waiting.clone().map(|w| format!("not Ready: {w}")).unwrap_or_else(|| "not Ready".into()));
@@ -183,12 +183,12 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
                     let m = o.members.get(&step.member);
                     // The step started but its pod is untouched: the delete was lost (a restart
                     // of the manage service between recording and acting); do it now.
-                    if matches!(step.action, StepAction::Restart | StepAction::Reload) {
-                        if let (Some(uid), Some(m)) = (&step.replaced, m) {
-                            if m.pod_uid.as_ref() == Some(uid) && !m.terminating {
-                                return vec![Effect::DeletePod { member: step.member.clone(), uid: uid.clone() }];
-                            }
-                        }
+                    if matches!(step.action, StepAction::Restart | StepAction::Reload)
+                        && let (Some(uid), Some(m)) = (&step.replaced, m)
+                        && m.pod_uid.as_ref() == Some(uid)
+                        && !m.terminating
+                    {
+                        return vec![Effect::DeletePod { member: step.member.clone(), uid: uid.clone() }];
                     }
                     return Vec::new();
                 }

@@ -50,10 +50,10 @@ pub fn member_statuses(plan: &ServicePlan, o: &Observed) -> Vec<MemberStatus> {
             let pod = o.pods.get(&names::pod_of(&m.member.name));
             let node = pod.and_then(|p| p.spec.as_ref()?.node_name.clone());
             let mut message = pod.and_then(unschedulable).map(|r| format!("cannot be scheduled in {}: {r}", m.member.zone));
-            if let Some(actual) = node.as_ref().and_then(|n| o.node_zones.get(n)) {
-                if actual != &m.member.zone {
-                    message = Some(format!("runs in zone {actual}, not its zone {}", m.member.zone));
-                }
+            if let Some(actual) = node.as_ref().and_then(|n| o.node_zones.get(n))
+                && actual != &m.member.zone
+            {
+                message = Some(format!("runs in zone {actual}, not its zone {}", m.member.zone));
             }
             if pod.is_none() {
                 message = Some("no pod yet".into());
@@ -106,10 +106,10 @@ pub fn phase(members: &[MemberStatus], tasks: &[InitTaskStatus], previous: Optio
 
 /// Sets a condition, keeping its transition time when its status did not change.
 fn set_condition(conds: &mut Vec<Condition>, previous: &[Condition], mut c: Condition) {
-    if let Some(p) = previous.iter().find(|p| p.type_ == c.type_) {
-        if p.status == c.status {
-            c.last_transition_time = p.last_transition_time.clone();
-        }
+    if let Some(p) = previous.iter().find(|p| p.type_ == c.type_)
+        && p.status == c.status
+    {
+        c.last_transition_time = p.last_transition_time.clone();
     }
     conds.push(c);
 }

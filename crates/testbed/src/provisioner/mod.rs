@@ -157,10 +157,10 @@ async fn reconcile_pv(pv: Arc<PersistentVolume>, ctx: Arc<Ctx>) -> Result<Action
     }
     // Its data goes with it, as a deleted EBS volume's does.
     let dir = volume::volume_path(&name);
-    if let Err(e) = std::fs::remove_dir_all(&dir) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(pv = %name, "removing {}: {e}", dir.display());
-        }
+    if let Err(e) = std::fs::remove_dir_all(&dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(pv = %name, "removing {}: {e}", dir.display());
     }
     Ok(Action::await_change())
 }
