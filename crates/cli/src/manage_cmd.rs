@@ -151,12 +151,38 @@ pub async fn manage(a: ManageArgs) -> Result<(), CliError> {
         watch_namespace: config.watch_namespace.clone(),
         cloud: config.cloud.clone(),
     };
-    // The REST API serves on every replica; the controller runs on the leader.
-    tokio::select! {
+    let elector = firecamp_manage::leader::Elector::new(client.clone(), &a.lease_namespace, &config.identity);
+    // The REST API serves on every replica; the controller runs on the leader. SIGTERM (a pod
+    // deleted, a rolling update) stops both at once and hands the Lease over, so the other
+    // replica leads within its 2 s poll rather than after the lease's 15 s.
+    let result = tokio::select! {
         r = firecamp_manage::rest::serve(client.clone(), rest) => r,
         r = firecamp_manage::run::run(client, config, &a.lease_namespace) => r,
+        _ = stop_signal() => {
+            tracing::info!("stopping on a signal");
+            Ok(())
+        }
+    };
+    if let Err(e) = elector.release().await {
+        tracing::warn!(error = %e, "releasing the lease");
     }
-    .map_err(|e| CliError::Failed(format!("{e:#}")))
+    result.map_err(|e| CliError::Failed(format!("{e:#}")))
+}
+
+/// SIGTERM or SIGINT.
+async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }
 
 pub fn install(c: InstallCommand) -> Result<(), CliError> {

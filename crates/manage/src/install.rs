@@ -159,6 +159,8 @@ pub fn deployment(o: &InstallOptions) -> Deployment {
                         ports: Some(vec![ContainerPort { name: Some("api".into()), container_port: PORT.into(), ..Default::default() }]),
                         // Ready asks the API server (every 30 s: the API budget); alive is the process.
                         readiness_probe: Some(Probe { period_seconds: Some(30), ..http(firecamp_api::paths::READY) }),
+                        // Readiness is checked first as soon as the server listens, not 30 s later.
+                        startup_probe: Some(Probe { period_seconds: Some(1), failure_threshold: Some(60), ..http(firecamp_api::paths::HEALTH) }),
                         liveness_probe: Some(http(firecamp_api::paths::HEALTH)),
                         resources: Some(ResourceRequirements {
                             requests: Some(BTreeMap::from([

@@ -65,6 +65,25 @@ impl Elector {
         }
     }
 
+    /// Gives the lease up if this replica holds it (on shutdown): it expires at once, so another
+    /// replica takes it on its next try. A lease held by another is left alone.
+    pub async fn release(&self) -> Result<(), kube::Error> {
+        let Some(mut lease) = self.api.get_opt(LEASE_NAME).await? else { return Ok(()) };
+        let mut spec = lease.spec.clone().unwrap_or_default();
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.renew_time = None;
+        lease.spec = Some(spec);
+        match self.api.replace(LEASE_NAME, &PostParams::default(), &lease).await {
+            Ok(_) => Ok(()),
+            // Someone wrote it in between: it is no longer ours to release.
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Waits until this replica leads.
     pub async fn acquire(&self) {
         loop {

@@ -37,7 +37,10 @@ pub fn job(plan: &ServicePlan, task: &InitTask) -> Job {
             backoff_limit: Some(task.max_attempts - 1),
             active_deadline_seconds: Some(1800),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(l), ..Default::default() }),
+                // Not the service's selector label: the task's pod is no member. With it, the
+                // members' anti-affinity (one per node with the host network) repelled it from
+                // every node a member runs on, and the client Service and PDB counted it.
+                metadata: Some(ObjectMeta { labels: Some(task_pod_labels(l, &plan.name)), ..Default::default() }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
                     automount_service_account_token: Some(false),
@@ -114,6 +117,12 @@ pub fn task_status(task: &InitTask, job: Option<&Job>, previous: Option<&InitTas
         job: job.metadata.name.clone(),
         message,
     }
+}
+
+fn task_pod_labels(mut l: BTreeMap<String, String>, service: &str) -> BTreeMap<String, String> {
+    l.remove(labels::SERVICE);
+    l.insert("firecamp.dev/init-task-of".into(), service.into());
+    l
 }
 
 fn quantities(pairs: &[(&str, &str)]) -> BTreeMap<String, Quantity> {

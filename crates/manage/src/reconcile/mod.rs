@@ -47,14 +47,31 @@ pub async fn reconcile(svc: Arc<FireCampService>, ctx: Arc<Context>) -> Result<A
         return Ok(Action::await_change());
     };
     let svc = Arc::new(fresh);
-    finalizer(&api, FINALIZER, svc, |event| async {
+    let result = finalizer(&api, FINALIZER, svc.clone(), |event| async {
         match event {
             Finalizer::Apply(svc) => apply_service(&svc, &ctx).await,
             Finalizer::Cleanup(svc) => cleanup_service(&svc, &ctx).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    if let Err(e) = &result {
+        report_failure(&svc, &ctx, e).await;
+    }
+    result
+}
+
+/// Puts a failed reconcile's reason into `status.message`, where `service get` and `--wait`
+/// show it (the phase stays: the controller retries). Written only when it changed.
+async fn report_failure(svc: &FireCampService, ctx: &Context, e: &Error) {
+    let message = format!("reconcile failed, retrying: {e}");
+    if svc.metadata.deletion_timestamp.is_some() || svc.status.as_ref().and_then(|s| s.message.as_deref()) == Some(message.as_str()) {
+        return;
+    }
+    let fields = serde_json::Map::from_iter([("message".to_string(), serde_json::json!(message))]);
+    if let Err(w) = record_status(ctx, svc, fields, "report a failed reconcile of").await {
+        tracing::warn!(service = %svc.name_any(), error = %w, "recording the failure in status");
+    }
 }
 
 /// Requeue with jitter, so many failing services do not retry in step.
@@ -287,6 +304,15 @@ async fn write_status(ctx: &Context, svc: &FireCampService, status: &FireCampSer
         "FireCampService",
         svc.name_any(),
     ))?;
+    // A failure's message (report_failure, a merge patch) is not this apply's to drop: clear it.
+    if status.message.is_none() && svc.status.as_ref().is_some_and(|s| s.message.is_some()) {
+        let clear = serde_json::json!({ "status": { "message": null } });
+        api.patch_status(&svc.name_any(), &PatchParams::default(), &Patch::Merge(&clear)).await.map_err(Error::kube(
+            "clear the message of",
+            "FireCampService",
+            svc.name_any(),
+        ))?;
+    }
     Ok(())
 }
 
