@@ -1,6 +1,6 @@
 # The Kubernetes test bed (docs/testbed.md): kwok nodes for the many-node tests and real nodes
 # (kubelet + containerd + runc) running FireCamp's images (docs/images.md). Binaries and images
-# are built once per input (stamps), then the bed is started for the run.
+# are built once per input (stamps); the bed starts in 25-testbed-up.sh, once moto is there.
 bed_pkgs=()
 for c in containerd runc nsenter iptables mmdebstrap umoci; do command -v "$c" >/dev/null || bed_pkgs+=("$c"); done
 [ -x /usr/lib/cni/bridge ] || bed_pkgs+=(containernetworking-plugins)
@@ -10,15 +10,18 @@ if [ ${#bed_pkgs[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${bed_pkgs[@]}" >/dev/null
 fi
-# The Go binaries and the images build side by side (the images' Debian root filesystems are
-# mostly downloads and dpkg; both wait for cargo's lock when they compile Rust).
-bed_log=$(mktemp)
+# Side by side: the Go binaries, the engine images (Debian root filesystems: downloads and dpkg),
+# and the workspace's test build, whose debug `firecamp` goes into the bed's FireCamp image (one
+# Rust build instead of two; users build the release image with scripts/image.sh).
+bed_log=$(mktemp) images_log=$(mktemp)
 testbed/bed build >"$bed_log" 2>&1 & bed_build=$!
-scripts/image.sh & images=$!
-wait "$images" || { echo "scripts/image.sh failed" >&2; kill "$bed_build" 2>/dev/null; exit 1; }
+scripts/image.sh postgres redis zookeeper pause >"$images_log" 2>&1 & images=$!
+cargo build --workspace --tests --locked
+FIRECAMP_BIN=target/debug/firecamp scripts/image.sh firecamp
+wait "$images" || { cat "$images_log" >&2; echo "scripts/image.sh failed" >&2; kill "$bed_build" 2>/dev/null; exit 1; }
+cat "$images_log"
 wait "$bed_build" || { cat "$bed_log" >&2; echo "testbed/bed build failed" >&2; exit 1; }
-cat "$bed_log"; rm -f "$bed_log"
+cat "$bed_log"; rm -f "$bed_log" "$images_log"
 CLEANUP+=('step "test bed: down"; testbed/bed down')
-# Redis members use the host network, one per node: 18 kwok nodes let several tests run at once.
-testbed/bed up --nodes 18 --real-nodes 3
-eval "$(testbed/bed env)"
+# The bridge the real nodes hang on: moto (20-moto.sh) listens on its address for their pods.
+eval "$(testbed/bed net)"

@@ -1,31 +1,39 @@
-"""The bed's AWS side in moto, made with boto3 (the real SDK) as an install would make it:
-the cluster's VPC, one subnet per zone, and the private hosted zone `<cluster>-firecamp.com`
-that CoreDNS serves to pods. Idempotent: an existing VPC/zone tagged for the cluster is reused.
-Prints shell export lines."""
+"""The bed's AWS side in moto, made with boto3 (the real SDK) as an install would make it: the
+real nodes' cluster VPC (10.250.0.0/16, the bed's bridge), one subnet per zone, one instance per
+real node at the node's own address (its providerID), and the private hosted zone
+`<cluster>-firecamp.com` that CoreDNS serves to pods. Prints shell export lines; writes
+`node-<i> <instance id>` lines to the instances file.
+
+usage: bed_aws.py ENDPOINT REGION CLUSTER ZONES INSTANCES_FILE node-<i>,<zone>,<ip>...
+"""
 import sys
 
 import boto3
 
-endpoint, region, cluster, zones = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(",")
+endpoint, region, cluster, zones, instances_file = sys.argv[1:6]
+nodes = [n.split(",") for n in sys.argv[6:]]
+zones = zones.split(",")
 kw = dict(endpoint_url=endpoint, region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing")
 ec2, r53 = boto3.client("ec2", **kw), boto3.client("route53", **kw)
-tag = {"Key": "firecamp:testbed", "Value": cluster}
-vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:firecamp:testbed", "Values": [cluster]}])["Vpcs"]
-if vpcs:
-    vpc = vpcs[0]["VpcId"]
-else:
-    vpc = ec2.create_vpc(CidrBlock="10.250.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": [tag]}])["Vpc"]["VpcId"]
-    for i, z in enumerate(zones):
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.250.{16 + i}.0/24", AvailabilityZone=z,
-                          TagSpecifications=[{"ResourceType": "subnet", "Tags": [tag]}])
+# FireCamp finds its subnets by this tag (docs/aws.md); the second marks what the bed made.
+tags = [{"Key": "firecamp-cluster", "Value": cluster}, {"Key": "firecamp:testbed", "Value": cluster}]
+
+vpc = ec2.create_vpc(CidrBlock="10.250.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": tags}])["Vpc"]["VpcId"]
+subnets = {}
+for i, z in enumerate(zones):
+    subnets[z] = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.250.{16 + i}.0/24", AvailabilityZone=z,
+                                   TagSpecifications=[{"ResourceType": "subnet", "Tags": tags}])["Subnet"]["SubnetId"]
+with open(instances_file, "w") as f:
+    for name, zone, ip in nodes:
+        inst = ec2.run_instances(ImageId="ami-12c6146b", InstanceType="m5.large", MinCount=1, MaxCount=1,
+                                 SubnetId=subnets[zone], PrivateIpAddress=ip,
+                                 TagSpecifications=[{"ResourceType": "instance", "Tags": tags + [{"Key": "Name", "Value": name}]}])
+        f.write(f"{name} {inst['Instances'][0]['InstanceId']}\n")
+
 domain = f"{cluster}-firecamp.com."
-found = [z for z in r53.list_hosted_zones_by_name(DNSName=domain)["HostedZones"] if z["Name"] == domain and z["Config"]["PrivateZone"]]
-if found:
-    zone = found[0]["Id"]
-else:
-    zone = r53.create_hosted_zone(Name=domain, CallerReference=f"firecamp-testbed-{cluster}-{vpc}",
-                                  VPC={"VPCRegion": region, "VPCId": vpc},
-                                  HostedZoneConfig={"Comment": "FireCamp member DNS (test bed)", "PrivateZone": True})["HostedZone"]["Id"]
+zone = r53.create_hosted_zone(Name=domain, CallerReference=f"firecamp-testbed-{cluster}-{vpc}",
+                              VPC={"VPCRegion": region, "VPCId": vpc},
+                              HostedZoneConfig={"Comment": "FireCamp member DNS (test bed)", "PrivateZone": True})["HostedZone"]["Id"]
 # moto 5.2.5 stores a new zone's SOA as a stringified dict ("{'Value': 'ns-2048… 86400'}"), which
 # no DNS server parses; AWS's is the plain value. Put the plain one back, as AWS has it.
 for rr in r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]:
@@ -34,4 +42,5 @@ for rr in r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
         plain = value.split("'Value': '", 1)[1].rsplit("'", 1)[0]
         r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
             "Name": rr["Name"], "Type": "SOA", "TTL": rr["TTL"], "ResourceRecords": [{"Value": plain}]}}]})
-print(f"export FIRECAMP_TESTBED_REAL_CLUSTER={cluster} FIRECAMP_TESTBED_VPC={vpc} FIRECAMP_TESTBED_ZONE_ID={zone.split('/')[-1]} FIRECAMP_TESTBED_AWS_ENDPOINT={endpoint}")
+print(f"export FIRECAMP_TESTBED_REAL_CLUSTER={cluster} FIRECAMP_TESTBED_VPC={vpc} "
+      f"FIRECAMP_TESTBED_ZONE_ID={zone.split('/')[-1]} FIRECAMP_TESTBED_AWS_ENDPOINT={endpoint}")

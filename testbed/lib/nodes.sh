@@ -2,20 +2,24 @@
 # network namespace of its own (as kind gives each node its own), so host-network pods of two
 # nodes never collide. See docs/testbed.md, "Real nodes".
 #
-# Addresses are the bed's own, on a bridge it creates (never anyone else's range):
-#   bridge fcbed0 on the host        10.250.0.1/24  (the apiserver, CoreDNS and moto for pods)
-#   node i, netns fcbed-n<i>, eth0   10.250.0.<11+i>/24, default route via 10.250.0.1
+# Addresses are the bed's own, on a bridge it creates (never anyone else's range). The bridge is
+# the bed's "VPC" 10.250.0.0/16: every address in it is on-link, as a VPC routes any of its
+# addresses to the instance that holds it, so a member's static IP works on whichever node holds it.
+#   bridge fcbed0 on the host        10.250.0.1/16  (the apiserver, CoreDNS and moto for pods)
+#   node i of zone z, netns fcbed-n<i>, eth0
+#                                    10.250.<16+z>.<11+i>/16 (in its zone's subnet 10.250.<16+z>.0/24)
 #   node i's pods, bridge cni0       10.251.<i>.0/24, routed to by every node and the host
 
 NET_BRIDGE=fcbed0
 HOST_IP=10.250.0.1
-NODE_NET_PREFIX=10.250.0
+NODE_NET_PREFIX=10.250
 POD_NET_PREFIX=10.251
 SERVICE_CIDR=10.96.0.0/16
 IMAGE_REGISTRY=firecamp.local
 CGROUP_CONTROLLERS=(cpu cpuacct cpuset memory devices freezer blkio pids systemd)
 
-node_ip() { echo "$NODE_NET_PREFIX.$((11 + $1))"; }
+node_ip() { local z; IFS=, read -r -a z <<<"$FIRECAMP_TESTBED_ZONES"; echo "$NODE_NET_PREFIX.$((16 + $1 % ${#z[@]})).$((11 + $1))"; }
+node_zone() { local z; IFS=, read -r -a z <<<"$FIRECAMP_TESTBED_ZONES"; echo "${z[$1 % ${#z[@]}]}"; }
 node_name() { echo "ip-$(node_ip "$1" | tr . -).ec2.internal"; }
 node_ns() { echo "fcbed-n$1"; }
 node_dir() { echo "$BED/nodes/n$1"; }
@@ -26,7 +30,7 @@ host_net_up() {
   ip link show "$NET_BRIDGE" >/dev/null 2>&1 || ip link add "$NET_BRIDGE" type bridge
   # Not `ip | grep -q`: grep's early exit fails the pipeline (pipefail) with SIGPIPE.
   local addrs; addrs=$(ip -o addr show dev "$NET_BRIDGE")
-  [[ $addrs == *" $HOST_IP/24 "* ]] || ip addr add "$HOST_IP/24" dev "$NET_BRIDGE"
+  [[ $addrs == *" $HOST_IP/16 "* ]] || ip addr add "$HOST_IP/16" dev "$NET_BRIDGE"
   ip link set "$NET_BRIDGE" up
 }
 
@@ -45,7 +49,7 @@ node_net_up() {
   ip netns add "$ns"
   ip link add "$veth" type veth peer name eth0 netns "$ns"
   ip link set "$veth" master "$NET_BRIDGE" up
-  in_node "$i" ip addr add "$(node_ip "$i")/24" dev eth0
+  in_node "$i" ip addr add "$(node_ip "$i")/16" dev eth0
   in_node "$i" ip link set lo up
   in_node "$i" ip link set eth0 up
   in_node "$i" ip route add default via "$HOST_IP"
@@ -82,9 +86,9 @@ node_cgroups_down() {
   done
 }
 
-# node_config I ZONE: containerd's, kubelet's and kube-proxy's files for node I.
+# node_config I ZONE PROVIDER_ID: containerd's, kubelet's and kube-proxy's files for node I.
 node_config() {
-  local i=$1 zone=$2 d; d=$(node_dir "$i")
+  local i=$1 zone=$2 provider=$3 d; d=$(node_dir "$i")
   local run=$BED/run/n$i
   mkdir -p "$d/cni" "$d/pod-logs" "$d/kubelet" "$d/volume-plugins" "$run"
   cat >"$d/containerd.toml" <<T
@@ -140,7 +144,7 @@ readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
 healthzPort: 10248
 failSwapOn: false
-providerID: $(provider_id "$zone" "$(node_name "$i")")
+providerID: $provider
 clusterDNS: [$HOST_IP]
 clusterDomain: cluster.local
 resolvConf: $BED/resolv.conf
@@ -175,8 +179,13 @@ healthzBindAddress: 127.0.0.1:10256
 T
 }
 
-# provider_id ZONE NAME: the AWS-style providerID firecamp-testbed gives kwok nodes too.
-provider_id() { printf 'aws:///%s/i-%s' "$1" "$(printf '%s/%s' "$FIRECAMP_TESTBED_CLUSTER" "$2" | sha256sum | cut -c1-17)"; }
+# provider_id I: node I's providerID: its moto instance when the bed has AWS (testbed/bed up
+# --aws), else an AWS-style one made up as firecamp-testbed does for kwok nodes.
+provider_id() {
+  local id; id=$(sed -n "s/^node-$1 //p" "$BED/instances" 2>/dev/null)
+  [ -n "$id" ] || id=i-$(printf '%s/%s' "$FIRECAMP_TESTBED_CLUSTER" "$(node_name "$1")" | sha256sum | cut -c1-17)
+  printf 'aws:///%s/%s' "$(node_zone "$1")" "$id"
+}
 
 # import_images I: the bed's images into node I's containerd (they cannot be pulled).
 import_images() {
@@ -200,10 +209,9 @@ image_repo() {
   esac
 }
 
-# real_nodes_up N ZONES...: N real nodes round-robin over the zones, Ready and labelled.
+# real_nodes_up N: N real nodes round-robin over the zones, Ready and labelled.
 real_nodes_up() {
-  local n=$1; shift
-  local zones=("$@") i zone name d token
+  local n=$1 i zone name d token
   [ "$(id -u)" = 0 ] || die "real nodes need root (network namespaces, cgroups, containerd)"
   local b; for b in containerd containerd-shim-runc-v2 runc nsenter iptables /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/portmap; do
     command -v "$b" >/dev/null || [ -x "$b" ] || die "real nodes need $b (apt-get install containerd runc containernetworking-plugins iptables util-linux)"
@@ -211,10 +219,10 @@ real_nodes_up() {
   for b in kubelet kube-proxy; do [ -x "$BIN/$b" ] || die "binary $BIN/$b is missing: run testbed/bed build"; done
   host_net_up
   for ((i = 0; i < n; i++)); do
-    zone=${zones[i % ${#zones[@]}]} name=$(node_name "$i") d=$(node_dir "$i")
+    zone=$(node_zone "$i") name=$(node_name "$i") d=$(node_dir "$i")
     node_net_up "$i" "$n"
     node_cgroups "$i"
-    node_config "$i" "$zone"
+    node_config "$i" "$zone" "$(provider_id "$i")"
     token=$(sed -n "s/^\([^,]*\),system:node:$name,.*/\1/p" "$BED/pki/tokens.csv")
     kubeconfig "system:node:$name" "$token" "https://$HOST_IP:$APISERVER_PORT" >"$d/kubelet.kubeconfig"
     token=$(sed -n 's/^\([^,]*\),system:kube-proxy,.*/\1/p' "$BED/pki/tokens.csv")
@@ -231,7 +239,7 @@ real_nodes_up() {
   for i in "${pids[@]}"; do wait "$i" || fail_up "importing the images failed"; done
   mark "images imported into $n containerd(s)"
   for ((i = 0; i < n; i++)); do
-    zone=${zones[i % ${#zones[@]}]} name=$(node_name "$i") d=$(node_dir "$i")
+    zone=$(node_zone "$i") name=$(node_name "$i") d=$(node_dir "$i")
     start "kubelet-n$i" nsenter --net="/var/run/netns/$(node_ns "$i")" "$BIN/kubelet" \
       --config="$d/kubelet.yaml" --kubeconfig="$d/kubelet.kubeconfig" --hostname-override="$name" \
       --node-ip="$(node_ip "$i")" --root-dir="$d/kubelet" --cert-dir="$d/pki" \

@@ -10,7 +10,8 @@ cmd_up() {
       --cluster) export FIRECAMP_TESTBED_CLUSTER=$2; shift 2 ;;
       --region) export FIRECAMP_TESTBED_REGION=$2; shift 2 ;;
       --real-nodes) export FIRECAMP_TESTBED_REAL_NODES=$2; shift 2 ;;
-      *) die "up: unknown option $1 (known: --nodes N --real-nodes N --zones a,b,c --cluster NAME --region R)" ;;
+      --aws) export FIRECAMP_TESTBED_AWS_ENDPOINT=$2; shift 2 ;;
+      *) die "up: unknown option $1 (known: --nodes N --real-nodes N --aws URL --zones a,b,c --cluster NAME --region R)" ;;
     esac
   done
   REAL_NODES=${FIRECAMP_TESTBED_REAL_NODES:-0}
@@ -29,7 +30,7 @@ cmd_up() {
   done
 
   t0ns=$(date +%s%N)
-  rm -rf "$BED/etcd-data" "$BED/pki" "$BED/run" "$BED/nodes" "$BED/volumes" "$BED/aws.env"
+  rm -rf "$BED/etcd-data" "$BED/pki" "$BED/run" "$BED/nodes" "$BED/volumes" "$BED/aws.env" "$BED/instances"
   mkdir -p "$BED/run" "$BED/logs"
   rm -f "$BED"/logs/*.log
   gen_pki
@@ -84,8 +85,10 @@ cmd_up() {
   start provisioner env FIRECAMP_TESTBED_VOLUMES="$BED/volumes" "$BIN/firecamp-testbed" --kubeconfig "$BED/admin.kubeconfig" provision
   pid_of kwok >/dev/null || fail_up "kwok died (log: $BED/logs/kwok.log)"
   if [ "$REAL_NODES" -gt 0 ]; then
-    local zones; IFS=, read -r -a zones <<<"$FIRECAMP_TESTBED_ZONES"
-    real_nodes_up "$REAL_NODES" "${zones[@]}"
+    # With AWS (moto), each real node is an instance of its zone's subnet first: its providerID.
+    [ -z "${FIRECAMP_TESTBED_AWS_ENDPOINT:-}" ] || bed_aws "$REAL_NODES"
+    real_nodes_up "$REAL_NODES"
+    [ -z "${FIRECAMP_TESTBED_AWS_ENDPOINT:-}" ] || dns_up
   fi
 
   log "up in $(since_start) s: $(api /api/v1/nodes | grep -c '"kwok.x-k8s.io/node"') nodes, folder $BED"
@@ -107,7 +110,7 @@ U
 cmd_down() {
   stop_all
   # State goes; logs stay for post-mortems (the next `up` truncates them).
-  rm -rf "$BED/etcd-data" "$BED/pki" "$BED/run" "$BED/nodes" "$BED/volumes" "$BED"/*.kubeconfig "$BED/aws.env" 
+  rm -rf "$BED/etcd-data" "$BED/pki" "$BED/run" "$BED/nodes" "$BED/volumes" "$BED"/*.kubeconfig "$BED/aws.env" "$BED/instances" 
   log "down (logs kept in $BED/logs)"
 }
 

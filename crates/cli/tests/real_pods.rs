@@ -5,91 +5,18 @@
 //! which CoreDNS serves to pods. Needs `testbed/bed up --real-nodes 3` and `testbed/bed dns`;
 //! fails, loudly, without them.
 
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use firecamp_testbed::{client, fresh_namespace};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Pod, Secret};
-use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{DeleteParams, ListParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 
 mod real;
-use real::{bed_env, token};
-
-const SYSTEM: &str = "firecamp-system";
-
-fn cli(args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_firecamp")).args(args).output().unwrap()
-}
-
-/// `install render` for the real nodes' cluster, applied with server-side apply; the Fluent Bit
-/// DaemonSet is left out: its image is not one the bed can build (docs/images.md).
-async fn install(client: &Client, env: &real::BedEnv) {
-    let out = cli(&[
-        "install".into(),
-        "render".into(),
-        format!("--cluster={}", env.cluster),
-        format!("--zones={}", real::ZONES.join(",")),
-        format!("--volume-provisioner={}", firecamp_testbed::PROVISIONER),
-        format!("--image-registry={}", env.registry),
-        format!("--vpc-id={}", env.vpc),
-        format!("--aws-endpoint-url={}", env.aws_endpoint),
-        "--aws-credentials-secret=aws-credentials".into(),
-        "--node-selector=type=real".into(),
-        "-o".into(),
-        "json".into(),
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for o in list["items"].as_array().unwrap() {
-        if o["kind"] == "DaemonSet" {
-            continue;
-        }
-        let (group, version) = o["apiVersion"].as_str().unwrap().rsplit_once('/').unwrap_or(("", o["apiVersion"].as_str().unwrap()));
-        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, o["kind"].as_str().unwrap()));
-        let name = o["metadata"]["name"].as_str().unwrap();
-        let api: Api<DynamicObject> = match o["metadata"]["namespace"].as_str() {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-            None => Api::all_with(client.clone(), &ar),
-        };
-        let obj: DynamicObject = serde_json::from_value(o.clone()).unwrap();
-        api.patch(name, &PatchParams::apply("firecamp-real-pods").force(), &Patch::Apply(&obj))
-            .await
-            .unwrap_or_else(|e| panic!("the API server refused {} {name}: {e}", o["kind"]));
-        if o["kind"] == "Namespace" {
-            // moto accepts any key; the manage service reads them as it would read real ones.
-            let secret: Secret = serde_json::from_value(serde_json::json!({
-                "metadata": {"name": "aws-credentials", "namespace": SYSTEM},
-                "stringData": {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
-            }))
-            .unwrap();
-            Api::<Secret>::namespaced(client.clone(), SYSTEM)
-                .patch("aws-credentials", &PatchParams::apply("firecamp-real-pods").force(), &Patch::Apply(&secret))
-                .await
-                .unwrap();
-        }
-    }
-}
-
-/// Stops the in-cluster manage service when the test ends, pass or fail: later tests run their
-/// own manage services against the same bed.
-struct Uninstall;
-
-impl Drop for Uninstall {
-    fn drop(&mut self) {
-        // A client of its own, on a runtime of its own: the test's runtime is blocked here.
-        let _ = std::thread::spawn(|| {
-            tokio::runtime::Runtime::new().unwrap().block_on(async {
-                let client = client().await;
-                let _ = Api::<Deployment>::namespaced(client, SYSTEM).delete("firecamp-manage", &DeleteParams::foreground()).await;
-            })
-        })
-        .join();
-    }
-}
+use real::{SYSTEM, Uninstall, bed_env, cli, install, token};
 
 async fn leader(client: &Client) -> Option<String> {
     let lease = Api::<Lease>::namespaced(client.clone(), SYSTEM).get_opt("firecamp-manage").await.unwrap()?;
@@ -170,22 +97,25 @@ echo "read on pg-1: $v"
 echo "pg-1 in recovery: $(q pg-1 'select pg_is_in_recovery()')"
 "#
     );
-    let logs = real::run_client_pod(&client, &ns, &env.image("docker.io/library/postgres:15.10-bookworm"), 999, "pg-credentials", &script).await;
+    let logs =
+        real::run_client_pod(&client, &ns, "client", &env.image("docker.io/library/postgres:15.10-bookworm"), 999, Some("pg-credentials"), &script).await;
     assert!(logs.contains("streaming=2"), "both replicas streaming: {logs}");
     assert!(logs.contains("read on pg-1: written on pg-0"), "the row reached the replica: {logs}");
     assert!(logs.contains("pg-1 in recovery: t"), "{logs}");
 
-    // Deleting the leader's pod hands the Lease to the other replica.
-    let other = manage.iter().filter_map(|p| p.metadata.name.clone()).find(|n| *n != first_leader).unwrap();
+    // Deleting the leader's pod hands the Lease over at once (the leader releases it on SIGTERM):
+    // to the other replica, or to the Deployment's replacement pod if that one asks first.
+    let t0 = std::time::Instant::now();
     Api::<Pod>::namespaced(client.clone(), SYSTEM).delete(&first_leader, &DeleteParams::default()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        if leader(&client).await.as_deref() == Some(other.as_str()) {
-            break;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let other = loop {
+        if let Some(l) = leader(&client).await.filter(|l| *l != first_leader) {
+            break l;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the Lease did not move from {first_leader} to {other}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        assert!(tokio::time::Instant::now() < deadline, "the Lease did not move from {first_leader}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!("leadership moved from {first_leader} to {other} in {:.1} s", t0.elapsed().as_secs_f64());
     // The new leader serves the API and deletes the service.
     let ip = Api::<Pod>::namespaced(client.clone(), SYSTEM).get(&other).await.unwrap().status.unwrap().pod_ip.unwrap();
     let server = format!("http://{ip}:27040");

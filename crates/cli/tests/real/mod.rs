@@ -1,15 +1,96 @@
 //! Helpers of the real-pod tests: the bed's settings, ServiceAccount tokens, client pods.
+#![allow(dead_code)] // each test binary uses some of them
 
+use std::process::{Command, Output};
 use std::time::Duration;
 
+use firecamp_testbed::client;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
-use kube::api::{LogParams, ObjectMeta, PostParams};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, LogParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 
 pub const ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
+
+pub const SYSTEM: &str = "firecamp-system";
+
+pub fn cli(args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_firecamp")).args(args).output().unwrap()
+}
+
+/// `install render` for the real nodes' cluster, applied with server-side apply; the Fluent Bit
+/// DaemonSet is left out: its image is not one the bed can build (docs/images.md).
+pub async fn install(client: &Client, env: &BedEnv) {
+    let out = cli(&[
+        "install".into(),
+        "render".into(),
+        format!("--cluster={}", env.cluster),
+        format!("--zones={}", ZONES.join(",")),
+        format!("--volume-provisioner={}", firecamp_testbed::PROVISIONER),
+        format!("--image-registry={}", env.registry),
+        format!("--vpc-id={}", env.vpc),
+        format!("--aws-endpoint-url={}", env.aws_endpoint),
+        "--aws-credentials-secret=aws-credentials".into(),
+        "--node-selector=type=real".into(),
+        "-o".into(),
+        "json".into(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for o in list["items"].as_array().unwrap() {
+        if o["kind"] == "DaemonSet" {
+            continue;
+        }
+        let (group, version) = o["apiVersion"].as_str().unwrap().rsplit_once('/').unwrap_or(("", o["apiVersion"].as_str().unwrap()));
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, o["kind"].as_str().unwrap()));
+        let name = o["metadata"]["name"].as_str().unwrap();
+        let api: Api<DynamicObject> = match o["metadata"]["namespace"].as_str() {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        let obj: DynamicObject = serde_json::from_value(o.clone()).unwrap();
+        api.patch(name, &PatchParams::apply("firecamp-real-pods").force(), &Patch::Apply(&obj))
+            .await
+            .unwrap_or_else(|e| panic!("the API server refused {} {name}: {e}", o["kind"]));
+        if o["kind"] == "Namespace" {
+            // moto accepts any key; the manage service reads them as it would read real ones.
+            let secret: Secret = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "aws-credentials", "namespace": SYSTEM},
+                "stringData": {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+            }))
+            .unwrap();
+            Api::<Secret>::namespaced(client.clone(), SYSTEM)
+                .patch("aws-credentials", &PatchParams::apply("firecamp-real-pods").force(), &Patch::Apply(&secret))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Stops the in-cluster manage service when the test ends, pass or fail: later tests run their
+/// own manage services against the same bed.
+pub struct Uninstall;
+
+impl Drop for Uninstall {
+    fn drop(&mut self) {
+        // A client of its own, on a runtime of its own: the test's runtime is blocked here.
+        let _ = std::thread::spawn(|| {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let client = client().await;
+                let api = Api::<Deployment>::namespaced(client, SYSTEM);
+                let _ = api.delete("firecamp-manage", &DeleteParams::foreground()).await;
+                // Gone before the next test binary applies its own: an apply to a Deployment
+                // under foreground deletion is deleted with it.
+                let gone = |d: Option<&Deployment>| d.is_none();
+                let _ = tokio::time::timeout(Duration::from_secs(120), await_condition(api, "firecamp-manage", gone)).await;
+            })
+        })
+        .join();
+    }
+}
 
 /// What `testbed/bed env` exports once the bed has real nodes and CoreDNS.
 pub struct BedEnv {
@@ -66,10 +147,9 @@ pub async fn token(client: &Client, ns: &str, sa: &str, verbs: &[&str]) -> Strin
     sas.create_token_request(sa, &PostParams::default(), &tr).await.unwrap().status.and_then(|s| s.token).expect("a token")
 }
 
-/// Runs `script` with bash in a pod of `image` as `uid`, with `secret` mounted at /secret, on a
+/// Runs `script` with bash in pod `name` of `image` as `uid`, with `secret` (if any) at /secret, on a
 /// real node; returns its log, read through the API server, once it has ended.
-pub async fn run_client_pod(client: &Client, ns: &str, image: &str, uid: i64, secret: &str, script: &str) -> String {
-    let name = "client";
+pub async fn run_client_pod(client: &Client, ns: &str, name: &str, image: &str, uid: i64, secret: Option<&str>, script: &str) -> String {
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": name, "namespace": ns},
         "spec": {
@@ -83,7 +163,10 @@ pub async fn run_client_pod(client: &Client, ns: &str, image: &str, uid: i64, se
                 "resources": {"requests": {"cpu": "10m", "memory": "32Mi", "ephemeral-storage": "16Mi"}},
                 "volumeMounts": [{"name": "secret", "mountPath": "/secret", "readOnly": true}]
             }],
-            "volumes": [{"name": "secret", "secret": {"secretName": secret}}]
+            "volumes": [match secret {
+                Some(s) => serde_json::json!({"name": "secret", "secret": {"secretName": s}}),
+                None => serde_json::json!({"name": "secret", "emptyDir": {}}),
+            }]
         }
     }))
     .unwrap();
@@ -95,4 +178,29 @@ pub async fn run_client_pod(client: &Client, ns: &str, image: &str, uid: i64, se
     let phase = pods.get(name).await.unwrap().status.and_then(|s| s.phase).unwrap_or_default();
     assert_eq!(phase, "Succeeded", "the client pod failed; its log:\n{logs}");
     logs
+}
+
+/// Installs FireCamp, waits until both manage-service replicas are available on real nodes, and
+/// returns the REST API's address (a manage pod's IP: the host routes to every node's pods).
+pub async fn installed(client: &Client, env: &BedEnv) -> String {
+    install(client, env).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), SYSTEM);
+    let available = |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.available_replicas) == Some(2);
+    tokio::time::timeout(Duration::from_secs(240), await_condition(deployments, "firecamp-manage", available))
+        .await
+        .expect("the manage service's 2 replicas become available on real nodes")
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM);
+    let lp = kube::api::ListParams::default().labels("app.kubernetes.io/name=firecamp-manage");
+    let ip = pods.list(&lp).await.unwrap().items.iter().find_map(|p| p.status.as_ref()?.pod_ip.clone()).expect("a manage pod with an IP");
+    format!("http://{ip}:27040")
+}
+
+/// The CLI against the REST API as the ServiceAccount `token` of `ns`; panics on failure.
+pub fn rest(server: &str, token: &str, ns: &str, args: &[&str]) -> String {
+    let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    a.extend([format!("--server={server}"), format!("--token={token}"), format!("--namespace={ns}")]);
+    let out = cli(&a);
+    assert!(out.status.success(), "{args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -1,0 +1,85 @@
+//! ZooKeeper and Redis on the bed's real nodes, each service created through the REST API of
+//! the in-cluster manage service and checked from inside another pod through the members' DNS
+//! names. Needs `testbed/bed up --real-nodes 3` and `testbed/bed dns`; fails loudly without.
+
+use firecamp_testbed::{client, fresh_namespace};
+
+mod real;
+use real::{Uninstall, ZONES, bed_env, installed, rest, run_client_pod, token};
+
+const ALL: &[&str] = &["get", "list", "watch", "create", "update", "patch", "delete"];
+
+#[tokio::test]
+async fn zookeeper_and_redis_run_on_real_pods() {
+    let env = bed_env();
+    let client = client().await;
+    let _uninstall = Uninstall;
+    let server = installed(&client, &env).await;
+    let ns = fresh_namespace(&client, "fc-engines").await;
+    let tok = token(&client, &ns, "dba", ALL).await;
+    let zones = format!("--zones={}", ZONES.join(","));
+    let domain = format!("{}-firecamp.com", env.cluster);
+
+    // ZooKeeper 3: one leader, two followers; a znode written through one member is read
+    // through another.
+    rest(&server, &tok, &ns, &["service", "create", "zookeeper", "zk", "--version=3.8", "--replicas=3", &zones, "--wait", "--timeout=420"]);
+    let script = format!(
+        r#"set -eu
+zk() {{ java -cp /usr/share/java/zookeeper.jar org.apache.zookeeper.ZooKeeperMain -server "$1.{domain}:2181" "${{@:2}}" 2>/dev/null; }}
+for m in zk-0 zk-1 zk-2; do exec 3<>"/dev/tcp/$m.{domain}/2181"; printf srvr >&3; echo "$m $(grep '^Mode:' <&3)"; exec 3<&-; done
+zk zk-0 create /firecamp-real written-on-zk-0 >/dev/null
+echo "read on zk-2: $(zk zk-2 get /firecamp-real | grep written)"
+"#
+    );
+    let logs = run_client_pod(&client, &ns, "zk-client", &env.image("docker.io/library/zookeeper:3.8.4"), 1000, None, &script).await;
+    assert_eq!(logs.matches("Mode: leader").count(), 1, "one leader: {logs}");
+    assert_eq!(logs.matches("Mode: follower").count(), 2, "two followers: {logs}");
+    assert!(logs.contains("read on zk-2: written-on-zk-0"), "{logs}");
+    rest(&server, &tok, &ns, &["service", "delete", "zk", "--delete-volumes", "--wait", "--timeout=180"]);
+
+    // Redis members use the host network, one per node: the bed's 3 real nodes hold a Redis
+    // Cluster of 3 shards without replicas, or a replication group of 3, one after the other.
+    rest(
+        &server,
+        &tok,
+        &ns,
+        &["service", "create", "redis", "rc", "--version=7.0", "--replicas=3", "--option=mode=cluster", "--option=shards=3", &zones, "--wait", "--timeout=420"],
+    );
+    let script = format!(
+        r#"set -eu
+export REDISCLI_AUTH="$(cat /secret/password)"
+for i in $(seq 300); do s=$(redis-cli -h rc-2.{domain} cluster info | grep -o 'cluster_state:ok' || true); [ -n "$s" ] && break; sleep 0.2; done
+echo "rc-2 $s"
+for k in a b c d e f g h; do redis-cli -c -h rc-0.{domain} set "key-$k" "value-$k" >/dev/null; done
+echo "masters: $(redis-cli -h rc-1.{domain} cluster nodes | grep -c master)"
+echo "read through rc-1: $(for k in a b c d e f g h; do redis-cli -c -h rc-1.{domain} get "key-$k"; done | tr '\n' ' ')"
+"#
+    );
+    let logs = run_client_pod(&client, &ns, "rc-client", &env.image("docker.io/library/redis:7.0.15-bookworm"), 999, Some("rc-credentials"), &script).await;
+    assert!(logs.contains("rc-2 cluster_state:ok"), "{logs}");
+    assert!(logs.contains("masters: 3"), "{logs}");
+    assert!(logs.contains("read through rc-1: value-a value-b value-c value-d value-e value-f value-g value-h"), "{logs}");
+    rest(&server, &tok, &ns, &["service", "delete", "rc", "--delete-volumes", "--wait", "--timeout=180"]);
+
+    rest(
+        &server,
+        &tok,
+        &ns,
+        &["service", "create", "redis", "rd", "--version=7.0", "--replicas=3", "--option=mode=replication", &zones, "--wait", "--timeout=420"],
+    );
+    let script = format!(
+        r#"set -eu
+export REDISCLI_AUTH="$(cat /secret/password)"
+for i in $(seq 300); do n=$(redis-cli -h rd-0.{domain} info replication | tr -d '\r' | sed -n 's/^connected_slaves://p'); [ "$n" = 2 ] && break; sleep 0.2; done
+echo "connected replicas: $n"
+redis-cli -h rd-0.{domain} set greeting written-on-rd-0 >/dev/null
+for i in $(seq 300); do v=$(redis-cli -h rd-2.{domain} get greeting); [ -n "$v" ] && break; sleep 0.2; done
+echo "read on rd-2: $v ($(redis-cli -h rd-2.{domain} info replication | tr -d '\r' | grep '^role:'))"
+"#
+    );
+    let logs = run_client_pod(&client, &ns, "rd-client", &env.image("docker.io/library/redis:7.0.15-bookworm"), 999, Some("rd-credentials"), &script).await;
+    assert!(logs.contains("connected replicas: 2"), "{logs}");
+    assert!(logs.contains("read on rd-2: written-on-rd-0 (role:slave)"), "{logs}");
+    rest(&server, &tok, &ns, &["service", "delete", "rd", "--delete-volumes", "--wait", "--timeout=180"]);
+    firecamp_testbed::drop_namespace(&client, &ns).await;
+}
