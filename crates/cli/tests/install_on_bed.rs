@@ -12,7 +12,8 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams
 #[tokio::test]
 async fn install_render_applies_to_the_bed_and_the_manage_service_becomes_available() {
     let out = Command::new(env!("CARGO_BIN_EXE_firecamp"))
-        .args(["install", "render", "--cluster=bed", "--zones=us-east-1a,us-east-1b,us-east-1c", "-o", "json"])
+        // On kwok nodes: the bed's real nodes hold only the images it built (real_pods.rs installs there).
+        .args(["install", "render", "--cluster=bed", "--zones=us-east-1a,us-east-1b,us-east-1c", "--node-selector=type=kwok", "-o", "json"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -33,6 +33,8 @@ fn statefulset(name: &str, replicas: i32, image: &str) -> StatefulSet {
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
                 spec: Some(PodSpec {
+                    // kwok's nodes: a real node of the bed would try to pull the image.
+                    node_selector: Some([("type".to_string(), "kwok".to_string())].into()),
                     containers: vec![Container { name: "db".into(), image: Some(image.into()), ..Default::default() }],
                     topology_spread_constraints: Some(vec![TopologySpreadConstraint {
                         max_skew: 1,

@@ -51,6 +51,8 @@ fn pod_with_claim(name: &str, claim: &str) -> Pod {
     Pod {
         metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
         spec: Some(PodSpec {
+            // kwok's nodes: a real node of the bed would try to pull the image.
+            node_selector: Some([("type".to_string(), "kwok".to_string())].into()),
             containers: vec![Container { name: "db".into(), image: Some("example.invalid/db:v1".into()), ..Default::default() }],
             volumes: Some(vec![Volume {
                 name: "data".into(),
