@@ -272,6 +272,12 @@ real_nodes_down() {
   # Pods' mounts (overlay rootfs, tokens, emptyDirs) live under the nodes' folders.
   { grep -F " $BED/" /proc/self/mounts || true; } | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   node_cgroups_down
+  # The pods' network namespaces (CNI names them cni-<uuid>): containerd, killed, could not
+  # remove them. One that no process holds any more is a leftover sandbox's.
+  local ns
+  for ns in $(ip netns list 2>/dev/null | awk '/^cni-/ {print $1}'); do
+    [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && ip netns del "$ns" 2>/dev/null || true
+  done
   host_net_down
 }
 
