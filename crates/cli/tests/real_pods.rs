@@ -8,15 +8,13 @@
 use std::time::Duration;
 
 use firecamp_testbed::{client, fresh_namespace};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{DeleteParams, ListParams};
-use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 
 mod real;
-use real::{SYSTEM, Uninstall, bed_env, cli, install, token};
+use real::{SYSTEM, Uninstall, bed_env, cli, installed, token};
 
 async fn leader(client: &Client) -> Option<String> {
     let lease = Api::<Lease>::namespaced(client.clone(), SYSTEM).get_opt("firecamp-manage").await.unwrap()?;
@@ -28,15 +26,8 @@ async fn postgresql_runs_on_real_pods_under_the_manage_service_from_its_image() 
     let env = bed_env();
     let client = client().await;
     let _uninstall = Uninstall;
-    install(&client, &env).await;
-
     // Both replicas run from FireCamp's image on real nodes, and one holds the Lease.
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), SYSTEM);
-    let available = |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.available_replicas) == Some(2);
-    tokio::time::timeout(Duration::from_secs(240), await_condition(deployments, "firecamp-manage", available))
-        .await
-        .expect("the manage service's 2 replicas become available on real nodes")
-        .unwrap();
+    installed(&client, &env).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM);
     let manage = pods.list(&ListParams::default().labels("app.kubernetes.io/name=firecamp-manage")).await.unwrap().items;
     let nodes: Api<Node> = Api::all(client.clone());

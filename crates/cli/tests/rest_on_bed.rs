@@ -9,11 +9,8 @@ use std::time::{Duration, Instant};
 use firecamp_api::{ApiError, CreateService, ErrorCode, MemberStatus, Phase, Service, ServiceList};
 use firecamp_core::EngineKind;
 use firecamp_testbed::{PROVISIONER, client, fresh_namespace, kubeconfig_path};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, CustomResourceExt};
 use reqwest::StatusCode;
 
@@ -137,30 +134,7 @@ async fn setup(prefix: &str) -> (Client, String) {
 /// A ServiceAccount's token; with `verbs`, a Role and RoleBinding granting them on
 /// firecampservices in the namespace.
 async fn token(client: &Client, ns: &str, sa: &str, verbs: &[&str]) -> String {
-    let meta = |name: &str| ObjectMeta { name: Some(name.into()), namespace: Some(ns.into()), ..Default::default() };
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
-    sas.create(&PostParams::default(), &ServiceAccount { metadata: meta(sa), ..Default::default() }).await.unwrap();
-    if !verbs.is_empty() {
-        let role = Role {
-            metadata: meta(sa),
-            rules: Some(vec![PolicyRule {
-                api_groups: Some(vec!["firecamp.dev".into()]),
-                resources: Some(vec!["firecampservices".into()]),
-                verbs: verbs.iter().map(|v| v.to_string()).collect(),
-                ..Default::default()
-            }]),
-        };
-        Api::<Role>::namespaced(client.clone(), ns).create(&PostParams::default(), &role).await.unwrap();
-        let binding = RoleBinding {
-            metadata: meta(sa),
-            role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Role".into(), name: sa.into() },
-            subjects: Some(vec![Subject { kind: "ServiceAccount".into(), name: sa.into(), namespace: Some(ns.into()), ..Default::default() }]),
-        };
-        Api::<RoleBinding>::namespaced(client.clone(), ns).create(&PostParams::default(), &binding).await.unwrap();
-    }
-    let tr = TokenRequest { spec: Some(TokenRequestSpec { expiration_seconds: Some(3600), ..Default::default() }), ..Default::default() };
-    let answer = sas.create_token_request(sa, &PostParams::default(), &tr).await.unwrap();
-    answer.status.and_then(|s| s.token).expect("a token")
+    firecamp_testbed::service_account_token(client, ns, sa, verbs).await
 }
 
 /// One request: its status and body.

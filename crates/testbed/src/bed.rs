@@ -114,3 +114,33 @@ pub async fn node_zones(client: &Client) -> std::collections::BTreeMap<String, S
         })
         .collect()
 }
+
+/// A ServiceAccount `sa` of `ns` allowed `verbs` on FireCampServices (none: no Role at all), and
+/// a one-hour token for it: a user of the REST API as the cluster's RBAC sees them.
+pub async fn service_account_token(client: &Client, ns: &str, sa: &str, verbs: &[&str]) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+    let meta = |name: &str| ObjectMeta { name: Some(name.into()), namespace: Some(ns.into()), ..Default::default() };
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    sas.create(&PostParams::default(), &ServiceAccount { metadata: meta(sa), ..Default::default() }).await.expect("create the ServiceAccount");
+    if !verbs.is_empty() {
+        let rule = PolicyRule {
+            api_groups: Some(vec!["firecamp.dev".into()]),
+            resources: Some(vec!["firecampservices".into()]),
+            verbs: verbs.iter().map(|v| v.to_string()).collect(),
+            ..Default::default()
+        };
+        Api::<Role>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &Role { metadata: meta(sa), rules: Some(vec![rule]) })
+            .await
+            .expect("create the Role");
+        let binding = RoleBinding {
+            metadata: meta(sa),
+            role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Role".into(), name: sa.into() },
+            subjects: Some(vec![Subject { kind: "ServiceAccount".into(), name: sa.into(), namespace: Some(ns.into()), ..Default::default() }]),
+        };
+        Api::<RoleBinding>::namespaced(client.clone(), ns).create(&PostParams::default(), &binding).await.expect("create the RoleBinding");
+    }
+    let tr = TokenRequest { spec: Some(TokenRequestSpec { expiration_seconds: Some(3600), ..Default::default() }), ..Default::default() };
+    sas.create_token_request(sa, &PostParams::default(), &tr).await.expect("a token request").status.and_then(|s| s.token).expect("a token")
+}

@@ -6,10 +6,8 @@ use std::time::Duration;
 
 use firecamp_testbed::client;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
-use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, LogParams, ObjectMeta, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, LogParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 
@@ -122,30 +120,7 @@ pub fn bed_env() -> BedEnv {
     }
 }
 
-/// A ServiceAccount of `ns` allowed `verbs` on FireCampServices, and a token for it.
-pub async fn token(client: &Client, ns: &str, sa: &str, verbs: &[&str]) -> String {
-    let meta = |name: &str| ObjectMeta { name: Some(name.into()), namespace: Some(ns.into()), ..Default::default() };
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
-    sas.create(&PostParams::default(), &ServiceAccount { metadata: meta(sa), ..Default::default() }).await.unwrap();
-    let role = Role {
-        metadata: meta(sa),
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec!["firecamp.dev".into()]),
-            resources: Some(vec!["firecampservices".into()]),
-            verbs: verbs.iter().map(|v| v.to_string()).collect(),
-            ..Default::default()
-        }]),
-    };
-    Api::<Role>::namespaced(client.clone(), ns).create(&PostParams::default(), &role).await.unwrap();
-    let binding = RoleBinding {
-        metadata: meta(sa),
-        role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Role".into(), name: sa.into() },
-        subjects: Some(vec![Subject { kind: "ServiceAccount".into(), name: sa.into(), namespace: Some(ns.into()), ..Default::default() }]),
-    };
-    Api::<RoleBinding>::namespaced(client.clone(), ns).create(&PostParams::default(), &binding).await.unwrap();
-    let tr = TokenRequest { spec: Some(TokenRequestSpec { expiration_seconds: Some(3600), ..Default::default() }), ..Default::default() };
-    sas.create_token_request(sa, &PostParams::default(), &tr).await.unwrap().status.and_then(|s| s.token).expect("a token")
-}
+pub use firecamp_testbed::service_account_token as token;
 
 /// Runs `script` with bash in pod `name` of `image` as `uid`, with `secret` (if any) at /secret, on a
 /// real node; returns its log, read through the API server, once it has ended.
