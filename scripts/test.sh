@@ -35,7 +35,8 @@ done
 
 step "cargo test"
 [ "${1:-}" = "--" ] && shift
-cargo test --workspace --locked "$@"
+# Every test binary runs even after one fails, so one run shows every failure.
+cargo test --workspace --locked --no-fail-fast "$@"
 
 # Lints last: their check build shares nothing with the test build, and a lint never hides a
 # failing test.
