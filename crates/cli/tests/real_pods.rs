@@ -10,7 +10,7 @@ use std::time::Duration;
 use firecamp_testbed::{client, fresh_namespace};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{DeleteParams, ListParams};
+use kube::api::DeleteParams;
 use kube::{Api, Client};
 
 mod real;
@@ -28,8 +28,7 @@ async fn postgresql_runs_on_real_pods_under_the_manage_service_from_its_image() 
     let _uninstall = Uninstall;
     // Both replicas run from FireCamp's image on real nodes, and one holds the Lease.
     installed(&client, &env).await;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM);
-    let manage = pods.list(&ListParams::default().labels("app.kubernetes.io/name=firecamp-manage")).await.unwrap().items;
+    let manage = real::manage_pods(&client).await;
     let nodes: Api<Node> = Api::all(client.clone());
     for p in &manage {
         let node = nodes.get(p.spec.as_ref().unwrap().node_name.as_deref().unwrap()).await.unwrap();
@@ -109,6 +108,7 @@ echo "pg-1 in recovery: $(q pg-1 'select pg_is_in_recovery()')"
     eprintln!("leadership moved from {first_leader} to {other} in {:.1} s", t0.elapsed().as_secs_f64());
     // The new leader serves the API and deletes the service.
     let ip = Api::<Pod>::namespaced(client.clone(), SYSTEM).get(&other).await.unwrap().status.unwrap().pod_ip.unwrap();
+    assert!(ip.starts_with("10.251."), "the new leader {other} is not a pod of the bed's real nodes: {ip}");
     let server = format!("http://{ip}:27040");
     let out = rest(&server, &["service", "delete", "pg", "--delete-volumes", "--wait", "--timeout=180"]);
     assert!(out.status.success(), "delete: {}", String::from_utf8_lossy(&out.stderr));

@@ -75,18 +75,7 @@ pub struct Uninstall;
 impl Drop for Uninstall {
     fn drop(&mut self) {
         // A client of its own, on a runtime of its own: the test's runtime is blocked here.
-        let _ = std::thread::spawn(|| {
-            tokio::runtime::Runtime::new().unwrap().block_on(async {
-                let client = client().await;
-                let api = Api::<Deployment>::namespaced(client, SYSTEM);
-                let _ = api.delete("firecamp-manage", &DeleteParams::foreground()).await;
-                // Gone before the next test binary applies its own: an apply to a Deployment
-                // under foreground deletion is deleted with it.
-                let gone = |d: Option<&Deployment>| d.is_none();
-                let _ = tokio::time::timeout(Duration::from_secs(120), await_condition(api, "firecamp-manage", gone)).await;
-            })
-        })
-        .join();
+        let _ = std::thread::spawn(|| tokio::runtime::Runtime::new().unwrap().block_on(async { uninstall(&client().await).await })).join();
     }
 }
 
@@ -155,9 +144,30 @@ pub async fn run_client_pod(client: &Client, ns: &str, name: &str, image: &str, 
     logs
 }
 
+/// Deletes the manage service's Deployment and waits until it is gone: an apply to a Deployment
+/// under foreground deletion is deleted with it, and another test's (install_on_bed's, on kwok
+/// nodes) must not lend its pods to this one.
+pub async fn uninstall(client: &Client) {
+    let api = Api::<Deployment>::namespaced(client.clone(), SYSTEM);
+    let _ = api.delete("firecamp-manage", &DeleteParams::foreground()).await;
+    let gone = |d: Option<&Deployment>| d.is_none();
+    let _ = tokio::time::timeout(Duration::from_secs(120), await_condition(api, "firecamp-manage", gone)).await;
+}
+
+/// The manage service's pods that serve: Ready, not going away, on the bed's real nodes. Only
+/// their IPs (the bed's own 10.251.0.0/16) are ever called.
+pub async fn manage_pods(client: &Client) -> Vec<Pod> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM);
+    let lp = kube::api::ListParams::default().labels("app.kubernetes.io/name=firecamp-manage");
+    let ready = |p: &Pod| p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let ours = |p: &Pod| p.status.as_ref().and_then(|s| s.pod_ip.as_deref()).is_some_and(|ip| ip.starts_with("10.251."));
+    pods.list(&lp).await.unwrap().items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none() && ready(p) && ours(p)).collect()
+}
+
 /// Installs FireCamp, waits until both manage-service replicas are available on real nodes, and
 /// returns the REST API's address (a manage pod's IP: the host routes to every node's pods).
 pub async fn installed(client: &Client, env: &BedEnv) -> String {
+    uninstall(client).await;
     install(client, env).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), SYSTEM);
     let available = |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.available_replicas) == Some(2);
@@ -165,10 +175,9 @@ pub async fn installed(client: &Client, env: &BedEnv) -> String {
         .await
         .expect("the manage service's 2 replicas become available on real nodes")
         .unwrap();
-    let pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM);
-    let lp = kube::api::ListParams::default().labels("app.kubernetes.io/name=firecamp-manage");
-    let ip = pods.list(&lp).await.unwrap().items.iter().find_map(|p| p.status.as_ref()?.pod_ip.clone()).expect("a manage pod with an IP");
-    format!("http://{ip}:27040")
+    let pods = manage_pods(client).await;
+    assert_eq!(pods.len(), 2, "two serving manage pods on real nodes");
+    format!("http://{}:27040", pods[0].status.as_ref().unwrap().pod_ip.as_deref().unwrap())
 }
 
 /// The CLI against the REST API as the ServiceAccount `token` of `ns`; panics on failure.
