@@ -216,6 +216,13 @@ pub fn install(c: InstallCommand) -> Result<(), CliError> {
             if let Some(p) = a.image_registry.as_deref().and_then(firecamp_core::cluster::registry_problem) {
                 return Err(CliError::Usage(format!("--image-registry: {p}")));
             }
+            // Both reach the manage service's Deployment (a Secret reference, an argument).
+            if let Some(p) = a.aws_credentials_secret.as_deref().and_then(firecamp_core::names::dns1123_label_problem) {
+                return Err(CliError::Usage(format!("--aws-credentials-secret: {p}")));
+            }
+            if let Some(u) = a.aws_endpoint_url.as_deref().filter(|u| !endpoint_url_ok(u)) {
+                return Err(CliError::Usage(format!("--aws-endpoint-url: {u:?} is not an http(s) URL of letters, digits and .-:/_")));
+            }
             if a.zones.is_empty() {
                 return Err(CliError::Usage("--zones is required: the cluster's availability zones, e.g. us-east-1a,us-east-1b,us-east-1c".into()));
             }
@@ -263,6 +270,12 @@ pub fn install(c: InstallCommand) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// An endpoint URL: http or https, and only characters a host, port and path need.
+fn endpoint_url_ok(u: &str) -> bool {
+    let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://")).unwrap_or("");
+    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:/_".contains(&b))
 }
 
 /// `KEY=VALUE` of a node label; both parts must be valid label syntax.

@@ -86,3 +86,22 @@ fn catalog_lists_pinned_versions() {
     assert!(images.contains(&"docker.io/library/postgres:15.10-bookworm"));
     assert!(images.iter().all(|i| !i.ends_with(":latest") && i.contains(':')));
 }
+
+#[test]
+fn install_render_refuses_values_that_would_reach_the_deployment_unchecked() {
+    let base = ["install", "render", "--cluster=prod", "--zones=a,b,c"];
+    for (flag, field) in [
+        ("--image-registry=evil;rm", "--image-registry"),
+        ("--aws-credentials-secret=../x", "--aws-credentials-secret"),
+        ("--aws-endpoint-url=http://h:1/$(id)", "--aws-endpoint-url"),
+        ("--aws-endpoint-url=file:///etc/passwd", "--aws-endpoint-url"),
+    ] {
+        let mut args = base.to_vec();
+        args.push(flag);
+        let o = firecamp(&args);
+        assert_eq!(o.status.code(), Some(2), "{flag}: {}", stderr(&o));
+        assert!(stderr(&o).contains(field), "{flag}: {}", stderr(&o));
+    }
+    let ok = firecamp(&["install", "render", "--cluster=prod", "--zones=a,b,c", "--aws-credentials-secret=aws", "--aws-endpoint-url=http://10.250.0.1:5000"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+}
