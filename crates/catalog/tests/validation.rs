@@ -150,6 +150,33 @@ fn labels_and_annotations() {
     refused(&s, "spec.annotations[\"bad key\"]", "only letters");
 }
 
+/// Issue #12, item 5: every key under a domain Kubernetes or FireCamp gives meaning to is
+/// refused, on labels and annotations alike, naming the field and the key.
+#[test]
+fn reserved_prefixes_and_their_subdomains_are_refused() {
+    for key in [
+        "storageclass.kubernetes.io/is-default-class",
+        "kubernetes.io/hostname",
+        "app.kubernetes.io/part-of",
+        "node-role.kubernetes.io/control-plane",
+        "k8s.io/x",
+        "volume.beta.k8s.io/x",
+        "firecamp.dev/service",
+        "mesh.firecamp.dev/x",
+    ] {
+        let mut s = spec(Postgresql, 1);
+        s.annotations.insert(key.into(), "true".into());
+        refused(&s, &format!("spec.annotations[{key:?}]"), key);
+        let mut s = spec(Postgresql, 1);
+        s.labels.insert(key.into(), "x".into());
+        refused(&s, &format!("spec.labels[{key:?}]"), "reserved");
+    }
+    let mut s = spec(Postgresql, 1);
+    s.annotations.insert("example.com/kubernetes.io".into(), "ok".into());
+    s.labels.insert("team.example.com/k8s.io-owner".into(), "ok".into());
+    assert!(plan("pg", &s, &cluster(), &KubernetesLayout, &BTreeMap::new()).is_ok());
+}
+
 #[test]
 fn cluster_settings() {
     let mut c = cluster();

@@ -2,13 +2,24 @@
 
 use crate::names::{MAX_LABEL, dns1123_subdomain_problem};
 
-/// Label and annotation prefixes FireCamp sets itself; users may not set them.
-pub const RESERVED_PREFIXES: &[&str] = &["firecamp.dev/", "app.kubernetes.io/", "kubernetes.io/", "k8s.io/"];
+/// Domains whose key prefixes (and their subdomains') Kubernetes and FireCamp give meaning to:
+/// `storageclass.kubernetes.io/is-default-class` on a StorageClass, `firecamp.dev/service` in a
+/// selector. Users may not set them.
+pub const RESERVED_DOMAINS: &[&str] = &["kubernetes.io", "k8s.io", "firecamp.dev"];
+
+/// The reserved domain `prefix` (the part of a key before `/`) is, or is a subdomain of.
+pub fn reserved_domain(prefix: &str) -> Option<&'static str> {
+    let prefix = prefix.to_ascii_lowercase();
+    RESERVED_DOMAINS.iter().copied().find(|d| prefix == *d || prefix.strip_suffix(d).is_some_and(|rest| rest.ends_with('.')))
+}
 
 /// Why `key` is not a valid label or annotation key (`[prefix/]name`).
 pub fn key_problem(key: &str) -> Option<String> {
-    if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| key.starts_with(**p)) {
-        return Some(format!("the prefix {prefix:?} is reserved for FireCamp and Kubernetes"));
+    if let Some(domain) = key.split_once('/').and_then(|(prefix, _)| reserved_domain(prefix)) {
+        return Some(format!(
+            "{key:?}: the prefix {:?} is reserved ({domain} and its subdomains belong to Kubernetes and FireCamp)",
+            key.split('/').next().unwrap_or_default()
+        ));
     }
     let (prefix, name) = match key.rsplit_once('/') {
         Some((p, n)) => (Some(p), n),
@@ -46,7 +57,22 @@ mod tests {
     fn keys_and_values() {
         assert_eq!(key_problem("team"), None);
         assert_eq!(key_problem("example.com/team"), None);
-        assert!(key_problem("firecamp.dev/service").unwrap().contains("reserved"));
+        for reserved in [
+            "firecamp.dev/service",
+            "x.firecamp.dev/y",
+            "kubernetes.io/hostname",
+            "app.kubernetes.io/name",
+            "storageclass.kubernetes.io/is-default-class",
+            "k8s.io/x",
+            "node.k8s.io/x",
+            "Storageclass.Kubernetes.IO/is-default-class",
+        ] {
+            let p = key_problem(reserved).unwrap_or_else(|| panic!("{reserved}"));
+            assert!(p.contains("reserved") && p.contains(reserved), "{p}");
+        }
+        for free in ["example.com/team", "mykubernetes.io/x", "k8s.io.example.com/x", "notfirecamp.dev/x", "kubernetes.io"] {
+            assert!(key_problem(free).is_none_or(|p| !p.contains("reserved")), "{free}");
+        }
         assert!(key_problem("bad key").unwrap().contains("only letters"));
         assert!(key_problem("Bad_Domain/x").unwrap().contains("prefix"));
         assert_eq!(value_problem(""), None);

@@ -26,9 +26,16 @@ pub fn selector(plan: &ServicePlan) -> Labels {
     Labels::from([(SERVICE.into(), plan.name.clone())])
 }
 
-/// Labels of every object of the service: the user's, then FireCamp's.
+/// Labels of every namespaced object of the service: the user's, then FireCamp's.
 pub fn common(plan: &ServicePlan) -> Labels {
     let mut l: Labels = plan.spec.labels.clone();
+    l.extend(own(plan));
+    l
+}
+
+/// FireCamp's own labels, without the user's: for cluster-scoped objects.
+pub fn own(plan: &ServicePlan) -> Labels {
+    let mut l = Labels::new();
     l.insert("app.kubernetes.io/name".into(), plan.engine.to_string());
     l.insert("app.kubernetes.io/instance".into(), plan.name.clone());
     l.insert("app.kubernetes.io/version".into(), plan.version.version.into());

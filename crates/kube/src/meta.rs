@@ -5,14 +5,16 @@ use firecamp_catalog::ServicePlan;
 
 /// Metadata of a namespaced object of the service, with the user's annotations.
 pub(crate) fn namespaced(plan: &ServicePlan, name: String, labels: Labels) -> ObjectMeta {
-    ObjectMeta { namespace: Some(plan.cluster.namespace.clone()), ..cluster_scoped(plan, name, labels) }
+    ObjectMeta {
+        namespace: Some(plan.cluster.namespace.clone()),
+        annotations: (!plan.spec.annotations.is_empty()).then(|| plan.spec.annotations.clone()),
+        ..cluster_scoped(name, labels)
+    }
 }
 
-pub(crate) fn cluster_scoped(plan: &ServicePlan, name: String, labels: Labels) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name),
-        labels: Some(labels),
-        annotations: (!plan.spec.annotations.is_empty()).then(|| plan.spec.annotations.clone()),
-        ..Default::default()
-    }
+/// Metadata of a cluster-scoped object: FireCamp's labels only. A user's annotation or label
+/// there would reach beyond the service's namespace (a StorageClass annotated
+/// `storageclass.kubernetes.io/is-default-class` becomes every namespace's default).
+pub(crate) fn cluster_scoped(name: String, labels: Labels) -> ObjectMeta {
+    ObjectMeta { name: Some(name), labels: Some(labels), ..Default::default() }
 }

@@ -42,12 +42,12 @@ pub fn storage_classes(plan: &ServicePlan) -> Vec<StorageClass> {
         .into_iter()
         .flat_map(|(vol, spec)| {
             used_zones(plan).into_iter().map(move |zone| {
-                let mut l = labels::common(plan);
+                let mut l = labels::own(plan);
                 l.insert(labels::ZONE.into(), zone.into());
                 // Cluster-scoped: the namespace tells services of the same name apart.
                 l.insert(labels::NAMESPACE.into(), ns.clone());
                 StorageClass {
-                    metadata: meta::cluster_scoped(plan, names::storage_class(ns, &plan.name, vol, zone), l),
+                    metadata: meta::cluster_scoped(names::storage_class(ns, &plan.name, vol, zone), l),
                     provisioner: plan.cluster.volume_provisioner.clone(),
                     parameters: Some(ebs_parameters(spec)),
                     reclaim_policy: Some("Delete".into()),

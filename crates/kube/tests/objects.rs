@@ -185,3 +185,22 @@ fn secrets_are_redacted_unless_given() {
     // Passwords never reach a ConfigMap.
     assert!(!objects::to_yaml(&objs).unwrap().split("kind: Secret").next().unwrap().contains("s3cr3t"));
 }
+
+/// Issue #12, item 5: the user's labels and annotations stay in the service's namespace. A
+/// StorageClass is cluster-scoped, so it carries FireCamp's labels only.
+#[test]
+fn user_labels_and_annotations_reach_namespaced_objects_only() {
+    let objs = objects_of("postgresql-async");
+    let (scoped, namespaced): (Vec<&Object>, Vec<&Object>) = objs.iter().partition(|o| matches!(o, Object::StorageClass(_)));
+    assert!(!scoped.is_empty() && !namespaced.is_empty());
+    for o in scoped {
+        let m = o.metadata();
+        assert!(m.annotations.is_none(), "{:?}", m.name);
+        assert!(m.labels.as_ref().unwrap().keys().all(|k| k.starts_with("firecamp.dev/") || k.starts_with("app.kubernetes.io/")), "{:?}", m.labels);
+    }
+    for o in namespaced {
+        let m = o.metadata();
+        assert_eq!(m.labels.as_ref().unwrap().get("team").map(String::as_str), Some("payments"), "{:?}", m.name);
+        assert_eq!(m.annotations.as_ref().and_then(|a| a.get("example.com/owner")).map(String::as_str), Some("payments-oncall"), "{:?}", m.name);
+    }
+}

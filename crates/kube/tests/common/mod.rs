@@ -26,6 +26,8 @@ pub fn cases() -> Vec<(&'static str, &'static str, ServiceSpec, BTreeMap<String,
     pg.version = Some("16".into());
     pg.volumes.journal = Some(VolumeSpec::new("5Gi"));
     pg.labels.insert("team".into(), "payments".into());
+    // On the namespaced objects only; never on the cluster-scoped StorageClasses.
+    pg.annotations.insert("example.com/owner".into(), "payments-oncall".into());
     let mut pg_sync = spec(EngineKind::Postgresql, 2);
     pg_sync.version = Some("15".into());
     pg_sync.postgresql = Some(PostgresOptions { replication: PostgresReplication::Sync, max_connections: Some(500) });
