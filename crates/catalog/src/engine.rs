@@ -38,17 +38,10 @@ pub trait Engine: Sync {
     fn reloadable(&self, _key: &str) -> bool {
         false
     }
-    /// Why FireCamp sets parameter `key` itself (so `config` may not), if it does.
+    /// Why FireCamp sets parameter `key` itself (so `config` may not), if it does; checked
+    /// before the allow-list (`crate::params::allowed`), for a message that says what to do.
     fn owned_config_key(&self, _key: &str) -> Option<&'static str> {
         None
-    }
-    /// Whether `key` is spelled like a parameter of this engine.
-    fn config_key_ok(&self, key: &str) -> bool {
-        crate::params::lower_key_ok(key)
-    }
-    /// The characters `config_key_ok` allows, for messages.
-    fn config_key_chars(&self) -> &'static str {
-        "a-z 0-9 _ . -"
     }
     /// Tasks that finish the service's creation once its members run.
     fn init_tasks(&self, _ctx: &RenderContext) -> Vec<InitTask> {

@@ -1,6 +1,7 @@
 //! Engine parameters of a service (`config`, `memberConfig`): rendered into each engine's file,
-//! the member's value winning; refused by name when FireCamp owns the key or it is misspelled;
-//! and which keys reload without a restart.
+//! the member's value winning; refused by name when FireCamp owns the key or it is not on the
+//! engine's allow-list; and which keys reload without a restart. The attacks (a key that runs a
+//! command or loads code) are in tests/param_attacks.rs.
 
 use std::collections::BTreeMap;
 
@@ -65,7 +66,7 @@ fn owned_and_misspelled_keys_and_unknown_members_are_refused_by_name() {
     refused("pg", &s, "spec.config.port", "FireCamp sets port itself");
     let mut s = spec(Postgresql, 3);
     s.config.insert("Work Mem".into(), "1".into());
-    refused("pg", &s, "spec.config.Work Mem", "not a parameter name");
+    refused("pg", &s, "spec.config.Work Mem", "not an allowed PostgreSQL parameter");
     let mut s = spec(Postgresql, 3);
     s.member_config.insert("pg-7".into(), BTreeMap::from([("work_mem".into(), "1MB".into())]));
     refused("pg", &s, "spec.memberConfig.pg-7", "not a member");
@@ -74,7 +75,7 @@ fn owned_and_misspelled_keys_and_unknown_members_are_refused_by_name() {
     refused("r", &s, "spec.config.cluster-enabled", "spec.redis.mode");
     let mut s = spec(Redis, 3);
     s.config.insert("hz".into(), "1\nbind 0.0.0.0".into());
-    refused("r", &s, "spec.config.hz", "one line");
+    refused("r", &s, "spec.config.hz", "hz takes an integer from 1 to 500");
     let mut s = spec(Zookeeper, 3);
     s.config.insert("server.4".into(), "x:2888:3888".into());
     refused("zk", &s, "spec.config.server.4", "members");

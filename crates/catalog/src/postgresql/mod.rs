@@ -82,6 +82,7 @@ pub const POSTMASTER_CONTEXT: &[&str] = &[
     "wal_level",
     "wal_log_hints",
     "summarize_wal",
+    "pg_stat_statements.max",
 ];
 
 /// Parameters FireCamp renders itself, and why a service may not set them.

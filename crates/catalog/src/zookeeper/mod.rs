@@ -87,14 +87,6 @@ impl Engine for ZooKeeper {
         OWNED.iter().find(|(k, _)| *k == key).map(|(_, why)| *why)
     }
 
-    fn config_key_ok(&self, key: &str) -> bool {
-        crate::params::mixed_key_ok(key)
-    }
-
-    fn config_key_chars(&self) -> &'static str {
-        "A-Z a-z 0-9 _ . -"
-    }
-
     fn needs_static_ip(&self) -> bool {
         false
     }
