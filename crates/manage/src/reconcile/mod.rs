@@ -166,6 +166,7 @@ async fn apply_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
     label_new_pods(&pods_api, &plan, &pods, svc.status.as_ref()).await?;
     let node_zones: BTreeMap<String, String> =
         ctx.nodes.state().iter().filter_map(|n| Some((n.name_any(), n.labels().get(labels::ZONE_TOPOLOGY)?.clone()))).collect();
+    let unready_nodes: BTreeMap<String, String> = ctx.nodes.state().iter().filter_map(|n| Some((n.name_any(), status::node_unready(n)?))).collect();
     let previous = svc.status.clone();
     let pod_nodes: BTreeMap<String, String> =
         pods.values().filter_map(|p| Some((p.labels().get(labels::MEMBER)?.clone(), p.spec.as_ref()?.node_name.clone()?))).collect();
@@ -178,6 +179,7 @@ async fn apply_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
         &status::Observed {
             pods: &pods,
             node_zones: &node_zones,
+            unready_nodes: &unready_nodes,
             init_tasks: &tasks,
             previous: previous.as_ref(),
             generation: svc.metadata.generation,
@@ -207,8 +209,13 @@ async fn apply_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
     if previous.as_ref() != Some(&status) {
         write_status(ctx, svc, &status).await?;
     }
-    Ok(Action::requeue(look_again.unwrap_or(Duration::from_secs(300))))
+    // A degraded service is looked at again soon: what heals it (a node coming back) or
+    // explains it (a node's Ready condition, in the node reflector) may change no pod of its own.
+    let later = if status.phase == firecamp_api::Phase::Degraded { DEGRADED_LOOK_AGAIN } else { Duration::from_secs(300) };
+    Ok(Action::requeue(look_again.map_or(later, |d| d.min(later))))
 }
+
+const DEGRADED_LOOK_AGAIN: Duration = Duration::from_secs(15);
 
 /// New pods get their member name and role as labels (the client Service selects the primary
 /// by role): the member's last known role, so a restarted member keeps the role the engine gave

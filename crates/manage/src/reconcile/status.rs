@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use firecamp_api::{MemberStatus, Phase, Role};
 use firecamp_catalog::ServicePlan;
 use firecamp_kube::{labels, names};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 
 use crate::crd::{Condition, FireCampServiceStatus, InitTaskStatus, TaskPhase};
 
@@ -16,6 +16,8 @@ pub struct Observed<'a> {
     pub pods: &'a BTreeMap<String, Pod>,
     /// Zone of each node by name.
     pub node_zones: &'a BTreeMap<String, String>,
+    /// Nodes whose Ready condition is not True, with the node controller's words for why.
+    pub unready_nodes: &'a BTreeMap<String, String>,
     pub init_tasks: &'a [InitTaskStatus],
     pub previous: Option<&'a FireCampServiceStatus>,
     pub generation: Option<i64>,
@@ -38,6 +40,17 @@ fn unschedulable(p: &Pod) -> Option<String> {
         .map(|c| c.message.clone().unwrap_or_else(|| "unschedulable".into()))
 }
 
+/// Why a node is not Ready (a stopped kubelet reads "NodeStatusUnknown: Kubelet stopped posting
+/// node status."), or None when it is.
+pub fn node_unready(n: &Node) -> Option<String> {
+    let c = n.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready");
+    match c {
+        Some(c) if c.status == "True" => None,
+        Some(c) => Some(format!("{}: {}", c.reason.as_deref().unwrap_or("NotReady"), c.message.as_deref().unwrap_or("no message"))),
+        None => Some("no Ready condition yet".into()),
+    }
+}
+
 fn role_of(p: &Pod) -> Role {
     let label = p.metadata.labels.as_ref().and_then(|l| l.get(labels::ROLE)).map(String::as_str);
     serde_json::from_value(serde_json::Value::from(label.unwrap_or("unknown"))).unwrap_or_default()
@@ -54,6 +67,11 @@ pub fn member_statuses(plan: &ServicePlan, o: &Observed) -> Vec<MemberStatus> {
                 && actual != &m.member.zone
             {
                 message = Some(format!("runs in zone {actual}, not its zone {}", m.member.zone));
+            }
+            // A zone gone dark: the pod still exists, but nothing hears from its node.
+            if let Some((n, why)) = node.as_ref().and_then(|n| Some((n, o.unready_nodes.get(n)?))) {
+                let zone = o.node_zones.get(n).map(|z| format!(" in zone {z}")).unwrap_or_default();
+                message = Some(format!("its node {n}{zone} is not ready: {why}"));
             }
             if pod.is_none() {
                 message = Some("no pod yet".into());
@@ -96,7 +114,8 @@ pub fn phase(members: &[MemberStatus], tasks: &[InitTaskStatus], previous: Optio
     if !stuck.is_empty() {
         (Phase::Degraded, Some(stuck.join("; ")))
     } else if was_up {
-        let names: Vec<&str> = not_ready.iter().map(|m| m.name.as_str()).collect();
+        let names: Vec<String> =
+            not_ready.iter().map(|m| m.message.as_ref().map(|why| format!("{} ({why})", m.name)).unwrap_or_else(|| m.name.clone())).collect();
         (Phase::Degraded, Some(format!("not ready: {}", names.join(", "))))
     } else {
         let ready = members.len() - not_ready.len();
@@ -165,11 +184,49 @@ mod tests {
         assert_eq!(phase(&up, &[], None).0, Phase::Active);
         let starting = [member("a", true, None), member("b", false, Some("no pod yet"))];
         assert_eq!(phase(&starting, &[], None), (Phase::Creating, Some("1/2 members ready".into())));
-        assert_eq!(phase(&starting, &[], Some(Phase::Active)).0, Phase::Degraded);
+        assert_eq!(phase(&starting, &[], Some(Phase::Active)), (Phase::Degraded, Some("not ready: b (no pod yet)".into())));
+        let lost = [member("a", true, None), member("b", false, None)];
+        assert_eq!(phase(&lost, &[], Some(Phase::Degraded)), (Phase::Degraded, Some("not ready: b".into())));
         let stuck = [member("a", true, None), member("b", false, Some("cannot be scheduled in z: 0/6 nodes"))];
         assert_eq!(phase(&stuck, &[], None), (Phase::Degraded, Some("b cannot be scheduled in z: 0/6 nodes".into())));
         let task = |p| InitTaskStatus { name: "init".into(), phase: p, attempts: 1, job: None, message: Some("boom".into()) };
         assert_eq!(phase(&up, &[task(TaskPhase::Running)], None).0, Phase::Initializing);
         assert_eq!(phase(&up, &[task(TaskPhase::Failed)], None), (Phase::Failed, Some("init task init failed: boom".into())));
+    }
+
+    #[test]
+    fn a_member_on_a_dark_node_says_so() {
+        let node: Node = serde_json::from_value(serde_json::json!({"metadata": {"name": "n1"}, "status": {"conditions": [
+            {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status."}]}}))
+        .unwrap();
+        let why = node_unready(&node).unwrap();
+        assert_eq!(why, "NodeStatusUnknown: Kubelet stopped posting node status.");
+        let ready: Node =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "n2"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}})).unwrap();
+        assert_eq!(node_unready(&ready), None);
+
+        let spec = firecamp_catalog::examples::spec(firecamp_core::EngineKind::Postgresql, 2);
+        let cluster = firecamp_core::ClusterConfig::new("c");
+        let plan = firecamp_catalog::plan("pg", &spec, &cluster, &firecamp_catalog::KubernetesLayout, &BTreeMap::new()).unwrap();
+        let pod = |name: &str, node: &str| -> Pod {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "spec": {"nodeName": node, "containers": []},
+                "status": {"conditions": [{"type": "Ready", "status": "False"}]}}))
+            .unwrap()
+        };
+        let pods: BTreeMap<String, Pod> = [("pg-0".to_string(), pod("pg-0", "n2")), ("pg-1".to_string(), pod("pg-1", "n1"))].into();
+        let zones: BTreeMap<String, String> = [("n1".to_string(), "us-east-1b".to_string()), ("n2".to_string(), "us-east-1a".to_string())].into();
+        let unready: BTreeMap<String, String> = [("n1".to_string(), why)].into();
+        let o = Observed {
+            pods: &pods,
+            node_zones: &zones,
+            unready_nodes: &unready,
+            init_tasks: &[],
+            previous: None,
+            generation: None,
+            now: "2026-01-01T00:00:00Z",
+        };
+        let members = member_statuses(&plan, &o);
+        assert_eq!(members[0].message, None);
+        assert_eq!(members[1].message.as_deref(), Some("its node n1 in zone us-east-1b is not ready: NodeStatusUnknown: Kubelet stopped posting node status."));
     }
 }
