@@ -238,18 +238,51 @@ real_nodes_up() {
   for ((i = 0; i < n; i++)); do import_images "$i" & pids+=($!); done
   for i in "${pids[@]}"; do wait "$i" || fail_up "importing the images failed"; done
   mark "images imported into $n containerd(s)"
-  for ((i = 0; i < n; i++)); do
-    zone=$(node_zone "$i") name=$(node_name "$i") d=$(node_dir "$i")
-    start "kubelet-n$i" nsenter --net="/var/run/netns/$(node_ns "$i")" "$BIN/kubelet" \
-      --config="$d/kubelet.yaml" --kubeconfig="$d/kubelet.kubeconfig" --hostname-override="$name" \
-      --node-ip="$(node_ip "$i")" --root-dir="$d/kubelet" --cert-dir="$d/pki" \
-      --node-labels="topology.kubernetes.io/zone=$zone,topology.kubernetes.io/region=$FIRECAMP_TESTBED_REGION,node.kubernetes.io/instance-type=m5.large,firecamp-worker=$FIRECAMP_TESTBED_REAL_CLUSTER,type=real"
-    start "kube-proxy-n$i" nsenter --net="/var/run/netns/$(node_ns "$i")" "$BIN/kube-proxy" --config="$d/kube-proxy.yaml"
-  done
+  for ((i = 0; i < n; i++)); do node_agents_start "$i"; done
   for ((i = 0; i < n; i++)); do
     wait_for "node $(node_name "$i") Ready" 90 "kubelet-n$i" node_ready "$(node_name "$i")"
   done
   mark "$n real node(s) Ready"
+}
+
+# node_agents_start I: node I's kubelet and kube-proxy (its containerd already runs).
+node_agents_start() {
+  local i=$1 zone name d
+  zone=$(node_zone "$i") name=$(node_name "$i") d=$(node_dir "$i")
+  start "kubelet-n$i" nsenter --net="/var/run/netns/$(node_ns "$i")" "$BIN/kubelet" \
+    --config="$d/kubelet.yaml" --kubeconfig="$d/kubelet.kubeconfig" --hostname-override="$name" \
+    --node-ip="$(node_ip "$i")" --root-dir="$d/kubelet" --cert-dir="$d/pki" \
+    --node-labels="topology.kubernetes.io/zone=$zone,topology.kubernetes.io/region=$FIRECAMP_TESTBED_REGION,node.kubernetes.io/instance-type=m5.large,firecamp-worker=$FIRECAMP_TESTBED_REAL_CLUSTER,type=real"
+  start "kube-proxy-n$i" nsenter --net="/var/run/netns/$(node_ns "$i")" "$BIN/kube-proxy" --config="$d/kube-proxy.yaml"
+}
+
+# cmd_node dark|light I: a zone going dark and coming back. `dark` stops node I's kubelet and
+# kube-proxy and cuts its link to the bridge: the API server stops hearing from it and nothing
+# reaches its pods, which keep running, as an instance in an unreachable zone does. `light`
+# restores the link and the agents and waits until the node is Ready again.
+cmd_node() {
+  local what=${1:-} i=${2:-}
+  [[ $i =~ ^[0-9]+$ ]] && [ -e "/var/run/netns/$(node_ns "$i")" ] || die "node: no real node '$i' (testbed/bed up --real-nodes N makes nodes 0..N-1)"
+  case $what in
+    dark)
+      stop "kube-proxy-n$i"
+      stop "kubelet-n$i"
+      ip link set "fcbv$i" down
+      log "node $i ($(node_name "$i"), $(node_zone "$i")) is dark"
+      ;;
+    light)
+      ip link set "fcbv$i" up
+      pid_of "kubelet-n$i" >/dev/null || node_agents_start "$i"
+      # Not wait_for: a failure here must leave the rest of the bed up.
+      local deadline=$((SECONDS + 90))
+      until node_ready "$(node_name "$i")" 2>/dev/null; do
+        [ $SECONDS -lt $deadline ] || die "node $i is not Ready 90 s after coming back (log: $BED/logs/kubelet-n$i.log)"
+        sleep 0.2
+      done
+      log "node $i ($(node_name "$i"), $(node_zone "$i")) is back"
+      ;;
+    *) die "usage: testbed/bed node dark|light I" ;;
+  esac
 }
 
 node_ready() { local n; n=$(api "/api/v1/nodes/$1" | tr -d ' \n'); [[ $n == *'"type":"Ready","status":"True"'* ]]; }
