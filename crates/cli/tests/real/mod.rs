@@ -7,7 +7,7 @@ use std::time::Duration;
 use firecamp_testbed::client;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, LogParams, Patch, PatchParams, PostParams};
+use kube::api::{ApiResource, AttachParams, DeleteParams, DynamicObject, GroupVersionKind, LogParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 
@@ -137,7 +137,7 @@ pub async fn run_client_pod(client: &Client, ns: &str, name: &str, image: &str, 
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     pods.create(&PostParams::default(), &pod).await.unwrap();
     let ended = |p: Option<&Pod>| p.and_then(|p| p.status.as_ref()).and_then(|s| s.phase.as_deref()).is_some_and(|ph| ph == "Succeeded" || ph == "Failed");
-    tokio::time::timeout(Duration::from_secs(180), await_condition(pods.clone(), name, ended)).await.expect("the client pod ends").unwrap();
+    tokio::time::timeout(Duration::from_secs(600), await_condition(pods.clone(), name, ended)).await.expect("the client pod ends").unwrap();
     let logs = pods.logs(name, &LogParams::default()).await.unwrap();
     let phase = pods.get(name).await.unwrap().status.and_then(|s| s.phase).unwrap_or_default();
     assert_eq!(phase, "Succeeded", "the client pod failed; its log:\n{logs}");
@@ -187,4 +187,33 @@ pub fn rest(server: &str, token: &str, ns: &str, args: &[&str]) -> String {
     let out = cli(&a);
     assert!(out.status.success(), "{args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `script` with bash in `container` of pod `pod`, as `kubectl exec` does: through the API
+/// server to the node's kubelet. Returns its stdout; panics with its stderr when it fails.
+pub async fn exec(client: &Client, ns: &str, pod: &str, container: &str, script: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let run = async {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let ap = AttachParams::default().container(container).stdin(false).stdout(true).stderr(true);
+        let mut p = pods.exec(pod, ["/bin/bash", "-c", script], &ap).await.unwrap_or_else(|e| panic!("exec in {pod}: {e}"));
+        let (mut out, mut err) = (p.stdout().unwrap(), p.stderr().unwrap());
+        let status = p.take_status().unwrap();
+        let (mut o, mut e) = (String::new(), String::new());
+        let (a, b) = tokio::join!(out.read_to_string(&mut o), err.read_to_string(&mut e));
+        a.and(b).unwrap_or_else(|x| panic!("reading exec's output in {pod}: {x}"));
+        let status = status.await;
+        let _ = p.join().await;
+        (o, e, status)
+    };
+    let (o, e, status) = tokio::time::timeout(Duration::from_secs(60), run).await.unwrap_or_else(|_| panic!("exec in {pod} hung: {script}"));
+    let ok = status.as_ref().and_then(|s| s.status.as_deref()) == Some("Success");
+    assert!(ok, "exec in {pod} failed ({status:?}): {script}\nstdout: {o}\nstderr: {e}");
+    o
+}
+
+/// SQL through psql on the member's own socket (local connections are trusted), with `kubectl exec`.
+pub async fn psql(client: &Client, ns: &str, pod: &str, sql: &str) -> String {
+    let script = format!("psql -v ON_ERROR_STOP=1 -qAt -h /run/firecamp -U postgres -d postgres <<'SQL'\n{sql}\nSQL");
+    exec(client, ns, pod, "postgresql", &script).await.trim().to_string()
 }
