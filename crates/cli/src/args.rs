@@ -273,6 +273,13 @@ pub struct CreateArgs {
     /// Annotation for every object of the service (repeatable).
     #[arg(long = "annotation", value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
+    /// An engine parameter for every member (repeatable); only the engine's allow-list
+    /// (docs/service-spec.md#engine-parameters).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// An engine parameter for one member, `member:key=value` (repeatable).
+    #[arg(long = "member-set", value_name = "MEMBER:KEY=VALUE")]
+    pub member_set: Vec<String>,
     /// An allocated static IP of a member, as member=ip (repeatable; engines that need them).
     #[arg(long = "static-ip", value_name = "MEMBER=IP")]
     pub static_ips: Vec<String>,

@@ -1,4 +1,4 @@
-//! `KEY=VALUE` flags: labels, annotations, static IPs and engine options.
+//! `KEY=VALUE` flags: labels, annotations, engine parameters, static IPs and engine options.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +16,19 @@ pub fn pairs(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>, C
             _ => Err(CliError::Usage(format!("--{flag} {i:?}: write it as KEY=VALUE"))),
         })
         .collect()
+}
+
+/// Splits `MEMBER:KEY=VALUE` flags into parameters per member; the error names the flag.
+pub fn member_pairs(flag: &str, items: &[String]) -> Result<BTreeMap<String, BTreeMap<String, String>>, CliError> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for i in items {
+        let Some((member, kv)) = i.split_once(':') else {
+            return Err(CliError::Usage(format!("--{flag} {i:?}: write it as MEMBER:KEY=VALUE")));
+        };
+        let (k, v) = pairs(flag, &[kv.to_string()])?.into_iter().next().expect("one pair");
+        out.entry(member.to_string()).or_default().insert(k, v);
+    }
+    Ok(out)
 }
 
 /// `max-connections` → `maxConnections`, the spelling of the spec.

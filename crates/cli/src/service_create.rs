@@ -14,7 +14,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use crate::args::{CreateArgs, ObjectFormat, ServerArgs};
 use crate::backend::Backend;
 use crate::error::CliError;
-use crate::options::{engine_options, option_error, pairs};
+use crate::options::{engine_options, member_pairs, option_error, pairs};
 use crate::wait::{Until, wait};
 
 pub async fn run(client: &Backend, server: &ServerArgs, args: CreateArgs) -> Result<(), CliError> {
@@ -94,8 +94,8 @@ fn spec_from_args(engine: EngineKind, a: &CreateArgs) -> Result<ServiceSpec, Cli
         redis: None,
         zookeeper: None,
         update_policy: None,
-        config: Default::default(),
-        member_config: Default::default(),
+        config: pairs("set", &a.set)?,
+        member_config: member_pairs("member-set", &a.member_set)?,
         stopped: false,
         labels: pairs("label", &a.labels)?,
         annotations: pairs("annotation", &a.annotations)?,

@@ -279,7 +279,10 @@ async fn postgresql_config_reloads_or_restarts_in_order_and_bad_requests_are_ref
 
             // A step that does not finish in time fails the operation; later steps are not run.
             let pids: Vec<i32> = members.iter().map(|m| bed.server_pid("pd", m)).collect();
-            let op = bed.operate("pd", json!({ "kind": "config", "config": { "shared_buffers": "banana" }, "stepTimeoutSeconds": 15 })).await.unwrap();
+            // A value FireCamp's allow-list accepts (PostgreSQL's own range) but this server refuses
+            // to start with: it must stay below max_connections (200).
+            let op =
+                bed.operate("pd", json!({ "kind": "config", "config": { "superuser_reserved_connections": "250" }, "stepTimeoutSeconds": 15 })).await.unwrap();
             assert_eq!(plan(&op), ["restart pd-0", "restart pd-2", "switchover pd-1 → pd-0", "restart pd-1"]);
             let failed = bed.wait_operation_until("pd", &op.id, Duration::from_secs(120), |o| o.phase.is_terminal()).await;
             assert_eq!(failed.phase, OperationPhase::Failed, "{failed:#?}");
@@ -288,8 +291,8 @@ async fn postgresql_config_reloads_or_restarts_in_order_and_bad_requests_are_ref
             assert!(failed.message.as_deref().unwrap_or_default().contains("step 1 of 4"), "{failed:#?}");
             assert!(failed.steps[1..].iter().all(|s| s.phase == OperationPhase::Pending), "{failed:#?}");
             assert_eq!([bed.server_pid("pd", "pd-1"), bed.server_pid("pd", "pd-2")], [pids[1], pids[2]], "nothing further touched");
-            // Putting the value back is a new operation; it brings pd-0 back first.
-            let op = bed.operate("pd", json!({ "kind": "config", "config": { "shared_buffers": "96MB" } })).await.unwrap();
+            // Removing the value is a new operation; it brings pd-0 back first.
+            let op = bed.operate("pd", json!({ "kind": "config", "config": { "superuser_reserved_connections": "" } })).await.unwrap();
             assert_eq!(op.steps[0].describe(), "restart pd-0");
             bed.wait_operation("pd", &op.id, Duration::from_secs(600)).await;
             bed.wait_phase("pd", Phase::Active, Duration::from_secs(120)).await;
