@@ -87,7 +87,10 @@ fn create(ns: &str, args: &[&str]) {
 async fn services_become_active_in_their_zones_and_delete_cleans_up() {
     let (client, ns) = setup("fc-e2e").await;
     let _manage = Manage::start(&ns);
+    let t0 = std::time::Instant::now();
     create(&ns, &["postgresql", "pg", "--replicas=3"]);
+    // Next to real_pods' figure for the same service on real nodes (docs/testbed.md).
+    eprintln!("postgresql 3 on kwok nodes: create -> ACTIVE in {:.1} s", t0.elapsed().as_secs_f64());
     create(&ns, &["zookeeper", "zk"]);
     create(&ns, &["redis", "rc", "--option=mode=cluster", "--option=shards=3"]);
 
@@ -229,4 +232,28 @@ async fn invalid_specs_are_refused_whole() {
     assert!(s.status.unwrap().message.unwrap().contains("odd number of members"));
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     assert!(sts.get_opt("zk").await.unwrap().is_none());
+}
+
+/// Issue #12, items 2 and 5: a resource applied directly (kubectl), past the REST API's checks,
+/// with a parameter that would load code into Redis and a reserved annotation, ends FAILED naming
+/// both fields, and the controller creates nothing from it.
+#[tokio::test]
+async fn a_resource_with_a_dangerous_parameter_ends_failed_naming_it() {
+    let (client, ns) = setup("fc-params").await;
+    let _manage = Manage::start(&ns);
+    let api: Api<FireCampService> = Api::namespaced(client.clone(), &ns);
+    let mut spec = firecamp_catalog::examples::spec(firecamp_core::EngineKind::Redis, 3);
+    spec.config.insert("loadmodule".into(), "/tmp/evil.so".into());
+    spec.annotations.insert("storageclass.kubernetes.io/is-default-class".into(), "true".into());
+    api.create(&Default::default(), &FireCampService::new("rd", firecamp_manage::crd::FireCampServiceSpec(spec))).await.unwrap();
+    let failed = |o: Option<&FireCampService>| o.and_then(|s| s.status.as_ref()).is_some_and(|s| s.phase == Phase::Failed);
+    let s = tokio::time::timeout(Duration::from_secs(60), kube::runtime::wait::await_condition(api, "rd", failed)).await.unwrap().unwrap().unwrap();
+    let msg = s.status.unwrap().message.unwrap();
+    assert!(msg.contains("spec.config.loadmodule") && msg.contains("not an allowed Redis parameter"), "{msg}");
+    assert!(msg.contains("storageclass.kubernetes.io/is-default-class"), "{msg}");
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    assert!(sts.get_opt("rd").await.unwrap().is_none());
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    let ours = classes.list(&ListParams::default().labels(&format!("firecamp.dev/namespace={ns}"))).await.unwrap();
+    assert!(ours.items.is_empty(), "no StorageClass made");
 }
