@@ -1,6 +1,6 @@
 //! ZooKeeper and Redis on the bed's real nodes, each service created through the REST API of
 //! the in-cluster manage service and checked from inside another pod through the members' DNS
-//! names. Needs `testbed/bed up --real-nodes 3` and `testbed/bed dns`; fails loudly without.
+//! names. Needs `testbed/bed up --real-nodes 6` and `testbed/bed dns`; fails loudly without.
 
 use firecamp_testbed::{client, fresh_namespace};
 
@@ -37,13 +37,13 @@ echo "read on zk-2: $(zk zk-2 get /firecamp-real | grep written)"
     assert!(logs.contains("read on zk-2: written-on-zk-0"), "{logs}");
     rest(&server, &tok, &ns, &["service", "delete", "zk", "--delete-volumes", "--wait", "--timeout=180"]);
 
-    // Redis members use the host network, one per node: the bed's 3 real nodes hold a Redis
-    // Cluster of 3 shards without replicas, or a replication group of 3, one after the other.
+    // Redis members use the host network, one per node: the bed's 6 real nodes (two per zone)
+    // hold a Redis Cluster of 3 shards with a replica each, then a replication group of 3.
     rest(
         &server,
         &tok,
         &ns,
-        &["service", "create", "redis", "rc", "--version=7.0", "--replicas=3", "--option=mode=cluster", "--option=shards=3", &zones, "--wait", "--timeout=420"],
+        &["service", "create", "redis", "rc", "--version=7.0", "--replicas=6", "--option=mode=cluster", "--option=shards=3", &zones, "--wait", "--timeout=420"],
     );
     let script = format!(
         r#"set -eu
@@ -51,13 +51,15 @@ export REDISCLI_AUTH="$(cat /secret/password)"
 for i in $(seq 300); do s=$(redis-cli -h rc-2.{domain} cluster info | grep -o 'cluster_state:ok' || true); [ -n "$s" ] && break; sleep 0.2; done
 echo "rc-2 $s"
 for k in a b c d e f g h; do redis-cli -c -h rc-0.{domain} set "key-$k" "value-$k" >/dev/null; done
-echo "masters: $(redis-cli -h rc-1.{domain} cluster nodes | grep -c master)"
+nodes=$(redis-cli -h rc-1.{domain} cluster nodes)
+echo "masters: $(grep -c master <<<"$nodes"), replicas: $(grep -c slave <<<"$nodes"), connected: $(grep -c connected <<<"$nodes")"
+echo "rc-4 role: $(redis-cli -h rc-4.{domain} role | head -1)"
 echo "read through rc-1: $(for k in a b c d e f g h; do redis-cli -c -h rc-1.{domain} get "key-$k"; done | tr '\n' ' ')"
 "#
     );
     let logs = run_client_pod(&client, &ns, "rc-client", &env.image("docker.io/library/redis:7.0.15-bookworm"), 999, Some("rc-credentials"), &script).await;
     assert!(logs.contains("rc-2 cluster_state:ok"), "{logs}");
-    assert!(logs.contains("masters: 3"), "{logs}");
+    assert!(logs.contains("masters: 3, replicas: 3, connected: 6"), "{logs}");
     assert!(logs.contains("read through rc-1: value-a value-b value-c value-d value-e value-f value-g value-h"), "{logs}");
     rest(&server, &tok, &ns, &["service", "delete", "rc", "--delete-volumes", "--wait", "--timeout=180"]);
 

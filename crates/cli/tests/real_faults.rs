@@ -2,7 +2,7 @@
 //! zones: the primary's pod deleted, a PrimaryLast restart under a continuous writer while the
 //! manage service's leader is deleted mid-operation, and a zone going dark (its node's kubelet
 //! stopped and its link cut). The members' SQL goes through `kubectl exec` (the API server and
-//! the node's kubelet). Needs the bed's real nodes (`testbed/bed up --real-nodes 3`) and CoreDNS;
+//! the node's kubelet). Needs the bed's real nodes (`testbed/bed up --real-nodes 6`) and CoreDNS;
 //! fails, loudly, without them.
 
 use std::collections::BTreeSet;

@@ -2,7 +2,7 @@
 //! in its own network namespace) run the images `scripts/image.sh` builds. `install render` is
 //! applied as a user would apply it: both manage-service replicas run from FireCamp's image under
 //! the rendered ServiceAccount and ClusterRole, with AWS (moto) for the members' Route53 records,
-//! which CoreDNS serves to pods. Needs `testbed/bed up --real-nodes 3` and `testbed/bed dns`;
+//! which CoreDNS serves to pods. Needs `testbed/bed up --real-nodes 6` and `testbed/bed dns`;
 //! fails, loudly, without them.
 
 use std::time::Duration;

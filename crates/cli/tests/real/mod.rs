@@ -98,7 +98,7 @@ impl BedEnv {
 pub fn bed_env() -> BedEnv {
     let var = |name: &str| {
         std::env::var(name).unwrap_or_else(|_| {
-            panic!("{name} is not set: these tests need the bed's real nodes and CoreDNS (testbed/bed up --real-nodes 3; testbed/bed dns --route53 <moto>; eval \"$(testbed/bed env)\"), as scripts/test.sh does")
+            panic!("{name} is not set: these tests need the bed's real nodes and CoreDNS (testbed/bed up --real-nodes 6; testbed/bed dns --route53 <moto>; eval \"$(testbed/bed env)\"), as scripts/test.sh does")
         })
     };
     BedEnv {
