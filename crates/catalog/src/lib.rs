@@ -40,6 +40,7 @@ pub mod examples {
             stopped: false,
             labels: Default::default(),
             annotations: Default::default(),
+            clients: Default::default(),
         }
     }
 

@@ -259,3 +259,26 @@ fn unknown_fields_are_refused_by_name() {
     let err = serde_saphyr::from_str::<ServiceSpec>(yaml).unwrap_err().to_string();
     assert!(err.contains("replica"), "{err}");
 }
+
+#[test]
+fn clients_name_namespaces_and_cidrs_the_network_policy_can_hold() {
+    let with = |namespaces: &[&str], cidrs: &[&str], policy: bool| {
+        let mut s = spec(Postgresql, 1);
+        s.clients.namespaces = namespaces.iter().map(|x| x.to_string()).collect();
+        s.clients.cidrs = cidrs.iter().map(|x| x.to_string()).collect();
+        s.clients.network_policy = policy;
+        s
+    };
+    plan("svc", &with(&["apps", "payments"], &["10.1.0.0/16", "fd00::/64"], true), &cluster(), &KubernetesLayout, &BTreeMap::new()).unwrap();
+    // A selector value is no place for another selector, a wildcard or a path.
+    refused(&with(&["apps,kube-system"], &[], true), "spec.clients.namespaces[0]", "not a namespace name");
+    refused(&with(&["*"], &[], true), "spec.clients.namespaces[0]", "not a namespace name");
+    refused(&with(&[], &["0.0.0.0/33"], true), "spec.clients.cidrs[0]", "prefix length");
+    refused(&with(&[], &["10.1.0.0"], true), "spec.clients.cidrs[0]", "is not a CIDR");
+    refused(&with(&[], &["10.1.0.0/16", "example.com/8"], true), "spec.clients.cidrs[1]", "is not an IP address");
+    let many: Vec<String> = (0..33).map(|i| format!("ns-{i}")).collect();
+    refused(&with(&many.iter().map(String::as_str).collect::<Vec<_>>(), &[], true), "spec.clients.namespaces", "at most 32");
+    // Clients named with no policy to admit them would be a promise nothing keeps.
+    refused(&with(&["apps"], &[], false), "spec.clients.networkPolicy", "nothing would enforce");
+    plan("svc", &with(&[], &[], false), &cluster(), &KubernetesLayout, &BTreeMap::new()).unwrap();
+}

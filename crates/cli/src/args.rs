@@ -273,6 +273,15 @@ pub struct CreateArgs {
     /// Annotation for every object of the service (repeatable).
     #[arg(long = "annotation", value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
+    /// A namespace whose pods may connect to the members, besides the service's own (repeatable).
+    #[arg(long = "client-namespace", value_name = "NAMESPACE")]
+    pub client_namespaces: Vec<String>,
+    /// An address range that may connect to the members, e.g. 10.1.0.0/16 (repeatable).
+    #[arg(long = "client-cidr", value_name = "CIDR")]
+    pub client_cidrs: Vec<String>,
+    /// Render no NetworkPolicy: every pod of the cluster may reach the members' ports.
+    #[arg(long)]
+    pub no_network_policy: bool,
     /// An engine parameter for every member (repeatable); only the engine's allow-list
     /// (docs/service-spec.md#engine-parameters).
     #[arg(long = "set", value_name = "KEY=VALUE")]

@@ -133,6 +133,8 @@ pub async fn manage(a: ManageArgs) -> Result<(), CliError> {
     cluster.networks = a.networks.clone();
     cluster.volume_provisioner = a.volume_provisioner.clone();
     cluster.image_registry = a.image_registry.clone();
+    // The manage service runs in the Lease's namespace: the services' NetworkPolicies admit it.
+    cluster.manage_namespace = a.lease_namespace.clone();
     let mut errs = firecamp_core::ValidationErrors::default();
     cluster.validate(&mut errs);
     errs.into_result()?;

@@ -26,6 +26,7 @@ pub async fn run(client: &Backend, server: &ServerArgs, args: CreateArgs) -> Res
         networks: args.networks.clone(),
         volume_provisioner: args.volume_provisioner.clone(),
         image_registry: args.image_registry.clone(),
+        manage_namespace: firecamp_core::cluster::DEFAULT_MANAGE_NAMESPACE.into(),
     };
     let static_ips = static_ips(&args.static_ips)?;
     let plan = plan(&args.name, &spec, &cluster, &KubernetesLayout, &static_ips)?;
@@ -99,6 +100,7 @@ fn spec_from_args(engine: EngineKind, a: &CreateArgs) -> Result<ServiceSpec, Cli
         stopped: false,
         labels: pairs("label", &a.labels)?,
         annotations: pairs("annotation", &a.annotations)?,
+        clients: firecamp_core::spec::Clients { namespaces: a.client_namespaces.clone(), cidrs: a.client_cidrs.clone(), network_policy: !a.no_network_policy },
     };
     if let Some(opts) = engine_options(&a.options)? {
         match engine {

@@ -25,6 +25,16 @@ pub struct ClusterConfig {
     /// pinned tag stay, only the registry changes. See `image()`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_registry: Option<String>,
+    /// Namespace of the manage service, whose pods every service's NetworkPolicy admits.
+    #[serde(default = "default_manage_namespace")]
+    pub manage_namespace: String,
+}
+
+/// Where `install render` puts the manage service unless told otherwise.
+pub const DEFAULT_MANAGE_NAMESPACE: &str = "firecamp-system";
+
+fn default_manage_namespace() -> String {
+    DEFAULT_MANAGE_NAMESPACE.into()
 }
 
 /// FireCamp's own image: the manage service, and `member-init` in every member's pod.
@@ -38,6 +48,7 @@ impl ClusterConfig {
             networks: vec!["10.0.0.0/8".into()],
             volume_provisioner: EBS_CSI_PROVISIONER.into(),
             image_registry: None,
+            manage_namespace: DEFAULT_MANAGE_NAMESPACE.into(),
         }
     }
 
@@ -68,6 +79,9 @@ impl ClusterConfig {
         }
         if let Some(p) = dns1123_label_problem(&self.namespace) {
             errs.push("namespace", p);
+        }
+        if let Some(p) = dns1123_label_problem(&self.manage_namespace) {
+            errs.push("manageNamespace", p);
         }
         if self.networks.is_empty() {
             errs.push("networks", "at least one CIDR is needed to admit clients");

@@ -81,6 +81,43 @@ pub struct ServiceSpec {
     /// Annotations added to every object of the service.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Who may connect to the members besides each other and the manage service (on
+    /// Kubernetes, the service's NetworkPolicy).
+    #[serde(default, skip_serializing_if = "Clients::is_default")]
+    pub clients: Clients,
+}
+
+/// The clients admitted to a service's ports. The members, the manage service and the pods of
+/// the service's own namespace always are; these add to them. On Kubernetes FireCamp renders a
+/// NetworkPolicy that admits exactly that, unless `networkPolicy` is false.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Clients {
+    /// Namespaces whose pods may connect, besides the service's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// Address ranges that may connect (clients outside the cluster, or through static IPs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cidrs: Vec<String>,
+    /// Render the NetworkPolicy (the default); false leaves the ports open to every pod.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub network_policy: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+impl Default for Clients {
+    fn default() -> Self {
+        Clients { namespaces: Vec::new(), cidrs: Vec::new(), network_policy: true }
+    }
+}
+
+impl Clients {
+    pub fn is_default(&self) -> bool {
+        *self == Clients::default()
+    }
 }
 
 /// CPU and memory per member; engine defaults apply to what is absent.

@@ -38,6 +38,7 @@ pub fn validate_common(name: &str, spec: &ServiceSpec, cluster: &ClusterConfig, 
             errs.push(format!("spec.annotations[{k:?}]"), p);
         }
     }
+    validate_clients(spec, errs);
 }
 
 /// A DNS-1035 label, short enough for every name derived from it (see [`crate::names`]).
@@ -132,5 +133,34 @@ pub fn validate_volume(field: &str, v: &VolumeSpec, errs: &mut ValidationErrors)
     }
     if v.kms_key_id.is_some() && !v.encrypted {
         errs.push(format!("{field}.kmsKeyId"), "a KMS key needs encrypted: true");
+    }
+}
+
+/// Most namespaces and CIDRs one service admits: each becomes a peer of its NetworkPolicy.
+pub const MAX_CLIENT_PEERS: usize = 32;
+
+fn validate_clients(spec: &ServiceSpec, errs: &mut ValidationErrors) {
+    let c = &spec.clients;
+    if c.namespaces.len() > MAX_CLIENT_PEERS {
+        errs.push("spec.clients.namespaces", format!("at most {MAX_CLIENT_PEERS} namespaces, got {}", c.namespaces.len()));
+    }
+    if c.cidrs.len() > MAX_CLIENT_PEERS {
+        errs.push("spec.clients.cidrs", format!("at most {MAX_CLIENT_PEERS} CIDRs, got {}", c.cidrs.len()));
+    }
+    for (i, ns) in c.namespaces.iter().enumerate() {
+        if let Some(p) = dns1123_label_problem(ns) {
+            errs.push(format!("spec.clients.namespaces[{i}]"), format!("not a namespace name: {p}"));
+        }
+    }
+    for (i, cidr) in c.cidrs.iter().enumerate() {
+        if let Some(p) = crate::cluster::cidr_problem(cidr) {
+            errs.push(format!("spec.clients.cidrs[{i}]"), p);
+        }
+    }
+    if !c.network_policy && (!c.namespaces.is_empty() || !c.cidrs.is_empty()) {
+        errs.push(
+            "spec.clients.networkPolicy",
+            "is false, so nothing would enforce spec.clients.namespaces or spec.clients.cidrs; remove them or keep the policy",
+        );
     }
 }

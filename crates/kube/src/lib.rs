@@ -6,6 +6,7 @@ pub mod labels;
 pub mod logging;
 mod meta;
 pub mod names;
+pub mod network;
 pub mod objects;
 pub mod rbac;
 pub mod services;
@@ -34,6 +35,7 @@ pub fn build(plan: &ServicePlan, secrets: &Secrets) -> Vec<Object> {
     out.push(Object::Service(services::headless(plan)));
     out.push(Object::Service(services::client(plan)));
     out.push(Object::PodDisruptionBudget(services::pdb(plan)));
+    out.extend(network::network_policy(plan).map(Object::NetworkPolicy));
     out.push(Object::StatefulSet(statefulset::statefulset(plan)));
     out
 }

@@ -17,6 +17,10 @@ pub fn pdb(service: &str) -> String {
     service.to_string()
 }
 
+pub fn network_policy(service: &str) -> String {
+    service.to_string()
+}
+
 /// Governs the StatefulSet; publishes every member, ready or not, so peers find each other.
 pub fn headless_service(service: &str) -> String {
     format!("{service}{HEADLESS_SUFFIX}")

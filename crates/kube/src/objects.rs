@@ -3,6 +3,7 @@
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -22,6 +23,7 @@ pub enum Object {
     PersistentVolumeClaim(PersistentVolumeClaim),
     Service(Service),
     PodDisruptionBudget(PodDisruptionBudget),
+    NetworkPolicy(NetworkPolicy),
     StatefulSet(StatefulSet),
 }
 
@@ -37,6 +39,7 @@ macro_rules! each {
             Object::PersistentVolumeClaim($o) => $e,
             Object::Service($o) => $e,
             Object::PodDisruptionBudget($o) => $e,
+            Object::NetworkPolicy($o) => $e,
             Object::StatefulSet($o) => $e,
         }
     };
@@ -81,6 +84,7 @@ impl Object {
             "PersistentVolumeClaim" => typed(serde_json::from_value(v).map(Object::PersistentVolumeClaim)),
             "Service" => typed(serde_json::from_value(v).map(Object::Service)),
             "PodDisruptionBudget" => typed(serde_json::from_value(v).map(Object::PodDisruptionBudget)),
+            "NetworkPolicy" => typed(serde_json::from_value(v).map(Object::NetworkPolicy)),
             "StatefulSet" => typed(serde_json::from_value(v).map(Object::StatefulSet)),
             other => Err(format!("unexpected kind {other:?}")),
         }

@@ -204,3 +204,31 @@ fn user_labels_and_annotations_reach_namespaced_objects_only() {
         assert_eq!(m.annotations.as_ref().and_then(|a| a.get("example.com/owner")).map(String::as_str), Some("payments-oncall"), "{:?}", m.name);
     }
 }
+
+#[test]
+fn the_network_policy_admits_the_namespace_the_manage_service_and_the_named_clients_on_the_engine_ports() {
+    let objs = objects_of("postgresql-sync");
+    let np = objs.iter().find_map(|o| if let Object::NetworkPolicy(n) = o { Some(n) } else { None }).expect("a NetworkPolicy");
+    let spec = np.spec.as_ref().unwrap();
+    assert_eq!(spec.pod_selector.as_ref().unwrap().match_labels.as_ref().unwrap().get(labels::SERVICE).map(String::as_str), Some("pgs"));
+    assert_eq!(spec.policy_types.as_deref(), Some(&["Ingress".to_string()][..]));
+    let rule = &spec.ingress.as_ref().unwrap()[0];
+    let ports: Vec<String> = rule.ports.as_ref().unwrap().iter().map(|p| format!("{:?}", p.port)).collect();
+    assert_eq!(ports, ["Some(Int(5432))"]);
+    let from = serde_json::to_value(rule.from.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        from,
+        serde_json::json!([
+            {"podSelector": {}},
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "firecamp-system"}},
+             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "firecamp-manage"}}},
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "payments"}}},
+            {"ipBlock": {"cidr": "10.20.0.0/16"}}
+        ])
+    );
+    // Asked for none, the service renders none.
+    let (_, name, mut spec, ips) = common::cases().into_iter().find(|c| c.0 == "postgresql-async").unwrap();
+    spec.clients.network_policy = false;
+    let objs = build(&common::plan_of(name, &spec, &ips), &Secrets::Redacted);
+    assert!(!objs.iter().any(|o| matches!(o, Object::NetworkPolicy(_))));
+}

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, Namespace, ObjectFieldSelector, PodSecurityContext, PodSpec,
     PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
 };
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -47,7 +48,10 @@ fn meta(name: &str, namespaced: bool) -> ObjectMeta {
 }
 
 fn selector_labels() -> BTreeMap<String, String> {
-    BTreeMap::from([("app.kubernetes.io/name".to_string(), NAME.to_string())])
+    // The services' NetworkPolicies admit the manage service's pods by this label.
+    let (k, v) = firecamp_kube::network::MANAGE_POD_LABEL;
+    debug_assert_eq!(v, NAME);
+    BTreeMap::from([(k.to_string(), v.to_string())])
 }
 
 fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
@@ -75,6 +79,7 @@ pub fn cluster_role() -> ClusterRole {
             rule(&[""], &["nodes"], READ),
             rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
             rule(&["policy"], &["poddisruptionbudgets"], MANAGE),
+            rule(&["networking.k8s.io"], &["networkpolicies"], MANAGE),
             // The members' Role grants `get` on their ConfigMaps, which this role holds.
             rule(&["rbac.authorization.k8s.io"], &["roles", "rolebindings"], MANAGE),
             rule(&["batch"], &["jobs"], &["get", "list", "watch", "create", "delete"]),
@@ -224,6 +229,20 @@ pub fn render(o: &InstallOptions) -> Vec<Value> {
                 ..Default::default()
             }),
             ..Default::default()
+        })),
+        // Only the REST API's port is reachable (it authenticates every caller); the manage
+        // service's other traffic is its own, outbound.
+        v(serde_json::to_value(NetworkPolicy {
+            metadata: meta(NAME, true),
+            spec: Some(NetworkPolicySpec {
+                pod_selector: Some(LabelSelector { match_labels: Some(selector_labels()), ..Default::default() }),
+                policy_types: Some(vec!["Ingress".into()]),
+                ingress: Some(vec![NetworkPolicyIngressRule {
+                    from: None,
+                    ports: Some(vec![NetworkPolicyPort { port: Some(IntOrString::Int(PORT.into())), protocol: Some("TCP".into()), end_port: None }]),
+                }]),
+                egress: None,
+            }),
         })),
     ]
 }

@@ -32,6 +32,8 @@ pub fn cases() -> Vec<(&'static str, &'static str, ServiceSpec, BTreeMap<String,
     pg_sync.version = Some("15".into());
     pg_sync.postgresql = Some(PostgresOptions { replication: PostgresReplication::Sync, max_connections: Some(500) });
     pg_sync.resources.limits.memory = Some("4Gi".into());
+    pg_sync.clients.namespaces = vec!["payments".into()];
+    pg_sync.clients.cidrs = vec!["10.20.0.0/16".into()];
     let redis = spec(EngineKind::Redis, 3);
     let mut zk = spec(EngineKind::Zookeeper, 3);
     zk.volumes.journal = Some(VolumeSpec::new("2Gi"));
