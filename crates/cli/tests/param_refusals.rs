@@ -16,7 +16,18 @@ fn kubeconfig() -> std::path::PathBuf {
 }
 
 fn firecamp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_firecamp")).args(args).env_remove("FIRECAMP_ZONES").env("KUBECONFIG", kubeconfig()).output().unwrap()
+    firecamp_in(None, args)
+}
+
+/// With the local runtime's state directory in FIRECAMP_LOCAL_DIR, where the CLI finds the
+/// runtime's API token (no flag).
+fn firecamp_in(local_dir: Option<&std::path::Path>, args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_firecamp"));
+    c.args(args).env_remove("FIRECAMP_ZONES").env("KUBECONFIG", kubeconfig());
+    if let Some(d) = local_dir {
+        c.env("FIRECAMP_LOCAL_DIR", d);
+    }
+    c.output().unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -70,6 +81,13 @@ fn create_refuses_values_out_of_range_or_not_in_the_enum() {
 }
 
 #[test]
+fn create_refuses_clients_a_network_policy_cannot_hold() {
+    refused(&["service", "create", "postgresql", "svc", ZONES, "--client-namespace=apps,kube-system"], &["spec.clients.namespaces[0]: not a namespace name"]);
+    refused(&["service", "create", "postgresql", "svc", ZONES, "--client-cidr=10.0.0.0/40"], &["spec.clients.cidrs[0]", "prefix length"]);
+    refused(&["service", "create", "postgresql", "svc", ZONES, "--client-cidr=10.1.0.0/16", "--no-network-policy"], &["spec.clients.networkPolicy", "nothing would enforce"]);
+}
+
+#[test]
 fn create_refuses_reserved_label_and_annotation_prefixes() {
     refused(
         &["service", "create", "postgresql", "svc", ZONES, "--annotation=storageclass.kubernetes.io/is-default-class=true"],
@@ -107,7 +125,11 @@ async fn config_operations_with_dangerous_keys_exit_2_and_change_nothing() {
     cfg.ips = firecamp_local::ips::IpPool::parse("127.0.147.1/10").unwrap();
     let daemon = firecamp_local::start(cfg).await.expect("the local runtime starts");
     let server = format!("--server={}", daemon.url());
-    let run = move |args: Vec<String>| tokio::task::spawn_blocking(move || firecamp(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    let local = dir.clone();
+    let run = move |args: Vec<String>| {
+        let local = local.clone();
+        tokio::task::spawn_blocking(move || firecamp_in(Some(&local), &args.iter().map(String::as_str).collect::<Vec<_>>()))
+    };
     let a = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let result = async {
         let o = run(a(&[

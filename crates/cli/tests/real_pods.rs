@@ -62,6 +62,12 @@ async fn postgresql_runs_on_real_pods_under_the_manage_service_from_its_image() 
     assert!(out.status.success(), "create: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     eprintln!("postgresql 3 on real pods: create -> ACTIVE in {:.1} s", t0.elapsed().as_secs_f64());
 
+    // The manage service applied the service's NetworkPolicy under the rendered ClusterRole.
+    // (The bed's CNI bridge enforces no policy: what it admits is asserted on the rendered
+    // object in crates/kube/tests/objects.rs.)
+    let np = Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced(client.clone(), &ns).get("pg").await.expect("the NetworkPolicy pg");
+    assert_eq!(np.spec.and_then(|s| s.policy_types), Some(vec!["Ingress".to_string()]));
+
     // Each member in its zone, on a real node.
     let members: Api<Pod> = Api::namespaced(client.clone(), &ns);
     for (i, zone) in real::ZONES.iter().enumerate() {
