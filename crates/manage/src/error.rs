@@ -21,6 +21,10 @@ pub enum Error {
         #[source]
         source: firecamp_core::cloud::CloudError,
     },
+    /// Objects of the names the service needs exist and are not its own: FireCamp never
+    /// adopts them (they would be changed, mounted and garbage-collected with the service).
+    #[error("refusing to take over objects this service does not own: {}", .0.join("; "))]
+    NotOwned(Vec<String>),
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
@@ -43,6 +47,7 @@ impl Error {
             Error::Kube { .. } => "KubernetesError",
             Error::MissingField(_) => "MalformedResource",
             Error::Cloud { .. } => "CloudError",
+            Error::NotOwned(_) => "ObjectNotOwned",
             Error::Finalizer(_) => "FinalizerError",
         }
     }

@@ -36,6 +36,7 @@ pub async fn apply(client: &Client, field_manager: &str, o: &Object, owner: Opti
 
 /// Creates the Secret only when absent: generated passwords are never regenerated.
 /// `generate` makes the Secret with fresh passwords; it runs only when `existing` is absent.
+/// A Secret of that name that is not the service's own was refused before (`ownership::check`).
 pub async fn ensure_secret(client: &Client, existing: &Secret, generate: impl FnOnce() -> Secret, owner: &OwnerReference) -> Result<bool> {
     let ns = existing.metadata.namespace.clone().unwrap_or_default();
     let name = existing.metadata.name.clone().unwrap_or_default();
@@ -57,15 +58,17 @@ fn selector(service: &str) -> String {
 }
 
 /// Deletes the service's ConfigMaps and StorageClasses that are no longer built (a member or a
-/// zone removed). PVCs are kept: they hold data.
-pub async fn delete_orphans(client: &Client, ns: &str, service: &str, desired: &[Object]) -> Result<Vec<String>> {
+/// zone removed). PVCs are kept: they hold data. Labels only select: a ConfigMap is deleted only
+/// when this service (`uid`) controls it, since anyone can write FireCamp's labels.
+pub async fn delete_orphans(client: &Client, ns: &str, service: &str, uid: &str, desired: &[Object]) -> Result<Vec<String>> {
     let want: BTreeSet<(&str, &str)> = desired.iter().map(|o| (o.kind(), o.name())).collect();
     let lp = ListParams::default().labels(&selector(service));
     let mut deleted = Vec::new();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     for cm in cms.list(&lp).await.map_err(Error::kube("list", "ConfigMap", service))? {
+        let controlled = cm.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == uid);
         let name = cm.metadata.name.unwrap_or_default();
-        if !want.contains(&("ConfigMap", name.as_str())) {
+        if controlled && !want.contains(&("ConfigMap", name.as_str())) {
             cms.delete(&name, &DeleteParams::default()).await.map_err(Error::kube("delete", "ConfigMap", &name))?;
             deleted.push(format!("ConfigMap/{name}"));
         }

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod cloud;
 pub mod init;
+pub mod ownership;
 pub mod status;
 
 use std::collections::BTreeMap;
@@ -107,26 +108,55 @@ async fn event(ctx: &Context, svc: &FireCampService, type_: EventType, reason: &
     }
 }
 
+/// How soon a service refused for objects it does not own looks again: the refusal ends when
+/// their owner removes or renames them, which raises no event of this service.
+const NOT_OWNED_LOOK_AGAIN: Duration = Duration::from_secs(30);
+
 async fn apply_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
+    match reconcile_service(svc, ctx).await {
+        Err(Error::Invalid(e)) => {
+            refuse(ctx, svc, "InvalidSpec", e.to_string()).await?;
+            Ok(Action::await_change())
+        }
+        Err(e @ Error::NotOwned(_)) => {
+            refuse(ctx, svc, e.reason(), e.to_string()).await?;
+            Ok(Action::requeue(NOT_OWNED_LOOK_AGAIN))
+        }
+        other => other,
+    }
+}
+
+/// A refusal the user must act on: phase FAILED with the reason, and a Warning event when the
+/// reason is new. Nothing else of the service is touched.
+async fn refuse(ctx: &Context, svc: &FireCampService, reason: &str, message: String) -> Result<()> {
+    let previous = svc.status.clone().unwrap_or_default();
+    if previous.phase == firecamp_api::Phase::Failed && previous.message.as_deref() == Some(message.as_str()) {
+        return Ok(());
+    }
+    let status =
+        FireCampServiceStatus { phase: firecamp_api::Phase::Failed, message: Some(message.clone()), observed_generation: svc.metadata.generation, ..previous };
+    write_status(ctx, svc, &status).await?;
+    event(ctx, svc, EventType::Warning, reason, message).await;
+    Ok(())
+}
+
+async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
     let name = svc.name_any();
     let ns = svc.namespace().unwrap_or_default();
     let mut cloud_state = cloud::CloudState::from_status(svc.status.as_ref());
     // Validate: an invalid spec is reported in status and waits for the user's next change.
-    let plan = match plan_of(svc, ctx, &cloud_state.ip_map()) {
-        Ok(p) => p,
-        Err(Error::Invalid(e)) => {
-            let status = FireCampServiceStatus {
-                phase: firecamp_api::Phase::Failed,
-                message: Some(e.to_string()),
-                observed_generation: svc.metadata.generation,
-                ..svc.status.clone().unwrap_or_default()
-            };
-            write_status(ctx, svc, &status).await?;
-            event(ctx, svc, EventType::Warning, "InvalidSpec", e.to_string()).await;
-            return Ok(Action::await_change());
-        }
-        Err(e) => return Err(e),
-    };
+    let plan = plan_of(svc, ctx, &cloud_state.ip_map())?;
+    // Nothing is taken (static IPs) or applied while any object of the names the service needs
+    // belongs to someone else.
+    let uid = svc.metadata.uid.clone().ok_or(Error::MissingField("metadata.uid"))?;
+    let me = ownership::Claimant { uid: &uid, service: &name, namespace: &ns };
+    let wanted = build(&plan, &Secrets::Redacted);
+    let job = init::job_name(&name);
+    let mut targets: Vec<ownership::Target> = wanted.iter().map(ownership::Target::from).collect();
+    if !plan.init_tasks.is_empty() {
+        targets.push(ownership::Target { api_version: "batch/v1", kind: "Job", name: &job, namespace: Some(&ns), proof: ownership::Proof::OwnerReference });
+    }
+    ownership::check(&ctx.client, &targets, &me).await?;
     // Static IPs before anything is built: the members' configs bind them.
     let members: Vec<firecamp_core::Member> = plan.members.iter().map(|m| m.member.clone()).collect();
     let plan = if cloud::allocate_ips(ctx, svc, &members, &mut cloud_state).await? { plan_of(svc, ctx, &cloud_state.ip_map())? } else { plan };
@@ -149,7 +179,7 @@ async fn apply_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
             _ => apply::apply(&ctx.client, &ctx.config.field_manager, o, Some(&owner)).await?,
         }
     }
-    let deleted = apply::delete_orphans(&ctx.client, &ns, &name, &objects).await?;
+    let deleted = apply::delete_orphans(&ctx.client, &ns, &name, &uid, &objects).await?;
     if !deleted.is_empty() {
         event(ctx, svc, EventType::Normal, "Pruned", format!("deleted {}", deleted.join(", "))).await;
     }

@@ -1,0 +1,151 @@
+//! Whether an object of the name FireCamp would use is this service's to change. Server-side
+//! apply with `force` would otherwise adopt (and garbage-collect with the service) any Service,
+//! ConfigMap or Secret of the namespace that happens to have the name.
+
+use firecamp_kube::{Object, labels};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::{Api, Client};
+
+use super::apply::owned;
+use crate::error::{Error, Result};
+
+/// Who may claim an object: by the controller owner reference (namespaced objects the service
+/// owns), or by FireCamp's labels where no owner reference can be (PVCs outlive the service;
+/// cluster-scoped StorageClasses cannot name a namespaced owner, so they name the namespace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    OwnerReference,
+    Labels { cluster_scoped: bool },
+}
+
+pub fn proof(o: &Object) -> Proof {
+    if owned(o) { Proof::OwnerReference } else { Proof::Labels { cluster_scoped: o.metadata().namespace.is_none() } }
+}
+
+/// This service: its FireCampService's uid, name and namespace.
+pub struct Claimant<'a> {
+    pub uid: &'a str,
+    pub service: &'a str,
+    pub namespace: &'a str,
+}
+
+/// `None` when the object is absent or this service's; otherwise why it is not.
+pub fn refusal(existing: Option<&ObjectMeta>, proof: Proof, me: &Claimant) -> Option<String> {
+    let meta = existing?;
+    match proof {
+        Proof::OwnerReference => {
+            let controller = meta.owner_references.iter().flatten().find(|r| r.controller == Some(true));
+            match controller {
+                Some(r) if r.uid == me.uid => None,
+                Some(r) => Some(format!("it is controlled by {} {} (uid {}), not by this FireCampService", r.kind, r.name, r.uid)),
+                None => Some("it exists without an owner reference to this FireCampService".into()),
+            }
+        }
+        Proof::Labels { cluster_scoped } => {
+            let l = meta.labels.clone().unwrap_or_default();
+            let has = |k: &str, v: &str| l.get(k).map(String::as_str) == Some(v);
+            let ours = has(labels::MANAGED_BY, "firecamp") && has(labels::SERVICE, me.service) && (!cluster_scoped || has(labels::NAMESPACE, me.namespace));
+            let whose = if cluster_scoped { format!("{} of namespace {}", me.service, me.namespace) } else { me.service.to_string() };
+            (!ours).then(|| format!("it exists without FireCamp's labels for service {whose}"))
+        }
+    }
+}
+
+/// One object the service would write: where it lives and how it is claimed.
+pub struct Target<'a> {
+    pub api_version: &'a str,
+    pub kind: &'static str,
+    pub name: &'a str,
+    pub namespace: Option<&'a str>,
+    pub proof: Proof,
+}
+
+impl<'a> From<&'a Object> for Target<'a> {
+    fn from(o: &'a Object) -> Self {
+        Target { api_version: o.api_version(), kind: o.kind(), name: o.name(), namespace: o.metadata().namespace.as_deref(), proof: proof(o) }
+    }
+}
+
+/// Reads each object the service would write and refuses, naming every one, when any exists
+/// that is not this service's. Called before anything is applied, so nothing is half-created.
+pub async fn check(client: &Client, targets: &[Target<'_>], me: &Claimant<'_>) -> Result<()> {
+    let mut refused = Vec::new();
+    for t in targets {
+        let (group, version) = t.api_version.rsplit_once('/').unwrap_or(("", t.api_version));
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, t.kind));
+        let api: Api<DynamicObject> = match t.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        let existing = api.get_metadata_opt(t.name).await.map_err(Error::kube("get", t.kind, t.name))?;
+        if let Some(why) = refusal(existing.as_ref().map(|e| &e.metadata), t.proof, me) {
+            refused.push(format!("{} {}: {why}", t.kind, t.name));
+        }
+    }
+    if refused.is_empty() { Ok(()) } else { Err(Error::NotOwned(refused)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    use super::*;
+
+    const ME: Claimant = Claimant { uid: "u-1", service: "pg", namespace: "a" };
+    const BY_REF: Proof = Proof::OwnerReference;
+
+    fn owner(uid: &str, controller: bool) -> OwnerReference {
+        OwnerReference {
+            api_version: "firecamp.dev/v1alpha1".into(),
+            kind: "FireCampService".into(),
+            name: "pg".into(),
+            uid: uid.into(),
+            controller: Some(controller),
+            block_owner_deletion: None,
+        }
+    }
+
+    fn with_owners(refs: Vec<OwnerReference>) -> ObjectMeta {
+        ObjectMeta { name: Some("pg-0-config".into()), owner_references: Some(refs), ..Default::default() }
+    }
+
+    fn with_labels(l: &[(&str, &str)]) -> ObjectMeta {
+        ObjectMeta { labels: Some(l.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()), ..Default::default() }
+    }
+
+    #[test]
+    fn absent_objects_and_our_own_are_ours_to_apply() {
+        assert_eq!(refusal(None, BY_REF, &ME), None);
+        assert_eq!(refusal(Some(&with_owners(vec![owner("u-1", true)])), BY_REF, &ME), None);
+    }
+
+    #[test]
+    fn an_object_without_our_controller_reference_is_refused() {
+        let plain = ObjectMeta::default();
+        assert!(refusal(Some(&plain), BY_REF, &ME).unwrap().contains("without an owner reference"));
+        // An earlier service of the same name (another uid) or a non-controller reference: not ours.
+        assert!(refusal(Some(&with_owners(vec![owner("u-0", true)])), BY_REF, &ME).unwrap().contains("uid u-0"));
+        assert!(refusal(Some(&with_owners(vec![owner("u-1", false)])), BY_REF, &ME).is_some());
+        // Labels do not stand in for the owner reference: anyone can write them.
+        let labelled = ObjectMeta { labels: with_labels(&[(labels::MANAGED_BY, "firecamp"), (labels::SERVICE, "pg")]).labels, ..Default::default() };
+        assert!(refusal(Some(&labelled), BY_REF, &ME).is_some());
+    }
+
+    #[test]
+    fn volumes_and_storage_classes_are_claimed_by_labels() {
+        let pvc = Proof::Labels { cluster_scoped: false };
+        let sc = Proof::Labels { cluster_scoped: true };
+        let ours = with_labels(&[(labels::MANAGED_BY, "firecamp"), (labels::SERVICE, "pg"), (labels::NAMESPACE, "a")]);
+        assert_eq!(refusal(Some(&ours), pvc, &ME), None);
+        assert_eq!(refusal(Some(&ours), sc, &ME), None);
+        // The same service name in another namespace does not make a StorageClass ours.
+        let theirs = with_labels(&[(labels::MANAGED_BY, "firecamp"), (labels::SERVICE, "pg"), (labels::NAMESPACE, "b")]);
+        assert!(refusal(Some(&theirs), sc, &ME).unwrap().contains("pg of namespace a"));
+        // A volume someone else made, or another service's.
+        assert!(refusal(Some(&ObjectMeta::default()), pvc, &ME).is_some());
+        assert!(refusal(Some(&with_labels(&[(labels::MANAGED_BY, "firecamp"), (labels::SERVICE, "zk")])), pvc, &ME).is_some());
+    }
+}
