@@ -1,8 +1,10 @@
 //! The REST client of the manage service (local runtime or Kubernetes).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use firecamp_api::{ApiError, ErrorCode};
+use firecamp_local::config::{Config, default_dir};
 use reqwest::{Method, RequestBuilder, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,7 +29,12 @@ impl Client {
             b = b.add_root_certificate(cert);
         }
         let http = b.build().map_err(|e| CliError::Failed(format!("HTTP client: {e}")))?;
-        Ok(Client { http, base: args.server.trim_end_matches('/').to_string(), token: args.token.clone(), namespace: args.namespace.clone() })
+        let base = args.server.trim_end_matches('/').to_string();
+        let token = match &args.token {
+            Some(t) => Some(t.clone()),
+            None => local_token(&base)?,
+        };
+        Ok(Client { http, base, token, namespace: args.namespace.clone() })
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
@@ -57,6 +64,14 @@ impl Client {
             return Ok(resp);
         }
         let status = resp.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED && self.token.is_none() && loopback(&self.base) {
+            return Err(CliError::Failed(format!(
+                "the local runtime at {} wants its API token, and no state directory ({}) says a runtime listens there; \
+                 set FIRECAMP_LOCAL_DIR to the runtime's --dir (its token is <dir>/api-token), or pass --token",
+                self.base,
+                token_dirs().iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+            )));
+        }
         let text = resp.text().await.unwrap_or_default();
         Err(match serde_json::from_str::<ApiError>(&text) {
             Ok(e) => api_error(e),
@@ -91,6 +106,51 @@ impl Client {
     pub async fn stream(&self, path: &str) -> Result<Response, CliError> {
         self.send(self.request(Method::GET, path)).await
     }
+}
+
+/// Where local runtimes may keep their state: `$FIRECAMP_LOCAL_DIR` or this user's default, and
+/// root's (a runtime started with sudo serves every user on the machine).
+fn token_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![default_dir()];
+    let root = PathBuf::from("/var/lib/firecamp");
+    if !dirs.contains(&root) {
+        dirs.push(root);
+    }
+    dirs
+}
+
+fn loopback(url: &str) -> bool {
+    reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)).is_some_and(|h| firecamp_local::guard::loopback_host(&h))
+}
+
+/// The API token of the local runtime that listens at `base`: the one whose state directory's
+/// address file names the same loopback port. The token goes to no other server. A token that
+/// exists but cannot be read is an error naming the file.
+fn local_token(base: &str) -> Result<Option<String>, CliError> {
+    let Ok(want) = reqwest::Url::parse(base) else { return Ok(None) };
+    if !loopback(base) {
+        return Ok(None);
+    }
+    for dir in token_dirs() {
+        let cfg = Config::new(&dir);
+        let Ok(addr) = std::fs::read_to_string(cfg.addr_path()) else { continue };
+        let Ok(there) = reqwest::Url::parse(addr.trim()) else { continue };
+        if !loopback(there.as_str()) || there.port_or_known_default() != want.port_or_known_default() {
+            continue;
+        }
+        let path = cfg.token_path();
+        return match std::fs::read_to_string(&path) {
+            Ok(t) => Ok(Some(t.trim().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(CliError::Failed(format!(
+                "cannot read the local runtime's API token {}: {e}; only the runtime's user (root) and, when that group exists, \
+                 the `{}` group may read it: run this as root (sudo) or join the group",
+                path.display(),
+                firecamp_local::guard::GROUP
+            ))),
+            Err(e) => Err(CliError::Failed(format!("cannot read the local runtime's API token {}: {e}", path.display()))),
+        };
+    }
+    Ok(None)
 }
 
 fn api_error(e: ApiError) -> CliError {

@@ -39,7 +39,7 @@ pub struct DirOpt {
 pub struct LocalOpts {
     #[command(flatten)]
     pub dir: DirOpt,
-    /// Address of the REST API.
+    /// Address of the REST API: loopback only (plain HTTP, bearer token in <dir>/api-token).
     #[arg(long, env = "FIRECAMP_LOCAL_LISTEN", default_value = firecamp_api::LOCAL_ADDR)]
     pub listen: SocketAddr,
     /// Address (UDP) of the embedded DNS server for the members' names.
@@ -61,6 +61,8 @@ fn dir_of(d: &DirOpt) -> PathBuf {
 }
 
 fn config(o: &LocalOpts) -> Result<Config, CliError> {
+    // Refused before anything starts: the API has no TLS, so it stays on loopback.
+    firecamp_local::guard::check_listen(o.listen).map_err(|e| CliError::Usage(e.to_string()))?;
     let mut c = Config::new(dir_of(&o.dir));
     c.listen = o.listen;
     c.dns_listen = o.dns_listen;

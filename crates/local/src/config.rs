@@ -30,6 +30,8 @@ pub struct Config {
     /// Test hook: an operation pauses (without failing) once this many of its steps have
     /// finished in this daemon, so a test can stop the daemon mid-operation deterministically.
     pub hold_operations_after_steps: Option<usize>,
+    /// A member's log is rotated when it passes this size (`member.log.1`, `.2` kept).
+    pub member_log_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -54,6 +56,7 @@ impl Config {
             hosts_file: PathBuf::from("/etc/hosts"),
             bin_dirs: BinDirs::default(),
             hold_operations_after_steps: None,
+            member_log_max_bytes: crate::logs::DEFAULT_MAX_BYTES,
         }
     }
 
@@ -69,6 +72,10 @@ impl Config {
     /// The address file: where a running daemon says it listens.
     pub fn addr_path(&self) -> PathBuf {
         self.dir.join("firecamp-local.addr")
+    }
+    /// The API's bearer token (0600, or 0640 group `firecamp`); the CLI reads it from here.
+    pub fn token_path(&self) -> PathBuf {
+        self.dir.join("api-token")
     }
     pub fn services_dir(&self) -> PathBuf {
         self.dir.join("services")

@@ -41,19 +41,43 @@ impl Daemon {
     pub async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.task.await;
+        let _ = std::fs::remove_file(self.runtime.cfg.addr_path());
         self.runtime.shutdown().await;
     }
 }
 
+/// Creates the state directory passable (0711) for member users (postgres, redis, zookeeper).
+/// A directory that already exists is not the runtime's to chmod: when members must enter it
+/// and cannot, that is an error naming it.
 fn prepare_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(LocalError::io(format!("creating {}", dir.display())))?;
-    // Member servers may run as other users (postgres): they must pass through, not read.
-    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o711)).map_err(LocalError::io(format!("chmod {}", dir.display())))
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(LocalError::io(format!("creating {}", parent.display())))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o711).create(dir) {
+        // Set again: the umask may have taken bits away.
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(LocalError::io(format!("chmod {}", dir.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(dir).map_err(LocalError::io(format!("reading {}", dir.display())))?.permissions().mode();
+            if nix::unistd::Uid::effective().is_root() && mode & 0o001 == 0 {
+                return Err(LocalError::BadRequest(format!(
+                    "the state directory {} (mode {:o}) was not created by FireCamp, which leaves its mode alone, and member servers \
+                     (running as postgres, redis, zookeeper) cannot enter it: `chmod o+x` it, or use another --dir",
+                    dir.display(),
+                    mode & 0o7777
+                )));
+            }
+            Ok(())
+        }
+        Err(e) => Err(LocalError::io(format!("creating {}", dir.display()))(e)),
+    }
 }
 
 /// Starts the manage service in this process.
 pub async fn start(cfg: Config) -> Result<Daemon> {
+    crate::guard::check_listen(cfg.listen)?;
     prepare_dir(&cfg.dir)?;
+    let token = Arc::new(crate::guard::load_or_create(&cfg.token_path())?);
     let store = Store::open(&cfg.store_path())?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -61,9 +85,10 @@ pub async fn start(cfg: Config) -> Result<Daemon> {
     let addr = listener.local_addr().map_err(LocalError::io("reading the API's address"))?;
     let domain = firecamp_core::ClusterConfig::new(cfg.cluster.clone()).domain();
     let (zone, dns_addr) = crate::dns::serve(cfg.dns_listen, &domain).await?;
+    let addr_path = cfg.addr_path();
     let runtime = Arc::new(Runtime::new(cfg, store, Some(zone)));
     runtime.boot().await?;
-    let app = crate::http::router(runtime.clone());
+    let app = crate::http::router(runtime.clone(), token);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(async {
@@ -73,6 +98,8 @@ pub async fn start(cfg: Config) -> Result<Daemon> {
             tracing::error!(error = %e, "the API server stopped");
         }
     });
+    // Written last: the CLI sends the token only to the address this file names.
+    std::fs::write(&addr_path, format!("http://{addr}\n")).map_err(LocalError::io(format!("writing {}", addr_path.display())))?;
     tracing::info!(%addr, %dns_addr, "firecamp local runtime ready");
     Ok(Daemon { addr, dns_addr, runtime, stop, task })
 }
@@ -83,7 +110,6 @@ pub async fn serve(cfg: Config) -> Result<()> {
     let addr_path = cfg.addr_path();
     let daemon = start(cfg).await?;
     std::fs::write(&pid_path, format!("{}\n", std::process::id())).map_err(LocalError::io(format!("writing {}", pid_path.display())))?;
-    std::fs::write(&addr_path, format!("{}\n", daemon.url())).map_err(LocalError::io(format!("writing {}", addr_path.display())))?;
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).map_err(LocalError::io("installing a SIGTERM handler"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(LocalError::io("installing a SIGINT handler"))?;

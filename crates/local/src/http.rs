@@ -42,7 +42,7 @@ impl IntoResponse for Fail {
 
 type Res<T> = Result<T, Fail>;
 
-pub fn router(rt: Arc<Runtime>) -> Router {
+pub fn router(rt: Arc<Runtime>, token: Arc<crate::guard::Token>) -> Router {
     Router::new()
         .route(paths::HEALTH, get(|| async { "ok\n" }))
         .route(paths::SERVICES, get(list).post(create))
@@ -56,6 +56,7 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         .route("/v1/services/{name}/operations/{id}/cancel", post(cancel_operation))
         .fallback(|| async { Fail::from(ApiError::new(ErrorCode::NotFound, "no such path in the FireCamp API")) })
         .with_state(rt)
+        .layer(axum::middleware::from_fn_with_state(token, crate::guard::check))
 }
 
 async fn list(State(rt): Rt) -> Res<Json<ServiceList>> {

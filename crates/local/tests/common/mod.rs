@@ -41,6 +41,9 @@ where
     Fut: Future<Output = ()>,
 {
     let dir = tempfile::tempdir().unwrap();
+    // The runtime never chmods a state directory it did not create, and member servers (other
+    // users) must pass through this one.
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
     let mut cfg = Config::new(dir.path());
     cfg.listen = "127.0.0.1:0".parse().unwrap();
     cfg.dns_listen = "127.0.0.1:0".parse().unwrap();
@@ -48,7 +51,7 @@ where
     cfg.ips = IpPool::parse(pool).unwrap();
     tweak(&mut cfg);
     let daemon = firecamp_local::start(cfg.clone()).await.expect("the local runtime starts");
-    let bed = Arc::new(Bed { url: daemon.url(), dns_addr: daemon.dns_addr, cfg, http: reqwest::Client::new(), daemon: Mutex::new(Some(daemon)), _dir: dir });
+    let bed = Arc::new(Bed { url: daemon.url(), dns_addr: daemon.dns_addr, http: client(&cfg), cfg, daemon: Mutex::new(Some(daemon)), _dir: dir });
     let result = AssertUnwindSafe(body(bed.clone())).catch_unwind().await;
     let daemon = bed.daemon.lock().unwrap().take();
     if let Some(d) = daemon {
@@ -57,6 +60,14 @@ where
     if let Err(p) = result {
         std::panic::resume_unwind(p);
     }
+}
+
+/// A client with the runtime's API token, read from its file as the CLI reads it.
+pub fn client(cfg: &Config) -> reqwest::Client {
+    let token = std::fs::read_to_string(cfg.token_path()).expect("the daemon wrote its API token");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", token.trim()).parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
 }
 
 impl Bed {
