@@ -2,9 +2,10 @@
 //! through the system resolver) and clients on the machine find `<member>.<cluster>-firecamp.com`.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 fn begin(cluster: &str) -> String {
     format!("# BEGIN firecamp {cluster}")
@@ -48,21 +49,50 @@ pub fn replace_block(hosts: &str, cluster: &str, block: &str) -> String {
     out + block
 }
 
-/// Rewrites the cluster's block in the hosts file in place (it may be a bind mount that cannot
-/// be replaced by a rename), under an exclusive lock so runtimes of other clusters can share it.
+/// The lock shared by every runtime that edits `hosts` (the file itself is replaced, so it
+/// cannot carry the lock): `.<name>.firecamp.lock` beside it, e.g. `/etc/.hosts.firecamp.lock`.
+fn lock_path(hosts: &Path) -> PathBuf {
+    let name = hosts.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "hosts".into());
+    hosts.with_file_name(format!(".{name}.firecamp.lock"))
+}
+
+/// Rewrites the cluster's block in the hosts file, under an exclusive lock so runtimes of other
+/// clusters can share it. The new content is written to a temp file in the same directory
+/// (same mode and owner), fsynced and renamed over the old one, so a crash leaves either the
+/// old file or the new one, never an empty or half-written one.
 pub fn write_block(path: &Path, cluster: &str, entries: &BTreeMap<String, Ipv4Addr>) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
-    f.lock()?;
-    let mut current = String::new();
-    f.read_to_string(&mut current)?;
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(lock_path(path))?;
+    lock.lock()?;
+    let current = std::fs::read_to_string(path)?;
     let next = replace_block(&current, cluster, &render_block(cluster, entries));
     if next != current {
-        f.set_len(0)?;
-        f.rewind()?;
-        f.write_all(next.as_bytes())?;
-        f.sync_all()?;
+        replace(path, next.as_bytes())?;
     }
-    f.unlock()
+    lock.unlock()
+}
+
+fn replace(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    let meta = std::fs::metadata(path)?;
+    let tmp = path.with_file_name(format!(".{}.firecamp.tmp", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    let _ = std::fs::remove_file(&tmp);
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        f.write_all(content)?;
+        // Whoever could read the old file reads the new one.
+        std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid()))?;
+        f.set_permissions(std::fs::Permissions::from_mode(meta.permissions().mode() & 0o7777))?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    // The rename itself is durable once the directory is.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -101,14 +131,44 @@ mod tests {
         assert_eq!(replace_block(&hosts, "local", ""), hosts);
     }
 
+    /// Issue #12: the file is replaced by a rename (a new inode each time, same mode), so a
+    /// reader sees the old content or the new, never an empty file; no temp file is left.
     #[test]
-    fn writes_in_place() {
+    fn replaces_the_file_atomically() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("hosts");
         std::fs::write(&p, "127.0.0.1 localhost\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        let before = inode(&p);
+        // A reader polling all along never sees the file empty or missing.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (p, stop) = (p.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let text = std::fs::read_to_string(&p).expect("the hosts file always exists");
+                    assert!(text.starts_with("127.0.0.1 localhost\n"), "read {text:?}");
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        for _ in 0..50 {
+            write_block(&p, "local", &entries()).unwrap();
+            write_block(&p, "local", &BTreeMap::new()).unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(reader.join().unwrap() > 0);
         write_block(&p, "local", &entries()).unwrap();
         assert!(std::fs::read_to_string(&p).unwrap().contains("127.0.100.2\tpg-1.local-firecamp.com"));
+        assert_ne!(inode(&p), before, "replaced by a rename, not rewritten in place");
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o644, "mode kept");
         write_block(&p, "local", &BTreeMap::new()).unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "127.0.0.1 localhost\n");
+        let left: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| n.ends_with(".tmp")).collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

@@ -9,20 +9,71 @@ use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 
+/// A member's log is rotated past this size; the two previous files are kept
+/// (`member.log.1`, `member.log.2`), so a member's logs never take more than about 3× this.
+pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// How many rotated files are kept.
+const KEEP: usize = 2;
+
+struct Open {
+    file: std::fs::File,
+    size: u64,
+}
+
 pub struct LogSink {
     path: PathBuf,
-    file: Mutex<Option<std::fs::File>>,
+    max_bytes: u64,
+    /// The member's OS user: its log files are its own, as its data is.
+    owner: Mutex<Option<(u32, u32)>>,
+    file: Mutex<Option<Open>>,
     tx: broadcast::Sender<String>,
 }
 
 impl LogSink {
-    pub fn new(path: PathBuf) -> Self {
+    pub fn new(path: PathBuf, max_bytes: u64) -> Self {
         let (tx, _) = broadcast::channel(1024);
-        LogSink { path, file: Mutex::new(None), tx }
+        LogSink { path, max_bytes: max_bytes.max(1), owner: Mutex::new(None), file: Mutex::new(None), tx }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn rotated(&self, n: usize) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(format!(".{n}"));
+        PathBuf::from(p)
+    }
+
+    /// Who owns the files (applied to the current one now and to every new one).
+    pub fn set_owner(&self, owner: Option<(u32, u32)>) {
+        *self.owner.lock().unwrap_or_else(|p| p.into_inner()) = owner;
+        if let Some((uid, gid)) = owner
+            && self.path.exists()
+        {
+            let _ = std::os::unix::fs::chown(&self.path, Some(uid), Some(gid));
+        }
+    }
+
+    fn open(&self) -> std::io::Result<Open> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o640).open(&self.path)?;
+        if let Some((uid, gid)) = *self.owner.lock().unwrap_or_else(|p| p.into_inner()) {
+            std::os::unix::fs::chown(&self.path, Some(uid), Some(gid))?;
+        }
+        let size = file.metadata()?.len();
+        Ok(Open { file, size })
+    }
+
+    /// `member.log` → `.1` → `.2` (the oldest dropped); the next line opens a new file.
+    fn rotate(&self) -> std::io::Result<()> {
+        for n in (1..KEEP).rev() {
+            let from = self.rotated(n);
+            if from.exists() {
+                std::fs::rename(&from, self.rotated(n + 1))?;
+            }
+        }
+        std::fs::rename(&self.path, self.rotated(1))
     }
 
     /// Appends one line (a trailing newline is added); never fails the caller: a log that cannot
@@ -30,18 +81,26 @@ impl LogSink {
     pub fn line(&self, text: &str) {
         let stamped = format!("{} {}\n", humantime::format_rfc3339_millis(SystemTime::now()), text.trim_end_matches(['\n', '\r']));
         let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.as_ref().is_some_and(|o| o.size > 0 && o.size + stamped.len() as u64 > self.max_bytes) {
+            *guard = None;
+            if let Err(e) = self.rotate() {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot rotate member log");
+            }
+        }
         if guard.is_none() {
-            use std::os::unix::fs::OpenOptionsExt;
-            match std::fs::OpenOptions::new().create(true).append(true).mode(0o640).open(&self.path) {
-                Ok(f) => *guard = Some(f),
+            match self.open() {
+                Ok(o) => *guard = Some(o),
                 Err(e) => {
                     tracing::warn!(path = %self.path.display(), error = %e, "cannot open member log");
                     return;
                 }
             }
         }
-        if let Some(Err(e)) = guard.as_mut().map(|f| f.write_all(stamped.as_bytes())) {
-            tracing::warn!(path = %self.path.display(), error = %e, "cannot write member log");
+        if let Some(o) = guard.as_mut() {
+            match o.file.write_all(stamped.as_bytes()) {
+                Ok(()) => o.size += stamped.len() as u64,
+                Err(e) => tracing::warn!(path = %self.path.display(), error = %e, "cannot write member log"),
+            }
         }
         // Sent under the lock, so a follower that read the file under it misses no line.
         let _ = self.tx.send(stamped);
@@ -50,12 +109,17 @@ impl LogSink {
     /// The lines written so far, and a receiver of every later one.
     pub fn snapshot_and_follow(&self) -> (String, broadcast::Receiver<String>) {
         let _guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
-        (text, self.tx.subscribe())
+        (self.read(), self.tx.subscribe())
     }
 
     pub fn snapshot(&self) -> String {
-        std::fs::read_to_string(&self.path).unwrap_or_default()
+        let _guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        self.read()
+    }
+
+    /// The newest rotated file and the current one: what `logs` shows right after a rotation too.
+    fn read(&self) -> String {
+        std::fs::read_to_string(self.rotated(1)).unwrap_or_default() + &std::fs::read_to_string(&self.path).unwrap_or_default()
     }
 
     /// Forgets the open file (its directory is being removed).
@@ -88,11 +152,29 @@ mod tests {
     #[test]
     fn followers_get_new_lines() {
         let dir = tempfile::tempdir().unwrap();
-        let sink = LogSink::new(dir.path().join("m.log"));
+        let sink = LogSink::new(dir.path().join("m.log"), DEFAULT_MAX_BYTES);
         sink.line("one");
         let (text, mut rx) = sink.snapshot_and_follow();
         assert!(text.ends_with(" one\n"));
         sink.line("two");
         assert!(rx.try_recv().unwrap().ends_with(" two\n"));
+    }
+
+    #[test]
+    fn rotates_past_the_cap_and_keeps_two_old_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("member.log");
+        let sink = LogSink::new(path.clone(), 200);
+        for i in 0..40 {
+            sink.line(&format!("line {i:02} ........................"));
+        }
+        for p in [&path, &sink.rotated(1), &sink.rotated(2)] {
+            let len = std::fs::metadata(p).unwrap().len();
+            assert!(len > 0 && len <= 200, "{}: {len} bytes", p.display());
+        }
+        assert!(!sink.rotated(3).exists(), "only two old files are kept");
+        let text = sink.snapshot();
+        assert!(text.ends_with("line 39 ........................\n"), "{text}");
+        assert!(!text.contains("line 00 "), "the oldest lines are gone");
     }
 }

@@ -39,6 +39,26 @@ pub fn names_to_ips(content: &str, names: &BTreeMap<String, Ipv4Addr>) -> String
     by_len.into_iter().fold(content.to_string(), |acc, (n, ip)| acc.replace(n.as_str(), &ip.to_string()))
 }
 
+/// Gives `path` and everything under it to `owner` when the directory itself is not theirs yet
+/// (data written by a runtime that ran the server as another user, e.g. root before #12).
+fn own_tree(path: &Path, owner: Option<(u32, u32)>) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, lchown};
+    let Some((uid, gid)) = owner else { return Ok(()) };
+    let meta = std::fs::symlink_metadata(path).map_err(LocalError::io(format!("reading {}", path.display())))?;
+    if meta.uid() == uid && meta.gid() == gid {
+        return Ok(());
+    }
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        lchown(&p, Some(uid), Some(gid)).map_err(LocalError::io(format!("chown {}", p.display())))?;
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+            let entries = std::fs::read_dir(&p).map_err(LocalError::io(format!("reading {}", p.display())))?;
+            stack.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
+        }
+    }
+    Ok(())
+}
+
 pub struct MemberFiles<'a> {
     pub member_dir: &'a Path,
     pub plan: &'a MemberPlan,
@@ -67,21 +87,30 @@ pub fn member(m: &MemberFiles) -> Result<()> {
     for (k, v) in m.secrets {
         write(&m.secret_dir.join(k), v, 0o600, m.owner)?;
     }
-    mkdir(Path::new(&m.plan.paths.data_dir), 0o700, m.owner)?;
-    mkdir(Path::new(&m.plan.paths.run_dir), 0o700, m.owner)?;
+    for d in [Path::new(&m.plan.paths.data_dir), Path::new(&m.plan.paths.run_dir)] {
+        own_tree_if_exists(d, m.owner)?;
+        mkdir(d, 0o700, m.owner)?;
+    }
     if m.has_journal {
+        own_tree_if_exists(&dir.join("journal"), m.owner)?;
         mkdir(&dir.join("journal"), 0o700, m.owner)?;
     }
     Ok(())
 }
 
-/// Makes the runtime's directory and every ancestor up to it passable for member users.
+fn own_tree_if_exists(path: &Path, owner: Option<(u32, u32)>) -> Result<()> {
+    if path.exists() { own_tree(path, owner) } else { Ok(()) }
+}
+
+/// Makes a service's directory passable for member users. Its parent (`services/`) is chmodded
+/// only when the runtime creates it: a directory it did not create keeps its mode.
 pub fn service_dir(service_dir: &Path) -> Result<()> {
-    mkdir(service_dir, 0o711, None)?;
-    if let Some(parent) = service_dir.parent() {
+    if let Some(parent) = service_dir.parent()
+        && !parent.exists()
+    {
         mkdir(parent, 0o711, None)?;
     }
-    Ok(())
+    mkdir(service_dir, 0o711, None)
 }
 
 /// A revision of the member's files: what changes when its configuration changes.

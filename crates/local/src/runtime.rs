@@ -100,15 +100,23 @@ impl Runtime {
         Ok(())
     }
 
+    /// The OS user (uid, gid) an engine's servers run as when the daemon is root: each its own
+    /// unprivileged user, as Debian's packages create them. `None` when not root (servers then
+    /// run as the daemon's user, which is not privileged either).
     pub(crate) fn member_user(&self, engine: EngineKind) -> Result<Option<(u32, u32)>> {
-        if engine != EngineKind::Postgresql || !nix::unistd::Uid::effective().is_root() {
+        if !nix::unistd::Uid::effective().is_root() {
             return Ok(None);
         }
-        match nix::unistd::User::from_name("postgres") {
-            Ok(Some(u)) => Ok(Some((u.uid.as_raw(), u.gid.as_raw()))),
-            _ => {
-                Err(LocalError::Unavailable("PostgreSQL refuses to run as root and there is no `postgres` OS user (Debian: apt-get install postgresql)".into()))
-            }
+        let (user, package) = match engine {
+            EngineKind::Postgresql => ("postgres", "postgresql"),
+            EngineKind::Redis => ("redis", "redis-server"),
+            EngineKind::Zookeeper => ("zookeeper", "zookeeper"),
+        };
+        match nix::unistd::User::from_name(user) {
+            Ok(Some(u)) if !u.uid.is_root() => Ok(Some((u.uid.as_raw(), u.gid.as_raw()))),
+            _ => Err(LocalError::Unavailable(format!(
+                "{engine} servers run as the unprivileged OS user `{user}`, which does not exist (Debian: apt-get install {package} creates it)"
+            ))),
         }
     }
 
@@ -125,7 +133,8 @@ impl Runtime {
     pub(crate) fn log_sink(&self, service: &str, member: &str) -> Arc<LogSink> {
         let key = format!("{service}/{member}");
         let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
-        logs.entry(key).or_insert_with(|| Arc::new(LogSink::new(self.cfg.service_dir(service).join(member).join("member.log")))).clone()
+        let path = self.cfg.service_dir(service).join(member).join("member.log");
+        logs.entry(key).or_insert_with(|| Arc::new(LogSink::new(path, self.cfg.member_log_max_bytes))).clone()
     }
 
     /// DNS name → address of every member of every service.
@@ -233,6 +242,7 @@ impl Runtime {
             stop_grace: grace,
         };
         let log = self.log_sink(&rec.name, member);
+        log.set_owner(p.user);
         log.line(&format!("firecamp: starting {member} at {} ({} {})", rec.ips[member], rec.spec.engine, rec.server_version));
         Ok(Supervised::spawn(p, log))
     }
