@@ -2,8 +2,10 @@
 //! instance role), an optional region and endpoint override, and FireCamp's own pacing.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
 use crate::call::Caller;
@@ -22,6 +24,25 @@ pub struct AwsSettings {
     pub route53_rate: Rate,
     pub ec2_rate: Rate,
     pub logs_rate: Rate,
+    /// Bounds of every call: an endpoint that accepts and never answers must not hold a
+    /// reconcile (and the services queued behind it) forever.
+    pub timeouts: Timeouts,
+}
+
+/// How long one connection, one attempt and one operation may take.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// One HTTP attempt, response read included.
+    pub attempt: Duration,
+    /// The whole operation; the SDK does not retry ([`Caller`] does), so this bounds one call.
+    pub operation: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { connect: Duration::from_secs(5), attempt: Duration::from_secs(20), operation: Duration::from_secs(30) }
+    }
 }
 
 impl Default for AwsSettings {
@@ -34,6 +55,7 @@ impl Default for AwsSettings {
             route53_rate: Rate::ROUTE53,
             ec2_rate: Rate::EC2,
             logs_rate: Rate::LOGS,
+            timeouts: Timeouts::default(),
         }
     }
 }
@@ -41,7 +63,9 @@ impl Default for AwsSettings {
 /// The shared SDK configuration. The SDK's own retries are off: [`Caller`] retries, so each
 /// attempt is paced and counted once.
 pub async fn load(settings: &AwsSettings) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(RetryConfig::disabled());
+    let t = settings.timeouts;
+    let timeouts = TimeoutConfig::builder().connect_timeout(t.connect).operation_attempt_timeout(t.attempt).operation_timeout(t.operation).build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(RetryConfig::disabled()).timeout_config(timeouts);
     if let Some(r) = &settings.region {
         loader = loader.region(Region::new(r.clone()));
     }

@@ -76,6 +76,7 @@ pub fn settings(endpoint: &str) -> AwsSettings {
         route53_rate: Rate { per_second: 1000.0, burst: 1000 },
         ec2_rate: Rate { per_second: 1000.0, burst: 1000 },
         logs_rate: Rate { per_second: 1000.0, burst: 1000 },
+        timeouts: Default::default(),
     }
 }
 
