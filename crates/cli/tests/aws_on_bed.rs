@@ -235,6 +235,13 @@ async fn admin_token(client: &Client, ns: &str) -> String {
         subjects: Some(vec![Subject { kind: "ServiceAccount".into(), name: "reader".into(), namespace: Some(ns.into()), ..Default::default() }]),
     };
     Api::<RoleBinding>::namespaced(client.clone(), ns).create(&PostParams::default(), &binding).await.unwrap();
-    let tr = TokenRequest { spec: Some(TokenRequestSpec { expiration_seconds: Some(3600), ..Default::default() }), ..Default::default() };
+    let tr = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            audiences: Some(vec![firecamp_manage::rest::auth::AUDIENCE.into()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
     sas.create_token_request("reader", &PostParams::default(), &tr).await.unwrap().status.and_then(|s| s.token).unwrap()
 }

@@ -208,6 +208,18 @@ async fn rest_api_creates_reads_and_deletes_services_as_rbac_allows() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
+    // The same user's token minted for the API server (what a pod mounts, what a stolen pod
+    // token is) is refused: the REST API takes only tokens meant for FireCamp.
+    let api_token = {
+        use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+        let tr = TokenRequest { spec: Some(TokenRequestSpec { expiration_seconds: Some(600), ..Default::default() }), ..Default::default() };
+        let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), &ns);
+        sas.create_token_request("fc-user", &Default::default(), &tr).await.unwrap().status.and_then(|s| s.token).unwrap()
+    };
+    let (s, b) = call(&http, Method::GET, services.clone(), Some(&api_token), None).await;
+    assert_eq!((s, api_error(s, &b).code), (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized), "{b}");
+    assert!(api_error(s, &b).message.contains("--audience firecamp"), "{b}");
+
     // An invalid spec is refused whole, naming every broken field, and creates nothing.
     let mut bad = zk("Bad_Name");
     bad["spec"]["replicas"] = 4.into();

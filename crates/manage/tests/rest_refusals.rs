@@ -30,7 +30,7 @@ fn fake_kube(seen: Arc<Mutex<Vec<String>>>) -> kube::Client {
             let (status, body) = if path.ends_with("/tokenreviews") {
                 (
                     200,
-                    json!({ "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {}, "status": { "authenticated": true, "user": { "username": "tenant", "groups": ["system:authenticated"] } } }),
+                    json!({ "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {}, "status": { "authenticated": true, "audiences": ["firecamp"], "user": { "username": "tenant", "groups": ["system:authenticated"] } } }),
                 )
             } else if path.ends_with("/subjectaccessreviews") {
                 (200, json!({ "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {}, "status": { "allowed": true } }))

@@ -141,6 +141,10 @@ pub async fn service_account_token(client: &Client, ns: &str, sa: &str, verbs: &
         };
         Api::<RoleBinding>::namespaced(client.clone(), ns).create(&PostParams::default(), &binding).await.expect("create the RoleBinding");
     }
-    let tr = TokenRequest { spec: Some(TokenRequestSpec { expiration_seconds: Some(3600), ..Default::default() }), ..Default::default() };
+    // For FireCamp's REST API only (its TokenReviews ask for this audience).
+    let tr = TokenRequest {
+        spec: Some(TokenRequestSpec { expiration_seconds: Some(3600), audiences: Some(vec!["firecamp".into()]), ..Default::default() }),
+        ..Default::default()
+    };
     sas.create_token_request(sa, &PostParams::default(), &tr).await.expect("a token request").status.and_then(|s| s.token).expect("a token")
 }

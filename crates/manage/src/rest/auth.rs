@@ -20,6 +20,10 @@ use super::metrics::METRICS;
 use crate::crd::GROUP;
 
 pub const RESOURCE: &str = "firecampservices";
+/// The audience the REST API takes tokens for. Clients request tokens for it (`kubectl create
+/// token <sa> --audience firecamp`): a token stolen from a pod (minted for the API server) or
+/// meant for another service is refused here, and one meant for FireCamp opens nothing else.
+pub const AUDIENCE: &str = "firecamp";
 /// How long a positive TokenReview or SubjectAccessReview is reused.
 pub const CACHE_TTL: Duration = Duration::from_secs(30);
 /// At most this many tokens (and as many grants) are remembered.
@@ -66,6 +70,15 @@ pub fn user_from_review(status: Option<&TokenReviewStatus>) -> Result<User, Fail
     if st.authenticated != Some(true) {
         let why = st.error.as_deref().filter(|e| !e.is_empty()).map(|e| format!(": {e}")).unwrap_or_default();
         return Err(fail(ErrorCode::Unauthorized, format!("the token is not valid{why}")));
+    }
+    // An audience-aware reviewer echoes ours; an empty list would mean the API server's own.
+    if !st.audiences.as_ref().is_some_and(|a| a.iter().any(|x| x == AUDIENCE)) {
+        return Err(fail(
+            ErrorCode::Unauthorized,
+            format!(
+                "the token is not meant for FireCamp: request one with audience {AUDIENCE:?} (kubectl create token <serviceaccount> --audience {AUDIENCE})"
+            ),
+        ));
     }
     let Some(u) = st.user.as_ref().filter(|u| u.username.as_deref().is_some_and(|n| !n.is_empty())) else {
         return Err(fail(ErrorCode::Unauthorized, "the token names no user"));
@@ -200,7 +213,7 @@ impl Authenticator {
         }
         METRICS.token_review();
         let api: Api<TokenReview> = Api::all(self.client.clone());
-        let review = TokenReview { spec: TokenReviewSpec { token: token.into(), ..Default::default() }, ..Default::default() };
+        let review = TokenReview { spec: TokenReviewSpec { token: token.into(), audiences: Some(vec![AUDIENCE.into()]) }, ..Default::default() };
         let answer = kube_call("asking Kubernetes to review the token", api.create(&PostParams::default(), &review)).await?;
         let user = user_from_review(answer.status.as_ref())?;
         lock(&self.users).insert(key, user.clone(), Instant::now());
@@ -246,15 +259,24 @@ mod tests {
         let e = user_from_review(Some(&refused)).unwrap_err();
         assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
         assert!(e.0.message.contains("token expired"), "{}", e.0.message);
-        let nameless = TokenReviewStatus { authenticated: Some(true), user: Some(UserInfo::default()), ..Default::default() };
+        let ours = Some(vec![AUDIENCE.to_string()]);
+        let nameless = TokenReviewStatus { authenticated: Some(true), user: Some(UserInfo::default()), audiences: ours.clone(), ..Default::default() };
         assert_eq!(user_from_review(Some(&nameless)).unwrap_err().status(), StatusCode::UNAUTHORIZED);
         let ok = TokenReviewStatus {
             authenticated: Some(true),
+            audiences: ours,
             user: Some(UserInfo { username: Some("alice".into()), groups: Some(vec!["devs".into()]), uid: Some("42".into()), extra: None }),
             ..Default::default()
         };
         let u = user_from_review(Some(&ok)).unwrap();
         assert_eq!((u.username.as_str(), u.groups.as_slice(), u.uid.as_deref()), ("alice", &["devs".to_string()][..], Some("42")));
+        // A token valid for the API server only (no audience echoed) or for another service.
+        for audiences in [None, Some(vec![]), Some(vec!["vault".to_string()])] {
+            let replayed = TokenReviewStatus { audiences, ..ok.clone() };
+            let e = user_from_review(Some(&replayed)).unwrap_err();
+            assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+            assert!(e.0.message.contains("--audience firecamp"), "{}", e.0.message);
+        }
     }
 
     #[test]
