@@ -4,7 +4,8 @@
 # replicas), then prints how to connect.
 #   scripts/quickstart.sh            as root (or with sudo available)
 #   FIRECAMP_BIN=path/to/firecamp scripts/quickstart.sh   with a binary built already
-# Afterwards: `firecamp service list`, `firecamp local down`.
+# Afterwards: `sudo firecamp service list`, `sudo firecamp local down` (the runtime's API wants
+# its token, /var/lib/firecamp/api-token: root, or the `firecamp` group; docs/local.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 step() { printf '\n==> %s\n' "$*"; }
@@ -39,12 +40,13 @@ $sudo "$fc" local up
 
 step "creating PostgreSQL cluster pg (3 members)"
 # --wait follows the phase (CREATING → INITIALIZING → ACTIVE) and the members ready.
-if "$fc" service get pg >/dev/null 2>&1; then
+# The API token is root's (0600), so service commands run as root too.
+if $sudo "$fc" service get pg >/dev/null 2>&1; then
   echo "service pg exists already"
 else
-  "$fc" service create postgresql pg --zones local --replicas 3 --memory 256Mi --wait --timeout 600
+  $sudo "$fc" service create postgresql pg --zones local --replicas 3 --memory 256Mi --wait --timeout 600
 fi
-"$fc" service members pg
+$sudo "$fc" service members pg
 
 dir="$($sudo "$fc" local status | sed -n 's/^  state: //p')"
 cat <<MSG
@@ -55,8 +57,8 @@ Connect (the superuser password is in the primary's secret file, readable by roo
   psql -h pg-0.local-firecamp.com -U postgres          # the primary
   psql -h pg-1.local-firecamp.com -U postgres          # a replica (read-only)
 More:
-  $fc service list | members pg | logs pg pg-1 --follow
-  $fc service create redis cache --zones local --replicas 6 --option mode=cluster --option shards=3 --wait
-  $fc service delete pg [--delete-volumes]
+  $sudo $fc service list | members pg | logs pg pg-1 --follow
+  $sudo $fc service create redis cache --zones local --replicas 6 --option mode=cluster --option shards=3 --wait
+  $sudo $fc service delete pg [--delete-volumes]
   $sudo $fc local down
 MSG

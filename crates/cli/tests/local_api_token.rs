@@ -1,0 +1,98 @@
+//! Issue #12, item 1 through the CLI: `local up|serve --listen` refuses a non-loopback address
+//! (exit 2 naming the flag, nothing started); service commands find the local runtime's API
+//! token without flags, and a user who may not read it is told which file and why.
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output};
+
+fn firecamp(local_dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_firecamp"));
+    c.args(args).env("FIRECAMP_LOCAL_DIR", local_dir).env_remove("FIRECAMP_TOKEN").env_remove("FIRECAMP_SERVER");
+    c
+}
+
+/// A fresh directory under the system's temp dir (0755: other users, such as `nobody` below,
+/// may pass through it), removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("firecamp-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
+        TempDir(p)
+    }
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn local_up_refuses_a_non_loopback_listen_address() {
+    let dir = TempDir::new("listen");
+    let state = dir.path().join("state");
+    for cmd in ["up", "serve"] {
+        for addr in ["0.0.0.0:27999", "10.1.2.3:27999", "[::]:27999"] {
+            let o = firecamp(&state, &["local", cmd, &format!("--listen={addr}")]).output().unwrap();
+            let e = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{cmd} {addr}: {e}");
+            assert!(e.contains("--listen") && e.contains("loopback") && e.contains("TLS"), "{cmd} {addr}: {e}");
+            assert!(!state.exists(), "nothing started or made");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_commands_find_the_token_without_flags() {
+    let dir = TempDir::new("token");
+    let state = dir.path().join("state");
+    let mut cfg = firecamp_local::config::Config::new(&state);
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.dns_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.cluster = "t-clitoken".into();
+    cfg.manage_hosts = false;
+    let daemon = firecamp_local::start(cfg).await.expect("the local runtime starts");
+    let server = format!("--server={}", daemon.url());
+    let localhost = format!("--server=http://localhost:{}", daemon.addr.port());
+    let run = |dir: std::path::PathBuf, args: Vec<String>, uid: Option<u32>| {
+        tokio::task::spawn_blocking(move || {
+            let mut c = firecamp(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+            if let Some(u) = uid {
+                c.uid(u).gid(u);
+            }
+            c.output().unwrap()
+        })
+    };
+    let result = async {
+        // The state directory tells the CLI where the token is: no flag, any loopback name.
+        for s in [&server, &localhost] {
+            let o = run(state.clone(), vec!["service".into(), "list".into(), s.clone()], None).await.unwrap();
+            assert_eq!(o.status.code(), Some(0), "{s}: {}", stderr(&o));
+        }
+        // Another state directory (no runtime there): the token is not sent, the 401 says what to set.
+        let o = run(dir.path().join("elsewhere"), vec!["service".into(), "list".into(), server.clone()], None).await.unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains("FIRECAMP_LOCAL_DIR"), "{}", stderr(&o));
+        // A user who may not read the token (nobody) is told which file and why.
+        let o = run(state.clone(), vec!["service".into(), "list".into(), server.clone()], Some(65534)).await.unwrap();
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{e}");
+        assert!(e.contains(&state.join("api-token").display().to_string()) && e.contains("ermission denied"), "{e}");
+    };
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(result)).await;
+    daemon.stop().await;
+    if let Err(p) = outcome {
+        std::panic::resume_unwind(p);
+    }
+}
