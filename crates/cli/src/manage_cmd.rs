@@ -101,6 +101,10 @@ pub struct RenderArgs {
     /// Run the manage service only on nodes with this label (KEY=VALUE, repeatable).
     #[arg(long = "node-selector", value_parser = parse_label)]
     pub node_selector: Vec<(String, String)>,
+    /// Manage the services of this namespace only: a Role there gives the namespaced rights,
+    /// the ClusterRole only nodes, StorageClasses and reviews. The namespace must exist.
+    #[arg(long)]
+    pub watch_namespace: Option<String>,
     /// AWS region of the log group the log DaemonSet writes to.
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     pub region: String,
@@ -225,6 +229,9 @@ pub fn install(c: InstallCommand) -> Result<(), CliError> {
             if let Some(u) = a.aws_endpoint_url.as_deref().filter(|u| !endpoint_url_ok(u)) {
                 return Err(CliError::Usage(format!("--aws-endpoint-url: {u:?} is not an http(s) URL of letters, digits and .-:/_")));
             }
+            if let Some(p) = a.watch_namespace.as_deref().and_then(firecamp_core::names::dns1123_label_problem) {
+                return Err(CliError::Usage(format!("--watch-namespace: {p}")));
+            }
             if a.zones.is_empty() {
                 return Err(CliError::Usage("--zones is required: the cluster's availability zones, e.g. us-east-1a,us-east-1b,us-east-1c".into()));
             }
@@ -250,6 +257,7 @@ pub fn install(c: InstallCommand) -> Result<(), CliError> {
                 aws_endpoint_url: a.aws_endpoint_url,
                 aws_credentials_secret: a.aws_credentials_secret,
                 node_selector: a.node_selector.into_iter().collect(),
+                watch_namespace: a.watch_namespace,
             });
             let value = |v: serde_json::Result<serde_json::Value>| v.map_err(|e| CliError::Failed(e.to_string()));
             objs.push(value(serde_json::to_value(&agent.service_account))?);

@@ -41,6 +41,9 @@ pub struct InstallOptions {
     pub aws_credentials_secret: Option<String>,
     /// Nodes the manage service may run on (e.g. a system node group), by label.
     pub node_selector: BTreeMap<String, String>,
+    /// Manage services of this namespace only: its rights there come from a Role, and the
+    /// ClusterRole keeps only what is cluster-wide (nodes, StorageClasses, reviews).
+    pub watch_namespace: Option<String>,
 }
 
 fn meta(name: &str, namespaced: bool) -> ObjectMeta {
@@ -62,34 +65,59 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
 const READ: &[&str] = &["get", "list", "watch"];
 const MANAGE: &[&str] = &["get", "list", "watch", "create", "update", "patch", "delete"];
 
-/// What the controller and the REST API need, each rule for a reason.
+/// What the controller and the REST API need, each rule for a reason: everything when they
+/// serve every namespace.
 pub fn cluster_role() -> ClusterRole {
-    ClusterRole {
-        metadata: meta(NAME, false),
-        rules: Some(vec![
-            rule(&["firecamp.dev"], &["firecampservices"], MANAGE),
-            rule(&["firecamp.dev"], &["firecampservices/status", "firecampservices/finalizers"], &["get", "update", "patch"]),
-            rule(&["apps"], &["statefulsets"], MANAGE),
-            rule(&[""], &["services", "configmaps", "serviceaccounts"], MANAGE),
-            // Passwords are generated once and read by name; never listed.
-            rule(&[""], &["secrets"], &["get", "create"]),
-            rule(&[""], &["persistentvolumeclaims"], &["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]),
-            // Pods: read for status, labelled with member and role, deleted for ordered restarts.
-            rule(&[""], &["pods"], &["get", "list", "watch", "patch", "delete"]),
-            rule(&[""], &["nodes"], READ),
-            rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
-            rule(&["policy"], &["poddisruptionbudgets"], MANAGE),
-            rule(&["networking.k8s.io"], &["networkpolicies"], MANAGE),
-            // The members' Role grants `get` on their ConfigMaps, which this role holds.
-            rule(&["rbac.authorization.k8s.io"], &["roles", "rolebindings"], MANAGE),
-            rule(&["batch"], &["jobs"], &["get", "list", "watch", "create", "delete"]),
-            rule(&["storage.k8s.io"], &["storageclasses"], &["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]),
-            // The REST API lets the cluster's RBAC decide who may do what.
-            rule(&["authentication.k8s.io"], &["tokenreviews"], &["create"]),
-            rule(&["authorization.k8s.io"], &["subjectaccessreviews"], &["create"]),
-        ]),
-        ..Default::default()
-    }
+    let mut rules = namespaced_rules();
+    rules.extend(cluster_rules());
+    ClusterRole { metadata: meta(NAME, false), rules: Some(rules), ..Default::default() }
+}
+
+/// The rights a manage service of one namespace holds cluster-wide.
+pub fn cluster_role_for_one_namespace() -> ClusterRole {
+    ClusterRole { metadata: meta(NAME, false), rules: Some(cluster_rules()), ..Default::default() }
+}
+
+/// The Role (and RoleBinding) of a one-namespace manage service in that namespace; not
+/// `firecamp-manage`, the Lease's Role, should that namespace be FireCamp's own.
+pub const SERVICES_ROLE: &str = "firecamp-manage-services";
+
+/// Its rights in the namespace it manages.
+pub fn role_in(namespace: &str) -> Role {
+    let mut metadata = meta(SERVICES_ROLE, true);
+    metadata.namespace = Some(namespace.into());
+    Role { metadata, rules: Some(namespaced_rules()) }
+}
+
+/// Nodes are read for their zones, StorageClasses are cluster-scoped, reviews ask the cluster.
+fn cluster_rules() -> Vec<PolicyRule> {
+    vec![
+        rule(&[""], &["nodes"], READ),
+        rule(&["storage.k8s.io"], &["storageclasses"], &["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]),
+        // The REST API lets the cluster's RBAC decide who may do what.
+        rule(&["authentication.k8s.io"], &["tokenreviews"], &["create"]),
+        rule(&["authorization.k8s.io"], &["subjectaccessreviews"], &["create"]),
+    ]
+}
+
+fn namespaced_rules() -> Vec<PolicyRule> {
+    vec![
+        rule(&["firecamp.dev"], &["firecampservices"], MANAGE),
+        rule(&["firecamp.dev"], &["firecampservices/status", "firecampservices/finalizers"], &["get", "update", "patch"]),
+        rule(&["apps"], &["statefulsets"], MANAGE),
+        rule(&[""], &["services", "configmaps", "serviceaccounts"], MANAGE),
+        // Passwords are generated once and read by name; never listed.
+        rule(&[""], &["secrets"], &["get", "create"]),
+        rule(&[""], &["persistentvolumeclaims"], &["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]),
+        // Pods: read for status, labelled with member and role, deleted for ordered restarts.
+        rule(&[""], &["pods"], &["get", "list", "watch", "patch", "delete"]),
+        rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
+        rule(&["policy"], &["poddisruptionbudgets"], MANAGE),
+        rule(&["networking.k8s.io"], &["networkpolicies"], MANAGE),
+        // The members' Role grants `get` on their ConfigMaps, which this role holds.
+        rule(&["rbac.authorization.k8s.io"], &["roles", "rolebindings"], MANAGE),
+        rule(&["batch"], &["jobs"], &["get", "list", "watch", "create", "delete"]),
+    ]
 }
 
 fn subject() -> Subject {
@@ -117,6 +145,7 @@ pub fn deployment(o: &InstallOptions) -> Deployment {
         args.extend(o.aws_endpoint_url.iter().map(|u| format!("--aws-endpoint-url={u}")));
     }
     args.extend(o.image_registry.iter().map(|r| format!("--image-registry={r}")));
+    args.extend(o.watch_namespace.iter().map(|n| format!("--watch-namespace={n}")));
     let http = |path: &str| Probe {
         http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::Int(PORT.into()), ..Default::default() }),
         period_seconds: Some(10),
@@ -199,11 +228,14 @@ pub fn deployment(o: &InstallOptions) -> Deployment {
 /// Every object, in apply order, as JSON values.
 pub fn render(o: &InstallOptions) -> Vec<Value> {
     let v = |x: serde_json::Result<Value>| x.unwrap_or(Value::Null);
-    vec![
+    let mut out = vec![
         v(serde_json::to_value(FireCampService::crd())),
         v(serde_json::to_value(Namespace { metadata: meta(NAMESPACE, false), ..Default::default() })),
         v(serde_json::to_value(ServiceAccount { metadata: meta(NAME, true), ..Default::default() })),
-        v(serde_json::to_value(cluster_role())),
+        v(serde_json::to_value(match &o.watch_namespace {
+            Some(_) => cluster_role_for_one_namespace(),
+            None => cluster_role(),
+        })),
         v(serde_json::to_value(ClusterRoleBinding { metadata: meta(NAME, false), role_ref: role_ref("ClusterRole"), subjects: Some(vec![subject()]) })),
         // Leader election only in FireCamp's own namespace.
         v(serde_json::to_value(Role {
@@ -244,5 +276,13 @@ pub fn render(o: &InstallOptions) -> Vec<Value> {
                 egress: None,
             }),
         })),
-    ]
+    ];
+    if let Some(ns) = &o.watch_namespace {
+        // The namespace is the tenant's: it must exist before this is applied.
+        let mut binding = RoleBinding { metadata: role_in(ns).metadata, role_ref: role_ref("Role"), subjects: Some(vec![subject()]) };
+        binding.role_ref.name = SERVICES_ROLE.into();
+        out.push(v(serde_json::to_value(role_in(ns))));
+        out.push(v(serde_json::to_value(binding)));
+    }
+    out
 }
