@@ -73,13 +73,20 @@ struct Writes {
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
+    // The runtime leaves a directory it did not create as it is; the postgres user must pass.
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
     let mut cfg = Config::new(dir.path());
     cfg.listen = "127.0.0.1:0".parse().unwrap();
     cfg.dns_listen = "127.0.0.1:0".parse().unwrap();
     cfg.cluster = "bench-ops".into();
     cfg.ips = IpPool::parse("127.0.170.1/20").unwrap();
-    let daemon = firecamp_local::start(cfg).await.expect("the local runtime starts");
-    let api = Arc::new(Api { url: daemon.url(), http: reqwest::Client::new() });
+    let daemon = firecamp_local::start(cfg.clone()).await.expect("the local runtime starts");
+    // The API wants the token the daemon wrote into its state directory.
+    let token = std::fs::read_to_string(cfg.token_path()).unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", token.trim()).parse().unwrap());
+    let http = reqwest::Client::builder().default_headers(headers).build().unwrap();
+    let api = Arc::new(Api { url: daemon.url(), http });
     let spec = json!({ "engine": "postgresql", "replicas": 3, "zones": ["local"],
         "resources": { "requests": { "memory": "256Mi" } }, "volumes": { "data": { "size": "1Gi" } } });
     let r = api.http.post(format!("{}/v1/services", api.url)).json(&json!({ "name": "pg", "spec": spec })).send().await.unwrap();
