@@ -76,6 +76,47 @@ async fn requests_without_the_token_get_401_and_change_nothing() {
     .await;
 }
 
+/// A running service: without the token it can be neither stopped nor deleted, nor can an
+/// operation be started on it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_cannot_be_stopped_deleted_or_operated_without_the_token() {
+    common::require(firecamp_core::EngineKind::Redis);
+    with_bed(
+        "t-guard4",
+        "127.0.185.1/10",
+        |_| {},
+        |bed| async move {
+            bed.create(serde_json::from_str::<serde_json::Value>(CREATE).unwrap()).await.expect("created with the token");
+            let pid = {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                loop {
+                    if let Ok(p) = std::fs::read_to_string(bed.member_dir("rd", "rd-0").join("server.pid")) {
+                        break p;
+                    }
+                    assert!(std::time::Instant::now() < deadline, "rd-0 started");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            };
+            let json = ("Content-Type", "application/json".to_string());
+            for (method, path, body) in [
+                ("DELETE", "/v1/services/rd?deleteVolumes=true", ""),
+                ("POST", "/v1/services/rd/stop", ""),
+                ("POST", "/v1/services/rd/operations", r#"{"kind":"restart"}"#),
+                ("GET", "/v1/services/rd/logs", ""),
+            ] {
+                let (status, out) = raw(&bed, method, path, &[host(&bed), json.clone()], body).await;
+                assert_eq!(status, 401, "{method} {path}: {out}");
+            }
+            assert_eq!(bed.list().await.items.len(), 1, "the service is still there");
+            assert!(bed.operations("rd").await.is_empty(), "no operation recorded");
+            let now = std::fs::read_to_string(bed.member_dir("rd", "rd-0").join("server.pid")).unwrap();
+            assert_eq!(now, pid, "the same server runs");
+            bed.delete("rd", true).await;
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_browser_style_post_that_is_not_json_gets_415() {
     with_bed(
