@@ -257,3 +257,27 @@ async fn a_resource_with_a_dangerous_parameter_ends_failed_naming_it() {
     let ours = classes.list(&ListParams::default().labels(&format!("firecamp.dev/namespace={ns}"))).await.unwrap();
     assert!(ours.items.is_empty(), "no StorageClass made");
 }
+
+#[tokio::test]
+async fn the_network_policy_admits_the_named_clients_and_goes_when_the_spec_turns_it_off() {
+    let (client, ns) = setup("fc-netpol").await;
+    let _manage = Manage::start(&ns);
+    create(&ns, &["zookeeper", "zk", "--replicas=1", "--client-namespace=apps", "--client-cidr=10.20.0.0/16"]);
+    let nps: Api<k8s_openapi::api::networking::v1::NetworkPolicy> = Api::namespaced(client.clone(), &ns);
+    let np = nps.get("zk").await.expect("the service's NetworkPolicy, accepted by the API server");
+    let from = serde_json::to_value(&np.spec.as_ref().unwrap().ingress.as_ref().unwrap()[0].from).unwrap();
+    assert!(from.to_string().contains(r#""kubernetes.io/metadata.name":"apps""#) && from.to_string().contains("10.20.0.0/16"), "{from}");
+    // The manage service of this test runs in the test's namespace (its Lease's): admitted.
+    assert!(from.to_string().contains(&format!(r#""kubernetes.io/metadata.name":"{ns}""#)), "{from}");
+
+    // Turned off in the spec, the policy is deleted (it is the service's own).
+    let crs: Api<FireCampService> = Api::namespaced(client.clone(), &ns);
+    let off = serde_json::json!({"spec": {"clients": {"namespaces": [], "cidrs": [], "networkPolicy": false}}});
+    crs.patch("zk", &PatchParams::default(), &Patch::Merge(&off)).await.unwrap();
+    let gone = |o: Option<&k8s_openapi::api::networking::v1::NetworkPolicy>| o.is_none();
+    tokio::time::timeout(Duration::from_secs(60), kube::runtime::wait::await_condition(nps, "zk", gone))
+        .await
+        .expect("the NetworkPolicy is deleted once the spec turns it off")
+        .unwrap();
+    ok(cli(&ns, &["service", "delete", "zk", "--delete-volumes", "--wait", "--timeout=60"]));
+}

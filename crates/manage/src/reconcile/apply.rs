@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use firecamp_kube::{Object, labels};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
@@ -71,6 +72,17 @@ pub async fn delete_orphans(client: &Client, ns: &str, service: &str, uid: &str,
         if controlled && !want.contains(&("ConfigMap", name.as_str())) {
             cms.delete(&name, &DeleteParams::default()).await.map_err(Error::kube("delete", "ConfigMap", &name))?;
             deleted.push(format!("ConfigMap/{name}"));
+        }
+    }
+    // A NetworkPolicy the service no longer asks for (spec.clients.networkPolicy turned off).
+    if !desired.iter().any(|o| matches!(o, Object::NetworkPolicy(_))) {
+        let nps: Api<NetworkPolicy> = Api::namespaced(client.clone(), ns);
+        let name = firecamp_kube::names::network_policy(service);
+        if let Some(np) = nps.get_opt(&name).await.map_err(Error::kube("get", "NetworkPolicy", &name))?
+            && np.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == uid)
+        {
+            nps.delete(&name, &DeleteParams::default()).await.map_err(Error::kube("delete", "NetworkPolicy", &name))?;
+            deleted.push(format!("NetworkPolicy/{name}"));
         }
     }
     let scs: Api<StorageClass> = Api::all(client.clone());
