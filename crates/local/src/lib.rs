@@ -20,6 +20,7 @@ pub mod servers;
 mod status;
 pub mod store;
 mod supervisor;
+mod users;
 
 pub use config::Config;
 pub use daemon::{Daemon, serve, start};

@@ -107,17 +107,7 @@ impl Runtime {
         if !nix::unistd::Uid::effective().is_root() {
             return Ok(None);
         }
-        let (user, package) = match engine {
-            EngineKind::Postgresql => ("postgres", "postgresql"),
-            EngineKind::Redis => ("redis", "redis-server"),
-            EngineKind::Zookeeper => ("zookeeper", "zookeeper"),
-        };
-        match nix::unistd::User::from_name(user) {
-            Ok(Some(u)) if !u.uid.is_root() => Ok(Some((u.uid.as_raw(), u.gid.as_raw()))),
-            _ => Err(LocalError::Unavailable(format!(
-                "{engine} servers run as the unprivileged OS user `{user}`, which does not exist (Debian: apt-get install {package} creates it)"
-            ))),
-        }
+        crate::users::lookup(engine, crate::users::system).map(Some)
     }
 
     pub(crate) fn plan_of(&self, rec: &ServiceRecord, installed: &Installed) -> Result<ServicePlan> {
