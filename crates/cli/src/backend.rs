@@ -2,7 +2,7 @@
 //! FireCampService resources directly through the kubeconfig.
 
 use firecamp_api::{CreateService, Operation, OperationList, OperationRequest, Service, ServiceList, paths};
-use firecamp_manage::crd::{DELETE_VOLUMES_ANNOTATION, FireCampService, FireCampServiceSpec};
+use firecamp_manage::crd::{FireCampService, FireCampServiceSpec};
 use firecamp_manage::operations::RequestError;
 use firecamp_manage::view::to_service;
 use kube::Api;
@@ -133,9 +133,13 @@ impl Backend {
             }
             Backend::Kube(api) => {
                 // The controller's finalizer reads the annotation when it cleans up.
-                let patch = serde_json::json!({"metadata": {"annotations": {DELETE_VOLUMES_ANNOTATION: delete_volumes.to_string()}}});
+                let patch = firecamp_manage::crd::delete_volumes_mark(delete_volumes);
                 api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(|e| kube_err("deleting", name, e))?;
-                api.delete(name, &DeleteParams::default()).await.map_err(|e| kube_err("deleting", name, e))?;
+                if let Err(e) = api.delete(name, &DeleteParams::default()).await {
+                    // Not deleted: no mark may stay behind for a later deletion to act on.
+                    let _ = api.patch(name, &PatchParams::default(), &Patch::Merge(&firecamp_manage::crd::delete_volumes_unmark())).await;
+                    return Err(kube_err("deleting", name, e));
+                }
                 Ok(())
             }
         }

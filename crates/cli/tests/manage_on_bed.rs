@@ -281,3 +281,61 @@ async fn the_network_policy_admits_the_named_clients_and_goes_when_the_spec_turn
         .unwrap();
     ok(cli(&ns, &["service", "delete", "zk", "--delete-volumes", "--wait", "--timeout=60"]));
 }
+
+#[tokio::test]
+async fn a_deletion_refused_leaves_no_delete_volumes_mark_behind() {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+    use kube::api::PostParams;
+    let (client, ns) = setup("fc-unmark").await;
+    let _manage = Manage::start(&ns);
+    create(&ns, &["zookeeper", "zk", "--replicas=1"]);
+    // A user who may mark the service but not delete it.
+    let meta = |name: &str| kube::api::ObjectMeta { name: Some(name.into()), namespace: Some(ns.clone()), ..Default::default() };
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    sas.create(&PostParams::default(), &ServiceAccount { metadata: meta("patcher"), ..Default::default() }).await.unwrap();
+    let rule = PolicyRule {
+        api_groups: Some(vec!["firecamp.dev".into()]),
+        resources: Some(vec!["firecampservices".into()]),
+        verbs: ["get", "list", "watch", "patch"].map(String::from).to_vec(),
+        ..Default::default()
+    };
+    Api::<Role>::namespaced(client.clone(), &ns).create(&PostParams::default(), &Role { metadata: meta("patcher"), rules: Some(vec![rule]) }).await.unwrap();
+    let binding = RoleBinding {
+        metadata: meta("patcher"),
+        role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Role".into(), name: "patcher".into() },
+        subjects: Some(vec![Subject { kind: "ServiceAccount".into(), name: "patcher".into(), namespace: Some(ns.clone()), ..Default::default() }]),
+    };
+    Api::<RoleBinding>::namespaced(client.clone(), &ns).create(&PostParams::default(), &binding).await.unwrap();
+    let tr = TokenRequest { spec: Some(TokenRequestSpec { expiration_seconds: Some(600), ..Default::default() }), ..Default::default() };
+    let token = sas.create_token_request("patcher", &PostParams::default(), &tr).await.unwrap().status.and_then(|s| s.token).unwrap();
+    // The bed's admin kubeconfig, as that user.
+    let admin = std::fs::read_to_string(kubeconfig_path()).unwrap();
+    let line = admin.lines().find(|l| l.trim_start().starts_with("token:")).expect("the admin kubeconfig has a token");
+    let kubeconfig = std::env::temp_dir().join(format!("firecamp-patcher-{ns}.kubeconfig"));
+    std::fs::write(&kubeconfig, admin.replace(line, &format!("    token: {token}"))).unwrap();
+
+    let crs: Api<FireCampService> = Api::namespaced(client.clone(), &ns);
+    // RBAC may take a moment to reach the authorizer: until the patch is allowed, nothing is marked.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_firecamp"))
+            .args(["service", "delete", "zk", "--delete-volumes", "--kube", "-n", &ns])
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "the delete was refused");
+        let annotations = crs.get("zk").await.unwrap().metadata.annotations.unwrap_or_default();
+        assert!(!annotations.contains_key(firecamp_manage::crd::DELETE_VOLUMES_ANNOTATION), "a refused deletion left its mark: {annotations:?} ({err})");
+        // Refused at the deletion itself (after the mark was set), not at the mark.
+        if err.contains("cannot delete") || std::time::Instant::now() > deadline {
+            assert!(err.contains("cannot delete"), "{err}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = std::fs::remove_file(&kubeconfig);
+    ok(cli(&ns, &["service", "delete", "zk", "--delete-volumes", "--wait", "--timeout=60"]));
+}

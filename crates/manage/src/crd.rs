@@ -17,6 +17,17 @@ pub const FINALIZER: &str = "firecamp.dev/cleanup";
 /// Set on the resource before deleting it to delete the members' volumes too.
 pub const DELETE_VOLUMES_ANNOTATION: &str = "firecamp.dev/delete-volumes";
 
+/// The merge patch that marks whether a deletion takes the volumes too.
+pub fn delete_volumes_mark(delete_volumes: bool) -> serde_json::Value {
+    serde_json::json!({"metadata": {"annotations": {DELETE_VOLUMES_ANNOTATION: delete_volumes.to_string()}}})
+}
+
+/// The merge patch that takes the mark away again when the deletion itself failed: a mark
+/// left behind would delete the volumes on some later, unrelated deletion.
+pub fn delete_volumes_unmark() -> serde_json::Value {
+    serde_json::json!({"metadata": {"annotations": {DELETE_VOLUMES_ANNOTATION: null}}})
+}
+
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "firecamp.dev",

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::Access;
 use super::error::{Fail, fail, invalid_field, kube_call};
-use crate::crd::{DELETE_VOLUMES_ANNOTATION, FireCampService, FireCampServiceSpec};
+use crate::crd::{FireCampService, FireCampServiceSpec};
 use crate::view::to_service;
 
 type St = State<Arc<AppState>>;
@@ -127,7 +127,7 @@ pub async fn delete(State(st): St, headers: HeaderMap, Path(name): Path<String>,
     let ns = st.namespace(&p)?;
     st.auth.authorize(&headers, &Access { verb: "delete", namespace: &ns, name: Some(&name) }).await?;
     let api = st.api(&ns);
-    let patch = serde_json::json!({"metadata": {"annotations": {DELETE_VOLUMES_ANNOTATION: p.delete_volumes.to_string()}}});
+    let patch = crate::crd::delete_volumes_mark(p.delete_volumes);
     let marked = match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
         Ok(r) => r,
         Err(kube::Error::Api(s)) if s.code == 404 => return Err(missing(&name, &ns)),
@@ -140,6 +140,7 @@ pub async fn delete(State(st): St, headers: HeaderMap, Path(name): Path<String>,
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 => return Err(missing(&name, &ns)),
         Err(e) => {
+            let _ = api.patch(&name, &PatchParams::default(), &Patch::Merge(&crate::crd::delete_volumes_unmark())).await;
             return Err(super::error::from_kube(&e, &format!("deleting service {name:?}")).into());
         }
     }
