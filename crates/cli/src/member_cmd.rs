@@ -89,7 +89,7 @@ pub async fn member_init(a: MemberInitArgs) -> Result<(), CliError> {
         match static_ip_of(&a.config_dir)? {
             Some(ip) => {
                 let dev = interface(&host, &a.interface)?;
-                host.add(&dev, ip).map_err(|e| CliError::Failed(e.to_string()))?;
+                host.add_member_ip(&dev, ip).map_err(|e| CliError::Failed(e.to_string()))?;
                 eprintln!("member-init: {ip} is on {dev}");
             }
             None => eprintln!("member-init: no static IP allocated (the cluster has no --aws); the engine binds all interfaces"),
@@ -107,7 +107,7 @@ pub async fn member_ip(a: MemberIpArgs) -> Result<(), CliError> {
     let held = match static_ip_of(&a.config_dir)? {
         Some(ip) => {
             let dev = interface(&host, &a.interface)?;
-            host.add(&dev, ip).map_err(|e| CliError::Failed(e.to_string()))?;
+            host.add_member_ip(&dev, ip).map_err(|e| CliError::Failed(e.to_string()))?;
             eprintln!("member-ip: holding {ip} on {dev}");
             Some((dev, ip))
         }

@@ -25,6 +25,8 @@ fn the_sidecar_holds_the_ip_until_sigterm_then_takes_it_off() {
     ok(&["ip", "netns", "add", &ns.0]);
     ok(&["ip", "-n", &ns.0, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1"]);
     ok(&["ip", "-n", &ns.0, "link", "set", "eth0", "up"]);
+    // The node's own address: its subnet is where members' IPs may go.
+    ok(&["ip", "-n", &ns.0, "address", "add", "10.124.0.2/24", "dev", "eth0"]);
     let dir = std::env::temp_dir().join(format!("firecamp-member-ip-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("static-ip"), "10.124.0.7\n").unwrap();
@@ -45,5 +47,38 @@ fn the_sidecar_holds_the_ip_until_sigterm_then_takes_it_off() {
     let status = child.wait().unwrap();
     assert!(status.success(), "member-ip exits cleanly on SIGTERM: {status:?}");
     assert!(!ok(&["ip", "-n", &ns.0, "-4", "-o", "address", "show", "dev", "eth0"]).contains("10.124.0.7"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `static-ip` written into the member's ConfigMap by someone who may edit it must not put
+/// the node's own address, its gateway, IMDS or an address of another network on the node.
+#[test]
+fn the_sidecar_refuses_addresses_that_are_not_a_members_to_hold() {
+    let ns = Netns(format!("fcipx{}", std::process::id()));
+    ok(&["ip", "netns", "add", &ns.0]);
+    ok(&["ip", "-n", &ns.0, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1"]);
+    ok(&["ip", "-n", &ns.0, "link", "set", "eth0", "up"]);
+    ok(&["ip", "-n", &ns.0, "address", "add", "10.125.0.2/24", "dev", "eth0"]);
+    ok(&["ip", "-n", &ns.0, "route", "add", "default", "via", "10.125.0.1"]);
+    let dir = std::env::temp_dir().join(format!("firecamp-member-ipx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (ip, why) in [
+        ("169.254.169.254", "link-local"),
+        ("10.125.0.2", "the node's own address"),
+        ("10.125.0.1", "gateway"),
+        ("10.99.0.7", "outside the interface's subnets (10.125.0.0/24)"),
+        ("10.125.0.255", "broadcast"),
+    ] {
+        std::fs::write(dir.join("static-ip"), format!("{ip}\n")).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_firecamp"))
+            .args(["member-ip", "--interface=eth0", &format!("--netns={}", ns.0), &format!("--config-dir={}", dir.display())])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{ip} was accepted: {err}");
+        assert!(err.contains(&format!("refusing to put {ip} on eth0")) && err.contains(why), "{ip}: {err}");
+        let addrs = ok(&["ip", "-n", &ns.0, "-4", "-o", "address", "show", "dev", "eth0"]);
+        assert_eq!(addrs.matches("inet ").count(), 1, "{ip} reached the interface: {addrs}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,6 +11,8 @@ pub enum HostIpError {
     Failed { command: String, status: String, stderr: String },
     #[error("interface name {0:?} is not valid")]
     BadInterface(String),
+    #[error("refusing to put {ip} on {interface}: {why}")]
+    Refused { ip: Ipv4Addr, interface: String, why: String },
 }
 
 /// The host's addresses, through `ip`; optionally inside a named network namespace (tests).
@@ -42,6 +44,21 @@ impl HostIp {
         // `replace` adds, or succeeds unchanged when the address is already there.
         self.run(&["-4", "address", "replace", &format!("{ip}/32"), "dev", interface])?;
         Ok(())
+    }
+
+    /// Puts a member's static IP on `interface` after checking it is one a member may hold
+    /// there ([`static_ip_problem`]): the IP comes from a ConfigMap, and whoever can write that
+    /// must not get to claim the node's own address, its gateway, the API server's or IMDS's.
+    pub fn add_member_ip(&self, interface: &str, ip: Ipv4Addr) -> Result<(), HostIpError> {
+        check_interface(interface)?;
+        let nets = networks(&self.run(&["-4", "-o", "address", "show", "dev", interface])?);
+        let mut forbidden: Vec<Ipv4Addr> = default_gateway(&self.run(&["-4", "route", "show", "default"])?).into_iter().collect();
+        // The API server as pods reach it.
+        forbidden.extend(std::env::var("KUBERNETES_SERVICE_HOST").ok().and_then(|h| h.parse::<Ipv4Addr>().ok()));
+        if let Some(why) = static_ip_problem(ip, &nets, &forbidden) {
+            return Err(HostIpError::Refused { ip, interface: interface.into(), why });
+        }
+        self.add(interface, ip)
     }
 
     /// Takes `ip`/32 off `interface`. Removing an address that is not there is fine.
@@ -115,6 +132,58 @@ pub fn addresses(output: &str) -> Vec<Ipv4Addr> {
         .collect()
 }
 
+/// The IPv4 addresses with their prefix lengths in `ip -4 -o address show` output.
+pub fn networks(output: &str) -> Vec<(Ipv4Addr, u8)> {
+    output
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "inet")?;
+            let (addr, len) = words.next()?.split_once('/')?;
+            Some((addr.parse().ok()?, len.parse().ok().filter(|l| *l <= 32)?))
+        })
+        .collect()
+}
+
+/// The gateway of the first default route (`default via 10.0.1.1 dev ens5 …`).
+pub fn default_gateway(output: &str) -> Option<Ipv4Addr> {
+    output.lines().filter(|l| l.starts_with("default")).find_map(|l| {
+        let mut words = l.split_whitespace();
+        words.find(|w| *w == "via")?;
+        words.next()?.parse().ok()
+    })
+}
+
+/// Why `ip` may not be a member's address on an interface holding `nets`: it must lie inside
+/// one of the interface's own subnets (as a VPC's secondary private IP lies in its ENI's
+/// subnet), be neither that subnet's network nor broadcast address, nor an address the node
+/// holds as its own (anything but a member's /32), nor one of `forbidden` (the gateway, the API
+/// server); never loopback, link-local (IMDS is 169.254.169.254), multicast or unspecified.
+pub fn static_ip_problem(ip: Ipv4Addr, nets: &[(Ipv4Addr, u8)], forbidden: &[Ipv4Addr]) -> Option<String> {
+    if ip.is_loopback() || ip.is_link_local() || ip.is_multicast() || ip.is_unspecified() || ip.is_broadcast() {
+        return Some("loopback, link-local, multicast and unspecified addresses are never a member's".into());
+    }
+    if forbidden.contains(&ip) {
+        return Some("it is the node's gateway or the API server's address".into());
+    }
+    if nets.iter().any(|(a, len)| *a == ip && *len < 32) {
+        return Some("it is the node's own address".into());
+    }
+    let mask = |len: u8| if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+    let subnet = nets.iter().filter(|(_, len)| *len < 31).find(|(a, len)| u32::from(*a) & mask(*len) == u32::from(ip) & mask(*len));
+    match subnet {
+        None => {
+            let mine: Vec<String> = nets.iter().filter(|(_, l)| *l < 31).map(|(a, l)| format!("{}/{l}", Ipv4Addr::from(u32::from(*a) & mask(*l)))).collect();
+            Some(format!("it is outside the interface's subnets ({})", if mine.is_empty() { "none".to_string() } else { mine.join(", ") }))
+        }
+        Some((a, len)) => {
+            let net = u32::from(*a) & mask(*len);
+            let host = u32::from(ip) & !mask(*len);
+            (host == 0 || host == !mask(*len)).then(|| format!("it is the network or broadcast address of {}/{len}", Ipv4Addr::from(net)))
+        }
+    }
+}
+
 /// The `dev` of the first default route in `ip -4 route show default` output
 /// (`default via 10.0.1.1 dev ens5 proto dhcp src 10.0.1.4 metric 100`).
 pub fn default_route_interface(output: &str) -> Option<String> {
@@ -135,6 +204,36 @@ mod tests {
                    2: eth0    inet 10.0.1.50/32 scope global eth0\\       valid_lft forever preferred_lft forever\n";
         assert_eq!(addresses(out), vec![Ipv4Addr::new(10, 0, 1, 4), Ipv4Addr::new(10, 0, 1, 50)]);
         assert!(addresses("").is_empty());
+    }
+
+    #[test]
+    fn a_member_ip_lies_in_the_nodes_subnet_and_is_nobody_elses() {
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let out = "2: eth0    inet 10.0.1.4/24 brd 10.0.1.255 scope global eth0\\ x\n2: eth0    inet 10.0.1.50/32 scope global eth0\\ x\n";
+        let nets = networks(out);
+        assert_eq!(nets, vec![(ip("10.0.1.4"), 24), (ip("10.0.1.50"), 32)]);
+        let forbidden = [ip("10.0.1.1"), ip("10.0.1.9")];
+        assert_eq!(static_ip_problem(ip("10.0.1.77"), &nets, &forbidden), None);
+        // A member's own /32, already there (a restarted member-init): fine.
+        assert_eq!(static_ip_problem(ip("10.0.1.50"), &nets, &forbidden), None);
+        for (bad, why) in [
+            ("169.254.169.254", "link-local"),
+            ("127.0.0.1", "loopback"),
+            ("224.0.0.1", "multicast"),
+            ("0.0.0.0", "unspecified"),
+            ("10.0.1.4", "the node's own"),
+            ("10.0.1.1", "gateway"),
+            ("10.0.1.9", "API server"),
+            ("10.0.2.7", "outside the interface's subnets (10.0.1.0/24)"),
+            ("10.0.1.0", "network or broadcast address of 10.0.1.0/24"),
+            ("10.0.1.255", "network or broadcast"),
+        ] {
+            let p = static_ip_problem(ip(bad), &nets, &forbidden).unwrap_or_else(|| panic!("{bad} accepted"));
+            assert!(p.contains(why), "{bad}: {p}");
+        }
+        assert!(static_ip_problem(ip("10.0.1.77"), &[], &[]).unwrap().contains("(none)"));
+        assert_eq!(default_gateway("default via 10.0.1.1 dev ens5 proto dhcp\n"), Some(ip("10.0.1.1")));
+        assert_eq!(default_gateway(""), None);
     }
 
     #[test]
