@@ -112,11 +112,16 @@ impl Route53Dns {
         Ok(None)
     }
 
-    /// A records of `service`'s members (`<service>-<i>.<domain>`). Route53 sorts names with
-    /// their labels reversed, so the service's records are one run starting at `<service>-0`.
-    pub async fn list_service_records(&self, service: &str) -> Result<Vec<DnsRecord>, AwsError> {
+    /// A records of `service`'s members in `domain` (`<service>-<i>.<domain>`; `domain` is the
+    /// zone or a namespace's subdomain of it). Route53 sorts names with their labels reversed,
+    /// so the service's records are one run starting at `<service>-0`.
+    pub async fn list_service_records(&self, service: &str, domain: &str) -> Result<Vec<DnsRecord>, AwsError> {
+        let domain = normalize_name(domain);
+        if domain != self.domain && !domain.ends_with(&format!(".{}", self.domain)) {
+            return Err(AwsError::Invalid(format!("{domain} is not inside the cluster's zone {}", self.domain)));
+        }
         let zone = self.ensure_zone().await?;
-        let mut start = fqdn(&format!("{service}-0.{}", self.domain));
+        let mut start = fqdn(&format!("{service}-0.{domain}"));
         let mut out = Vec::new();
         loop {
             let page = self
@@ -128,7 +133,8 @@ impl Route53Dns {
             let mut past_service = false;
             for s in page.resource_record_sets() {
                 let name = normalize_name(s.name());
-                let label = name.strip_suffix(&format!(".{}", self.domain)).unwrap_or(&name);
+                // Only names directly under `domain`: a namespace's subdomain is another run.
+                let label = name.strip_suffix(&format!(".{domain}")).unwrap_or(&name);
                 if !label.starts_with(&format!("{service}-")) {
                     past_service = true;
                     continue;
@@ -168,10 +174,10 @@ impl Route53Dns {
     /// A failed batch is all-or-nothing in Route53, so a retry reads again and re-plans (a lost
     /// reply to an applied DELETE must not be sent twice). Returns the changes of the batch sent
     /// last: empty when nothing was to change (or a batch whose reply was lost had applied).
-    pub async fn sync_service(&self, service: &str, desired: &[MemberAddress]) -> Result<Vec<RecordChange>, AwsError> {
+    pub async fn sync_service(&self, service: &str, domain: &str, desired: &[MemberAddress]) -> Result<Vec<RecordChange>, AwsError> {
         let mut attempt = 1;
         loop {
-            let current = self.list_service_records(service).await?;
+            let current = self.list_service_records(service, domain).await?;
             let changes = record_changes(&current, desired, self.ttl);
             if changes.is_empty() {
                 return Ok(changes);
@@ -206,8 +212,8 @@ impl MemberDns for Route53Dns {
         self.ttl
     }
 
-    fn service_records<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<Vec<DnsRecord>, CloudError>> {
-        Box::pin(async move { Ok(self.list_service_records(service).await?) })
+    fn service_records<'a>(&'a self, service: &'a str, domain: &'a str) -> BoxFuture<'a, Result<Vec<DnsRecord>, CloudError>> {
+        Box::pin(async move { Ok(self.list_service_records(service, domain).await?) })
     }
 
     fn apply<'a>(&'a self, changes: &'a [RecordChange]) -> BoxFuture<'a, Result<(), CloudError>> {

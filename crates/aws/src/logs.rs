@@ -1,5 +1,5 @@
 //! CloudWatch Logs: the cluster's group `firecamp-<cluster>` and one stream per member,
-//! `<service>/<member>`, which the node's log agent writes and `firecamp logs` reads.
+//! `<namespace>/<service>/<member>`, which the node's log agent writes and `firecamp logs` reads.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -19,7 +19,8 @@ pub fn log_group(cluster: &str) -> String {
     format!("firecamp-{cluster}")
 }
 
-/// `<service>/<member>`: one member's lines, wherever it ran.
+/// `<key>/<member>`: one member's lines, wherever it ran; `service` is the service's
+/// `firecamp_core::cloud::log_key` (`<namespace>/<service>` on Kubernetes).
 pub fn log_stream(service: &str, member: &MemberName) -> String {
     format!("{service}/{member}")
 }
@@ -216,6 +217,8 @@ mod tests {
     fn names_follow_the_cluster_service_and_member() {
         assert_eq!(log_group("prod"), "firecamp-prod");
         assert_eq!(log_stream("pg", &MemberName::new("pg", 2)), "pg/pg-2");
+        let key = firecamp_core::cloud::log_key(Some("team-a"), "pg");
+        assert_eq!(log_stream(&key, &MemberName::new("pg", 2)), "team-a/pg/pg-2");
     }
 
     #[test]

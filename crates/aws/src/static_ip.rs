@@ -129,7 +129,7 @@ impl Ec2StaticIps {
     /// Reserves one IP for `member` from a cluster subnet of its zone.
     pub async fn allocate_ip(&self, member: &Member, records: &[StaticIpRecord]) -> Result<StaticIpRecord, AwsError> {
         // Idempotent: a member that has its record keeps it.
-        if let Some(r) = records.iter().find(|r| r.member == member.name) {
+        if let Some(r) = records.iter().find(|r| r.is_of(member)) {
             check_ownership(member, r, records)?;
             return Ok(r.clone());
         }
@@ -138,8 +138,14 @@ impl Ec2StaticIps {
         let mut attempt = 1;
         loop {
             let reserve = self.ensure_reserve(&subnet.id).await?;
-            let record =
-                |ip| StaticIpRecord { member: member.name.clone(), ip, zone: subnet.zone.clone(), subnet: subnet.id.clone(), holder: reserve.id.clone() };
+            let record = |ip| StaticIpRecord {
+                member: member.name.clone(),
+                namespace: member.namespace.clone(),
+                ip,
+                zone: subnet.zone.clone(),
+                subnet: subnet.id.clone(),
+                holder: reserve.id.clone(),
+            };
             if let Some(ip) = unrecorded_reserve_ip(&reserve, records) {
                 return Ok(record(ip));
             }

@@ -30,14 +30,22 @@ pub struct EniInfo {
 
 /// `record` is `member`'s, lies in its zone, and no other member's record claims its IP.
 pub fn check_ownership(member: &Member, record: &StaticIpRecord, records: &[StaticIpRecord]) -> Result<(), AwsError> {
-    if record.member != member.name {
-        return Err(AwsError::Refused(format!("IP {} is recorded for member {}, not {}", record.ip, record.member, member.name)));
+    // Name and namespace: `rc-0` of another namespace is another member.
+    if !record.is_of(member) {
+        return Err(AwsError::Refused(format!("IP {} is recorded for member {}, not {}", record.ip, record.owner(), owner(member))));
     }
     check_same_zone("the IP's subnet", &record.zone, member)?;
-    if let Some(other) = records.iter().find(|r| r.ip == record.ip && r.member != member.name) {
-        return Err(AwsError::Refused(format!("IP {} is recorded for member {} too; an IP belongs to one member", record.ip, other.member)));
+    if let Some(other) = records.iter().find(|r| r.ip == record.ip && !r.is_of(member)) {
+        return Err(AwsError::Refused(format!("IP {} is recorded for member {} too; an IP belongs to one member", record.ip, other.owner())));
     }
     Ok(())
+}
+
+fn owner(m: &Member) -> String {
+    match &m.namespace {
+        Some(ns) => format!("{ns}/{}", m.name),
+        None => m.name.to_string(),
+    }
 }
 
 /// Refuses anything of another zone than the member's: its volume and clients are there.
@@ -80,6 +88,7 @@ mod tests {
     fn member(i: u32, zone: &str) -> Member {
         Member {
             name: MemberName::new("rc", i),
+            namespace: Some("a".into()),
             index: i,
             zone: zone.into(),
             dns_name: format!("rc-{i}.prod-firecamp.com"),
@@ -88,7 +97,14 @@ mod tests {
         }
     }
     fn record(i: u32, ip: [u8; 4], zone: &str) -> StaticIpRecord {
-        StaticIpRecord { member: MemberName::new("rc", i), ip: ip.into(), zone: zone.into(), subnet: "subnet-a".into(), holder: "eni-r".into() }
+        StaticIpRecord {
+            member: MemberName::new("rc", i),
+            namespace: Some("a".into()),
+            ip: ip.into(),
+            zone: zone.into(),
+            subnet: "subnet-a".into(),
+            holder: "eni-r".into(),
+        }
     }
 
     #[test]
@@ -102,6 +118,17 @@ mod tests {
         let dup = record(1, [10, 0, 1, 10], "us-east-1a");
         let err = check_ownership(&m0, &r0, &[r0.clone(), dup]).unwrap_err();
         assert!(err.to_string().contains("rc-1"), "{err}");
+    }
+
+    #[test]
+    fn the_same_member_name_in_another_namespace_is_another_member() {
+        let m0 = member(0, "us-east-1a");
+        let theirs = StaticIpRecord { namespace: Some("b".into()), ..record(0, [10, 0, 1, 10], "us-east-1a") };
+        let err = check_ownership(&m0, &theirs, std::slice::from_ref(&theirs)).unwrap_err();
+        assert!(err.to_string().contains("b/rc-0"), "{err}");
+        // Its IP is taken: a record of ours naming it is refused too.
+        let mine = record(0, [10, 0, 1, 10], "us-east-1a");
+        assert!(check_ownership(&m0, &mine, &[mine.clone(), theirs]).unwrap_err().to_string().contains("b/rc-0"));
     }
 
     #[test]

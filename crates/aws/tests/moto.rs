@@ -57,7 +57,7 @@ async fn create_service(l: &Layer, w: &World, members: &[Member], records: &mut 
             ips.push(w.primary_ip(node).await);
         }
     }
-    let changes = l.dns.sync_service(&service, &addresses(members, &ips)).await.unwrap();
+    let changes = l.dns.sync_service(&service, &w.member_domain(), &addresses(members, &ips)).await.unwrap();
     assert_eq!(changes.len(), members.len());
     assert!(changes.iter().all(|c| matches!(c, RecordChange::Upsert(_))));
     ips
@@ -73,22 +73,22 @@ async fn records_are_created_in_one_batch_and_listed() {
     for m in &members {
         ips.push(w.primary_ip(&w.instances[&m.zone][0]).await);
     }
-    l.dns.sync_service("pg", &addresses(&members, &ips)).await.unwrap();
+    l.dns.sync_service("pg", &w.member_domain(), &addresses(&members, &ips)).await.unwrap();
     let counts = proxy.take_counts();
     assert_eq!(counts.get("route53:ChangeResourceRecordSets"), Some(&1), "{counts:?}");
     assert_eq!(counts.get("route53:CreateHostedZone"), Some(&1), "{counts:?}");
 
-    let listed = l.dns.list_service_records("pg").await.unwrap();
+    let listed = l.dns.list_service_records("pg", &w.member_domain()).await.unwrap();
     let got: Vec<_> = listed.iter().map(|r| (r.name.clone(), r.ip, r.ttl)).collect();
     let want: Vec<_> = members.iter().zip(&ips).map(|(m, ip)| (m.dns_name.clone(), *ip, 60)).collect();
     assert_eq!(got, want);
     // Records of another service in the same zone are not this service's.
     let other = w.members("pg-x", 1, false);
-    l.dns.sync_service("pg-x", &addresses(&other, &ips[..1])).await.unwrap();
-    assert_eq!(l.dns.list_service_records("pg").await.unwrap().len(), 3);
+    l.dns.sync_service("pg-x", &w.member_domain(), &addresses(&other, &ips[..1])).await.unwrap();
+    assert_eq!(l.dns.list_service_records("pg", &w.member_domain()).await.unwrap().len(), 3);
     // Nothing changed: nothing is sent.
     proxy.take_counts();
-    assert!(l.dns.sync_service("pg", &addresses(&members, &ips)).await.unwrap().is_empty());
+    assert!(l.dns.sync_service("pg", &w.member_domain(), &addresses(&members, &ips)).await.unwrap().is_empty());
     assert_eq!(proxy.take_counts().get("route53:ChangeResourceRecordSets"), None);
 }
 
@@ -117,7 +117,7 @@ async fn create_move_and_delete_keep_ips_and_records_right() {
     // Move: rc-0 to the other node of its zone; the IP follows, the record stays right.
     let to = &w.instances[&rc[0].zone][1];
     let moved = l.ips.assign_ip(&rc[0], &records[0], &records, to).await.unwrap();
-    l.dns.sync_service("rc", &addresses(&rc, &ips)).await.unwrap();
+    l.dns.sync_service("rc", &w.member_domain(), &addresses(&rc, &ips)).await.unwrap();
     report("member move, static IP (assign + DNS check)", &proxy.take_counts());
     assert_eq!(w.holders_of(moved.ip).await, vec![w.eni_of(to).await], "the IP is on the new node only");
     records[0] = moved;
@@ -126,10 +126,10 @@ async fn create_move_and_delete_keep_ips_and_records_right() {
     let to = &w.instances[&pg[1].zone][1];
     let mut new_ips = pg_ips.clone();
     new_ips[1] = w.primary_ip(to).await;
-    let changes = l.dns.sync_service("pg", &addresses(&pg, &new_ips)).await.unwrap();
+    let changes = l.dns.sync_service("pg", &w.member_domain(), &addresses(&pg, &new_ips)).await.unwrap();
     report("member move, no static IP (DNS)", &proxy.take_counts());
     assert!(matches!(changes.as_slice(), [RecordChange::Upsert(r)] if r.ip == new_ips[1] && r.name == pg[1].dns_name));
-    let listed: Vec<_> = l.dns.list_service_records("pg").await.unwrap().into_iter().map(|r| r.ip).collect();
+    let listed: Vec<_> = l.dns.list_service_records("pg", &w.member_domain()).await.unwrap().into_iter().map(|r| r.ip).collect();
     assert_eq!(listed, new_ips);
 
     // Delete: the IPs go back, the records go, the other service is untouched.
@@ -137,15 +137,15 @@ async fn create_move_and_delete_keep_ips_and_records_right() {
     for (m, r) in rc.iter().zip(&records) {
         l.ips.release_ip(m, r).await.unwrap();
     }
-    let changes = l.dns.sync_service("rc", &[]).await.unwrap();
+    let changes = l.dns.sync_service("rc", &w.member_domain(), &[]).await.unwrap();
     report("service delete, 3 members with static IPs", &proxy.take_counts());
     assert_eq!(changes.len(), 3);
     assert!(changes.iter().all(|c| matches!(c, RecordChange::Delete(_))));
     for r in &records {
         assert!(w.holders_of(r.ip).await.is_empty(), "{} released", r.ip);
     }
-    assert!(l.dns.list_service_records("rc").await.unwrap().is_empty());
-    assert_eq!(l.dns.list_service_records("pg").await.unwrap().len(), 3);
+    assert!(l.dns.list_service_records("rc", &w.member_domain()).await.unwrap().is_empty());
+    assert_eq!(l.dns.list_service_records("pg", &w.member_domain()).await.unwrap().len(), 3);
     // Releasing again is harmless (a retried delete).
     l.ips.release_ip(&rc[0], &records[0]).await.unwrap();
 }
@@ -243,7 +243,7 @@ async fn throttling_and_5xx_are_retried_without_duplicates() {
     assert!(proxy.injected() >= 12, "faults injected: {}", proxy.injected());
 
     assert_eq!(w.zones_named(l.dns.domain()).await, 1, "one hosted zone despite a lost CreateHostedZone reply");
-    assert_eq!(l.dns.list_service_records("rc").await.unwrap().len(), 3, "one record per member");
+    assert_eq!(l.dns.list_service_records("rc", &w.member_domain()).await.unwrap().len(), 3, "one record per member");
     assert_eq!(ips.iter().collect::<BTreeSet<_>>().len(), 3, "distinct IPs");
     for (m, r) in rc.iter().zip(&records) {
         assert_eq!(w.holders_of(r.ip).await, vec![w.eni_of(&w.instances[&m.zone][0]).await], "{} on one interface", r.ip);
@@ -268,8 +268,8 @@ async fn throttling_and_5xx_are_retried_without_duplicates() {
     assert_eq!(w.holders_of(moved.ip).await, vec![w.eni_of(to).await]);
     proxy.fail("route53:ChangeResourceRecordSets", 1, Fault::LoseReply);
     // The lost reply's batch was applied: the retry re-reads and finds nothing left to do.
-    l.dns.sync_service("rc", &[]).await.unwrap();
-    assert!(l.dns.list_service_records("rc").await.unwrap().is_empty());
+    l.dns.sync_service("rc", &w.member_domain(), &[]).await.unwrap();
+    assert!(l.dns.list_service_records("rc", &w.member_domain()).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -103,11 +103,11 @@ fn reloadable_keys_per_engine() {
 fn a_switched_over_primary_is_rendered_as_primary_and_the_others_follow_it() {
     let s = spec(Postgresql, 3);
     let p = plan_with_primary("pg", &s, &ClusterConfig::new("prod"), &KubernetesLayout, &BTreeMap::new(), Some("pg-1")).unwrap();
-    assert!(file(&p, "pg-0", "postgresql.conf").contains("host=pg-1.prod-firecamp.com"));
+    assert!(file(&p, "pg-0", "postgresql.conf").contains("host=pg-1.default.prod-firecamp.com"));
     assert!(file(&p, "pg-0", "member.env").contains("INITIAL_ROLE='replica'"));
     assert!(!file(&p, "pg-1", "postgresql.conf").contains("primary_conninfo"));
     let s = spec(Redis, 3);
     let p = plan_with_primary("r", &s, &ClusterConfig::new("prod"), &KubernetesLayout, &BTreeMap::new(), Some("r-2")).unwrap();
-    assert!(file(&p, "r-0", "redis.conf").contains("replicaof r-2.prod-firecamp.com 6379"));
+    assert!(file(&p, "r-0", "redis.conf").contains("replicaof r-2.default.prod-firecamp.com 6379"));
     assert!(!file(&p, "r-2", "redis.conf").contains("replicaof"));
 }

@@ -22,6 +22,7 @@ pub async fn run(client: &Backend, server: &ServerArgs, args: CreateArgs) -> Res
     let spec = spec_from_args(engine, &args)?;
     let cluster = ClusterConfig {
         name: args.cluster.clone(),
+        namespaced_names: true,
         namespace: server.namespace.clone(),
         networks: args.networks.clone(),
         volume_provisioner: args.volume_provisioner.clone(),

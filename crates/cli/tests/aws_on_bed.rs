@@ -16,7 +16,7 @@ use common::{REGION, World, ZONES, moto_endpoint};
 use firecamp_api::Phase;
 use firecamp_aws::CloudWatchLogs;
 use firecamp_core::MemberName;
-use firecamp_core::cloud::{InstanceId, LogEvent};
+use firecamp_core::cloud::{DnsRecord, InstanceId, LogEvent, RecordChange, log_key};
 use firecamp_manage::crd::FireCampService;
 use firecamp_testbed::nodes::{NodePlan, WORKER_LABEL, create_nodes_and_wait};
 use firecamp_testbed::{PROVISIONER, client, fresh_namespace, kubeconfig_path};
@@ -92,13 +92,15 @@ async fn wait_for(api: &Api<FireCampService>, name: &str, what: &str, cond: impl
     }
 }
 
+/// Every A record of the cluster's zone named after a member of `service` (in any namespace,
+/// or in none).
 async fn service_records(w: &World, service: &str) -> BTreeMap<String, String> {
     let zones = w.route53.list_hosted_zones_by_name().dns_name(format!("{}-firecamp.com", w.cluster)).send().await.unwrap();
     let zone = zones.hosted_zones().iter().find(|z| z.name().trim_end_matches('.') == format!("{}-firecamp.com", w.cluster)).expect("the hosted zone");
     let sets = w.route53.list_resource_record_sets().hosted_zone_id(zone.id()).send().await.unwrap();
     sets.resource_record_sets()
         .iter()
-        .filter(|r| r.name().starts_with(&format!("{service}-")))
+        .filter(|r| r.name().starts_with(&format!("{service}-")) && r.r#type().as_str() == "A")
         .map(|r| (r.name().trim_end_matches('.').to_string(), r.resource_records()[0].value().to_string()))
         .collect()
 }
@@ -161,7 +163,7 @@ async fn members_get_static_ips_records_and_log_streams_that_follow_them() {
         let eni = w.eni_of(&InstanceId(instance.unwrap())).await;
         assert_eq!(w.holders_of(ip).await, vec![eni], "{member}'s IP {ip} must be on its instance's ENI only");
         assert_eq!(svc.status.as_ref().unwrap().static_ips[i].record.zone, *zone);
-        assert_eq!(records.get(&format!("{member}.{}-firecamp.com", w.cluster.to_lowercase())), Some(&ip.to_string()), "{records:?}");
+        assert_eq!(records.get(&format!("{member}.{ns}.{}-firecamp.com", w.cluster.to_lowercase())), Some(&ip.to_string()), "{records:?}");
         let cm: k8s_openapi::api::core::v1::ConfigMap = Api::namespaced(client.clone(), &ns).get(&format!("{member}-config")).await.unwrap();
         assert_eq!(cm.data.as_ref().unwrap().get("static-ip"), Some(&ip.to_string()));
     }
@@ -189,7 +191,7 @@ async fn members_get_static_ips_records_and_log_streams_that_follow_them() {
     // Logs: a line in rd-2's stream reads back through `firecamp logs` (REST, CloudWatch).
     let logs = CloudWatchLogs::new(&common::clients(&moto_endpoint()).await, &w.cluster);
     let now = SystemTime::now();
-    logs.put("rd", &MemberName::new("rd", 2), &[LogEvent { time: now, message: "Ready to accept connections tcp".into() }]).await.unwrap();
+    logs.put(&log_key(Some(&ns), "rd"), &MemberName::new("rd", 2), &[LogEvent { time: now, message: "Ready to accept connections tcp".into() }]).await.unwrap();
     let token = admin_token(&client, &ns).await;
     let out = ok(cli(&["logs", "rd", "rd-2", "--since=10m", &format!("--server=http://127.0.0.1:{port}"), &format!("--token={token}"), "-n", &ns]));
     assert!(out.contains("Ready to accept connections tcp"), "{out}");
@@ -244,4 +246,102 @@ async fn admin_token(client: &Client, ns: &str) -> String {
         ..Default::default()
     };
     sas.create_token_request("reader", &PostParams::default(), &tr).await.unwrap().status.and_then(|s| s.token).unwrap()
+}
+
+/// Tenants of one cluster reuse a service name: `rd` in two namespaces makes two members
+/// `rd-0`, each with its own static IP, DNS record (`rd-0.<namespace>.<cluster>-firecamp.com`)
+/// and log stream (`<namespace>/rd/rd-0`). One namespace's `/logs` never serves the other's
+/// stream, deleting one service leaves the other's record, and records of the naming without
+/// namespaces recorded in a status are deleted only while they still hold what it wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_service_name_in_two_namespaces_keeps_two_members_records_and_streams() {
+    let w = World::new("ten").await;
+    let endpoint = moto_endpoint();
+    let client = client().await;
+    setup_crd(&client).await;
+    let a_ns = fresh_namespace(&client, "ten-a").await;
+    let b_ns = fresh_namespace(&client, "ten-b").await;
+    // Two nodes of one zone: each namespace's rd-0 runs on the host network, on a node of its own.
+    let inst = &w.instances[ZONES[0]];
+    let nodes = nodes_for(&w, &[(ZONES[0], &inst[0]), (ZONES[0], &inst[1])]);
+    create_nodes_and_wait(&client, &nodes, Duration::from_secs(60)).await.unwrap();
+    let (port_a, port_b) = (free_port(), free_port());
+    let manage_a = start_manage(&a_ns, &w, &endpoint, port_a);
+    let _manage_b = start_manage(&b_ns, &w, &endpoint, port_b);
+    let zone_arg = format!("--zones={}", ZONES[0]);
+    for ns in [&a_ns, &b_ns] {
+        ok(cli(&["service", "create", "redis", "rd", "--replicas=1", &zone_arg, "--kube", "-n", ns, "--wait", "--timeout=180"]));
+    }
+    let placed = |s: &FireCampService| {
+        s.status
+            .as_ref()
+            .is_some_and(|st| st.dns_records.len() == 1 && st.log_streams.len() == 1 && st.static_ips.len() == 1 && st.static_ips[0].instance.is_some())
+    };
+    let api_a: Api<FireCampService> = Api::namespaced(client.clone(), &a_ns);
+    let svc_a = wait_for(&api_a, "rd", "A's IP, record and stream", placed).await;
+    let svc_b = wait_for(&Api::namespaced(client.clone(), &b_ns), "rd", "B's IP, record and stream", placed).await;
+    let (ip_a, ip_b) = (ip_of(&svc_a, "rd-0").0, ip_of(&svc_b, "rd-0").0);
+    assert_ne!(ip_a, ip_b, "rd-0 of A and rd-0 of B are two members with an IP each");
+    let zone = format!("{}-firecamp.com", w.cluster.to_lowercase());
+    let (name_a, name_b) = (format!("rd-0.{a_ns}.{zone}"), format!("rd-0.{b_ns}.{zone}"));
+    let both = BTreeMap::from([(name_a.clone(), ip_a.to_string()), (name_b.clone(), ip_b.to_string())]);
+    assert_eq!(service_records(&w, "rd").await, both);
+
+    // Log streams per namespace; B's /logs of its own rd-0 never shows A's lines.
+    let clients = common::clients(&endpoint).await;
+    let logs = CloudWatchLogs::new(&clients, &w.cluster);
+    for ns in [&a_ns, &b_ns] {
+        assert_eq!(logs.streams(&format!("{ns}/")).await.unwrap().into_iter().collect::<Vec<_>>(), [format!("{ns}/rd/rd-0")]);
+    }
+    let secret = format!("a line only {a_ns} may read");
+    logs.put(&log_key(Some(&a_ns), "rd"), &MemberName::new("rd", 0), &[LogEvent { time: SystemTime::now(), message: secret.clone() }]).await.unwrap();
+    let read = |ns: &str, port: u16, token: &str| {
+        ok(cli(&["logs", "rd", "rd-0", "--since=10m", &format!("--server=http://127.0.0.1:{port}"), &format!("--token={token}"), "-n", ns]))
+    };
+    let (token_a, token_b) = (admin_token(&client, &a_ns).await, admin_token(&client, &b_ns).await);
+    assert!(read(&a_ns, port_a, &token_a).contains(&secret), "A reads its own stream");
+    let theirs = read(&b_ns, port_b, &token_b);
+    assert!(!theirs.contains(&secret), "B's /logs served A's stream: {theirs}");
+
+    // A status written under the naming without namespaces: rd-5's record still holds what A
+    // wrote (deleted), rd-0's now holds another namespace's address (left, with a Warning).
+    let dns = firecamp_aws::Route53Dns::new(&clients, &w.cluster, &w.vpc).with_ttl(30);
+    let legacy = |m: &str, ip: [u8; 4]| DnsRecord { name: format!("{m}.{zone}"), ip: ip.into(), ttl: 30 };
+    let foreign = legacy("rd-0", [10, 9, 9, 9]);
+    dns.apply_changes(&[RecordChange::Upsert(foreign.clone()), RecordChange::Upsert(legacy("rd-5", [10, 9, 9, 5]))]).await.unwrap();
+    let mut recorded = svc_a.status.as_ref().unwrap().dns_records.clone();
+    recorded.extend([legacy("rd-0", [10, 1, 1, 1]), legacy("rd-5", [10, 9, 9, 5])]);
+    api_a.patch_status("rd", &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": {"dnsRecords": recorded}}))).await.unwrap();
+    drop(manage_a); // a restarted manage service reconciles every service at once
+    let _manage_a = start_manage(&a_ns, &w, &endpoint, free_port());
+    wait_for(&api_a, "rd", "the legacy records dropped from A's status", |s| s.status.as_ref().is_some_and(|st| st.dns_records.len() == 1)).await;
+    let mut expected = both.clone();
+    expected.insert(foreign.name.clone(), foreign.ip.to_string());
+    assert_eq!(service_records(&w, "rd").await, expected, "rd-5's legacy record deleted, the foreign rd-0 left");
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &a_ns);
+    let warned = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .any(|e| e.reason.as_deref() == Some("LegacyDnsRecordsLeft") && e.message.as_deref().is_some_and(|m| m.contains(&foreign.name)));
+    assert!(warned, "a Warning event names the legacy record left");
+
+    // Deleting B's service removes B's record and IP only.
+    ok(cli(&["service", "delete", "rd", "--kube", "-n", &b_ns, "--wait", "--timeout=120"]));
+    expected.remove(&name_b);
+    assert_eq!(service_records(&w, "rd").await, expected, "A's record outlives B's service");
+    assert!(w.holders_of(ip_b).await.is_empty(), "B's IP is released");
+    assert_eq!(w.holders_of(ip_a).await.len(), 1, "A's IP stays on its instance");
+
+    ok(cli(&["service", "delete", "rd", "--kube", "-n", &a_ns, "--wait", "--timeout=120"]));
+    assert_eq!(service_records(&w, "rd").await, BTreeMap::from([(foreign.name.clone(), foreign.ip.to_string())]));
+    for ns in [&a_ns, &b_ns] {
+        firecamp_testbed::drop_namespace(&client, ns).await;
+    }
+    let nodes_api: Api<Node> = Api::all(client.clone());
+    for n in &nodes {
+        let _ = nodes_api.delete(n.metadata.name.as_deref().unwrap(), &DeleteParams::default()).await;
+    }
 }

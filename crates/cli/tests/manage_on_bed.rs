@@ -102,7 +102,7 @@ async fn services_become_active_in_their_zones_and_delete_cleans_up() {
         for m in &s.status.members {
             assert!(m.ready, "{name}: {m:?}");
             assert_eq!(nodes.get(m.node.as_deref().unwrap()), Some(&m.zone), "{} runs in its zone", m.name);
-            assert_eq!(m.dns_name, format!("{}.bed-firecamp.com", m.name));
+            assert_eq!(m.dns_name, format!("{}.{ns}.bed-firecamp.com", m.name));
         }
     }
     // Services sharing a namespace keep their own zone-pinned StorageClasses.

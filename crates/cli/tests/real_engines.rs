@@ -18,7 +18,8 @@ async fn zookeeper_and_redis_run_on_real_pods() {
     let ns = fresh_namespace(&client, "fc-engines").await;
     let tok = token(&client, &ns, "dba", ALL).await;
     let zones = format!("--zones={}", ZONES.join(","));
-    let domain = format!("{}-firecamp.com", env.cluster);
+    // Members are named in their namespace's subdomain of the cluster's zone.
+    let domain = format!("{ns}.{}-firecamp.com", env.cluster);
 
     // ZooKeeper 3: one leader, two followers; a znode written through one member is read
     // through another.

@@ -145,7 +145,8 @@ async fn postgresql_on_real_pods_survives_a_lost_primary_pod_a_restart_under_wri
     //    manage service's leader deleted while the operation runs: the other replica carries
     //    it on to the end, and every write the client saw acknowledged is there afterwards.
     psql(&client, &ns, "pg-0", "create table w (i int primary key)").await;
-    let domain = format!("{}-firecamp.com", env.cluster);
+    // Members are named in their namespace's subdomain of the cluster's zone.
+    let domain = format!("{ns}.{}-firecamp.com", env.cluster);
     let writer_script = format!(
         r#"set -u
 export PGPASSWORD="$(cat /secret/superuser-password)" PGCONNECT_TIMEOUT=3

@@ -80,7 +80,8 @@ async fn postgresql_runs_on_real_pods_under_the_manage_service_from_its_image() 
 
     // From inside another pod, through the members' DNS names: both replicas stream from the
     // primary, and a row written on the primary is read on a replica.
-    let domain = format!("{}-firecamp.com", env.cluster);
+    // Members are named in their namespace's subdomain of the cluster's zone.
+    let domain = format!("{ns}.{}-firecamp.com", env.cluster);
     let script = format!(
         r#"set -eu
 export PGPASSWORD="$(cat /secret/superuser-password)" PGCONNECT_TIMEOUT=5

@@ -37,7 +37,7 @@ pub enum CloudError {
 // ---------------------------------------------------------------------------------------------
 // Member DNS
 
-/// One A record: `<member>.<cluster>-firecamp.com` → IPv4, with its TTL (Route53 deletes only
+/// One A record: `<member>.<namespace>.<cluster>-firecamp.com` → IPv4, with its TTL (Route53 deletes only
 /// on an exact match of value and TTL, so the TTL travels with the record).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DnsRecord {
@@ -97,8 +97,9 @@ pub fn normalize_name(name: &str) -> String {
 
 /// The cluster's member DNS: one private zone `<cluster>-firecamp.com`.
 pub trait MemberDns: Send + Sync {
-    /// The A records of `service`'s members as they are now.
-    fn service_records<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<Vec<DnsRecord>, CloudError>>;
+    /// The A records of `service`'s members in `domain` (`ClusterConfig::member_domain`: the
+    /// zone or one namespace's subdomain of it) as they are now.
+    fn service_records<'a>(&'a self, service: &'a str, domain: &'a str) -> BoxFuture<'a, Result<Vec<DnsRecord>, CloudError>>;
     /// The TTL of the records this zone writes.
     fn ttl(&self) -> u32;
     /// Applies every change of one service operation as one batch (all or nothing).
@@ -138,6 +139,9 @@ pub fn parse_provider_id(provider_id: &str) -> Result<(InstanceId, Option<String
 #[serde(rename_all = "camelCase")]
 pub struct StaticIpRecord {
     pub member: MemberName,
+    /// The member's namespace (`Member::namespace`): the record is the member's only with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     pub ip: Ipv4Addr,
     /// The member's zone; the subnet lies in it.
     pub zone: String,
@@ -145,6 +149,21 @@ pub struct StaticIpRecord {
     pub subnet: String,
     /// The network interface that holds the IP now (EC2 `eni-…`).
     pub holder: String,
+}
+
+impl StaticIpRecord {
+    /// Whether this is `member`'s record: its name in its namespace.
+    pub fn is_of(&self, member: &Member) -> bool {
+        self.member == member.name && self.namespace == member.namespace
+    }
+
+    /// `<namespace>/<member>`, or the member alone without namespaces: for messages.
+    pub fn owner(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.member),
+            None => self.member.to_string(),
+        }
+    }
 }
 
 /// Static IPs for members of engines that need one.
@@ -181,7 +200,17 @@ pub struct LogPage {
     pub next: Option<String>,
 }
 
-/// Each member's logs, in one stream `<service>/<member>` wherever the member ran.
+/// What keys a service's log streams: `<namespace>/<service>` (a service name may be reused in
+/// another namespace), or `<service>` without namespaces (the local runtime).
+pub fn log_key(namespace: Option<&str>, service: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{ns}/{service}"),
+        None => service.to_string(),
+    }
+}
+
+/// Each member's logs, in one stream `<key>/<member>` wherever the member ran; `service` in
+/// these methods is the service's [`log_key`].
 pub trait MemberLogs: Send + Sync {
     /// Creates the cluster's log group and the members' streams if missing (idempotent).
     fn ensure_streams<'a>(&'a self, service: &'a str, members: &'a [MemberName]) -> BoxFuture<'a, Result<(), CloudError>>;

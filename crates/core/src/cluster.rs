@@ -14,6 +14,12 @@ pub const EBS_CSI_PROVISIONER: &str = "ebs.csi.aws.com";
 pub struct ClusterConfig {
     /// Cluster name; the members' DNS zone is `<name>-firecamp.com`.
     pub name: String,
+    /// Whether the namespace is part of the names a service's members get in the cluster's
+    /// cloud records (DNS names `<member>.<namespace>.<name>-firecamp.com`, log streams
+    /// `<namespace>/<service>/<member>`), so tenants of one cluster may reuse a service name.
+    /// True on Kubernetes; the local runtime, which has no namespaces, turns it off.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub namespaced_names: bool,
     /// Namespace the service's objects live in.
     pub namespace: String,
     /// Networks clients and members connect from (the VPC CIDR); engines admit only these.
@@ -30,6 +36,14 @@ pub struct ClusterConfig {
     pub manage_namespace: String,
 }
 
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
 /// Where `install render` puts the manage service unless told otherwise.
 pub const DEFAULT_MANAGE_NAMESPACE: &str = "firecamp-system";
 
@@ -44,6 +58,7 @@ impl ClusterConfig {
     pub fn new(name: impl Into<String>) -> Self {
         ClusterConfig {
             name: name.into(),
+            namespaced_names: true,
             namespace: "default".into(),
             networks: vec!["10.0.0.0/8".into()],
             volume_provisioner: EBS_CSI_PROVISIONER.into(),
@@ -69,6 +84,17 @@ impl ClusterConfig {
     /// The private DNS zone of the cluster: `<cluster>-firecamp.com`.
     pub fn domain(&self) -> String {
         format!("{}{DOMAIN_SUFFIX}", self.name)
+    }
+
+    /// The namespace that keys the service's cloud records, when names carry one.
+    pub fn names_namespace(&self) -> Option<&str> {
+        self.namespaced_names.then_some(self.namespace.as_str())
+    }
+
+    /// Where the service's members are named: `<namespace>.<cluster>-firecamp.com` (inside the
+    /// cluster's zone), or the zone itself without namespaces.
+    pub fn member_domain(&self) -> String {
+        member_domain(&self.domain(), self.names_namespace())
     }
 
     pub fn validate(&self, errs: &mut ValidationErrors) {
@@ -97,6 +123,15 @@ impl ClusterConfig {
         if self.volume_provisioner.is_empty() {
             errs.push("volumeProvisioner", "must name the CSI driver of the StorageClasses, e.g. ebs.csi.aws.com");
         }
+    }
+}
+
+/// The members' domain inside the cluster's `zone`: one subdomain per namespace, so a service
+/// name reused in another namespace never names the same records.
+pub fn member_domain(zone: &str, namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) => format!("{ns}.{zone}"),
+        None => zone.to_string(),
     }
 }
 

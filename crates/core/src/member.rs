@@ -43,8 +43,12 @@ pub struct Member {
     pub index: u32,
     /// Availability zone: `zones[index mod zones.len()]`.
     pub zone: String,
-    /// `<member>.<cluster>-firecamp.com`.
+    /// `<member>.<namespace>.<cluster>-firecamp.com` (`ClusterConfig::member_domain`).
     pub dns_name: String,
+    /// The namespace that keys the member's cloud records (its static IP), when names carry
+    /// one: `pg-0` of two namespaces are two members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     /// Whether the engine needs the member to keep one IP address wherever it runs.
     pub needs_static_ip: bool,
     /// The static IP, once allocated (EC2 secondary IP on AWS, a loopback address locally).
@@ -59,11 +63,13 @@ pub fn zone_of(index: u32, zones: &[String]) -> &str {
 
 /// The members of a service, in index order. `zones` must not be empty (validation ensures it).
 pub fn members(service: &str, replicas: u32, zones: &[String], cluster: &ClusterConfig, needs_static_ip: bool) -> Vec<Member> {
-    let domain = cluster.domain();
+    let domain = cluster.member_domain();
+    let namespace = cluster.names_namespace().map(String::from);
     (0..replicas)
         .map(|i| {
             let name = MemberName::new(service, i);
-            Member { dns_name: format!("{name}.{domain}"), name, index: i, zone: zone_of(i, zones).to_string(), needs_static_ip, static_ip: None }
+            let zone = zone_of(i, zones).to_string();
+            Member { dns_name: format!("{name}.{domain}"), name, namespace: namespace.clone(), index: i, zone, needs_static_ip, static_ip: None }
         })
         .collect()
 }
@@ -75,17 +81,27 @@ mod tests {
     #[test]
     fn member_i_lives_in_zone_i_mod_n() {
         let zones: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-        let ms = members("pg", 5, &zones, &ClusterConfig::new("prod"), false);
+        let mut cluster = ClusterConfig::new("prod");
+        cluster.namespace = "team-a".into();
+        let ms = members("pg", 5, &zones, &cluster, false);
         let got: Vec<_> = ms.iter().map(|m| (m.name.as_str(), m.zone.as_str(), m.dns_name.as_str())).collect();
         assert_eq!(
             got,
             vec![
-                ("pg-0", "a", "pg-0.prod-firecamp.com"),
-                ("pg-1", "b", "pg-1.prod-firecamp.com"),
-                ("pg-2", "c", "pg-2.prod-firecamp.com"),
-                ("pg-3", "a", "pg-3.prod-firecamp.com"),
-                ("pg-4", "b", "pg-4.prod-firecamp.com"),
+                ("pg-0", "a", "pg-0.team-a.prod-firecamp.com"),
+                ("pg-1", "b", "pg-1.team-a.prod-firecamp.com"),
+                ("pg-2", "c", "pg-2.team-a.prod-firecamp.com"),
+                ("pg-3", "a", "pg-3.team-a.prod-firecamp.com"),
+                ("pg-4", "b", "pg-4.team-a.prod-firecamp.com"),
             ]
         );
+        assert!(ms.iter().all(|m| m.namespace.as_deref() == Some("team-a")));
+    }
+
+    #[test]
+    fn without_namespaces_members_are_named_in_the_zone() {
+        let cluster = ClusterConfig { namespaced_names: false, ..ClusterConfig::new("prod") };
+        let ms = members("pg", 1, &["a".to_string()], &cluster, false);
+        assert_eq!((ms[0].dns_name.as_str(), ms[0].namespace.as_deref()), ("pg-0.prod-firecamp.com", None));
     }
 }

@@ -7,7 +7,8 @@
 //!   characters, so a StatefulSet name longer than 52 characters yields pods that cannot be created;
 //! - the headless Service `s-headless` (a DNS-1035 label, at most 63 characters);
 //! - PVC names `<volume>-s-<i>` (DNS-1123 subdomains, 253 characters: never the binding limit);
-//! - the member's DNS name `s-<i>.<cluster>-firecamp.com` (labels of 63, names of 253 characters).
+//! - the member's DNS name `s-<i>.<namespace>.<cluster>-firecamp.com` (labels of 63, names of 253
+//!   characters; with a namespace of 63 still far from 253, so the label limits bind).
 
 /// Longest DNS label (RFC 1035, Kubernetes label values, Service names).
 pub const MAX_LABEL: usize = 63;

@@ -1,5 +1,6 @@
 //! The node log agent: a Fluent Bit DaemonSet on the cluster's FireCamp workers that sends each
-//! member container's lines to the member's CloudWatch stream `<service>/<member>` in the group
+//! member container's lines to the member's CloudWatch stream `<namespace>/<service>/<member>`
+//! (`firecamp_core::cloud::log_key`: a service name may be reused in another namespace) in the group
 //! `firecamp-<cluster>`, wherever the member runs. Pods of FireCamp services carry
 //! `firecamp.dev/service=<service>` and a pod is named after its member, so the stream name comes
 //! from the pod's Kubernetes metadata (Fluent Bit's `log_stream_template`).
@@ -123,13 +124,13 @@ pub fn fluent_bit_conf(p: &LogAgentParams) -> String {
     Regex  $kubernetes['labels']['{CLUSTER}'] ^{cluster}$
     Regex  $kubernetes['labels']['{SERVICE}'] .
 
-# One stream per member: <service>/<member>, the pod being named after its member.
+# One stream per member: <namespace>/<service>/<member>, the pod being named after its member.
 [OUTPUT]
     Name                 cloudwatch_logs
     Match                kube.*
     region               {region}
     log_group_name       {group}
-    log_stream_template  $kubernetes['labels']['{SERVICE}']/$kubernetes['pod_name']
+    log_stream_template  $kubernetes['namespace_name']/$kubernetes['labels']['{SERVICE}']/$kubernetes['pod_name']
     log_stream_name      unknown-member
     log_key              log
     auto_create_group    Off

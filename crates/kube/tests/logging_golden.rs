@@ -29,7 +29,7 @@ fn log_agent_matches_the_golden_file() {
 fn each_member_container_goes_to_its_members_stream_in_the_clusters_group() {
     let conf = firecamp_kube::logging::fluent_bit_conf(&params());
     assert!(conf.contains("log_group_name       firecamp-prod\n"), "{conf}");
-    assert!(conf.contains("log_stream_template  $kubernetes['labels']['firecamp.dev/service']/$kubernetes['pod_name']\n"));
+    assert!(conf.contains("log_stream_template  $kubernetes['namespace_name']/$kubernetes['labels']['firecamp.dev/service']/$kubernetes['pod_name']\n"));
     assert!(conf.contains("region               us-east-1\n"));
     assert!(conf.contains("Regex  $kubernetes['labels']['firecamp.dev/cluster'] ^prod$\n"));
 }

@@ -116,7 +116,7 @@ fn redis_announces_each_members_static_ip() {
     assert!(conf.contains("appendonly yes\n"));
     let repl = objects_of("redis-replication");
     let replica = config_file(&repl, "cache-1", "redis.conf");
-    assert!(replica.contains("replicaof cache-0.prod-firecamp.com 6379\n"), "{replica}");
+    assert!(replica.contains("replicaof cache-0.databases.prod-firecamp.com 6379\n"), "{replica}");
     assert!(!config_file(&repl, "cache-0", "redis.conf").contains("replicaof"));
 }
 
@@ -124,7 +124,7 @@ fn redis_announces_each_members_static_ip() {
 fn postgresql_replicas_stream_from_the_primary_by_dns_name_through_slots() {
     let objs = objects_of("postgresql-async");
     let conf = config_file(&objs, "pg-2", "postgresql.conf");
-    assert!(conf.contains("primary_conninfo = 'host=pg-0.prod-firecamp.com port=5432 user=replicator"), "{conf}");
+    assert!(conf.contains("primary_conninfo = 'host=pg-0.databases.prod-firecamp.com port=5432 user=replicator"), "{conf}");
     assert!(conf.contains("primary_slot_name = 'pg_2'"), "{conf}");
     assert!(conf.contains("hot_standby = on"));
     let env = config_file(&objs, "pg-0", "member.env");
@@ -161,7 +161,7 @@ fn zookeeper_members_know_the_ensemble_and_their_ids() {
     let objs = objects_of("zookeeper");
     let cfg = config_file(&objs, "zk-1", "zoo.cfg");
     for i in 0..3 {
-        assert!(cfg.contains(&format!("server.{}=zk-{i}.prod-firecamp.com:2888:3888\n", i + 1)), "{cfg}");
+        assert!(cfg.contains(&format!("server.{}=zk-{i}.databases.prod-firecamp.com:2888:3888\n", i + 1)), "{cfg}");
     }
     assert!(cfg.contains("4lw.commands.whitelist=srvr,ruok,mntr,conf,isro\n"));
     assert!(cfg.contains("dataLogDir=/journal/zookeeper\n"));

@@ -81,7 +81,8 @@ impl Runtime {
     }
 
     pub fn cluster(&self) -> ClusterConfig {
-        ClusterConfig { networks: vec!["127.0.0.0/8".into()], ..ClusterConfig::new(self.cfg.cluster.clone()) }
+        // No namespaces locally: members keep `<member>.<cluster>-firecamp.com`.
+        ClusterConfig { networks: vec!["127.0.0.0/8".into()], namespaced_names: false, ..ClusterConfig::new(self.cfg.cluster.clone()) }
     }
 
     pub fn record(&self, name: &str) -> Result<Option<ServiceRecord>> {

@@ -158,6 +158,11 @@ impl World {
         firecamp_core::member::members(service, replicas, &zones, &ClusterConfig::new(self.cluster.clone()), static_ip)
     }
 
+    /// Where `members` are named: the namespace `default`'s subdomain of the cluster's zone.
+    pub fn member_domain(&self) -> String {
+        ClusterConfig::new(self.cluster.clone()).member_domain()
+    }
+
     /// The primary private IP of an instance (the address a host-network pod is reached at).
     pub async fn primary_ip(&self, id: &InstanceId) -> Ipv4Addr {
         let out = self.ec2.describe_instances().instance_ids(&id.0).send().await.unwrap();

@@ -10,10 +10,11 @@ use std::net::Ipv4Addr;
 
 use firecamp_api::MemberStatus;
 use firecamp_catalog::ServicePlan;
-use firecamp_core::cloud::{DnsRecord, InstanceId, MemberAddress, StaticIpRecord, normalize_name, parse_provider_id, record_changes};
+use firecamp_core::cloud::{DnsRecord, InstanceId, MemberAddress, RecordChange, StaticIpRecord, log_key, normalize_name, parse_provider_id, record_changes};
 use firecamp_core::{Member, MemberName};
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
+use kube::runtime::events::EventType;
 
 use super::Context;
 use crate::crd::{FireCampService, FireCampServiceStatus, StaticIpStatus};
@@ -36,6 +37,14 @@ impl CloudState {
         s.static_ips = self.static_ips.clone();
         s.dns_records = self.dns_records.clone();
         s.log_streams = self.log_streams.clone();
+    }
+
+    /// Records of this service's IPs written before records carried the namespace are its
+    /// own (they are in its status): they get its namespace, so the ownership rules hold.
+    pub fn own_ips(&mut self, namespace: Option<&str>) {
+        for s in self.static_ips.iter_mut().filter(|s| s.record.namespace.is_none()) {
+            s.record.namespace = namespace.map(String::from);
+        }
     }
 
     /// Member name → static IP, for the plan.
@@ -70,13 +79,21 @@ pub fn instance_of(node: &Node) -> Option<InstanceId> {
     node.spec.as_ref()?.provider_id.as_deref().and_then(|p| parse_provider_id(p).ok()).map(|(id, _)| id)
 }
 
-/// Every static-IP record of the cluster: this service's as now, the others' from the cache.
+/// Every static-IP record of the cluster: this service's as now, the others' from the cache,
+/// each with its namespace (older records have none: the namespace of the service holding it).
 fn cluster_records(ctx: &Context, svc: &FireCampService, mine: &[StaticIpStatus]) -> Vec<StaticIpRecord> {
     let me = (svc.namespace(), svc.name_any());
     let mut out: Vec<StaticIpRecord> = mine.iter().map(|s| s.record.clone()).collect();
     for other in ctx.services.state() {
         if (other.namespace(), other.name_any()) != me {
-            out.extend(other.status.iter().flat_map(|s| s.static_ips.iter().map(|x| x.record.clone())));
+            let ns = other.namespace();
+            out.extend(
+                other
+                    .status
+                    .iter()
+                    .flat_map(|s| s.static_ips.iter())
+                    .map(|x| StaticIpRecord { namespace: x.record.namespace.clone().or_else(|| ns.clone()), ..x.record.clone() }),
+            );
         }
     }
     out
@@ -94,7 +111,7 @@ pub async fn allocate_ips(ctx: &Context, svc: &FireCampService, members: &[Membe
     };
     let mut changed = false;
     for m in members.iter().filter(|m| m.needs_static_ip) {
-        if state.static_ips.iter().any(|s| s.record.member == m.name) {
+        if state.static_ips.iter().any(|s| s.record.is_of(m)) {
             continue;
         }
         let all = cluster_records(ctx, svc, &state.static_ips);
@@ -148,6 +165,7 @@ async fn release(ctx: &Context, svc: &FireCampService, s: &StaticIpStatus) -> Re
     // The member as it was: only its name, zone and IP matter to a release.
     let member = Member {
         name: s.record.member.clone(),
+        namespace: s.record.namespace.clone(),
         index: 0,
         zone: s.record.zone.clone(),
         dns_name: String::new(),
@@ -159,9 +177,52 @@ async fn release(ctx: &Context, svc: &FireCampService, s: &StaticIpStatus) -> Re
     Ok(())
 }
 
+/// Records in the service's status outside its member `domain`: written before names carried
+/// the namespace (`<member>.<cluster>-firecamp.com`).
+pub fn legacy_records(recorded: &[DnsRecord], domain: &str) -> Vec<DnsRecord> {
+    let suffix = format!(".{}", normalize_name(domain));
+    recorded.iter().filter(|r| !normalize_name(&r.name).ends_with(&suffix)).cloned().collect()
+}
+
+/// Of `legacy` records, the deletions of those still exactly as this service wrote them, and
+/// the ones left: a name without the namespace may have been rewritten since by a service of
+/// the same name in another namespace, whose record is not ours to delete.
+pub fn legacy_changes(legacy: &[DnsRecord], current: &[DnsRecord]) -> (Vec<RecordChange>, Vec<DnsRecord>) {
+    let now: BTreeMap<String, &DnsRecord> = current.iter().map(|r| (normalize_name(&r.name), r)).collect();
+    let (mut deletes, mut left) = (Vec::new(), Vec::new());
+    for r in legacy {
+        match now.get(&normalize_name(&r.name)) {
+            Some(c) if c.ip == r.ip && c.ttl == r.ttl => deletes.push(RecordChange::Delete((*c).clone())),
+            Some(_) => left.push(r.clone()),
+            None => {}
+        }
+    }
+    (deletes, left)
+}
+
+/// The deletions of the service's legacy records still as it wrote them; a Warning event names
+/// those it leaves.
+async fn legacy_deletions(ctx: &Context, svc: &FireCampService, recorded: &[DnsRecord], domain: &str) -> Result<Vec<RecordChange>> {
+    let (Some(dns), legacy) = (&ctx.config.cloud.dns, legacy_records(recorded, domain)) else {
+        return Ok(Vec::new());
+    };
+    if legacy.is_empty() {
+        return Ok(Vec::new());
+    }
+    let name = svc.name_any();
+    let current = dns.service_records(&name, &ctx.config.cluster.domain()).await.map_err(Error::cloud("read DNS records", &name))?;
+    let (deletes, left) = legacy_changes(&legacy, &current);
+    if !left.is_empty() {
+        let names: Vec<String> = left.iter().map(|r| format!("{} ({})", r.name, r.ip)).collect();
+        let note = format!("left DNS records of the naming without namespaces that now hold another address: {}", names.join(", "));
+        super::event(ctx, svc, EventType::Warning, "LegacyDnsRecordsLeft", note).await;
+    }
+    Ok(deletes)
+}
+
 /// Brings the service's records to the members' addresses: nothing when unchanged since the
 /// last write, else one read and one change batch. Returns the number of changes made.
-pub async fn sync_dns(ctx: &Context, svc: &FireCampService, members: &[MemberStatus], state: &mut CloudState) -> Result<usize> {
+pub async fn sync_dns(ctx: &Context, svc: &FireCampService, domain: &str, members: &[MemberStatus], state: &mut CloudState) -> Result<usize> {
     let Some(dns) = &ctx.config.cloud.dns else {
         return Ok(0);
     };
@@ -171,8 +232,9 @@ pub async fn sync_dns(ctx: &Context, svc: &FireCampService, members: &[MemberSta
         return Ok(0);
     }
     let name = svc.name_any();
-    let current = dns.service_records(&name).await.map_err(Error::cloud("read DNS records", &name))?;
-    let changes = record_changes(&current, &desired, dns.ttl());
+    let current = dns.service_records(&name, domain).await.map_err(Error::cloud("read DNS records", &name))?;
+    let mut changes = record_changes(&current, &desired, dns.ttl());
+    changes.extend(legacy_deletions(ctx, svc, &state.dns_records, domain).await?);
     if !changes.is_empty() {
         dns.apply(&changes).await.map_err(Error::cloud("change DNS records", &name))?;
         tracing::info!(service = %name, changes = changes.len(), "DNS records changed in one batch");
@@ -181,28 +243,33 @@ pub async fn sync_dns(ctx: &Context, svc: &FireCampService, members: &[MemberSta
     Ok(changes.len())
 }
 
-/// Creates the log streams of members that have none yet.
+/// Creates the log streams of members that have none yet; the status records the streams'
+/// names (`<namespace>/<service>/<member>`).
 pub async fn ensure_log_streams(ctx: &Context, plan: &ServicePlan, state: &mut CloudState) -> Result<()> {
     let Some(logs) = &ctx.config.cloud.logs else {
         return Ok(());
     };
-    let want: Vec<String> = plan.members.iter().map(|m| m.member.name.to_string()).collect();
+    let key = log_key(plan.cluster.names_namespace(), &plan.name);
+    let want: Vec<String> = plan.members.iter().map(|m| format!("{key}/{}", m.member.name)).collect();
     if want == state.log_streams {
         return Ok(());
     }
     let names: Vec<MemberName> = plan.members.iter().map(|m| m.member.name.clone()).collect();
-    logs.ensure_streams(&plan.name, &names).await.map_err(Error::cloud("create log streams", &plan.name))?;
+    logs.ensure_streams(&key, &names).await.map_err(Error::cloud("create log streams", &plan.name))?;
     state.log_streams = want;
     Ok(())
 }
 
-/// On delete: every record of the service in one batch, then its IPs. Log streams stay (the
-/// group's retention ages them out), so the logs of a deleted service can still be read.
-pub async fn cleanup(ctx: &Context, svc: &FireCampService) -> Result<()> {
+/// On delete: every record of the service in one batch (and of its legacy records, only those
+/// still as it wrote them), then its IPs. Log streams stay (the group's retention ages them
+/// out), so the logs of a deleted service can still be read.
+pub async fn cleanup(ctx: &Context, svc: &FireCampService, domain: &str) -> Result<()> {
     let name = svc.name_any();
     if let Some(dns) = &ctx.config.cloud.dns {
-        let current = dns.service_records(&name).await.map_err(Error::cloud("read DNS records", &name))?;
-        let changes = record_changes(&current, &[], dns.ttl());
+        let current = dns.service_records(&name, domain).await.map_err(Error::cloud("read DNS records", &name))?;
+        let mut changes = record_changes(&current, &[], dns.ttl());
+        let recorded = svc.status.as_ref().map(|s| s.dns_records.clone()).unwrap_or_default();
+        changes.extend(legacy_deletions(ctx, svc, &recorded, domain).await?);
         if !changes.is_empty() {
             dns.apply(&changes).await.map_err(Error::cloud("delete DNS records", &name))?;
         }
@@ -235,6 +302,25 @@ mod tests {
         let got = records(&desired_addresses(&members, &previous), 60);
         let got: Vec<(String, String)> = got.iter().map(|r| (r.name.clone(), r.ip.to_string())).collect();
         assert_eq!(got, [("pg-0.prod-firecamp.com".to_string(), "10.0.1.7".to_string()), ("pg-1.prod-firecamp.com".into(), "10.0.2.5".into())]);
+    }
+
+    #[test]
+    fn legacy_records_are_deleted_only_while_they_hold_what_this_service_wrote() {
+        let rec = |name: &str, ip: [u8; 4]| DnsRecord { name: name.into(), ip: ip.into(), ttl: 60 };
+        let recorded = [
+            rec("pg-0.prod-firecamp.com", [10, 0, 1, 5]),
+            rec("pg-1.prod-firecamp.com", [10, 0, 2, 5]),
+            rec("pg-2.prod-firecamp.com", [10, 0, 3, 5]),
+            rec("pg-0.a.prod-firecamp.com", [10, 0, 1, 5]),
+        ];
+        let legacy = legacy_records(&recorded, "a.prod-firecamp.com");
+        assert_eq!(legacy, recorded[..3]);
+        // pg-0 is still ours; pg-1 now points at another namespace's pg-1; pg-2 is gone.
+        let current = [rec("pg-0.prod-firecamp.com.", [10, 0, 1, 5]), rec("pg-1.prod-firecamp.com.", [10, 9, 9, 9])];
+        let (deletes, left) = legacy_changes(&legacy, &current);
+        assert_eq!(deletes, [RecordChange::Delete(current[0].clone())]);
+        assert_eq!(left, [recorded[1].clone()]);
+        assert!(legacy_records(&recorded[3..], "a.prod-firecamp.com").is_empty());
     }
 
     #[test]

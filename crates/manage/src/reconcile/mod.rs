@@ -85,8 +85,7 @@ pub fn error_policy(svc: Arc<FireCampService>, err: &Error, _ctx: Arc<Context>) 
 /// The service's plan, its members' files naming the primary the last switchover made (while
 /// that member is still in the service).
 fn plan_of(svc: &FireCampService, ctx: &Context, static_ips: &BTreeMap<String, std::net::Ipv4Addr>) -> Result<ServicePlan> {
-    let mut cluster = ctx.config.cluster.clone();
-    cluster.namespace = svc.namespace().unwrap_or_default();
+    let cluster = cluster_of(svc, ctx);
     let name = svc.name_any();
     let p = plan(&name, &svc.spec.0, &cluster, &KubernetesLayout, static_ips)?;
     match svc.status.as_ref().and_then(|s| s.primary.as_deref()) {
@@ -95,6 +94,12 @@ fn plan_of(svc: &FireCampService, ctx: &Context, static_ips: &BTreeMap<String, s
         }
         _ => Ok(p),
     }
+}
+
+/// The manage service's cluster settings in the service's namespace (which its members'
+/// names and cloud records carry).
+fn cluster_of(svc: &FireCampService, ctx: &Context) -> firecamp_core::ClusterConfig {
+    firecamp_core::ClusterConfig { namespace: svc.namespace().unwrap_or_default(), ..ctx.config.cluster.clone() }
 }
 
 fn password() -> String {
@@ -144,6 +149,7 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
     let name = svc.name_any();
     let ns = svc.namespace().unwrap_or_default();
     let mut cloud_state = cloud::CloudState::from_status(svc.status.as_ref());
+    cloud_state.own_ips(cluster_of(svc, ctx).names_namespace());
     // Validate: an invalid spec is reported in status and waits for the user's next change.
     let plan = plan_of(svc, ctx, &cloud_state.ip_map())?;
     // Nothing is taken (static IPs) or applied while any object of the names the service needs
@@ -216,7 +222,7 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
             now: &now,
         },
     );
-    cloud::sync_dns(ctx, svc, &status.members, &mut cloud_state).await?;
+    cloud::sync_dns(ctx, svc, &plan.cluster.member_domain(), &status.members, &mut cloud_state).await?;
     cloud_state.write_into(&mut status);
     let driven = crate::operations::drive::drive(ctx, svc, &plan, &pods).await?;
     let look_again = driven.look_again;
@@ -357,7 +363,7 @@ async fn cleanup_service(svc: &FireCampService, ctx: &Context) -> Result<Action>
     let ns = svc.namespace().unwrap_or_default();
     let delete_volumes = svc.annotations().get(DELETE_VOLUMES_ANNOTATION).is_some_and(|v| v == "true");
     apply::cleanup(&ctx.client, &ns, &svc.name_any(), delete_volumes).await?;
-    cloud::cleanup(ctx, svc).await?;
+    cloud::cleanup(ctx, svc, &cluster_of(svc, ctx).member_domain()).await?;
     let kept = if delete_volumes { "and its volumes" } else { "; its volumes are kept" };
     event(ctx, svc, EventType::Normal, "Deleted", format!("deleted the service's objects {kept}")).await;
     Ok(Action::await_change())

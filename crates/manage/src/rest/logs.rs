@@ -1,5 +1,5 @@
 //! `GET /v1/services/{name}/logs`: the members' lines from their CloudWatch streams
-//! (`<service>/<member>`), so a member's log is whole wherever its pod ran. `?member=` picks one,
+//! (`<namespace>/<service>/<member>`: only the caller's namespace's), so a member's log is whole wherever its pod ran. `?member=` picks one,
 //! `?since=` a start (`10m`, RFC 3339), `?follow=true` keeps the response open.
 
 use std::convert::Infallible;
@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use firecamp_api::{ApiError, ErrorCode};
 use firecamp_core::MemberName;
-use firecamp_core::cloud::{LogEvent, MemberLogs};
+use firecamp_core::cloud::{LogEvent, MemberLogs, log_key};
 use serde::Deserialize;
 
 use super::AppState;
@@ -69,12 +69,15 @@ pub async fn logs(
         }
         None => all,
     };
+    // The namespace the caller was authorized for keys the streams: a service of the same
+    // name in another namespace has streams of its own.
+    let key = log_key(st.cluster.namespaced_names.then_some(ns.as_str()), &name);
     let prefix = members.len() > 1;
     let mut backlog = Vec::new();
     let mut cursors = Vec::new();
     for m in &members {
         let (events, next) =
-            read_all(logs.as_ref(), &name, m, since, None).await.map_err(|e| fail(ErrorCode::Unavailable, format!("reading {m}'s log stream: {e}")))?;
+            read_all(logs.as_ref(), &key, m, since, None).await.map_err(|e| fail(ErrorCode::Unavailable, format!("reading {m}'s log stream: {e}")))?;
         backlog.extend(events.into_iter().map(|e| (e.time, tagged(prefix, m, &e))));
         cursors.push((m.clone(), next));
     }
@@ -87,7 +90,7 @@ pub async fn logs(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(256);
     let _ = tx.send(Ok(Bytes::from(head))).await;
     for (m, mut next) in cursors {
-        let (tx, logs, name) = (tx.clone(), logs.clone(), name.clone());
+        let (tx, logs, key) = (tx.clone(), logs.clone(), key.clone());
         tokio::spawn(async move {
             let mut wait = Duration::from_secs(1);
             loop {
@@ -95,7 +98,7 @@ pub async fn logs(
                     _ = tokio::time::sleep(wait) => {}
                     _ = tx.closed() => return,
                 }
-                match read_all(logs.as_ref(), &name, &m, None, next.clone()).await {
+                match read_all(logs.as_ref(), &key, &m, None, next.clone()).await {
                     Ok((events, n)) => {
                         // Back off while the stream is quiet, come back quickly when it talks.
                         wait = if events.is_empty() { (wait * 2).min(FOLLOW_MAX) } else { Duration::from_secs(1) };
