@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+use firecamp_core::names::MAX_MEMBERS;
 use firecamp_core::spec::{ResourceAmounts, Resources};
 use firecamp_core::validate::validate_common;
 use firecamp_core::{ClusterConfig, EngineKind, Member, ServiceSpec, ValidationErrors, member};
@@ -198,14 +199,14 @@ pub fn plan_with_primary(
     eng.validate(spec, &mut errs);
     crate::params::validate(name, spec, eng, &mut errs);
     if let Some(p) = primary
-        && !(0..spec.replicas).any(|i| member::MemberName::new(name, i).as_str() == p)
+        && !(0..spec.replicas.min(MAX_MEMBERS)).any(|i| member::MemberName::new(name, i).as_str() == p)
     {
         errs.push("primary", format!("{p:?} is not a member of service {name:?}"));
     }
     let needs_static_ip = eng.needs_static_ip();
     let binding = layout.binding(needs_static_ip);
     for member_name in static_ips.keys() {
-        let known = (0..spec.replicas).any(|i| member::MemberName::new(name, i).as_str() == member_name);
+        let known = (0..spec.replicas.min(MAX_MEMBERS)).any(|i| member::MemberName::new(name, i).as_str() == member_name);
         if !known {
             errs.push("staticIps", format!("{member_name:?} is not a member of service {name:?}"));
         }

@@ -282,3 +282,12 @@ fn clients_name_namespaces_and_cidrs_the_network_policy_can_hold() {
     refused(&with(&["apps"], &[], false), "spec.clients.networkPolicy", "nothing would enforce");
     plan("svc", &with(&[], &[], false), &cluster(), &KubernetesLayout, &BTreeMap::new()).unwrap();
 }
+
+#[test]
+fn four_billion_replicas_are_refused_without_naming_four_billion_members() {
+    let mut s = spec(Postgresql, u32::MAX);
+    s.member_config.insert("svc-1".into(), [("work_mem".to_string(), "8MB".to_string())].into());
+    // Before the fix validation built every member's name first: minutes and gigabytes.
+    let errs = plan("svc", &s, &cluster(), &KubernetesLayout, &[("svc-5".to_string(), Ipv4Addr::new(10, 0, 0, 5))].into()).unwrap_err();
+    assert!(errs.0.iter().any(|e| e.field == "spec.replicas" && e.message.contains("must be 1 to 99")), "{errs}");
+}

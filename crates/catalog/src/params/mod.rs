@@ -121,7 +121,9 @@ pub fn validate(name: &str, spec: &ServiceSpec, eng: &dyn Engine, errs: &mut Val
     for (k, v) in &spec.config {
         check(eng, &format!("spec.config.{}", shown(k)), k, v, errs);
     }
-    let members: Vec<String> = (0..spec.replicas).map(|i| MemberName::new(name, i).to_string()).collect();
+    // At most the largest service's members: `replicas` is not validated yet, and 4 billion
+    // names would hold the caller for minutes.
+    let members: Vec<String> = (0..spec.replicas.min(firecamp_core::names::MAX_MEMBERS)).map(|i| MemberName::new(name, i).to_string()).collect();
     for (m, params) in &spec.member_config {
         if !members.contains(m) {
             errs.push(
