@@ -69,7 +69,13 @@ pub fn user_from_review(status: Option<&TokenReviewStatus>) -> Result<User, Fail
     };
     if st.authenticated != Some(true) {
         let why = st.error.as_deref().filter(|e| !e.is_empty()).map(|e| format!(": {e}")).unwrap_or_default();
-        return Err(fail(ErrorCode::Unauthorized, format!("the token is not valid{why}")));
+        // The API server refuses a token of another audience before FireCamp sees it.
+        let hint = if why.contains("audience") {
+            format!(" (request one for FireCamp: kubectl create token <serviceaccount> --audience {AUDIENCE})")
+        } else {
+            String::new()
+        };
+        return Err(fail(ErrorCode::Unauthorized, format!("the token is not valid{why}{hint}")));
     }
     // An audience-aware reviewer echoes ours; an empty list would mean the API server's own.
     if !st.audiences.as_ref().is_some_and(|a| a.iter().any(|x| x == AUDIENCE)) {
@@ -270,6 +276,12 @@ mod tests {
         };
         let u = user_from_review(Some(&ok)).unwrap();
         assert_eq!((u.username.as_str(), u.groups.as_slice(), u.uid.as_deref()), ("alice", &["devs".to_string()][..], Some("42")));
+        let other = TokenReviewStatus {
+            authenticated: Some(false),
+            error: Some("token audiences [\"https://kubernetes.default.svc\"] is invalid for the target audiences [\"firecamp\"]".into()),
+            ..Default::default()
+        };
+        assert!(user_from_review(Some(&other)).unwrap_err().0.message.contains("--audience firecamp"));
         // A token valid for the API server only (no audience echoed) or for another service.
         for audiences in [None, Some(vec![]), Some(vec!["vault".to_string()])] {
             let replayed = TokenReviewStatus { audiences, ..ok.clone() };
