@@ -84,7 +84,10 @@ fn create_refuses_values_out_of_range_or_not_in_the_enum() {
 fn create_refuses_clients_a_network_policy_cannot_hold() {
     refused(&["service", "create", "postgresql", "svc", ZONES, "--client-namespace=apps,kube-system"], &["spec.clients.namespaces[0]: not a namespace name"]);
     refused(&["service", "create", "postgresql", "svc", ZONES, "--client-cidr=10.0.0.0/40"], &["spec.clients.cidrs[0]", "prefix length"]);
-    refused(&["service", "create", "postgresql", "svc", ZONES, "--client-cidr=10.1.0.0/16", "--no-network-policy"], &["spec.clients.networkPolicy", "nothing would enforce"]);
+    refused(
+        &["service", "create", "postgresql", "svc", ZONES, "--client-cidr=10.1.0.0/16", "--no-network-policy"],
+        &["spec.clients.networkPolicy", "nothing would enforce"],
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use firecamp_testbed::{client, fresh_namespace};
 
 mod real;
-use real::{Uninstall, ZONES, bed_env, installed, rest, run_client_pod, token};
+use real::{Uninstall, ZONES, bed_env, installed_watching, rest, run_client_pod, token};
 
 const ALL: &[&str] = &["get", "list", "watch", "create", "update", "patch", "delete"];
 
@@ -14,8 +14,10 @@ async fn zookeeper_and_redis_run_on_real_pods() {
     let env = bed_env();
     let client = client().await;
     let _uninstall = Uninstall;
-    let server = installed(&client, &env).await;
+    // A manage service of this namespace only: its rights here come from a Role, and its
+    // ClusterRole holds nothing namespaced (install render --watch-namespace).
     let ns = fresh_namespace(&client, "fc-engines").await;
+    let server = installed_watching(&client, &env, Some(&ns)).await;
     let tok = token(&client, &ns, "dba", ALL).await;
     let zones = format!("--zones={}", ZONES.join(","));
     // Members are named in their namespace's subdomain of the cluster's zone.

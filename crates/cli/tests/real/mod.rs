@@ -21,8 +21,8 @@ pub fn cli(args: &[String]) -> Output {
 
 /// `install render` for the real nodes' cluster, applied with server-side apply; the Fluent Bit
 /// DaemonSet is left out: its image is not one the bed can build (docs/images.md).
-pub async fn install(client: &Client, env: &BedEnv) {
-    let out = cli(&[
+pub async fn install(client: &Client, env: &BedEnv, watch_namespace: Option<&str>) {
+    let mut args: Vec<String> = vec![
         "install".into(),
         "render".into(),
         format!("--cluster={}", env.cluster),
@@ -35,7 +35,9 @@ pub async fn install(client: &Client, env: &BedEnv) {
         "--node-selector=type=real".into(),
         "-o".into(),
         "json".into(),
-    ]);
+    ];
+    args.extend(watch_namespace.iter().map(|n| format!("--watch-namespace={n}")));
+    let out = cli(&args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for o in list["items"].as_array().unwrap() {
@@ -167,8 +169,14 @@ pub async fn manage_pods(client: &Client) -> Vec<Pod> {
 /// Installs FireCamp, waits until both manage-service replicas are available on real nodes, and
 /// returns the REST API's address (a manage pod's IP: the host routes to every node's pods).
 pub async fn installed(client: &Client, env: &BedEnv) -> String {
+    installed_watching(client, env, None).await
+}
+
+/// [`installed`], the manage service serving only `watch_namespace` when given (its rights
+/// there from a Role, `install render --watch-namespace`).
+pub async fn installed_watching(client: &Client, env: &BedEnv, watch_namespace: Option<&str>) -> String {
     uninstall(client).await;
-    install(client, env).await;
+    install(client, env, watch_namespace).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), SYSTEM);
     let available = |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.available_replicas) == Some(2);
     tokio::time::timeout(Duration::from_secs(240), await_condition(deployments, "firecamp-manage", available))
