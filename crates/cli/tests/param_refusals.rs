@@ -8,11 +8,17 @@ use std::time::Duration;
 
 /// A kubeconfig whose API server is a closed port: `--kube` gets a client, and any request
 /// through it would fail with exit 1.
+/// Written once per test binary: tests run in parallel, and a file rewritten under a CLI that is
+/// reading it reads empty.
 fn kubeconfig() -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("firecamp-params-kubeconfig-{}", std::process::id()));
-    let text = "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"http://127.0.0.1:9\"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n";
-    std::fs::write(&path, text).unwrap();
-    path
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("firecamp-params-kubeconfig-{}", std::process::id()));
+        let text = "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"http://127.0.0.1:9\"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n";
+        std::fs::write(&path, text).unwrap();
+        path
+    })
+    .clone()
 }
 
 fn firecamp(args: &[&str]) -> Output {
