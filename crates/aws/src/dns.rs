@@ -1,4 +1,5 @@
-//! Route53: the cluster's private hosted zone `<cluster>-firecamp.com` and its member A records.
+//! Route53: the cluster's private hosted zone `<cluster>-firecamp.com` (created at install time,
+//! `create_zone`; only found by the manage service, `zone_id`) and its member A records.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,6 +18,7 @@ pub struct Route53Dns {
     client: aws_sdk_route53::Client,
     calls: Arc<Caller>,
     region: String,
+    cluster: String,
     domain: String,
     vpc_id: String,
     ttl: u32,
@@ -29,6 +31,7 @@ impl Route53Dns {
             client: clients.route53.clone(),
             calls: clients.route53_calls.clone(),
             region: clients.region.clone(),
+            cluster: cluster.into(),
             domain: format!("{cluster}{}", firecamp_core::names::DOMAIN_SUFFIX),
             vpc_id: vpc_id.into(),
             ttl: DEFAULT_TTL,
@@ -46,18 +49,34 @@ impl Route53Dns {
         &self.domain
     }
 
-    /// The id of the cluster's zone, found by name (and VPC) or created; remembered after.
-    pub async fn ensure_zone(&self) -> Result<String, AwsError> {
+    /// The id of the cluster's zone, found by name (and VPC); remembered once found. The
+    /// manage service never creates it (its IAM policy has no route53:CreateHostedZone): a
+    /// missing zone is [`AwsError::ZoneMissing`], naming the install command that makes it.
+    pub async fn zone_id(&self) -> Result<String, AwsError> {
         let mut cached = self.zone_id.lock().await;
         if let Some(id) = cached.as_ref() {
             return Ok(id.clone());
         }
+        let id = self.find_zone().await?.ok_or_else(|| AwsError::ZoneMissing {
+            domain: self.domain.clone(),
+            cluster: self.cluster.clone(),
+            vpc_id: self.vpc_id.clone(),
+        })?;
+        *cached = Some(id.clone());
+        Ok(id)
+    }
+
+    /// Install time (`firecamp install aws-zone`, an administrator's credentials): the id of the
+    /// cluster's private zone associated with the VPC, created if there is none, and whether
+    /// this call created it. Idempotent: run again, it finds the zone and creates nothing.
+    pub async fn create_zone(&self) -> Result<(String, bool), AwsError> {
         // One caller reference for every attempt of this creation: AWS then refuses a second
         // zone for a retried request whose first reply was lost. And before each new attempt
         // we look again, which also covers emulators that ignore the reference.
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
         let caller_ref = format!("firecamp-{}-{}-{nanos}", self.domain, self.vpc_id);
         let mut attempt = 1;
+        let mut created = false;
         let id = loop {
             if let Some(id) = self.find_zone().await? {
                 break id;
@@ -76,7 +95,10 @@ impl Route53Dns {
                 .await;
             match res {
                 Ok(out) => match out.hosted_zone() {
-                    Some(z) => break z.id().to_string(),
+                    Some(z) => {
+                        created = true;
+                        break z.id().to_string();
+                    }
                     None => {
                         return Err(AwsError::Unexpected("CreateHostedZone without a hosted zone".into()));
                     }
@@ -87,8 +109,8 @@ impl Route53Dns {
             }
             attempt += 1;
         };
-        *cached = Some(id.clone());
-        Ok(id)
+        *self.zone_id.lock().await = Some(id.clone());
+        Ok((id, created))
     }
 
     /// The private zone of our name associated with our VPC, if any. Filtered by name: never
@@ -120,7 +142,7 @@ impl Route53Dns {
         if domain != self.domain && !domain.ends_with(&format!(".{}", self.domain)) {
             return Err(AwsError::Invalid(format!("{domain} is not inside the cluster's zone {}", self.domain)));
         }
-        let zone = self.ensure_zone().await?;
+        let zone = self.zone_id().await?;
         let mut start = fqdn(&format!("{service}-0.{domain}"));
         let mut out = Vec::new();
         loop {
@@ -162,7 +184,7 @@ impl Route53Dns {
         if changes.is_empty() {
             return Ok(());
         }
-        let zone = self.ensure_zone().await?;
+        let zone = self.zone_id().await?;
         let batch = change_batch(changes, &format!("firecamp: {} change(s)", changes.len()))?;
         self.calls
             .call("ChangeResourceRecordSets", || self.client.change_resource_record_sets().hosted_zone_id(&zone).change_batch(batch.clone()).send())
@@ -182,7 +204,7 @@ impl Route53Dns {
             if changes.is_empty() {
                 return Ok(changes);
             }
-            let zone = self.ensure_zone().await?;
+            let zone = self.zone_id().await?;
             let batch = change_batch(&changes, &format!("firecamp: service {service}"))?;
             let res = self
                 .calls

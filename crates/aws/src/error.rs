@@ -60,6 +60,28 @@ pub enum AwsError {
     /// AWS answered, but without a field FireCamp needs.
     #[error("unexpected answer from {0}")]
     Unexpected(String),
+    /// A network interface FireCamp was to move a static IP onto or off does not carry the
+    /// cluster tag: the IAM policy allows Assign/UnassignPrivateIpAddresses only on tagged
+    /// interfaces, and FireCamp refuses before calling (moto does not enforce IAM).
+    #[error(
+        "refused: network interface {eni}{} does not carry the tag {tag}; FireCamp moves static IPs only onto and off \
+         interfaces tagged for its cluster (tag the node group's network interfaces in its launch template, docs/aws.md)",
+        node.as_deref().map(|n| format!(" of {n}")).unwrap_or_default()
+    )]
+    UntaggedInterface {
+        eni: String,
+        /// The node: its instance (`instance i-…`), and its Kubernetes name where the caller knows it.
+        node: Option<String>,
+        /// `key=value`, the tag that is missing.
+        tag: String,
+    },
+    /// The cluster's private hosted zone does not exist: it is made at install time, never by
+    /// the manage service (whose policy has no route53:CreateHostedZone).
+    #[error(
+        "not found: the private hosted zone {domain} associated with VPC {vpc_id}; an administrator creates it once with \
+         `firecamp install aws-zone --cluster {cluster} --vpc-id {vpc_id}` (docs/aws.md); the manage service does not create it"
+    )]
+    ZoneMissing { domain: String, cluster: String, vpc_id: String },
 }
 
 impl From<AwsError> for CloudError {
@@ -67,6 +89,8 @@ impl From<AwsError> for CloudError {
         match e {
             AwsError::Refused(m) => CloudError::Refused(m),
             AwsError::NotFound(m) => CloudError::NotFound(m),
+            e @ AwsError::UntaggedInterface { .. } => CloudError::Refused(e.to_string().trim_start_matches("refused: ").to_string()),
+            e @ AwsError::ZoneMissing { .. } => CloudError::NotFound(e.to_string().trim_start_matches("not found: ").to_string()),
             AwsError::Call(c) if c.verdict == Verdict::Retry => CloudError::Unavailable(c.to_string()),
             other => CloudError::Provider(other.to_string()),
         }

@@ -56,12 +56,12 @@ pub fn manage_service_policy(s: &PolicyScope) -> Value {
                 }
             },
             {
-                // Finding the zone by name and creating it once: neither action has a resource
-                // to scope to (the zone is what they look for or make). Creating a private zone
-                // also checks the VPC, hence ec2:DescribeVpcs (Describe* take no resource).
-                "Sid": "FindOrCreateTheClusterZoneCannotBeScoped",
+                // Finding the zone by name: the zone is what it looks for, so there is no
+                // resource to scope to. The zone itself is made at install time by an
+                // administrator (`firecamp install aws-zone`): no route53:CreateHostedZone here.
+                "Sid": "FindTheClusterZoneCannotBeScoped",
                 "Effect": "Allow",
-                "Action": ["route53:ListHostedZonesByName", "route53:CreateHostedZone", "ec2:DescribeVpcs"],
+                "Action": ["route53:ListHostedZonesByName"],
                 "Resource": "*"
             },
             {
@@ -73,11 +73,18 @@ pub fn manage_service_policy(s: &PolicyScope) -> Value {
                 "Resource": "*"
             },
             {
-                "Sid": "MoveStaticIpsBetweenInterfacesOfTheClusterVpc",
+                // Only interfaces tagged for the cluster: FireCamp's reserve interfaces (tagged
+                // at creation, below) and the nodes' interfaces (tagged by their launch
+                // template). The manage service cannot tag an interface after its creation, so
+                // it cannot bring another interface into this statement.
+                "Sid": "MoveStaticIpsBetweenClusterTaggedInterfacesOfTheClusterVpc",
                 "Effect": "Allow",
                 "Action": ["ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"],
                 "Resource": s.ec2_arn("network-interface"),
-                "Condition": { "ArnEquals": { "ec2:Vpc": s.vpc_arn() } }
+                "Condition": {
+                    "ArnEquals": { "ec2:Vpc": s.vpc_arn() },
+                    "StringEquals": { format!("ec2:ResourceTag/{CLUSTER_TAG}"): s.cluster }
+                }
             },
             {
                 "Sid": "CreateReserveInterfacesTaggedForTheCluster",
@@ -169,8 +176,37 @@ mod tests {
         golden("iam-log-agent.json", &log_agent_policy(&scope()));
     }
 
+    /// Every statement of the manage service's policy that allows `action`.
+    fn statements_with(action: &str) -> Vec<Value> {
+        let p = manage_service_policy(&scope());
+        p["Statement"].as_array().unwrap().iter().filter(|st| st["Action"].as_array().unwrap().iter().any(|a| a == action)).cloned().collect()
+    }
+
     #[test]
-    fn no_statement_allows_every_action_and_unscoped_ones_are_only_lookups_and_creation() {
+    fn the_manage_service_may_not_create_hosted_zones() {
+        assert!(statements_with("route53:CreateHostedZone").is_empty());
+        assert!(statements_with("ec2:DescribeVpcs").is_empty(), "only creating a private zone needed it");
+        assert_eq!(statements_with("route53:ListHostedZonesByName").len(), 1, "it still finds the zone");
+    }
+
+    #[test]
+    fn ips_move_only_between_interfaces_tagged_for_the_cluster_in_its_vpc() {
+        for action in ["ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"] {
+            let sts = statements_with(action);
+            assert_eq!(sts.len(), 1, "{action}");
+            let st = &sts[0];
+            assert_eq!(st["Resource"], "arn:aws:ec2:us-east-1:123456789012:network-interface/*");
+            assert_eq!(st["Condition"]["StringEquals"]["ec2:ResourceTag/firecamp-cluster"], "prod", "{action}: {st}");
+            assert_eq!(st["Condition"]["ArnEquals"]["ec2:Vpc"], "arn:aws:ec2:us-east-1:123456789012:vpc/vpc-0abc", "{action}: {st}");
+        }
+        // The tag cannot be put on an interface afterwards: CreateTags only with the creation.
+        let tagging = statements_with("ec2:CreateTags");
+        assert_eq!(tagging.len(), 1);
+        assert_eq!(tagging[0]["Condition"]["StringEquals"]["ec2:CreateAction"], "CreateNetworkInterface");
+    }
+
+    #[test]
+    fn no_statement_allows_every_action_and_unscoped_ones_are_only_lookups() {
         for p in [manage_service_policy(&scope()), log_agent_policy(&scope())] {
             for st in p["Statement"].as_array().unwrap() {
                 for a in st["Action"].as_array().unwrap() {
@@ -181,7 +217,7 @@ mod tests {
                     assert!(sid.ends_with("CannotBeScoped"), "{sid} is unscoped without saying why");
                     for a in st["Action"].as_array().unwrap() {
                         let a = a.as_str().unwrap();
-                        assert!(a.contains(":Describe") || a.contains(":List") || a == "route53:CreateHostedZone", "{a} must be scoped");
+                        assert!(a.contains(":Describe") || a.contains(":List"), "{a} must be scoped");
                     }
                 }
             }

@@ -4,6 +4,7 @@
 //!
 //! Every Describe is filtered (VPC, zone, tags, ids): unfiltered ones have a smaller AWS budget.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use crate::call::Caller;
 use crate::config::Clients;
 use crate::dns::retry_or_fail;
 use crate::error::AwsError;
-use crate::static_ip_rules::{EniInfo, SubnetInfo, check_ownership, check_same_zone, choose_eni, choose_subnet, unrecorded_reserve_ip};
+use crate::static_ip_rules::{EniInfo, SubnetInfo, check_cluster_tag, check_ownership, check_same_zone, choose_eni, choose_subnet, unrecorded_reserve_ip};
 
 /// Tag on the subnets FireCamp may take IPs from, and on the interfaces it creates.
 pub const CLUSTER_TAG: &str = "firecamp-cluster";
@@ -238,6 +239,16 @@ impl Ec2StaticIps {
         if eni.id == record.holder && eni.secondary_ips.contains(&record.ip) {
             return Ok(moved);
         }
+        // Only onto, and off, interfaces tagged for the cluster: the IAM policy's condition,
+        // which moto does not enforce, so FireCamp checks it itself before any change. The
+        // reassignment takes the IP off its old holder too, so that one is checked as well.
+        let node = format!("instance {}", instance.0);
+        let found = self.describe_enis(&[&eni.id, &record.holder]).await?;
+        let target = found.get(&eni.id).ok_or_else(|| AwsError::NotFound(format!("network interface {} of {node}", eni.id)))?;
+        check_cluster_tag(&eni.id, Some(&node), &target.tags, &self.cluster)?;
+        if let Some(old) = found.get(&record.holder).filter(|o| o.info.id != eni.id && o.info.secondary_ips.contains(&record.ip)) {
+            check_cluster_tag(&old.info.id, old.node().as_deref(), &old.tags, &self.cluster)?;
+        }
         let ip = record.ip.to_string();
         // Naming the IP makes this idempotent, so it is retried as is.
         self.calls
@@ -254,16 +265,48 @@ impl Ec2StaticIps {
     /// After a reassignment the old interface must no longer hold the IP. AWS moves it; an
     /// emulator may leave it on both, so look and remove it from the old holder if it is there.
     async fn take_back_from(&self, old: &str, ip: Ipv4Addr) -> Result<(), AwsError> {
-        let out = self.calls.call("DescribeNetworkInterfaces", || self.client.describe_network_interfaces().network_interface_ids(old).send()).await;
-        let still = match out {
-            Ok(o) => o.network_interfaces().iter().filter_map(eni_info).any(|e| e.secondary_ips.contains(&ip)),
-            Err(e) if e.is(&["InvalidNetworkInterfaceID.NotFound"]) => false, // gone with its instance
-            Err(e) => return Err(e.into()),
+        self.unassign_if_held(old, ip).await
+    }
+
+    /// Interfaces by id (one call, filtered by id: one that is gone is simply not in the
+    /// answer), with their tags.
+    async fn describe_enis(&self, ids: &[&str]) -> Result<BTreeMap<String, TaggedEni>, AwsError> {
+        let mut ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        ids.sort();
+        ids.dedup();
+        let out = self
+            .calls
+            .call("DescribeNetworkInterfaces", || {
+                self.client.describe_network_interfaces().filters(Filter::builder().name("network-interface-id").set_values(Some(ids.clone())).build()).send()
+            })
+            .await?;
+        Ok(out
+            .network_interfaces()
+            .iter()
+            .filter(|n| n.network_interface_id().is_some_and(|id| ids.iter().any(|i| i == id)))
+            .filter_map(|n| {
+                let info = eni_info(n)?;
+                let tags = n.tag_set().iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect();
+                let instance = n.attachment().and_then(|a| a.instance_id()).map(String::from);
+                Some((info.id.clone(), TaggedEni { info, tags, instance }))
+            })
+            .collect())
+    }
+
+    /// Takes `ip` off interface `eni` if it holds it there; an interface that is gone or does
+    /// not hold it has nothing of ours to give back. Refuses (before any change) an interface
+    /// that does not carry the cluster tag.
+    async fn unassign_if_held(&self, eni: &str, ip: Ipv4Addr) -> Result<(), AwsError> {
+        let Some(found) = self.describe_enis(&[eni]).await?.remove(eni) else {
+            tracing::warn!(%ip, eni, "the interface FireCamp recorded for a static IP is gone");
+            return Ok(());
         };
-        if still {
-            self.unassign(old, ip).await?;
+        if !found.info.secondary_ips.contains(&ip) {
+            tracing::warn!(%ip, eni, "static IP was not on the interface FireCamp recorded");
+            return Ok(());
         }
-        Ok(())
+        check_cluster_tag(eni, found.node().as_deref(), &found.tags, &self.cluster)?;
+        self.unassign(eni, ip).await
     }
 
     async fn unassign(&self, eni: &str, ip: Ipv4Addr) -> Result<(), AwsError> {
@@ -287,7 +330,22 @@ impl Ec2StaticIps {
     /// Gives the member's IP back to its subnet, from the interface the record names.
     pub async fn release_ip(&self, member: &Member, record: &StaticIpRecord) -> Result<(), AwsError> {
         check_ownership(member, record, &[])?;
-        self.unassign(&record.holder, record.ip).await
+        self.unassign_if_held(&record.holder, record.ip).await
+    }
+}
+
+/// An interface as DescribeNetworkInterfaces shows it: its addresses and its tags.
+struct TaggedEni {
+    info: EniInfo,
+    tags: Vec<(String, String)>,
+    /// The instance it is attached to, if any.
+    instance: Option<String>,
+}
+
+impl TaggedEni {
+    /// What the interface is attached to, for an error (`instance i-…`).
+    fn node(&self) -> Option<String> {
+        self.instance.as_ref().map(|i| format!("instance {i}"))
     }
 }
 

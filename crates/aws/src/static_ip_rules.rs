@@ -8,6 +8,7 @@ use firecamp_core::Member;
 use firecamp_core::cloud::StaticIpRecord;
 
 use crate::error::AwsError;
+use crate::static_ip::CLUSTER_TAG;
 
 /// A subnet FireCamp may take member IPs from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +72,17 @@ pub fn choose_subnet(subnets: &[SubnetInfo], member: &Member) -> Result<SubnetIn
 /// interfaces of its own subnet. The lowest device index (the primary interface) first.
 pub fn choose_eni<'a>(enis: &'a [EniInfo], subnet: &str) -> Option<&'a EniInfo> {
     enis.iter().filter(|e| e.subnet == subnet).min_by_key(|e| (e.device_index.unwrap_or(i32::MAX), e.id.clone()))
+}
+
+/// The interface carries `firecamp-cluster=<cluster>`: FireCamp moves static IPs only onto and
+/// off interfaces tagged for its cluster (its reserve interfaces, and the nodes' interfaces
+/// tagged by their launch template), as the IAM policy's `ec2:ResourceTag` condition does on
+/// AWS. `node` names the instance (and node) the interface is attached to, for the error.
+pub fn check_cluster_tag(eni: &str, node: Option<&str>, tags: &[(String, String)], cluster: &str) -> Result<(), AwsError> {
+    if tags.iter().any(|(k, v)| k == CLUSTER_TAG && v == cluster) {
+        return Ok(());
+    }
+    Err(AwsError::UntaggedInterface { eni: eni.into(), node: node.map(String::from), tag: format!("{CLUSTER_TAG}={cluster}") })
 }
 
 /// A secondary IP on FireCamp's reserve interface that no record claims: left by an
@@ -153,6 +165,22 @@ mod tests {
         let enis = [e("eni-2", "subnet-a", 2), e("eni-1", "subnet-b", 0), e("eni-3", "subnet-a", 1)];
         assert_eq!(choose_eni(&enis, "subnet-a").unwrap().id, "eni-3");
         assert!(choose_eni(&enis, "subnet-c").is_none());
+    }
+
+    #[test]
+    fn only_interfaces_tagged_for_the_cluster_may_hold_its_ips() {
+        let t = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert!(check_cluster_tag("eni-1", None, &[t("Name", "n"), t(CLUSTER_TAG, "prod")], "prod").is_ok());
+        // Untagged, or tagged for another cluster (the tag's key is not enough).
+        for tags in [vec![], vec![t(CLUSTER_TAG, "dev")], vec![t("firecamp-cluster-x", "prod")]] {
+            let err = check_cluster_tag("eni-1", Some("instance i-9"), &tags, "prod").unwrap_err();
+            assert!(
+                matches!(&err, AwsError::UntaggedInterface { eni, node, tag } if eni == "eni-1" && node.as_deref() == Some("instance i-9") && tag == "firecamp-cluster=prod"),
+                "{err}"
+            );
+            let text = err.to_string();
+            assert!(text.contains("eni-1") && text.contains("instance i-9") && text.contains("firecamp-cluster=prod"), "{text}");
+        }
     }
 
     #[test]

@@ -68,6 +68,7 @@ async fn records_are_created_in_one_batch_and_listed() {
     let w = World::new("dns").await;
     let proxy = Proxy::start(&moto_endpoint()).await;
     let l = layer(&w, &proxy).await;
+    w.install_zone().await;
     let members = w.members("pg", 3, false);
     let mut ips = Vec::new();
     for m in &members {
@@ -76,7 +77,7 @@ async fn records_are_created_in_one_batch_and_listed() {
     l.dns.sync_service("pg", &w.member_domain(), &addresses(&members, &ips)).await.unwrap();
     let counts = proxy.take_counts();
     assert_eq!(counts.get("route53:ChangeResourceRecordSets"), Some(&1), "{counts:?}");
-    assert_eq!(counts.get("route53:CreateHostedZone"), Some(&1), "{counts:?}");
+    assert_eq!(counts.get("route53:CreateHostedZone"), None, "the zone is made at install time: {counts:?}");
 
     let listed = l.dns.list_service_records("pg", &w.member_domain()).await.unwrap();
     let got: Vec<_> = listed.iter().map(|r| (r.name.clone(), r.ip, r.ttl)).collect();
@@ -95,6 +96,7 @@ async fn records_are_created_in_one_batch_and_listed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_move_and_delete_keep_ips_and_records_right() {
     let w = World::new("life").await;
+    w.install_zone().await;
     let proxy = Proxy::start(&moto_endpoint()).await;
     let l = layer(&w, &proxy).await;
     let mut records = Vec::new();
@@ -225,8 +227,14 @@ async fn throttling_and_5xx_are_retried_without_duplicates() {
     let w = World::new("flaky").await;
     let proxy = Proxy::start(&moto_endpoint()).await;
     let l = layer(&w, &proxy).await;
+    // Install time: the zone is created despite throttled look-ups and a lost reply.
     proxy.fail("route53:ListHostedZonesByName", 2, Fault::Throttle);
     proxy.fail("route53:CreateHostedZone", 1, Fault::LoseReply);
+    l.dns.create_zone().await.unwrap();
+    report("install aws-zone, with a lost CreateHostedZone reply and 2 throttled look-ups", &proxy.take_counts());
+    assert_eq!(w.zones_named(l.dns.domain()).await, 1, "one hosted zone despite a lost CreateHostedZone reply");
+    let l = layer(&w, &proxy).await; // the manage service: finds the zone it did not make
+    proxy.fail("route53:ListHostedZonesByName", 1, Fault::Throttle);
     proxy.fail("route53:ChangeResourceRecordSets", 1, Fault::PriorRequestNotComplete);
     proxy.fail("route53:ListResourceRecordSets", 1, Fault::ServerError);
     proxy.fail("ec2:DescribeSubnets", 2, Fault::ServerError);
@@ -240,7 +248,7 @@ async fn throttling_and_5xx_are_retried_without_duplicates() {
     let mut records = Vec::new();
     let ips = create_service(&l, &w, &rc, &mut records).await;
     report("service create, 3 members with static IPs, with injected faults", &proxy.take_counts());
-    assert!(proxy.injected() >= 12, "faults injected: {}", proxy.injected());
+    assert!(proxy.injected() >= 13, "faults injected: {}", proxy.injected());
 
     assert_eq!(w.zones_named(l.dns.domain()).await, 1, "one hosted zone despite a lost CreateHostedZone reply");
     assert_eq!(l.dns.list_service_records("rc", &w.member_domain()).await.unwrap().len(), 3, "one record per member");
@@ -278,7 +286,95 @@ async fn retries_are_bounded() {
     let proxy = Proxy::start(&moto_endpoint()).await;
     let l = layer(&w, &proxy).await;
     proxy.fail("route53:ListHostedZonesByName", 100, Fault::Throttle);
-    let err = l.dns.ensure_zone().await.unwrap_err();
+    let err = l.dns.zone_id().await.unwrap_err();
     assert!(matches!(&err, AwsError::Call(c) if c.attempts == 6 && c.code.as_deref() == Some("Throttling")), "{err}");
     assert_eq!(proxy.take_counts().get("route53:ListHostedZonesByName"), Some(&6));
+}
+
+/// The manage service never creates the cluster's zone: without it, DNS fails naming the install
+/// command, and nothing is created. The install command's creation is idempotent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_zone_is_named_not_created_and_the_install_step_creates_one() {
+    let w = World::new("nozone").await;
+    let proxy = Proxy::start(&moto_endpoint()).await;
+    let l = layer(&w, &proxy).await;
+    let members = w.members("pg", 1, false);
+    let ip = w.primary_ip(&w.instances[&members[0].zone][0]).await;
+    let err = l.dns.sync_service("pg", &w.member_domain(), &addresses(&members, &[ip])).await.unwrap_err();
+    assert!(matches!(&err, AwsError::ZoneMissing { cluster, vpc_id, .. } if *cluster == w.cluster && *vpc_id == w.vpc), "{err}");
+    let text = err.to_string();
+    assert!(text.contains(&format!("firecamp install aws-zone --cluster {} --vpc-id {}", w.cluster, w.vpc)), "{text}");
+    let counts = proxy.take_counts();
+    assert_eq!(counts.get("route53:CreateHostedZone"), None, "{counts:?}");
+    assert!(!counts.keys().any(|k| k.contains("ChangeResourceRecordSets")), "{counts:?}");
+    assert_eq!(w.zones_named(l.dns.domain()).await, 0, "nothing created");
+    // Still missing on the next reconcile (a miss is not remembered), still nothing created.
+    assert!(matches!(l.dns.zone_id().await, Err(AwsError::ZoneMissing { .. })));
+    assert_eq!(w.zones_named(l.dns.domain()).await, 0);
+
+    // The install step, twice: one zone, the same id, created once.
+    let (id, created) = l.dns.create_zone().await.unwrap();
+    assert!(created);
+    let again = Route53Dns::new(&clients(&proxy.endpoint).await, &w.cluster, &w.vpc);
+    assert_eq!(again.create_zone().await.unwrap(), (id.clone(), false));
+    assert_eq!(w.zones_named(l.dns.domain()).await, 1);
+    // The manage service now finds it.
+    let found = Route53Dns::new(&clients(&proxy.endpoint).await, &w.cluster, &w.vpc);
+    assert_eq!(found.zone_id().await.unwrap(), id);
+    found.sync_service("pg", &w.member_domain(), &addresses(&members, &[ip])).await.unwrap();
+    assert_eq!(found.list_service_records("pg", &w.member_domain()).await.unwrap().len(), 1);
+}
+
+/// The attack: a node whose interface does not carry the cluster tag (its launch template does
+/// not tag it, or someone removed the tag). FireCamp refuses to move a member's IP onto it or
+/// off it, naming the interface, the instance and the tag, and no IP moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ips_never_move_onto_or_off_an_interface_without_the_cluster_tag() {
+    let w = World::new("untag").await;
+    let proxy = Proxy::start(&moto_endpoint()).await;
+    let l = layer(&w, &proxy).await;
+    let rc = w.members("rc", 1, true);
+    let zone = &rc[0].zone;
+    let r0 = l.ips.allocate_ip(&rc[0], &[]).await.unwrap();
+    let reserve_tags = w.tags_of(&r0.holder).await;
+    assert_eq!(reserve_tags.get("firecamp-cluster"), Some(&w.cluster), "FireCamp's reserve interface carries the tag");
+
+    let rogue = w.untagged_node(zone).await;
+    let rogue_eni = w.eni_of(&rogue).await;
+    assert!(!w.tags_of(&rogue_eni).await.contains_key("firecamp-cluster"));
+    proxy.take_counts();
+    let err = l.ips.assign_ip(&rc[0], &r0, std::slice::from_ref(&r0), &rogue).await.unwrap_err();
+    let want_tag = format!("firecamp-cluster={}", w.cluster);
+    assert!(
+        matches!(&err, AwsError::UntaggedInterface { eni, node, tag } if *eni == rogue_eni && node.as_deref() == Some(format!("instance {}", rogue.0).as_str()) && *tag == want_tag),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains(&rogue_eni) && text.contains(&rogue.0) && text.contains(&want_tag), "{text}");
+    let counts = proxy.take_counts();
+    assert!(!counts.keys().any(|k| k.contains("ssignPrivateIpAddresses")), "no IP was moved: {counts:?}");
+    assert_eq!(w.holders_of(r0.ip).await, vec![r0.holder.clone()], "the IP is still on the reserve interface only");
+    let rogue_ips = w.ec2.describe_network_interfaces().network_interface_ids(&rogue_eni).send().await.unwrap();
+    assert!(rogue_ips.network_interfaces()[0].private_ip_addresses().iter().all(|a| a.primary() == Some(true)), "the rogue node got no IP");
+    // Tagged for another cluster is no better.
+    w.ec2.create_tags().resources(&rogue_eni).tags(aws_sdk_ec2::types::Tag::builder().key("firecamp-cluster").value("other").build()).send().await.unwrap();
+    assert!(matches!(l.ips.assign_ip(&rc[0], &r0, std::slice::from_ref(&r0), &rogue).await, Err(AwsError::UntaggedInterface { .. })));
+    assert_eq!(w.holders_of(r0.ip).await, vec![r0.holder.clone()]);
+
+    // Onto a tagged node it goes; once its tag is removed, FireCamp does not take the IP off it.
+    let node = &w.instances[zone][0];
+    let placed = l.ips.assign_ip(&rc[0], &r0, std::slice::from_ref(&r0), node).await.unwrap();
+    let node_eni = w.eni_of(node).await;
+    assert_eq!(w.holders_of(r0.ip).await, vec![node_eni.clone()]);
+    w.ec2.delete_tags().resources(&node_eni).tags(aws_sdk_ec2::types::Tag::builder().key("firecamp-cluster").build()).send().await.unwrap();
+    proxy.take_counts();
+    let err = l.ips.release_ip(&rc[0], &placed).await.unwrap_err();
+    assert!(matches!(&err, AwsError::UntaggedInterface { eni, .. } if *eni == node_eni), "{err}");
+    let counts = proxy.take_counts();
+    assert!(!counts.keys().any(|k| k.contains("ssignPrivateIpAddresses")), "nothing unassigned: {counts:?}");
+    assert_eq!(w.holders_of(r0.ip).await, vec![node_eni.clone()]);
+    // Nor moves it from there to another node (taking it back would unassign it there).
+    let other = &w.instances[zone][1];
+    let err = l.ips.assign_ip(&rc[0], &placed, std::slice::from_ref(&placed), other).await.unwrap_err();
+    assert!(matches!(&err, AwsError::UntaggedInterface { eni, .. } if *eni == node_eni), "{err}");
 }

@@ -101,6 +101,13 @@ fn tag(k: &str, v: &str) -> Tag {
     Tag::builder().key(k).value(v).build()
 }
 
+/// moto 5.2.5 ignores RunInstances' `network-interface` tag specification (AWS applies it to
+/// the instance's interfaces): tag them afterwards, as AWS would have.
+async fn tag_interfaces_of(ec2: &aws_sdk_ec2::Client, instances: &[aws_sdk_ec2::types::Instance], cluster: &str) {
+    let enis: Vec<String> = instances.iter().flat_map(|i| i.network_interfaces()).filter_map(|n| n.network_interface_id()).map(String::from).collect();
+    ec2.create_tags().set_resources(Some(enis)).tags(tag(CLUSTER_TAG, cluster)).send().await.unwrap();
+}
+
 impl World {
     pub async fn new(prefix: &str) -> World {
         let cluster = unique_cluster(prefix);
@@ -129,9 +136,13 @@ impl World {
                 .max_count(2)
                 .subnet_id(&subnet)
                 .tag_specifications(TagSpecification::builder().resource_type(ResourceType::Instance).tags(tag(WORKER_TAG, &cluster)).build())
+                // As the node group's launch template tags its nodes' interfaces (docs/aws.md):
+                // FireCamp moves static IPs only onto interfaces tagged for its cluster.
+                .tag_specifications(TagSpecification::builder().resource_type(ResourceType::NetworkInterface).tags(tag(CLUSTER_TAG, &cluster)).build())
                 .send()
                 .await
                 .unwrap();
+            tag_interfaces_of(&ec2, run.instances(), &cluster).await;
             let mut ids: Vec<InstanceId> = run.instances().iter().map(|i| InstanceId(i.instance_id().unwrap().to_string())).collect();
             ids.sort();
             instances.insert(zone.to_string(), ids);
@@ -187,6 +198,37 @@ impl World {
         let out = self.ec2.describe_instances().instance_ids(&id.0).send().await.unwrap();
         let inst = &out.reservations()[0].instances()[0];
         inst.network_interfaces().iter().min_by_key(|n| n.attachment().and_then(|a| a.device_index())).unwrap().network_interface_id().unwrap().to_string()
+    }
+
+    /// What `firecamp install aws-zone` does at install time: the cluster's private zone, made
+    /// straight at moto (not through a test's proxy). Returns its id.
+    pub async fn install_zone(&self) -> String {
+        let c = clients(&moto_endpoint()).await;
+        firecamp_aws::Route53Dns::new(&c, &self.cluster, &self.vpc).create_zone().await.unwrap().0
+    }
+
+    /// A worker of `zone` launched without the launch template's interface tag: its primary
+    /// interface does not carry `firecamp-cluster`.
+    pub async fn untagged_node(&self, zone: &str) -> InstanceId {
+        let run = self
+            .ec2
+            .run_instances()
+            .image_id("ami-12c6146b")
+            .instance_type(InstanceType::T3Medium)
+            .min_count(1)
+            .max_count(1)
+            .subnet_id(&self.subnets[zone])
+            .tag_specifications(TagSpecification::builder().resource_type(ResourceType::Instance).tags(tag(WORKER_TAG, &self.cluster)).build())
+            .send()
+            .await
+            .unwrap();
+        InstanceId(run.instances()[0].instance_id().unwrap().to_string())
+    }
+
+    /// The tags of a network interface.
+    pub async fn tags_of(&self, eni: &str) -> BTreeMap<String, String> {
+        let out = self.ec2.describe_network_interfaces().network_interface_ids(eni).send().await.unwrap();
+        out.network_interfaces()[0].tag_set().iter().map(|t| (t.key().unwrap().to_string(), t.value().unwrap_or_default().to_string())).collect()
     }
 
     /// Hosted zones named like the cluster's (to check none was created twice).
