@@ -1,6 +1,7 @@
 """The bed's AWS side in moto, made with boto3 (the real SDK) as an install would make it: the
 real nodes' cluster VPC (10.250.0.0/16, the bed's bridge), one subnet per zone, one instance per
-real node at the node's own address (its providerID), and the private hosted zone
+real node at the node's own address (its providerID) whose interface carries the cluster tag as a
+launch template puts it there, and the private hosted zone
 `<cluster>-firecamp.com` that CoreDNS serves to pods. Prints shell export lines; writes
 `node-<i> <instance id>` lines to the instances file.
 
@@ -25,11 +26,19 @@ for i, z in enumerate(zones):
                                    TagSpecifications=[{"ResourceType": "subnet", "Tags": tags}])["Subnet"]["SubnetId"]
 with open(instances_file, "w") as f:
     for name, zone, ip in nodes:
+        # The node group's launch template tags its nodes' network interfaces with the cluster
+        # tag (docs/aws.md): FireCamp moves static IPs only onto interfaces that carry it.
         inst = ec2.run_instances(ImageId="ami-12c6146b", InstanceType="m5.large", MinCount=1, MaxCount=1,
                                  SubnetId=subnets[zone], PrivateIpAddress=ip,
-                                 TagSpecifications=[{"ResourceType": "instance", "Tags": tags + [{"Key": "Name", "Value": name}]}])
-        f.write(f"{name} {inst['Instances'][0]['InstanceId']}\n")
+                                 TagSpecifications=[{"ResourceType": "instance", "Tags": tags + [{"Key": "Name", "Value": name}]},
+                                                    {"ResourceType": "network-interface", "Tags": tags}])["Instances"][0]
+        # moto 5.2.5 ignores the network-interface tag specification of RunInstances (AWS
+        # applies it): tag the interfaces as AWS would have.
+        ec2.create_tags(Resources=[n["NetworkInterfaceId"] for n in inst["NetworkInterfaces"]], Tags=tags)
+        f.write(f"{name} {inst['InstanceId']}\n")
 
+# The private hosted zone, as `firecamp install aws-zone` makes it at install time (the manage
+# service only finds it).
 domain = f"{cluster}-firecamp.com."
 zone = r53.create_hosted_zone(Name=domain, CallerReference=f"firecamp-testbed-{cluster}-{vpc}",
                               VPC={"VPCRegion": region, "VPCId": vpc},
