@@ -55,10 +55,20 @@ impl Client {
 
     async fn send(&self, r: RequestBuilder) -> Result<Response, CliError> {
         let resp = r.send().await.map_err(|e| {
-            CliError::Failed(format!(
-                "cannot reach the manage service at {}: {e}\n(start the local runtime with `firecamp local up`, or point --server/FIRECAMP_SERVER at your cluster's)",
-                self.base
-            ))
+            // reqwest's message alone hides why (a refused connection, an unknown CA).
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            let hint = if why.contains("certificate") {
+                "trust the manage service's CA with --ca-cert FILE; on Kubernetes it is published by \
+                 `kubectl get configmap -n firecamp-system firecamp-manage-ca -o jsonpath='{.data.ca\\.crt}'`"
+            } else {
+                "start the local runtime with `firecamp local up`, or point --server/FIRECAMP_SERVER at your cluster's"
+            };
+            CliError::Failed(format!("cannot reach the manage service at {}: {why}\n({hint})", self.base))
         })?;
         if resp.status().is_success() {
             return Ok(resp);

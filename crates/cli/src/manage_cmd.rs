@@ -30,12 +30,24 @@ pub struct ManageArgs {
     /// Address of the REST API (served by every replica, leader or not).
     #[arg(long, env = "FIRECAMP_LISTEN", default_value = "0.0.0.0:27040")]
     pub listen: std::net::SocketAddr,
-    /// TLS certificate chain (PEM) of the REST API; plain HTTP without it.
+    /// HTTPS with a CA FireCamp makes once and keeps in this Secret of the Lease's namespace
+    /// (its certificate is published in the ConfigMap of the same name, for clients); each
+    /// replica mints its own serving certificate from it.
+    #[arg(long, env = "FIRECAMP_TLS_CA_SECRET", conflicts_with = "tls_cert")]
+    pub tls_ca_secret: Option<String>,
+    /// This replica's address, put in its minted certificate (the downward API's status.podIP).
+    #[arg(long, env = "POD_IP")]
+    pub pod_ip: Option<std::net::IpAddr>,
+    /// TLS certificate chain (PEM) of the REST API, read again each minute (a mounted
+    /// cert-manager Secret); instead of --tls-ca-secret.
     #[arg(long, env = "FIRECAMP_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
     /// TLS private key (PEM) of the REST API.
     #[arg(long, env = "FIRECAMP_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Serve plain HTTP on a non-loopback --listen address (bearer tokens in the clear).
+    #[arg(long)]
+    pub insecure_http: bool,
     /// Manage the members' Route53 records, EC2 static IPs and CloudWatch log streams.
     #[arg(long, env = "FIRECAMP_AWS", requires = "vpc_id")]
     pub aws: bool,
@@ -111,6 +123,17 @@ pub struct RenderArgs {
     /// IAM role of the log agent for IRSA; the node's instance role when absent.
     #[arg(long)]
     pub log_agent_role_arn: Option<String>,
+    /// Serve the REST API with this Secret's tls.crt and tls.key (kept by someone else, re-read
+    /// each minute) instead of FireCamp's own CA.
+    #[arg(long, group = "api_tls")]
+    pub tls_secret: Option<String>,
+    /// Serve the REST API with a cert-manager Certificate from this issuer:
+    /// `Issuer/NAME` (in firecamp-system) or `ClusterIssuer/NAME`.
+    #[arg(long, group = "api_tls", value_parser = parse_issuer)]
+    pub cert_manager_issuer: Option<(String, String)>,
+    /// Serve the REST API on plain HTTP (bearer tokens in the clear).
+    #[arg(long, group = "api_tls")]
+    pub insecure_http: bool,
     /// Print the least-privilege IAM policies (manage service, log agent) instead of the objects.
     #[arg(long, requires_all = ["account_id", "vpc_id", "hosted_zone_id"])]
     pub iam_policy: bool,
@@ -129,6 +152,8 @@ pub struct RenderArgs {
 }
 
 pub async fn manage(a: ManageArgs) -> Result<(), CliError> {
+    let tls = rest_tls(&a);
+    firecamp_manage::rest::check_listen(a.listen, tls.is_some(), a.insecure_http).map_err(CliError::Usage)?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -152,7 +177,7 @@ pub async fn manage(a: ManageArgs) -> Result<(), CliError> {
     let client = counted_client().await?;
     let rest = firecamp_manage::rest::RestConfig {
         listen: a.listen,
-        tls: a.tls_cert.clone().zip(a.tls_key.clone()).map(|(cert, key)| firecamp_manage::rest::TlsFiles { cert, key }),
+        tls,
         cluster: config.cluster.clone(),
         watch_namespace: config.watch_namespace.clone(),
         cloud: config.cloud.clone(),
@@ -173,6 +198,32 @@ pub async fn manage(a: ManageArgs) -> Result<(), CliError> {
         tracing::warn!(error = %e, "releasing the lease");
     }
     result.map_err(|e| CliError::Failed(format!("{e:#}")))
+}
+
+/// HTTPS from files, or from FireCamp's CA for the Service's names, loopback and the pod's IP.
+fn rest_tls(a: &ManageArgs) -> Option<firecamp_manage::rest::Tls> {
+    use firecamp_manage::rest::{Tls, TlsFiles, ca};
+    if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {
+        return Some(Tls::Files(TlsFiles { cert: cert.clone(), key: key.clone() }));
+    }
+    let secret = a.tls_ca_secret.clone()?;
+    let mut ips: Vec<std::net::IpAddr> = vec![std::net::Ipv4Addr::LOCALHOST.into(), std::net::Ipv6Addr::LOCALHOST.into()];
+    ips.extend(a.pod_ip);
+    if !a.listen.ip().is_unspecified() && !ips.contains(&a.listen.ip()) {
+        ips.push(a.listen.ip());
+    }
+    Some(Tls::OwnCa { namespace: a.lease_namespace.clone(), secret, names: ca::serving_names(install::NAME, &a.lease_namespace), ips })
+}
+
+/// `Issuer/NAME` or `ClusterIssuer/NAME`.
+fn parse_issuer(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((kind @ ("Issuer" | "ClusterIssuer"), name)) => match firecamp_core::names::dns1123_subdomain_problem(name) {
+            None => Ok((kind.to_string(), name.to_string())),
+            Some(p) => Err(format!("{s:?}: the issuer's name {p}")),
+        },
+        _ => Err(format!("{s:?}: expected Issuer/NAME or ClusterIssuer/NAME")),
+    }
 }
 
 /// SIGTERM or SIGINT.
@@ -226,6 +277,9 @@ pub fn install(c: InstallCommand) -> Result<(), CliError> {
             if let Some(p) = a.aws_credentials_secret.as_deref().and_then(firecamp_core::names::dns1123_label_problem) {
                 return Err(CliError::Usage(format!("--aws-credentials-secret: {p}")));
             }
+            if let Some(p) = a.tls_secret.as_deref().and_then(firecamp_core::names::dns1123_subdomain_problem) {
+                return Err(CliError::Usage(format!("--tls-secret: {p}")));
+            }
             if let Some(u) = a.aws_endpoint_url.as_deref().filter(|u| !endpoint_url_ok(u)) {
                 return Err(CliError::Usage(format!("--aws-endpoint-url: {u:?} is not an http(s) URL of letters, digits and .-:/_")));
             }
@@ -258,6 +312,12 @@ pub fn install(c: InstallCommand) -> Result<(), CliError> {
                 aws_credentials_secret: a.aws_credentials_secret,
                 node_selector: a.node_selector.into_iter().collect(),
                 watch_namespace: a.watch_namespace,
+                tls: match (a.tls_secret, a.cert_manager_issuer) {
+                    (Some(name), _) => install::ApiTls::Secret(name),
+                    (_, Some((kind, name))) => install::ApiTls::CertManager { kind, name },
+                    _ if a.insecure_http => install::ApiTls::InsecureHttp,
+                    _ => install::ApiTls::OwnCa,
+                },
             });
             let value = |v: serde_json::Result<serde_json::Value>| v.map_err(|e| CliError::Failed(e.to_string()));
             objs.push(value(serde_json::to_value(&agent.service_account))?);

@@ -95,6 +95,9 @@ fn install_render_refuses_values_that_would_reach_the_deployment_unchecked() {
         ("--aws-credentials-secret=../x", "--aws-credentials-secret"),
         ("--aws-endpoint-url=http://h:1/$(id)", "--aws-endpoint-url"),
         ("--aws-endpoint-url=file:///etc/passwd", "--aws-endpoint-url"),
+        ("--tls-secret=../x", "--tls-secret"),
+        ("--cert-manager-issuer=Secret/x", "--cert-manager-issuer"),
+        ("--cert-manager-issuer=Issuer/Bad_Name", "--cert-manager-issuer"),
     ] {
         let mut args = base.to_vec();
         args.push(flag);
@@ -104,4 +107,52 @@ fn install_render_refuses_values_that_would_reach_the_deployment_unchecked() {
     }
     let ok = firecamp(&["install", "render", "--cluster=prod", "--zones=a,b,c", "--aws-credentials-secret=aws", "--aws-endpoint-url=http://10.250.0.1:5000"]);
     assert!(ok.status.success(), "{}", stderr(&ok));
+}
+
+/// #12 item 6: the manage service serves plain HTTP only on loopback unless told
+/// `--insecure-http`; the refusal (exit 2, before any listening) names the flags that fix it.
+#[test]
+fn manage_refuses_plain_http_on_a_non_loopback_address() {
+    for listen in ["0.0.0.0:0", "10.250.0.1:0", "[::]:0"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_firecamp"))
+            .args(["manage", "--cluster=prod", &format!("--listen={listen}")])
+            .env("KUBECONFIG", "/nonexistent")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{listen}: {}", stderr(&o));
+        for flag in ["--listen", "--tls-ca-secret", "--tls-cert", "--insecure-http"] {
+            assert!(stderr(&o).contains(flag), "{listen}: {}", stderr(&o));
+        }
+    }
+}
+
+/// `install render` serves HTTPS from FireCamp's own CA by default; the other choices are asked for.
+#[test]
+fn install_render_serves_https_by_default() {
+    let render = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["install", "render", "--cluster=prod", "--zones=a,b,c", "-o", "json"];
+        args.extend(extra);
+        let o = firecamp(&args);
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let deployment = |v: &serde_json::Value| v["items"].as_array().unwrap().iter().find(|o| o["kind"] == "Deployment").unwrap().clone();
+    let args = |v: &serde_json::Value| deployment(v)["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    let probe = |v: &serde_json::Value| deployment(v)["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["scheme"].clone();
+
+    let default = render(&[]);
+    assert!(args(&default).contains("--tls-ca-secret=firecamp-manage-ca"), "{}", args(&default));
+    assert_eq!(probe(&default), "HTTPS");
+    let tls = render(&["--tls-secret=my-tls"]);
+    assert!(args(&tls).contains("--tls-cert=/etc/firecamp/tls/tls.crt") && !args(&tls).contains("--tls-ca-secret"), "{}", args(&tls));
+    assert_eq!(deployment(&tls)["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"], "my-tls");
+    let cm = render(&["--cert-manager-issuer=ClusterIssuer/corp-ca"]);
+    let cert = cm["items"].as_array().unwrap().iter().find(|o| o["kind"] == "Certificate").expect("a cert-manager Certificate").clone();
+    assert_eq!((cert["spec"]["issuerRef"]["kind"].as_str(), cert["spec"]["issuerRef"]["name"].as_str()), (Some("ClusterIssuer"), Some("corp-ca")));
+    assert_eq!(cert["spec"]["secretName"], deployment(&cm)["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"]);
+    let plain = render(&["--insecure-http"]);
+    assert!(args(&plain).contains("--insecure-http"), "{}", args(&plain));
+    assert_eq!(probe(&plain), serde_json::Value::Null);
+    let o = firecamp(&["install", "render", "--cluster=prod", "--zones=a,b,c", "--insecure-http", "--tls-secret=x"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }

@@ -166,7 +166,7 @@ echo "stopped after $i attempts"
     psql_until(&client, &ns, "pg-0", "select count(*) > 0 from w", "t", 120).await;
     let first_leader = leader(&client).await.expect("a manage pod leads");
     let manage = real::manage_pods(&client).await;
-    let server = format!("http://{}:27040", manage[0].status.as_ref().unwrap().pod_ip.as_deref().unwrap());
+    let server = real::server(&manage[0]);
     rest(&server, &tok, &ns, &["service", "restart", "pg", "--policy=PrimaryLast"]);
     let running = |s: &FireCampService| s.status.as_ref().and_then(|st| st.operations.last()).is_some_and(|o| o.phase == OperationPhase::Running);
     let svc = service_until(&client, &ns, "the restart running", 120, running).await;
@@ -215,7 +215,7 @@ echo "stopped after $i attempts"
     psql_until(&client, &ns, "pg-0", STREAMING, "2", 120).await;
 
     let manage = real::manage_pods(&client).await;
-    let server = format!("http://{}:27040", manage[0].status.as_ref().unwrap().pod_ip.as_deref().unwrap());
+    let server = real::server(&manage[0]);
     rest(&server, &tok, &ns, &["service", "delete", "pg", "--delete-volumes", "--wait", "--timeout=180"]);
     firecamp_testbed::drop_namespace(&client, &ns).await;
 }

@@ -47,13 +47,21 @@ async fn postgresql_runs_on_real_pods_under_the_manage_service_from_its_image() 
     // with a ServiceAccount token of the test's namespace.
     let ns = fresh_namespace(&client, "fc-real").await;
     let tok = token(&client, &ns, "dba", &["get", "list", "watch", "create", "update", "patch", "delete"]).await;
-    let ip = manage[0].status.as_ref().unwrap().pod_ip.clone().expect("a pod IP");
-    let server = format!("http://{ip}:27040");
+    let server = real::server(&manage[0]);
     let rest = |server: &str, args: &[&str]| {
         let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        a.extend([format!("--server={server}"), format!("--token={tok}"), format!("--namespace={ns}")]);
+        a.extend([format!("--server={server}"), format!("--token={tok}"), format!("--namespace={ns}"), format!("--ca-cert={}", real::ca_file().display())]);
         cli(&a)
     };
+    // HTTPS by default: the pod's certificate verifies by its IP against the published CA;
+    // plain HTTP, or a client that does not trust the CA, gets nothing.
+    let plain = rest(&server.replace("https://", "http://"), &["service", "list"]);
+    assert!(!plain.status.success(), "plain HTTP answered");
+    let mut a: Vec<String> = ["service", "list", "--token", &tok, "--namespace", &ns, "--server", &server].map(String::from).to_vec();
+    let untrusting = cli(&a);
+    assert!(!untrusting.status.success() && String::from_utf8_lossy(&untrusting.stderr).to_lowercase().contains("certificate"), "{untrusting:?}");
+    a.push(format!("--ca-cert={}", real::ca_file().display()));
+    assert!(cli(&a).status.success(), "{:?}", cli(&a));
     let t0 = std::time::Instant::now();
     let out = rest(
         &server,
@@ -114,9 +122,9 @@ echo "pg-1 in recovery: $(q pg-1 'select pg_is_in_recovery()')"
     };
     eprintln!("leadership moved from {first_leader} to {other} in {:.1} s", t0.elapsed().as_secs_f64());
     // The new leader serves the API and deletes the service.
-    let ip = Api::<Pod>::namespaced(client.clone(), SYSTEM).get(&other).await.unwrap().status.unwrap().pod_ip.unwrap();
-    assert!(ip.starts_with("10.251."), "the new leader {other} is not a pod of the bed's real nodes: {ip}");
-    let server = format!("http://{ip}:27040");
+    let pod = Api::<Pod>::namespaced(client.clone(), SYSTEM).get(&other).await.unwrap();
+    let server = real::server(&pod);
+    assert!(server.starts_with("https://10.251."), "the new leader {other} is not a pod of the bed's real nodes: {server}");
     let out = rest(&server, &["service", "delete", "pg", "--delete-volumes", "--wait", "--timeout=180"]);
     assert!(out.status.success(), "delete: {}", String::from_utf8_lossy(&out.stderr));
     firecamp_testbed::drop_namespace(&client, &ns).await;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use firecamp_api::{ApiError, CreateService, ErrorCode, MemberStatus, Phase, Service, ServiceList};
 use firecamp_core::EngineKind;
 use firecamp_testbed::{PROVISIONER, client, fresh_namespace, kubeconfig_path};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, CustomResourceExt};
@@ -34,9 +35,17 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// How the process serves.
+#[derive(Clone, Copy)]
+enum Serving<'a> {
+    Plain,
+    Files(&'a Tls),
+    /// `--tls-ca-secret` with this Secret name.
+    OwnCa(&'a str),
+}
+
 impl Manage {
-    /// Starts it and waits until `/healthz` answers (over HTTPS when `tls` is given).
-    async fn start(ns: &str, tls: Option<&Tls>) -> Manage {
+    fn spawn(ns: &str, serving: Serving<'_>) -> Manage {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("firecamp-rest-{ns}.log"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_firecamp"));
@@ -46,16 +55,34 @@ impl Manage {
             .env("KUBECONFIG", kubeconfig_path())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
-        if let Some(t) = tls {
-            cmd.arg("--tls-cert").arg(&t.cert).arg("--tls-key").arg(&t.key);
+        match serving {
+            Serving::Plain => {}
+            Serving::Files(t) => {
+                cmd.arg("--tls-cert").arg(&t.cert).arg("--tls-key").arg(&t.key);
+            }
+            Serving::OwnCa(secret) => {
+                cmd.arg(format!("--tls-ca-secret={secret}"));
+            }
         }
         let child = cmd.spawn().unwrap();
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let mut m = Manage { child, base: format!("{scheme}://127.0.0.1:{port}"), log };
-        let http = http_client(tls);
+        let scheme = if matches!(serving, Serving::Plain) { "http" } else { "https" };
+        Manage { child, base: format!("{scheme}://127.0.0.1:{port}"), log }
+    }
+
+    /// Starts it and waits until `/healthz` answers, trusting the certificate it serves.
+    async fn start(ns: &str, serving: Serving<'_>) -> Manage {
+        let mut m = Manage::spawn(ns, serving);
+        let kube = client().await;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = http.get(format!("{}/healthz", m.base)).send().await
+            let http = match serving {
+                Serving::Plain => Some(http_client(None)),
+                Serving::Files(t) => Some(http_client(Some(&std::fs::read(&t.cert).unwrap()))),
+                // Its CA is published once it has made or read it.
+                Serving::OwnCa(name) => published_ca(&kube, ns, name).await.map(|ca| http_client(Some(ca.as_bytes()))),
+            };
+            if let Some(http) = http
+                && let Ok(r) = http.get(format!("{}/healthz", m.base)).send().await
                 && r.status() == StatusCode::OK
             {
                 return m;
@@ -71,6 +98,12 @@ impl Manage {
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// The CA certificate a manage service published in ConfigMap `name`.
+async fn published_ca(client: &Client, ns: &str, name: &str) -> Option<String> {
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    cms.get_opt(name).await.unwrap().and_then(|cm| cm.data?.get("ca.crt").cloned())
 }
 
 /// A self-signed certificate for 127.0.0.1.
@@ -106,10 +139,11 @@ fn self_signed(ns: &str) -> Tls {
     Tls { _dir: TempDir(dir), cert, key }
 }
 
-fn http_client(tls: Option<&Tls>) -> reqwest::Client {
+/// A client trusting `ca` (PEM) when given.
+fn http_client(ca: Option<&[u8]>) -> reqwest::Client {
     let mut b = reqwest::Client::builder().timeout(Duration::from_secs(20));
-    if let Some(t) = tls {
-        b = b.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&t.cert).unwrap()).unwrap());
+    if let Some(pem) = ca {
+        b = b.add_root_certificate(reqwest::Certificate::from_pem(pem).unwrap());
     }
     b.build().unwrap()
 }
@@ -174,7 +208,7 @@ async fn rest_api_creates_reads_and_deletes_services_as_rbac_allows() {
     let (client, ns) = setup("fc-rest").await;
     let user = token(&client, &ns, "fc-user", &["get", "list", "create", "delete"]).await;
     let nobody = token(&client, &ns, "fc-nobody", &[]).await;
-    let manage = Manage::start(&ns, None).await;
+    let manage = Manage::start(&ns, Serving::Plain).await;
     let http = http_client(None);
     let services = format!("{}/v1/services?namespace={ns}", manage.base);
     let one = |name: &str| format!("{}/v1/services/{name}?namespace={ns}", manage.base);
@@ -323,7 +357,7 @@ async fn the_cli_talks_to_the_api_over_https() {
     let (client, ns) = setup("fc-tls").await;
     let user = token(&client, &ns, "fc-user", &["get", "list", "create", "delete"]).await;
     let tls = self_signed(&ns);
-    let manage = Manage::start(&ns, Some(&tls)).await;
+    let manage = Manage::start(&ns, Serving::Files(&tls)).await;
     let ca = tls.cert.to_str().unwrap();
     let server = ["--server", manage.base.as_str(), "--token", user.as_str(), "--ca-cert", ca, "-n", ns.as_str()];
     let with = |args: &[&str]| -> Vec<String> { args.iter().chain(server.iter()).map(|s| s.to_string()).collect() };
@@ -362,4 +396,89 @@ async fn the_cli_talks_to_the_api_over_https() {
     let out = run(&["service", "get", "zk"]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     drop(manage);
+}
+
+/// #12 item 6: HTTPS by default from FireCamp's own CA. The first start makes the CA's Secret
+/// and publishes its certificate (never its key); a client trusting it reaches the API by
+/// address and by `localhost`, the CLI included; one that does not, or plain HTTP, gets nothing;
+/// a restart keeps the CA, so clients keep trusting it.
+#[tokio::test]
+async fn serves_https_from_its_own_ca_and_keeps_it_across_restarts() {
+    let (client, ns) = setup("fc-ownca").await;
+    let user = token(&client, &ns, "fc-user", &["get", "list"]).await;
+    let manage = Manage::start(&ns, Serving::OwnCa("fc-ca")).await;
+    let ca = published_ca(&client, &ns, "fc-ca").await.unwrap();
+    assert!(ca.contains("BEGIN CERTIFICATE") && !ca.contains("PRIVATE KEY"), "{ca}");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let secret = secrets.get("fc-ca").await.unwrap();
+    let data = secret.data.clone().unwrap();
+    assert_eq!(String::from_utf8_lossy(&data["ca.crt"].0), ca);
+    assert!(String::from_utf8_lossy(&data["ca.key"].0).contains("PRIVATE KEY"));
+    assert_eq!(secret.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"], "firecamp");
+
+    let trusting = http_client(Some(ca.as_bytes()));
+    let localhost = manage.base.replace("127.0.0.1", "localhost");
+    for base in [&manage.base, &localhost] {
+        let r = trusting.get(format!("{base}/healthz")).send().await.unwrap_or_else(|e| panic!("{base}: {e:?}"));
+        assert_eq!(r.status(), StatusCode::OK, "{base}");
+    }
+    let e = http_client(None).get(format!("{}/healthz", manage.base)).send().await.unwrap_err();
+    assert!(format!("{e:?}").to_lowercase().contains("certificate"), "a client without the CA: {e:?}");
+    let plain = manage.base.replace("https://", "http://");
+    assert!(http_client(None).get(format!("{plain}/healthz")).send().await.is_err(), "plain HTTP to the HTTPS port answered");
+
+    // The CLI, given the published certificate, lists the (empty) namespace.
+    let ca_file = std::env::temp_dir().join(format!("firecamp-ca-{ns}.crt"));
+    std::fs::write(&ca_file, &ca).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = cli(&["service", "list", "-o", "json", "--server", &localhost, "--token", &user, "--ca-cert", ca_file.to_str().unwrap(), "-n", &ns]);
+        if out.status.success() {
+            let list: ServiceList = serde_json::from_slice(&out.stdout).unwrap();
+            assert!(list.items.is_empty());
+            break;
+        }
+        // The RoleBinding may take a moment to reach the authorizer.
+        assert!(Instant::now() < deadline, "list: {}", String::from_utf8_lossy(&out.stderr));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(!manage.log_text().contains("PRIVATE KEY"), "a key in the log: {}", manage.log_text());
+
+    // Restarted, it serves from the same CA: the Secret untouched, the ConfigMap the same.
+    let version = secret.metadata.resource_version.clone();
+    drop(manage);
+    let manage = Manage::start(&ns, Serving::OwnCa("fc-ca")).await;
+    assert_eq!(secrets.get("fc-ca").await.unwrap().metadata.resource_version, version);
+    assert_eq!(published_ca(&client, &ns, "fc-ca").await.unwrap(), ca);
+    assert_eq!(trusting.get(format!("{}/healthz", manage.base)).send().await.unwrap().status(), StatusCode::OK);
+    std::fs::remove_file(&ca_file).unwrap();
+}
+
+/// #12 items 4 and 6: a Secret of that name that FireCamp did not make is neither used nor
+/// changed: the manage service stops, naming it, and publishes no certificate.
+#[tokio::test]
+async fn refuses_a_ca_secret_it_did_not_make() {
+    let (client, ns) = setup("fc-notourca").await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let planted: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "fc-ca" },
+        "stringData": { "ca.crt": "someone else's", "ca.key": "someone else's" }
+    }))
+    .unwrap();
+    let planted = secrets.create(&Default::default(), &planted).await.unwrap();
+    let mut manage = Manage::spawn(&ns, Serving::OwnCa("fc-ca"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = manage.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "it served with a Secret it did not make: {}", manage.log_text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(!status.success());
+    let log = manage.log_text();
+    assert!(log.contains(&format!("Secret {ns}/fc-ca exists and FireCamp did not create it")), "{log}");
+    let after = secrets.get("fc-ca").await.unwrap();
+    assert_eq!((after.metadata.resource_version, after.data), (planted.metadata.resource_version, planted.data));
+    assert!(published_ca(&client, &ns, "fc-ca").await.is_none(), "a certificate was published");
 }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, Namespace, ObjectFieldSelector, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretEnvSource, SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort,
+    ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
@@ -22,6 +23,26 @@ use crate::crd::FireCampService;
 pub const NAMESPACE: &str = "firecamp-system";
 pub const NAME: &str = "firecamp-manage";
 pub const PORT: u16 = 27040;
+/// The Secret (CA key and certificate) and ConfigMap (certificate only) of FireCamp's own CA.
+pub const CA_SECRET: &str = "firecamp-manage-ca";
+/// The Secret a cert-manager Certificate fills.
+pub const TLS_SECRET: &str = "firecamp-manage-tls";
+const TLS_DIR: &str = "/etc/firecamp/tls";
+
+/// How the REST API serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ApiTls {
+    /// HTTPS from FireCamp's own CA, made by the first replica in [`CA_SECRET`].
+    #[default]
+    OwnCa,
+    /// HTTPS from a Secret someone else keeps (`tls.crt`, `tls.key`), mounted and re-read.
+    Secret(String),
+    /// HTTPS from a cert-manager Certificate of this issuer (`Issuer` or `ClusterIssuer`, name),
+    /// into [`TLS_SECRET`].
+    CertManager { kind: String, name: String },
+    /// Plain HTTP (`--insecure-http`): bearer tokens in the clear.
+    InsecureHttp,
+}
 
 /// What `firecamp install render` is given.
 #[derive(Debug, Clone)]
@@ -44,6 +65,7 @@ pub struct InstallOptions {
     /// Manage services of this namespace only: its rights there come from a Role, and the
     /// ClusterRole keeps only what is cluster-wide (nodes, StorageClasses, reviews).
     pub watch_namespace: Option<String>,
+    pub tls: ApiTls,
 }
 
 fn meta(name: &str, namespaced: bool) -> ObjectMeta {
@@ -146,8 +168,25 @@ pub fn deployment(o: &InstallOptions) -> Deployment {
     }
     args.extend(o.image_registry.iter().map(|r| format!("--image-registry={r}")));
     args.extend(o.watch_namespace.iter().map(|n| format!("--watch-namespace={n}")));
+    let mounted = match &o.tls {
+        ApiTls::OwnCa => {
+            args.push(format!("--tls-ca-secret={CA_SECRET}"));
+            None
+        }
+        ApiTls::Secret(name) => Some(name.clone()),
+        ApiTls::CertManager { .. } => Some(TLS_SECRET.to_string()),
+        ApiTls::InsecureHttp => {
+            args.push("--insecure-http".into());
+            None
+        }
+    };
+    if mounted.is_some() {
+        args.extend([format!("--tls-cert={TLS_DIR}/tls.crt"), format!("--tls-key={TLS_DIR}/tls.key")]);
+    }
+    // The kubelet does not verify the certificate of an HTTPS probe.
+    let scheme = (o.tls != ApiTls::InsecureHttp).then(|| "HTTPS".to_string());
     let http = |path: &str| Probe {
-        http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::Int(PORT.into()), ..Default::default() }),
+        http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::Int(PORT.into()), scheme: scheme.clone(), ..Default::default() }),
         period_seconds: Some(10),
         ..Default::default()
     };
@@ -186,7 +225,15 @@ pub fn deployment(o: &InstallOptions) -> Deployment {
                         image: Some(o.image.clone()),
                         command: Some(vec!["firecamp".into()]),
                         args: Some(args),
-                        env: Some(vec![env_field("POD_NAME", "metadata.name"), env_field("POD_NAMESPACE", "metadata.namespace")]),
+                        env: Some(vec![
+                            env_field("POD_NAME", "metadata.name"),
+                            env_field("POD_NAMESPACE", "metadata.namespace"),
+                            // In the replica's minted certificate, for clients that reach it by address.
+                            env_field("POD_IP", "status.podIP"),
+                        ]),
+                        volume_mounts: mounted
+                            .as_ref()
+                            .map(|_| vec![VolumeMount { name: "tls".into(), mount_path: TLS_DIR.into(), read_only: Some(true), ..Default::default() }]),
                         env_from: o.aws_credentials_secret.as_ref().map(|s| {
                             vec![EnvFromSource { secret_ref: Some(SecretEnvSource { name: s.clone(), optional: Some(false) }), ..Default::default() }]
                         }),
@@ -216,6 +263,13 @@ pub fn deployment(o: &InstallOptions) -> Deployment {
                         }),
                         ..Default::default()
                     }],
+                    volumes: mounted.map(|name| {
+                        vec![Volume {
+                            name: "tls".into(),
+                            secret: Some(SecretVolumeSource { secret_name: Some(name), default_mode: Some(0o400), ..Default::default() }),
+                            ..Default::default()
+                        }]
+                    }),
                     ..Default::default()
                 }),
             },
@@ -223,6 +277,38 @@ pub fn deployment(o: &InstallOptions) -> Deployment {
         }),
         ..Default::default()
     }
+}
+
+/// Its rights in FireCamp's own namespace: leader election, and its CA when it keeps one.
+pub fn own_role(o: &InstallOptions) -> Role {
+    let mut rules = vec![rule(&["coordination.k8s.io"], &["leases"], &["get", "create", "update"])];
+    if o.tls == ApiTls::OwnCa {
+        let named = |resources: &[&str], verbs: &[&str]| PolicyRule { resource_names: Some(vec![CA_SECRET.into()]), ..rule(&[""], resources, verbs) };
+        // `create` cannot be limited to a name (RBAC); it is limited to this namespace.
+        rules.push(rule(&[""], &["secrets", "configmaps"], &["create"]));
+        rules.push(named(&["secrets"], &["get"]));
+        rules.push(named(&["configmaps"], &["get", "update"]));
+    }
+    Role { metadata: meta(NAME, true), rules: Some(rules) }
+}
+
+/// The cert-manager Certificate of the REST API (`cert-manager.io/v1`, not a typed object here).
+pub fn certificate(kind: &str, issuer: &str) -> Value {
+    serde_json::json!({
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": { "name": TLS_SECRET, "namespace": NAMESPACE, "labels": selector_labels() },
+        "spec": {
+            "secretName": TLS_SECRET,
+            "dnsNames": crate::rest::ca::serving_names(NAME, NAMESPACE),
+            "ipAddresses": ["127.0.0.1"],
+            "duration": "2160h",
+            "renewBefore": "360h",
+            "privateKey": { "algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always" },
+            "usages": ["server auth", "digital signature"],
+            "issuerRef": { "group": "cert-manager.io", "kind": kind, "name": issuer }
+        }
+    })
 }
 
 /// Every object, in apply order, as JSON values.
@@ -238,10 +324,7 @@ pub fn render(o: &InstallOptions) -> Vec<Value> {
         })),
         v(serde_json::to_value(ClusterRoleBinding { metadata: meta(NAME, false), role_ref: role_ref("ClusterRole"), subjects: Some(vec![subject()]) })),
         // Leader election only in FireCamp's own namespace.
-        v(serde_json::to_value(Role {
-            metadata: meta(NAME, true),
-            rules: Some(vec![rule(&["coordination.k8s.io"], &["leases"], &["get", "create", "update"])]),
-        })),
+        v(serde_json::to_value(own_role(o))),
         v(serde_json::to_value(RoleBinding { metadata: meta(NAME, true), role_ref: role_ref("Role"), subjects: Some(vec![subject()]) })),
         v(serde_json::to_value(deployment(o))),
         v(serde_json::to_value(Service {
@@ -277,6 +360,11 @@ pub fn render(o: &InstallOptions) -> Vec<Value> {
             }),
         })),
     ];
+    if let ApiTls::CertManager { kind, name } = &o.tls {
+        // Before the Deployment, so the Secret it mounts is on its way.
+        let at = out.iter().position(|x| x["kind"] == "Deployment").unwrap_or(out.len());
+        out.insert(at, certificate(kind, name));
+    }
     if let Some(ns) = &o.watch_namespace {
         // The namespace is the tenant's: it must exist before this is applied.
         let mut binding = RoleBinding { metadata: role_in(ns).metadata, role_ref: role_ref("Role"), subjects: Some(vec![subject()]) };

@@ -29,6 +29,7 @@ fn install_rbac_has_no_wildcards_and_no_cluster_admin() {
         aws_credentials_secret: Some("aws".into()),
         node_selector: [("pool".to_string(), "system".to_string())].into(),
         watch_namespace: None,
+        tls: Default::default(),
     });
     let text = serde_json::to_string(&objs).unwrap();
     assert!(
@@ -59,6 +60,7 @@ fn a_manage_service_of_one_namespace_holds_its_namespaced_rights_there_only() {
         aws_credentials_secret: None,
         node_selector: Default::default(),
         watch_namespace: Some("team-a".into()),
+        tls: Default::default(),
     });
     let resources = |o: &serde_json::Value| -> Vec<String> {
         o["rules"].as_array().unwrap().iter().flat_map(|r| r["resources"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string())).collect()

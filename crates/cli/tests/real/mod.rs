@@ -185,13 +185,28 @@ pub async fn installed_watching(client: &Client, env: &BedEnv, watch_namespace: 
         .unwrap();
     let pods = manage_pods(client).await;
     assert_eq!(pods.len(), 2, "two serving manage pods on real nodes");
-    format!("http://{}:27040", pods[0].status.as_ref().unwrap().pod_ip.as_deref().unwrap())
+    // The first replica made the REST API's CA and published its certificate.
+    let cm =
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), SYSTEM).get("firecamp-manage-ca").await.expect("ConfigMap firecamp-manage-ca");
+    let ca = cm.data.and_then(|d| d.get("ca.crt").cloned()).expect("ca.crt in ConfigMap firecamp-manage-ca");
+    std::fs::write(ca_file(), ca).unwrap();
+    server(&pods[0])
+}
+
+/// Where the published CA certificate of the manage service is kept for the CLI (`--ca-cert`).
+pub fn ca_file() -> std::path::PathBuf {
+    std::env::temp_dir().join("firecamp-real-manage-ca.crt")
+}
+
+/// The REST API of a manage pod, by its IP (in its minted certificate), over HTTPS.
+pub fn server(pod: &Pod) -> String {
+    format!("https://{}:27040", pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()).expect("a pod IP"))
 }
 
 /// The CLI against the REST API as the ServiceAccount `token` of `ns`; panics on failure.
 pub fn rest(server: &str, token: &str, ns: &str, args: &[&str]) -> String {
     let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    a.extend([format!("--server={server}"), format!("--token={token}"), format!("--namespace={ns}")]);
+    a.extend([format!("--server={server}"), format!("--token={token}"), format!("--namespace={ns}"), format!("--ca-cert={}", ca_file().display())]);
     let out = cli(&a);
     assert!(out.status.success(), "{args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()

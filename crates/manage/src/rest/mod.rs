@@ -8,6 +8,8 @@
 //! need none. Errors are always JSON [`firecamp_api::ApiError`]s.
 
 pub mod auth;
+pub mod ca;
+pub mod ca_store;
 pub mod error;
 pub mod logs;
 pub mod metrics;
@@ -16,7 +18,7 @@ pub mod operations;
 pub mod services;
 pub mod tls;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -40,8 +42,9 @@ pub const METRICS_PATH: &str = "/metrics";
 #[derive(Debug, Clone)]
 pub struct RestConfig {
     pub listen: SocketAddr,
-    /// HTTPS with this certificate and key; plain HTTP when `None`.
-    pub tls: Option<TlsFiles>,
+    /// HTTPS, with a certificate from these files or minted from FireCamp's CA; plain HTTP
+    /// when `None` (see [`check_listen`]).
+    pub tls: Option<Tls>,
     /// The manage service's cluster (its namespace is each request's).
     pub cluster: ClusterConfig,
     /// The namespace the controller watches, when only one: the API refuses the others.
@@ -54,6 +57,31 @@ pub struct RestConfig {
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub enum Tls {
+    Files(TlsFiles),
+    /// The CA kept in Secret `namespace/secret` (made when missing, published in the ConfigMap
+    /// of that name); each replica mints its serving certificate for `names` and `ips`.
+    OwnCa {
+        namespace: String,
+        secret: String,
+        names: Vec<String>,
+        ips: Vec<IpAddr>,
+    },
+}
+
+/// Plain HTTP only on loopback, or when the operator said so: bearer tokens would otherwise
+/// cross the network in the clear. The error names the flags that fix it.
+pub fn check_listen(listen: SocketAddr, tls: bool, insecure_http: bool) -> Result<(), String> {
+    if tls || insecure_http || listen.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(format!(
+        "--listen {listen} is not a loopback address and the REST API would serve plain HTTP: give --tls-ca-secret NAME (a CA FireCamp makes and keeps in that Secret), \
+         or --tls-cert and --tls-key, or accept clear-text bearer tokens with --insecure-http"
+    ))
 }
 
 pub struct AppState {
@@ -117,17 +145,25 @@ async fn catch_panic(req: Request, next: Next) -> Response {
 
 /// Serves the API until the process ends; an error when it cannot listen or load its TLS files.
 pub async fn serve(client: Client, config: RestConfig) -> anyhow::Result<()> {
-    let app = router(Arc::new(AppState { cloud: config.cloud, ..AppState::new(client, config.cluster, config.watch_namespace) }));
+    let source = match config.tls {
+        Some(Tls::Files(f)) => Some(tls::CertSource::Files { cert: f.cert, key: f.key }),
+        Some(Tls::OwnCa { namespace, secret, names, ips }) => {
+            let ca = ca_store::ensure(&client, &namespace, &secret).await.context("the REST API's CA")?;
+            Some(tls::CertSource::Minted { ca, names, ips })
+        }
+        None => None,
+    };
     let tcp = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let addr = tcp.local_addr().unwrap_or(config.listen);
-    match config.tls {
-        Some(files) => {
-            let tls = tls::server_config(&files.cert, &files.key)?;
+    let app = router(Arc::new(AppState { cloud: config.cloud, ..AppState::new(client, config.cluster, config.watch_namespace) }));
+    match source {
+        Some(source) => {
+            let tls = tls::server_config(source)?;
             tracing::info!(%addr, "REST API listening on https");
             axum::serve(tls::TlsListener::new(tcp, tls)?, app).await.context("serving the REST API")
         }
         None => {
-            tracing::warn!(%addr, "REST API listening on plain HTTP: bearer tokens cross the network in the clear; give --tls-cert and --tls-key");
+            tracing::warn!(%addr, "REST API listening on plain HTTP: bearer tokens cross the network in the clear; see --tls-ca-secret");
             axum::serve(tcp, app).await.context("serving the REST API")
         }
     }
