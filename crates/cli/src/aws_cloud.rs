@@ -19,8 +19,17 @@ pub async fn cloud(a: &ManageArgs) -> Result<Cloud, CliError> {
     if clients.region.is_empty() {
         return Err(CliError::Usage("no AWS region: pass --aws-region or set AWS_REGION".into()));
     }
+    // The cluster's zone is made at install time (`firecamp install aws-zone`), never here: a
+    // missing one stops the manage service at start, saying so. Other errors (AWS unreachable)
+    // are left to the reconciles, which retry.
+    let dns = firecamp_aws::Route53Dns::new(&clients, &a.cluster, &vpc).with_ttl(a.dns_ttl);
+    match dns.zone_id().await {
+        Ok(id) => tracing::info!(zone = %id, domain = dns.domain(), "the cluster's hosted zone"),
+        Err(e @ firecamp_aws::AwsError::ZoneMissing { .. }) => return Err(CliError::Failed(e.to_string())),
+        Err(e) => tracing::warn!(error = %e, "looking up the cluster's hosted zone; the reconciles will try again"),
+    }
     Ok(Cloud {
-        dns: Some(Arc::new(firecamp_aws::Route53Dns::new(&clients, &a.cluster, &vpc).with_ttl(a.dns_ttl))),
+        dns: Some(Arc::new(dns)),
         static_ips: Some(Arc::new(firecamp_aws::Ec2StaticIps::new(&clients, &a.cluster, &vpc))),
         logs: Some(Arc::new(firecamp_aws::CloudWatchLogs::new(&clients, &a.cluster).with_retention(a.log_retention_days))),
     })

@@ -2,6 +2,7 @@
 
 mod args;
 mod aws_cloud;
+mod aws_zone_cmd;
 mod backend;
 mod catalog_cmd;
 mod client;
@@ -44,7 +45,7 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::Manage(args) => manage_cmd::manage(args).await,
         Command::MemberInit(args) => member_cmd::member_init(args).await,
         Command::MemberIp(args) => member_cmd::member_ip(args).await,
-        Command::Install { command } => manage_cmd::install(command),
+        Command::Install { command } => manage_cmd::install(command).await,
         Command::Service { server, command } => {
             let c = Backend::new(&server).await?;
             match command {

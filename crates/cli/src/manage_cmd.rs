@@ -83,6 +83,10 @@ pub enum InstallCommand {
     Render(RenderArgs),
     /// Print only the FireCampService CRD.
     Crd,
+    /// Create (once, idempotently) the cluster's private hosted zone `<cluster>-firecamp.com`
+    /// for the VPC and print its id: an administrator's step, so the manage service's IAM
+    /// policy needs no route53:CreateHostedZone.
+    AwsZone(crate::aws_zone_cmd::AwsZoneArgs),
 }
 
 #[derive(Args)]
@@ -242,12 +246,13 @@ async fn stop_signal() {
     }
 }
 
-pub fn install(c: InstallCommand) -> Result<(), CliError> {
+pub async fn install(c: InstallCommand) -> Result<(), CliError> {
     match c {
         InstallCommand::Crd => {
             print!("{}", firecamp_manage::crd::crd_yaml());
             Ok(())
         }
+        InstallCommand::AwsZone(a) => crate::aws_zone_cmd::run(a).await,
         InstallCommand::Render(a) => {
             #[cfg(not(feature = "aws"))]
             if a.iam_policy {

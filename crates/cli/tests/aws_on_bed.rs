@@ -39,7 +39,7 @@ fn free_port() -> u16 {
 }
 
 fn start_manage(ns: &str, w: &World, endpoint: &str, port: u16) -> Manage {
-    let log = std::fs::File::create(std::env::temp_dir().join(format!("firecamp-manage-{ns}.log"))).unwrap();
+    let log = std::fs::File::create(manage_log(ns)).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_firecamp"))
         .args(["manage", &format!("--cluster={}", w.cluster), &format!("--volume-provisioner={PROVISIONER}")])
         .args([format!("--watch-namespace={ns}"), format!("--lease-namespace={ns}"), format!("--identity=test-{ns}")])
@@ -53,6 +53,19 @@ fn start_manage(ns: &str, w: &World, endpoint: &str, port: u16) -> Manage {
         .spawn()
         .unwrap();
     Manage(child)
+}
+
+/// `firecamp install aws-zone`: the administrator's install step that makes the cluster's
+/// private hosted zone (the manage service only finds it). Returns the zone id it printed.
+fn install_zone(w: &World, endpoint: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_firecamp"))
+        .args(["install", "aws-zone", &format!("--cluster={}", w.cluster), &format!("--vpc-id={}", w.vpc)])
+        .args([format!("--aws-region={REGION}"), format!("--aws-endpoint-url={endpoint}")])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .output()
+        .unwrap();
+    ok(out).trim().to_string()
 }
 
 fn cli(args: &[&str]) -> Output {
@@ -133,6 +146,7 @@ async fn members_get_static_ips_records_and_log_streams_that_follow_them() {
     cordoned[3].spec.as_mut().unwrap().unschedulable = Some(true);
     create_nodes_and_wait(&client, &cordoned, Duration::from_secs(60)).await.unwrap();
 
+    install_zone(&w, &moto_endpoint());
     let port = free_port();
     let _manage = start_manage(&ns, &w, &proxy.endpoint, port);
     let zones = format!("--zones={}", ZONES.join(","));
@@ -265,6 +279,7 @@ async fn one_service_name_in_two_namespaces_keeps_two_members_records_and_stream
     let inst = &w.instances[ZONES[0]];
     let nodes = nodes_for(&w, &[(ZONES[0], &inst[0]), (ZONES[0], &inst[1])]);
     create_nodes_and_wait(&client, &nodes, Duration::from_secs(60)).await.unwrap();
+    install_zone(&w, &endpoint);
     let (port_a, port_b) = (free_port(), free_port());
     let manage_a = start_manage(&a_ns, &w, &endpoint, port_a);
     let _manage_b = start_manage(&b_ns, &w, &endpoint, port_b);
@@ -343,5 +358,120 @@ async fn one_service_name_in_two_namespaces_keeps_two_members_records_and_stream
     let nodes_api: Api<Node> = Api::all(client.clone());
     for n in &nodes {
         let _ = nodes_api.delete(n.metadata.name.as_deref().unwrap(), &DeleteParams::default()).await;
+    }
+}
+
+/// The cluster's hosted zone is an install step: a manage service started before it exits
+/// naming `firecamp install aws-zone` and creates nothing; the install command, run twice, makes
+/// one zone and prints its id both times, the id `install render --iam-policy` scopes the
+/// Route53 statement to; then the manage service starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_zone_is_made_by_the_install_command_never_by_the_manage_service() {
+    let w = World::new("zone").await;
+    let proxy = Proxy::start(&moto_endpoint()).await;
+    let ns = fresh_namespace(&client().await, "zone").await;
+    let domain = format!("{}-firecamp.com", w.cluster);
+
+    let mut early = start_manage(&ns, &w, &proxy.endpoint, free_port());
+    let status = wait_exit(&mut early.0, Duration::from_secs(60)).expect("a manage service without the zone must stop");
+    assert_eq!(status.code(), Some(1));
+    let stderr = std::fs::read_to_string(manage_log(&ns)).unwrap();
+    assert!(stderr.contains(&format!("firecamp install aws-zone --cluster {} --vpc-id {}", w.cluster, w.vpc)), "{stderr}");
+    assert!(stderr.contains(&domain), "{stderr}");
+    let counts = proxy.take_counts();
+    assert_eq!(counts.get("route53:CreateHostedZone"), None, "{counts:?}");
+    assert_eq!(w.zones_named(&domain).await, 0, "the manage service created nothing");
+
+    let id = install_zone(&w, &proxy.endpoint);
+    assert!(!id.is_empty() && !id.contains('/'), "{id:?}");
+    assert_eq!(install_zone(&w, &proxy.endpoint), id, "the second run finds the same zone");
+    assert_eq!(proxy.take_counts().get("route53:CreateHostedZone"), Some(&1));
+    assert_eq!(w.zones_named(&domain).await, 1, "one zone after two runs");
+
+    let policy = ok(cli(&[
+        "install",
+        "render",
+        "--iam-policy",
+        &format!("--cluster={}", w.cluster),
+        "--account-id=123456789012",
+        &format!("--vpc-id={}", w.vpc),
+        &format!("--hosted-zone-id={id}"),
+    ]));
+    let policy: serde_json::Value = serde_json::from_str(&policy).unwrap();
+    let statements = policy["manageService"]["Statement"].as_array().unwrap();
+    assert!(statements.iter().any(|st| st["Resource"] == format!("arn:aws:route53:::hostedzone/{id}")), "{policy:#}");
+    assert!(!policy.to_string().contains("CreateHostedZone"), "{policy:#}");
+
+    // With the zone in place the manage service starts and serves.
+    let port = free_port();
+    let mut manage = start_manage(&ns, &w, &proxy.endpoint, port);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(manage.0.try_wait().unwrap().is_none(), "the manage service stopped: {}", std::fs::read_to_string(manage_log(&ns)).unwrap());
+        assert!(std::time::Instant::now() < deadline, "the manage service does not listen");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(w.zones_named(&domain).await, 1);
+    drop(manage);
+    firecamp_testbed::drop_namespace(&client().await, &ns).await;
+}
+
+/// The attack: a node whose interface does not carry the cluster tag (its launch template does
+/// not tag it). The member's pod lands there; the manage service refuses to move the member's
+/// IP onto it, the service's status names the interface, the instance, the node and the tag,
+/// and in moto the IP stays on FireCamp's reserve interface only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_on_a_node_whose_interface_lacks_the_cluster_tag_gets_no_ip_there() {
+    let w = World::new("untag").await;
+    let endpoint = moto_endpoint();
+    let client = client().await;
+    setup_crd(&client).await;
+    let ns = fresh_namespace(&client, "untag").await;
+    let rogue = w.untagged_node(ZONES[0]).await;
+    let rogue_eni = w.eni_of(&rogue).await;
+    let nodes = nodes_for(&w, &[(ZONES[0], &rogue)]);
+    let node = nodes[0].metadata.name.clone().unwrap();
+    create_nodes_and_wait(&client, &nodes, Duration::from_secs(60)).await.unwrap();
+    install_zone(&w, &endpoint);
+    let _manage = start_manage(&ns, &w, &endpoint, free_port());
+    ok(cli(&["service", "create", "redis", "rd", "--replicas=1", &format!("--zones={}", ZONES[0]), "--kube", "-n", &ns]));
+    let api: Api<FireCampService> = Api::namespaced(client.clone(), &ns);
+    let tag = format!("firecamp-cluster={}", w.cluster);
+    let svc = wait_for(&api, "rd", "the refusal in the status", |s| {
+        s.status.as_ref().and_then(|st| st.message.as_deref()).is_some_and(|m| m.contains(&rogue_eni) && m.contains(&tag))
+    })
+    .await;
+    let st = svc.status.as_ref().unwrap();
+    let message = st.message.as_deref().unwrap();
+    assert!(message.contains(&rogue.0) && message.contains(&node) && message.contains("does not carry the tag"), "{message}");
+    assert_eq!(st.static_ips.len(), 1, "the IP was allocated");
+    assert_eq!(st.static_ips[0].instance, None, "and placed on no instance");
+    let record = &st.static_ips[0].record;
+    assert_eq!(w.holders_of(record.ip).await, vec![record.holder.clone()], "the IP is on FireCamp's reserve interface only");
+    assert_ne!(record.holder, rogue_eni);
+    assert_eq!(w.tags_of(&record.holder).await.get("firecamp-cluster"), Some(&w.cluster));
+
+    // Deleting the service gives the IP back from the reserve interface.
+    ok(cli(&["service", "delete", "rd", "--kube", "-n", &ns, "--wait", "--timeout=120"]));
+    assert!(w.holders_of(record.ip).await.is_empty(), "released");
+    firecamp_testbed::drop_namespace(&client, &ns).await;
+    let _ = Api::<Node>::all(client.clone()).delete(&node, &DeleteParams::default()).await;
+}
+
+fn manage_log(ns: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("firecamp-manage-{ns}.log"))
+}
+
+/// The child's exit status, or `None` when it still runs after `timeout`.
+fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -10,7 +10,9 @@ use std::net::Ipv4Addr;
 
 use firecamp_api::MemberStatus;
 use firecamp_catalog::ServicePlan;
-use firecamp_core::cloud::{DnsRecord, InstanceId, MemberAddress, RecordChange, StaticIpRecord, log_key, normalize_name, parse_provider_id, record_changes};
+use firecamp_core::cloud::{
+    CloudError, DnsRecord, InstanceId, MemberAddress, RecordChange, StaticIpRecord, log_key, normalize_name, parse_provider_id, record_changes,
+};
 use firecamp_core::{Member, MemberName};
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
@@ -136,14 +138,18 @@ pub async fn place_ips(ctx: &Context, svc: &FireCampService, plan: &ServicePlan,
         let Some(mp) = plan.members.iter().find(|m| m.member.name == entry.record.member) else {
             continue;
         };
-        let Some(instance) = pod_nodes.get(mp.member.name.as_str()).and_then(|n| nodes.get(n)).and_then(instance_of) else {
+        let Some((node, instance)) = pod_nodes.get(mp.member.name.as_str()).and_then(|n| Some((n, nodes.get(n).and_then(instance_of)?))) else {
             continue;
         };
         if entry.instance.as_deref() == Some(instance.0.as_str()) {
             continue;
         }
         let all = cluster_records(ctx, svc, &state.static_ips);
-        let record = ips.assign(&mp.member, &entry.record, &all, &instance).await.map_err(Error::cloud("move a static IP", svc.name_any()))?;
+        let record = ips
+            .assign(&mp.member, &entry.record, &all, &instance)
+            .await
+            .map_err(|e| on_node(e, &mp.member.name, node))
+            .map_err(Error::cloud("move a static IP", svc.name_any()))?;
         tracing::info!(member = %mp.member.name, ip = %record.ip, instance = %instance.0, "static IP moved");
         state.static_ips[i] = StaticIpStatus { record, instance: Some(instance.0) };
         persist_ips(ctx, svc, &state.static_ips).await?;
@@ -156,6 +162,15 @@ pub async fn place_ips(ctx: &Context, svc: &FireCampService, plan: &ServicePlan,
         persist_ips(ctx, svc, &state.static_ips).await?;
     }
     Ok(())
+}
+
+/// A refusal to move a member's IP names the Kubernetes node too (the cloud layer knows only
+/// the instance), so the operator knows which node group's interfaces to fix.
+fn on_node(e: CloudError, member: &MemberName, node: &str) -> CloudError {
+    match e {
+        CloudError::Refused(m) => CloudError::Refused(format!("{m} (member {member} on node {node})")),
+        other => other,
+    }
 }
 
 async fn release(ctx: &Context, svc: &FireCampService, s: &StaticIpStatus) -> Result<()> {
