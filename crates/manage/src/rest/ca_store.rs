@@ -27,7 +27,7 @@ pub enum CaStoreError {
     #[error(transparent)]
     Ca(#[from] ca::CaError),
     #[error("{what} {namespace}/{name}: {source}")]
-    Kube { what: &'static str, namespace: String, name: String, source: kube::Error },
+    Kube { what: &'static str, namespace: String, name: String, source: Box<kube::Error> },
 }
 
 fn labels() -> BTreeMap<String, String> {
@@ -53,7 +53,7 @@ pub async fn ensure(client: &Client, namespace: &str, name: &str) -> Result<CaPe
 
 async fn ensure_secret(client: &Client, namespace: &str, name: &str) -> Result<CaPem, CaStoreError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let kube = |what, source| CaStoreError::Kube { what, namespace: namespace.into(), name: name.into(), source };
+    let kube = |what, source| CaStoreError::Kube { what, namespace: namespace.into(), name: name.into(), source: Box::new(source) };
     // Two replicas starting together: one creates, the other reads what it created.
     for _ in 0..2 {
         if let Some(s) = api.get_opt(name).await.map_err(|e| kube("reading Secret", e))? {
@@ -97,7 +97,7 @@ fn from_secret(s: &Secret, namespace: &str, name: &str) -> Result<CaPem, CaStore
 /// The ConfigMap clients read the CA from; written only when it differs.
 async fn publish(client: &Client, namespace: &str, name: &str, cert: &str) -> Result<(), CaStoreError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let kube = |what, source| CaStoreError::Kube { what, namespace: namespace.into(), name: name.into(), source };
+    let kube = |what, source| CaStoreError::Kube { what, namespace: namespace.into(), name: name.into(), source: Box::new(source) };
     let data = BTreeMap::from([(CA_CERT_KEY.to_string(), cert.to_string())]);
     match api.get_opt(name).await.map_err(|e| kube("reading ConfigMap", e))? {
         Some(cm) if !ours(&cm.metadata) => Err(CaStoreError::NotOurs { kind: "ConfigMap", namespace: namespace.into(), name: name.into() }),
