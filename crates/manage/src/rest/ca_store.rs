@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
 use kube::api::{Api, PostParams};
-use time::OffsetDateTime;
+use firecamp_pki::OffsetDateTime;
 
 use super::ca::{self, CA_CERT_KEY, CA_KEY_KEY, CaPem};
 

@@ -41,7 +41,7 @@ impl CertSource {
         let (certs, key) = match self {
             CertSource::Files { cert, key } => read_files(cert, key)?,
             CertSource::Minted { ca, names, ips } => {
-                let s = ca::issue_serving(ca, names, ips, time::OffsetDateTime::now_utc())?;
+                let s = ca::issue_serving(ca, names, ips, firecamp_pki::OffsetDateTime::now_utc())?;
                 (vec![CertificateDer::from(s.cert)], PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(s.key)))
             }
         };
