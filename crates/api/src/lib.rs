@@ -12,6 +12,9 @@ pub const LOCAL_ADDR: &str = "127.0.0.1:27040";
 
 pub mod since;
 
+#[cfg(feature = "fuzz")]
+pub mod fuzz;
+
 pub mod paths {
     pub const SERVICES: &str = "/v1/services";
     pub const HEALTH: &str = "/healthz";
@@ -250,3 +253,94 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+/// A JSON request body as a `T`; a body that does not fit is an [`ErrorCode::Invalid`] error
+/// naming the field, as its JSON path (`spec.volumes.data.size`, `spec.zones[1]`,
+/// `spec.colour` for an unknown key, `spec` for a missing one), or `body` when the body as a
+/// whole is not JSON or not an object. (serde's own message says which key is unknown or
+/// missing, but not where a value of the wrong type is.) `what` starts the message: "the
+/// request body is not a service".
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let parsed = serde_path_to_error::deserialize(&mut *de);
+    let (mut path, inner) = match parsed {
+        Ok(v) => match de.end() {
+            Ok(()) => return Ok(v),
+            Err(e) => (Vec::new(), e),
+        },
+        Err(e) => {
+            let path = e.path().iter().map(segment).collect();
+            (path, e.into_inner())
+        }
+    };
+    // Control characters of a key or value would reach a terminal with the message.
+    let message: String = inner.to_string().chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect();
+    // A missing or repeated key is reported at the path of the object holding it (an unknown
+    // one at its own).
+    let key = ["missing field `", "duplicate field `"].iter().find_map(|p| message.strip_prefix(p)).and_then(|rest| rest.split('`').next());
+    path.extend(key.map(|k| format!(".{}", shown(k))));
+    let field = match path.concat() {
+        f if f.is_empty() => "body".to_string(),
+        f => f.strip_prefix('.').map(str::to_string).unwrap_or(f),
+    };
+    Err(ApiError { code: ErrorCode::Invalid, message: format!("{what}: {field}: {message}"), fields: vec![FieldErrorBody { field, message }] })
+}
+
+/// A key as it appears in a field name (as the catalog shows them): as given, unless it is
+/// empty or holds characters a terminal would act on; then quoted and escaped.
+fn shown(key: &str) -> String {
+    if key.is_empty() || key.chars().any(char::is_control) { format!("{key:?}") } else { key.to_string() }
+}
+
+/// One step of a field's path: `.key` or `[index]`.
+fn segment(s: &serde_path_to_error::Segment) -> String {
+    use serde_path_to_error::Segment;
+    match s {
+        Segment::Seq { index } => format!("[{index}]"),
+        Segment::Map { key } => format!(".{}", shown(key)),
+        Segment::Enum { variant } => format!(".{variant}"),
+        Segment::Unknown => ".?".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(body: &str) -> (String, String) {
+        let e = parse_body::<CreateService>(body.as_bytes(), "not a service").unwrap_err();
+        assert_eq!(e.code, ErrorCode::Invalid);
+        assert_eq!(e.fields.len(), 1, "{e:?}");
+        assert!(e.message.starts_with(&format!("not a service: {}: ", e.fields[0].field)), "{}", e.message);
+        (e.fields[0].field.clone(), e.fields[0].message.clone())
+    }
+
+    const SPEC: &str = r#""engine":"redis","replicas":3,"zones":["a","b","c"],"volumes":{"data":{"size":"1Gi"}}"#;
+
+    #[test]
+    fn body_errors_name_the_field_by_its_json_path() {
+        assert_eq!(field(&format!(r#"{{"name":"rd","spec":{{{SPEC},"colour":1}}}}"#)).0, "spec.colour");
+        assert_eq!(field(r#"{"name":"rd"}"#).0, "spec");
+        assert_eq!(field(r#"{"name":"rd","spec":{"engine":"redis","replicas":"three"}}"#).0, "spec.replicas");
+        assert_eq!(field(r#"{"name":"rd","spec":{"engine":"mysql"}}"#).0, "spec.engine");
+        assert_eq!(field(r#"{"name":"rd","spec":{"engine":"redis","replicas":3,"zones":["a",7]}}"#).0, "spec.zones[1]");
+        let (f, m) = field(&format!(r#"{{"name":"rd","spec":{{{SPEC},"config":{{"hz":10}}}}}}"#));
+        assert_eq!(f, "spec.config.hz");
+        assert!(m.contains("expected a string"), "{m}");
+        for replicas in ["-1", "99999999999", "1.5", "null", "[]"] {
+            assert_eq!(field(&format!(r#"{{"name":"rd","spec":{{{}}}}}"#, SPEC.replace(":3,", &format!(":{replicas},")))).0, "spec.replicas", "{replicas}");
+        }
+        assert_eq!(field(&format!(r#"{{"name":"rd","spec":{{{SPEC},"replicas":3}}}}"#)).0, "spec.replicas", "a repeated key");
+        assert_eq!(field(r#"{"":1}"#).0, r#""""#, "the empty key");
+        assert_eq!(field(&format!(r#"{{"name":"rd","spec":{{{SPEC},"labels":{{"":[]}}}}}}"#)).0, r#"spec.labels."""#);
+        assert_eq!(field(r#"[7]"#).0, "[0]");
+        let (f, m) = field("{\"a\\u001b[2J\":1}");
+        assert_eq!(f, r#""a\u{1b}[2J""#);
+        assert!(!m.contains('\u{1b}'), "{m}");
+        let valid = format!(r#"{{"name":"rd","spec":{{{SPEC}}}}}"#);
+        for whole in ["", "not json", "42", "[]", "null", &format!("{valid} trailing")] {
+            assert_eq!(field(whole).0, "body", "{whole:?}");
+        }
+        assert!(parse_body::<CreateService>(valid.as_bytes(), "x").is_ok());
+    }
+}

@@ -64,10 +64,9 @@ async fn list(State(rt): Rt) -> Res<Json<ServiceList>> {
 }
 
 /// The body is parsed here, not by axum's extractor, so a bad body is an `Invalid` API error
-/// that names the problem (an unknown engine, a missing field).
+/// that names the field (an unknown engine, a missing field, a value of the wrong type).
 async fn create(State(rt): Rt, body: Bytes) -> Res<impl IntoResponse> {
-    let req: CreateService =
-        serde_json::from_slice(&body).map_err(|e| Fail::from(ApiError::new(ErrorCode::Invalid, format!("the request body is not a service: {e}"))))?;
+    let req: CreateService = firecamp_api::parse_body(&body, "the request body is not a service")?;
     let svc = rt.create(req).await?;
     Ok((StatusCode::CREATED, Json(svc)))
 }
@@ -101,8 +100,7 @@ async fn operation(State(rt): Rt, Path((name, id)): Path<(String, String)>) -> R
 /// `POST …/operations`: 202 with the recorded operation; 400 naming the field, 409 while
 /// another operation of the service is not finished.
 async fn submit_operation(State(rt): Rt, Path(name): Path<String>, body: Bytes) -> Res<impl IntoResponse> {
-    let req: OperationRequest = serde_json::from_slice(&body)
-        .map_err(|e| Fail::from(ApiError::new(ErrorCode::Invalid, format!("the request body is not an operation request: {e}"))))?;
+    let req: OperationRequest = firecamp_api::parse_body(&body, "the request body is not an operation request")?;
     let op = rt.submit_operation(&name, req).await?;
     Ok((StatusCode::ACCEPTED, Json(op)))
 }

@@ -1,71 +1,19 @@
 //! Issue #12, items 2 and 5 on the manage service's REST API: a tenant allowed to create
 //! FireCampServices sends engine parameters that would run commands in the pods, values out of
 //! range, or a reserved annotation. Each is refused with 400 naming the field, and nothing is
-//! written to Kubernetes. The API server here is a fake that approves every token and access
-//! review, serves one existing service, and records every request.
+//! written to Kubernetes. The API server here is a fake (tests/common) that approves every
+//! token and access review, serves one existing service, and records every request.
 
-use std::sync::{Arc, Mutex};
+mod common;
 
-use axum::body::Body as AxumBody;
-use axum::http::{Method, Request, Response, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use firecamp_api::ApiError;
-use firecamp_core::{ClusterConfig, EngineKind};
-use firecamp_manage::crd::{FireCampService, FireCampServiceSpec};
-use firecamp_manage::rest::{AppState, router};
 use serde_json::{Value, json};
-use tower::ServiceExt;
-
-/// A Kubernetes API that says yes to authentication and authorization, has service `rd`, and
-/// refuses (500) any write; `seen` lists "METHOD path" of every request.
-fn fake_kube(seen: Arc<Mutex<Vec<String>>>) -> kube::Client {
-    let mut rd = FireCampService::new("rd", FireCampServiceSpec(firecamp_catalog::examples::spec(EngineKind::Redis, 3)));
-    rd.metadata.namespace = Some("default".into());
-    rd.metadata.resource_version = Some("1".into());
-    let rd = serde_json::to_value(&rd).unwrap();
-    let service = tower::service_fn(move |req: Request<kube::client::Body>| {
-        let (seen, rd) = (seen.clone(), rd.clone());
-        async move {
-            let path = req.uri().path().to_string();
-            seen.lock().unwrap().push(format!("{} {path}", req.method()));
-            let (status, body) = if path.ends_with("/tokenreviews") {
-                (
-                    200,
-                    json!({ "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {}, "status": { "authenticated": true, "audiences": ["firecamp"], "user": { "username": "tenant", "groups": ["system:authenticated"] } } }),
-                )
-            } else if path.ends_with("/subjectaccessreviews") {
-                (200, json!({ "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {}, "status": { "allowed": true } }))
-            } else if req.method() == Method::GET && path.ends_with("/firecampservices/rd") {
-                (200, rd)
-            } else {
-                (500, json!({ "apiVersion": "v1", "kind": "Status", "status": "Failure", "message": "this API server writes nothing", "code": 500 }))
-            };
-            let resp = Response::builder()
-                .status(status)
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(kube::client::Body::from(serde_json::to_vec(&body).unwrap()));
-            Ok::<_, std::convert::Infallible>(resp.unwrap())
-        }
-    });
-    kube::Client::new(service, "default")
-}
 
 async fn post(path: &str, body: Value) -> (StatusCode, ApiError, Vec<String>) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let app = router(Arc::new(AppState::new(fake_kube(seen.clone()), ClusterConfig::new("test"), None)));
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header(header::AUTHORIZATION, "Bearer tenant-token")
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(AxumBody::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap();
-    let resp = app.oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    let (status, bytes, seen) = common::App::new().call(Method::POST, path, serde_json::to_vec(&body).unwrap()).await;
     let err = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not an ApiError ({e}): {}", String::from_utf8_lossy(&bytes)));
-    let seen = seen.lock().unwrap().clone();
-    (status, err, seen)
+    (status, err, seen.iter().map(|s| s.to_string()).collect())
 }
 
 fn spec(engine: &str) -> Value {
@@ -125,5 +73,37 @@ async fn config_operations_refuse_dangerous_parameters_before_anything_is_record
         assert!(e.fields.iter().any(|f| f.field == field), "{field}: {e:?}");
         assert!(seen.iter().any(|r| r.ends_with("/firecampservices/rd")), "the service was read: {seen:?}");
         nothing_written(&seen);
+    }
+}
+
+/// Found by rest_fuzz.rs: kube-rs puts a name into the API path as it is, so a service name of
+/// `../../../../../api/v1/namespaces/kube-system/secrets/x` (sent as `..%2F..%2F…`) made the
+/// manage service read, patch and delete outside the FireCampService collection with its own
+/// rights. A name from a path that is not a DNS label is now refused with 400 naming `name`,
+/// before anything reaches Kubernetes.
+#[tokio::test]
+async fn a_service_name_that_is_not_a_dns_label_never_reaches_kubernetes() {
+    let app = common::App::new();
+    let walk = "..%2F..%2F..%2F..%2F..%2Fapi%2Fv1%2Fnamespaces%2Fkube-system%2Fsecrets%2Fx";
+    for (method, suffix, body) in [
+        (Method::GET, "", ""),
+        (Method::DELETE, "?deleteVolumes=true", ""),
+        (Method::GET, "/members", ""),
+        (Method::POST, "/stop", ""),
+        (Method::POST, "/start", ""),
+        (Method::GET, "/operations", ""),
+        (Method::POST, "/operations", r#"{"kind":"restart"}"#),
+        (Method::GET, "/operations/op-1", ""),
+        (Method::POST, "/operations/op-1/cancel", ""),
+        (Method::GET, "/logs", ""),
+    ] {
+        for name in [walk, "rd%2F..%2F..%2Fother", "RD", "rd.x"] {
+            let uri = format!("/v1/services/{name}{suffix}");
+            let (status, bytes, seen) = app.call(method.clone(), &uri, body.as_bytes().to_vec()).await;
+            let e: ApiError = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{uri}: not an ApiError ({e})"));
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {e:?}");
+            assert_eq!(e.fields.iter().map(|f| f.field.as_str()).collect::<Vec<_>>(), ["name"], "{method} {uri}: {e:?}");
+            assert!(seen.is_empty(), "{method} {uri}: {seen:?}");
+        }
     }
 }

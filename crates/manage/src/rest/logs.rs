@@ -100,6 +100,7 @@ pub async fn logs(
 ) -> Result<Response, Fail> {
     let q = q.map(|Query(q)| q).map_err(|e| fail(ErrorCode::Invalid, format!("bad query parameters: {}", e.body_text())))?;
     let ns = st.namespace(&super::services::Params { namespace: q.namespace.clone(), ..Default::default() })?;
+    super::services::service_name(&name)?;
     st.auth.authorize(&headers, &Access { verb: "get", namespace: &ns, name: Some(&name) }).await?;
     let Some(logs) = st.cloud.logs.clone() else {
         return Err(Fail(

@@ -13,7 +13,7 @@ use firecamp_api::{ApiError, ErrorCode, Operation, OperationKind, OperationList,
 use super::AppState;
 use super::auth::Access;
 use super::error::{Fail, fail, kube_call};
-use super::services::Params;
+use super::services::{Params, service_name, unreadable};
 use crate::operations::{self, RequestError};
 
 type St = State<Arc<AppState>>;
@@ -22,8 +22,9 @@ fn params(q: Result<Query<Params>, QueryRejection>) -> Result<Params, Fail> {
     q.map(|Query(p)| p).map_err(|e| fail(ErrorCode::Invalid, format!("bad query parameters: {}", e.body_text())))
 }
 
+/// The body as an [`OperationRequest`]; a refusal names the field by its JSON path.
 pub fn parse_request(body: &[u8]) -> Result<OperationRequest, Fail> {
-    serde_json::from_slice(body).map_err(|e| fail(ErrorCode::Invalid, format!("the request body is not an operation: {e}")))
+    firecamp_api::parse_body(body, "the request body is not an operation").map_err(Fail::from)
 }
 
 pub fn request_error(e: RequestError, name: &str, ns: &str) -> Fail {
@@ -37,6 +38,7 @@ pub fn request_error(e: RequestError, name: &str, ns: &str) -> Fail {
 
 async fn start_operation(st: &AppState, headers: &HeaderMap, name: &str, p: &Params, req: OperationRequest) -> Result<(StatusCode, Json<Operation>), Fail> {
     let ns = st.namespace(p)?;
+    service_name(name)?;
     st.auth.authorize(headers, &Access { verb: "update", namespace: &ns, name: Some(name) }).await?;
     let op = operations::request(&st.api(&ns), &st.cluster, name, &req, crate::config::FIELD_MANAGER).await.map_err(|e| request_error(e, name, &ns))?;
     tracing::info!(service = %name, namespace = %ns, operation = %op.id, kind = %op.kind, "operation requested");
@@ -51,7 +53,7 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Operation>), Fail> {
     let p = params(q)?;
-    let body = body.map_err(|e| fail(ErrorCode::Invalid, format!("reading the request body: {}", e.body_text())))?;
+    let body = body.map_err(unreadable)?;
     start_operation(&st, &headers, &name, &p, parse_request(&body)?).await
 }
 
@@ -80,6 +82,7 @@ pub async fn cancel(
     q: Result<Query<Params>, QueryRejection>,
 ) -> Result<(StatusCode, Json<Operation>), Fail> {
     let ns = st.namespace(&params(q)?)?;
+    service_name(&name)?;
     st.auth.authorize(&headers, &Access { verb: "update", namespace: &ns, name: Some(&name) }).await?;
     let op = operations::cancel(&st.api(&ns), &name, Some(&id), crate::config::FIELD_MANAGER).await.map_err(|e| request_error(e, &name, &ns))?;
     tracing::info!(service = %name, namespace = %ns, operation = %op.id, "cancel requested");
@@ -88,6 +91,7 @@ pub async fn cancel(
 
 async fn all(st: &AppState, headers: &HeaderMap, name: &str, p: &Params) -> Result<Vec<Operation>, Fail> {
     let ns = st.namespace(p)?;
+    service_name(name)?;
     st.auth.authorize(headers, &Access { verb: "get", namespace: &ns, name: Some(name) }).await?;
     let svc = kube_call(&format!("reading service {name:?}"), st.api(&ns).get_opt(name))
         .await?

@@ -59,13 +59,29 @@ impl AppState {
     }
 }
 
+/// A service name from a request's path, checked before it goes into a Kubernetes API path:
+/// every service's name is a DNS label, and `..` or `/` in one would walk out of the
+/// FireCampService collection (kube-rs puts the name into the path as it is).
+pub(crate) fn service_name(name: &str) -> Res<()> {
+    match firecamp_core::names::dns1123_label_problem(name) {
+        Some(problem) => Err(invalid_field("name", problem)),
+        None => Ok(()),
+    }
+}
+
+/// A body that could not be read (413 when over the limit) is refused naming it.
+pub(crate) fn unreadable(e: BytesRejection) -> Fail {
+    let status = e.status();
+    Fail(invalid_field("body", format!("reading the request body: {}", e.body_text())).0, Some(status))
+}
+
 fn missing(name: &str, ns: &str) -> Fail {
     fail(ErrorCode::NotFound, format!("service {name:?} does not exist in namespace {ns:?}"))
 }
 
-/// The body as a [`CreateService`]; serde's message names an unknown or missing field.
+/// The body as a [`CreateService`]; a refusal names the field by its JSON path.
 pub fn parse_create(body: &[u8]) -> Res<CreateService> {
-    serde_json::from_slice(body).map_err(|e| fail(ErrorCode::Invalid, format!("the request body is not a service: {e}")))
+    firecamp_api::parse_body(body, "the request body is not a service").map_err(Fail::from)
 }
 
 pub async fn create(
@@ -76,7 +92,7 @@ pub async fn create(
 ) -> Res<(StatusCode, Json<Service>)> {
     let ns = st.namespace(&params(q)?)?;
     st.auth.authorize(&headers, &Access { verb: "create", namespace: &ns, name: None }).await?;
-    let body = body.map_err(|e| fail(ErrorCode::Invalid, format!("reading the request body: {}", e.body_text())))?;
+    let body = body.map_err(unreadable)?;
     let req = parse_create(&body)?;
     // The same validation the controller runs, so an invalid spec is refused whole, here.
     let mut cluster = st.cluster.clone();
@@ -104,6 +120,7 @@ pub async fn list(State(st): St, headers: HeaderMap, q: Result<Query<Params>, Qu
 }
 
 async fn read(st: &AppState, headers: &HeaderMap, ns: &str, name: &str) -> Res<Service> {
+    service_name(name)?;
     st.auth.authorize(headers, &Access { verb: "get", namespace: ns, name: Some(name) }).await?;
     let found = kube_call(&format!("reading service {name:?}"), st.api(ns).get_opt(name)).await?;
     found.map(|r| to_service(&r)).ok_or_else(|| missing(name, ns))
@@ -125,6 +142,7 @@ pub async fn members(State(st): St, headers: HeaderMap, Path(name): Path<String>
 pub async fn delete(State(st): St, headers: HeaderMap, Path(name): Path<String>, q: Result<Query<Params>, QueryRejection>) -> Res<Json<Service>> {
     let p = params(q)?;
     let ns = st.namespace(&p)?;
+    service_name(&name)?;
     st.auth.authorize(&headers, &Access { verb: "delete", namespace: &ns, name: Some(&name) }).await?;
     let api = st.api(&ns);
     let patch = crate::crd::delete_volumes_mark(p.delete_volumes);
