@@ -15,6 +15,7 @@ pub mod logs;
 pub mod metrics;
 pub mod openapi;
 pub mod operations;
+pub mod ready;
 pub mod services;
 pub mod tls;
 
@@ -90,20 +91,31 @@ pub struct AppState {
     pub cluster: ClusterConfig,
     pub watch_namespace: Option<String>,
     pub cloud: crate::cloud::Cloud,
+    /// `/readyz`'s last answer.
+    pub readiness: ready::Readiness,
 }
 
 impl AppState {
     pub fn new(client: Client, cluster: ClusterConfig, watch_namespace: Option<String>) -> Self {
-        AppState { auth: auth::Authenticator::new(client.clone()), client, cluster, watch_namespace, cloud: Default::default() }
+        AppState {
+            auth: auth::Authenticator::new(client.clone()),
+            client,
+            cluster,
+            watch_namespace,
+            cloud: Default::default(),
+            readiness: Default::default(),
+        }
     }
 }
 
 /// `/readyz`: 200 when the Kubernetes API answers within 2 s, else 503: a replica cut off from
-/// the API server serves nothing useful, but is not dead (`/healthz`).
+/// the API server serves nothing useful, but is not dead (`/healthz`). It needs no token, so
+/// the answer is kept for 5 s and one check runs at a time ([`ready::Readiness`]).
 async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
-    match tokio::time::timeout(std::time::Duration::from_secs(2), state.client.apiserver_version()).await {
-        Ok(Ok(_)) => (StatusCode::OK, "ok\n"),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "the Kubernetes API does not answer\n"),
+    if state.readiness.check(&state.client).await {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "the Kubernetes API does not answer\n")
     }
 }
 
