@@ -97,14 +97,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(client: Client, cluster: ClusterConfig, watch_namespace: Option<String>) -> Self {
-        AppState {
-            auth: auth::Authenticator::new(client.clone()),
-            client,
-            cluster,
-            watch_namespace,
-            cloud: Default::default(),
-            readiness: Default::default(),
-        }
+        AppState { auth: auth::Authenticator::new(client.clone()), client, cluster, watch_namespace, cloud: Default::default(), readiness: Default::default() }
     }
 }
 
