@@ -2,6 +2,8 @@
 //! the manage service's own CA (its REST API) and one CA per service (its members' TLS). Keys are
 //! ECDSA P-256. Nothing here reads a clock, a file or the network: callers pass `now`.
 
+pub mod bundle;
+
 use std::net::IpAddr;
 
 use rcgen::string::Ia5String;

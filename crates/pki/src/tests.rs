@@ -67,3 +67,36 @@ fn a_damaged_ca_is_refused_naming_the_part() {
     assert!(e.contains("Secret db/pg-tls's certificate"), "{e}");
     assert!(matches!(issue(&CaPem { key: "x".into(), ..ca }, &names(), &[], Usage::Server, Duration::days(1), OffsetDateTime::now_utc()), Err(PkiError::Parse { .. })));
 }
+
+#[test]
+fn a_bundle_is_made_once_then_only_what_changed_is_reissued() {
+    use bundle::{MemberNames, renew};
+    let now = OffsetDateTime::now_utc();
+    let member = |i: u32, ip: Option<&str>| MemberNames { member: format!("pg-{i}"), names: vec![format!("pg-{i}.db.prod-firecamp.com")], ips: ip.map(|a| a.parse().unwrap()).into_iter().collect() };
+    let first = renew(&Default::default(), "FireCamp CA db/pg", &[member(0, None), member(1, None)], now, "Secret db/pg-tls").unwrap();
+    assert!(first.new_ca);
+    assert_eq!(first.issued, ["pg-0", "pg-1"]);
+    assert_eq!(first.data.keys().collect::<Vec<_>>(), ["ca.crt", "ca.key", "pg-0.crt", "pg-0.key", "pg-1.crt", "pg-1.key"]);
+
+    // Nothing changed: nothing issued, the same bytes.
+    let again = renew(&first.data, "ignored", &[member(0, None), member(1, None)], now, "Secret db/pg-tls").unwrap();
+    assert!(!again.new_ca && again.issued.is_empty());
+    assert_eq!(again.data, first.data);
+
+    // A member added, another's address changed, one removed; and later an expiry near.
+    let grown = renew(&first.data, "ignored", &[member(0, None), member(2, None), member(1, Some("10.0.0.9"))], now, "x").unwrap();
+    assert_eq!(grown.issued, ["pg-2", "pg-1"]);
+    assert_eq!(grown.data["ca.crt"], first.data["ca.crt"], "the CA stays");
+    assert_eq!(grown.data["pg-0.crt"], first.data["pg-0.crt"]);
+    let shrunk = renew(&grown.data, "ignored", &[member(0, None)], now, "x").unwrap();
+    assert!(!shrunk.data.contains_key("pg-2.crt") && !shrunk.data.contains_key("pg-1.key"));
+    let later = renew(&shrunk.data, "ignored", &[member(0, None)], now + Duration::days(340), "x").unwrap();
+    assert_eq!(later.issued, ["pg-0"]);
+    assert_ne!(later.data["pg-0.key"], shrunk.data["pg-0.key"], "a renewal makes a new key");
+
+    // A damaged CA is an error naming the store, never a silent new CA.
+    let mut broken = first.data.clone();
+    broken.insert("ca.key".into(), "nonsense".into());
+    let e = renew(&broken, "ignored", &[member(0, None)], now, "Secret db/pg-tls").unwrap_err().to_string();
+    assert!(e.contains("Secret db/pg-tls"), "{e}");
+}
