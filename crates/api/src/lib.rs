@@ -292,6 +292,31 @@ fn shown(key: &str) -> String {
     if key.is_empty() || key.chars().any(char::is_control) { format!("{key:?}") } else { key.to_string() }
 }
 
+/// A request the HTTP layer could not read (a query parameter of the wrong type, a path
+/// segment that is not UTF-8, a body over the limit), from the text of its rejection, as an
+/// [`ErrorCode::Invalid`] error naming what it could not read: the parameter
+/// (`deleteVolumes`, `name`), else `query`, `path` or `body`.
+pub fn rejection(text: &str) -> ApiError {
+    let backticked = |s: &str| s.split('`').nth(1).filter(|k| !k.is_empty()).map(str::to_string);
+    let (field, detail) = if let Some(rest) = text.strip_prefix("Failed to deserialize query string: ") {
+        match rest.split_once(": ") {
+            Some((key, m)) if !key.is_empty() && !key.contains(char::is_whitespace) => (key.to_string(), m.to_string()),
+            _ => ("query".to_string(), rest.to_string()),
+        }
+    } else if let Some(rest) = text.strip_prefix("Invalid URL: ") {
+        (backticked(rest).unwrap_or_else(|| "path".into()), rest.to_string())
+    } else if text.contains("query") {
+        ("query".into(), text.to_string())
+    } else if text.contains("path") {
+        ("path".into(), text.to_string())
+    } else {
+        ("body".into(), text.to_string())
+    };
+    let detail: String = detail.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect();
+    let field = shown(&field);
+    ApiError { code: ErrorCode::Invalid, message: format!("{field}: {detail}"), fields: vec![FieldErrorBody { field, message: detail }] }
+}
+
 /// One step of a field's path: `.key` or `[index]`.
 fn segment(s: &serde_path_to_error::Segment) -> String {
     use serde_path_to_error::Segment;
@@ -342,5 +367,22 @@ mod tests {
             assert_eq!(field(whole).0, "body", "{whole:?}");
         }
         assert!(parse_body::<CreateService>(valid.as_bytes(), "x").is_ok());
+    }
+
+    #[test]
+    fn rejections_name_what_could_not_be_read() {
+        for (text, field) in [
+            ("Failed to deserialize query string: deleteVolumes: provided string was not `true` or `false`", "deleteVolumes"),
+            ("Failed to deserialize query string: invalid unicode", "query"),
+            ("Invalid URL: Invalid UTF-8 in `name`", "name"),
+            ("Invalid URL: Cannot parse `id` with value `x` to a `u32`", "id"),
+            ("Failed to buffer the request body: length limit exceeded", "body"),
+            ("Wrong number of path arguments for `Path`. Expected 1 but got 2", "path"),
+        ] {
+            let e = rejection(text);
+            assert_eq!(e.code, ErrorCode::Invalid);
+            assert_eq!(e.fields[0].field, field, "{text}");
+            assert!(e.message.starts_with(&format!("{field}: ")), "{}", e.message);
+        }
     }
 }

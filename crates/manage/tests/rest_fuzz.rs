@@ -151,18 +151,27 @@ fn encoded(s: &str) -> String {
     s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
-/// Hostile service names, operation ids and namespaces in paths and queries, with every
-/// method: answers as above, and the names never reach Kubernetes unless they are DNS labels
-/// (a `..%2F..%2Fapi%2Fv1%2F…secrets%2Fx` name would otherwise walk out of the collection).
+/// A path segment: a hostile string percent-encoded, or bytes that are not UTF-8.
+fn segment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        // Within what an HTTP server takes as a request line (hyper refuses longer ones itself).
+        6 => hostile_string().prop_filter("a path segment", |s| !s.is_empty() && s.len() < 2000).prop_map(|s| encoded(&s)),
+        1 => prop::collection::vec(any::<u8>(), 1..12).prop_map(|b| b.iter().map(|b| format!("%{b:02X}")).collect()),
+    ]
+}
+
+/// Hostile service names, operation ids, namespaces and query values, with every route:
+/// answers as above (an undecodable path or query too is a JSON ApiError naming what it could
+/// not read), and the names never reach Kubernetes unless they are DNS labels (a
+/// `..%2F..%2Fapi%2Fv1%2F…secrets%2Fx` name would otherwise walk out of the collection).
 #[test]
 fn hostile_paths_and_queries() {
     let name = || {
         prop_oneof![
             2 => Just("rd".to_string()),
-            1 => Just("../../../../../api/v1/namespaces/kube-system/secrets/x".to_string()),
-            1 => Just("rd/../../../../../../api/v1/namespaces/default/secrets".to_string()),
-            // Within what an HTTP server takes as a request line (hyper refuses longer ones itself).
-            4 => hostile_string().prop_filter("a path segment", |s| !s.is_empty() && s.len() < 2000),
+            1 => Just(encoded("../../../../../api/v1/namespaces/kube-system/secrets/x")),
+            1 => Just(encoded("rd/../../../../../../api/v1/namespaces/default/secrets")),
+            4 => segment(),
         ]
     };
     // Every route of a service, and a method no route has.
@@ -181,15 +190,19 @@ fn hostile_paths_and_queries() {
             (Method::PUT, ""),
         ])
     };
-    let short = || hostile_string().prop_filter("a query", |s| s.len() < 2000);
-    let ns = move || prop::option::of(prop_oneof![Just("default".to_string()), short()]);
+    // A query: the namespace, and every other parameter a route reads, each maybe hostile.
+    let query = || {
+        let value = || prop_oneof![3 => Just(String::new()), 1 => prop::sample::select(vec!["true", "false", "default", "60", "rd-1"]).prop_map(String::from), 2 => segment()];
+        prop::collection::vec((prop::sample::select(vec!["namespace", "deleteVolumes", "member", "since", "follow", "x"]), value()), 0..4)
+            .prop_map(|kv| kv.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&"))
+    };
     check(
         1500,
-        move || (route(), name(), short(), ns(), any::<bool>()),
-        |app, rt, ((method, suffix), name, id, ns, volumes)| {
-            let mut uri = format!("/v1/services/{}{}", encoded(&name), suffix.replace("ID", &encoded(&id)));
-            if let Some(ns) = &ns {
-                uri.push_str(&format!("?namespace={}&deleteVolumes={volumes}", encoded(ns)));
+        move || (route(), name(), segment(), query()),
+        |app, rt, ((method, suffix), name, id, query)| {
+            let mut uri = format!("/v1/services/{name}{}", suffix.replace("ID", &id));
+            if !query.is_empty() {
+                uri.push_str(&format!("?{query}"));
             }
             let body = if suffix == "/operations" { br#"{"kind":"restart"}"#.to_vec() } else { Vec::new() };
             let (status, answer, seen) = rt.block_on(app.call(method.clone(), &uri, body));

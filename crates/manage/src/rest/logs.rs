@@ -98,7 +98,7 @@ pub async fn logs(
     Path(name): Path<String>,
     q: Result<Query<LogsQuery>, QueryRejection>,
 ) -> Result<Response, Fail> {
-    let q = q.map(|Query(q)| q).map_err(|e| fail(ErrorCode::Invalid, format!("bad query parameters: {}", e.body_text())))?;
+    let q = q.map(|Query(q)| q).map_err(super::services::bad_query)?;
     let ns = st.namespace(&super::services::Params { namespace: q.namespace.clone(), ..Default::default() })?;
     super::services::service_name(&name)?;
     st.auth.authorize(&headers, &Access { verb: "get", namespace: &ns, name: Some(&name) }).await?;

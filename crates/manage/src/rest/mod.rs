@@ -132,9 +132,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(|| async {
             Fail(ApiError::new(ErrorCode::Invalid, "method not allowed on this path (see /openapi.json)"), Some(StatusCode::METHOD_NOT_ALLOWED))
         })
+        .layer(middleware::map_response(json_errors))
         .layer(middleware::from_fn(catch_panic))
         .layer(middleware::from_fn(metrics::track))
         .with_state(state)
+}
+
+/// An extractor's rejection (a path segment that is not UTF-8, …) is plain text from axum: it
+/// becomes an [`ApiError`] naming what could not be read, like every other error.
+async fn json_errors(resp: Response) -> Response {
+    let json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !resp.status().is_client_error() || json {
+        return resp;
+    }
+    let status = resp.status();
+    let text = axum::body::to_bytes(resp.into_body(), 64 << 10).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    Fail(firecamp_api::rejection(&text), Some(status)).into_response()
 }
 
 /// A handler that panics answers 500 like any other error, and the server goes on.

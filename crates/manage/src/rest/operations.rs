@@ -19,7 +19,7 @@ use crate::operations::{self, RequestError};
 type St = State<Arc<AppState>>;
 
 fn params(q: Result<Query<Params>, QueryRejection>) -> Result<Params, Fail> {
-    q.map(|Query(p)| p).map_err(|e| fail(ErrorCode::Invalid, format!("bad query parameters: {}", e.body_text())))
+    q.map(|Query(p)| p).map_err(super::services::bad_query)
 }
 
 /// The body as an [`OperationRequest`]; a refusal names the field by its JSON path.

@@ -36,7 +36,12 @@ pub struct Params {
 }
 
 fn params(q: Result<Query<Params>, QueryRejection>) -> Res<Params> {
-    q.map(|Query(p)| p).map_err(|e| fail(ErrorCode::Invalid, format!("bad query parameters: {}", e.body_text())))
+    q.map(|Query(p)| p).map_err(bad_query)
+}
+
+/// A query that does not parse, refused naming the parameter.
+pub(crate) fn bad_query(e: QueryRejection) -> Fail {
+    Fail(firecamp_api::rejection(&e.body_text()), Some(e.status()))
 }
 
 impl AppState {
