@@ -43,6 +43,10 @@ pub trait Engine: Sync {
     fn owned_config_key(&self, _key: &str) -> Option<&'static str> {
         None
     }
+    /// Whether members serve TLS with the service CA's certificates (`crate::tls`).
+    fn supports_tls(&self) -> bool {
+        false
+    }
     /// Tasks that finish the service's creation once its members run.
     fn init_tasks(&self, _ctx: &RenderContext) -> Vec<InitTask> {
         Vec::new()

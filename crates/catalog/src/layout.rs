@@ -28,6 +28,8 @@ pub struct MemberPaths {
     pub config_dir: String,
     /// The service Secret's keys, one file each.
     pub secret_dir: String,
+    /// The service CA's certificate and the members' certificates and keys (`crate::tls`).
+    pub tls_dir: String,
     /// The data volume.
     pub data_dir: String,
     /// The journal volume, when the service has one.
@@ -50,7 +52,7 @@ pub trait Layout {
 pub struct KubernetesLayout;
 
 /// The local runtime's layout: every member has its own directory tree on the machine
-/// (`<service_dir>/<member>/{config,secret,data,journal,run}`) and binds its loopback static IP,
+/// (`<service_dir>/<member>/{config,secret,tls,data,journal,run}`) and binds its loopback static IP,
 /// so all members share the engines' standard ports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalLayout {
@@ -72,6 +74,7 @@ impl Layout for LocalLayout {
         MemberPaths {
             config_dir: format!("{dir}/config"),
             secret_dir: format!("{dir}/secret"),
+            tls_dir: format!("{dir}/tls"),
             data_dir: format!("{dir}/data"),
             journal_dir: format!("{dir}/journal"),
             run_dir: format!("{dir}/run"),
@@ -86,6 +89,7 @@ impl Layout for LocalLayout {
 
 pub const K8S_CONFIG_DIR: &str = "/etc/firecamp/config";
 pub const K8S_SECRET_DIR: &str = "/etc/firecamp/secret";
+pub const K8S_TLS_DIR: &str = "/etc/firecamp/tls";
 pub const K8S_DATA_DIR: &str = "/data";
 pub const K8S_JOURNAL_DIR: &str = "/journal";
 pub const K8S_RUN_DIR: &str = "/run/firecamp";
@@ -95,6 +99,7 @@ impl Layout for KubernetesLayout {
         MemberPaths {
             config_dir: K8S_CONFIG_DIR.into(),
             secret_dir: K8S_SECRET_DIR.into(),
+            tls_dir: K8S_TLS_DIR.into(),
             data_dir: K8S_DATA_DIR.into(),
             journal_dir: K8S_JOURNAL_DIR.into(),
             run_dir: K8S_RUN_DIR.into(),

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod postgresql;
 pub mod redis;
 mod render;
+pub mod tls;
 pub mod version;
 pub mod zookeeper;
 
@@ -41,6 +42,7 @@ pub mod examples {
             labels: Default::default(),
             annotations: Default::default(),
             clients: Default::default(),
+            tls: Default::default(),
         }
     }
 

@@ -102,6 +102,7 @@ pub struct MemberPathsView {
     pub config_dir: String,
     pub data_dir: String,
     pub run_dir: String,
+    pub tls_dir: String,
 }
 
 /// Everything about a service that does not depend on where it runs, and its members' files.
@@ -121,6 +122,8 @@ pub struct ServicePlan {
     pub container: ContainerPlan,
     /// Keys of the service Secret (generated passwords); empty when the engine has none.
     pub secret_keys: Vec<&'static str>,
+    /// Members serve TLS with certificates of the service's CA (`crate::tls`).
+    pub tls: bool,
     /// The role the client Service selects; all members when `None`.
     pub client_role: Option<Role>,
     pub members: Vec<MemberPlan>,
@@ -250,7 +253,7 @@ pub fn plan_with_primary(
                 member: m.clone(),
                 role: *role,
                 shard: *shard,
-                paths: MemberPathsView { config_dir: paths.config_dir, data_dir: paths.data_dir, run_dir: paths.run_dir },
+                paths: MemberPathsView { config_dir: paths.config_dir, data_dir: paths.data_dir, run_dir: paths.run_dir, tls_dir: paths.tls_dir },
                 files,
             }
         })
@@ -263,6 +266,7 @@ pub fn plan_with_primary(
         ports: eng.ports(&resolved),
         container: eng.container(&version),
         secret_keys: eng.secret_keys().to_vec(),
+        tls: eng.supports_tls(),
         client_role: eng.client_role(&resolved),
         resources,
         version,

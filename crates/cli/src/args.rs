@@ -282,6 +282,9 @@ pub struct CreateArgs {
     /// Render no NetworkPolicy: every pod of the cluster may reach the members' ports.
     #[arg(long)]
     pub no_network_policy: bool,
+    /// Accept clients that do not use TLS as well (members always use it among themselves).
+    #[arg(long)]
+    pub allow_plaintext: bool,
     /// An engine parameter for every member (repeatable); only the engine's allow-list
     /// (docs/service-spec.md#engine-parameters).
     #[arg(long = "set", value_name = "KEY=VALUE")]

@@ -85,6 +85,26 @@ pub struct ServiceSpec {
     /// Kubernetes, the service's NetworkPolicy).
     #[serde(default, skip_serializing_if = "Clients::is_default")]
     pub clients: Clients,
+    /// How clients connect to engines that serve TLS (every member does, with a certificate
+    /// from the service's own CA).
+    #[serde(default, skip_serializing_if = "TlsSpec::is_default")]
+    pub tls: TlsSpec,
+}
+
+/// TLS is always on for engines that support it; this only says whether plain connections are
+/// accepted as well (refused by default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsSpec {
+    /// Also accept clients that do not use TLS (members among themselves always use it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_plaintext: bool,
+}
+
+impl TlsSpec {
+    pub fn is_default(&self) -> bool {
+        *self == TlsSpec::default()
+    }
 }
 
 /// The clients admitted to a service's ports. The members, the manage service and the pods of

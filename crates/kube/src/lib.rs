@@ -12,6 +12,7 @@ pub mod rbac;
 pub mod services;
 pub mod statefulset;
 pub mod storage;
+pub mod tls;
 
 use firecamp_catalog::ServicePlan;
 
@@ -30,6 +31,8 @@ pub fn build(plan: &ServicePlan, secrets: &Secrets) -> Vec<Object> {
     if let Some(s) = config::secret(plan, secrets) {
         out.push(Object::Secret(s));
     }
+    // Its content is the manage service's to make (firecamp_pki::bundle), never printed.
+    out.extend(tls::secrets(plan, None).into_iter().map(Object::Secret));
     out.extend(plan.members.iter().map(|m| Object::ConfigMap(config::config_map(plan, m))));
     out.extend(storage::claims(plan).into_iter().map(Object::PersistentVolumeClaim));
     out.push(Object::Service(services::headless(plan)));

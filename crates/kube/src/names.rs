@@ -30,6 +30,16 @@ pub fn secret(service: &str) -> String {
     format!("{service}-credentials")
 }
 
+/// The service CA's certificate and its members' certificates and keys (`crate::tls`).
+pub fn tls_secret(service: &str) -> String {
+    format!("{service}-tls")
+}
+
+/// The service CA's certificate and key; read by the manage service only.
+pub fn ca_secret(service: &str) -> String {
+    format!("{service}-ca")
+}
+
 /// The ServiceAccount, Role and RoleBinding of the members (member-init reads its ConfigMap).
 pub fn member_account(service: &str) -> String {
     format!("{service}-member")

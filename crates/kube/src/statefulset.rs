@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use firecamp_catalog::layout::{K8S_CONFIG_DIR, K8S_DATA_DIR, K8S_JOURNAL_DIR, K8S_RUN_DIR, K8S_SECRET_DIR};
+use firecamp_catalog::layout::{K8S_CONFIG_DIR, K8S_DATA_DIR, K8S_JOURNAL_DIR, K8S_RUN_DIR, K8S_SECRET_DIR, K8S_TLS_DIR};
 use firecamp_catalog::{Probe, ServicePlan};
 use firecamp_core::EngineKind;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy};
@@ -23,6 +23,7 @@ use crate::{meta, storage};
 
 const CONFIG: &str = "config";
 const SECRET: &str = "secret";
+const TLS: &str = "tls";
 const RUN: &str = "run";
 const TMP: &str = "tmp";
 const TOKEN: &str = "member-init-token";
@@ -71,6 +72,17 @@ fn pod_template(plan: &ServicePlan) -> PodTemplateSpec {
             secret: Some(SecretVolumeSource {
                 secret_name: Some(names::secret(&plan.name)),
                 // Group-readable: files belong to root and the engine reads them through fsGroup.
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    if plan.tls {
+        volumes.push(Volume {
+            name: TLS.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(names::tls_secret(&plan.name)),
                 default_mode: Some(0o440),
                 ..Default::default()
             }),
@@ -262,6 +274,9 @@ fn engine_container(plan: &ServicePlan) -> Container {
     let mut mounts = vec![mount(CONFIG, K8S_CONFIG_DIR, true), mount(RUN, K8S_RUN_DIR, false), mount(TMP, "/tmp", false)];
     if !plan.secret_keys.is_empty() {
         mounts.push(mount(SECRET, K8S_SECRET_DIR, true));
+    }
+    if plan.tls {
+        mounts.push(mount(TLS, K8S_TLS_DIR, true));
     }
     mounts.extend(data_mounts(plan));
     Container {

@@ -131,7 +131,8 @@ fn postgresql_replicas_stream_from_the_primary_by_dns_name_through_slots() {
     assert!(env.contains("INITIAL_ROLE='primary'") && env.contains("REPLICA_SLOTS='pg_1 pg_2'"), "{env}");
     assert!(env.contains("WAL_DIR='/journal/pg_wal'"), "{env}");
     let hba = config_file(&objs, "pg-0", "pg_hba.conf");
-    assert!(hba.contains("host    replication  replicator  10.0.0.0/16"), "{hba}");
+    assert!(hba.contains("hostssl replication  replicator  10.0.0.0/16"), "{hba}");
+    assert!(conf.contains("sslmode=verify-full sslrootcert=/etc/firecamp/tls/ca.crt"), "{conf}");
     assert!(!hba.contains("0.0.0.0/0"), "{hba}");
     let sync_objs = objects_of("postgresql-sync");
     let sync = config_file(&sync_objs, "pgs-0", "postgresql.conf");
@@ -231,4 +232,38 @@ fn the_network_policy_admits_the_namespace_the_manage_service_and_the_named_clie
     spec.clients.network_policy = false;
     let objs = build(&common::plan_of(name, &spec, &ips), &Secrets::Redacted);
     assert!(!objs.iter().any(|o| matches!(o, Object::NetworkPolicy(_))));
+}
+
+/// Issue #13: members serve TLS with certificates of the service's CA. The pods mount the
+/// members' Secret, never the CA's; no ConfigMap holds a key or a certificate; clients must use
+/// TLS unless the service allows plain connections, and replication always does.
+#[test]
+fn postgresql_members_serve_tls_from_the_service_ca_and_keys_stay_out_of_config_maps() {
+    let objs = objects_of("postgresql-async");
+    let secrets: Vec<&str> = objs.iter().filter_map(|o| if let Object::Secret(s) = o { s.metadata.name.as_deref() } else { None }).collect();
+    assert_eq!(secrets, ["pg-credentials", "pg-ca", "pg-tls"]);
+    let spec = &sts(&objs).spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let mounted: Vec<&str> = spec.volumes.iter().flatten().filter_map(|v| v.secret.as_ref()?.secret_name.as_deref()).collect();
+    assert_eq!(mounted, ["pg-credentials", "pg-tls"], "the CA's key is never mounted");
+    let mounts = spec.containers[0].volume_mounts.as_ref().unwrap();
+    assert!(mounts.iter().any(|m| m.mount_path == "/etc/firecamp/tls" && m.read_only == Some(true)), "{mounts:?}");
+    for o in &objs {
+        if let Object::ConfigMap(c) = o {
+            let text = serde_json::to_string(&c.data).unwrap();
+            assert!(!text.contains("PRIVATE KEY") && !text.contains("BEGIN CERTIFICATE"), "{:?} holds key material", c.metadata.name);
+        }
+    }
+    let conf = config_file(&objs, "pg-0", "postgresql.conf");
+    assert!(conf.contains("ssl = on\n") && conf.contains("ssl_key_file = '/run/firecamp/tls.key'"), "{conf}");
+
+    let mut open = spec_of("postgresql-async");
+    open.tls.allow_plaintext = true;
+    let plan = common::plan_of("pg", &open, &Default::default());
+    let objs = build(&plan, &Secrets::Redacted);
+    let hba = config_file(&objs, "pg-0", "pg_hba.conf");
+    assert!(hba.contains("hostssl replication") && hba.contains("host    all          all         10.0.0.0/16"), "{hba}");
+}
+
+fn spec_of(case: &str) -> firecamp_core::ServiceSpec {
+    common::cases().into_iter().find(|c| c.0 == case).unwrap().2
 }

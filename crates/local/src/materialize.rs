@@ -64,6 +64,8 @@ pub struct MemberFiles<'a> {
     pub plan: &'a MemberPlan,
     pub secret_dir: &'a Path,
     pub secrets: &'a BTreeMap<String, String>,
+    /// The member's TLS files, written to its plan's `tls_dir` (none when the engine has no TLS).
+    pub tls: &'a BTreeMap<String, String>,
     pub has_journal: bool,
     pub owner: Option<(u32, u32)>,
     /// When set, DNS names in the files are replaced by these addresses.
@@ -86,6 +88,13 @@ pub fn member(m: &MemberFiles) -> Result<()> {
     mkdir(m.secret_dir, 0o700, m.owner)?;
     for (k, v) in m.secrets {
         write(&m.secret_dir.join(k), v, 0o600, m.owner)?;
+    }
+    if !m.tls.is_empty() {
+        let tls = Path::new(&m.plan.paths.tls_dir);
+        mkdir(tls, 0o700, m.owner)?;
+        for (k, v) in m.tls {
+            write(&tls.join(k), v, 0o600, m.owner)?;
+        }
     }
     for d in [Path::new(&m.plan.paths.data_dir), Path::new(&m.plan.paths.run_dir)] {
         own_tree_if_exists(d, m.owner)?;

@@ -161,6 +161,7 @@ impl Runtime {
     /// Writes the service's files and starts its members (and its init task if unfinished).
     pub(crate) async fn start_service(self: &Arc<Self>, rec: &ServiceRecord, installed: &Installed) -> Result<()> {
         let plan = self.plan_of(rec, installed)?;
+        let rec = &self.ensure_tls(rec, &plan)?;
         self.prepare_service(rec, installed)?;
         for m in &plan.members {
             self.write_member(rec, &plan, m.member.name.as_str())?;
@@ -195,6 +196,33 @@ impl Runtime {
         Ok(())
     }
 
+    /// The service's TLS bundle made or brought up to date (`firecamp_pki::bundle`), and recorded
+    /// when it changed: a member's certificate names its DNS name, its address and `localhost`.
+    pub(crate) fn ensure_tls(&self, rec: &ServiceRecord, plan: &ServicePlan) -> Result<ServiceRecord> {
+        if !plan.tls {
+            return Ok(rec.clone());
+        }
+        let members: Vec<firecamp_pki::bundle::MemberNames> = plan
+            .members
+            .iter()
+            .map(|m| firecamp_pki::bundle::MemberNames {
+                member: m.member.name.to_string(),
+                names: vec![m.member.dns_name.clone(), "localhost".into()],
+                ips: rec.ips.get(m.member.name.as_str()).map(|ip| std::net::IpAddr::from(*ip)).into_iter().collect(),
+            })
+            .collect();
+        let store = format!("the runtime's record of {}", rec.name);
+        let bundle = firecamp_pki::bundle::renew(&rec.tls, &firecamp_catalog::tls::ca_name(None, &rec.name), &members, firecamp_pki::OffsetDateTime::now_utc(), &store)
+            .map_err(|e| LocalError::Internal(format!("TLS of {}: {e}", rec.name)))?;
+        if bundle.data == rec.tls {
+            return Ok(rec.clone());
+        }
+        let mut updated = rec.clone();
+        updated.tls = bundle.data;
+        self.store.put(&updated)?;
+        Ok(updated)
+    }
+
     /// Writes one member's files from `plan` (the running server reads them at its next start
     /// or reload).
     pub(crate) fn write_member(&self, rec: &ServiceRecord, plan: &ServicePlan, member: &str) -> Result<()> {
@@ -208,6 +236,7 @@ impl Runtime {
             plan: m,
             secret_dir: &member_dir.join("secret"),
             secrets: &rec.secrets,
+            tls: &member_tls(rec, member),
             has_journal: rec.spec.volumes.journal.is_some(),
             owner: self.member_user(rec.spec.engine)?,
             ip_fallback: fallback,
@@ -350,6 +379,7 @@ impl Runtime {
             desired: Desired::Running,
             init: InitProgress { message: Some("starting members".into()), ..Default::default() },
             primary: None,
+            tls: retained.as_ref().map(|r| r.tls.clone()).unwrap_or_default(),
         };
         let plan = self.plan_of(&rec, &installed)?;
         rec.secrets = match &retained {
@@ -419,7 +449,7 @@ impl Runtime {
                     let _ = std::fs::remove_dir_all(service_dir.join(m).join(sub));
                 }
             }
-            self.store.set_retained(name, Some(&Retained { engine: rec.spec.engine, ips: rec.ips.clone(), secrets: rec.secrets.clone() }))?;
+            self.store.set_retained(name, Some(&Retained { engine: rec.spec.engine, ips: rec.ips.clone(), secrets: rec.secrets.clone(), tls: rec.tls.clone() }))?;
         }
         self.store.remove(name)?;
         self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
@@ -507,13 +537,17 @@ impl Runtime {
         let members: Vec<String> = match member {
             Some(m) if rec.ips.contains_key(m) => vec![m.to_string()],
             Some(m) => {
-                return Err(LocalError::BadRequest(format!(
-                    "{m:?} is not a member of {name}; members: {}",
-                    rec.ips.keys().cloned().collect::<Vec<_>>().join(", ")
-                )));
+                return Err(LocalError::invalid("member", format!("{m:?} is not a member of {name}; members: {}", rec.ips.keys().cloned().collect::<Vec<_>>().join(", "))));
             }
             None => rec.ips.keys().cloned().collect(),
         };
         Ok(members.into_iter().map(|m| (m.clone(), self.log_sink(name, &m))).collect())
     }
+}
+
+/// A member's TLS files: the CA's certificate, its own certificate and key (never the CA's key
+/// nor another member's).
+fn member_tls(rec: &ServiceRecord, member: &str) -> BTreeMap<String, String> {
+    use firecamp_catalog::tls::{CA_FILE, cert_file, key_file};
+    [CA_FILE.to_string(), cert_file(member), key_file(member)].into_iter().filter_map(|k| rec.tls.get(&k).map(|v| (k, v.clone()))).collect()
 }

@@ -74,6 +74,10 @@ pub struct ServiceRecord {
     /// primary (PostgreSQL, Redis replication). Rendered configs and restarts follow it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary: Option<String>,
+    /// The service's TLS bundle (`firecamp_pki::bundle`: its CA, each member's certificate and
+    /// key); only ever written to members' TLS files.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tls: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for ServiceRecord {
@@ -95,6 +99,9 @@ pub struct Retained {
     pub engine: firecamp_core::EngineKind,
     pub ips: BTreeMap<String, Ipv4Addr>,
     pub secrets: BTreeMap<String, String>,
+    /// The CA clients trust survives a re-creation with the kept data.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tls: BTreeMap<String, String>,
 }
 
 pub struct Store {

@@ -25,6 +25,10 @@ pub enum Error {
     /// adopts them (they would be changed, mounted and garbage-collected with the service).
     #[error("refusing to take over objects this service does not own: {}", .0.join("; "))]
     NotOwned(Vec<String>),
+    /// The service's CA cannot sign (a damaged `<service>-ca` Secret): never replaced silently,
+    /// since every client trusts it.
+    #[error("TLS: {0}")]
+    Tls(#[from] firecamp_pki::PkiError),
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
@@ -48,6 +52,7 @@ impl Error {
             Error::MissingField(_) => "MalformedResource",
             Error::Cloud { .. } => "CloudError",
             Error::NotOwned(_) => "ObjectNotOwned",
+            Error::Tls(_) => "TlsError",
             Error::Finalizer(_) => "FinalizerError",
         }
     }

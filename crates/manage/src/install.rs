@@ -128,8 +128,9 @@ fn namespaced_rules() -> Vec<PolicyRule> {
         rule(&["firecamp.dev"], &["firecampservices/status", "firecampservices/finalizers"], &["get", "update", "patch"]),
         rule(&["apps"], &["statefulsets"], MANAGE),
         rule(&[""], &["services", "configmaps", "serviceaccounts"], MANAGE),
-        // Passwords are generated once and read by name; never listed.
-        rule(&[""], &["secrets"], &["get", "create"]),
+        // Passwords are generated once and read by name; never listed. Patched: the TLS
+        // Secrets, when a member's certificate is issued or renewed.
+        rule(&[""], &["secrets"], &["get", "create", "patch"]),
         rule(&[""], &["persistentvolumeclaims"], &["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]),
         // Pods: read for status, labelled with member and role, deleted for ordered restarts.
         rule(&[""], &["pods"], &["get", "list", "watch", "patch", "delete"]),

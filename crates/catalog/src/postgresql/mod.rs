@@ -104,6 +104,10 @@ const OWNED: &[(&str, &str)] = &[
     ("wal_level", "streaming replication needs wal_level replica"),
     ("wal_log_hints", "a demoted primary may need pg_rewind"),
     ("logging_collector", "logs go to stderr, the member's log"),
+    ("ssl", "TLS is always on, with the member's certificate from the service's CA"),
+    ("ssl_cert_file", "the member's certificate comes from the service's CA"),
+    ("ssl_key_file", "the member's key comes from the service's CA"),
+    ("ssl_ca_file", "the service's CA is FireCamp's"),
     ("log_destination", "logs go to stderr, the member's log"),
 ];
 
@@ -149,6 +153,10 @@ impl Engine for PostgreSql {
 
     fn needs_static_ip(&self) -> bool {
         false
+    }
+
+    fn supports_tls(&self) -> bool {
+        true
     }
 
     fn default_resources(&self) -> Resources {
@@ -232,6 +240,13 @@ fn postgresql_conf(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> Stri
         .set("unix_socket_directories", q(&paths.run_dir))
         .set("max_connections", opts.max_connections.unwrap_or(200))
         .set("password_encryption", q("scram-sha-256"));
+    // start.sh copies the member's certificate and key from the TLS directory (the key private).
+    c.section("TLS with the member's certificate from the service's CA (pg_hba.conf says who must use it).")
+        .set("ssl", "on")
+        .set("ssl_cert_file", q(&format!("{}/tls.crt", paths.run_dir)))
+        .set("ssl_key_file", q(&format!("{}/tls.key", paths.run_dir)))
+        .set("ssl_ca_file", q(&format!("{}/{}", paths.tls_dir, crate::tls::CA_FILE)))
+        .set("ssl_min_protocol_version", q("TLSv1.2"));
 
     let mem = memory_limit_mib(ctx.resources).unwrap_or(1024);
     c.section(&format!("Memory, sized from the member's memory limit ({mem} MiB)."))
@@ -261,8 +276,12 @@ fn postgresql_conf(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> Stri
             .set(
                 "primary_conninfo",
                 q(&format!(
-                    "host={} port={PORT} user={REPLICATION_USER} passfile={}/pgpass application_name={} sslmode=prefer",
-                    primary.dns_name, paths.run_dir, m.name
+                    "host={} port={PORT} user={REPLICATION_USER} passfile={}/pgpass application_name={} sslmode=verify-full sslrootcert={}/{}",
+                    primary.dns_name,
+                    paths.run_dir,
+                    m.name,
+                    paths.tls_dir,
+                    crate::tls::CA_FILE
                 )),
             )
             .set("primary_slot_name", q(&slot_name(m.name.as_str())));
@@ -301,16 +320,26 @@ fn q(s: &str) -> String {
 
 fn pg_hba_conf(ctx: &RenderContext, m: &Member) -> String {
     let mut out: String = header("PostgreSQL client authentication", m.name.as_str(), ctx.name).lines().map(|l| format!("# {l}\n")).collect();
-    out.push_str("# Only the cluster's networks are admitted, always with a password (SCRAM).\n");
+    out.push_str("# Only the cluster's networks are admitted, always with a password (SCRAM), over TLS\n");
+    out.push_str("# (hostssl): a connection without it matches no line and is refused. Replication always\n");
+    // `host` matches connections with and without TLS.
+    let clients = if ctx.spec.tls.allow_plaintext {
+        out.push_str("# uses TLS; clients may also connect without it (spec.tls.allowPlaintext).\n");
+        "host   "
+    } else {
+        out.push_str("# uses TLS, and so do clients.\n");
+        "hostssl"
+    };
     out.push_str("# TYPE  DATABASE     USER        ADDRESS              METHOD\n");
     out.push_str("local   all          postgres                         peer\n");
     out.push_str("local   all          all                              scram-sha-256\n");
+    // The member's own loopback: inside its pod, or the local runtime's machine.
     out.push_str("host    all          all         127.0.0.1/32         scram-sha-256\n");
     for net in &ctx.cluster.networks {
-        out.push_str(&format!("host    replication  {REPLICATION_USER:<10}  {net:<20} scram-sha-256\n"));
+        out.push_str(&format!("hostssl replication  {REPLICATION_USER:<10}  {net:<20} scram-sha-256\n"));
     }
     for net in &ctx.cluster.networks {
-        out.push_str(&format!("host    all          all         {net:<20} scram-sha-256\n"));
+        out.push_str(&format!("{clients} all          all         {net:<20} scram-sha-256\n"));
     }
     out
 }
@@ -338,6 +367,7 @@ fn member_env(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> String {
             ("REPLICATION_USER", REPLICATION_USER.into()),
             ("CONFIG_DIR", paths.config_dir.clone()),
             ("SECRET_DIR", paths.secret_dir.clone()),
+            ("TLS_DIR", paths.tls_dir.clone()),
             ("RUN_DIR", paths.run_dir.clone()),
             ("PGDATA", data_dir(paths)),
             ("WAL_DIR", wal_dir(ctx, paths).unwrap_or_default()),

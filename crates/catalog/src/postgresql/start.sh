@@ -19,6 +19,12 @@ read_secret() {
   [[ "$v" =~ ^[A-Za-z0-9]+$ ]] || { log "secret $1 must be alphanumeric"; exit 1; }
   printf '%s' "$v"
 }
+# TLS: the member's certificate and key from the service's CA, copied at every start (a renewed
+# certificate takes effect); PostgreSQL refuses a key that others can read. Every client this
+# script runs (pg_basebackup, pg_isready) verifies the primary's certificate.
+install -m 0644 "$TLS_DIR/$MEMBER.crt" "$RUN_DIR/tls.crt"
+install -m 0600 "$TLS_DIR/$MEMBER.key" "$RUN_DIR/tls.key"
+export PGSSLMODE=verify-full PGSSLROOTCERT="$TLS_DIR/ca.crt"
 # The passfile is made from the Secret at every start, so a rotated password takes effect.
 printf '*:*:*:%s:%s\n' "$REPLICATION_USER" "$(read_secret replication-password)" > "$RUN_DIR/pgpass"
 export PGPASSFILE="$RUN_DIR/pgpass"

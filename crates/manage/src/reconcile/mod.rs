@@ -6,6 +6,7 @@ pub mod cloud;
 pub mod init;
 pub mod ownership;
 pub mod status;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -172,6 +173,16 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
     let objects = build(&plan, &Secrets::Redacted);
     for o in &objects {
         match o {
+            // Both TLS Secrets at the first (the CA's), before the StatefulSet mounts them.
+            o if tls::is_tls_secret(&plan, o) => {
+                if o.name() == names::ca_secret(&name) {
+                    let changed = tls::ensure(&ctx.client, &ctx.config.field_manager, &plan, &owner).await?;
+                    if !changed.is_empty() {
+                        let what = format!("TLS certificates issued in {}: {}", names::tls_secret(&name), changed.join(", "));
+                        event(ctx, svc, EventType::Normal, "CertificatesIssued", what).await;
+                    }
+                }
+            }
             Object::Secret(redacted) => {
                 // Passwords are generated only when the Secret does not exist yet.
                 let generate = || {
