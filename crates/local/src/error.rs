@@ -33,6 +33,13 @@ pub enum LocalError {
 }
 
 impl LocalError {
+    /// A 400 naming one field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> LocalError {
+        let mut errs = ValidationErrors::default();
+        errs.push(field, message);
+        LocalError::Invalid(errs)
+    }
+
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalError {
         let context = context.into();
         move |source| LocalError::Io { context, source }

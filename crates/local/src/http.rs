@@ -55,8 +55,22 @@ pub fn router(rt: Arc<Runtime>, token: Arc<crate::guard::Token>) -> Router {
         .route("/v1/services/{name}/operations/{id}", get(operation))
         .route("/v1/services/{name}/operations/{id}/cancel", post(cancel_operation))
         .fallback(|| async { Fail::from(ApiError::new(ErrorCode::NotFound, "no such path in the FireCamp API")) })
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(rt)
         .layer(axum::middleware::from_fn_with_state(token, crate::guard::check))
+}
+
+/// An extractor's rejection (a body over the limit, a query parameter of the wrong type, a path
+/// segment that is not UTF-8) is plain text from axum: it becomes an [`ApiError`] naming what
+/// could not be read, like every other error.
+async fn json_errors(resp: Response) -> Response {
+    let json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !resp.status().is_client_error() || json {
+        return resp;
+    }
+    let status = resp.status();
+    let text = axum::body::to_bytes(resp.into_body(), 64 << 10).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    Fail(firecamp_api::rejection(&text), Some(status)).into_response()
 }
 
 async fn list(State(rt): Rt) -> Res<Json<ServiceList>> {
@@ -124,7 +138,7 @@ struct LogsQuery {
 /// Lines of one member, or of all (each prefixed with its member's name, merged by time).
 async fn logs(State(rt): Rt, Path(name): Path<String>, Query(q): Query<LogsQuery>) -> Res<Response> {
     let since = match q.since.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => Some(parse_since(s, SystemTime::now()).map_err(|e| Fail::from(ApiError::new(ErrorCode::Invalid, e)))?),
+        Some(s) => Some(parse_since(s, SystemTime::now()).map_err(|e| Fail::from(LocalError::invalid("since", e)))?),
         None => None,
     };
     let sinks = rt.member_logs(&name, q.member.as_deref().filter(|m| !m.is_empty()))?;

@@ -136,7 +136,7 @@ impl Runtime {
     pub fn cancel_operation(&self, service: &str, id: &str) -> Result<Operation> {
         let mut r = self.store.operation(service, id)?.ok_or_else(|| LocalError::Missing(format!("service {service:?} has no operation {id:?}")))?;
         if r.operation.phase.is_terminal() {
-            return Err(LocalError::BadRequest(format!("id: operation {id} already ended ({})", r.operation.phase.as_str())));
+            return Err(LocalError::invalid("id", format!("operation {id} already ended ({})", r.operation.phase.as_str())));
         }
         // The executor's next write carries the request (see `save`); nothing is written here,
         // so the record never goes back to an older state of its steps.

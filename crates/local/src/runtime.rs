@@ -351,7 +351,11 @@ impl Runtime {
         // The spec's own rules first (no addresses needed for them), all errors at once.
         plan(&name, &spec, &self.cluster(), &KubernetesLayout, &BTreeMap::new())?;
         let redis_cluster = spec.engine == EngineKind::Redis && spec.redis.as_ref().is_some_and(|r| r.mode == RedisMode::Cluster);
-        let installed = servers::detect(&self.cfg, spec.engine, spec.version.as_deref(), redis_cluster)?;
+        // A version other than the installed server's is the spec's mistake: named as such.
+        let installed = servers::detect(&self.cfg, spec.engine, spec.version.as_deref(), redis_cluster).map_err(|e| match e {
+            LocalError::BadRequest(m) => LocalError::invalid("spec.version", m),
+            e => e,
+        })?;
         spec.version = Some(installed.catalog_version.to_string());
         self.member_user(spec.engine)?;
 
