@@ -32,6 +32,9 @@ pub struct Config {
     pub hold_operations_after_steps: Option<usize>,
     /// A member's log is rotated when it passes this size (`member.log.1`, `.2` kept).
     pub member_log_max_bytes: u64,
+    /// The group whose members may read the API token, when it exists (`firecamp`, as
+    /// Docker's `docker`; tests name another).
+    pub token_group: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -57,6 +60,7 @@ impl Config {
             bin_dirs: BinDirs::default(),
             hold_operations_after_steps: None,
             member_log_max_bytes: crate::logs::DEFAULT_MAX_BYTES,
+            token_group: crate::guard::GROUP.into(),
         }
     }
 

@@ -76,8 +76,9 @@ fn prepare_dir(dir: &Path) -> Result<()> {
 /// Starts the manage service in this process.
 pub async fn start(cfg: Config) -> Result<Daemon> {
     crate::guard::check_listen(cfg.listen)?;
+    crate::guard::check_dns_listen(cfg.dns_listen)?;
     prepare_dir(&cfg.dir)?;
-    let token = Arc::new(crate::guard::load_or_create(&cfg.token_path())?);
+    let token = Arc::new(crate::guard::load_or_create(&cfg.token_path(), &cfg.token_group)?);
     let store = Store::open(&cfg.store_path())?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

@@ -36,10 +36,11 @@ impl Token {
     }
 }
 
-/// The token in `path`, created (48 random alphanumerics) when missing. The file is 0600, or
-/// 0640 with group `firecamp` when that group exists; its mode is set again at every start.
-pub fn load_or_create(path: &Path) -> Result<Token> {
-    let group = nix::unistd::Group::from_name(GROUP).ok().flatten().map(|g| g.gid);
+/// The token in `path`, created (48 random alphanumerics) when missing. The file belongs to the
+/// daemon's user and is 0600, or 0640 with group `group` (`firecamp`, [`GROUP`]) when that
+/// group exists; its mode and group are set again at every start.
+pub fn load_or_create(path: &Path, group: &str) -> Result<Token> {
+    let group = nix::unistd::Group::from_name(group).ok().flatten().map(|g| g.gid);
     let existing = std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| s.len() >= 32);
     let token = match existing {
         Some(t) => t,
@@ -76,6 +77,19 @@ pub fn check_listen(addr: SocketAddr) -> Result<()> {
     Err(LocalError::BadRequest(format!(
         "--listen {addr}: the local runtime's API serves plain HTTP (no TLS), so it listens on a loopback address only (127.0.0.1, ::1); \
          reach it from elsewhere through an SSH tunnel"
+    )))
+}
+
+/// The embedded DNS server answers whoever reaches it (UDP, so also to a forged source address)
+/// with the names and addresses of this machine's members, which only local processes can
+/// reach: it listens on loopback only, like the API.
+pub fn check_dns_listen(addr: SocketAddr) -> Result<()> {
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(LocalError::BadRequest(format!(
+        "--dns-listen {addr}: the local runtime's DNS server answers for this machine's members, whose addresses are loopback addresses \
+         only local processes reach, so it listens on a loopback address only (127.0.0.1, ::1)"
     )))
 }
 
@@ -166,15 +180,51 @@ mod tests {
         assert!(!t.matches(b"abd") && !t.matches(b"ab") && !t.matches(b""));
     }
 
+    /// Mode, owner and group of a file.
+    fn stat(p: &Path) -> (u32, u32, u32) {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(p).unwrap();
+        (m.mode() & 0o7777, m.uid(), m.gid())
+    }
+
+    /// What docs/local.md promises: 48 alphanumerics kept across starts, in a file of the
+    /// daemon's user, 0600 without the group; the mode is set again at every start.
     #[test]
     fn token_file_is_private_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("api-token");
-        let a = load_or_create(&p).unwrap();
-        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
-        assert!(mode == 0o600 || mode == 0o640, "{mode:o}");
+        let no_group = "firecamp-test-no-such-group";
+        let a = load_or_create(&p, no_group).unwrap();
+        let (uid, gid) = (nix::unistd::Uid::effective().as_raw(), nix::unistd::Gid::effective().as_raw());
+        assert_eq!(stat(&p), (0o600, uid, gid));
         assert_eq!(a.as_str().len(), 48);
-        assert_eq!(load_or_create(&p).unwrap().as_str(), a.as_str());
+        assert!(a.as_str().bytes().all(|b| b.is_ascii_alphanumeric()), "{}", a.as_str());
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(load_or_create(&p, no_group).unwrap().as_str(), a.as_str(), "kept");
+        assert_eq!(stat(&p).0, 0o600, "the mode is set again");
+        assert!(!dir.path().join("api-token.tmp").exists());
+    }
+
+    /// With the group: 0640 and that group, at the first start and when the group appears
+    /// later; back to 0600 when it is gone. (Changing a file's group to one the user is not in
+    /// needs root, as the daemon is; CI runs the tests as root.)
+    #[test]
+    fn token_file_is_readable_by_the_group_when_it_exists() {
+        assert!(nix::unistd::Uid::effective().is_root(), "this test needs root (the daemon's user; CI runs tests as root)");
+        let group = nix::unistd::Group::from_name("nogroup").unwrap().expect("Debian's group nogroup");
+        let uid = nix::unistd::Uid::effective().as_raw();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("api-token");
+        let a = load_or_create(&p, "nogroup").unwrap();
+        assert_eq!(stat(&p), (0o640, uid, group.gid.as_raw()));
+        let q = dir.path().join("later");
+        load_or_create(&q, "firecamp-test-no-such-group").unwrap();
+        assert_eq!(stat(&q).0, 0o600);
+        load_or_create(&q, "nogroup").unwrap();
+        assert_eq!(stat(&q), (0o640, uid, group.gid.as_raw()), "the group that appeared since");
+        load_or_create(&p, "firecamp-test-no-such-group").unwrap();
+        assert_eq!(stat(&p).0, 0o600, "the group is gone: nobody but the owner reads it");
+        assert_eq!(load_or_create(&p, "nogroup").unwrap().as_str(), a.as_str());
     }
 
     #[test]
@@ -183,5 +233,16 @@ mod tests {
         assert!(check_listen("[::1]:1".parse().unwrap()).is_ok());
         let e = check_listen("0.0.0.0:27040".parse().unwrap()).unwrap_err().to_string();
         assert!(e.contains("--listen 0.0.0.0:27040") && e.contains("TLS"), "{e}");
+    }
+
+    #[test]
+    fn dns_on_loopback_only() {
+        for ok in ["127.0.0.1:27053", "127.0.0.53:53", "[::1]:0"] {
+            assert!(check_dns_listen(ok.parse().unwrap()).is_ok(), "{ok}");
+        }
+        for bad in ["0.0.0.0:27053", "10.1.2.3:53", "[::]:27053", "192.168.1.1:0"] {
+            let e = check_dns_listen(bad.parse().unwrap()).unwrap_err().to_string();
+            assert!(e.contains(&format!("--dns-listen {bad}")) && e.contains("loopback"), "{e}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Issue #12, item 1: the local runtime's API refuses a local user without the token, a web
-//! page's "simple" cross-site POST and a DNS-rebinding page, and listens on loopback only;
+//! page's "simple" cross-site POST and a DNS-rebinding page, and listens (API and DNS) on
+//! loopback only;
 //! a refused request leaves nothing behind. The attacks are sent as raw HTTP, as a browser or
 //! another user's process would send them.
 
@@ -174,6 +175,20 @@ async fn a_non_loopback_listen_address_is_refused() {
     let e = firecamp_local::start(cfg.clone()).await.err().expect("refused").to_string();
     assert!(e.contains("--listen 0.0.0.0:0") && e.contains("loopback"), "{e}");
     assert!(!cfg.dir.exists(), "nothing made");
+}
+
+/// The DNS server answers for the members' loopback addresses: loopback only, like the API.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_non_loopback_dns_listen_address_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for addr in ["0.0.0.0:0", "[::]:0"] {
+        let mut cfg = Config::new(dir.path().join("state"));
+        cfg.listen = "127.0.0.1:0".parse().unwrap();
+        cfg.dns_listen = addr.parse().unwrap();
+        let e = firecamp_local::start(cfg.clone()).await.err().expect("refused").to_string();
+        assert!(e.contains(&format!("--dns-listen {addr}")) && e.contains("loopback"), "{e}");
+        assert!(!cfg.dir.exists(), "nothing made");
+    }
 }
 
 /// The runtime does not chmod a state directory it did not create: one its members could not
