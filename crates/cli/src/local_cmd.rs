@@ -42,7 +42,7 @@ pub struct LocalOpts {
     /// Address of the REST API: loopback only (plain HTTP, bearer token in <dir>/api-token).
     #[arg(long, env = "FIRECAMP_LOCAL_LISTEN", default_value = firecamp_api::LOCAL_ADDR)]
     pub listen: SocketAddr,
-    /// Address (UDP) of the embedded DNS server for the members' names.
+    /// Address (UDP) of the embedded DNS server for the members' names: loopback only.
     #[arg(long, default_value = firecamp_local::config::DEFAULT_DNS_ADDR)]
     pub dns_listen: SocketAddr,
     /// Cluster name: members are <member>.<cluster>-firecamp.com.
@@ -61,8 +61,10 @@ fn dir_of(d: &DirOpt) -> PathBuf {
 }
 
 fn config(o: &LocalOpts) -> Result<Config, CliError> {
-    // Refused before anything starts: the API has no TLS, so it stays on loopback.
+    // Refused before anything starts: the API has no TLS, so it stays on loopback, and so does
+    // the DNS server of the members' loopback names.
     firecamp_local::guard::check_listen(o.listen).map_err(|e| CliError::Usage(e.to_string()))?;
+    firecamp_local::guard::check_dns_listen(o.dns_listen).map_err(|e| CliError::Usage(e.to_string()))?;
     let mut c = Config::new(dir_of(&o.dir));
     c.listen = o.listen;
     c.dns_listen = o.dns_listen;
