@@ -541,7 +541,10 @@ impl Runtime {
         let members: Vec<String> = match member {
             Some(m) if rec.ips.contains_key(m) => vec![m.to_string()],
             Some(m) => {
-                return Err(LocalError::invalid("member", format!("{m:?} is not a member of {name}; members: {}", rec.ips.keys().cloned().collect::<Vec<_>>().join(", "))));
+                return Err(LocalError::invalid(
+                    "member",
+                    format!("{m:?} is not a member of {name}; members: {}", rec.ips.keys().cloned().collect::<Vec<_>>().join(", ")),
+                ));
             }
             None => rec.ips.keys().cloned().collect(),
         };
