@@ -35,11 +35,12 @@ declare -A REPO=(
 )
 # Debian packages on top of minbase. ZooKeeper takes the library package, not `zookeeper`: that
 # one depends on default-jre (GTK and Mesa through openjdk-17-jre) and adds only Debian's service
-# scripts, and its postinst fails on a non-system `zookeeper` user (uid 1000).
+# scripts, and its postinst fails on a non-system `zookeeper` user (uid 1000). Its probes speak
+# the four-letter words over TLS with `openssl s_client` (ca-certificates brings it; named here).
 declare -A PACKAGES=(
   [postgres]="postgresql-15"
   [redis]="redis-server redis-tools"
-  [zookeeper]="libzookeeper-java libslf4j-java default-jre-headless"
+  [zookeeper]="libzookeeper-java libslf4j-java default-jre-headless openssl"
   [firecamp]="iproute2 ca-certificates"
 )
 # name:uid:gid:home:shell, created before the packages install so their postinst finds it.
@@ -188,7 +189,7 @@ hook_customize() {
     install -m 0755 "$ROOT/images/zookeeper/zkServer.sh" "$r/usr/local/bin/zkServer.sh"
     # The launcher relies on these: fail the build, not the first pod, if the package changes.
     local jar
-    for jar in zookeeper.jar zookeeper-jute.jar slf4j-api.jar slf4j-simple.jar; do
+    for jar in zookeeper.jar zookeeper-jute.jar slf4j-api.jar slf4j-simple.jar netty-codec.jar netty-resolver.jar; do
       [ -f "$r/usr/share/java/$jar" ] || die "zookeeper: /usr/share/java/$jar is missing"
     done
   fi

@@ -24,12 +24,16 @@ config_file() {
 }
 
 # zookeeper.jar's manifest Class-Path lists its Debian dependencies (zookeeper-jute, netty,
-# slf4j-api, commons-cli, metrics, snappy, jetty...), so the jar alone brings them. slf4j-simple
-# is the logging backend: it writes to stderr, the member's log. ZOOCFGDIR comes first, as
-# upstream's zkEnv.sh puts it, so logging configuration placed there is found.
+# slf4j-api, commons-cli, metrics, snappy, jetty...), so the jar alone brings most of them. It
+# misses netty-codec and netty-resolver, which TLS needs (the Netty connection factory of
+# secureClientPort, quorum TLS): they are added here. slf4j-simple is the logging backend: it
+# writes to stderr, the member's log. ZOOCFGDIR comes first, as upstream's zkEnv.sh puts it, so
+# logging configuration placed there is found.
 classpath() {
-  local cp="$ZOOCFGDIR:$JAVA_DIR/zookeeper.jar"
-  if [ -f "$JAVA_DIR/slf4j-simple.jar" ]; then cp="$cp:$JAVA_DIR/slf4j-simple.jar"; fi
+  local cp="$ZOOCFGDIR:$JAVA_DIR/zookeeper.jar" jar
+  for jar in slf4j-simple netty-codec netty-resolver netty-transport-native-unix-common; do
+    if [ -f "$JAVA_DIR/$jar.jar" ]; then cp="$cp:$JAVA_DIR/$jar.jar"; fi
+  done
   echo "$cp"
 }
 

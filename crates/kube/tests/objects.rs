@@ -167,8 +167,60 @@ fn zookeeper_members_know_the_ensemble_and_their_ids() {
     assert!(cfg.contains("4lw.commands.whitelist=srvr,ruok,mntr,conf,isro\n"));
     assert!(cfg.contains("dataLogDir=/journal/zookeeper\n"));
     assert_eq!(config_file(&objs, "zk-1", "myid"), "2\n");
-    // No passwords, so no Secret.
-    assert!(!objs.iter().any(|o| o.kind() == "Secret"));
+}
+
+/// Issue #13 item 4: ZooKeeper serves clients over TLS on 2181 and asks them to log in with
+/// SASL; members use mutual TLS and SASL among themselves; the passwords are in the Secret
+/// `<svc>-credentials` and reach the server only through the JAAS file start.sh writes, never a
+/// ConfigMap; the probes speak four-letter words over TLS. With allowPlaintext, 2182 is plain.
+#[test]
+fn zookeeper_members_serve_tls_and_sasl_with_passwords_only_in_the_secret() {
+    let objs = objects_of("zookeeper");
+    let secrets: Vec<&str> = objs.iter().filter_map(|o| if let Object::Secret(s) = o { s.metadata.name.as_deref() } else { None }).collect();
+    assert_eq!(secrets, ["zk-credentials", "zk-ca", "zk-tls"]);
+    let Some(Object::Secret(creds)) = objs.iter().find(|o| o.name() == "zk-credentials") else { panic!() };
+    let keys: Vec<String> = creds.string_data.clone().unwrap().into_keys().collect();
+    assert_eq!(keys, ["client-password", "quorum-password", "super-password"]);
+    let pod = sts(&objs).spec.as_ref().unwrap().template.spec.clone().unwrap();
+    let mounted: Vec<&str> = pod.volumes.iter().flatten().filter_map(|v| v.secret.as_ref()?.secret_name.as_deref()).collect();
+    assert_eq!(mounted, ["zk-credentials", "zk-tls"], "the CA's key is never mounted");
+
+    let cfg = config_file(&objs, "zk-1", "zoo.cfg");
+    for line in
+        ["secureClientPort=2181\n", "ssl.keyStore.type=PEM\n", "enforce.auth.schemes=sasl\n", "sslQuorum=true\n", "quorum.auth.serverRequireSasl=true\n"]
+    {
+        assert!(cfg.contains(line), "{line:?} missing:\n{cfg}");
+    }
+    assert!(!cfg.contains("\nclientPort="), "no plain port:\n{cfg}");
+    assert!(config_file(&objs, "zk-1", "java.env").contains("-Djava.security.auth.login.config=/run/firecamp/jaas.conf"));
+
+    // Real passwords: none in any ConfigMap, nor any key material.
+    let plan = common::plan_of("zk", &spec_of("zookeeper"), &BTreeMap::new());
+    let values: BTreeMap<String, String> = plan.secret_keys.iter().enumerate().map(|(i, k)| (k.to_string(), format!("Pw{i}x7Qz9"))).collect();
+    let objs = build(&plan, &Secrets::Values(values.clone()));
+    for o in &objs {
+        if let Object::ConfigMap(c) = o {
+            let text = serde_json::to_string(&c.data).unwrap();
+            assert!(values.values().all(|v| !text.contains(v.as_str())), "{:?} holds a password", c.metadata.name);
+            assert!(!text.contains("PRIVATE KEY") && !text.contains("BEGIN CERTIFICATE"), "{:?} holds key material", c.metadata.name);
+        }
+    }
+    let engine = &sts(&objs).spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0];
+    assert!(engine.env.iter().flatten().all(|e| e.value.as_deref().is_none_or(|v| values.values().all(|p| !v.contains(p.as_str())))));
+    for probe in [&engine.readiness_probe, &engine.liveness_probe, &engine.startup_probe] {
+        let cmd = probe.as_ref().unwrap().exec.as_ref().unwrap().command.as_ref().unwrap().join(" ");
+        assert!(cmd.contains("openssl s_client -quiet -connect 127.0.0.1:2181 -CAfile /etc/firecamp/tls/ca.crt -verify_return_error"), "{cmd}");
+    }
+    let ports: Vec<i32> = engine.ports.iter().flatten().map(|p| p.container_port).collect();
+    assert_eq!(ports, [2181, 2888, 3888]);
+
+    let mut open = spec_of("zookeeper");
+    open.tls.allow_plaintext = true;
+    let objs = build(&common::plan_of("zk", &open, &BTreeMap::new()), &Secrets::Redacted);
+    assert!(config_file(&objs, "zk-0", "zoo.cfg").contains("\nclientPort=2182\n"));
+    let np = objs.iter().find_map(|o| if let Object::NetworkPolicy(n) = o { Some(n) } else { None }).expect("a NetworkPolicy");
+    let admitted: Vec<String> = np.spec.as_ref().unwrap().ingress.as_ref().unwrap()[0].ports.iter().flatten().map(|p| format!("{:?}", p.port)).collect();
+    assert_eq!(admitted, ["Some(Int(2181))", "Some(Int(2182))", "Some(Int(2888))", "Some(Int(3888))"]);
 }
 
 #[test]

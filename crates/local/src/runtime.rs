@@ -161,6 +161,7 @@ impl Runtime {
     /// Writes the service's files and starts its members (and its init task if unfinished).
     pub(crate) async fn start_service(self: &Arc<Self>, rec: &ServiceRecord, installed: &Installed) -> Result<()> {
         let plan = self.plan_of(rec, installed)?;
+        let rec = &self.ensure_secrets(rec, &plan)?;
         let rec = &self.ensure_tls(rec, &plan)?;
         self.prepare_service(rec, installed)?;
         for m in &plan.members {
@@ -196,6 +197,18 @@ impl Runtime {
         Ok(())
     }
 
+    /// Every password the engine's start script reads: a service recorded before its engine had
+    /// one (ZooKeeper's SASL users came with TLS) gets it generated and recorded, the others
+    /// keep theirs.
+    pub(crate) fn ensure_secrets(&self, rec: &ServiceRecord, plan: &ServicePlan) -> Result<ServiceRecord> {
+        let mut updated = rec.clone();
+        if !fill_secrets(&mut updated.secrets, &plan.secret_keys) {
+            return Ok(rec.clone());
+        }
+        self.store.put(&updated)?;
+        Ok(updated)
+    }
+
     /// The service's TLS bundle made or brought up to date (`firecamp_pki::bundle`), and recorded
     /// when it changed: a member's certificate names its DNS name, its address and `localhost`.
     pub(crate) fn ensure_tls(&self, rec: &ServiceRecord, plan: &ServicePlan) -> Result<ServiceRecord> {
@@ -212,8 +225,9 @@ impl Runtime {
             })
             .collect();
         let store = format!("the runtime's record of {}", rec.name);
-        let bundle = firecamp_pki::bundle::renew(&rec.tls, &firecamp_catalog::tls::ca_name(None, &rec.name), &members, firecamp_pki::OffsetDateTime::now_utc(), &store)
-            .map_err(|e| LocalError::Internal(format!("TLS of {}: {e}", rec.name)))?;
+        let bundle =
+            firecamp_pki::bundle::renew(&rec.tls, &firecamp_catalog::tls::ca_name(None, &rec.name), &members, firecamp_pki::OffsetDateTime::now_utc(), &store)
+                .map_err(|e| LocalError::Internal(format!("TLS of {}: {e}", rec.name)))?;
         if bundle.data == rec.tls {
             return Ok(rec.clone());
         }
@@ -386,10 +400,9 @@ impl Runtime {
             tls: retained.as_ref().map(|r| r.tls.clone()).unwrap_or_default(),
         };
         let plan = self.plan_of(&rec, &installed)?;
-        rec.secrets = match &retained {
-            Some(r) => r.secrets.clone(),
-            None => plan.secret_keys.iter().map(|k| (k.to_string(), password())).collect(),
-        };
+        // A retained service's passwords are kept (its data may depend on them); missing ones made.
+        rec.secrets = retained.as_ref().map(|r| r.secrets.clone()).unwrap_or_default();
+        fill_secrets(&mut rec.secrets, &plan.secret_keys);
         for (member, ip) in &rec.ips {
             for port in &plan.ports {
                 // Binding is the only sure test that the address is free for the member.
@@ -453,7 +466,8 @@ impl Runtime {
                     let _ = std::fs::remove_dir_all(service_dir.join(m).join(sub));
                 }
             }
-            self.store.set_retained(name, Some(&Retained { engine: rec.spec.engine, ips: rec.ips.clone(), secrets: rec.secrets.clone(), tls: rec.tls.clone() }))?;
+            self.store
+                .set_retained(name, Some(&Retained { engine: rec.spec.engine, ips: rec.ips.clone(), secrets: rec.secrets.clone(), tls: rec.tls.clone() }))?;
         }
         self.store.remove(name)?;
         self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
@@ -552,9 +566,36 @@ impl Runtime {
     }
 }
 
+/// Generates a password for each of `keys` that `secrets` lacks; whether any was.
+fn fill_secrets(secrets: &mut BTreeMap<String, String>, keys: &[&str]) -> bool {
+    let mut added = false;
+    for k in keys {
+        if !secrets.contains_key(*k) {
+            secrets.insert(k.to_string(), password());
+            added = true;
+        }
+    }
+    added
+}
+
 /// A member's TLS files: the CA's certificate, its own certificate and key (never the CA's key
 /// nor another member's).
 fn member_tls(rec: &ServiceRecord, member: &str) -> BTreeMap<String, String> {
     use firecamp_catalog::tls::{CA_FILE, cert_file, key_file};
     [CA_FILE.to_string(), cert_file(member), key_file(member)].into_iter().filter_map(|k| rec.tls.get(&k).map(|v| (k, v.clone()))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_passwords_are_made_and_present_ones_kept() {
+        let mut s = BTreeMap::from([("quorum-password".to_string(), "kept".to_string())]);
+        assert!(fill_secrets(&mut s, &["quorum-password", "super-password"]));
+        assert_eq!(s["quorum-password"], "kept");
+        assert_eq!(s["super-password"].len(), 32);
+        assert!(s["super-password"].chars().all(|c| c.is_ascii_alphanumeric()));
+        assert!(!fill_secrets(&mut s, &["quorum-password", "super-password"]), "nothing more to make");
+    }
 }

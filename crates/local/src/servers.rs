@@ -182,7 +182,11 @@ ZK_SERVER_HEAP=512
 SERVER_JVMFLAGS=""
 [ -f "$ZOOCFGDIR/java.env" ] && . "$ZOOCFGDIR/java.env"
 cp="{jar}"
-[ -f "{dir}/slf4j-simple.jar" ] && cp="$cp:{dir}/slf4j-simple.jar"
+# The jar's manifest misses netty-codec and netty-resolver, which TLS (the Netty connection
+# factory, quorum TLS) needs; slf4j-simple logs to stderr.
+for j in slf4j-simple netty-codec netty-resolver netty-transport-native-unix-common; do
+  [ -f "{dir}/$j.jar" ] && cp="$cp:{dir}/$j.jar"
+done
 exec java -Xmx${{ZK_SERVER_HEAP}}m $SERVER_JVMFLAGS -Dorg.slf4j.simpleLogger.showDateTime=true \
   -Dzookeeper.admin.enableServer=false -cp "$cp" org.apache.zookeeper.server.quorum.QuorumPeerMain "$2"
 "#,

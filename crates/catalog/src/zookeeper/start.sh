@@ -6,17 +6,46 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/member.env"
 bin() { if [ -n "$BIN_DIR" ]; then echo "$BIN_DIR/$1"; else echo "$1"; fi; }
+log() { echo "firecamp[$MEMBER]: $*" >&2; }
 
-mkdir -p "$DATA_DIR/zookeeper"
+umask 0077
+mkdir -p "$RUN_DIR" "$DATA_DIR/zookeeper"
 [ -n "$LOG_DIR" ] && mkdir -p "$LOG_DIR"
+read_secret() {
+  local v
+  v="$(cat "$SECRET_DIR/$1")"
+  # Generated passwords are alphanumeric; anything else could break the JAAS file below.
+  [[ "$v" =~ ^[A-Za-z0-9]+$ ]] || { log "secret $1 must be alphanumeric"; exit 1; }
+  printf '%s' "$v"
+}
+
 myid_file="$DATA_DIR/zookeeper/myid"
 if [ -s "$myid_file" ] && [ "$(cat "$myid_file")" != "$MYID" ]; then
-  echo "firecamp[$MEMBER]: refusing to start: the data volume belongs to server $(cat "$myid_file"), not $MYID" >&2
+  log "refusing to start: the data volume belongs to server $(cat "$myid_file"), not $MYID"
   exit 1
 fi
 echo "$MYID" > "$myid_file"
+
+# TLS: ZooKeeper's PEM key store is one file with the key and the certificate; made from the
+# member's files at every start (a renewed certificate takes effect), private to the server.
+cat "$TLS_DIR/$MEMBER.key" "$TLS_DIR/$MEMBER.crt" > "$RUN_DIR/tls.pem"
+
+# SASL (DIGEST-MD5): the JAAS file with the service's passwords, made from the Secret at every
+# start (a rotated password takes effect). QuorumLearner is how this member logs in to the
+# others, QuorumServer whom it admits; Server holds the users clients log in as. Only its path
+# is on the command line (java.env); printf is bash's own, so no password is in any argv.
+quorum="$(read_secret quorum-password)"
+super="$(read_secret super-password)"
+client="$(read_secret client-password)"
+module=org.apache.zookeeper.server.auth.DigestLoginModule
+{
+  printf 'QuorumLearner {\n  %s required\n  username="quorum"\n  password="%s";\n};\n' "$module" "$quorum"
+  printf 'QuorumServer {\n  %s required\n  user_quorum="%s";\n};\n' "$module" "$quorum"
+  printf 'Server {\n  %s required\n  user_super="%s"\n  user_client="%s";\n};\n' "$module" "$super" "$client"
+} > "$RUN_DIR/jaas.conf"
+
 # zkEnv.sh reads zoo.cfg, java.env and logback.xml from ZOOCFGDIR.
 export ZOOCFGDIR="$CONFIG_DIR"
 export ZOO_LOG_DIR="$RUN_DIR"
-echo "firecamp[$MEMBER]: starting as server $MYID" >&2
+log "starting as server $MYID"
 exec "$(bin zkServer.sh)" start-foreground "$CONFIG_DIR/zoo.cfg"
