@@ -34,7 +34,7 @@ zk zk-0 create /firecamp-real written-on-zk-0 >/dev/null
 echo "read on zk-2: $(zk zk-2 get /firecamp-real | grep written)"
 "#
     );
-    let logs = run_client_pod(&client, &ns, "zk-client", &env.image("docker.io/library/zookeeper:3.8.4"), 1000, None, &script).await;
+    let logs = run_client_pod(&client, &ns, "zk-client", &env.image("docker.io/library/zookeeper:3.8.4"), 1000, &[], &script).await;
     assert_eq!(logs.matches("Mode: leader").count(), 1, "one leader: {logs}");
     assert_eq!(logs.matches("Mode: follower").count(), 2, "two followers: {logs}");
     assert!(logs.contains("read on zk-2: written-on-zk-0"), "{logs}");
@@ -60,7 +60,7 @@ echo "rc-4 role: $(redis-cli -h rc-4.{domain} role | head -1)"
 echo "read through rc-1: $(for k in a b c d e f g h; do redis-cli -c -h rc-1.{domain} get "key-$k"; done | tr '\n' ' ')"
 "#
     );
-    let logs = run_client_pod(&client, &ns, "rc-client", &env.image("docker.io/library/redis:7.0.15-bookworm"), 999, Some("rc-credentials"), &script).await;
+    let logs = run_client_pod(&client, &ns, "rc-client", &env.image("docker.io/library/redis:7.0.15-bookworm"), 999, &[("rc-credentials", "/secret"), ("rc-tls", "/tls")], &script).await;
     assert!(logs.contains("rc-2 cluster_state:ok"), "{logs}");
     assert!(logs.contains("masters: 3, replicas: 3, connected: 6"), "{logs}");
     assert!(logs.contains("read through rc-1: value-a value-b value-c value-d value-e value-f value-g value-h"), "{logs}");
@@ -82,7 +82,7 @@ for i in $(seq 300); do v=$(redis-cli -h rd-2.{domain} get greeting); [ -n "$v" 
 echo "read on rd-2: $v ($(redis-cli -h rd-2.{domain} info replication | tr -d '\r' | grep '^role:'))"
 "#
     );
-    let logs = run_client_pod(&client, &ns, "rd-client", &env.image("docker.io/library/redis:7.0.15-bookworm"), 999, Some("rd-credentials"), &script).await;
+    let logs = run_client_pod(&client, &ns, "rd-client", &env.image("docker.io/library/redis:7.0.15-bookworm"), 999, &[("rd-credentials", "/secret"), ("rd-tls", "/tls")], &script).await;
     assert!(logs.contains("connected replicas: 2"), "{logs}");
     assert!(logs.contains("read on rd-2: written-on-rd-0 (role:slave)"), "{logs}");
     rest(&server, &tok, &ns, &["service", "delete", "rd", "--delete-volumes", "--wait", "--timeout=180"]);

@@ -93,9 +93,13 @@ async fn postgresql_runs_on_real_pods_under_the_manage_service_from_its_image() 
     let script = format!(
         r#"set -eu
 export PGPASSWORD="$(cat /secret/superuser-password)" PGCONNECT_TIMEOUT=5
+# TLS verified against the service's CA, by the member's name (issue #13).
+export PGSSLMODE=verify-full PGSSLROOTCERT=/tls/ca.crt
 q() {{ psql -v ON_ERROR_STOP=1 -At -U postgres -d postgres -h "$1.{domain}" -c "$2"; }}
 for i in $(seq 300); do n=$(q pg-0 "select count(*) from pg_stat_replication where state = 'streaming'" || true); [ "$n" = 2 ] && break; sleep 0.2; done
 echo "streaming=$n"
+echo "replication over TLS: $(q pg-0 "select count(*) from pg_stat_replication r join pg_stat_ssl s using (pid) where s.ssl")"
+echo "plain: $(PGSSLMODE=disable q pg-0 'select 1' 2>&1 | grep -o 'no encryption' | head -1)"
 q pg-0 "create table t (v text); insert into t values ('written on pg-0')"
 for i in $(seq 300); do v=$(q pg-1 "select v from t" 2>/dev/null || true); [ -n "$v" ] && break; sleep 0.2; done
 echo "read on pg-1: $v"
@@ -103,8 +107,10 @@ echo "pg-1 in recovery: $(q pg-1 'select pg_is_in_recovery()')"
 "#
     );
     let logs =
-        real::run_client_pod(&client, &ns, "client", &env.image("docker.io/library/postgres:15.10-bookworm"), 999, Some("pg-credentials"), &script).await;
+        real::run_client_pod(&client, &ns, "client", &env.image("docker.io/library/postgres:15.10-bookworm"), 999, &[("pg-credentials", "/secret"), ("pg-tls", "/tls")], &script).await;
     assert!(logs.contains("streaming=2"), "both replicas streaming: {logs}");
+    assert!(logs.contains("replication over TLS: 2"), "{logs}");
+    assert!(logs.contains("plain: no encryption"), "a plain connection is refused: {logs}");
     assert!(logs.contains("read on pg-1: written on pg-0"), "the row reached the replica: {logs}");
     assert!(logs.contains("pg-1 in recovery: t"), "{logs}");
 

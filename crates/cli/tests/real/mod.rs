@@ -115,7 +115,11 @@ pub use firecamp_testbed::service_account_token as token;
 
 /// Runs `script` with bash in pod `name` of `image` as `uid`, with `secret` (if any) at /secret, on a
 /// real node; returns its log, read through the API server, once it has ended.
-pub async fn run_client_pod(client: &Client, ns: &str, name: &str, image: &str, uid: i64, secret: Option<&str>, script: &str) -> String {
+/// `secrets`: (Secret, mount path) pairs, read-only.
+pub async fn run_client_pod(client: &Client, ns: &str, name: &str, image: &str, uid: i64, secrets: &[(&str, &str)], script: &str) -> String {
+    let mounts: Vec<serde_json::Value> =
+        secrets.iter().enumerate().map(|(i, (_, path))| serde_json::json!({"name": format!("secret{i}"), "mountPath": path, "readOnly": true})).collect();
+    let volumes: Vec<serde_json::Value> = secrets.iter().enumerate().map(|(i, (s, _))| serde_json::json!({"name": format!("secret{i}"), "secret": {"secretName": s}})).collect();
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": name, "namespace": ns},
         "spec": {
@@ -127,12 +131,9 @@ pub async fn run_client_pod(client: &Client, ns: &str, name: &str, image: &str, 
                 "name": "client", "image": image, "imagePullPolicy": "Never",
                 "command": ["/bin/bash", "-c", script],
                 "resources": {"requests": {"cpu": "10m", "memory": "32Mi", "ephemeral-storage": "16Mi"}},
-                "volumeMounts": [{"name": "secret", "mountPath": "/secret", "readOnly": true}]
+                "volumeMounts": mounts
             }],
-            "volumes": [match secret {
-                Some(s) => serde_json::json!({"name": "secret", "secret": {"secretName": s}}),
-                None => serde_json::json!({"name": "secret", "emptyDir": {}}),
-            }]
+            "volumes": volumes
         }
     }))
     .unwrap();
