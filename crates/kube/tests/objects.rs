@@ -316,6 +316,72 @@ fn postgresql_members_serve_tls_from_the_service_ca_and_keys_stay_out_of_config_
     assert!(hba.contains("hostssl replication") && hba.contains("host    all          all         10.0.0.0/16"), "{hba}");
 }
 
+/// Issue #13 item 3: Redis serves TLS on 6379 with the member's certificate, the plain port
+/// off; replication and the cluster bus use TLS; the probes and the init task verify the
+/// members against the CA. With allowPlaintext, plain clients get 6380, on every Service and
+/// in the NetworkPolicy.
+#[test]
+fn redis_members_serve_tls_on_the_standard_port_and_plain_only_when_allowed() {
+    let objs = objects_of("redis-cluster");
+    let conf = config_file(&objs, "rc-4", "redis.conf");
+    for line in [
+        "port 0\n",
+        "tls-port 6379\n",
+        "tls-cert-file /run/firecamp/tls.crt\n",
+        "tls-key-file /run/firecamp/tls.key\n",
+        "tls-ca-cert-file /etc/firecamp/tls/ca.crt\n",
+        "tls-auth-clients no\n",
+        "tls-replication yes\n",
+        "tls-cluster yes\n",
+        "cluster-announce-tls-port 6379\n",
+        "cluster-announce-port 0\n",
+        "cluster-announce-bus-port 16379\n",
+    ] {
+        assert!(conf.contains(line), "{line:?} missing:\n{conf}");
+    }
+    let env = config_file(&objs, "rc-4", "member.env");
+    assert!(env.contains("TLS_DIR='/etc/firecamp/tls'"), "{env}");
+    let start = config_file(&objs, "rc-4", "start.sh");
+    assert!(start.contains("install -m 0600 \"$TLS_DIR/$MEMBER.key\" \"$RUN_DIR/tls.key\""), "{start}");
+    let pod = sts(&objs).spec.as_ref().unwrap().template.spec.clone().unwrap();
+    let mounted: Vec<&str> = pod.volumes.iter().flatten().filter_map(|v| v.secret.as_ref()?.secret_name.as_deref()).collect();
+    assert_eq!(mounted, ["rc-credentials", "rc-tls"], "the CA's key is never mounted");
+    let engine = &pod.containers[0];
+    for probe in [&engine.readiness_probe, &engine.liveness_probe, &engine.startup_probe] {
+        let cmd = probe.as_ref().unwrap().exec.as_ref().unwrap().command.as_ref().unwrap().join(" ");
+        assert!(cmd.contains("redis-cli --tls --cacert /etc/firecamp/tls/ca.crt -h 127.0.0.1 -p 6379 ping"), "{cmd}");
+    }
+    let ports: Vec<i32> = engine.ports.iter().flatten().map(|p| p.container_port).collect();
+    assert_eq!(ports, [6379, 16379]);
+    assert!(firecamp_catalog::redis::INIT_CLUSTER_SH.contains("redis-cli\" --tls --cacert \"$cacert\""));
+    assert!(!config_file(&objects_of("redis-replication"), "cache-1", "redis.conf").contains("tls-cluster"));
+
+    let mut open = spec_of("redis-cluster");
+    open.tls.allow_plaintext = true;
+    let (_, name, _, ips) = common::cases().into_iter().find(|c| c.0 == "redis-cluster").unwrap();
+    let objs = build(&common::plan_of(name, &open, &ips), &Secrets::Redacted);
+    let conf = config_file(&objs, "rc-4", "redis.conf");
+    assert!(conf.contains("port 6380\n") && conf.contains("tls-port 6379\n") && conf.contains("cluster-announce-port 6380\n"), "{conf}");
+    let engine = &sts(&objs).spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0];
+    let ports: Vec<(Option<&str>, i32)> = engine.ports.iter().flatten().map(|p| (p.name.as_deref(), p.container_port)).collect();
+    assert_eq!(ports, [(Some("redis"), 6379), (Some("redis-plain"), 6380), (Some("cluster-bus"), 16379)]);
+    let service_ports = |svc: &str| -> Vec<i32> {
+        objs.iter()
+            .find_map(|o| match o {
+                Object::Service(s) if s.metadata.name.as_deref() == Some(svc) => {
+                    Some(s.spec.as_ref().unwrap().ports.iter().flatten().map(|p| p.port).collect())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no Service {svc}"))
+    };
+    assert_eq!(service_ports("rc"), [6379, 6380], "clients reach both ports, never the bus");
+    assert_eq!(service_ports("rc-headless"), [6379, 6380, 16379]);
+    let np = objs.iter().find_map(|o| if let Object::NetworkPolicy(n) = o { Some(n) } else { None }).expect("a NetworkPolicy");
+    let admitted: Vec<String> = np.spec.as_ref().unwrap().ingress.as_ref().unwrap()[0].ports.iter().flatten().map(|p| format!("{:?}", p.port)).collect();
+    assert_eq!(admitted, ["Some(Int(6379))", "Some(Int(6380))", "Some(Int(16379))"]);
+}
+
 fn spec_of(case: &str) -> firecamp_core::ServiceSpec {
     common::cases().into_iter().find(|c| c.0 == case).unwrap().2
 }

@@ -11,7 +11,9 @@ port=${REDIS_PORT:-6379}
 # The password comes from the Secret's file, never from the command line or the Job's spec.
 REDISCLI_AUTH="$(cat "${SECRET_DIR:-/etc/firecamp/secret}/password")"
 export REDISCLI_AUTH
-cli() { "${BIN_DIR:+$BIN_DIR/}redis-cli" "$@"; }
+# Members serve TLS only: every connection verifies the member against the service's CA.
+cacert="${TLS_DIR:-/etc/firecamp/tls}/ca.crt"
+cli() { "${BIN_DIR:+$BIN_DIR/}redis-cli" --tls --cacert "$cacert" "$@"; }
 
 for n in "${nodes[@]}"; do
   until cli -h "$n" -p "$port" ping 2>/dev/null | grep -qx PONG; do echo "waiting for $n"; sleep 1; done

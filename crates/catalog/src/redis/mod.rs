@@ -1,5 +1,8 @@
 //! Redis 7: replication mode (one primary, the others its replicas) or cluster mode (shards of
 //! a primary and its replicas). Members keep static IPs: clients and cluster peers cache them.
+//! Every member serves TLS on the standard port with its certificate from the service's CA;
+//! replication and the cluster bus use TLS too, and the plain port is off unless the service
+//! allows plaintext (then on [`PLAIN_PORT`]).
 
 use firecamp_core::spec::{RedisMode, ResourceAmounts, Resources};
 use firecamp_core::{EngineKind, Member, ServiceSpec, ValidationErrors};
@@ -12,7 +15,10 @@ use crate::version::EngineVersion;
 
 pub struct Redis;
 
+/// The client port, TLS only.
 pub const PORT: u16 = 6379;
+/// The plain client port, open only with `spec.tls.allowPlaintext`.
+pub const PLAIN_PORT: u16 = 6380;
 pub const BUS_PORT: u16 = 16379;
 pub const PASSWORD: &str = "password";
 pub const MIN_SHARDS: u32 = 3;
@@ -89,6 +95,10 @@ impl Engine for Redis {
         true
     }
 
+    fn supports_tls(&self) -> bool {
+        true
+    }
+
     fn default_resources(&self) -> Resources {
         Resources {
             requests: ResourceAmounts { cpu: Some("250m".into()), memory: Some("1Gi".into()) },
@@ -98,6 +108,9 @@ impl Engine for Redis {
 
     fn ports(&self, spec: &ServiceSpec) -> Vec<Port> {
         let mut ports = vec![Port { name: "redis", port: PORT, client: true }];
+        if spec.tls.allow_plaintext {
+            ports.push(Port { name: "redis-plain", port: PLAIN_PORT, client: true });
+        }
         if mode(spec) == RedisMode::Cluster {
             ports.push(Port { name: "cluster-bus", port: BUS_PORT, client: false });
         }
@@ -139,6 +152,7 @@ impl Engine for Redis {
                         ("MEMBER", member.name.to_string()),
                         ("CONFIG_DIR", paths.config_dir.clone()),
                         ("SECRET_DIR", paths.secret_dir.clone()),
+                        ("TLS_DIR", paths.tls_dir.clone()),
                         ("RUN_DIR", paths.run_dir.clone()),
                         ("DATA_DIR", paths.data_dir.clone()),
                         ("BIN_DIR", paths.bin_dir.clone()),
@@ -162,11 +176,17 @@ impl Engine for Redis {
     }
 
     fn container(&self, version: &EngineVersion) -> ContainerPlan {
+        // Over TLS, verified against the service's CA (the certificate names 127.0.0.1).
         let ping = |expect: &str| {
             vec![
                 "/bin/sh".to_string(),
                 "-c".to_string(),
-                format!("REDISCLI_AUTH=\"$(cat {}/{PASSWORD})\" redis-cli -h 127.0.0.1 -p {PORT} ping | grep -qE '{expect}'", crate::layout::K8S_SECRET_DIR),
+                format!(
+                    "REDISCLI_AUTH=\"$(cat {}/{PASSWORD})\" redis-cli --tls --cacert {}/{} -h 127.0.0.1 -p {PORT} ping | grep -qE '{expect}'",
+                    crate::layout::K8S_SECRET_DIR,
+                    crate::layout::K8S_TLS_DIR,
+                    crate::tls::CA_FILE
+                ),
             ]
         };
         // Ready: PONG. Alive: any answer, LOADING or BUSY included: a member busy with a slow
@@ -228,7 +248,18 @@ pub const IMMUTABLE: &[&str] = &[
 /// Parameters FireCamp renders itself, and why a service may not set them.
 const OWNED: &[(&str, &str)] = &[
     ("bind", "members listen on their own address"),
-    ("port", "members use the engine's standard port 6379"),
+    ("port", "the plain port is off, or 6380 with spec.tls.allowPlaintext"),
+    ("tls-port", "members serve TLS on the engine's standard port 6379"),
+    ("tls-cert-file", "the member's certificate comes from the service's CA"),
+    ("tls-key-file", "the member's key comes from the service's CA"),
+    ("tls-ca-cert-file", "the service's CA is FireCamp's"),
+    ("tls-ca-cert-dir", "the service's CA is FireCamp's"),
+    ("tls-client-cert-file", "members use their own certificate"),
+    ("tls-client-key-file", "members use their own certificate"),
+    ("tls-auth-clients", "clients authenticate with the password, not a certificate"),
+    ("tls-replication", "replication always uses TLS"),
+    ("tls-cluster", "the cluster bus always uses TLS"),
+    ("tls-protocols", "members accept TLS 1.2 and 1.3 only"),
     ("dir", "the data directory is FireCamp's layout"),
     ("logfile", "logs go to stdout, the member's log"),
     ("daemonize", "the runtime supervises the server in the foreground"),
@@ -242,6 +273,7 @@ const OWNED: &[(&str, &str)] = &[
     ("cluster-config-file", "the cluster's node file is FireCamp's layout"),
     ("cluster-announce-ip", "members announce their own address"),
     ("cluster-announce-port", "members announce the standard port"),
+    ("cluster-announce-tls-port", "members announce the standard port"),
     ("cluster-announce-bus-port", "members announce the standard bus port"),
     ("replica-announce-ip", "members announce their own address"),
     ("unixsocket", "clients connect over TCP to the member's address"),
@@ -255,9 +287,10 @@ const OWNED: &[(&str, &str)] = &[
 fn redis_conf(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> String {
     let opts = ctx.spec.redis.clone().unwrap_or_default();
     let mut c = Conf::new(" ", &header("Redis configuration", m.name.as_str(), ctx.name));
+    let plain_port = if ctx.spec.tls.allow_plaintext { PLAIN_PORT } else { 0 };
     c.section("Network. Authentication is always on; the password is included from the run directory.")
         .set("bind", ctx.listen_addresses(m).join(" "))
-        .set("port", PORT)
+        .set("port", plain_port)
         .set("protected-mode", "no")
         .set("tcp-backlog", 511)
         .set("timeout", 0)
@@ -267,6 +300,21 @@ fn redis_conf(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> String {
         .set("logfile", "\"\"")
         .set("dir", format!("{}/redis", paths.data_dir))
         .set("include", format!("{}/auth.conf", paths.run_dir));
+    // start.sh copies the member's certificate and key from the TLS directory (the key private).
+    // Clients log in with the password and need present no certificate; cluster peers always
+    // present theirs (Redis demands it on the bus).
+    c.section(if ctx.spec.tls.allow_plaintext {
+        "TLS on the standard port with the member's certificate from the service's CA; plain clients on 6380 (spec.tls.allowPlaintext)."
+    } else {
+        "TLS on the standard port with the member's certificate from the service's CA; the plain port is off."
+    })
+    .set("tls-port", PORT)
+    .set("tls-cert-file", format!("{}/tls.crt", paths.run_dir))
+    .set("tls-key-file", format!("{}/tls.key", paths.run_dir))
+    .set("tls-ca-cert-file", format!("{}/{}", paths.tls_dir, crate::tls::CA_FILE))
+    .set("tls-auth-clients", "no")
+    .set("tls-protocols", "\"TLSv1.2 TLSv1.3\"")
+    .set("tls-replication", "yes");
     c.section("Persistence: the AOF, fsynced every second, loses at most a second of writes on a crash.")
         .set("appendonly", "yes")
         .set("appendfsync", "everysec")
@@ -296,8 +344,9 @@ fn redis_conf(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> String {
             }
         }
         RedisMode::Cluster => {
-            c.section("Redis Cluster. Peers and clients reach this member at its static IP.")
+            c.section("Redis Cluster. Peers and clients reach this member at its static IP; the bus uses TLS.")
                 .set("cluster-enabled", "yes")
+                .set("tls-cluster", "yes")
                 .set("cluster-config-file", format!("{}/redis/nodes.conf", paths.data_dir))
                 .set("cluster-node-timeout", 15000)
                 .set("cluster-replica-validity-factor", 10)
@@ -308,7 +357,9 @@ fn redis_conf(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> String {
                 Some(ip) => c.set("cluster-announce-ip", ip),
                 None => c.section("cluster-announce-ip: set to the member's static IP once FireCamp allocates it."),
             };
-            c.set("cluster-announce-port", PORT).set("cluster-announce-bus-port", BUS_PORT);
+            // With tls-cluster, cluster-announce-port is the plain port clients without TLS are
+            // redirected to (0: none).
+            c.set("cluster-announce-tls-port", PORT).set("cluster-announce-port", plain_port).set("cluster-announce-bus-port", BUS_PORT);
         }
     }
     c.section("Safety: no debugging or module loading over the network.")

@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use firecamp_catalog::layout::K8S_SECRET_DIR;
+use firecamp_catalog::layout::{K8S_SECRET_DIR, K8S_TLS_DIR};
 use firecamp_catalog::{InitTask, ServicePlan};
 use firecamp_kube::{labels, names};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume,
-    VolumeMount,
+    Capabilities, Container, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretVolumeSource,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -25,6 +25,27 @@ pub fn job(plan: &ServicePlan, task: &InitTask) -> Job {
     let mut l = labels::common(plan);
     l.insert("firecamp.dev/init-task".into(), task.name.into());
     let c = &plan.container;
+    let mut mounts = vec![VolumeMount { name: "secret".into(), mount_path: K8S_SECRET_DIR.into(), read_only: Some(true), ..Default::default() }];
+    let mut volumes = vec![Volume {
+        name: "secret".into(),
+        secret: Some(SecretVolumeSource { secret_name: Some(names::secret(&plan.name)), default_mode: Some(0o440), ..Default::default() }),
+        ..Default::default()
+    }];
+    if plan.tls {
+        // The task verifies the members against the service's CA: its certificate only, none of
+        // the members' keys.
+        mounts.push(VolumeMount { name: "tls".into(), mount_path: K8S_TLS_DIR.into(), read_only: Some(true), ..Default::default() });
+        volumes.push(Volume {
+            name: "tls".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(names::tls_secret(&plan.name)),
+                items: Some(vec![KeyToPath { key: firecamp_catalog::tls::CA_FILE.into(), path: firecamp_catalog::tls::CA_FILE.into(), mode: None }]),
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
     Job {
         metadata: ObjectMeta {
             name: Some(job_name(&plan.name)),
@@ -70,19 +91,10 @@ pub fn job(plan: &ServicePlan, task: &InitTask) -> Job {
                             capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
                             ..Default::default()
                         }),
-                        volume_mounts: Some(vec![VolumeMount {
-                            name: "secret".into(),
-                            mount_path: K8S_SECRET_DIR.into(),
-                            read_only: Some(true),
-                            ..Default::default()
-                        }]),
+                        volume_mounts: Some(mounts),
                         ..Default::default()
                     }],
-                    volumes: Some(vec![Volume {
-                        name: "secret".into(),
-                        secret: Some(SecretVolumeSource { secret_name: Some(names::secret(&plan.name)), default_mode: Some(0o440), ..Default::default() }),
-                        ..Default::default()
-                    }]),
+                    volumes: Some(volumes),
                     ..Default::default()
                 }),
             },
@@ -127,4 +139,23 @@ fn task_pod_labels(mut l: BTreeMap<String, String>, service: &str) -> BTreeMap<S
 
 fn quantities(pairs: &[(&str, &str)]) -> BTreeMap<String, Quantity> {
     pairs.iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_redis_cluster_task_gets_the_cas_certificate_and_no_key() {
+        let spec = firecamp_catalog::examples::redis_cluster(3, 6);
+        let plan = firecamp_catalog::plan("rc", &spec, &firecamp_core::ClusterConfig::new("c"), &firecamp_catalog::KubernetesLayout, &BTreeMap::new()).unwrap();
+        let job = job(&plan, &plan.init_tasks[0]);
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        let tls = pod.volumes.unwrap().into_iter().find(|v| v.name == "tls").expect("the TLS volume").secret.unwrap();
+        assert_eq!(tls.secret_name.as_deref(), Some("rc-tls"));
+        let items: Vec<(String, String)> = tls.items.unwrap().into_iter().map(|i| (i.key, i.path)).collect();
+        assert_eq!(items, [("ca.crt".to_string(), "ca.crt".to_string())]);
+        let mounts = pod.containers[0].volume_mounts.clone().unwrap();
+        assert!(mounts.iter().any(|m| m.name == "tls" && m.mount_path == K8S_TLS_DIR && m.read_only == Some(true)), "{mounts:?}");
+    }
 }
