@@ -93,9 +93,13 @@ async fn a_redis_switchover_swaps_the_roles_and_the_other_replica_follows() {
             other => Err(format!("{}: {other:?}", t.host)),
         }
     };
+    // Linked on both sides: FAILOVER TO wants the replica `online` in the primary's view too.
     until("replicas linked", || async {
         link_up(t[1].clone(), ips[0]).await?;
-        link_up(t[2].clone(), ips[0]).await
+        link_up(t[2].clone(), ips[0]).await?;
+        let primary = redis::replication(&t[0]).await.map_err(|e| e.to_string())?;
+        let online = (0..2).filter(|i| primary.get(&format!("slave{i}")).is_some_and(|s| s.contains("state=online"))).count();
+        (online == 2).then_some(()).ok_or(format!("{online} replicas online on the primary"))
     })
     .await;
     redis::command(&t[0], &["SET", "kept", "before-switchover"]).await.unwrap();
