@@ -54,8 +54,9 @@ impl Api {
     }
 }
 
-async fn connect(ip: &str, password: &str) -> Option<tokio_postgres::Client> {
-    let t = firecamp_probe::Target::new(ip, 5432).with_password(password);
+/// Over TLS, verified against the service's CA (the member's certificate names its address).
+async fn connect(ip: &str, password: &str, ca: &str) -> Option<tokio_postgres::Client> {
+    let t = firecamp_probe::Target::new(ip, 5432).with_password(password).with_tls(ca, ip);
     firecamp_probe::postgresql::connect(&t, "postgres").await.ok()
 }
 
@@ -93,7 +94,8 @@ async fn main() {
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     api.wait_active("pg").await;
     let password = std::fs::read_to_string(dir.path().join("services/pg/pg-0/secret/superuser-password")).unwrap();
-    let c = connect(&api.primary_ip("pg").await.unwrap(), &password).await.unwrap();
+    let ca = std::fs::read_to_string(dir.path().join("services/pg/pg-0/tls/ca.crt")).unwrap();
+    let c = connect(&api.primary_ip("pg").await.unwrap(), &password, &ca).await.unwrap();
     c.batch_execute("CREATE TABLE t (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())").await.unwrap();
     let version = api.get("pg").await.spec.version.unwrap();
     let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(1);
@@ -104,13 +106,13 @@ async fn main() {
             let w = Arc::new(Mutex::new(Writes::default()));
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let task = {
-                let (api, w, stop, password) = (api.clone(), w.clone(), stop.clone(), password.clone());
+                let (api, w, stop, password, ca) = (api.clone(), w.clone(), stop.clone(), password.clone(), ca.clone());
                 tokio::spawn(async move {
                     let mut client = None;
                     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                         if client.is_none() {
                             client = match api.primary_ip("pg").await {
-                                Some(ip) => connect(&ip, &password).await,
+                                Some(ip) => connect(&ip, &password, &ca).await,
                                 None => None,
                             };
                             if client.is_none() {

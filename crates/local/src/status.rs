@@ -30,10 +30,22 @@ pub fn target(rec: &ServiceRecord, member: &str) -> Option<Target> {
         EngineKind::Redis => rec.secrets.get(redis::PASSWORD),
         EngineKind::Zookeeper => None,
     };
-    Some(match secret {
+    let t = match secret {
         Some(p) => t.with_password(p.clone()),
         None => t,
+    };
+    // PostgreSQL and Redis members serve TLS (ZooKeeper's probe is wired on its own).
+    Some(match (rec.spec.engine, tls_ca(rec)) {
+        (EngineKind::Redis | EngineKind::Postgresql, Some(ca)) => t.with_tls(ca, ip.to_string()),
+        _ => t,
     })
+}
+
+/// The service's CA certificate (PEM), for clients verifying its members over TLS; `None` for a
+/// service without a TLS bundle. A member's certificate names its address (and its DNS name), so
+/// a client dialing the address verifies that name.
+pub fn tls_ca(rec: &ServiceRecord) -> Option<String> {
+    rec.tls.get(firecamp_catalog::tls::CA_FILE).cloned()
 }
 
 pub async fn probe_role(rec: &ServiceRecord, member: &str) -> Result<Role, ProbeError> {

@@ -7,7 +7,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Bed, pg_connect, require, spec, with_bed, zk_cli};
+use common::{Bed, PgLogin, pg_connect, require, spec, with_bed, zk_cli};
 use firecamp_api::{Operation, OperationPhase, Phase, Role, StepAction};
 use firecamp_core::EngineKind;
 use serde_json::json;
@@ -53,7 +53,7 @@ static NEXT_ID: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new
 
 /// One row per INSERT (autocommit) to the member the runtime reports as primary; after an
 /// error the primary is looked up again.
-fn writer(bed: Arc<Bed>, name: &'static str, password: String, mut stop: watch::Receiver<bool>, w: Arc<Mutex<Writes>>) -> tokio::task::JoinHandle<()> {
+fn writer(bed: Arc<Bed>, name: &'static str, password: PgLogin, mut stop: watch::Receiver<bool>, w: Arc<Mutex<Writes>>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut client: Option<(String, tokio_postgres::Client)> = None;
         while !*stop.borrow() {
@@ -107,10 +107,10 @@ fn writer(bed: Arc<Bed>, name: &'static str, password: String, mut stop: watch::
 /// Runs `body` (which starts an operation and returns its id) with a continuous writer, waits
 /// for the operation, lets the writer acknowledge a few more rows, and checks that every
 /// acknowledged row is on the primary. Returns the operation and what the writer saw.
-async fn with_writer(bed: &Arc<Bed>, name: &'static str, password: &str, request: serde_json::Value) -> (Operation, Writes) {
+async fn with_writer(bed: &Arc<Bed>, name: &'static str, password: &PgLogin, request: serde_json::Value) -> (Operation, Writes) {
     let w = Arc::new(Mutex::new(Writes::default()));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let task = writer(bed.clone(), name, password.to_string(), stop_rx, w.clone());
+    let task = writer(bed.clone(), name, password.clone(), stop_rx, w.clone());
     // Writes flow before the operation starts.
     wait_for_acks(&w, 20).await;
     let op = bed.operate(name, request).await.expect("operation accepted");
@@ -146,10 +146,10 @@ async fn wait_for_acks(w: &Arc<Mutex<Writes>>, n: usize) {
     }
 }
 
-async fn pg_service(bed: &Bed, name: &str) -> String {
+async fn pg_service(bed: &Bed, name: &str) -> PgLogin {
     bed.create(json!({ "name": name, "spec": spec("postgresql", 3, "256Mi") })).await.expect("created");
     bed.wait_phase(name, Phase::Active, Duration::from_secs(240)).await;
-    let password = bed.secret(name, &format!("{name}-0"), "superuser-password");
+    let password = bed.pg_login(name);
     let c = pg_connect(&bed.ip(name, &format!("{name}-0")).await, &password).await.unwrap();
     c.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY)").await.unwrap();
     password
@@ -193,12 +193,12 @@ async fn postgresql_ordered_updates_keep_every_acknowledged_write() {
     .await;
 }
 
-async fn start_time(ip: &str, password: &str) -> String {
+async fn start_time(ip: &str, password: &PgLogin) -> String {
     let c = pg_connect(ip, password).await.unwrap();
     c.query_one("SELECT pg_postmaster_start_time()::text", &[]).await.unwrap().get(0)
 }
 
-async fn show(ip: &str, password: &str, key: &str) -> String {
+async fn show(ip: &str, password: &PgLogin, key: &str) -> String {
     let c = pg_connect(ip, password).await.unwrap();
     c.query_one(&format!("SHOW {key}"), &[]).await.unwrap().get(0)
 }

@@ -4,17 +4,17 @@ mod common;
 
 use std::time::Duration;
 
-use common::{kill9, pg_connect, require, spec, with_bed};
+use common::{PgLogin, kill9, pg_connect, require, spec, with_bed};
 use firecamp_api::{Phase, Role};
 use firecamp_core::EngineKind;
 use serde_json::json;
 
-async fn connect(host: &str, password: &str) -> tokio_postgres::Client {
+async fn connect(host: &str, password: &PgLogin) -> tokio_postgres::Client {
     pg_connect(host, password).await.unwrap_or_else(|e| panic!("connecting to {host}: {e}"))
 }
 
 /// Reads `SELECT v FROM t` on `host` until it shows `want` (replay is asynchronous), within a deadline.
-async fn read_until(host: &str, password: &str, want: &str) {
+async fn read_until(host: &str, password: &PgLogin, want: &str) {
     let c = connect(host, password).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -42,12 +42,18 @@ async fn a_primary_and_two_streaming_replicas_that_survive_a_crash() {
             assert_eq!(s.spec.version.as_deref(), Some("15"));
 
             // Every replica streams from the primary, as PostgreSQL itself says.
-            let password = bed.secret("pg", "pg-0", "superuser-password");
+            let password = bed.pg_login("pg");
             let primary_ip = bed.ip("pg", "pg-0").await;
             let primary = connect(&primary_ip, &password).await;
             let rows = primary.query("SELECT application_name, state FROM pg_stat_replication ORDER BY 1", &[]).await.unwrap();
             let got: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
             assert_eq!(got, vec![("pg-1".into(), "streaming".into()), ("pg-2".into(), "streaming".into())]);
+
+            // Issue #13: replication runs over TLS; clients must use it and verify the member.
+            let rows = primary.query("SELECT r.application_name, s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) ORDER BY 1", &[]).await.unwrap();
+            let got: Vec<(String, bool)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            assert_eq!(got, vec![("pg-1".into(), true), ("pg-2".into(), true)], "replication over TLS");
+            tls_is_required_and_verified(&bed.ca_path("pg", "pg-0"), &primary_ip, "pg-0.t-pg-firecamp.com", &password).await;
 
             // A row written on the primary is read on a replica, through its DNS name.
             primary.batch_execute("CREATE TABLE t (v text); INSERT INTO t VALUES ('before-crash')").await.unwrap();
@@ -81,4 +87,38 @@ async fn a_primary_and_two_streaming_replicas_that_survive_a_crash() {
         },
     )
     .await;
+}
+
+/// What a client sees: psql with `sslmode=verify-full` and the service's CA connects by address
+/// and by DNS name; without TLS, or trusting another CA, or naming another member, it does not.
+async fn tls_is_required_and_verified(ca: &std::path::Path, ip: &str, dns: &str, login: &PgLogin) {
+    let psql = |conninfo: String| {
+        let out = std::process::Command::new("psql")
+            .args([conninfo.as_str(), "-XAtc", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"])
+            .env("PGPASSWORD", &login.password)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()
+            .expect("psql (Debian's postgresql-client) is needed");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_string() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let ca = ca.display();
+    for host in [ip, dns] {
+        let (ok, out) = psql(format!("host={host} user=postgres dbname=postgres sslmode=verify-full sslrootcert={ca}"));
+        assert!(ok && out == "t", "verify-full to {host}: {out}");
+    }
+    let (ok, out) = psql(format!("host={ip} user=postgres dbname=postgres sslmode=disable"));
+    assert!(!ok && out.contains("no encryption"), "a plain connection: {out}");
+    let other = std::env::temp_dir().join(format!("firecamp-other-ca-{}.crt", std::process::id()));
+    let now = firecamp_pki::OffsetDateTime::now_utc();
+    std::fs::write(&other, firecamp_pki::new_ca("another", firecamp_pki::Duration::days(1), now).unwrap().cert).unwrap();
+    let (ok, out) = psql(format!("host={ip} user=postgres dbname=postgres sslmode=verify-full sslrootcert={}", other.display()));
+    assert!(!ok && out.contains("certificate verify failed"), "another CA: {out}");
+    std::fs::remove_file(&other).unwrap();
+    // The member's certificate names it, not its peers.
+    let wrong = dns.replacen("pg-0", "pg-1", 1);
+    let (ok, out) = psql(format!("host={ip} hostaddr={ip} user=postgres dbname=postgres sslmode=verify-full sslrootcert={ca}").replacen(&format!("host={ip} "), &format!("host={wrong} "), 1));
+    assert!(!ok && out.contains("does not match host name"), "another member's name: {out}");
+    // FireCamp's own client refuses another CA too.
+    let t = firecamp_probe::Target::new(ip, 5432).with_password(login.password.clone()).with_tls(firecamp_pki::new_ca("x", firecamp_pki::Duration::days(1), now).unwrap().cert, ip);
+    assert!(firecamp_probe::postgresql::connect(&t, "postgres").await.is_err());
 }

@@ -333,8 +333,9 @@ fn pg_hba_conf(ctx: &RenderContext, m: &Member) -> String {
     out.push_str("# TYPE  DATABASE     USER        ADDRESS              METHOD\n");
     out.push_str("local   all          postgres                         peer\n");
     out.push_str("local   all          all                              scram-sha-256\n");
-    // The member's own loopback: inside its pod, or the local runtime's machine.
-    out.push_str("host    all          all         127.0.0.1/32         scram-sha-256\n");
+    // The member's own loopback: inside its pod, but every local user's on the local runtime's
+    // machine, so it is held to the same rule as the network.
+    out.push_str(&format!("{clients} all          all         127.0.0.1/32         scram-sha-256\n"));
     for net in &ctx.cluster.networks {
         out.push_str(&format!("hostssl replication  {REPLICATION_USER:<10}  {net:<20} scram-sha-256\n"));
     }

@@ -194,6 +194,56 @@ impl Bed {
         std::fs::read_to_string(self.member_dir(name, member).join("secret").join(key)).unwrap()
     }
 
+    /// The superuser's password and the CA of PostgreSQL service `name`.
+    pub fn pg_login(&self, name: &str) -> PgLogin {
+        let first = format!("{name}-0");
+        PgLogin { password: self.secret(name, &first, "superuser-password"), ca: self.ca(name, &first) }
+    }
+
+    /// The service's CA certificate as its member's TLS directory holds it (PEM).
+    pub fn ca(&self, name: &str, member: &str) -> String {
+        std::fs::read_to_string(self.ca_path(name, member)).unwrap()
+    }
+
+    pub fn ca_path(&self, name: &str, member: &str) -> std::path::PathBuf {
+        self.member_dir(name, member).join("tls").join("ca.crt")
+    }
+
+    /// A probe target for a Redis member over TLS, verified against the service's CA under the
+    /// member's address (its certificate names it).
+    pub async fn redis_target(&self, name: &str, member: &str) -> firecamp_probe::Target {
+        let ip = self.ip(name, member).await;
+        firecamp_probe::Target::new(ip.clone(), 6379).with_password(self.secret(name, member, "password")).with_tls(self.ca(name, member), ip)
+    }
+
+    /// One command on a Redis member over TLS (FireCamp's probe, verified against the CA).
+    pub async fn redis(&self, name: &str, member: &str, args: &[&str]) -> redis::Value {
+        let t = self.redis_target(name, member).await;
+        firecamp_probe::redis::command(&t, args).await.unwrap_or_else(|e| panic!("{} on {member}: {e}", args.join(" ")))
+    }
+
+    /// `CONFIG GET key` on a Redis member, over TLS.
+    pub async fn redis_config(&self, name: &str, member: &str, key: &str) -> String {
+        match self.redis(name, member, &["CONFIG", "GET", key]).await {
+            redis::Value::Array(kv) if kv.len() == 2 => match &kv[1] {
+                redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                other => panic!("CONFIG GET {key} on {member}: {other:?}"),
+            },
+            other => panic!("CONFIG GET {key} on {member}: {other:?}"),
+        }
+    }
+
+    /// redis-cli in cluster mode (`-c`: it follows redirections) over TLS with the service's CA,
+    /// entering at `member`; its output, asserting it exited 0.
+    pub async fn redis_cluster_cli(&self, name: &str, member: &str, args: &[&str]) -> String {
+        let (ip, password, ca) = (self.ip(name, member).await, self.secret(name, member, "password"), self.ca_path(name, member));
+        let mut all = vec!["--tls", "--cacert", ca.to_str().unwrap(), "-c"];
+        all.extend_from_slice(args);
+        let (ok, out) = redis_cli(&ip, 6379, &password, &all);
+        assert!(ok, "redis-cli {} through {member}: {out}", args.join(" "));
+        out.trim().to_string()
+    }
+
     /// The pid of the member's server (written by the supervisor).
     pub fn server_pid(&self, name: &str, member: &str) -> i32 {
         std::fs::read_to_string(self.member_dir(name, member).join("server.pid")).unwrap().trim().parse().unwrap()
@@ -217,8 +267,32 @@ pub fn kill9(pid: i32) {
 }
 
 /// A PostgreSQL connection as the superuser (3 s to connect).
-pub async fn pg_connect(host: &str, password: &str) -> Result<tokio_postgres::Client, firecamp_probe::ProbeError> {
-    firecamp_probe::postgresql::connect(&firecamp_probe::Target::new(host, 5432).with_password(password), "postgres").await
+/// What a test logs in to a PostgreSQL service with: the superuser's password and the service's CA.
+#[derive(Clone)]
+pub struct PgLogin {
+    pub password: String,
+    pub ca: String,
+}
+
+/// FireCamp's own PostgreSQL connection over TLS, verifying `host` (an address or a DNS name:
+/// the member's certificate names both) against the service's CA.
+pub async fn pg_connect(host: &str, login: &PgLogin) -> Result<tokio_postgres::Client, firecamp_probe::ProbeError> {
+    let t = firecamp_probe::Target::new(host, 5432).with_password(login.password.clone()).with_tls(login.ca.clone(), host);
+    firecamp_probe::postgresql::connect(&t, "postgres").await
+}
+
+/// Runs redis-cli `-h host -p port` with `args` (options such as `--tls --cacert <file>` first,
+/// then the command) and the password in REDISCLI_AUTH: whether it exited 0, and its output
+/// (stdout then stderr).
+pub fn redis_cli(host: &str, port: u16, password: &str, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-h", host, "-p", &port.to_string()])
+        .args(args)
+        .env("REDISCLI_AUTH", password)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
 }
 
 /// Runs one zkCli command against `server` (ZooKeeper's own client, from the installed jars).

@@ -2,6 +2,8 @@
 //! at its address (static IP, else pod IP), with the service's password from its Secret. Roles
 //! are asked over each engine's own protocol, pods whose role label disagrees are relabelled
 //! (the client Service selects the primary by that label), and Redis switchovers are run here.
+//! Members that serve TLS are verified against the service's CA (`ca.crt` of the Secret
+//! `<service>-tls`) under their DNS name, whatever address is dialed.
 
 use std::collections::BTreeMap;
 
@@ -33,21 +35,24 @@ pub struct Engines {
     engine: EngineKind,
     port: u16,
     password: Option<String>,
+    /// The service's CA certificate (PEM) when its members serve TLS.
+    tls_ca: Option<String>,
     /// Member → address, for members that have one.
     addrs: BTreeMap<String, String>,
+    /// Member → DNS name, the name its certificate carries.
+    dns_names: BTreeMap<String, String>,
 }
 
 impl Engines {
     pub async fn read(client: &kube::Client, plan: &ServicePlan, ns: &str, pods: &BTreeMap<String, Pod>) -> Result<Self> {
         let (port, key) = access(plan.engine);
         let password = match key {
-            Some(k) => {
-                let name = names::secret(&plan.name);
-                let secret = Api::<Secret>::namespaced(client.clone(), ns).get_opt(&name).await.map_err(Error::kube("get", "Secret", &name))?;
-                secret.and_then(|s| s.data?.get(k).map(|b| String::from_utf8_lossy(&b.0).into_owned()))
-            }
+            Some(k) => secret_key(client, ns, &names::secret(&plan.name), k).await?,
             None => None,
         };
+        // Until the reconciler has issued the certificates there is no CA, and no member can
+        // serve TLS yet either.
+        let tls_ca = if plan.tls { secret_key(client, ns, &names::tls_secret(&plan.name), firecamp_catalog::tls::CA_FILE).await? } else { None };
         let addrs = plan
             .members
             .iter()
@@ -57,14 +62,20 @@ impl Engines {
                 Some((m.member.name.to_string(), addr))
             })
             .collect();
-        Ok(Engines { engine: plan.engine, port, password, addrs })
+        let dns_names = plan.members.iter().map(|m| (m.member.name.to_string(), m.member.dns_name.clone())).collect();
+        Ok(Engines { engine: plan.engine, port, password, tls_ca, addrs, dns_names })
     }
 
     fn target(&self, member: &str) -> Option<Target> {
         let t = Target::new(self.addrs.get(member)?.clone(), self.port);
-        Some(match &self.password {
+        let t = match &self.password {
             Some(p) => t.with_password(p.clone()),
             None => t,
+        };
+        // PostgreSQL and Redis members serve TLS (ZooKeeper's probe is wired on its own).
+        Some(match (&self.tls_ca, self.dns_names.get(member)) {
+            (Some(ca), Some(name)) if self.engine != EngineKind::Zookeeper => t.with_tls(ca.clone(), name.clone()),
+            _ => t,
         })
     }
 
@@ -113,6 +124,12 @@ impl Engines {
         }
         Ok(())
     }
+}
+
+/// One key of a Secret of the service's namespace, `None` when the Secret or the key is missing.
+async fn secret_key(client: &kube::Client, ns: &str, name: &str, key: &str) -> Result<Option<String>> {
+    let secret = Api::<Secret>::namespaced(client.clone(), ns).get_opt(name).await.map_err(Error::kube("get", "Secret", name))?;
+    Ok(secret.and_then(|s| s.data?.get(key).map(|b| String::from_utf8_lossy(&b.0).into_owned())))
 }
 
 /// Whether the plan is a Redis Cluster (members in shards).
