@@ -74,6 +74,9 @@ async fn redis_cluster(rt: &Runtime, rec: &crate::store::ServiceRecord, plan: &S
     let addr = |m: &str| format!("{}:{}", rec.ips[m], firecamp_catalog::redis::PORT);
     let primaries: Vec<&firecamp_catalog::MemberPlan> = plan.members.iter().filter(|m| m.role == firecamp_catalog::Role::Primary).collect();
     let first = primaries.first().ok_or_else(|| LocalError::Internal("a Redis Cluster plan without primaries".into()))?;
+    // redis-cli verifies every member against the service's CA (the members serve TLS only);
+    // the daemon reads the copy in the first primary's TLS directory.
+    let cacert = format!("{}/{}", first.paths.tls_dir, firecamp_catalog::tls::CA_FILE);
     const CREATE: &str = "cluster-create";
     if !rec.init.steps.iter().any(|s| s == CREATE) {
         let t = target(rec, first.member.name.as_str()).ok_or_else(|| LocalError::Internal("no address".into()))?;
@@ -83,7 +86,7 @@ async fn redis_cluster(rt: &Runtime, rec: &crate::store::ServiceRecord, plan: &S
             let mut args = vec!["--cluster".to_string(), "create".into()];
             args.extend(primaries.iter().map(|m| addr(m.member.name.as_str())));
             args.extend(["--cluster-replicas".into(), "0".into(), "--cluster-yes".into()]);
-            redis_cli(rec, bin_dir, &args).await?;
+            redis_cli(rec, bin_dir, &cacert, &args).await?;
         }
         rt.update_init(&rec.name, |i| i.steps.push(CREATE.into()))?;
     }
@@ -113,18 +116,20 @@ async fn redis_cluster(rt: &Runtime, rec: &crate::store::ServiceRecord, plan: &S
                 "--cluster-master-id".into(),
                 id,
             ];
-            redis_cli(&rec, bin_dir, &args).await?;
+            redis_cli(&rec, bin_dir, &cacert, &args).await?;
         }
         rt.update_init(&rec.name, |i| i.steps.push(step.clone()))?;
     }
     Ok(())
 }
 
-/// Runs redis-cli with the password in REDISCLI_AUTH (never on its command line).
-async fn redis_cli(rec: &crate::store::ServiceRecord, bin_dir: &str, args: &[String]) -> Result<()> {
+/// Runs redis-cli over TLS verified against `cacert`, with the password in REDISCLI_AUTH (never
+/// on its command line).
+async fn redis_cli(rec: &crate::store::ServiceRecord, bin_dir: &str, cacert: &str, args: &[String]) -> Result<()> {
     let exe = if bin_dir.is_empty() { "redis-cli".to_string() } else { format!("{bin_dir}/redis-cli") };
     let password = rec.secrets.get(firecamp_catalog::redis::PASSWORD).cloned().unwrap_or_default();
     let out = Command::new(&exe)
+        .args(["--tls", "--cacert", cacert])
         .args(args)
         .env("REDISCLI_AUTH", password)
         .stdin(std::process::Stdio::null())

@@ -304,7 +304,6 @@ async fn postgresql_config_reloads_or_restarts_in_order_and_bad_requests_are_ref
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_replication_restart_switches_over_and_keeps_keys() {
     require(EngineKind::Redis);
-    use redis::AsyncCommands;
     with_bed(
         "t-opr",
         "127.0.162.1/20",
@@ -312,16 +311,12 @@ async fn redis_replication_restart_switches_over_and_keeps_keys() {
         |bed| async move {
             bed.create(json!({ "name": "rr", "spec": spec("redis", 3, "128Mi") })).await.expect("created");
             bed.wait_phase("rr", Phase::Active, Duration::from_secs(120)).await;
-            let password = bed.secret("rr", "rr-0", "password");
-            let url = |ip: &str| format!("redis://:{password}@{ip}:6379/");
-            let client = redis::Client::open(url(&bed.ip("rr", "rr-0").await)).unwrap();
-            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            // Over TLS, verified against the service's CA (members serve nothing else).
             for i in 0..100 {
-                let _: () = c.set(format!("k{i}"), i).await.unwrap();
+                bed.redis("rr", "rr-0", &["SET", &format!("k{i}"), &i.to_string()]).await;
             }
             // WAIT: the replicas have every write before the operation starts.
-            let acked: i64 = redis::cmd("WAIT").arg(2).arg(5000).query_async(&mut c).await.unwrap();
-            assert_eq!(acked, 2);
+            assert_eq!(bed.redis("rr", "rr-0", &["WAIT", "2", "5000"]).await, redis::Value::Int(2));
 
             let op = bed.operate("rr", json!({ "kind": "restart" })).await.unwrap();
             assert_eq!(plan(&op), ["restart rr-1", "restart rr-2", "switchover rr-0 → rr-1", "restart rr-0"]);
@@ -330,21 +325,12 @@ async fn redis_replication_restart_switches_over_and_keeps_keys() {
             let roles: Vec<Role> = s.status.members.iter().map(|m| m.role).collect();
             assert_eq!(roles, [Role::Replica, Role::Primary, Role::Replica]);
             for m in ["rr-0", "rr-1", "rr-2"] {
-                let client = redis::Client::open(url(&bed.ip("rr", m).await)).unwrap();
-                let mut c = client.get_multiplexed_async_connection().await.unwrap();
-                let n: usize = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
-                assert_eq!(n, 100, "{m} has every key");
+                assert_eq!(bed.redis("rr", m, &["DBSIZE"]).await, redis::Value::Int(100), "{m} has every key");
             }
             // The old primary follows the new one, also in its rendered config (a later restart).
             let conf = std::fs::read_to_string(bed.member_dir("rr", "rr-0").join("config/redis.conf")).unwrap();
             assert!(conf.contains("replicaof rr-1.t-opr-firecamp.com 6379"), "{conf}");
 
-            async fn config_get(url: &str, key: &str) -> String {
-                let client = redis::Client::open(url).unwrap();
-                let mut c = client.get_multiplexed_async_connection().await.unwrap();
-                let v: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(key).query_async(&mut c).await.unwrap();
-                v[1].clone()
-            }
             // A reloadable parameter: CONFIG SET on every member, no restart.
             let pids: Vec<i32> = ["rr-0", "rr-1", "rr-2"].iter().map(|m| bed.server_pid("rr", m)).collect();
             let op = bed.operate("rr", json!({ "kind": "config", "config": { "hz": "20" } })).await.unwrap();
@@ -352,7 +338,7 @@ async fn redis_replication_restart_switches_over_and_keeps_keys() {
             bed.wait_operation("rr", &op.id, Duration::from_secs(120)).await;
             for (i, m) in ["rr-0", "rr-1", "rr-2"].iter().enumerate() {
                 assert_eq!(bed.server_pid("rr", m), pids[i], "{m} was not restarted");
-                assert_eq!(config_get(&url(&bed.ip("rr", m).await), "hz").await, "20", "{m}");
+                assert_eq!(bed.redis_config("rr", m, "hz").await, "20", "{m}");
             }
             // Resources: members restart in order (primary rr-1 last, after a switchover back to
             // an updated replica) and size maxmemory from the new limit (75% of 256Mi).
@@ -360,9 +346,8 @@ async fn redis_replication_restart_switches_over_and_keeps_keys() {
             assert_eq!(plan(&op), ["restart rr-0", "restart rr-2", "switchover rr-1 → rr-0", "restart rr-1"]);
             bed.wait_operation("rr", &op.id, Duration::from_secs(300)).await;
             for m in ["rr-0", "rr-1", "rr-2"] {
-                let u = url(&bed.ip("rr", m).await);
-                assert_eq!(config_get(&u, "maxmemory").await, (192u64 << 20).to_string(), "{m}");
-                assert_eq!(config_get(&u, "hz").await, "20", "{m} kept the earlier change");
+                assert_eq!(bed.redis_config("rr", m, "maxmemory").await, (192u64 << 20).to_string(), "{m}");
+                assert_eq!(bed.redis_config("rr", m, "hz").await, "20", "{m} kept the earlier change");
             }
             let s = bed.wait_phase("rr", Phase::Active, Duration::from_secs(60)).await;
             assert_eq!(s.status.members[0].role, Role::Primary);
@@ -492,7 +477,6 @@ async fn a_daemon_restart_resumes_an_operation_without_repeating_finished_steps(
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_cluster_restart_fails_each_shard_over_to_its_replica() {
     require(EngineKind::Redis);
-    use redis::AsyncCommands;
     with_bed(
         "t-opc",
         "127.0.165.1/20",
@@ -502,14 +486,10 @@ async fn redis_cluster_restart_fails_each_shard_over_to_its_replica() {
             s["redis"] = json!({ "mode": "cluster", "shards": 3 });
             bed.create(json!({ "name": "rc", "spec": s })).await.expect("created");
             bed.wait_phase("rc", Phase::Active, Duration::from_secs(180)).await;
-            let password = bed.secret("rc", "rc-0", "password");
-            let url = format!("redis://:{password}@{}:6379/", bed.ip("rc", "rc-0").await);
-            let client = redis::cluster::ClusterClient::new(vec![url.clone()]).unwrap();
-            let mut c = client.get_async_connection().await.unwrap();
+            // redis-cli -c over TLS follows the redirections to each slot's primary.
             for i in 0..200 {
-                let _: () = c.set(format!("key-{i}"), i).await.unwrap();
+                assert_eq!(bed.redis_cluster_cli("rc", "rc-0", &["SET", &format!("key-{i}"), &i.to_string()]).await, "OK");
             }
-            drop(c);
 
             let op = bed.operate("rc", json!({ "kind": "restart" })).await.unwrap();
             assert_eq!(
@@ -530,11 +510,8 @@ async fn redis_cluster_restart_fails_each_shard_over_to_its_replica() {
             let s = bed.wait_phase("rc", Phase::Active, Duration::from_secs(120)).await;
             let roles: Vec<Role> = s.status.members.iter().map(|m| m.role).collect();
             assert_eq!(roles, [Role::Replica, Role::Primary, Role::Replica, Role::Primary, Role::Replica, Role::Primary]);
-            let client = redis::cluster::ClusterClient::new(vec![format!("redis://:{password}@{}:6379/", bed.ip("rc", "rc-5").await)]).unwrap();
-            let mut c = client.get_async_connection().await.unwrap();
             for i in 0..200 {
-                let v: i64 = c.get(format!("key-{i}")).await.unwrap();
-                assert_eq!(v, i);
+                assert_eq!(bed.redis_cluster_cli("rc", "rc-5", &["GET", &format!("key-{i}")]).await, i.to_string());
             }
         },
     )
