@@ -34,10 +34,10 @@ pub fn target(rec: &ServiceRecord, member: &str) -> Option<Target> {
         Some(p) => t.with_password(p.clone()),
         None => t,
     };
-    // PostgreSQL and Redis members serve TLS (ZooKeeper's probe is wired on its own).
-    Some(match (rec.spec.engine, tls_ca(rec)) {
-        (EngineKind::Redis | EngineKind::Postgresql, Some(ca)) => t.with_tls(ca, ip.to_string()),
-        _ => t,
+    // Every engine's members serve TLS (ZooKeeper's four-letter words too, on its TLS port).
+    Some(match tls_ca(rec) {
+        Some(ca) => t.with_tls(ca, ip.to_string()),
+        None => t,
     })
 }
 

@@ -7,7 +7,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Bed, PgLogin, pg_connect, require, spec, with_bed, zk_cli};
+use common::zk::zk_cli;
+use common::{Bed, PgLogin, pg_connect, require, spec, with_bed};
 use firecamp_api::{Operation, OperationPhase, Phase, Role, StepAction};
 use firecamp_core::EngineKind;
 use serde_json::json;
@@ -372,8 +373,11 @@ async fn zookeeper_restart_keeps_znodes_and_quorum_with_the_leader_last() {
         |_| {},
         |bed| async move {
             zk_service(&bed, "zk").await;
+            // zkCli as the service's client user, over TLS with its CA.
+            let client = bed.zk_client("zk", "client");
             let ip0 = format!("{}:2181", bed.ip("zk", "zk-0").await);
-            let out = tokio::task::spawn_blocking(move || zk_cli(&ip0, &["create", "/kept", "before-restart"])).await.unwrap();
+            let c = client.clone();
+            let out = tokio::task::spawn_blocking(move || zk_cli(&ip0, &c, &["create", "/kept", "before-restart"])).await.unwrap();
             assert!(out.contains("Created /kept"), "{out}");
             let (leader, _) = primary(&bed, "zk").await.expect("a leader");
 
@@ -401,7 +405,8 @@ async fn zookeeper_restart_keeps_znodes_and_quorum_with_the_leader_last() {
             }
             bed.wait_phase("zk", Phase::Active, Duration::from_secs(60)).await;
             let ip2 = "zk-2.t-opz-firecamp.com:2181".to_string();
-            let out = tokio::task::spawn_blocking(move || zk_cli(&ip2, &["get", "/kept"])).await.unwrap();
+            let c = client.clone();
+            let out = tokio::task::spawn_blocking(move || zk_cli(&ip2, &c, &["get", "/kept"])).await.unwrap();
             assert!(out.contains("before-restart"), "{out}");
             // A config change restarts too (ZooKeeper never reloads).
             let op = bed.operate("zk", json!({ "kind": "config", "config": { "maxClientCnxns": "100" } })).await.unwrap();
@@ -418,7 +423,8 @@ async fn zookeeper_restart_keeps_znodes_and_quorum_with_the_leader_last() {
             bed.wait_operation("zk", &op.id, Duration::from_secs(120)).await;
             bed.wait_phase("zk", Phase::Active, Duration::from_secs(60)).await;
             let ip1 = "zk-1.t-opz-firecamp.com:2181".to_string();
-            let out = tokio::task::spawn_blocking(move || zk_cli(&ip1, &["get", "/kept"])).await.unwrap();
+            let c = client.clone();
+            let out = tokio::task::spawn_blocking(move || zk_cli(&ip1, &c, &["get", "/kept"])).await.unwrap();
             assert!(out.contains("before-restart"), "{out}");
             // Cancel right after the request: the step under way ends (a ZooKeeper member takes
             // seconds to rejoin), no later step starts, and the operation says so.

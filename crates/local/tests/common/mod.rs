@@ -16,6 +16,8 @@ use firecamp_local::{Daemon, servers};
 use futures::FutureExt;
 use serde_json::{Value, json};
 
+pub mod zk;
+
 pub struct Bed {
     pub url: String,
     pub dns_addr: std::net::SocketAddr,
@@ -293,23 +295,4 @@ pub fn redis_cli(host: &str, port: u16, password: &str, args: &[&str]) -> (bool,
         .output()
         .unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
-}
-
-/// Runs one zkCli command against `server` (ZooKeeper's own client, from the installed jars).
-pub fn zk_cli(server: &str, args: &[&str]) -> String {
-    let jar = std::fs::read_dir("/usr/share/java")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| firecamp_local::servers::parse_zookeeper_jar(p).is_some())
-        .expect("zookeeper jar");
-    let out = std::process::Command::new("java")
-        .arg("-cp")
-        .arg(format!("{}:/usr/share/java/slf4j-nop.jar", jar.display()))
-        .arg("org.apache.zookeeper.ZooKeeperMain")
-        .args(["-server", server])
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
 }

@@ -72,9 +72,9 @@ impl Engines {
             Some(p) => t.with_password(p.clone()),
             None => t,
         };
-        // PostgreSQL and Redis members serve TLS (ZooKeeper's probe is wired on its own).
+        // Every engine's members serve TLS (ZooKeeper's four-letter words too, on its TLS port).
         Some(match (&self.tls_ca, self.dns_names.get(member)) {
-            (Some(ca), Some(name)) if self.engine != EngineKind::Zookeeper => t.with_tls(ca.clone(), name.clone()),
+            (Some(ca), Some(name)) => t.with_tls(ca.clone(), name.clone()),
             _ => t,
         })
     }
