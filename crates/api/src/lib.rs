@@ -51,6 +51,19 @@ pub mod paths {
     pub fn logs(name: &str) -> String {
         format!("{SERVICES}/{name}/logs")
     }
+    /// `GET`: the service's CA certificate ([`crate::ServiceCa`]), for clients to verify members.
+    pub fn ca(name: &str) -> String {
+        format!("{SERVICES}/{name}/ca")
+    }
+}
+
+/// `GET /v1/services/{name}/ca`: the certificate of the service's CA (PEM), which every member's
+/// certificate chains to. Not a secret; 404 while the service has none (yet, or an engine
+/// without TLS).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceCa {
+    pub ca: String,
 }
 
 /// `POST /v1/services`.

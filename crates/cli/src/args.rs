@@ -72,6 +72,16 @@ pub enum ServiceCommand {
         #[arg(short, long, value_enum, default_value_t = Format::Table)]
         output: Format,
     },
+    /// How clients connect: the service's CA certificate and a connection string per member
+    /// (TLS verified against that CA), and where the password is. Never prints a password.
+    Credentials {
+        name: String,
+        /// Write the CA's certificate to this file (the connection strings name it).
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<std::path::PathBuf>,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
     /// Delete a service; its data volumes are kept unless --delete-volumes.
     Delete {
         name: String,

@@ -36,6 +36,23 @@ impl Backend {
         Ok(Backend::Kube(Api::namespaced(client, &args.namespace)))
     }
 
+    /// The certificate of the service's CA: from the API, or (`--kube`) from the members'
+    /// Secret `<service>-tls`, which the kubeconfig's user must be allowed to read.
+    pub async fn ca(&self, name: &str) -> Result<String, CliError> {
+        match self {
+            Backend::Rest(c) => Ok(c.get::<firecamp_api::ServiceCa>(&paths::ca(name)).await?.ca),
+            Backend::Kube(api) => {
+                self.get(name).await?;
+                let secret_name = firecamp_kube::names::tls_secret(name);
+                let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(api.clone().into_client(), api.namespace().unwrap_or("default"));
+                let secret = secrets.get_opt(&secret_name).await.map_err(|e| kube_err("reading Secret", &secret_name, e))?;
+                secret.and_then(|s| s.data?.get(firecamp_catalog::tls::CA_FILE).map(|b| String::from_utf8_lossy(&b.0).into_owned())).ok_or_else(|| {
+                    CliError::NotFound(format!("service {name:?} has no CA yet (Secret {secret_name}): its engine serves no TLS, or its certificates are not issued yet"))
+                })
+            }
+        }
+    }
+
     pub fn rest(&self) -> Result<&Client, CliError> {
         match self {
             Backend::Rest(c) => Ok(c),

@@ -6,6 +6,7 @@ mod aws_zone_cmd;
 mod backend;
 mod catalog_cmd;
 mod client;
+mod credentials_cmd;
 mod error;
 mod local_cmd;
 mod manage_cmd;
@@ -53,6 +54,7 @@ async fn run(command: Command) -> Result<(), CliError> {
                 ServiceCommand::List { output } => service_cmds::list(&c, output).await,
                 ServiceCommand::Get { name, output } => service_cmds::get(&c, &name, output).await,
                 ServiceCommand::Members { name, output } => service_cmds::members(&c, &name, output).await,
+                ServiceCommand::Credentials { name, ca_file, output } => service_cmds::credentials(&c, &name, ca_file.as_deref(), output).await,
                 ServiceCommand::Delete { name, delete_volumes, wait } => service_cmds::delete(&c, &name, delete_volumes, wait).await,
                 ServiceCommand::Stop { name, op } => operation_cmds::run(&c, &name, operation_cmds::request(OperationKind::Stop, &op), op.wait).await,
                 ServiceCommand::Start { name, op } => operation_cmds::run(&c, &name, operation_cmds::request(OperationKind::Start, &op), op.wait).await,

@@ -11,7 +11,7 @@ use crate::error::CliError;
 use crate::output;
 use crate::wait::{Until, wait};
 
-fn print_as<T: serde::Serialize>(format: Format, v: &T, table: impl FnOnce() -> String) -> Result<(), CliError> {
+pub(crate) fn print_as<T: serde::Serialize>(format: Format, v: &T, table: impl FnOnce() -> String) -> Result<(), CliError> {
     let text = match format {
         Format::Json => output::json(v)? + "\n",
         Format::Yaml => output::yaml(v)?,
@@ -69,6 +69,8 @@ pub async fn get(client: &Backend, name: &str, format: Format) -> Result<(), Cli
     let s = client.get(name).await?;
     print_as(format, &s, || service_rows(std::slice::from_ref(&s)) + "\n" + &member_rows(&s))
 }
+
+pub use crate::credentials_cmd::credentials;
 
 pub async fn members(client: &Backend, name: &str, format: Format) -> Result<(), CliError> {
     let s = client.get(name).await?;

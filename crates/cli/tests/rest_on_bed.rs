@@ -388,6 +388,11 @@ async fn the_cli_talks_to_the_api_over_https() {
     assert_eq!(svc.status.phase, Phase::Active, "{json}");
     let list = ok(run(&["service", "list"]));
     assert!(list.lines().any(|l| l.starts_with("zk") && l.contains("ACTIVE")), "{list}");
+    // Issue #13: the CA clients verify members with, as the manage service issued it.
+    let creds: serde_json::Value = serde_json::from_str(&ok(run(&["service", "credentials", "zk", "-o", "json"]))).unwrap();
+    let tls = Api::<Secret>::namespaced(client.clone(), &ns).get("zk-tls").await.unwrap();
+    assert_eq!(creds["ca"].as_str().map(str::as_bytes), tls.data.as_ref().map(|d| d["ca.crt"].0.as_slice()), "{creds}");
+    assert!(creds["members"][0]["connect"].as_str().unwrap().contains("zk-0."), "{creds}");
     let members = ok(run(&["service", "members", "zk"]));
     for (i, z) in ZONES.iter().enumerate() {
         assert!(members.lines().any(|l| l.starts_with(&format!("zk-{i}")) && l.contains(z)), "{members}");

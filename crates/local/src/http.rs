@@ -48,6 +48,7 @@ pub fn router(rt: Arc<Runtime>, token: Arc<crate::guard::Token>) -> Router {
         .route(paths::SERVICES, get(list).post(create))
         .route("/v1/services/{name}", get(get_one).delete(delete))
         .route("/v1/services/{name}/members", get(members))
+        .route("/v1/services/{name}/ca", get(service_ca))
         .route("/v1/services/{name}/stop", post(stop))
         .route("/v1/services/{name}/start", post(start))
         .route("/v1/services/{name}/logs", get(logs))
@@ -91,6 +92,11 @@ async fn get_one(State(rt): Rt, Path(name): Path<String>) -> Res<Json<firecamp_a
 
 async fn members(State(rt): Rt, Path(name): Path<String>) -> Res<Json<Vec<firecamp_api::MemberStatus>>> {
     Ok(Json(rt.get(&name).await?.status.members))
+}
+
+/// The certificate of the service's CA (not a secret: the key stays in the runtime's record).
+async fn service_ca(State(rt): Rt, Path(name): Path<String>) -> Res<Json<firecamp_api::ServiceCa>> {
+    Ok(Json(rt.service_ca(&name)?))
 }
 
 async fn delete(State(rt): Rt, Path(name): Path<String>, Query(q): Query<DeleteQuery>) -> Res<Json<firecamp_api::Service>> {

@@ -512,6 +512,15 @@ impl Runtime {
         self.get(name).await
     }
 
+    /// The certificate of the service's CA; `Missing` for a service without TLS.
+    pub fn service_ca(&self, name: &str) -> Result<firecamp_api::ServiceCa> {
+        let rec = self.store.get(name)?.ok_or_else(|| LocalError::NotFound(name.into()))?;
+        match rec.tls.get(firecamp_catalog::tls::CA_FILE) {
+            Some(ca) => Ok(firecamp_api::ServiceCa { ca: ca.clone() }),
+            None => Err(LocalError::Missing(format!("service {name:?} has no CA: its engine serves no TLS"))),
+        }
+    }
+
     pub async fn get(&self, name: &str) -> Result<Service> {
         let rec = self.store.get(name)?.ok_or_else(|| LocalError::NotFound(name.into()))?;
         Ok(self.service_of(&rec).await)

@@ -118,6 +118,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::SERVICES, get(services::list).post(services::create))
         .route(&paths::service(name), get(services::get).delete(services::delete))
         .route(&paths::members(name), get(services::members))
+        .route(&paths::ca(name), get(services::ca))
         .route(&paths::stop(name), post(operations::stop))
         .route(&paths::start(name), post(operations::start))
         .route(&paths::operations(name), get(operations::list).post(operations::create))

@@ -136,6 +136,21 @@ pub async fn get(State(st): St, headers: HeaderMap, Path(name): Path<String>, q:
     Ok(Json(read(&st, &headers, &ns, &name).await?))
 }
 
+/// The CA's certificate from the members' Secret `<service>-tls` (the manage service reads it;
+/// the caller needs only `get` on the service).
+pub async fn ca(State(st): St, headers: HeaderMap, Path(name): Path<String>, q: Result<Query<Params>, QueryRejection>) -> Res<Json<firecamp_api::ServiceCa>> {
+    let ns = st.namespace(&params(q)?)?;
+    read(&st, &headers, &ns, &name).await?;
+    let secret_name = firecamp_kube::names::tls_secret(&name);
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(st.client.clone(), &ns);
+    let secret = kube_call(&format!("reading Secret {secret_name}"), secrets.get_opt(&secret_name)).await?;
+    let ca = secret.and_then(|s| s.data?.get(firecamp_catalog::tls::CA_FILE).map(|b| String::from_utf8_lossy(&b.0).into_owned()));
+    match ca {
+        Some(ca) => Ok(Json(firecamp_api::ServiceCa { ca })),
+        None => Err(fail(ErrorCode::NotFound, format!("service {name:?} has no CA yet: its engine serves no TLS, or the manage service has not issued its certificates"))),
+    }
+}
+
 pub async fn members(State(st): St, headers: HeaderMap, Path(name): Path<String>, q: Result<Query<Params>, QueryRejection>) -> Res<Json<Vec<MemberStatus>>> {
     let ns = st.namespace(&params(q)?)?;
     Ok(Json(read(&st, &headers, &ns, &name).await?.status.members))
