@@ -47,7 +47,9 @@ impl Backend {
                 let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(api.clone().into_client(), api.namespace().unwrap_or("default"));
                 let secret = secrets.get_opt(&secret_name).await.map_err(|e| kube_err("reading Secret", &secret_name, e))?;
                 secret.and_then(|s| s.data?.get(firecamp_catalog::tls::CA_FILE).map(|b| String::from_utf8_lossy(&b.0).into_owned())).ok_or_else(|| {
-                    CliError::NotFound(format!("service {name:?} has no CA yet (Secret {secret_name}): its engine serves no TLS, or its certificates are not issued yet"))
+                    CliError::NotFound(format!(
+                        "service {name:?} has no CA yet (Secret {secret_name}): its engine serves no TLS, or its certificates are not issued yet"
+                    ))
                 })
             }
         }

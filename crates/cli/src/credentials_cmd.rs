@@ -80,7 +80,12 @@ pub fn credentials_of(s: &Service, ca: String, ca_file: Option<&Path>) -> Creden
              on the local runtime, <state>/services/{0}/<member>/secret/{key}",
             s.name
         ),
-        members: s.status.members.iter().map(|m| MemberLine { member: m.name.clone(), dns_name: m.dns_name.clone(), connect: line(engine, &m.dns_name, &ca_ref, user) }).collect(),
+        members: s
+            .status
+            .members
+            .iter()
+            .map(|m| MemberLine { member: m.name.clone(), dns_name: m.dns_name.clone(), connect: line(engine, &m.dns_name, &ca_ref, user) })
+            .collect(),
     }
 }
 

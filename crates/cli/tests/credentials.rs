@@ -15,7 +15,13 @@ impl Drop for TempDir {
 }
 
 fn firecamp(state: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_firecamp")).args(args).env("FIRECAMP_LOCAL_DIR", state).env_remove("FIRECAMP_TOKEN").env_remove("FIRECAMP_SERVER").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_firecamp"))
+        .args(args)
+        .env("FIRECAMP_LOCAL_DIR", state)
+        .env_remove("FIRECAMP_TOKEN")
+        .env_remove("FIRECAMP_SERVER")
+        .output()
+        .unwrap()
 }
 
 fn ok(o: std::process::Output) -> String {
@@ -56,7 +62,11 @@ async fn credentials_print_the_ca_and_lines_that_connect_over_verified_tls() {
         let line = creds["members"][0]["connect"].as_str().unwrap();
         assert!(line.contains("sslmode=verify-full") && line.contains(ca_file.to_str().unwrap()), "{line}");
         // The line as printed, with the password where a user keeps it.
-        let out = Command::new("bash").args(["-c", &format!("{line} -XAtc 'select ssl from pg_stat_ssl where pid = pg_backend_pid()'")]).env("PGPASSWORD", password.trim()).output().unwrap();
+        let out = Command::new("bash")
+            .args(["-c", &format!("{line} -XAtc 'select ssl from pg_stat_ssl where pid = pg_backend_pid()'")])
+            .env("PGPASSWORD", password.trim())
+            .output()
+            .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t", "{line}: {}", String::from_utf8_lossy(&out.stderr));
         let table = ok(firecamp(&state, &["service", "credentials", "pg", &server]));
         assert!(table.contains("BEGIN CERTIFICATE") && table.contains("pg-0: psql"), "{table}");
