@@ -60,7 +60,16 @@ echo "rc-4 role: $(redis-cli -h rc-4.{domain} role | head -1)"
 echo "read through rc-1: $(for k in a b c d e f g h; do redis-cli -c -h rc-1.{domain} get "key-$k"; done | tr '\n' ' ')"
 "#
     );
-    let logs = run_client_pod(&client, &ns, "rc-client", &env.image("docker.io/library/redis:7.0.15-bookworm"), 999, &[("rc-credentials", "/secret"), ("rc-tls", "/tls")], &script).await;
+    let logs = run_client_pod(
+        &client,
+        &ns,
+        "rc-client",
+        &env.image("docker.io/library/redis:7.0.15-bookworm"),
+        999,
+        &[("rc-credentials", "/secret"), ("rc-tls", "/tls")],
+        &script,
+    )
+    .await;
     assert!(logs.contains("rc-2 cluster_state:ok"), "{logs}");
     assert!(logs.contains("masters: 3, replicas: 3, connected: 6"), "{logs}");
     assert!(logs.contains("read through rc-1: value-a value-b value-c value-d value-e value-f value-g value-h"), "{logs}");
@@ -82,7 +91,16 @@ for i in $(seq 300); do v=$(redis-cli -h rd-2.{domain} get greeting); [ -n "$v" 
 echo "read on rd-2: $v ($(redis-cli -h rd-2.{domain} info replication | tr -d '\r' | grep '^role:'))"
 "#
     );
-    let logs = run_client_pod(&client, &ns, "rd-client", &env.image("docker.io/library/redis:7.0.15-bookworm"), 999, &[("rd-credentials", "/secret"), ("rd-tls", "/tls")], &script).await;
+    let logs = run_client_pod(
+        &client,
+        &ns,
+        "rd-client",
+        &env.image("docker.io/library/redis:7.0.15-bookworm"),
+        999,
+        &[("rd-credentials", "/secret"), ("rd-tls", "/tls")],
+        &script,
+    )
+    .await;
     assert!(logs.contains("connected replicas: 2"), "{logs}");
     assert!(logs.contains("read on rd-2: written-on-rd-0 (role:slave)"), "{logs}");
     rest(&server, &tok, &ns, &["service", "delete", "rd", "--delete-volumes", "--wait", "--timeout=180"]);

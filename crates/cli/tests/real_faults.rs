@@ -161,7 +161,9 @@ echo "stopped after $i attempts"
     );
     let writer = {
         let (client, ns, image) = (client.clone(), ns.clone(), env.image("docker.io/library/postgres:15.10-bookworm"));
-        tokio::spawn(async move { real::run_client_pod(&client, &ns, "writer", &image, 999, &[("pg-credentials", "/secret"), ("pg-tls", "/tls")], &writer_script).await })
+        tokio::spawn(async move {
+            real::run_client_pod(&client, &ns, "writer", &image, 999, &[("pg-credentials", "/secret"), ("pg-tls", "/tls")], &writer_script).await
+        })
     };
     psql_until(&client, &ns, "pg-0", "select count(*) > 0 from w", "t", 120).await;
     let first_leader = leader(&client).await.expect("a manage pod leads");

@@ -106,8 +106,16 @@ echo "read on pg-1: $v"
 echo "pg-1 in recovery: $(q pg-1 'select pg_is_in_recovery()')"
 "#
     );
-    let logs =
-        real::run_client_pod(&client, &ns, "client", &env.image("docker.io/library/postgres:15.10-bookworm"), 999, &[("pg-credentials", "/secret"), ("pg-tls", "/tls")], &script).await;
+    let logs = real::run_client_pod(
+        &client,
+        &ns,
+        "client",
+        &env.image("docker.io/library/postgres:15.10-bookworm"),
+        999,
+        &[("pg-credentials", "/secret"), ("pg-tls", "/tls")],
+        &script,
+    )
+    .await;
     assert!(logs.contains("streaming=2"), "both replicas streaming: {logs}");
     assert!(logs.contains("replication over TLS: 2"), "{logs}");
     assert!(logs.contains("plain: no encryption"), "a plain connection is refused: {logs}");

@@ -81,11 +81,7 @@ fn pod_template(plan: &ServicePlan) -> PodTemplateSpec {
     if plan.tls {
         volumes.push(Volume {
             name: TLS.into(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(names::tls_secret(&plan.name)),
-                default_mode: Some(0o440),
-                ..Default::default()
-            }),
+            secret: Some(SecretVolumeSource { secret_name: Some(names::tls_secret(&plan.name)), default_mode: Some(0o440), ..Default::default() }),
             ..Default::default()
         });
     }

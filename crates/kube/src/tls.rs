@@ -55,10 +55,7 @@ pub fn secrets(plan: &ServicePlan, data: Option<&BTreeMap<String, String>>) -> V
         string_data: Some(keys.into_iter().map(|k| (k.clone(), value(&k))).collect()),
         ..Default::default()
     };
-    vec![
-        secret(names::ca_secret(&plan.name), vec![tls::CA_FILE.to_string(), CA_KEY.to_string()]),
-        secret(names::tls_secret(&plan.name), mounted_keys(plan)),
-    ]
+    vec![secret(names::ca_secret(&plan.name), vec![tls::CA_FILE.to_string(), CA_KEY.to_string()]), secret(names::tls_secret(&plan.name), mounted_keys(plan))]
 }
 
 /// What the members' Secret holds: the CA's certificate, each member's certificate and key.

@@ -55,7 +55,8 @@ async fn main() {
     let auth = format!("Bearer {}", token.trim());
     let spec = json!({ "engine": "postgresql", "replicas": 1, "zones": ["local"], "tls": { "allowPlaintext": true },
         "resources": { "requests": { "memory": "512Mi" } }, "volumes": { "data": { "size": "2Gi" } } });
-    let r = http.post(format!("{}/v1/services", daemon.url())).header("authorization", &auth).json(&json!({ "name": "pg", "spec": spec })).send().await.unwrap();
+    let r =
+        http.post(format!("{}/v1/services", daemon.url())).header("authorization", &auth).json(&json!({ "name": "pg", "spec": spec })).send().await.unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     let deadline = Instant::now() + Duration::from_secs(300);
     let ip = loop {

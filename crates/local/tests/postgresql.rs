@@ -50,7 +50,8 @@ async fn a_primary_and_two_streaming_replicas_that_survive_a_crash() {
             assert_eq!(got, vec![("pg-1".into(), "streaming".into()), ("pg-2".into(), "streaming".into())]);
 
             // Issue #13: replication runs over TLS; clients must use it and verify the member.
-            let rows = primary.query("SELECT r.application_name, s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) ORDER BY 1", &[]).await.unwrap();
+            let rows =
+                primary.query("SELECT r.application_name, s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) ORDER BY 1", &[]).await.unwrap();
             let got: Vec<(String, bool)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
             assert_eq!(got, vec![("pg-1".into(), true), ("pg-2".into(), true)], "replication over TLS");
             tls_is_required_and_verified(&bed.ca_path("pg", "pg-0"), &primary_ip, "pg-0.t-pg-firecamp.com", &password).await;
@@ -116,9 +117,15 @@ async fn tls_is_required_and_verified(ca: &std::path::Path, ip: &str, dns: &str,
     std::fs::remove_file(&other).unwrap();
     // The member's certificate names it, not its peers.
     let wrong = dns.replacen("pg-0", "pg-1", 1);
-    let (ok, out) = psql(format!("host={ip} hostaddr={ip} user=postgres dbname=postgres sslmode=verify-full sslrootcert={ca}").replacen(&format!("host={ip} "), &format!("host={wrong} "), 1));
+    let (ok, out) = psql(format!("host={ip} hostaddr={ip} user=postgres dbname=postgres sslmode=verify-full sslrootcert={ca}").replacen(
+        &format!("host={ip} "),
+        &format!("host={wrong} "),
+        1,
+    ));
     assert!(!ok && out.contains("does not match host name"), "another member's name: {out}");
     // FireCamp's own client refuses another CA too.
-    let t = firecamp_probe::Target::new(ip, 5432).with_password(login.password.clone()).with_tls(firecamp_pki::new_ca("x", firecamp_pki::Duration::days(1), now).unwrap().cert, ip);
+    let t = firecamp_probe::Target::new(ip, 5432)
+        .with_password(login.password.clone())
+        .with_tls(firecamp_pki::new_ca("x", firecamp_pki::Duration::days(1), now).unwrap().cert, ip);
     assert!(firecamp_probe::postgresql::connect(&t, "postgres").await.is_err());
 }

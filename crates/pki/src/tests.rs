@@ -65,14 +65,21 @@ fn a_damaged_ca_is_refused_naming_the_part() {
     assert!(e.contains("Secret db/pg-tls's key"), "{e}");
     let e = check_ca(&CaPem { cert: "nonsense".into(), ..ca.clone() }, "Secret db/pg-tls").unwrap_err().to_string();
     assert!(e.contains("Secret db/pg-tls's certificate"), "{e}");
-    assert!(matches!(issue(&CaPem { key: "x".into(), ..ca }, &names(), &[], Usage::Server, Duration::days(1), OffsetDateTime::now_utc()), Err(PkiError::Parse { .. })));
+    assert!(matches!(
+        issue(&CaPem { key: "x".into(), ..ca }, &names(), &[], Usage::Server, Duration::days(1), OffsetDateTime::now_utc()),
+        Err(PkiError::Parse { .. })
+    ));
 }
 
 #[test]
 fn a_bundle_is_made_once_then_only_what_changed_is_reissued() {
     use bundle::{MemberNames, renew};
     let now = OffsetDateTime::now_utc();
-    let member = |i: u32, ip: Option<&str>| MemberNames { member: format!("pg-{i}"), names: vec![format!("pg-{i}.db.prod-firecamp.com")], ips: ip.map(|a| a.parse().unwrap()).into_iter().collect() };
+    let member = |i: u32, ip: Option<&str>| MemberNames {
+        member: format!("pg-{i}"),
+        names: vec![format!("pg-{i}.db.prod-firecamp.com")],
+        ips: ip.map(|a| a.parse().unwrap()).into_iter().collect(),
+    };
     let first = renew(&Default::default(), "FireCamp CA db/pg", &[member(0, None), member(1, None)], now, "Secret db/pg-tls").unwrap();
     assert!(first.new_ca);
     assert_eq!(first.issued, ["pg-0", "pg-1"]);

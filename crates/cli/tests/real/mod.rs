@@ -119,7 +119,8 @@ pub use firecamp_testbed::service_account_token as token;
 pub async fn run_client_pod(client: &Client, ns: &str, name: &str, image: &str, uid: i64, secrets: &[(&str, &str)], script: &str) -> String {
     let mounts: Vec<serde_json::Value> =
         secrets.iter().enumerate().map(|(i, (_, path))| serde_json::json!({"name": format!("secret{i}"), "mountPath": path, "readOnly": true})).collect();
-    let volumes: Vec<serde_json::Value> = secrets.iter().enumerate().map(|(i, (s, _))| serde_json::json!({"name": format!("secret{i}"), "secret": {"secretName": s}})).collect();
+    let volumes: Vec<serde_json::Value> =
+        secrets.iter().enumerate().map(|(i, (s, _))| serde_json::json!({"name": format!("secret{i}"), "secret": {"secretName": s}})).collect();
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": name, "namespace": ns},
         "spec": {

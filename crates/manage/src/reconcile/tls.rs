@@ -31,7 +31,8 @@ pub async fn ensure(client: &Client, field_manager: &str, plan: &ServicePlan, ow
         }
     }
     let store = format!("Secret {ns}/{}", names::ca_secret(&plan.name));
-    let bundle = firecamp_pki::bundle::renew(&existing, &firecamp_catalog::tls::ca_name(Some(ns), &plan.name), &firecamp_kube::tls::members_names(plan), now(), &store)?;
+    let bundle =
+        firecamp_pki::bundle::renew(&existing, &firecamp_catalog::tls::ca_name(Some(ns), &plan.name), &firecamp_kube::tls::members_names(plan), now(), &store)?;
     let secrets = firecamp_kube::tls::secrets(plan, Some(&bundle.data));
     let wanted_mounted = secrets.get(1).and_then(|s| s.string_data.clone()).unwrap_or_default();
     if !bundle.new_ca && bundle.issued.is_empty() && wanted_mounted == mounted {

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use firecamp_pki::OffsetDateTime;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
 use kube::api::{Api, PostParams};
-use firecamp_pki::OffsetDateTime;
 
 use super::ca::{self, CA_CERT_KEY, CA_KEY_KEY, CaPem};
 

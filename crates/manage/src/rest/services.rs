@@ -147,7 +147,10 @@ pub async fn ca(State(st): St, headers: HeaderMap, Path(name): Path<String>, q: 
     let ca = secret.and_then(|s| s.data?.get(firecamp_catalog::tls::CA_FILE).map(|b| String::from_utf8_lossy(&b.0).into_owned()));
     match ca {
         Some(ca) => Ok(Json(firecamp_api::ServiceCa { ca })),
-        None => Err(fail(ErrorCode::NotFound, format!("service {name:?} has no CA yet: its engine serves no TLS, or the manage service has not issued its certificates"))),
+        None => Err(fail(
+            ErrorCode::NotFound,
+            format!("service {name:?} has no CA yet: its engine serves no TLS, or the manage service has not issued its certificates"),
+        )),
     }
 }
 
