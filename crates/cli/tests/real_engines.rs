@@ -26,18 +26,35 @@ async fn zookeeper_and_redis_run_on_real_pods() {
     // ZooKeeper 3: one leader, two followers; a znode written through one member is read
     // through another.
     rest(&server, &tok, &ns, &["service", "create", "zookeeper", "zk", "--version=3.8", "--replicas=3", &zones, "--wait", "--timeout=420"]);
+    // Over TLS verified against the service's CA, logged in with SASL as `client` (issue #13).
     let script = format!(
         r#"set -eu
-zk() {{ java -cp /usr/share/java/zookeeper.jar org.apache.zookeeper.ZooKeeperMain -server "$1.{domain}:2181" "${{@:2}}" 2>/dev/null; }}
-for m in zk-0 zk-1 zk-2; do exec 3<>"/dev/tcp/$m.{domain}/2181"; printf srvr >&3; echo "$m $(grep '^Mode:' <&3)"; exec 3<&-; done
+cp=/usr/share/java/zookeeper.jar
+for j in slf4j-simple netty-codec netty-resolver netty-transport-native-unix-common; do [ -e /usr/share/java/$j.jar ] && cp="$cp:/usr/share/java/$j.jar"; done
+umask 077
+printf 'Client {{\n org.apache.zookeeper.server.auth.DigestLoginModule required\n username="client"\n password="%s";\n}};\n' "$(cat /secret/client-password)" > /tmp/jaas.conf
+printf 'zookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty\nzookeeper.client.secure=true\nzookeeper.ssl.trustStore.location=/tls/ca.crt\nzookeeper.ssl.trustStore.type=PEM\n' > /tmp/client.properties
+zk() {{ java -Djava.security.auth.login.config=/tmp/jaas.conf -cp "$cp" org.apache.zookeeper.ZooKeeperMain -client-configuration /tmp/client.properties -server "$1.{domain}:2181" "${{@:2}}" 2>/dev/null; }}
+for m in zk-0 zk-1 zk-2; do echo "$m $(printf srvr | openssl s_client -quiet -connect $m.{domain}:2181 -CAfile /tls/ca.crt -verify_return_error -verify_hostname $m.{domain} 2>/dev/null | grep '^Mode:')"; done
 zk zk-0 create /firecamp-real written-on-zk-0 >/dev/null
 echo "read on zk-2: $(zk zk-2 get /firecamp-real | grep written)"
+exec 3<>"/dev/tcp/zk-1.{domain}/2181"; printf srvr >&3; echo "plain srvr: [$(timeout 5 cat <&3 | grep -c Mode || true)]"
 "#
     );
-    let logs = run_client_pod(&client, &ns, "zk-client", &env.image("docker.io/library/zookeeper:3.8.4"), 1000, &[], &script).await;
+    let logs = run_client_pod(
+        &client,
+        &ns,
+        "zk-client",
+        &env.image("docker.io/library/zookeeper:3.8.4"),
+        1000,
+        &[("zk-credentials", "/secret"), ("zk-tls", "/tls")],
+        &script,
+    )
+    .await;
     assert_eq!(logs.matches("Mode: leader").count(), 1, "one leader: {logs}");
     assert_eq!(logs.matches("Mode: follower").count(), 2, "two followers: {logs}");
     assert!(logs.contains("read on zk-2: written-on-zk-0"), "{logs}");
+    assert!(logs.contains("plain srvr: [0]"), "a plain four-letter word on the TLS port: {logs}");
     rest(&server, &tok, &ns, &["service", "delete", "zk", "--delete-volumes", "--wait", "--timeout=180"]);
 
     // Redis members use the host network, one per node: the bed's 6 real nodes (two per zone)
@@ -51,6 +68,9 @@ echo "read on zk-2: $(zk zk-2 get /firecamp-real | grep written)"
     let script = format!(
         r#"set -eu
 export REDISCLI_AUTH="$(cat /secret/password)"
+# Over TLS verified against the service's CA (issue #13); the plain port is off.
+redis-cli() {{ command redis-cli --tls --cacert /tls/ca.crt "$@"; }}
+echo "plain: $(command redis-cli -h rc-0.{domain} ping 2>&1 | grep -c PONG || true)"
 for i in $(seq 300); do s=$(redis-cli -h rc-2.{domain} cluster info | grep -o 'cluster_state:ok' || true); [ -n "$s" ] && break; sleep 0.2; done
 echo "rc-2 $s"
 for k in a b c d e f g h; do redis-cli -c -h rc-0.{domain} set "key-$k" "value-$k" >/dev/null; done
@@ -71,6 +91,7 @@ echo "read through rc-1: $(for k in a b c d e f g h; do redis-cli -c -h rc-1.{do
     )
     .await;
     assert!(logs.contains("rc-2 cluster_state:ok"), "{logs}");
+    assert!(logs.contains("plain: 0"), "a plain client got an answer: {logs}");
     assert!(logs.contains("masters: 3, replicas: 3, connected: 6"), "{logs}");
     assert!(logs.contains("read through rc-1: value-a value-b value-c value-d value-e value-f value-g value-h"), "{logs}");
     rest(&server, &tok, &ns, &["service", "delete", "rc", "--delete-volumes", "--wait", "--timeout=180"]);
@@ -84,6 +105,7 @@ echo "read through rc-1: $(for k in a b c d e f g h; do redis-cli -c -h rc-1.{do
     let script = format!(
         r#"set -eu
 export REDISCLI_AUTH="$(cat /secret/password)"
+redis-cli() {{ command redis-cli --tls --cacert /tls/ca.crt "$@"; }}
 for i in $(seq 300); do n=$(redis-cli -h rd-0.{domain} info replication | tr -d '\r' | sed -n 's/^connected_slaves://p'); [ "$n" = 2 ] && break; sleep 0.2; done
 echo "connected replicas: $n"
 redis-cli -h rd-0.{domain} set greeting written-on-rd-0 >/dev/null
