@@ -116,7 +116,7 @@ impl Engine for ZooKeeper {
         if key.starts_with("ssl.") {
             return Some("TLS uses the member's certificate from the service's CA");
         }
-        if ["quorum.auth.", "authProvider.", "enforce.auth."].iter().any(|p| key.starts_with(p)) {
+        if ["quorum.auth.", "enforce.auth."].iter().any(|p| key.starts_with(p)) || key == "authProvider.sasl" {
             return Some("members and clients always authenticate with SASL as the service's users");
         }
         OWNED.iter().find(|(k, _)| *k == key).map(|(_, why)| *why)
