@@ -74,7 +74,8 @@ echo "plain: $(command redis-cli -h rc-0.{domain} ping 2>&1 | grep -c PONG || tr
 for i in $(seq 300); do s=$(redis-cli -h rc-2.{domain} cluster info | grep -o 'cluster_state:ok' || true); [ -n "$s" ] && break; sleep 0.2; done
 echo "rc-2 $s"
 for k in a b c d e f g h; do redis-cli -c -h rc-0.{domain} set "key-$k" "value-$k" >/dev/null; done
-nodes=$(redis-cli -h rc-1.{domain} cluster nodes)
+# The last replicas attach (CLUSTER REPLICATE) and gossip reaches rc-1 a moment after ACTIVE.
+for i in $(seq 300); do nodes=$(redis-cli -h rc-1.{domain} cluster nodes); [ "$(grep -c slave <<<"$nodes")" = 3 ] && break; sleep 0.2; done
 echo "masters: $(grep -c master <<<"$nodes"), replicas: $(grep -c slave <<<"$nodes"), connected: $(grep -c connected <<<"$nodes")"
 echo "rc-4 role: $(redis-cli -h rc-4.{domain} role | head -1)"
 echo "read through rc-1: $(for k in a b c d e f g h; do redis-cli -c -h rc-1.{domain} get "key-$k"; done | tr '\n' ' ')"

@@ -119,8 +119,15 @@ pub use firecamp_testbed::service_account_token as token;
 pub async fn run_client_pod(client: &Client, ns: &str, name: &str, image: &str, uid: i64, secrets: &[(&str, &str)], script: &str) -> String {
     let mounts: Vec<serde_json::Value> =
         secrets.iter().enumerate().map(|(i, (_, path))| serde_json::json!({"name": format!("secret{i}"), "mountPath": path, "readOnly": true})).collect();
-    let volumes: Vec<serde_json::Value> =
-        secrets.iter().enumerate().map(|(i, (s, _))| serde_json::json!({"name": format!("secret{i}"), "secret": {"secretName": s}})).collect();
+    let volumes: Vec<serde_json::Value> = secrets
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _))| match s.ends_with("-tls") {
+            // A client needs the CA's certificate, never the members' keys the Secret also holds.
+            true => serde_json::json!({"name": format!("secret{i}"), "secret": {"secretName": s, "items": [{"key": "ca.crt", "path": "ca.crt"}]}}),
+            false => serde_json::json!({"name": format!("secret{i}"), "secret": {"secretName": s}}),
+        })
+        .collect();
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": name, "namespace": ns},
         "spec": {
