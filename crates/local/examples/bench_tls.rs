@@ -7,7 +7,8 @@
 //! (`sslmode=disable`) and TLS (`sslmode=verify-full` against the service's CA) rounds so drift
 //! hits both alike; then the same with a new connection per transaction (`-C`), where the TLS
 //! handshake shows. Prints each round's transactions per second and the TLS/plain ratio of the
-//! medians.
+//! medians. Then one Redis member the same way: redis-benchmark's SET, plain on 6380 against TLS
+//! on 6379 (`--tls --cacert`), 8 clients, pipelining off, alternating rounds.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -88,5 +89,49 @@ async fn main() {
         let (mp, mt) = (median(p), median(t));
         println!("{label}: median plain {mp:.0} tps, TLS {mt:.0} tps, TLS/plain = {:.2}", mt / mp);
     }
+    redis(&http, &auth, &daemon.url(), dir.path()).await;
     drop(daemon);
+}
+
+fn redis_benchmark(ip: &str, port: u16, password: &str, tls: Option<&std::path::Path>) -> f64 {
+    let mut cmd = Command::new("redis-benchmark");
+    cmd.args(["-h", ip, "-p", &port.to_string(), "-a", password, "-t", "set", "-n", "100000", "-c", "8", "-q", "--csv"]);
+    if let Some(ca) = tls {
+        cmd.args(["--tls", "--cacert", &ca.display().to_string()]);
+    }
+    let out = cmd.output().expect("redis-benchmark (Debian's redis-tools) is needed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "redis-benchmark failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    // "SET","<requests per second>",…
+    text.lines()
+        .find_map(|l| l.strip_prefix("\"SET\",\"").and_then(|r| r.split('"').next()).and_then(|v| v.parse().ok()))
+        .unwrap_or_else(|| panic!("no SET line in redis-benchmark's output: {text}"))
+}
+
+async fn redis(http: &reqwest::Client, auth: &str, url: &str, dir: &std::path::Path) {
+    let spec = json!({ "engine": "redis", "replicas": 1, "zones": ["local"], "tls": { "allowPlaintext": true },
+        "resources": { "requests": { "memory": "256Mi" } }, "volumes": { "data": { "size": "1Gi" } } });
+    let r = http.post(format!("{url}/v1/services")).header("authorization", auth).json(&json!({ "name": "rd", "spec": spec })).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let ip = loop {
+        let s: Service = http.get(format!("{url}/v1/services/rd")).header("authorization", auth).send().await.unwrap().json().await.unwrap();
+        if s.status.phase == Phase::Active {
+            break s.status.members[0].static_ip.clone().unwrap();
+        }
+        assert!(Instant::now() < deadline, "rd not ACTIVE");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let member = dir.join("services/rd/rd-0");
+    let password = std::fs::read_to_string(member.join("secret/password")).unwrap();
+    let ca = member.join("tls/ca.crt");
+    println!("Redis 1 member, local runtime, redis-benchmark SET, 100000 requests, 8 clients, {ROUNDS} rounds each");
+    let (mut p, mut t) = (Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        p.push(redis_benchmark(&ip, firecamp_catalog::redis::PLAIN_PORT, &password, None));
+        t.push(redis_benchmark(&ip, firecamp_catalog::redis::PORT, &password, Some(&ca)));
+        println!("  round {round}: plain {:.0} req/s, TLS {:.0} req/s", p[round - 1], t[round - 1]);
+    }
+    let (mp, mt) = (median(p), median(t));
+    println!("Redis SET: median plain {mp:.0} req/s, TLS {mt:.0} req/s, TLS/plain = {:.2}", mt / mp);
 }
