@@ -181,7 +181,8 @@ async fn a_killed_manage_service_resumes_without_duplicates_or_lost_init_tasks()
     let lp = ListParams::default().labels("firecamp.dev/service=rc");
     assert_eq!(sts.list(&lp).await.unwrap().items.len(), 1);
     assert_eq!(Api::<ConfigMap>::namespaced(client.clone(), &ns).list(&lp).await.unwrap().items.len(), 3);
-    assert_eq!(Api::<Secret>::namespaced(client.clone(), &ns).list(&lp).await.unwrap().items.len(), 1);
+    // The credentials, the CA's and the members' TLS Secrets.
+    assert_eq!(Api::<Secret>::namespaced(client.clone(), &ns).list(&lp).await.unwrap().items.len(), 3);
     assert_eq!(Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns).list(&lp).await.unwrap().items.len(), 3);
     let jobs = Api::<Job>::namespaced(client.clone(), &ns).list(&lp).await.unwrap();
     assert_eq!(jobs.items.len(), 1);

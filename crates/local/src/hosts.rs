@@ -139,8 +139,9 @@ mod tests {
         let p = dir.path().join("hosts");
         std::fs::write(&p, "127.0.0.1 localhost\n").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
-        let before = inode(&p);
+        // Held open across the writes: a rename leaves it on the old content, a rewrite in place
+        // would change what it reads (inode numbers alone are reused once freed).
+        let mut held = std::fs::File::open(&p).unwrap();
         // A reader polling all along never sees the file empty or missing.
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let reader = {
@@ -163,7 +164,9 @@ mod tests {
         assert!(reader.join().unwrap() > 0);
         write_block(&p, "local", &entries()).unwrap();
         assert!(std::fs::read_to_string(&p).unwrap().contains("127.0.100.2\tpg-1.local-firecamp.com"));
-        assert_ne!(inode(&p), before, "replaced by a rename, not rewritten in place");
+        let mut old = String::new();
+        std::io::Read::read_to_string(&mut held, &mut old).unwrap();
+        assert_eq!(old, "127.0.0.1 localhost\n", "replaced by a rename, not rewritten in place");
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o644, "mode kept");
         write_block(&p, "local", &BTreeMap::new()).unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "127.0.0.1 localhost\n");

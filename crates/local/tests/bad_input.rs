@@ -120,7 +120,8 @@ async fn dangerous_parameters_and_reserved_annotations_are_refused_at_create() {
                 ("postgresql", json!({ "archive_command": "sh -c id" }), "spec.config.archive_command", "not an allowed PostgreSQL parameter"),
                 ("postgresql", json!({ "shared_preload_libraries": "/tmp/evil.so" }), "spec.config.shared_preload_libraries", "not an allowed"),
                 ("postgresql", json!({ "checkpoint_timeout": "1s" }), "spec.config.checkpoint_timeout", "30s to 1d"),
-                ("zookeeper", json!({ "serverCnxnFactory": "org.evil.Factory" }), "spec.config.serverCnxnFactory", "not an allowed ZooKeeper parameter"),
+                ("zookeeper", json!({ "serverCnxnFactory": "org.evil.Factory" }), "spec.config.serverCnxnFactory", "FireCamp sets serverCnxnFactory itself"),
+                ("zookeeper", json!({ "authProvider.1": "org.evil.Provider" }), "spec.config.authProvider.1", "not an allowed ZooKeeper parameter"),
             ];
             for (engine, config, field, want) in cases {
                 let mut s = spec(engine, 1, "128Mi");
