@@ -69,9 +69,14 @@ impl Local {
     }
 
     fn send(&self, method: reqwest::Method, path: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
+        self.try_send(method, path, body).unwrap()
+    }
+
+    /// As [`Self::send`]; an error when the connection broke while the body was written.
+    fn try_send(&self, method: reqwest::Method, path: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), reqwest::Error> {
         self.rt.block_on(async {
-            let r = self.http.request(method, format!("{}{path}", self.url)).header("content-type", "application/json").body(body).send().await.unwrap();
-            (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+            let r = self.http.request(method, format!("{}{path}", self.url)).header("content-type", "application/json").body(body).send().await?;
+            Ok((r.status().as_u16(), r.bytes().await?.to_vec()))
         })
     }
 
@@ -311,7 +316,16 @@ fn unreadable_requests_are_refused_naming_what_could_not_be_read() {
         (reqwest::Method::GET, "/v1/services/%FF%FE", Vec::new(), 400, "name"),
         (reqwest::Method::POST, "/v1/services/rd/operations/%C3%28/cancel", Vec::new(), 400, "id"),
     ] {
-        let (got, answer) = l.send(method.clone(), path, body);
+        let (got, answer) = match l.try_send(method.clone(), path, body) {
+            Ok(r) => r,
+            // The server may answer 413 and close before the client has written the whole
+            // body; the client then sees a broken pipe instead of the answer. Still refused.
+            Err(e) if status == 413 && e.is_request() => {
+                l.nothing_changed().unwrap();
+                continue;
+            }
+            Err(e) => panic!("{method} {path}: {e:?}"),
+        };
         assert_eq!(got, status, "{method} {path}: {}", String::from_utf8_lossy(&answer[..answer.len().min(500)]));
         let e = refusal(got, &answer).unwrap();
         assert!(e.fields.iter().any(|f| f.field == field), "{method} {path}: {e:?}");
