@@ -3,6 +3,7 @@
 //! ECDSA P-256. Nothing here reads a clock, a file or the network: callers pass `now`.
 
 pub mod bundle;
+pub mod rotate;
 
 use std::net::IpAddr;
 
