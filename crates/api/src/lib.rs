@@ -2,7 +2,9 @@
 //! the local runtime serve it; the CLI is its client. Paths are under `/v1`; bodies are JSON
 //! with camelCase fields; errors are [`ApiError`] with the HTTP status its code maps to.
 
-pub use firecamp_core::operation::{Operation, OperationKind, OperationList, OperationPhase, OperationRequest, OperationStep, StepAction, UpdatePolicy};
+pub use firecamp_core::operation::{
+    CaStage, Operation, OperationKind, OperationList, OperationPhase, OperationRequest, OperationStep, StepAction, UpdatePolicy,
+};
 use firecamp_core::{FieldError, ServiceSpec, ValidationErrors};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use firecamp_core::operation::{MemberRole, OperationKind, OperationRequest, OperationStep, StepAction, UpdatePolicy, restart_steps, stop_start_steps};
+use firecamp_core::operation::{
+    CaStage, MemberRole, OperationKind, OperationRequest, OperationStep, StepAction, UpdatePolicy, restart_steps, stop_start_steps,
+};
 use firecamp_core::{ServiceSpec, ValidationErrors};
 
 use crate::engine::engine;
@@ -17,6 +19,8 @@ pub struct Change {
     pub policy: UpdatePolicy,
     /// Parameters whose value changed (config operations).
     pub changed_keys: Vec<String>,
+    /// `certificates`: the CA rotation stage.
+    pub ca: Option<CaStage>,
 }
 
 /// Checks the request against its kind and the service's current spec, and returns the next
@@ -41,6 +45,7 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
     only("config", !req.config.is_empty(), &mut errs, OperationKind::Config);
     only("memberConfig", !req.member_config.is_empty(), &mut errs, OperationKind::Config);
     only("resources", req.resources.is_some(), &mut errs, OperationKind::Resources);
+    only("ca", req.ca.is_some(), &mut errs, OperationKind::Certificates);
     if req.step_timeout_seconds == Some(0) {
         errs.push("stepTimeoutSeconds", "must be at least 1");
     }
@@ -105,13 +110,22 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
                 errs.push("kind", "the service is stopped; start it instead");
             }
         }
+        OperationKind::Certificates => {
+            if !engine(current.engine).supports_tls() {
+                errs.push("kind", format!("{} serves no TLS: it has no certificates to rotate", current.engine));
+            }
+            target = Some(match req.ca {
+                None => "member certificates".to_string(),
+                Some(stage) => format!("CA {stage}"),
+            });
+        }
     }
-    if current.stopped && matches!(kind, OperationKind::Upgrade | OperationKind::Config | OperationKind::Resources) {
+    if current.stopped && matches!(kind, OperationKind::Upgrade | OperationKind::Config | OperationKind::Resources | OperationKind::Certificates) {
         errs.push("kind", "the service is stopped: start it first");
     }
     errs.into_result()?;
     let policy = req.policy.or(current.update_policy).unwrap_or_else(|| engine(current.engine).default_update_policy());
-    Ok(Change { kind, spec, target, policy, changed_keys })
+    Ok(Change { kind, spec, target, policy, changed_keys, ca: req.ca.filter(|_| kind == OperationKind::Certificates) })
 }
 
 /// The catalog version a spec runs: its own, else the catalog's newest (what `plan` resolves).
@@ -219,6 +233,23 @@ mod tests {
         assert!(c.spec.config.is_empty());
         assert_eq!(c.spec.member_config["pg-1"]["log_min_duration_statement"], "100");
         assert_eq!(c.changed_keys, ["log_min_duration_statement", "work_mem"]);
+    }
+
+    #[test]
+    fn certificates_take_a_ca_stage_and_nothing_of_other_kinds() {
+        let mut r = req(OperationKind::Certificates);
+        let c = change(&spec(EngineKind::Postgresql, 3), &r).unwrap();
+        assert_eq!(c.target.as_deref(), Some("member certificates"));
+        assert_eq!(c.spec, spec(EngineKind::Postgresql, 3), "the spec does not change");
+        r.ca = Some(firecamp_core::operation::CaStage::Switch);
+        assert_eq!(change(&spec(EngineKind::Redis, 3), &r).unwrap().target.as_deref(), Some("CA switch"));
+        let mut r = req(OperationKind::Restart);
+        r.ca = Some(firecamp_core::operation::CaStage::Add);
+        let e = change(&spec(EngineKind::Postgresql, 3), &r).unwrap_err().to_string();
+        assert!(e.contains("ca") && e.contains("certificates"), "{e}");
+        let mut stopped = spec(EngineKind::Zookeeper, 3);
+        stopped.stopped = true;
+        assert!(change(&stopped, &req(OperationKind::Certificates)).unwrap_err().to_string().contains("start it first"));
     }
 
     #[test]

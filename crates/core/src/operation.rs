@@ -59,11 +59,21 @@ pub enum OperationKind {
     Stop,
     /// Every member started again.
     Start,
+    /// New member certificates, or one stage of a CA rotation (`ca`): the service's TLS
+    /// bundle changes first, then every member restarts in order onto it.
+    Certificates,
 }
 
 impl OperationKind {
-    pub const ALL: [OperationKind; 6] =
-        [OperationKind::Upgrade, OperationKind::Restart, OperationKind::Config, OperationKind::Resources, OperationKind::Stop, OperationKind::Start];
+    pub const ALL: [OperationKind; 7] = [
+        OperationKind::Upgrade,
+        OperationKind::Restart,
+        OperationKind::Config,
+        OperationKind::Resources,
+        OperationKind::Stop,
+        OperationKind::Start,
+        OperationKind::Certificates,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             OperationKind::Upgrade => "upgrade",
@@ -72,11 +82,52 @@ impl OperationKind {
             OperationKind::Resources => "resources",
             OperationKind::Stop => "stop",
             OperationKind::Start => "start",
+            OperationKind::Certificates => "certificates",
         }
     }
 }
 
 impl fmt::Display for OperationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One stage of replacing a service's CA without a moment where two members, or a member and a
+/// client holding the published CA bundle, distrust each other. Each stage is an operation of
+/// its own (kind `certificates`) that restarts every member once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CaStage {
+    /// A new CA is made and trusted next to the old one; certificates stay the old CA's.
+    /// Clients then fetch the CA bundle again (it holds both).
+    Add,
+    /// Every member gets a certificate from the new CA, which signs from now on; the old one is
+    /// still trusted.
+    Switch,
+    /// The old CA is no longer trusted.
+    Drop,
+}
+
+impl CaStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaStage::Add => "add",
+            CaStage::Switch => "switch",
+            CaStage::Drop => "drop",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "add" => Ok(CaStage::Add),
+            "switch" => Ok(CaStage::Switch),
+            "drop" => Ok(CaStage::Drop),
+            _ => Err(format!("unknown CA stage {s:?}; allowed: add, switch, drop (in this order)")),
+        }
+    }
+}
+
+impl fmt::Display for CaStage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -100,6 +151,9 @@ pub struct OperationRequest {
     /// `resources`: the new requests and limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
+    /// `certificates`: a stage of a CA rotation; absent, new member certificates from the same CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<CaStage>,
     /// The order; the service's `updatePolicy`, else the engine's default, when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<UpdatePolicy>,
@@ -209,6 +263,9 @@ pub struct Operation {
     /// What the operation moves to, for display (`version 16.6`, `work_mem=8MB`…).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// `certificates`: the CA rotation stage, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<CaStage>,
     pub phase: OperationPhase,
     pub steps: Vec<OperationStep>,
     pub step_timeout_seconds: u32,
