@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use firecamp_catalog::{MemberPlan, ServicePlan, tls};
-use firecamp_pki::bundle::{CA_KEY, MemberNames};
+use firecamp_pki::bundle::{CA_KEY, CA_ONLY_KEYS, MemberNames};
 use k8s_openapi::api::core::v1::Secret;
 
 use crate::{labels, meta, names};
@@ -55,7 +55,10 @@ pub fn secrets(plan: &ServicePlan, data: Option<&BTreeMap<String, String>>) -> V
         string_data: Some(keys.into_iter().map(|k| (k.clone(), value(&k))).collect()),
         ..Default::default()
     };
-    vec![secret(names::ca_secret(&plan.name), vec![tls::CA_FILE.to_string(), CA_KEY.to_string()]), secret(names::tls_secret(&plan.name), mounted_keys(plan))]
+    // A CA rotation under way keeps its pending CA and its marker with the CA.
+    let mut ca_keys = vec![tls::CA_FILE.to_string(), CA_KEY.to_string()];
+    ca_keys.extend(CA_ONLY_KEYS.iter().filter(|k| **k != CA_KEY && data.is_some_and(|d| d.contains_key(**k))).map(|k| k.to_string()));
+    vec![secret(names::ca_secret(&plan.name), ca_keys), secret(names::tls_secret(&plan.name), mounted_keys(plan))]
 }
 
 /// What the members' Secret holds: the CA's certificate, each member's certificate and key.

@@ -222,6 +222,7 @@ mod tests {
             kind: OperationKind::Upgrade,
             policy: UpdatePolicy::PrimaryLast,
             target: None,
+            ca: None,
             phase: OperationPhase::Pending,
             steps,
             step_timeout_seconds: 60,

@@ -11,7 +11,7 @@ use firecamp_kube::{labels, names};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 
 use super::decide::{Effect, MemberView, Observed, advance, fail_current_step};
 use super::request::{KEEP_FINISHED, pending};
@@ -82,6 +82,28 @@ fn plan_steps(op: &Operation, plan: &ServicePlan, views: &BTreeMap<String, Membe
             restart_steps(&members, op.policy, switchover, StepAction::Restart)
         }
     }
+}
+
+/// The TLS Secrets rotated as the operation asks, before it is recorded and any member restarts
+/// (once: the Secrets name the operation that rotated them). A stage that cannot run now fails
+/// the operation with nothing changed.
+async fn rotate_certificates(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, op: &mut Operation) -> Result<()> {
+    let owner = svc.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
+    match crate::reconcile::tls::rotate(&ctx.client, &ctx.config.field_manager, plan, &owner, op).await? {
+        Ok(Some(what)) => {
+            tracing::info!(operation = %op.id, %what, "certificates rotated");
+            let note = format!("operation {}: {what}; members restart onto it", op.id);
+            crate::reconcile::event(ctx, svc, kube::runtime::events::EventType::Normal, "CertificatesRotated", note).await;
+        }
+        Ok(None) => {}
+        Err(why) => {
+            let now = k8s_openapi::jiff::Timestamp::now().to_string();
+            op.cancel(&now);
+            op.phase = OperationPhase::Failed;
+            op.message = Some(format!("nothing changed: {why}"));
+        }
+    }
+    Ok(())
 }
 
 /// Records the operations (and the primary) now, before acting on them.
@@ -169,6 +191,9 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
     if let Some(mut op) = taking_up {
         op.steps = plan_steps(&op, plan, &views, ctx);
         op.phase = OperationPhase::Running;
+        if op.kind == OperationKind::Certificates {
+            rotate_certificates(ctx, svc, plan, &mut op).await?;
+        }
         ops.push(op);
         changed = true;
     }

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use firecamp_catalog::layout::KubernetesLayout;
 use firecamp_catalog::operation::change;
 use firecamp_catalog::plan;
-use firecamp_core::operation::{DEFAULT_STEP_TIMEOUT_SECONDS, Operation, OperationPhase, OperationRequest};
+use firecamp_core::operation::{DEFAULT_STEP_TIMEOUT_SECONDS, Operation, OperationKind, OperationPhase, OperationRequest};
 use firecamp_core::{ClusterConfig, ValidationErrors};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 
@@ -113,11 +114,20 @@ async fn request_once(
     let mut cluster = cluster.clone();
     cluster.namespace = svc.namespace().unwrap_or_default();
     plan(name, &c.spec, &cluster, &KubernetesLayout, &BTreeMap::new())?;
+    if c.kind == OperationKind::Certificates {
+        let secrets: Api<Secret> = Api::namespaced(api.clone().into_client(), &cluster.namespace);
+        if let Err(why) = crate::reconcile::tls::check(&secrets, name, c.ca).await? {
+            let mut errs = ValidationErrors::default();
+            errs.push("ca", why);
+            return Err(errs.into());
+        }
+    }
     let op = Operation {
         id: new_id(),
         kind: c.kind,
         policy: c.policy,
         target: c.target,
+        ca: c.ca,
         phase: OperationPhase::Pending,
         steps: Vec::new(),
         step_timeout_seconds: req.step_timeout_seconds.unwrap_or(DEFAULT_STEP_TIMEOUT_SECONDS),

@@ -107,7 +107,7 @@ fn password() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 32)
 }
 
-async fn event(ctx: &Context, svc: &FireCampService, type_: EventType, reason: &str, note: String) {
+pub(crate) async fn event(ctx: &Context, svc: &FireCampService, type_: EventType, reason: &str, note: String) {
     let ev = Event { type_, reason: reason.into(), note: Some(note), action: "Reconcile".into(), secondary: None };
     if let Err(e) = ctx.recorder.publish(&ev, &svc.object_ref(&())).await {
         tracing::debug!(error = %e, "event not recorded");
