@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use firecamp_api::Role;
 use firecamp_catalog::operation::{change, steps};
 use firecamp_catalog::{KubernetesLayout, LocalLayout, ServicePlan, plan_with_primary, postgresql};
-use firecamp_core::operation::{DEFAULT_STEP_TIMEOUT_SECONDS, MemberRole, Operation, OperationKind, OperationPhase, OperationRequest, StepAction};
+use firecamp_core::operation::{CaStage, DEFAULT_STEP_TIMEOUT_SECONDS, MemberRole, Operation, OperationKind, OperationPhase, OperationRequest, StepAction};
 use firecamp_core::{EngineKind, MemberName, ValidationErrors};
 
 use crate::error::{LocalError, Result};
@@ -251,11 +251,13 @@ impl Runtime {
         if let Some(l) = last {
             millis = millis.max(l + 1);
         }
+        let tls = if ch.kind == OperationKind::Certificates { Some(self.rotated_tls(&rec, ch.ca, &format!("op-{millis}"))?) } else { None };
         let op = Operation {
             id: format!("op-{millis}"),
             kind: ch.kind,
             policy: ch.policy,
             target: ch.target.clone().filter(|t| !t.is_empty()),
+            ca: ch.ca,
             phase: OperationPhase::Pending,
             steps: op_steps,
             step_timeout_seconds: req.step_timeout_seconds.unwrap_or(DEFAULT_STEP_TIMEOUT_SECONDS),
@@ -270,6 +272,7 @@ impl Runtime {
             spec: ch.spec,
             server_version: installed.server_version,
             changed_keys: ch.changed_keys,
+            tls,
         })?;
         tracing::info!(service = %name, operation = %op.id, kind = %op.kind, steps = op.steps.len(), "operation recorded");
         self.spawn_operation(name, &op.id);
@@ -304,8 +307,33 @@ impl Runtime {
         }
     }
 
+    /// The service's TLS bundle after the rotation `stage` asks for, by operation `id`; refused
+    /// (400 naming `ca`) when the stage cannot run now.
+    fn rotated_tls(&self, rec: &ServiceRecord, stage: Option<CaStage>, id: &str) -> Result<BTreeMap<String, String>> {
+        use firecamp_pki::rotate::{RotateError, Rotation, rotate};
+        let plan = self.shape(rec).ok_or_else(|| LocalError::Internal(format!("no plan for {}", rec.name)))?;
+        let rotation = match stage {
+            None => Rotation::Members,
+            Some(CaStage::Add) => Rotation::AddCa,
+            Some(CaStage::Switch) => Rotation::SwitchCa,
+            Some(CaStage::Drop) => Rotation::DropCa,
+        };
+        let what = format!("the runtime's record of {}", rec.name);
+        let ca_name = firecamp_catalog::tls::ca_name(None, &rec.name);
+        match rotate(&rec.tls, rotation, &ca_name, &crate::runtime::tls_names(rec, &plan), firecamp_pki::OffsetDateTime::now_utc(), id, &what) {
+            Ok(Some(b)) => Ok(b.data),
+            Ok(None) => Ok(rec.tls.clone()),
+            Err(RotateError::Order(why)) => Err(LocalError::invalid("ca", why)),
+            Err(RotateError::Pki(e)) => Err(LocalError::Internal(format!("TLS of {}: {e}", rec.name))),
+        }
+    }
+
     fn save(&self, r: &OperationRecord) -> Result<()> {
         let mut r = r.clone();
+        if r.operation.phase.is_terminal() {
+            // The bundle is the service's now; its keys are not kept twice.
+            r.tls = None;
+        }
         if !r.operation.phase.is_terminal() && self.cancels.lock().unwrap_or_else(|p| p.into_inner()).contains(&r.operation.id) {
             r.operation.cancel_requested = true;
         }
@@ -321,6 +349,9 @@ impl Runtime {
         let before = rec.clone();
         rec.spec = r.spec.clone();
         rec.server_version = r.server_version.clone();
+        if let Some(tls) = &r.tls {
+            rec.tls = tls.clone();
+        }
         match r.operation.kind {
             OperationKind::Stop => rec.desired = Desired::Stopped,
             OperationKind::Start => rec.desired = Desired::Running,
@@ -732,6 +763,7 @@ mod tests {
             kind: OperationKind::Restart,
             policy: firecamp_core::operation::UpdatePolicy::PrimaryLast,
             target: None,
+            ca: None,
             phase: OperationPhase::Running,
             steps: vec![firecamp_core::operation::OperationStep::new(StepAction::Restart, "pg-1")],
             step_timeout_seconds: 300,

@@ -215,15 +215,7 @@ impl Runtime {
         if !plan.tls {
             return Ok(rec.clone());
         }
-        let members: Vec<firecamp_pki::bundle::MemberNames> = plan
-            .members
-            .iter()
-            .map(|m| firecamp_pki::bundle::MemberNames {
-                member: m.member.name.to_string(),
-                names: vec![m.member.dns_name.clone(), "localhost".into()],
-                ips: rec.ips.get(m.member.name.as_str()).map(|ip| std::net::IpAddr::from(*ip)).into_iter().collect(),
-            })
-            .collect();
+        let members = tls_names(rec, plan);
         let store = format!("the runtime's record of {}", rec.name);
         let bundle =
             firecamp_pki::bundle::renew(&rec.tls, &firecamp_catalog::tls::ca_name(None, &rec.name), &members, firecamp_pki::OffsetDateTime::now_utc(), &store)
@@ -589,6 +581,18 @@ fn fill_secrets(secrets: &mut BTreeMap<String, String>, keys: &[&str]) -> bool {
 
 /// A member's TLS files: the CA's certificate, its own certificate and key (never the CA's key
 /// nor another member's).
+/// What each member's certificate names: its DNS name and `localhost`, its address.
+pub(crate) fn tls_names(rec: &ServiceRecord, plan: &ServicePlan) -> Vec<firecamp_pki::bundle::MemberNames> {
+    plan.members
+        .iter()
+        .map(|m| firecamp_pki::bundle::MemberNames {
+            member: m.member.name.to_string(),
+            names: vec![m.member.dns_name.clone(), "localhost".into()],
+            ips: rec.ips.get(m.member.name.as_str()).map(|ip| std::net::IpAddr::from(*ip)).into_iter().collect(),
+        })
+        .collect()
+}
+
 fn member_tls(rec: &ServiceRecord, member: &str) -> BTreeMap<String, String> {
     use firecamp_catalog::tls::{CA_FILE, cert_file, key_file};
     [CA_FILE.to_string(), cert_file(member), key_file(member)].into_iter().filter_map(|k| rec.tls.get(&k).map(|v| (k, v.clone()))).collect()

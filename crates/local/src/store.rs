@@ -33,6 +33,9 @@ pub struct OperationRecord {
     /// Engine parameters whose value changes (config operations).
     #[serde(default)]
     pub changed_keys: Vec<String>,
+    /// The TLS bundle the operation moves the service to (kind `certificates`), until it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<BTreeMap<String, String>>,
 }
 
 /// What the user asked a service to be.

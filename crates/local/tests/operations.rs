@@ -7,6 +7,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::writer::{pg_service, primary, with_writer};
 use common::zk::zk_cli;
 use common::{Bed, PgLogin, pg_connect, require, spec, with_bed};
 use firecamp_api::{Operation, OperationPhase, Phase, Role, StepAction};
@@ -14,146 +15,8 @@ use firecamp_core::EngineKind;
 use serde_json::json;
 use tokio::sync::watch;
 
-/// The member the runtime reports as primary (or leader), with its address.
-async fn primary(bed: &Bed, name: &str) -> Option<(String, String)> {
-    let s = bed.get(name).await;
-    s.status.members.iter().find(|m| matches!(m.role, Role::Primary | Role::Leader)).map(|m| (m.name.clone(), m.static_ip.clone().unwrap()))
-}
-
 fn plan(op: &Operation) -> Vec<String> {
     op.steps.iter().map(|s| s.describe()).collect()
-}
-
-/// What a continuous writer saw: every acknowledged id, the outcome of every attempt in order,
-/// and the member that acknowledged each write.
-#[derive(Default)]
-struct Writes {
-    acked: Vec<i64>,
-    outcomes: Vec<bool>,
-    by: Vec<String>,
-    last_error: Option<String>,
-}
-
-impl Writes {
-    /// Maximal runs of failed attempts after the first success.
-    fn outage_windows(&self) -> usize {
-        let start = self.outcomes.iter().position(|o| *o).unwrap_or(self.outcomes.len());
-        let seq = &self.outcomes[start..];
-        seq.windows(2).filter(|w| w[0] && !w[1]).count()
-    }
-    /// The members that acknowledged writes, in order, without repeats in a row.
-    fn primaries(&self) -> Vec<String> {
-        let mut v = self.by.clone();
-        v.dedup();
-        v
-    }
-}
-
-/// Row ids, unique across every writer of the test binary.
-static NEXT_ID: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1);
-
-/// One row per INSERT (autocommit) to the member the runtime reports as primary; after an
-/// error the primary is looked up again.
-fn writer(bed: Arc<Bed>, name: &'static str, password: PgLogin, mut stop: watch::Receiver<bool>, w: Arc<Mutex<Writes>>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut client: Option<(String, tokio_postgres::Client)> = None;
-        while !*stop.borrow() {
-            if client.is_none() {
-                let connected = match primary(&bed, name).await {
-                    Some((m, ip)) => pg_connect(&ip, &password).await.map(|c| (m, c)).map_err(|e| e.to_string()),
-                    None => Err("no primary".to_string()),
-                };
-                match connected {
-                    Ok(c) => client = Some(c),
-                    Err(e) => {
-                        {
-                            let mut g = w.lock().unwrap();
-                            g.outcomes.push(false);
-                            g.last_error = Some(e);
-                        }
-                        // Pacing between attempts while there is no primary (not a synchronisation).
-                        tokio::select! { _ = tokio::time::sleep(Duration::from_millis(50)) => {}, _ = stop.changed() => {} }
-                        continue;
-                    }
-                }
-            }
-            let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let (m, c) = client.as_ref().unwrap();
-            let r = tokio::time::timeout(Duration::from_secs(5), c.execute("INSERT INTO t VALUES ($1)", &[&id])).await;
-            let mut g = w.lock().unwrap();
-            match r {
-                Ok(Ok(_)) => {
-                    g.acked.push(id);
-                    g.outcomes.push(true);
-                    g.by.push(m.clone());
-                }
-                Ok(Err(e)) => {
-                    g.outcomes.push(false);
-                    g.last_error = Some(e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string()));
-                    if g.outcomes.iter().filter(|o| !**o).count() < 3 {
-                        eprintln!("writer: INSERT {id} on {m} failed: {:?}", g.last_error);
-                    }
-                    client = None;
-                }
-                Err(_) => {
-                    g.outcomes.push(false);
-                    g.last_error = Some("INSERT timed out".into());
-                    client = None;
-                }
-            }
-        }
-    })
-}
-
-/// Runs `body` (which starts an operation and returns its id) with a continuous writer, waits
-/// for the operation, lets the writer acknowledge a few more rows, and checks that every
-/// acknowledged row is on the primary. Returns the operation and what the writer saw.
-async fn with_writer(bed: &Arc<Bed>, name: &'static str, password: &PgLogin, request: serde_json::Value) -> (Operation, Writes) {
-    let w = Arc::new(Mutex::new(Writes::default()));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let task = writer(bed.clone(), name, password.clone(), stop_rx, w.clone());
-    // Writes flow before the operation starts.
-    wait_for_acks(&w, 20).await;
-    let op = bed.operate(name, request).await.expect("operation accepted");
-    let op = bed.wait_operation(name, &op.id, Duration::from_secs(600)).await;
-    let seen = w.lock().unwrap().acked.len();
-    wait_for_acks(&w, seen + 20).await;
-    stop_tx.send(true).unwrap();
-    task.await.unwrap();
-    let writes = std::mem::take(&mut *w.lock().unwrap());
-
-    let (p, ip) = primary(bed, name).await.expect("a primary");
-    assert_eq!(writes.primaries().last(), Some(&p), "the writer ends on the primary");
-    let c = pg_connect(&ip, password).await.unwrap();
-    let rows = c.query("SELECT id FROM t", &[]).await.unwrap();
-    let present: std::collections::HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
-    let lost: Vec<i64> = writes.acked.iter().filter(|i| !present.contains(i)).copied().collect();
-    assert!(lost.is_empty(), "acknowledged rows missing on the primary {p}: {lost:?}");
-    (op, writes)
-}
-
-async fn wait_for_acks(w: &Arc<Mutex<Writes>>, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (got, last) = {
-            let g = w.lock().unwrap();
-            (g.acked.len(), g.last_error.clone())
-        };
-        if got >= n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the writer got only {got} of {n} acknowledgements; last error {last:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn pg_service(bed: &Bed, name: &str) -> PgLogin {
-    bed.create(json!({ "name": name, "spec": spec("postgresql", 3, "256Mi") })).await.expect("created");
-    bed.wait_phase(name, Phase::Active, Duration::from_secs(240)).await;
-    let password = bed.pg_login(name);
-    let c = pg_connect(&bed.ip(name, &format!("{name}-0")).await, &password).await.unwrap();
-    c.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY)").await.unwrap();
-    password
 }
 
 #[tokio::test(flavor = "multi_thread")]
