@@ -82,6 +82,9 @@ pub enum ServiceCommand {
         #[arg(short, long, value_enum, default_value_t = Format::Table)]
         output: Format,
     },
+    /// The engine's own client (psql, redis-cli, zkCli) on a member, over TLS verified against
+    /// the service's CA and logged in; arguments after `--` go to the client.
+    Connect(crate::connect_cmd::ConnectArgs),
     /// Delete a service; its data volumes are kept unless --delete-volumes.
     Delete {
         name: String,
@@ -115,6 +118,18 @@ pub enum ServiceCommand {
     /// Restart every member, one at a time in the policy's order.
     Restart {
         name: String,
+        #[command(flatten)]
+        op: crate::operation_cmds::OperationArgs,
+    },
+    /// New TLS certificates for every member, or one stage of replacing the service's CA
+    /// (`--ca add`, then `switch`, then `drop`); members restart in order onto them.
+    RotateCerts {
+        name: String,
+        /// A stage of a CA rotation: `add` (a new CA trusted next to the old; give clients the new
+        /// bundle from `service credentials --ca-file` after it), `switch` (the new CA signs every
+        /// member's certificate), `drop` (the old CA no longer trusted).
+        #[arg(long, value_parser = firecamp_api::CaStage::parse)]
+        ca: Option<firecamp_api::CaStage>,
         #[command(flatten)]
         op: crate::operation_cmds::OperationArgs,
     },

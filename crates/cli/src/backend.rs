@@ -55,6 +55,15 @@ impl Backend {
         }
     }
 
+    /// One key of a Secret in the service's namespace (`--kube` only: read with the kubeconfig's
+    /// rights); `None` when either is missing.
+    pub async fn secret_value(&self, secret: &str, key: &str) -> Result<Option<String>, CliError> {
+        let Backend::Kube(api) = self else { return Ok(None) };
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(api.clone().into_client(), api.namespace().unwrap_or("default"));
+        let s = secrets.get_opt(secret).await.map_err(|e| kube_err("reading Secret", secret, e))?;
+        Ok(s.and_then(|s| s.data?.get(key).map(|b| String::from_utf8_lossy(&b.0).into_owned())))
+    }
+
     pub fn rest(&self) -> Result<&Client, CliError> {
         match self {
             Backend::Rest(c) => Ok(c),

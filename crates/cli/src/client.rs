@@ -21,6 +21,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// The server's URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn new(args: &ServerArgs) -> Result<Self, CliError> {
         let mut b = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
         if let Some(path) = &args.ca_cert {
@@ -133,21 +138,24 @@ fn loopback(url: &str) -> bool {
     reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)).is_some_and(|h| firecamp_local::guard::loopback_host(&h))
 }
 
+/// The state of the local runtime that listens at `base` (a loopback URL): the one whose state
+/// directory's address file names the same port.
+pub fn local_runtime(base: &str) -> Option<Config> {
+    let want = reqwest::Url::parse(base).ok()?;
+    if !loopback(base) {
+        return None;
+    }
+    token_dirs().into_iter().map(|d| Config::new(&d)).find(|cfg| {
+        let there = std::fs::read_to_string(cfg.addr_path()).ok().and_then(|a| reqwest::Url::parse(a.trim()).ok());
+        there.is_some_and(|t| loopback(t.as_str()) && t.port_or_known_default() == want.port_or_known_default())
+    })
+}
+
 /// The API token of the local runtime that listens at `base`: the one whose state directory's
 /// address file names the same loopback port. The token goes to no other server. A token that
 /// exists but cannot be read is an error naming the file.
 fn local_token(base: &str) -> Result<Option<String>, CliError> {
-    let Ok(want) = reqwest::Url::parse(base) else { return Ok(None) };
-    if !loopback(base) {
-        return Ok(None);
-    }
-    for dir in token_dirs() {
-        let cfg = Config::new(&dir);
-        let Ok(addr) = std::fs::read_to_string(cfg.addr_path()) else { continue };
-        let Ok(there) = reqwest::Url::parse(addr.trim()) else { continue };
-        if !loopback(there.as_str()) || there.port_or_known_default() != want.port_or_known_default() {
-            continue;
-        }
+    if let Some(cfg) = local_runtime(base) {
         let path = cfg.token_path();
         return match std::fs::read_to_string(&path) {
             Ok(t) => Ok(Some(t.trim().to_string())),

@@ -6,6 +6,7 @@ mod aws_zone_cmd;
 mod backend;
 mod catalog_cmd;
 mod client;
+mod connect_cmd;
 mod credentials_cmd;
 mod error;
 mod local_cmd;
@@ -54,6 +55,13 @@ async fn run(command: Command) -> Result<(), CliError> {
                 ServiceCommand::List { output } => service_cmds::list(&c, output).await,
                 ServiceCommand::Get { name, output } => service_cmds::get(&c, &name, output).await,
                 ServiceCommand::Members { name, output } => service_cmds::members(&c, &name, output).await,
+                ServiceCommand::Connect(a) => {
+                    let code = connect_cmd::connect(&c, &a).await?;
+                    if code != 0 {
+                        std::process::exit(code);
+                    }
+                    Ok(())
+                }
                 ServiceCommand::Credentials { name, ca_file, output } => service_cmds::credentials(&c, &name, ca_file.as_deref(), output).await,
                 ServiceCommand::Delete { name, delete_volumes, wait } => service_cmds::delete(&c, &name, delete_volumes, wait).await,
                 ServiceCommand::Stop { name, op } => operation_cmds::run(&c, &name, operation_cmds::request(OperationKind::Stop, &op), op.wait).await,
@@ -62,6 +70,11 @@ async fn run(command: Command) -> Result<(), CliError> {
                 ServiceCommand::Upgrade { name, version, op } => {
                     let mut req = operation_cmds::request(OperationKind::Upgrade, &op);
                     req.version = Some(version);
+                    operation_cmds::run(&c, &name, req, op.wait).await
+                }
+                ServiceCommand::RotateCerts { name, ca, op } => {
+                    let mut req = operation_cmds::request(OperationKind::Certificates, &op);
+                    req.ca = ca;
                     operation_cmds::run(&c, &name, req, op.wait).await
                 }
                 ServiceCommand::Config(a) => operation_cmds::run(&c, &a.name, operation_cmds::config_request(&a)?, a.op.wait).await,

@@ -1,6 +1,7 @@
 //! Issue #13 item 5 through the CLI: `firecamp service credentials` hands out the service's CA
 //! and a connection line per member, and the line works as printed: psql verifies the member
 //! against that CA and connects (a real PostgreSQL of the local runtime). No password is printed.
+//! `firecamp service connect` runs psql itself, connected and logged in.
 
 use std::process::Command;
 
@@ -68,11 +69,64 @@ async fn credentials_print_the_ca_and_lines_that_connect_over_verified_tls() {
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t", "{line}: {}", String::from_utf8_lossy(&out.stderr));
+        // `service connect`: psql on the primary over verified TLS, logged in with the password
+        // the local runtime keeps (never on psql's command line: a 0600 passfile).
+        let out = ok(firecamp(&state, &["service", "connect", "pg", &server, "--", "-XAtc", "select ssl from pg_stat_ssl where pid = pg_backend_pid()"]));
+        assert_eq!(out.trim(), "t", "{out}");
+        let bad = firecamp(&state, &["service", "connect", "pg", "--member", "pg-7", &server]);
+        assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("pg-0"), "the error names the members");
+        let wrong = dir.0.join("wrong-password");
+        std::fs::write(&wrong, "not-the-password\n").unwrap();
+        let refused = firecamp(&state, &["service", "connect", "pg", "--password-file", wrong.to_str().unwrap(), &server, "--", "-XAtc", "select 1"]);
+        assert!(!refused.status.success(), "a wrong password is refused by PostgreSQL");
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("password authentication failed"), "{}", String::from_utf8_lossy(&refused.stderr));
         let table = ok(firecamp(&state, &["service", "credentials", "pg", &server]));
         assert!(table.contains("BEGIN CERTIFICATE") && table.contains("pg-0: psql"), "{table}");
         let status = ok(firecamp(&state, &["service", "get", "pg", "-o", "json", &server]));
         assert_eq!(serde_json::from_str::<firecamp_api::Service>(&status).unwrap().status.phase, Phase::Active);
         ok(firecamp(&state, &["service", "delete", "pg", "--delete-volumes", "--wait", "--timeout=120", &server]));
+
+        // Redis and ZooKeeper through `connect` too: redis-cli with REDISCLI_AUTH, zkCli with a
+        // JAAS file and the client TLS properties.
+        let (st, sv) = (state.clone(), server.clone());
+        let created = tokio::task::spawn_blocking(move || {
+            ok(firecamp(&st, &["service", "create", "redis", "rd", "--replicas=1", "--zones=local", "--memory=128Mi", "--wait", "--timeout=120", &sv]));
+            firecamp(
+                &st,
+                &[
+                    "service",
+                    "create",
+                    "zookeeper",
+                    "zk",
+                    "--replicas=1",
+                    "--zones=local",
+                    "--memory=512Mi",
+                    "--option",
+                    "heap=128Mi",
+                    "--wait",
+                    "--timeout=180",
+                    &sv,
+                ],
+            )
+        })
+        .await
+        .unwrap();
+        ok(created);
+        let out = ok(firecamp(&state, &["service", "connect", "rd", &server, "--", "SET", "connected", "yes"]));
+        assert_eq!(out.trim(), "OK", "{out}");
+        // zkCli prints some answers on stderr: both are read.
+        let both = |o: std::process::Output| {
+            assert!(o.status.success(), "zkCli failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
+        };
+        let out = both(firecamp(&state, &["service", "connect", "zk", &server, "--", "create", "/connected", "through-connect"]));
+        assert!(out.contains("Created /connected"), "{out}");
+        let out = both(firecamp(&state, &["service", "connect", "zk", &server, "--", "get", "/connected"]));
+        assert!(out.contains("through-connect"), "{out}");
+        for svc in ["rd", "zk"] {
+            ok(firecamp(&state, &["service", "delete", svc, "--delete-volumes", "--wait", "--timeout=120", &server]));
+        }
     };
     let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(result)).await;
     daemon.stop().await;
