@@ -52,10 +52,12 @@ dir="$($sudo "$fc" local status | sed -n 's/^  state: //p')"
 cat <<MSG
 
 PostgreSQL cluster "pg" is up: pg-0 is the primary, pg-1 and pg-2 stream from it.
-Connect (the superuser password is in the primary's secret file, readable by root):
+Connect: psql on the primary over TLS verified against the service's CA, logged in:
+  $sudo $fc service connect pg                         # --member pg-1: a replica (read-only)
+Or by hand (the superuser password is in the primary's secret file, readable by root):
+  $sudo $fc service credentials pg --ca-file pg-ca.crt
   export PGPASSWORD="\$($sudo cat $dir/services/pg/pg-0/secret/superuser-password)"
-  psql -h pg-0.local-firecamp.com -U postgres          # the primary
-  psql -h pg-1.local-firecamp.com -U postgres          # a replica (read-only)
+  psql "host=pg-0.local-firecamp.com user=postgres sslmode=verify-full sslrootcert=pg-ca.crt"
 More:
   $sudo $fc service list | members pg | logs pg pg-1 --follow
   $sudo $fc service create redis cache --zones local --replicas 6 --option mode=cluster --option shards=3 --wait
