@@ -43,6 +43,7 @@ pub mod examples {
             annotations: Default::default(),
             clients: Default::default(),
             tls: Default::default(),
+            failover: Default::default(),
         }
     }
 

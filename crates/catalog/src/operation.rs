@@ -29,7 +29,7 @@ pub struct Change {
 pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, ValidationErrors> {
     let mut errs = ValidationErrors::default();
     let Some(kind) = req.kind else {
-        let all: Vec<_> = OperationKind::ALL.iter().map(|k| k.as_str()).collect();
+        let all: Vec<_> = OperationKind::ALL.iter().filter(|k| **k != OperationKind::Failover).map(|k| k.as_str()).collect();
         errs.push("kind", format!("is required; allowed: {}", all.join(", ")));
         return Err(errs);
     };
@@ -110,6 +110,7 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
                 errs.push("kind", "the service is stopped; start it instead");
             }
         }
+        OperationKind::Failover => errs.push("kind", "a failover is FireCamp's own decision (spec.failover); ask for a switchover with a restart instead"),
         OperationKind::Certificates => {
             if !engine(current.engine).supports_tls() {
                 errs.push("kind", format!("{} serves no TLS: it has no certificates to rotate", current.engine));

@@ -291,3 +291,16 @@ fn four_billion_replicas_are_refused_without_naming_four_billion_members() {
     let errs = plan("svc", &s, &cluster(), &KubernetesLayout, &[("svc-5".to_string(), Ipv4Addr::new(10, 0, 0, 5))].into()).unwrap_err();
     assert!(errs.0.iter().any(|e| e.field == "spec.replicas" && e.message.contains("must be 1 to 99")), "{errs}");
 }
+
+#[test]
+fn failover_delay_is_5_to_3600_seconds() {
+    for bad in [0, 4, 3601] {
+        let mut s = spec(Postgresql, 3);
+        s.failover.delay_seconds = Some(bad);
+        refused(&s, "spec.failover.delaySeconds", "5 to 3600");
+    }
+    let mut s = spec(Postgresql, 3);
+    s.failover.delay_seconds = Some(5);
+    plan("svc", &s, &cluster(), &KubernetesLayout, &BTreeMap::new()).unwrap();
+    assert_eq!(firecamp_core::spec::FailoverSpec::default().delay_seconds(), 30);
+}

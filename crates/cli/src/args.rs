@@ -310,6 +310,13 @@ pub struct CreateArgs {
     /// Accept clients that do not use TLS as well (members always use it among themselves).
     #[arg(long)]
     pub allow_plaintext: bool,
+    /// Seconds a primary must stay lost before its most advanced replica is promoted
+    /// (5 to 3600; 30 when absent). PostgreSQL on the local runtime for now.
+    #[arg(long, value_name = "SECONDS")]
+    pub failover_delay: Option<u32>,
+    /// No automatic failover: a lost primary waits for its member to come back.
+    #[arg(long, conflicts_with = "failover_delay")]
+    pub no_failover: bool,
     /// An engine parameter for every member (repeatable); only the engine's allow-list
     /// (docs/service-spec.md#engine-parameters).
     #[arg(long = "set", value_name = "KEY=VALUE")]

@@ -62,10 +62,13 @@ pub enum OperationKind {
     /// New member certificates, or one stage of a CA rotation (`ca`): the service's TLS
     /// bundle changes first, then every member restarts in order onto it.
     Certificates,
+    /// A lost primary replaced by its most advanced replica. FireCamp starts it by itself
+    /// (`spec.failover`); it cannot be requested.
+    Failover,
 }
 
 impl OperationKind {
-    pub const ALL: [OperationKind; 7] = [
+    pub const ALL: [OperationKind; 8] = [
         OperationKind::Upgrade,
         OperationKind::Restart,
         OperationKind::Config,
@@ -73,6 +76,7 @@ impl OperationKind {
         OperationKind::Stop,
         OperationKind::Start,
         OperationKind::Certificates,
+        OperationKind::Failover,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -83,6 +87,7 @@ impl OperationKind {
             OperationKind::Stop => "stop",
             OperationKind::Start => "start",
             OperationKind::Certificates => "certificates",
+            OperationKind::Failover => "failover",
         }
     }
 }
@@ -204,6 +209,12 @@ pub enum StepAction {
     Reload,
     Stop,
     Start,
+    /// Failover: `to` is the primary from now on in every member's files, so the lost primary
+    /// `member` can only come back as its replica; its server is stopped (a hung one killed).
+    Fence,
+    /// Failover: `member` (the most advanced replica) promoted, the others re-pointed to it,
+    /// the fenced member started again to rejoin it.
+    Promote,
 }
 
 impl StepAction {
@@ -214,6 +225,8 @@ impl StepAction {
             StepAction::Reload => "reload",
             StepAction::Stop => "stop",
             StepAction::Start => "start",
+            StepAction::Fence => "fence",
+            StepAction::Promote => "promote",
         }
     }
 }

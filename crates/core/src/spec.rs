@@ -89,6 +89,33 @@ pub struct ServiceSpec {
     /// from the service's own CA).
     #[serde(default, skip_serializing_if = "TlsSpec::is_default")]
     pub tls: TlsSpec,
+    /// Automatic failover of a lost primary (PostgreSQL; the local runtime for now).
+    #[serde(default, skip_serializing_if = "FailoverSpec::is_default")]
+    pub failover: FailoverSpec,
+}
+
+/// When a lost primary is replaced by its most advanced replica.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FailoverSpec {
+    /// How long the primary must stay lost (unreachable, and no replica receiving from it)
+    /// before a replica is promoted: 5 to 3600 seconds, 30 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_seconds: Option<u32>,
+    /// No automatic failover: a lost primary waits for its member to come back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
+}
+
+impl FailoverSpec {
+    pub const DEFAULT_DELAY_SECONDS: u32 = 30;
+    pub const DELAY_RANGE: std::ops::RangeInclusive<u32> = 5..=3600;
+    pub fn is_default(&self) -> bool {
+        *self == FailoverSpec::default()
+    }
+    pub fn delay_seconds(&self) -> u32 {
+        self.delay_seconds.unwrap_or(Self::DEFAULT_DELAY_SECONDS)
+    }
 }
 
 /// TLS is always on for engines that support it; this only says whether plain connections are

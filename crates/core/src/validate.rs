@@ -39,6 +39,12 @@ pub fn validate_common(name: &str, spec: &ServiceSpec, cluster: &ClusterConfig, 
         }
     }
     validate_clients(spec, errs);
+    if let Some(d) = spec.failover.delay_seconds
+        && !crate::spec::FailoverSpec::DELAY_RANGE.contains(&d)
+    {
+        let r = crate::spec::FailoverSpec::DELAY_RANGE;
+        errs.push("spec.failover.delaySeconds", format!("must be {} to {} seconds, got {d}", r.start(), r.end()));
+    }
 }
 
 /// A DNS-1035 label, short enough for every name derived from it (see [`crate::names`]).

@@ -7,6 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod dns;
 pub mod error;
+mod failover;
 pub mod guard;
 pub mod hosts;
 mod http;

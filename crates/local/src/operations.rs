@@ -279,7 +279,7 @@ impl Runtime {
         Ok(op)
     }
 
-    fn spawn_operation(self: &Arc<Self>, service: &str, id: &str) {
+    pub(crate) fn spawn_operation(self: &Arc<Self>, service: &str, id: &str) {
         let task = tokio::spawn(run(self.clone(), service.to_string(), id.to_string()));
         self.op_tasks.lock().unwrap_or_else(|p| p.into_inner()).insert(service.to_string(), task);
     }
@@ -482,6 +482,12 @@ impl Runtime {
                 Ok(())
             }
             StepAction::Reload => self.reload(&rec, r, member, deadline).await,
+            StepAction::Fence => self.fence(&rec, member, step.to.as_deref().ok_or("a fence without the new primary")?).await,
+            StepAction::Promote => {
+                let lost =
+                    r.operation.steps.iter().find(|s| s.action == StepAction::Fence).map(|s| s.member.clone()).ok_or("a promotion without a fence step")?;
+                self.promote(&rec, member, &lost, deadline).await
+            }
             StepAction::Switchover => {
                 let to = step.to.as_deref().ok_or("a switchover without a target member")?;
                 match rec.spec.engine {
@@ -659,6 +665,14 @@ impl Runtime {
                 return Err(format!("{new} did not finish its promotion within 60 s"));
             }
         }
+        self.after_promotion(&rec, new, Some(old), deadline).await
+    }
+
+    /// After `new` became the primary: a slot on it for every other member, and the replicas
+    /// other than `old` following it (a reload, else a restart).
+    pub(crate) async fn after_promotion(&self, rec: &ServiceRecord, new: &str, old: Option<&str>, deadline: Instant) -> Result<(), String> {
+        let service = rec.name.as_str();
+        let c = pg(rec, new).await?;
         let members: Vec<String> = rec.ips.keys().filter(|m| m.as_str() != new).cloned().collect();
         for m in &members {
             let slot = postgresql::slot_name(m);
@@ -670,17 +684,17 @@ impl Runtime {
             .await
             .map_err(|e| format!("creating slot {slot} on {new}: {e}"))?;
         }
-        for m in members.iter().filter(|m| m.as_str() != old) {
-            let reloaded = match pg(&rec, m).await {
+        for m in members.iter().filter(|m| Some(m.as_str()) != old) {
+            let reloaded = match pg(rec, m).await {
                 Ok(rc) => rc.query_one("SELECT pg_reload_conf()", &[]).await.is_ok(),
                 Err(_) => false,
             };
             let sub = deadline.min(Instant::now() + Duration::from_secs(30));
-            if !reloaded || self.wait_member(&rec, m, sub).await.is_err() {
+            if !reloaded || self.wait_member(rec, m, sub).await.is_err() {
                 self.log_sink(service, m).line(&format!("firecamp: {m} does not follow {new} after a reload; restarting it"));
                 self.stop_member(service, m).await;
-                self.start_member(&rec, m).await.map_err(|e| e.to_string())?;
-                self.wait_member(&rec, m, deadline).await?;
+                self.start_member(rec, m).await.map_err(|e| e.to_string())?;
+                self.wait_member(rec, m, deadline).await?;
             }
         }
         Ok(())

@@ -51,6 +51,8 @@ pub struct Runtime {
     pub(crate) op_changed: tokio::sync::watch::Sender<u64>,
     /// Operations someone asked to cancel (by id), so the executor's own writes keep the request.
     pub(crate) cancels: Mutex<std::collections::HashSet<String>>,
+    /// The task watching primaries for failover (`failover.rs`).
+    watcher: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// 32 alphanumeric characters (about 190 bits); the start scripts refuse anything else.
@@ -77,6 +79,7 @@ impl Runtime {
             op_tasks: Default::default(),
             op_changed: tokio::sync::watch::Sender::new(0),
             cancels: Default::default(),
+            watcher: Default::default(),
         }
     }
 
@@ -326,13 +329,21 @@ impl Runtime {
             }
         }
         self.resume_operations()?;
+        let watcher = tokio::spawn(self.clone().watch_primaries());
+        *self.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(watcher);
         Ok(())
     }
 
     /// Stops every member (the store keeps what should run for the next boot) and removes the
     /// cluster's names from /etc/hosts.
     pub async fn shutdown(&self) {
-        // Operations first: a stopping member must not look like a failed step.
+        // The failover watcher first: a stopping member must not look like a lost primary.
+        let watcher = self.watcher.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = watcher {
+            w.abort();
+            let _ = w.await;
+        }
+        // Operations next: a stopping member must not look like a failed step.
         let tasks: Vec<JoinHandle<()>> = self.op_tasks.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, t)| t).collect();
         for t in tasks {
             t.abort();

@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::writer::{pg_service, primary, with_writer};
 use common::zk::zk_cli;
@@ -13,7 +12,6 @@ use common::{Bed, PgLogin, pg_connect, require, spec, with_bed};
 use firecamp_api::{Operation, OperationPhase, Phase, Role, StepAction};
 use firecamp_core::EngineKind;
 use serde_json::json;
-use tokio::sync::watch;
 
 fn plan(op: &Operation) -> Vec<String> {
     op.steps.iter().map(|s| s.describe()).collect()

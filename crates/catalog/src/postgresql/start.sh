@@ -3,7 +3,8 @@
 # First start of the initial primary: initdb, then the replication role and one physical slot
 # per replica, on a private socket so no client sees a half-made primary. First start of any
 # other member: clone the primary with pg_basebackup through its slot. Every later start only
-# starts the server: from then on the data directory (standby.signal) decides the role.
+# starts the server: from then on the data directory (standby.signal) decides the role, except
+# that a former primary told another member is the primary now rejoins it (fenced, below).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/member.env"
@@ -26,7 +27,9 @@ install -m 0644 "$TLS_DIR/$MEMBER.crt" "$RUN_DIR/tls.crt"
 install -m 0600 "$TLS_DIR/$MEMBER.key" "$RUN_DIR/tls.key"
 export PGSSLMODE=verify-full PGSSLROOTCERT="$TLS_DIR/ca.crt"
 # The passfile is made from the Secret at every start, so a rotated password takes effect.
-printf '*:*:*:%s:%s\n' "$REPLICATION_USER" "$(read_secret replication-password)" > "$RUN_DIR/pgpass"
+# (postgres: pg_rewind of a fenced member reads the new primary's files as the superuser.)
+printf '*:*:*:%s:%s\n*:*:*:postgres:%s\n' "$REPLICATION_USER" "$(read_secret replication-password)" \
+  "$(read_secret superuser-password)" > "$RUN_DIR/pgpass"
 export PGPASSFILE="$RUN_DIR/pgpass"
 
 waldir=()
@@ -57,6 +60,30 @@ SQL
       "${waldir[@]}" -X stream -S "$SLOT" --checkpoint=fast
     touch "$PGDATA/standby.signal"
   fi
+fi
+# Fenced: a data directory that was a primary's while another member is the primary now (after
+# a failover). It may hold WAL the new primary never received, so it never starts writable:
+# pg_rewind (after crash recovery when it was not shut down cleanly) brings it onto the new
+# primary's timeline, then it starts as a replica. "No rewind required" is the clean case.
+if [ "$INITIAL_ROLE" = replica ] && [ -n "$PRIMARY_HOST" ] && [ ! -e "$PGDATA/standby.signal" ]; then
+  log "fenced: this data directory was a primary's; rejoining $PRIMARY_HOST as a replica"
+  until "$(bin pg_isready)" -q -h "$PRIMARY_HOST" -p "$PORT"; do sleep 1; done
+  if ! "$(bin pg_rewind)" --target-pgdata="$PGDATA" \
+    --source-server="host=$PRIMARY_HOST port=$PORT user=postgres dbname=postgres"; then
+    # pg_rewind needs this directory's WAL back to the last checkpoint before the two diverged,
+    # which a busy or crash-recovered server may have recycled. The member is cloned again; its
+    # old directory is kept beside the new one (one generation) for whoever wants to look.
+    log "pg_rewind failed: cloning $PRIMARY_HOST again through slot $SLOT; the old data is kept in $PGDATA.before-rejoin"
+    rm -rf "$PGDATA.before-rejoin"
+    mv "$PGDATA" "$PGDATA.before-rejoin"
+    if [ -n "$WAL_DIR" ]; then
+      rm -rf "$WAL_DIR.before-rejoin"
+      mv "$WAL_DIR" "$WAL_DIR.before-rejoin"
+    fi
+    "$(bin pg_basebackup)" -h "$PRIMARY_HOST" -p "$PORT" -U "$REPLICATION_USER" -w -D "$PGDATA" \
+      "${waldir[@]}" -X stream -S "$SLOT" --checkpoint=fast
+  fi
+  touch "$PGDATA/standby.signal"
 fi
 log "starting"
 exec "$(bin postgres)" -c config_file="$CONFIG_DIR/postgresql.conf"

@@ -107,6 +107,8 @@ fn done(step: &firecamp_core::operation::OperationStep, o: &Observed) -> Result<
                 Err(m.waiting.clone().unwrap_or_else(|| "not Ready".into()))
             }
         }
+        // Failovers are the local runtime's only, for now; such a step never completes here.
+        StepAction::Fence | StepAction::Promote => Err("failover steps run on the local runtime only".into()),
     }
 }
 
@@ -149,7 +151,7 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
                         m.pod_uid.map(|uid| Effect::DeletePod { member: step.member.clone(), uid })
                     }
                     StepAction::Switchover => Some(Effect::Switchover { from: step.member.clone(), to: step.to.clone().unwrap_or_default() }),
-                    StepAction::Stop | StepAction::Start => None,
+                    StepAction::Stop | StepAction::Start | StepAction::Fence | StepAction::Promote => None,
                 };
                 op.message = Some(format!("step {}/{total}: {}", i + 1, op.steps[i].describe()));
                 return effect.into_iter().collect();

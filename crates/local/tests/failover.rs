@@ -1,0 +1,184 @@
+//! Issue #14 on the local runtime: a PostgreSQL primary that dies and cannot start again (its
+//! address is taken) is replaced by its most advanced replica after `failover.delaySeconds`; a
+//! writer loses no acknowledged row (synchronous replication); the old primary rejoins as a
+//! replica once it can start; a primary only FireCamp cannot reach, which its replicas still
+//! hear, is not replaced; a daemon restart between the fence and the promotion converges on
+//! one primary.
+
+mod common;
+
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::writer::{Writes, primary, wait_for_acks, writer};
+use common::{Bed, PgLogin, kill9, pg_connect, require, spec, with_bed};
+use firecamp_api::{Operation, OperationKind, OperationPhase, Phase, Role};
+use firecamp_core::EngineKind;
+use serde_json::json;
+use tokio::sync::watch;
+
+/// Kills the member's server and takes its address:port, so every restart fails (the fault
+/// the supervisor cannot repair); the returned listener holds it until dropped.
+async fn kill_and_block(bed: &Bed, name: &str, member: &str) -> TcpListener {
+    let ip = bed.ip(name, member).await;
+    kill9(bed.server_pid(name, member));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match TcpListener::bind((ip.as_str(), 5432)) {
+            Ok(l) => return l,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "{ip}:5432 stays taken after the kill: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// The service's newest failover operation once it has ended.
+async fn failover_done(bed: &Bed, name: &str, after: usize, within: Duration) -> Operation {
+    let deadline = Instant::now() + within;
+    loop {
+        let ops: Vec<Operation> = bed.operations(name).await.into_iter().filter(|o| o.kind == OperationKind::Failover).collect();
+        if ops.len() > after && ops[0].phase.is_terminal() {
+            return ops[0].clone();
+        }
+        assert!(Instant::now() < deadline, "no failover within {within:?}: {ops:#?}\n{}", bed.logs(name, &format!("{name}-0")).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until `member` is a replica streaming from the primary.
+async fn rejoined(bed: &Bed, name: &str, member: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let s = bed.get(name).await;
+        let m = s.status.members.iter().find(|m| m.name == member).unwrap();
+        if m.role == Role::Replica && s.status.phase == Phase::Active {
+            return;
+        }
+        if Instant::now() > deadline {
+            let log = bed.logs(name, member).await;
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!(
+                "{member} did not rejoin as a replica: {:?} {:?}\n{}",
+                s.status.phase,
+                s.status.members,
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn rows(ip: &str, login: &PgLogin) -> std::collections::HashSet<i64> {
+    let c = pg_connect(ip, login).await.unwrap();
+    c.query("SELECT id FROM t", &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_postgresql_primary_is_replaced_fenced_and_rejoins() {
+    require(EngineKind::Postgresql);
+    // A fixed API port: the daemon is restarted at the end.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    with_bed(
+        "t-fo",
+        "127.0.173.1/20",
+        move |c| c.listen = format!("127.0.0.1:{port}").parse().unwrap(),
+        |bed| async move {
+            let mut s = spec("postgresql", 3, "256Mi");
+            s["postgresql"] = json!({ "replication": "sync" });
+            s["failover"] = json!({ "delaySeconds": 5 });
+            bed.create(json!({ "name": "fo", "spec": s })).await.expect("created");
+            bed.wait_phase("fo", Phase::Active, Duration::from_secs(240)).await;
+            let login = bed.pg_login("fo");
+            let ip0 = bed.ip("fo", "fo-0").await;
+            let c0 = pg_connect(&ip0, &login).await.unwrap();
+            c0.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY)").await.unwrap();
+
+            // 1. FireCamp cannot log in to the primary (its pg_hba.conf, not replicated, turns
+            //    the superuser away), but its replicas still stream from it: as a partition
+            //    between the runtime and a healthy primary, no failover. The session opened
+            //    before keeps working and undoes it.
+            let hba = bed.member_dir("fo", "fo-0").join("config/pg_hba.conf");
+            let original = std::fs::read_to_string(&hba).unwrap();
+            std::fs::write(&hba, format!("hostssl all postgres 0.0.0.0/0 reject\nhost all postgres 0.0.0.0/0 reject\n{original}")).unwrap();
+            c0.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !bed.logs("fo", "fo-0").await.contains("still receives from it: no failover") {
+                assert!(Instant::now() < deadline, "the watcher never judged the unreachable primary: {}", bed.logs("fo", "fo-0").await);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            // The window under test: twice the failover delay with the primary unreachable.
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            assert!(bed.operations("fo").await.iter().all(|o| o.kind != OperationKind::Failover), "a partition caused a failover");
+            std::fs::write(&hba, original).unwrap();
+            c0.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+            drop(c0);
+
+            // 2. The primary dies and cannot start again, under a writer.
+            let w = Arc::new(Mutex::new(Writes::default()));
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let task = writer(bed.clone(), "fo", login.clone(), stop_rx, w.clone());
+            wait_for_acks(&w, 30).await;
+            let hold = kill_and_block(&bed, "fo", "fo-0").await;
+            let op = failover_done(&bed, "fo", 0, Duration::from_secs(120)).await;
+            assert_eq!(op.phase, OperationPhase::Succeeded, "{op:#?}");
+            let heir = op.steps[1].member.clone();
+            let got: Vec<String> = op.steps.iter().map(|s| s.describe()).collect();
+            assert_eq!(got, [format!("fence fo-0 → {heir}"), format!("promote {heir}")]);
+            let msg = op.message.clone().unwrap_or_default();
+            assert!(msg.contains("no acknowledged write is lost") && msg.contains("fo-0 lost for"), "{msg}");
+            let seen = w.lock().unwrap().acked.len();
+            wait_for_acks(&w, seen + 30).await;
+            stop_tx.send(true).unwrap();
+            task.await.unwrap();
+            let writes = std::mem::take(&mut *w.lock().unwrap());
+            let (p, ip) = primary(&bed, "fo").await.expect("a primary");
+            assert_eq!(p, heir);
+            assert_eq!(writes.primaries(), ["fo-0".to_string(), heir.clone()], "writes moved once, to the new primary");
+            let present = rows(&ip, &login).await;
+            let lost: Vec<i64> = writes.acked.iter().filter(|i| !present.contains(i)).copied().collect();
+            assert!(lost.is_empty(), "acknowledged rows lost in the failover: {lost:?}");
+
+            // 3. Its address free again, the old primary rejoins as a replica (rewound) and
+            //    has every row.
+            drop(hold);
+            rejoined(&bed, "fo", "fo-0").await;
+            let s = bed.get("fo").await;
+            assert_eq!(s.status.members.iter().filter(|m| m.role == Role::Primary).count(), 1, "{:?}", s.status.members);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !writes.acked.iter().all(|i| present.contains(i)) || rows(&ip0, &login).await.len() < present.len() {
+                assert!(Instant::now() < deadline, "fo-0 did not catch up");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            assert!(bed.logs("fo", "fo-0").await.contains("fenced: this data directory was a primary's"));
+
+            // 4. A daemon restart between the fence and the promotion: the next daemon goes on
+            //    from the promotion, and the service ends with one primary.
+            let mut held = bed.cfg.clone();
+            held.hold_operations_after_steps = Some(1);
+            bed.restart_daemon(held).await;
+            bed.wait_phase("fo", Phase::Active, Duration::from_secs(120)).await;
+            let hold = kill_and_block(&bed, "fo", &heir).await;
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let op = loop {
+                let ops = bed.operations("fo").await;
+                if let Some(o) = ops.iter().find(|o| o.kind == OperationKind::Failover && o.id != op.id && o.done_steps() == 1) {
+                    break o.clone();
+                }
+                assert!(Instant::now() < deadline, "the second failover did not fence: {ops:#?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            bed.restart_daemon(bed.cfg.clone()).await;
+            let done = bed.wait_operation("fo", &op.id, Duration::from_secs(120)).await;
+            assert_eq!(done.phase, OperationPhase::Succeeded, "{done:#?}");
+            drop(hold);
+            rejoined(&bed, "fo", &heir).await;
+            let s = bed.get("fo").await;
+            let primaries: Vec<&str> = s.status.members.iter().filter(|m| m.role == Role::Primary).map(|m| m.name.as_str()).collect();
+            assert_eq!(primaries, [done.steps[1].member.as_str()], "{:?}", s.status.members);
+        },
+    )
+    .await;
+}
