@@ -89,7 +89,8 @@ pub struct ServiceSpec {
     /// from the service's own CA).
     #[serde(default, skip_serializing_if = "TlsSpec::is_default")]
     pub tls: TlsSpec,
-    /// Automatic failover of a lost primary (PostgreSQL; the local runtime for now).
+    /// Automatic failover of a lost primary (PostgreSQL, Redis replication mode; the local runtime
+    /// for now).
     #[serde(default, skip_serializing_if = "FailoverSpec::is_default")]
     pub failover: FailoverSpec,
 }

@@ -1,4 +1,5 @@
-//! Automatic failover on the local runtime (PostgreSQL). A watcher looks at every eligible
+//! Automatic failover on the local runtime (PostgreSQL; Redis in replication mode the same way,
+//! with `master_link_status`, replication offsets and `REPLICAOF`). A watcher looks at every eligible
 //! service each second. Its primary is *lost* when FireCamp cannot reach it as a writable
 //! primary **and** no replica is receiving from it — the replicas are asked, so a primary that
 //! only FireCamp cannot reach (a partition between the runtime and a healthy primary) is never
@@ -69,7 +70,38 @@ async fn pg(rec: &ServiceRecord, member: &str) -> Result<tokio_postgres::Client,
     }
 }
 
-/// The primary answering as a writable primary: its WAL position.
+/// Redis `INFO replication` of a member, given up after 3 s.
+async fn redis_info(rec: &ServiceRecord, member: &str) -> Result<BTreeMap<String, String>, String> {
+    let t = status::target(rec, member).ok_or_else(|| format!("{member} has no address"))?;
+    match tokio::time::timeout(Duration::from_secs(3), firecamp_probe::redis::replication(&t)).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("{member}: no answer within 3 s")),
+    }
+}
+
+/// The primary answering as a writable primary: its position (PostgreSQL's WAL, Redis's
+/// replication offset).
+async fn primary_position(rec: &ServiceRecord, member: &str) -> Result<String, String> {
+    match rec.spec.engine {
+        EngineKind::Redis => {
+            let info = redis_info(rec, member).await?;
+            match info.get("role").map(String::as_str) {
+                Some("master") => Ok(info.get("master_repl_offset").cloned().unwrap_or_default()),
+                other => Err(format!("it answers as {}", other.unwrap_or("?"))),
+            }
+        }
+        _ => primary_lsn(rec, member).await,
+    }
+}
+
+/// A position as a number: an LSN `X/Y`, or a Redis offset.
+fn position(engine: EngineKind, text: &str) -> Option<u64> {
+    match engine {
+        EngineKind::Redis => text.parse().ok(),
+        _ => lsn(text),
+    }
+}
+
 async fn primary_lsn(rec: &ServiceRecord, member: &str) -> Result<String, String> {
     let c = pg(rec, member).await?;
     let q = c.query_one("SELECT pg_is_in_recovery(), pg_current_wal_lsn()::text", &[]);
@@ -81,6 +113,18 @@ async fn primary_lsn(rec: &ServiceRecord, member: &str) -> Result<String, String
 /// (`sender_host` is set only then; a receiver still connecting already says `streaming` with a
 /// fresh receipt time) and heard from it lately.
 async fn heard_by(rec: &ServiceRecord, replicas: &[String]) -> Option<String> {
+    if rec.spec.engine == EngineKind::Redis {
+        // Redis: a replica whose link to its primary is up (it drops at once when the primary
+        // dies, after `repl-timeout` when it hangs).
+        for r in replicas {
+            if let Ok(info) = redis_info(rec, r).await
+                && info.get("master_link_status").map(String::as_str) == Some("up")
+            {
+                return Some(r.clone());
+            }
+        }
+        return None;
+    }
     for r in replicas {
         let Ok(c) = pg(rec, r).await else { continue };
         let sql = format!(
@@ -116,9 +160,15 @@ impl Runtime {
         }
     }
 
-    /// PostgreSQL with replicas, running, created, failover not disabled, no operation under way.
+    /// PostgreSQL or Redis (replication mode) with replicas, running, created, failover not
+    /// disabled, no operation under way.
     fn eligible(&self, rec: &ServiceRecord) -> bool {
-        rec.spec.engine == EngineKind::Postgresql
+        let engine = match rec.spec.engine {
+            EngineKind::Postgresql => true,
+            EngineKind::Redis => !status::is_redis_cluster(rec),
+            EngineKind::Zookeeper => false,
+        };
+        engine
             && rec.spec.replicas > 1
             && rec.desired == Desired::Running
             && rec.init.done
@@ -128,7 +178,7 @@ impl Runtime {
 
     async fn look(self: &Arc<Self>, rec: &ServiceRecord, w: &mut Watch) -> crate::error::Result<()> {
         let primary = current_primary(rec);
-        let why = match primary_lsn(rec, &primary).await {
+        let why = match primary_position(rec, &primary).await {
             Ok(lsn) => {
                 if w.lost_since.is_some() {
                     tracing::info!(service = %rec.name, %primary, "the primary answers again");
@@ -163,7 +213,8 @@ impl Runtime {
         }
         let lost_for = since.elapsed().as_secs();
         let candidates = self.received(rec, &replicas).await;
-        let Some((heir, heir_lsn)) = candidates.into_iter().max_by_key(|(_, l)| lsn(l).unwrap_or(0)) else {
+        let engine = rec.spec.engine;
+        let Some((heir, heir_lsn)) = candidates.into_iter().max_by_key(|(_, l)| position(engine, l).unwrap_or(0)) else {
             let say = format!("the primary {primary} is lost and no replica answers: nothing to promote");
             if w.said.as_deref() != Some(say.as_str()) {
                 tracing::error!(service = %rec.name, "{say}");
@@ -171,13 +222,14 @@ impl Runtime {
             }
             return Ok(());
         };
+        let what = if engine == EngineKind::Redis { "replication stream" } else { "WAL" };
         let window = match (&w.last_lsn, rec.spec.postgresql.as_ref().map(|p| p.replication)) {
             (_, Some(firecamp_core::spec::PostgresReplication::Sync)) => "synchronous replication: no acknowledged write is lost".to_string(),
-            (Some(last), _) => match (lsn(last), lsn(&heir_lsn)) {
-                (Some(a), Some(b)) if a > b => format!("asynchronous replication: up to {} bytes of WAL the primary had at {last} may be lost", a - b),
+            (Some(last), _) => match (position(engine, last), position(engine, &heir_lsn)) {
+                (Some(a), Some(b)) if a > b => format!("asynchronous replication: up to {} bytes of {what} the primary had at {last} may be lost", a - b),
                 _ => format!("asynchronous replication: {heir} had received everything seen on the primary ({last})"),
             },
-            (None, _) => "asynchronous replication: the primary's last WAL position is unknown".to_string(),
+            (None, _) => format!("asynchronous replication: the primary's last {what} position is unknown"),
         };
         let message = format!("{primary} lost for {lost_for} s ({why}); {heir} had received up to {heir_lsn}; {window}");
         self.start_failover(rec, &primary, &heir, message)?;
@@ -188,6 +240,16 @@ impl Runtime {
     /// The replicas that answer, with the WAL position each has received.
     async fn received(&self, rec: &ServiceRecord, replicas: &[String]) -> Vec<(String, String)> {
         let mut out = Vec::new();
+        if rec.spec.engine == EngineKind::Redis {
+            for r in replicas {
+                if let Ok(info) = redis_info(rec, r).await
+                    && let Some(o) = info.get("slave_repl_offset")
+                {
+                    out.push((r.clone(), o.clone()));
+                }
+            }
+            return out;
+        }
         for r in replicas {
             let Ok(c) = pg(rec, r).await else { continue };
             let q = c.query_one("SELECT coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text", &[]);
@@ -251,6 +313,9 @@ impl Runtime {
 
     /// Step 2: `heir` promoted, slots for the others, replicas re-pointed, `lost` started again.
     pub(crate) async fn promote(&self, rec: &ServiceRecord, heir: &str, lost: &str, deadline: Instant) -> Result<(), String> {
+        if rec.spec.engine == EngineKind::Redis {
+            return self.promote_redis(rec, heir, lost, deadline).await;
+        }
         // The heir may be starting (this step resumed after a daemon restart, which restarts
         // every member): wait for it to answer, with a growing pause.
         let mut pause = Duration::from_millis(100);
@@ -278,6 +343,36 @@ impl Runtime {
         if !self.running.lock().await.get(&rec.name).is_some_and(|r| r.members.contains_key(lost)) {
             self.start_member(rec, lost).await.map_err(|e| e.to_string())?;
         }
+        Ok(())
+    }
+
+    /// Redis: `REPLICAOF NO ONE` on the heir, the other replicas `REPLICAOF` it, the fenced
+    /// member started again (its files name the heir: it syncs from it, dropping what it had
+    /// that the heir has not).
+    async fn promote_redis(&self, rec: &ServiceRecord, heir: &str, lost: &str, deadline: Instant) -> Result<(), String> {
+        let port = firecamp_catalog::redis::PORT;
+        let target = |m: &str| status::target(rec, m).ok_or_else(|| format!("{m} has no address"));
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match redis_info(rec, heir).await {
+                Ok(info) if info.get("role").map(String::as_str) == Some("master") => break,
+                Ok(_) => {
+                    firecamp_probe::redis::command(&target(heir)?, &["REPLICAOF", "NO", "ONE"])
+                        .await
+                        .map_err(|e| format!("REPLICAOF NO ONE on {heir}: {e}"))?;
+                }
+                Err(e) if Instant::now() + pause > deadline => return Err(format!("{heir} does not answer: {e}")),
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        let heir_ip = rec.ips.get(heir).ok_or("no address")?.to_string();
+        for m in rec.ips.keys().filter(|m| m.as_str() != heir && m.as_str() != lost) {
+            firecamp_probe::redis::replicate_from(&target(m)?, &heir_ip, port).await.map_err(|e| format!("REPLICAOF on {m}: {e}"))?;
+        }
+        self.start_member(rec, lost).await.map_err(|e| e.to_string())?;
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 //! writer loses no acknowledged row (synchronous replication); the old primary rejoins as a
 //! replica once it can start; a primary only FireCamp cannot reach, which its replicas still
 //! hear, is not replaced; a daemon restart between the fence and the promotion converges on
-//! one primary.
+//! one primary. The same for Redis in replication mode.
 
 mod common;
 
@@ -178,6 +178,60 @@ async fn a_lost_postgresql_primary_is_replaced_fenced_and_rejoins() {
             let s = bed.get("fo").await;
             let primaries: Vec<&str> = s.status.members.iter().filter(|m| m.role == Role::Primary).map(|m| m.name.as_str()).collect();
             assert_eq!(primaries, [done.steps[1].member.as_str()], "{:?}", s.status.members);
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_redis_primary_is_replaced_by_the_replica_with_the_most_data() {
+    require(EngineKind::Redis);
+    with_bed(
+        "t-for",
+        "127.0.174.101/20",
+        |_| {},
+        |bed| async move {
+            let mut s = spec("redis", 3, "128Mi");
+            s["failover"] = json!({ "delaySeconds": 5 });
+            bed.create(json!({ "name": "rf", "spec": s })).await.expect("created");
+            bed.wait_phase("rf", Phase::Active, Duration::from_secs(120)).await;
+            // Acknowledged writes: each SET confirmed by a replica (WAIT) before the next.
+            for i in 0..100 {
+                bed.redis("rf", "rf-0", &["SET", &format!("k{i}"), &i.to_string()]).await;
+            }
+            assert_eq!(bed.redis("rf", "rf-0", &["WAIT", "2", "5000"]).await, redis::Value::Int(2));
+            let ip = bed.ip("rf", "rf-0").await;
+            kill9(bed.server_pid("rf", "rf-0"));
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let hold = loop {
+                match TcpListener::bind((ip.as_str(), 6379)) {
+                    Ok(l) => break l,
+                    Err(e) => {
+                        assert!(Instant::now() < deadline, "{ip}:6379 stays taken: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            };
+            let op = failover_done(&bed, "rf", 0, Duration::from_secs(120)).await;
+            assert_eq!(op.phase, OperationPhase::Succeeded, "{op:#?}");
+            let heir = op.steps[1].member.clone();
+            assert_eq!(op.steps[0].describe(), format!("fence rf-0 → {heir}"));
+            // The heir takes writes and has every acknowledged key; the other replica follows it.
+            bed.redis("rf", &heir, &["SET", "after", "failover"]).await;
+            assert_eq!(bed.redis("rf", &heir, &["DBSIZE"]).await, redis::Value::Int(101));
+            let other = if heir == "rf-1" { "rf-2" } else { "rf-1" };
+            assert_eq!(bed.redis("rf", &heir, &["WAIT", "1", "5000"]).await, redis::Value::Int(1), "{other} replicates from {heir}");
+            // The old primary, free to start again, comes back as the heir's replica with its data.
+            drop(hold);
+            rejoined(&bed, "rf", "rf-0").await;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while bed.redis("rf", "rf-0", &["DBSIZE"]).await != redis::Value::Int(101) {
+                assert!(Instant::now() < deadline, "rf-0 did not sync from {heir}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let s = bed.get("rf").await;
+            let primaries: Vec<&str> = s.status.members.iter().filter(|m| m.role == Role::Primary).map(|m| m.name.as_str()).collect();
+            assert_eq!(primaries, [heir.as_str()]);
         },
     )
     .await;
