@@ -178,6 +178,8 @@ impl Runtime {
 
     async fn look(self: &Arc<Self>, rec: &ServiceRecord, w: &mut Watch) -> crate::error::Result<()> {
         let primary = current_primary(rec);
+        // A loss counts from the look that found it, not from the end of its timeouts.
+        let looked = Instant::now();
         let why = match primary_position(rec, &primary).await {
             Ok(lsn) => {
                 if w.lost_since.is_some() {
@@ -200,7 +202,7 @@ impl Runtime {
             w.lost_since = None;
             return Ok(());
         }
-        let since = *w.lost_since.get_or_insert_with(Instant::now);
+        let since = *w.lost_since.get_or_insert(looked);
         let delay = Duration::from_secs(u64::from(rec.spec.failover.delay_seconds()));
         let say = format!("the primary {primary} is lost ({why}) and no replica receives from it");
         if w.said.as_deref() != Some(say.as_str()) {
