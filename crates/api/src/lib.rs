@@ -102,6 +102,41 @@ pub struct ServiceStatus {
     pub message: Option<String>,
     #[serde(default)]
     pub members: Vec<MemberStatus>,
+    /// The names that follow the roles of a single-writer service (PostgreSQL, Redis in
+    /// replication mode): connect to these rather than to a member.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<Endpoint>,
+}
+
+impl Endpoint {
+    /// The primary and replicas endpoints of `names`, leading to the given addresses.
+    pub fn pair(names: &firecamp_core::Endpoints, primary: Vec<String>, replicas: Vec<String>) -> Vec<Endpoint> {
+        vec![
+            Endpoint { role: "primary".into(), dns_name: Some(names.primary.clone()), addresses: primary, kube_service: None },
+            Endpoint { role: "replicas".into(), dns_name: Some(names.replicas.clone()), addresses: replicas, kube_service: None },
+        ]
+    }
+}
+
+/// A name that follows a role: the primary endpoint (moved by every switchover and failover)
+/// or the replicas endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoint {
+    /// `primary` or `replicas`.
+    pub role: String,
+    /// `primary.<service>.<namespace>.<cluster>-firecamp.com` (`replicas.<service>.…`): both in
+    /// the local runtime's DNS server and hosts block; the primary's in Route53 with
+    /// `manage --aws` (the replicas' is not written to Route53 yet: `None` there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_name: Option<String>,
+    /// Where the name leads now (the members' addresses).
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// The Kubernetes Service selecting the same members, for clients in the cluster
+    /// (`<service>.<namespace>.svc`, `<service>-replicas.<namespace>.svc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_service: Option<String>,
 }
 
 /// CREATING → INITIALIZING → ACTIVE, plus DEGRADED, STOPPED, DELETING, FAILED.

@@ -12,6 +12,7 @@ use crate::config::Clients;
 use crate::dns_batch::{DEFAULT_TTL, change_batch, fqdn};
 use crate::error::{AwsError, CallError};
 use crate::retry::Verdict;
+use firecamp_core::member::PRIMARY_ENDPOINT;
 
 /// Member DNS in the cluster's private hosted zone, associated with the cluster's VPC.
 pub struct Route53Dns {
@@ -135,8 +136,8 @@ impl Route53Dns {
     }
 
     /// A records of `service`'s members in `domain` (`<service>-<i>.<domain>`; `domain` is the
-    /// zone or a namespace's subdomain of it). Route53 sorts names with their labels reversed,
-    /// so the service's records are one run starting at `<service>-0`.
+    /// zone or a namespace's subdomain of it), and its primary endpoint's. Route53 sorts names
+    /// with their labels reversed, so the members' records are one run starting at `<service>-0`.
     pub async fn list_service_records(&self, service: &str, domain: &str) -> Result<Vec<DnsRecord>, AwsError> {
         let domain = normalize_name(domain);
         if domain != self.domain && !domain.ends_with(&format!(".{}", self.domain)) {
@@ -157,11 +158,14 @@ impl Route53Dns {
                 let name = normalize_name(s.name());
                 // Only names directly under `domain`: a namespace's subdomain is another run.
                 let label = name.strip_suffix(&format!(".{domain}")).unwrap_or(&name);
-                if !label.starts_with(&format!("{service}-")) {
+                // Names under a member's name (`primary.pg-0.<domain>`, the endpoint of a
+                // service named `pg-0`) sort inside the run without ending it.
+                let top = label.rsplit('.').next().unwrap_or(label);
+                if !top.starts_with(&format!("{service}-")) {
                     past_service = true;
                     continue;
                 }
-                if *s.r#type() != RrType::A || !is_member_label(service, label) {
+                if *s.r#type() != RrType::A || top != label || !is_member_label(service, label) {
                     continue;
                 }
                 let Some(ip) = s.resource_records().first().and_then(|r| r.value().parse().ok()) else {
@@ -174,8 +178,25 @@ impl Route53Dns {
                 _ => break,
             }
         }
+        out.extend(self.endpoint_record(&zone, service, &domain).await?);
         out.sort();
         Ok(out)
+    }
+
+    /// The service's primary endpoint record, `primary.<service>.<domain>`, if it has one: a
+    /// name of its own subtree, so not in the members' run; one read of one record set.
+    async fn endpoint_record(&self, zone: &str, service: &str, domain: &str) -> Result<Option<DnsRecord>, AwsError> {
+        let name = format!("{PRIMARY_ENDPOINT}.{service}.{domain}");
+        let page = self
+            .calls
+            .call("ListResourceRecordSets", || {
+                self.client.list_resource_record_sets().hosted_zone_id(zone).start_record_name(fqdn(&name)).start_record_type(RrType::A).max_items(1).send()
+            })
+            .await?;
+        Ok(page.resource_record_sets().iter().find(|s| normalize_name(s.name()) == name && *s.r#type() == RrType::A).and_then(|s| {
+            let ip = s.resource_records().first()?.value().parse().ok()?;
+            Some(DnsRecord { name: name.clone(), ip, ttl: s.ttl().unwrap_or_default().try_into().unwrap_or(0) })
+        }))
     }
 
     /// Sends `changes` as one batch (nothing to send, no call). Safe to retry: UPSERT is

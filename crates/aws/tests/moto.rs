@@ -93,6 +93,58 @@ async fn records_are_created_in_one_batch_and_listed() {
     assert_eq!(proxy.take_counts().get("route53:ChangeResourceRecordSets"), None);
 }
 
+/// Issue #14: the primary endpoint is one more record of the service, written in the members'
+/// batch, moved by one UPSERT, listed and deleted with them; services named like a member or
+/// like the endpoint label keep their own records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_primary_endpoint_is_a_record_of_the_service() {
+    let w = World::new("endpoint").await;
+    let proxy = Proxy::start(&moto_endpoint()).await;
+    let l = layer(&w, &proxy).await;
+    w.install_zone().await;
+    let members = w.members("pg", 3, false);
+    let mut ips = Vec::new();
+    for m in &members {
+        ips.push(w.primary_ip(&w.instances[&m.zone][0]).await);
+    }
+    let endpoint = format!("primary.pg.{}", w.member_domain());
+    let with_primary = |i: usize| {
+        let mut a = addresses(&members, &ips);
+        a.push(MemberAddress { member: members[i].name.clone(), dns_name: endpoint.clone(), ip: ips[i] });
+        a
+    };
+    let changes = l.dns.sync_service("pg", &w.member_domain(), &with_primary(0)).await.unwrap();
+    assert_eq!(changes.len(), 4, "{changes:?}");
+    assert_eq!(proxy.take_counts().get("route53:ChangeResourceRecordSets"), Some(&1));
+    // Neighbours whose names sort next to pg's records: a service named like pg's member, one
+    // named like the endpoint label.
+    for other in ["pg-0", "primary"] {
+        let m = w.members(other, 1, false);
+        let mut a = addresses(&m, &ips[2..]);
+        a.push(MemberAddress { member: m[0].name.clone(), dns_name: format!("primary.{other}.{}", w.member_domain()), ip: ips[2] });
+        l.dns.sync_service(other, &w.member_domain(), &a).await.unwrap();
+    }
+    let listed = l.dns.list_service_records("pg", &w.member_domain()).await.unwrap();
+    let names: BTreeSet<_> = listed.iter().map(|r| r.name.clone()).collect();
+    let want: BTreeSet<_> = members.iter().map(|m| m.dns_name.clone()).chain([endpoint.clone()]).collect();
+    assert_eq!(names, want);
+    assert_eq!(listed.iter().find(|r| r.name == endpoint).map(|r| r.ip), Some(ips[0]));
+    // A failover: only the endpoint moves.
+    proxy.take_counts();
+    let changes = l.dns.sync_service("pg", &w.member_domain(), &with_primary(1)).await.unwrap();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert!(matches!(&changes[0], RecordChange::Upsert(r) if r.name == endpoint && r.ip == ips[1]));
+    let listed = l.dns.list_service_records("pg", &w.member_domain()).await.unwrap();
+    assert_eq!(listed.iter().find(|r| r.name == endpoint).map(|r| r.ip), Some(ips[1]));
+    // Deleting the service deletes its endpoint, and only its own.
+    let changes = l.dns.sync_service("pg", &w.member_domain(), &[]).await.unwrap();
+    assert_eq!(changes.len(), 4);
+    assert!(l.dns.list_service_records("pg", &w.member_domain()).await.unwrap().is_empty());
+    for other in ["pg-0", "primary"] {
+        assert_eq!(l.dns.list_service_records(other, &w.member_domain()).await.unwrap().len(), 2, "{other}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_move_and_delete_keep_ips_and_records_right() {
     let w = World::new("life").await;

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use firecamp_core::names::MAX_MEMBERS;
 use firecamp_core::spec::{ResourceAmounts, Resources};
 use firecamp_core::validate::validate_common;
-use firecamp_core::{ClusterConfig, EngineKind, Member, ServiceSpec, ValidationErrors, member};
+use firecamp_core::{ClusterConfig, Endpoints, EngineKind, Member, ServiceSpec, ValidationErrors, member};
 use serde::Serialize;
 
 use crate::engine::engine;
@@ -126,6 +126,9 @@ pub struct ServicePlan {
     pub tls: bool,
     /// The role the client Service selects; all members when `None`.
     pub client_role: Option<Role>,
+    /// The primary and replicas endpoints of a single-writer service (`client_role` is the
+    /// primary); `None` for engines whose clients reach any member.
+    pub endpoints: Option<Endpoints>,
     pub members: Vec<MemberPlan>,
     /// What must run once the members run, in order.
     pub init_tasks: Vec<InitTask>,
@@ -268,6 +271,7 @@ pub fn plan_with_primary(
         secret_keys: eng.secret_keys().to_vec(),
         tls: eng.supports_tls(),
         client_role: eng.client_role(&resolved),
+        endpoints: (eng.client_role(&resolved) == Some(Role::Primary)).then(|| Endpoints::of(name, cluster)),
         resources,
         version,
         spec: resolved,

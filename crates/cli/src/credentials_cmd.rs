@@ -28,7 +28,18 @@ pub struct Credentials {
     /// directory) that holds its password.
     pub user: &'static str,
     pub password: String,
+    /// The primary and replicas endpoints that have a DNS name: what applications should use.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<EndpointLine>,
     pub members: Vec<MemberLine>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointLine {
+    pub endpoint: String,
+    pub dns_name: String,
+    pub connect: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -80,6 +91,15 @@ pub fn credentials_of(s: &Service, ca: String, ca_file: Option<&Path>) -> Creden
              on the local runtime, <state>/services/{0}/<member>/secret/{key}",
             s.name
         ),
+        endpoints: s
+            .status
+            .endpoints
+            .iter()
+            .filter_map(|e| {
+                let dns = e.dns_name.clone()?;
+                Some(EndpointLine { endpoint: e.role.clone(), connect: line(engine, &dns, &ca_ref, user), dns_name: dns })
+            })
+            .collect(),
         members: s
             .status
             .members
@@ -103,6 +123,9 @@ pub async fn credentials(client: &Backend, name: &str, ca_file: Option<&Path>, f
             None => out.push_str(&format!("CA certificate (save as ca.crt, or use --ca-file):\n{}\n", c.ca.trim_end())),
         }
         out.push_str(&format!("user: {}\npassword: {}\n", c.user, c.password));
+        for e in &c.endpoints {
+            out.push_str(&format!("{} endpoint: {}\n", e.endpoint, e.connect));
+        }
         for m in &c.members {
             out.push_str(&format!("{}: {}\n", m.member, m.connect));
         }

@@ -60,6 +60,23 @@ fn member_rows(s: &Service) -> String {
     output::table(&["MEMBER", "ZONE", "ROLE", "READY", "ADDRESS", "DNS NAME", "NODE", "MESSAGE"], &rows)
 }
 
+/// The endpoints of a single-writer service; nothing for the others.
+fn endpoint_rows(s: &Service) -> String {
+    if s.status.endpoints.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<Vec<String>> = s
+        .status
+        .endpoints
+        .iter()
+        .map(|e| {
+            let to = if e.addresses.is_empty() { "-".to_string() } else { e.addresses.join(",") };
+            vec![e.role.clone(), e.dns_name.clone().unwrap_or_else(|| "-".into()), to, e.kube_service.clone().unwrap_or_else(|| "-".into())]
+        })
+        .collect();
+    "\n".to_string() + &output::table(&["ENDPOINT", "DNS NAME", "LEADS TO", "KUBERNETES SERVICE"], &rows)
+}
+
 pub async fn list(client: &Backend, format: Format) -> Result<(), CliError> {
     let list = client.list().await?;
     print_as(format, &list, || service_rows(&list.items))
@@ -67,7 +84,7 @@ pub async fn list(client: &Backend, format: Format) -> Result<(), CliError> {
 
 pub async fn get(client: &Backend, name: &str, format: Format) -> Result<(), CliError> {
     let s = client.get(name).await?;
-    print_as(format, &s, || service_rows(std::slice::from_ref(&s)) + "\n" + &member_rows(&s))
+    print_as(format, &s, || service_rows(std::slice::from_ref(&s)) + "\n" + &member_rows(&s) + &endpoint_rows(&s))
 }
 
 pub use crate::credentials_cmd::credentials;

@@ -69,6 +69,13 @@ async fn credentials_print_the_ca_and_lines_that_connect_over_verified_tls() {
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t", "{line}: {}", String::from_utf8_lossy(&out.stderr));
+        // The primary endpoint's line: its name in the runtime's hosts block, and in the
+        // member's certificate (verify-full).
+        let endpoint = &creds["endpoints"][0];
+        assert_eq!((endpoint["endpoint"].as_str(), endpoint["dnsName"].as_str()), (Some("primary"), Some("primary.pg.t-clicreds-firecamp.com")), "{json}");
+        let line = endpoint["connect"].as_str().unwrap();
+        let out = Command::new("bash").args(["-c", &format!("{line} -XAtc 'select pg_is_in_recovery()'")]).env("PGPASSWORD", password.trim()).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "f", "{line}: {}", String::from_utf8_lossy(&out.stderr));
         // `service connect`: psql on the primary over verified TLS, logged in with the password
         // the local runtime keeps (never on psql's command line: a 0600 passfile).
         let out = ok(firecamp(&state, &["service", "connect", "pg", &server, "--", "-XAtc", "select ssl from pg_stat_ssl where pid = pg_backend_pid()"]));

@@ -14,5 +14,5 @@ pub mod validate;
 
 pub use cluster::ClusterConfig;
 pub use error::{FieldError, ValidationErrors};
-pub use member::{Member, MemberName};
+pub use member::{Endpoints, Member, MemberName};
 pub use spec::{EngineKind, ServiceSpec};

@@ -74,6 +74,36 @@ pub fn members(service: &str, replicas: u32, zones: &[String], cluster: &Cluster
         .collect()
 }
 
+/// Label of the name that follows a service's primary: `primary.<service>.<member domain>`.
+pub const PRIMARY_ENDPOINT: &str = "primary";
+/// Label of the name that leads to a service's replicas: `replicas.<service>.<member domain>`.
+pub const REPLICAS_ENDPOINT: &str = "replicas";
+
+/// The names of a single-writer service's roles (PostgreSQL, Redis in replication mode): the
+/// primary endpoint always leads to the current primary, the replicas endpoint to the others.
+///
+/// They can never equal a member's name, of this or any service, in any namespace: a member's
+/// name has one label before the member domain and that label ends in `-<digits>`, while an
+/// endpoint's first label is `primary` or `replicas` and it has two labels before the domain.
+/// Another namespace's endpoints differ in the namespace label, as members' names do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoints {
+    pub primary: String,
+    pub replicas: String,
+}
+
+impl Endpoints {
+    pub fn of(service: &str, cluster: &ClusterConfig) -> Self {
+        let domain = cluster.member_domain();
+        Endpoints { primary: format!("{PRIMARY_ENDPOINT}.{service}.{domain}"), replicas: format!("{REPLICAS_ENDPOINT}.{service}.{domain}") }
+    }
+
+    pub fn names(&self) -> [&str; 2] {
+        [&self.primary, &self.replicas]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +133,25 @@ mod tests {
         let cluster = ClusterConfig { namespaced_names: false, ..ClusterConfig::new("prod") };
         let ms = members("pg", 1, &["a".to_string()], &cluster, false);
         assert_eq!((ms[0].dns_name.as_str(), ms[0].namespace.as_deref()), ("pg-0.prod-firecamp.com", None));
+    }
+
+    #[test]
+    fn endpoints_never_equal_a_member_name() {
+        let mut cluster = ClusterConfig::new("prod");
+        cluster.namespace = "team-a".into();
+        let e = Endpoints::of("pg", &cluster);
+        assert_eq!(e.names(), ["primary.pg.team-a.prod-firecamp.com", "replicas.pg.team-a.prod-firecamp.com"]);
+        // A service named like a member, or like the endpoint labels, in either naming mode.
+        let flat = ClusterConfig { namespaced_names: false, ..cluster.clone() };
+        for c in [&cluster, &flat] {
+            for svc in ["pg", "pg-0", "primary", "replicas", "primary-0"] {
+                let members = members(svc, 3, &["a".to_string()], c, false);
+                for other in [&cluster, &flat] {
+                    for e in ["pg", "pg-0", "primary", "team-a"].map(|s| Endpoints::of(s, other)) {
+                        assert!(members.iter().all(|m| !e.names().contains(&m.dns_name.as_str())), "{e:?} vs {svc}");
+                    }
+                }
+            }
+        }
     }
 }

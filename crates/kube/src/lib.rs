@@ -37,6 +37,7 @@ pub fn build(plan: &ServicePlan, secrets: &Secrets) -> Vec<Object> {
     out.extend(storage::claims(plan).into_iter().map(Object::PersistentVolumeClaim));
     out.push(Object::Service(services::headless(plan)));
     out.push(Object::Service(services::client(plan)));
+    out.extend(services::replicas(plan).map(Object::Service));
     out.push(Object::PodDisruptionBudget(services::pdb(plan)));
     out.extend(network::network_policy(plan).map(Object::NetworkPolicy));
     out.push(Object::StatefulSet(statefulset::statefulset(plan)));

@@ -13,6 +13,11 @@ pub fn client_service(service: &str) -> String {
     service.to_string()
 }
 
+/// The read-only endpoint of a single-writer service: its replicas.
+pub fn replicas_service(service: &str) -> String {
+    format!("{service}-replicas")
+}
+
 pub fn pdb(service: &str) -> String {
     service.to_string()
 }

@@ -1,6 +1,6 @@
 //! The headless Service (member discovery), the client Service and the PodDisruptionBudget.
 
-use firecamp_catalog::ServicePlan;
+use firecamp_catalog::{Role, ServicePlan};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -48,6 +48,19 @@ pub fn client(plan: &ServicePlan) -> Service {
         spec: Some(ServiceSpec { type_: Some("ClusterIP".into()), selector: Some(selector), ports: Some(ports(plan, true)), ..Default::default() }),
         ..Default::default()
     }
+}
+
+/// The read-only endpoint of a single-writer service: the members whose role is replica (the
+/// manage service keeps the role labels current through switchovers and failovers).
+pub fn replicas(plan: &ServicePlan) -> Option<Service> {
+    plan.endpoints.as_ref()?;
+    let mut selector = labels::selector(plan);
+    selector.insert(labels::ROLE.into(), Role::Replica.as_str().into());
+    Some(Service {
+        metadata: meta::namespaced(plan, names::replicas_service(&plan.name), labels::common(plan)),
+        spec: Some(ServiceSpec { type_: Some("ClusterIP".into()), selector: Some(selector), ports: Some(ports(plan, true)), ..Default::default() }),
+        ..Default::default()
+    })
 }
 
 /// Voluntary disruptions (node drains) take at most one member at a time.

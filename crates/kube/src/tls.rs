@@ -13,17 +13,24 @@ use k8s_openapi::api::core::v1::Secret;
 
 use crate::{labels, meta, names};
 
-/// What each member's certificate names: its FireCamp DNS name, its pod's names under the
-/// headless Service, the client Service's names, `localhost`; its static IP and 127.0.0.1.
+/// What each member's certificate names: its FireCamp DNS name, the service's primary and
+/// replicas endpoints (any member may come to hold either role), its pod's names under the
+/// headless Service, the client (and replicas) Service's names, `localhost`; its static IP and
+/// 127.0.0.1.
 pub fn member_names(plan: &ServicePlan, m: &MemberPlan) -> MemberNames {
     let ns = &plan.cluster.namespace;
-    let (pod, headless, client) = (names::pod_of(&m.member.name), names::headless_service(&plan.name), names::client_service(&plan.name));
+    let (pod, headless) = (names::pod_of(&m.member.name), names::headless_service(&plan.name));
     let mut dns = vec![m.member.dns_name.clone()];
+    dns.extend(plan.endpoints.iter().flat_map(|e| e.names().map(String::from)));
     for suffix in ["svc", "svc.cluster.local"] {
         dns.push(format!("{pod}.{headless}.{ns}.{suffix}"));
     }
-    for suffix in ["svc", "svc.cluster.local"] {
-        dns.push(format!("{client}.{ns}.{suffix}"));
+    let mut services = vec![names::client_service(&plan.name)];
+    services.extend(plan.endpoints.as_ref().map(|_| names::replicas_service(&plan.name)));
+    for service in services {
+        for suffix in ["svc", "svc.cluster.local"] {
+            dns.push(format!("{service}.{ns}.{suffix}"));
+        }
     }
     dns.push("localhost".into());
     let mut ips: Vec<IpAddr> = m.member.static_ip.map(IpAddr::from).into_iter().collect();

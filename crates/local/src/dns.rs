@@ -31,20 +31,22 @@ fn name(s: &str) -> Result<Name> {
 
 impl DnsZone {
     /// Replaces the zone's A records by `names` (fully qualified names without the final dot).
-    pub async fn set(&self, names: &BTreeMap<String, Ipv4Addr>) {
+    pub async fn set(&self, names: &BTreeMap<String, Vec<Ipv4Addr>>) {
         let serial = self.serial.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         {
             let mut records = self.zone.records_mut().await;
             records.retain(|k, _| k.record_type != RecordType::A);
         }
-        for (n, ip) in names {
+        for (n, ips) in names {
             let Ok(fqdn) = Name::from_str(&format!("{n}.")) else {
                 continue;
             };
             if !self.origin.zone_of(&fqdn) {
                 continue;
             }
-            self.zone.upsert(Record::from_rdata(fqdn, TTL, RData::A(A(*ip))), serial).await;
+            for ip in ips {
+                self.zone.upsert(Record::from_rdata(fqdn.clone(), TTL, RData::A(A(*ip))), serial).await;
+            }
         }
     }
 }

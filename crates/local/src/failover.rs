@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use firecamp_catalog::postgresql;
+use firecamp_core::EngineKind;
 use firecamp_core::operation::{DEFAULT_STEP_TIMEOUT_SECONDS, Operation, OperationKind, OperationPhase, OperationStep, StepAction};
-use firecamp_core::{EngineKind, MemberName};
 
 use crate::runtime::Runtime;
 use crate::status;
@@ -53,10 +53,6 @@ fn now() -> String {
 pub(crate) fn lsn(text: &str) -> Option<u64> {
     let (hi, lo) = text.split_once('/')?;
     Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
-}
-
-fn current_primary(rec: &ServiceRecord) -> String {
-    rec.primary.clone().unwrap_or_else(|| MemberName::new(&rec.name, 0).to_string())
 }
 
 /// A connection as the superuser, given up after 3 s whatever hangs (a listener that accepts
@@ -177,7 +173,7 @@ impl Runtime {
     }
 
     async fn look(self: &Arc<Self>, rec: &ServiceRecord, w: &mut Watch) -> crate::error::Result<()> {
-        let primary = current_primary(rec);
+        let primary = rec.current_primary();
         // A loss counts from the look that found it, not from the end of its timeouts.
         let looked = Instant::now();
         let why = match primary_position(rec, &primary).await {
@@ -296,19 +292,18 @@ impl Runtime {
         Ok(())
     }
 
-    /// Step 1: `heir` is the primary in the record and every member's files; `lost` is stopped.
+    /// Step 1: `heir` is the primary in the record, the endpoints and every member's files; `lost`
+    /// is killed (no clean stop: it is lost, perhaps hung).
     pub(crate) async fn fence(&self, rec: &ServiceRecord, lost: &str, heir: &str) -> Result<(), String> {
         if rec.primary.as_deref() != Some(heir) {
-            let mut updated = rec.clone();
-            updated.primary = Some(heir.to_string());
-            self.store.put(&updated).map_err(|e| e.to_string())?;
+            let updated = self.set_primary(&rec.name, heir).await.map_err(|e| e.to_string())?;
             let installed = self.installed(&updated).map_err(|e| e.to_string())?;
             let plan = self.plan_of(&updated, &installed).map_err(|e| e.to_string())?;
             for m in &plan.members {
                 self.write_member(&updated, &plan, m.member.name.as_str()).map_err(|e| e.to_string())?;
             }
         }
-        self.stop_member(&rec.name, lost).await;
+        self.kill_member(&rec.name, lost).await;
         self.log_sink(&rec.name, lost).line(&format!("firecamp: {lost} fenced: {heir} is the primary; {lost} can only rejoin it as a replica"));
         Ok(())
     }

@@ -14,14 +14,19 @@ fn end(cluster: &str) -> String {
     format!("# END firecamp {cluster}")
 }
 
-/// The block for `entries` (DNS name → address), or nothing when there are none.
-pub fn render_block(cluster: &str, entries: &BTreeMap<String, Ipv4Addr>) -> String {
+/// DNS name → its addresses (one per member; several for a replicas endpoint).
+pub type Names = BTreeMap<String, Vec<Ipv4Addr>>;
+
+/// The block for `entries`, a line per address, or nothing when there are none.
+pub fn render_block(cluster: &str, entries: &Names) -> String {
     if entries.is_empty() {
         return String::new();
     }
     let mut out = begin(cluster) + " (managed by `firecamp local`; do not edit)\n";
-    for (name, ip) in entries {
-        out.push_str(&format!("{ip}\t{name}\n"));
+    for (name, ips) in entries {
+        for ip in ips {
+            out.push_str(&format!("{ip}\t{name}\n"));
+        }
     }
     out + &end(cluster) + "\n"
 }
@@ -60,7 +65,7 @@ fn lock_path(hosts: &Path) -> PathBuf {
 /// clusters can share it. The new content is written to a temp file in the same directory
 /// (same mode and owner), fsynced and renamed over the old one, so a crash leaves either the
 /// old file or the new one, never an empty or half-written one.
-pub fn write_block(path: &Path, cluster: &str, entries: &BTreeMap<String, Ipv4Addr>) -> std::io::Result<()> {
+pub fn write_block(path: &Path, cluster: &str, entries: &Names) -> std::io::Result<()> {
     let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(lock_path(path))?;
     lock.lock()?;
     let current = std::fs::read_to_string(path)?;
@@ -99,10 +104,10 @@ fn replace(path: &Path, content: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    fn entries() -> BTreeMap<String, Ipv4Addr> {
+    fn entries() -> Names {
         BTreeMap::from([
-            ("pg-0.local-firecamp.com".to_string(), Ipv4Addr::new(127, 0, 100, 1)),
-            ("pg-1.local-firecamp.com".to_string(), Ipv4Addr::new(127, 0, 100, 2)),
+            ("pg-0.local-firecamp.com".to_string(), vec![Ipv4Addr::new(127, 0, 100, 1)]),
+            ("pg-1.local-firecamp.com".to_string(), vec![Ipv4Addr::new(127, 0, 100, 2)]),
         ])
     }
 

@@ -26,3 +26,6 @@ mod users;
 pub use config::Config;
 pub use daemon::{Daemon, serve, start};
 pub use error::LocalError;
+
+/// For tests that hang or kill a member's whole process tree.
+pub use supervisor::process_tree;

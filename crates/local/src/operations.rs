@@ -14,7 +14,7 @@ use firecamp_api::Role;
 use firecamp_catalog::operation::{change, steps};
 use firecamp_catalog::{KubernetesLayout, LocalLayout, ServicePlan, plan_with_primary, postgresql};
 use firecamp_core::operation::{CaStage, DEFAULT_STEP_TIMEOUT_SECONDS, MemberRole, Operation, OperationKind, OperationPhase, OperationRequest, StepAction};
-use firecamp_core::{EngineKind, MemberName, ValidationErrors};
+use firecamp_core::{EngineKind, ValidationErrors};
 
 use crate::error::{LocalError, Result};
 use crate::runtime::Runtime;
@@ -60,11 +60,6 @@ where
 
 fn redis_cluster(rec: &ServiceRecord) -> bool {
     status::is_redis_cluster(rec)
-}
-
-/// The member writes go to, as the runtime renders it: the switched-over one, else member 0.
-fn current_primary(rec: &ServiceRecord) -> String {
-    rec.primary.clone().unwrap_or_else(|| MemberName::new(&rec.name, 0).to_string())
 }
 
 async fn pg(rec: &ServiceRecord, member: &str) -> Result<tokio_postgres::Client, String> {
@@ -186,7 +181,7 @@ impl Runtime {
         if keys.is_empty() || rec.desired == Desired::Stopped {
             return;
         }
-        let primary = current_primary(rec);
+        let primary = rec.current_primary();
         match rec.spec.engine {
             EngineKind::Postgresql => {
                 let Ok(c) = pg(rec, &primary).await else {
@@ -472,7 +467,7 @@ impl Runtime {
                 self.stop_member(service, member).await;
                 self.start_member(&rec, member).await.map_err(|e| e.to_string())?;
                 self.wait_member(&rec, member, deadline).await?;
-                if rec.spec.engine == EngineKind::Postgresql && member != current_primary(&rec) {
+                if rec.spec.engine == EngineKind::Postgresql && member != rec.current_primary() {
                     // A demoted primary keeps the slots it had for its replicas; as a replica
                     // it must not hold WAL for them.
                     if let Ok(c) = pg(&rec, member).await {
@@ -504,7 +499,7 @@ impl Runtime {
         let role = status::probe_role(rec, member).await.map_err(|e| e.to_string())?;
         match rec.spec.engine {
             EngineKind::Postgresql => {
-                let primary = current_primary(rec);
+                let primary = rec.current_primary();
                 if member == primary {
                     return (role == Role::Primary).then_some(()).ok_or_else(|| format!("{member} answers as {role:?}, not as the primary"));
                 }
@@ -528,7 +523,7 @@ impl Runtime {
                 Ok(())
             }
             EngineKind::Redis => {
-                if member == current_primary(rec) {
+                if member == rec.current_primary() {
                     return (role == Role::Primary).then_some(()).ok_or_else(|| format!("{member} answers as {role:?}, not as the primary"));
                 }
                 if role != Role::Replica {
@@ -647,9 +642,7 @@ impl Runtime {
             if let Some((uid, gid)) = self.member_user(rec.spec.engine).map_err(|e| e.to_string())? {
                 std::os::unix::fs::chown(&signal, Some(uid), Some(gid)).map_err(|e| format!("chown {}: {e}", signal.display()))?;
             }
-            let mut updated = self.store.get(service).map_err(|e| e.to_string())?.ok_or("service gone")?;
-            updated.primary = Some(new.to_string());
-            self.store.put(&updated).map_err(|e| e.to_string())?;
+            let updated = self.set_primary(service, new).await.map_err(|e| e.to_string())?;
             let plan = self.plan_of(&updated, &installed).map_err(|e| e.to_string())?;
             for m in &plan.members {
                 self.write_member(&updated, &plan, m.member.name.as_str()).map_err(|e| e.to_string())?;
@@ -724,11 +717,7 @@ impl Runtime {
         if redis_cluster(rec) {
             return Ok(());
         }
-        let mut updated = self.store.get(service).map_err(|e| e.to_string())?.ok_or("service gone")?;
-        if updated.primary.as_deref() != Some(new) {
-            updated.primary = Some(new.to_string());
-            self.store.put(&updated).map_err(|e| e.to_string())?;
-        }
+        let updated = self.set_primary(service, new).await.map_err(|e| e.to_string())?;
         let installed = self.installed(&updated).map_err(|e| e.to_string())?;
         let plan = self.plan_of(&updated, &installed).map_err(|e| e.to_string())?;
         for m in &plan.members {

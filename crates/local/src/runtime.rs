@@ -131,13 +131,21 @@ impl Runtime {
         logs.entry(key).or_insert_with(|| Arc::new(LogSink::new(path, self.cfg.member_log_max_bytes))).clone()
     }
 
-    /// DNS name → address of every member of every service.
-    fn names(&self) -> Result<BTreeMap<String, Ipv4Addr>> {
-        let domain = self.cluster().domain();
-        Ok(self.store.list()?.into_iter().flat_map(|r| r.ips.into_iter().map(|(m, ip)| (format!("{m}.{domain}"), ip)).collect::<Vec<_>>()).collect())
+    /// DNS name → addresses of every member of every service, and of the primary and replicas
+    /// endpoints of single-writer services (they follow `ServiceRecord::primary`).
+    fn names(&self) -> Result<hosts::Names> {
+        let cluster = self.cluster();
+        let domain = cluster.domain();
+        let mut names = hosts::Names::new();
+        for r in self.store.list()? {
+            names.extend(r.endpoint_addresses(&cluster).into_iter().flatten().filter(|(_, ips)| !ips.is_empty()));
+            names.extend(r.ips.into_iter().map(|(m, ip)| (format!("{m}.{domain}"), vec![ip])));
+        }
+        Ok(names)
     }
 
-    /// Brings /etc/hosts and the DNS zone in line with the store.
+    /// Brings /etc/hosts and the DNS zone in line with the store (members and endpoints): after
+    /// every change of a service's members or of its primary.
     pub async fn sync_names(&self) -> Result<()> {
         let names = self.names()?;
         if let Some(dns) = &self.dns {
@@ -155,6 +163,18 @@ impl Runtime {
             }
         }
         Ok(())
+    }
+
+    /// Records `member` as `service`'s primary (read afresh, so nothing else recorded meanwhile
+    /// is lost) and moves the primary endpoint to it; returns the record as stored.
+    pub(crate) async fn set_primary(&self, service: &str, member: &str) -> Result<ServiceRecord> {
+        let mut rec = self.store.get(service)?.ok_or_else(|| LocalError::NotFound(format!("service {service}")))?;
+        if rec.primary.as_deref() != Some(member) {
+            rec.primary = Some(member.to_string());
+            self.store.put(&rec)?;
+        }
+        self.sync_names().await?;
+        Ok(rec)
     }
 
     pub fn hosts_managed(&self) -> bool {
@@ -285,6 +305,14 @@ impl Runtime {
         }
     }
 
+    /// Kills a member at once (a fenced one: lost, so hung or dead; no clean stop awaited).
+    pub(crate) async fn kill_member(&self, service: &str, member: &str) {
+        let sup = self.running.lock().await.get_mut(service).and_then(|r| r.members.remove(member));
+        if let Some(sup) = sup {
+            sup.kill().await;
+        }
+    }
+
     /// Writes one member's files from the service's current record and starts it, unless it runs.
     pub(crate) async fn start_member(&self, rec: &ServiceRecord, member: &str) -> Result<()> {
         let installed = self.installed(rec)?;
@@ -352,7 +380,7 @@ impl Runtime {
         let names: Vec<String> = self.running.lock().await.keys().cloned().collect();
         futures::future::join_all(names.iter().map(|n| self.stop_members(n))).await;
         if self.cfg.manage_hosts && self.hosts_managed() {
-            let removed = hosts::write_block(&self.cfg.hosts_file, &self.cfg.cluster, &BTreeMap::new());
+            let removed = hosts::write_block(&self.cfg.hosts_file, &self.cfg.cluster, &hosts::Names::new());
             if let Err(e) = removed {
                 tracing::warn!(error = %e, "cannot remove the member names from the hosts file");
             }
@@ -435,7 +463,7 @@ impl Runtime {
             return Err(e);
         }
         self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
-        let status = ServiceStatus { phase: Phase::Creating, message: rec.init.message.clone(), members: Vec::new() };
+        let status = ServiceStatus { phase: Phase::Creating, message: rec.init.message.clone(), members: Vec::new(), endpoints: Vec::new() };
         Ok(Service { name, spec: rec.spec, status })
     }
 
@@ -475,7 +503,7 @@ impl Runtime {
         self.store.remove(name)?;
         self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
         self.sync_names().await?;
-        let status = ServiceStatus { phase: Phase::Deleting, message: None, members: Vec::new() };
+        let status = ServiceStatus { phase: Phase::Deleting, message: None, members: Vec::new(), endpoints: Vec::new() };
         Ok(Service { name: rec.name, spec: rec.spec, status })
     }
 
@@ -590,20 +618,25 @@ fn fill_secrets(secrets: &mut BTreeMap<String, String>, keys: &[&str]) -> bool {
     added
 }
 
-/// A member's TLS files: the CA's certificate, its own certificate and key (never the CA's key
-/// nor another member's).
-/// What each member's certificate names: its DNS name and `localhost`, its address.
+/// What each member's certificate names: its DNS name, the service's endpoints (any member may
+/// come to hold either role), `localhost`, its address.
 pub(crate) fn tls_names(rec: &ServiceRecord, plan: &ServicePlan) -> Vec<firecamp_pki::bundle::MemberNames> {
     plan.members
         .iter()
         .map(|m| firecamp_pki::bundle::MemberNames {
             member: m.member.name.to_string(),
-            names: vec![m.member.dns_name.clone(), "localhost".into()],
+            names: [m.member.dns_name.clone()]
+                .into_iter()
+                .chain(plan.endpoints.iter().flat_map(|e| e.names().map(String::from)))
+                .chain(["localhost".into()])
+                .collect(),
             ips: rec.ips.get(m.member.name.as_str()).map(|ip| std::net::IpAddr::from(*ip)).into_iter().collect(),
         })
         .collect()
 }
 
+/// A member's TLS files: the CA's certificate, its own certificate and key (never the CA's key
+/// nor another member's).
 fn member_tls(rec: &ServiceRecord, member: &str) -> BTreeMap<String, String> {
     use firecamp_catalog::tls::{CA_FILE, cert_file, key_file};
     [CA_FILE.to_string(), cert_file(member), key_file(member)].into_iter().filter_map(|k| rec.tls.get(&k).map(|v| (k, v.clone()))).collect()

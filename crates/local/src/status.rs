@@ -192,5 +192,6 @@ pub async fn status(cx: &Context<'_>) -> ServiceStatus {
             Some(p) => (Phase::Degraded, Some(p)),
         }
     };
-    ServiceStatus { phase, message, members }
+    let endpoints = cx.plan.map(|p| rec.endpoints(&p.cluster)).unwrap_or_default();
+    ServiceStatus { phase, message, members, endpoints }
 }

@@ -83,6 +83,38 @@ pub struct ServiceRecord {
     pub tls: BTreeMap<String, String>,
 }
 
+impl ServiceRecord {
+    /// The member writes go to, as the runtime renders it: the switched-over one, else member
+    /// 0 (the bootstrap primary of every single-writer engine).
+    pub fn current_primary(&self) -> String {
+        self.primary.clone().unwrap_or_else(|| firecamp_core::MemberName::new(&self.name, 0).to_string())
+    }
+
+    /// The primary and replicas endpoints with their addresses (the replicas in member order),
+    /// for engines with a single writer.
+    pub fn endpoint_addresses(&self, cluster: &firecamp_core::ClusterConfig) -> Option<[(String, Vec<Ipv4Addr>); 2]> {
+        let engine = firecamp_catalog::engine(self.spec.engine);
+        if engine.client_role(&self.spec) != Some(firecamp_catalog::Role::Primary) {
+            return None;
+        }
+        let e = firecamp_core::Endpoints::of(&self.name, cluster);
+        let primary = self.current_primary();
+        let mut replicas: Vec<(u32, Ipv4Addr)> =
+            self.ips.iter().filter(|(m, _)| **m != primary).filter_map(|(m, ip)| Some((m.rsplit_once('-')?.1.parse().ok()?, *ip))).collect();
+        replicas.sort();
+        Some([(e.primary, self.ips.get(&primary).copied().into_iter().collect()), (e.replicas, replicas.into_iter().map(|(_, ip)| ip).collect())])
+    }
+
+    /// The endpoints as the API shows them.
+    pub fn endpoints(&self, cluster: &firecamp_core::ClusterConfig) -> Vec<firecamp_api::Endpoint> {
+        let Some([(_, primary), (_, replicas)]) = self.endpoint_addresses(cluster) else {
+            return Vec::new();
+        };
+        let text = |ips: Vec<Ipv4Addr>| ips.iter().map(Ipv4Addr::to_string).collect();
+        firecamp_api::Endpoint::pair(&firecamp_core::Endpoints::of(&self.name, cluster), text(primary), text(replicas))
+    }
+}
+
 impl std::fmt::Debug for ServiceRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceRecord")

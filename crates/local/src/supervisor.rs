@@ -42,15 +42,26 @@ pub struct RunState {
     pub started: bool,
 }
 
+/// What the supervisor is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    Run,
+    /// The engine's clean stop, then a kill after the grace.
+    Stop,
+    /// Kill the process group at once: a member fenced because it is lost (hung or dead)
+    /// gets no grace, since nothing it could still do is wanted.
+    Kill,
+}
+
 pub struct Supervised {
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Ask>,
     pub state: Arc<Mutex<RunState>>,
     task: JoinHandle<()>,
 }
 
 impl Supervised {
     pub fn spawn(p: MemberProcess, log: Arc<LogSink>) -> Self {
-        let (stop, stop_rx) = watch::channel(false);
+        let (stop, stop_rx) = watch::channel(Ask::Run);
         let state = Arc::new(Mutex::new(RunState::default()));
         let task = tokio::spawn(supervise(p, log, state.clone(), stop_rx));
         Supervised { stop, state, task }
@@ -62,7 +73,13 @@ impl Supervised {
 
     /// Stops the member and waits until its process is gone.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
+        let _ = self.stop.send(Ask::Stop);
+        let _ = self.task.await;
+    }
+
+    /// Kills the member's process group at once and waits until it is gone.
+    pub async fn kill(self) {
+        let _ = self.stop.send(Ask::Kill);
         let _ = self.task.await;
     }
 }
@@ -113,11 +130,11 @@ fn describe(s: &std::io::Result<ExitStatus>) -> String {
     }
 }
 
-async fn supervise(p: MemberProcess, log: Arc<LogSink>, state: Arc<Mutex<RunState>>, mut stop: watch::Receiver<bool>) {
+async fn supervise(p: MemberProcess, log: Arc<LogSink>, state: Arc<Mutex<RunState>>, mut stop: watch::Receiver<Ask>) {
     let mut backoff = Duration::from_secs(1);
     let set = |f: &dyn Fn(&mut RunState)| f(&mut state.lock().unwrap_or_else(|p| p.into_inner()));
     loop {
-        if *stop.borrow() {
+        if *stop.borrow() != Ask::Run {
             return;
         }
         let mut child: Child = match command(&p).spawn() {
@@ -165,7 +182,8 @@ async fn supervise(p: MemberProcess, log: Arc<LogSink>, state: Arc<Mutex<RunStat
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
             None => {
-                shut_down(&p, &mut child, &log).await;
+                let at_once = *stop.borrow() == Ask::Kill;
+                shut_down(&p, &mut child, &log, at_once).await;
                 for h in pumps.into_iter().flatten() {
                     let _ = h.await;
                 }
@@ -178,31 +196,73 @@ async fn supervise(p: MemberProcess, log: Arc<LogSink>, state: Arc<Mutex<RunStat
 }
 
 /// Sleeps `d` unless a stop comes first; true when stopping.
-async fn wait_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+async fn wait_or_stop(stop: &mut watch::Receiver<Ask>, d: Duration) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => {}
         _ = stopped(stop) => {}
     }
-    *stop.borrow()
+    *stop.borrow() != Ask::Run
 }
 
 /// Resolves once a stop is requested (or the runtime dropped its handle).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
+async fn stopped(stop: &mut watch::Receiver<Ask>) {
+    let _ = stop.wait_for(|s| *s != Ask::Run).await;
 }
 
-async fn shut_down(p: &MemberProcess, child: &mut Child, log: &LogSink) {
+async fn shut_down(p: &MemberProcess, child: &mut Child, log: &LogSink, at_once: bool) {
     let Some(pid) = child.id() else { return };
     let pid = Pid::from_raw(pid as i32);
+    if at_once {
+        log.line(&format!("firecamp: killing {} (fenced)", p.member));
+        kill_tree(pid);
+        let _ = child.wait().await;
+        return;
+    }
     log.line(&format!("firecamp: stopping {} ({})", p.member, p.stop_signal));
     let _ = kill(pid, p.stop_signal);
     if tokio::time::timeout(p.stop_grace, child.wait()).await.is_err() {
         log.line(&format!("firecamp: {} did not stop within {} s; killing it", p.member, p.stop_grace.as_secs()));
-        let _ = killpg(pid, Signal::SIGKILL);
+        kill_tree(pid);
         let _ = child.wait().await;
     }
     // Whatever the script left behind in its group goes too.
     let _ = killpg(pid, Signal::SIGKILL);
+}
+
+/// SIGKILL to `root`, its process group and every process under it: PostgreSQL's children each
+/// lead a session of their own (`setsid`), so the group alone would leave a hung backend
+/// holding the data directory's shared memory. The tree is read before anything dies, while
+/// every child still names its parent.
+fn kill_tree(root: Pid) {
+    let tree = process_tree(root.as_raw());
+    let _ = killpg(root, Signal::SIGKILL);
+    for p in tree {
+        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+    }
+}
+
+/// `root` and its descendants, from /proc (parents before children).
+pub fn process_tree(root: i32) -> Vec<i32> {
+    let parents: Vec<(i32, i32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i];
+        out.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    out
 }
 
 /// Kills a server left running by a daemon that died, found by its pid file, if that process

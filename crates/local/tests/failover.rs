@@ -3,7 +3,8 @@
 //! writer loses no acknowledged row (synchronous replication); the old primary rejoins as a
 //! replica once it can start; a primary only FireCamp cannot reach, which its replicas still
 //! hear, is not replaced; a daemon restart between the fence and the promotion converges on
-//! one primary. The same for Redis in replication mode.
+//! one primary; a primary that hangs (every process of it stopped) is as lost as a dead one. The
+//! same for Redis in replication mode.
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::writer::{Writes, primary, wait_for_acks, writer};
+use common::writer::{Via, Writes, endpoint_primary, primary, wait_for_acks, writer_via};
 use common::{Bed, PgLogin, kill9, pg_connect, require, spec, with_bed};
 use firecamp_api::{Operation, OperationKind, OperationPhase, Phase, Role};
 use firecamp_core::EngineKind;
@@ -116,10 +117,15 @@ async fn a_lost_postgresql_primary_is_replaced_fenced_and_rejoins() {
             c0.batch_execute("SELECT pg_reload_conf()").await.unwrap();
             drop(c0);
 
-            // 2. The primary dies and cannot start again, under a writer.
+            // 2. The primary dies and cannot start again, under a writer that goes through the
+            //    primary endpoint (the runtime's DNS, the endpoint's name verified by TLS).
+            let endpoints = bed.get("fo").await.status.endpoints;
+            assert_eq!(endpoints.len(), 2, "{endpoints:?}");
+            assert_eq!((endpoints[0].role.as_str(), endpoints[0].addresses.clone()), ("primary", vec![ip0.clone()]));
+            assert_eq!(endpoint_primary(&bed, "fo").await, Some(("fo-0".to_string(), ip0.clone())));
             let w = Arc::new(Mutex::new(Writes::default()));
             let (stop_tx, stop_rx) = watch::channel(false);
-            let task = writer(bed.clone(), "fo", login.clone(), stop_rx, w.clone());
+            let task = writer_via(bed.clone(), "fo", Via::Endpoint, login.clone(), stop_rx, w.clone());
             wait_for_acks(&w, 30).await;
             let hold = kill_and_block(&bed, "fo", "fo-0").await;
             let op = failover_done(&bed, "fo", 0, Duration::from_secs(120)).await;
@@ -137,6 +143,17 @@ async fn a_lost_postgresql_primary_is_replaced_fenced_and_rejoins() {
             let (p, ip) = primary(&bed, "fo").await.expect("a primary");
             assert_eq!(p, heir);
             assert_eq!(writes.primaries(), ["fo-0".to_string(), heir.clone()], "writes moved once, to the new primary");
+            // The endpoints followed: the primary's to the heir, the replicas' to the others.
+            assert_eq!(endpoint_primary(&bed, "fo").await, Some((heir.clone(), ip.clone())));
+            let endpoints = bed.get("fo").await.status.endpoints;
+            assert_eq!(endpoints[0].addresses, vec![ip.clone()]);
+            let mut others = Vec::new();
+            for m in ["fo-0", "fo-1", "fo-2"].into_iter().filter(|m| *m != heir) {
+                others.push(bed.ip("fo", m).await);
+            }
+            assert_eq!(endpoints[1].addresses, others);
+            let replicas = common::query_a(bed.dns_addr, &format!("replicas.fo.{}-firecamp.com", bed.cfg.cluster)).await;
+            assert_eq!(replicas.iter().map(|i| i.to_string()).collect::<std::collections::BTreeSet<_>>(), others.into_iter().collect());
             let present = rows(&ip, &login).await;
             let lost: Vec<i64> = writes.acked.iter().filter(|i| !present.contains(i)).copied().collect();
             assert!(lost.is_empty(), "acknowledged rows lost in the failover: {lost:?}");
@@ -178,6 +195,59 @@ async fn a_lost_postgresql_primary_is_replaced_fenced_and_rejoins() {
             let s = bed.get("fo").await;
             let primaries: Vec<&str> = s.status.members.iter().filter(|m| m.role == Role::Primary).map(|m| m.name.as_str()).collect();
             assert_eq!(primaries, [done.steps[1].member.as_str()], "{:?}", s.status.members);
+        },
+    )
+    .await;
+}
+
+/// A primary that is alive but answers nothing (its whole process group stopped, as a stalled
+/// disk would leave it): once its replicas stop hearing it too, it is lost like a dead one;
+/// fencing kills it, and it rejoins as a replica when started again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_postgresql_primary_is_as_lost_as_a_dead_one() {
+    require(EngineKind::Postgresql);
+    with_bed(
+        "t-foh",
+        "127.0.175.1/10",
+        |_| {},
+        |bed| async move {
+            let mut s = spec("postgresql", 2, "256Mi");
+            s["postgresql"] = json!({ "replication": "sync" });
+            s["failover"] = json!({ "delaySeconds": 5 });
+            bed.create(json!({ "name": "fh", "spec": s })).await.expect("created");
+            bed.wait_phase("fh", Phase::Active, Duration::from_secs(240)).await;
+            let login = bed.pg_login("fh");
+            let ip0 = bed.ip("fh", "fh-0").await;
+            let c0 = pg_connect(&ip0, &login).await.unwrap();
+            c0.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100)").await.unwrap();
+            drop(c0);
+            // Every process of the member stops: the server, its backends, its WAL senders (each of PostgreSQL's children leads a session of its own).
+            let tree = firecamp_local::process_tree(bed.server_pid("fh", "fh-0"));
+            assert!(tree.len() > 3, "the server and its children: {tree:?}");
+            // (A backend may have ended since the tree was read.)
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(tree[0]), nix::sys::signal::Signal::SIGSTOP).unwrap();
+            for p in &tree[1..] {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p), nix::sys::signal::Signal::SIGSTOP);
+            }
+            let op = failover_done(&bed, "fh", 0, Duration::from_secs(180)).await;
+            assert_eq!(op.phase, OperationPhase::Succeeded, "{op:#?}");
+            assert_eq!(op.steps[1].member, "fh-1");
+            let msg = op.message.clone().unwrap_or_default();
+            assert!(msg.contains("fh-0 lost for") && msg.contains("no answer"), "{msg}");
+            // Writes go through the primary endpoint to fh-1, which has every committed row.
+            let (m, ip) = endpoint_primary(&bed, "fh").await.expect("the endpoint resolves");
+            assert_eq!(m, "fh-1");
+            let c = common::pg_connect_as(&ip, &common::writer::primary_endpoint(&bed, "fh"), &login).await.unwrap();
+            c.execute("INSERT INTO t VALUES (101)", &[]).await.unwrap();
+            assert_eq!(rows(&ip, &login).await.len(), 101);
+            // The hung member was killed by the fence and came back as fh-1's replica.
+            assert!(bed.logs("fh", "fh-0").await.contains("killing fh-0 (fenced)"));
+            rejoined(&bed, "fh", "fh-0").await;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while rows(&ip0, &login).await.len() < 101 {
+                assert!(Instant::now() < deadline, "fh-0 did not catch up");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         },
     )
     .await;

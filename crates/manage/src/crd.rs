@@ -2,7 +2,7 @@
 //! controller observed. `deploy/crd.yaml` is generated from these types (`firecamp install crd`)
 //! and a test fails when the two drift apart.
 
-use firecamp_api::{MemberStatus, Phase};
+use firecamp_api::{Endpoint, MemberStatus, Phase};
 use firecamp_core::ServiceSpec;
 use firecamp_core::cloud::{DnsRecord, StaticIpRecord};
 use firecamp_core::operation::Operation;
@@ -80,6 +80,9 @@ pub struct FireCampServiceStatus {
     /// it, so a restarted old primary comes back as its replica. Absent: the bootstrap primary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary: Option<String>,
+    /// The primary and replicas endpoints of a single-writer service and where they lead now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<Endpoint>,
     /// Day-2 operations: the running one and the last finished ones, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub operations: Vec<Operation>,

@@ -10,5 +10,5 @@ use crate::crd::FireCampService;
 pub fn to_service(r: &FireCampService) -> Service {
     let st = r.status.clone().unwrap_or_default();
     let phase = if r.metadata.deletion_timestamp.is_some() { Phase::Deleting } else { st.phase };
-    Service { name: r.name_any(), spec: r.spec.0.clone(), status: ServiceStatus { phase, message: st.message, members: st.members } }
+    Service { name: r.name_any(), spec: r.spec.0.clone(), status: ServiceStatus { phase, message: st.message, members: st.members, endpoints: st.endpoints } }
 }

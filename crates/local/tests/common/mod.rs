@@ -280,7 +280,12 @@ pub struct PgLogin {
 /// FireCamp's own PostgreSQL connection over TLS, verifying `host` (an address or a DNS name:
 /// the member's certificate names both) against the service's CA.
 pub async fn pg_connect(host: &str, login: &PgLogin) -> Result<tokio_postgres::Client, firecamp_probe::ProbeError> {
-    let t = firecamp_probe::Target::new(host, 5432).with_password(login.password.clone()).with_tls(login.ca.clone(), host);
+    pg_connect_as(host, host, login).await
+}
+
+/// Connects to `host` and verifies that its certificate names `server_name`.
+pub async fn pg_connect_as(host: &str, server_name: &str, login: &PgLogin) -> Result<tokio_postgres::Client, firecamp_probe::ProbeError> {
+    let t = firecamp_probe::Target::new(host, 5432).with_password(login.password.clone()).with_tls(login.ca.clone(), server_name);
     firecamp_probe::postgresql::connect(&t, "postgres").await
 }
 
@@ -296,4 +301,43 @@ pub fn redis_cli(host: &str, port: u16, password: &str, args: &[&str]) -> (bool,
         .output()
         .unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+}
+
+/// A minimal DNS A query for `name`, sent over UDP; returns the answer's addresses.
+pub async fn query_a(server: std::net::SocketAddr, name: &str) -> Vec<std::net::Ipv4Addr> {
+    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(&q, server).await.unwrap();
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), sock.recv(&mut buf)).await.expect("a DNS answer").unwrap();
+    let answers = u16::from_be_bytes([buf[6], buf[7]]);
+    let mut at = q.len();
+    let mut out = Vec::new();
+    for _ in 0..answers {
+        // The owner name: labels ending in a zero byte, or a compression pointer.
+        while at < n {
+            let b = buf[at];
+            if b & 0xC0 == 0xC0 {
+                at += 2;
+                break;
+            }
+            at += 1 + b as usize;
+            if b == 0 {
+                break;
+            }
+        }
+        let rtype = u16::from_be_bytes([buf[at], buf[at + 1]]);
+        let rdlen = u16::from_be_bytes([buf[at + 8], buf[at + 9]]) as usize;
+        let data = &buf[at + 10..at + 10 + rdlen];
+        if rtype == 1 && rdlen == 4 {
+            out.push(std::net::Ipv4Addr::new(data[0], data[1], data[2], data[3]));
+        }
+        at += 10 + rdlen;
+    }
+    out
 }

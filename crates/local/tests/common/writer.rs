@@ -9,7 +9,7 @@ use firecamp_api::{Operation, Phase, Role};
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::{Bed, PgLogin, pg_connect, spec};
+use super::{Bed, PgLogin, pg_connect, pg_connect_as, spec};
 
 /// The member the runtime reports as primary (or leader), with its address.
 pub async fn primary(bed: &Bed, name: &str) -> Option<(String, String)> {
@@ -45,15 +45,58 @@ impl Writes {
 /// Row ids, unique across every writer of the test binary.
 static NEXT_ID: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1);
 
+/// How a writer finds where to write.
+#[derive(Clone)]
+pub enum Via {
+    /// The member the runtime's API reports as primary.
+    Role,
+    /// The service's primary endpoint, resolved through the runtime's DNS server at each
+    /// (re)connection, as a client would.
+    Endpoint,
+}
+
+/// The primary endpoint's name.
+pub fn primary_endpoint(bed: &Bed, name: &str) -> String {
+    format!("primary.{name}.{}-firecamp.com", bed.cfg.cluster)
+}
+
+/// The member behind the primary endpoint now, with its address.
+pub async fn endpoint_primary(bed: &Bed, name: &str) -> Option<(String, String)> {
+    let ip = super::query_a(bed.dns_addr, &primary_endpoint(bed, name)).await.first()?.to_string();
+    let s = bed.get(name).await;
+    s.status.members.iter().find(|m| m.static_ip.as_deref() == Some(ip.as_str())).map(|m| (m.name.clone(), ip))
+}
+
 /// One row per INSERT (autocommit) to the member the runtime reports as primary; after an
 /// error the primary is looked up again.
-pub fn writer(bed: Arc<Bed>, name: &'static str, password: PgLogin, mut stop: watch::Receiver<bool>, w: Arc<Mutex<Writes>>) -> tokio::task::JoinHandle<()> {
+pub fn writer(bed: Arc<Bed>, name: &'static str, password: PgLogin, stop: watch::Receiver<bool>, w: Arc<Mutex<Writes>>) -> tokio::task::JoinHandle<()> {
+    writer_via(bed, name, Via::Role, password, stop, w)
+}
+
+/// A writer that finds the primary `via` the API or the primary endpoint.
+pub fn writer_via(
+    bed: Arc<Bed>,
+    name: &'static str,
+    via: Via,
+    password: PgLogin,
+    mut stop: watch::Receiver<bool>,
+    w: Arc<Mutex<Writes>>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut client: Option<(String, tokio_postgres::Client)> = None;
         while !*stop.borrow() {
             if client.is_none() {
-                let connected = match primary(&bed, name).await {
-                    Some((m, ip)) => pg_connect(&ip, &password).await.map(|c| (m, c)).map_err(|e| e.to_string()),
+                // By endpoint, the server's certificate must carry the endpoint's name.
+                let found = match via {
+                    Via::Role => primary(&bed, name).await.map(|(m, ip)| (m, ip.clone(), ip)),
+                    Via::Endpoint => endpoint_primary(&bed, name).await.map(|(m, ip)| (m, ip, primary_endpoint(&bed, name))),
+                };
+                let connected = match found {
+                    // A dead primary's address may be held by a listener that never answers.
+                    Some((m, ip, server_name)) => match tokio::time::timeout(Duration::from_secs(3), pg_connect_as(&ip, &server_name, &password)).await {
+                        Ok(r) => r.map(|c| (m, c)).map_err(|e| e.to_string()),
+                        Err(_) => Err(format!("connecting to {m} ({ip}): no answer within 3 s")),
+                    },
                     None => Err("no primary".to_string()),
                 };
                 match connected {

@@ -58,15 +58,32 @@ impl CloudState {
 /// The records every member should have: its address now, or, while it has none (a pod being
 /// replaced), the record it had, so clients keep a name that resolves. Members gone from the
 /// plan have none.
-pub fn desired_addresses(members: &[MemberStatus], previous: &[DnsRecord]) -> Vec<MemberAddress> {
+///
+/// With a primary endpoint (`primary.<service>.<domain>`), one more record: the address of the
+/// one member whose engine says it is the primary; while there is not exactly one (a failover
+/// under way, the primary's pod being replaced), the record it had, so it never leads to a
+/// replica that has not been promoted.
+pub fn desired_addresses(members: &[MemberStatus], previous: &[DnsRecord], primary_endpoint: Option<&str>) -> Vec<MemberAddress> {
     let before: BTreeMap<String, Ipv4Addr> = previous.iter().map(|r| (normalize_name(&r.name), r.ip)).collect();
-    members
+    let mut out: Vec<MemberAddress> = members
         .iter()
         .filter_map(|m| {
             let ip = m.address.as_deref().and_then(|a| a.parse().ok()).or_else(|| before.get(&normalize_name(&m.dns_name)).copied())?;
             Some(MemberAddress { member: MemberName::from_string(m.name.clone()), dns_name: m.dns_name.clone(), ip })
         })
-        .collect()
+        .collect();
+    if let Some(endpoint) = primary_endpoint {
+        let primaries: Vec<&MemberStatus> = members.iter().filter(|m| m.role == firecamp_api::Role::Primary && m.ready).collect();
+        let now = match primaries[..] {
+            [p] => p.address.as_deref().and_then(|a| a.parse().ok()).map(|ip| (p.name.clone(), ip)),
+            _ => None,
+        };
+        let kept = || before.get(&normalize_name(endpoint)).map(|ip| (String::new(), *ip));
+        if let Some((member, ip)) = now.or_else(kept) {
+            out.push(MemberAddress { member: MemberName::from_string(member), dns_name: endpoint.to_string(), ip });
+        }
+    }
+    out
 }
 
 /// The records `desired` stands for, sorted like Route53 lists them.
@@ -237,11 +254,12 @@ async fn legacy_deletions(ctx: &Context, svc: &FireCampService, recorded: &[DnsR
 
 /// Brings the service's records to the members' addresses: nothing when unchanged since the
 /// last write, else one read and one change batch. Returns the number of changes made.
-pub async fn sync_dns(ctx: &Context, svc: &FireCampService, domain: &str, members: &[MemberStatus], state: &mut CloudState) -> Result<usize> {
+pub async fn sync_dns(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, members: &[MemberStatus], state: &mut CloudState) -> Result<usize> {
     let Some(dns) = &ctx.config.cloud.dns else {
         return Ok(0);
     };
-    let desired = desired_addresses(members, &state.dns_records);
+    let domain = &plan.cluster.member_domain();
+    let desired = desired_addresses(members, &state.dns_records, plan.endpoints.as_ref().map(|e| e.primary.as_str()));
     let want = records(&desired, dns.ttl());
     if want == state.dns_records {
         return Ok(0);
@@ -314,9 +332,30 @@ mod tests {
             DnsRecord { name: "pg-9.prod-firecamp.com".into(), ip: [10, 0, 3, 5].into(), ttl: 60 },
         ];
         let members = [member("pg-0", Some("10.0.1.7")), member("pg-1", None), member("pg-2", None)];
-        let got = records(&desired_addresses(&members, &previous), 60);
+        let got = records(&desired_addresses(&members, &previous, None), 60);
         let got: Vec<(String, String)> = got.iter().map(|r| (r.name.clone(), r.ip.to_string())).collect();
         assert_eq!(got, [("pg-0.prod-firecamp.com".to_string(), "10.0.1.7".to_string()), ("pg-1.prod-firecamp.com".into(), "10.0.2.5".into())]);
+    }
+
+    #[test]
+    fn the_primary_endpoint_follows_the_one_ready_primary_and_else_stays() {
+        let endpoint = "primary.pg.prod-firecamp.com";
+        let primary = |name: &str, address: &str| MemberStatus { role: firecamp_api::Role::Primary, ready: true, ..member(name, Some(address)) };
+        let replica = |name: &str, address: &str| MemberStatus { role: firecamp_api::Role::Replica, ready: true, ..member(name, Some(address)) };
+        let at = |members: &[MemberStatus], previous: &[DnsRecord]| {
+            records(&desired_addresses(members, previous, Some(endpoint)), 60).into_iter().find(|r| r.name == endpoint).map(|r| r.ip.to_string())
+        };
+        let promoted = [replica("pg-0", "10.0.1.7"), primary("pg-1", "10.0.2.7")];
+        assert_eq!(at(&promoted, &[]).as_deref(), Some("10.0.2.7"));
+        let before = [DnsRecord { name: endpoint.into(), ip: [10, 0, 1, 7].into(), ttl: 60 }];
+        // No primary (it died, nothing promoted yet) or two (a switchover's instant): kept.
+        let none = [replica("pg-0", "10.0.1.7"), replica("pg-1", "10.0.2.7")];
+        assert_eq!(at(&none, &before).as_deref(), Some("10.0.1.7"));
+        let two = [primary("pg-0", "10.0.1.7"), primary("pg-1", "10.0.2.7")];
+        assert_eq!(at(&two, &before).as_deref(), Some("10.0.1.7"));
+        assert_eq!(at(&none, &[]), None);
+        // An engine without endpoints gets none.
+        assert!(records(&desired_addresses(&promoted, &[], None), 60).iter().all(|r| r.name != endpoint));
     }
 
     #[test]

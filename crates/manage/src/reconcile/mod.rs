@@ -233,7 +233,11 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
             now: &now,
         },
     );
-    cloud::sync_dns(ctx, svc, &plan.cluster.member_domain(), &status.members, &mut cloud_state).await?;
+    cloud::sync_dns(ctx, svc, &plan, &status.members, &mut cloud_state).await?;
+    if ctx.config.cloud.dns.is_none() {
+        // Without Route53 the endpoints are the Kubernetes Services only.
+        status.endpoints.iter_mut().for_each(|e| e.dns_name = None);
+    }
     cloud_state.write_into(&mut status);
     let driven = crate::operations::drive::drive(ctx, svc, &plan, &pods).await?;
     let look_again = driven.look_again;

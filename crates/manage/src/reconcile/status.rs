@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use firecamp_api::{MemberStatus, Phase, Role};
+use firecamp_api::{Endpoint, MemberStatus, Phase, Role};
 use firecamp_catalog::ServicePlan;
 use firecamp_kube::{labels, names};
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -133,6 +133,23 @@ fn set_condition(conds: &mut Vec<Condition>, previous: &[Condition], mut c: Cond
     conds.push(c);
 }
 
+/// The endpoints of a single-writer service: the primary's (the one ready member whose engine
+/// says it is the primary; Route53 holds it, and the client Service selects it by role) and the
+/// replicas' (the ready replicas, which the `<service>-replicas` Service selects).
+pub fn endpoints(plan: &ServicePlan, members: &[MemberStatus]) -> Vec<Endpoint> {
+    let Some(names) = &plan.endpoints else {
+        return Vec::new();
+    };
+    let addresses = |role| members.iter().filter(|m| m.role == role && m.ready).filter_map(|m| m.address.clone()).collect();
+    let mut out = Endpoint::pair(names, addresses(Role::Primary), addresses(Role::Replica));
+    let ns = &plan.cluster.namespace;
+    out[0].kube_service = Some(format!("{}.{ns}.svc", names::client_service(&plan.name)));
+    out[1].kube_service = Some(format!("{}.{ns}.svc", names::replicas_service(&plan.name)));
+    // Route53 holds the primary's name only (see `cloud::desired_addresses`).
+    out[1].dns_name = None;
+    out
+}
+
 pub fn status(plan: &ServicePlan, o: &Observed) -> FireCampServiceStatus {
     let members = member_statuses(plan, o);
     let prev_phase = o.previous.map(|p| p.phase);
@@ -163,6 +180,7 @@ pub fn status(plan: &ServicePlan, o: &Observed) -> FireCampServiceStatus {
         message,
         observed_generation: o.generation,
         ready_members: members.iter().filter(|m| m.ready).count() as i32,
+        endpoints: endpoints(plan, &members),
         members,
         conditions,
         init_tasks: o.init_tasks.to_vec(),
