@@ -107,13 +107,16 @@ async fn wait_for(api: &Api<FireCampService>, name: &str, what: &str, cond: impl
 
 /// Every A record of the cluster's zone named after a member of `service` (in any namespace,
 /// or in none).
-async fn service_records(w: &World, service: &str) -> BTreeMap<String, String> {
+/// The zone's A records whose names start with `<prefix>-` (a service's members) or with `prefix`
+/// when it ends in a dot (`primary.rd.`: endpoints).
+async fn service_records(w: &World, prefix: &str) -> BTreeMap<String, String> {
+    let start = if prefix.ends_with('.') { prefix.to_string() } else { format!("{prefix}-") };
     let zones = w.route53.list_hosted_zones_by_name().dns_name(format!("{}-firecamp.com", w.cluster)).send().await.unwrap();
     let zone = zones.hosted_zones().iter().find(|z| z.name().trim_end_matches('.') == format!("{}-firecamp.com", w.cluster)).expect("the hosted zone");
     let sets = w.route53.list_resource_record_sets().hosted_zone_id(zone.id()).send().await.unwrap();
     sets.resource_record_sets()
         .iter()
-        .filter(|r| r.name().starts_with(&format!("{service}-")) && r.r#type().as_str() == "A")
+        .filter(|r| r.name().starts_with(&start) && r.r#type().as_str() == "A")
         .map(|r| (r.name().trim_end_matches('.').to_string(), r.resource_records()[0].value().to_string()))
         .collect()
 }
@@ -157,7 +160,7 @@ async fn members_get_static_ips_records_and_log_streams_that_follow_them() {
             st.phase == Phase::Active
                 && st.static_ips.len() == 3
                 && st.static_ips.iter().all(|i| i.instance.is_some())
-                && st.dns_records.len() == 3
+                && st.dns_records.len() == 4
                 && st.log_streams.len() == 3
         })
     })
@@ -182,6 +185,12 @@ async fn members_get_static_ips_records_and_log_streams_that_follow_them() {
         assert_eq!(cm.data.as_ref().unwrap().get("static-ip"), Some(&ip.to_string()));
     }
     assert_eq!(create_calls.get("route53:ChangeResourceRecordSets"), Some(&1), "one change batch for the create: {create_calls:?}");
+    // The primary endpoint, in the same batch: rd-0's address (issue #14).
+    let endpoint = format!("primary.rd.{ns}.{}-firecamp.com", w.cluster.to_lowercase());
+    assert_eq!(service_records(&w, "primary.rd.").await.get(&endpoint), Some(&ip_of(&svc, "rd-0").0.to_string()), "{endpoint}");
+    let shown = &svc.status.as_ref().unwrap().endpoints;
+    assert_eq!(shown[0].dns_name.as_deref(), Some(endpoint.as_str()), "{shown:?}");
+    assert_eq!(shown[1].kube_service.as_deref(), Some(format!("rd-replicas.{ns}.svc").as_str()), "{shown:?}");
 
     // A member moves: its node goes away, its pod comes back on the spare instance of its zone;
     // its IP follows (same address, new ENI), its record stays as it is.
@@ -290,7 +299,7 @@ async fn one_service_name_in_two_namespaces_keeps_two_members_records_and_stream
     let placed = |s: &FireCampService| {
         s.status
             .as_ref()
-            .is_some_and(|st| st.dns_records.len() == 1 && st.log_streams.len() == 1 && st.static_ips.len() == 1 && st.static_ips[0].instance.is_some())
+            .is_some_and(|st| st.dns_records.len() == 2 && st.log_streams.len() == 1 && st.static_ips.len() == 1 && st.static_ips[0].instance.is_some())
     };
     let api_a: Api<FireCampService> = Api::namespaced(client.clone(), &a_ns);
     let svc_a = wait_for(&api_a, "rd", "A's IP, record and stream", placed).await;
@@ -301,6 +310,9 @@ async fn one_service_name_in_two_namespaces_keeps_two_members_records_and_stream
     let (name_a, name_b) = (format!("rd-0.{a_ns}.{zone}"), format!("rd-0.{b_ns}.{zone}"));
     let both = BTreeMap::from([(name_a.clone(), ip_a.to_string()), (name_b.clone(), ip_b.to_string())]);
     assert_eq!(service_records(&w, "rd").await, both);
+    // Each namespace's primary endpoint is its own name, leading to its own rd-0.
+    let endpoints = BTreeMap::from([(format!("primary.rd.{a_ns}.{zone}"), ip_a.to_string()), (format!("primary.rd.{b_ns}.{zone}"), ip_b.to_string())]);
+    assert_eq!(service_records(&w, "primary.rd.").await, endpoints);
 
     // Log streams per namespace; B's /logs of its own rd-0 never shows A's lines.
     let clients = common::clients(&endpoint).await;
@@ -329,7 +341,7 @@ async fn one_service_name_in_two_namespaces_keeps_two_members_records_and_stream
     api_a.patch_status("rd", &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": {"dnsRecords": recorded}}))).await.unwrap();
     drop(manage_a); // a restarted manage service reconciles every service at once
     let _manage_a = start_manage(&a_ns, &w, &endpoint, free_port());
-    wait_for(&api_a, "rd", "the legacy records dropped from A's status", |s| s.status.as_ref().is_some_and(|st| st.dns_records.len() == 1)).await;
+    wait_for(&api_a, "rd", "the legacy records dropped from A's status", |s| s.status.as_ref().is_some_and(|st| st.dns_records.len() == 2)).await;
     let mut expected = both.clone();
     expected.insert(foreign.name.clone(), foreign.ip.to_string());
     assert_eq!(service_records(&w, "rd").await, expected, "rd-5's legacy record deleted, the foreign rd-0 left");
@@ -347,6 +359,8 @@ async fn one_service_name_in_two_namespaces_keeps_two_members_records_and_stream
     ok(cli(&["service", "delete", "rd", "--kube", "-n", &b_ns, "--wait", "--timeout=120"]));
     expected.remove(&name_b);
     assert_eq!(service_records(&w, "rd").await, expected, "A's record outlives B's service");
+    let only_a: BTreeMap<_, _> = endpoints.into_iter().filter(|(n, _)| n.contains(&format!(".{a_ns}."))).collect();
+    assert_eq!(service_records(&w, "primary.rd.").await, only_a, "B's endpoint goes with it");
     assert!(w.holders_of(ip_b).await.is_empty(), "B's IP is released");
     assert_eq!(w.holders_of(ip_a).await.len(), 1, "A's IP stays on its instance");
 

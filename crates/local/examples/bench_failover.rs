@@ -1,15 +1,17 @@
-//! Benchmark: how long writes stop when a PostgreSQL primary dies, and during a switchover
-//! (issue #14), on the local runtime with real servers (run as root:
-//! `cargo run -p firecamp-local --example bench_failover`).
+//! Benchmark: how long writes stop when a primary dies, and during a switchover (issue #14), on
+//! the local runtime with real servers (run as root:
+//! `cargo run -p firecamp-local --example bench_failover -- [postgresql|redis]`).
 //!
-//! Three members, synchronous replication, `failover.delaySeconds` 5. A writer INSERTs without
-//! pause into whichever member accepts writes (it tries each, as libpq's
-//! `target_session_attrs=read-write` does). Each round kills the primary with SIGKILL and takes
-//! its address, so it cannot restart, and measures from the kill: when the failover operation
-//! was recorded (detection: the delay plus the watcher's look), when it ended (fence and
-//! promotion), and the first write accepted by the new primary; then frees the address and waits
-//! until the old primary is a replica again. Last, a PrimaryLast restart (one switchover) and the
-//! longest gap between two accepted writes while it ran. Prints each round and the medians.
+//! Three members (PostgreSQL with synchronous replication; Redis in replication mode),
+//! `failover.delaySeconds` 5. A writer writes without pause through the service's **primary
+//! endpoint**, `primary.<pg|rd>.bench-fo-firecamp.com`, resolved by the system resolver from the
+//! runtime's hosts block at each (re)connection, as a client would (TLS verifies the endpoint's
+//! name). Each round kills the primary with SIGKILL and takes its address, so it cannot restart,
+//! and measures from the kill: when the failover operation was recorded (detection: the delay
+//! plus the watcher's look), when it ended (fence and promotion), and the first write accepted
+//! through the endpoint by the new primary; then frees the address and waits until the old
+//! primary is a replica again. Last, a PrimaryLast restart (one switchover) and the longest gap
+//! between two accepted writes while it ran. Prints each round and the medians.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -23,6 +25,8 @@ const ROUNDS: usize = 5;
 const DELAY: u64 = 5;
 
 struct Api {
+    /// The service's name: `pg` or `rd`.
+    name: &'static str,
     http: reqwest::Client,
     url: String,
     auth: String,
@@ -30,11 +34,19 @@ struct Api {
 
 impl Api {
     async fn service(&self) -> Service {
-        self.http.get(format!("{}/v1/services/pg", self.url)).header("authorization", &self.auth).send().await.unwrap().json().await.unwrap()
+        self.http.get(format!("{}/v1/services/{}", self.url, self.name)).header("authorization", &self.auth).send().await.unwrap().json().await.unwrap()
     }
     async fn operations(&self) -> Vec<Operation> {
-        let l: OperationList =
-            self.http.get(format!("{}/v1/services/pg/operations", self.url)).header("authorization", &self.auth).send().await.unwrap().json().await.unwrap();
+        let l: OperationList = self
+            .http
+            .get(format!("{}/v1/services/{}/operations", self.url, self.name))
+            .header("authorization", &self.auth)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         l.items
     }
     /// Polls until `ok` holds for the service (at most `secs`).
@@ -67,31 +79,51 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Accepted writes: when, and by which address.
 type Log = Arc<Mutex<Vec<(SystemTime, String)>>>;
 
-fn writer(ips: Vec<String>, password: String, ca: String, log: Log, stop: Arc<std::sync::atomic::AtomicBool>) -> tokio::task::JoinHandle<()> {
+#[derive(Clone, Copy, PartialEq)]
+enum Engine {
+    Postgresql,
+    Redis,
+}
+
+/// The endpoint's address now, from the system resolver (the runtime's hosts block).
+async fn resolve(name: &str, port: u16) -> Option<String> {
+    let addrs = tokio::net::lookup_host((name, port)).await.ok()?;
+    addrs.into_iter().next().map(|a| a.ip().to_string())
+}
+
+fn writer(engine: Engine, endpoint: String, password: String, ca: String, log: Log, stop: Arc<std::sync::atomic::AtomicBool>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut n: i64 = 0;
         let mut conn: Option<(String, tokio_postgres::Client)> = None;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            if conn.is_none() {
-                for ip in &ips {
-                    let mut t = firecamp_probe::Target::new(ip.clone(), 5432).with_password(password.clone()).with_tls(ca.clone(), ip.clone());
-                    t.timeout = Duration::from_millis(500);
-                    let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(1), firecamp_probe::postgresql::connect(&t, "postgres")).await else { continue };
-                    if let Ok(r) = c.query_one("SELECT pg_is_in_recovery()", &[]).await
-                        && !r.get::<_, bool>(0)
-                    {
-                        conn = Some((ip.clone(), c));
-                        break;
-                    }
+            n += 1;
+            if engine == Engine::Redis {
+                // One connection per write: each write finds the endpoint afresh.
+                let Some(ip) = resolve(&endpoint, 6379).await else { continue };
+                let mut t = firecamp_probe::Target::new(ip.clone(), 6379).with_password(password.clone()).with_tls(ca.clone(), endpoint.clone());
+                t.timeout = Duration::from_millis(500);
+                let key = n.to_string();
+                match tokio::time::timeout(Duration::from_secs(1), firecamp_probe::redis::command(&t, &["SET", &key, "x"])).await {
+                    Ok(Ok(_)) => log.lock().unwrap().push((SystemTime::now(), ip)),
+                    // Pacing while the endpoint leads nowhere writable.
+                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
                 }
-                if conn.is_none() {
-                    // Pacing between rounds of attempts while no member takes writes.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
+                continue;
+            }
+            if conn.is_none() {
+                let Some(ip) = resolve(&endpoint, 5432).await else { continue };
+                let mut t = firecamp_probe::Target::new(ip.clone(), 5432).with_password(password.clone()).with_tls(ca.clone(), endpoint.clone());
+                t.timeout = Duration::from_millis(500);
+                match tokio::time::timeout(Duration::from_secs(1), firecamp_probe::postgresql::connect(&t, "postgres")).await {
+                    Ok(Ok(c)) => conn = Some((ip, c)),
+                    _ => {
+                        // Pacing while the endpoint leads nowhere that answers.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
                 }
             }
             let (ip, c) = conn.as_ref().unwrap();
-            n += 1;
             match tokio::time::timeout(Duration::from_secs(2), c.execute("INSERT INTO t VALUES ($1)", &[&n])).await {
                 Ok(Ok(_)) => log.lock().unwrap().push((SystemTime::now(), ip.clone())),
                 _ => conn = None,
@@ -102,6 +134,14 @@ fn writer(ips: Vec<String>, password: String, ca: String, log: Log, stop: Arc<st
 
 #[tokio::main]
 async fn main() {
+    let engine = match std::env::args().nth(1).as_deref() {
+        None | Some("postgresql") => Engine::Postgresql,
+        Some("redis") => Engine::Redis,
+        Some(other) => {
+            eprintln!("bench_failover: unknown engine {other:?}; use postgresql or redis");
+            std::process::exit(2);
+        }
+    };
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
     let mut cfg = Config::new(dir.path());
@@ -110,27 +150,49 @@ async fn main() {
     cfg.cluster = "bench-fo".into();
     cfg.ips = IpPool::parse("127.0.174.1/24").unwrap();
     let daemon = firecamp_local::start(cfg.clone()).await.expect("the local runtime starts");
+    assert!(daemon.hosts_managed(), "the benchmark resolves the endpoint through /etc/hosts: run it as root");
     let token = std::fs::read_to_string(cfg.token_path()).unwrap();
-    let api = Api { http: reqwest::Client::new(), url: daemon.url(), auth: format!("Bearer {}", token.trim()) };
-    let spec = json!({ "engine": "postgresql", "replicas": 3, "zones": ["local"], "postgresql": { "replication": "sync" },
-        "failover": { "delaySeconds": DELAY }, "resources": { "requests": { "memory": "256Mi" } }, "volumes": { "data": { "size": "1Gi" } } });
-    let r =
-        api.http.post(format!("{}/v1/services", api.url)).header("authorization", &api.auth).json(&json!({ "name": "pg", "spec": spec })).send().await.unwrap();
+    let name = if engine == Engine::Redis { "rd" } else { "pg" };
+    let api = Api { name, http: reqwest::Client::new(), url: daemon.url(), auth: format!("Bearer {}", token.trim()) };
+    let (spec, port, secret) = match engine {
+        Engine::Postgresql => (
+            json!({ "engine": "postgresql", "replicas": 3, "zones": ["local"], "postgresql": { "replication": "sync" },
+                "failover": { "delaySeconds": DELAY }, "resources": { "requests": { "memory": "256Mi" } }, "volumes": { "data": { "size": "1Gi" } } }),
+            5432,
+            "superuser-password",
+        ),
+        Engine::Redis => (
+            json!({ "engine": "redis", "replicas": 3, "zones": ["local"],
+                "failover": { "delaySeconds": DELAY }, "resources": { "requests": { "memory": "128Mi" } }, "volumes": { "data": { "size": "1Gi" } } }),
+            6379,
+            "password",
+        ),
+    };
+    let r = api
+        .http
+        .post(format!("{}/v1/services", api.url))
+        .header("authorization", &api.auth)
+        .json(&json!({ "name": api.name, "spec": spec }))
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     let s = api.until(300, "ACTIVE", |s| s.status.phase == Phase::Active).await;
     let ips: Vec<String> = s.status.members.iter().map(|m| m.static_ip.clone().unwrap()).collect();
-    let member_dir = |m: &str| dir.path().join("services/pg").join(m);
-    let password = std::fs::read_to_string(member_dir("pg-0").join("secret/superuser-password")).unwrap();
-    let ca = std::fs::read_to_string(member_dir("pg-0").join("tls/ca.crt")).unwrap();
-    {
+    let endpoint = s.status.endpoints.iter().find(|e| e.role == "primary").and_then(|e| e.dns_name.clone()).expect("a primary endpoint");
+    let member_dir = |m: &str| dir.path().join("services").join(api.name).join(m);
+    let password = std::fs::read_to_string(member_dir(&format!("{}-0", api.name)).join("secret").join(secret)).unwrap();
+    let ca = std::fs::read_to_string(member_dir(&format!("{}-0", api.name)).join("tls/ca.crt")).unwrap();
+    if engine == Engine::Postgresql {
         let t = firecamp_probe::Target::new(ips[0].clone(), 5432).with_password(password.clone()).with_tls(ca.clone(), ips[0].clone());
         let c = firecamp_probe::postgresql::connect(&t, "postgres").await.unwrap();
         c.batch_execute("CREATE TABLE t (id bigint)").await.unwrap();
     }
     let log: Log = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let task = writer(ips.clone(), password.clone(), ca.clone(), log.clone(), stop.clone());
+    let task = writer(engine, endpoint.clone(), password.trim().to_string(), ca.clone(), log.clone(), stop.clone());
 
+    println!("writes through {endpoint}");
     println!("round  killed  detected(s)  promoted(s)  first write(s)  (delaySeconds {DELAY})");
     let (mut detect, mut promote, mut first) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=ROUNDS {
@@ -142,7 +204,7 @@ async fn main() {
         let killed = SystemTime::now();
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
         let hold = loop {
-            if let Ok(l) = std::net::TcpListener::bind((ip.as_str(), 5432)) {
+            if let Ok(l) = std::net::TcpListener::bind((ip.as_str(), port)) {
                 break l;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -188,7 +250,7 @@ async fn main() {
     let start = SystemTime::now();
     let r = api
         .http
-        .post(format!("{}/v1/services/pg/operations", api.url))
+        .post(format!("{}/v1/services/{}/operations", api.url, api.name))
         .header("authorization", &api.auth)
         .json(&json!({ "kind": "restart", "policy": "PrimaryLast" }))
         .send()

@@ -141,6 +141,84 @@ async fn a_cluster_of_three_shards_covers_every_slot_over_tls() {
     .await;
 }
 
+/// Issue #14 item 3: Redis Cluster fails over by itself (FireCamp's watcher leaves cluster mode
+/// alone). A shard's primary killed and kept down (its address taken) is replaced by the shard's
+/// replica once `cluster-node-timeout` (15 s) passes; every slot stays covered, every key
+/// acknowledged by the replica (`WAIT`) is read through another member, and the old primary,
+/// back, rejoins as its former replica's replica.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_shard_fails_over_by_itself_after_the_node_timeout() {
+    require(EngineKind::Redis);
+    with_bed(
+        "t-rcf",
+        "127.0.177.1/20",
+        |_| {},
+        |bed| async move {
+            let mut s = spec("redis", 6, "128Mi");
+            s["redis"] = json!({ "mode": "cluster", "shards": 3 });
+            bed.create(json!({ "name": "rf", "spec": s })).await.expect("created");
+            bed.wait_phase("rf", Phase::Active, Duration::from_secs(180)).await;
+            link_up(&bed, "rf", "rf-3").await;
+            for i in 0..60 {
+                assert_eq!(bed.redis_cluster_cli("rf", "rf-0", &["SET", &format!("key-{i}"), &format!("value-{i}")]).await, "OK");
+            }
+            assert_eq!(bed.redis("rf", "rf-2", &["WAIT", "1", "5000"]).await, redis::Value::Int(1), "rf-3 has every write of rf-2");
+            let ip = bed.ip("rf", "rf-2").await;
+            common::kill9(bed.server_pid("rf", "rf-2"));
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            let hold = loop {
+                match std::net::TcpListener::bind((ip.as_str(), 6379)) {
+                    Ok(l) => break l,
+                    Err(e) => {
+                        assert!(std::time::Instant::now() < deadline, "{ip}:6379 stays taken: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            };
+            let killed = std::time::Instant::now();
+            // The replica is elected once the other primaries agree rf-2 failed (node timeout).
+            let deadline = killed + Duration::from_secs(90);
+            loop {
+                let info = firecamp_probe::redis::replication(&bed.redis_target("rf", "rf-3").await).await;
+                if info.as_ref().is_ok_and(|i| i.get("role").map(String::as_str) == Some("master")) {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "rf-3 was not promoted: {info:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            println!("rf-3 promoted {:.1} s after rf-2 died (cluster-node-timeout 15 s)", killed.elapsed().as_secs_f64());
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let out = bed.redis_cluster_cli("rf", "rf-0", &["CLUSTER", "INFO"]).await;
+                if out.contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "the cluster stays down: {out}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            for i in 0..60 {
+                assert_eq!(bed.redis_cluster_cli("rf", "rf-4", &["GET", &format!("key-{i}")]).await, format!("value-{i}"), "key-{i}");
+            }
+            assert_eq!(bed.redis_cluster_cli("rf", "rf-4", &["SET", "after", "failover"]).await, "OK");
+            // Back, the old primary is the new one's replica.
+            drop(hold);
+            let deadline = std::time::Instant::now() + Duration::from_secs(90);
+            loop {
+                let s = bed.get("rf").await;
+                let role = s.status.members.iter().find(|m| m.name == "rf-2").map(|m| m.role);
+                if role == Some(Role::Replica) && s.status.phase == Phase::Active {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "rf-2 did not rejoin as a replica: {:?} {:?}", s.status.phase, s.status.members);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let info = link_up(&bed, "rf", "rf-2").await;
+            assert_eq!(info.get("master_host"), Some(&bed.ip("rf", "rf-3").await));
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn replication_mode_copies_the_primary_over_tls() {
     require(EngineKind::Redis);

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use firecamp_api::MemberStatus;
-use firecamp_catalog::ServicePlan;
+use firecamp_catalog::{Role, ServicePlan};
 use firecamp_core::cloud::{
     CloudError, DnsRecord, InstanceId, MemberAddress, RecordChange, StaticIpRecord, log_key, normalize_name, parse_provider_id, record_changes,
 };
@@ -59,27 +59,28 @@ impl CloudState {
 /// replaced), the record it had, so clients keep a name that resolves. Members gone from the
 /// plan have none.
 ///
-/// With a primary endpoint (`primary.<service>.<domain>`), one more record: the address of the
-/// one member whose engine says it is the primary; while there is not exactly one (a failover
-/// under way, the primary's pod being replaced), the record it had, so it never leads to a
-/// replica that has not been promoted.
-pub fn desired_addresses(members: &[MemberStatus], previous: &[DnsRecord], primary_endpoint: Option<&str>) -> Vec<MemberAddress> {
+/// With a primary endpoint (`primary.<service>.<domain>`, with the member the plan names as the
+/// primary), one more record: the address of the one member whose role says it is the primary
+/// (the engine's view, kept in its pod's label); while there is not exactly one (a failover under
+/// way, a switchover's instant), the record it had, so it never jumps to a member that was not
+/// promoted; with no record yet (the service's first batch), the plan's primary.
+pub fn desired_addresses(members: &[MemberStatus], previous: &[DnsRecord], primary_endpoint: Option<(&str, &str)>) -> Vec<MemberAddress> {
     let before: BTreeMap<String, Ipv4Addr> = previous.iter().map(|r| (normalize_name(&r.name), r.ip)).collect();
+    let address = |m: &MemberStatus| m.address.as_deref().and_then(|a| a.parse().ok()).or_else(|| before.get(&normalize_name(&m.dns_name)).copied());
     let mut out: Vec<MemberAddress> = members
         .iter()
-        .filter_map(|m| {
-            let ip = m.address.as_deref().and_then(|a| a.parse().ok()).or_else(|| before.get(&normalize_name(&m.dns_name)).copied())?;
-            Some(MemberAddress { member: MemberName::from_string(m.name.clone()), dns_name: m.dns_name.clone(), ip })
-        })
+        .filter_map(|m| Some(MemberAddress { member: MemberName::from_string(m.name.clone()), dns_name: m.dns_name.clone(), ip: address(m)? }))
         .collect();
-    if let Some(endpoint) = primary_endpoint {
-        let primaries: Vec<&MemberStatus> = members.iter().filter(|m| m.role == firecamp_api::Role::Primary && m.ready).collect();
-        let now = match primaries[..] {
-            [p] => p.address.as_deref().and_then(|a| a.parse().ok()).map(|ip| (p.name.clone(), ip)),
-            _ => None,
-        };
+    if let Some((endpoint, planned)) = primary_endpoint {
+        let primaries: Vec<&MemberStatus> = members.iter().filter(|m| m.role == firecamp_api::Role::Primary).collect();
+        let at = |m: &MemberStatus| address(m).map(|ip| (m.name.clone(), ip));
         let kept = || before.get(&normalize_name(endpoint)).map(|ip| (String::new(), *ip));
-        if let Some((member, ip)) = now.or_else(kept) {
+        let first = || members.iter().find(|m| m.name == planned).and_then(at);
+        let now = match primaries[..] {
+            [p] => at(p).or_else(kept),
+            _ => kept().or_else(first),
+        };
+        if let Some((member, ip)) = now {
             out.push(MemberAddress { member: MemberName::from_string(member), dns_name: endpoint.to_string(), ip });
         }
     }
@@ -259,7 +260,8 @@ pub async fn sync_dns(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, 
         return Ok(0);
     };
     let domain = &plan.cluster.member_domain();
-    let desired = desired_addresses(members, &state.dns_records, plan.endpoints.as_ref().map(|e| e.primary.as_str()));
+    let planned = plan.members.iter().find(|m| m.role == Role::Primary).map(|m| m.member.name.as_str()).unwrap_or_default();
+    let desired = desired_addresses(members, &state.dns_records, plan.endpoints.as_ref().map(|e| (e.primary.as_str(), planned)));
     let want = records(&desired, dns.ttl());
     if want == state.dns_records {
         return Ok(0);
@@ -338,22 +340,25 @@ mod tests {
     }
 
     #[test]
-    fn the_primary_endpoint_follows_the_one_ready_primary_and_else_stays() {
+    fn the_primary_endpoint_follows_the_one_primary_and_else_stays() {
         let endpoint = "primary.pg.prod-firecamp.com";
-        let primary = |name: &str, address: &str| MemberStatus { role: firecamp_api::Role::Primary, ready: true, ..member(name, Some(address)) };
-        let replica = |name: &str, address: &str| MemberStatus { role: firecamp_api::Role::Replica, ready: true, ..member(name, Some(address)) };
+        let primary = |name: &str, address: &str| MemberStatus { role: firecamp_api::Role::Primary, ..member(name, Some(address)) };
+        let replica = |name: &str, address: &str| MemberStatus { role: firecamp_api::Role::Replica, ..member(name, Some(address)) };
         let at = |members: &[MemberStatus], previous: &[DnsRecord]| {
-            records(&desired_addresses(members, previous, Some(endpoint)), 60).into_iter().find(|r| r.name == endpoint).map(|r| r.ip.to_string())
+            records(&desired_addresses(members, previous, Some((endpoint, "pg-0"))), 60).into_iter().find(|r| r.name == endpoint).map(|r| r.ip.to_string())
         };
         let promoted = [replica("pg-0", "10.0.1.7"), primary("pg-1", "10.0.2.7")];
         assert_eq!(at(&promoted, &[]).as_deref(), Some("10.0.2.7"));
         let before = [DnsRecord { name: endpoint.into(), ip: [10, 0, 1, 7].into(), ttl: 60 }];
+        assert_eq!(at(&promoted, &before).as_deref(), Some("10.0.2.7"), "a failover moves it");
         // No primary (it died, nothing promoted yet) or two (a switchover's instant): kept.
         let none = [replica("pg-0", "10.0.1.7"), replica("pg-1", "10.0.2.7")];
         assert_eq!(at(&none, &before).as_deref(), Some("10.0.1.7"));
         let two = [primary("pg-0", "10.0.1.7"), primary("pg-1", "10.0.2.7")];
         assert_eq!(at(&two, &before).as_deref(), Some("10.0.1.7"));
-        assert_eq!(at(&none, &[]), None);
+        // The first batch, before any pod says its role: the plan's primary.
+        let unknown = [member("pg-0", Some("10.0.1.7")), member("pg-1", Some("10.0.2.7"))];
+        assert_eq!(at(&unknown, &[]).as_deref(), Some("10.0.1.7"));
         // An engine without endpoints gets none.
         assert!(records(&desired_addresses(&promoted, &[], None), 60).iter().all(|r| r.name != endpoint));
     }
