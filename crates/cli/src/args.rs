@@ -48,6 +48,12 @@ pub enum Command {
         #[arg(short, long, value_enum, default_value_t = Format::Table)]
         output: Format,
     },
+    /// Print a shell completion script: `source <(firecamp completion bash)`, or save it where
+    /// your shell loads completions (e.g. /etc/bash_completion.d/firecamp).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
@@ -253,7 +259,8 @@ pub struct CreateArgs {
     /// Number of members (default 3; Redis cluster mode: 2 per shard).
     #[arg(long)]
     pub replicas: Option<u32>,
-    /// Availability zones in placement order: member i lives in zone i mod n.
+    /// Availability zones in placement order: member i lives in zone i mod n (a local
+    /// runtime's default: `local`).
     #[arg(long, value_delimiter = ',', env = "FIRECAMP_ZONES")]
     pub zones: Vec<String>,
 

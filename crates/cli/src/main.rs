@@ -42,6 +42,15 @@ async fn main() {
 async fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Catalog { output } => catalog_cmd::run(output),
+        Command::Completion { shell } => {
+            // Into a buffer first: the generator panics on a write error (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "firecamp", &mut script);
+            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Failed(format!("writing the completion script: {e}"))),
+                _ => Ok(()),
+            }
+        }
         Command::Local { command } => local_cmd::run(command).await,
         Command::Logs { server, args } => service_cmds::logs(&Client::new(&server)?, &args).await,
         Command::Manage(args) => manage_cmd::manage(args).await,

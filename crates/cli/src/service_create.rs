@@ -19,6 +19,11 @@ use crate::wait::{Until, wait};
 
 pub async fn run(client: &Backend, server: &ServerArgs, args: CreateArgs) -> Result<(), CliError> {
     let engine = EngineKind::parse(&args.engine).map_err(CliError::Usage)?;
+    let mut args = args;
+    // On one machine zones are only labels: a local runtime's services default to `local`.
+    if args.zones.is_empty() && !args.dry_run && matches!(client, Backend::Rest(c) if crate::client::local_runtime(c.base()).is_some()) {
+        args.zones = vec![LOCAL_ZONE.to_string()];
+    }
     let spec = spec_from_args(engine, &args)?;
     let cluster = ClusterConfig {
         name: args.cluster.clone(),
@@ -52,6 +57,9 @@ pub async fn run(client: &Backend, server: &ServerArgs, args: CreateArgs) -> Res
     Ok(())
 }
 
+/// The zone of a local runtime's services when `--zones` is not given.
+pub const LOCAL_ZONE: &str = "local";
+
 /// 32 alphanumeric characters (about 190 bits); the start scripts refuse anything else.
 fn password() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 32)
@@ -82,7 +90,7 @@ fn spec_from_args(engine: EngineKind, a: &CreateArgs) -> Result<ServiceSpec, Cli
     };
     if a.zones.is_empty() {
         return Err(CliError::Usage(
-            "--zones is required: the availability zones in placement order, e.g. --zones us-east-1a,us-east-1b,us-east-1c (or FIRECAMP_ZONES)".into(),
+            "--zones is required (except on a local runtime): the availability zones in placement order, e.g. --zones us-east-1a,us-east-1b,us-east-1c (or FIRECAMP_ZONES)".into(),
         ));
     }
     let mut spec = ServiceSpec {

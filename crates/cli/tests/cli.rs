@@ -156,3 +156,50 @@ fn install_render_serves_https_by_default() {
     let o = firecamp(&["install", "render", "--cluster=prod", "--zones=a,b,c", "--insecure-http", "--tls-secret=x"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// Issue #19: shell completions. The bash script, sourced, completes the commands; zsh and fish
+/// get theirs; an unknown shell is a usage error naming the ones there are.
+#[test]
+fn completion_scripts_complete_the_commands() {
+    let script = std::env::temp_dir().join(format!("firecamp-completion-{}.bash", std::process::id()));
+    let o = firecamp(&["completion", "bash"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(&script, &o.stdout).unwrap();
+    // As bash calls it: the words so far, the index of the one completed, and the function's
+    // arguments (the command, the current word, the previous word).
+    let complete = |words: &str, cword: usize| {
+        let sh = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; _firecamp firecamp \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; echo \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let out = Command::new("bash").args(["-c", &sh]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let top = complete("firecamp ''", 1);
+    for c in ["service", "local", "catalog", "completion"] {
+        assert!(top.split_whitespace().any(|w| w == c), "{c} in {top:?}");
+    }
+    let service = complete("firecamp service rot", 2);
+    assert_eq!(service.trim(), "rotate-certs");
+    let _ = std::fs::remove_file(&script);
+    for shell in ["zsh", "fish"] {
+        let o = firecamp(&["completion", shell]);
+        assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("rotate-certs"), "{shell}");
+    }
+    let o = firecamp(&["completion", "ksh"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("possible values: bash"), "{}", stderr(&o));
+}
+
+/// Issue #19: update policies in the spellings users type.
+#[test]
+fn policies_are_accepted_as_users_type_them() {
+    let o = firecamp(&["service", "restart", "pg", "--policy", "sideways", "--server=http://127.0.0.1:9"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("allowed: PrimaryFirst, PrimaryLast (or primary-first, primary-last)"), "{}", stderr(&o));
+    // Accepted: the command goes on to the (absent) server.
+    for p in ["primary-last", "primarylast", "PrimaryFirst"] {
+        let o = firecamp(&["service", "restart", "pg", "--policy", p, "--server=http://127.0.0.1:9"]);
+        assert!(!stderr(&o).contains("unknown update policy"), "{p}: {}", stderr(&o));
+    }
+}

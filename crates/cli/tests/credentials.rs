@@ -98,7 +98,8 @@ async fn credentials_print_the_ca_and_lines_that_connect_over_verified_tls() {
         // JAAS file and the client TLS properties.
         let (st, sv) = (state.clone(), server.clone());
         let created = tokio::task::spawn_blocking(move || {
-            ok(firecamp(&st, &["service", "create", "redis", "rd", "--replicas=1", "--zones=local", "--memory=128Mi", "--wait", "--timeout=120", &sv]));
+            // No --zones: a local runtime's services default to the zone `local` (issue #19).
+            ok(firecamp(&st, &["service", "create", "redis", "rd", "--replicas=1", "--memory=128Mi", "--wait", "--timeout=120", &sv]));
             firecamp(
                 &st,
                 &[

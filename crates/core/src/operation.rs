@@ -14,9 +14,11 @@ use crate::spec::Resources;
 pub enum UpdatePolicy {
     /// The original FireCamp's order: the primary (or leader) first, then the others. Writes
     /// stop while the primary restarts and no switchover happens.
+    #[serde(alias = "primary-first", alias = "primaryfirst")]
     PrimaryFirst,
     /// Replicas first, then a controlled switchover to an updated replica where the engine has
     /// one, then the old primary: writes pause once, briefly, and never on an old revision.
+    #[serde(alias = "primary-last", alias = "primarylast")]
     PrimaryLast,
 }
 
@@ -27,11 +29,13 @@ impl UpdatePolicy {
             UpdatePolicy::PrimaryLast => "PrimaryLast",
         }
     }
+    /// The policy named `PrimaryLast`, `primary-last` or `primarylast` (any case; the same for
+    /// PrimaryFirst). Stored and shown in PascalCase.
     pub fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "PrimaryFirst" => Ok(UpdatePolicy::PrimaryFirst),
-            "PrimaryLast" => Ok(UpdatePolicy::PrimaryLast),
-            _ => Err(format!("unknown update policy {s:?}; allowed: PrimaryFirst, PrimaryLast")),
+        match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+            "primaryfirst" => Ok(UpdatePolicy::PrimaryFirst),
+            "primarylast" => Ok(UpdatePolicy::PrimaryLast),
+            _ => Err(format!("unknown update policy {s:?}; allowed: PrimaryFirst, PrimaryLast (or primary-first, primary-last)")),
         }
     }
 }
@@ -373,6 +377,20 @@ pub fn stop_start_steps(members: &[MemberRole], action: StepAction) -> Vec<Opera
 
 #[cfg(test)]
 mod tests {
+    /// Issue #19: the policy in the spellings users type; stored and shown in PascalCase.
+    #[test]
+    fn policies_are_accepted_in_the_usual_spellings() {
+        for s in ["PrimaryLast", "primary-last", "primarylast", "PRIMARY_LAST"] {
+            assert_eq!(UpdatePolicy::parse(s), Ok(UpdatePolicy::PrimaryLast), "{s}");
+        }
+        assert_eq!(UpdatePolicy::parse("primary-first"), Ok(UpdatePolicy::PrimaryFirst));
+        assert!(UpdatePolicy::parse("last").unwrap_err().contains("allowed: PrimaryFirst, PrimaryLast"));
+        for s in ["\"PrimaryLast\"", "\"primary-last\"", "\"primarylast\""] {
+            assert_eq!(serde_json::from_str::<UpdatePolicy>(s).unwrap(), UpdatePolicy::PrimaryLast, "{s}");
+        }
+        assert_eq!(serde_json::to_string(&UpdatePolicy::PrimaryLast).unwrap(), "\"PrimaryLast\"");
+    }
+
     use super::*;
 
     fn m(name: &str, primary: bool, shard: Option<u32>) -> MemberRole {
