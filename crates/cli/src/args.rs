@@ -2,8 +2,23 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Shown under `firecamp --help` and in the manual page.
+const EXAMPLES: &str = "\
+Examples:
+  sudo firecamp local up                                  # the local runtime: real servers on loopback IPs
+  firecamp service create postgresql pg --replicas 3 --memory 256Mi --wait
+  firecamp service get pg                                 # members, roles, the primary and replicas endpoints
+  firecamp service connect pg                             # psql on the primary, TLS verified
+  firecamp service credentials pg --ca-file pg-ca.crt     # the CA and verified connection lines
+  firecamp service restart pg --policy primary-last --wait
+  firecamp service create redis cache --zones us-east-1a,us-east-1b,us-east-1c --kube -n databases --wait
+  firecamp install render --cluster prod --zones us-east-1a,us-east-1b,us-east-1c | kubectl apply -f -
+  source <(firecamp completion bash)
+
+Docs: README.md, docs/local.md, docs/operations.md, docs/manage.md in the source tree.";
+
 #[derive(Parser)]
-#[command(name = "firecamp", version, about = "Stateful services on Kubernetes in AWS, every member keeping its identity")]
+#[command(name = "firecamp", version, about = "Stateful services on Kubernetes in AWS, every member keeping its identity", after_help = EXAMPLES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -54,6 +69,8 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the manual page (roff): `firecamp man > /usr/local/share/man/man1/firecamp.1`.
+    Man,
 }
 
 #[derive(Subcommand)]

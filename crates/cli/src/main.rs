@@ -46,10 +46,14 @@ async fn run(command: Command) -> Result<(), CliError> {
             // Into a buffer first: the generator panics on a write error (a closed pipe).
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "firecamp", &mut script);
-            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Failed(format!("writing the completion script: {e}"))),
-                _ => Ok(()),
-            }
+            print_bytes(&script, "the completion script")
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut page)
+                .map_err(|e| CliError::Failed(format!("rendering the manual page: {e}")))?;
+            print_bytes(&page, "the manual page")
         }
         Command::Local { command } => local_cmd::run(command).await,
         Command::Logs { server, args } => service_cmds::logs(&Client::new(&server)?, &args).await,
@@ -93,5 +97,13 @@ async fn run(command: Command) -> Result<(), CliError> {
                 ServiceCommand::Logs(args) => service_cmds::logs(c.rest()?, &args).await,
             }
         }
+    }
+}
+
+/// Writes generated text to stdout; a reader that closed the pipe early (`| head`) is no error.
+fn print_bytes(bytes: &[u8], what: &str) -> Result<(), CliError> {
+    match std::io::Write::write_all(&mut std::io::stdout(), bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Failed(format!("writing {what}: {e}"))),
+        _ => Ok(()),
     }
 }

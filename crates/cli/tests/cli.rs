@@ -203,3 +203,14 @@ fn policies_are_accepted_as_users_type_them() {
         assert!(!stderr(&o).contains("unknown update policy"), "{p}: {}", stderr(&o));
     }
 }
+
+/// Issue #19: a manual page and examples under --help.
+#[test]
+fn the_manual_page_and_help_show_examples() {
+    let o = firecamp(&["man"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = String::from_utf8_lossy(&o.stdout);
+    assert!(page.contains(".TH firecamp 1") && page.contains("Examples:"), "{page}");
+    let help = String::from_utf8_lossy(&firecamp(&["--help"]).stdout).into_owned();
+    assert!(help.contains("firecamp service create postgresql pg") && help.contains("completion bash"), "{help}");
+}
