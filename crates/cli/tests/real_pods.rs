@@ -135,8 +135,19 @@ echo "pg-1 in recovery: $(q pg-1 'select pg_is_in_recovery()')"
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     eprintln!("leadership moved from {first_leader} to {other} in {:.1} s", t0.elapsed().as_secs_f64());
-    // The new leader serves the API and deletes the service.
-    let pod = Api::<Pod>::namespaced(client.clone(), SYSTEM).get(&other).await.unwrap();
+    // The new leader serves the API and deletes the service, once its pod is Ready (the
+    // replacement pod may win the Lease a moment before its API listens).
+    let pods = Api::<Pod>::namespaced(client.clone(), SYSTEM);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let pod = loop {
+        let p = pods.get(&other).await.unwrap();
+        let ready = p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        if ready {
+            break p;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the new leader {other} never became Ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let server = real::server(&pod);
     assert!(server.starts_with("https://10.251."), "the new leader {other} is not a pod of the bed's real nodes: {server}");
     let out = rest(&server, &["service", "delete", "pg", "--delete-volumes", "--wait", "--timeout=180"]);

@@ -14,21 +14,31 @@ export REDISCLI_AUTH
 # Members serve TLS only: every connection verifies the member against the service's CA.
 cacert="${TLS_DIR:-/etc/firecamp/tls}/ca.crt"
 cli() { "${BIN_DIR:+$BIN_DIR/}redis-cli" --tls --cacert "$cacert" "$@"; }
+bounded() { timeout 180 "${BIN_DIR:+$BIN_DIR/}redis-cli" --tls --cacert "$cacert" "$@"; }
 
+# Every step is bounded: redis-cli waits for the cluster to agree without end, so a lost
+# handshake would hang this attempt forever; failed, the Job runs the script again.
 for n in "${nodes[@]}"; do
-  until cli -h "$n" -p "$port" ping 2>/dev/null | grep -qx PONG; do echo "waiting for $n"; sleep 1; done
+  for ((try = 0; ; try++)); do
+    cli -h "$n" -p "$port" ping 2>/dev/null | grep -qx PONG && break
+    (( try < 300 )) || { echo "$n does not answer" >&2; exit 1; }
+    echo "waiting for $n"; sleep 1
+  done
 done
 assigned=$(cli -h "${nodes[0]}" -p "$port" cluster info | tr -d '\r' | sed -n 's/^cluster_slots_assigned://p')
 if [ "${assigned:-0}" = 0 ]; then
   primaries=()
   for ((i = 0; i < ${#nodes[@]}; i += per_shard)); do primaries+=("${nodes[i]}:$port"); done
-  cli --cluster create "${primaries[@]}" --cluster-replicas 0 --cluster-yes
+  bounded --cluster create "${primaries[@]}" --cluster-replicas 0 --cluster-yes
+else
+  # A run after a failed one: the primaries meet again (idempotent), in case a handshake was lost.
+  for ((i = per_shard; i < ${#nodes[@]}; i += per_shard)); do cli -h "${nodes[0]}" -p "$port" cluster meet "${nodes[i]}" "$port" >/dev/null || true; done
 fi
 for ((i = 0; i < ${#nodes[@]}; i++)); do
   (( i % per_shard == 0 )) && continue
   primary=${nodes[i - i % per_shard]}
   if cli -h "${nodes[i]}" -p "$port" role | head -1 | grep -q slave; then continue; fi
   id=$(cli -h "$primary" -p "$port" cluster myid | tr -d '\r')
-  cli --cluster add-node "${nodes[i]}:$port" "$primary:$port" --cluster-slave --cluster-master-id "$id"
+  bounded --cluster add-node "${nodes[i]}:$port" "$primary:$port" --cluster-slave --cluster-master-id "$id"
 done
 cli --cluster check "${nodes[0]}:$port"
