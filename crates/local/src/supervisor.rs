@@ -48,8 +48,8 @@ enum Ask {
     Run,
     /// The engine's clean stop, then a kill after the grace.
     Stop,
-    /// Kill the process group at once: a member fenced because it is lost (hung or dead)
-    /// gets no grace, since nothing it could still do is wanted.
+    /// Kill the process tree at once: a member fenced because it is lost (hung or dead) gets
+    /// no grace, since nothing it could still do is wanted.
     Kill,
 }
 
@@ -77,7 +77,7 @@ impl Supervised {
         let _ = self.task.await;
     }
 
-    /// Kills the member's process group at once and waits until it is gone.
+    /// Kills the member's process tree at once and waits until it is gone.
     pub async fn kill(self) {
         let _ = self.stop.send(Ask::Kill);
         let _ = self.task.await;
