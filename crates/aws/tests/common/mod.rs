@@ -108,12 +108,23 @@ async fn tag_interfaces_of(ec2: &aws_sdk_ec2::Client, instances: &[aws_sdk_ec2::
     ec2.create_tags().set_resources(Some(enis)).tags(tag(CLUSTER_TAG, cluster)).send().await.unwrap();
 }
 
+/// The second octet of a new world's VPC: distinct for the worlds of one test process (and
+/// likely across processes), never 250 and above (the bed's own networks).
+fn next_net() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    20 + (std::process::id() * 7 + n) % 200
+}
+
 impl World {
     pub async fn new(prefix: &str) -> World {
         let cluster = unique_cluster(prefix);
         let c = clients(&moto_endpoint()).await;
         let ec2 = c.ec2.clone();
-        let vpc = ec2.create_vpc().cidr_block("10.20.0.0/16").send().await.unwrap().vpc().unwrap().vpc_id().unwrap().to_string();
+        // Worlds share one moto and run side by side: each its own addresses, so no two
+        // worlds ever hold the same private IP.
+        let net = next_net();
+        let vpc = ec2.create_vpc().cidr_block(format!("10.{net}.0.0/16")).send().await.unwrap().vpc().unwrap().vpc_id().unwrap().to_string();
         let mut subnets = BTreeMap::new();
         let mut instances = BTreeMap::new();
         let image = "ami-12c6146b";
@@ -122,7 +133,7 @@ impl World {
                 .create_subnet()
                 .vpc_id(&vpc)
                 .availability_zone(*zone)
-                .cidr_block(format!("10.20.{}.0/24", i + 1))
+                .cidr_block(format!("10.{net}.{}.0/24", i + 1))
                 .tag_specifications(TagSpecification::builder().resource_type(ResourceType::Subnet).tags(tag(CLUSTER_TAG, &cluster)).build())
                 .send()
                 .await
@@ -152,7 +163,7 @@ impl World {
             .create_subnet()
             .vpc_id(&vpc)
             .availability_zone(ZONES[0])
-            .cidr_block("10.20.9.0/24")
+            .cidr_block(format!("10.{net}.9.0/24"))
             .send()
             .await
             .unwrap()
