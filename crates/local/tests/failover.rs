@@ -8,33 +8,15 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::writer::{Via, Writes, endpoint_primary, primary, wait_for_acks, writer_via};
-use common::{Bed, PgLogin, kill9, pg_connect, require, spec, with_bed};
+use common::{Bed, PgLogin, kill_and_block, pg_connect, require, spec, with_bed};
 use firecamp_api::{Operation, OperationKind, OperationPhase, Phase, Role};
 use firecamp_core::EngineKind;
 use serde_json::json;
 use tokio::sync::watch;
-
-/// Kills the member's server and takes its address:port, so every restart fails (the fault
-/// the supervisor cannot repair); the returned listener holds it until dropped.
-async fn kill_and_block(bed: &Bed, name: &str, member: &str) -> TcpListener {
-    let ip = bed.ip(name, member).await;
-    kill9(bed.server_pid(name, member));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match TcpListener::bind((ip.as_str(), 5432)) {
-            Ok(l) => return l,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "{ip}:5432 stays taken after the kill: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    }
-}
 
 /// The service's newest failover operation once it has ended.
 async fn failover_done(bed: &Bed, name: &str, after: usize, within: Duration) -> Operation {
@@ -127,7 +109,7 @@ async fn a_lost_postgresql_primary_is_replaced_fenced_and_rejoins() {
             let (stop_tx, stop_rx) = watch::channel(false);
             let task = writer_via(bed.clone(), "fo", Via::Endpoint, login.clone(), stop_rx, w.clone());
             wait_for_acks(&w, 30).await;
-            let hold = kill_and_block(&bed, "fo", "fo-0").await;
+            let hold = kill_and_block(&bed, "fo", "fo-0", 5432).await;
             let op = failover_done(&bed, "fo", 0, Duration::from_secs(120)).await;
             assert_eq!(op.phase, OperationPhase::Succeeded, "{op:#?}");
             let heir = op.steps[1].member.clone();
@@ -177,7 +159,7 @@ async fn a_lost_postgresql_primary_is_replaced_fenced_and_rejoins() {
             held.hold_operations_after_steps = Some(1);
             bed.restart_daemon(held).await;
             bed.wait_phase("fo", Phase::Active, Duration::from_secs(120)).await;
-            let hold = kill_and_block(&bed, "fo", &heir).await;
+            let hold = kill_and_block(&bed, "fo", &heir, 5432).await;
             let deadline = Instant::now() + Duration::from_secs(120);
             let op = loop {
                 let ops = bed.operations("fo").await;
@@ -270,18 +252,7 @@ async fn a_lost_redis_primary_is_replaced_by_the_replica_with_the_most_data() {
                 bed.redis("rf", "rf-0", &["SET", &format!("k{i}"), &i.to_string()]).await;
             }
             assert_eq!(bed.redis("rf", "rf-0", &["WAIT", "2", "5000"]).await, redis::Value::Int(2));
-            let ip = bed.ip("rf", "rf-0").await;
-            kill9(bed.server_pid("rf", "rf-0"));
-            let deadline = Instant::now() + Duration::from_secs(5);
-            let hold = loop {
-                match TcpListener::bind((ip.as_str(), 6379)) {
-                    Ok(l) => break l,
-                    Err(e) => {
-                        assert!(Instant::now() < deadline, "{ip}:6379 stays taken: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-            };
+            let hold = kill_and_block(&bed, "rf", "rf-0", 6379).await;
             let op = failover_done(&bed, "rf", 0, Duration::from_secs(120)).await;
             assert_eq!(op.phase, OperationPhase::Succeeded, "{op:#?}");
             let heir = op.steps[1].member.clone();

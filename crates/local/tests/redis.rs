@@ -163,18 +163,7 @@ async fn a_cluster_shard_fails_over_by_itself_after_the_node_timeout() {
                 assert_eq!(bed.redis_cluster_cli("rf", "rf-0", &["SET", &format!("key-{i}"), &format!("value-{i}")]).await, "OK");
             }
             assert_eq!(bed.redis("rf", "rf-2", &["WAIT", "1", "5000"]).await, redis::Value::Int(1), "rf-3 has every write of rf-2");
-            let ip = bed.ip("rf", "rf-2").await;
-            common::kill9(bed.server_pid("rf", "rf-2"));
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            let hold = loop {
-                match std::net::TcpListener::bind((ip.as_str(), 6379)) {
-                    Ok(l) => break l,
-                    Err(e) => {
-                        assert!(std::time::Instant::now() < deadline, "{ip}:6379 stays taken: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-            };
+            let hold = common::kill_and_block(&bed, "rf", "rf-2", 6379).await;
             let killed = std::time::Instant::now();
             // The replica is elected once the other primaries agree rf-2 failed (node timeout).
             let deadline = killed + Duration::from_secs(90);

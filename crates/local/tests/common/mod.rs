@@ -269,6 +269,23 @@ pub fn kill9(pid: i32) {
     assert!(status.success(), "kill -9 {pid}");
 }
 
+/// Kills the member's server and takes its address:`port`, so every restart fails (the fault
+/// the supervisor cannot repair); the returned listener holds it until dropped.
+pub async fn kill_and_block(bed: &Bed, name: &str, member: &str, port: u16) -> std::net::TcpListener {
+    let ip = bed.ip(name, member).await;
+    kill9(bed.server_pid(name, member));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match std::net::TcpListener::bind((ip.as_str(), port)) {
+            Ok(l) => return l,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "{ip}:{port} stays taken after the kill: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
 /// A PostgreSQL connection as the superuser (3 s to connect).
 /// What a test logs in to a PostgreSQL service with: the superuser's password and the service's CA.
 #[derive(Clone)]
