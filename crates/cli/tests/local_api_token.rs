@@ -6,8 +6,37 @@
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output};
 
+/// The CLI, copied once to a directory every user may enter: the checkout (and so the built
+/// binary) may sit under a directory only root can pass, and some runs here are other users.
+fn binary() -> &'static std::path::Path {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        // Earlier runs' copies go first (their processes are gone).
+        for e in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("firecamp-cli-bin-")
+                && !std::path::Path::new("/proc").join(pid).exists()
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("firecamp-cli-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = dir.join("firecamp");
+        let _ = std::fs::remove_file(&bin);
+        // A hard link where it can be (the same file system), else a copy.
+        if std::fs::hard_link(env!("CARGO_BIN_EXE_firecamp"), &bin).is_err() {
+            std::fs::copy(env!("CARGO_BIN_EXE_firecamp"), &bin).unwrap();
+        }
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    })
+}
+
 fn firecamp(local_dir: &std::path::Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_firecamp"));
+    let mut c = Command::new(binary());
     c.args(args).env("FIRECAMP_LOCAL_DIR", local_dir).env_remove("FIRECAMP_TOKEN").env_remove("FIRECAMP_SERVER");
     c
 }
