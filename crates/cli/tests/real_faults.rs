@@ -1,7 +1,8 @@
 //! Faults on real pods, one after the other on one PostgreSQL service of three members in three
-//! zones: the primary's pod deleted, a PrimaryLast restart under a continuous writer while the
-//! manage service's leader is deleted mid-operation, and a zone going dark (its node's kubelet
-//! stopped and its link cut). The members' SQL goes through `kubectl exec` (the API server and
+//! zones: the primary's pod deleted, a PrimaryLast restart (replicas, a switchover, the old
+//! primary) under a continuous writer on the primary endpoint while the manage service's leader
+//! is deleted mid-operation, a replica's zone going dark (its node's kubelet stopped and its link
+//! cut), and the primary's zone going dark (a failover). The members' SQL goes through `kubectl exec` (the API server and
 //! the node's kubelet). Needs the bed's real nodes (`testbed/bed up --real-nodes 6`) and CoreDNS;
 //! fails, loudly, without them.
 
@@ -141,20 +142,22 @@ async fn postgresql_on_real_pods_survives_a_lost_primary_pod_a_restart_under_wri
     psql_until(&client, &ns, "pg-0", STREAMING, "2", 120).await;
     service_until(&client, &ns, "ACTIVE after pg-0 came back", 120, |s| phase(s) == Some(Phase::Active)).await;
 
-    // 2. A PrimaryLast restart while a client writes through the primary's DNS name, and the
+    // 2. A PrimaryLast restart while a client writes through the primary endpoint, and the
     //    manage service's leader deleted while the operation runs: the other replica carries
-    //    it on to the end, and every write the client saw acknowledged is there afterwards.
+    //    it on to the end; the replicas restart, one of them takes over in a switchover (no
+    //    pods/exec: the manage service speaks SQL, the old primary's pod stops cleanly), the
+    //    old primary comes back as its replica, and every acknowledged write is there.
     psql(&client, &ns, "pg-0", "create table w (i int primary key)").await;
     // Members are named in their namespace's subdomain of the cluster's zone.
     let domain = format!("{ns}.{}-firecamp.com", env.cluster);
     let writer_script = format!(
         r#"set -u
 export PGPASSWORD="$(cat /secret/superuser-password)" PGCONNECT_TIMEOUT=3
-q() {{ psql -v ON_ERROR_STOP=1 -qAt -U postgres -d postgres -h "pg-0.{domain}" -c "$1"; }}
+q() {{ psql -v ON_ERROR_STOP=1 -qAt -U postgres -d postgres -h "primary.pg.{domain}" -c "$1"; }}
 i=0
 until [ "$(q 'select count(*) from stop' 2>/dev/null)" = 1 ]; do
   i=$((i + 1))
-  if r=$(q "insert into w values ($i) returning pg_postmaster_start_time()" 2>/dev/null); then echo "acked $i ${{r%%$'\n'*}}"; else echo "failed $i"; fi
+  if r=$(q "insert into w values ($i) returning pg_postmaster_start_time()" 2>/dev/null); then echo "acked $i ${{r%%$'\n'*}}"; else echo "failed $i $(date +%s.%N)"; fi
 done
 echo "stopped after $i attempts"
 "#
@@ -179,9 +182,15 @@ echo "stopped after $i attempts"
     let done = svc.status.as_ref().unwrap().operations.iter().find(|o| o.id == op).unwrap().clone();
     assert_eq!(done.phase, OperationPhase::Succeeded, "the restart: {done:#?}");
     assert_eq!(done.steps.last().map(|s| s.member.as_str()), Some("pg-0"), "PrimaryLast restarts the primary last: {done:#?}");
+    let switchover = done.steps.iter().find(|s| s.action == firecamp_core::operation::StepAction::Switchover).expect("a switchover step");
+    let primary = switchover.to.clone().expect("the switchover's target");
+    assert_eq!(svc.status.as_ref().unwrap().primary.as_deref(), Some(primary.as_str()), "the new primary is recorded");
+    eprintln!("switchover pg-0 → {primary}: {:?} → {:?}", switchover.started, switchover.finished);
+    assert_eq!(psql(&client, &ns, &primary, "select pg_is_in_recovery()").await, "f", "{primary} is the primary");
+    assert_eq!(psql(&client, &ns, "pg-0", "select pg_is_in_recovery()").await, "t", "pg-0 came back as a replica");
     let new_leader = leader(&client).await.expect("a manage pod leads");
     assert_ne!(new_leader, first_leader, "leadership moved while the restart ran");
-    psql(&client, &ns, "pg-0", "create table stop (x int); insert into stop values (1)").await;
+    psql(&client, &ns, &primary, "create table stop (x int); insert into stop values (1)").await;
     let log = tokio::time::timeout(Duration::from_secs(120), writer).await.expect("the writer stops").unwrap();
     let mut acked = BTreeSet::new();
     let mut incarnations = BTreeSet::new();
@@ -190,31 +199,86 @@ echo "stopped after $i attempts"
         acked.insert(i.parse::<u64>().unwrap());
         incarnations.insert(started.to_string());
     }
-    let failed = log.lines().filter(|l| l.starts_with("failed ")).count();
-    let stored: BTreeSet<u64> = psql(&client, &ns, "pg-0", "select i from w").await.lines().map(|l| l.parse().unwrap()).collect();
+    let failures: Vec<f64> = log.lines().filter_map(|l| l.strip_prefix("failed ")?.split_once(' ')?.1.parse().ok()).collect();
+    let failed = failures.len();
+    let pause = failures.last().zip(failures.first()).map(|(l, f)| l - f).unwrap_or(0.0);
+    let stored: BTreeSet<u64> = psql(&client, &ns, &primary, "select i from w").await.lines().map(|l| l.parse().unwrap()).collect();
     let lost: Vec<&u64> = acked.difference(&stored).collect();
-    eprintln!("writer: {} acknowledged, {failed} refused during the restart, {} rows stored, primary incarnations {incarnations:?}", acked.len(), stored.len());
+    eprintln!(
+        "writer: {} acknowledged, {failed} refused during the restart (first to last {pause:.2} s), {} rows stored, primary incarnations {incarnations:?}",
+        acked.len(),
+        stored.len()
+    );
     assert!(lost.is_empty(), "acknowledged writes lost in the restart: {lost:?}");
-    assert!(incarnations.len() >= 2, "the writer wrote before and after the primary restarted: {incarnations:?}");
+    assert!(incarnations.len() >= 2, "the writer wrote to the old primary and to the new one: {incarnations:?}");
     service_until(&client, &ns, "ACTIVE after the restart", 120, |s| phase(s) == Some(Phase::Active)).await;
 
     // 3. The zone of pg-2 goes dark (its node's kubelet stopped, its link cut): the service is
-    //    DEGRADED naming the member and its node, the primary still takes writes and pg-1 still
-    //    serves them; when the zone comes back, pg-2 catches up and the service is ACTIVE.
-    let p2 = pods.get("pg-2").await.unwrap();
+    //    DEGRADED naming the member and its node, the primary still takes writes and the other
+    //    replica serves them; when the zone comes back, pg-2 catches up and the service is ACTIVE.
+    psql_until(&client, &ns, &primary, STREAMING, "2", 120).await;
+    let (dark_member, other) = if primary == "pg-2" { ("pg-1", "pg-0") } else { ("pg-2", if primary == "pg-1" { "pg-0" } else { "pg-1" }) };
+    let p2 = pods.get(dark_member).await.unwrap();
     let node = p2.spec.as_ref().unwrap().node_name.clone().unwrap();
     let dark = Dark::new(node_index(&node));
     let degraded = |s: &FireCampService| {
-        phase(s) == Some(Phase::Degraded) && s.status.as_ref().and_then(|st| st.message.as_deref()).is_some_and(|m| m.contains("pg-2") && m.contains(&node))
+        phase(s) == Some(Phase::Degraded)
+            && s.status.as_ref().and_then(|st| st.message.as_deref()).is_some_and(|m| m.contains(dark_member) && m.contains(&node))
     };
-    let svc = service_until(&client, &ns, "DEGRADED naming pg-2's node", 240, degraded).await;
+    let svc = service_until(&client, &ns, "DEGRADED naming the dark member's node", 240, degraded).await;
     eprintln!("dark zone: {}", svc.status.unwrap().message.unwrap());
-    psql(&client, &ns, "pg-0", "insert into t values ('written in the dark')").await;
-    psql_until(&client, &ns, "pg-1", "select count(*) from t where v = 'written in the dark'", "1", 60).await;
+    psql(&client, &ns, &primary, "insert into t values ('written in the dark')").await;
+    psql_until(&client, &ns, other, "select count(*) from t where v = 'written in the dark'", "1", 60).await;
     dark.light();
     service_until(&client, &ns, "ACTIVE once the zone is back", 240, |s| phase(s) == Some(Phase::Active)).await;
-    psql_until(&client, &ns, "pg-2", "select count(*) from t where v = 'written in the dark'", "1", 120).await;
-    psql_until(&client, &ns, "pg-0", STREAMING, "2", 120).await;
+    psql_until(&client, &ns, dark_member, "select count(*) from t where v = 'written in the dark'", "1", 120).await;
+    psql_until(&client, &ns, &primary, STREAMING, "2", 120).await;
+
+    // 4. The primary's zone goes dark: once its node is NotReady, its engine silent and no replica
+    //    hears it for the failover delay, the most advanced replica is promoted (no pods/exec),
+    //    writes through the primary endpoint reach it; when the zone comes back, the old primary
+    //    (its server stopped by its own kubelet first) rejoins the new one as a replica.
+    let old_primary = primary.clone();
+    psql(&client, &ns, &old_primary, "insert into t values ('before the failover')").await;
+    let lost_pod = pods.get(&old_primary).await.unwrap();
+    let (lost_uid, node) = (lost_pod.uid().unwrap(), lost_pod.spec.unwrap().node_name.unwrap());
+    let dark = Dark::new(node_index(&node));
+    let failed_over = |s: &FireCampService| {
+        s.status.as_ref().is_some_and(|st| st.operations.iter().any(|o| o.kind == firecamp_core::operation::OperationKind::Failover && o.phase.is_terminal()))
+    };
+    let svc = service_until(&client, &ns, "a failover", 420, failed_over).await;
+    let st = svc.status.unwrap();
+    let op = st.operations.iter().find(|o| o.kind == firecamp_core::operation::OperationKind::Failover).unwrap();
+    assert_eq!(op.phase, OperationPhase::Succeeded, "the failover: {op:#?}");
+    let primary = st.primary.clone().expect("the new primary is recorded");
+    assert_ne!(primary, old_primary, "another member is the primary");
+    eprintln!("failover: {} ({:?} → {:?})", op.target.as_deref().unwrap_or(""), op.created, op.finished);
+    assert!(op.target.as_deref().is_some_and(|t| t.contains(&format!("{primary} replaces {old_primary}"))), "{op:#?}");
+    assert_eq!(psql(&client, &ns, &primary, "select pg_is_in_recovery()").await, "f", "{primary} was promoted");
+    let script = format!(
+        r#"set -eu
+export PGPASSWORD="$(cat /secret/superuser-password)" PGCONNECT_TIMEOUT=3
+for i in $(seq 60); do
+  psql -v ON_ERROR_STOP=1 -qAt -U postgres -d postgres -h "primary.pg.{domain}" -c "insert into t values ('after the failover')" && exit 0
+  sleep 1
+done
+exit 1
+"#
+    );
+    let image = env.image("docker.io/library/postgres:15.10-bookworm");
+    real::run_client_pod(&client, &ns, "after", &image, 999, &[("pg-credentials", "/secret"), ("pg-tls", "/tls")], &script).await;
+    assert_eq!(psql(&client, &ns, &primary, "select count(*) from t where v in ('before the failover', 'after the failover')").await, "2");
+    dark.light();
+    // Its kubelet back, the fenced pod goes (its server stopped first) and a new one starts.
+    let rejoined = |p: Option<&Pod>| p.is_some_and(|p| p.uid().as_deref() != Some(lost_uid.as_str()) && is_ready(p));
+    tokio::time::timeout(Duration::from_secs(300), await_condition(pods.clone(), &old_primary, rejoined))
+        .await
+        .expect("the old primary has a new Ready pod within 300 s")
+        .unwrap();
+    psql_until(&client, &ns, &old_primary, "select count(*) from t where v = 'after the failover'", "1", 120).await;
+    assert_eq!(psql(&client, &ns, &old_primary, "select pg_is_in_recovery()").await, "t", "{old_primary} rejoined as a replica");
+    psql_until(&client, &ns, &primary, STREAMING, "2", 120).await;
+    service_until(&client, &ns, "ACTIVE after the failover", 240, |s| phase(s) == Some(Phase::Active)).await;
 
     let manage = real::manage_pods(&client).await;
     let server = real::server(&manage[0]);

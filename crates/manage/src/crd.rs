@@ -80,6 +80,11 @@ pub struct FireCampServiceStatus {
     /// it, so a restarted old primary comes back as its replica. Absent: the bootstrap primary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary: Option<String>,
+    /// Since when (RFC 3339) the primary has been lost: its pod or node not Ready, its engine
+    /// not answering as the primary, no replica receiving from it. A failover starts once this
+    /// is `spec.failover.delaySeconds` old; cleared when the primary is seen again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_lost_since: Option<String>,
     /// The primary and replicas endpoints of a single-writer service and where they lead now.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<Endpoint>,

@@ -29,6 +29,9 @@ pub enum Error {
     /// since every client trusts it.
     #[error("TLS: {0}")]
     Tls(#[from] firecamp_pki::PkiError),
+    /// A member's engine did not do what a switchover or failover needs yet (retried).
+    #[error("{member}: {reason}")]
+    Engine { member: String, reason: String },
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
@@ -37,6 +40,10 @@ impl Error {
     pub fn kube(action: &'static str, kind: &'static str, name: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
         let name = name.into();
         move |source| Error::Kube { action, kind, name, source }
+    }
+
+    pub fn engine(member: &str, reason: impl std::fmt::Display) -> Error {
+        Error::Engine { member: member.to_string(), reason: reason.to_string() }
     }
 
     pub fn cloud(action: &'static str, service: impl Into<String>) -> impl FnOnce(firecamp_core::cloud::CloudError) -> Error {
@@ -53,6 +60,7 @@ impl Error {
             Error::Cloud { .. } => "CloudError",
             Error::NotOwned(_) => "ObjectNotOwned",
             Error::Tls(_) => "TlsError",
+            Error::Engine { .. } => "EngineError",
             Error::Finalizer(_) => "FinalizerError",
         }
     }

@@ -111,6 +111,17 @@ const OWNED: &[(&str, &str)] = &[
     ("log_destination", "logs go to stderr, the member's log"),
 ];
 
+/// How replica `member` connects to the primary at `primary_dns`: as the replication user with
+/// the passfile its start script writes in `run_dir`, verifying the primary's certificate with
+/// the CA in `tls_dir`. The manage service sets the same through `ALTER SYSTEM` to re-point a
+/// running replica after a switchover or failover (start.sh drops that at the next start).
+pub fn primary_conninfo(primary_dns: &str, member: &str, run_dir: &str, tls_dir: &str) -> String {
+    format!(
+        "host={primary_dns} port={PORT} user={REPLICATION_USER} passfile={run_dir}/pgpass application_name={member} sslmode=verify-full sslrootcert={tls_dir}/{}",
+        crate::tls::CA_FILE
+    )
+}
+
 /// Physical replication slot of a member: slot names allow only `[a-z0-9_]`.
 pub fn slot_name(member: &str) -> String {
     member.replace('-', "_")
@@ -273,17 +284,7 @@ fn postgresql_conf(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> Stri
         .set("recovery_target_timeline", q("latest"));
     if let Some(primary) = ctx.initial_primary().filter(|p| p.name != m.name) {
         c.section("Used only while this member is a standby (standby.signal present).")
-            .set(
-                "primary_conninfo",
-                q(&format!(
-                    "host={} port={PORT} user={REPLICATION_USER} passfile={}/pgpass application_name={} sslmode=verify-full sslrootcert={}/{}",
-                    primary.dns_name,
-                    paths.run_dir,
-                    m.name,
-                    paths.tls_dir,
-                    crate::tls::CA_FILE
-                )),
-            )
+            .set("primary_conninfo", q(&primary_conninfo(&primary.dns_name, m.name.as_str(), &paths.run_dir, &paths.tls_dir)))
             .set("primary_slot_name", q(&slot_name(m.name.as_str())));
     }
     match opts.replication {

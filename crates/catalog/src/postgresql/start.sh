@@ -85,5 +85,10 @@ if [ "$INITIAL_ROLE" = replica ] && [ -n "$PRIMARY_HOST" ] && [ ! -e "$PGDATA/st
   fi
   touch "$PGDATA/standby.signal"
 fi
+# A running replica is re-pointed after a switchover with ALTER SYSTEM (postgresql.auto.conf);
+# from its next start on, its files (which name the current primary) decide again.
+if [ -f "$PGDATA/postgresql.auto.conf" ]; then
+  sed -i '/^primary_conninfo = /d' "$PGDATA/postgresql.auto.conf"
+fi
 log "starting"
 exec "$(bin postgres)" -c config_file="$CONFIG_DIR/postgresql.conf"

@@ -31,8 +31,13 @@ pub struct MemberView {
 pub enum Effect {
     /// Delete this pod (uid precondition: never a newer one).
     DeletePod { member: String, uid: String },
-    /// Make `to` the primary in place of `from`.
-    Switchover { from: String, to: String },
+    /// Make `to` the primary in place of `from` (whose pod, when the step began, was `uid`).
+    Switchover { from: String, to: String, uid: Option<String> },
+    /// Failover, first step: `heir` is the primary in the status and every member's files; the
+    /// lost primary's pod (`uid` when the step began) is relabelled and deleted.
+    Fence { lost: String, heir: String, uid: Option<String> },
+    /// Failover, second step: `heir` promoted, the replicas other than `lost` following it.
+    Promote { heir: String, lost: String },
     /// A switchover to `primary` is done: the members' files name it as the primary from now
     /// on (before any further step restarts a member with them), and the other replicas
     /// follow it.
@@ -50,6 +55,11 @@ pub struct Observed<'a> {
     /// Seconds since the Unix epoch, and the same instant as RFC 3339.
     pub now: i64,
     pub now_text: &'a str,
+    /// A switchover still running is acted on again until its target is the primary: it is
+    /// run by steps that each check what is done (PostgreSQL's), and may have been interrupted.
+    pub repeat_switchover: bool,
+    /// The primary the status records (`status.primary`).
+    pub primary: Option<&'a str>,
 }
 
 fn is_primary(r: Role) -> bool {
@@ -107,8 +117,20 @@ fn done(step: &firecamp_core::operation::OperationStep, o: &Observed) -> Result<
                 Err(m.waiting.clone().unwrap_or_else(|| "not Ready".into()))
             }
         }
-        // Failovers are the local runtime's only, for now; such a step never completes here.
-        StepAction::Fence | StepAction::Promote => Err("failover steps run on the local runtime only".into()),
+        StepAction::Fence => {
+            if o.primary.is_some() && o.primary == step.to.as_deref() {
+                Ok(())
+            } else {
+                Err(format!("{} is not recorded as the primary yet", step.to.as_deref().unwrap_or("?")))
+            }
+        }
+        StepAction::Promote => {
+            if is_primary(m.role) {
+                Ok(())
+            } else {
+                Err(format!("{} is {}", step.member, m.role.as_str()))
+            }
+        }
     }
 }
 
@@ -135,6 +157,14 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
             return Vec::new();
         };
         let total = op.steps.len();
+        // The pod of this step's member that a finished switchover replaced, if one did.
+        let switched_pod = op.steps[..i]
+            .iter()
+            .rev()
+            .find(|s| s.action == StepAction::Switchover && s.member == op.steps[i].member && s.phase == OperationPhase::Succeeded)
+            .and_then(|s| s.replaced.clone());
+        // A failover's lost primary (its fence step's member), for its promote step.
+        let lost_primary = op.steps[..i].iter().rev().find(|s| s.action == StepAction::Fence).map(|s| s.member.clone());
         let step = &mut op.steps[i];
         match step.phase {
             OperationPhase::Pending => {
@@ -146,12 +176,26 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
                 step.started = Some(o.now_text.to_string());
                 let m = o.members.get(&step.member).cloned().unwrap_or_default();
                 let effect = match step.action {
+                    // The switchover before it already replaced this member's pod (PostgreSQL's
+                    // stops the old primary): that new pod is the restart.
+                    StepAction::Restart if switched_pod.is_some() && m.pod_uid.is_some() && m.pod_uid != switched_pod => {
+                        step.replaced = switched_pod;
+                        None
+                    }
                     StepAction::Restart | StepAction::Reload => {
                         step.replaced = m.pod_uid.clone();
                         m.pod_uid.map(|uid| Effect::DeletePod { member: step.member.clone(), uid })
                     }
-                    StepAction::Switchover => Some(Effect::Switchover { from: step.member.clone(), to: step.to.clone().unwrap_or_default() }),
-                    StepAction::Stop | StepAction::Start | StepAction::Fence | StepAction::Promote => None,
+                    StepAction::Switchover => {
+                        step.replaced = m.pod_uid.clone();
+                        Some(Effect::Switchover { from: step.member.clone(), to: step.to.clone().unwrap_or_default(), uid: m.pod_uid })
+                    }
+                    StepAction::Fence => {
+                        step.replaced = m.pod_uid.clone();
+                        Some(Effect::Fence { lost: step.member.clone(), heir: step.to.clone().unwrap_or_default(), uid: m.pod_uid })
+                    }
+                    StepAction::Promote => Some(Effect::Promote { heir: step.member.clone(), lost: lost_primary.clone().unwrap_or_default() }),
+                    StepAction::Stop | StepAction::Start => None,
                 };
                 op.message = Some(format!("step {}/{total}: {}", i + 1, op.steps[i].describe()));
                 return effect.into_iter().collect();
@@ -183,6 +227,20 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
                     }
                     step.message = Some(why);
                     let m = o.members.get(&step.member);
+                    // A failover's steps are acted on until done (each checks what is done).
+                    match step.action {
+                        StepAction::Fence => {
+                            return vec![Effect::Fence { lost: step.member.clone(), heir: step.to.clone().unwrap_or_default(), uid: step.replaced.clone() }];
+                        }
+                        StepAction::Promote => return vec![Effect::Promote { heir: step.member.clone(), lost: lost_primary.unwrap_or_default() }],
+                        _ => {}
+                    }
+                    if step.action == StepAction::Switchover && o.repeat_switchover {
+                        let to = step.to.clone().unwrap_or_default();
+                        if !o.members.get(&to).is_some_and(|v| is_primary(v.role)) {
+                            return vec![Effect::Switchover { from: step.member.clone(), to, uid: step.replaced.clone() }];
+                        }
+                    }
                     // The step started but its pod is untouched: the delete was lost (a restart
                     // of the manage service between recording and acting); do it now.
                     if matches!(step.action, StepAction::Restart | StepAction::Reload)
@@ -238,7 +296,18 @@ mod tests {
         MemberView { pod_uid: Some(uid.into()), revision: Some(rev.into()), ready, role, ..Default::default() }
     }
     fn obs<'a>(members: &'a BTreeMap<String, MemberView>, now: i64) -> Observed<'a> {
-        Observed { members, update_revision: Some("new"), statefulset_current: true, now, now_text: "2026-01-01T00:00:00Z" }
+        Observed {
+            members,
+            update_revision: Some("new"),
+            statefulset_current: true,
+            now,
+            now_text: "2026-01-01T00:00:00Z",
+            repeat_switchover: false,
+            primary: None,
+        }
+    }
+    fn repeat(members: &BTreeMap<String, MemberView>, now: i64) -> Observed<'_> {
+        Observed { repeat_switchover: true, ..obs(members, now) }
     }
     fn restart(m: &str) -> OperationStep {
         OperationStep::new(StepAction::Restart, m)
@@ -319,7 +388,7 @@ mod tests {
         s.to = Some("pg-1".into());
         let mut o = op(vec![s, restart("pg-0")]);
         let mut members = BTreeMap::from([("pg-0".to_string(), view("a", "old", true, Role::Primary)), ("pg-1".into(), view("b", "new", true, Role::Replica))]);
-        assert_eq!(advance(&mut o, &obs(&members, 0)), vec![Effect::Switchover { from: "pg-0".into(), to: "pg-1".into() }]);
+        assert_eq!(advance(&mut o, &obs(&members, 0)), vec![Effect::Switchover { from: "pg-0".into(), to: "pg-1".into(), uid: Some("a".into()) }]);
         assert_eq!(advance(&mut o, &obs(&members, 1)), vec![], "not swapped yet");
         members.insert("pg-0".into(), view("a", "old", true, Role::Replica));
         members.insert("pg-1".into(), view("b", "new", true, Role::Primary));
@@ -330,6 +399,53 @@ mod tests {
         members.insert("pg-0".into(), view("c", "new", true, Role::Replica));
         advance(&mut o, &obs(&members, 4));
         assert_eq!(o.phase, OperationPhase::Succeeded);
+    }
+
+    #[test]
+    fn a_postgresql_switchover_is_taken_up_again_until_promoted_and_its_new_pod_is_the_restart() {
+        let mut s = OperationStep::new(StepAction::Switchover, "pg-0");
+        s.to = Some("pg-1".into());
+        let mut o = op(vec![s, restart("pg-0")]);
+        let mut members = BTreeMap::from([("pg-0".to_string(), view("a", "old", true, Role::Primary)), ("pg-1".into(), view("b", "new", true, Role::Replica))]);
+        let switchover = vec![Effect::Switchover { from: "pg-0".into(), to: "pg-1".into(), uid: Some("a".into()) }];
+        assert_eq!(advance(&mut o, &repeat(&members, 0)), switchover);
+        // Interrupted after the old primary's pod went, before the promotion: acted on again.
+        members.insert("pg-0".into(), MemberView::default());
+        assert_eq!(advance(&mut o, &repeat(&members, 1)), switchover);
+        // Promoted; the old primary's new pod is not back yet: nothing to repeat, wait.
+        members.insert("pg-1".into(), view("b", "new", true, Role::Primary));
+        assert_eq!(advance(&mut o, &repeat(&members, 2)), vec![]);
+        members.insert("pg-0".into(), view("c", "new", true, Role::Replica));
+        assert_eq!(advance(&mut o, &repeat(&members, 3)), vec![Effect::FollowPrimary { primary: "pg-1".into(), old: "pg-0".into() }]);
+        // Its restart is the pod the switchover made: no second delete.
+        assert_eq!(advance(&mut o, &repeat(&members, 4)), vec![]);
+        assert_eq!(o.steps[1].replaced.as_deref(), Some("a"));
+        advance(&mut o, &repeat(&members, 5));
+        assert_eq!(o.phase, OperationPhase::Succeeded, "{o:#?}");
+    }
+
+    #[test]
+    fn a_failover_fences_then_promotes_each_acted_on_until_done() {
+        let mut fence = OperationStep::new(StepAction::Fence, "pg-0");
+        fence.to = Some("pg-2".into());
+        let mut o = op(vec![fence, OperationStep::new(StepAction::Promote, "pg-2")]);
+        o.kind = OperationKind::Failover;
+        let mut members = BTreeMap::from([
+            ("pg-0".to_string(), MemberView { pod_uid: Some("a".into()), ..Default::default() }),
+            ("pg-1".into(), view("b", "new", true, Role::Replica)),
+            ("pg-2".into(), view("c", "new", true, Role::Replica)),
+        ]);
+        let fence = vec![Effect::Fence { lost: "pg-0".into(), heir: "pg-2".into(), uid: Some("a".into()) }];
+        assert_eq!(advance(&mut o, &obs(&members, 0)), fence);
+        // Not recorded yet (the write was lost): fenced again.
+        assert_eq!(advance(&mut o, &obs(&members, 1)), fence);
+        let fenced = Observed { primary: Some("pg-2"), ..obs(&members, 2) };
+        let promote = vec![Effect::Promote { heir: "pg-2".into(), lost: "pg-0".into() }];
+        assert_eq!(advance(&mut o, &fenced), promote);
+        assert_eq!(advance(&mut o, &Observed { primary: Some("pg-2"), ..obs(&members, 3) }), promote, "not promoted yet: again");
+        members.insert("pg-2".into(), view("c", "new", true, Role::Primary));
+        assert_eq!(advance(&mut o, &Observed { primary: Some("pg-2"), ..obs(&members, 4) }), vec![]);
+        assert_eq!(o.phase, OperationPhase::Succeeded, "the lost member's return is not waited for: {o:#?}");
     }
 
     #[test]

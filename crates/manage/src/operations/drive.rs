@@ -14,6 +14,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Resource, ResourceExt};
 
 use super::decide::{Effect, MemberView, Observed, advance, fail_current_step};
+use super::failover::Look;
 use super::request::{KEEP_FINISHED, pending};
 use super::roles::{Engines, engine_switchover};
 use crate::config::RoleSource;
@@ -117,8 +118,17 @@ async fn persist(ctx: &Context, svc: &FireCampService, ops: &[Operation], primar
 }
 
 /// Acts on one effect. `Ok(Err(reason))`: the engine refused; the step fails with the reason.
-async fn act(ctx: &Context, ns: &str, plan: &ServicePlan, engines: Option<&Engines>, e: &Effect) -> Result<std::result::Result<(), String>> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+/// `Ok(Ok(Some(member)))`: `member` is the primary now (a PostgreSQL switchover records it).
+async fn act(
+    ctx: &Context,
+    svc: &FireCampService,
+    plan: &ServicePlan,
+    engines: Option<&Engines>,
+    seen: &BTreeMap<String, Pod>,
+    e: &Effect,
+) -> Result<std::result::Result<Option<String>, String>> {
+    let ns = svc.namespace().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     match e {
         Effect::DeletePod { member, uid } => {
             let dp = DeleteParams { preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }), ..Default::default() };
@@ -129,7 +139,10 @@ async fn act(ctx: &Context, ns: &str, plan: &ServicePlan, engines: Option<&Engin
                 Err(err) => return Err(Error::kube("delete", "Pod", member)(err)),
             }
         }
-        Effect::Switchover { from, to } => match engines {
+        Effect::Switchover { from, to, uid } => match engines {
+            Some(engines) if engines.engine() == firecamp_core::EngineKind::Postgresql => {
+                return Ok(super::postgresql::switchover(ctx, svc, engines, seen, from, to, uid.as_deref()).await?.map(|()| Some(to.clone())));
+            }
             Some(engines) => {
                 if let Err(why) = engines.switchover(plan, from, to).await {
                     return Ok(Err(why));
@@ -145,6 +158,14 @@ async fn act(ctx: &Context, ns: &str, plan: &ServicePlan, engines: Option<&Engin
                 tracing::info!(%from, %to, "switchover");
             }
         },
+        Effect::Fence { lost, heir, uid } => {
+            super::failover::fence(ctx, svc, seen, lost, heir, uid.as_deref()).await?;
+            return Ok(Ok(Some(heir.clone())));
+        }
+        Effect::Promote { heir, lost } => match engines {
+            Some(engines) => super::failover::promote(ctx, svc, engines, heir, lost).await?,
+            None => return Ok(Err("a failover needs the roles from the engines (--role-source=engine)".into())),
+        },
         Effect::FollowPrimary { primary, old } => {
             if let Some(engines) = engines {
                 // The replicas still replicate through the old primary meanwhile; their files
@@ -155,7 +176,7 @@ async fn act(ctx: &Context, ns: &str, plan: &ServicePlan, engines: Option<&Engin
             }
         }
     }
-    Ok(Ok(()))
+    Ok(Ok(None))
 }
 
 /// What [`drive`] leaves for the status.
@@ -163,7 +184,9 @@ pub struct Driven {
     pub operations: Vec<Operation>,
     /// The primary after the last switchover (`None`: the bootstrap primary still is).
     pub primary: Option<String>,
-    /// When to look again (a running operation).
+    /// Since when the primary has been lost (no failover yet), for `status.primaryLostSince`.
+    pub primary_lost_since: Option<String>,
+    /// When to look again (a running operation, a lost primary).
     pub look_again: Option<Duration>,
 }
 
@@ -173,8 +196,13 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
     let mut ops: Vec<Operation> = svc.status.as_ref().map(|s| s.operations.clone()).unwrap_or_default();
     let mut primary = svc.status.as_ref().and_then(|s| s.primary.clone());
     let taking_up = pending(svc);
+    let mut failover = None;
     if taking_up.is_none() && ops.iter().all(|o| o.phase.is_terminal()) {
-        return Ok(Driven { operations: ops, primary, look_again: None });
+        match super::failover::look(ctx, svc, plan, pods).await? {
+            Look::Healthy => return Ok(Driven { operations: ops, primary, primary_lost_since: None, look_again: None }),
+            Look::Lost { since } => return Ok(Driven { operations: ops, primary, primary_lost_since: Some(since), look_again: Some(TICK) }),
+            Look::Failover(op) => failover = Some(op),
+        }
     }
     let mut views = member_views(plan, pods);
     let engines = match ctx.config.role_source {
@@ -188,6 +216,10 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
         }
     }
     let mut changed = false;
+    if let Some(op) = failover {
+        ops.push(op);
+        changed = true;
+    }
     if let Some(mut op) = taking_up {
         op.steps = plan_steps(&op, plan, &views, ctx);
         op.phase = OperationPhase::Running;
@@ -198,7 +230,7 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
         changed = true;
     }
     let Some(op) = ops.iter_mut().find(|o| !o.phase.is_terminal()) else {
-        return Ok(Driven { operations: ops, primary, look_again: None });
+        return Ok(Driven { operations: ops, primary, primary_lost_since: None, look_again: None });
     };
     if svc.annotations().get(super::CANCEL_ANNOTATION) == Some(&op.id) && !op.cancel_requested {
         op.cancel_requested = true;
@@ -213,8 +245,17 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
     let now = k8s_openapi::jiff::Timestamp::now();
     let now_text = now.to_string();
     let before = op.clone();
-    let effects =
-        advance(op, &Observed { members: &views, update_revision: update_revision.as_deref(), statefulset_current, now: now.as_second(), now_text: &now_text });
+    let repeat_switchover = engines.as_ref().is_some_and(|e| e.engine() == firecamp_core::EngineKind::Postgresql);
+    let observed = Observed {
+        members: &views,
+        update_revision: update_revision.as_deref(),
+        statefulset_current,
+        now: now.as_second(),
+        now_text: &now_text,
+        repeat_switchover,
+        primary: primary.as_deref(),
+    };
+    let effects = advance(op, &observed);
     changed |= *op != before;
     // A single-primary service's files name the primary the last switchover made.
     let single_primary = plan.members.iter().all(|m| m.shard.is_none());
@@ -237,18 +278,42 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
     if changed || !effects.is_empty() {
         persist(ctx, svc, &ops, primary.as_deref()).await?;
     }
-    for e in &effects {
-        if let Err(why) = act(ctx, &ns, plan, engines.as_ref(), e).await? {
-            if let Some(op) = ops.iter_mut().find(|o| o.id == op_id) {
-                fail_current_step(op, &why, &now_text);
+    let mut effects = effects;
+    for round in 0..2 {
+        let mut fenced = false;
+        for e in &effects {
+            match act(ctx, svc, plan, engines.as_ref(), pods, e).await? {
+                Ok(Some(new)) => {
+                    primary = Some(new);
+                    fenced |= matches!(e, Effect::Fence { .. });
+                }
+                Ok(None) => {}
+                Err(why) => {
+                    if let Some(op) = ops.iter_mut().find(|o| o.id == op_id) {
+                        fail_current_step(op, &why, &now_text);
+                    }
+                    persist(ctx, svc, &ops, primary.as_deref()).await?;
+                    break;
+                }
             }
-            persist(ctx, svc, &ops, primary.as_deref()).await?;
-            break;
         }
+        // A failover's fence is recorded: its promotion follows in this pass, not the next.
+        let Some(op) = ops.iter_mut().find(|o| o.id == op_id).filter(|_| fenced && round == 0) else { break };
+        let again = Observed {
+            members: &views,
+            update_revision: update_revision.as_deref(),
+            statefulset_current,
+            now: now.as_second(),
+            now_text: &now_text,
+            repeat_switchover,
+            primary: primary.as_deref(),
+        };
+        effects = advance(op, &again);
+        persist(ctx, svc, &ops, primary.as_deref()).await?;
     }
     if let Some(op) = ops.iter().find(|o| o.id == op_id).filter(|o| o.phase.is_terminal() && o.phase != before.phase) {
         tracing::info!(operation = %op.id, phase = op.phase.as_str(), message = ?op.message, "operation finished");
     }
     let running = ops.iter().any(|o| !o.phase.is_terminal());
-    Ok(Driven { operations: ops, primary, look_again: running.then_some(TICK) })
+    Ok(Driven { operations: ops, primary, primary_lost_since: None, look_again: running.then_some(TICK) })
 }

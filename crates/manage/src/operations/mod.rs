@@ -4,6 +4,8 @@
 
 pub mod decide;
 pub mod drive;
+pub mod failover;
+pub mod postgresql;
 pub mod request;
 pub mod roles;
 

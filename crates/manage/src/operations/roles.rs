@@ -79,11 +79,38 @@ impl Engines {
         })
     }
 
+    /// A connection to `member`'s PostgreSQL as the superuser (TLS verified), within 3 s.
+    pub async fn pg(&self, member: &str) -> std::result::Result<tokio_postgres::Client, String> {
+        let t = self.target_of(member)?;
+        firecamp_probe::postgresql::connect(&t, postgresql::SUPERUSER).await.map_err(|e| e.to_string())
+    }
+
+    /// `INFO replication` of `member`'s Redis.
+    pub async fn redis_replication(&self, member: &str) -> std::result::Result<BTreeMap<String, String>, String> {
+        let t = self.target_of(member)?;
+        firecamp_probe::redis::replication(&t).await.map_err(|e| e.to_string())
+    }
+
+    /// A Redis command on `member`.
+    pub async fn redis(&self, member: &str, args: &[&str]) -> std::result::Result<(), String> {
+        let t = self.target_of(member)?;
+        firecamp_probe::redis::command(&t, args).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// The address `member` is reached at (static IP, else pod IP).
+    pub fn address(&self, member: &str) -> Option<&str> {
+        self.addrs.get(member).map(String::as_str)
+    }
+
+    pub fn engine(&self) -> EngineKind {
+        self.engine
+    }
+
     fn target_of(&self, member: &str) -> std::result::Result<Target, String> {
         self.target(member).ok_or_else(|| format!("{member} has no address yet"))
     }
 
-    async fn role(&self, member: &str) -> Role {
+    pub async fn role(&self, member: &str) -> Role {
         let Some(t) = self.target(member) else {
             return Role::Unknown;
         };
@@ -96,7 +123,7 @@ impl Engines {
         r.unwrap_or(Role::Unknown)
     }
 
-    /// Starts a switchover of `from`'s primary role to `to` (Redis: `FAILOVER TO` on the primary
+    /// Starts a Redis switchover of `from`'s primary role to `to` ( `FAILOVER TO` on the primary
     /// in replication mode, `CLUSTER FAILOVER` on the replica in cluster mode). Returns once the
     /// engine accepted it; the roles show when it is done.
     pub async fn switchover(&self, plan: &ServicePlan, from: &str, to: &str) -> std::result::Result<(), String> {
@@ -137,15 +164,26 @@ fn redis_cluster(plan: &ServicePlan) -> bool {
     plan.members.iter().any(|m| m.shard.is_some())
 }
 
-/// Whether the manage service can switch `plan`'s primary over through the engine itself.
+/// Whether the manage service can switch `plan`'s primary over through the engine itself
+/// (PostgreSQL over SQL with the pods' own stop, `operations::postgresql`; Redis with FAILOVER).
 pub fn engine_switchover(plan: &ServicePlan) -> bool {
-    plan.engine == EngineKind::Redis
+    matches!(plan.engine, EngineKind::Redis | EngineKind::Postgresql)
 }
 
 /// Each member's role as its engine reports it now (`Unknown` for one without a ready pod or
 /// that does not answer); pods whose label disagrees are relabelled.
 pub async fn probe(client: &kube::Client, engines: &Engines, plan: &ServicePlan, ns: &str, pods: &BTreeMap<String, Pod>) -> Result<BTreeMap<String, Role>> {
-    let asks = plan.members.iter().map(|m| async move { (m.member.name.clone(), engines.role(m.member.name.as_str()).await) });
+    // A member whose pod is not Ready counts as Unknown anyway: it is not asked (a dark node's
+    // member would hold the look for the whole connect timeout).
+    let ready = |m: &firecamp_catalog::MemberPlan| {
+        pods.get(&names::pod_of(&m.member.name))
+            .and_then(|p| p.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready").map(|c| c.status == "True"))
+            .unwrap_or(false)
+    };
+    let asks = plan.members.iter().map(|m| async move {
+        let role = if ready(m) { engines.role(m.member.name.as_str()).await } else { Role::Unknown };
+        (m.member.name.clone(), role)
+    });
     let roles: Vec<_> = futures::future::join_all(asks).await;
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     for (member, role) in &roles {

@@ -97,6 +97,28 @@ fn plan_of(svc: &FireCampService, ctx: &Context, static_ips: &BTreeMap<String, s
     }
 }
 
+/// The service's plan with `primary` as its primary (a switchover or failover in progress),
+/// static IPs as recorded.
+pub(crate) fn plan_naming(svc: &FireCampService, ctx: &Context, primary: &str) -> Result<ServicePlan> {
+    let cluster = cluster_of(svc, ctx);
+    let mut cloud_state = cloud::CloudState::from_status(svc.status.as_ref());
+    cloud_state.own_ips(cluster.names_namespace());
+    Ok(plan_with_primary(&svc.name_any(), &svc.spec.0, &cluster, &KubernetesLayout, &cloud_state.ip_map(), Some(primary))?)
+}
+
+/// Applies the members' files (their ConfigMaps) of `plan` now, ahead of the rest of the
+/// service: a member's pod reads them when it starts.
+pub(crate) async fn apply_member_files(ctx: &Context, svc: &FireCampService, plan: &ServicePlan) -> Result<()> {
+    let owner = svc.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
+    let wanted: std::collections::BTreeSet<String> = plan.members.iter().map(|m| names::config_map(&m.member.name)).collect();
+    for o in build(plan, &Secrets::Redacted) {
+        if matches!(o, Object::ConfigMap(_)) && wanted.contains(o.name()) {
+            apply::apply(&ctx.client, &ctx.config.field_manager, &o, Some(&owner)).await?;
+        }
+    }
+    Ok(())
+}
+
 /// The manage service's cluster settings in the service's namespace (which its members'
 /// names and cloud records carry).
 fn cluster_of(svc: &FireCampService, ctx: &Context) -> firecamp_core::ClusterConfig {
@@ -243,6 +265,7 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
     let look_again = driven.look_again;
     status.operations = driven.operations;
     status.primary = driven.primary;
+    status.primary_lost_since = driven.primary_lost_since;
     if let Some(op) = status.operations.iter().find(|o| !o.phase.is_terminal()) {
         status.message = Some(format!("operation {} ({}): {}", op.id, op.kind, op.message.clone().unwrap_or_default()));
     }
@@ -269,9 +292,11 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
 const DEGRADED_LOOK_AGAIN: Duration = Duration::from_secs(15);
 
 /// New pods get their member name and role as labels (the client Service selects the primary
-/// by role): the member's last known role, so a restarted member keeps the role the engine gave
-/// it (after a switchover too), else its bootstrap role; the engine's own view replaces it.
+/// by role): a single-primary service's from its plan, which names the primary the last
+/// switchover or failover made; a shard's the member's last known role, else its bootstrap role.
+/// The engine's own view replaces it.
 async fn label_new_pods(api: &Api<Pod>, plan: &ServicePlan, pods: &BTreeMap<String, Pod>, previous: Option<&FireCampServiceStatus>) -> Result<()> {
+    let single_primary = plan.members.iter().all(|m| m.shard.is_none());
     for m in &plan.members {
         let pod_name = names::pod_of(&m.member.name);
         let Some(pod) = pods.get(&pod_name) else {
@@ -281,10 +306,15 @@ async fn label_new_pods(api: &Api<Pod>, plan: &ServicePlan, pods: &BTreeMap<Stri
         if l.contains_key(labels::MEMBER) && l.contains_key(labels::ROLE) {
             continue;
         }
-        let patch = serde_json::json!({"metadata": {"labels": {
-            labels::MEMBER: m.member.name.as_str(),
-            labels::ROLE: l.get(labels::ROLE).cloned().unwrap_or_else(|| last_role(previous, m.member.name.as_str()).unwrap_or_else(|| m.role.as_str().to_string())),
-        }}});
+        // A single-primary service's plan names its current primary (switchovers and failovers
+        // record it first): a restarted former primary is a replica even if it was last seen as
+        // the primary. Shards' roles move by themselves: the last role seen is the best guess.
+        let role = match l.get(labels::ROLE) {
+            Some(r) => r.clone(),
+            None if single_primary => m.role.as_str().to_string(),
+            None => last_role(previous, m.member.name.as_str()).unwrap_or_else(|| m.role.as_str().to_string()),
+        };
+        let patch = serde_json::json!({"metadata": {"labels": {labels::MEMBER: m.member.name.as_str(), labels::ROLE: role}}});
         api.patch(&pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::kube("label", "Pod", &pod_name))?;
     }
     Ok(())
