@@ -71,7 +71,12 @@ async fn postgresql_certificates_and_its_ca_rotate_on_real_pods() {
         let svc = Api::<FireCampService>::namespaced(client.clone(), &ns).get("pg").await.unwrap();
         svc.status.unwrap().operations.into_iter().max_by(|a, b| a.id.cmp(&b.id)).unwrap()
     };
-    let streaming = || psql(&client, &ns, "pg-0", "select count(*) from pg_stat_replication where state = 'streaming'");
+    // Each stage restarts the members PrimaryLast, with a switchover: the primary moves.
+    let primary = || async {
+        let svc = Api::<FireCampService>::namespaced(client.clone(), &ns).get("pg").await.unwrap();
+        svc.status.and_then(|s| s.primary).unwrap_or_else(|| "pg-0".into())
+    };
+    let streaming = || async { psql(&client, &ns, &primary().await, "select count(*) from pg_stat_replication where state = 'streaming'").await };
 
     // New member certificates, same CA.
     run(&[]);
@@ -81,7 +86,7 @@ async fn postgresql_certificates_and_its_ca_rotate_on_real_pods() {
     assert_eq!(now["ca.crt"], old_ca);
     assert_ne!(now["pg-0.crt"], first["pg-0.crt"]);
     assert_ne!(now["pg-1.key"], first["pg-1.key"]);
-    psql(&client, &ns, "pg-0", "insert into t values (2)").await;
+    psql(&client, &ns, &primary().await, "insert into t values (2)").await;
 
     // add: both trusted, the old one signs; the CA's Secret holds the new one's key, the
     // members' Secret never does.
@@ -111,7 +116,8 @@ async fn postgresql_certificates_and_its_ca_rotate_on_real_pods() {
     let mut rows = String::new();
     for _ in 0..60 {
         if streaming().await == "1" {
-            rows = psql(&client, &ns, "pg-1", "select string_agg(v::text, ',' order by v) from t").await;
+            let replica = if primary().await == "pg-0" { "pg-1" } else { "pg-0" };
+            rows = psql(&client, &ns, replica, "select string_agg(v::text, ',' order by v) from t").await;
             if rows == "1,2" {
                 break;
             }
