@@ -49,11 +49,7 @@ fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
-/// `X/Y` as a number.
-pub(crate) fn lsn(text: &str) -> Option<u64> {
-    let (hi, lo) = text.split_once('/')?;
-    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
-}
+pub(crate) use firecamp_probe::postgresql::lsn;
 
 /// A connection as the superuser, given up after 3 s whatever hangs (a listener that accepts
 /// and never answers, a stopped server).

@@ -25,6 +25,12 @@ pub struct ReplicaState {
     pub state: String,
 }
 
+/// A WAL position (`X/Y`, as PostgreSQL prints it) as a number, so positions compare.
+pub fn lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+}
+
 /// A connection to database `postgres` as `user`, within the target's timeout.
 pub async fn connect(t: &Target, user: &str) -> Result<Client, ProbeError> {
     let mut cfg = tokio_postgres::Config::new();

@@ -246,6 +246,7 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
     let now_text = now.to_string();
     let before = op.clone();
     let repeat_switchover = engines.as_ref().is_some_and(|e| e.engine() == firecamp_core::EngineKind::Postgresql);
+    let recorded = primary.clone();
     let observed = Observed {
         members: &views,
         update_revision: update_revision.as_deref(),
@@ -253,7 +254,7 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
         now: now.as_second(),
         now_text: &now_text,
         repeat_switchover,
-        primary: primary.as_deref(),
+        primary: recorded.as_deref(),
     };
     let effects = advance(op, &observed);
     changed |= *op != before;
@@ -299,15 +300,7 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
         }
         // A failover's fence is recorded: its promotion follows in this pass, not the next.
         let Some(op) = ops.iter_mut().find(|o| o.id == op_id).filter(|_| fenced && round == 0) else { break };
-        let again = Observed {
-            members: &views,
-            update_revision: update_revision.as_deref(),
-            statefulset_current,
-            now: now.as_second(),
-            now_text: &now_text,
-            repeat_switchover,
-            primary: primary.as_deref(),
-        };
+        let again = Observed { primary: primary.as_deref(), ..observed };
         effects = advance(op, &again);
         persist(ctx, svc, &ops, primary.as_deref()).await?;
     }

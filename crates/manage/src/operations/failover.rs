@@ -101,8 +101,10 @@ pub async fn look(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pods
     let Some(primary) = plan.members.iter().find(|m| m.role == firecamp_catalog::Role::Primary).map(|m| m.member.name.to_string()) else {
         return Ok(Look::Healthy);
     };
-    let nodes: BTreeMap<String, Node> = ctx.nodes.state().iter().map(|n| (n.name_any(), (**n).clone())).collect();
     let pod = pods.get(&names::pod_of(&firecamp_core::MemberName::from_string(primary.as_str())));
+    let node = pod.and_then(|p| p.spec.as_ref()?.node_name.clone());
+    let nodes: BTreeMap<String, Node> =
+        ctx.nodes.state().iter().filter(|n| node.as_deref() == Some(n.name_any().as_str())).map(|n| (n.name_any(), (**n).clone())).collect();
     let Some(kubelet) = kubelet_says_lost(pod, &nodes) else {
         return Ok(Look::Healthy);
     };
@@ -199,7 +201,7 @@ async fn hears(engines: &Engines, r: &str) -> Option<Hearing> {
         return Some(Hearing::Streaming);
     }
     let text: String = row.get::<_, Option<String>>(1)?;
-    Some(Hearing::Received(super::postgresql::lsn(&text)?, text))
+    Some(Hearing::Received(firecamp_probe::postgresql::lsn(&text)?, text))
 }
 
 /// Step 1: `heir` is the primary in the status and every member's files; the lost member's pod
@@ -255,11 +257,7 @@ pub async fn promote(ctx: &Context, svc: &FireCampService, engines: &Engines, he
         let c = engines.pg(heir).await.map_err(|e| Error::engine(heir, e))?;
         let recovering: bool = c.query_one("SELECT pg_is_in_recovery()", &[]).await.map_err(|e| Error::engine(heir, e))?.get(0);
         if recovering {
-            let done: bool = c.query_one("SELECT pg_promote(true, 60)", &[]).await.map_err(|e| Error::engine(heir, format!("pg_promote: {e}")))?.get(0);
-            if !done {
-                return Err(Error::engine(heir, "the promotion did not finish within 60 s"));
-            }
-            c.batch_execute("CHECKPOINT").await.map_err(|e| Error::engine(heir, format!("CHECKPOINT: {e}")))?;
+            super::postgresql::promote(&c, heir).await?;
         }
         super::postgresql::follow(ctx, &ns, &plan, engines, heir, Some(lost)).await?;
     }

@@ -38,11 +38,7 @@ use crate::reconcile::Context;
 /// How often the new primary is asked whether it has everything.
 const POLL: Duration = Duration::from_millis(100);
 
-/// `X/Y` as a number.
-pub(crate) fn lsn(text: &str) -> Option<u64> {
-    let (hi, lo) = text.split_once('/')?;
-    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
-}
+use firecamp_probe::postgresql::lsn;
 
 /// A string as an SQL literal (the values quoted here are FireCamp's own names and paths).
 fn literal(s: &str) -> String {
@@ -149,13 +145,7 @@ async fn promote_when_caught_up(engines: &Engines, to: &str, began_at: Option<u6
                 }
                 let (rx, rp) = (lsn(&received).unwrap_or(0), lsn(&replayed).unwrap_or(0));
                 if !streaming && rp >= rx && began_at.is_none_or(|b| rx > b) {
-                    let done: bool = c.query_one("SELECT pg_promote(true, 60)", &[]).await.map_err(|e| Error::engine(to, format!("pg_promote: {e}")))?.get(0);
-                    if !done {
-                        return Err(Error::engine(to, "the promotion did not finish within 60 s"));
-                    }
-                    // The new timeline reaches the control file with a checkpoint; pg_rewind of
-                    // the former primary reads it there.
-                    c.batch_execute("CHECKPOINT").await.map_err(|e| Error::engine(to, format!("CHECKPOINT: {e}")))?;
+                    promote(&c, to).await?;
                     tracing::info!(member = %to, %replayed, "promoted");
                     return Ok(true);
                 }
@@ -168,6 +158,16 @@ async fn promote_when_caught_up(engines: &Engines, to: &str, began_at: Option<u6
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// `pg_promote()` on `member`, then a checkpoint: the new timeline reaches the control file
+/// with it, and pg_rewind of the former primary reads it there.
+pub async fn promote(c: &tokio_postgres::Client, member: &str) -> Result<()> {
+    let done: bool = c.query_one("SELECT pg_promote(true, 60)", &[]).await.map_err(|e| Error::engine(member, format!("pg_promote: {e}")))?.get(0);
+    if !done {
+        return Err(Error::engine(member, "the promotion did not finish within 60 s"));
+    }
+    c.batch_execute("CHECKPOINT").await.map_err(|e| Error::engine(member, format!("CHECKPOINT: {e}")))
 }
 
 /// After `new` became the primary: a slot on it for every other member, its pod labelled
