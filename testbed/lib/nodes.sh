@@ -273,19 +273,21 @@ node_agents_start() {
   start "kube-proxy-n$i" nsenter --net="/var/run/netns/$(node_ns "$i")" "$BIN/kube-proxy" --config="$d/kube-proxy.yaml"
 }
 
-# cmd_node dark|light I: a zone going dark and coming back. `dark` stops node I's kubelet and
-# kube-proxy and cuts its link to the bridge: the API server stops hearing from it and nothing
-# reaches its pods, which keep running, as an instance in an unreachable zone does. `light`
-# restores the link and the agents and waits until the node is Ready again.
+# cmd_node dark|mute|light I: a zone going dark and coming back. `dark` stops node I's kubelet
+# and kube-proxy and cuts its link to the bridge: the API server stops hearing from it and nothing
+# reaches its pods, which keep running, as an instance in an unreachable zone does. `mute` stops
+# the agents only: the node goes NotReady while its pods still serve everyone who reaches them
+# (a kubelet dead, or an instance cut from the control plane alone). `light` restores the link
+# and the agents and waits until the node is Ready again.
 cmd_node() {
   local what=${1:-} i=${2:-}
   [[ $i =~ ^[0-9]+$ ]] && [ -e "/var/run/netns/$(node_ns "$i")" ] || die "node: no real node '$i' (testbed/bed up --real-nodes N makes nodes 0..N-1)"
   case $what in
-    dark)
+    dark | mute)
       stop "kube-proxy-n$i"
       stop "kubelet-n$i"
-      ip link set "fcbv$i" down
-      log "node $i ($(node_name "$i"), $(node_zone "$i")) is dark"
+      [ "$what" = mute ] || ip link set "fcbv$i" down
+      log "node $i ($(node_name "$i"), $(node_zone "$i")) is $what"
       ;;
     light)
       ip link set "fcbv$i" up
@@ -298,8 +300,26 @@ cmd_node() {
       done
       log "node $i ($(node_name "$i"), $(node_zone "$i")) is back"
       ;;
-    *) die "usage: testbed/bed node dark|light I" ;;
+    *) die "usage: testbed/bed node dark|mute|light I" ;;
   esac
+}
+
+# cmd_cut cut|uncut SRC DST: the pod whose address is SRC no longer reaches DST (or again does):
+# a partition between two pods, whatever nodes they are on, made in SRC's own network namespace
+# (CNI names pods' namespaces cni-<uuid>) so nothing else between the nodes changes.
+cmd_cut() {
+  local what=${1:-} src=${2:-} dst=${3:-} ns found=
+  [[ $src =~ ^[0-9.]+$ && $dst =~ ^[0-9.]+$ ]] || die "usage: testbed/bed cut|uncut SRC_POD_IP DST_IP"
+  for ns in $(ip netns list 2>/dev/null | awk '/^cni-/ {print $1}'); do
+    [[ " $(ip -n "$ns" -o -4 addr show 2>/dev/null | awk '{print $4}' | tr '\n' ' ')" == *" $src/"* ]] && found=$ns && break
+  done
+  [ -n "$found" ] || die "$what: no pod of the bed's real nodes has the address $src"
+  local rule=(OUTPUT -d "$dst" -j DROP)
+  case $what in
+    cut) ip netns exec "$found" iptables -C "${rule[@]}" 2>/dev/null || ip netns exec "$found" iptables -I "${rule[@]}" ;;
+    uncut) while ip netns exec "$found" iptables -D "${rule[@]}" 2>/dev/null; do :; done ;;
+  esac
+  log "$what: $src → $dst (in $found)"
 }
 
 node_ready() { local n; n=$(api "/api/v1/nodes/$1" | tr -d ' \n'); [[ $n == *'"type":"Ready","status":"True"'* ]]; }
