@@ -1,10 +1,12 @@
-//! Faults on real pods, one after the other on one PostgreSQL service of three members in three
-//! zones: the primary's pod deleted, a PrimaryLast restart (replicas, a switchover, the old
-//! primary) under a continuous writer on the primary endpoint while the manage service's leader
-//! is deleted mid-operation, a replica's zone going dark (its node's kubelet stopped and its link
-//! cut), and the primary's zone going dark (a failover). The members' SQL goes through `kubectl exec` (the API server and
-//! the node's kubelet). Needs the bed's real nodes (`testbed/bed up --real-nodes 6`) and CoreDNS;
-//! fails, loudly, without them.
+//! Faults on real pods, one after the other on a PostgreSQL service of three members in three
+//! zones (and, from part 4, a Redis replication group beside it): the primary's pod deleted, a
+//! PrimaryLast restart (replicas, a switchover, the old primary) under a continuous writer on the
+//! primary endpoint while the manage service's leader is deleted mid-operation, a replica's zone
+//! going dark (its node's kubelet stopped and its link cut), the zone of both primaries going dark
+//! (two failovers), and a partition (the manage service cut from the primary, whose kubelet
+//! stops, while its replicas still hear it: no failover). The members' commands go through
+//! `kubectl exec` (the API server and the node's kubelet). Needs the bed's real nodes
+//! (`testbed/bed up --real-nodes 6`) and CoreDNS; fails, loudly, without them.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use firecamp_manage::crd::FireCampService;
 use firecamp_testbed::{client, fresh_namespace};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
-use kube::api::DeleteParams;
+use kube::api::{DeleteParams, ListParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client, ResourceExt};
 
@@ -34,8 +36,15 @@ struct Dark(usize);
 
 impl Dark {
     fn new(i: usize) -> Dark {
-        let out = bed(&["node", "dark", &i.to_string()]);
-        assert!(out.status.success(), "testbed/bed node dark {i}: {}", String::from_utf8_lossy(&out.stderr));
+        Dark::with("dark", i)
+    }
+    /// Only its kubelet stops: the node goes NotReady, its pods still serve whoever reaches them.
+    fn mute(i: usize) -> Dark {
+        Dark::with("mute", i)
+    }
+    fn with(how: &str, i: usize) -> Dark {
+        let out = bed(&["node", how, &i.to_string()]);
+        assert!(out.status.success(), "testbed/bed node {how} {i}: {}", String::from_utf8_lossy(&out.stderr));
         Dark(i)
     }
     fn light(self) {
@@ -50,6 +59,34 @@ impl Drop for Dark {
         let out = bed(&["node", "light", &self.0.to_string()]);
         if !out.status.success() {
             eprintln!("testbed/bed node light {}: {}", self.0, String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+/// The pods at `from` no longer reach the address `to`; healed when dropped.
+struct Cut {
+    from: Vec<String>,
+    to: String,
+}
+
+impl Cut {
+    fn new(from: &[String], to: &str) -> Cut {
+        let cut = Cut { from: from.to_vec(), to: to.to_string() };
+        for f in from {
+            let out = bed(&["cut", f, to]);
+            assert!(out.status.success(), "testbed/bed cut {f} {to}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        cut
+    }
+}
+
+impl Drop for Cut {
+    fn drop(&mut self) {
+        for f in &self.from {
+            let out = bed(&["uncut", f, &self.to]);
+            if !out.status.success() {
+                eprintln!("testbed/bed uncut {f} {}: {}", self.to, String::from_utf8_lossy(&out.stderr));
+            }
         }
     }
 }
@@ -69,13 +106,13 @@ async fn leader(client: &Client) -> Option<String> {
     Api::<Lease>::namespaced(client.clone(), SYSTEM).get_opt("firecamp-manage").await.unwrap()?.spec?.holder_identity
 }
 
-/// Waits until the service's status satisfies `ok`; panics with the last status after `secs`.
-async fn service_until(client: &Client, ns: &str, what: &str, secs: u64, ok: impl Fn(&FireCampService) -> bool) -> FireCampService {
+/// Waits until service `name`'s status satisfies `ok`; panics with the last status after `secs`.
+async fn service_until(client: &Client, ns: &str, name: &str, what: &str, secs: u64, ok: impl Fn(&FireCampService) -> bool) -> FireCampService {
     let api: Api<FireCampService> = Api::namespaced(client.clone(), ns);
     let cond = |s: Option<&FireCampService>| s.is_some_and(&ok);
-    match tokio::time::timeout(Duration::from_secs(secs), await_condition(api.clone(), "pg", cond)).await {
+    match tokio::time::timeout(Duration::from_secs(secs), await_condition(api.clone(), name, cond)).await {
         Ok(Ok(Some(s))) => s,
-        _ => panic!("{what}: not within {secs} s; the service's status: {:#?}", api.get("pg").await.ok().and_then(|s| s.status)),
+        _ => panic!("{name}: {what}: not within {secs} s; the service's status: {:#?}", api.get(name).await.ok().and_then(|s| s.status)),
     }
 }
 
@@ -96,10 +133,30 @@ async fn psql_until(client: &Client, ns: &str, pod: &str, sql: &str, want: &str,
     }
 }
 
+/// A script on a Redis member's own server through `kubectl exec`, calling redis-cli as `rc`
+/// (TLS verified against the service's CA, the service's password).
+async fn redis(client: &Client, ns: &str, pod: &str, script: &str) -> String {
+    let rc = r#"rc() { REDISCLI_AUTH="$(cat /etc/firecamp/secret/password)" redis-cli --tls --cacert /etc/firecamp/tls/ca.crt -h 127.0.0.1 -p 6379 "$@" | tr -d '\r'; }"#;
+    real::exec(client, ns, pod, "redis", &format!("{rc}\n{script}")).await.trim().to_string()
+}
+
+/// Polls `script` on Redis member `pod` until it prints `want`, for up to `secs`.
+async fn redis_until(client: &Client, ns: &str, pod: &str, script: &str, want: &str, secs: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got = redis(client, ns, pod, script).await;
+        if got == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{pod}: {script} gave {got:?}, not {want:?}, for {secs} s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 const STREAMING: &str = "select count(*) from pg_stat_replication where state = 'streaming'";
 
 #[tokio::test]
-async fn postgresql_on_real_pods_survives_a_lost_primary_pod_a_restart_under_writes_and_a_dark_zone() {
+async fn primaries_on_real_pods_survive_a_lost_pod_a_restart_under_writes_a_dark_zone_and_a_partition() {
     let env = bed_env();
     let client = client().await;
     let _uninstall = Uninstall;
@@ -140,7 +197,7 @@ async fn postgresql_on_real_pods_survives_a_lost_primary_pod_a_restart_under_wri
     assert_eq!(psql(&client, &ns, "pg-0", "select v from t").await, "before the faults");
     assert_eq!(psql(&client, &ns, "pg-0", "select pg_is_in_recovery()").await, "f", "pg-0 is still the primary");
     psql_until(&client, &ns, "pg-0", STREAMING, "2", 120).await;
-    service_until(&client, &ns, "ACTIVE after pg-0 came back", 120, |s| phase(s) == Some(Phase::Active)).await;
+    service_until(&client, &ns, "pg", "ACTIVE after pg-0 came back", 120, |s| phase(s) == Some(Phase::Active)).await;
 
     // 2. A PrimaryLast restart while a client writes through the primary endpoint, and the
     //    manage service's leader deleted while the operation runs: the other replica carries
@@ -174,11 +231,11 @@ echo "stopped after $i attempts"
     let server = real::server(&manage[0]);
     rest(&server, &tok, &ns, &["service", "restart", "pg", "--policy=PrimaryLast"]);
     let running = |s: &FireCampService| s.status.as_ref().and_then(|st| st.operations.last()).is_some_and(|o| o.phase == OperationPhase::Running);
-    let svc = service_until(&client, &ns, "the restart running", 120, running).await;
+    let svc = service_until(&client, &ns, "pg", "the restart running", 120, running).await;
     let op = svc.status.unwrap().operations.last().unwrap().id.clone();
     Api::<Pod>::namespaced(client.clone(), SYSTEM).delete(&first_leader, &DeleteParams::default()).await.unwrap();
     let finished = |s: &FireCampService| s.status.as_ref().and_then(|st| st.operations.iter().find(|o| o.id == op)).is_some_and(|o| o.phase.is_terminal());
-    let svc = service_until(&client, &ns, "the restart finished under the new leader", 600, finished).await;
+    let svc = service_until(&client, &ns, "pg", "the restart finished under the new leader", 600, finished).await;
     let done = svc.status.as_ref().unwrap().operations.iter().find(|o| o.id == op).unwrap().clone();
     assert_eq!(done.phase, OperationPhase::Succeeded, "the restart: {done:#?}");
     assert_eq!(done.steps.last().map(|s| s.member.as_str()), Some("pg-0"), "PrimaryLast restarts the primary last: {done:#?}");
@@ -211,7 +268,7 @@ echo "stopped after $i attempts"
     );
     assert!(lost.is_empty(), "acknowledged writes lost in the restart: {lost:?}");
     assert!(incarnations.len() >= 2, "the writer wrote to the old primary and to the new one: {incarnations:?}");
-    service_until(&client, &ns, "ACTIVE after the restart", 120, |s| phase(s) == Some(Phase::Active)).await;
+    service_until(&client, &ns, "pg", "ACTIVE after the restart", 120, |s| phase(s) == Some(Phase::Active)).await;
 
     // 3. The zone of pg-2 goes dark (its node's kubelet stopped, its link cut): the service is
     //    DEGRADED naming the member and its node, the primary still takes writes and the other
@@ -225,36 +282,72 @@ echo "stopped after $i attempts"
         phase(s) == Some(Phase::Degraded)
             && s.status.as_ref().and_then(|st| st.message.as_deref()).is_some_and(|m| m.contains(dark_member) && m.contains(&node))
     };
-    let svc = service_until(&client, &ns, "DEGRADED naming the dark member's node", 240, degraded).await;
+    let svc = service_until(&client, &ns, "pg", "DEGRADED naming the dark member's node", 240, degraded).await;
     eprintln!("dark zone: {}", svc.status.unwrap().message.unwrap());
     psql(&client, &ns, &primary, "insert into t values ('written in the dark')").await;
     psql_until(&client, &ns, other, "select count(*) from t where v = 'written in the dark'", "1", 60).await;
     dark.light();
-    service_until(&client, &ns, "ACTIVE once the zone is back", 240, |s| phase(s) == Some(Phase::Active)).await;
+    // A Redis replication group joins, its creation overlapping the catch-up below, placed so
+    // that its primary rd-0 lives in the PostgreSQL primary's zone: part 4 darkens that zone.
+    let primary_zone = zone_of(pods.get(&primary).await.unwrap()).await;
+    let rd_zones: Vec<&str> = std::iter::once(primary_zone.as_str()).chain(real::ZONES.iter().copied().filter(|z| *z != primary_zone)).collect();
+    let create_rd = {
+        let (server, tok, ns) = (real::server(&real::manage_pods(&client).await[0]), tok.clone(), ns.clone());
+        let zones = format!("--zones={}", rd_zones.join(","));
+        tokio::task::spawn_blocking(move || {
+            rest(
+                &server,
+                &tok,
+                &ns,
+                &["service", "create", "redis", "rd", "--version=7.0", "--replicas=3", "--option=mode=replication", &zones, "--wait", "--timeout=420"],
+            )
+        })
+    };
+    service_until(&client, &ns, "pg", "ACTIVE once the zone is back", 240, |s| phase(s) == Some(Phase::Active)).await;
     psql_until(&client, &ns, dark_member, "select count(*) from t where v = 'written in the dark'", "1", 120).await;
     psql_until(&client, &ns, &primary, STREAMING, "2", 120).await;
+    create_rd.await.unwrap();
 
-    // 4. The primary's zone goes dark: once its node is NotReady, its engine silent and no replica
-    //    hears it for the failover delay, the most advanced replica is promoted (no pods/exec),
-    //    writes through the primary endpoint reach it; when the zone comes back, the old primary
-    //    (its server stopped by its own kubelet first) rejoins the new one as a replica.
+    // 4. The PostgreSQL primary's zone goes dark, every real node of it, and the Redis primary
+    //    rd-0 with it: once a node is NotReady, the primary's engine silent and no replica hears
+    //    it for the failover delay, each service's most advanced replica is promoted (no
+    //    pods/exec), writes through the primary endpoints reach them; when the zone comes back,
+    //    the old primaries (their servers stopped by their own kubelets first) rejoin the new
+    //    ones as replicas.
     let old_primary = primary.clone();
     psql(&client, &ns, &old_primary, "insert into t values ('before the failover')").await;
+    redis_until(&client, &ns, "rd-0", "rc info replication | grep -c 'state=online' || true", "2", 120).await;
+    assert_eq!(redis(&client, &ns, "rd-0", "rc set before-failover on-rd-0").await, "OK");
+    assert_eq!(redis(&client, &ns, "rd-0", "rc wait 2 5000").await, "2", "both Redis replicas have the key");
     let lost_pod = pods.get(&old_primary).await.unwrap();
-    let (lost_uid, node) = (lost_pod.uid().unwrap(), lost_pod.spec.unwrap().node_name.unwrap());
-    let dark = Dark::new(node_index(&node));
+    let (lost_uid, zone) = (lost_pod.uid().unwrap(), zone_of(lost_pod).await);
+    let rd0 = pods.get("rd-0").await.unwrap();
+    let rd0_uid = rd0.uid().unwrap();
+    assert_eq!(zone_of(rd0).await, zone, "rd-0 lives in the PostgreSQL primary's zone");
+    let in_zone = ListParams::default().labels(&format!("type=real,topology.kubernetes.io/zone={zone}"));
+    let zone_nodes: Vec<String> = nodes.list(&in_zone).await.unwrap().items.iter().map(|n| n.name_any()).collect();
+    let manage_outside =
+        real::manage_pods(&client).await.iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some_and(|n| !zone_nodes.contains(n))).count();
+    assert!(manage_outside > 0, "a manage pod outside zone {zone} carries on ({zone_nodes:?} go dark)");
+    let darks: Vec<Dark> = zone_nodes.iter().map(|n| Dark::new(node_index(n))).collect();
     let failed_over = |s: &FireCampService| {
         s.status.as_ref().is_some_and(|st| st.operations.iter().any(|o| o.kind == firecamp_core::operation::OperationKind::Failover && o.phase.is_terminal()))
     };
-    let svc = service_until(&client, &ns, "a failover", 420, failed_over).await;
-    let st = svc.status.unwrap();
-    let op = st.operations.iter().find(|o| o.kind == firecamp_core::operation::OperationKind::Failover).unwrap();
-    assert_eq!(op.phase, OperationPhase::Succeeded, "the failover: {op:#?}");
-    let primary = st.primary.clone().expect("the new primary is recorded");
-    assert_ne!(primary, old_primary, "another member is the primary");
-    eprintln!("failover: {} ({:?} → {:?})", op.target.as_deref().unwrap_or(""), op.created, op.finished);
-    assert!(op.target.as_deref().is_some_and(|t| t.contains(&format!("{primary} replaces {old_primary}"))), "{op:#?}");
+    let mut heirs = Vec::new();
+    for (name, old) in [("pg", old_primary.as_str()), ("rd", "rd-0")] {
+        let svc = service_until(&client, &ns, name, "a failover", 420, failed_over).await;
+        let st = svc.status.unwrap();
+        let op = st.operations.iter().find(|o| o.kind == firecamp_core::operation::OperationKind::Failover).unwrap();
+        assert_eq!(op.phase, OperationPhase::Succeeded, "{name}'s failover: {op:#?}");
+        let heir = st.primary.clone().expect("the new primary is recorded");
+        assert_ne!(heir, old, "another member is {name}'s primary");
+        eprintln!("{name} failover: {} ({:?} → {:?})", op.target.as_deref().unwrap_or(""), op.created, op.finished);
+        assert!(op.target.as_deref().is_some_and(|t| t.contains(&format!("{heir} replaces {old}"))), "{op:#?}");
+        heirs.push(heir);
+    }
+    let (primary, rd_primary) = (heirs[0].clone(), heirs[1].clone());
     assert_eq!(psql(&client, &ns, &primary, "select pg_is_in_recovery()").await, "f", "{primary} was promoted");
+    assert_eq!(redis(&client, &ns, &rd_primary, "rc info replication | grep '^role:'").await, "role:master", "{rd_primary} was promoted");
     let script = format!(
         r#"set -eu
 export PGPASSWORD="$(cat /secret/superuser-password)" PGCONNECT_TIMEOUT=3
@@ -268,20 +361,74 @@ exit 1
     let image = env.image("docker.io/library/postgres:15.10-bookworm");
     real::run_client_pod(&client, &ns, "after", &image, 999, &[("pg-credentials", "/secret"), ("pg-tls", "/tls")], &script).await;
     assert_eq!(psql(&client, &ns, &primary, "select count(*) from t where v in ('before the failover', 'after the failover')").await, "2");
-    dark.light();
-    // Its kubelet back, the fenced pod goes (its server stopped first) and a new one starts.
-    let rejoined = |p: Option<&Pod>| p.is_some_and(|p| p.uid().as_deref() != Some(lost_uid.as_str()) && is_ready(p));
-    tokio::time::timeout(Duration::from_secs(300), await_condition(pods.clone(), &old_primary, rejoined))
-        .await
-        .expect("the old primary has a new Ready pod within 300 s")
-        .unwrap();
+    let script = format!(
+        r#"set -u
+export REDISCLI_AUTH="$(cat /secret/password)"
+rc() {{ redis-cli --tls --cacert /tls/ca.crt -h "primary.rd.{domain}" "$@" 2>/dev/null | tr -d '\r'; }}
+for i in $(seq 60); do r=$(rc set after-failover yes); [ "$r" = OK ] && break; sleep 1; done
+echo "set: $r; before: $(rc get before-failover); role: $(rc info replication | grep '^role:')"
+"#
+    );
+    let image = env.image("docker.io/library/redis:7.0.15-bookworm");
+    let logs = real::run_client_pod(&client, &ns, "rd-after", &image, 999, &[("rd-credentials", "/secret"), ("rd-tls", "/tls")], &script).await;
+    assert!(logs.contains("set: OK; before: on-rd-0; role: role:master"), "writes through primary.rd after the failover: {logs}");
+    darks.into_iter().for_each(Dark::light);
+    // Its kubelet back, each fenced pod goes (its server stopped first) and a new one starts.
+    for (member, uid) in [(old_primary.as_str(), lost_uid.as_str()), ("rd-0", rd0_uid.as_str())] {
+        let rejoined = |p: Option<&Pod>| p.is_some_and(|p| p.uid().as_deref() != Some(uid) && is_ready(p));
+        tokio::time::timeout(Duration::from_secs(300), await_condition(pods.clone(), member, rejoined))
+            .await
+            .unwrap_or_else(|_| panic!("{member} has a new Ready pod within 300 s"))
+            .unwrap();
+    }
     psql_until(&client, &ns, &old_primary, "select count(*) from t where v = 'after the failover'", "1", 120).await;
     assert_eq!(psql(&client, &ns, &old_primary, "select pg_is_in_recovery()").await, "t", "{old_primary} rejoined as a replica");
     psql_until(&client, &ns, &primary, STREAMING, "2", 120).await;
-    service_until(&client, &ns, "ACTIVE after the failover", 240, |s| phase(s) == Some(Phase::Active)).await;
+    redis_until(&client, &ns, "rd-0", "rc get after-failover", "yes", 120).await;
+    assert_eq!(redis(&client, &ns, "rd-0", "rc info replication | grep '^role:'").await, "role:slave", "rd-0 rejoined as a replica");
+    for name in ["pg", "rd"] {
+        service_until(&client, &ns, name, "ACTIVE after the failover", 240, |s| phase(s) == Some(Phase::Active)).await;
+    }
+
+    // 5. A partition: the manage service no longer reaches the PostgreSQL primary and the
+    //    primary's kubelet stops (its node NotReady, its pod not Ready), but it still serves its
+    //    replicas. Two witnesses say lost, the replicas' says not: no failover for longer than
+    //    the failover delay, and the status says why; healed, the service is ACTIVE with the
+    //    same primary.
+    let p = pods.get(&primary).await.unwrap();
+    let p_ip = p.status.as_ref().and_then(|s| s.pod_ip.clone()).expect("the primary's pod IP");
+    let p_node = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap();
+    let manage_ips: Vec<String> = real::manage_pods(&client).await.into_iter().filter_map(|p| p.status?.pod_ip).collect();
+    let cut = Cut::new(&manage_ips, &p_ip);
+    let muted = Dark::mute(node_index(&p_node));
+    let held = |s: &FireCampService| {
+        s.status.as_ref().and_then(|st| st.message.as_deref()).is_some_and(|m| m.contains("failover held") && m.contains(&format!("{primary} does not answer")))
+    };
+    let svc = service_until(&client, &ns, "pg", "the failover held", 240, held).await;
+    eprintln!("partition: {}", svc.status.as_ref().unwrap().message.as_deref().unwrap());
+    let failovers = |s: &FireCampService| {
+        s.status.as_ref().map_or(0, |st| st.operations.iter().filter(|o| o.kind == firecamp_core::operation::OperationKind::Failover).count())
+    };
+    let before = failovers(&svc);
+    let another =
+        |s: Option<&FireCampService>| s.is_some_and(|s| failovers(s) > before || s.status.as_ref().and_then(|st| st.primary.as_ref()) != Some(&primary));
+    let window = Duration::from_secs(u64::from(firecamp_core::spec::FailoverSpec::DEFAULT_DELAY_SECONDS) + 20);
+    let services: Api<FireCampService> = Api::namespaced(client.clone(), &ns);
+    assert!(tokio::time::timeout(window, await_condition(services, "pg", another)).await.is_err(), "a failover during the partition");
+    let replica = ["pg-0", "pg-1", "pg-2"].into_iter().find(|m| *m != primary).unwrap();
+    assert_eq!(psql(&client, &ns, replica, "select status from pg_stat_wal_receiver").await, "streaming", "{replica} still receives from {primary}");
+    drop(cut);
+    muted.light();
+    let healed = |s: &FireCampService| {
+        phase(s) == Some(Phase::Active) && s.status.as_ref().is_some_and(|st| st.primary.as_ref() == Some(&primary) && st.primary_lost_since.is_none())
+    };
+    service_until(&client, &ns, "pg", "ACTIVE with the same primary after the partition", 240, healed).await;
+    assert_eq!(psql(&client, &ns, &primary, "select pg_is_in_recovery()").await, "f", "{primary} is still the primary");
 
     let manage = real::manage_pods(&client).await;
     let server = real::server(&manage[0]);
-    rest(&server, &tok, &ns, &["service", "delete", "pg", "--delete-volumes", "--wait", "--timeout=180"]);
+    for name in ["pg", "rd"] {
+        rest(&server, &tok, &ns, &["service", "delete", name, "--delete-volumes", "--wait", "--timeout=180"]);
+    }
     firecamp_testbed::drop_namespace(&client, &ns).await;
 }

@@ -188,6 +188,8 @@ pub struct Driven {
     pub primary_lost_since: Option<String>,
     /// When to look again (a running operation, a lost primary).
     pub look_again: Option<Duration>,
+    /// Why no failover happens although the kubelet says the primary is lost.
+    pub held: Option<String>,
 }
 
 /// Takes up, advances and acts on the service's operation.
@@ -199,8 +201,12 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
     let mut failover = None;
     if taking_up.is_none() && ops.iter().all(|o| o.phase.is_terminal()) {
         match super::failover::look(ctx, svc, plan, pods).await? {
-            Look::Healthy => return Ok(Driven { operations: ops, primary, primary_lost_since: None, look_again: None }),
-            Look::Lost { since } => return Ok(Driven { operations: ops, primary, primary_lost_since: Some(since), look_again: Some(TICK) }),
+            Look::Healthy => return Ok(Driven { operations: ops, primary, primary_lost_since: None, look_again: None, held: None }),
+            Look::Held(why) => {
+                tracing::warn!(service = %svc.name_any(), "{why}");
+                return Ok(Driven { operations: ops, primary, primary_lost_since: None, look_again: None, held: Some(why) });
+            }
+            Look::Lost { since } => return Ok(Driven { operations: ops, primary, primary_lost_since: Some(since), look_again: Some(TICK), held: None }),
             Look::Failover(op) => failover = Some(op),
         }
     }
@@ -230,7 +236,7 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
         changed = true;
     }
     let Some(op) = ops.iter_mut().find(|o| !o.phase.is_terminal()) else {
-        return Ok(Driven { operations: ops, primary, primary_lost_since: None, look_again: None });
+        return Ok(Driven { operations: ops, primary, primary_lost_since: None, look_again: None, held: None });
     };
     if svc.annotations().get(super::CANCEL_ANNOTATION) == Some(&op.id) && !op.cancel_requested {
         op.cancel_requested = true;
@@ -308,5 +314,5 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
         tracing::info!(operation = %op.id, phase = op.phase.as_str(), message = ?op.message, "operation finished");
     }
     let running = ops.iter().any(|o| !o.phase.is_terminal());
-    Ok(Driven { operations: ops, primary, primary_lost_since: None, look_again: running.then_some(TICK) })
+    Ok(Driven { operations: ops, primary, primary_lost_since: None, look_again: running.then_some(TICK), held: None })
 }

@@ -12,7 +12,9 @@
 //!
 //! A partition between the manage service and a healthy primary fails the first and third
 //! witnesses (its kubelet still sees it Ready, its replicas still stream), so it never causes a
-//! failover; a stopped kubelet on a node whose server still serves fails the second.
+//! failover; a stopped kubelet on a node whose server still serves fails the second. When the
+//! kubelet says lost but another witness does not, the status message says why no failover
+//! happens (`failover held: …`).
 //!
 //! **What it does.** An operation of kind `failover` is recorded (durable, resumed after a
 //! restart of the manage service) with two steps, each acted on again until done:
@@ -53,6 +55,9 @@ const HEARD_WITHIN_SECONDS: u32 = 40;
 pub enum Look {
     /// Not eligible, or the primary is fine.
     Healthy,
+    /// The kubelet says the primary is lost but another witness says it serves: no failover,
+    /// for this reason (shown in the service's status, so users see why none happens).
+    Held(String),
     /// Lost since this instant (RFC 3339), not for long enough yet, or with no replica to promote.
     Lost { since: String },
     /// Lost for the delay: this failover starts now.
@@ -111,16 +116,14 @@ pub async fn look(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pods
     let ns = svc.namespace().unwrap_or_default();
     let engines = Engines::read(&ctx.client, plan, &ns, pods).await?;
     if engines.role(&primary).await == Role::Primary {
-        tracing::info!(service = %svc.name_any(), %primary, %kubelet, "the primary's engine still answers: no failover");
-        return Ok(Look::Healthy);
+        return Ok(Look::Held(format!("failover held: {primary}'s engine still answers as the primary ({kubelet})")));
     }
     let replicas: Vec<String> = plan.members.iter().map(|m| m.member.name.to_string()).filter(|m| *m != primary).collect();
     let mut positions = Vec::new();
     for r in &replicas {
         match hears(&engines, r).await {
             Some(Hearing::Streaming) => {
-                tracing::warn!(service = %svc.name_any(), %primary, replica = %r, %kubelet, "the primary is unreachable but a replica still receives from it: no failover");
-                return Ok(Look::Healthy);
+                return Ok(Look::Held(format!("failover held: {primary} does not answer the manage service ({kubelet}) but {r} still receives from it")));
             }
             Some(Hearing::Received(at, text)) => positions.push((r.clone(), at, text)),
             None => {}
@@ -148,7 +151,12 @@ pub async fn look(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pods
     let what = if plan.engine == EngineKind::Redis { "replication offset" } else { "WAL" };
     let window = match plan.spec.postgresql.as_ref().map(|p| p.replication) {
         Some(PostgresReplication::Sync) => "synchronous replication: no acknowledged write is lost".to_string(),
-        _ => format!("asynchronous replication: writes {primary} acknowledged beyond {what} {heir_at} are lost (set aside when it rejoins)"),
+        // PostgreSQL keeps the old primary's directory beside the clone when it cannot rewind;
+        // a Redis replica's full resynchronisation replaces its data.
+        _ => {
+            let fate = if plan.engine == EngineKind::Redis { "dropped when it resynchronises" } else { "set aside when it rejoins" };
+            format!("asynchronous replication: writes {primary} acknowledged beyond {what} {heir_at} are lost ({fate})")
+        }
     };
     let message = format!("{primary} lost for {lost_for} s ({kubelet}); {heir} had received up to {heir_at}; {window}");
     let mut fence = OperationStep::new(StepAction::Fence, primary.as_str());

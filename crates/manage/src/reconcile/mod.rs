@@ -266,6 +266,12 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
     status.operations = driven.operations;
     status.primary = driven.primary;
     status.primary_lost_since = driven.primary_lost_since;
+    if let Some(held) = driven.held {
+        status.message = Some(match status.message.take() {
+            Some(m) => format!("{m}; {held}"),
+            None => held,
+        });
+    }
     if let Some(op) = status.operations.iter().find(|o| !o.phase.is_terminal()) {
         status.message = Some(format!("operation {} ({}): {}", op.id, op.kind, op.message.clone().unwrap_or_default()));
     }
