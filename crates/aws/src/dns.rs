@@ -12,7 +12,7 @@ use crate::config::Clients;
 use crate::dns_batch::{DEFAULT_TTL, change_batch, fqdn};
 use crate::error::{AwsError, CallError};
 use crate::retry::Verdict;
-use firecamp_core::member::PRIMARY_ENDPOINT;
+use firecamp_core::member::{PRIMARY_ENDPOINT, REPLICAS_ENDPOINT};
 
 /// Member DNS in the cluster's private hosted zone, associated with the cluster's VPC.
 pub struct Route53Dns {
@@ -178,25 +178,43 @@ impl Route53Dns {
                 _ => break,
             }
         }
-        out.extend(self.endpoint_record(&zone, service, &domain).await?);
+        out.extend(self.endpoint_records(&zone, service, &domain).await?);
         out.sort();
         Ok(out)
     }
 
-    /// The service's primary endpoint record, `primary.<service>.<domain>`, if it has one: a
-    /// name of its own subtree, so not in the members' run; one read of one record set.
-    async fn endpoint_record(&self, zone: &str, service: &str, domain: &str) -> Result<Option<DnsRecord>, AwsError> {
-        let name = format!("{PRIMARY_ENDPOINT}.{service}.{domain}");
-        let page = self
-            .calls
-            .call("ListResourceRecordSets", || {
-                self.client.list_resource_record_sets().hosted_zone_id(zone).start_record_name(fqdn(&name)).start_record_type(RrType::A).max_items(1).send()
-            })
-            .await?;
-        Ok(page.resource_record_sets().iter().find(|s| normalize_name(s.name()) == name && *s.r#type() == RrType::A).and_then(|s| {
-            let ip = s.resource_records().first()?.value().parse().ok()?;
-            Some(DnsRecord { name: name.clone(), ip, ttl: s.ttl().unwrap_or_default().try_into().unwrap_or(0) })
-        }))
+    /// The service's endpoint records, `primary.<service>.<domain>` and
+    /// `replicas.<service>.<domain>` (a record set of several addresses), if it has them: names
+    /// of its own subtree, so not in the members' run. They sort next to each other, so one read
+    /// of two record sets finds both; a second read only when something sorts between them.
+    async fn endpoint_records(&self, zone: &str, service: &str, domain: &str) -> Result<Vec<DnsRecord>, AwsError> {
+        let names = [format!("{PRIMARY_ENDPOINT}.{service}.{domain}"), format!("{REPLICAS_ENDPOINT}.{service}.{domain}")];
+        let mut out = Vec::new();
+        let mut found = [false; 2];
+        for (i, start) in names.iter().enumerate() {
+            if found[i] {
+                continue;
+            }
+            let page = self
+                .calls
+                .call("ListResourceRecordSets", || {
+                    self.client.list_resource_record_sets().hosted_zone_id(zone).start_record_name(fqdn(start)).start_record_type(RrType::A).max_items(2).send()
+                })
+                .await?;
+            for s in page.resource_record_sets().iter().filter(|s| *s.r#type() == RrType::A) {
+                let name = normalize_name(s.name());
+                let Some(j) = names.iter().position(|n| *n == name) else {
+                    continue;
+                };
+                found[j] = true;
+                let ttl = s.ttl().unwrap_or_default().try_into().unwrap_or(0);
+                out.extend(s.resource_records().iter().filter_map(|r| Some(DnsRecord { name: name.clone(), ip: r.value().parse().ok()?, ttl })));
+            }
+            if !page.is_truncated() {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Sends `changes` as one batch (nothing to send, no call). Safe to retry: UPSERT is

@@ -28,19 +28,25 @@ pub fn change_batch(changes: &[RecordChange], comment: &str) -> Result<ChangeBat
         return Err(AwsError::Invalid(format!("{n} record elements exceed Route53's {MAX_BATCH_ELEMENTS} per batch")));
     }
     let built = |e: aws_sdk_route53::error::BuildError| AwsError::Invalid(format!("change batch: {e}"));
-    let mut b = ChangeBatch::builder().comment(comment);
+    // A name's addresses are one record set: its changes (adjacent or not) become one Change
+    // with every address, in the order the name first appears (Route53 refuses a batch that
+    // changes one record set twice).
+    let mut sets: Vec<(ChangeAction, &str, u32, Vec<ResourceRecord>)> = Vec::new();
     for c in changes {
         let (action, rec) = match c {
             RecordChange::Upsert(r) => (ChangeAction::Upsert, r),
             RecordChange::Delete(r) => (ChangeAction::Delete, r),
         };
-        let set = ResourceRecordSet::builder()
-            .name(fqdn(&rec.name))
-            .r#type(RrType::A)
-            .ttl(i64::from(rec.ttl))
-            .resource_records(ResourceRecord::builder().value(rec.ip.to_string()).build().map_err(built)?)
-            .build()
-            .map_err(built)?;
+        let value = ResourceRecord::builder().value(rec.ip.to_string()).build().map_err(built)?;
+        match sets.iter_mut().find(|(a, n, t, _)| *a == action && fqdn(n) == fqdn(&rec.name) && *t == rec.ttl) {
+            Some(set) => set.3.push(value),
+            None => sets.push((action, &rec.name, rec.ttl, vec![value])),
+        }
+    }
+    let mut b = ChangeBatch::builder().comment(comment);
+    for (action, name, ttl, values) in sets {
+        let set =
+            ResourceRecordSet::builder().name(fqdn(name)).r#type(RrType::A).ttl(i64::from(ttl)).set_resource_records(Some(values)).build().map_err(built)?;
         b = b.changes(Change::builder().action(action).resource_record_set(set).build().map_err(built)?);
     }
     b.build().map_err(built)
@@ -100,5 +106,24 @@ mod tests {
         let too_many: Vec<_> = (0..501).map(up).collect();
         assert!(matches!(change_batch(&too_many, ""), Err(AwsError::Invalid(_))));
         assert!(matches!(change_batch(&[], ""), Err(AwsError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_names_addresses_are_one_change() {
+        let changes = vec![
+            RecordChange::Upsert(rec("pg-0.prod-firecamp.com", [10, 0, 1, 10])),
+            RecordChange::Upsert(rec("replicas.pg.prod-firecamp.com", [10, 0, 2, 11])),
+            RecordChange::Upsert(rec("replicas.pg.prod-firecamp.com.", [10, 0, 3, 12])),
+            RecordChange::Delete(rec("replicas.pg-old.prod-firecamp.com", [10, 0, 2, 11])),
+            RecordChange::Delete(rec("replicas.pg-old.prod-firecamp.com", [10, 0, 3, 12])),
+        ];
+        assert_eq!(
+            summary(&change_batch(&changes, "").unwrap()),
+            vec![
+                "UPSERT pg-0.prod-firecamp.com. A 60 10.0.1.10",
+                "UPSERT replicas.pg.prod-firecamp.com. A 60 10.0.2.11,10.0.3.12",
+                "DELETE replicas.pg-old.prod-firecamp.com. A 60 10.0.2.11,10.0.3.12",
+            ]
+        );
     }
 }

@@ -14,7 +14,7 @@ use common::proxy::{Fault, Proxy, total};
 use common::{World, clients, moto_endpoint};
 use firecamp_aws::{AwsError, CloudWatchLogs, Ec2StaticIps, Route53Dns};
 use firecamp_core::Member;
-use firecamp_core::cloud::{LogEvent, MemberAddress, RecordChange, StaticIpRecord};
+use firecamp_core::cloud::{DnsRecord, LogEvent, MemberAddress, RecordChange, StaticIpRecord};
 
 fn report(what: &str, counts: &BTreeMap<String, u32>) {
     println!("API calls, {what}: {} {counts:?}", total(counts));
@@ -93,11 +93,12 @@ async fn records_are_created_in_one_batch_and_listed() {
     assert_eq!(proxy.take_counts().get("route53:ChangeResourceRecordSets"), None);
 }
 
-/// Issue #14: the primary endpoint is one more record of the service, written in the members'
-/// batch, moved by one UPSERT, listed and deleted with them; services named like a member or
-/// like the endpoint label keep their own records.
+/// Issue #14: the endpoints are records of the service, written in the members' batch — the
+/// primary's one address, the replicas' one record set of several — moved by one batch, listed
+/// and deleted with them; services named like a member or like the endpoint label keep their own
+/// records.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_primary_endpoint_is_a_record_of_the_service() {
+async fn the_endpoints_are_records_of_the_service() {
     let w = World::new("endpoint").await;
     let proxy = Proxy::start(&moto_endpoint()).await;
     let l = layer(&w, &proxy).await;
@@ -108,13 +109,18 @@ async fn the_primary_endpoint_is_a_record_of_the_service() {
         ips.push(w.primary_ip(&w.instances[&m.zone][0]).await);
     }
     let endpoint = format!("primary.pg.{}", w.member_domain());
+    let replicas = format!("replicas.pg.{}", w.member_domain());
     let with_primary = |i: usize| {
         let mut a = addresses(&members, &ips);
         a.push(MemberAddress { member: members[i].name.clone(), dns_name: endpoint.clone(), ip: ips[i] });
+        for (m, ip) in members.iter().zip(&ips).filter(|(m, _)| m.name != members[i].name) {
+            a.push(MemberAddress { member: m.name.clone(), dns_name: replicas.clone(), ip: *ip });
+        }
         a
     };
+    let replicas_listed = |listed: &[DnsRecord]| -> BTreeSet<Ipv4Addr> { listed.iter().filter(|r| r.name == replicas).map(|r| r.ip).collect() };
     let changes = l.dns.sync_service("pg", &w.member_domain(), &with_primary(0)).await.unwrap();
-    assert_eq!(changes.len(), 4, "{changes:?}");
+    assert_eq!(changes.len(), 6, "3 members, the primary endpoint, 2 replicas: {changes:?}");
     assert_eq!(proxy.take_counts().get("route53:ChangeResourceRecordSets"), Some(&1));
     // Neighbours whose names sort next to pg's records: a service named like pg's member, one
     // named like the endpoint label.
@@ -126,19 +132,22 @@ async fn the_primary_endpoint_is_a_record_of_the_service() {
     }
     let listed = l.dns.list_service_records("pg", &w.member_domain()).await.unwrap();
     let names: BTreeSet<_> = listed.iter().map(|r| r.name.clone()).collect();
-    let want: BTreeSet<_> = members.iter().map(|m| m.dns_name.clone()).chain([endpoint.clone()]).collect();
+    let want: BTreeSet<_> = members.iter().map(|m| m.dns_name.clone()).chain([endpoint.clone(), replicas.clone()]).collect();
     assert_eq!(names, want);
     assert_eq!(listed.iter().find(|r| r.name == endpoint).map(|r| r.ip), Some(ips[0]));
-    // A failover: only the endpoint moves.
+    assert_eq!(replicas_listed(&listed), BTreeSet::from([ips[1], ips[2]]), "one record set, both replicas");
+    // A failover: only the endpoints move, in one batch.
     proxy.take_counts();
     let changes = l.dns.sync_service("pg", &w.member_domain(), &with_primary(1)).await.unwrap();
-    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes.len(), 3, "{changes:?}");
     assert!(matches!(&changes[0], RecordChange::Upsert(r) if r.name == endpoint && r.ip == ips[1]));
+    assert_eq!(proxy.take_counts().get("route53:ChangeResourceRecordSets"), Some(&1));
     let listed = l.dns.list_service_records("pg", &w.member_domain()).await.unwrap();
     assert_eq!(listed.iter().find(|r| r.name == endpoint).map(|r| r.ip), Some(ips[1]));
-    // Deleting the service deletes its endpoint, and only its own.
+    assert_eq!(replicas_listed(&listed), BTreeSet::from([ips[0], ips[2]]), "the old primary is a replica");
+    // Deleting the service deletes its endpoints, and only its own.
     let changes = l.dns.sync_service("pg", &w.member_domain(), &[]).await.unwrap();
-    assert_eq!(changes.len(), 4);
+    assert_eq!(changes.len(), 6);
     assert!(l.dns.list_service_records("pg", &w.member_domain()).await.unwrap().is_empty());
     for other in ["pg-0", "primary"] {
         assert_eq!(l.dns.list_service_records(other, &w.member_domain()).await.unwrap().len(), 2, "{other}");

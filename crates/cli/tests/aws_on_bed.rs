@@ -121,6 +121,17 @@ async fn service_records(w: &World, prefix: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The sorted addresses of the zone's A record set `name`.
+async fn record_set(w: &World, name: &str) -> Vec<String> {
+    let zones = w.route53.list_hosted_zones_by_name().dns_name(format!("{}-firecamp.com", w.cluster)).send().await.unwrap();
+    let zone = zones.hosted_zones().iter().find(|z| z.name().trim_end_matches('.') == format!("{}-firecamp.com", w.cluster)).expect("the hosted zone");
+    let sets = w.route53.list_resource_record_sets().hosted_zone_id(zone.id()).send().await.unwrap();
+    let set = sets.resource_record_sets().iter().find(|r| r.name().trim_end_matches('.') == name && r.r#type().as_str() == "A");
+    let mut out: Vec<String> = set.map(|s| s.resource_records().iter().map(|r| r.value().to_string()).collect()).unwrap_or_default();
+    out.sort();
+    out
+}
+
 fn ip_of(svc: &FireCampService, member: &str) -> (Ipv4Addr, Option<String>) {
     let s = svc.status.as_ref().unwrap().static_ips.iter().find(|s| s.record.member.as_str() == member).unwrap();
     (s.record.ip, s.instance.clone())
@@ -160,7 +171,7 @@ async fn members_get_static_ips_records_and_log_streams_that_follow_them() {
             st.phase == Phase::Active
                 && st.static_ips.len() == 3
                 && st.static_ips.iter().all(|i| i.instance.is_some())
-                && st.dns_records.len() == 4
+                && st.dns_records.len() == 6
                 && st.log_streams.len() == 3
         })
     })
@@ -188,8 +199,14 @@ async fn members_get_static_ips_records_and_log_streams_that_follow_them() {
     // The primary endpoint, in the same batch: rd-0's address (issue #14).
     let endpoint = format!("primary.rd.{ns}.{}-firecamp.com", w.cluster.to_lowercase());
     assert_eq!(service_records(&w, "primary.rd.").await.get(&endpoint), Some(&ip_of(&svc, "rd-0").0.to_string()), "{endpoint}");
+    // The replicas endpoint too: one record set with rd-1's and rd-2's addresses.
+    let replicas = format!("replicas.rd.{ns}.{}-firecamp.com", w.cluster.to_lowercase());
+    let mut want: Vec<String> = ["rd-1", "rd-2"].iter().map(|m| ip_of(&svc, m).0.to_string()).collect();
+    want.sort();
+    assert_eq!(record_set(&w, &replicas).await, want, "{replicas}");
     let shown = &svc.status.as_ref().unwrap().endpoints;
     assert_eq!(shown[0].dns_name.as_deref(), Some(endpoint.as_str()), "{shown:?}");
+    assert_eq!(shown[1].dns_name.as_deref(), Some(replicas.as_str()), "{shown:?}");
     assert_eq!(shown[1].kube_service.as_deref(), Some(format!("rd-replicas.{ns}.svc").as_str()), "{shown:?}");
 
     // A member moves: its node goes away, its pod comes back on the spare instance of its zone;

@@ -5,7 +5,7 @@
 //! addresses, instance ids) so this crate stays free of any cloud SDK. Futures are boxed so the
 //! traits are object-safe (`Arc<dyn MemberDns>`) without an async-trait dependency.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::Ipv4Addr;
 use std::pin::Pin;
@@ -38,7 +38,8 @@ pub enum CloudError {
 // Member DNS
 
 /// One A record: `<member>.<namespace>.<cluster>-firecamp.com` → IPv4, with its TTL (Route53 deletes only
-/// on an exact match of value and TTL, so the TTL travels with the record).
+/// on an exact match of value and TTL, so the TTL travels with the record). A name with several
+/// addresses (the replicas endpoint) is several of these, one Route53 record set.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DnsRecord {
     pub name: String,
@@ -63,27 +64,29 @@ pub struct MemberAddress {
     pub ip: Ipv4Addr,
 }
 
-/// The changes that turn a service's `current` records into `desired`: an UPSERT for each
-/// member that is new, moved or whose TTL changed, a DELETE for each current record no desired
-/// member has. Sorted, so a batch is deterministic. Unchanged records make no change.
+/// The changes that turn a service's `current` records into `desired`: UPSERTs for each name
+/// that is new, moved or whose TTL changed, DELETEs for each current name no desired address
+/// has. A name may hold several addresses (the replicas endpoint): it is one record set, changed
+/// whole, so its changes list every address it is to have (or, deleted, has). Sorted, so a
+/// batch is deterministic and a name's changes are adjacent. Unchanged names make no change.
 pub fn record_changes(current: &[DnsRecord], desired: &[MemberAddress], ttl: u32) -> Vec<RecordChange> {
-    let want: BTreeMap<String, DnsRecord> = desired
-        .iter()
-        .map(|a| {
-            let name = normalize_name(&a.dns_name);
-            (name.clone(), DnsRecord { name, ip: a.ip, ttl })
-        })
-        .collect();
-    let have: BTreeMap<String, &DnsRecord> = current.iter().map(|r| (normalize_name(&r.name), r)).collect();
+    let mut want: BTreeMap<String, BTreeSet<Ipv4Addr>> = BTreeMap::new();
+    for a in desired {
+        want.entry(normalize_name(&a.dns_name)).or_default().insert(a.ip);
+    }
+    let mut have: BTreeMap<String, (BTreeSet<Ipv4Addr>, u32)> = BTreeMap::new();
+    for r in current {
+        have.entry(normalize_name(&r.name)).or_insert_with(|| (BTreeSet::new(), r.ttl)).0.insert(r.ip);
+    }
     let mut out = Vec::new();
-    for (name, rec) in &want {
-        if have.get(name).is_none_or(|h| h.ip != rec.ip || h.ttl != rec.ttl) {
-            out.push(RecordChange::Upsert(rec.clone()));
+    for (name, ips) in &want {
+        if have.get(name).is_none_or(|(h, t)| h != ips || *t != ttl) {
+            out.extend(ips.iter().map(|ip| RecordChange::Upsert(DnsRecord { name: name.clone(), ip: *ip, ttl })));
         }
     }
-    for (name, rec) in &have {
+    for (name, (ips, t)) in &have {
         if !want.contains_key(name) {
-            out.push(RecordChange::Delete(DnsRecord { name: name.clone(), ..(*rec).clone() }));
+            out.extend(ips.iter().map(|ip| RecordChange::Delete(DnsRecord { name: name.clone(), ip: *ip, ttl: *t })));
         }
     }
     out.sort();
@@ -263,5 +266,27 @@ mod tests {
         let got = record_changes(&current, &[], 60);
         assert!(got.iter().all(|c| matches!(c, RecordChange::Delete(_))));
         assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn a_name_with_several_addresses_is_changed_whole() {
+        let replicas = |ips: &[[u8; 4]]| -> Vec<MemberAddress> {
+            ips.iter().map(|ip| MemberAddress { dns_name: "replicas.pg.prod-firecamp.com".into(), ..addr("pg-1", *ip) }).collect()
+        };
+        let current: Vec<DnsRecord> = [[10, 0, 2, 5], [10, 0, 3, 5]].iter().map(|ip| rec("replicas.pg", *ip, 60)).collect();
+        assert!(record_changes(&current, &replicas(&[[10, 0, 3, 5], [10, 0, 2, 5]]), 60).is_empty(), "the same set in another order");
+        // One address changed: the whole set is upserted, the one that went with it.
+        let got = record_changes(&current, &replicas(&[[10, 0, 2, 5], [10, 0, 1, 5]]), 60);
+        let upserted: Vec<String> = got
+            .iter()
+            .map(|c| match c {
+                RecordChange::Upsert(r) if r.name == "replicas.pg.prod-firecamp.com" => r.ip.to_string(),
+                other => panic!("only upserts of the name: {other:?}"),
+            })
+            .collect();
+        assert_eq!(upserted, ["10.0.1.5", "10.0.2.5"]);
+        // Gone: every address it has is deleted, exactly as it is.
+        let got = record_changes(&current, &[], 60);
+        assert_eq!(got, current.iter().map(|r| RecordChange::Delete(DnsRecord { name: normalize_name(&r.name), ..r.clone() })).collect::<Vec<_>>());
     }
 }

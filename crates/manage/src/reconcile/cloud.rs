@@ -13,6 +13,7 @@ use firecamp_catalog::{Role, ServicePlan};
 use firecamp_core::cloud::{
     CloudError, DnsRecord, InstanceId, MemberAddress, RecordChange, StaticIpRecord, log_key, normalize_name, parse_provider_id, record_changes,
 };
+use firecamp_core::member::Endpoints;
 use firecamp_core::{Member, MemberName};
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
@@ -59,19 +60,26 @@ impl CloudState {
 /// replaced), the record it had, so clients keep a name that resolves. Members gone from the
 /// plan have none.
 ///
-/// With a primary endpoint (`primary.<service>.<domain>`, with the member the plan names as the
+/// With endpoints (`primary.<service>.<domain>`, with the member the plan names as the
 /// primary), one more record: the address of the one member whose role says it is the primary
 /// (the engine's view, kept in its pod's label); while there is not exactly one (a failover under
 /// way, a switchover's instant), the record it had, so it never jumps to a member that was not
-/// promoted; with no record yet (the service's first batch), the plan's primary.
-pub fn desired_addresses(members: &[MemberStatus], previous: &[DnsRecord], primary_endpoint: Option<(&str, &str)>) -> Vec<MemberAddress> {
+/// promoted; with no record yet (the service's first batch), the plan's primary. And
+/// `replicas.<service>.<domain>`, one record set with the address of every member whose role
+/// says replica, ready or not: it changes with the roles (a switchover, a failover), not with
+/// every restart, which would cost two batches and, with a 60 s TTL, reach few clients in time
+/// (inside the cluster the `<service>-replicas` Service follows readiness); a member whose role
+/// is not known (its pod being replaced) keeps its place. With no replica known, the addresses
+/// it had; with none yet, the plan's replicas (so a service's first batch has both endpoints).
+pub fn desired_addresses(members: &[MemberStatus], previous: &[DnsRecord], endpoints: Option<(&Endpoints, &str)>) -> Vec<MemberAddress> {
     let before: BTreeMap<String, Ipv4Addr> = previous.iter().map(|r| (normalize_name(&r.name), r.ip)).collect();
     let address = |m: &MemberStatus| m.address.as_deref().and_then(|a| a.parse().ok()).or_else(|| before.get(&normalize_name(&m.dns_name)).copied());
     let mut out: Vec<MemberAddress> = members
         .iter()
         .filter_map(|m| Some(MemberAddress { member: MemberName::from_string(m.name.clone()), dns_name: m.dns_name.clone(), ip: address(m)? }))
         .collect();
-    if let Some((endpoint, planned)) = primary_endpoint {
+    if let Some((names, planned)) = endpoints {
+        let endpoint = names.primary.as_str();
         let primaries: Vec<&MemberStatus> = members.iter().filter(|m| m.role == firecamp_api::Role::Primary).collect();
         let at = |m: &MemberStatus| address(m).map(|ip| (m.name.clone(), ip));
         let kept = || before.get(&normalize_name(endpoint)).map(|ip| (String::new(), *ip));
@@ -83,6 +91,32 @@ pub fn desired_addresses(members: &[MemberStatus], previous: &[DnsRecord], prima
         if let Some((member, ip)) = now {
             out.push(MemberAddress { member: MemberName::from_string(member), dns_name: endpoint.to_string(), ip });
         }
+        let name = normalize_name(&names.replicas);
+        let kept: Vec<MemberAddress> = previous
+            .iter()
+            .filter(|r| normalize_name(&r.name) == name)
+            .map(|r| MemberAddress { member: MemberName::from_string(String::new()), dns_name: names.replicas.clone(), ip: r.ip })
+            .collect();
+        // A member whose role is not known (its pod being replaced) keeps its place.
+        let was_in = |ip: &Ipv4Addr| kept.iter().any(|k| k.ip == *ip);
+        let replicas: Vec<MemberAddress> = members
+            .iter()
+            .filter_map(|m| Some((m, address(m)?)))
+            .filter(|(m, ip)| m.role == firecamp_api::Role::Replica || (m.role == firecamp_api::Role::Unknown && was_in(ip)))
+            .map(|(m, ip)| MemberAddress { member: MemberName::from_string(m.name.clone()), dns_name: names.replicas.clone(), ip })
+            .collect();
+        let planned_replicas = || -> Vec<MemberAddress> {
+            members
+                .iter()
+                .filter(|m| m.name != planned)
+                .filter_map(|m| Some(MemberAddress { member: MemberName::from_string(m.name.clone()), dns_name: names.replicas.clone(), ip: address(m)? }))
+                .collect()
+        };
+        out.extend(match (replicas.is_empty(), kept.is_empty()) {
+            (false, _) => replicas,
+            (true, false) => kept,
+            (true, true) => planned_replicas(),
+        });
     }
     out
 }
@@ -261,7 +295,7 @@ pub async fn sync_dns(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, 
     };
     let domain = &plan.cluster.member_domain();
     let planned = plan.members.iter().find(|m| m.role == Role::Primary).map(|m| m.member.name.as_str()).unwrap_or_default();
-    let desired = desired_addresses(members, &state.dns_records, plan.endpoints.as_ref().map(|e| (e.primary.as_str(), planned)));
+    let desired = desired_addresses(members, &state.dns_records, plan.endpoints.as_ref().map(|e| (e, planned)));
     let want = records(&desired, dns.ttl());
     if want == state.dns_records {
         return Ok(0);
@@ -322,6 +356,10 @@ pub async fn cleanup(ctx: &Context, svc: &FireCampService, domain: &str) -> Resu
 mod tests {
     use super::*;
 
+    fn names() -> Endpoints {
+        Endpoints { primary: "primary.pg.prod-firecamp.com".into(), replicas: "replicas.pg.prod-firecamp.com".into() }
+    }
+
     fn member(name: &str, address: Option<&str>) -> MemberStatus {
         MemberStatus { name: name.into(), dns_name: format!("{name}.prod-firecamp.com"), address: address.map(String::from), ..Default::default() }
     }
@@ -345,7 +383,7 @@ mod tests {
         let primary = |name: &str, address: &str| MemberStatus { role: firecamp_api::Role::Primary, ..member(name, Some(address)) };
         let replica = |name: &str, address: &str| MemberStatus { role: firecamp_api::Role::Replica, ..member(name, Some(address)) };
         let at = |members: &[MemberStatus], previous: &[DnsRecord]| {
-            records(&desired_addresses(members, previous, Some((endpoint, "pg-0"))), 60).into_iter().find(|r| r.name == endpoint).map(|r| r.ip.to_string())
+            records(&desired_addresses(members, previous, Some((&names(), "pg-0"))), 60).into_iter().find(|r| r.name == endpoint).map(|r| r.ip.to_string())
         };
         let promoted = [replica("pg-0", "10.0.1.7"), primary("pg-1", "10.0.2.7")];
         assert_eq!(at(&promoted, &[]).as_deref(), Some("10.0.2.7"));
@@ -361,6 +399,37 @@ mod tests {
         assert_eq!(at(&unknown, &[]).as_deref(), Some("10.0.1.7"));
         // An engine without endpoints gets none.
         assert!(records(&desired_addresses(&promoted, &[], None), 60).iter().all(|r| r.name != endpoint));
+    }
+
+    #[test]
+    fn the_replicas_endpoint_holds_every_replica_and_else_stays() {
+        let endpoint = "replicas.pg.prod-firecamp.com";
+        let m = |name: &str, address: &str, role, ready| MemberStatus { role, ready, ..member(name, Some(address)) };
+        use firecamp_api::Role::{Primary, Replica};
+        let at = |members: &[MemberStatus], previous: &[DnsRecord]| -> Vec<String> {
+            records(&desired_addresses(members, previous, Some((&names(), "pg-0"))), 60)
+                .into_iter()
+                .filter(|r| r.name == endpoint)
+                .map(|r| r.ip.to_string())
+                .collect()
+        };
+        let all = [m("pg-0", "10.0.1.7", Primary, true), m("pg-1", "10.0.2.7", Replica, true), m("pg-2", "10.0.3.7", Replica, true)];
+        assert_eq!(at(&all, &[]), ["10.0.2.7", "10.0.3.7"]);
+        // A replica restarting stays (no batch per restart); the primary never is in it.
+        let one = [m("pg-0", "10.0.1.7", Primary, true), m("pg-1", "10.0.2.7", Replica, false), m("pg-2", "10.0.3.7", Replica, true)];
+        assert_eq!(at(&one, &[]), ["10.0.2.7", "10.0.3.7"]);
+        // A failover: the old primary, labelled a replica, joins it and the heir leaves it.
+        let after = [m("pg-0", "10.0.1.7", Replica, false), m("pg-1", "10.0.2.7", Primary, true), m("pg-2", "10.0.3.7", Replica, true)];
+        assert_eq!(at(&after, &[]), ["10.0.1.7", "10.0.3.7"]);
+        // Roles not known (pods being replaced): a member keeps its place while its address does;
+        // with no replica known at all, the addresses it had stay.
+        let before: Vec<DnsRecord> = at(&all, &[]).iter().map(|ip| DnsRecord { name: endpoint.into(), ip: ip.parse().unwrap(), ttl: 60 }).collect();
+        let none = [m("pg-0", "10.0.1.7", Primary, true), member("pg-1", Some("10.0.2.7")), member("pg-2", Some("10.0.9.7"))];
+        assert_eq!(at(&none, &before), ["10.0.2.7"]);
+        let moved = [m("pg-0", "10.0.1.7", Primary, true), member("pg-1", Some("10.0.8.7")), member("pg-2", Some("10.0.9.7"))];
+        assert_eq!(at(&moved, &before), ["10.0.2.7", "10.0.3.7"]);
+        // The first batch, before any pod says its role: the plan's replicas.
+        assert_eq!(at(&moved, &[]), ["10.0.8.7", "10.0.9.7"]);
     }
 
     #[test]

@@ -135,7 +135,8 @@ fn set_condition(conds: &mut Vec<Condition>, previous: &[Condition], mut c: Cond
 
 /// The endpoints of a single-writer service: the primary's (the one ready member whose engine
 /// says it is the primary; Route53 holds it, and the client Service selects it by role) and the
-/// replicas' (the ready replicas, which the `<service>-replicas` Service selects).
+/// replicas' (the ready replicas: Route53 holds them as one record set, and the
+/// `<service>-replicas` Service selects them).
 pub fn endpoints(plan: &ServicePlan, members: &[MemberStatus]) -> Vec<Endpoint> {
     let Some(names) = &plan.endpoints else {
         return Vec::new();
@@ -145,8 +146,6 @@ pub fn endpoints(plan: &ServicePlan, members: &[MemberStatus]) -> Vec<Endpoint> 
     let ns = &plan.cluster.namespace;
     out[0].kube_service = Some(format!("{}.{ns}.svc", names::client_service(&plan.name)));
     out[1].kube_service = Some(format!("{}.{ns}.svc", names::replicas_service(&plan.name)));
-    // Route53 holds the primary's name only (see `cloud::desired_addresses`).
-    out[1].dns_name = None;
     out
 }
 
