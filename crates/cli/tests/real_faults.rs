@@ -207,10 +207,17 @@ async fn primaries_on_real_pods_survive_a_lost_pod_a_restart_under_writes_a_dark
     psql(&client, &ns, "pg-0", "create table w (i int primary key)").await;
     // Members are named in their namespace's subdomain of the cluster's zone.
     let domain = format!("{ns}.{}-firecamp.com", env.cluster);
+    // The replicas endpoint (Route53 on moto, one record set) leads to both replicas.
+    let mut replica_ips = Vec::new();
+    for m in ["pg-1", "pg-2"] {
+        replica_ips.push(pods.get(m).await.unwrap().status.and_then(|s| s.pod_ip).expect("a pod IP"));
+    }
+    replica_ips.sort();
     let writer_script = format!(
         r#"set -u
 export PGPASSWORD="$(cat /secret/superuser-password)" PGCONNECT_TIMEOUT=3
 q() {{ psql -v ON_ERROR_STOP=1 -qAt -U postgres -d postgres -h "primary.pg.{domain}" -c "$1"; }}
+echo "replicas: $(getent ahostsv4 replicas.pg.{domain} | awk '{{print $1}}' | sort -u | tr '\n' ' ')"
 i=0
 until [ "$(q 'select count(*) from stop' 2>/dev/null)" = 1 ]; do
   i=$((i + 1))
@@ -249,6 +256,7 @@ echo "stopped after $i attempts"
     assert_ne!(new_leader, first_leader, "leadership moved while the restart ran");
     psql(&client, &ns, &primary, "create table stop (x int); insert into stop values (1)").await;
     let log = tokio::time::timeout(Duration::from_secs(120), writer).await.expect("the writer stops").unwrap();
+    assert!(log.contains(&format!("replicas: {} ", replica_ips.join(" "))), "replicas.pg resolves to both replicas {replica_ips:?}: {}", log.lines().next().unwrap_or(""));
     let mut acked = BTreeSet::new();
     let mut incarnations = BTreeSet::new();
     for l in log.lines().filter_map(|l| l.strip_prefix("acked ")) {
@@ -329,6 +337,7 @@ echo "stopped after $i attempts"
     let manage_outside =
         real::manage_pods(&client).await.iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some_and(|n| !zone_nodes.contains(n))).count();
     assert!(manage_outside > 0, "a manage pod outside zone {zone} carries on ({zone_nodes:?} go dark)");
+    let dark_at = k8s_openapi::jiff::Timestamp::now();
     let darks: Vec<Dark> = zone_nodes.iter().map(|n| Dark::new(node_index(n))).collect();
     let failed_over = |s: &FireCampService| {
         s.status.as_ref().is_some_and(|st| st.operations.iter().any(|o| o.kind == firecamp_core::operation::OperationKind::Failover && o.phase.is_terminal()))
@@ -341,7 +350,18 @@ echo "stopped after $i attempts"
         assert_eq!(op.phase, OperationPhase::Succeeded, "{name}'s failover: {op:#?}");
         let heir = st.primary.clone().expect("the new primary is recorded");
         assert_ne!(heir, old, "another member is {name}'s primary");
-        eprintln!("{name} failover: {} ({:?} → {:?})", op.target.as_deref().unwrap_or(""), op.created, op.finished);
+        // Figures for docs/operations.md (printed, never asserted): the zone dark → the failover
+        // recorded (detection: the node's grace, the delay, a look) → its steps done.
+        let at = |t: &str| t.parse::<k8s_openapi::jiff::Timestamp>().ok();
+        let secs = |a: k8s_openapi::jiff::Timestamp, b: k8s_openapi::jiff::Timestamp| (b.as_millisecond() - a.as_millisecond()) as f64 / 1000.0;
+        let created = at(&op.created).unwrap();
+        let finished = op.finished.as_deref().and_then(at).unwrap();
+        eprintln!(
+            "{name} failover: {}; dark → recorded {:.1} s, → done {:.1} s more",
+            op.target.as_deref().unwrap_or(""),
+            secs(dark_at, created),
+            secs(created, finished)
+        );
         assert!(op.target.as_deref().is_some_and(|t| t.contains(&format!("{heir} replaces {old}"))), "{op:#?}");
         heirs.push(heir);
     }
