@@ -78,6 +78,23 @@ fn zones_are_needed_and_unique() {
 }
 
 #[test]
+fn zones_are_the_clusters_when_it_names_them() {
+    let s = spec(Postgresql, 3);
+    let with = |zones: &[&str]| ClusterConfig { zones: zones.iter().map(|z| z.to_string()).collect(), ..cluster() };
+    // Named by `install render --zones`: a zone outside them is refused, naming them.
+    let errs = plan("svc", &s, &with(&["us-east-1a", "us-east-1b"]), &KubernetesLayout, &BTreeMap::new()).expect_err("us-east-1c is not the cluster's");
+    assert!(
+        errs.0
+            .iter()
+            .any(|e| e.field == "spec.zones[2]" && e.message.contains("\"us-east-1c\" is not a zone of cluster prod: its zones are us-east-1a, us-east-1b")),
+        "{errs}"
+    );
+    assert_eq!(errs.0.len(), 1, "only the foreign zone: {errs}");
+    plan("svc", &s, &with(&["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d"]), &KubernetesLayout, &BTreeMap::new()).expect("a subset of the cluster's");
+    plan("svc", &s, &with(&[]), &KubernetesLayout, &BTreeMap::new()).expect("not named: not checked");
+}
+
+#[test]
 fn resources_must_parse_and_requests_fit_limits() {
     let mut s = spec(Postgresql, 1);
     s.resources.requests.cpu = Some("two".into());

@@ -16,6 +16,10 @@ pub struct ManageArgs {
     /// Networks (CIDRs) clients connect from (repeatable).
     #[arg(long = "network", value_delimiter = ',', default_value = "10.0.0.0/8")]
     pub networks: Vec<String>,
+    /// The cluster's availability zones: services may place members only in these (not
+    /// checked when absent).
+    #[arg(long, value_delimiter = ',')]
+    pub zones: Vec<String>,
     #[arg(long, default_value = firecamp_core::cluster::EBS_CSI_PROVISIONER)]
     pub volume_provisioner: String,
     /// Watch only this namespace (all namespaces by default).
@@ -93,7 +97,7 @@ pub enum InstallCommand {
 pub struct RenderArgs {
     #[arg(long, env = "FIRECAMP_CLUSTER")]
     pub cluster: String,
-    /// The cluster's availability zones.
+    /// The cluster's availability zones: the manage service refuses services placed elsewhere.
     #[arg(long, value_delimiter = ',', env = "FIRECAMP_ZONES")]
     pub zones: Vec<String>,
     #[arg(long = "network", value_delimiter = ',', default_value = "10.0.0.0/8")]
@@ -166,6 +170,7 @@ pub async fn manage(a: ManageArgs) -> Result<(), CliError> {
     cluster.networks = a.networks.clone();
     cluster.volume_provisioner = a.volume_provisioner.clone();
     cluster.image_registry = a.image_registry.clone();
+    cluster.zones = a.zones.clone();
     // The manage service runs in the Lease's namespace: the services' NetworkPolicies admit it.
     cluster.manage_namespace = a.lease_namespace.clone();
     let mut errs = firecamp_core::ValidationErrors::default();
@@ -293,6 +298,12 @@ pub async fn install(c: InstallCommand) -> Result<(), CliError> {
             }
             if a.zones.is_empty() {
                 return Err(CliError::Usage("--zones is required: the cluster's availability zones, e.g. us-east-1a,us-east-1b,us-east-1c".into()));
+            }
+            // They reach the manage service's arguments: each a zone name, each once.
+            let mut errs = firecamp_core::ValidationErrors::default();
+            ClusterConfig { zones: a.zones.clone(), ..ClusterConfig::new(a.cluster.clone()) }.validate(&mut errs);
+            if let Some(e) = errs.0.iter().find(|e| e.field.starts_with("zones")) {
+                return Err(CliError::Usage(format!("--zones: {}", e.message)));
             }
             let agent = firecamp_kube::logging::log_agent(&firecamp_kube::logging::LogAgentParams {
                 namespace: install::NAMESPACE.into(),

@@ -33,6 +33,8 @@ pub async fn run(client: &Backend, server: &ServerArgs, args: CreateArgs) -> Res
         volume_provisioner: args.volume_provisioner.clone(),
         image_registry: args.image_registry.clone(),
         manage_namespace: firecamp_core::cluster::DEFAULT_MANAGE_NAMESPACE.into(),
+        // The client does not know the cluster's zones; the manage service checks them.
+        zones: Vec::new(),
     };
     let static_ips = static_ips(&args.static_ips)?;
     let plan = plan(&args.name, &spec, &cluster, &KubernetesLayout, &static_ips)?;

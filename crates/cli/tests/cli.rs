@@ -98,6 +98,8 @@ fn install_render_refuses_values_that_would_reach_the_deployment_unchecked() {
         ("--tls-secret=../x", "--tls-secret"),
         ("--cert-manager-issuer=Secret/x", "--cert-manager-issuer"),
         ("--cert-manager-issuer=Issuer/Bad_Name", "--cert-manager-issuer"),
+        ("--zones=a,b;id", "--zones"),
+        ("--zones=a,a", "--zones"),
     ] {
         let mut args = base.to_vec();
         args.push(flag);
@@ -107,6 +109,18 @@ fn install_render_refuses_values_that_would_reach_the_deployment_unchecked() {
     }
     let ok = firecamp(&["install", "render", "--cluster=prod", "--zones=a,b,c", "--aws-credentials-secret=aws", "--aws-endpoint-url=http://10.250.0.1:5000"]);
     assert!(ok.status.success(), "{}", stderr(&ok));
+}
+
+/// #19: `install render --zones` reaches the manage service, which refuses services placed
+/// outside them.
+#[test]
+fn install_render_gives_the_manage_service_the_clusters_zones() {
+    let o = firecamp(&["install", "render", "--cluster=prod", "--zones=us-east-1a,us-east-1b", "-o", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let deployment = list["items"].as_array().unwrap().iter().find(|o| o["kind"] == "Deployment").expect("the manage Deployment");
+    let args: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]["args"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+    assert!(args.contains(&"--zones=us-east-1a,us-east-1b"), "{args:?}");
 }
 
 /// #12 item 6: the manage service serves plain HTTP only on loopback unless told

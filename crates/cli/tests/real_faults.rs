@@ -256,7 +256,11 @@ echo "stopped after $i attempts"
     assert_ne!(new_leader, first_leader, "leadership moved while the restart ran");
     psql(&client, &ns, &primary, "create table stop (x int); insert into stop values (1)").await;
     let log = tokio::time::timeout(Duration::from_secs(120), writer).await.expect("the writer stops").unwrap();
-    assert!(log.contains(&format!("replicas: {} ", replica_ips.join(" "))), "replicas.pg resolves to both replicas {replica_ips:?}: {}", log.lines().next().unwrap_or(""));
+    assert!(
+        log.contains(&format!("replicas: {} ", replica_ips.join(" "))),
+        "replicas.pg resolves to both replicas {replica_ips:?}: {}",
+        log.lines().next().unwrap_or("")
+    );
     let mut acked = BTreeSet::new();
     let mut incarnations = BTreeSet::new();
     for l in log.lines().filter_map(|l| l.strip_prefix("acked ")) {

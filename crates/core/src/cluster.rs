@@ -34,6 +34,11 @@ pub struct ClusterConfig {
     /// Namespace of the manage service, whose pods every service's NetworkPolicy admits.
     #[serde(default = "default_manage_namespace")]
     pub manage_namespace: String,
+    /// The cluster's availability zones (`install render --zones`): a service may only place
+    /// members in these. Empty: not checked (a member in a zone without nodes then leaves its
+    /// service DEGRADED with the reason).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -64,6 +69,7 @@ impl ClusterConfig {
             volume_provisioner: EBS_CSI_PROVISIONER.into(),
             image_registry: None,
             manage_namespace: DEFAULT_MANAGE_NAMESPACE.into(),
+            zones: Vec::new(),
         }
     }
 
@@ -119,6 +125,13 @@ impl ClusterConfig {
         }
         if let Some(p) = self.image_registry.as_deref().and_then(registry_problem) {
             errs.push("imageRegistry", p);
+        }
+        for (i, z) in self.zones.iter().enumerate() {
+            if let Some(p) = dns1123_label_problem(z) {
+                errs.push(format!("zones[{i}]"), format!("{z:?} is not a zone name: it {p}"));
+            } else if self.zones[..i].contains(z) {
+                errs.push(format!("zones[{i}]"), format!("zone {z:?} is listed twice"));
+            }
         }
         if self.volume_provisioner.is_empty() {
             errs.push("volumeProvisioner", "must name the CSI driver of the StorageClasses, e.g. ebs.csi.aws.com");

@@ -19,7 +19,7 @@ pub fn validate_common(name: &str, spec: &ServiceSpec, cluster: &ClusterConfig, 
     if spec.replicas == 0 || spec.replicas > MAX_MEMBERS {
         errs.push("spec.replicas", format!("must be 1 to {MAX_MEMBERS}, got {}", spec.replicas));
     }
-    validate_zones(&spec.zones, errs);
+    validate_zones(&spec.zones, cluster, errs);
     validate_resources(spec, errs);
     validate_volume("spec.volumes.data", &spec.volumes.data, errs);
     if let Some(j) = &spec.volumes.journal {
@@ -65,7 +65,7 @@ pub fn validate_name(name: &str, replicas: u32, cluster: &str, errs: &mut Valida
     }
 }
 
-fn validate_zones(zones: &[String], errs: &mut ValidationErrors) {
+fn validate_zones(zones: &[String], cluster: &ClusterConfig, errs: &mut ValidationErrors) {
     if zones.is_empty() {
         errs.push("spec.zones", "at least one availability zone is needed, e.g. us-east-1a");
     }
@@ -75,6 +75,11 @@ fn validate_zones(zones: &[String], errs: &mut ValidationErrors) {
             errs.push(format!("spec.zones[{i}]"), format!("{z:?} is not a zone name: it {p}"));
         } else if !seen.insert(z) {
             errs.push(format!("spec.zones[{i}]"), format!("zone {z:?} is listed twice; each zone once, in placement order"));
+        } else if !cluster.zones.is_empty() && !cluster.zones.contains(z) {
+            errs.push(
+                format!("spec.zones[{i}]"),
+                format!("{z:?} is not a zone of cluster {}: its zones are {} (`install render --zones`)", cluster.name, cluster.zones.join(", ")),
+            );
         }
     }
 }

@@ -48,6 +48,7 @@ pub enum ApiTls {
 #[derive(Debug, Clone)]
 pub struct InstallOptions {
     pub cluster: String,
+    /// The cluster's zones: the manage service refuses services placed elsewhere.
     pub zones: Vec<String>,
     pub networks: Vec<String>,
     pub volume_provisioner: String,
@@ -162,6 +163,7 @@ fn env_field(name: &str, path: &str) -> EnvVar {
 pub fn deployment(o: &InstallOptions) -> Deployment {
     let mut args = vec!["manage".to_string(), format!("--cluster={}", o.cluster), format!("--volume-provisioner={}", o.volume_provisioner)];
     args.extend(o.networks.iter().map(|n| format!("--network={n}")));
+    args.push(format!("--zones={}", o.zones.join(",")));
     if let Some(vpc) = &o.aws_vpc_id {
         args.extend(["--aws".to_string(), format!("--vpc-id={vpc}")]);
         args.extend(o.aws_region.iter().map(|r| format!("--aws-region={r}")));

@@ -107,3 +107,28 @@ async fn a_service_name_that_is_not_a_dns_label_never_reaches_kubernetes() {
         }
     }
 }
+
+/// #19: a manage service told the cluster's zones (`install render --zones`) refuses a service
+/// placed in another, naming the field and the zones it may use; nothing is written.
+#[tokio::test]
+async fn create_refuses_a_zone_outside_the_clusters() {
+    let cluster = firecamp_core::ClusterConfig {
+        zones: vec!["us-east-1a".into(), "us-east-1b".into(), "us-east-1c".into()],
+        ..firecamp_core::ClusterConfig::new("test")
+    };
+    let app = common::App::with_cluster(cluster);
+    let mut s = spec("postgresql");
+    s["zones"] = json!(["us-east-1a", "us-east-1d"]);
+    let (status, bytes, seen) = app.call(Method::POST, "/v1/services", serde_json::to_vec(&json!({ "name": "pg", "spec": s })).unwrap()).await;
+    let e: ApiError = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e:?}");
+    assert!(
+        e.fields
+            .iter()
+            .any(|f| f.field == "spec.zones[1]" && f.message.contains("is not a zone of cluster test: its zones are us-east-1a, us-east-1b, us-east-1c")),
+        "{e:?}"
+    );
+    nothing_written(&seen.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let (status, _, _) = app.call(Method::POST, "/v1/services", serde_json::to_vec(&json!({ "name": "pg", "spec": spec("postgresql") })).unwrap()).await;
+    assert!(status.is_success(), "the cluster's own zones are accepted: {status}");
+}

@@ -123,9 +123,14 @@ pub struct App {
 
 impl App {
     pub fn new() -> App {
+        App::with_cluster(ClusterConfig::new("test"))
+    }
+
+    /// A manage service configured with `cluster` (e.g. its zones, `install render --zones`).
+    pub fn with_cluster(cluster: ClusterConfig) -> App {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let router = router(Arc::new(AppState::new(fake_kube(seen.clone()), ClusterConfig::new("test"), None)));
+        let router = router(Arc::new(AppState::new(fake_kube(seen.clone()), cluster, None)));
         App { router, seen }
     }
 
