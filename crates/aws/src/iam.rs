@@ -144,6 +144,41 @@ pub fn log_agent_policy(s: &PolicyScope) -> Value {
     })
 }
 
+/// The trust policy of an IRSA role (EKS): only the ServiceAccount `namespace/service_account`
+/// of the cluster whose OIDC provider is `oidc_provider` (its issuer URL without `https://`,
+/// e.g. `oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE`) may assume it, with the STS audience.
+pub fn irsa_trust_policy(partition: &str, account_id: &str, oidc_provider: &str, namespace: &str, service_account: &str) -> Value {
+    let provider = oidc_provider.trim_start_matches("https://").trim_end_matches('/');
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AssumedOnlyByOneServiceAccountOfTheCluster",
+                "Effect": "Allow",
+                "Principal": { "Federated": format!("arn:{partition}:iam::{account_id}:oidc-provider/{provider}") },
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        format!("{provider}:sub"): format!("system:serviceaccount:{namespace}:{service_account}"),
+                        format!("{provider}:aud"): "sts.amazonaws.com"
+                    }
+                }
+            }
+        ]
+    })
+}
+
+/// Why `provider` is not an EKS OIDC provider as `aws eks describe-cluster` gives its issuer
+/// (`https://oidc.eks.<region>.amazonaws.com/id/<ID>`, the scheme optional), if it is not.
+pub fn oidc_provider_problem(provider: &str) -> Option<String> {
+    let p = provider.trim_start_matches("https://").trim_end_matches('/');
+    let ok =
+        !p.is_empty() && p.len() <= 256 && p.split('/').all(|seg| !seg.is_empty() && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'));
+    (!ok).then(|| {
+        format!("{provider:?} is not an OIDC issuer such as https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE (letters, digits, '.', '-' between '/')")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +209,17 @@ mod tests {
     fn policies_match_the_golden_files() {
         golden("iam-manage-service.json", &manage_service_policy(&scope()));
         golden("iam-log-agent.json", &log_agent_policy(&scope()));
+        let oidc = "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
+        golden("iam-trust-manage-service.json", &irsa_trust_policy("aws", "123456789012", oidc, "firecamp-system", "firecamp-manage"));
+    }
+
+    #[test]
+    fn oidc_providers_are_checked() {
+        assert_eq!(oidc_provider_problem("https://oidc.eks.us-east-1.amazonaws.com/id/ABC123"), None);
+        assert_eq!(oidc_provider_problem("oidc.eks.us-east-1.amazonaws.com/id/ABC123"), None);
+        for bad in ["", "https://", "oidc.eks/id/a b", "oidc\"x", "a//b", "oidc.eks.amazonaws.com/id/$(id)"] {
+            assert!(oidc_provider_problem(bad).is_some(), "{bad:?}");
+        }
     }
 
     /// Every statement of the manage service's policy that allows `action`.

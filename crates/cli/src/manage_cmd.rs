@@ -131,6 +131,18 @@ pub struct RenderArgs {
     /// IAM role of the log agent for IRSA; the node's instance role when absent.
     #[arg(long)]
     pub log_agent_role_arn: Option<String>,
+    /// IAM role of the manage service for IRSA (EKS: its ServiceAccount is annotated
+    /// `eks.amazonaws.com/role-arn`); the node's instance role or --aws-credentials-secret
+    /// when absent.
+    #[arg(long)]
+    pub service_account_role_arn: Option<String>,
+    /// Print the IRSA trust policies of the manage service's and the log agent's roles instead
+    /// of the objects (needs --account-id and --oidc-provider).
+    #[arg(long, requires_all = ["account_id", "oidc_provider"], conflicts_with = "iam_policy")]
+    pub iam_trust_policy: bool,
+    /// The EKS cluster's OIDC issuer (`aws eks describe-cluster --query cluster.identity.oidc.issuer`).
+    #[arg(long)]
+    pub oidc_provider: Option<String>,
     /// Serve the REST API with this Secret's tls.crt and tls.key (kept by someone else, re-read
     /// each minute) instead of FireCamp's own CA.
     #[arg(long, group = "api_tls")]
@@ -263,6 +275,28 @@ pub async fn install(c: InstallCommand) -> Result<(), CliError> {
             if a.iam_policy {
                 return Err(CliError::Usage("this firecamp was built without AWS support (cargo feature `aws`)".into()));
             }
+            #[cfg(not(feature = "aws"))]
+            if a.iam_trust_policy {
+                return Err(CliError::Usage("this firecamp was built without AWS support (cargo feature `aws`)".into()));
+            }
+            #[cfg(feature = "aws")]
+            if a.iam_trust_policy {
+                let account = a.account_id.clone().unwrap_or_default();
+                if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(CliError::Usage(format!("--account-id: {account:?} is not a 12-digit AWS account id")));
+                }
+                let oidc = a.oidc_provider.clone().unwrap_or_default();
+                if let Some(p) = firecamp_aws::iam::oidc_provider_problem(&oidc) {
+                    return Err(CliError::Usage(format!("--oidc-provider: {p}")));
+                }
+                let trust = |sa: &str| firecamp_aws::iam::irsa_trust_policy(&a.partition, &account, &oidc, install::NAMESPACE, sa);
+                let doc = serde_json::json!({
+                    "manageService": trust(install::NAME),
+                    "logAgent": trust(&firecamp_kube::logging::service_account_name(&a.cluster)),
+                });
+                println!("{}", crate::output::json(&doc)?);
+                return Ok(());
+            }
             #[cfg(feature = "aws")]
             if a.iam_policy {
                 let scope = firecamp_aws::iam::PolicyScope {
@@ -284,6 +318,12 @@ pub async fn install(c: InstallCommand) -> Result<(), CliError> {
                 return Err(CliError::Usage(format!("--image-registry: {p}")));
             }
             // Both reach the manage service's Deployment (a Secret reference, an argument).
+            // Role ARNs become ServiceAccount annotations.
+            for (flag, arn) in [("--service-account-role-arn", &a.service_account_role_arn), ("--log-agent-role-arn", &a.log_agent_role_arn)] {
+                if let Some(p) = arn.as_deref().and_then(role_arn_problem) {
+                    return Err(CliError::Usage(format!("{flag}: {p}")));
+                }
+            }
             if let Some(p) = a.aws_credentials_secret.as_deref().and_then(firecamp_core::names::dns1123_label_problem) {
                 return Err(CliError::Usage(format!("--aws-credentials-secret: {p}")));
             }
@@ -326,6 +366,7 @@ pub async fn install(c: InstallCommand) -> Result<(), CliError> {
                 aws_region: Some(a.region.clone()),
                 aws_endpoint_url: a.aws_endpoint_url,
                 aws_credentials_secret: a.aws_credentials_secret,
+                service_account_role_arn: a.service_account_role_arn,
                 node_selector: a.node_selector.into_iter().collect(),
                 watch_namespace: a.watch_namespace,
                 tls: match (a.tls_secret, a.cert_manager_issuer) {
@@ -382,4 +423,19 @@ async fn counted_client() -> Result<kube::Client, CliError> {
     });
     let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| CliError::Failed(format!("cannot reach Kubernetes: {e}")))?;
     Ok(builder.with_layer(&count).build())
+}
+
+/// Why `arn` is not an IAM role ARN (`arn:<partition>:iam::<12 digits>:role/<path and name>`),
+/// if it is not: it becomes an annotation, so only the characters IAM allows in role names.
+fn role_arn_problem(arn: &str) -> Option<String> {
+    let ok = (|| {
+        let rest = arn.strip_prefix("arn:")?;
+        let (partition, rest) = rest.split_once(":iam::")?;
+        let (account, name) = rest.split_once(":role/")?;
+        let partition_ok = ["aws", "aws-cn", "aws-us-gov"].contains(&partition);
+        let account_ok = account.len() == 12 && account.chars().all(|c| c.is_ascii_digit());
+        let name_ok = !name.is_empty() && name.len() <= 512 && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c));
+        (partition_ok && account_ok && name_ok).then_some(())
+    })();
+    ok.is_none().then(|| format!("{arn:?} is not an IAM role ARN such as arn:aws:iam::123456789012:role/firecamp-manage"))
 }

@@ -228,3 +228,50 @@ fn the_manual_page_and_help_show_examples() {
     let help = String::from_utf8_lossy(&firecamp(&["--help"]).stdout).into_owned();
     assert!(help.contains("firecamp service create postgresql pg") && help.contains("completion bash"), "{help}");
 }
+
+/// Golden files of the CLI's renderings: `UPDATE_GOLDEN=1 cargo test -p firecamp --test cli`
+/// accepts a change.
+fn golden(name: &str, text: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, text).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(text, want, "{} differs; review and run with UPDATE_GOLDEN=1 to accept", path.display());
+}
+
+/// #19 item 4, the EKS path: `install render` for IRSA (both ServiceAccounts annotated with
+/// their roles) and the roles' trust policies for the cluster's OIDC provider, each a golden
+/// file; ARNs and providers that are not are refused (exit 2, naming the flag).
+#[test]
+fn install_render_for_eks_annotates_the_service_accounts_and_prints_the_trust_policies() {
+    let manage_role = "--service-account-role-arn=arn:aws:iam::123456789012:role/firecamp-manage-prod";
+    let agent_role = "--log-agent-role-arn=arn:aws:iam::123456789012:role/firecamp-log-agent-prod";
+    let o = firecamp(&["install", "render", "--cluster=prod", ZONES, "--vpc-id=vpc-0abc", "--region=us-east-1", manage_role, agent_role]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    golden("install-eks.yaml", &String::from_utf8(o.stdout).unwrap());
+    let issuer = "--oidc-provider=https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
+    let o = firecamp(&["install", "render", "--cluster=prod", ZONES, "--iam-trust-policy", "--account-id=123456789012", issuer]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("system:serviceaccount:firecamp-system:firecamp-manage")
+            && text.contains("system:serviceaccount:firecamp-system:firecamp-log-agent-prod"),
+        "{text}"
+    );
+    golden("iam-trust-eks.json", &text);
+    for (args, flag) in [
+        (vec!["--service-account-role-arn=arn:aws:iam::123:role/x"], "--service-account-role-arn"),
+        (vec!["--service-account-role-arn=arn:aws:iam::123456789012:role/a b"], "--service-account-role-arn"),
+        (vec!["--log-agent-role-arn=arn:aws:s3:::bucket"], "--log-agent-role-arn"),
+        (vec!["--iam-trust-policy", "--account-id=123456789012", "--oidc-provider=https://oidc.eks/$(id)"], "--oidc-provider"),
+        (vec!["--iam-trust-policy", "--account-id=12", issuer], "--account-id"),
+        (vec!["--iam-trust-policy", "--account-id=123456789012"], "--oidc-provider"),
+    ] {
+        let mut all = vec!["install", "render", "--cluster=prod", ZONES];
+        all.extend(args.iter().copied());
+        let o = firecamp(&all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(flag), "{args:?}: {}", stderr(&o));
+    }
+}

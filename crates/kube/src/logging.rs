@@ -70,7 +70,13 @@ impl LogAgent {
 }
 
 fn name(p: &LogAgentParams) -> String {
-    format!("firecamp-log-agent-{}", p.cluster)
+    service_account_name(&p.cluster)
+}
+
+/// The name of the log agent's objects, its ServiceAccount among them (an IRSA trust policy
+/// names it).
+pub fn service_account_name(cluster: &str) -> String {
+    format!("firecamp-log-agent-{cluster}")
 }
 
 fn labels(p: &LogAgentParams) -> BTreeMap<String, String> {

@@ -61,6 +61,8 @@ pub struct InstallOptions {
     pub aws_endpoint_url: Option<String>,
     /// A Secret whose keys become the manage service's environment (AWS credentials).
     pub aws_credentials_secret: Option<String>,
+    /// The IAM role of the manage service's ServiceAccount for IRSA (EKS).
+    pub service_account_role_arn: Option<String>,
     /// Nodes the manage service may run on (e.g. a system node group), by label.
     pub node_selector: BTreeMap<String, String>,
     /// Manage services of this namespace only: its rights there come from a Role, and the
@@ -315,12 +317,22 @@ pub fn certificate(kind: &str, issuer: &str) -> Value {
 }
 
 /// Every object, in apply order, as JSON values.
+/// The manage service's ServiceAccount; with a role ARN, annotated for IRSA (EKS gives its pods
+/// that role's credentials; the trust policy: `install render --iam-trust-policy`).
+fn service_account(o: &InstallOptions) -> ServiceAccount {
+    let mut metadata = meta(NAME, true);
+    if let Some(arn) = &o.service_account_role_arn {
+        metadata.annotations = Some(BTreeMap::from([("eks.amazonaws.com/role-arn".to_string(), arn.clone())]));
+    }
+    ServiceAccount { metadata, ..Default::default() }
+}
+
 pub fn render(o: &InstallOptions) -> Vec<Value> {
     let v = |x: serde_json::Result<Value>| x.unwrap_or(Value::Null);
     let mut out = vec![
         v(serde_json::to_value(FireCampService::crd())),
         v(serde_json::to_value(Namespace { metadata: meta(NAMESPACE, false), ..Default::default() })),
-        v(serde_json::to_value(ServiceAccount { metadata: meta(NAME, true), ..Default::default() })),
+        v(serde_json::to_value(service_account(o))),
         v(serde_json::to_value(match &o.watch_namespace {
             Some(_) => cluster_role_for_one_namespace(),
             None => cluster_role(),
