@@ -65,6 +65,16 @@ pub fn router(rt: Arc<Runtime>, token: Arc<crate::guard::Token>) -> Router {
 /// segment that is not UTF-8) is plain text from axum: it becomes an [`ApiError`] naming what
 /// could not be read, like every other error.
 async fn json_errors(resp: Response) -> Response {
+    let mut resp = as_json(resp).await;
+    // A body over the limit is left unread on the connection: the client must not reuse it, or
+    // its next request meets the server closing it.
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        resp.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+async fn as_json(resp: Response) -> Response {
     let json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if !resp.status().is_client_error() || json {
         return resp;

@@ -69,14 +69,17 @@ impl Local {
     }
 
     fn send(&self, method: reqwest::Method, path: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
-        self.try_send(method, path, body).unwrap()
+        let (status, body, _) = self.try_send(method, path, body).unwrap();
+        (status, body)
     }
 
-    /// As [`Self::send`]; an error when the connection broke while the body was written.
-    fn try_send(&self, method: reqwest::Method, path: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), reqwest::Error> {
+    /// As [`Self::send`], and whether the server said it closes the connection; an error when
+    /// the connection broke while the body was written.
+    fn try_send(&self, method: reqwest::Method, path: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>, bool), reqwest::Error> {
         self.rt.block_on(async {
             let r = self.http.request(method, format!("{}{path}", self.url)).header("content-type", "application/json").body(body).send().await?;
-            Ok((r.status().as_u16(), r.bytes().await?.to_vec()))
+            let closes = r.headers().get(reqwest::header::CONNECTION).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+            Ok((r.status().as_u16(), r.bytes().await?.to_vec(), closes))
         })
     }
 
@@ -317,7 +320,12 @@ fn unreadable_requests_are_refused_naming_what_could_not_be_read() {
         (reqwest::Method::POST, "/v1/services/rd/operations/%C3%28/cancel", Vec::new(), 400, "id"),
     ] {
         let (got, answer) = match l.try_send(method.clone(), path, body) {
-            Ok(r) => r,
+            // The rest of an unread body is still on the connection: the client is told not to
+            // reuse it (else its next request may meet the server closing it).
+            Ok((got, answer, closes)) => {
+                assert_eq!(closes, got == 413, "{method} {path}: Connection: close on a 413 only");
+                (got, answer)
+            }
             // The server may answer 413 and close before the client has written the whole
             // body; the client then sees a broken pipe instead of the answer. Still refused.
             Err(e) if status == 413 && e.is_request() => {

@@ -9,7 +9,7 @@
 
 mod common;
 
-use axum::http::{Method, StatusCode};
+use axum::http::{Method, StatusCode, header};
 use common::{App, Seen, confined};
 use firecamp_api::fuzz::{NearValid, any_json, create_bodies, hostile_string, names_field, near_valid, operation_bodies, refusal};
 use proptest::prelude::*;
@@ -225,7 +225,7 @@ fn hostile_paths_and_queries() {
     );
 }
 
-/// A body over the 2 MiB limit, and one nested deeper than the JSON parser goes: refused,
+/// A body over the 2 MiB limit (answered with `Connection: close`), and one nested deeper than the JSON parser goes: refused,
 /// naming the body, nothing written.
 #[tokio::test]
 async fn huge_and_deep_bodies_are_refused_naming_the_body() {
@@ -239,8 +239,11 @@ async fn huge_and_deep_bodies_are_refused_naming_the_body() {
         ("/v1/services", deep, StatusCode::BAD_REQUEST, "spec.labels"),
         ("/v1/services/rd/operations", deep_op, StatusCode::BAD_REQUEST, "config.a"),
     ] {
-        let (got, answer, seen) = app.call(Method::POST, path, body).await;
+        let (got, headers, answer, seen) = app.call_with_headers(Method::POST, path, body).await;
         assert_eq!(got, status, "{path}: {}", text(&answer));
+        // The unread rest of a body over the limit makes the connection unfit for another request.
+        let closes = headers.get(header::CONNECTION).is_some_and(|v| v == "close");
+        assert_eq!(closes, got == StatusCode::PAYLOAD_TOO_LARGE, "{path}: Connection: close on a 413 only");
         let e = refusal(got.as_u16(), &answer).unwrap();
         assert!(e.fields.iter().any(|f| f.field == field), "{path}: {e:?}");
         assert!(seen.iter().all(|s| !s.is_write()), "{seen:?}");

@@ -137,6 +137,12 @@ impl App {
     /// One request with the tenant's token; the status, the body, and what reached Kubernetes
     /// meanwhile.
     pub async fn call(&self, method: Method, uri: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>, Vec<Seen>) {
+        let (status, _, bytes, seen) = self.call_with_headers(method, uri, body).await;
+        (status, bytes, seen)
+    }
+
+    /// As [`Self::call`], with the answer's headers.
+    pub async fn call_with_headers(&self, method: Method, uri: &str, body: Vec<u8>) -> (StatusCode, header::HeaderMap, Vec<u8>, Vec<Seen>) {
         self.seen.lock().unwrap().clear();
         let req = Request::builder()
             .method(method)
@@ -147,9 +153,10 @@ impl App {
             .unwrap();
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
+        let headers = resp.headers().clone();
         let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20).await.unwrap();
         let seen = std::mem::take(&mut *self.seen.lock().unwrap());
-        (status, bytes.to_vec(), seen)
+        (status, headers, bytes.to_vec(), seen)
     }
 }
 
