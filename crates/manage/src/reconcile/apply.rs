@@ -19,6 +19,10 @@ pub fn owned(o: &Object) -> bool {
     !matches!(o, Object::PersistentVolumeClaim(_) | Object::StorageClass(_))
 }
 
+/// How many requests of one reconcile pass are in flight at once (reads of the objects, applies
+/// of those that do not depend on each other): a pass costs a few round trips, not one per object.
+pub const IN_FLIGHT: usize = 8;
+
 pub async fn apply(client: &Client, field_manager: &str, o: &Object, owner: Option<&OwnerReference>) -> Result<()> {
     let (group, version) = o.api_version().rsplit_once('/').unwrap_or(("", o.api_version()));
     let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, o.kind()));

@@ -15,6 +15,7 @@ use std::time::Duration;
 use firecamp_catalog::layout::KubernetesLayout;
 use firecamp_catalog::{ServicePlan, plan, plan_with_primary};
 use firecamp_kube::{Object, Secrets, build, labels, names};
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{ListParams, Patch, PatchParams};
@@ -191,20 +192,21 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
     let plan = if cloud::allocate_ips(ctx, svc, &members, &mut cloud_state).await? { plan_of(svc, ctx, &cloud_state.ip_map())? } else { plan };
     let owner = svc.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
 
-    // Build and apply. The Secret is created once; everything else is server-side applied.
+    // Build and apply. The Secrets first and in order (the CA's before the members'; the
+    // passwords' created once); then the objects that do not depend on each other side by side;
+    // the StatefulSet last, as its pods use all of them.
     let objects = build(&plan, &Secrets::Redacted);
-    for o in &objects {
+    for o in objects.iter().filter(|o| matches!(o, Object::Secret(_))) {
         match o {
             // Both TLS Secrets at the first (the CA's), before the StatefulSet mounts them.
-            o if tls::is_tls_secret(&plan, o) => {
-                if o.name() == names::ca_secret(&name) {
-                    let changed = tls::ensure(&ctx.client, &ctx.config.field_manager, &plan, &owner).await?;
-                    if !changed.is_empty() {
-                        let what = format!("TLS certificates issued in {}: {}", names::tls_secret(&name), changed.join(", "));
-                        event(ctx, svc, EventType::Normal, "CertificatesIssued", what).await;
-                    }
+            o if tls::is_tls_secret(&plan, o) && o.name() == names::ca_secret(&name) => {
+                let changed = tls::ensure(&ctx.client, &ctx.config.field_manager, &plan, &owner).await?;
+                if !changed.is_empty() {
+                    let what = format!("TLS certificates issued in {}: {}", names::tls_secret(&name), changed.join(", "));
+                    event(ctx, svc, EventType::Normal, "CertificatesIssued", what).await;
                 }
             }
+            o if tls::is_tls_secret(&plan, o) => {}
             Object::Secret(redacted) => {
                 // Passwords are generated only when the Secret does not exist yet.
                 let generate = || {
@@ -215,8 +217,16 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
                     event(ctx, svc, EventType::Normal, "SecretCreated", format!("generated the passwords in {}", names::secret(&name))).await;
                 }
             }
-            _ => apply::apply(&ctx.client, &ctx.config.field_manager, o, Some(&owner)).await?,
+            _ => {}
         }
+    }
+    let (sets, rest): (Vec<&Object>, Vec<&Object>) =
+        objects.iter().filter(|o| !matches!(o, Object::Secret(_))).partition(|o| matches!(o, Object::StatefulSet(_)));
+    let field_manager = ctx.config.field_manager.as_str();
+    let applies: Vec<_> = rest.into_iter().map(|o| apply::apply(&ctx.client, field_manager, o, Some(&owner))).collect();
+    futures::stream::iter(applies).buffer_unordered(apply::IN_FLIGHT).try_collect::<()>().await?;
+    for o in sets {
+        apply::apply(&ctx.client, field_manager, o, Some(&owner)).await?;
     }
     let deleted = apply::delete_orphans(&ctx.client, &ns, &name, &uid, &objects).await?;
     if !deleted.is_empty() {

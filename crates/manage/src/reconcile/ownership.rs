@@ -3,6 +3,7 @@
 //! ConfigMap or Secret of the namespace that happens to have the name.
 
 use firecamp_kube::{Object, labels};
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api, Client};
@@ -67,23 +68,29 @@ impl<'a> From<&'a Object> for Target<'a> {
     }
 }
 
-/// Reads each object the service would write and refuses, naming every one, when any exists
-/// that is not this service's. Called before anything is applied, so nothing is half-created.
+/// Reads each object the service would write (their metadata, a few at a time: a pass waits
+/// for them all) and refuses, naming every one in order, when any exists that is not this
+/// service's. Called before anything is applied, so nothing is half-created.
 pub async fn check(client: &Client, targets: &[Target<'_>], me: &Claimant<'_>) -> Result<()> {
-    let mut refused = Vec::new();
-    for t in targets {
-        let (group, version) = t.api_version.rsplit_once('/').unwrap_or(("", t.api_version));
-        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, t.kind));
-        let api: Api<DynamicObject> = match t.namespace {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-            None => Api::all_with(client.clone(), &ar),
-        };
-        let existing = api.get_metadata_opt(t.name).await.map_err(Error::kube("get", t.kind, t.name))?;
-        if let Some(why) = refusal(existing.as_ref().map(|e| &e.metadata), t.proof, me) {
-            refused.push(format!("{} {}: {why}", t.kind, t.name));
-        }
-    }
+    // The futures made first: a closure inside the stream would not be Send for every lifetime.
+    let reads: Vec<_> = targets.iter().map(|t| read_metadata(client, t)).collect();
+    let existing: Vec<_> = futures::stream::iter(reads).buffered(super::apply::IN_FLIGHT).try_collect().await?;
+    let refused: Vec<String> = targets
+        .iter()
+        .zip(&existing)
+        .filter_map(|(t, e)| refusal(e.as_ref().map(|e| &e.metadata), t.proof, me).map(|why| format!("{} {}: {why}", t.kind, t.name)))
+        .collect();
     if refused.is_empty() { Ok(()) } else { Err(Error::NotOwned(refused)) }
+}
+
+async fn read_metadata(client: &Client, t: &Target<'_>) -> Result<Option<kube::core::PartialObjectMeta<DynamicObject>>> {
+    let (group, version) = t.api_version.rsplit_once('/').unwrap_or(("", t.api_version));
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, t.kind));
+    let api: Api<DynamicObject> = match t.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    };
+    api.get_metadata_opt(t.name).await.map_err(Error::kube("get", t.kind, t.name))
 }
 
 #[cfg(test)]

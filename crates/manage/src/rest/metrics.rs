@@ -22,6 +22,8 @@ pub struct Metrics {
     reconciles: AtomicU64,
     reconcile_errors: AtomicU64,
     kube_requests: AtomicU64,
+    kube_writes: AtomicU64,
+    kube_lease_requests: AtomicU64,
     token_reviews: AtomicU64,
     access_reviews: AtomicU64,
     auth_cache_hits: AtomicU64,
@@ -40,6 +42,8 @@ impl Metrics {
             reconciles: AtomicU64::new(0),
             reconcile_errors: AtomicU64::new(0),
             kube_requests: AtomicU64::new(0),
+            kube_writes: AtomicU64::new(0),
+            kube_lease_requests: AtomicU64::new(0),
             token_reviews: AtomicU64::new(0),
             access_reviews: AtomicU64::new(0),
             auth_cache_hits: AtomicU64::new(0),
@@ -54,9 +58,16 @@ impl Metrics {
         }
     }
 
-    /// One request to the Kubernetes API (a watch counts once, when it starts).
-    pub fn kube_request(&self) {
+    /// One request to the Kubernetes API (a watch counts once, when it starts): counted in the
+    /// total, and as a write (any method but GET and HEAD) or as leader election's (the Lease),
+    /// so the budget of an idle service — no writes but the Lease's — can be read off.
+    pub fn kube_request(&self, method: &Method, path: &str) {
         self.kube_requests.fetch_add(1, Ordering::Relaxed);
+        if path.starts_with("/apis/coordination.k8s.io/") {
+            self.kube_lease_requests.fetch_add(1, Ordering::Relaxed);
+        } else if *method != Method::GET && *method != Method::HEAD {
+            self.kube_writes.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn token_review(&self) {
@@ -98,6 +109,8 @@ impl Metrics {
         counter(&mut out, "firecamp_reconciles_total", "Reconciles the controller finished (on the leader).", &self.reconciles);
         counter(&mut out, "firecamp_reconcile_errors_total", "Reconciles that failed and were retried.", &self.reconcile_errors);
         counter(&mut out, "firecamp_kube_requests_total", "Requests this process sent to the Kubernetes API.", &self.kube_requests);
+        counter(&mut out, "firecamp_kube_writes_total", "Of those, writes (not GET or HEAD) other than the Lease's.", &self.kube_writes);
+        counter(&mut out, "firecamp_kube_lease_requests_total", "Of those, leader election's (the Lease, reads and writes).", &self.kube_lease_requests);
         counter(&mut out, "firecamp_token_reviews_total", "TokenReviews sent to Kubernetes.", &self.token_reviews);
         counter(&mut out, "firecamp_access_reviews_total", "SubjectAccessReviews sent to Kubernetes.", &self.access_reviews);
         counter(&mut out, "firecamp_auth_cache_hits_total", "Reviews answered from the cache.", &self.auth_cache_hits);
@@ -139,7 +152,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn text_format_has_requests_and_reconciles() {
+    fn text_format_has_requests_reconciles_and_kube_requests_by_kind() {
         let m = Metrics::new();
         m.request("/v1/services/{name}", &Method::GET, 200, 0.01);
         m.request("/v1/services/{name}", &Method::GET, 200, 0.02);
@@ -147,7 +160,14 @@ mod tests {
         m.request("unmatched", &Method::from_bytes(b"BREW").unwrap(), 404, 0.0);
         m.reconciled(true);
         m.reconciled(false);
+        m.kube_request(&Method::GET, "/apis/apps/v1/namespaces/a/statefulsets");
+        m.kube_request(&Method::PATCH, "/apis/apps/v1/namespaces/a/statefulsets/pg");
+        m.kube_request(&Method::PUT, "/apis/coordination.k8s.io/v1/namespaces/a/leases/firecamp");
+        m.kube_request(&Method::GET, "/apis/coordination.k8s.io/v1/namespaces/a/leases/firecamp");
         let text = m.render();
+        assert!(text.contains("firecamp_kube_requests_total 4\n"), "{text}");
+        assert!(text.contains("firecamp_kube_writes_total 1\n"), "{text}");
+        assert!(text.contains("firecamp_kube_lease_requests_total 2\n"), "{text}");
         assert!(text.contains("firecamp_http_requests_total{route=\"/v1/services/{name}\",method=\"GET\",code=\"200\"} 2\n"), "{text}");
         assert!(text.contains("firecamp_http_requests_total{route=\"/v1/services\",method=\"POST\",code=\"400\"} 1\n"));
         assert!(text.contains("method=\"OTHER\""));
