@@ -56,4 +56,7 @@ firecamp=$(awk "BEGIN { print $t1 - $t0 }")
 
 printf 'by hand (initdb + 2 x pg_basebackup, streaming): %6.2f s\n' "$hand"
 printf 'firecamp service create → ACTIVE (streaming):    %6.2f s\n' "$firecamp"
-printf 'ratio firecamp / by hand:                        %6.2f\n' "$(awk "BEGIN { print $firecamp / $hand }")"
+ratio="$(awk "BEGIN { print $firecamp / $hand }")"
+printf 'ratio firecamp / by hand:                        %6.2f\n' "$ratio"
+# The line scripts/bench.sh gathers: what, FireCamp, baseline, ratio, budget.
+printf 'BENCH\tlocal PostgreSQL of 3 created → streaming, vs by hand\t%.2f s\t%.2f s\t%.2f\t≤ 1.2\n' "$firecamp" "$hand" "$ratio"

@@ -2,8 +2,11 @@
 //! - create → ACTIVE of a 3-member service, against a bare StatefulSet of the same shape
 //!   applied directly (Ready), median of 3 runs each, and the ratio;
 //! - Kubernetes API requests the manage service makes per service created and per idle minute
-//!   (its own `firecamp_kube_requests_total`);
-//! - its RSS with 0 and with 100 services.
+//!   (its own `firecamp_kube_requests_total`; idle: also its writes other than the Lease's and the
+//!   Lease's own);
+//! - its RSS with 1 and with 100 + 4 services (`BENCH_SERVICES`: how many instead of 100).
+//!
+//! It prints `BENCH` lines, which `scripts/bench.sh` gathers into its table (docs/benchmarks.md).
 //!
 //! Run: `testbed/bed up --nodes 12 && cargo build -p firecamp && cargo run -p firecamp --example bench_manage`
 
@@ -34,7 +37,8 @@ fn start_manage(ns: &str, port: u16) -> Child {
         .args([format!("--watch-namespace={ns}"), format!("--lease-namespace={ns}"), "--identity=bench".into()])
         .env("KUBECONFIG", kubeconfig_path())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // BENCH_MANAGE_LOG=file: the manage service's log, to see where the time goes.
+        .stderr(std::env::var_os("BENCH_MANAGE_LOG").and_then(|p| std::fs::File::create(p).ok()).map(Stdio::from).unwrap_or_else(Stdio::null))
         .spawn()
         .expect("build the binary first: cargo build -p firecamp")
 }
@@ -149,13 +153,36 @@ async fn main() {
         f.as_secs_f64() / b.as_secs_f64()
     );
     println!("Kubernetes API requests per service created: {per_create:?}");
+    // The lines scripts/bench.sh gathers: what, FireCamp, baseline, ratio, budget.
+    println!(
+        "BENCH\tbed: create → ACTIVE of 3 members (median of 3), vs a bare StatefulSet → Ready\t{:.2} s\t{:.2} s\t{:.2}\t≤ 1.2",
+        f.as_secs_f64(),
+        b.as_secs_f64(),
+        f.as_secs_f64() / b.as_secs_f64()
+    );
+    let mut sorted = per_create.clone();
+    sorted.sort();
+    println!("BENCH\tbed: Kubernetes API requests per service created (3 members, median of 3)\t{}\t-\t-\t-", sorted[sorted.len() / 2]);
 
-    let before = metric(port, "firecamp_kube_requests_total").await;
+    let names = ["firecamp_kube_requests_total", "firecamp_kube_writes_total", "firecamp_kube_lease_requests_total"];
+    let mut before = Vec::new();
+    for n in names {
+        before.push(metric(port, n).await);
+    }
     tokio::time::sleep(Duration::from_secs(60)).await;
-    println!("Kubernetes API requests in one idle minute (4 services): {}", metric(port, "firecamp_kube_requests_total").await - before);
+    let mut idle = Vec::new();
+    for (n, b) in names.iter().zip(before) {
+        idle.push(metric(port, n).await - b);
+    }
+    println!("Kubernetes API requests in one idle minute (4 services): {} ({} writes other than the Lease's, {} the Lease's)", idle[0], idle[1], idle[2]);
+    println!("BENCH\tbed: Kubernetes API requests in one idle minute, 4 services: all\t{}\t-\t-\t-", idle[0]);
+    println!("BENCH\tbed: … of which writes other than the Lease's\t{}\t-\t-\t0", idle[1]);
+    println!("BENCH\tbed: … of which the Lease's (leader election)\t{}\t-\t-\t-", idle[2]);
 
+    // BENCH_SERVICES: how many one-member services to add for the RSS figure (default 100).
+    let many: usize = std::env::var("BENCH_SERVICES").ok().and_then(|n| n.parse().ok()).unwrap_or(100);
     let t = Instant::now();
-    for i in 0..100 {
+    for i in 0..many {
         let mut spec = firecamp_catalog::examples::spec(firecamp_core::EngineKind::Zookeeper, 1);
         spec.volumes.data.size = "1Gi".into();
         api.create(&PostParams::default(), &FireCampService::new(&format!("s{i}"), FireCampServiceSpec(spec))).await.unwrap();
@@ -166,12 +193,16 @@ async fn main() {
         if s.name_any().starts_with('s') && s.status.as_ref().is_some_and(|st| st.phase == Phase::Active) {
             active.insert(s.name_any());
         }
-        if active.len() == 100 {
+        if active.len() == many {
             break;
         }
     }
-    println!("100 one-member services ACTIVE after {:.1} s", t.elapsed().as_secs_f64());
-    println!("manage service RSS: {rss0:.1} MiB with 1 service, {:.1} MiB with 104 services", rss_mib(manage.id()));
+    let took = t.elapsed().as_secs_f64();
+    let rss = rss_mib(manage.id());
+    println!("{many} one-member services ACTIVE after {took:.1} s");
+    println!("manage service RSS: {rss0:.1} MiB with 1 service, {rss:.1} MiB with {} services", many + 4);
+    println!("BENCH\tbed: {many} one-member services created at once → all ACTIVE\t{took:.1} s\t-\t-\t-");
+    println!("BENCH\tbed: manage service RSS with {} services, vs with 1\t{rss:.1} MiB\t{rss0:.1} MiB\t{:.2}\t≤ 64 MiB at 1 000", many + 4, rss / rss0);
     let _ = manage.kill();
     let _ = manage.wait();
     let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(client).delete(&ns, &Default::default()).await;

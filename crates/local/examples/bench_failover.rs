@@ -85,6 +85,15 @@ enum Engine {
     Redis,
 }
 
+impl Engine {
+    fn label(self) -> &'static str {
+        match self {
+            Engine::Postgresql => "PostgreSQL",
+            Engine::Redis => "Redis",
+        }
+    }
+}
+
 /// The endpoint's address now, from the system resolver (the runtime's hosts block).
 async fn resolve(name: &str, port: u16) -> Option<String> {
     let addrs = tokio::net::lookup_host((name, port)).await.ok()?;
@@ -245,6 +254,12 @@ async fn main() {
     let (d, pr, f) = (median(detect), median(promote), median(first));
     println!("median         {d:>11.2}  {pr:>11.2}  {f:>14.2}");
     println!("detection beyond the delay: {:.2} s; death to first write beyond the delay: {:.2} s", d - DELAY as f64, f - DELAY as f64);
+    // The line scripts/bench.sh gathers: what, FireCamp, baseline, ratio, budget.
+    println!(
+        "BENCH\tlocal {} failover: primary killed → first write (median of {ROUNDS}), vs delaySeconds\t{f:.2} s\t{DELAY} s\t{:.2}\t-",
+        engine.label(),
+        f / DELAY as f64
+    );
 
     // A PrimaryLast restart: one switchover; the longest gap between two accepted writes.
     let start = SystemTime::now();
@@ -272,6 +287,7 @@ async fn main() {
     let times: Vec<SystemTime> = log.lock().unwrap().iter().map(|(t, _)| *t).filter(|t| *t >= start && *t <= end).collect();
     let gap = times.windows(2).map(|w| secs(w[0], w[1])).fold(0.0, f64::max);
     println!("switchover (PrimaryLast restart of 3): longest write pause {gap:.2} s over {:.1} s, {} writes", secs(start, end), times.len());
+    println!("BENCH\tlocal {} switchover (PrimaryLast restart of 3): longest write pause\t{gap:.3} s\t-\t-\t< 0.5 s", engine.label());
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = task.await;
     daemon.stop().await;

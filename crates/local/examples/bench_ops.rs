@@ -173,6 +173,11 @@ async fn main() {
                 w.failures,
                 w.acks.len() + w.failures,
             );
+            // The lines scripts/bench.sh gathers: what, FireCamp, baseline, ratio, budget.
+            println!("BENCH\tlocal ordered restart {policy} (round {round}), vs its members' own restarts\t{total:.2} s\t{sum:.2} s\t{:.2}\t-", total / sum);
+            if policy == "PrimaryLast" {
+                println!("BENCH\tlocal PostgreSQL switchover: longest write pause (round {round})\t{:.3} s\t-\t-\t< 0.5 s", longest.as_secs_f64());
+            }
         }
     }
     daemon.stop().await;

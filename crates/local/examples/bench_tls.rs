@@ -88,6 +88,7 @@ async fn main() {
         }
         let (mp, mt) = (median(p), median(t));
         println!("{label}: median plain {mp:.0} tps, TLS {mt:.0} tps, TLS/plain = {:.2}", mt / mp);
+        println!("BENCH\tlocal PostgreSQL pgbench -N, {label}: throughput, TLS vs plain\t{mt:.0} tps\t{mp:.0} tps\t{:.2}\t-", mt / mp);
     }
     redis(&http, &auth, &daemon.url(), dir.path()).await;
     drop(daemon);
@@ -134,4 +135,5 @@ async fn redis(http: &reqwest::Client, auth: &str, url: &str, dir: &std::path::P
     }
     let (mp, mt) = (median(p), median(t));
     println!("Redis SET: median plain {mp:.0} req/s, TLS {mt:.0} req/s, TLS/plain = {:.2}", mt / mp);
+    println!("BENCH\tlocal Redis SET throughput, TLS vs plain\t{mt:.0} req/s\t{mp:.0} req/s\t{:.2}\t-", mt / mp);
 }
