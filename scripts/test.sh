@@ -5,7 +5,7 @@
 #   scripts/test.sh -- ARGS    extra arguments for `cargo test` (e.g. -- -p firecamp-kube)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s (%s)\n' "$*" "$(date +%T)"; }
 
 step "tools"
 need_apt=()
@@ -33,12 +33,25 @@ for f in scripts/setup.d/*.sh; do
   . "$f"
 done
 
+# Lints beside the tests, at the lowest CPU priority so they only take what the tests leave idle
+# (waiting on pods and servers): their check build shares nothing with the test build, so it has
+# its own target directory and never waits for the test build's lock. Reported after the tests,
+# so a lint never hides a failing test.
+step "cargo clippy (in the background, niced)"
+clippy_log=$(mktemp)
+CARGO_TARGET_DIR=target/clippy nice -n 19 cargo clippy --workspace --all-targets --locked -- -D warnings >"$clippy_log" 2>&1 & clippy=$!
+CLEANUP+=("kill $clippy 2>/dev/null; rm -f $clippy_log")
+
 step "cargo test"
 [ "${1:-}" = "--" ] && shift
 # Every test binary runs even after one fails, so one run shows every failure.
-cargo test --workspace --locked --no-fail-fast "$@"
+tests=0
+cargo test --workspace --locked --no-fail-fast "$@" || tests=$?
 
-# Lints last: their check build shares nothing with the test build, and a lint never hides a
-# failing test.
-step "cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo clippy: its result"
+lints=0
+wait "$clippy" || lints=$?
+cat "$clippy_log"
+[ "$tests" -eq 0 ] || { echo "cargo test failed (exit $tests)" >&2; exit "$tests"; }
+[ "$lints" -eq 0 ] || { echo "cargo clippy failed (exit $lints)" >&2; exit "$lints"; }
+step "all passed"

@@ -137,6 +137,7 @@ impl Ec2StaticIps {
         let subnet = choose_subnet(&self.subnets(&member.zone).await?, member)?;
         check_same_zone(&format!("subnet {}", subnet.id), &subnet.zone, member)?;
         let mut attempt = 1;
+        let mut collisions = 0;
         loop {
             let reserve = self.ensure_reserve(&subnet.id).await?;
             let record = |ip| StaticIpRecord {
@@ -148,6 +149,10 @@ impl Ec2StaticIps {
                 holder: reserve.id.clone(),
             };
             if let Some(ip) = unrecorded_reserve_ip(&reserve, records) {
+                if self.held_elsewhere(&subnet.id, &reserve.id, ip).await? {
+                    collisions = self.give_back_drawn(&reserve.id, ip, collisions).await?;
+                    continue;
+                }
                 return Ok(record(ip));
             }
             // "Any free IP" is not idempotent: not retried as such. A retry reads the reserve
@@ -168,6 +173,10 @@ impl Ec2StaticIps {
                         .filter_map(|a| parse_ip(a.private_ip_address()))
                         .find(|ip| Some(*ip) != reserve.primary_ip && !reserve.secondary_ips.contains(ip));
                     if let Some(ip) = new {
+                        if self.held_elsewhere(&subnet.id, &reserve.id, ip).await? {
+                            collisions = self.give_back_drawn(&reserve.id, ip, collisions).await?;
+                            continue;
+                        }
                         let rec = record(ip);
                         check_ownership(member, &rec, records)?;
                         return Ok(rec);
@@ -178,6 +187,36 @@ impl Ec2StaticIps {
             }
             attempt += 1;
         }
+    }
+
+    /// Whether an interface other than the reserve holds `ip`. AWS never hands out an address
+    /// in use, but an emulator may (moto draws at random from the subnet), and a member given
+    /// its node's own address would be unreachable: one filtered Describe, once in a member's
+    /// life. (moto matches this filter against primary addresses only.)
+    async fn held_elsewhere(&self, subnet: &str, reserve: &str, ip: Ipv4Addr) -> Result<bool, AwsError> {
+        let ip_s = ip.to_string();
+        let out = self
+            .calls
+            .call("DescribeNetworkInterfaces", || {
+                self.client.describe_network_interfaces().filters(filter("subnet-id", subnet)).filters(filter("addresses.private-ip-address", &ip_s)).send()
+            })
+            .await?;
+        Ok(out
+            .network_interfaces()
+            .iter()
+            .filter(|n| n.network_interface_id() != Some(reserve))
+            .any(|n| n.private_ip_addresses().iter().any(|a| a.private_ip_address() == Some(ip_s.as_str()))))
+    }
+
+    /// Takes an address drawn in use off the reserve again, so the next round draws another;
+    /// gives up after a few, naming the subnet.
+    async fn give_back_drawn(&self, reserve: &str, ip: Ipv4Addr, collisions: u32) -> Result<u32, AwsError> {
+        tracing::warn!(%ip, reserve, "the subnet handed out an address another interface holds; drawing another");
+        if collisions >= 3 {
+            return Err(AwsError::Unexpected(format!("the subnet of interface {reserve} handed out addresses other interfaces hold 4 times (last {ip})")));
+        }
+        self.unassign(reserve, ip).await?;
+        Ok(collisions + 1)
     }
 
     /// The instance's zone and interfaces (one filtered Describe by id).

@@ -439,3 +439,28 @@ async fn ips_never_move_onto_or_off_an_interface_without_the_cluster_tag() {
     let err = l.ips.assign_ip(&rc[0], &placed, std::slice::from_ref(&placed), other).await.unwrap_err();
     assert!(matches!(&err, AwsError::UntaggedInterface { eni, .. } if *eni == node_eni), "{err}");
 }
+
+/// moto draws a "free" address at random and may hand out one another interface holds (AWS
+/// never does); FireCamp must not give it to a member. The collision is set up by hand: the
+/// reserve is made to hold the node's own address, as a lost reply would have left it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_in_use_elsewhere_is_never_given_to_a_member() {
+    let w = World::new("taken").await;
+    let proxy = Proxy::start(&moto_endpoint()).await;
+    let l = layer(&w, &proxy).await;
+    let rc = w.members("rc", 1, true);
+    let first = l.ips.allocate_ip(&rc[0], &[]).await.unwrap();
+    let node_ip = w.primary_ip(&w.instances[&rc[0].zone][0]).await;
+    w.ec2.assign_private_ip_addresses().network_interface_id(&first.holder).private_ip_addresses(node_ip.to_string()).send().await.unwrap();
+    proxy.take_counts();
+
+    let other = w.members("other", 1, true);
+    assert_eq!(other[0].zone, rc[0].zone);
+    let second = l.ips.allocate_ip(&other[0], std::slice::from_ref(&first)).await.unwrap();
+    report("static IP allocation, the first address drawn in use elsewhere", &proxy.take_counts());
+    assert_ne!(second.ip, node_ip, "the node's own address is not a member's");
+    assert_ne!(second.ip, first.ip);
+    assert_eq!(second.holder, first.holder, "held by the reserve");
+    assert_eq!(w.holders_of(second.ip).await, vec![first.holder.clone()]);
+    assert!(w.holders_of(node_ip).await.is_empty(), "the address in use was given back by the reserve");
+}
