@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use firecamp_core::operation::{
-    CaStage, MemberRole, OperationKind, OperationRequest, OperationStep, StepAction, UpdatePolicy, restart_steps, stop_start_steps,
+    CaStage, MemberRole, OperationKind, OperationRequest, OperationStep, StepAction, UpdatePolicy, restart_steps, scale_steps, stop_start_steps,
 };
 use firecamp_core::{ServiceSpec, ValidationErrors};
 
@@ -46,6 +46,7 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
     only("memberConfig", !req.member_config.is_empty(), &mut errs, OperationKind::Config);
     only("resources", req.resources.is_some(), &mut errs, OperationKind::Resources);
     only("ca", req.ca.is_some(), &mut errs, OperationKind::Certificates);
+    only("replicas", req.replicas.is_some(), &mut errs, OperationKind::Scale);
     if req.step_timeout_seconds == Some(0) {
         errs.push("stepTimeoutSeconds", "must be at least 1");
     }
@@ -110,6 +111,25 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
                 errs.push("kind", "the service is stopped; start it instead");
             }
         }
+        OperationKind::Scale => match req.replicas {
+            None => errs.push("replicas", "is required for a scale"),
+            Some(n) if n == current.replicas => errs.push("replicas", format!("the service already has {n} members")),
+            Some(_) if current.engine != firecamp_core::EngineKind::Postgresql => errs.push(
+                "kind",
+                format!(
+                    "{} cannot be scaled yet: its members join and leave through engine steps FireCamp does not run yet (Redis Cluster resharding, ZooKeeper reconfig)",
+                    current.engine
+                ),
+            ),
+            // The range and the engine's own rules (synchronous replication needs 2) are
+            // checked by `plan` on the next spec.
+            Some(n) => {
+                target = Some(format!("replicas {} → {n}", current.replicas));
+                spec.replicas = n;
+                // Members are `<service>-<index>`: the parameters of removed ones go with them.
+                spec.member_config.retain(|m, _| m.rsplit_once('-').and_then(|(_, i)| i.parse::<u32>().ok()).is_some_and(|i| i < n));
+            }
+        },
         OperationKind::Failover => errs.push("kind", "a failover is FireCamp's own decision (spec.failover); ask for a switchover with a restart instead"),
         OperationKind::Certificates => {
             if !engine(current.engine).supports_tls() {
@@ -121,7 +141,9 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
             });
         }
     }
-    if current.stopped && matches!(kind, OperationKind::Upgrade | OperationKind::Config | OperationKind::Resources | OperationKind::Certificates) {
+    if current.stopped
+        && matches!(kind, OperationKind::Upgrade | OperationKind::Config | OperationKind::Resources | OperationKind::Certificates | OperationKind::Scale)
+    {
         errs.push("kind", "the service is stopped: start it first");
     }
     errs.into_result()?;
@@ -148,6 +170,11 @@ pub fn steps(change: &Change, members: &[MemberRole]) -> Vec<OperationStep> {
     match change.kind {
         OperationKind::Stop => stop_start_steps(members, StepAction::Stop),
         OperationKind::Start => stop_start_steps(members, StepAction::Start),
+        OperationKind::Scale => {
+            // Members are named `<service>-<index>`.
+            let service = members.first().and_then(|m| m.member.rsplit_once('-')).map(|(s, _)| s).unwrap_or_default();
+            scale_steps(service, members, change.spec.replicas as usize)
+        }
         OperationKind::Config if change.changed_keys.iter().all(|k| eng.reloadable(k)) => {
             members.iter().map(|m| OperationStep::new(StepAction::Reload, &m.member)).collect()
         }
@@ -251,6 +278,27 @@ mod tests {
         let mut stopped = spec(EngineKind::Zookeeper, 3);
         stopped.stopped = true;
         assert!(change(&stopped, &req(OperationKind::Certificates)).unwrap_err().to_string().contains("start it first"));
+    }
+
+    #[test]
+    fn a_scale_names_its_replicas_and_only_postgresql_scales_yet() {
+        let mut r = req(OperationKind::Scale);
+        let e = change(&spec(EngineKind::Postgresql, 3), &r).unwrap_err().to_string();
+        assert!(e.contains("replicas") && e.contains("required"), "{e}");
+        r.replicas = Some(3);
+        assert!(change(&spec(EngineKind::Postgresql, 3), &r).unwrap_err().to_string().contains("already has 3 members"));
+        r.replicas = Some(5);
+        let c = change(&spec(EngineKind::Postgresql, 3), &r).unwrap();
+        assert_eq!((c.spec.replicas, c.target.as_deref()), (5, Some("replicas 3 → 5")));
+        let members: Vec<MemberRole> = (0..3).map(|i| MemberRole { member: format!("pg-{i}"), primary: i == 0, shard: None }).collect();
+        assert_eq!(steps(&c, &members).iter().map(|s| s.describe()).collect::<Vec<_>>(), ["add pg-3", "add pg-4"]);
+        for engine in [EngineKind::Redis, EngineKind::Zookeeper] {
+            let e = change(&spec(engine, 3), &r).unwrap_err().to_string();
+            assert!(e.contains("cannot be scaled yet"), "{e}");
+        }
+        let mut restart = req(OperationKind::Restart);
+        restart.replicas = Some(4);
+        assert!(change(&spec(EngineKind::Postgresql, 3), &restart).unwrap_err().to_string().contains("belongs to kind scale"));
     }
 
     #[test]

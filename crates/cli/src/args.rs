@@ -138,6 +138,17 @@ pub enum ServiceCommand {
         #[command(flatten)]
         op: crate::operation_cmds::OperationArgs,
     },
+    /// Add or remove members (PostgreSQL, on the local runtime): a new replica gets its slot on
+    /// the primary before it starts and clones it; the highest members are removed first, after
+    /// a switchover when the primary is among them, their slots and data dropped.
+    Scale {
+        name: String,
+        /// The number of members to have.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(firecamp_core::names::MAX_MEMBERS)))]
+        replicas: u32,
+        #[command(flatten)]
+        op: crate::operation_cmds::OperationArgs,
+    },
     /// Restart every member, one at a time in the policy's order.
     Restart {
         name: String,

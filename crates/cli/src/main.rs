@@ -85,6 +85,11 @@ async fn run(command: Command) -> Result<(), CliError> {
                     req.version = Some(version);
                     operation_cmds::run(&c, &name, req, op.wait).await
                 }
+                ServiceCommand::Scale { name, replicas, op } => {
+                    let mut req = operation_cmds::request(OperationKind::Scale, &op);
+                    req.replicas = Some(replicas);
+                    operation_cmds::run(&c, &name, req, op.wait).await
+                }
                 ServiceCommand::RotateCerts { name, ca, op } => {
                     let mut req = operation_cmds::request(OperationKind::Certificates, &op);
                     req.ca = ca;

@@ -275,3 +275,16 @@ fn install_render_for_eks_annotates_the_service_accounts_and_prints_the_trust_po
         assert!(stderr(&o).contains(flag), "{args:?}: {}", stderr(&o));
     }
 }
+
+/// `service scale` takes 1 to 99 members; anything else is a usage error before any request.
+#[test]
+fn scale_replicas_out_of_range_is_a_usage_error() {
+    for bad in ["0", "100", "-1", "three"] {
+        let o = firecamp(&["service", "scale", "pg", "--replicas", bad]);
+        assert_eq!(o.status.code(), Some(2), "--replicas {bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains("--replicas"), "{}", stderr(&o));
+    }
+    let o = firecamp(&["service", "scale", "pg"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--replicas <REPLICAS>"), "{}", stderr(&o));
+}

@@ -69,10 +69,12 @@ pub enum OperationKind {
     /// A lost primary replaced by its most advanced replica. FireCamp starts it by itself
     /// (`spec.failover`); it cannot be requested.
     Failover,
+    /// Members added or removed (`replicas`), with the engine's own steps for each.
+    Scale,
 }
 
 impl OperationKind {
-    pub const ALL: [OperationKind; 8] = [
+    pub const ALL: [OperationKind; 9] = [
         OperationKind::Upgrade,
         OperationKind::Restart,
         OperationKind::Config,
@@ -81,6 +83,7 @@ impl OperationKind {
         OperationKind::Start,
         OperationKind::Certificates,
         OperationKind::Failover,
+        OperationKind::Scale,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -92,6 +95,7 @@ impl OperationKind {
             OperationKind::Start => "start",
             OperationKind::Certificates => "certificates",
             OperationKind::Failover => "failover",
+            OperationKind::Scale => "scale",
         }
     }
 }
@@ -160,6 +164,9 @@ pub struct OperationRequest {
     /// `resources`: the new requests and limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
+    /// `scale`: the number of members to have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
     /// `certificates`: a stage of a CA rotation; absent, new member certificates from the same CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<CaStage>,
@@ -219,6 +226,12 @@ pub enum StepAction {
     /// Failover: `member` (the most advanced replica) promoted, the others re-pointed to it,
     /// the fenced member started again to rejoin it.
     Promote,
+    /// Scale out: a new member made ready for the engine (PostgreSQL: its slot on the primary)
+    /// before it exists, then started and waited for until it serves in the membership.
+    Add,
+    /// Scale in: the member stopped and taken out of the engine (PostgreSQL: its slot dropped),
+    /// then its address, names and data removed.
+    Remove,
 }
 
 impl StepAction {
@@ -231,6 +244,8 @@ impl StepAction {
             StepAction::Start => "start",
             StepAction::Fence => "fence",
             StepAction::Promote => "promote",
+            StepAction::Add => "add",
+            StepAction::Remove => "remove",
         }
     }
 }
@@ -375,6 +390,25 @@ pub fn stop_start_steps(members: &[MemberRole], action: StepAction) -> Vec<Opera
     restart_steps(members, policy, false, action)
 }
 
+/// The steps of a scale from the members now (`members`, index order) to `to` members. Out:
+/// one `add` per new member, lowest index first. In: the highest members removed first; when
+/// the primary is among them, a switchover to the lowest remaining member comes before.
+pub fn scale_steps(service: &str, members: &[MemberRole], to: usize) -> Vec<OperationStep> {
+    let mut steps = Vec::new();
+    if to >= members.len() {
+        steps.extend((members.len()..to).map(|i| OperationStep::new(StepAction::Add, format!("{service}-{i}"))));
+        return steps;
+    }
+    let (kept, removed) = members.split_at(to.max(1));
+    if let (Some(p), Some(heir)) = (removed.iter().find(|m| m.primary), kept.first()) {
+        let mut s = OperationStep::new(StepAction::Switchover, &p.member);
+        s.to = Some(heir.member.clone());
+        steps.push(s);
+    }
+    steps.extend(removed.iter().rev().map(|m| OperationStep::new(StepAction::Remove, &m.member)));
+    steps
+}
+
 #[cfg(test)]
 mod tests {
     /// Issue #19: the policy in the spellings users type; stored and shown in PascalCase.
@@ -439,6 +473,20 @@ mod tests {
         let members = [m("pg-0", true, None), m("pg-1", false, None)];
         assert_eq!(line(&stop_start_steps(&members, StepAction::Stop)), ["stop pg-1", "stop pg-0"]);
         assert_eq!(line(&stop_start_steps(&members, StepAction::Start)), ["start pg-0", "start pg-1"]);
+    }
+
+    #[test]
+    fn scale_out_adds_the_next_members_in_order() {
+        let members = [m("pg-0", true, None), m("pg-1", false, None), m("pg-2", false, None)];
+        assert_eq!(line(&scale_steps("pg", &members, 5)), ["add pg-3", "add pg-4"]);
+    }
+
+    #[test]
+    fn scale_in_removes_the_highest_members_and_never_the_primary_before_a_switchover() {
+        let members = [m("pg-0", false, None), m("pg-1", false, None), m("pg-2", false, None), m("pg-3", true, None), m("pg-4", false, None)];
+        assert_eq!(line(&scale_steps("pg", &members, 2)), ["switchover pg-3 → pg-0", "remove pg-4", "remove pg-3", "remove pg-2"]);
+        let members = [m("pg-0", true, None), m("pg-1", false, None), m("pg-2", false, None)];
+        assert_eq!(line(&scale_steps("pg", &members, 1)), ["remove pg-2", "remove pg-1"]);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod logs;
 mod materialize;
 mod operations;
 mod runtime;
+mod scale;
 pub mod servers;
 mod status;
 pub mod store;

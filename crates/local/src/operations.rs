@@ -38,7 +38,7 @@ fn busy(service: &str, op: &Operation) -> LocalError {
 
 /// Polls `check` with a growing pause (100 ms doubling to 1 s) until it holds or `deadline`
 /// passes; the error says what was last seen.
-async fn poll<F, Fut>(deadline: Instant, what: &str, mut check: F) -> Result<(), String>
+pub(crate) async fn poll<F, Fut>(deadline: Instant, what: &str, mut check: F) -> Result<(), String>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), String>>,
@@ -62,7 +62,7 @@ fn redis_cluster(rec: &ServiceRecord) -> bool {
     status::is_redis_cluster(rec)
 }
 
-async fn pg(rec: &ServiceRecord, member: &str) -> Result<tokio_postgres::Client, String> {
+pub(crate) async fn pg(rec: &ServiceRecord, member: &str) -> Result<tokio_postgres::Client, String> {
     let mut t = status::target(rec, member).ok_or_else(|| format!("{member} has no address"))?;
     t.timeout = Duration::from_secs(5);
     firecamp_probe::postgresql::connect(&t, postgresql::SUPERUSER).await.map_err(|e| format!("{member}: {e}"))
@@ -342,7 +342,12 @@ impl Runtime {
     fn apply_spec(&self, r: &OperationRecord) -> Result<ServiceRecord> {
         let mut rec = self.store.get(&r.service)?.ok_or_else(|| LocalError::NotFound(r.service.clone()))?;
         let before = rec.clone();
+        let replicas = rec.spec.replicas;
         rec.spec = r.spec.clone();
+        if r.operation.kind == OperationKind::Scale {
+            // A scale moves `replicas` one member at a time, as its steps make them (scale.rs).
+            rec.spec.replicas = replicas;
+        }
         rec.server_version = r.server_version.clone();
         if let Some(tls) = &r.tls {
             rec.tls = tls.clone();
@@ -483,6 +488,8 @@ impl Runtime {
                     r.operation.steps.iter().find(|s| s.action == StepAction::Fence).map(|s| s.member.clone()).ok_or("a promotion without a fence step")?;
                 self.promote(&rec, member, &lost, deadline).await
             }
+            StepAction::Add => self.add_member(&rec, member, deadline).await,
+            StepAction::Remove => self.remove_member(&rec, member, deadline).await,
             StepAction::Switchover => {
                 let to = step.to.as_deref().ok_or("a switchover without a target member")?;
                 match rec.spec.engine {
@@ -538,7 +545,7 @@ impl Runtime {
         }
     }
 
-    async fn wait_member(&self, rec: &ServiceRecord, member: &str, deadline: Instant) -> Result<(), String> {
+    pub(crate) async fn wait_member(&self, rec: &ServiceRecord, member: &str, deadline: Instant) -> Result<(), String> {
         poll(deadline, &format!("{member} not back in the service"), || self.member_back(rec, member)).await
     }
 

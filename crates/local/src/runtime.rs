@@ -131,6 +131,13 @@ impl Runtime {
         logs.entry(key).or_insert_with(|| Arc::new(LogSink::new(path, self.cfg.member_log_max_bytes))).clone()
     }
 
+    /// Closes a removed member's log and forgets it.
+    pub(crate) fn forget_member_logs(&self, service: &str, member: &str) {
+        if let Some(sink) = self.logs.lock().unwrap_or_else(|p| p.into_inner()).remove(&format!("{service}/{member}")) {
+            sink.close();
+        }
+    }
+
     /// DNS name → addresses of every member of every service, and of the primary and replicas
     /// endpoints of single-writer services (they follow `ServiceRecord::primary`).
     fn names(&self) -> Result<hosts::Names> {

@@ -272,10 +272,13 @@ fn postgresql_conf(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> Stri
         None => gib(&ctx.spec.volumes.data.size) / 4,
     }
     .max(1);
+    // Fixed, not sized from the members: a standby refuses to run with fewer WAL senders than
+    // its primary, so a scale must never leave the files of a member with another value.
+    let senders = firecamp_core::names::MAX_MEMBERS + 5;
     c.section("Streaming replication through one physical slot per replica.")
         .set("wal_level", "replica")
-        .set("max_wal_senders", ctx.members.len() + 5)
-        .set("max_replication_slots", ctx.members.len() + 5)
+        .set("max_wal_senders", senders)
+        .set("max_replication_slots", senders)
         .set("wal_keep_size", q("512MB"))
         .set("max_slot_wal_keep_size", q(&format!("{wal_budget_gib}GB")))
         .set("hot_standby", "on")

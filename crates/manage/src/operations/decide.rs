@@ -131,6 +131,8 @@ fn done(step: &firecamp_core::operation::OperationStep, o: &Observed) -> Result<
                 Err(format!("{} is {}", step.member, m.role.as_str()))
             }
         }
+        // Refused when requested (request.rs): a scale runs on the local runtime only so far.
+        StepAction::Add | StepAction::Remove => Err("members are not added or removed on Kubernetes yet".into()),
     }
 }
 
@@ -195,7 +197,7 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
                         Some(Effect::Fence { lost: step.member.clone(), heir: step.to.clone().unwrap_or_default(), uid: m.pod_uid })
                     }
                     StepAction::Promote => Some(Effect::Promote { heir: step.member.clone(), lost: lost_primary.clone().unwrap_or_default() }),
-                    StepAction::Stop | StepAction::Start => None,
+                    StepAction::Stop | StepAction::Start | StepAction::Add | StepAction::Remove => None,
                 };
                 op.message = Some(format!("step {}/{total}: {}", i + 1, op.steps[i].describe()));
                 return effect.into_iter().collect();

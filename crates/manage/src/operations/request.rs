@@ -111,6 +111,13 @@ async fn request_once(
         return Err(RequestError::Busy(busy_message(name, &op)));
     }
     let c = change(&svc.spec.0, req)?;
+    if c.kind == OperationKind::Scale {
+        // The StatefulSet would grow or shrink unguarded: no slot for a new PostgreSQL
+        // replica, no switchover before its primary goes.
+        let mut errs = ValidationErrors::default();
+        errs.push("kind", "scale is not available on Kubernetes yet (only on the local runtime): members would be added or removed without the engine's steps");
+        return Err(errs.into());
+    }
     let mut cluster = cluster.clone();
     cluster.namespace = svc.namespace().unwrap_or_default();
     plan(name, &c.spec, &cluster, &KubernetesLayout, &BTreeMap::new())?;

@@ -1,5 +1,5 @@
 //! The REST API in process, over a fake Kubernetes API that approves every token and access
-//! review, holds one service (`rd`, Redis, 3 members, in `default`), answers writes as the API
+//! review, holds one service (`rd`, Redis, 3 members, in `default`; and `pg`, PostgreSQL, to read), answers writes as the API
 //! server would, and records every request, so a test can see what reached Kubernetes.
 
 #![allow(dead_code)]
@@ -43,6 +43,15 @@ fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({ "apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": reason, "message": message, "code": code })
 }
 
+/// The service `pg` (PostgreSQL, 3 members), readable only: for refusals that depend on the engine.
+pub fn pg() -> Value {
+    let mut pg = FireCampService::new("pg", FireCampServiceSpec(firecamp_catalog::examples::spec(EngineKind::Postgresql, 3)));
+    pg.metadata.namespace = Some("default".into());
+    pg.metadata.resource_version = Some("1".into());
+    pg.metadata.uid = Some("0b6f1d2e-0000-4000-8000-000000000003".into());
+    serde_json::to_value(&pg).unwrap()
+}
+
 /// The service `rd` as the API server stores it.
 pub fn rd() -> Value {
     let mut rd = FireCampService::new("rd", FireCampServiceSpec(firecamp_catalog::examples::spec(EngineKind::Redis, 3)));
@@ -83,6 +92,7 @@ fn answer(method: &Method, path: &str, body: &[u8]) -> (u16, Value) {
             (201, obj)
         }
         (Method::GET | Method::PATCH | Method::DELETE, Some("rd")) if ns == "default" => (200, rd()),
+        (Method::GET, Some("pg")) if ns == "default" => (200, pg()),
         (Method::PUT, Some("rd")) if ns == "default" => match serde_json::from_slice::<Value>(body) {
             Ok(mut obj) => {
                 obj["metadata"]["resourceVersion"] = "2".into();

@@ -1,0 +1,160 @@
+//! The steps of a `scale` operation on the local runtime (PostgreSQL). Each step moves the
+//! service's record (`spec.replicas`, the members' addresses) by one member at the moment the
+//! engine allows it, so the record never names a member the engine is not ready for, and a
+//! step resumed after a daemon restart sees how far it got:
+//!
+//! - **add** `pg-i`: its slot on the primary first (holding WAL from then on), then its address
+//!   and names recorded with `replicas = i + 1`, every member's files written again (the
+//!   primary reloads them: `synchronous_standby_names` names the new member), the member started
+//!   — its start script clones the primary through that slot — and waited for until it streams;
+//! - **remove** `pg-i`: stopped (never the primary: the steps switch over first), the record
+//!   shrunk to `replicas = i` without its address and names, its slot dropped on the primary
+//!   once no sender uses it, the others' files written again, its directory removed.
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, TcpListener};
+use std::time::Instant;
+
+use firecamp_catalog::postgresql;
+use firecamp_core::EngineKind;
+
+use crate::operations::{pg, poll};
+use crate::runtime::Runtime;
+use crate::store::ServiceRecord;
+
+/// The index of member `<service>-<i>`.
+fn index_of(rec: &ServiceRecord, member: &str) -> Result<u32, String> {
+    member.strip_prefix(&format!("{}-", rec.name)).and_then(|i| i.parse().ok()).ok_or_else(|| format!("{member} is not a member name of {}", rec.name))
+}
+
+fn only_postgresql(rec: &ServiceRecord) -> Result<(), String> {
+    match rec.spec.engine {
+        EngineKind::Postgresql => Ok(()),
+        e => Err(format!("{e} cannot be scaled yet")),
+    }
+}
+
+impl Runtime {
+    fn record_now(&self, service: &str) -> Result<ServiceRecord, String> {
+        self.store.get(service).map_err(|e| e.to_string())?.ok_or_else(|| format!("service {service} is gone"))
+    }
+
+    /// A connection to the primary, waited for (after a daemon restart it is starting again).
+    async fn primary_client(&self, rec: &ServiceRecord, deadline: Instant) -> Result<tokio_postgres::Client, String> {
+        let primary = rec.current_primary();
+        poll(deadline, &format!("the primary {primary} does not answer"), || async { pg(rec, &primary).await.map(|_| ()) }).await?;
+        pg(rec, &primary).await
+    }
+
+    /// Every member's files from the record as it is now, and the primary's reloaded.
+    async fn rewrite_members(&self, rec: &ServiceRecord, deadline: Instant) -> Result<(), String> {
+        let installed = self.installed(rec).map_err(|e| e.to_string())?;
+        let plan = self.plan_of(rec, &installed).map_err(|e| e.to_string())?;
+        let rec = self.ensure_tls(rec, &plan).map_err(|e| e.to_string())?;
+        for m in &plan.members {
+            self.write_member(&rec, &plan, m.member.name.as_str()).map_err(|e| e.to_string())?;
+        }
+        let primary = rec.current_primary();
+        self.primary_client(&rec, deadline).await?.query_one("SELECT pg_reload_conf()", &[]).await.map_err(|e| format!("reloading {primary}: {e}"))?;
+        Ok(())
+    }
+
+    /// Step `add`: see the module's comment.
+    pub(crate) async fn add_member(&self, rec: &ServiceRecord, member: &str, deadline: Instant) -> Result<(), String> {
+        only_postgresql(rec)?;
+        let service = rec.name.as_str();
+        let i = index_of(rec, member)?;
+        if rec.spec.replicas <= i {
+            if rec.spec.replicas != i {
+                return Err(format!("{member} cannot join before {service}-{}", rec.spec.replicas));
+            }
+            let primary = rec.current_primary();
+            let slot = postgresql::slot_name(member);
+            self.primary_client(rec, deadline)
+                .await?
+                .execute(
+                    "SELECT pg_create_physical_replication_slot(s, true) FROM (SELECT $1::text AS s) x \
+                     WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = x.s)",
+                    &[&slot],
+                )
+                .await
+                .map_err(|e| format!("creating slot {slot} on {primary}: {e}"))?;
+            // A directory left by an unfinished removal of this member is not its data.
+            let dir = self.cfg.service_dir(service).join(member);
+            if dir.exists() {
+                self.forget_member_logs(service, member);
+                std::fs::remove_dir_all(&dir).map_err(|e| format!("removing {} left by an earlier removal: {e}", dir.display()))?;
+            }
+            let mut next = self.record_now(service)?;
+            let ip = self.free_address(&next, member)?;
+            next.ips.insert(member.to_string(), ip);
+            next.spec.replicas = i + 1;
+            self.store.put(&next).map_err(|e| e.to_string())?;
+            self.sync_names().await.map_err(|e| e.to_string())?;
+        }
+        let rec = self.record_now(service)?;
+        self.rewrite_members(&rec, deadline).await?;
+        let rec = self.record_now(service)?;
+        self.log_sink(service, member).line(&format!("firecamp: {member} added to {service}; cloning {}", rec.current_primary()));
+        self.start_member(&rec, member).await.map_err(|e| e.to_string())?;
+        self.wait_member(&rec, member, deadline).await
+    }
+
+    /// The lowest address of the pool no service holds (nor one whose data is kept), free on
+    /// every port the engine uses.
+    fn free_address(&self, rec: &ServiceRecord, member: &str) -> Result<Ipv4Addr, String> {
+        let mut taken: BTreeSet<Ipv4Addr> = self.store.list().map_err(|e| e.to_string())?.iter().flat_map(|r| r.ips.values().copied()).collect();
+        for r in self.store.all_retained().map_err(|e| e.to_string())? {
+            taken.extend(r.ips.values().copied());
+        }
+        let ip = crate::ips::allocate(&self.cfg.ips, &taken, &[member.to_string()], &Default::default()).map_err(|e| e.to_string())?[member];
+        let installed = self.installed(rec).map_err(|e| e.to_string())?;
+        for port in &self.plan_of(rec, &installed).map_err(|e| e.to_string())?.ports {
+            TcpListener::bind((ip, port.port))
+                .map_err(|e| format!("{ip}:{} ({} port of {member}) is not free: {e}; stop what uses it", port.port, port.name))?;
+        }
+        Ok(ip)
+    }
+
+    /// Step `remove`: see the module's comment.
+    pub(crate) async fn remove_member(&self, rec: &ServiceRecord, member: &str, deadline: Instant) -> Result<(), String> {
+        only_postgresql(rec)?;
+        let service = rec.name.as_str();
+        let i = index_of(rec, member)?;
+        if rec.spec.replicas > i {
+            if rec.spec.replicas != i + 1 {
+                return Err(format!("{member} cannot leave before {service}-{}", rec.spec.replicas - 1));
+            }
+            if rec.current_primary() == member {
+                return Err(format!("{member} is the primary; switch over first"));
+            }
+            self.stop_member(service, member).await;
+            let mut next = self.record_now(service)?;
+            next.ips.remove(member);
+            next.spec.replicas = i;
+            self.store.put(&next).map_err(|e| e.to_string())?;
+            self.sync_names().await.map_err(|e| e.to_string())?;
+        }
+        let rec = self.record_now(service)?;
+        let primary = rec.current_primary();
+        let slot = postgresql::slot_name(member);
+        let c = self.primary_client(&rec, deadline).await?;
+        poll(deadline, &format!("dropping slot {slot} on {primary}"), || async {
+            let active: Option<bool> =
+                c.query_opt("SELECT active FROM pg_replication_slots WHERE slot_name = $1", &[&slot]).await.map_err(|e| e.to_string())?.map(|r| r.get(0));
+            match active {
+                None => Ok(()),
+                Some(true) => Err("a sender still streams through it".to_string()),
+                Some(false) => c.execute("SELECT pg_drop_replication_slot($1)", &[&slot]).await.map(|_| ()).map_err(|e| e.to_string()),
+            }
+        })
+        .await?;
+        self.rewrite_members(&rec, deadline).await?;
+        self.forget_member_logs(service, member);
+        let dir = self.cfg.service_dir(service).join(member);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("removing {}: {e}", dir.display())),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Scaling on real servers (issue #16): PostgreSQL out and in with a continuous writer (every
+//! acknowledged row on every member, new replicas streaming through slots made before they
+//! started, removed members' slots, names and data gone), refusals, and a daemon restart in
+//! the middle of a scale.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::writer::{pg_service, with_writer};
+use common::{Bed, PgLogin, pg_connect, require, spec, with_bed};
+use firecamp_api::{Operation, OperationPhase, Phase, Role};
+use firecamp_core::EngineKind;
+use serde_json::json;
+
+fn plan(op: &Operation) -> Vec<String> {
+    op.steps.iter().map(|s| s.describe()).collect()
+}
+
+fn members(s: &firecamp_api::Service) -> Vec<(String, Role)> {
+    s.status.members.iter().map(|m| (m.name.clone(), m.role)).collect()
+}
+
+/// The replication slots on `primary`.
+async fn slots(bed: &Bed, name: &str, primary: &str, login: &PgLogin) -> BTreeSet<String> {
+    let c = pg_connect(&bed.ip(name, primary).await, login).await.unwrap();
+    c.query("SELECT slot_name::text FROM pg_replication_slots", &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
+}
+
+/// Every row of `t` on every member, once each replica has replayed what the primary had
+/// written when asked (polled on the replicas' own replay position, not slept).
+async fn rows_everywhere(bed: &Bed, name: &str, login: &PgLogin) -> Vec<(String, BTreeSet<i64>)> {
+    let s = bed.get(name).await;
+    let primary = s.status.members.iter().find(|m| m.role == Role::Primary).expect("a primary");
+    let p = pg_connect(primary.static_ip.as_deref().unwrap(), login).await.unwrap();
+    let lsn: String = p.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.unwrap().get(0);
+    let mut out = Vec::new();
+    for m in &s.status.members {
+        let c = pg_connect(m.static_ip.as_deref().unwrap(), login).await.unwrap();
+        if m.role != Role::Primary {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let caught_up: bool = c.query_one("SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn", &[&lsn]).await.unwrap().get(0);
+                if caught_up {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{} did not replay up to {lsn} within 60 s", m.name);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let ids = c.query("SELECT id FROM t", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+        out.push((m.name.clone(), ids));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgresql_scales_out_and_in_keeping_every_acknowledged_row_on_every_member() {
+    require(EngineKind::Postgresql);
+    with_bed(
+        "t-sc",
+        "127.0.200.1/20",
+        |_| {},
+        |bed| async move {
+            let login = pg_service(&bed, "pg").await;
+
+            // Refusals name the field, and nothing is recorded.
+            for (body, field, says) in [
+                (json!({ "kind": "scale" }), "replicas", "required"),
+                (json!({ "kind": "scale", "replicas": 3 }), "replicas", "already has 3"),
+                (json!({ "kind": "scale", "replicas": 0 }), "spec.replicas", "1 to 99"),
+                (json!({ "kind": "scale", "replicas": 100 }), "spec.replicas", "1 to 99"),
+                (json!({ "kind": "restart", "replicas": 4 }), "replicas", "belongs to kind scale"),
+            ] {
+                let (code, e) = bed.operate("pg", body.clone()).await.unwrap_err();
+                assert_eq!(code, 400, "{body}");
+                assert!(e.fields.iter().any(|f| f.field == field && f.message.contains(says)), "{body}: {e:?}");
+            }
+            assert!(bed.operations("pg").await.is_empty(), "a refused request records nothing");
+
+            // Out: 3 → 5 while a writer writes.
+            let (op, writes) = with_writer(&bed, "pg", &login, json!({ "kind": "scale", "replicas": 5 })).await;
+            assert_eq!(op.phase, OperationPhase::Succeeded, "{op:#?}");
+            assert_eq!(plan(&op), ["add pg-3", "add pg-4"]);
+            assert_eq!(op.target.as_deref(), Some("replicas 3 → 5"));
+            assert_eq!(writes.primaries(), ["pg-0"], "the primary did not change");
+            assert_eq!(writes.outage_windows(), 0, "adding replicas stops no write: {:?}", writes.last_error);
+            let s = bed.wait_phase("pg", Phase::Active, Duration::from_secs(120)).await;
+            assert_eq!(s.spec.replicas, 5);
+            let want: Vec<(String, Role)> = (0..5).map(|i| (format!("pg-{i}"), if i == 0 { Role::Primary } else { Role::Replica })).collect();
+            assert_eq!(members(&s), want);
+            assert_eq!(slots(&bed, "pg", "pg-0", &login).await, BTreeSet::from(["pg_1", "pg_2", "pg_3", "pg_4"].map(String::from)));
+            for (m, ids) in rows_everywhere(&bed, "pg", &login).await {
+                let lost: Vec<_> = writes.acked.iter().filter(|i| !ids.contains(i)).collect();
+                assert!(lost.is_empty(), "acknowledged rows missing on {m}: {lost:?}");
+            }
+            // The new members stream from the primary through their own slots.
+            let p = pg_connect(&bed.ip("pg", "pg-0").await, &login).await.unwrap();
+            let streaming: BTreeSet<String> =
+                p.query("SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+            assert!(streaming.contains("pg-3") && streaming.contains("pg-4"), "{streaming:?}");
+
+            // In: 5 → 2, the highest members first.
+            let gone_ips: Vec<String> = futures::future::join_all(["pg-2", "pg-3", "pg-4"].map(|m| bed.ip("pg", m))).await;
+            let (op, writes) = with_writer(&bed, "pg", &login, json!({ "kind": "scale", "replicas": 2 })).await;
+            assert_eq!(op.phase, OperationPhase::Succeeded, "{op:#?}");
+            assert_eq!(plan(&op), ["remove pg-4", "remove pg-3", "remove pg-2"]);
+            assert_eq!(writes.outage_windows(), 0, "removing replicas stops no write: {:?}", writes.last_error);
+            let s = bed.wait_phase("pg", Phase::Active, Duration::from_secs(120)).await;
+            assert_eq!(s.spec.replicas, 2);
+            assert_eq!(members(&s), [("pg-0".to_string(), Role::Primary), ("pg-1".to_string(), Role::Replica)]);
+            assert_eq!(slots(&bed, "pg", "pg-0", &login).await, BTreeSet::from(["pg_1".to_string()]), "the removed members' slots are dropped");
+            for (m, ids) in rows_everywhere(&bed, "pg", &login).await {
+                let lost: Vec<_> = writes.acked.iter().filter(|i| !ids.contains(i)).collect();
+                assert!(lost.is_empty(), "acknowledged rows missing on {m}: {lost:?}");
+            }
+            for (m, ip) in ["pg-2", "pg-3", "pg-4"].iter().zip(&gone_ips) {
+                assert!(!bed.member_dir("pg", m).exists(), "{m}'s data is removed");
+                let name = format!("{m}.{}-firecamp.com", bed.cfg.cluster);
+                assert!(common::query_a(bed.dns_addr, &name).await.is_empty(), "{name} no longer resolves");
+                assert!(std::net::TcpStream::connect((ip.as_str(), 5432)).is_err(), "nothing serves on {m}'s old address {ip}");
+            }
+            let replicas = format!("replicas.pg.{}-firecamp.com", bed.cfg.cluster);
+            assert_eq!(common::query_a(bed.dns_addr, &replicas).await, [bed.ip("pg", "pg-1").await.parse::<std::net::Ipv4Addr>().unwrap()]);
+        },
+    )
+    .await;
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scale_goes_on_after_a_daemon_restart_and_a_removed_primary_is_switched_over_first() {
+    require(EngineKind::Postgresql);
+    let port = free_port();
+    // The test hook holds every operation after its first step, so the daemon stops there.
+    let tweak = move |c: &mut firecamp_local::Config| {
+        c.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        c.hold_operations_after_steps = Some(1);
+    };
+    with_bed("t-scr", "127.0.201.1/20", tweak, |bed| async move {
+        bed.create(json!({ "name": "pr", "spec": spec("postgresql", 1, "256Mi") })).await.expect("created");
+        bed.wait_phase("pr", Phase::Active, Duration::from_secs(240)).await;
+        let login = bed.pg_login("pr");
+        let c = pg_connect(&bed.ip("pr", "pr-0").await, &login).await.unwrap();
+        c.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 1000)").await.unwrap();
+
+        let op = bed.operate("pr", json!({ "kind": "scale", "replicas": 3 })).await.unwrap();
+        assert_eq!(plan(&op), ["add pr-1", "add pr-2"]);
+        let held = bed.wait_operation_until("pr", &op.id, Duration::from_secs(240), |o| o.steps[0].phase == OperationPhase::Succeeded).await;
+        assert_eq!(held.phase, OperationPhase::Running);
+        let mut cfg = bed.cfg.clone();
+        cfg.hold_operations_after_steps = None;
+        bed.restart_daemon(cfg).await;
+        let done = bed.wait_operation("pr", &op.id, Duration::from_secs(300)).await;
+        assert_eq!(done.phase, OperationPhase::Succeeded, "{done:#?}");
+        assert_eq!(done.steps[0], held.steps[0], "the finished step was not run again");
+        let s = bed.wait_phase("pr", Phase::Active, Duration::from_secs(120)).await;
+        assert_eq!(members(&s), [("pr-0".to_string(), Role::Primary), ("pr-1".to_string(), Role::Replica), ("pr-2".to_string(), Role::Replica)]);
+        for (m, ids) in rows_everywhere(&bed, "pr", &login).await {
+            assert_eq!(ids.len(), 1000, "{m}");
+        }
+
+        // A PrimaryLast restart moves the primary to pr-1 (pr-1 and pr-2 restarted, then a
+        // switchover pr-0 → pr-1); scaling to 1 must then switch over to pr-0 before pr-1 goes.
+        let op = bed.operate("pr", json!({ "kind": "restart" })).await.unwrap();
+        let op = bed.wait_operation("pr", &op.id, Duration::from_secs(300)).await;
+        assert_eq!(op.phase, OperationPhase::Succeeded, "{op:#?}");
+        let s = bed.wait_phase("pr", Phase::Active, Duration::from_secs(120)).await;
+        assert_eq!(s.status.members[1].role, Role::Primary, "{:?}", members(&s));
+        let op = bed.operate("pr", json!({ "kind": "scale", "replicas": 1 })).await.unwrap();
+        assert_eq!(plan(&op), ["switchover pr-1 → pr-0", "remove pr-2", "remove pr-1"]);
+        let op = bed.wait_operation("pr", &op.id, Duration::from_secs(300)).await;
+        assert_eq!(op.phase, OperationPhase::Succeeded, "{op:#?}");
+        let s = bed.wait_phase("pr", Phase::Active, Duration::from_secs(120)).await;
+        assert_eq!(members(&s), [("pr-0".to_string(), Role::Primary)]);
+        assert!(slots(&bed, "pr", "pr-0", &login).await.is_empty(), "no slot left for removed members");
+        let c = pg_connect(&bed.ip("pr", "pr-0").await, &login).await.unwrap();
+        let n: i64 = c.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+        assert_eq!(n, 1000);
+        c.execute("INSERT INTO t VALUES (1001)", &[]).await.unwrap();
+    })
+    .await;
+}
