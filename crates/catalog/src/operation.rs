@@ -114,12 +114,12 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
         OperationKind::Scale => match req.replicas {
             None => errs.push("replicas", "is required for a scale"),
             Some(n) if n == current.replicas => errs.push("replicas", format!("the service already has {n} members")),
-            Some(_) if current.engine != firecamp_core::EngineKind::Postgresql => errs.push(
+            Some(_) if current.engine == firecamp_core::EngineKind::Zookeeper => {
+                errs.push("kind", "zookeeper cannot be scaled yet: the ensemble's membership must change through `reconfig`, which FireCamp does not run yet")
+            }
+            Some(_) if current.redis.as_ref().is_some_and(|r| r.mode == firecamp_core::spec::RedisMode::Cluster) => errs.push(
                 "kind",
-                format!(
-                    "{} cannot be scaled yet: its members join and leave through engine steps FireCamp does not run yet (Redis Cluster resharding, ZooKeeper reconfig)",
-                    current.engine
-                ),
+                "a Redis Cluster cannot be scaled yet: new shards need slots migrated to them (resharding), which FireCamp does not run yet",
             ),
             // The range and the engine's own rules (synchronous replication needs 2) are
             // checked by `plan` on the next spec.
@@ -292,8 +292,11 @@ mod tests {
         assert_eq!((c.spec.replicas, c.target.as_deref()), (5, Some("replicas 3 → 5")));
         let members: Vec<MemberRole> = (0..3).map(|i| MemberRole { member: format!("pg-{i}"), primary: i == 0, shard: None }).collect();
         assert_eq!(steps(&c, &members).iter().map(|s| s.describe()).collect::<Vec<_>>(), ["add pg-3", "add pg-4"]);
-        for engine in [EngineKind::Redis, EngineKind::Zookeeper] {
-            let e = change(&spec(engine, 3), &r).unwrap_err().to_string();
+        assert_eq!(change(&spec(EngineKind::Redis, 3), &r).unwrap().spec.replicas, 5, "Redis replication mode scales");
+        let mut cluster = spec(EngineKind::Redis, 6);
+        cluster.redis = Some(firecamp_core::spec::RedisOptions { mode: firecamp_core::spec::RedisMode::Cluster, shards: Some(3), ..Default::default() });
+        for s in [cluster, spec(EngineKind::Zookeeper, 3)] {
+            let e = change(&s, &r).unwrap_err().to_string();
             assert!(e.contains("cannot be scaled yet"), "{e}");
         }
         let mut restart = req(OperationKind::Restart);

@@ -138,9 +138,10 @@ pub enum ServiceCommand {
         #[command(flatten)]
         op: crate::operation_cmds::OperationArgs,
     },
-    /// Add or remove members (PostgreSQL, on the local runtime): a new replica gets its slot on
-    /// the primary before it starts and clones it; the highest members are removed first, after
-    /// a switchover when the primary is among them, their slots and data dropped.
+    /// Add or remove members (PostgreSQL and Redis in replication mode, on the local runtime): a
+    /// new replica copies the primary (PostgreSQL: through a slot made before it starts); the
+    /// highest members are removed first, after a switchover when the primary is among them,
+    /// their slots and data dropped.
     Scale {
         name: String,
         /// The number of members to have.

@@ -1,4 +1,5 @@
-//! The steps of a `scale` operation on the local runtime (PostgreSQL). Each step moves the
+//! The steps of a `scale` operation on the local runtime (PostgreSQL, Redis in replication
+//! mode). Each step moves the
 //! service's record (`spec.replicas`, the members' addresses) by one member at the moment the
 //! engine allows it, so the record never names a member the engine is not ready for, and a
 //! step resumed after a daemon restart sees how far it got:
@@ -10,6 +11,9 @@
 //! - **remove** `pg-i`: stopped (never the primary: the steps switch over first), the record
 //!   shrunk to `replicas = i` without its address and names, its slot dropped on the primary
 //!   once no sender uses it, the others' files written again, its directory removed.
+//!
+//! Redis replication mode is the same without slots: a replica's files name only the primary,
+//! so the new member needs nothing from the others before it starts and syncs.
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, TcpListener};
@@ -27,11 +31,16 @@ fn index_of(rec: &ServiceRecord, member: &str) -> Result<u32, String> {
     member.strip_prefix(&format!("{}-", rec.name)).and_then(|i| i.parse().ok()).ok_or_else(|| format!("{member} is not a member name of {}", rec.name))
 }
 
-fn only_postgresql(rec: &ServiceRecord) -> Result<(), String> {
+fn scalable(rec: &ServiceRecord) -> Result<(), String> {
     match rec.spec.engine {
         EngineKind::Postgresql => Ok(()),
+        EngineKind::Redis if !crate::status::is_redis_cluster(rec) => Ok(()),
         e => Err(format!("{e} cannot be scaled yet")),
     }
+}
+
+fn is_postgresql(rec: &ServiceRecord) -> bool {
+    rec.spec.engine == EngineKind::Postgresql
 }
 
 impl Runtime {
@@ -54,6 +63,9 @@ impl Runtime {
         for m in &plan.members {
             self.write_member(&rec, &plan, m.member.name.as_str()).map_err(|e| e.to_string())?;
         }
+        if !is_postgresql(&rec) {
+            return Ok(());
+        }
         let primary = rec.current_primary();
         self.primary_client(&rec, deadline).await?.query_one("SELECT pg_reload_conf()", &[]).await.map_err(|e| format!("reloading {primary}: {e}"))?;
         Ok(())
@@ -61,7 +73,7 @@ impl Runtime {
 
     /// Step `add`: see the module's comment.
     pub(crate) async fn add_member(&self, rec: &ServiceRecord, member: &str, deadline: Instant) -> Result<(), String> {
-        only_postgresql(rec)?;
+        scalable(rec)?;
         let service = rec.name.as_str();
         let i = index_of(rec, member)?;
         if rec.spec.replicas <= i {
@@ -70,15 +82,17 @@ impl Runtime {
             }
             let primary = rec.current_primary();
             let slot = postgresql::slot_name(member);
-            self.primary_client(rec, deadline)
-                .await?
-                .execute(
-                    "SELECT pg_create_physical_replication_slot(s, true) FROM (SELECT $1::text AS s) x \
+            if is_postgresql(rec) {
+                self.primary_client(rec, deadline)
+                    .await?
+                    .execute(
+                        "SELECT pg_create_physical_replication_slot(s, true) FROM (SELECT $1::text AS s) x \
                      WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = x.s)",
-                    &[&slot],
-                )
-                .await
-                .map_err(|e| format!("creating slot {slot} on {primary}: {e}"))?;
+                        &[&slot],
+                    )
+                    .await
+                    .map_err(|e| format!("creating slot {slot} on {primary}: {e}"))?;
+            }
             // A directory left by an unfinished removal of this member is not its data.
             let dir = self.cfg.service_dir(service).join(member);
             if dir.exists() {
@@ -95,7 +109,7 @@ impl Runtime {
         let rec = self.record_now(service)?;
         self.rewrite_members(&rec, deadline).await?;
         let rec = self.record_now(service)?;
-        self.log_sink(service, member).line(&format!("firecamp: {member} added to {service}; cloning {}", rec.current_primary()));
+        self.log_sink(service, member).line(&format!("firecamp: {member} added to {service}; copying {}", rec.current_primary()));
         self.start_member(&rec, member).await.map_err(|e| e.to_string())?;
         self.wait_member(&rec, member, deadline).await
     }
@@ -118,7 +132,7 @@ impl Runtime {
 
     /// Step `remove`: see the module's comment.
     pub(crate) async fn remove_member(&self, rec: &ServiceRecord, member: &str, deadline: Instant) -> Result<(), String> {
-        only_postgresql(rec)?;
+        scalable(rec)?;
         let service = rec.name.as_str();
         let i = index_of(rec, member)?;
         if rec.spec.replicas > i {
@@ -136,9 +150,23 @@ impl Runtime {
             self.sync_names().await.map_err(|e| e.to_string())?;
         }
         let rec = self.record_now(service)?;
+        if is_postgresql(&rec) {
+            self.drop_slot(&rec, member, deadline).await?;
+        }
+        self.rewrite_members(&rec, deadline).await?;
+        self.forget_member_logs(service, member);
+        let dir = self.cfg.service_dir(service).join(member);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("removing {}: {e}", dir.display())),
+            _ => Ok(()),
+        }
+    }
+
+    /// A removed member's slot dropped on the primary, once its sender is gone.
+    async fn drop_slot(&self, rec: &ServiceRecord, member: &str, deadline: Instant) -> Result<(), String> {
         let primary = rec.current_primary();
         let slot = postgresql::slot_name(member);
-        let c = self.primary_client(&rec, deadline).await?;
+        let c = self.primary_client(rec, deadline).await?;
         poll(deadline, &format!("dropping slot {slot} on {primary}"), || async {
             let active: Option<bool> =
                 c.query_opt("SELECT active FROM pg_replication_slots WHERE slot_name = $1", &[&slot]).await.map_err(|e| e.to_string())?.map(|r| r.get(0));
@@ -148,13 +176,6 @@ impl Runtime {
                 Some(false) => c.execute("SELECT pg_drop_replication_slot($1)", &[&slot]).await.map(|_| ()).map_err(|e| e.to_string()),
             }
         })
-        .await?;
-        self.rewrite_members(&rec, deadline).await?;
-        self.forget_member_logs(service, member);
-        let dir = self.cfg.service_dir(service).join(member);
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("removing {}: {e}", dir.display())),
-            _ => Ok(()),
-        }
+        .await
     }
 }

@@ -1,7 +1,7 @@
 //! Scaling on real servers (issue #16): PostgreSQL out and in with a continuous writer (every
 //! acknowledged row on every member, new replicas streaming through slots made before they
-//! started, removed members' slots, names and data gone), refusals, and a daemon restart in
-//! the middle of a scale.
+//! started, removed members' slots, names and data gone), refusals, a daemon restart in the
+//! middle of a scale, a removed primary switched over first; Redis replication mode out and in.
 
 mod common;
 
@@ -183,5 +183,75 @@ async fn a_scale_goes_on_after_a_daemon_restart_and_a_removed_primary_is_switche
         assert_eq!(n, 1000);
         c.execute("INSERT INTO t VALUES (1001)", &[]).await.unwrap();
     })
+    .await;
+}
+
+/// DBSIZE of a Redis member.
+async fn dbsize(bed: &Bed, name: &str, member: &str) -> i64 {
+    match bed.redis(name, member, &["DBSIZE"]).await {
+        redis::Value::Int(n) => n,
+        v => panic!("DBSIZE on {member}: {v:?}"),
+    }
+}
+
+/// Waits until `member` holds `n` keys (a replica syncing), polling its own count.
+async fn wait_keys(bed: &Bed, name: &str, member: &str, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let have = dbsize(bed, name, member).await;
+        if have == n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{member} holds {have} keys, not {n}, after 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_replication_scales_out_and_in_and_every_replica_holds_every_key() {
+    require(EngineKind::Redis);
+    with_bed(
+        "t-scd",
+        "127.0.202.1/20",
+        |_| {},
+        |bed| async move {
+            bed.create(json!({ "name": "rd", "spec": spec("redis", 2, "128Mi") })).await.expect("created");
+            bed.wait_phase("rd", Phase::Active, Duration::from_secs(120)).await;
+            for i in 0..1000 {
+                bed.redis("rd", "rd-0", &["SET", &format!("key-{i}"), &i.to_string()]).await;
+            }
+
+            let op = bed.operate("rd", json!({ "kind": "scale", "replicas": 4 })).await.unwrap();
+            assert_eq!(plan(&op), ["add rd-2", "add rd-3"]);
+            let op = bed.wait_operation("rd", &op.id, Duration::from_secs(300)).await;
+            assert_eq!(op.phase, OperationPhase::Succeeded, "{op:#?}");
+            let s = bed.wait_phase("rd", Phase::Active, Duration::from_secs(120)).await;
+            let want: Vec<(String, Role)> = (0..4).map(|i| (format!("rd-{i}"), if i == 0 { Role::Primary } else { Role::Replica })).collect();
+            assert_eq!(members(&s), want);
+            for m in ["rd-1", "rd-2", "rd-3"] {
+                wait_keys(&bed, "rd", m, 1000).await;
+            }
+            let replicas = format!("replicas.rd.{}-firecamp.com", bed.cfg.cluster);
+            assert_eq!(common::query_a(bed.dns_addr, &replicas).await.len(), 3, "the replicas endpoint lists the new members");
+
+            // In to 1: the primary stays, every replica goes.
+            let gone = bed.ip("rd", "rd-3").await;
+            let op = bed.operate("rd", json!({ "kind": "scale", "replicas": 1 })).await.unwrap();
+            assert_eq!(plan(&op), ["remove rd-3", "remove rd-2", "remove rd-1"]);
+            let op = bed.wait_operation("rd", &op.id, Duration::from_secs(300)).await;
+            assert_eq!(op.phase, OperationPhase::Succeeded, "{op:#?}");
+            let s = bed.wait_phase("rd", Phase::Active, Duration::from_secs(120)).await;
+            assert_eq!(members(&s), [("rd-0".to_string(), Role::Primary)]);
+            assert_eq!(dbsize(&bed, "rd", "rd-0").await, 1000);
+            assert!(!bed.member_dir("rd", "rd-3").exists());
+            assert!(std::net::TcpStream::connect((gone.as_str(), 6379)).is_err(), "nothing serves on rd-3's old address");
+            let info = match bed.redis("rd", "rd-0", &["INFO", "replication"]).await {
+                redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+                redis::Value::VerbatimString { text, .. } => text,
+                v => panic!("{v:?}"),
+            };
+            assert!(info.contains("connected_slaves:0"), "the primary has no replica left: {info}");
+        },
+    )
     .await;
 }

@@ -78,10 +78,10 @@ async fn config_operations_refuse_dangerous_parameters_before_anything_is_record
 
 /// Issue #16: a scale on Kubernetes would reach the StatefulSet without the engine's steps (no
 /// slot for a new PostgreSQL replica, no switchover before its primary goes): refused, naming
-/// `kind`, with nothing written; Redis cannot scale anywhere yet.
+/// `kind`, with nothing written.
 #[tokio::test]
 async fn scale_is_refused_on_kubernetes_before_anything_is_recorded() {
-    for (svc, want) in [("pg", "not available on Kubernetes yet"), ("rd", "cannot be scaled yet")] {
+    for (svc, want) in [("pg", "not available on Kubernetes yet"), ("rd", "not available on Kubernetes yet")] {
         let (status, e, seen) = post(&format!("/v1/services/{svc}/operations"), json!({ "kind": "scale", "replicas": 5 })).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{svc}: {e:?}");
         assert!(e.fields.iter().any(|f| f.field == "kind" && f.message.contains(want)), "{svc}: {e:?}");
