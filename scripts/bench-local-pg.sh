@@ -2,7 +2,9 @@
 # Benchmark (not a test): the time from `firecamp service create` to a PostgreSQL cluster of 3
 # whose two replicas stream (phase ACTIVE, which checks pg_stat_replication), against the same
 # done by hand on this machine in the same run: initdb, start, two pg_basebackups, start both
-# replicas, until pg_stat_replication shows both streaming. Prints both times and the ratio.
+# replicas, until pg_stat_replication shows both streaming. Then one replica more (issue #16):
+# `firecamp service scale pg --replicas 4 --wait` against a pg_basebackup and start by hand until
+# it streams. Prints the times and the ratios.
 # Runs as root (PostgreSQL members run as the postgres user). Uses 127.0.210.0/24 and
 # 127.0.211.0/24 and a temp directory; removes everything it made.
 #   scripts/bench-local-pg.sh [path/to/firecamp]
@@ -43,6 +45,14 @@ done
 until [ "$(as_pg psql -h "$work/hand" -U postgres -Atc "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")" = 2 ]; do sleep 0.05; done
 t1=$(now)
 hand=$(awk "BEGIN { print $t1 - $t0 }")
+# One replica more, by hand.
+t0=$(now)
+mkdir -p "$work/hand/s3" && chown postgres: "$work/hand/s3"
+as_pg "$bin/pg_basebackup" -h 127.0.211.1 -U postgres -D "$work/hand/m3" -X stream -R --checkpoint=fast
+as_pg "$bin/pg_ctl" -D "$work/hand/m3" -w -l "$work/hand/m3.log" -o "-c listen_addresses=127.0.211.4 -c unix_socket_directories=$work/hand/s3" start >/dev/null
+until [ "$(as_pg psql -h "$work/hand" -U postgres -Atc "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")" = 3 ]; do sleep 0.05; done
+t1=$(now)
+hand_add=$(awk "BEGIN { print $t1 - $t0 }")
 
 # --- FireCamp --------------------------------------------------------------------------------
 export FIRECAMP_LOCAL_DIR="$work/fc" FIRECAMP_SERVER=http://127.0.0.1:27240
@@ -52,6 +62,10 @@ t0=$(now)
 until "$fc" service get pg -o json | grep -q '"phase": "ACTIVE"'; do sleep 0.05; done
 t1=$(now)
 firecamp=$(awk "BEGIN { print $t1 - $t0 }")
+t0=$(now)
+"$fc" service scale pg --replicas 4 --wait >/dev/null
+t1=$(now)
+firecamp_add=$(awk "BEGIN { print $t1 - $t0 }")
 "$fc" service delete pg --delete-volumes >/dev/null
 
 printf 'by hand (initdb + 2 x pg_basebackup, streaming): %6.2f s\n' "$hand"
@@ -60,3 +74,8 @@ ratio="$(awk "BEGIN { print $firecamp / $hand }")"
 printf 'ratio firecamp / by hand:                        %6.2f\n' "$ratio"
 # The line scripts/bench.sh gathers: what, FireCamp, baseline, ratio, budget.
 printf 'BENCH\tlocal PostgreSQL of 3 created → streaming, vs by hand\t%.2f s\t%.2f s\t%.2f\t≤ 1.2\n' "$firecamp" "$hand" "$ratio"
+printf 'by hand (pg_basebackup + start, streaming):      %6.2f s\n' "$hand_add"
+printf 'firecamp service scale 3 → 4 --wait (streaming):  %6.2f s\n' "$firecamp_add"
+ratio_add="$(awk "BEGIN { print $firecamp_add / $hand_add }")"
+printf 'ratio firecamp / by hand:                        %6.2f\n' "$ratio_add"
+printf 'BENCH\tlocal PostgreSQL replica added (scale 3 → 4) → streaming, vs pg_basebackup by hand\t%.2f s\t%.2f s\t%.2f\t—\n' "$firecamp_add" "$hand_add" "$ratio_add"

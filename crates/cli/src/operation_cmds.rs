@@ -110,12 +110,14 @@ pub async fn cancel(client: &Backend, name: &str, id: Option<&str>, w: WaitArgs)
     Ok(())
 }
 
-/// Polls the operation once a second with a progress line until it ends or the timeout.
+/// Polls the operation with a progress line until it ends or the timeout: every 100 ms at
+/// first, doubling to once a second (a short operation is not held up by the polling).
 async fn follow(client: &Backend, name: &str, id: &str, w: &WaitArgs) -> Result<Operation, CliError> {
     let bar = ProgressBar::new_spinner();
     bar.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("static template"));
     bar.enable_steady_tick(Duration::from_millis(120));
     let deadline = Instant::now() + Duration::from_secs(w.timeout);
+    let mut pause = Duration::from_millis(100);
     loop {
         let ops = client.operations(name).await?;
         let op = ops.items.into_iter().find(|o| o.id == id).ok_or_else(|| CliError::NotFound(format!("operation {id} of {name} is gone")))?;
@@ -132,7 +134,8 @@ async fn follow(client: &Backend, name: &str, id: &str, w: &WaitArgs) -> Result<
                 w.timeout
             )));
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
     }
 }
 
