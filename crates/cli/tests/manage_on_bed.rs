@@ -259,6 +259,35 @@ async fn a_resource_with_a_dangerous_parameter_ends_failed_naming_it() {
     assert!(ours.items.is_empty(), "no StorageClass made");
 }
 
+/// Issue #16: `spec.replicas` edited directly (kubectl) would grow the StatefulSet without the
+/// engine's steps; it is refused, naming the field and the size to go back to, and the
+/// StatefulSet keeps its size; set back, the service is ACTIVE again.
+#[tokio::test]
+async fn a_size_changed_outside_a_scale_is_refused_and_the_statefulset_keeps_its_size() {
+    let (client, ns) = setup("fc-size").await;
+    let _manage = Manage::start(&ns);
+    create(&ns, &["zookeeper", "zk", "--replicas=1"]);
+    let crs: Api<FireCampService> = Api::namespaced(client.clone(), &ns);
+    crs.patch("zk", &PatchParams::default(), &Patch::Merge(&serde_json::json!({"spec": {"replicas": 3}}))).await.unwrap();
+    let failed = |o: Option<&FireCampService>| o.and_then(|s| s.status.as_ref()).is_some_and(|s| s.phase == Phase::Failed);
+    let s = tokio::time::timeout(Duration::from_secs(60), kube::runtime::wait::await_condition(crs.clone(), "zk", failed))
+        .await
+        .expect("FAILED once the size changed")
+        .unwrap()
+        .unwrap();
+    let msg = s.status.unwrap().message.unwrap();
+    assert!(msg.contains("spec.replicas") && msg.contains("outside a scale operation") && msg.contains("set it back to 1"), "{msg}");
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    assert_eq!(sts.get("zk").await.unwrap().spec.unwrap().replicas, Some(1), "the StatefulSet keeps its size");
+    let pvcs = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns).list(&ListParams::default().labels("firecamp.dev/service=zk")).await.unwrap();
+    assert_eq!(pvcs.items.len(), 1, "no volume made for a member that was refused");
+
+    crs.patch("zk", &PatchParams::default(), &Patch::Merge(&serde_json::json!({"spec": {"replicas": 1}}))).await.unwrap();
+    let active = |o: Option<&FireCampService>| o.and_then(|s| s.status.as_ref()).is_some_and(|s| s.phase == Phase::Active);
+    tokio::time::timeout(Duration::from_secs(60), kube::runtime::wait::await_condition(crs, "zk", active)).await.expect("ACTIVE once set back").unwrap();
+    ok(cli(&ns, &["service", "delete", "zk", "--delete-volumes", "--wait", "--timeout=60"]));
+}
+
 #[tokio::test]
 async fn the_network_policy_admits_the_named_clients_and_goes_when_the_spec_turns_it_off() {
     let (client, ns) = setup("fc-netpol").await;

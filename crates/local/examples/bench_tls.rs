@@ -91,7 +91,8 @@ async fn main() {
         println!("BENCH\tlocal PostgreSQL pgbench -N, {label}: throughput, TLS vs plain\t{mt:.0} tps\t{mp:.0} tps\t{:.2}\t-", mt / mp);
     }
     redis(&http, &auth, &daemon.url(), dir.path()).await;
-    drop(daemon);
+    // A clean stop: members stopped, the runtime's hosts block removed.
+    daemon.stop().await;
 }
 
 fn redis_benchmark(ip: &str, port: u16, password: &str, tls: Option<&std::path::Path>) -> f64 {

@@ -169,6 +169,28 @@ async fn refuse(ctx: &Context, svc: &FireCampService, reason: &str, message: Str
     Ok(())
 }
 
+/// The service's size may change only through a scale operation, which does not run on
+/// Kubernetes yet: a `spec.replicas` edited with kubectl would otherwise grow or shrink the
+/// StatefulSet without the engine's steps (no slot for a new PostgreSQL replica, no switchover
+/// before a removed primary). The size last applied is the members the status lists.
+fn check_size_unchanged(svc: &FireCampService) -> Result<()> {
+    let Some(applied) = svc.status.as_ref().map(|s| s.members.len() as u32).filter(|n| *n > 0) else {
+        return Ok(());
+    };
+    let wanted = svc.spec.0.replicas;
+    if wanted == applied {
+        return Ok(());
+    }
+    let mut errs = firecamp_core::ValidationErrors::default();
+    errs.push(
+        "spec.replicas",
+        format!(
+            "changed from {applied} to {wanted} outside a scale operation; FireCamp does not add or remove members on Kubernetes yet (they would join or leave without the engine's steps): set it back to {applied}"
+        ),
+    );
+    Err(errs.into())
+}
+
 async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
     let name = svc.name_any();
     let ns = svc.namespace().unwrap_or_default();
@@ -176,6 +198,7 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
     cloud_state.own_ips(cluster_of(svc, ctx).names_namespace());
     // Validate: an invalid spec is reported in status and waits for the user's next change.
     let plan = plan_of(svc, ctx, &cloud_state.ip_map())?;
+    check_size_unchanged(svc)?;
     // Nothing is taken (static IPs) or applied while any object of the names the service needs
     // belongs to someone else.
     let uid = svc.metadata.uid.clone().ok_or(Error::MissingField("metadata.uid"))?;
