@@ -281,7 +281,7 @@ mod tests {
     }
 
     #[test]
-    fn a_scale_names_its_replicas_and_only_postgresql_scales_yet() {
+    fn a_scale_names_its_replicas_and_redis_cluster_and_zookeeper_do_not_scale_yet() {
         let mut r = req(OperationKind::Scale);
         let e = change(&spec(EngineKind::Postgresql, 3), &r).unwrap_err().to_string();
         assert!(e.contains("replicas") && e.contains("required"), "{e}");
