@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use firecamp_core::operation::{
     CaStage, MemberRole, OperationKind, OperationRequest, OperationStep, StepAction, UpdatePolicy, restart_steps, scale_steps, stop_start_steps,
 };
-use firecamp_core::{ServiceSpec, ValidationErrors};
+use firecamp_core::{MemberName, ServiceSpec, ValidationErrors};
 
 use crate::engine::engine;
 
@@ -127,7 +127,7 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
                 target = Some(format!("replicas {} → {n}", current.replicas));
                 spec.replicas = n;
                 // Members are `<service>-<index>`: the parameters of removed ones go with them.
-                spec.member_config.retain(|m, _| m.rsplit_once('-').and_then(|(_, i)| i.parse::<u32>().ok()).is_some_and(|i| i < n));
+                spec.member_config.retain(|m, _| MemberName::from_string(m.as_str()).parts().is_some_and(|(_, i)| i < n));
             }
         },
         OperationKind::Failover => errs.push("kind", "a failover is FireCamp's own decision (spec.failover); ask for a switchover with a restart instead"),
@@ -171,8 +171,8 @@ pub fn steps(change: &Change, members: &[MemberRole]) -> Vec<OperationStep> {
         OperationKind::Stop => stop_start_steps(members, StepAction::Stop),
         OperationKind::Start => stop_start_steps(members, StepAction::Start),
         OperationKind::Scale => {
-            // Members are named `<service>-<index>`.
-            let service = members.first().and_then(|m| m.member.rsplit_once('-')).map(|(s, _)| s).unwrap_or_default();
+            let first = members.first().map(|m| MemberName::from_string(m.member.as_str()));
+            let service = first.as_ref().and_then(|m| m.parts()).map(|(s, _)| s).unwrap_or_default();
             scale_steps(service, members, change.spec.replicas as usize)
         }
         OperationKind::Config if change.changed_keys.iter().all(|k| eng.reloadable(k)) => {

@@ -26,6 +26,11 @@ impl MemberName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// The service and the index the name is made of; `None` for a name not of that form.
+    pub fn parts(&self) -> Option<(&str, u32)> {
+        let (service, index) = self.0.rsplit_once('-')?;
+        Some((service, index.parse().ok()?))
+    }
 }
 
 impl fmt::Display for MemberName {

@@ -442,15 +442,7 @@ impl Runtime {
         rec.secrets = retained.as_ref().map(|r| r.secrets.clone()).unwrap_or_default();
         fill_secrets(&mut rec.secrets, &plan.secret_keys);
         for (member, ip) in &rec.ips {
-            for port in &plan.ports {
-                // Binding is the only sure test that the address is free for the member.
-                if let Err(e) = TcpListener::bind((*ip, port.port)) {
-                    return Err(LocalError::Conflict(format!(
-                        "{ip}:{} ({} port of {member}) is not free: {e}; stop what uses it or start the runtime with another --ip-pool",
-                        port.port, port.name
-                    )));
-                }
-            }
+            ports_free(member, *ip, &plan)?;
         }
 
         self.store.put(&rec)?;
@@ -614,6 +606,19 @@ impl Runtime {
 }
 
 /// Generates a password for each of `keys` that `secrets` lacks; whether any was.
+/// Every port the engine uses is free on `ip` for `member`: binding is the only sure test.
+pub(crate) fn ports_free(member: &str, ip: Ipv4Addr, plan: &ServicePlan) -> Result<()> {
+    for port in &plan.ports {
+        if let Err(e) = TcpListener::bind((ip, port.port)) {
+            return Err(LocalError::Conflict(format!(
+                "{ip}:{} ({} port of {member}) is not free: {e}; stop what uses it or start the runtime with another --ip-pool",
+                port.port, port.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn fill_secrets(secrets: &mut BTreeMap<String, String>, keys: &[&str]) -> bool {
     let mut added = false;
     for k in keys {

@@ -16,11 +16,11 @@
 //! so the new member needs nothing from the others before it starts and syncs.
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use firecamp_catalog::postgresql;
-use firecamp_core::EngineKind;
+use firecamp_core::{EngineKind, MemberName};
 
 use crate::operations::{pg, poll};
 use crate::runtime::Runtime;
@@ -28,7 +28,10 @@ use crate::store::ServiceRecord;
 
 /// The index of member `<service>-<i>`.
 fn index_of(rec: &ServiceRecord, member: &str) -> Result<u32, String> {
-    member.strip_prefix(&format!("{}-", rec.name)).and_then(|i| i.parse().ok()).ok_or_else(|| format!("{member} is not a member name of {}", rec.name))
+    match MemberName::from_string(member).parts() {
+        Some((service, i)) if service == rec.name => Ok(i),
+        _ => Err(format!("{member} is not a member name of {}", rec.name)),
+    }
 }
 
 fn scalable(rec: &ServiceRecord) -> Result<(), String> {
@@ -123,10 +126,8 @@ impl Runtime {
         }
         let ip = crate::ips::allocate(&self.cfg.ips, &taken, &[member.to_string()], &Default::default()).map_err(|e| e.to_string())?[member];
         let installed = self.installed(rec).map_err(|e| e.to_string())?;
-        for port in &self.plan_of(rec, &installed).map_err(|e| e.to_string())?.ports {
-            TcpListener::bind((ip, port.port))
-                .map_err(|e| format!("{ip}:{} ({} port of {member}) is not free: {e}; stop what uses it", port.port, port.name))?;
-        }
+        let plan = self.plan_of(rec, &installed).map_err(|e| e.to_string())?;
+        crate::runtime::ports_free(member, ip, &plan).map_err(|e| e.to_string())?;
         Ok(ip)
     }
 

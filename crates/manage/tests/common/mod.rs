@@ -43,22 +43,23 @@ fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({ "apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": reason, "message": message, "code": code })
 }
 
-/// The service `pg` (PostgreSQL, 3 members), readable only: for refusals that depend on the engine.
+/// A 3-member service of `engine` in `default` as the API server stores it.
+fn stored(name: &str, engine: EngineKind, uid_suffix: u8) -> Value {
+    let mut svc = FireCampService::new(name, FireCampServiceSpec(firecamp_catalog::examples::spec(engine, 3)));
+    svc.metadata.namespace = Some("default".into());
+    svc.metadata.resource_version = Some("1".into());
+    svc.metadata.uid = Some(format!("0b6f1d2e-0000-4000-8000-00000000000{uid_suffix}"));
+    serde_json::to_value(&svc).unwrap()
+}
+
+/// The service `pg` (PostgreSQL), readable only: for refusals that depend on the engine.
 pub fn pg() -> Value {
-    let mut pg = FireCampService::new("pg", FireCampServiceSpec(firecamp_catalog::examples::spec(EngineKind::Postgresql, 3)));
-    pg.metadata.namespace = Some("default".into());
-    pg.metadata.resource_version = Some("1".into());
-    pg.metadata.uid = Some("0b6f1d2e-0000-4000-8000-000000000003".into());
-    serde_json::to_value(&pg).unwrap()
+    stored("pg", EngineKind::Postgresql, 3)
 }
 
 /// The service `rd` as the API server stores it.
 pub fn rd() -> Value {
-    let mut rd = FireCampService::new("rd", FireCampServiceSpec(firecamp_catalog::examples::spec(EngineKind::Redis, 3)));
-    rd.metadata.namespace = Some("default".into());
-    rd.metadata.resource_version = Some("1".into());
-    rd.metadata.uid = Some("0b6f1d2e-0000-4000-8000-000000000001".into());
-    serde_json::to_value(&rd).unwrap()
+    stored("rd", EngineKind::Redis, 1)
 }
 
 /// The answer of the fake API server to one request.
