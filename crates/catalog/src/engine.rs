@@ -14,6 +14,12 @@ pub trait Engine: Sync {
     fn versions(&self) -> &'static [EngineVersion];
     /// Engine rules on replicas and options (common rules are checked elsewhere).
     fn validate(&self, spec: &ServiceSpec, errs: &mut ValidationErrors);
+    /// The engine's rule on the size a service is asked to have (a ZooKeeper ensemble is odd),
+    /// beyond the common 1 to 99; `None` when `replicas` is allowed. Not applied to the sizes a
+    /// scale passes through one member at a time ([`crate::plan_mid_scale`]).
+    fn size_rule(&self, _replicas: u32) -> Option<String> {
+        None
+    }
     /// Whether members must keep one IP wherever they run (clients cache member IPs).
     fn needs_static_ip(&self) -> bool;
     fn default_resources(&self) -> Resources;

@@ -16,7 +16,7 @@ pub mod zookeeper;
 
 pub use engine::{Engine, engine};
 pub use layout::{Binding, KubernetesLayout, Layout, LocalLayout, MemberPaths};
-pub use plan::{ConfigFile, ContainerPlan, InitTask, MemberPlan, Port, Probe, Role, ServicePlan, plan, plan_with_primary};
+pub use plan::{ConfigFile, ContainerPlan, InitTask, MemberPlan, Port, Probe, Role, ServicePlan, plan, plan_mid_scale, plan_with_primary};
 pub use version::EngineVersion;
 
 /// Specs for examples and tests: a small, valid service of each engine.

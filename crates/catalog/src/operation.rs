@@ -114,9 +114,11 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
         OperationKind::Scale => match req.replicas {
             None => errs.push("replicas", "is required for a scale"),
             Some(n) if n == current.replicas => errs.push("replicas", format!("the service already has {n} members")),
-            Some(_) if current.engine == firecamp_core::EngineKind::Zookeeper => {
-                errs.push("kind", "zookeeper cannot be scaled yet: the ensemble's membership must change through `reconfig`, which FireCamp does not run yet")
-            }
+            // One member runs standalone, where ZooKeeper has no `reconfig`.
+            Some(n) if current.engine == firecamp_core::EngineKind::Zookeeper && (n < 3 || current.replicas < 3) => errs.push(
+                "replicas",
+                "a ZooKeeper ensemble scales between 3 and 9 members: a single member runs standalone, which cannot change its membership",
+            ),
             Some(_) if current.redis.as_ref().is_some_and(|r| r.mode == firecamp_core::spec::RedisMode::Cluster) => errs.push(
                 "kind",
                 "a Redis Cluster cannot be scaled yet: new shards need slots migrated to them (resharding), which FireCamp does not run yet",
@@ -173,7 +175,10 @@ pub fn steps(change: &Change, members: &[MemberRole]) -> Vec<OperationStep> {
         OperationKind::Scale => {
             let first = members.first().map(|m| MemberName::from_string(m.member.as_str()));
             let service = first.as_ref().and_then(|m| m.parts()).map(|(s, _)| s).unwrap_or_default();
-            scale_steps(service, members, change.spec.replicas as usize)
+            // A ZooKeeper leader leaves through `reconfig` like any member: no switchover first.
+            let members: Vec<MemberRole> =
+                if eng.supports_switchover() { members.to_vec() } else { members.iter().map(|m| MemberRole { primary: false, ..m.clone() }).collect() };
+            scale_steps(service, &members, change.spec.replicas as usize)
         }
         OperationKind::Config if change.changed_keys.iter().all(|k| eng.reloadable(k)) => {
             members.iter().map(|m| OperationStep::new(StepAction::Reload, &m.member)).collect()
@@ -281,7 +286,7 @@ mod tests {
     }
 
     #[test]
-    fn a_scale_names_its_replicas_and_redis_cluster_and_zookeeper_do_not_scale_yet() {
+    fn a_scale_names_its_replicas_and_redis_cluster_does_not_scale_yet() {
         let mut r = req(OperationKind::Scale);
         let e = change(&spec(EngineKind::Postgresql, 3), &r).unwrap_err().to_string();
         assert!(e.contains("replicas") && e.contains("required"), "{e}");
@@ -295,13 +300,25 @@ mod tests {
         assert_eq!(change(&spec(EngineKind::Redis, 3), &r).unwrap().spec.replicas, 5, "Redis replication mode scales");
         let mut cluster = spec(EngineKind::Redis, 6);
         cluster.redis = Some(firecamp_core::spec::RedisOptions { mode: firecamp_core::spec::RedisMode::Cluster, shards: Some(3), ..Default::default() });
-        for s in [cluster, spec(EngineKind::Zookeeper, 3)] {
-            let e = change(&s, &r).unwrap_err().to_string();
-            assert!(e.contains("cannot be scaled yet"), "{e}");
-        }
+        let e = change(&cluster, &r).unwrap_err().to_string();
+        assert!(e.contains("cannot be scaled yet"), "{e}");
         let mut restart = req(OperationKind::Restart);
         restart.replicas = Some(4);
         assert!(change(&spec(EngineKind::Postgresql, 3), &restart).unwrap_err().to_string().contains("belongs to kind scale"));
+    }
+
+    #[test]
+    fn a_zookeeper_ensemble_scales_between_3_and_9_and_its_leader_leaves_without_switchover() {
+        let mut r = req(OperationKind::Scale);
+        r.replicas = Some(3);
+        let c = change(&spec(EngineKind::Zookeeper, 5), &r).unwrap();
+        let members: Vec<MemberRole> = (0..5).map(|i| MemberRole { member: format!("zk-{i}"), primary: i == 4, shard: None }).collect();
+        assert_eq!(steps(&c, &members).iter().map(|s| s.describe()).collect::<Vec<_>>(), ["remove zk-4", "remove zk-3"]);
+        for (from, to) in [(1, 3), (3, 1)] {
+            r.replicas = Some(to);
+            let e = change(&spec(EngineKind::Zookeeper, from), &r).unwrap_err().to_string();
+            assert!(e.contains("replicas") && e.contains("standalone"), "{from} → {to}: {e}");
+        }
     }
 
     #[test]

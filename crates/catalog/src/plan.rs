@@ -196,12 +196,42 @@ pub fn plan_with_primary(
     static_ips: &BTreeMap<String, Ipv4Addr>,
     primary: Option<&str>,
 ) -> Result<ServicePlan, ValidationErrors> {
+    plan_sized(name, spec, cluster, layout, static_ips, primary, true)
+}
+
+/// [`plan_with_primary`] for the members a service has now, which a scale moves one at a time
+/// through sizes the engine refuses as a target (a ZooKeeper ensemble of 4 between 3 and 5):
+/// every rule but the engine's [`Engine::size_rule`] applies. The target itself was planned
+/// with it when the scale was accepted.
+pub fn plan_mid_scale(
+    name: &str,
+    spec: &ServiceSpec,
+    cluster: &ClusterConfig,
+    layout: &dyn Layout,
+    static_ips: &BTreeMap<String, Ipv4Addr>,
+    primary: Option<&str>,
+) -> Result<ServicePlan, ValidationErrors> {
+    plan_sized(name, spec, cluster, layout, static_ips, primary, false)
+}
+
+fn plan_sized(
+    name: &str,
+    spec: &ServiceSpec,
+    cluster: &ClusterConfig,
+    layout: &dyn Layout,
+    static_ips: &BTreeMap<String, Ipv4Addr>,
+    primary: Option<&str>,
+    size_rule: bool,
+) -> Result<ServicePlan, ValidationErrors> {
     let eng = engine(spec.engine);
     let mut errs = ValidationErrors::default();
     cluster.validate(&mut errs);
     validate_common(name, spec, cluster, &mut errs);
     validate_engine_blocks(spec, &mut errs);
     let version = version::resolve(spec.engine.as_str(), eng.versions(), spec.version.as_deref()).map_err(|e| errs.push("spec.version", e)).ok();
+    if let Some(e) = eng.size_rule(spec.replicas).filter(|_| size_rule) {
+        errs.push("spec.replicas", e);
+    }
     eng.validate(spec, &mut errs);
     crate::params::validate(name, spec, eng, &mut errs);
     if let Some(p) = primary

@@ -23,6 +23,7 @@ mod status;
 pub mod store;
 mod supervisor;
 mod users;
+mod zk;
 
 pub use config::Config;
 pub use daemon::{Daemon, serve, start};

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use firecamp_api::Role;
 use firecamp_catalog::operation::{change, steps};
-use firecamp_catalog::{KubernetesLayout, LocalLayout, ServicePlan, plan_with_primary, postgresql};
+use firecamp_catalog::{KubernetesLayout, LocalLayout, ServicePlan, plan_mid_scale, plan_with_primary, postgresql};
 use firecamp_core::operation::{CaStage, DEFAULT_STEP_TIMEOUT_SECONDS, MemberRole, Operation, OperationKind, OperationPhase, OperationRequest, StepAction};
 use firecamp_core::{EngineKind, ValidationErrors};
 
@@ -152,7 +152,7 @@ impl Runtime {
     /// A plan for names, indexes, shards and bootstrap roles (no paths needed).
     fn shape(&self, rec: &ServiceRecord) -> Option<ServicePlan> {
         let layout = LocalLayout { service_dir: self.cfg.service_dir(&rec.name).display().to_string(), bin_dir: String::new() };
-        plan_with_primary(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips, rec.primary.as_deref()).ok()
+        plan_mid_scale(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips, rec.primary.as_deref()).ok()
     }
 
     /// Members in index order with their roles: as the engines report them now, else (a stopped

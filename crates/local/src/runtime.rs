@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use firecamp_api::{CreateService, Phase, Service, ServiceStatus};
-use firecamp_catalog::{KubernetesLayout, LocalLayout, ServicePlan, plan, plan_with_primary};
+use firecamp_catalog::{KubernetesLayout, LocalLayout, ServicePlan, plan, plan_mid_scale};
 use firecamp_core::spec::RedisMode;
 use firecamp_core::{ClusterConfig, EngineKind, MemberName};
 use nix::sys::signal::Signal;
@@ -116,7 +116,7 @@ impl Runtime {
 
     pub(crate) fn plan_of(&self, rec: &ServiceRecord, installed: &Installed) -> Result<ServicePlan> {
         let layout = LocalLayout { service_dir: self.cfg.service_dir(&rec.name).display().to_string(), bin_dir: installed.bin_dir.clone() };
-        Ok(plan_with_primary(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips, rec.primary.as_deref())?)
+        Ok(plan_mid_scale(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips, rec.primary.as_deref())?)
     }
 
     pub(crate) fn installed(&self, rec: &ServiceRecord) -> Result<Installed> {
@@ -569,7 +569,7 @@ impl Runtime {
         let failure = self.failures.lock().unwrap_or_else(|p| p.into_inner()).get(&rec.name).cloned();
         // A plan for names and zones; paths need the installed server, which status does not.
         let layout = LocalLayout { service_dir: self.cfg.service_dir(&rec.name).display().to_string(), bin_dir: String::new() };
-        let plan = plan_with_primary(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips, rec.primary.as_deref()).ok();
+        let plan = plan_mid_scale(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips, rec.primary.as_deref()).ok();
         let cx = status::Context { rec, plan: plan.as_ref(), run: &run, node: &self.node, failure };
         let mut status = status::status(&cx).await;
         // An operation under way says where it is.

@@ -1,5 +1,5 @@
 //! The steps of a `scale` operation on the local runtime (PostgreSQL, Redis in replication
-//! mode). Each step moves the
+//! mode, ZooKeeper). Each step moves the
 //! service's record (`spec.replicas`, the members' addresses) by one member at the moment the
 //! engine allows it, so the record never names a member the engine is not ready for, and a
 //! step resumed after a daemon restart sees how far it got:
@@ -14,17 +14,28 @@
 //!
 //! Redis replication mode is the same without slots: a replica's files name only the primary,
 //! so the new member needs nothing from the others before it starts and syncs.
+//!
+//! ZooKeeper changes its membership with `reconfig`, one server at a time, so a majority of
+//! the ensemble serves throughout:
+//!
+//! - **add** `zk-i`: recorded and rendered like the others (every member's dynamic file names
+//!   it; running members keep their own until the reconfig reaches them), started — it joins
+//!   the leader as a non-voting learner and syncs — then added with `reconfig` once it
+//!   answers, unless the ensemble's configuration has it already (a resumed step);
+//! - **remove** `zk-i`: removed with `reconfig` through another member (the leader too: the
+//!   ensemble elects another), then stopped, the record shrunk, the files written again.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use firecamp_catalog::postgresql;
+use firecamp_catalog::{postgresql, zookeeper};
 use firecamp_core::{EngineKind, MemberName};
 
 use crate::operations::{pg, poll};
 use crate::runtime::Runtime;
 use crate::store::ServiceRecord;
+use crate::zk;
 
 /// The index of member `<service>-<i>`.
 fn index_of(rec: &ServiceRecord, member: &str) -> Result<u32, String> {
@@ -36,7 +47,7 @@ fn index_of(rec: &ServiceRecord, member: &str) -> Result<u32, String> {
 
 fn scalable(rec: &ServiceRecord) -> Result<(), String> {
     match rec.spec.engine {
-        EngineKind::Postgresql => Ok(()),
+        EngineKind::Postgresql | EngineKind::Zookeeper => Ok(()),
         EngineKind::Redis if !crate::status::is_redis_cluster(rec) => Ok(()),
         e => Err(format!("{e} cannot be scaled yet")),
     }
@@ -114,7 +125,47 @@ impl Runtime {
         let rec = self.record_now(service)?;
         self.log_sink(service, member).line(&format!("firecamp: {member} added to {service}; copying {}", rec.current_primary()));
         self.start_member(&rec, member).await.map_err(|e| e.to_string())?;
+        if rec.spec.engine == EngineKind::Zookeeper {
+            self.zk_join(&rec, member, deadline).await?;
+        }
         self.wait_member(&rec, member, deadline).await
+    }
+
+    /// The member a ZooKeeper scale talks through: the lowest one other than `member`.
+    fn zk_peer(rec: &ServiceRecord, member: &str) -> Result<String, String> {
+        rec.ips.keys().find(|m| m.as_str() != member).cloned().ok_or_else(|| format!("{} has no member but {member}", rec.name))
+    }
+
+    /// `reconfig` adds the started member `member` (once it answers: it has synced with the
+    /// leader), unless the ensemble has it already.
+    async fn zk_join(&self, rec: &ServiceRecord, member: &str, deadline: Instant) -> Result<(), String> {
+        poll(deadline, &format!("{member} does not answer"), || async { crate::status::probe_role(rec, member).await.map(|_| ()).map_err(|e| e.to_string()) })
+            .await?;
+        self.zk_reconfig(rec, member, true, deadline).await
+    }
+
+    /// `reconfig` removes `member` from the ensemble, unless it is gone already.
+    async fn zk_leave(&self, rec: &ServiceRecord, member: &str, deadline: Instant) -> Result<(), String> {
+        self.zk_reconfig(rec, member, false, deadline).await
+    }
+
+    /// The ensemble made the record's members with (`joins`) or without `member`, through
+    /// another member; nothing when it is so already.
+    async fn zk_reconfig(&self, rec: &ServiceRecord, member: &str, joins: bool, deadline: Instant) -> Result<(), String> {
+        let plan = self.plan_of(rec, &self.installed(rec).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let kept: Vec<_> = plan.members.iter().map(|m| &m.member).filter(|m| joins || m.name.as_str() != member).collect();
+        let ids: BTreeSet<u32> = kept.iter().map(|m| zookeeper::server_id(m)).collect();
+        let servers: Vec<String> = kept.iter().map(|m| zookeeper::server_entry(m)).map(|(k, v)| format!("{k}={v}")).collect();
+        let peer = Self::zk_peer(rec, member)?;
+        let what = format!("{} {member} {} the ensemble", if joins { "adding" } else { "removing" }, if joins { "to" } else { "from" });
+        poll(deadline, &what, || async {
+            let c = zk::session(rec, &peer).await?;
+            if zk::servers(&c).await? == ids {
+                return Ok(());
+            }
+            zk::set_ensemble(&c, &servers).await
+        })
+        .await
     }
 
     /// The lowest address of the pool no service holds (nor one whose data is kept), free on
@@ -140,7 +191,9 @@ impl Runtime {
             if rec.spec.replicas != i + 1 {
                 return Err(format!("{member} cannot leave before {service}-{}", rec.spec.replicas - 1));
             }
-            if rec.current_primary() == member {
+            if rec.spec.engine == EngineKind::Zookeeper {
+                self.zk_leave(rec, member, deadline).await?;
+            } else if rec.current_primary() == member {
                 return Err(format!("{member} is the primary; switch over first"));
             }
             self.stop_member(service, member).await;

@@ -78,12 +78,15 @@ impl Engine for ZooKeeper {
         VERSIONS
     }
 
+    fn size_rule(&self, replicas: u32) -> Option<String> {
+        (replicas.is_multiple_of(2) || replicas > MAX_MEMBERS)
+            .then(|| format!("a ZooKeeper ensemble needs an odd number of members, 1 to {MAX_MEMBERS} (a majority must survive), got {replicas}"))
+    }
+
     fn validate(&self, spec: &ServiceSpec, errs: &mut ValidationErrors) {
-        if spec.replicas.is_multiple_of(2) || spec.replicas > MAX_MEMBERS {
-            errs.push(
-                "spec.replicas",
-                format!("a ZooKeeper ensemble needs an odd number of members, 1 to {MAX_MEMBERS} (a majority must survive), got {}", spec.replicas),
-            );
+        // Even in the middle of a scale, never beyond what ZooKeeper's server ids allow here.
+        if spec.replicas > MAX_MEMBERS {
+            errs.push("spec.replicas", format!("a ZooKeeper ensemble has at most {MAX_MEMBERS} members, got {}", spec.replicas));
         }
         let heap = spec.zookeeper.as_ref().and_then(|z| z.heap.as_deref());
         if let Some(h) = heap {
@@ -175,6 +178,7 @@ impl Engine for ZooKeeper {
         );
         vec![
             file("zoo.cfg", zoo_cfg(ctx, member, paths, &log_dir), 0o644),
+            file(DYNAMIC_CFG, dynamic_cfg(ctx, member), 0o644),
             file("myid", format!("{}\n", server_id(member)), 0o644),
             file("java.env", java_env, 0o644),
             file("logback.xml", LOGBACK_XML.to_string(), 0o644),
@@ -254,6 +258,8 @@ const OWNED: &[(&str, &str)] = &[
 
 /// The member's key and certificate in one PEM file (ZooKeeper's PEM key store), in its run dir.
 pub const TLS_PEM: &str = "tls.pem";
+/// The ensemble's servers (ZooKeeper's dynamic configuration file), rendered beside zoo.cfg.
+pub const DYNAMIC_CFG: &str = "zoo.cfg.dynamic";
 /// The JAAS file start.sh writes into the run dir.
 pub const JAAS_CONF: &str = "jaas.conf";
 
@@ -300,15 +306,17 @@ fn zoo_cfg(ctx: &RenderContext, m: &Member, paths: &MemberPaths, log_dir: &str) 
         .set("maxSessionTimeout", 40000)
         .set("4lw.commands.whitelist", FOUR_LETTER_WORDS)
         .set("admin.enableServer", "false");
-    c.section("The ensemble: server N is member N-1, reached by its DNS name.")
+    // The servers are in the dynamic file (zoo.cfg.dynamic), so that a scale can change the
+    // membership with `reconfig` (FireCamp's superuser only: /zookeeper/config admits no one
+    // else). ZooKeeper rewrites both files when a reconfig commits: start.sh copies them into
+    // the private run directory at every start, and the server runs from there.
+    c.section("The ensemble: server N is member N-1, reached by its DNS name; the servers are in the dynamic file.")
         .set("standaloneEnabled", ctx.members.len() == 1)
-        .set("reconfigEnabled", "false")
+        .set("reconfigEnabled", "true")
+        .set("dynamicConfigFile", format!("{}/{DYNAMIC_CFG}", paths.run_dir))
         // In a pod the member's DNS name may still point at its previous address when the
         // server starts; listening on all interfaces avoids binding a stale one.
         .set("quorumListenOnAllIPs", !ctx.binds_own_address());
-    for (o, _, _) in ctx.members {
-        c.set(&format!("server.{}", server_id(o)), format!("{}:{PEER_PORT}:{ELECTION_PORT}", o.dns_name));
-    }
     // Every certificate of the service's CA is one of its members: hostname verification would
     // add nothing, and on Kubernetes a peer's pod address is in no certificate.
     c.section("Members among themselves: mutual TLS with the service's CA, and SASL DIGEST-MD5 as the quorum user.")
@@ -325,6 +333,22 @@ fn zoo_cfg(ctx: &RenderContext, m: &Member, paths: &MemberPaths, log_dir: &str) 
         .set("quorum.auth.server.loginContext", JAAS_QUORUM_SERVER);
     crate::params::append(&mut c, ctx.spec, m.name.as_str(), |v| v.to_string());
     c.build()
+}
+
+/// The dynamic configuration: one `server.N` line per member (see [`server_entry`]).
+fn dynamic_cfg(ctx: &RenderContext, m: &Member) -> String {
+    let mut c = Conf::new("=", &header("ZooKeeper ensemble (dynamic configuration)", m.name.as_str(), ctx.name));
+    for (o, _, _) in ctx.members {
+        let (key, value) = server_entry(o);
+        c.set(&key, value);
+    }
+    c.build()
+}
+
+/// A member's line in the ensemble: `server.<id>` = `<dns name>:<peer>:<election>:participant`,
+/// as in the dynamic file and in a `reconfig` that adds it.
+pub fn server_entry(m: &Member) -> (String, String) {
+    (format!("server.{}", server_id(m)), format!("{}:{PEER_PORT}:{ELECTION_PORT}:participant", m.dns_name))
 }
 
 const LOGBACK_XML: &str = r#"<!-- ZooKeeper logging, rendered by FireCamp: everything to the console (the member's log). -->

@@ -44,8 +44,15 @@ module=org.apache.zookeeper.server.auth.DigestLoginModule
   printf 'Server {\n  %s required\n  user_super="%s"\n  user_client="%s";\n};\n' "$module" "$super" "$client"
 } > "$RUN_DIR/jaas.conf"
 
-# zkEnv.sh reads zoo.cfg, java.env and logback.xml from ZOOCFGDIR.
+# The ensemble may change while the server runs (`reconfig`, in a scale): ZooKeeper then
+# rewrites zoo.cfg and writes zoo.cfg.dynamic.<version> beside it. It runs from copies in the
+# private run directory, made at every start from the rendered files, which FireCamp renders
+# again with the new membership after each change; older versions left there are removed.
+rm -f "$RUN_DIR"/zoo.cfg.dynamic.[0-9a-f]*
+cp "$CONFIG_DIR/zoo.cfg" "$CONFIG_DIR/zoo.cfg.dynamic" "$RUN_DIR/"
+
+# zkEnv.sh reads java.env and logback.xml from ZOOCFGDIR.
 export ZOOCFGDIR="$CONFIG_DIR"
 export ZOO_LOG_DIR="$RUN_DIR"
 log "starting as server $MYID"
-exec "$(bin zkServer.sh)" start-foreground "$CONFIG_DIR/zoo.cfg"
+exec "$(bin zkServer.sh)" start-foreground "$RUN_DIR/zoo.cfg"

@@ -61,6 +61,11 @@ where
         d.stop().await;
     }
     if let Err(p) = result {
+        // FIRECAMP_KEEP_BED=1 keeps a failed test's state directory (members' logs) to read.
+        if std::env::var_os("FIRECAMP_KEEP_BED").is_some() {
+            eprintln!("keeping {}", bed.cfg.dir.display());
+            std::mem::forget(bed);
+        }
         std::panic::resume_unwind(p);
     }
 }
