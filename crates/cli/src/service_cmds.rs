@@ -84,7 +84,26 @@ pub async fn list(client: &Backend, format: Format) -> Result<(), CliError> {
 
 pub async fn get(client: &Backend, name: &str, format: Format) -> Result<(), CliError> {
     let s = client.get(name).await?;
-    print_as(format, &s, || service_rows(std::slice::from_ref(&s)) + "\n" + &member_rows(&s) + &endpoint_rows(&s))
+    print_as(format, &s, || service_rows(std::slice::from_ref(&s)) + "\n" + &member_rows(&s) + &endpoint_rows(&s) + &volume_rows(&s))
+}
+
+/// Each member's volumes as the spec sizes them (a scale gives new members the same).
+fn volume_rows(s: &Service) -> String {
+    let v = &s.spec.volumes;
+    let rows: Vec<Vec<String>> = std::iter::once(("data", &v.data))
+        .chain(v.journal.as_ref().map(|j| ("journal", j)))
+        .map(|(name, vol)| {
+            let perf = [vol.iops.map(|i| format!("{i} IOPS")), vol.throughput.map(|t| format!("{t} MiB/s"))];
+            vec![
+                name.to_string(),
+                vol.size.clone(),
+                vol.volume_type.as_str().to_string(),
+                if vol.encrypted { "yes" } else { "no" }.to_string(),
+                perf.into_iter().flatten().collect::<Vec<_>>().join(", "),
+            ]
+        })
+        .collect();
+    "\n".to_string() + &output::table(&["VOLUME (EACH MEMBER)", "SIZE", "TYPE", "ENCRYPTED", "PERFORMANCE"], &rows)
 }
 
 pub use crate::credentials_cmd::credentials;
@@ -123,4 +142,26 @@ pub async fn logs(client: &Client, a: &LogsArgs) -> Result<(), CliError> {
         out.write_all(&chunk).and_then(|_| out.flush()).map_err(|e| CliError::Failed(e.to_string()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_shows_each_members_volume_sizes() {
+        let spec = serde_json::from_value(serde_json::json!({
+            "engine": "postgresql", "replicas": 3, "zones": ["a"],
+            "volumes": { "data": { "size": "100Gi" }, "journal": { "size": "10Gi", "type": "io2", "iops": 3000 } },
+        }))
+        .unwrap();
+        let mut s = Service { name: "pg".into(), spec, status: Default::default() };
+        let text = volume_rows(&s);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+        assert!(lines[0].starts_with("VOLUME (EACH MEMBER)") && lines[0].contains("SIZE"), "{text}");
+        assert!(lines[1].starts_with("data") && lines[1].contains("100Gi") && lines[1].contains("gp3"), "{text}");
+        assert!(lines[2].starts_with("journal") && lines[2].contains("10Gi") && lines[2].contains("3000 IOPS"), "{text}");
+        s.spec.volumes.journal = None;
+        assert_eq!(volume_rows(&s).lines().filter(|l| !l.is_empty()).count(), 2);
+    }
 }

@@ -123,7 +123,12 @@ impl Runtime {
         let rec = self.record_now(service)?;
         self.rewrite_members(&rec, deadline).await?;
         let rec = self.record_now(service)?;
-        self.log_sink(service, member).line(&format!("firecamp: {member} added to {service}; copying {}", rec.current_primary()));
+        let from = if rec.spec.engine == EngineKind::Zookeeper {
+            "syncing with the ensemble's leader".to_string()
+        } else {
+            format!("copying {}", rec.current_primary())
+        };
+        self.log_sink(service, member).line(&format!("firecamp: {member} added to {service}; {from}"));
         self.start_member(&rec, member).await.map_err(|e| e.to_string())?;
         if rec.spec.engine == EngineKind::Zookeeper {
             self.zk_join(&rec, member, deadline).await?;

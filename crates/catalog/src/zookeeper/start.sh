@@ -44,12 +44,14 @@ module=org.apache.zookeeper.server.auth.DigestLoginModule
   printf 'Server {\n  %s required\n  user_super="%s"\n  user_client="%s";\n};\n' "$module" "$super" "$client"
 } > "$RUN_DIR/jaas.conf"
 
-# The ensemble may change while the server runs (`reconfig`, in a scale): ZooKeeper then
-# rewrites zoo.cfg and writes zoo.cfg.dynamic.<version> beside it. It runs from copies in the
-# private run directory, made at every start from the rendered files, which FireCamp renders
-# again with the new membership after each change; older versions left there are removed.
+# Where the ensemble may change while the server runs (`reconfig`, in a scale; zoo.cfg.dynamic
+# is rendered), ZooKeeper rewrites zoo.cfg and writes zoo.cfg.dynamic.<version> beside it. It
+# runs from copies in the private run directory, made at every start from the rendered files,
+# which FireCamp renders again with the new membership after each change; older versions left
+# there are removed.
 rm -f "$RUN_DIR"/zoo.cfg.dynamic.[0-9a-f]*
-cp "$CONFIG_DIR/zoo.cfg" "$CONFIG_DIR/zoo.cfg.dynamic" "$RUN_DIR/"
+cp "$CONFIG_DIR/zoo.cfg" "$RUN_DIR/"
+if [ -e "$CONFIG_DIR/zoo.cfg.dynamic" ]; then cp "$CONFIG_DIR/zoo.cfg.dynamic" "$RUN_DIR/"; fi
 
 # zkEnv.sh reads java.env and logback.xml from ZOOCFGDIR.
 export ZOOCFGDIR="$CONFIG_DIR"
