@@ -65,6 +65,7 @@ if [ "$only" != bed ]; then
   run bench_failover-postgresql "$examples/bench_failover" postgresql
   run bench_failover-redis "$examples/bench_failover" redis
   run bench_tls "$examples/bench_tls"
+  run bench_reshard "$examples/bench_reshard"
 fi
 
 step "all benchmarks: FireCamp against its baseline measured in the same run ($(( ($(date +%s) - started) / 60 )) min; logs in $logs)"

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use firecamp_core::operation::{
-    CaStage, MemberRole, OperationKind, OperationRequest, OperationStep, StepAction, UpdatePolicy, restart_steps, scale_steps, stop_start_steps,
+    CaStage, MemberRole, OperationKind, OperationRequest, OperationStep, StepAction, UpdatePolicy, restart_steps, scale_steps, shard_scale_steps,
+    stop_start_steps,
 };
 use firecamp_core::{MemberName, ServiceSpec, ValidationErrors};
 
@@ -47,6 +48,7 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
     only("resources", req.resources.is_some(), &mut errs, OperationKind::Resources);
     only("ca", req.ca.is_some(), &mut errs, OperationKind::Certificates);
     only("replicas", req.replicas.is_some(), &mut errs, OperationKind::Scale);
+    only("shards", req.shards.is_some(), &mut errs, OperationKind::Scale);
     if req.step_timeout_seconds == Some(0) {
         errs.push("stepTimeoutSeconds", "must be at least 1");
     }
@@ -111,6 +113,28 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
                 errs.push("kind", "the service is stopped; start it instead");
             }
         }
+        OperationKind::Scale if is_redis_cluster(current) => {
+            let per = crate::redis::members_per_shard(current);
+            let now = current.redis.as_ref().and_then(|r| r.shards).unwrap_or(1);
+            if req.replicas.is_some() {
+                errs.push("replicas", format!("a Redis Cluster scales by shards: give shards (each new shard gets {per} members like the others)"));
+            }
+            match req.shards {
+                None => errs.push("shards", "is required for a Redis Cluster scale"),
+                Some(n) if n == now => errs.push("shards", format!("the service already has {n} shards")),
+                // At least MIN_SHARDS, and the member limit: `plan` checks them on the next spec.
+                Some(n) => {
+                    target = Some(format!("shards {now} → {n}"));
+                    spec.replicas = n.saturating_mul(per);
+                    if let Some(r) = spec.redis.as_mut() {
+                        r.shards = Some(n);
+                    }
+                    let members = spec.replicas;
+                    spec.member_config.retain(|m, _| MemberName::from_string(m.as_str()).parts().is_some_and(|(_, i)| i < members));
+                }
+            }
+        }
+        OperationKind::Scale if req.shards.is_some() => errs.push("shards", "applies to a Redis Cluster only; give replicas"),
         OperationKind::Scale => match req.replicas {
             None => errs.push("replicas", "is required for a scale"),
             Some(n) if n == current.replicas => errs.push("replicas", format!("the service already has {n} members")),
@@ -118,10 +142,6 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
             Some(n) if current.engine == firecamp_core::EngineKind::Zookeeper && (n < 3 || current.replicas < 3) => errs.push(
                 "replicas",
                 "a ZooKeeper ensemble scales between 3 and 9 members: a single member runs standalone, which cannot change its membership",
-            ),
-            Some(_) if current.redis.as_ref().is_some_and(|r| r.mode == firecamp_core::spec::RedisMode::Cluster) => errs.push(
-                "kind",
-                "a Redis Cluster cannot be scaled yet: new shards need slots migrated to them (resharding), which FireCamp does not run yet",
             ),
             // The range and the engine's own rules (synchronous replication needs 2) are
             // checked by `plan` on the next spec.
@@ -153,6 +173,10 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
     Ok(Change { kind, spec, target, policy, changed_keys, ca: req.ca.filter(|_| kind == OperationKind::Certificates) })
 }
 
+fn is_redis_cluster(spec: &ServiceSpec) -> bool {
+    spec.redis.as_ref().is_some_and(|r| r.mode == firecamp_core::spec::RedisMode::Cluster)
+}
+
 /// The catalog version a spec runs: its own, else the catalog's newest (what `plan` resolves).
 fn running_version(spec: &ServiceSpec) -> Option<&str> {
     spec.version.as_deref().or_else(|| engine(spec.engine).versions().last().map(|v| v.version))
@@ -178,6 +202,10 @@ pub fn steps(change: &Change, members: &[MemberRole]) -> Vec<OperationStep> {
             // A ZooKeeper leader leaves through `reconfig` like any member: no switchover first.
             let members: Vec<MemberRole> =
                 if eng.supports_switchover() { members.to_vec() } else { members.iter().map(|m| MemberRole { primary: false, ..m.clone() }).collect() };
+            if is_redis_cluster(&change.spec) {
+                let shards = change.spec.redis.as_ref().and_then(|r| r.shards).unwrap_or(1) as usize;
+                return shard_scale_steps(service, &members, crate::redis::members_per_shard(&change.spec) as usize, shards);
+            }
             scale_steps(service, &members, change.spec.replicas as usize)
         }
         OperationKind::Config if change.changed_keys.iter().all(|k| eng.reloadable(k)) => {
@@ -286,7 +314,7 @@ mod tests {
     }
 
     #[test]
-    fn a_scale_names_its_replicas_and_redis_cluster_does_not_scale_yet() {
+    fn a_scale_names_its_replicas_and_a_redis_cluster_scales_by_shards() {
         let mut r = req(OperationKind::Scale);
         let e = change(&spec(EngineKind::Postgresql, 3), &r).unwrap_err().to_string();
         assert!(e.contains("replicas") && e.contains("required"), "{e}");
@@ -301,7 +329,20 @@ mod tests {
         let mut cluster = spec(EngineKind::Redis, 6);
         cluster.redis = Some(firecamp_core::spec::RedisOptions { mode: firecamp_core::spec::RedisMode::Cluster, shards: Some(3), ..Default::default() });
         let e = change(&cluster, &r).unwrap_err().to_string();
-        assert!(e.contains("cannot be scaled yet"), "{e}");
+        assert!(e.contains("replicas") && e.contains("by shards"), "{e}");
+        let mut by_shards = req(OperationKind::Scale);
+        by_shards.shards = Some(4);
+        assert!(change(&spec(EngineKind::Redis, 3), &by_shards).unwrap_err().to_string().contains("Redis Cluster only"));
+        let c = change(&cluster, &by_shards).unwrap();
+        assert_eq!((c.spec.replicas, c.spec.redis.as_ref().unwrap().shards, c.target.as_deref()), (8, Some(4), Some("shards 3 → 4")));
+        let members: Vec<MemberRole> = (0..6).map(|i| MemberRole { member: format!("rd-{i}"), primary: i % 2 == 0, shard: Some(i / 2) }).collect();
+        assert_eq!(steps(&c, &members).iter().map(|s| s.describe()).collect::<Vec<_>>(), ["add rd-6", "add rd-7", "fill rd-6"]);
+        by_shards.shards = Some(2);
+        let two = change(&cluster, &by_shards).unwrap();
+        let mut errs = firecamp_core::ValidationErrors::default();
+        engine(EngineKind::Redis).validate(&two.spec, &mut errs);
+        let e = errs.to_string();
+        assert!(e.contains("spec.redis.shards") && e.contains("at least 3"), "{e}");
         let mut restart = req(OperationKind::Restart);
         restart.replicas = Some(4);
         assert!(change(&spec(EngineKind::Postgresql, 3), &restart).unwrap_err().to_string().contains("belongs to kind scale"));

@@ -138,15 +138,20 @@ pub enum ServiceCommand {
         #[command(flatten)]
         op: crate::operation_cmds::OperationArgs,
     },
-    /// Add or remove members (PostgreSQL and Redis in replication mode, on the local runtime): a
-    /// new replica copies the primary (PostgreSQL: through a slot made before it starts); the
-    /// highest members are removed first, after a switchover when the primary is among them,
-    /// their slots and data dropped.
+    /// Add or remove members (on the local runtime): a new replica copies the primary
+    /// (PostgreSQL: through a slot made before it starts), ZooKeeper changes its ensemble with
+    /// reconfig, a Redis Cluster gains or loses whole shards (`--shards`) with their slots'
+    /// keys migrated; the highest members are removed first, after a switchover when the
+    /// primary is among them, their slots and data dropped.
+    #[command(group(clap::ArgGroup::new("size").required(true).args(["replicas", "shards"])))]
     Scale {
         name: String,
         /// The number of members to have.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(firecamp_core::names::MAX_MEMBERS)))]
-        replicas: u32,
+        replicas: Option<u32>,
+        /// A Redis Cluster: the number of shards to have (each with as many members as now).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(firecamp_core::names::MAX_MEMBERS)))]
+        shards: Option<u32>,
         #[command(flatten)]
         op: crate::operation_cmds::OperationArgs,
     },

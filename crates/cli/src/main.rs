@@ -85,9 +85,10 @@ async fn run(command: Command) -> Result<(), CliError> {
                     req.version = Some(version);
                     operation_cmds::run(&c, &name, req, op.wait).await
                 }
-                ServiceCommand::Scale { name, replicas, op } => {
+                ServiceCommand::Scale { name, replicas, shards, op } => {
                     let mut req = operation_cmds::request(OperationKind::Scale, &op);
-                    req.replicas = Some(replicas);
+                    req.replicas = replicas;
+                    req.shards = shards;
                     operation_cmds::run(&c, &name, req, op.wait).await
                 }
                 ServiceCommand::RotateCerts { name, ca, op } => {

@@ -276,7 +276,7 @@ fn install_render_for_eks_annotates_the_service_accounts_and_prints_the_trust_po
     }
 }
 
-/// `service scale` takes 1 to 99 members; anything else is a usage error before any request.
+/// `service scale` takes 1 to 99 members or shards, one of them; anything else is a usage error before any request.
 #[test]
 fn scale_replicas_out_of_range_is_a_usage_error() {
     for bad in ["0", "100", "-1", "three"] {
@@ -284,7 +284,14 @@ fn scale_replicas_out_of_range_is_a_usage_error() {
         assert_eq!(o.status.code(), Some(2), "--replicas {bad}: {}", stderr(&o));
         assert!(stderr(&o).contains("--replicas"), "{}", stderr(&o));
     }
+    for bad in ["0", "100"] {
+        let o = firecamp(&["service", "scale", "rc", "--shards", bad]);
+        assert_eq!(o.status.code(), Some(2), "--shards {bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains("--shards"), "{}", stderr(&o));
+    }
     let o = firecamp(&["service", "scale", "pg"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("--replicas <REPLICAS>"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--replicas <REPLICAS>|--shards <SHARDS>"), "{}", stderr(&o));
+    let o = firecamp(&["service", "scale", "rc", "--replicas", "8", "--shards", "4"]);
+    assert_eq!(o.status.code(), Some(2), "one size at a time: {}", stderr(&o));
 }

@@ -167,6 +167,10 @@ pub struct OperationRequest {
     /// `scale`: the number of members to have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u32>,
+    /// `scale` of a Redis Cluster: the number of shards to have (each with as many members as
+    /// the shards have now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
     /// `certificates`: a stage of a CA rotation; absent, new member certificates from the same CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<CaStage>,
@@ -232,6 +236,12 @@ pub enum StepAction {
     /// Scale in: the member stopped and taken out of the engine (PostgreSQL: its slot dropped),
     /// then its address, names and data removed.
     Remove,
+    /// Redis Cluster scale out: slots (and their keys) moved from the other shards until the
+    /// new shards from `member`'s up hold their share.
+    Fill,
+    /// Redis Cluster scale in: every slot (and its keys) of the shards from `member`'s up
+    /// moved to the shards that stay, before their members are removed.
+    Drain,
 }
 
 impl StepAction {
@@ -246,6 +256,8 @@ impl StepAction {
             StepAction::Promote => "promote",
             StepAction::Add => "add",
             StepAction::Remove => "remove",
+            StepAction::Fill => "fill",
+            StepAction::Drain => "drain",
         }
     }
 }
@@ -409,6 +421,27 @@ pub fn scale_steps(service: &str, members: &[MemberRole], to: usize) -> Vec<Oper
     steps
 }
 
+/// The steps of a Redis Cluster scale from the members now (index order, shards of
+/// `per_shard` consecutive members) to `to_shards` shards. Out: every new member added (the
+/// first of a shard joins as its primary, the others as its replicas), then one `fill` that
+/// moves the new shards' share of slots to them. In: one `drain` that moves every slot of the
+/// leaving shards to the others, then their members removed, highest first. No switchover: a
+/// drained primary holds nothing to hand over.
+pub fn shard_scale_steps(service: &str, members: &[MemberRole], per_shard: usize, to_shards: usize) -> Vec<OperationStep> {
+    let to = to_shards * per_shard;
+    let first_moved = format!("{service}-{}", to.min(members.len()));
+    if to >= members.len() {
+        let mut steps: Vec<OperationStep> = (members.len()..to).map(|i| OperationStep::new(StepAction::Add, format!("{service}-{i}"))).collect();
+        if !steps.is_empty() {
+            steps.push(OperationStep::new(StepAction::Fill, first_moved));
+        }
+        return steps;
+    }
+    let mut steps = vec![OperationStep::new(StepAction::Drain, first_moved)];
+    steps.extend(members[to..].iter().rev().map(|m| OperationStep::new(StepAction::Remove, &m.member)));
+    steps
+}
+
 #[cfg(test)]
 mod tests {
     /// Issue #19: the policy in the spellings users type; stored and shown in PascalCase.
@@ -493,5 +526,14 @@ mod tests {
     fn requests_refuse_unknown_fields_by_name() {
         let err = serde_json::from_str::<OperationRequest>(r#"{"kind":"upgrade","versoin":"16"}"#).unwrap_err().to_string();
         assert!(err.contains("versoin"), "{err}");
+    }
+
+    #[test]
+    fn shards_are_added_then_filled_and_drained_then_removed() {
+        let members: Vec<MemberRole> = (0..6).map(|i| m(&format!("rd-{i}"), i % 2 == 0, Some(i / 2))).collect();
+        assert_eq!(line(&shard_scale_steps("rd", &members, 2, 4)), ["add rd-6", "add rd-7", "fill rd-6"]);
+        assert_eq!(line(&shard_scale_steps("rd", &members, 2, 3)), Vec::<String>::new());
+        let eight: Vec<MemberRole> = (0..10).map(|i| m(&format!("rd-{i}"), i % 2 == 1, Some(i / 2))).collect();
+        assert_eq!(line(&shard_scale_steps("rd", &eight, 2, 3)), ["drain rd-6", "remove rd-9", "remove rd-8", "remove rd-7", "remove rd-6"]);
     }
 }

@@ -125,7 +125,7 @@ async fn redis_cluster(rt: &Runtime, rec: &crate::store::ServiceRecord, plan: &S
 
 /// Runs redis-cli over TLS verified against `cacert`, with the password in REDISCLI_AUTH (never
 /// on its command line).
-async fn redis_cli(rec: &crate::store::ServiceRecord, bin_dir: &str, cacert: &str, args: &[String]) -> Result<()> {
+pub(crate) async fn redis_cli(rec: &crate::store::ServiceRecord, bin_dir: &str, cacert: &str, args: &[String]) -> Result<()> {
     let exe = if bin_dir.is_empty() { "redis-cli".to_string() } else { format!("{bin_dir}/redis-cli") };
     let password = rec.secrets.get(firecamp_catalog::redis::PASSWORD).cloned().unwrap_or_default();
     let out = Command::new(&exe)

@@ -16,6 +16,7 @@ pub mod ips;
 pub mod logs;
 mod materialize;
 mod operations;
+mod reshard;
 mod runtime;
 mod scale;
 pub mod servers;

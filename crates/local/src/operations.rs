@@ -68,7 +68,7 @@ pub(crate) async fn pg(rec: &ServiceRecord, member: &str) -> Result<tokio_postgr
     firecamp_probe::postgresql::connect(&t, postgresql::SUPERUSER).await.map_err(|e| format!("{member}: {e}"))
 }
 
-async fn redis_cmd(rec: &ServiceRecord, member: &str, args: &[&str]) -> Result<redis::Value, String> {
+pub(crate) async fn redis_cmd(rec: &ServiceRecord, member: &str, args: &[&str]) -> Result<redis::Value, String> {
     let t = status::target(rec, member).ok_or_else(|| format!("{member} has no address"))?;
     firecamp_probe::redis::command(&t, args).await.map_err(|e| e.to_string())
 }
@@ -342,11 +342,15 @@ impl Runtime {
     fn apply_spec(&self, r: &OperationRecord) -> Result<ServiceRecord> {
         let mut rec = self.store.get(&r.service)?.ok_or_else(|| LocalError::NotFound(r.service.clone()))?;
         let before = rec.clone();
-        let replicas = rec.spec.replicas;
+        let (replicas, shards) = (rec.spec.replicas, rec.spec.redis.as_ref().and_then(|r| r.shards));
         rec.spec = r.spec.clone();
         if r.operation.kind == OperationKind::Scale {
-            // A scale moves `replicas` one member at a time, as its steps make them (scale.rs).
+            // A scale moves `replicas` (and a Redis Cluster's shards) as its steps make the
+            // members (scale.rs).
             rec.spec.replicas = replicas;
+            if let Some(r) = rec.spec.redis.as_mut() {
+                r.shards = shards;
+            }
         }
         rec.server_version = r.server_version.clone();
         if let Some(tls) = &r.tls {
@@ -490,6 +494,8 @@ impl Runtime {
             }
             StepAction::Add => self.add_member(&rec, member, deadline).await,
             StepAction::Remove => self.remove_member(&rec, member, deadline).await,
+            StepAction::Fill => self.reshard(&rec, member, false, deadline).await,
+            StepAction::Drain => self.reshard(&rec, member, true, deadline).await,
             StepAction::Switchover => {
                 let to = step.to.as_deref().ok_or("a switchover without a target member")?;
                 match rec.spec.engine {

@@ -29,7 +29,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use firecamp_catalog::{postgresql, zookeeper};
+use firecamp_catalog::{postgresql, redis, zookeeper};
 use firecamp_core::{EngineKind, MemberName};
 
 use crate::operations::{pg, poll};
@@ -45,12 +45,9 @@ fn index_of(rec: &ServiceRecord, member: &str) -> Result<u32, String> {
     }
 }
 
-fn scalable(rec: &ServiceRecord) -> Result<(), String> {
-    match rec.spec.engine {
-        EngineKind::Postgresql | EngineKind::Zookeeper => Ok(()),
-        EngineKind::Redis if !crate::status::is_redis_cluster(rec) => Ok(()),
-        e => Err(format!("{e} cannot be scaled yet")),
-    }
+/// Members recorded and removed together: a Redis Cluster's shard, else one.
+fn members_per_step(rec: &ServiceRecord) -> u32 {
+    if crate::status::is_redis_cluster(rec) { redis::members_per_shard(&rec.spec) } else { 1 }
 }
 
 fn is_postgresql(rec: &ServiceRecord) -> bool {
@@ -87,9 +84,9 @@ impl Runtime {
 
     /// Step `add`: see the module's comment.
     pub(crate) async fn add_member(&self, rec: &ServiceRecord, member: &str, deadline: Instant) -> Result<(), String> {
-        scalable(rec)?;
         let service = rec.name.as_str();
         let i = index_of(rec, member)?;
+        let per = members_per_step(rec);
         if rec.spec.replicas <= i {
             if rec.spec.replicas != i {
                 return Err(format!("{member} cannot join before {service}-{}", rec.spec.replicas));
@@ -107,16 +104,24 @@ impl Runtime {
                     .await
                     .map_err(|e| format!("creating slot {slot} on {primary}: {e}"))?;
             }
-            // A directory left by an unfinished removal of this member is not its data.
-            let dir = self.cfg.service_dir(service).join(member);
-            if dir.exists() {
-                self.forget_member_logs(service, member);
-                std::fs::remove_dir_all(&dir).map_err(|e| format!("removing {} left by an earlier removal: {e}", dir.display()))?;
-            }
             let mut next = self.record_now(service)?;
-            let ip = self.free_address(&next, member)?;
-            next.ips.insert(member.to_string(), ip);
-            next.spec.replicas = i + 1;
+            let mut chosen = BTreeSet::new();
+            for j in i..i + per {
+                let joining = format!("{service}-{j}");
+                // A directory left by an unfinished removal of this member is not its data.
+                let dir = self.cfg.service_dir(service).join(&joining);
+                if dir.exists() {
+                    self.forget_member_logs(service, &joining);
+                    std::fs::remove_dir_all(&dir).map_err(|e| format!("removing {} left by an earlier removal: {e}", dir.display()))?;
+                }
+                let ip = self.free_address(rec, &joining, &chosen)?;
+                chosen.insert(ip);
+                next.ips.insert(joining, ip);
+            }
+            next.spec.replicas = i + per;
+            if let Some(r) = next.spec.redis.as_mut().filter(|_| per > 1 || crate::status::is_redis_cluster(rec)) {
+                r.shards = Some(r.shards.unwrap_or(0) + 1);
+            }
             self.store.put(&next).map_err(|e| e.to_string())?;
             self.sync_names().await.map_err(|e| e.to_string())?;
         }
@@ -125,6 +130,8 @@ impl Runtime {
         let rec = self.record_now(service)?;
         let from = if rec.spec.engine == EngineKind::Zookeeper {
             "syncing with the ensemble's leader".to_string()
+        } else if per > 1 || crate::status::is_redis_cluster(&rec) {
+            "joining the cluster".to_string()
         } else {
             format!("copying {}", rec.current_primary())
         };
@@ -132,6 +139,8 @@ impl Runtime {
         self.start_member(&rec, member).await.map_err(|e| e.to_string())?;
         if rec.spec.engine == EngineKind::Zookeeper {
             self.zk_join(&rec, member, deadline).await?;
+        } else if crate::status::is_redis_cluster(&rec) {
+            self.cluster_join(&rec, member, deadline).await?;
         }
         self.wait_member(&rec, member, deadline).await
     }
@@ -173,10 +182,11 @@ impl Runtime {
         .await
     }
 
-    /// The lowest address of the pool no service holds (nor one whose data is kept), free on
-    /// every port the engine uses.
-    fn free_address(&self, rec: &ServiceRecord, member: &str) -> Result<Ipv4Addr, String> {
+    /// The lowest address of the pool no service holds (nor one whose data is kept, nor one of
+    /// `chosen`), free on every port the engine uses.
+    fn free_address(&self, rec: &ServiceRecord, member: &str, chosen: &BTreeSet<Ipv4Addr>) -> Result<Ipv4Addr, String> {
         let mut taken: BTreeSet<Ipv4Addr> = self.store.list().map_err(|e| e.to_string())?.iter().flat_map(|r| r.ips.values().copied()).collect();
+        taken.extend(chosen);
         for r in self.store.all_retained().map_err(|e| e.to_string())? {
             taken.extend(r.ips.values().copied());
         }
@@ -189,26 +199,45 @@ impl Runtime {
 
     /// Step `remove`: see the module's comment.
     pub(crate) async fn remove_member(&self, rec: &ServiceRecord, member: &str, deadline: Instant) -> Result<(), String> {
-        scalable(rec)?;
         let service = rec.name.as_str();
         let i = index_of(rec, member)?;
+        let per = members_per_step(rec);
+        let cluster = crate::status::is_redis_cluster(rec);
+        let first = i - i % per;
         if rec.spec.replicas > i {
-            if rec.spec.replicas != i + 1 {
+            if rec.spec.replicas != first + per {
                 return Err(format!("{member} cannot leave before {service}-{}", rec.spec.replicas - 1));
             }
             if rec.spec.engine == EngineKind::Zookeeper {
                 self.zk_leave(rec, member, deadline).await?;
+            } else if cluster {
+                self.cluster_drained(rec, member).await?;
             } else if rec.current_primary() == member {
                 return Err(format!("{member} is the primary; switch over first"));
             }
-            self.stop_member(service, member).await;
-            let mut next = self.record_now(service)?;
-            next.ips.remove(member);
-            next.spec.replicas = i;
-            self.store.put(&next).map_err(|e| e.to_string())?;
-            self.sync_names().await.map_err(|e| e.to_string())?;
+            if i == first {
+                // A shard's members leave one by one; the record drops the shard with its first.
+                for j in first..first + per {
+                    self.stop_member(service, &format!("{service}-{j}")).await;
+                }
+                let mut next = self.record_now(service)?;
+                for j in first..first + per {
+                    next.ips.remove(&format!("{service}-{j}"));
+                }
+                next.spec.replicas = first;
+                if let Some(r) = next.spec.redis.as_mut().filter(|_| cluster) {
+                    r.shards = r.shards.map(|s| s.saturating_sub(1));
+                }
+                self.store.put(&next).map_err(|e| e.to_string())?;
+                self.sync_names().await.map_err(|e| e.to_string())?;
+            } else {
+                self.stop_member(service, member).await;
+            }
         }
         let rec = self.record_now(service)?;
+        if cluster {
+            self.cluster_forget(&rec, (rec.spec.replicas > i).then_some(member), deadline).await?;
+        }
         if is_postgresql(&rec) {
             self.drop_slot(&rec, member, deadline).await?;
         }

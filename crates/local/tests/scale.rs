@@ -393,3 +393,169 @@ async fn zookeeper_scales_3_to_5_to_3_through_reconfig_keeping_every_znode() {
     })
     .await;
 }
+
+/// A Redis Cluster client of `name` as its users get one: every member's address, TLS verified
+/// against the service's CA, MOVED/ASK redirects followed.
+async fn cluster_client(bed: &Bed, name: &str) -> redis::cluster_async::ClusterConnection {
+    let s = bed.get(name).await;
+    let first = format!("{name}-0");
+    let nodes: Vec<String> = s.status.members.iter().map(|m| format!("rediss://{}:6379", m.static_ip.as_deref().unwrap())).collect();
+    let ca = std::fs::read(bed.ca_path(name, &first)).unwrap();
+    // rustls needs a process-wide provider; the first caller installs it.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    redis::cluster::ClusterClientBuilder::new(nodes)
+        .password(bed.secret(name, &first, "password"))
+        .certs(redis::TlsCertificates { client_tls: None, root_cert: Some(ca) })
+        .build()
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Slots held by each primary of `name` (by address), as `member` sees the cluster.
+async fn slots_by_primary(bed: &Bed, name: &str, member: &str) -> Vec<(String, usize)> {
+    let text = match bed.redis(name, member, &["CLUSTER", "NODES"]).await {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+        redis::Value::VerbatimString { text, .. } => text,
+        v => panic!("{v:?}"),
+    };
+    let count = |s: &str| match s.split_once('-') {
+        Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+        None => 1,
+    };
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f[2].contains("master"))
+        .map(|f| (f[1].split(':').next().unwrap().to_string(), f[8..].iter().filter(|s| !s.starts_with('[')).map(|s| count(s)).sum()))
+        .collect()
+}
+
+const KEYS: usize = 10_000;
+
+/// Runs `op` on `name` while a cluster client writes every key again (a new value each pass)
+/// and reads it back; what it saw: (passes, commands failed, keys read wrong or missing).
+async fn reshard_with_client(bed: &Bed, name: &str, op: serde_json::Value, hold_and_restart: bool) -> (Operation, usize, Vec<String>, Vec<String>) {
+    use redis::AsyncCommands;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = bed.operate(name, op).await.unwrap();
+    if hold_and_restart {
+        let held = bed.wait_operation_until(name, &started.id, Duration::from_secs(240), |o| o.steps[0].phase == OperationPhase::Succeeded).await;
+        assert_eq!(held.phase, OperationPhase::Running, "{held:#?}");
+        let mut cfg = bed.cfg.clone();
+        cfg.hold_operations_after_steps = None;
+        bed.restart_daemon(cfg).await;
+        // The members restart with the daemon: the client starts once every slot is served.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !matches!(bed.try_redis(name, &format!("{name}-0"), &["CLUSTER", "INFO"]).await, Some(ref i) if i.contains("cluster_state:ok")) {
+            assert!(Instant::now() < deadline, "the cluster did not serve every slot again within 120 s of the restart");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let mut con = cluster_client(bed, name).await;
+    let client = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut passes, mut failed, mut wrong) = (0, Vec::new(), Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                passes += 1;
+                for i in 0..KEYS {
+                    let (key, value) = (format!("key-{i}"), format!("{passes}-{i}"));
+                    if let Err(e) = con.set::<_, _, ()>(&key, &value).await {
+                        failed.push(format!("SET {key}: {e}"));
+                        continue;
+                    }
+                    match con.get::<_, Option<String>>(&key).await {
+                        Ok(Some(v)) if v == value => {}
+                        Ok(v) => wrong.push(format!("{key}: {v:?}, not {value}")),
+                        Err(e) => failed.push(format!("GET {key}: {e}")),
+                    }
+                }
+            }
+            (passes, failed, wrong)
+        })
+    };
+    let done = bed.wait_operation(name, &started.id, Duration::from_secs(400)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (passes, failed, wrong) = client.await.unwrap();
+    (done, passes, failed, wrong)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_cluster_reshards_3_to_4_to_3_shards_with_every_key_served_throughout() {
+    require(EngineKind::Redis);
+    let port = free_port();
+    let tweak = move |c: &mut firecamp_local::Config| {
+        c.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        c.hold_operations_after_steps = Some(1);
+    };
+    with_bed("t-scc", "127.0.204.1/20", tweak, |bed| async move {
+        let mut s = spec("redis", 6, "128Mi");
+        s["redis"] = json!({ "mode": "cluster", "shards": 3 });
+        bed.create(json!({ "name": "rc", "spec": s })).await.expect("created");
+        bed.wait_phase("rc", Phase::Active, Duration::from_secs(180)).await;
+
+        for (body, field) in [(json!({ "kind": "scale", "replicas": 8 }), "replicas"), (json!({ "kind": "scale", "shards": 2 }), "spec.redis.shards")] {
+            let (code, e) = bed.operate("rc", body.clone()).await.unwrap_err();
+            assert_eq!(code, 400);
+            assert!(e.fields.iter().any(|f| f.field == field), "{body}: {e:?}");
+        }
+
+        // Out to 4 shards; the daemon restarts after rc-6 joined (the test hook holds there).
+        let (op, passes, failed, wrong) = reshard_with_client(&bed, "rc", json!({ "kind": "scale", "shards": 4 }), true).await;
+        assert_eq!(op.phase, OperationPhase::Succeeded, "{op:#?}");
+        assert_eq!(plan(&op), ["add rc-6", "add rc-7", "fill rc-6"]);
+        assert!(
+            failed.is_empty() && wrong.is_empty(),
+            "during the fill: {} failed, {} wrong: {:?}",
+            failed.len(),
+            wrong.len(),
+            failed.iter().chain(&wrong).take(5).collect::<Vec<_>>()
+        );
+        eprintln!("scale out: {passes} passes over {KEYS} keys");
+        let s = bed.wait_phase("rc", Phase::Active, Duration::from_secs(120)).await;
+        assert_eq!(s.status.members.len(), 8);
+        let primaries = slots_by_primary(&bed, "rc", "rc-0").await;
+        assert_eq!(primaries.len(), 4, "{primaries:?}");
+        for (ip, n) in &primaries {
+            assert!((3972..=4220).contains(n), "{ip} holds {n} slots, not about 4096: {primaries:?}");
+        }
+        let rc6 = bed.ip("rc", "rc-6").await;
+        assert!(primaries.iter().any(|(ip, _)| *ip == rc6), "rc-6 is a primary: {primaries:?}");
+
+        // In to 3: rc-6's shard is drained, then its members leave.
+        let gone = bed.ip("rc", "rc-7").await;
+        let (op, passes, failed, wrong) = reshard_with_client(&bed, "rc", json!({ "kind": "scale", "shards": 3 }), false).await;
+        assert_eq!(op.phase, OperationPhase::Succeeded, "{op:#?}");
+        assert_eq!(plan(&op), ["drain rc-6", "remove rc-7", "remove rc-6"]);
+        assert!(
+            failed.is_empty() && wrong.is_empty(),
+            "during the drain: {} failed, {} wrong: {:?}",
+            failed.len(),
+            wrong.len(),
+            failed.iter().chain(&wrong).take(5).collect::<Vec<_>>()
+        );
+        eprintln!("scale in: {passes} passes over {KEYS} keys");
+        let s = bed.wait_phase("rc", Phase::Active, Duration::from_secs(120)).await;
+        assert_eq!(s.status.members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["rc-0", "rc-1", "rc-2", "rc-3", "rc-4", "rc-5"]);
+        for m in ["rc-0", "rc-3", "rc-5"] {
+            let info = bed.try_redis("rc", m, &["CLUSTER", "INFO"]).await.unwrap();
+            assert!(info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:6"), "{m}: {info}");
+        }
+        let primaries = slots_by_primary(&bed, "rc", "rc-0").await;
+        assert_eq!(primaries.len(), 3, "{primaries:?}");
+        for (ip, n) in &primaries {
+            assert!((5296..=5626).contains(n), "{ip} holds {n} slots, not about 5461: {primaries:?}");
+        }
+        let mut con = cluster_client(&bed, "rc").await;
+        let mut missing = 0;
+        for i in 0..KEYS {
+            let v: Option<String> = redis::AsyncCommands::get(&mut con, format!("key-{i}")).await.unwrap();
+            missing += usize::from(v.is_none());
+        }
+        assert_eq!(missing, 0, "keys lost");
+        assert!(!bed.member_dir("rc", "rc-7").exists());
+        assert!(std::net::TcpStream::connect((gone.as_str(), 6379)).is_err(), "nothing serves on rc-7's old address");
+    })
+    .await;
+}

@@ -230,6 +230,18 @@ impl Bed {
         firecamp_probe::redis::command(&t, args).await.unwrap_or_else(|e| panic!("{} on {member}: {e}", args.join(" ")))
     }
 
+    /// One command on a Redis member over TLS and its text answer; None when it fails (a member
+    /// starting again).
+    pub async fn try_redis(&self, name: &str, member: &str, args: &[&str]) -> Option<String> {
+        let t = self.redis_target(name, member).await;
+        match firecamp_probe::redis::command(&t, args).await.ok()? {
+            redis::Value::BulkString(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+            redis::Value::VerbatimString { text, .. } => Some(text),
+            redis::Value::SimpleString(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// `CONFIG GET key` on a Redis member, over TLS.
     pub async fn redis_config(&self, name: &str, member: &str, key: &str) -> String {
         match self.redis(name, member, &["CONFIG", "GET", key]).await {

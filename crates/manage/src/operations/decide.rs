@@ -132,7 +132,7 @@ fn done(step: &firecamp_core::operation::OperationStep, o: &Observed) -> Result<
             }
         }
         // Refused when requested (request.rs): a scale runs on the local runtime only so far.
-        StepAction::Add | StepAction::Remove => Err("members are not added or removed on Kubernetes yet".into()),
+        StepAction::Add | StepAction::Remove | StepAction::Fill | StepAction::Drain => Err("members are not added or removed on Kubernetes yet".into()),
     }
 }
 
@@ -197,7 +197,7 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
                         Some(Effect::Fence { lost: step.member.clone(), heir: step.to.clone().unwrap_or_default(), uid: m.pod_uid })
                     }
                     StepAction::Promote => Some(Effect::Promote { heir: step.member.clone(), lost: lost_primary.clone().unwrap_or_default() }),
-                    StepAction::Stop | StepAction::Start | StepAction::Add | StepAction::Remove => None,
+                    StepAction::Stop | StepAction::Start | StepAction::Add | StepAction::Remove | StepAction::Fill | StepAction::Drain => None,
                 };
                 op.message = Some(format!("step {}/{total}: {}", i + 1, op.steps[i].describe()));
                 return effect.into_iter().collect();
