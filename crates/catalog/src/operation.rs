@@ -49,6 +49,8 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
     only("ca", req.ca.is_some(), &mut errs, OperationKind::Certificates);
     only("replicas", req.replicas.is_some(), &mut errs, OperationKind::Scale);
     only("shards", req.shards.is_some(), &mut errs, OperationKind::Scale);
+    only("volume", req.volume.is_some(), &mut errs, OperationKind::Volume);
+    only("size", req.size.is_some(), &mut errs, OperationKind::Volume);
     if req.step_timeout_seconds == Some(0) {
         errs.push("stepTimeoutSeconds", "must be at least 1");
     }
@@ -152,6 +154,38 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
                 spec.member_config.retain(|m, _| MemberName::from_string(m.as_str()).parts().is_some_and(|(_, i)| i < n));
             }
         },
+        OperationKind::Volume => {
+            let name = req.volume.as_deref().unwrap_or("data");
+            let volume = match name {
+                "data" => Some(&mut spec.volumes.data),
+                "journal" => match spec.volumes.journal.as_mut() {
+                    Some(j) => Some(j),
+                    None => {
+                        errs.push("volume", "the service has no journal volume");
+                        None
+                    }
+                },
+                other => {
+                    errs.push("volume", format!("{other:?} is not a volume; allowed: data, journal"));
+                    None
+                }
+            };
+            match (volume, req.size.as_deref()) {
+                (_, None) => errs.push("size", "is required for a volume resize (e.g. 20Gi)"),
+                (None, Some(_)) => {}
+                (Some(v), Some(size)) => match (firecamp_core::quantity::parse(size), firecamp_core::quantity::parse(&v.size)) {
+                    (Err(e), _) => errs.push("size", e),
+                    (Ok(new), Ok(now)) if new <= now => errs.push(
+                        "size",
+                        format!("{size} is not larger than the {name} volume's {}: volumes only grow (a shrunk file system would lose data)", v.size),
+                    ),
+                    _ => {
+                        target = Some(format!("{name} volume {} → {size}", v.size));
+                        v.size = size.to_string();
+                    }
+                },
+            }
+        }
         OperationKind::Failover => errs.push("kind", "a failover is FireCamp's own decision (spec.failover); ask for a switchover with a restart instead"),
         OperationKind::Certificates => {
             if !engine(current.engine).supports_tls() {
@@ -164,7 +198,15 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
         }
     }
     if current.stopped
-        && matches!(kind, OperationKind::Upgrade | OperationKind::Config | OperationKind::Resources | OperationKind::Certificates | OperationKind::Scale)
+        && matches!(
+            kind,
+            OperationKind::Upgrade
+                | OperationKind::Config
+                | OperationKind::Resources
+                | OperationKind::Certificates
+                | OperationKind::Scale
+                | OperationKind::Volume
+        )
     {
         errs.push("kind", "the service is stopped: start it first");
     }
@@ -208,6 +250,7 @@ pub fn steps(change: &Change, members: &[MemberRole]) -> Vec<OperationStep> {
             }
             scale_steps(service, &members, change.spec.replicas as usize)
         }
+        OperationKind::Volume => members.iter().map(|m| OperationStep::new(StepAction::Resize, &m.member)).collect(),
         OperationKind::Config if change.changed_keys.iter().all(|k| eng.reloadable(k)) => {
             members.iter().map(|m| OperationStep::new(StepAction::Reload, &m.member)).collect()
         }
@@ -372,5 +415,30 @@ mod tests {
         ];
         let got: Vec<_> = steps(&c, &members).iter().map(|s| s.describe()).collect();
         assert_eq!(got, ["restart zk-0", "restart zk-2", "restart zk-1"]);
+    }
+
+    #[test]
+    fn a_volume_only_grows_and_every_member_reports_its_resize() {
+        let mut r = req(OperationKind::Volume);
+        let e = change(&spec(EngineKind::Postgresql, 3), &r).unwrap_err().to_string();
+        assert!(e.contains("size") && e.contains("required"), "{e}");
+        for (size, why) in [("10Gi", "not larger"), ("5Gi", "only grow"), ("lots", "not a quantity")] {
+            r.size = Some(size.into());
+            let e = change(&spec(EngineKind::Postgresql, 3), &r).unwrap_err().to_string();
+            assert!(e.contains("size") && e.contains(why), "{size}: {e}");
+        }
+        r.size = Some("20Gi".into());
+        let c = change(&spec(EngineKind::Postgresql, 3), &r).unwrap();
+        assert_eq!((c.spec.volumes.data.size.as_str(), c.target.as_deref()), ("20Gi", Some("data volume 10Gi → 20Gi")));
+        let members: Vec<MemberRole> = (0..3).map(|i| MemberRole { member: format!("pg-{i}"), primary: i == 1, shard: None }).collect();
+        assert_eq!(steps(&c, &members).iter().map(|s| s.describe()).collect::<Vec<_>>(), ["resize pg-0", "resize pg-1", "resize pg-2"]);
+        r.volume = Some("journal".into());
+        assert!(change(&spec(EngineKind::Postgresql, 3), &r).unwrap_err().to_string().contains("no journal volume"));
+        r.volume = Some("../etc".into());
+        let e = change(&spec(EngineKind::Postgresql, 3), &r).unwrap_err().to_string();
+        assert!(e.contains("volume") && e.contains("allowed: data, journal"), "{e}");
+        let mut restart = req(OperationKind::Restart);
+        restart.size = Some("20Gi".into());
+        assert!(change(&spec(EngineKind::Postgresql, 3), &restart).unwrap_err().to_string().contains("belongs to kind volume"));
     }
 }

@@ -177,6 +177,19 @@ pub enum ServiceCommand {
     Config(crate::operation_cmds::ConfigArgs),
     /// Change CPU and memory; members restarted in order.
     Resources(crate::operation_cmds::ResourcesArgs),
+    /// Grow every member's volume (Kubernetes: each PVC, waited for until its capacity is the
+    /// new size; the local runtime records the size). Volumes never shrink.
+    ResizeVolume {
+        name: String,
+        /// The new size, larger than the current one (e.g. 20Gi).
+        #[arg(long)]
+        size: String,
+        /// Which volume grows.
+        #[arg(long, value_parser = ["data", "journal"], default_value = "data")]
+        volume: String,
+        #[command(flatten)]
+        op: crate::operation_cmds::OperationArgs,
+    },
     /// Cancel an operation: no further step starts (on Kubernetes at once; locally after the
     /// step under way). The spec stays as requested.
     Cancel {

@@ -97,6 +97,12 @@ async fn run(command: Command) -> Result<(), CliError> {
                     operation_cmds::run(&c, &name, req, op.wait).await
                 }
                 ServiceCommand::Config(a) => operation_cmds::run(&c, &a.name, operation_cmds::config_request(&a)?, a.op.wait).await,
+                ServiceCommand::ResizeVolume { name, size, volume, op } => {
+                    let mut req = operation_cmds::request(OperationKind::Volume, &op);
+                    req.size = Some(size);
+                    req.volume = Some(volume);
+                    operation_cmds::run(&c, &name, req, op.wait).await
+                }
                 ServiceCommand::Resources(a) => operation_cmds::run(&c, &a.name, operation_cmds::resources_request(&a), a.op.wait).await,
                 ServiceCommand::Operations { name, output } => operation_cmds::list(&c, &name, output).await,
                 ServiceCommand::Cancel { name, id, wait } => operation_cmds::cancel(&c, &name, id.as_deref(), wait).await,

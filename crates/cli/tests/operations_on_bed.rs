@@ -310,3 +310,47 @@ async fn a_killed_manage_service_resumes_and_a_member_that_does_not_come_back_fa
     // The manage service still runs: it removes its finalizers as the namespace goes.
     bed.drop_all().await;
 }
+
+/// Issue #16: `resize-volume` grows every member's PVC (the bed's provisioner plays the CSI
+/// resizer) and reports each member; no pod is restarted; the StatefulSet's claim templates,
+/// which Kubernetes never lets change, keep their size while the claims grow; shrinking is
+/// refused with nothing recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_resize_grows_every_claim_without_a_restart_and_never_shrinks() {
+    let bed = Bed::new("opsvol").await;
+    let _manage = bed.manage();
+    let zones = format!("--zones={}", ZONES.join(","));
+    ok(bed.cli(&["service", "create", "redis", "rv", "--replicas=3", "--volume-size=1Gi", &zones, "--wait", "--timeout=120"]));
+    let before = bed.uids().await;
+
+    let out = ok(bed.cli(&["service", "resize-volume", "rv", "--size=3Gi", "--wait", "--timeout=120"]));
+    assert!(out.contains("accepted"), "{out}");
+    let ops = bed.operations("rv");
+    assert_eq!(ops.items[0].phase, OperationPhase::Succeeded, "{:#?}", ops.items[0]);
+    assert_eq!(ops.items[0].target.as_deref(), Some("data volume 1Gi → 3Gi"));
+    assert_eq!(steps(&ops, 0), ["resize rv-0", "resize rv-1", "resize rv-2"]);
+    let pvcs = Api::<PersistentVolumeClaim>::namespaced(bed.client.clone(), &bed.ns).list(&ListParams::default()).await.unwrap();
+    assert_eq!(pvcs.items.len(), 3);
+    for p in &pvcs.items {
+        let requested = &p.spec.as_ref().unwrap().resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"];
+        let capacity = &p.status.as_ref().unwrap().capacity.as_ref().unwrap()["storage"];
+        assert_eq!((requested.0.as_str(), capacity.0.as_str()), ("3Gi", "3Gi"), "{}", p.name_any());
+    }
+    assert_eq!(bed.uids().await, before, "an online resize restarts no member");
+    let sts = Api::<StatefulSet>::namespaced(bed.client.clone(), &bed.ns).get("rv").await.unwrap();
+    let template = &sts.spec.unwrap().volume_claim_templates.unwrap()[0];
+    assert_eq!(template.spec.as_ref().unwrap().resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0, "1Gi", "claim templates never change");
+    let s = bed.services().get("rv").await.unwrap().status.unwrap();
+    assert_eq!((s.phase, s.message), (Phase::Active, None), "the reconcile applied everything");
+    let get = ok(bed.cli(&["service", "get", "rv"]));
+    assert!(get.contains("3Gi"), "service get shows the new size:\n{get}");
+
+    // Shrinking, or the same size, is refused with the reason and nothing recorded.
+    for size in ["2Gi", "3Gi"] {
+        let o = bed.cli(&["service", "resize-volume", "rv", &format!("--size={size}")]);
+        assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("only grow"), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(bed.operations("rv").items.len(), 1);
+    bed.drop_all().await;
+}

@@ -71,10 +71,12 @@ pub enum OperationKind {
     Failover,
     /// Members added or removed (`replicas`), with the engine's own steps for each.
     Scale,
+    /// Every member's volume grown to `size` (`volume`: data, the default, or journal).
+    Volume,
 }
 
 impl OperationKind {
-    pub const ALL: [OperationKind; 9] = [
+    pub const ALL: [OperationKind; 10] = [
         OperationKind::Upgrade,
         OperationKind::Restart,
         OperationKind::Config,
@@ -84,6 +86,7 @@ impl OperationKind {
         OperationKind::Certificates,
         OperationKind::Failover,
         OperationKind::Scale,
+        OperationKind::Volume,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -96,6 +99,7 @@ impl OperationKind {
             OperationKind::Certificates => "certificates",
             OperationKind::Failover => "failover",
             OperationKind::Scale => "scale",
+            OperationKind::Volume => "volume",
         }
     }
 }
@@ -171,6 +175,12 @@ pub struct OperationRequest {
     /// the shards have now).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<u32>,
+    /// `volume`: which volume grows, `data` (the default) or `journal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
+    /// `volume`: the new size, larger than the current one (`20Gi`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
     /// `certificates`: a stage of a CA rotation; absent, new member certificates from the same CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<CaStage>,
@@ -242,6 +252,9 @@ pub enum StepAction {
     /// Redis Cluster scale in: every slot (and its keys) of the shards from `member`'s up
     /// moved to the shards that stay, before their members are removed.
     Drain,
+    /// The member's volume grown to the spec's size: done once its capacity is that size
+    /// (Kubernetes: the PVC's `status.capacity`; the local runtime records the size).
+    Resize,
 }
 
 impl StepAction {
@@ -258,6 +271,7 @@ impl StepAction {
             StepAction::Remove => "remove",
             StepAction::Fill => "fill",
             StepAction::Drain => "drain",
+            StepAction::Resize => "resize",
         }
     }
 }

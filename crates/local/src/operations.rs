@@ -496,6 +496,15 @@ impl Runtime {
             StepAction::Remove => self.remove_member(&rec, member, deadline).await,
             StepAction::Fill => self.reshard(&rec, member, false, deadline).await,
             StepAction::Drain => self.reshard(&rec, member, true, deadline).await,
+            // The size is recorded with the spec (apply_spec); members' data directories share
+            // the machine's file system, which enforces no size per directory.
+            StepAction::Resize => {
+                if rec.ips.contains_key(member) {
+                    Ok(())
+                } else {
+                    Err(format!("{member} is not a member of {}", rec.name))
+                }
+            }
             StepAction::Switchover => {
                 let to = step.to.as_deref().ok_or("a switchover without a target member")?;
                 match rec.spec.engine {

@@ -209,7 +209,7 @@ async fn wait_keys(bed: &Bed, name: &str, member: &str, n: i64) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn redis_replication_scales_out_and_in_and_every_replica_holds_every_key() {
+async fn redis_replication_scales_out_and_in_and_every_replica_holds_every_key_and_its_volume_grows() {
     require(EngineKind::Redis);
     with_bed(
         "t-scd",
@@ -252,6 +252,17 @@ async fn redis_replication_scales_out_and_in_and_every_replica_holds_every_key()
                 v => panic!("{v:?}"),
             };
             assert!(info.contains("connected_slaves:0"), "the primary has no replica left: {info}");
+
+            // A volume grows as an operation with a step per member; the local runtime records
+            // the size (its members share the machine's file system). Shrinking is refused.
+            let op = bed.operate("rd", json!({ "kind": "volume", "size": "2Gi" })).await.unwrap();
+            assert_eq!(plan(&op), ["resize rd-0"]);
+            let op = bed.wait_operation("rd", &op.id, Duration::from_secs(60)).await;
+            assert_eq!((op.phase, op.target.as_deref()), (OperationPhase::Succeeded, Some("data volume 1Gi → 2Gi")), "{op:#?}");
+            assert_eq!(bed.get("rd").await.spec.volumes.data.size, "2Gi");
+            let (code, e) = bed.operate("rd", json!({ "kind": "volume", "size": "1Gi" })).await.unwrap_err();
+            assert_eq!(code, 400);
+            assert!(e.fields.iter().any(|f| f.field == "size" && f.message.contains("only grow")), "{e:?}");
         },
     )
     .await;

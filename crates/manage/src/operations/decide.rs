@@ -24,6 +24,9 @@ pub struct MemberView {
     pub role: Role,
     /// Why the pod is not running, when the scheduler or kubelet says.
     pub waiting: Option<String>,
+    /// A volume operation: whether every volume of the member has the spec's size as its
+    /// capacity, or why not yet (None: not looked at).
+    pub volume: Option<Result<(), String>>,
 }
 
 /// What the controller must do after [`advance`].
@@ -131,6 +134,7 @@ fn done(step: &firecamp_core::operation::OperationStep, o: &Observed) -> Result<
                 Err(format!("{} is {}", step.member, m.role.as_str()))
             }
         }
+        StepAction::Resize => m.volume.clone().unwrap_or_else(|| Err("its volumes were not looked at".into())),
         // Refused when requested (request.rs): a scale runs on the local runtime only so far.
         StepAction::Add | StepAction::Remove | StepAction::Fill | StepAction::Drain => Err("members are not added or removed on Kubernetes yet".into()),
     }
@@ -197,7 +201,10 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
                         Some(Effect::Fence { lost: step.member.clone(), heir: step.to.clone().unwrap_or_default(), uid: m.pod_uid })
                     }
                     StepAction::Promote => Some(Effect::Promote { heir: step.member.clone(), lost: lost_primary.clone().unwrap_or_default() }),
-                    StepAction::Stop | StepAction::Start | StepAction::Add | StepAction::Remove | StepAction::Fill | StepAction::Drain => None,
+                    // A resize was asked by the reconcile pass that applied the PVCs' new size.
+                    StepAction::Stop | StepAction::Start | StepAction::Add | StepAction::Remove | StepAction::Fill | StepAction::Drain | StepAction::Resize => {
+                        None
+                    }
                 };
                 op.message = Some(format!("step {}/{total}: {}", i + 1, op.steps[i].describe()));
                 return effect.into_iter().collect();
@@ -461,5 +468,28 @@ mod tests {
         assert_eq!(o.phase, OperationPhase::Failed);
         assert_eq!(o.steps.iter().map(|s| s.phase).collect::<Vec<_>>(), [OperationPhase::Succeeded, OperationPhase::Failed, OperationPhase::Pending]);
         assert!(o.message.as_deref().unwrap().contains("step 2/3") && o.message.as_deref().unwrap().contains("ERR no such replica"), "{:?}", o.message);
+    }
+
+    #[test]
+    fn a_resize_step_waits_for_the_members_volume_and_touches_no_pod() {
+        let mut o = op(vec![OperationStep::new(StepAction::Resize, "pg-0"), OperationStep::new(StepAction::Resize, "pg-1")]);
+        let mut members = BTreeMap::from([("pg-0".to_string(), view("a", "new", true, Role::Primary)), ("pg-1".into(), view("b", "new", true, Role::Replica))]);
+        assert_eq!(advance(&mut o, &obs(&members, 0)), vec![], "no pod deleted");
+        assert_eq!(advance(&mut o, &obs(&members, 1)), vec![]);
+        assert_eq!(o.steps[0].message.as_deref(), Some("its volumes were not looked at"));
+        members.get_mut("pg-0").unwrap().volume = Some(Err("data: 10Gi of 20Gi".into()));
+        advance(&mut o, &obs(&members, 2));
+        assert_eq!((o.steps[0].phase, o.steps[0].message.as_deref()), (OperationPhase::Running, Some("data: 10Gi of 20Gi")));
+        members.get_mut("pg-0").unwrap().volume = Some(Ok(()));
+        members.get_mut("pg-1").unwrap().volume = Some(Ok(()));
+        assert_eq!(advance(&mut o, &obs(&members, 3)), vec![]);
+        assert_eq!(advance(&mut o, &obs(&members, 4)), vec![]);
+        assert_eq!(o.phase, OperationPhase::Succeeded, "{o:#?}");
+        let mut late = op(vec![OperationStep::new(StepAction::Resize, "pg-0")]);
+        members.get_mut("pg-0").unwrap().volume = Some(Err("data: 10Gi of 20Gi".into()));
+        advance(&mut late, &obs(&members, 0));
+        advance(&mut late, &obs(&members, 1_767_225_600 + 61));
+        assert_eq!(late.phase, OperationPhase::Failed, "a resize that never ends fails at the step timeout");
+        assert!(late.message.as_deref().unwrap().contains("10Gi of 20Gi"), "{late:#?}");
     }
 }

@@ -55,6 +55,7 @@ pub fn member_views(plan: &ServicePlan, pods: &BTreeMap<String, Pod>) -> BTreeMa
                     // the engine probe, or (role source `labels`) by whoever plays the engine.
                     role: if ready { role_label(p) } else { Role::Unknown },
                     waiting,
+                    volume: None,
                 }
             });
             (m.member.name.to_string(), view.unwrap_or_default())
@@ -73,6 +74,7 @@ fn plan_steps(op: &Operation, plan: &ServicePlan, views: &BTreeMap<String, Membe
         })
         .collect();
     match op.kind {
+        OperationKind::Volume => members.iter().map(|m| firecamp_core::operation::OperationStep::new(StepAction::Resize, &m.member)).collect(),
         OperationKind::Stop => stop_start_steps(&members, StepAction::Stop),
         OperationKind::Start => stop_start_steps(&members, StepAction::Start),
         // On Kubernetes a member's files are written when its pod starts: every change restarts.
@@ -238,6 +240,9 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
     let Some(op) = ops.iter_mut().find(|o| !o.phase.is_terminal()) else {
         return Ok(Driven { operations: ops, primary, primary_lost_since: None, look_again: None, held: None });
     };
+    if op.kind == OperationKind::Volume {
+        super::volumes::observe(ctx, plan, &ns, &mut views).await?;
+    }
     if svc.annotations().get(super::CANCEL_ANNOTATION) == Some(&op.id) && !op.cancel_requested {
         op.cancel_requested = true;
         changed = true;

@@ -8,5 +8,6 @@ pub mod failover;
 pub mod postgresql;
 pub mod request;
 pub mod roles;
+pub mod volumes;
 
 pub use request::{CANCEL_ANNOTATION, OPERATION_ANNOTATION, RequestError, cancel, list, pending, request, unfinished};

@@ -1,12 +1,14 @@
 //! Applying the built objects: server-side apply under FireCamp's field manager, owner
 //! references on what the service owns, and deletion of what it no longer needs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use firecamp_kube::{Object, labels};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -37,6 +39,55 @@ pub async fn apply(client: &Client, field_manager: &str, o: &Object, owner: Opti
     let obj: DynamicObject = serde_json::from_value(value).map_err(|_| Error::MissingField("object metadata"))?;
     api.patch(o.name(), &PatchParams::apply(field_manager).force(), &Patch::Apply(&obj)).await.map_err(Error::kube("apply", o.kind(), o.name()))?;
     Ok(())
+}
+
+/// The claim templates' sizes of each service's live StatefulSet (by the service's uid), learnt
+/// when the API refused a template that grew: later passes apply those sizes at once.
+pub type ClaimSizes = std::sync::Mutex<BTreeMap<String, BTreeMap<String, Quantity>>>;
+
+/// `o` (a StatefulSet) with the claim templates' sizes of `sizes`.
+fn with_claim_sizes(o: &Object, sizes: &BTreeMap<String, Quantity>) -> Object {
+    let mut o = o.clone();
+    if let Object::StatefulSet(s) = &mut o {
+        for t in s.spec.iter_mut().flat_map(|s| s.volume_claim_templates.iter_mut().flatten()) {
+            if let (Some(size), Some(requests)) =
+                (t.metadata.name.as_ref().and_then(|n| sizes.get(n)), t.spec.as_mut().and_then(|s| s.resources.as_mut()).and_then(|r| r.requests.as_mut()))
+            {
+                requests.insert("storage".into(), size.clone());
+            }
+        }
+    }
+    o
+}
+
+/// Applies the StatefulSet of the service `uid`. Its `volumeClaimTemplates` cannot change once
+/// created, and they only size PVCs FireCamp did not make first (it makes every member's claim
+/// itself, at the spec's size): when the API refuses a template that grew (a volume resize),
+/// the apply is made again with the live templates' sizes, remembered in `known`.
+pub async fn apply_statefulset(client: &Client, field_manager: &str, o: &Object, owner: Option<&OwnerReference>, uid: &str, known: &ClaimSizes) -> Result<()> {
+    let remembered = known.lock().unwrap_or_else(|p| p.into_inner()).get(uid).cloned();
+    let o = match &remembered {
+        Some(sizes) => with_claim_sizes(o, sizes),
+        None => o.clone(),
+    };
+    match apply(client, field_manager, &o, owner).await {
+        Err(Error::Kube { source: kube::Error::Api(e), .. }) if e.code == 422 && e.message.contains("updates to statefulset spec") => {
+            let ns = o.metadata().namespace.clone().unwrap_or_default();
+            let api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+            let live = api.get(o.name()).await.map_err(Error::kube("get", "StatefulSet", o.name()))?;
+            let sizes: BTreeMap<String, Quantity> = live
+                .spec
+                .and_then(|s| s.volume_claim_templates)
+                .into_iter()
+                .flatten()
+                .filter_map(|t| Some((t.metadata.name?, t.spec?.resources?.requests?.get("storage")?.clone())))
+                .collect();
+            let kept = with_claim_sizes(&o, &sizes);
+            known.lock().unwrap_or_else(|p| p.into_inner()).insert(uid.to_string(), sizes);
+            apply(client, field_manager, &kept, owner).await
+        }
+        r => r,
+    }
 }
 
 /// Creates the Secret only when absent: generated passwords are never regenerated.

@@ -39,6 +39,7 @@ pub struct Context {
     pub nodes: Store<Node>,
     /// Every FireCampService (for the cluster's static-IP records).
     pub services: Store<FireCampService>,
+    pub claim_sizes: apply::ClaimSizes,
 }
 
 pub async fn reconcile(svc: Arc<FireCampService>, ctx: Arc<Context>) -> Result<Action> {
@@ -249,7 +250,7 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
     let applies: Vec<_> = rest.into_iter().map(|o| apply::apply(&ctx.client, field_manager, o, Some(&owner))).collect();
     futures::stream::iter(applies).buffer_unordered(apply::IN_FLIGHT).try_collect::<()>().await?;
     for o in sets {
-        apply::apply(&ctx.client, field_manager, o, Some(&owner)).await?;
+        apply::apply_statefulset(&ctx.client, field_manager, o, Some(&owner), &uid, &ctx.claim_sizes).await?;
     }
     let deleted = apply::delete_orphans(&ctx.client, &ns, &name, &uid, &objects).await?;
     if !deleted.is_empty() {
@@ -448,6 +449,9 @@ async fn cleanup_service(svc: &FireCampService, ctx: &Context) -> Result<Action>
     let delete_volumes = svc.annotations().get(DELETE_VOLUMES_ANNOTATION).is_some_and(|v| v == "true");
     apply::cleanup(&ctx.client, &ns, &svc.name_any(), delete_volumes).await?;
     cloud::cleanup(ctx, svc, &cluster_of(svc, ctx).member_domain()).await?;
+    if let Some(uid) = &svc.metadata.uid {
+        ctx.claim_sizes.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
+    }
     let kept = if delete_volumes { "and its volumes" } else { "; its volumes are kept" };
     event(ctx, svc, EventType::Normal, "Deleted", format!("deleted the service's objects {kept}")).await;
     Ok(Action::await_change())

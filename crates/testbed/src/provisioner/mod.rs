@@ -5,7 +5,8 @@
 //! another node of the same zone but never to another zone. Under WaitForFirstConsumer the zone
 //! is the one of the node the scheduler selected; under Immediate it comes from the class's
 //! `allowedTopologies` or the first node. The kcm's PV controller then binds PV and PVC.
-//! Released PVs of ours with reclaim policy Delete are deleted.
+//! Released PVs of ours with reclaim policy Delete are deleted. A bound claim of ours that asks
+//! for more than its PV holds is resized, as the CSI external-resizer does for EBS.
 //!
 //! Errors are logged and retried; the provisioner never panics.
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller, Error as ControllerError};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
@@ -86,7 +87,11 @@ fn retry<K>(_: Arc<K>, err: &Error, _: Arc<Ctx>) -> Action {
 
 async fn reconcile_pvc(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let spec = pvc.spec.clone().unwrap_or_default();
-    if pvc.metadata.deletion_timestamp.is_some() || spec.volume_name.as_deref().is_some_and(|v| !v.is_empty()) {
+    if pvc.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    if let Some(pv) = spec.volume_name.as_deref().filter(|v| !v.is_empty()) {
+        resize(&pvc, pv, &ctx).await?;
         return Ok(Action::await_change());
     }
     let Some(class_name) = spec.storage_class_name.clone().filter(|c| !c.is_empty()) else {
@@ -140,6 +145,38 @@ async fn reconcile_pvc(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Ctx>) -> Result
         Err(e) => return Err(kube_err(format!("creating PV {name}"))(e)),
     }
     Ok(Action::await_change())
+}
+
+/// The resizer's part, as the CSI external-resizer plays it for an EBS volume: a bound claim
+/// of ours that asks for more than its volume holds gets a volume of that size and then its
+/// `status.capacity` (a local directory has no file system of its own to grow on the node).
+async fn resize(pvc: &PersistentVolumeClaim, pv_name: &str, ctx: &Ctx) -> Result<(), Error> {
+    let storage = |m: Option<&std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
+        m.and_then(|m| m.get("storage")).and_then(|q| Some((q.clone(), firecamp_core::quantity::parse(&q.0).ok()?)))
+    };
+    let Some((want, want_size)) = storage(pvc.spec.as_ref().and_then(|s| s.resources.as_ref()).and_then(|r| r.requests.as_ref())) else {
+        return Ok(());
+    };
+    let pvs = Api::<PersistentVolume>::all(ctx.client.clone());
+    let Some(pv) = pvs.get_opt(pv_name).await.map_err(kube_err(format!("getting PV {pv_name}")))? else {
+        return Ok(());
+    };
+    if pv.annotations().get(PROVISIONED_BY).is_none_or(|p| p != PROVISIONER) {
+        return Ok(());
+    }
+    if storage(pv.spec.as_ref().and_then(|s| s.capacity.as_ref())).is_none_or(|(_, have)| have < want_size) {
+        let patch = serde_json::json!({ "spec": { "capacity": { "storage": want } } });
+        pvs.patch(pv_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(kube_err(format!("resizing PV {pv_name}")))?;
+        tracing::info!(pv = %pv_name, size = %want.0, "volume resized");
+    }
+    if storage(pvc.status.as_ref().and_then(|s| s.capacity.as_ref())).is_none_or(|(_, have)| have < want_size) {
+        let api = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &pvc.namespace().unwrap_or_default());
+        let patch = serde_json::json!({ "status": { "capacity": { "storage": want } } });
+        api.patch_status(&pvc.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(kube_err(format!("recording the new capacity of PVC {}", pvc.name_any())))?;
+    }
+    Ok(())
 }
 
 async fn reconcile_pv(pv: Arc<PersistentVolume>, ctx: Arc<Ctx>) -> Result<Action, Error> {
