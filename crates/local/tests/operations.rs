@@ -305,19 +305,11 @@ async fn zookeeper_restart_keeps_znodes_and_quorum_with_the_leader_last() {
     .await;
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_daemon_restart_resumes_an_operation_without_repeating_finished_steps() {
     require(EngineKind::Zookeeper);
-    let port = free_port();
     // The test hook holds every operation after its first step, so the daemon stops there.
-    let tweak = move |c: &mut firecamp_local::Config| {
-        c.listen = format!("127.0.0.1:{port}").parse().unwrap();
-        c.hold_operations_after_steps = Some(1);
-    };
+    let tweak = common::hold_after_steps(1);
     with_bed("t-opf", "127.0.164.1/20", tweak, |bed| async move {
         zk_service(&bed, "zf").await;
         let op = bed.operate("zf", json!({ "kind": "restart" })).await.unwrap();
@@ -388,12 +380,8 @@ async fn redis_cluster_restart_fails_each_shard_over_to_its_replica() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_daemon_restart_after_a_switchover_brings_the_old_primary_back_as_a_replica() {
     require(EngineKind::Postgresql);
-    let port = free_port();
     // Held after the switchover (step 3 of 4), before the old primary's restart.
-    let tweak = move |c: &mut firecamp_local::Config| {
-        c.listen = format!("127.0.0.1:{port}").parse().unwrap();
-        c.hold_operations_after_steps = Some(3);
-    };
+    let tweak = common::hold_after_steps(3);
     with_bed("t-ops", "127.0.166.1/20", tweak, |bed| async move {
         let password = pg_service(&bed, "ps").await;
         let c = pg_connect(&bed.ip("ps", "ps-0").await, &password).await.unwrap();

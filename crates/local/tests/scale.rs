@@ -129,19 +129,11 @@ async fn postgresql_scales_out_and_in_keeping_every_acknowledged_row_on_every_me
     .await;
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scale_goes_on_after_a_daemon_restart_and_a_removed_primary_is_switched_over_first() {
     require(EngineKind::Postgresql);
-    let port = free_port();
     // The test hook holds every operation after its first step, so the daemon stops there.
-    let tweak = move |c: &mut firecamp_local::Config| {
-        c.listen = format!("127.0.0.1:{port}").parse().unwrap();
-        c.hold_operations_after_steps = Some(1);
-    };
+    let tweak = common::hold_after_steps(1);
     with_bed("t-scr", "127.0.201.1/20", tweak, |bed| async move {
         bed.create(json!({ "name": "pr", "spec": spec("postgresql", 1, "256Mi") })).await.expect("created");
         bed.wait_phase("pr", Phase::Active, Duration::from_secs(240)).await;
@@ -347,11 +339,8 @@ async fn zk_scale_with_writer(bed: &Bed, name: &str, op: serde_json::Value, hold
 #[tokio::test(flavor = "multi_thread")]
 async fn zookeeper_scales_3_to_5_to_3_through_reconfig_keeping_every_znode() {
     require(EngineKind::Zookeeper);
-    let port = free_port();
-    let tweak = move |c: &mut firecamp_local::Config| {
-        c.listen = format!("127.0.0.1:{port}").parse().unwrap();
-        c.hold_operations_after_steps = Some(1);
-    };
+    // The test hook holds every operation after its first step, so the daemon stops there.
+    let tweak = common::hold_after_steps(1);
     with_bed("t-scz", "127.0.203.1/20", tweak, |bed| async move {
         let mut s = spec("zookeeper", 3, "512Mi");
         s["zookeeper"] = json!({ "heap": "128Mi" });
@@ -495,11 +484,8 @@ async fn reshard_with_client(bed: &Bed, name: &str, op: serde_json::Value, hold_
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_cluster_reshards_3_to_4_to_3_shards_with_every_key_served_throughout() {
     require(EngineKind::Redis);
-    let port = free_port();
-    let tweak = move |c: &mut firecamp_local::Config| {
-        c.listen = format!("127.0.0.1:{port}").parse().unwrap();
-        c.hold_operations_after_steps = Some(1);
-    };
+    // The test hook holds every operation after its first step, so the daemon stops there.
+    let tweak = common::hold_after_steps(1);
     with_bed("t-scc", "127.0.204.1/20", tweak, |bed| async move {
         let mut s = spec("redis", 6, "128Mi");
         s["redis"] = json!({ "mode": "cluster", "shards": 3 });

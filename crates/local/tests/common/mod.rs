@@ -28,6 +28,17 @@ pub struct Bed {
     _dir: tempfile::TempDir,
 }
 
+/// A daemon that holds every operation after its first `steps` steps (the test hook), on a
+/// fixed API port so that the daemon restarted by the test answers at the same address: for
+/// tests that restart the daemon in the middle of an operation.
+pub fn hold_after_steps(steps: usize) -> impl FnOnce(&mut Config) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    move |c: &mut Config| {
+        c.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        c.hold_operations_after_steps = Some(steps);
+    }
+}
+
 /// A server this test needs must be installed: a missing one fails the test, loudly.
 pub fn require(engine: EngineKind) {
     let cfg = Config::new("/nonexistent");
