@@ -5,10 +5,19 @@ STOP_ORDER=(coredns kwok provisioner kube-scheduler kube-controller-manager kube
 
 # start NAME BINARY ARGS...: runs BINARY detached, logs to $BED/logs/NAME.log, PID to $BED/run/NAME.pid.
 start() {
-  local name=$1 bin=$2; shift 2
+  local name=$1 bin=$2 pid i; shift 2
   # setsid: a Ctrl-C in the shell that ran `bed up` must not take the bed down.
   setsid "$bin" "$@" </dev/null >>"$BED/logs/$name.log" 2>&1 &
-  echo $! >"$BED/run/$name.pid"
+  pid=$!
+  echo "$pid" >"$BED/run/$name.pid"
+  # Until its exec the child shows this shell's command line, which pid_of takes for a recycled
+  # PID (on a loaded machine `bed up` once reported a starting kcm as exited): return once it
+  # runs the binary, or has died (the caller's wait reports that).
+  for ((i = 0; i < 500; i++)); do
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -e "$BIN/" -e "$BED/" && return 0
+    alive "$pid" || return 0
+    sleep 0.01
+  done
 }
 
 # pid_of NAME: the PID if that process is alive and still runs our binary, else nothing.
