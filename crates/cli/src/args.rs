@@ -138,11 +138,11 @@ pub enum ServiceCommand {
         #[command(flatten)]
         op: crate::operation_cmds::OperationArgs,
     },
-    /// Add or remove members (on the local runtime): a new replica copies the primary
-    /// (PostgreSQL: through a slot made before it starts), ZooKeeper changes its ensemble with
-    /// reconfig, a Redis Cluster gains or loses whole shards (`--shards`) with their slots'
-    /// keys migrated; the highest members are removed first, after a switchover when the
-    /// primary is among them, their slots and data dropped.
+    /// Add or remove members: a new replica copies the primary (PostgreSQL: through a slot
+    /// made before it starts); on the local runtime also ZooKeeper (reconfig) and Redis Cluster
+    /// (whole shards, `--shards`, with their slots' keys migrated); the highest members are
+    /// removed first, after a switchover when the primary is among them, their slots and data
+    /// dropped.
     #[command(group(clap::ArgGroup::new("size").required(true).args(["replicas", "shards"])))]
     Scale {
         name: String,

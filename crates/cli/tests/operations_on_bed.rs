@@ -354,3 +354,84 @@ async fn a_volume_resize_grows_every_claim_without_a_restart_and_never_shrinks()
     assert_eq!(bed.operations("rv").items.len(), 1);
     bed.drop_all().await;
 }
+
+/// The StatefulSet's `spec.replicas` as it changes, from a watch (no change missed).
+fn statefulset_sizes(bed: &Bed, name: &str) -> Arc<Mutex<Vec<i32>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let out = seen.clone();
+    let api: Api<StatefulSet> = Api::namespaced(bed.client.clone(), &bed.ns);
+    let stream = watcher(api, watcher::Config::default().fields(&format!("metadata.name={name}"))).default_backoff().applied_objects();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(Ok(s)) = stream.next().await {
+            let n = s.spec.and_then(|s| s.replicas).unwrap_or_default();
+            let mut v = out.lock().unwrap();
+            if v.last() != Some(&n) {
+                v.push(n);
+            }
+        }
+    });
+    seen
+}
+
+/// Each pod's zone (its node's), by pod name.
+async fn pod_zones(bed: &Bed) -> BTreeMap<String, String> {
+    let nodes: BTreeMap<String, String> = Api::<Node>::all(bed.client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|n| Some((n.name_any(), n.labels().get("topology.kubernetes.io/zone")?.clone())))
+        .collect();
+    let pods = bed.pods().list(&ListParams::default()).await.unwrap().items;
+    pods.iter().filter_map(|p| Some((p.name_any(), nodes.get(p.spec.as_ref()?.node_name.as_ref()?)?.clone()))).collect()
+}
+
+/// Issue #16 on Kubernetes: a scale moves the StatefulSet one member at a time as its steps
+/// allow (never to the asked size at once); new members' PVCs and pods land in zone i mod 3;
+/// removed members' pods and PVCs go; ZooKeeper is refused with the reason. PostgreSQL here
+/// (Redis members use the host's network, one per node of the bed's three).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_moves_the_statefulset_one_member_at_a_time_with_volumes_in_their_zones() {
+    let bed = Bed::new("opsscale").await;
+    let _manage = bed.manage();
+    let zones = format!("--zones={}", ZONES.join(","));
+    ok(bed.cli(&["service", "create", "postgresql", "ps", "--replicas=3", &zones, "--wait", "--timeout=120"]));
+    let sizes = statefulset_sizes(&bed, "ps");
+    let pvcs = || async { Api::<PersistentVolumeClaim>::namespaced(bed.client.clone(), &bed.ns).list(&ListParams::default()).await.unwrap().items };
+
+    ok(bed.cli(&["service", "scale", "ps", "--replicas=5", "--wait", "--timeout=180"]));
+    let ops = bed.operations("ps");
+    assert_eq!(ops.items[0].phase, OperationPhase::Succeeded, "{:#?}", ops.items[0]);
+    assert_eq!(steps(&ops, 0), ["add ps-3", "add ps-4"]);
+    bed.wait_for("ps", "ACTIVE with 5 members", |s| s.status.as_ref().is_some_and(|st| st.phase == Phase::Active && st.members.len() == 5)).await;
+    let zones_now = pod_zones(&bed).await;
+    for (i, pod) in ["ps-0", "ps-1", "ps-2", "ps-3", "ps-4"].iter().enumerate() {
+        assert_eq!(zones_now.get(*pod), Some(&ZONES[i % 3].to_string()), "{pod} in zone {i} mod 3: {zones_now:?}");
+    }
+    let claims: Vec<(String, String)> =
+        pvcs().await.iter().map(|p| (p.name_any(), p.spec.as_ref().unwrap().storage_class_name.clone().unwrap_or_default())).collect();
+    assert_eq!(claims.len(), 5, "{claims:?}");
+    for (claim, class) in &claims {
+        let i: usize = claim.rsplit('-').next().unwrap().parse().unwrap();
+        assert!(class.ends_with(ZONES[i % 3]), "{claim} from the class of zone {}: {class}", ZONES[i % 3]);
+    }
+
+    ok(bed.cli(&["service", "scale", "ps", "--replicas=2", "--wait", "--timeout=180"]));
+    let ops = bed.operations("ps");
+    assert_eq!(ops.items[0].phase, OperationPhase::Succeeded, "{:#?}", ops.items[0]);
+    assert_eq!(steps(&ops, 0), ["remove ps-4", "remove ps-3", "remove ps-2"]);
+    bed.wait_for("ps", "ACTIVE with 2 members", |s| s.status.as_ref().is_some_and(|st| st.phase == Phase::Active && st.members.len() == 2)).await;
+    let mut left: Vec<String> = pvcs().await.iter().map(|p| p.name_any()).collect();
+    left.sort();
+    assert_eq!(left, ["data-ps-0", "data-ps-1"], "removed members' volumes deleted");
+    assert_eq!(*sizes.lock().unwrap(), [3, 4, 5, 4, 3, 2], "one member at a time");
+
+    // ZooKeeper pods keep a static ensemble: refused with the reason, nothing recorded.
+    ok(bed.cli(&["service", "create", "zookeeper", "zs", "--replicas=3", &zones, "--wait", "--timeout=120"]));
+    let o = bed.cli(&["service", "scale", "zs", "--replicas=5"]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("static ensemble"), "{}", String::from_utf8_lossy(&o.stderr));
+    bed.drop_all().await;
+}

@@ -296,11 +296,25 @@ pub struct OperationStep {
     /// resumed step knows whether the restart already happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaced: Option<String>,
+    /// `add`: the engine is ready for the member (PostgreSQL: its slot on the primary), so it
+    /// may be created; `remove`: the member is out of the engine and its volumes are deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prepared: bool,
 }
 
 impl OperationStep {
     pub fn new(action: StepAction, member: impl Into<String>) -> Self {
-        OperationStep { action, member: member.into(), to: None, phase: OperationPhase::Pending, started: None, finished: None, message: None, replaced: None }
+        OperationStep {
+            action,
+            member: member.into(),
+            to: None,
+            phase: OperationPhase::Pending,
+            started: None,
+            finished: None,
+            message: None,
+            replaced: None,
+            prepared: false,
+        }
     }
     pub fn describe(&self) -> String {
         match &self.to {

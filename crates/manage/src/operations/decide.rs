@@ -45,6 +45,12 @@ pub enum Effect {
     /// on (before any further step restarts a member with them), and the other replicas
     /// follow it.
     FollowPrimary { primary: String, old: String },
+    /// Scale out: make the engine ready for `member` (PostgreSQL: its slot on the primary);
+    /// once done the step is `prepared` and the member is created.
+    Prepare { member: String },
+    /// Scale in: `member`'s pod is gone; drop what the engine kept for it (its slot) and delete
+    /// its PVCs; once done the step is `prepared` and ends.
+    Forget { member: String },
 }
 
 /// What the controller knows besides the members.
@@ -63,6 +69,9 @@ pub struct Observed<'a> {
     pub repeat_switchover: bool,
     /// The primary the status records (`status.primary`).
     pub primary: Option<&'a str>,
+    /// A new member needs the engine prepared before it exists (PostgreSQL's slot, made from
+    /// the manage service); otherwise an `add` is prepared as it starts.
+    pub prepare_adds: bool,
 }
 
 fn is_primary(r: Role) -> bool {
@@ -135,8 +144,18 @@ fn done(step: &firecamp_core::operation::OperationStep, o: &Observed) -> Result<
             }
         }
         StepAction::Resize => m.volume.clone().unwrap_or_else(|| Err("its volumes were not looked at".into())),
-        // Refused when requested (request.rs): a scale runs on the local runtime only so far.
-        StepAction::Add | StepAction::Remove | StepAction::Fill | StepAction::Drain => Err("members are not added or removed on Kubernetes yet".into()),
+        StepAction::Add if !step.prepared => Err("waiting for the engine to be ready for it".into()),
+        StepAction::Add => match &m.pod_uid {
+            None => Err(m.waiting.clone().unwrap_or_else(|| "no pod yet".into())),
+            Some(_) if !m.ready => Err(m.waiting.clone().map(|w| format!("not Ready: {w}")).unwrap_or_else(|| "not Ready".into())),
+            Some(_) if m.role == Role::Unknown => Err("not in the engine's membership yet (no role)".into()),
+            Some(_) => Ok(()),
+        },
+        StepAction::Remove if m.pod_uid.is_some() => Err("its pod is still there".into()),
+        StepAction::Remove if !step.prepared => Err("its slot and volumes are not gone yet".into()),
+        StepAction::Remove => Ok(()),
+        // Refused when requested (request.rs): a Redis Cluster scales on the local runtime only.
+        StepAction::Fill | StepAction::Drain => Err("slots are not moved on Kubernetes yet".into()),
     }
 }
 
@@ -201,10 +220,14 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
                         Some(Effect::Fence { lost: step.member.clone(), heir: step.to.clone().unwrap_or_default(), uid: m.pod_uid })
                     }
                     StepAction::Promote => Some(Effect::Promote { heir: step.member.clone(), lost: lost_primary.clone().unwrap_or_default() }),
-                    // A resize was asked by the reconcile pass that applied the PVCs' new size.
-                    StepAction::Stop | StepAction::Start | StepAction::Add | StepAction::Remove | StepAction::Fill | StepAction::Drain | StepAction::Resize => {
+                    StepAction::Add if o.prepare_adds => Some(Effect::Prepare { member: step.member.clone() }),
+                    StepAction::Add => {
+                        step.prepared = true;
                         None
                     }
+                    // A resize was asked by the reconcile pass that applied the PVCs' new size;
+                    // a removal starts with the next pass, whose size leaves the member out.
+                    StepAction::Stop | StepAction::Start | StepAction::Remove | StepAction::Fill | StepAction::Drain | StepAction::Resize => None,
                 };
                 op.message = Some(format!("step {}/{total}: {}", i + 1, op.steps[i].describe()));
                 return effect.into_iter().collect();
@@ -242,6 +265,10 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
                             return vec![Effect::Fence { lost: step.member.clone(), heir: step.to.clone().unwrap_or_default(), uid: step.replaced.clone() }];
                         }
                         StepAction::Promote => return vec![Effect::Promote { heir: step.member.clone(), lost: lost_primary.unwrap_or_default() }],
+                        StepAction::Add if !step.prepared => return vec![Effect::Prepare { member: step.member.clone() }],
+                        StepAction::Remove if !step.prepared && m.is_none_or(|m| m.pod_uid.is_none()) => {
+                            return vec![Effect::Forget { member: step.member.clone() }];
+                        }
                         _ => {}
                     }
                     if step.action == StepAction::Switchover && o.repeat_switchover {
@@ -313,6 +340,7 @@ mod tests {
             now_text: "2026-01-01T00:00:00Z",
             repeat_switchover: false,
             primary: None,
+            prepare_adds: false,
         }
     }
     fn repeat(members: &BTreeMap<String, MemberView>, now: i64) -> Observed<'_> {
@@ -491,5 +519,33 @@ mod tests {
         advance(&mut late, &obs(&members, 1_767_225_600 + 61));
         assert_eq!(late.phase, OperationPhase::Failed, "a resize that never ends fails at the step timeout");
         assert!(late.message.as_deref().unwrap().contains("10Gi of 20Gi"), "{late:#?}");
+    }
+
+    #[test]
+    fn an_add_waits_for_the_engine_then_its_pod_and_a_remove_for_its_pod_then_its_volumes() {
+        let mut o = op(vec![OperationStep::new(StepAction::Add, "pg-2"), OperationStep::new(StepAction::Remove, "pg-2")]);
+        let mut members = BTreeMap::from([("pg-0".to_string(), view("a", "new", true, Role::Primary))]);
+        fn prepared(m: &BTreeMap<String, MemberView>) -> Observed<'_> {
+            Observed { prepare_adds: true, ..obs(m, 0) }
+        }
+        // PostgreSQL: the slot first, asked again until done.
+        assert_eq!(advance(&mut o, &prepared(&members)), vec![Effect::Prepare { member: "pg-2".into() }]);
+        assert_eq!(advance(&mut o, &prepared(&members)), vec![Effect::Prepare { member: "pg-2".into() }]);
+        o.steps[0].prepared = true;
+        assert_eq!(advance(&mut o, &prepared(&members)), vec![]);
+        assert_eq!(o.steps[0].message.as_deref(), Some("no pod yet"));
+        members.insert("pg-2".into(), view("c", "new", true, Role::Replica));
+        assert_eq!(advance(&mut o, &prepared(&members)), vec![], "the add ends; the remove starts with no effect");
+        assert_eq!((o.steps[0].phase, o.steps[1].phase), (OperationPhase::Succeeded, OperationPhase::Running));
+        assert_eq!(advance(&mut o, &prepared(&members)), vec![], "its pod is still there");
+        members.remove("pg-2");
+        assert_eq!(advance(&mut o, &prepared(&members)), vec![Effect::Forget { member: "pg-2".into() }]);
+        o.steps[1].prepared = true;
+        advance(&mut o, &prepared(&members));
+        assert_eq!(o.phase, OperationPhase::Succeeded, "{o:#?}");
+        // Redis: nothing to prepare, the add is prepared as it starts.
+        let mut r = op(vec![OperationStep::new(StepAction::Add, "rd-1")]);
+        assert_eq!(advance(&mut r, &obs(&members, 0)), vec![]);
+        assert!(r.steps[0].prepared);
     }
 }

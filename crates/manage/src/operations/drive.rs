@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use firecamp_api::Role;
 use firecamp_catalog::{ServicePlan, engine};
-use firecamp_core::operation::{MemberRole, Operation, OperationKind, OperationPhase, StepAction, restart_steps, stop_start_steps};
+use firecamp_core::operation::{MemberRole, Operation, OperationKind, OperationPhase, StepAction, restart_steps, scale_steps, stop_start_steps};
 use firecamp_kube::{labels, names};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
@@ -64,7 +64,13 @@ pub fn member_views(plan: &ServicePlan, pods: &BTreeMap<String, Pod>) -> BTreeMa
 }
 
 /// The steps of a newly taken-up operation, from the members' roles now.
-fn plan_steps(op: &Operation, plan: &ServicePlan, views: &BTreeMap<String, MemberView>, ctx: &Context) -> Vec<firecamp_core::operation::OperationStep> {
+fn plan_steps(
+    op: &Operation,
+    plan: &ServicePlan,
+    views: &BTreeMap<String, MemberView>,
+    ctx: &Context,
+    asked: u32,
+) -> Vec<firecamp_core::operation::OperationStep> {
     let members: Vec<MemberRole> = plan
         .members
         .iter()
@@ -74,6 +80,8 @@ fn plan_steps(op: &Operation, plan: &ServicePlan, views: &BTreeMap<String, Membe
         })
         .collect();
     match op.kind {
+        // From the members there are to the size the spec asks for now.
+        OperationKind::Scale => scale_steps(&plan.name, &members, asked as usize),
         OperationKind::Volume => members.iter().map(|m| firecamp_core::operation::OperationStep::new(StepAction::Resize, &m.member)).collect(),
         OperationKind::Stop => stop_start_steps(&members, StepAction::Stop),
         OperationKind::Start => stop_start_steps(&members, StepAction::Start),
@@ -168,6 +176,8 @@ async fn act(
             Some(engines) => super::failover::promote(ctx, svc, engines, heir, lost).await?,
             None => return Ok(Err("a failover needs the roles from the engines (--role-source=engine)".into())),
         },
+        // Acted on by `scale::act` before this is reached.
+        Effect::Prepare { .. } | Effect::Forget { .. } => {}
         Effect::FollowPrimary { primary, old } => {
             if let Some(engines) = engines {
                 // The replicas still replicate through the old primary meanwhile; their files
@@ -213,6 +223,13 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
         }
     }
     let mut views = member_views(plan, pods);
+    // Members a scale removes are out of the plan while their pods may still be there.
+    for p in pods.values() {
+        if let Some(member) = p.labels().get(labels::MEMBER).filter(|m| !views.contains_key(*m)) {
+            let view = MemberView { pod_uid: p.metadata.uid.clone(), terminating: p.metadata.deletion_timestamp.is_some(), ..Default::default() };
+            views.insert(member.clone(), view);
+        }
+    }
     let engines = match ctx.config.role_source {
         RoleSource::Engine => Some(Engines::read(&ctx.client, plan, &ns, pods).await?),
         RoleSource::Labels => None,
@@ -229,7 +246,7 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
         changed = true;
     }
     if let Some(mut op) = taking_up {
-        op.steps = plan_steps(&op, plan, &views, ctx);
+        op.steps = plan_steps(&op, plan, &views, ctx, svc.spec.0.replicas);
         op.phase = OperationPhase::Running;
         if op.kind == OperationKind::Certificates {
             rotate_certificates(ctx, svc, plan, &mut op).await?;
@@ -266,6 +283,7 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
         now_text: &now_text,
         repeat_switchover,
         primary: recorded.as_deref(),
+        prepare_adds: engines.as_ref().is_some_and(|e| e.engine() == firecamp_core::EngineKind::Postgresql),
     };
     let effects = advance(op, &observed);
     changed |= *op != before;
@@ -294,6 +312,15 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
     for round in 0..2 {
         let mut fenced = false;
         for e in &effects {
+            if matches!(e, Effect::Prepare { .. } | Effect::Forget { .. }) {
+                if super::scale::act(ctx, svc, plan, engines.as_ref(), primary.as_deref(), e).await?
+                    && let Some(step) = ops.iter_mut().find(|o| o.id == op_id).and_then(|o| o.current_step().map(|i| &mut o.steps[i]))
+                {
+                    step.prepared = true;
+                    persist(ctx, svc, &ops, primary.as_deref()).await?;
+                }
+                continue;
+            }
             match act(ctx, svc, plan, engines.as_ref(), pods, e).await? {
                 Ok(Some(new)) => {
                     primary = Some(new);

@@ -8,6 +8,7 @@ pub mod failover;
 pub mod postgresql;
 pub mod request;
 pub mod roles;
+pub mod scale;
 pub mod volumes;
 
 pub use request::{CANCEL_ANNOTATION, OPERATION_ANNOTATION, RequestError, cancel, list, pending, request, unfinished};

@@ -170,6 +170,37 @@ pub async fn promote(c: &tokio_postgres::Client, member: &str) -> Result<()> {
     c.batch_execute("CHECKPOINT").await.map_err(|e| Error::engine(member, format!("CHECKPOINT: {e}")))
 }
 
+/// `member`'s physical slot on `primary` (client `c`), unless it is there already.
+pub async fn ensure_slot(c: &tokio_postgres::Client, primary: &str, member: &str) -> Result<()> {
+    let slot = postgresql::slot_name(member);
+    c.execute(
+        "SELECT pg_create_physical_replication_slot(s, true) FROM (SELECT $1::text AS s) x \
+         WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = x.s)",
+        &[&slot],
+    )
+    .await
+    .map_err(|e| Error::engine(primary, format!("creating slot {slot}: {e}")))?;
+    Ok(())
+}
+
+/// `member`'s slot dropped on `primary` (client `c`) once no sender uses it: true when gone.
+pub async fn drop_slot(c: &tokio_postgres::Client, primary: &str, member: &str) -> Result<bool> {
+    let slot = postgresql::slot_name(member);
+    let active: Option<bool> = c
+        .query_opt("SELECT active FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+        .await
+        .map_err(|e| Error::engine(primary, format!("reading slot {slot}: {e}")))?
+        .map(|r| r.get(0));
+    match active {
+        None => Ok(true),
+        Some(true) => Ok(false),
+        Some(false) => {
+            c.execute("SELECT pg_drop_replication_slot($1)", &[&slot]).await.map_err(|e| Error::engine(primary, format!("dropping slot {slot}: {e}")))?;
+            Ok(true)
+        }
+    }
+}
+
 /// After `new` became the primary: a slot on it for every other member, its pod labelled
 /// primary, and the replicas other than `old` re-pointed to it. A replica that cannot be
 /// re-pointed now follows with its next start (its files name `new`).
@@ -177,14 +208,7 @@ pub async fn follow(ctx: &Context, ns: &str, plan: &ServicePlan, engines: &Engin
     let c = engines.pg(new).await.map_err(|e| Error::engine(new, e))?;
     let others: Vec<&firecamp_catalog::MemberPlan> = plan.members.iter().filter(|m| m.member.name.as_str() != new).collect();
     for m in &others {
-        let slot = postgresql::slot_name(m.member.name.as_str());
-        c.execute(
-            "SELECT pg_create_physical_replication_slot(s, true) FROM (SELECT $1::text AS s) x \
-             WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = x.s)",
-            &[&slot],
-        )
-        .await
-        .map_err(|e| Error::engine(new, format!("creating slot {slot}: {e}")))?;
+        ensure_slot(&c, new, m.member.name.as_str()).await?;
     }
     let pod = names::pod_of(&firecamp_core::MemberName::from_string(new));
     let patch = serde_json::json!({"metadata": {"labels": {labels::ROLE: firecamp_api::Role::Primary.as_str()}}});

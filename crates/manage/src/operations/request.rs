@@ -110,12 +110,15 @@ async fn request_once(
     if let Some(op) = unfinished(&svc) {
         return Err(RequestError::Busy(busy_message(name, &op)));
     }
-    let c = change(&svc.spec.0, req)?;
-    if c.kind == OperationKind::Scale {
-        // The StatefulSet would grow or shrink unguarded: no slot for a new PostgreSQL
-        // replica, no switchover before its primary goes.
+    // A scale starts from the members there are (a failed scale stopped short of its spec).
+    let mut current = svc.spec.0.clone();
+    current.replicas = super::scale::applied_replicas(&svc);
+    let c = change(&current, req)?;
+    if c.kind == OperationKind::Scale
+        && let Some(why) = super::scale::not_on_kubernetes(&c.spec)
+    {
         let mut errs = ValidationErrors::default();
-        errs.push("kind", "scale is not available on Kubernetes yet (only on the local runtime): members would be added or removed without the engine's steps");
+        errs.push("kind", why);
         return Err(errs.into());
     }
     let mut cluster = cluster.clone();

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use firecamp_catalog::layout::KubernetesLayout;
-use firecamp_catalog::{ServicePlan, plan, plan_with_primary};
+use firecamp_catalog::{ServicePlan, plan, plan_mid_scale};
+use firecamp_core::MemberName;
 use firecamp_kube::{Object, Secrets, build, labels, names};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
@@ -87,16 +88,31 @@ pub fn error_policy(svc: Arc<FireCampService>, err: &Error, _ctx: Arc<Context>) 
 
 /// The service's plan, its members' files naming the primary the last switchover made (while
 /// that member is still in the service).
+/// The spec as the reconciler applies it: the size the members have reached (a scale moves it
+/// one member at a time, `operations/scale.rs`).
+pub(crate) fn applied_spec(svc: &FireCampService) -> firecamp_core::ServiceSpec {
+    let mut spec = svc.spec.0.clone();
+    spec.replicas = crate::operations::scale::applied_replicas(svc);
+    spec
+}
+
+/// The addresses of the members a service of `replicas` has (a removed member's address stays
+/// recorded until it is released).
+fn applied_ips(static_ips: &BTreeMap<String, std::net::Ipv4Addr>, replicas: u32) -> BTreeMap<String, std::net::Ipv4Addr> {
+    static_ips.iter().filter(|(m, _)| MemberName::from_string(m.as_str()).parts().is_some_and(|(_, i)| i < replicas)).map(|(m, ip)| (m.clone(), *ip)).collect()
+}
+
 fn plan_of(svc: &FireCampService, ctx: &Context, static_ips: &BTreeMap<String, std::net::Ipv4Addr>) -> Result<ServicePlan> {
     let cluster = cluster_of(svc, ctx);
     let name = svc.name_any();
-    let p = plan(&name, &svc.spec.0, &cluster, &KubernetesLayout, static_ips)?;
-    match svc.status.as_ref().and_then(|s| s.primary.as_deref()) {
-        Some(primary) if p.members.iter().any(|m| m.member.name.as_str() == primary) => {
-            Ok(plan_with_primary(&name, &svc.spec.0, &cluster, &KubernetesLayout, static_ips, Some(primary))?)
-        }
-        _ => Ok(p),
-    }
+    let spec = applied_spec(svc);
+    let ips = applied_ips(static_ips, spec.replicas);
+    // The spec as asked is checked whole (the engine's size rules too); the plan applied is the
+    // one of the size the members have reached.
+    plan(&name, &svc.spec.0, &cluster, &KubernetesLayout, &ips)?;
+    let primary = svc.status.as_ref().and_then(|s| s.primary.as_deref());
+    let primary = primary.filter(|p| MemberName::from_string(*p).parts().is_some_and(|(_, i)| i < spec.replicas));
+    Ok(plan_mid_scale(&name, &spec, &cluster, &KubernetesLayout, &ips, primary)?)
 }
 
 /// The service's plan with `primary` as its primary (a switchover or failover in progress),
@@ -105,7 +121,8 @@ pub(crate) fn plan_naming(svc: &FireCampService, ctx: &Context, primary: &str) -
     let cluster = cluster_of(svc, ctx);
     let mut cloud_state = cloud::CloudState::from_status(svc.status.as_ref());
     cloud_state.own_ips(cluster.names_namespace());
-    Ok(plan_with_primary(&svc.name_any(), &svc.spec.0, &cluster, &KubernetesLayout, &cloud_state.ip_map(), Some(primary))?)
+    let spec = applied_spec(svc);
+    Ok(plan_mid_scale(&svc.name_any(), &spec, &cluster, &KubernetesLayout, &applied_ips(&cloud_state.ip_map(), spec.replicas), Some(primary))?)
 }
 
 /// Applies the members' files (their ConfigMaps) of `plan` now, ahead of the rest of the
@@ -170,14 +187,16 @@ async fn refuse(ctx: &Context, svc: &FireCampService, reason: &str, message: Str
     Ok(())
 }
 
-/// The service's size may change only through a scale operation, which does not run on
-/// Kubernetes yet: a `spec.replicas` edited with kubectl would otherwise grow or shrink the
-/// StatefulSet without the engine's steps (no slot for a new PostgreSQL replica, no switchover
-/// before a removed primary). The size last applied is the members the status lists.
+/// The service's size changes only through a scale operation, whose steps move the size
+/// applied one member at a time (`operations/scale.rs`): a `spec.replicas` edited with kubectl
+/// would otherwise have to grow or shrink the StatefulSet without the engine's steps (no slot
+/// for a new PostgreSQL replica, no switchover before a removed primary). A scale that failed
+/// or was cancelled leaves the size it reached, which its record explains.
 fn check_size_unchanged(svc: &FireCampService) -> Result<()> {
-    let Some(applied) = svc.status.as_ref().map(|s| s.members.len() as u32).filter(|n| *n > 0) else {
+    if svc.status.as_ref().is_none_or(|s| s.members.is_empty()) || crate::operations::scale::scale_explains_size(svc) {
         return Ok(());
-    };
+    }
+    let applied = crate::operations::scale::applied_replicas(svc);
     let wanted = svc.spec.0.replicas;
     if wanted == applied {
         return Ok(());
@@ -186,7 +205,7 @@ fn check_size_unchanged(svc: &FireCampService) -> Result<()> {
     errs.push(
         "spec.replicas",
         format!(
-            "changed from {applied} to {wanted} outside a scale operation; FireCamp does not add or remove members on Kubernetes yet (they would join or leave without the engine's steps): set it back to {applied}"
+            "changed from {applied} to {wanted} outside a scale operation; members join and leave only through one (`firecamp service scale`), which runs the engine's steps: set it back to {applied} and ask for the scale"
         ),
     );
     Err(errs.into())

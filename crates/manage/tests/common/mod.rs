@@ -57,6 +57,11 @@ pub fn pg() -> Value {
     stored("pg", EngineKind::Postgresql, 3)
 }
 
+/// The service `zk` (ZooKeeper), readable only.
+pub fn zk() -> Value {
+    stored("zk", EngineKind::Zookeeper, 4)
+}
+
 /// The service `rd` as the API server stores it.
 pub fn rd() -> Value {
     stored("rd", EngineKind::Redis, 1)
@@ -94,6 +99,7 @@ fn answer(method: &Method, path: &str, body: &[u8]) -> (u16, Value) {
         }
         (Method::GET | Method::PATCH | Method::DELETE, Some("rd")) if ns == "default" => (200, rd()),
         (Method::GET, Some("pg")) if ns == "default" => (200, pg()),
+        (Method::GET, Some("zk")) if ns == "default" => (200, zk()),
         (Method::PUT, Some("rd")) if ns == "default" => match serde_json::from_slice::<Value>(body) {
             Ok(mut obj) => {
                 obj["metadata"]["resourceVersion"] = "2".into();
