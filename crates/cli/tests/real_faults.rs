@@ -22,7 +22,7 @@ use kube::runtime::wait::await_condition;
 use kube::{Api, Client, ResourceExt};
 
 mod real;
-use real::{SYSTEM, Uninstall, bed_env, installed, psql, rest, token};
+use real::{SYSTEM, Uninstall, bed_env, installed, psql, psql_until, redis, redis_until, rest, token};
 
 const BED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testbed/bed");
 
@@ -118,39 +118,6 @@ async fn service_until(client: &Client, ns: &str, name: &str, what: &str, secs: 
 
 fn phase(s: &FireCampService) -> Option<Phase> {
     s.status.as_ref().map(|st| st.phase)
-}
-
-/// Polls `sql` on `pod` until it returns `want`, for up to `secs`.
-async fn psql_until(client: &Client, ns: &str, pod: &str, sql: &str, want: &str, secs: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let got = psql(client, ns, pod, sql).await;
-        if got == want {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{pod}: {sql} gave {got:?}, not {want:?}, for {secs} s");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// A script on a Redis member's own server through `kubectl exec`, calling redis-cli as `rc`
-/// (TLS verified against the service's CA, the service's password).
-async fn redis(client: &Client, ns: &str, pod: &str, script: &str) -> String {
-    let rc = r#"rc() { REDISCLI_AUTH="$(cat /etc/firecamp/secret/password)" redis-cli --tls --cacert /etc/firecamp/tls/ca.crt -h 127.0.0.1 -p 6379 "$@" | tr -d '\r'; }"#;
-    real::exec(client, ns, pod, "redis", &format!("{rc}\n{script}")).await.trim().to_string()
-}
-
-/// Polls `script` on Redis member `pod` until it prints `want`, for up to `secs`.
-async fn redis_until(client: &Client, ns: &str, pod: &str, script: &str, want: &str, secs: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let got = redis(client, ns, pod, script).await;
-        if got == want {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{pod}: {script} gave {got:?}, not {want:?}, for {secs} s");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 const STREAMING: &str = "select count(*) from pg_stat_replication where state = 'streaming'";

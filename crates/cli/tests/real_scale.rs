@@ -1,35 +1,23 @@
-//! Issue #16 on the bed's real nodes: PostgreSQL 2 → 3 → 2 through the in-cluster manage
-//! service (from its image, under the RBAC `install render` makes). The new member's slot is
-//! made on the primary before the StatefulSet grows, so it clones through it and streams; the
-//! removed member's slot and volume go once its pod has. Needs `testbed/bed up --real-nodes 6`
-//! and `testbed/bed dns`; fails loudly without.
-
-use std::time::Duration;
+//! Issue #16 on the bed's real nodes, through the in-cluster manage service (from its image,
+//! under the RBAC `install render` makes): PostgreSQL 2 → 3 → 2 — the new member's slot is made
+//! on the primary before the StatefulSet grows, so it clones through it and streams; the
+//! removed member's slot and volume go once its pod has — then Redis replication mode 2 → 3 → 2.
+//! Needs `testbed/bed up --real-nodes 6` and `testbed/bed dns`; fails loudly without.
 
 use firecamp_testbed::{client, fresh_namespace};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::Api;
 
 mod real;
-use real::{Uninstall, ZONES, bed_env, installed, psql, rest, token};
+use real::{Uninstall, ZONES, bed_env, installed, psql, psql_until, redis, redis_until, rest, token};
 
 const STREAMING: &str = "select count(*) from pg_stat_replication where state = 'streaming'";
 const SLOTS: &str = "select coalesce(string_agg(slot_name, ',' order by slot_name), '') from pg_replication_slots";
 
-async fn psql_until(client: &kube::Client, ns: &str, pod: &str, sql: &str, want: &str, secs: u64) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let got = psql(client, ns, pod, sql).await;
-        if got == want {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "{pod}: {sql} gives {got:?}, not {want:?}, after {secs} s");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
+const ONLINE_REPLICAS: &str = "rc info replication | grep -c '^slave[0-9]*:.*state=online' || true";
 
 #[tokio::test]
-async fn postgresql_scales_on_real_pods_through_a_slot_made_before_the_new_member() {
+async fn postgresql_and_redis_scale_on_real_pods_new_members_prepared_before_they_exist() {
     let env = bed_env();
     let client = client().await;
     let _uninstall = Uninstall;
@@ -55,5 +43,16 @@ async fn postgresql_scales_on_real_pods_through_a_slot_made_before_the_new_membe
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
     assert!(pvcs.get_opt("data-pg-2").await.unwrap().is_none(), "the removed member's volume is deleted");
     rest(&server, &tok, &ns, &["service", "delete", "pg", "--delete-volumes", "--wait", "--timeout=180"]);
+
+    // Redis replication mode: nothing to prepare; the new replica syncs from the primary.
+    rest(&server, &tok, &ns, &["service", "create", "redis", "rr", "--version=7.0", "--replicas=2", &zones, "--wait", "--timeout=420"]);
+    assert_eq!(redis(&client, &ns, "rr-0", "rc set k before-the-scale").await, "OK");
+    rest(&server, &tok, &ns, &["service", "scale", "rr", "--replicas=3", "--wait", "--timeout=420"]);
+    redis_until(&client, &ns, "rr-2", "rc get k", "before-the-scale", 60).await;
+    redis_until(&client, &ns, "rr-0", ONLINE_REPLICAS, "2", 60).await;
+    rest(&server, &tok, &ns, &["service", "scale", "rr", "--replicas=2", "--wait", "--timeout=420"]);
+    redis_until(&client, &ns, "rr-0", ONLINE_REPLICAS, "1", 60).await;
+    assert!(pvcs.get_opt("data-rr-2").await.unwrap().is_none(), "the removed member's volume is deleted");
+    rest(&server, &tok, &ns, &["service", "delete", "rr", "--delete-volumes", "--wait", "--timeout=180"]);
     firecamp_testbed::drop_namespace(&client, &ns).await;
 }

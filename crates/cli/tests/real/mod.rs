@@ -249,3 +249,36 @@ pub async fn psql(client: &Client, ns: &str, pod: &str, sql: &str) -> String {
     let script = format!("psql -v ON_ERROR_STOP=1 -qAt -h /run/firecamp -U postgres -d postgres <<'SQL'\n{sql}\nSQL");
     exec(client, ns, pod, "postgresql", &script).await.trim().to_string()
 }
+
+/// Polls `sql` on `pod` until it returns `want`, for up to `secs`.
+pub async fn psql_until(client: &Client, ns: &str, pod: &str, sql: &str, want: &str, secs: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got = psql(client, ns, pod, sql).await;
+        if got == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{pod}: {sql} gave {got:?}, not {want:?}, for {secs} s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A script on a Redis member's own server through `kubectl exec`, calling redis-cli as `rc`
+/// (TLS verified against the service's CA, the service's password).
+pub async fn redis(client: &Client, ns: &str, pod: &str, script: &str) -> String {
+    let rc = r#"rc() { REDISCLI_AUTH="$(cat /etc/firecamp/secret/password)" redis-cli --tls --cacert /etc/firecamp/tls/ca.crt -h 127.0.0.1 -p 6379 "$@" | tr -d '\r'; }"#;
+    exec(client, ns, pod, "redis", &format!("{rc}\n{script}")).await.trim().to_string()
+}
+
+/// Polls `script` on Redis member `pod` until it prints `want`, for up to `secs`.
+pub async fn redis_until(client: &Client, ns: &str, pod: &str, script: &str, want: &str, secs: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got = redis(client, ns, pod, script).await;
+        if got == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{pod}: {script} gave {got:?}, not {want:?}, for {secs} s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

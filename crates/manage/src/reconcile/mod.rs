@@ -109,7 +109,7 @@ fn plan_of(svc: &FireCampService, ctx: &Context, static_ips: &BTreeMap<String, s
     let ips = applied_ips(static_ips, spec.replicas);
     // The spec as asked is checked whole (the engine's size rules too); the plan applied is the
     // one of the size the members have reached.
-    plan(&name, &svc.spec.0, &cluster, &KubernetesLayout, &ips)?;
+    plan(&name, &svc.spec.0, &cluster, &KubernetesLayout, &applied_ips(&ips, svc.spec.0.replicas))?;
     let primary = svc.status.as_ref().and_then(|s| s.primary.as_deref());
     let primary = primary.filter(|p| MemberName::from_string(*p).parts().is_some_and(|(_, i)| i < spec.replicas));
     Ok(plan_mid_scale(&name, &spec, &cluster, &KubernetesLayout, &ips, primary)?)
