@@ -22,7 +22,7 @@ use kube::runtime::wait::await_condition;
 use kube::{Api, Client, ResourceExt};
 
 mod real;
-use real::{SYSTEM, Uninstall, bed_env, installed, psql, psql_until, redis, redis_until, rest, token};
+use real::{STREAMING, SYSTEM, Uninstall, bed_env, installed, psql, psql_until, redis, redis_until, rest, token};
 
 const BED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testbed/bed");
 
@@ -119,8 +119,6 @@ async fn service_until(client: &Client, ns: &str, name: &str, what: &str, secs: 
 fn phase(s: &FireCampService) -> Option<Phase> {
     s.status.as_ref().map(|st| st.phase)
 }
-
-const STREAMING: &str = "select count(*) from pg_stat_replication where state = 'streaming'";
 
 #[tokio::test]
 async fn primaries_on_real_pods_survive_a_lost_pod_a_restart_under_writes_a_dark_zone_and_a_partition() {

@@ -9,9 +9,8 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::Api;
 
 mod real;
-use real::{Uninstall, ZONES, bed_env, installed, psql, psql_until, redis, redis_until, rest, token};
+use real::{STREAMING, Uninstall, ZONES, bed_env, installed, psql, psql_until, redis, redis_until, rest, token};
 
-const STREAMING: &str = "select count(*) from pg_stat_replication where state = 'streaming'";
 const SLOTS: &str = "select coalesce(string_agg(slot_name, ',' order by slot_name), '') from pg_replication_slots";
 
 const ONLINE_REPLICAS: &str = "rc info replication | grep -c '^slave[0-9]*:.*state=online' || true";

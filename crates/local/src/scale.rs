@@ -119,7 +119,7 @@ impl Runtime {
                 next.ips.insert(joining, ip);
             }
             next.spec.replicas = i + per;
-            if let Some(r) = next.spec.redis.as_mut().filter(|_| per > 1 || crate::status::is_redis_cluster(rec)) {
+            if let Some(r) = next.spec.redis.as_mut().filter(|_| crate::status::is_redis_cluster(rec)) {
                 r.shards = Some(r.shards.unwrap_or(0) + 1);
             }
             self.store.put(&next).map_err(|e| e.to_string())?;
@@ -130,7 +130,7 @@ impl Runtime {
         let rec = self.record_now(service)?;
         let from = if rec.spec.engine == EngineKind::Zookeeper {
             "syncing with the ensemble's leader".to_string()
-        } else if per > 1 || crate::status::is_redis_cluster(&rec) {
+        } else if crate::status::is_redis_cluster(&rec) {
             "joining the cluster".to_string()
         } else {
             format!("copying {}", rec.current_primary())

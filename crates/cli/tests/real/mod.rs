@@ -250,6 +250,9 @@ pub async fn psql(client: &Client, ns: &str, pod: &str, sql: &str) -> String {
     exec(client, ns, pod, "postgresql", &script).await.trim().to_string()
 }
 
+/// The WAL senders of a PostgreSQL primary that stream.
+pub const STREAMING: &str = "select count(*) from pg_stat_replication where state = 'streaming'";
+
 /// Polls `sql` on `pod` until it returns `want`, for up to `secs`.
 pub async fn psql_until(client: &Client, ns: &str, pod: &str, sql: &str, want: &str, secs: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
