@@ -10,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use firecamp_api::{OperationList, OperationPhase, Phase};
+use firecamp_api::{OperationKind, OperationList, OperationPhase, Phase};
 use firecamp_manage::crd::FireCampService;
 use firecamp_testbed::nodes::{NodePlan, WORKER_LABEL, create_nodes_and_wait};
 use firecamp_testbed::{PROVISIONER, client, fresh_namespace, kubeconfig_path};
@@ -418,11 +418,20 @@ async fn a_scale_moves_the_statefulset_one_member_at_a_time_with_volumes_in_thei
         assert!(class.ends_with(ZONES[i % 3]), "{claim} from the class of zone {}: {class}", ZONES[i % 3]);
     }
 
-    ok(bed.cli(&["service", "scale", "ps", "--replicas=2", "--wait", "--timeout=180"]));
+    // Scale in the way a kubectl edit does: spec.replicas alone. It becomes the same operation.
+    let crs: Api<FireCampService> = Api::namespaced(bed.client.clone(), &bed.ns);
+    crs.patch("ps", &PatchParams::default(), &Patch::Merge(&serde_json::json!({"spec": {"replicas": 2}}))).await.unwrap();
+    bed.wait_for("ps", "ACTIVE with 2 members after a scale", |s| {
+        s.status.as_ref().is_some_and(|st| {
+            st.phase == Phase::Active
+                && st.members.len() == 2
+                && st.operations.iter().filter(|o| o.kind == OperationKind::Scale && o.phase.is_terminal()).count() == 2
+        })
+    })
+    .await;
     let ops = bed.operations("ps");
-    assert_eq!(ops.items[0].phase, OperationPhase::Succeeded, "{:#?}", ops.items[0]);
+    assert_eq!((ops.items[0].phase, ops.items[0].target.as_deref()), (OperationPhase::Succeeded, Some("replicas 5 → 2")), "{:#?}", ops.items[0]);
     assert_eq!(steps(&ops, 0), ["remove ps-4", "remove ps-3", "remove ps-2"]);
-    bed.wait_for("ps", "ACTIVE with 2 members", |s| s.status.as_ref().is_some_and(|st| st.phase == Phase::Active && st.members.len() == 2)).await;
     let mut left: Vec<String> = pvcs().await.iter().map(|p| p.name_any()).collect();
     left.sort();
     assert_eq!(left, ["data-ps-0", "data-ps-1"], "removed members' volumes deleted");

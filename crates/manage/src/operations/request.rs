@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use firecamp_catalog::layout::KubernetesLayout;
-use firecamp_catalog::operation::change;
+use firecamp_catalog::operation::{Change, change};
 use firecamp_catalog::plan;
 use firecamp_core::operation::{DEFAULT_STEP_TIMEOUT_SECONDS, Operation, OperationKind, OperationPhase, OperationRequest};
 use firecamp_core::{ClusterConfig, ValidationErrors};
@@ -80,6 +80,24 @@ fn new_id() -> String {
     format!("op-{ms}")
 }
 
+/// The record of a change asked for, before the controller plans its steps.
+pub(crate) fn new_operation(c: &Change, step_timeout_seconds: Option<u32>) -> Operation {
+    Operation {
+        id: new_id(),
+        kind: c.kind,
+        policy: c.policy,
+        target: c.target.clone(),
+        ca: c.ca,
+        phase: OperationPhase::Pending,
+        steps: Vec::new(),
+        step_timeout_seconds: step_timeout_seconds.unwrap_or(DEFAULT_STEP_TIMEOUT_SECONDS),
+        message: Some("waiting for the controller".into()),
+        created: k8s_openapi::jiff::Timestamp::now().to_string(),
+        finished: None,
+        cancel_requested: false,
+    }
+}
+
 /// Checks the request against the service and the catalog, then writes the new spec and the
 /// operation in one update (409 from Kubernetes if the service changed meanwhile).
 pub async fn request(
@@ -132,20 +150,7 @@ async fn request_once(
             return Err(errs.into());
         }
     }
-    let op = Operation {
-        id: new_id(),
-        kind: c.kind,
-        policy: c.policy,
-        target: c.target,
-        ca: c.ca,
-        phase: OperationPhase::Pending,
-        steps: Vec::new(),
-        step_timeout_seconds: req.step_timeout_seconds.unwrap_or(DEFAULT_STEP_TIMEOUT_SECONDS),
-        message: Some("waiting for the controller".into()),
-        created: k8s_openapi::jiff::Timestamp::now().to_string(),
-        finished: None,
-        cancel_requested: false,
-    };
+    let op = new_operation(&c, req.step_timeout_seconds);
     svc.spec.0 = c.spec;
     svc.annotations_mut().insert(OPERATION_ANNOTATION.into(), serde_json::to_string(&op).unwrap_or_default());
     svc.status = None;

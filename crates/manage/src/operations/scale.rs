@@ -13,9 +13,10 @@
 //! Without a scale under way the size applied is the number of members the status lists; a
 //! scale that failed or was cancelled leaves the service at the size it reached.
 
-use firecamp_core::operation::{OperationKind, OperationPhase, StepAction};
+use firecamp_catalog::operation::change;
+use firecamp_core::operation::{Operation, OperationKind, OperationPhase, OperationRequest, StepAction};
 use firecamp_core::spec::RedisMode;
-use firecamp_core::{EngineKind, MemberName, ServiceSpec};
+use firecamp_core::{EngineKind, MemberName, ServiceSpec, ValidationErrors};
 
 use firecamp_catalog::ServicePlan;
 use firecamp_kube::{labels, names, storage};
@@ -24,7 +25,7 @@ use kube::api::DeleteParams;
 use kube::{Api, ResourceExt};
 
 use super::decide::Effect;
-use super::request::unfinished;
+use super::request::{new_operation, unfinished};
 use super::roles::Engines;
 use crate::crd::FireCampService;
 use crate::error::{Error, Result};
@@ -58,6 +59,36 @@ pub fn scale_explains_size(svc: &FireCampService) -> bool {
     }
     let ops = svc.status.as_ref().map(|s| s.operations.as_slice()).unwrap_or_default();
     ops.iter().filter(|o| o.kind == OperationKind::Scale).max_by(|a, b| a.id.cmp(&b.id)).is_some_and(|o| o.phase != OperationPhase::Succeeded)
+}
+
+/// A `spec.replicas` edited outside a scale (kubectl edit, an applied manifest): the scale
+/// operation it becomes, or why it cannot be one. `None` when the size is the one applied, an
+/// operation runs (a scale moves the size itself; after another kind, the edit is taken up
+/// then), or the last scale stopped short of its spec and the spec was not edited since.
+pub fn edited_scale(svc: &FireCampService) -> Option<Result<Operation, ValidationErrors>> {
+    let status = svc.status.as_ref().filter(|s| !s.members.is_empty())?;
+    if unfinished(svc).is_some() {
+        return None;
+    }
+    let (applied, wanted) = (applied_replicas(svc), svc.spec.0.replicas);
+    if wanted == applied || (scale_explains_size(svc) && svc.metadata.generation == status.observed_generation) {
+        return None;
+    }
+    let mut current = svc.spec.0.clone();
+    current.replicas = applied;
+    let refused = |why: String| {
+        let mut errs = ValidationErrors::default();
+        errs.push("spec.replicas", format!("changed from {applied} to {wanted}, which needs a scale: {why}; set it back to {applied}"));
+        Some(Err(errs))
+    };
+    if let Some(why) = not_on_kubernetes(&current) {
+        return refused(why.to_string());
+    }
+    let req = OperationRequest { kind: Some(OperationKind::Scale), replicas: Some(wanted), ..Default::default() };
+    match change(&current, &req) {
+        Ok(c) => Some(Ok(new_operation(&c, None))),
+        Err(e) => refused(e.to_string()),
+    }
 }
 
 /// Why a service cannot be scaled on Kubernetes yet, if it cannot.
@@ -194,6 +225,32 @@ mod tests {
         assert_eq!(applied_replicas(&svc(5, 4, Some(failed.clone()))), 4);
         assert!(scale_explains_size(&svc(5, 4, Some(failed))));
         assert!(!scale_explains_size(&svc(5, 4, None)), "a spec.replicas edited outside a scale");
+    }
+
+    #[test]
+    fn an_edited_size_becomes_a_scale_unless_the_engine_cannot_or_a_stopped_scale_explains_it() {
+        let edited = |mut s: FireCampService, generation: i64, observed: i64| {
+            s.metadata.generation = Some(generation);
+            s.status.as_mut().unwrap().observed_generation = Some(observed);
+            s
+        };
+        assert!(edited_scale(&edited(svc(3, 3, None), 2, 1)).is_none(), "the size applied");
+        assert!(edited_scale(&svc(5, 0, None)).is_none(), "a new service is created at its spec");
+        let op = edited_scale(&edited(svc(5, 3, None), 2, 1)).unwrap().unwrap();
+        assert_eq!((op.kind, op.phase, op.target.as_deref()), (OperationKind::Scale, OperationPhase::Pending, Some("replicas 3 → 5")));
+        // Seen again after a refusal or another operation (the generation observed): still asked.
+        assert!(edited_scale(&edited(svc(2, 3, None), 2, 2)).unwrap().is_ok());
+        let running = scale(vec![step(StepAction::Add, "pg-3", OperationPhase::Running, false)], OperationPhase::Running);
+        assert!(edited_scale(&edited(svc(7, 3, Some(running)), 3, 2)).is_none(), "one operation at a time");
+        // A scale that failed keeps its size until the spec is edited again.
+        let failed = scale(vec![step(StepAction::Add, "pg-3", OperationPhase::Failed, true)], OperationPhase::Failed);
+        assert!(edited_scale(&edited(svc(5, 3, Some(failed.clone())), 2, 2)).is_none());
+        assert!(edited_scale(&edited(svc(4, 3, Some(failed)), 3, 2)).unwrap().is_ok());
+        // ZooKeeper cannot yet: refused with the reason and the size to go back to.
+        let mut zk = FireCampService::new("zk", FireCampServiceSpec(firecamp_catalog::examples::spec(EngineKind::Zookeeper, 5)));
+        zk.status = svc(5, 3, None).status;
+        let why = edited_scale(&zk).unwrap().unwrap_err().to_string();
+        assert!(why.contains("spec.replicas") && why.contains("static ensemble") && why.contains("set it back to 3"), "{why}");
     }
 
     #[test]

@@ -187,28 +187,30 @@ async fn refuse(ctx: &Context, svc: &FireCampService, reason: &str, message: Str
     Ok(())
 }
 
-/// The service's size changes only through a scale operation, whose steps move the size
-/// applied one member at a time (`operations/scale.rs`): a `spec.replicas` edited with kubectl
-/// would otherwise have to grow or shrink the StatefulSet without the engine's steps (no slot
-/// for a new PostgreSQL replica, no switchover before a removed primary). A scale that failed
-/// or was cancelled leaves the size it reached, which its record explains.
-fn check_size_unchanged(svc: &FireCampService) -> Result<()> {
-    if svc.status.as_ref().is_none_or(|s| s.members.is_empty()) || crate::operations::scale::scale_explains_size(svc) {
-        return Ok(());
-    }
-    let applied = crate::operations::scale::applied_replicas(svc);
-    let wanted = svc.spec.0.replicas;
-    if wanted == applied {
-        return Ok(());
-    }
-    let mut errs = firecamp_core::ValidationErrors::default();
-    errs.push(
-        "spec.replicas",
-        format!(
-            "changed from {applied} to {wanted} outside a scale operation; members join and leave only through one (`firecamp service scale`), which runs the engine's steps: set it back to {applied} and ask for the scale"
-        ),
-    );
-    Err(errs.into())
+/// A `spec.replicas` edited with kubectl becomes the scale operation the CLI would have asked
+/// for (`operations/scale.rs::edited_scale`): the StatefulSet never follows the spec alone, as
+/// a new PostgreSQL replica needs its slot and a removed primary a switchover first. The
+/// operation is written as the request annotation, with the object's resourceVersion, so a
+/// concurrent request or edit makes this write fail and the next pass decides again.
+async fn take_up_edited_size(ctx: &Context, svc: &FireCampService) -> Result<bool> {
+    let Some(asked) = crate::operations::scale::edited_scale(svc) else {
+        return Ok(false);
+    };
+    let op = asked?;
+    let api: Api<FireCampService> = Api::namespaced(ctx.client.clone(), &svc.namespace().unwrap_or_default());
+    let value = serde_json::to_string(&op).unwrap_or_default();
+    let patch = serde_json::json!({"metadata": {
+        "resourceVersion": svc.metadata.resource_version,
+        "annotations": {crate::operations::OPERATION_ANNOTATION: value},
+    }});
+    api.patch(&svc.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::kube(
+        "ask a scale of",
+        "FireCampService",
+        svc.name_any(),
+    ))?;
+    let note = format!("spec.replicas edited: operation {} ({}) runs the engine's steps", op.id, op.target.clone().unwrap_or_default());
+    event(ctx, svc, EventType::Normal, "ScaleRequested", note).await;
+    Ok(true)
 }
 
 async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Action> {
@@ -218,7 +220,10 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
     cloud_state.own_ips(cluster_of(svc, ctx).names_namespace());
     // Validate: an invalid spec is reported in status and waits for the user's next change.
     let plan = plan_of(svc, ctx, &cloud_state.ip_map())?;
-    check_size_unchanged(svc)?;
+    if take_up_edited_size(ctx, svc).await? {
+        // The annotation's change brings the next pass, which records and drives the scale.
+        return Ok(Action::await_change());
+    }
     // Nothing is taken (static IPs) or applied while any object of the names the service needs
     // belongs to someone else.
     let uid = svc.metadata.uid.clone().ok_or(Error::MissingField("metadata.uid"))?;
