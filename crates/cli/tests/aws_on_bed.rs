@@ -236,6 +236,19 @@ async fn members_get_static_ips_records_and_log_streams_that_follow_them() {
     let out = ok(cli(&["logs", "rd", "rd-2", "--since=10m", &format!("--server=http://127.0.0.1:{port}"), &format!("--token={token}"), "-n", &ns]));
     assert!(out.contains("Ready to accept connections tcp"), "{out}");
 
+    // Scale in (issue #16): the removed member's IP goes back to its subnet, its record goes,
+    // the others' stay.
+    let (ip2, _) = ip_of(&moved, "rd-2");
+    ok(cli(&["service", "scale", "rd", "--replicas=2", "--kube", "-n", &ns, "--wait", "--timeout=120"]));
+    let scaled =
+        wait_for(&api, "rd", "rd-2's IP released", |s| s.status.as_ref().is_some_and(|st| st.static_ips.len() == 2 && st.dns_records.len() == 4)).await;
+    assert!(w.holders_of(ip2).await.is_empty(), "rd-2's IP {ip2} is released");
+    assert_eq!(ip_of(&scaled, "rd-1").0, ip1, "the members that stay keep theirs");
+    let mut left = records.clone();
+    left.remove(&format!("rd-2.{ns}.{}-firecamp.com", w.cluster.to_lowercase()));
+    assert_eq!(service_records(&w, "rd").await, left, "rd-2's record deleted");
+    assert_eq!(record_set(&w, &replicas).await, [ip1.to_string()], "{replicas}: rd-1 alone");
+
     // Delete: every record in one batch, every IP back to its subnet.
     proxy.take_counts();
     ok(cli(&["service", "delete", "rd", "--kube", "-n", &ns, "--wait", "--timeout=120"]));
