@@ -56,6 +56,13 @@ if [ "$only" != local ]; then
   fi
   eval "$(testbed/bed env)"
   run bench_manage "$examples/bench_manage"
+  # AWS calls per create, member move, scale-in and delete: the moto test of the static IPs,
+  # records and log streams counts them through its proxy (the tests' debug build; a count does
+  # not depend on the profile). moto is started for it and stopped after.
+  CLEANUP=()
+  . scripts/setup.d/20-moto.sh >"$logs/moto.log" 2>&1
+  run aws_calls cargo test -q --locked -p firecamp --test aws_on_bed members_get_static_ips -- --nocapture
+  for c in "${CLEANUP[@]}"; do eval "$c" || true; done
   if [ -n "$bed_started" ]; then testbed/bed down >/dev/null 2>&1 || true; bed_started=""; fi
 fi
 

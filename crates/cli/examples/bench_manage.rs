@@ -4,7 +4,8 @@
 //! - Kubernetes API requests the manage service makes per service created and per idle minute
 //!   (its own `firecamp_kube_requests_total`; idle: also its writes other than the Lease's and the
 //!   Lease's own);
-//! - its RSS with 1 and with 100 + 4 services (`BENCH_SERVICES`: how many instead of 100).
+//! - its RSS with 1 and with 100 + 4 services (`BENCH_SERVICES`: how many instead of 100), and
+//!   its requests in an idle minute with those services.
 //!
 //! It prints `BENCH` lines, which `scripts/bench.sh` gathers into its table (docs/benchmarks.md).
 //!
@@ -120,6 +121,22 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// The manage service's requests over one minute with nothing happening: all, the writes
+/// other than the Lease's, the Lease's.
+async fn idle_minute(port: u16) -> [u64; 3] {
+    let names = ["firecamp_kube_requests_total", "firecamp_kube_writes_total", "firecamp_kube_lease_requests_total"];
+    let mut before = [0; 3];
+    for (b, n) in before.iter_mut().zip(names) {
+        *b = metric(port, n).await;
+    }
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let mut idle = [0; 3];
+    for ((d, n), b) in idle.iter_mut().zip(names).zip(before) {
+        *d = metric(port, n).await - b;
+    }
+    idle
+}
+
 #[tokio::main]
 async fn main() {
     firecamp_testbed::bed::install_crypto_provider();
@@ -164,16 +181,7 @@ async fn main() {
     sorted.sort();
     println!("BENCH\tbed: Kubernetes API requests per service created (3 members, median of 3)\t{}\t-\t-\t-", sorted[sorted.len() / 2]);
 
-    let names = ["firecamp_kube_requests_total", "firecamp_kube_writes_total", "firecamp_kube_lease_requests_total"];
-    let mut before = Vec::new();
-    for n in names {
-        before.push(metric(port, n).await);
-    }
-    tokio::time::sleep(Duration::from_secs(60)).await;
-    let mut idle = Vec::new();
-    for (n, b) in names.iter().zip(before) {
-        idle.push(metric(port, n).await - b);
-    }
+    let idle = idle_minute(port).await;
     println!("Kubernetes API requests in one idle minute (4 services): {} ({} writes other than the Lease's, {} the Lease's)", idle[0], idle[1], idle[2]);
     println!("BENCH\tbed: Kubernetes API requests in one idle minute, 4 services: all\t{}\t-\t-\t-", idle[0]);
     println!("BENCH\tbed: … of which writes other than the Lease's\t{}\t-\t-\t0", idle[1]);
@@ -203,6 +211,11 @@ async fn main() {
     println!("manage service RSS: {rss0:.1} MiB with 1 service, {rss:.1} MiB with {} services", many + 4);
     println!("BENCH\tbed: {many} one-member services created at once → all ACTIVE\t{took:.1} s\t-\t-\t-");
     println!("BENCH\tbed: manage service RSS with {} services, vs with 1\t{rss:.1} MiB\t{rss0:.1} MiB\t{:.2}\t≤ 64 MiB at 1 000", many + 4, rss / rss0);
+    let idle = idle_minute(port).await;
+    let n = many + 4;
+    println!("Kubernetes API requests in one idle minute ({n} services): {} ({} writes other than the Lease's, {} the Lease's)", idle[0], idle[1], idle[2]);
+    println!("BENCH\tbed: Kubernetes API requests in one idle minute, {n} services: all\t{}\t-\t-\t-", idle[0]);
+    println!("BENCH\tbed: … of which writes other than the Lease's\t{}\t-\t-\t0", idle[1]);
     let _ = manage.kill();
     let _ = manage.wait();
     let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(client).delete(&ns, &Default::default()).await;

@@ -239,6 +239,7 @@ async fn members_get_static_ips_records_and_log_streams_that_follow_them() {
     // Scale in (issue #16): the removed member's IP goes back to its subnet, its record goes,
     // the others' stay.
     let (ip2, _) = ip_of(&moved, "rd-2");
+    proxy.take_counts();
     ok(cli(&["service", "scale", "rd", "--replicas=2", "--kube", "-n", &ns, "--wait", "--timeout=120"]));
     let scaled =
         wait_for(&api, "rd", "rd-2's IP released", |s| s.status.as_ref().is_some_and(|st| st.static_ips.len() == 2 && st.dns_records.len() == 4)).await;
@@ -248,6 +249,9 @@ async fn members_get_static_ips_records_and_log_streams_that_follow_them() {
     left.remove(&format!("rd-2.{ns}.{}-firecamp.com", w.cluster.to_lowercase()));
     assert_eq!(service_records(&w, "rd").await, left, "rd-2's record deleted");
     assert_eq!(record_set(&w, &replicas).await, [ip1.to_string()], "{replicas}: rd-1 alone");
+    let scale_calls = proxy.take_counts();
+    assert_eq!(scale_calls.get("route53:ChangeResourceRecordSets"), Some(&1), "one batch for the scale-in: {scale_calls:?}");
+    assert!(scale_calls.keys().all(|k| !k.starts_with("logs:")), "the streams that stay exist: {scale_calls:?}");
 
     // Delete: every record in one batch, every IP back to its subnet.
     proxy.take_counts();
@@ -258,9 +262,11 @@ async fn members_get_static_ips_records_and_log_streams_that_follow_them() {
         let (ip, _) = ip_of(&moved, &format!("rd-{i}"));
         assert!(w.holders_of(ip).await.is_empty(), "rd-{i}'s IP {ip} is released");
     }
-    println!("AWS calls: create {} {create_calls:?}", total(&create_calls));
-    println!("AWS calls: member move {} {move_calls:?}", total(&move_calls));
-    println!("AWS calls: delete {} {delete_calls:?}", total(&delete_calls));
+    // Printed for scripts/bench.sh too (its `BENCH` lines: what, FireCamp, baseline, ratio, budget).
+    for (what, calls) in [("create of 3 members", &create_calls), ("member move", &move_calls), ("scale-in by one", &scale_calls), ("delete", &delete_calls)] {
+        println!("AWS calls: {what} {} {calls:?}", total(calls));
+        println!("BENCH\taws: Route53/EC2/CloudWatch Logs calls per {what} (Redis, static IPs)\t{}\t-\t-\t-", total(calls));
+    }
     // The namespace first (its pods end on nodes kwok still runs), then the nodes.
     firecamp_testbed::drop_namespace(&client, &ns).await;
     for n in &nodes {

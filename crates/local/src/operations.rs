@@ -691,13 +691,7 @@ impl Runtime {
         let members: Vec<String> = rec.ips.keys().filter(|m| m.as_str() != new).cloned().collect();
         for m in &members {
             let slot = postgresql::slot_name(m);
-            c.execute(
-                "SELECT pg_create_physical_replication_slot(s, true) FROM (SELECT $1::text AS s) x \
-                 WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = x.s)",
-                &[&slot],
-            )
-            .await
-            .map_err(|e| format!("creating slot {slot} on {new}: {e}"))?;
+            firecamp_probe::postgresql::ensure_slot(&c, &slot).await.map_err(|e| format!("creating slot {slot} on {new}: {e}"))?;
         }
         for m in members.iter().filter(|m| Some(m.as_str()) != old) {
             let reloaded = match pg(rec, m).await {

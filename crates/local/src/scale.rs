@@ -94,15 +94,8 @@ impl Runtime {
             let primary = rec.current_primary();
             let slot = postgresql::slot_name(member);
             if is_postgresql(rec) {
-                self.primary_client(rec, deadline)
-                    .await?
-                    .execute(
-                        "SELECT pg_create_physical_replication_slot(s, true) FROM (SELECT $1::text AS s) x \
-                     WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = x.s)",
-                        &[&slot],
-                    )
-                    .await
-                    .map_err(|e| format!("creating slot {slot} on {primary}: {e}"))?;
+                let c = self.primary_client(rec, deadline).await?;
+                firecamp_probe::postgresql::ensure_slot(&c, &slot).await.map_err(|e| format!("creating slot {slot} on {primary}: {e}"))?;
             }
             let mut next = self.record_now(service)?;
             let mut chosen = BTreeSet::new();

@@ -137,6 +137,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
 }
 
 /// `primary` or `replica`, from `pg_is_in_recovery()`.
+/// Creates the physical replication slot `slot` (reserving WAL from now) unless it exists:
+/// made for a member before it clones the primary, and on a new primary for every other member.
+pub async fn ensure_slot(c: &Client, slot: &str) -> Result<(), tokio_postgres::Error> {
+    c.execute(
+        "SELECT pg_create_physical_replication_slot(s, true) FROM (SELECT $1::text AS s) x \
+         WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = x.s)",
+        &[&slot],
+    )
+    .await
+    .map(|_| ())
+}
+
 pub async fn role(t: &Target, user: &str) -> Result<Role, ProbeError> {
     within(t, async {
         let c = connect(t, user).await?;

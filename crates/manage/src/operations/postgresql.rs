@@ -173,14 +173,7 @@ pub async fn promote(c: &tokio_postgres::Client, member: &str) -> Result<()> {
 /// `member`'s physical slot on `primary` (client `c`), unless it is there already.
 pub async fn ensure_slot(c: &tokio_postgres::Client, primary: &str, member: &str) -> Result<()> {
     let slot = postgresql::slot_name(member);
-    c.execute(
-        "SELECT pg_create_physical_replication_slot(s, true) FROM (SELECT $1::text AS s) x \
-         WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = x.s)",
-        &[&slot],
-    )
-    .await
-    .map_err(|e| Error::engine(primary, format!("creating slot {slot}: {e}")))?;
-    Ok(())
+    firecamp_probe::postgresql::ensure_slot(c, &slot).await.map_err(|e| Error::engine(primary, format!("creating slot {slot}: {e}")))
 }
 
 /// `member`'s slot dropped on `primary` (client `c`) once no sender uses it: true when gone.

@@ -320,7 +320,10 @@ pub async fn ensure_log_streams(ctx: &Context, plan: &ServicePlan, state: &mut C
     };
     let key = log_key(plan.cluster.names_namespace(), &plan.name);
     let want: Vec<String> = plan.members.iter().map(|m| format!("{key}/{}", m.member.name)).collect();
-    if want == state.log_streams {
+    // Fewer members (a scale-in) need no call: their streams exist; the gone ones' stay, like
+    // a deleted service's, until the group's retention ages them out.
+    if want.iter().all(|w| state.log_streams.contains(w)) {
+        state.log_streams = want;
         return Ok(());
     }
     let names: Vec<MemberName> = plan.members.iter().map(|m| m.member.name.clone()).collect();

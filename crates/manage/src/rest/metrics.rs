@@ -67,6 +67,7 @@ impl Metrics {
             self.kube_lease_requests.fetch_add(1, Ordering::Relaxed);
         } else if *method != Method::GET && *method != Method::HEAD {
             self.kube_writes.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(target: "firecamp::kube_writes", %method, path, "Kubernetes API write");
         }
     }
 
