@@ -255,13 +255,18 @@ pub const STREAMING: &str = "select count(*) from pg_stat_replication where stat
 
 /// Polls `sql` on `pod` until it returns `want`, for up to `secs`.
 pub async fn psql_until(client: &Client, ns: &str, pod: &str, sql: &str, want: &str, secs: u64) {
+    poll_until(pod, sql, want, secs, || psql(client, ns, pod, sql)).await
+}
+
+/// Runs `run` until it gives `want`, for up to `secs` (`what` on `pod` names it in the failure).
+async fn poll_until<F: std::future::Future<Output = String>>(pod: &str, what: &str, want: &str, secs: u64, mut run: impl FnMut() -> F) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
-        let got = psql(client, ns, pod, sql).await;
+        let got = run().await;
         if got == want {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{pod}: {sql} gave {got:?}, not {want:?}, for {secs} s");
+        assert!(tokio::time::Instant::now() < deadline, "{pod}: {what} gave {got:?}, not {want:?}, for {secs} s");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -275,13 +280,5 @@ pub async fn redis(client: &Client, ns: &str, pod: &str, script: &str) -> String
 
 /// Polls `script` on Redis member `pod` until it prints `want`, for up to `secs`.
 pub async fn redis_until(client: &Client, ns: &str, pod: &str, script: &str, want: &str, secs: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let got = redis(client, ns, pod, script).await;
-        if got == want {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{pod}: {script} gave {got:?}, not {want:?}, for {secs} s");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    poll_until(pod, script, want, secs, || redis(client, ns, pod, script)).await
 }
