@@ -139,8 +139,8 @@ pub enum ServiceCommand {
         op: crate::operation_cmds::OperationArgs,
     },
     /// Add or remove members: a new replica copies the primary (PostgreSQL: through a slot
-    /// made before it starts); on the local runtime also ZooKeeper (reconfig) and Redis Cluster
-    /// (whole shards, `--shards`, with their slots' keys migrated); the highest members are
+    /// made before it starts); a Redis Cluster by whole shards (`--shards`, with their slots'
+    /// keys migrated); on the local runtime also ZooKeeper (reconfig); the highest members are
     /// removed first, after a switchover when the primary is among them, their slots and data
     /// dropped.
     #[command(group(clap::ArgGroup::new("size").required(true).args(["replicas", "shards"])))]

@@ -1,7 +1,8 @@
 //! Issue #16 on the bed's real nodes, through the in-cluster manage service (from its image,
 //! under the RBAC `install render` makes): PostgreSQL 2 → 3 → 2 — the new member's slot is made
 //! on the primary before the StatefulSet grows, so it clones through it and streams; the
-//! removed member's slot and volume go once its pod has — then Redis replication mode 2 → 3 → 2.
+//! removed member's slot and volume go once its pod has — then Redis replication mode 2 → 3 → 2,
+//! then a Redis Cluster 3 → 4 → 3 shards with a client writing through the whole scale.
 //! Needs `testbed/bed up --real-nodes 6` and `testbed/bed dns`; fails loudly without.
 
 use firecamp_testbed::{client, fresh_namespace};
@@ -9,7 +10,7 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::Api;
 
 mod real;
-use real::{STREAMING, Uninstall, ZONES, bed_env, installed, psql, psql_until, redis, redis_until, rest, token};
+use real::{STREAMING, Uninstall, ZONES, bed_env, installed, psql, psql_until, redis, redis_until, rest, run_client_pod, token};
 
 const SLOTS: &str = "select coalesce(string_agg(slot_name, ',' order by slot_name), '') from pg_replication_slots";
 
@@ -53,5 +54,63 @@ async fn postgresql_and_redis_scale_on_real_pods_new_members_prepared_before_the
     redis_until(&client, &ns, "rr-0", ONLINE_REPLICAS, "1", 60).await;
     assert!(pvcs.get_opt("data-rr-2").await.unwrap().is_none(), "the removed member's volume is deleted");
     rest(&server, &tok, &ns, &["service", "delete", "rr", "--delete-volumes", "--wait", "--timeout=180"]);
+
+    // Redis Cluster: a shard added (its slots filled from the others) and removed (drained
+    // first), keys migrated both ways while a client writes; every key readable at the end.
+    // Redis members take a node each: the bed's 6 real nodes hold 4 shards of one member.
+    let cluster = |shards: u32| format!("--option=shards={shards}");
+    rest(
+        &server,
+        &tok,
+        &ns,
+        &["service", "create", "redis", "rc", "--version=7.0", "--replicas=3", "--option=mode=cluster", &cluster(3), &zones, "--wait", "--timeout=420"],
+    );
+    let domain = format!("{ns}.{}-firecamp.com", env.cluster);
+    let image = env.image("docker.io/library/redis:7.0.15-bookworm");
+    let secrets = [("rc-credentials", "/secret"), ("rc-tls", "/tls")];
+    let cli = r#"export REDISCLI_AUTH="$(cat /secret/password)"
+rc() { redis-cli --tls --cacert /tls/ca.crt "$@" | tr -d '\r'; }"#;
+    let before = format!("set -eu\n{cli}\nfor i in $(seq 2000); do echo \"set k$i v$i\"; done | rc -c -h rc-0.{domain} | grep -c OK");
+    assert_eq!(run_client_pod(&client, &ns, "rc-before", &image, 999, &secrets, &before).await.trim(), "2000");
+    // The writer runs until the test sets `stop`, after both scales; it counts its writes
+    // and every answer that is not OK.
+    let writer = format!(
+        "set -u\n{cli}\nn=0; bad=0\nuntil [ \"$(rc -c -h rc-0.{domain} get stop)\" = yes ]; do n=$((n + 1)); r=$(rc -c -h rc-0.{domain} set w$n $n); [ \"$r\" = OK ] || bad=$((bad + 1)); done\necho \"writes $n bad $bad\""
+    );
+    let writing = tokio::spawn({
+        let (client, ns, image, writer) = (client.clone(), ns.clone(), image.clone(), writer.clone());
+        async move { run_client_pod(&client, &ns, "rc-writer", &image, 999, &secrets, &writer).await }
+    });
+    let scale = |shards: u32| {
+        let (server, tok, ns) = (server.clone(), tok.clone(), ns.clone());
+        tokio::task::spawn_blocking(move || rest(&server, &tok, &ns, &["service", "scale", "rc", &format!("--shards={shards}"), "--wait", "--timeout=600"]))
+    };
+    scale(4).await.unwrap();
+    let after = format!(
+        "set -eu\n{cli}\nfor m in 0 1 2 3; do echo \"rc-$m keys $(rc -h rc-$m.{domain} dbsize) $(rc -h rc-$m.{domain} cluster info | grep -E '^cluster_(state|known_nodes|size):' | tr '\\n' ' ')\"; done"
+    );
+    let shards4 = run_client_pod(&client, &ns, "rc-four", &image, 999, &secrets, &after).await;
+    assert!(shards4.contains("rc-3 keys ") && !shards4.contains("rc-3 keys 0 "), "the new shard holds keys: {shards4}");
+    assert_eq!(shards4.matches("cluster_state:ok cluster_known_nodes:4 cluster_size:4").count(), 4, "{shards4}");
+    scale(3).await.unwrap();
+    assert_eq!(redis(&client, &ns, "rc-0", "rc -c set stop yes").await, "OK");
+    let written = writing.await.unwrap();
+    let (writes, bad) = written.split_whitespace().collect::<Vec<_>>().chunks(2).fold((0u64, 1u64), |acc, kv| match kv {
+        ["writes", n] => (n.parse().unwrap(), acc.1),
+        ["bad", n] => (acc.0, n.parse().unwrap()),
+        _ => acc,
+    });
+    eprintln!("writer: {}", written.trim());
+    assert!(writes > 0 && bad == 0, "every write through both scales answered OK: {written}");
+    let check = format!(
+        "set -eu\n{cli}\nfor m in 0 1 2; do echo \"rc-$m $(rc -h rc-$m.{domain} cluster info | grep -E '^cluster_(state|known_nodes|size|slots_assigned):' | tr '\\n' ' ')\"; done\n\
+         echo \"k: $(for i in $(seq 2000); do echo \"get k$i\"; done | rc -c -h rc-1.{domain} | grep -c '^v')\"\n\
+         echo \"w: $(for i in $(seq {writes}); do echo \"get w$i\"; done | rc -c -h rc-2.{domain} | grep -cE '^[0-9]+$')\""
+    );
+    let shards3 = run_client_pod(&client, &ns, "rc-three", &image, 999, &secrets, &check).await;
+    assert_eq!(shards3.matches("cluster_state:ok cluster_slots_assigned:16384 cluster_known_nodes:3 cluster_size:3").count(), 3, "{shards3}");
+    assert!(shards3.contains("k: 2000") && shards3.contains(&format!("w: {writes}")), "no key lost: {shards3}");
+    assert!(pvcs.get_opt("data-rc-3").await.unwrap().is_none(), "the removed shard's volume is deleted");
+    rest(&server, &tok, &ns, &["service", "delete", "rc", "--delete-volumes", "--wait", "--timeout=180"]);
     firecamp_testbed::drop_namespace(&client, &ns).await;
 }

@@ -141,6 +141,55 @@ pub async fn cluster_myid(t: &Target) -> Result<String, ProbeError> {
     text(&v).ok_or_else(|| ProbeError::unexpected(t, format!("{v:?}")))
 }
 
+/// One line of `CLUSTER NODES`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub id: String,
+    pub ip: String,
+    pub primary: bool,
+    pub myself: bool,
+    pub handshake: bool,
+    pub slots: usize,
+}
+
+/// The nodes of a `CLUSTER NODES` answer (`<id> <ip:port@bus> <flags> <master> … <slots>…`).
+pub fn parse_nodes(text: &str) -> Vec<Node> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (id, addr, flags) = (*f.first()?, *f.get(1)?, *f.get(2)?);
+            let ip = addr.split(['@', ',']).next()?.rsplit_once(':')?.0.to_string();
+            let flags: Vec<&str> = flags.split(',').collect();
+            let slots = f.iter().skip(8).filter(|s| !s.starts_with('[')).map(|s| slot_count(s)).sum();
+            Some(Node {
+                id: id.to_string(),
+                ip,
+                primary: flags.contains(&"master"),
+                myself: flags.contains(&"myself"),
+                handshake: flags.contains(&"handshake"),
+                slots,
+            })
+        })
+        .collect()
+}
+
+/// `5461` or `0-5460`.
+fn slot_count(s: &str) -> usize {
+    match s.split_once('-') {
+        Some((a, b)) => match (a.parse::<usize>(), b.parse::<usize>()) {
+            (Ok(a), Ok(b)) if b >= a => b - a + 1,
+            _ => 0,
+        },
+        None => usize::from(s.parse::<usize>().is_ok()),
+    }
+}
+
+/// `CLUSTER NODES` of the member.
+pub async fn cluster_nodes(t: &Target) -> Result<Vec<Node>, ProbeError> {
+    let v = command(t, &["CLUSTER", "NODES"]).await?;
+    text(&v).map(|s| parse_nodes(&s)).ok_or_else(|| ProbeError::unexpected(t, format!("{v:?}")))
+}
+
 fn expect_ok(t: &Target, v: Value) -> Result<(), ProbeError> {
     match v {
         Value::Okay => Ok(()),
@@ -170,6 +219,32 @@ pub async fn replicate_from(replica: &Target, host: &str, port: u16) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_nodes_lines_give_addresses_roles_and_slot_counts() {
+        let text = "\
+07c3 127.0.0.3:6379@16379 master - 0 1 3 connected 10923-16383
+e7d1 127.0.0.1:6379@16379,host myself,master - 0 0 1 connected 0-5460 [5461->-292f]
+292f 127.0.0.2:6379@16379 master - 0 1 2 connected 5461 5462-10922
+6ec2 127.0.0.4:6379@16379 slave e7d1 0 1 1 connected
+aaaa 127.0.0.5:6379@16379 master,fail - 0 1 4 disconnected
+bbbb 127.0.0.6:6379@16379 handshake - 0 0 0 connected
+";
+        let n = parse_nodes(text);
+        let got: Vec<(&str, bool, bool, usize)> = n.iter().map(|n| (n.ip.as_str(), n.primary, n.myself, n.slots)).collect();
+        assert_eq!(n.iter().map(|n| n.handshake).collect::<Vec<_>>(), [false, false, false, false, false, true]);
+        assert_eq!(
+            got,
+            [
+                ("127.0.0.3", true, false, 5461),
+                ("127.0.0.1", true, true, 5461),
+                ("127.0.0.2", true, false, 5462),
+                ("127.0.0.4", false, false, 0),
+                ("127.0.0.5", true, false, 0),
+                ("127.0.0.6", false, false, 0)
+            ]
+        );
+    }
 
     #[test]
     fn reads_cluster_info() {

@@ -24,6 +24,8 @@ pub const PASSWORD: &str = "password";
 pub const MIN_SHARDS: u32 = 3;
 const START_SH: &str = include_str!("start.sh");
 pub const INIT_CLUSTER_SH: &str = include_str!("init-cluster.sh");
+/// Moves slots for a scale of a Redis Cluster on Kubernetes (a Job on the Redis image).
+pub const MOVE_SLOTS_SH: &str = include_str!("move-slots.sh");
 
 /// Debian 12 ships 7.0, which the local runtime runs.
 const VERSIONS: &[EngineVersion] = &[
@@ -36,6 +38,21 @@ pub const MAXMEMORY_POLICIES: &[&str] =
     &["noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"];
 
 /// Members per shard in cluster mode (a primary and its replicas).
+/// How the cluster's tasks reach a member: its static IP when allocated (what it announces),
+/// else its DNS name.
+pub fn cluster_address(m: &Member) -> String {
+    m.static_ip.map(|ip| ip.to_string()).unwrap_or_else(|| m.dns_name.clone())
+}
+
+/// The task of a scale's `fill` (`drain`: true for a `drain`) step: slots moved to (from) the
+/// primaries among `moving` (addresses, [`cluster_address`]), through `via`, a member that stays.
+pub fn move_slots_task(drain: bool, via: &str, moving: &[String]) -> InitTask {
+    let mode = if drain { "drain" } else { "fill" };
+    let mut command = vec!["/bin/bash".to_string(), "-c".into(), MOVE_SLOTS_SH.into(), "move-slots".into(), mode.into(), via.into()];
+    command.extend(moving.iter().cloned());
+    InitTask { name: "move-slots", command, max_attempts: 3 }
+}
+
 pub fn members_per_shard(spec: &ServiceSpec) -> u32 {
     let shards = spec.redis.as_ref().and_then(|r| r.shards).unwrap_or(1).max(1);
     (spec.replicas / shards).max(1)
@@ -171,7 +188,7 @@ impl Engine for Redis {
             return Vec::new();
         }
         let mut command = vec!["/bin/bash".to_string(), "-c".into(), INIT_CLUSTER_SH.into(), "init-cluster".into(), members_per_shard(ctx.spec).to_string()];
-        command.extend(ctx.members.iter().map(|(m, _, _)| m.static_ip.map(|ip| ip.to_string()).unwrap_or_else(|| m.dns_name.clone())));
+        command.extend(ctx.members.iter().map(|(m, _, _)| cluster_address(m)));
         vec![InitTask { name: "create-cluster", command, max_attempts: 3 }]
     }
 

@@ -27,6 +27,10 @@ pub struct MemberView {
     /// A volume operation: whether every volume of the member has the spec's size as its
     /// capacity, or why not yet (None: not looked at).
     pub volume: Option<Result<(), String>>,
+    /// A Redis Cluster scale: whether the engine's part of this member's step is done (an
+    /// `add`: met by the cluster and replicating its shard's primary; a `fill` or `drain`: the
+    /// slots moved), or why not yet (None: not looked at).
+    pub cluster: Option<Result<(), String>>,
 }
 
 /// What the controller must do after [`advance`].
@@ -48,9 +52,15 @@ pub enum Effect {
     /// Scale out: make the engine ready for `member` (PostgreSQL: its slot on the primary);
     /// once done the step is `prepared` and the member is created.
     Prepare { member: String },
-    /// Scale in: `member`'s pod is gone; drop what the engine kept for it (its slot) and delete
-    /// its PVCs; once done the step is `prepared` and ends.
+    /// Scale in: `member`'s pod is gone; drop what the engine kept for it (its slot, its node
+    /// in a Redis Cluster) and delete its PVCs; once done the step is `prepared` and ends.
     Forget { member: String },
+    /// Redis Cluster scale out: `member`'s pod is Ready; the cluster meets it and, unless it is
+    /// its shard's first member, it replicates that one.
+    Join { member: String },
+    /// Redis Cluster `fill` or `drain` from `member` on: the slots move in a Job, run once per
+    /// step (`key`: operation and step).
+    MoveSlots { member: String, drain: bool, key: String },
 }
 
 /// What the controller knows besides the members.
@@ -72,6 +82,9 @@ pub struct Observed<'a> {
     /// A new member needs the engine prepared before it exists (PostgreSQL's slot, made from
     /// the manage service); otherwise an `add` is prepared as it starts.
     pub prepare_adds: bool,
+    /// A Redis Cluster with roles from its engines: new members join the cluster before their
+    /// `add` is done.
+    pub joins: bool,
 }
 
 fn is_primary(r: Role) -> bool {
@@ -149,13 +162,13 @@ fn done(step: &firecamp_core::operation::OperationStep, o: &Observed) -> Result<
             None => Err(m.waiting.clone().unwrap_or_else(|| "no pod yet".into())),
             Some(_) if !m.ready => Err(m.waiting.clone().map(|w| format!("not Ready: {w}")).unwrap_or_else(|| "not Ready".into())),
             Some(_) if m.role == Role::Unknown => Err("not in the engine's membership yet (no role)".into()),
+            Some(_) if o.joins => m.cluster.clone().unwrap_or_else(|| Err("not met by the cluster yet".into())),
             Some(_) => Ok(()),
         },
         StepAction::Remove if m.pod_uid.is_some() => Err("its pod is still there".into()),
         StepAction::Remove if !step.prepared => Err("its slot and volumes are not gone yet".into()),
         StepAction::Remove => Ok(()),
-        // Refused when requested (request.rs): a Redis Cluster scales on the local runtime only.
-        StepAction::Fill | StepAction::Drain => Err("slots are not moved on Kubernetes yet".into()),
+        StepAction::Fill | StepAction::Drain => m.cluster.clone().unwrap_or_else(|| Err("the slots' move was not looked at".into())),
     }
 }
 
@@ -225,9 +238,10 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
                         step.prepared = true;
                         None
                     }
+                    StepAction::Fill | StepAction::Drain => Some(move_slots(&op.id, i, step)),
                     // A resize was asked by the reconcile pass that applied the PVCs' new size;
                     // a removal starts with the next pass, whose size leaves the member out.
-                    StepAction::Stop | StepAction::Start | StepAction::Remove | StepAction::Fill | StepAction::Drain | StepAction::Resize => None,
+                    StepAction::Stop | StepAction::Start | StepAction::Remove | StepAction::Resize => None,
                 };
                 op.message = Some(format!("step {}/{total}: {}", i + 1, op.steps[i].describe()));
                 return effect.into_iter().collect();
@@ -266,6 +280,10 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
                         }
                         StepAction::Promote => return vec![Effect::Promote { heir: step.member.clone(), lost: lost_primary.unwrap_or_default() }],
                         StepAction::Add if !step.prepared => return vec![Effect::Prepare { member: step.member.clone() }],
+                        StepAction::Add if o.joins && m.is_some_and(|m| m.ready && m.role != Role::Unknown) => {
+                            return vec![Effect::Join { member: step.member.clone() }];
+                        }
+                        StepAction::Fill | StepAction::Drain => return vec![move_slots(&op.id, i, step)],
                         StepAction::Remove if !step.prepared && m.is_none_or(|m| m.pod_uid.is_none()) => {
                             return vec![Effect::Forget { member: step.member.clone() }];
                         }
@@ -291,6 +309,10 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
             },
         }
     }
+}
+
+fn move_slots(op: &str, i: usize, step: &firecamp_core::operation::OperationStep) -> Effect {
+    Effect::MoveSlots { member: step.member.clone(), drain: step.action == StepAction::Drain, key: format!("{op}/{i}") }
 }
 
 /// Fails the operation at its current step, for a reason found while acting on it (an engine
@@ -341,6 +363,7 @@ mod tests {
             repeat_switchover: false,
             primary: None,
             prepare_adds: false,
+            joins: false,
         }
     }
     fn repeat(members: &BTreeMap<String, MemberView>, now: i64) -> Observed<'_> {
@@ -547,5 +570,32 @@ mod tests {
         let mut r = op(vec![OperationStep::new(StepAction::Add, "rd-1")]);
         assert_eq!(advance(&mut r, &obs(&members, 0)), vec![]);
         assert!(r.steps[0].prepared);
+    }
+
+    #[test]
+    fn a_cluster_member_joins_before_its_add_ends_and_slots_move_in_their_own_step() {
+        let mut o = op(vec![OperationStep::new(StepAction::Add, "rd-3"), OperationStep::new(StepAction::Fill, "rd-3")]);
+        let mut members = BTreeMap::from([("rd-0".to_string(), view("a", "new", true, Role::Primary))]);
+        fn cluster(m: &BTreeMap<String, MemberView>) -> Observed<'_> {
+            Observed { joins: true, ..obs(m, 0) }
+        }
+        assert_eq!(advance(&mut o, &cluster(&members)), vec![], "nothing to prepare: the shard's pods are created");
+        members.insert("rd-3".into(), view("c", "new", true, Role::Primary));
+        // Ready with a role, but not met yet: the cluster meets it, again until it has.
+        assert_eq!(advance(&mut o, &cluster(&members)), vec![Effect::Join { member: "rd-3".into() }]);
+        members.get_mut("rd-3").unwrap().cluster = Some(Err("rd-0 has not met rd-3 yet".into()));
+        assert_eq!(advance(&mut o, &cluster(&members)), vec![Effect::Join { member: "rd-3".into() }]);
+        assert_eq!(o.steps[0].message.as_deref(), Some("rd-0 has not met rd-3 yet"));
+        // Joined: the fill starts its Job, keyed by operation and step, and is asked again
+        // (a failed Job fails it) until the slots have moved.
+        members.get_mut("rd-3").unwrap().cluster = Some(Ok(()));
+        let fill = Effect::MoveSlots { member: "rd-3".into(), drain: false, key: "op-1/1".into() };
+        assert_eq!(advance(&mut o, &cluster(&members)), vec![fill.clone()]);
+        members.get_mut("rd-3").unwrap().cluster = Some(Err("moving the slots (Job rd-slots)".into()));
+        assert_eq!(advance(&mut o, &cluster(&members)), vec![fill]);
+        assert_eq!(o.phase, OperationPhase::Running);
+        members.get_mut("rd-3").unwrap().cluster = Some(Ok(()));
+        assert_eq!(advance(&mut o, &cluster(&members)), vec![]);
+        assert_eq!(o.phase, OperationPhase::Succeeded, "{o:#?}");
     }
 }

@@ -5,8 +5,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use firecamp_api::Role;
+use firecamp_catalog::redis::members_per_shard;
 use firecamp_catalog::{ServicePlan, engine};
-use firecamp_core::operation::{MemberRole, Operation, OperationKind, OperationPhase, StepAction, restart_steps, scale_steps, stop_start_steps};
+use firecamp_core::operation::{
+    MemberRole, Operation, OperationKind, OperationPhase, StepAction, restart_steps, scale_steps, shard_scale_steps, stop_start_steps,
+};
 use firecamp_kube::{labels, names};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
@@ -56,6 +59,7 @@ pub fn member_views(plan: &ServicePlan, pods: &BTreeMap<String, Pod>) -> BTreeMa
                     role: if ready { role_label(p) } else { Role::Unknown },
                     waiting,
                     volume: None,
+                    cluster: None,
                 }
             });
             (m.member.name.to_string(), view.unwrap_or_default())
@@ -69,7 +73,7 @@ fn plan_steps(
     plan: &ServicePlan,
     views: &BTreeMap<String, MemberView>,
     ctx: &Context,
-    asked: u32,
+    asked: &firecamp_core::ServiceSpec,
 ) -> Vec<firecamp_core::operation::OperationStep> {
     let members: Vec<MemberRole> = plan
         .members
@@ -80,8 +84,12 @@ fn plan_steps(
         })
         .collect();
     match op.kind {
-        // From the members there are to the size the spec asks for now.
-        OperationKind::Scale => scale_steps(&plan.name, &members, asked as usize),
+        // From the members there are to the size the spec asks for now; a Redis Cluster's by
+        // whole shards, their slots filled or drained.
+        OperationKind::Scale => match asked.redis.as_ref().and_then(|r| r.shards).filter(|_| members.iter().any(|m| m.shard.is_some())) {
+            Some(shards) => shard_scale_steps(&plan.name, &members, members_per_shard(asked) as usize, shards as usize),
+            None => scale_steps(&plan.name, &members, asked.replicas as usize),
+        },
         OperationKind::Volume => members.iter().map(|m| firecamp_core::operation::OperationStep::new(StepAction::Resize, &m.member)).collect(),
         OperationKind::Stop => stop_start_steps(&members, StepAction::Stop),
         OperationKind::Start => stop_start_steps(&members, StepAction::Start),
@@ -135,6 +143,7 @@ async fn act(
     plan: &ServicePlan,
     engines: Option<&Engines>,
     seen: &BTreeMap<String, Pod>,
+    views: &BTreeMap<String, MemberView>,
     e: &Effect,
 ) -> Result<std::result::Result<Option<String>, String>> {
     let ns = svc.namespace().unwrap_or_default();
@@ -178,6 +187,16 @@ async fn act(
         },
         // Acted on by `scale::act` before this is reached.
         Effect::Prepare { .. } | Effect::Forget { .. } => {}
+        Effect::Join { member } => {
+            if let Some(engines) = engines
+                && let Err(why) = super::cluster::join(engines, plan, views, member, true).await
+            {
+                tracing::info!(%member, "joining the cluster: {why}");
+            }
+        }
+        Effect::MoveSlots { member, drain, key } => {
+            return Ok(super::cluster::move_slots(ctx, svc, plan, views, member, *drain, key).await?.map(|()| None));
+        }
         Effect::FollowPrimary { primary, old } => {
             if let Some(engines) = engines {
                 // The replicas still replicate through the old primary meanwhile; their files
@@ -246,7 +265,7 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
         changed = true;
     }
     if let Some(mut op) = taking_up {
-        op.steps = plan_steps(&op, plan, &views, ctx, svc.spec.0.replicas);
+        op.steps = plan_steps(&op, plan, &views, ctx, &svc.spec.0);
         op.phase = OperationPhase::Running;
         if op.kind == OperationKind::Certificates {
             rotate_certificates(ctx, svc, plan, &mut op).await?;
@@ -259,6 +278,10 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
     };
     if op.kind == OperationKind::Volume {
         super::volumes::observe(ctx, plan, &ns, &mut views).await?;
+    }
+    let cluster = plan.members.iter().any(|m| m.shard.is_some());
+    if op.kind == OperationKind::Scale && cluster {
+        super::cluster::observe(ctx, svc, plan, engines.as_ref(), op, &mut views).await?;
     }
     if svc.annotations().get(super::CANCEL_ANNOTATION) == Some(&op.id) && !op.cancel_requested {
         op.cancel_requested = true;
@@ -284,6 +307,7 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
         repeat_switchover,
         primary: recorded.as_deref(),
         prepare_adds: engines.as_ref().is_some_and(|e| e.engine() == firecamp_core::EngineKind::Postgresql),
+        joins: cluster && engines.is_some(),
     };
     let effects = advance(op, &observed);
     changed |= *op != before;
@@ -321,7 +345,7 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
                 }
                 continue;
             }
-            match act(ctx, svc, plan, engines.as_ref(), pods, e).await? {
+            match act(ctx, svc, plan, engines.as_ref(), pods, &views, e).await? {
                 Ok(Some(new)) => {
                     primary = Some(new);
                     fenced |= matches!(e, Effect::Fence { .. });

@@ -129,8 +129,7 @@ async fn request_once(
         return Err(RequestError::Busy(busy_message(name, &op)));
     }
     // A scale starts from the members there are (a failed scale stopped short of its spec).
-    let mut current = svc.spec.0.clone();
-    current.replicas = super::scale::applied_replicas(&svc);
+    let current = super::scale::applied_spec(&svc);
     let c = change(&current, req)?;
     if c.kind == OperationKind::Scale
         && let Some(why) = super::scale::not_on_kubernetes(&c.spec)

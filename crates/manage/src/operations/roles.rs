@@ -97,6 +97,18 @@ impl Engines {
         firecamp_probe::redis::command(&t, args).await.map(|_| ()).map_err(|e| e.to_string())
     }
 
+    /// `CLUSTER NODES` of `member`'s Redis.
+    pub async fn cluster_nodes(&self, member: &str) -> std::result::Result<Vec<firecamp_probe::redis::Node>, String> {
+        let t = self.target_of(member)?;
+        firecamp_probe::redis::cluster_nodes(&t).await.map_err(|e| e.to_string())
+    }
+
+    /// `CLUSTER MYID` of `member`'s Redis.
+    pub async fn cluster_myid(&self, member: &str) -> std::result::Result<String, String> {
+        let t = self.target_of(member)?;
+        firecamp_probe::redis::cluster_myid(&t).await.map_err(|e| e.to_string())
+    }
+
     /// The address `member` is reached at (static IP, else pod IP).
     pub fn address(&self, member: &str) -> Option<&str> {
         self.addrs.get(member).map(String::as_str)

@@ -31,7 +31,9 @@ use crate::crd::FireCampService;
 use crate::error::{Error, Result};
 use crate::reconcile::Context;
 
-/// The number of members the service has now, as the reconciler applies it.
+/// The number of members the service has now, as the reconciler applies it. A Redis Cluster's
+/// size moves by whole shards: its first `add` creates the new shard's members (each then joins
+/// in its own step), its first `remove` (the shard's last member) removes them all.
 pub fn applied_replicas(svc: &FireCampService) -> u32 {
     let spec = svc.spec.0.replicas;
     let now = svc.status.as_ref().map(|s| s.members.len() as u32).unwrap_or(0);
@@ -44,11 +46,36 @@ pub fn applied_replicas(svc: &FireCampService) -> u32 {
     let Some(step) = op.current_step().map(|i| &op.steps[i]) else {
         return now;
     };
+    let per = shard_size(&svc.spec.0);
+    let (up, down) = (|n: u32| n.div_ceil(per) * per, |n: u32| n - n % per);
     match (step.action, MemberName::from_string(step.member.as_str()).parts()) {
-        (StepAction::Add, Some((_, i))) => i + u32::from(step.prepared && step.phase == OperationPhase::Running),
-        (StepAction::Remove, Some((_, i))) => i + u32::from(step.phase == OperationPhase::Pending),
+        (StepAction::Add, Some((_, i))) if step.prepared && step.phase == OperationPhase::Running => up(i + 1),
+        (StepAction::Add, Some((_, i))) => up(i),
+        (StepAction::Remove, Some((_, i))) if step.phase == OperationPhase::Pending && (i + 1).is_multiple_of(per) => i + 1,
+        (StepAction::Remove, Some((_, i))) => down(i),
         _ => now,
     }
+}
+
+/// The members a scale adds or removes at once: a Redis Cluster's shard, else one.
+fn shard_size(spec: &ServiceSpec) -> u32 {
+    if is_redis_cluster(spec) { firecamp_catalog::redis::members_per_shard(spec) } else { 1 }
+}
+
+fn is_redis_cluster(spec: &ServiceSpec) -> bool {
+    spec.engine == EngineKind::Redis && spec.redis.as_ref().is_some_and(|r| r.mode == RedisMode::Cluster)
+}
+
+/// The spec as the reconciler applies it: the size the members have reached (a Redis
+/// Cluster's shards with it).
+pub fn applied_spec(svc: &FireCampService) -> ServiceSpec {
+    let mut spec = svc.spec.0.clone();
+    let per = shard_size(&spec);
+    spec.replicas = applied_replicas(svc);
+    if let Some(r) = spec.redis.as_mut().filter(|r| r.mode == RedisMode::Cluster) {
+        r.shards = Some(spec.replicas / per);
+    }
+    spec
 }
 
 /// Whether the service's size may differ from its spec: a scale under way, or the last scale
@@ -70,21 +97,30 @@ pub fn edited_scale(svc: &FireCampService) -> Option<Result<Operation, Validatio
     if unfinished(svc).is_some() {
         return None;
     }
-    let (applied, wanted) = (applied_replicas(svc), svc.spec.0.replicas);
-    if wanted == applied || (scale_explains_size(svc) && svc.metadata.generation == status.observed_generation) {
+    let current = applied_spec(svc);
+    let shards = |s: &ServiceSpec| s.redis.as_ref().and_then(|r| r.shards);
+    let (applied, wanted) = (current.replicas, svc.spec.0.replicas);
+    if (wanted == applied && shards(&svc.spec.0) == shards(&current)) || (scale_explains_size(svc) && svc.metadata.generation == status.observed_generation) {
         return None;
     }
-    let mut current = svc.spec.0.clone();
-    current.replicas = applied;
+    let (field, from, to) = match (shards(&current), shards(&svc.spec.0)) {
+        (Some(a), Some(w)) if is_redis_cluster(&current) => ("spec.redis.shards", a, w),
+        _ => ("spec.replicas", applied, wanted),
+    };
     let refused = |why: String| {
         let mut errs = ValidationErrors::default();
-        errs.push("spec.replicas", format!("changed from {applied} to {wanted}, which needs a scale: {why}; set it back to {applied}"));
+        errs.push(field, format!("changed from {from} to {to}, which needs a scale: {why}; set it back to {from}"));
         Some(Err(errs))
     };
     if let Some(why) = not_on_kubernetes(&current) {
         return refused(why.to_string());
     }
-    let req = OperationRequest { kind: Some(OperationKind::Scale), replicas: Some(wanted), ..Default::default() };
+    // A cluster's asked spec was validated whole: its members are shards × members per shard.
+    let req = if field == "spec.redis.shards" {
+        OperationRequest { kind: Some(OperationKind::Scale), shards: Some(to), ..Default::default() }
+    } else {
+        OperationRequest { kind: Some(OperationKind::Scale), replicas: Some(wanted), ..Default::default() }
+    };
     match change(&current, &req) {
         Ok(c) => Some(Ok(new_operation(&c, None))),
         Err(e) => refused(e.to_string()),
@@ -95,8 +131,7 @@ pub fn edited_scale(svc: &FireCampService) -> Option<Result<Operation, Validatio
 pub fn not_on_kubernetes(spec: &ServiceSpec) -> Option<&'static str> {
     match spec.engine {
         EngineKind::Postgresql => None,
-        EngineKind::Redis if spec.redis.as_ref().is_none_or(|r| r.mode == RedisMode::Replication) => None,
-        EngineKind::Redis => Some("a Redis Cluster scales on the local runtime only so far: on Kubernetes its new shards would need their slots moved"),
+        EngineKind::Redis => None,
         EngineKind::Zookeeper => Some(
             "a ZooKeeper ensemble scales on the local runtime only so far: its pods keep a static ensemble, which changes only with every member restarted",
         ),
@@ -120,6 +155,11 @@ pub async fn act(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, engin
             }
         }
         Effect::Forget { member } => {
+            if let Some(engines) = engines.filter(|_| is_redis_cluster(&plan.spec))
+                && !super::cluster::forget(engines, plan).await
+            {
+                return Ok(false);
+            }
             if let Some(engines) = pg {
                 match engines.pg(primary).await {
                     Ok(c) => {
@@ -254,10 +294,54 @@ mod tests {
     }
 
     #[test]
-    fn zookeeper_and_redis_cluster_do_not_scale_on_kubernetes_yet() {
+    fn only_zookeeper_does_not_scale_on_kubernetes_yet() {
         assert_eq!(not_on_kubernetes(&firecamp_catalog::examples::spec(EngineKind::Postgresql, 3)), None);
         assert_eq!(not_on_kubernetes(&firecamp_catalog::examples::spec(EngineKind::Redis, 3)), None);
         assert!(not_on_kubernetes(&firecamp_catalog::examples::spec(EngineKind::Zookeeper, 3)).unwrap().contains("static ensemble"));
-        assert!(not_on_kubernetes(&firecamp_catalog::examples::redis_cluster(3, 6)).unwrap().contains("slots"));
+        assert_eq!(not_on_kubernetes(&firecamp_catalog::examples::redis_cluster(3, 6)), None);
+    }
+
+    fn cluster(shards: u32, members: usize, op: Option<Operation>) -> FireCampService {
+        let mut s = FireCampService::new("rd", FireCampServiceSpec(firecamp_catalog::examples::redis_cluster(shards, shards * 2)));
+        s.status = svc(0, members, op).status;
+        s
+    }
+
+    #[test]
+    fn a_redis_cluster_grows_and_shrinks_by_whole_shards() {
+        use OperationPhase::{Pending, Running, Succeeded};
+        let shards = |s: &FireCampService| applied_spec(s).redis.and_then(|r| r.shards);
+        // Out 3 → 4 shards of 2: the first add creates the shard's two pods, the second joins.
+        let out = |a: (OperationPhase, bool), b: (OperationPhase, bool)| {
+            scale(
+                vec![step(StepAction::Add, "rd-6", a.0, a.1), step(StepAction::Add, "rd-7", b.0, b.1), step(StepAction::Fill, "rd-6", Pending, false)],
+                Running,
+            )
+        };
+        assert_eq!(applied_replicas(&cluster(4, 6, Some(out((Running, false), (Pending, false))))), 6);
+        let growing = cluster(4, 6, Some(out((Running, true), (Pending, false))));
+        assert_eq!((applied_replicas(&growing), shards(&growing)), (8, Some(4)));
+        assert_eq!(applied_replicas(&cluster(4, 8, Some(out((Succeeded, true), (Pending, false))))), 8);
+        assert_eq!(applied_replicas(&cluster(4, 8, Some(out((Succeeded, true), (Running, true))))), 8);
+        // In 4 → 3 after the drain: the shard's last member's step takes the whole shard away.
+        let inn = |a: OperationPhase, b: OperationPhase| {
+            scale(
+                vec![step(StepAction::Drain, "rd-6", Succeeded, false), step(StepAction::Remove, "rd-7", a, false), step(StepAction::Remove, "rd-6", b, false)],
+                Running,
+            )
+        };
+        assert_eq!(applied_replicas(&cluster(3, 8, Some(inn(Pending, Pending)))), 8);
+        let shrinking = cluster(3, 8, Some(inn(Running, Pending)));
+        assert_eq!((applied_replicas(&shrinking), shards(&shrinking)), (6, Some(3)));
+        assert_eq!(applied_replicas(&cluster(3, 6, Some(inn(Succeeded, Pending)))), 6);
+        assert_eq!(applied_replicas(&cluster(3, 6, Some(inn(Succeeded, Running)))), 6);
+    }
+
+    #[test]
+    fn an_edited_shard_count_becomes_a_shard_scale() {
+        let mut edited = cluster(4, 6, None);
+        edited.spec.0.replicas = 8;
+        let op = edited_scale(&edited).unwrap().unwrap();
+        assert_eq!(op.target.as_deref(), Some("shards 3 → 4"));
     }
 }

@@ -86,16 +86,6 @@ pub fn error_policy(svc: Arc<FireCampService>, err: &Error, _ctx: Arc<Context>) 
     Action::requeue(Duration::from_secs(secs))
 }
 
-/// The service's plan, its members' files naming the primary the last switchover made (while
-/// that member is still in the service).
-/// The spec as the reconciler applies it: the size the members have reached (a scale moves it
-/// one member at a time, `operations/scale.rs`).
-pub(crate) fn applied_spec(svc: &FireCampService) -> firecamp_core::ServiceSpec {
-    let mut spec = svc.spec.0.clone();
-    spec.replicas = crate::operations::scale::applied_replicas(svc);
-    spec
-}
-
 /// The addresses of the members a service of `replicas` has (a removed member's address stays
 /// recorded until it is released).
 fn applied_ips(static_ips: &BTreeMap<String, std::net::Ipv4Addr>, replicas: u32) -> BTreeMap<String, std::net::Ipv4Addr> {
@@ -105,7 +95,7 @@ fn applied_ips(static_ips: &BTreeMap<String, std::net::Ipv4Addr>, replicas: u32)
 fn plan_of(svc: &FireCampService, ctx: &Context, static_ips: &BTreeMap<String, std::net::Ipv4Addr>) -> Result<ServicePlan> {
     let cluster = cluster_of(svc, ctx);
     let name = svc.name_any();
-    let spec = applied_spec(svc);
+    let spec = crate::operations::scale::applied_spec(svc);
     let ips = applied_ips(static_ips, spec.replicas);
     // The spec as asked is checked whole (the engine's size rules too); the plan applied is the
     // one of the size the members have reached.
@@ -121,7 +111,7 @@ pub(crate) fn plan_naming(svc: &FireCampService, ctx: &Context, primary: &str) -
     let cluster = cluster_of(svc, ctx);
     let mut cloud_state = cloud::CloudState::from_status(svc.status.as_ref());
     cloud_state.own_ips(cluster.names_namespace());
-    let spec = applied_spec(svc);
+    let spec = crate::operations::scale::applied_spec(svc);
     Ok(plan_mid_scale(&svc.name_any(), &spec, &cluster, &KubernetesLayout, &applied_ips(&cloud_state.ip_map(), spec.replicas), Some(primary))?)
 }
 
