@@ -370,3 +370,34 @@ async fn a_deletion_refused_leaves_no_delete_volumes_mark_behind() {
     let _ = std::fs::remove_file(&kubeconfig);
     ok(cli(&ns, &["service", "delete", "zk", "--delete-volumes", "--wait", "--timeout=60"]));
 }
+
+/// A pass applies only what would change (`reconcile/applied.rs`), so it must still see what
+/// someone else changed: a member's ConfigMap rewritten by hand and a label of the StatefulSet
+/// (whose generation does not move with its metadata) are put back.
+#[tokio::test]
+async fn objects_edited_by_hand_are_put_back() {
+    let (client, ns) = setup("fc-drift").await;
+    let _manage = Manage::start(&ns);
+    create(&ns, &["zookeeper", "zk", "--replicas=1"]);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let original = cms.get("zk-0-config").await.unwrap().data.unwrap();
+    let tampered = serde_json::json!({"data": {"zoo.cfg": "tampered=true\n"}});
+    cms.patch("zk-0-config", &PatchParams::default(), &Patch::Merge(&tampered)).await.unwrap();
+    let restored = |o: Option<&ConfigMap>| o.and_then(|c| c.data.as_ref()).is_some_and(|d| d.get("zoo.cfg") == original.get("zoo.cfg"));
+    tokio::time::timeout(Duration::from_secs(60), kube::runtime::wait::await_condition(cms, "zk-0-config", restored))
+        .await
+        .expect("the ConfigMap put back")
+        .unwrap();
+
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let relabel = serde_json::json!({"metadata": {"labels": {"firecamp.dev/service": "someone-else"}}});
+    sts.patch("zk", &PatchParams::default(), &Patch::Merge(&relabel)).await.unwrap();
+    let ours =
+        |o: Option<&StatefulSet>| o.and_then(|s| s.metadata.labels.as_ref()).is_some_and(|l| l.get("firecamp.dev/service").map(String::as_str) == Some("zk"));
+    tokio::time::timeout(Duration::from_secs(60), kube::runtime::wait::await_condition(sts, "zk", ours))
+        .await
+        .expect("the StatefulSet's label put back")
+        .unwrap();
+    ok(cli(&ns, &["service", "delete", "zk", "--delete-volumes", "--wait", "--timeout=60"]));
+    drop_namespace(&client, &ns).await;
+}

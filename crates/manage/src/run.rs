@@ -67,7 +67,15 @@ pub async fn run(client: Client, config: ManageConfig, lease_namespace: &str) ->
         .applied_objects()
         .predicate_filter(changes, Default::default());
     let recorder = Recorder::new(client.clone(), Reporter { controller: CONTROLLER_NAME.into(), instance: Some(config.identity.clone()) });
-    let ctx = Arc::new(Context { client: client.clone(), config, recorder, nodes, services: reader.clone(), claim_sizes: Default::default() });
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        config,
+        recorder,
+        nodes,
+        services: reader.clone(),
+        claim_sizes: Default::default(),
+        applied: Default::default(),
+    });
     let controller = Controller::for_stream(services, reader)
         .owns(api::<StatefulSet>(&client, &ns), managed.clone())
         .owns(api::<Service>(&client, &ns), managed.clone())

@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
+use super::applied::{self, Applied};
 use crate::error::{Error, Result};
 
 /// Objects the service owns are garbage-collected with it. PVCs are not (data outlives the
@@ -26,6 +27,20 @@ pub fn owned(o: &Object) -> bool {
 pub const IN_FLIGHT: usize = 8;
 
 pub async fn apply(client: &Client, field_manager: &str, o: &Object, owner: Option<&OwnerReference>) -> Result<()> {
+    apply_unless_unchanged(client, field_manager, o, owner, None).await
+}
+
+/// What a reconcile pass knows to skip an apply that would change nothing: the service's uid,
+/// what it applied before, and where each object stands on the server now (by `applied::key`).
+pub struct Memo<'a> {
+    pub uid: &'a str,
+    pub applied: &'a Applied,
+    pub live: &'a BTreeMap<String, String>,
+}
+
+/// [`apply`], skipped when `memo` says the same object was applied last and the server's copy
+/// has not changed since.
+pub async fn apply_unless_unchanged(client: &Client, field_manager: &str, o: &Object, owner: Option<&OwnerReference>, memo: Option<&Memo<'_>>) -> Result<()> {
     let (group, version) = o.api_version().rsplit_once('/').unwrap_or(("", o.api_version()));
     let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, o.kind()));
     let api: Api<DynamicObject> = match &o.metadata().namespace {
@@ -36,8 +51,18 @@ pub async fn apply(client: &Client, field_manager: &str, o: &Object, owner: Opti
     if let (Some(owner), true) = (owner, owned(o)) {
         value["metadata"]["ownerReferences"] = serde_json::json!([owner]);
     }
+    let (hash, key) = (applied::hash(&value), applied::key(o.kind(), o.metadata().namespace.as_deref(), o.name()));
+    if let Some(m) = memo
+        && m.applied.unchanged(m.uid, &key, hash, m.live.get(&key).map(String::as_str))
+    {
+        return Ok(());
+    }
     let obj: DynamicObject = serde_json::from_value(value).map_err(|_| Error::MissingField("object metadata"))?;
-    api.patch(o.name(), &PatchParams::apply(field_manager).force(), &Patch::Apply(&obj)).await.map_err(Error::kube("apply", o.kind(), o.name()))?;
+    let written =
+        api.patch(o.name(), &PatchParams::apply(field_manager).force(), &Patch::Apply(&obj)).await.map_err(Error::kube("apply", o.kind(), o.name()))?;
+    if let Some(m) = memo {
+        m.applied.record(m.uid, &key, hash, applied::version(o.kind(), &written.metadata));
+    }
     Ok(())
 }
 
@@ -64,13 +89,21 @@ fn with_claim_sizes(o: &Object, sizes: &BTreeMap<String, Quantity>) -> Object {
 /// created, and they only size PVCs FireCamp did not make first (it makes every member's claim
 /// itself, at the spec's size): when the API refuses a template that grew (a volume resize),
 /// the apply is made again with the live templates' sizes, remembered in `known`.
-pub async fn apply_statefulset(client: &Client, field_manager: &str, o: &Object, owner: Option<&OwnerReference>, uid: &str, known: &ClaimSizes) -> Result<()> {
+pub async fn apply_statefulset(
+    client: &Client,
+    field_manager: &str,
+    o: &Object,
+    owner: Option<&OwnerReference>,
+    uid: &str,
+    known: &ClaimSizes,
+    memo: Option<&Memo<'_>>,
+) -> Result<()> {
     let remembered = known.lock().unwrap_or_else(|p| p.into_inner()).get(uid).cloned();
     let o = match &remembered {
         Some(sizes) => with_claim_sizes(o, sizes),
         None => o.clone(),
     };
-    match apply(client, field_manager, &o, owner).await {
+    match apply_unless_unchanged(client, field_manager, &o, owner, memo).await {
         Err(Error::Kube { source: kube::Error::Api(e), .. }) if e.code == 422 && e.message.contains("updates to statefulset spec") => {
             let ns = o.metadata().namespace.clone().unwrap_or_default();
             let api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
@@ -84,7 +117,7 @@ pub async fn apply_statefulset(client: &Client, field_manager: &str, o: &Object,
                 .collect();
             let kept = with_claim_sizes(&o, &sizes);
             known.lock().unwrap_or_else(|p| p.into_inner()).insert(uid.to_string(), sizes);
-            apply(client, field_manager, &kept, owner).await
+            apply_unless_unchanged(client, field_manager, &kept, owner, memo).await
         }
         r => r,
     }

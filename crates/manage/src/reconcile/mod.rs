@@ -1,6 +1,7 @@
 //! The controller: dereference → validate → build → apply → update status, one code path for
 //! creation and every later change.
 
+pub mod applied;
 pub mod apply;
 pub mod cloud;
 pub mod init;
@@ -41,6 +42,8 @@ pub struct Context {
     /// Every FireCampService (for the cluster's static-IP records).
     pub services: Store<FireCampService>,
     pub claim_sizes: apply::ClaimSizes,
+    /// What was applied, so that unchanged objects are not written again.
+    pub applied: applied::Applied,
 }
 
 pub async fn reconcile(svc: Arc<FireCampService>, ctx: Arc<Context>) -> Result<Action> {
@@ -224,7 +227,7 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
     if !plan.init_tasks.is_empty() {
         targets.push(ownership::Target { api_version: "batch/v1", kind: "Job", name: &job, namespace: Some(&ns), proof: ownership::Proof::OwnerReference });
     }
-    ownership::check(&ctx.client, &targets, &me).await?;
+    let live = ownership::check(&ctx.client, &targets, &me).await?;
     // Static IPs before anything is built: the members' configs bind them.
     let members: Vec<firecamp_core::Member> = plan.members.iter().map(|m| m.member.clone()).collect();
     let plan = if cloud::allocate_ips(ctx, svc, &members, &mut cloud_state).await? { plan_of(svc, ctx, &cloud_state.ip_map())? } else { plan };
@@ -261,10 +264,11 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
     let (sets, rest): (Vec<&Object>, Vec<&Object>) =
         objects.iter().filter(|o| !matches!(o, Object::Secret(_))).partition(|o| matches!(o, Object::StatefulSet(_)));
     let field_manager = ctx.config.field_manager.as_str();
-    let applies: Vec<_> = rest.into_iter().map(|o| apply::apply(&ctx.client, field_manager, o, Some(&owner))).collect();
+    let memo = apply::Memo { uid: &uid, applied: &ctx.applied, live: &live };
+    let applies: Vec<_> = rest.into_iter().map(|o| apply::apply_unless_unchanged(&ctx.client, field_manager, o, Some(&owner), Some(&memo))).collect();
     futures::stream::iter(applies).buffer_unordered(apply::IN_FLIGHT).try_collect::<()>().await?;
     for o in sets {
-        apply::apply_statefulset(&ctx.client, field_manager, o, Some(&owner), &uid, &ctx.claim_sizes).await?;
+        apply::apply_statefulset(&ctx.client, field_manager, o, Some(&owner), &uid, &ctx.claim_sizes, Some(&memo)).await?;
     }
     let deleted = apply::delete_orphans(&ctx.client, &ns, &name, &uid, &objects).await?;
     if !deleted.is_empty() {
@@ -465,6 +469,7 @@ async fn cleanup_service(svc: &FireCampService, ctx: &Context) -> Result<Action>
     cloud::cleanup(ctx, svc, &cluster_of(svc, ctx).member_domain()).await?;
     if let Some(uid) = &svc.metadata.uid {
         ctx.claim_sizes.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
+        ctx.applied.forget(uid);
     }
     let kept = if delete_volumes { "and its volumes" } else { "; its volumes are kept" };
     event(ctx, svc, EventType::Normal, "Deleted", format!("deleted the service's objects {kept}")).await;

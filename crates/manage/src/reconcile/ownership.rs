@@ -2,6 +2,8 @@
 //! apply with `force` would otherwise adopt (and garbage-collect with the service) any Service,
 //! ConfigMap or Secret of the namespace that happens to have the name.
 
+use std::collections::BTreeMap;
+
 use firecamp_kube::{Object, labels};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -70,8 +72,9 @@ impl<'a> From<&'a Object> for Target<'a> {
 
 /// Reads each object the service would write (their metadata, a few at a time: a pass waits
 /// for them all) and refuses, naming every one in order, when any exists that is not this
-/// service's. Called before anything is applied, so nothing is half-created.
-pub async fn check(client: &Client, targets: &[Target<'_>], me: &Claimant<'_>) -> Result<()> {
+/// service's. Called before anything is applied, so nothing is half-created. Returns where each
+/// object that exists stands on the server (`applied::key` → `applied::version`).
+pub async fn check(client: &Client, targets: &[Target<'_>], me: &Claimant<'_>) -> Result<BTreeMap<String, String>> {
     // The futures made first: a closure inside the stream would not be Send for every lifetime.
     let reads: Vec<_> = targets.iter().map(|t| read_metadata(client, t)).collect();
     let existing: Vec<_> = futures::stream::iter(reads).buffered(super::apply::IN_FLIGHT).try_collect().await?;
@@ -80,7 +83,14 @@ pub async fn check(client: &Client, targets: &[Target<'_>], me: &Claimant<'_>) -
         .zip(&existing)
         .filter_map(|(t, e)| refusal(e.as_ref().map(|e| &e.metadata), t.proof, me).map(|why| format!("{} {}: {why}", t.kind, t.name)))
         .collect();
-    if refused.is_empty() { Ok(()) } else { Err(Error::NotOwned(refused)) }
+    if !refused.is_empty() {
+        return Err(Error::NotOwned(refused));
+    }
+    Ok(targets
+        .iter()
+        .zip(&existing)
+        .filter_map(|(t, e)| Some((super::applied::key(t.kind, t.namespace, t.name), super::applied::version(t.kind, &e.as_ref()?.metadata))))
+        .collect())
 }
 
 async fn read_metadata(client: &Client, t: &Target<'_>) -> Result<Option<kube::core::PartialObjectMeta<DynamicObject>>> {
@@ -95,8 +105,6 @@ async fn read_metadata(client: &Client, t: &Target<'_>) -> Result<Option<kube::c
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
     use super::*;
