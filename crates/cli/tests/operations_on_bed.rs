@@ -16,6 +16,7 @@ use firecamp_testbed::nodes::{NodePlan, WORKER_LABEL, create_nodes_and_wait};
 use firecamp_testbed::{PROVISIONER, client, fresh_namespace, kubeconfig_path};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolumeClaim, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
@@ -74,6 +75,10 @@ struct Bed {
 
 impl Bed {
     async fn new(prefix: &str) -> Bed {
+        Bed::with_nodes(prefix, 3).await
+    }
+
+    async fn with_nodes(prefix: &str, count: usize) -> Bed {
         let client = client().await;
         let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
         crds.patch("firecampservices.firecamp.dev", &PatchParams::apply("firecamp-test").force(), &Patch::Apply(&FireCampService::crd())).await.unwrap();
@@ -81,13 +86,8 @@ impl Bed {
         tokio::time::timeout(Duration::from_secs(30), await_condition(crds, "firecampservices.firecamp.dev", established)).await.unwrap().unwrap();
         let ns = fresh_namespace(&client, prefix).await;
         let cluster = ns.clone();
-        let plan = NodePlan {
-            count: 3,
-            zones: ZONES.map(String::from).to_vec(),
-            region: "us-east-1".into(),
-            cluster: cluster.clone(),
-            instance_type: "m5.large".into(),
-        };
+        let plan =
+            NodePlan { count, zones: ZONES.map(String::from).to_vec(), region: "us-east-1".into(), cluster: cluster.clone(), instance_type: "m5.large".into() };
         let nodes: Vec<Node> = plan
             .nodes()
             .into_iter()
@@ -355,8 +355,21 @@ async fn a_volume_resize_grows_every_claim_without_a_restart_and_never_shrinks()
     bed.drop_all().await;
 }
 
-/// The StatefulSet's `spec.replicas` as it changes, from a watch (no change missed).
-fn statefulset_sizes(bed: &Bed, name: &str) -> Arc<Mutex<Vec<i32>>> {
+/// The StatefulSet's `spec.replicas` as it changes, as a watch sees them, from its size now:
+/// returns once the watch has seen that one, so no change made after the call is missed.
+async fn statefulset_sizes(bed: &Bed, name: &str) -> Arc<Mutex<Vec<i32>>> {
+    let seen = watch_sizes(bed, name);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while seen.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the watch sees the StatefulSet");
+    seen
+}
+
+fn watch_sizes(bed: &Bed, name: &str) -> Arc<Mutex<Vec<i32>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let out = seen.clone();
     let api: Api<StatefulSet> = Api::namespaced(bed.client.clone(), &bed.ns);
@@ -398,7 +411,7 @@ async fn a_scale_moves_the_statefulset_one_member_at_a_time_with_volumes_in_thei
     let _manage = bed.manage();
     let zones = format!("--zones={}", ZONES.join(","));
     ok(bed.cli(&["service", "create", "postgresql", "ps", "--replicas=3", &zones, "--wait", "--timeout=120"]));
-    let sizes = statefulset_sizes(&bed, "ps");
+    let sizes = statefulset_sizes(&bed, "ps").await;
     let pvcs = || async { Api::<PersistentVolumeClaim>::namespaced(bed.client.clone(), &bed.ns).list(&ListParams::default()).await.unwrap().items };
 
     ok(bed.cli(&["service", "scale", "ps", "--replicas=5", "--wait", "--timeout=180"]));
@@ -442,5 +455,51 @@ async fn a_scale_moves_the_statefulset_one_member_at_a_time_with_volumes_in_thei
     let o = bed.cli(&["service", "scale", "zs", "--replicas=5"]);
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("static ensemble"), "{}", String::from_utf8_lossy(&o.stderr));
+    bed.drop_all().await;
+}
+
+/// A Redis Cluster's scale on Kubernetes moves whole shards: the StatefulSet goes 6 → 8 → 6
+/// (never 7), each `fill`/`drain` runs as the Job `<svc>-slots` made for its step (kwok's Job
+/// pods succeed; the slots themselves move on real nodes, `real_scale.rs`), and the removed
+/// shard's volumes go. Redis members take a node each: 8 nodes.
+#[tokio::test]
+async fn a_redis_cluster_scale_moves_whole_shards_and_its_slots_in_a_job_per_step() {
+    let bed = Bed::with_nodes("opsshard", 8).await;
+    let _manage = bed.manage();
+    let zones = format!("--zones={}", ZONES.join(","));
+    ok(bed.cli(&["service", "create", "redis", "rs", "--option=mode=cluster", "--option=shards=3", "--replicas=6", &zones, "--wait", "--timeout=120"]));
+    let sizes = statefulset_sizes(&bed, "rs").await;
+    let jobs: Api<Job> = Api::namespaced(bed.client.clone(), &bed.ns);
+    let step_of_job = || async {
+        let j = jobs.get("rs-slots").await.unwrap();
+        let done = j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) > 0;
+        (j.annotations().get("firecamp.dev/operation-step").cloned().unwrap_or_default(), done)
+    };
+
+    ok(bed.cli(&["service", "scale", "rs", "--shards=4", "--wait", "--timeout=180"]));
+    let ops = bed.operations("rs");
+    assert_eq!((ops.items[0].phase, ops.items[0].target.as_deref()), (OperationPhase::Succeeded, Some("shards 3 → 4")), "{:#?}", ops.items[0]);
+    assert_eq!(steps(&ops, 0), ["add rs-6", "add rs-7", "fill rs-6"]);
+    assert_eq!(step_of_job().await, (format!("{}/2", ops.items[0].id), true), "the fill's Job");
+    let zones_now = pod_zones(&bed).await;
+    for i in [6, 7] {
+        assert_eq!(zones_now.get(&format!("rs-{i}")), Some(&ZONES[i % 3].to_string()), "rs-{i} in zone {i} mod 3: {zones_now:?}");
+    }
+
+    ok(bed.cli(&["service", "scale", "rs", "--shards=3", "--wait", "--timeout=180"]));
+    let ops = bed.operations("rs");
+    assert_eq!(ops.items[0].phase, OperationPhase::Succeeded, "{:#?}", ops.items[0]);
+    assert_eq!(steps(&ops, 0), ["drain rs-6", "remove rs-7", "remove rs-6"]);
+    assert_eq!(step_of_job().await, (format!("{}/0", ops.items[0].id), true), "the drain's Job, in place of the fill's");
+    let mut claims: Vec<String> = Api::<PersistentVolumeClaim>::namespaced(bed.client.clone(), &bed.ns)
+        .list(&ListParams::default().labels("firecamp.dev/service=rs"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+    claims.sort();
+    assert_eq!(claims, (0..6).map(|i| format!("data-rs-{i}")).collect::<Vec<_>>(), "the removed shard's volumes deleted");
+    assert_eq!(*sizes.lock().unwrap(), [6, 8, 6], "whole shards at a time");
     bed.drop_all().await;
 }
