@@ -27,6 +27,7 @@ use super::roles::Engines;
 use crate::crd::FireCampService;
 use crate::error::{Error, Result};
 use crate::reconcile::Context;
+use crate::reconcile::init::{JobOutcome, job_outcome};
 
 /// The annotation naming the operation step a slots Job was made for.
 const STEP_ANNOTATION: &str = "firecamp.dev/operation-step";
@@ -65,10 +66,10 @@ pub async fn observe(
             let key = format!("{}/{}", op.id, op.current_step().unwrap_or_default());
             match job_of_step(ctx, svc, &key).await? {
                 None => Err(format!("the Job {} that moves the slots is not started yet", job_name(&plan.name))),
-                Some(job) => match job_state(&job) {
-                    JobState::Complete => Ok(()),
-                    JobState::Failed(why) => Err(format!("the Job {} failed: {why}", job_name(&plan.name))),
-                    JobState::Running => Err(format!("moving the slots (Job {})", job_name(&plan.name))),
+                Some(job) => match job_outcome(&job) {
+                    JobOutcome::Complete => Ok(()),
+                    JobOutcome::Failed(why) => Err(format!("the Job {} failed: {why}", job_name(&plan.name))),
+                    JobOutcome::Running => Err(format!("moving the slots (Job {})", job_name(&plan.name))),
                 },
             }
         }
@@ -113,24 +114,6 @@ pub async fn join(engines: &Engines, plan: &ServicePlan, views: &BTreeMap<String
     Err(format!("{member} does not replicate {shard_first} yet"))
 }
 
-enum JobState {
-    Running,
-    Complete,
-    Failed(String),
-}
-
-fn job_state(job: &Job) -> JobState {
-    let st = job.status.clone().unwrap_or_default();
-    let cond = |t: &str| st.conditions.iter().flatten().find(|c| c.type_ == t && c.status == "True").cloned();
-    if cond("Complete").is_some() || st.succeeded.unwrap_or(0) > 0 {
-        JobState::Complete
-    } else if let Some(c) = cond("Failed") {
-        JobState::Failed(c.message.or(c.reason).unwrap_or_else(|| "no reason given".into()))
-    } else {
-        JobState::Running
-    }
-}
-
 fn jobs(ctx: &Context, svc: &FireCampService) -> Api<Job> {
     Api::namespaced(ctx.client.clone(), &svc.namespace().unwrap_or_default())
 }
@@ -161,8 +144,8 @@ pub async fn move_slots(
             return Ok(Err(format!("a Job named {name} exists that FireCamp did not make; delete or rename it")));
         }
         if job.annotations().get(STEP_ANNOTATION).map(String::as_str) == Some(key) {
-            return Ok(match job_state(&job) {
-                JobState::Failed(why) => Err(format!("the Job {name} failed: {why}")),
+            return Ok(match job_outcome(&job) {
+                JobOutcome::Failed(why) => Err(format!("the Job {name} failed: {why}")),
                 _ => Ok(()),
             });
         }

@@ -103,10 +103,11 @@ pub fn edited_scale(svc: &FireCampService) -> Option<Result<Operation, Validatio
     if (wanted == applied && shards(&svc.spec.0) == shards(&current)) || (scale_explains_size(svc) && svc.metadata.generation == status.observed_generation) {
         return None;
     }
-    let (field, from, to) = match (shards(&current), shards(&svc.spec.0)) {
-        (Some(a), Some(w)) if is_redis_cluster(&current) => ("spec.redis.shards", a, w),
-        _ => ("spec.replicas", applied, wanted),
+    let (by_shards, from, to) = match (shards(&current), shards(&svc.spec.0)) {
+        (Some(a), Some(w)) if is_redis_cluster(&current) => (true, a, w),
+        _ => (false, applied, wanted),
     };
+    let field = if by_shards { "spec.redis.shards" } else { "spec.replicas" };
     let refused = |why: String| {
         let mut errs = ValidationErrors::default();
         errs.push(field, format!("changed from {from} to {to}, which needs a scale: {why}; set it back to {from}"));
@@ -116,7 +117,7 @@ pub fn edited_scale(svc: &FireCampService) -> Option<Result<Operation, Validatio
         return refused(why.to_string());
     }
     // A cluster's asked spec was validated whole: its members are shards × members per shard.
-    let req = if field == "spec.redis.shards" {
+    let req = if by_shards {
         OperationRequest { kind: Some(OperationKind::Scale), shards: Some(to), ..Default::default() }
     } else {
         OperationRequest { kind: Some(OperationKind::Scale), replicas: Some(wanted), ..Default::default() }

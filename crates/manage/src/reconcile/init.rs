@@ -104,6 +104,25 @@ pub fn job(plan: &ServicePlan, task: &InitTask) -> Job {
     }
 }
 
+/// Where a Job stands: done, given up (with the reason), or still trying.
+pub enum JobOutcome {
+    Running,
+    Complete,
+    Failed(String),
+}
+
+pub fn job_outcome(job: &Job) -> JobOutcome {
+    let st = job.status.clone().unwrap_or_default();
+    let cond = |t: &str| st.conditions.iter().flatten().find(|c| c.type_ == t && c.status == "True").cloned();
+    if cond("Complete").is_some() || st.succeeded.unwrap_or(0) > 0 {
+        JobOutcome::Complete
+    } else if let Some(c) = cond("Failed") {
+        JobOutcome::Failed(c.message.or(c.reason).unwrap_or_else(|| "the Job failed".into()))
+    } else {
+        JobOutcome::Running
+    }
+}
+
 /// The task's status from its Job (or `Pending` before the Job exists).
 pub fn task_status(task: &InitTask, job: Option<&Job>, previous: Option<&InitTaskStatus>) -> InitTaskStatus {
     let Some(job) = job else {
@@ -114,13 +133,10 @@ pub fn task_status(task: &InitTask, job: Option<&Job>, previous: Option<&InitTas
         return InitTaskStatus { name: task.name.into(), phase: TaskPhase::Pending, attempts: 0, job: None, message: None };
     };
     let st = job.status.clone().unwrap_or_default();
-    let cond = |t: &str| st.conditions.iter().flatten().find(|c| c.type_ == t && c.status == "True").cloned();
-    let (phase, message) = if cond("Complete").is_some() || st.succeeded.unwrap_or(0) > 0 {
-        (TaskPhase::Succeeded, None)
-    } else if let Some(c) = cond("Failed") {
-        (TaskPhase::Failed, Some(c.message.or(c.reason).unwrap_or_else(|| "the Job failed".into())))
-    } else {
-        (TaskPhase::Running, None)
+    let (phase, message) = match job_outcome(job) {
+        JobOutcome::Complete => (TaskPhase::Succeeded, None),
+        JobOutcome::Failed(why) => (TaskPhase::Failed, Some(why)),
+        JobOutcome::Running => (TaskPhase::Running, None),
     };
     InitTaskStatus {
         name: task.name.into(),
