@@ -46,6 +46,15 @@ host_net_down() {
 node_net_up() {
   local i=$1 n=$2 ns veth j
   ns=$(node_ns "$i") veth="fcbv$i"
+  # A namespace of that name left by a bed that was killed (no `down`) is removed; one that
+  # processes still hold is another bed's running node, which two beds on one host cannot share.
+  if [ -e "/var/run/netns/$ns" ]; then
+    local held; held=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
+    [ -z "$held" ] || die "network namespace $ns is in use (pids $held): another bed's real nodes run on this host; stop it (testbed/bed down in its checkout) first"
+    ip netns del "$ns" 2>/dev/null || rm -f "/var/run/netns/$ns"
+    log "removed the leftover network namespace $ns"
+  fi
+  ip link del "$veth" 2>/dev/null || true
   ip netns add "$ns"
   ip link add "$veth" type veth peer name eth0 netns "$ns"
   ip link set "$veth" master "$NET_BRIDGE" up
