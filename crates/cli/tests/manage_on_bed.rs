@@ -259,9 +259,9 @@ async fn a_resource_with_a_dangerous_parameter_ends_failed_naming_it() {
     assert!(ours.items.is_empty(), "no StorageClass made");
 }
 
-/// Issue #16: `spec.replicas` edited directly (kubectl) becomes a scale operation; an engine
-/// that cannot scale on Kubernetes yet (ZooKeeper's static ensemble) is refused, naming the
-/// field, the reason and the size to go back to, and the StatefulSet keeps its size; set back,
+/// Issue #16: `spec.replicas` edited directly (kubectl) becomes a scale operation; a change the
+/// engine cannot make (a single ZooKeeper member runs standalone, without `reconfig`) is refused,
+/// naming the field, the reason and the size to go back to, and the StatefulSet keeps its size; set back,
 /// the service is ACTIVE again. (The edit that scales: `operations_on_bed`'s scale test.)
 #[tokio::test]
 async fn a_size_edited_that_cannot_scale_here_is_refused_and_the_statefulset_keeps_its_size() {
@@ -277,7 +277,7 @@ async fn a_size_edited_that_cannot_scale_here_is_refused_and_the_statefulset_kee
         .unwrap()
         .unwrap();
     let msg = s.status.unwrap().message.unwrap();
-    assert!(msg.contains("spec.replicas") && msg.contains("needs a scale") && msg.contains("static ensemble") && msg.contains("set it back to 1"), "{msg}");
+    assert!(msg.contains("spec.replicas") && msg.contains("needs a scale") && msg.contains("standalone") && msg.contains("set it back to 1"), "{msg}");
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     assert_eq!(sts.get("zk").await.unwrap().spec.unwrap().replicas, Some(1), "the StatefulSet keeps its size");
     let pvcs = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns).list(&ListParams::default().labels("firecamp.dev/service=zk")).await.unwrap();

@@ -2,7 +2,8 @@
 //! under the RBAC `install render` makes): PostgreSQL 2 → 3 → 2 — the new member's slot is made
 //! on the primary before the StatefulSet grows, so it clones through it and streams; the
 //! removed member's slot and volume go once its pod has — then Redis replication mode 2 → 3 → 2,
-//! then a Redis Cluster 3 → 4 → 3 shards with a client writing through the whole scale.
+//! then a Redis Cluster 3 → 4 → 3 shards with a client writing through the whole scale, then a
+//! ZooKeeper ensemble 3 → 5 → 3 reconfigured one member at a time while a client writes.
 //! Needs `testbed/bed up --real-nodes 6` and `testbed/bed dns`; fails loudly without.
 
 use firecamp_testbed::{client, fresh_namespace};
@@ -112,5 +113,74 @@ rc() { redis-cli --tls --cacert /tls/ca.crt "$@" | tr -d '\r'; }"#;
     assert!(shards3.contains("k: 2000") && shards3.contains(&format!("w: {writes}")), "no key lost: {shards3}");
     assert!(pvcs.get_opt("data-rc-3").await.unwrap().is_none(), "the removed shard's volume is deleted");
     rest(&server, &tok, &ns, &["service", "delete", "rc", "--delete-volumes", "--wait", "--timeout=180"]);
+
+    // ZooKeeper 3 → 5 → 3: each member joins or leaves the ensemble with `reconfig`, one at a
+    // time, while a client writes znodes; every acknowledged znode is there at the end.
+    rest(&server, &tok, &ns, &["service", "create", "zookeeper", "zk", "--version=3.8", "--replicas=3", &zones, "--wait", "--timeout=420"]);
+    let image = env.image("docker.io/library/zookeeper:3.8.4");
+    let secrets = [("zk-credentials", "/secret"), ("zk-tls", "/tls")];
+    let zk = zk_client();
+    let all = |n: u32| (0..n).map(|i| format!("zk-{i}.{domain}:2181")).collect::<Vec<_>>().join(",");
+    let writer = format!(
+        // A write counts once the ensemble shows it (the CLI's exit status and answer are no
+        // sure sign); one that is not there is tried again.
+        "set -u\n{zk}\nn=0; failed=0\nuntil zk {ensemble} stat /stop | grep -q cZxid; do k=$((n + 1)); zk {ensemble} create /w$k x >/dev/null\n\
+         if zk {ensemble} stat /w$k | grep -q cZxid; then n=$k; else failed=$((failed + 1)); fi\ndone\necho \"writes $n failed $failed\"",
+        ensemble = all(3)
+    );
+    let writing = tokio::spawn({
+        let (client, ns, image, writer) = (client.clone(), ns.clone(), image.clone(), writer.clone());
+        async move { run_client_pod(&client, &ns, "zk-writer", &image, 1000, &secrets, &writer).await }
+    });
+    let scale = |n: u32| {
+        let (server, tok, ns) = (server.clone(), tok.clone(), ns.clone());
+        tokio::task::spawn_blocking(move || rest(&server, &tok, &ns, &["service", "scale", "zk", &format!("--replicas={n}"), "--wait", "--timeout=600"]))
+    };
+    scale(5).await.unwrap();
+    let five = format!("set -eu\n{zk}\n{modes}\necho \"servers: $(zk {e} config | grep -c '^server\\.')\"", modes = modes(5, &domain), e = all(5));
+    let five = run_client_pod(&client, &ns, "zk-five", &image, 1000, &secrets, &five).await;
+    assert_eq!((five.matches("Mode: leader").count(), five.matches("Mode: follower").count()), (1, 4), "{five}");
+    assert!(five.contains("servers: 5"), "the ensemble has five servers: {five}");
+    scale(3).await.unwrap();
+    let stop = format!("set -eu\n{zk}\nzk {} create /stop yes >/dev/null", all(3));
+    run_client_pod(&client, &ns, "zk-stop", &image, 1000, &secrets, &stop).await;
+    let written = writing.await.unwrap();
+    eprintln!("zookeeper writer: {}", written.trim());
+    let words: Vec<&str> = written.split_whitespace().collect();
+    let writes: u32 = words.iter().position(|w| *w == "writes").and_then(|i| words.get(i + 1)?.parse().ok()).expect("the writer's count");
+    assert!(writes > 0, "{written}");
+    let three = format!(
+        "set -eu\n{zk}\n{modes}\necho \"servers: $(zk {e} config | grep -c '^server\\.')\"\necho \"znodes: $(zk {e} ls / | tr ',' '\\n' | grep -c 'w[0-9]')\"",
+        modes = modes(3, &domain),
+        e = all(3)
+    );
+    let three = run_client_pod(&client, &ns, "zk-three", &image, 1000, &secrets, &three).await;
+    assert_eq!((three.matches("Mode: leader").count(), three.matches("Mode: follower").count()), (1, 2), "{three}");
+    assert!(three.contains("servers: 3"), "the ensemble has three servers again: {three}");
+    assert!(three.contains(&format!("znodes: {writes}")), "every acknowledged znode is there ({writes}): {three}");
+    for claim in ["data-zk-3", "data-zk-4"] {
+        assert!(pvcs.get_opt(claim).await.unwrap().is_none(), "{claim}: the removed member's volume is deleted");
+    }
+    rest(&server, &tok, &ns, &["service", "delete", "zk", "--delete-volumes", "--wait", "--timeout=180"]);
     firecamp_testbed::drop_namespace(&client, &ns).await;
+}
+
+/// A shell function `zk <servers> <command…>`: ZooKeeper's CLI over TLS verified against the
+/// service's CA, logged in with SASL as `client`.
+fn zk_client() -> String {
+    r#"cp=/usr/share/java/zookeeper.jar
+for j in slf4j-simple netty-codec netty-resolver netty-transport-native-unix-common; do [ -e /usr/share/java/$j.jar ] && cp="$cp:/usr/share/java/$j.jar"; done
+umask 077
+printf 'Client {\n org.apache.zookeeper.server.auth.DigestLoginModule required\n username="client"\n password="%s";\n};\n' "$(cat /secret/client-password)" > /tmp/jaas.conf
+printf 'zookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty\nzookeeper.client.secure=true\nzookeeper.ssl.trustStore.location=/tls/ca.crt\nzookeeper.ssl.trustStore.type=PEM\n' > /tmp/client.properties
+zk() { java -Djava.security.auth.login.config=/tmp/jaas.conf -cp "$cp" org.apache.zookeeper.ZooKeeperMain -client-configuration /tmp/client.properties -server "$1" "${@:2}" 2>/dev/null; }"#
+        .to_string()
+}
+
+/// Prints `zk-i Mode: …` for the first `n` members (`srvr` over TLS).
+fn modes(n: u32, domain: &str) -> String {
+    format!(
+        "for i in $(seq 0 {}); do m=zk-$i.{domain}; echo \"zk-$i $(printf srvr | openssl s_client -quiet -connect $m:2181 -CAfile /tls/ca.crt -verify_return_error 2>/dev/null | grep '^Mode:')\"; done",
+        n - 1
+    )
 }

@@ -300,6 +300,10 @@ pub struct OperationStep {
     /// may be created; `remove`: the member is out of the engine and its volumes are deleted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub prepared: bool,
+    /// `remove` of a ZooKeeper member: the ensemble no longer has it (`reconfig`), so its pod
+    /// may go.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub left: bool,
 }
 
 impl OperationStep {
@@ -314,6 +318,7 @@ impl OperationStep {
             message: None,
             replaced: None,
             prepared: false,
+            left: false,
         }
     }
     pub fn describe(&self) -> String {

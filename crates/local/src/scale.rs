@@ -166,11 +166,11 @@ impl Runtime {
         let peer = Self::zk_peer(rec, member)?;
         let what = format!("{} {member} {} the ensemble", if joins { "adding" } else { "removing" }, if joins { "to" } else { "from" });
         poll(deadline, &what, || async {
-            let c = zk::session(rec, &peer).await?;
-            if zk::servers(&c).await? == ids {
+            let (t, c) = zk::session(rec, &peer).await?;
+            if zk::servers(&t, &c).await? == ids {
                 return Ok(());
             }
-            zk::set_ensemble(&c, &servers).await
+            zk::set_ensemble(&t, &c, &servers).await
         })
         .await
     }

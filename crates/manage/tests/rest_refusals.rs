@@ -76,13 +76,13 @@ async fn config_operations_refuse_dangerous_parameters_before_anything_is_record
     }
 }
 
-/// Issue #16: a scale Kubernetes cannot run yet — a ZooKeeper ensemble, whose pods keep a
-/// static one — is refused naming `kind` and the reason, with nothing written.
+/// Issue #16: a scale the engine cannot make — a ZooKeeper ensemble of an even size — is
+/// refused naming `replicas` and the reason, with nothing written.
 #[tokio::test]
-async fn a_scale_kubernetes_cannot_run_yet_is_refused_before_anything_is_recorded() {
-    let (status, e, seen) = post("/v1/services/zk/operations", json!({ "kind": "scale", "replicas": 5 })).await;
+async fn a_scale_the_engine_cannot_make_is_refused_before_anything_is_recorded() {
+    let (status, e, seen) = post("/v1/services/zk/operations", json!({ "kind": "scale", "replicas": 4 })).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{e:?}");
-    assert!(e.fields.iter().any(|f| f.field == "kind" && f.message.contains("static ensemble")), "{e:?}");
+    assert!(e.fields.iter().any(|f| f.field.ends_with("replicas") && f.message.contains("odd number")), "{e:?}");
     assert!(seen.iter().any(|r| r.ends_with("/firecampservices/zk")), "the service was read: {seen:?}");
     nothing_written(&seen);
 }

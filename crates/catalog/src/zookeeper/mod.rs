@@ -176,7 +176,7 @@ impl Engine for ZooKeeper {
             s = ctx.name,
             jaas = jaas_file(paths),
         );
-        let mut files = vec![
+        vec![
             file("zoo.cfg", zoo_cfg(ctx, member, paths, &log_dir), 0o644),
             file("myid", format!("{}\n", server_id(member)), 0o644),
             file("java.env", java_env, 0o644),
@@ -188,6 +188,9 @@ impl Engine for ZooKeeper {
                     &[
                         ("MEMBER", member.name.to_string()),
                         ("MYID", server_id(member).to_string()),
+                        ("DNS_NAME", member.dns_name.clone()),
+                        // In a pod: wait until the DNS name is the pod's own address (see zoo_cfg).
+                        ("WAIT_DNS", if ctx.binds_own_address() { "0" } else { "1" }.to_string()),
                         ("CONFIG_DIR", paths.config_dir.clone()),
                         ("SECRET_DIR", paths.secret_dir.clone()),
                         ("TLS_DIR", paths.tls_dir.clone()),
@@ -200,11 +203,8 @@ impl Engine for ZooKeeper {
                 0o644,
             ),
             file("start.sh", START_SH.to_string(), 0o755),
-        ];
-        if uses_reconfig(ctx) {
-            files.push(file(DYNAMIC_CFG, dynamic_cfg(ctx, member), 0o644));
-        }
-        files
+            file(DYNAMIC_CFG, dynamic_cfg(ctx, member), 0o644),
+        ]
     }
 
     fn container(&self, version: &EngineVersion) -> ContainerPlan {
@@ -309,28 +309,20 @@ fn zoo_cfg(ctx: &RenderContext, m: &Member, paths: &MemberPaths, log_dir: &str) 
         .set("maxSessionTimeout", 40000)
         .set("4lw.commands.whitelist", FOUR_LETTER_WORDS)
         .set("admin.enableServer", "false");
-    // Where members bind addresses of their own (the local runtime), the servers are in the
-    // dynamic file (zoo.cfg.dynamic), so that a scale can change the membership with
-    // `reconfig` (FireCamp's superuser only: /zookeeper/config admits no one else). ZooKeeper
-    // rewrites both files when a reconfig commits: start.sh copies them into the private run
-    // directory at every start, and the server runs from there. In pods the ensemble stays
-    // static (Kubernetes has no scale yet): a pod's DNS name may resolve only after its server
-    // started, and with reconfig on, a leader that sees its own address change as it takes
-    // over hands leadership to another member and commits nothing (seen on real nodes).
-    let dynamic = uses_reconfig(ctx);
+    // The servers are in the dynamic file (zoo.cfg.dynamic), so that a scale can change the
+    // membership with `reconfig` (FireCamp's superuser only: /zookeeper/config admits no one
+    // else). ZooKeeper rewrites both files when a reconfig commits: start.sh copies them into
+    // the private run directory at every start, and the server runs from there. In a pod,
+    // start.sh first waits until the member's DNS name resolves to the pod's own address: with
+    // reconfig on, a leader that saw its own address change as it took over would hand
+    // leadership to another member and commit nothing (seen on real nodes).
     c.section("The ensemble: server N is member N-1, reached by its DNS name.")
         .set("standaloneEnabled", ctx.members.len() == 1)
-        .set("reconfigEnabled", dynamic)
-        // In a pod the member's DNS name may still point at its previous address when the
-        // server starts; listening on all interfaces avoids binding a stale one.
-        .set("quorumListenOnAllIPs", !ctx.binds_own_address());
-    if dynamic {
-        c.set("dynamicConfigFile", format!("{}/{DYNAMIC_CFG}", paths.run_dir));
-    } else {
-        for (o, _, _) in ctx.members {
-            c.set(&format!("server.{}", server_id(o)), format!("{}:{PEER_PORT}:{ELECTION_PORT}", o.dns_name));
-        }
-    }
+        .set("reconfigEnabled", "true")
+        // A pod's address is not its DNS name's until the record follows it; listening on all
+        // interfaces never binds a stale one.
+        .set("quorumListenOnAllIPs", !ctx.binds_own_address())
+        .set("dynamicConfigFile", format!("{}/{DYNAMIC_CFG}", paths.run_dir));
     // Every certificate of the service's CA is one of its members: hostname verification would
     // add nothing, and on Kubernetes a peer's pod address is in no certificate.
     c.section("Members among themselves: mutual TLS with the service's CA, and SASL DIGEST-MD5 as the quorum user.")
@@ -347,12 +339,6 @@ fn zoo_cfg(ctx: &RenderContext, m: &Member, paths: &MemberPaths, log_dir: &str) 
         .set("quorum.auth.server.loginContext", JAAS_QUORUM_SERVER);
     crate::params::append(&mut c, ctx.spec, m.name.as_str(), |v| v.to_string());
     c.build()
-}
-
-/// Whether the ensemble's membership changes through `reconfig` (the local runtime); see
-/// `zoo_cfg`.
-pub fn uses_reconfig(ctx: &RenderContext) -> bool {
-    ctx.binds_own_address()
 }
 
 /// The dynamic configuration: one `server.N` line per member (see [`server_entry`]).
@@ -403,10 +389,10 @@ mod tests {
         &p.members[0].files.iter().find(|f| f.name == name).unwrap().content
     }
 
-    /// Issue #16: on the local runtime the servers are in the dynamic file, which a scale
-    /// changes with `reconfig`; in pods the ensemble is static (see `zoo_cfg`).
+    /// Issue #16: the servers are in the dynamic file, which a scale changes with `reconfig`,
+    /// on the local runtime and in pods alike; a pod waits for its DNS name first.
     #[test]
-    fn the_local_runtime_renders_a_dynamic_ensemble_and_pods_a_static_one() {
+    fn the_ensemble_is_dynamic_everywhere_and_pods_wait_for_their_dns_name() {
         let s = spec(EngineKind::Zookeeper, 3);
         let ips: BTreeMap<String, std::net::Ipv4Addr> = (0..3u8).map(|i| (format!("zk-{i}"), std::net::Ipv4Addr::new(127, 0, 9, i + 1))).collect();
         let layout = crate::layout::LocalLayout { service_dir: "/var/lib/fc/services/zk".into(), bin_dir: String::new() };
@@ -416,11 +402,16 @@ mod tests {
         assert!(!cfg.contains("\nserver."), "{cfg}");
         let dynamic = file(&local, DYNAMIC_CFG);
         assert!(dynamic.contains("server.3=zk-2.default.prod-firecamp.com:2888:3888:participant\n"), "{dynamic}");
+        assert!(file(&local, "member.env").contains("WAIT_DNS='0'\n"));
 
         let pods = planned(&s);
         let cfg = file(&pods, "zoo.cfg");
-        assert!(cfg.contains("reconfigEnabled=false\n") && cfg.contains("server.3=zk-2.default.prod-firecamp.com:2888:3888\n"), "{cfg}");
-        assert!(pods.members[0].files.iter().all(|f| f.name != DYNAMIC_CFG));
+        assert!(cfg.contains("reconfigEnabled=true\n") && cfg.contains("dynamicConfigFile=/run/firecamp/zoo.cfg.dynamic\n"), "{cfg}");
+        assert!(!cfg.contains("\nserver."), "{cfg}");
+        assert!(file(&pods, DYNAMIC_CFG).contains("server.1=zk-0.default.prod-firecamp.com:2888:3888:participant\n"));
+        let env = file(&pods, "member.env");
+        assert!(env.contains("DNS_NAME='zk-0.default.prod-firecamp.com'\n") && env.contains("WAIT_DNS='1'\n"), "{env}");
+        assert!(START_SH.contains(r#"if [ "$WAIT_DNS" = 1 ]"#), "start.sh honours WAIT_DNS");
     }
 
     #[test]

@@ -44,14 +44,30 @@ module=org.apache.zookeeper.server.auth.DigestLoginModule
   printf 'Server {\n  %s required\n  user_super="%s"\n  user_client="%s";\n};\n' "$module" "$super" "$client"
 } > "$RUN_DIR/jaas.conf"
 
-# Where the ensemble may change while the server runs (`reconfig`, in a scale; zoo.cfg.dynamic
-# is rendered), ZooKeeper rewrites zoo.cfg and writes zoo.cfg.dynamic.<version> beside it. It
-# runs from copies in the private run directory, made at every start from the rendered files,
-# which FireCamp renders again with the new membership after each change; older versions left
-# there are removed.
+# The ensemble may change while the server runs (`reconfig`, in a scale): ZooKeeper then
+# rewrites zoo.cfg and writes zoo.cfg.dynamic.<version> beside it. It runs from copies in the
+# private run directory, made at every start from the rendered files, which FireCamp renders
+# again with the new membership after each change; older versions left there are removed.
 rm -f "$RUN_DIR"/zoo.cfg.dynamic.[0-9a-f]*
-cp "$CONFIG_DIR/zoo.cfg" "$RUN_DIR/"
-if [ -e "$CONFIG_DIR/zoo.cfg.dynamic" ]; then cp "$CONFIG_DIR/zoo.cfg.dynamic" "$RUN_DIR/"; fi
+cp "$CONFIG_DIR/zoo.cfg" "$CONFIG_DIR/zoo.cfg.dynamic" "$RUN_DIR/"
+
+# In a pod, the member's DNS name follows the pod's address only once FireCamp has updated the
+# record: a server that started before then would be told of its own old address by the
+# ensemble, and as a new leader would step down without committing anything. Wait for it (up
+# to 2 minutes; then start all the same, the ensemble sorts it out more slowly).
+if [ "$WAIT_DNS" = 1 ]; then
+  mine=" $(hostname -I 2>/dev/null || true) "
+  for ((try = 1; try <= 600; try++)); do
+    now="$(getent hosts "$DNS_NAME" | awk '{print $1}' | head -1 || true)"
+    [ -n "$now" ] && [[ "$mine" == *" $now "* ]] && break
+    sleep 0.2
+  done
+  if [ -n "$now" ] && [[ "$mine" == *" $now "* ]]; then
+    log "$DNS_NAME is this pod's address $now (after $try tries)"
+  else
+    log "$DNS_NAME resolves to '${now:-nothing}', not to this pod ($mine): starting all the same"
+  fi
+fi
 
 # zkEnv.sh reads java.env and logback.xml from ZOOCFGDIR.
 export ZOOCFGDIR="$CONFIG_DIR"

@@ -27,9 +27,9 @@ pub struct MemberView {
     /// A volume operation: whether every volume of the member has the spec's size as its
     /// capacity, or why not yet (None: not looked at).
     pub volume: Option<Result<(), String>>,
-    /// A Redis Cluster scale: whether the engine's part of this member's step is done (an
-    /// `add`: met by the cluster and replicating its shard's primary; a `fill` or `drain`: the
-    /// slots moved), or why not yet (None: not looked at).
+    /// A scale: whether the engine's part of this member's step is done (a Redis Cluster's
+    /// `add`: met by the cluster and replicating its shard's primary; its `fill` or `drain`: the
+    /// slots moved; a ZooKeeper `add`: in the ensemble), or why not yet (None: not looked at).
     pub cluster: Option<Result<(), String>>,
 }
 
@@ -55,9 +55,13 @@ pub enum Effect {
     /// Scale in: `member`'s pod is gone; drop what the engine kept for it (its slot, its node
     /// in a Redis Cluster) and delete its PVCs; once done the step is `prepared` and ends.
     Forget { member: String },
-    /// Redis Cluster scale out: `member`'s pod is Ready; the cluster meets it and, unless it is
-    /// its shard's first member, it replicates that one.
+    /// Scale out, `member`'s pod Ready: it joins the engine's membership (a Redis Cluster meets
+    /// it and, unless it is its shard's first member, it replicates that one; a ZooKeeper
+    /// ensemble adds it with `reconfig`).
     Join { member: String },
+    /// ZooKeeper scale in: the ensemble drops `member` (`reconfig`) while its pod still runs;
+    /// once done the step is `left` and the pod goes.
+    Leave { member: String },
     /// Redis Cluster `fill` or `drain` from `member` on: the slots move in a Job, run once per
     /// step (`key`: operation and step).
     MoveSlots { member: String, drain: bool, key: String },
@@ -82,9 +86,11 @@ pub struct Observed<'a> {
     /// A new member needs the engine prepared before it exists (PostgreSQL's slot, made from
     /// the manage service); otherwise an `add` is prepared as it starts.
     pub prepare_adds: bool,
-    /// A Redis Cluster with roles from its engines: new members join the cluster before their
-    /// `add` is done.
+    /// Roles from the engines of a Redis Cluster or a ZooKeeper ensemble: new members join the
+    /// engine's membership before their `add` is done.
     pub joins: bool,
+    /// A ZooKeeper ensemble: a member leaves it (`reconfig`) before its pod goes.
+    pub leaves: bool,
 }
 
 fn is_primary(r: Role) -> bool {
@@ -162,9 +168,10 @@ fn done(step: &firecamp_core::operation::OperationStep, o: &Observed) -> Result<
             None => Err(m.waiting.clone().unwrap_or_else(|| "no pod yet".into())),
             Some(_) if !m.ready => Err(m.waiting.clone().map(|w| format!("not Ready: {w}")).unwrap_or_else(|| "not Ready".into())),
             Some(_) if m.role == Role::Unknown => Err("not in the engine's membership yet (no role)".into()),
-            Some(_) if o.joins => m.cluster.clone().unwrap_or_else(|| Err("not met by the cluster yet".into())),
+            Some(_) if o.joins => m.cluster.clone().unwrap_or_else(|| Err("not in the engine's membership yet".into())),
             Some(_) => Ok(()),
         },
+        StepAction::Remove if o.leaves && !step.left => Err("still in the ensemble".into()),
         StepAction::Remove if m.pod_uid.is_some() => Err("its pod is still there".into()),
         StepAction::Remove if !step.prepared => Err("its slot and volumes are not gone yet".into()),
         StepAction::Remove => Ok(()),
@@ -239,6 +246,7 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
                         None
                     }
                     StepAction::Fill | StepAction::Drain => Some(move_slots(&op.id, i, step)),
+                    StepAction::Remove if o.leaves => Some(Effect::Leave { member: step.member.clone() }),
                     // A resize was asked by the reconcile pass that applied the PVCs' new size;
                     // a removal starts with the next pass, whose size leaves the member out.
                     StepAction::Stop | StepAction::Start | StepAction::Remove | StepAction::Resize => None,
@@ -284,6 +292,7 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
                             return vec![Effect::Join { member: step.member.clone() }];
                         }
                         StepAction::Fill | StepAction::Drain => return vec![move_slots(&op.id, i, step)],
+                        StepAction::Remove if o.leaves && !step.left => return vec![Effect::Leave { member: step.member.clone() }],
                         StepAction::Remove if !step.prepared && m.is_none_or(|m| m.pod_uid.is_none()) => {
                             return vec![Effect::Forget { member: step.member.clone() }];
                         }

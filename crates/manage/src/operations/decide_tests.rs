@@ -33,6 +33,7 @@ fn obs<'a>(members: &'a BTreeMap<String, MemberView>, now: i64) -> Observed<'a> 
         primary: None,
         prepare_adds: false,
         joins: false,
+        leaves: false,
     }
 }
 fn repeat(members: &BTreeMap<String, MemberView>, now: i64) -> Observed<'_> {
@@ -266,4 +267,41 @@ fn a_cluster_member_joins_before_its_add_ends_and_slots_move_in_their_own_step()
     members.get_mut("rd-3").unwrap().cluster = Some(Ok(()));
     assert_eq!(advance(&mut o, &cluster(&members)), vec![]);
     assert_eq!(o.phase, OperationPhase::Succeeded, "{o:#?}");
+}
+
+fn zk(m: &BTreeMap<String, MemberView>) -> Observed<'_> {
+    Observed { joins: true, leaves: true, ..obs(m, 0) }
+}
+
+/// Issue #16: a ZooKeeper member joins the ensemble before its `add` is done, and leaves it
+/// before its pod goes.
+#[test]
+fn a_zookeeper_member_joins_the_ensemble_and_leaves_it_before_its_pod_goes() {
+    let mut o = op(vec![OperationStep::new(StepAction::Add, "zk-3")]);
+    o.kind = OperationKind::Scale;
+    let mut members = BTreeMap::from([("zk-0".to_string(), view("a", "new", true, Role::Leader))]);
+    assert_eq!(advance(&mut o, &zk(&members)), vec![]);
+    assert!(o.steps[0].prepared, "nothing to prepare: the pod is created");
+    // Ready as a non-voting learner: the ensemble adds it.
+    members.insert("zk-3".into(), view("b", "new", true, Role::Follower));
+    assert_eq!(advance(&mut o, &zk(&members)), vec![Effect::Join { member: "zk-3".into() }]);
+    members.get_mut("zk-3").unwrap().cluster = Some(Err("not in the ensemble yet".into()));
+    assert_eq!(advance(&mut o, &zk(&members)), vec![Effect::Join { member: "zk-3".into() }]);
+    assert_eq!(o.steps[0].message.as_deref(), Some("not in the ensemble yet"));
+    members.get_mut("zk-3").unwrap().cluster = Some(Ok(()));
+    assert_eq!(advance(&mut o, &zk(&members)), vec![]);
+    assert_eq!(o.phase, OperationPhase::Succeeded);
+
+    let mut o = op(vec![OperationStep::new(StepAction::Remove, "zk-3")]);
+    o.kind = OperationKind::Scale;
+    assert_eq!(advance(&mut o, &zk(&members)), vec![Effect::Leave { member: "zk-3".into() }]);
+    assert_eq!(advance(&mut o, &zk(&members)), vec![Effect::Leave { member: "zk-3".into() }], "again until it has left");
+    assert_eq!(o.steps[0].message.as_deref(), Some("still in the ensemble"));
+    o.steps[0].left = true;
+    assert_eq!(advance(&mut o, &zk(&members)), vec![], "its pod is still there");
+    members.remove("zk-3");
+    assert_eq!(advance(&mut o, &zk(&members)), vec![Effect::Forget { member: "zk-3".into() }]);
+    o.steps[0].prepared = true;
+    assert_eq!(advance(&mut o, &zk(&members)), vec![]);
+    assert_eq!(o.phase, OperationPhase::Succeeded);
 }

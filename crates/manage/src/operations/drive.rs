@@ -188,12 +188,18 @@ async fn act(
         // Acted on by `scale::act` before this is reached.
         Effect::Prepare { .. } | Effect::Forget { .. } => {}
         Effect::Join { member } => {
-            if let Some(engines) = engines
-                && let Err(why) = super::cluster::join(engines, plan, views, member, true).await
-            {
-                tracing::info!(%member, "joining the cluster: {why}");
+            if let Some(engines) = engines {
+                let joined = match engines.engine() {
+                    firecamp_core::EngineKind::Zookeeper => super::ensemble::join(engines, plan, views, member).await,
+                    _ => super::cluster::join(engines, plan, views, member, true).await,
+                };
+                if let Err(why) = joined {
+                    tracing::info!(%member, "joining: {why}");
+                }
             }
         }
+        // Acted on before this is reached.
+        Effect::Leave { .. } => {}
         Effect::MoveSlots { member, drain, key } => {
             return Ok(super::cluster::move_slots(ctx, svc, plan, views, member, *drain, key).await?.map(|()| None));
         }
@@ -283,6 +289,10 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
     if op.kind == OperationKind::Scale && cluster {
         super::cluster::observe(ctx, svc, plan, engines.as_ref(), op, &mut views).await?;
     }
+    let ensemble = plan.engine == firecamp_core::EngineKind::Zookeeper;
+    if let Some(engines) = engines.as_ref().filter(|_| op.kind == OperationKind::Scale && ensemble) {
+        super::ensemble::observe(plan, engines, op, &mut views).await;
+    }
     if svc.annotations().get(super::CANCEL_ANNOTATION) == Some(&op.id) && !op.cancel_requested {
         op.cancel_requested = true;
         changed = true;
@@ -307,7 +317,8 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
         repeat_switchover,
         primary: recorded.as_deref(),
         prepare_adds: engines.as_ref().is_some_and(|e| e.engine() == firecamp_core::EngineKind::Postgresql),
-        joins: cluster && engines.is_some(),
+        joins: (cluster || ensemble) && engines.is_some(),
+        leaves: ensemble,
     };
     let effects = advance(op, &observed);
     changed |= *op != before;
@@ -336,6 +347,18 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
     for round in 0..2 {
         let mut fenced = false;
         for e in &effects {
+            if let Effect::Leave { member } = e {
+                // Without the engines (role source `labels`) there is no ensemble to change.
+                let left = match engines.as_ref() {
+                    Some(engines) => super::ensemble::leave(engines, plan, &views, member).await,
+                    None => true,
+                };
+                if left && let Some(step) = ops.iter_mut().find(|o| o.id == op_id).and_then(|o| o.current_step().map(|i| &mut o.steps[i])) {
+                    step.left = true;
+                    persist(ctx, svc, &ops, primary.as_deref()).await?;
+                }
+                continue;
+            }
             if matches!(e, Effect::Prepare { .. } | Effect::Forget { .. }) {
                 if super::scale::act(ctx, svc, plan, engines.as_ref(), primary.as_deref(), e).await?
                     && let Some(step) = ops.iter_mut().find(|o| o.id == op_id).and_then(|o| o.current_step().map(|i| &mut o.steps[i]))

@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod decide;
 pub mod drive;
+pub mod ensemble;
 pub mod failover;
 pub mod postgresql;
 pub mod request;

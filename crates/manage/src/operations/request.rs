@@ -131,13 +131,6 @@ async fn request_once(
     // A scale starts from the members there are (a failed scale stopped short of its spec).
     let current = super::scale::applied_spec(&svc);
     let c = change(&current, req)?;
-    if c.kind == OperationKind::Scale
-        && let Some(why) = super::scale::not_on_kubernetes(&c.spec)
-    {
-        let mut errs = ValidationErrors::default();
-        errs.push("kind", why);
-        return Err(errs.into());
-    }
     let mut cluster = cluster.clone();
     cluster.namespace = svc.namespace().unwrap_or_default();
     plan(name, &c.spec, &cluster, &KubernetesLayout, &BTreeMap::new())?;

@@ -26,7 +26,8 @@ fn access(engine: EngineKind) -> (u16, Option<&'static str>) {
     match engine {
         EngineKind::Postgresql => (postgresql::PORT, Some(postgresql::SUPERUSER_PASSWORD)),
         EngineKind::Redis => (redis::PORT, Some(redis::PASSWORD)),
-        EngineKind::Zookeeper => (zookeeper::CLIENT_PORT, None),
+        // Four-letter words need no login; a scale's `reconfig` logs in as the superuser.
+        EngineKind::Zookeeper => (zookeeper::CLIENT_PORT, Some(zookeeper::SUPER_PASSWORD)),
     }
 }
 
@@ -107,6 +108,23 @@ impl Engines {
     pub async fn cluster_myid(&self, member: &str) -> std::result::Result<String, String> {
         let t = self.target_of(member)?;
         firecamp_probe::redis::cluster_myid(&t).await.map_err(|e| e.to_string())
+    }
+
+    /// A ZooKeeper session with `member` as the superuser. It dials the member's DNS name, the
+    /// name its certificate carries (the client verifies the name it dials), once the member has
+    /// an address.
+    pub async fn zookeeper(&self, member: &str) -> std::result::Result<(Target, firecamp_probe::zookeeper::ensemble::Client), String> {
+        self.target_of(member)?;
+        let name = self.dns_names.get(member).ok_or_else(|| format!("{member} has no DNS name"))?;
+        let mut t = Target::new(name.clone(), self.port);
+        if let Some(p) = &self.password {
+            t = t.with_password(p.clone());
+        }
+        if let Some(ca) = &self.tls_ca {
+            t = t.with_tls(ca.clone(), name.clone());
+        }
+        let c = firecamp_probe::zookeeper::ensemble::session(&t, zookeeper::SUPER_USER).await.map_err(|e| e.to_string())?;
+        Ok((t, c))
     }
 
     /// The address `member` is reached at (static IP, else pod IP).

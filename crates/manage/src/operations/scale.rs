@@ -6,9 +6,9 @@
 //! - `add <svc>-i`: once the engine is ready for the member (`prepared`: PostgreSQL's slot on
 //!   the primary; nothing for Redis), the size becomes i + 1: its PVCs (in zone i mod n) and
 //!   its pod are created; the step ends when the pod is Ready with a role;
-//! - `remove <svc>-i`: as soon as it runs the size becomes i, so the StatefulSet deletes the
-//!   member's pod; once the pod is gone the member's slot is dropped and its PVCs deleted
-//!   (`prepared`), and the step ends.
+//! - `remove <svc>-i`: as soon as it runs (a ZooKeeper member: once the ensemble no longer has
+//!   it, `left`) the size becomes i, so the StatefulSet deletes the member's pod; once the pod is
+//!   gone the member's slot is dropped and its PVCs deleted (`prepared`), and the step ends.
 //!
 //! Without a scale under way the size applied is the number of members the status lists; a
 //! scale that failed or was cancelled leaves the service at the size it reached.
@@ -48,9 +48,12 @@ pub fn applied_replicas(svc: &FireCampService) -> u32 {
     };
     let per = shard_size(&svc.spec.0);
     let (up, down) = (|n: u32| n.div_ceil(per) * per, |n: u32| n - n % per);
+    // A ZooKeeper member leaves the ensemble (`reconfig`) before its pod goes.
+    let leaves = svc.spec.0.engine == EngineKind::Zookeeper;
     match (step.action, MemberName::from_string(step.member.as_str()).parts()) {
         (StepAction::Add, Some((_, i))) if step.prepared && step.phase == OperationPhase::Running => up(i + 1),
         (StepAction::Add, Some((_, i))) => up(i),
+        (StepAction::Remove, Some((_, i))) if leaves && step.phase != OperationPhase::Succeeded && !step.left => i + 1,
         (StepAction::Remove, Some((_, i))) if step.phase == OperationPhase::Pending && (i + 1).is_multiple_of(per) => i + 1,
         (StepAction::Remove, Some((_, i))) => down(i),
         _ => now,
@@ -113,9 +116,6 @@ pub fn edited_scale(svc: &FireCampService) -> Option<Result<Operation, Validatio
         errs.push(field, format!("changed from {from} to {to}, which needs a scale: {why}; set it back to {from}"));
         Some(Err(errs))
     };
-    if let Some(why) = not_on_kubernetes(&current) {
-        return refused(why.to_string());
-    }
     // A cluster's asked spec was validated whole: its members are shards × members per shard.
     let req = if by_shards {
         OperationRequest { kind: Some(OperationKind::Scale), shards: Some(to), ..Default::default() }
@@ -125,17 +125,6 @@ pub fn edited_scale(svc: &FireCampService) -> Option<Result<Operation, Validatio
     match change(&current, &req) {
         Ok(c) => Some(Ok(new_operation(&c, None))),
         Err(e) => refused(e.to_string()),
-    }
-}
-
-/// Why a service cannot be scaled on Kubernetes yet, if it cannot.
-pub fn not_on_kubernetes(spec: &ServiceSpec) -> Option<&'static str> {
-    match spec.engine {
-        EngineKind::Postgresql => None,
-        EngineKind::Redis => None,
-        EngineKind::Zookeeper => Some(
-            "a ZooKeeper ensemble scales on the local runtime only so far: its pods keep a static ensemble, which changes only with every member restarted",
-        ),
     }
 }
 
@@ -287,19 +276,33 @@ mod tests {
         let failed = scale(vec![step(StepAction::Add, "pg-3", OperationPhase::Failed, true)], OperationPhase::Failed);
         assert!(edited_scale(&edited(svc(5, 3, Some(failed.clone())), 2, 2)).is_none());
         assert!(edited_scale(&edited(svc(4, 3, Some(failed)), 3, 2)).unwrap().is_ok());
-        // ZooKeeper cannot yet: refused with the reason and the size to go back to.
-        let mut zk = FireCampService::new("zk", FireCampServiceSpec(firecamp_catalog::examples::spec(EngineKind::Zookeeper, 5)));
-        zk.status = svc(5, 3, None).status;
+        // A change the engine cannot make: refused with the reason and the size to go back to.
+        let mut zk = FireCampService::new("zk", FireCampServiceSpec(firecamp_catalog::examples::spec(EngineKind::Zookeeper, 3)));
+        zk.status = svc(3, 1, None).status;
         let why = edited_scale(&zk).unwrap().unwrap_err().to_string();
-        assert!(why.contains("spec.replicas") && why.contains("static ensemble") && why.contains("set it back to 3"), "{why}");
+        assert!(why.contains("spec.replicas") && why.contains("standalone") && why.contains("set it back to 1"), "{why}");
+        zk.spec.0.replicas = 5;
+        zk.status = svc(5, 3, None).status;
+        let op = edited_scale(&zk).unwrap().unwrap();
+        assert_eq!(op.target.as_deref(), Some("replicas 3 → 5"));
     }
 
+    /// Issue #16: a ZooKeeper member's pod stays until the ensemble no longer has it.
     #[test]
-    fn only_zookeeper_does_not_scale_on_kubernetes_yet() {
-        assert_eq!(not_on_kubernetes(&firecamp_catalog::examples::spec(EngineKind::Postgresql, 3)), None);
-        assert_eq!(not_on_kubernetes(&firecamp_catalog::examples::spec(EngineKind::Redis, 3)), None);
-        assert!(not_on_kubernetes(&firecamp_catalog::examples::spec(EngineKind::Zookeeper, 3)).unwrap().contains("static ensemble"));
-        assert_eq!(not_on_kubernetes(&firecamp_catalog::examples::redis_cluster(3, 6)), None);
+    fn a_zookeeper_member_leaves_the_ensemble_before_its_pod_goes() {
+        use OperationPhase::{Pending, Running, Succeeded};
+        let zk = |left: bool, phase: OperationPhase| {
+            let mut s = svc(3, 5, None);
+            s.spec.0 = firecamp_catalog::examples::spec(EngineKind::Zookeeper, 3);
+            let mut st = step(StepAction::Remove, "zk-4", phase, false);
+            st.left = left;
+            s.status.as_mut().unwrap().operations = vec![scale(vec![st, step(StepAction::Remove, "zk-3", Pending, false)], Running)];
+            s
+        };
+        assert_eq!(applied_replicas(&zk(false, Pending)), 5);
+        assert_eq!(applied_replicas(&zk(false, Running)), 5, "still in the ensemble");
+        assert_eq!(applied_replicas(&zk(true, Running)), 4, "left: its pod goes");
+        assert_eq!(applied_replicas(&zk(true, Succeeded)), 4, "zk-3 is still in the ensemble");
     }
 
     fn cluster(shards: u32, members: usize, op: Option<Operation>) -> FireCampService {

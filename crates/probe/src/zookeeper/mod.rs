@@ -7,6 +7,8 @@
 //! words need no SASL login (ZooKeeper answers them before any session), and FireCamp allows only
 //! the read-only ones (`srvr`, `ruok`, `mntr`, `conf`, `isro`).
 
+pub mod ensemble;
+
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
