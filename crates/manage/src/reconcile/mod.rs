@@ -17,7 +17,7 @@ use firecamp_catalog::layout::KubernetesLayout;
 use firecamp_catalog::{ServicePlan, plan, plan_mid_scale};
 use firecamp_core::MemberName;
 use firecamp_kube::{Object, Secrets, build, labels, names};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{ListParams, Patch, PatchParams};
@@ -263,10 +263,21 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
     }
     let (sets, rest): (Vec<&Object>, Vec<&Object>) =
         objects.iter().filter(|o| !matches!(o, Object::Secret(_))).partition(|o| matches!(o, Object::StatefulSet(_)));
+    // The members' RBAC in order: the API server admits a RoleBinding from the manage service
+    // (which may not escalate) only once it can read the Role it grants. Side by side, the
+    // binding's refusal ended the pass and cancelled the Role's apply, pass after pass.
+    let (rbac, rest): (Vec<&Object>, Vec<&Object>) =
+        rest.into_iter().partition(|o| matches!(o, Object::ServiceAccount(_) | Object::Role(_) | Object::RoleBinding(_)));
     let field_manager = ctx.config.field_manager.as_str();
     let memo = apply::Memo { uid: &uid, applied: &ctx.applied, live: &live };
+    for o in rbac {
+        apply::apply_unless_unchanged(&ctx.client, field_manager, o, Some(&owner), Some(&memo)).await?;
+    }
     let applies: Vec<_> = rest.into_iter().map(|o| apply::apply_unless_unchanged(&ctx.client, field_manager, o, Some(&owner), Some(&memo))).collect();
-    futures::stream::iter(applies).buffer_unordered(apply::IN_FLIGHT).try_collect::<()>().await?;
+    // Every apply runs to its end (none is cancelled by another's error); the first error is
+    // the pass's.
+    let results: Vec<Result<()>> = futures::stream::iter(applies).buffer_unordered(apply::IN_FLIGHT).collect().await;
+    results.into_iter().collect::<Result<()>>()?;
     for o in sets {
         apply::apply_statefulset(&ctx.client, field_manager, o, Some(&owner), &uid, &ctx.claim_sizes, Some(&memo)).await?;
     }
