@@ -161,10 +161,11 @@ fn postgresql_client_service_selects_the_primary() {
 fn zookeeper_members_know_the_ensemble_and_their_ids() {
     let objs = objects_of("zookeeper");
     let cfg = config_file(&objs, "zk-1", "zoo.cfg");
-    // In pods the ensemble is static (no reconfig: Kubernetes has no scale yet, issue #16).
-    assert!(cfg.contains("reconfigEnabled=false\n") && !cfg.contains("dynamicConfigFile"), "{cfg}");
+    // The servers are in the dynamic file, which a scale changes with reconfig (issue #16).
+    assert!(cfg.contains("reconfigEnabled=true\n") && cfg.contains("dynamicConfigFile=/run/firecamp/zoo.cfg.dynamic\n"), "{cfg}");
+    let dynamic = config_file(&objs, "zk-1", "zoo.cfg.dynamic");
     for i in 0..3 {
-        assert!(cfg.contains(&format!("server.{}=zk-{i}.databases.prod-firecamp.com:2888:3888\n", i + 1)), "{cfg}");
+        assert!(dynamic.contains(&format!("server.{}=zk-{i}.databases.prod-firecamp.com:2888:3888:participant\n", i + 1)), "{dynamic}");
     }
     assert!(cfg.contains("4lw.commands.whitelist=srvr,ruok,mntr,conf,isro\n"));
     assert!(cfg.contains("dataLogDir=/journal/zookeeper\n"));
