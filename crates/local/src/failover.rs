@@ -322,13 +322,7 @@ impl Runtime {
                 }
             }
         };
-        let in_recovery: bool = c.query_one("SELECT pg_is_in_recovery()", &[]).await.map_err(|e| e.to_string())?.get(0);
-        if in_recovery {
-            let promoted: bool = c.query_one("SELECT pg_promote(true, 60)", &[]).await.map_err(|e| format!("pg_promote on {heir}: {e}"))?.get(0);
-            if !promoted {
-                return Err(format!("{heir} did not finish its promotion within 60 s"));
-            }
-        }
+        crate::operations::promote(&c, heir, deadline).await?;
         // The new timeline reaches the control file only with a checkpoint; pg_rewind of the
         // fenced member reads it there.
         c.batch_execute("CHECKPOINT").await.map_err(|e| format!("CHECKPOINT on {heir}: {e}"))?;

@@ -58,6 +58,42 @@ where
     }
 }
 
+async fn in_recovery(c: &tokio_postgres::Client) -> Result<bool, String> {
+    c.query_one("SELECT pg_is_in_recovery()", &[]).await.map(|r| r.get(0)).map_err(|e| e.to_string())
+}
+
+/// Promotes `member` (nothing if it is a primary already) and returns once it takes writes:
+/// `pg_promote(false)` watched every 10 ms, not `pg_promote(true, …)`, which looks every 100 ms
+/// while the writes wait.
+pub(crate) async fn promote(c: &tokio_postgres::Client, member: &str, deadline: Instant) -> Result<(), String> {
+    if !in_recovery(c).await? {
+        return Ok(());
+    }
+    c.query_one("SELECT pg_promote(false)", &[]).await.map_err(|e| format!("pg_promote on {member}: {e}"))?;
+    let within = deadline.min(Instant::now() + Duration::from_secs(60));
+    poll_fast(within, &format!("{member} did not finish its promotion within 60 s"), || async {
+        if in_recovery(c).await? { Err("still in recovery".to_string()) } else { Ok(()) }
+    })
+    .await
+}
+
+/// [`poll`] in steps of 10 ms, for what a switchover waits on while writes stop (a replica's
+/// replay, a promotion): done within milliseconds, where [`poll`]'s first pause alone is 100 ms.
+pub(crate) async fn poll_fast<F, Fut>(deadline: Instant, what: &str, mut check: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    const STEP: Duration = Duration::from_millis(10);
+    loop {
+        match check().await {
+            Ok(()) => return Ok(()),
+            Err(why) if Instant::now() + STEP > deadline => return Err(format!("{what}: {why}")),
+            Err(_) => tokio::time::sleep(STEP).await,
+        }
+    }
+}
+
 fn redis_cluster(rec: &ServiceRecord) -> bool {
     status::is_redis_cluster(rec)
 }
@@ -616,12 +652,13 @@ impl Runtime {
 
     /// PostgreSQL switchover from `old` (the primary) to `new` (a streaming replica):
     /// 1. stop `old` cleanly (fast shutdown: it sends all its WAL, up to its shutdown
-    ///    checkpoint, to the connected replicas before it exits);
+    ///    checkpoint, to the connected replicas before it exits), after a `CHECKPOINT` while it
+    ///    still takes writes, so that the shutdown checkpoint has little left to write;
     /// 2. wait until `new` has replayed past that checkpoint (so nothing acknowledged is lost and
     ///    `old` cannot have diverged: no pg_rewind is needed); else start `old` again, unchanged;
     /// 3. demote `old` on disk (standby.signal) and record `new` as the primary, so every
     ///    rendered config follows it and `old` can never come back as a primary;
-    /// 4. `pg_promote()` on `new` and give it a slot for every other member;
+    /// 4. `pg_promote()` on `new` (watched every 10 ms) and give it a slot for every other member;
     /// 5. re-point the other replicas (new primary_conninfo, `pg_reload_conf()`; restarted if
     ///    they do not stream from `new` within 30 s).
     ///
@@ -630,6 +667,8 @@ impl Runtime {
     async fn pg_switchover(&self, rec: &ServiceRecord, old: &str, new: &str, deadline: Instant) -> Result<(), String> {
         let service = rec.name.as_str();
         let installed = self.installed(rec).map_err(|e| e.to_string())?;
+        // The session with `new`, opened before writes stop and kept for its promotion.
+        let mut session = None;
         if rec.primary.as_deref() != Some(new) {
             let role = status::probe_role(rec, new).await.map_err(|e| e.to_string())?;
             if role != Role::Replica {
@@ -638,13 +677,20 @@ impl Runtime {
             self.member_back(rec, new).await.map_err(|e| format!("{new} is not a streaming replica: {e}"))?;
             let plan = self.plan_of(rec, &installed).map_err(|e| e.to_string())?;
             let pgdata = format!("{}/pgdata", plan.member(old).ok_or("not in the plan")?.paths.data_dir);
+            // Writes stop from the stop on: what can be done before is. A checkpoint now leaves
+            // the shutdown checkpoint little to write, and the session with `new` is open.
+            if let Ok(oc) = pg(rec, old).await
+                && let Err(e) = oc.batch_execute("CHECKPOINT").await
+            {
+                tracing::warn!(%service, member = %old, "checkpoint before the switchover: {e}");
+            }
+            let c = pg(rec, new).await?;
             self.stop_member(service, old).await;
             let (state, lsn) = controldata(&installed.bin_dir, &pgdata)?;
             let caught_up = if state != "shut down" {
                 Err(format!("{old} did not shut down cleanly (pg_control says {state:?})"))
             } else {
-                let c = pg(rec, new).await?;
-                poll(deadline, &format!("{new} did not replay {old}'s WAL up to its shutdown checkpoint {lsn}"), || async {
+                poll_fast(deadline, &format!("{new} did not replay {old}'s WAL up to its shutdown checkpoint {lsn}"), || async {
                     let row = c
                         .query_one("SELECT pg_last_wal_replay_lsn() > $1::text::pg_lsn, pg_last_wal_replay_lsn()::text", &[&lsn])
                         .await
@@ -670,16 +716,14 @@ impl Runtime {
                 self.write_member(&updated, &plan, m.member.name.as_str()).map_err(|e| e.to_string())?;
             }
             self.log_sink(service, old).line(&format!("firecamp: {old} demoted (standby.signal); {new} is the primary from now on"));
+            session = Some(c);
         }
         let rec = self.store.get(service).map_err(|e| e.to_string())?.ok_or("service gone")?;
-        let c = pg(&rec, new).await?;
-        let in_recovery: bool = c.query_one("SELECT pg_is_in_recovery()", &[]).await.map_err(|e| e.to_string())?.get(0);
-        if in_recovery {
-            let promoted: bool = c.query_one("SELECT pg_promote(true, 60)", &[]).await.map_err(|e| format!("pg_promote on {new}: {e}"))?.get(0);
-            if !promoted {
-                return Err(format!("{new} did not finish its promotion within 60 s"));
-            }
-        }
+        let c = match session {
+            Some(c) => c,
+            None => pg(&rec, new).await?,
+        };
+        promote(&c, new, deadline).await?;
         self.after_promotion(&rec, new, Some(old), deadline).await
     }
 
