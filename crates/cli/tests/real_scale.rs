@@ -71,7 +71,14 @@ async fn postgresql_and_redis_scale_on_real_pods_new_members_prepared_before_the
     let secrets = [("rc-credentials", "/secret"), ("rc-tls", "/tls")];
     let cli = r#"export REDISCLI_AUTH="$(cat /secret/password)"
 rc() { redis-cli --tls --cacert /tls/ca.crt "$@" | tr -d '\r'; }"#;
-    let before = format!("set -eu\n{cli}\nfor i in $(seq 2000); do echo \"set k$i v$i\"; done | rc -c -h rc-0.{domain} | grep -c OK");
+    // As any client must: the member's name resolves once its Route53 record is in sync (the
+    // bed's CoreDNS reads the zone every second), and a node reports `cluster_state:ok` once
+    // gossip has spread the slots; ACTIVE promises neither at once (CI once saw no write
+    // answered right after ACTIVE). Waited for up to 2 minutes, then the writes.
+    let before = format!(
+        "set -eu\n{cli}\nfor t in $(seq 600); do rc -h rc-0.{domain} cluster info 2>/dev/null | grep -q '^cluster_state:ok' && break; sleep 0.2; done\n\
+         for i in $(seq 2000); do echo \"set k$i v$i\"; done | rc -c -h rc-0.{domain} | grep -c OK"
+    );
     assert_eq!(run_client_pod(&client, &ns, "rc-before", &image, 999, &secrets, &before).await.trim(), "2000");
     // The writer runs until the test sets `stop`, after both scales; it counts its writes
     // and every answer that is not OK.
