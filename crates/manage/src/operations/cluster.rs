@@ -37,7 +37,8 @@ pub fn job_name(service: &str) -> String {
     format!("{service}-slots")
 }
 
-fn index(member: &str) -> u32 {
+/// A member's index (`<service>-<i>`).
+pub(super) fn index(member: &str) -> u32 {
     MemberName::from_string(member).parts().map(|(_, i)| i).unwrap_or(0)
 }
 

@@ -16,15 +16,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use firecamp_catalog::{ServicePlan, zookeeper};
-use firecamp_core::MemberName;
 use firecamp_core::operation::{Operation, StepAction};
 
+use super::cluster::index;
 use super::decide::MemberView;
 use super::roles::Engines;
-
-fn index(member: &str) -> u32 {
-    MemberName::from_string(member).parts().map(|(_, i)| i).unwrap_or(0)
-}
 
 /// The member to go through: the lowest Ready one below `member` (there before it), else the
 /// lowest Ready one other than it.
