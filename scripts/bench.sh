@@ -8,6 +8,7 @@
 #   BENCH_ONLY=local scripts/bench.sh   only the local runtime's (no test bed needed)
 #   BENCH_ONLY=bed scripts/bench.sh     only the bed's
 #   BENCH_SERVICES=N                 one-member services for the manage service's RSS (default 100)
+#   BENCH_FAILOVER_ROUNDS=N          failovers per engine on the bed's real pods (default 3)
 # As root (the local runtime starts servers as their users; the bed's nodes need it too). The
 # bed's benchmark uses a running bed (testbed/bed env) or starts one with 12 kwok nodes and stops
 # it after. Each benchmark's whole output goes to $BENCH_LOG_DIR (default a temp directory).
@@ -63,6 +64,14 @@ if [ "$only" != local ]; then
   . scripts/setup.d/20-moto.sh >"$logs/moto.log" 2>&1
   run aws_calls cargo test -q --locked -p firecamp --test aws_on_bed members_get_static_ips -- --nocapture
   for c in "${CLEANUP[@]}"; do eval "$c" || true; done
+  # Failover on real pods (the primary's pod deleted, its zone cordoned): needs a bed with real
+  # nodes and CoreDNS, started by you with its moto (testbed/bed up --real-nodes 6 --aws URL).
+  if [ -n "${FIRECAMP_TESTBED_REAL_CLUSTER:-}" ]; then
+    run failover_on_real_pods env FIRECAMP_FAILOVER_ROUNDS="${BENCH_FAILOVER_ROUNDS:-3}" \
+      cargo test -q --locked -p firecamp --test real_failover -- --nocapture
+  else
+    step "failover on real pods: not measured, the bed has no real nodes (testbed/bed up --real-nodes 6 --aws URL)"
+  fi
   if [ -n "$bed_started" ]; then testbed/bed down >/dev/null 2>&1 || true; bed_started=""; fi
 fi
 

@@ -365,7 +365,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub allow_plaintext: bool,
     /// Seconds a primary must stay lost before its most advanced replica is promoted
-    /// (5 to 3600; 30 when absent). PostgreSQL and Redis replication mode, local runtime for now.
+    /// (5 to 3600; 30 when absent). PostgreSQL and Redis replication mode.
     #[arg(long, value_name = "SECONDS")]
     pub failover_delay: Option<u32>,
     /// No automatic failover: a lost primary waits for its member to come back.

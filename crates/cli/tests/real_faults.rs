@@ -15,110 +15,16 @@ use firecamp_api::Phase;
 use firecamp_core::operation::OperationPhase;
 use firecamp_manage::crd::FireCampService;
 use firecamp_testbed::{client, fresh_namespace};
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use kube::api::{DeleteParams, ListParams};
 use kube::runtime::wait::await_condition;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 
 mod real;
-use real::{STREAMING, SYSTEM, Uninstall, bed_env, installed, psql, psql_until, redis, redis_until, rest, token};
-
-const BED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testbed/bed");
-
-fn bed(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(BED).args(args).output().expect("testbed/bed runs")
-}
-
-/// A real node whose zone went dark. It comes back when dropped, so a failing test leaves the
-/// bed whole for the tests after it.
-struct Dark(usize);
-
-impl Dark {
-    fn new(i: usize) -> Dark {
-        Dark::with("dark", i)
-    }
-    /// Only its kubelet stops: the node goes NotReady, its pods still serve whoever reaches them.
-    fn mute(i: usize) -> Dark {
-        Dark::with("mute", i)
-    }
-    fn with(how: &str, i: usize) -> Dark {
-        let out = bed(&["node", how, &i.to_string()]);
-        assert!(out.status.success(), "testbed/bed node {how} {i}: {}", String::from_utf8_lossy(&out.stderr));
-        Dark(i)
-    }
-    fn light(self) {
-        let out = bed(&["node", "light", &self.0.to_string()]);
-        assert!(out.status.success(), "testbed/bed node light {}: {}", self.0, String::from_utf8_lossy(&out.stderr));
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for Dark {
-    fn drop(&mut self) {
-        let out = bed(&["node", "light", &self.0.to_string()]);
-        if !out.status.success() {
-            eprintln!("testbed/bed node light {}: {}", self.0, String::from_utf8_lossy(&out.stderr));
-        }
-    }
-}
-
-/// The pods at `from` no longer reach the address `to`; healed when dropped.
-struct Cut {
-    from: Vec<String>,
-    to: String,
-}
-
-impl Cut {
-    fn new(from: &[String], to: &str) -> Cut {
-        let cut = Cut { from: from.to_vec(), to: to.to_string() };
-        for f in from {
-            let out = bed(&["cut", f, to]);
-            assert!(out.status.success(), "testbed/bed cut {f} {to}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        cut
-    }
-}
-
-impl Drop for Cut {
-    fn drop(&mut self) {
-        for f in &self.from {
-            let out = bed(&["uncut", f, &self.to]);
-            if !out.status.success() {
-                eprintln!("testbed/bed uncut {f} {}: {}", self.to, String::from_utf8_lossy(&out.stderr));
-            }
-        }
-    }
-}
-
-/// The bed's node index from its name (`ip-10-250-<16+zone>-<11+i>.ec2.internal`).
-fn node_index(name: &str) -> usize {
-    let last = name.split('.').next().and_then(|h| h.rsplit('-').next()).and_then(|o| o.parse::<usize>().ok());
-    last.and_then(|o| o.checked_sub(11)).unwrap_or_else(|| panic!("{name} is not a name of the bed's real nodes"))
-}
-
-fn is_ready(p: &Pod) -> bool {
-    p.metadata.deletion_timestamp.is_none()
-        && p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-async fn leader(client: &Client) -> Option<String> {
-    Api::<Lease>::namespaced(client.clone(), SYSTEM).get_opt("firecamp-manage").await.unwrap()?.spec?.holder_identity
-}
-
-/// Waits until service `name`'s status satisfies `ok`; panics with the last status after `secs`.
-async fn service_until(client: &Client, ns: &str, name: &str, what: &str, secs: u64, ok: impl Fn(&FireCampService) -> bool) -> FireCampService {
-    let api: Api<FireCampService> = Api::namespaced(client.clone(), ns);
-    let cond = |s: Option<&FireCampService>| s.is_some_and(&ok);
-    match tokio::time::timeout(Duration::from_secs(secs), await_condition(api.clone(), name, cond)).await {
-        Ok(Ok(Some(s))) => s,
-        _ => panic!("{name}: {what}: not within {secs} s; the service's status: {:#?}", api.get(name).await.ok().and_then(|s| s.status)),
-    }
-}
-
-fn phase(s: &FireCampService) -> Option<Phase> {
-    s.status.as_ref().map(|st| st.phase)
-}
+use real::{
+    Cut, Dark, STREAMING, SYSTEM, Uninstall, bed_env, installed, is_ready, leader, node_index, phase, psql, psql_until, redis, redis_until, rest,
+    service_until, token,
+};
 
 #[tokio::test]
 async fn primaries_on_real_pods_survive_a_lost_pod_a_restart_under_writes_a_dark_zone_and_a_partition() {

@@ -8,18 +8,12 @@
 use std::time::Duration;
 
 use firecamp_testbed::{client, fresh_namespace};
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Api;
 use kube::api::DeleteParams;
-use kube::{Api, Client};
 
 mod real;
-use real::{SYSTEM, Uninstall, bed_env, cli, installed, token};
-
-async fn leader(client: &Client) -> Option<String> {
-    let lease = Api::<Lease>::namespaced(client.clone(), SYSTEM).get_opt("firecamp-manage").await.unwrap()?;
-    lease.spec?.holder_identity
-}
+use real::{SYSTEM, Uninstall, bed_env, cli, installed, leader, token};
 
 #[tokio::test]
 async fn postgresql_runs_on_real_pods_under_the_manage_service_from_its_image() {

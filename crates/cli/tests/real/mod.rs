@@ -4,8 +4,11 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use firecamp_api::Phase;
+use firecamp_manage::crd::FireCampService;
 use firecamp_testbed::client;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{ApiResource, AttachParams, DeleteParams, DynamicObject, GroupVersionKind, LogParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
@@ -281,4 +284,102 @@ pub async fn redis(client: &Client, ns: &str, pod: &str, script: &str) -> String
 /// Polls `script` on Redis member `pod` until it prints `want`, for up to `secs`.
 pub async fn redis_until(client: &Client, ns: &str, pod: &str, script: &str, want: &str, secs: u64) {
     poll_until(pod, script, want, secs, || redis(client, ns, pod, script)).await
+}
+
+// Faults: zones going dark, partitions, the manage service's leader, services' status.
+
+pub const BED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testbed/bed");
+
+pub fn bed(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BED).args(args).output().expect("testbed/bed runs")
+}
+
+/// A real node whose zone went dark. It comes back when dropped, so a failing test leaves the
+/// bed whole for the tests after it.
+pub struct Dark(usize);
+
+impl Dark {
+    pub fn new(i: usize) -> Dark {
+        Dark::with("dark", i)
+    }
+    /// Only its kubelet stops: the node goes NotReady, its pods still serve whoever reaches them.
+    pub fn mute(i: usize) -> Dark {
+        Dark::with("mute", i)
+    }
+    pub fn with(how: &str, i: usize) -> Dark {
+        let out = bed(&["node", how, &i.to_string()]);
+        assert!(out.status.success(), "testbed/bed node {how} {i}: {}", String::from_utf8_lossy(&out.stderr));
+        Dark(i)
+    }
+    pub fn light(self) {
+        let out = bed(&["node", "light", &self.0.to_string()]);
+        assert!(out.status.success(), "testbed/bed node light {}: {}", self.0, String::from_utf8_lossy(&out.stderr));
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Dark {
+    fn drop(&mut self) {
+        let out = bed(&["node", "light", &self.0.to_string()]);
+        if !out.status.success() {
+            eprintln!("testbed/bed node light {}: {}", self.0, String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+/// The pods at `from` no longer reach the address `to`; healed when dropped.
+pub struct Cut {
+    from: Vec<String>,
+    to: String,
+}
+
+impl Cut {
+    pub fn new(from: &[String], to: &str) -> Cut {
+        let cut = Cut { from: from.to_vec(), to: to.to_string() };
+        for f in from {
+            let out = bed(&["cut", f, to]);
+            assert!(out.status.success(), "testbed/bed cut {f} {to}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        cut
+    }
+}
+
+impl Drop for Cut {
+    fn drop(&mut self) {
+        for f in &self.from {
+            let out = bed(&["uncut", f, &self.to]);
+            if !out.status.success() {
+                eprintln!("testbed/bed uncut {f} {}: {}", self.to, String::from_utf8_lossy(&out.stderr));
+            }
+        }
+    }
+}
+
+/// The bed's node index from its name (`ip-10-250-<16+zone>-<11+i>.ec2.internal`).
+pub fn node_index(name: &str) -> usize {
+    let last = name.split('.').next().and_then(|h| h.rsplit('-').next()).and_then(|o| o.parse::<usize>().ok());
+    last.and_then(|o| o.checked_sub(11)).unwrap_or_else(|| panic!("{name} is not a name of the bed's real nodes"))
+}
+
+pub fn is_ready(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_none()
+        && p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+pub async fn leader(client: &Client) -> Option<String> {
+    Api::<Lease>::namespaced(client.clone(), SYSTEM).get_opt("firecamp-manage").await.unwrap()?.spec?.holder_identity
+}
+
+/// Waits until service `name`'s status satisfies `ok`; panics with the last status after `secs`.
+pub async fn service_until(client: &Client, ns: &str, name: &str, what: &str, secs: u64, ok: impl Fn(&FireCampService) -> bool) -> FireCampService {
+    let api: Api<FireCampService> = Api::namespaced(client.clone(), ns);
+    let cond = |s: Option<&FireCampService>| s.is_some_and(&ok);
+    match tokio::time::timeout(Duration::from_secs(secs), await_condition(api.clone(), name, cond)).await {
+        Ok(Ok(Some(s))) => s,
+        _ => panic!("{name}: {what}: not within {secs} s; the service's status: {:#?}", api.get(name).await.ok().and_then(|s| s.status)),
+    }
+}
+
+pub fn phase(s: &FireCampService) -> Option<Phase> {
+    s.status.as_ref().map(|st| st.phase)
 }

@@ -155,13 +155,11 @@ fn done(step: &firecamp_core::operation::OperationStep, o: &Observed) -> Result<
                 Err(format!("{} is not recorded as the primary yet", step.to.as_deref().unwrap_or("?")))
             }
         }
-        StepAction::Promote => {
-            if is_primary(m.role) {
-                Ok(())
-            } else {
-                Err(format!("{} is {}", step.member, m.role.as_str()))
-            }
-        }
+        StepAction::Promote if !is_primary(m.role) => Err(format!("{} is {}", step.member, m.role.as_str())),
+        // Promoted in its engine is not enough: a manage service stopped between the promotion
+        // and the re-pointing would leave the other replicas following the lost primary.
+        StepAction::Promote if !step.prepared => Err(format!("{} is promoted; its label and the other replicas' re-pointing are not done yet", step.member)),
+        StepAction::Promote => Ok(()),
         StepAction::Resize => m.volume.clone().unwrap_or_else(|| Err("its volumes were not looked at".into())),
         StepAction::Add if !step.prepared => Err("waiting for the engine to be ready for it".into()),
         StepAction::Add => match &m.pod_uid {

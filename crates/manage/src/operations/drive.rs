@@ -27,6 +27,8 @@ use crate::reconcile::Context;
 
 /// How often a running operation is looked at besides pod events (for step timeouts).
 const TICK: Duration = Duration::from_secs(5);
+/// How soon a primary its kubelet calls lost, but another witness not yet, is looked at again.
+const HELD_LOOK_AGAIN: Duration = Duration::from_secs(2);
 
 fn condition<'a>(p: &'a Pod, type_: &str) -> Option<&'a k8s_openapi::api::core::v1::PodCondition> {
     p.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == type_)
@@ -241,9 +243,14 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
             Look::Healthy => return Ok(Driven { operations: ops, primary, primary_lost_since: None, look_again: None, held: None }),
             Look::Held(why) => {
                 tracing::warn!(service = %svc.name_any(), "{why}");
-                return Ok(Driven { operations: ops, primary, primary_lost_since: None, look_again: None, held: Some(why) });
+                // Soon again: a primary whose server is stopping answers until it has stopped,
+                // and only a look tells when its replicas stop hearing it.
+                return Ok(Driven { operations: ops, primary, primary_lost_since: None, look_again: Some(HELD_LOOK_AGAIN), held: Some(why) });
             }
-            Look::Lost { since } => return Ok(Driven { operations: ops, primary, primary_lost_since: Some(since), look_again: Some(TICK), held: None }),
+            Look::Lost { since, ends_in } => {
+                let look_again = Some(ends_in.map_or(TICK, |d| d.min(TICK)));
+                return Ok(Driven { operations: ops, primary, primary_lost_since: Some(since), look_again, held: None });
+            }
             Look::Failover(op) => failover = Some(op),
         }
     }
@@ -372,6 +379,13 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
                 Ok(Some(new)) => {
                     primary = Some(new);
                     fenced |= matches!(e, Effect::Fence { .. });
+                }
+                // Acted through: the heir is labelled and followed (the step's done-check needs it).
+                Ok(None) if matches!(e, Effect::Promote { .. }) => {
+                    if let Some(step) = ops.iter_mut().find(|o| o.id == op_id).and_then(|o| o.current_step().map(|i| &mut o.steps[i])) {
+                        step.prepared = true;
+                        persist(ctx, svc, &ops, primary.as_deref()).await?;
+                    }
                 }
                 Ok(None) => {}
                 Err(why) => {

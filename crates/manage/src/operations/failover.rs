@@ -58,8 +58,9 @@ pub enum Look {
     /// The kubelet says the primary is lost but another witness says it serves: no failover,
     /// for this reason (shown in the service's status, so users see why none happens).
     Held(String),
-    /// Lost since this instant (RFC 3339), not for long enough yet, or with no replica to promote.
-    Lost { since: String },
+    /// Lost since this instant (RFC 3339), not for long enough yet (the delay ends in `ends_in`), or
+    /// with no replica to promote (`ends_in` is `None`).
+    Lost { since: String, ends_in: Option<std::time::Duration> },
     /// Lost for the delay: this failover starts now.
     Failover(Operation),
 }
@@ -131,9 +132,11 @@ pub async fn look(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pods
     }
     let now = k8s_openapi::jiff::Timestamp::now();
     let since_text = svc.status.as_ref().and_then(|s| s.primary_lost_since.clone()).unwrap_or_else(|| now.to_string());
-    let since = since_text.parse::<k8s_openapi::jiff::Timestamp>().map(|t| t.as_second()).unwrap_or(now.as_second());
-    let lost_for = now.as_second() - since;
-    if lost_for < i64::from(plan.spec.failover.delay_seconds()) {
+    let since = since_text.parse::<k8s_openapi::jiff::Timestamp>().map(|t| t.as_millisecond()).unwrap_or(now.as_millisecond());
+    let lost_for_ms = now.as_millisecond() - since;
+    let lost_for = lost_for_ms / 1000;
+    let delay_ms = i64::from(plan.spec.failover.delay_seconds()) * 1000;
+    if lost_for_ms < delay_ms {
         if svc.status.as_ref().and_then(|s| s.primary_lost_since.as_deref()).is_none() {
             let note = format!(
                 "the primary {primary} is lost ({kubelet}; its engine does not answer; no replica receives from it): failover in {} s unless it returns",
@@ -142,11 +145,13 @@ pub async fn look(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pods
             tracing::warn!(service = %svc.name_any(), "{note}");
             crate::reconcile::event(ctx, svc, EventType::Warning, "PrimaryLost", note).await;
         }
-        return Ok(Look::Lost { since: since_text });
+        // The next look when the delay ends, not up to a tick later.
+        let left = std::time::Duration::from_millis(u64::try_from(delay_ms - lost_for_ms).unwrap_or(0));
+        return Ok(Look::Lost { since: since_text, ends_in: Some(left) });
     }
     let Some((heir, _, heir_at)) = positions.into_iter().max_by_key(|(_, at, _)| *at) else {
         tracing::error!(service = %svc.name_any(), %primary, "the primary is lost and no replica answers: nothing to promote");
-        return Ok(Look::Lost { since: since_text });
+        return Ok(Look::Lost { since: since_text, ends_in: None });
     };
     let what = if plan.engine == EngineKind::Redis { "replication offset" } else { "WAL" };
     let window = match plan.spec.postgresql.as_ref().map(|p| p.replication) {
