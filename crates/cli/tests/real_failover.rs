@@ -21,7 +21,7 @@ use firecamp_core::operation::{Operation, OperationKind, OperationPhase};
 use firecamp_manage::crd::FireCampService;
 use firecamp_testbed::{client, fresh_namespace};
 use k8s_openapi::api::admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
@@ -136,6 +136,19 @@ impl Drop for Hold {
     }
 }
 
+/// When service `name` last reported its primary lost (its `PrimaryLost` event) after `since`.
+async fn lost_seen(client: &Client, ns: &str, name: &str, since: f64) -> f64 {
+    let lp = ListParams::default().fields(&format!("involvedObject.name={name},reason=PrimaryLost"));
+    let events = Api::<Event>::namespaced(client.clone(), ns).list(&lp).await.unwrap().items;
+    let when = |e: &Event| {
+        // A repeated event is a series: its last time is the latest occurrence.
+        let series = e.series.as_ref().and_then(|s| s.last_observed_time.as_ref()).map(|t| t.0);
+        let t = series.or(e.event_time.as_ref().map(|t| t.0)).or(e.last_timestamp.as_ref().map(|t| t.0));
+        t.map(|t| t.as_millisecond() as f64 / 1000.0)
+    };
+    events.iter().filter_map(when).filter(|t| *t >= since).fold(f64::NAN, f64::min)
+}
+
 /// The service's failover operations.
 fn failovers(s: &FireCampService) -> Vec<Operation> {
     s.status.as_ref().map(|st| st.operations.iter().filter(|o| o.kind == OperationKind::Failover).cloned().collect()).unwrap_or_default()
@@ -168,6 +181,8 @@ fn median(v: &mut [f64]) -> f64 {
 struct Round {
     engine: &'static str,
     deleted: f64,
+    /// The `PrimaryLost` event: every witness agreed, the delay began.
+    lost: f64,
     recorded: f64,
     done: f64,
 }
@@ -331,7 +346,8 @@ echo "stopped after $i attempts"
             assert_eq!(op.phase, OperationPhase::Succeeded, "{name}: {op:#?}");
             let heir = svc.status.as_ref().and_then(|s| s.primary.clone()).unwrap();
             assert_ne!(heir, primary, "{name}: another member is the primary");
-            timed.push(Round { engine: name, deleted, recorded: at(&op.created), done: at(op.finished.as_deref().unwrap()) });
+            let lost = lost_seen(&client, &ns, name, deleted).await;
+            timed.push(Round { engine: name, deleted, lost, recorded: at(&op.created), done: at(op.finished.as_deref().unwrap()) });
             drop(cordon);
             let back = |p: Option<&Pod>| p.is_some_and(|p| p.uid().as_deref() != Some(uid.as_str()) && is_ready(p));
             tokio::time::timeout(Duration::from_secs(300), await_condition(pods.clone(), &primary, back))
@@ -373,7 +389,8 @@ echo "stopped after $i attempts"
         for r in timed.iter().filter(|r| r.engine == engine) {
             let w = writes.iter().map(|(_, t)| *t).find(|t| *t >= r.recorded).unwrap_or(f64::NAN);
             eprintln!(
-                "{engine} round: detection {:.2} s, promotion {:.2} s, first write {:.2} s after the deletion",
+                "{engine} round: lost seen {:.2} s, detection {:.2} s, promotion {:.2} s, first write {:.2} s after the deletion",
+                r.lost - r.deleted,
                 r.recorded - r.deleted,
                 r.done - r.recorded,
                 w - r.deleted

@@ -6,7 +6,8 @@
 //! 1. the **kubelet's**: the primary's pod is gone, being deleted or not Ready, or its node is
 //!    not Ready or gone (the kubelet runs the readiness probe on the member's own node, so a hung
 //!    server fails it as a dead one does);
-//! 2. the **manage service's**: the member's engine does not answer as the primary;
+//! 2. the **manage service's**: the member's engine does not answer as the primary (not asked
+//!    when the member has no pod or its pod is Pending: no server runs there);
 //! 3. the **replicas'**: none still receives from it (PostgreSQL: a WAL receiver `streaming` with
 //!    a message in the last 40 s; Redis: `master_link_status:up`).
 //!
@@ -116,7 +117,10 @@ pub async fn look(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pods
     };
     let ns = svc.namespace().unwrap_or_default();
     let engines = Engines::read(&ctx.client, plan, &ns, pods).await?;
-    if engines.role(&primary).await == Role::Primary {
+    // A member with no pod, or one whose containers have not started, runs no server there to
+    // ask: asking its static IP would only wait for the connect timeout.
+    let may_serve = pod.is_some_and(|p| p.metadata.deletion_timestamp.is_some() || p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Pending"));
+    if may_serve && engines.role(&primary).await == Role::Primary {
         return Ok(Look::Held(format!("failover held: {primary}'s engine still answers as the primary ({kubelet})")));
     }
     let replicas: Vec<String> = plan.members.iter().map(|m| m.member.name.to_string()).filter(|m| *m != primary).collect();
