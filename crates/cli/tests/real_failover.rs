@@ -250,12 +250,8 @@ done
 echo "stopped after $i attempts"
 "#
     );
-    let pg_log = {
-        let (client, ns, image) = (client.clone(), ns.clone(), env.image("docker.io/library/postgres:15.10-bookworm"));
-        tokio::spawn(async move {
-            real::run_client_pod(&client, &ns, "pg-writer", &image, 999, &[("pg-credentials", "/secret"), ("pg-tls", "/tls")], &pg_writer).await
-        })
-    };
+    let pg_image = env.image("docker.io/library/postgres:15.10-bookworm");
+    let pg_log = real::spawn_client_pod(&client, &ns, "pg-writer", pg_image, &[("pg-credentials", "/secret"), ("pg-tls", "/tls")], pg_writer);
     let rd_writer = format!(
         r#"set -u
 export REDISCLI_AUTH="$(cat /secret/password)"
@@ -268,12 +264,8 @@ done
 echo "stopped after $i attempts"
 "#
     );
-    let rd_log = {
-        let (client, ns, image) = (client.clone(), ns.clone(), env.image("docker.io/library/redis:7.0.15-bookworm"));
-        tokio::spawn(async move {
-            real::run_client_pod(&client, &ns, "rd-writer", &image, 999, &[("rd-credentials", "/secret"), ("rd-tls", "/tls")], &rd_writer).await
-        })
-    };
+    let rd_image = env.image("docker.io/library/redis:7.0.15-bookworm");
+    let rd_log = real::spawn_client_pod(&client, &ns, "rd-writer", rd_image, &[("rd-credentials", "/secret"), ("rd-tls", "/tls")], rd_writer);
     psql_until(&client, &ns, "pg-0", "select count(*) > 10 from w", "t", 120).await;
 
     // The hold: the manage service may label no pod of this namespace primary.

@@ -97,12 +97,8 @@ done
 echo "stopped after $i attempts"
 "#
     );
-    let writer = {
-        let (client, ns, image) = (client.clone(), ns.clone(), env.image("docker.io/library/postgres:15.10-bookworm"));
-        tokio::spawn(async move {
-            real::run_client_pod(&client, &ns, "writer", &image, 999, &[("pg-credentials", "/secret"), ("pg-tls", "/tls")], &writer_script).await
-        })
-    };
+    let image = env.image("docker.io/library/postgres:15.10-bookworm");
+    let writer = real::spawn_client_pod(&client, &ns, "writer", image, &[("pg-credentials", "/secret"), ("pg-tls", "/tls")], writer_script);
     psql_until(&client, &ns, "pg-0", "select count(*) > 0 from w", "t", 120).await;
     let first_leader = leader(&client).await.expect("a manage pod leads");
     let manage = real::manage_pods(&client).await;

@@ -90,7 +90,7 @@ pub struct ServiceSpec {
     #[serde(default, skip_serializing_if = "TlsSpec::is_default")]
     pub tls: TlsSpec,
     /// Automatic failover of a lost primary (PostgreSQL, Redis replication mode; the local runtime
-    /// for now).
+    /// and Kubernetes with the roles from the engines).
     #[serde(default, skip_serializing_if = "FailoverSpec::is_default")]
     pub failover: FailoverSpec,
 }

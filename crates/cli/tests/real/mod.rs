@@ -158,6 +158,19 @@ pub async fn run_client_pod(client: &Client, ns: &str, name: &str, image: &str, 
     logs
 }
 
+/// [`run_client_pod`] in the background; the handle gives its log once it has ended.
+pub fn spawn_client_pod(
+    client: &Client,
+    ns: &str,
+    name: &'static str,
+    image: String,
+    secrets: &'static [(&'static str, &'static str)],
+    script: String,
+) -> tokio::task::JoinHandle<String> {
+    let (client, ns) = (client.clone(), ns.to_string());
+    tokio::spawn(async move { run_client_pod(&client, &ns, name, &image, 999, secrets, &script).await })
+}
+
 /// Deletes the manage service's Deployment and waits until it is gone: an apply to a Deployment
 /// under foreground deletion is deleted with it, and another test's (install_on_bed's, on kwok
 /// nodes) must not lend its pods to this one.
