@@ -298,7 +298,8 @@ pub struct OperationStep {
     pub replaced: Option<String>,
     /// `add`: the engine is ready for the member (PostgreSQL: its slot on the primary), so it
     /// may be created; `remove`: the member is out of the engine and its volumes are deleted;
-    /// `promote`: the heir's pod is labelled primary and the other replicas follow it.
+    /// `promote` (and a PostgreSQL `switchover`): the new primary's pod is labelled primary and
+    /// the other replicas follow it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub prepared: bool,
     /// `remove` of a ZooKeeper member: the ensemble no longer has it (`reconfig`), so its pod

@@ -128,7 +128,11 @@ fn done(step: &firecamp_core::operation::OperationStep, o: &Observed) -> Result<
         }
         StepAction::Switchover => {
             let to = step.to.as_deref().and_then(|t| o.members.get(t)).map(|v| v.role).unwrap_or_default();
-            if is_primary(to) && !is_primary(m.role) && m.role != Role::Unknown {
+            if is_primary(to) && o.repeat_switchover && !step.prepared {
+                // As for a failover's promotion: promoted is not enough, the new primary's
+                // slots, its label and the other replicas' re-pointing come after it.
+                Err(format!("{} is promoted; its slots, label and the other replicas' re-pointing are not done yet", step.to.as_deref().unwrap_or("?")))
+            } else if is_primary(to) && !is_primary(m.role) && m.role != Role::Unknown {
                 Ok(())
             } else {
                 Err(format!("{} is {}, {} is {}", step.to.as_deref().unwrap_or("?"), to.as_str(), step.member, m.role.as_str()))
@@ -298,7 +302,7 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
                     }
                     if step.action == StepAction::Switchover && o.repeat_switchover {
                         let to = step.to.clone().unwrap_or_default();
-                        if !o.members.get(&to).is_some_and(|v| is_primary(v.role)) {
+                        if !o.members.get(&to).is_some_and(|v| is_primary(v.role)) || !step.prepared {
                             return vec![Effect::Switchover { from: step.member.clone(), to, uid: step.replaced.clone() }];
                         }
                     }

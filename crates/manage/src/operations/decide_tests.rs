@@ -142,8 +142,11 @@ fn a_postgresql_switchover_is_taken_up_again_until_promoted_and_its_new_pod_is_t
     // Interrupted after the old primary's pod went, before the promotion: acted on again.
     members.insert("pg-0".into(), MemberView::default());
     assert_eq!(advance(&mut o, &repeat(&members, 1)), switchover);
-    // Promoted; the old primary's new pod is not back yet: nothing to repeat, wait.
+    // Promoted, but the pass stopped before the slots, the label and the re-pointing: again.
     members.insert("pg-1".into(), view("b", "new", true, Role::Primary));
+    assert_eq!(advance(&mut o, &repeat(&members, 2)), switchover, "promoted, not followed: again");
+    o.steps[0].prepared = true;
+    // Followed; the old primary's new pod is not back yet: nothing to repeat, wait.
     assert_eq!(advance(&mut o, &repeat(&members, 2)), vec![]);
     members.insert("pg-0".into(), view("c", "new", true, Role::Replica));
     assert_eq!(advance(&mut o, &repeat(&members, 3)), vec![Effect::FollowPrimary { primary: "pg-1".into(), old: "pg-0".into() }]);

@@ -379,6 +379,14 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
                 Ok(Some(new)) => {
                     primary = Some(new);
                     fenced |= matches!(e, Effect::Fence { .. });
+                    // A PostgreSQL switchover returns once its target is promoted and followed.
+                    if matches!(e, Effect::Switchover { .. })
+                        && observed.repeat_switchover
+                        && let Some(step) = ops.iter_mut().find(|o| o.id == op_id).and_then(|o| o.current_step().map(|i| &mut o.steps[i]))
+                    {
+                        step.prepared = true;
+                        persist(ctx, svc, &ops, primary.as_deref()).await?;
+                    }
                 }
                 // Acted through: the heir is labelled and followed (the step's done-check needs it).
                 Ok(None) if matches!(e, Effect::Promote { .. }) => {
