@@ -8,7 +8,7 @@ use firecamp_api::Role;
 use firecamp_catalog::redis::members_per_shard;
 use firecamp_catalog::{ServicePlan, engine};
 use firecamp_core::operation::{
-    MemberRole, Operation, OperationKind, OperationPhase, StepAction, restart_steps, scale_steps, shard_scale_steps, stop_start_steps,
+    MemberRole, Operation, OperationKind, OperationPhase, OperationStep, StepAction, restart_steps, scale_steps, shard_scale_steps, stop_start_steps,
 };
 use firecamp_kube::{labels, names};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -218,6 +218,11 @@ async fn act(
     Ok(Ok(None))
 }
 
+/// The step under way of operation `id`.
+fn current_step<'a>(ops: &'a mut [Operation], id: &str) -> Option<&'a mut OperationStep> {
+    ops.iter_mut().find(|o| o.id == id).and_then(|o| o.current_step().map(|i| &mut o.steps[i]))
+}
+
 /// What [`drive`] leaves for the status.
 pub struct Driven {
     pub operations: Vec<Operation>,
@@ -360,7 +365,7 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
                     Some(engines) => super::ensemble::leave(engines, plan, &views, member).await,
                     None => true,
                 };
-                if left && let Some(step) = ops.iter_mut().find(|o| o.id == op_id).and_then(|o| o.current_step().map(|i| &mut o.steps[i])) {
+                if left && let Some(step) = current_step(&mut ops, &op_id) {
                     step.left = true;
                     persist(ctx, svc, &ops, primary.as_deref()).await?;
                 }
@@ -368,7 +373,7 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
             }
             if matches!(e, Effect::Prepare { .. } | Effect::Forget { .. }) {
                 if super::scale::act(ctx, svc, plan, engines.as_ref(), primary.as_deref(), e).await?
-                    && let Some(step) = ops.iter_mut().find(|o| o.id == op_id).and_then(|o| o.current_step().map(|i| &mut o.steps[i]))
+                    && let Some(step) = current_step(&mut ops, &op_id)
                 {
                     step.prepared = true;
                     persist(ctx, svc, &ops, primary.as_deref()).await?;
@@ -376,26 +381,19 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
                 continue;
             }
             match act(ctx, svc, plan, engines.as_ref(), pods, &views, e).await? {
-                Ok(Some(new)) => {
-                    primary = Some(new);
-                    fenced |= matches!(e, Effect::Fence { .. });
-                    // A PostgreSQL switchover returns once its target is promoted and followed.
-                    if matches!(e, Effect::Switchover { .. })
-                        && observed.repeat_switchover
-                        && let Some(step) = ops.iter_mut().find(|o| o.id == op_id).and_then(|o| o.current_step().map(|i| &mut o.steps[i]))
-                    {
+                Ok(new) => {
+                    if let Some(new) = new {
+                        primary = Some(new);
+                        fenced |= matches!(e, Effect::Fence { .. });
+                    }
+                    // A failover's promotion and a PostgreSQL switchover return once the new
+                    // primary is labelled and followed: their steps' done-check needs the mark.
+                    let through = matches!(e, Effect::Promote { .. }) || (matches!(e, Effect::Switchover { .. }) && observed.repeat_switchover);
+                    if through && let Some(step) = current_step(&mut ops, &op_id) {
                         step.prepared = true;
                         persist(ctx, svc, &ops, primary.as_deref()).await?;
                     }
                 }
-                // Acted through: the heir is labelled and followed (the step's done-check needs it).
-                Ok(None) if matches!(e, Effect::Promote { .. }) => {
-                    if let Some(step) = ops.iter_mut().find(|o| o.id == op_id).and_then(|o| o.current_step().map(|i| &mut o.steps[i])) {
-                        step.prepared = true;
-                        persist(ctx, svc, &ops, primary.as_deref()).await?;
-                    }
-                }
-                Ok(None) => {}
                 Err(why) => {
                     if let Some(op) = ops.iter_mut().find(|o| o.id == op_id) {
                         fail_current_step(op, &why, &now_text);
