@@ -38,13 +38,14 @@ fi
 step "starting the local runtime"
 $sudo "$fc" local up
 
-step "creating PostgreSQL cluster pg (3 members)"
+step "creating PostgreSQL cluster pg (3 members, backed up)"
+# --backup: WAL archived continuously, base backups on request (docs/backup.md).
 # --wait follows the phase (CREATING → INITIALIZING → ACTIVE) and the members ready.
 # The API token is root's (0600), so service commands run as root too.
 if $sudo "$fc" service get pg >/dev/null 2>&1; then
   echo "service pg exists already"
 else
-  $sudo "$fc" service create postgresql pg --zones local --replicas 3 --memory 256Mi --wait --timeout 600
+  $sudo "$fc" service create postgresql pg --zones local --replicas 3 --memory 256Mi --backup --wait --timeout 600
 fi
 $sudo "$fc" service members pg
 
@@ -60,6 +61,7 @@ Or by hand (the superuser password is in the primary's secret file, readable by 
   psql "host=pg-0.local-firecamp.com user=postgres sslmode=verify-full sslrootcert=pg-ca.crt"
 More:
   $sudo $fc service list | members pg | logs pg pg-1 --follow
+  $sudo $fc service backup pg --wait; $sudo $fc service restore pg --from latest --as pg-copy --wait
   $sudo $fc service create redis cache --zones local --replicas 6 --option mode=cluster --option shards=3 --wait
   $sudo $fc service delete pg [--delete-volumes]
   $sudo $fc local down

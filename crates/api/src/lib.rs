@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 /// Where the local runtime's manage service listens (the original FireCamp's port).
 pub const LOCAL_ADDR: &str = "127.0.0.1:27040";
 
+pub mod backup;
 pub mod since;
+
+pub use backup::{Backup, BackupList, RestoreRequest};
 
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
@@ -52,6 +55,18 @@ pub mod paths {
     /// `GET ?member=&since=<RFC 3339 or seconds>&follow=true`: the members' log lines as text.
     pub fn logs(name: &str) -> String {
         format!("{SERVICES}/{name}/logs")
+    }
+    /// `GET`: the service's backups ([`crate::BackupList`]), newest first.
+    pub fn backups(name: &str) -> String {
+        format!("{SERVICES}/{name}/backups")
+    }
+    /// `DELETE`: one backup (and the archived WAL only it needed).
+    pub fn backup(name: &str, id: &str) -> String {
+        format!("{SERVICES}/{name}/backups/{id}")
+    }
+    /// `POST` a [`crate::RestoreRequest`]: a new service from one of this service's backups.
+    pub fn restore(name: &str) -> String {
+        format!("{SERVICES}/{name}/restore")
     }
     /// `GET`: the service's CA certificate ([`crate::ServiceCa`]), for clients to verify members.
     pub fn ca(name: &str) -> String {

@@ -38,6 +38,28 @@ pub struct MemberPaths {
     pub run_dir: String,
     /// Directory of the engine's executables, or empty when they are on PATH.
     pub bin_dir: String,
+    /// Where the member archives WAL and, when it is restored, what it starts from.
+    pub backup: BackupPaths,
+}
+
+/// A member's side of backups (docs/backup.md). Only the local runtime has a backup target yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackupPaths {
+    /// The service's WAL archive; empty: nothing is archived.
+    pub archive_dir: String,
+    /// A service restored from a backup: its first member starts from it.
+    pub restore: Option<RestorePaths>,
+}
+
+/// What a restored service's first member recovers from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestorePaths {
+    /// The base backup (`base.tar`, `pg_wal.tar`).
+    pub base_dir: String,
+    /// The source service's WAL archive.
+    pub wal_dir: String,
+    /// Recovery stops at this moment (RFC 3339, checked); at the end of the archive when absent.
+    pub target_time: Option<String>,
 }
 
 /// A runtime's way of placing members.
@@ -60,6 +82,8 @@ pub struct LocalLayout {
     pub service_dir: String,
     /// The engine's executables (empty when they are on PATH).
     pub bin_dir: String,
+    /// The service's backups (a restore applies to its first member only).
+    pub backup: BackupPaths,
 }
 
 impl LocalLayout {
@@ -79,6 +103,7 @@ impl Layout for LocalLayout {
             journal_dir: format!("{dir}/journal"),
             run_dir: format!("{dir}/run"),
             bin_dir: self.bin_dir.clone(),
+            backup: BackupPaths { archive_dir: self.backup.archive_dir.clone(), restore: self.backup.restore.clone().filter(|_| member.index == 0) },
         }
     }
     /// One machine: every member binds its own loopback address, whatever the engine.
@@ -104,6 +129,7 @@ impl Layout for KubernetesLayout {
             journal_dir: K8S_JOURNAL_DIR.into(),
             run_dir: K8S_RUN_DIR.into(),
             bin_dir: String::new(),
+            backup: BackupPaths::default(),
         }
     }
     /// Engines that need a static IP run with the host network and bind that IP.

@@ -44,6 +44,7 @@ pub mod examples {
             clients: Default::default(),
             tls: Default::default(),
             failover: Default::default(),
+            backup: None,
         }
     }
 

@@ -186,6 +186,14 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
                 },
             }
         }
+        OperationKind::Backup => {
+            if current.engine != firecamp_core::EngineKind::Postgresql {
+                errs.push("kind", format!("backups are for PostgreSQL only for now, not {}", current.engine));
+            } else if current.backup.is_none() {
+                errs.push("kind", "the service has no spec.backup: create it with --backup (docs/backup.md)");
+            }
+            target = Some("base backup".into());
+        }
         OperationKind::Failover => errs.push("kind", "a failover is FireCamp's own decision (spec.failover); ask for a switchover with a restart instead"),
         OperationKind::Certificates => {
             if !engine(current.engine).supports_tls() {
@@ -206,6 +214,7 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
                 | OperationKind::Certificates
                 | OperationKind::Scale
                 | OperationKind::Volume
+                | OperationKind::Backup
         )
     {
         errs.push("kind", "the service is stopped: start it first");
@@ -251,6 +260,11 @@ pub fn steps(change: &Change, members: &[MemberRole]) -> Vec<OperationStep> {
             scale_steps(service, &members, change.spec.replicas as usize)
         }
         OperationKind::Volume => members.iter().map(|m| OperationStep::new(StepAction::Resize, &m.member)).collect(),
+        // From a replica, so the primary is not loaded; the executor takes the primary when no
+        // replica streams at the time.
+        OperationKind::Backup => {
+            members.iter().find(|m| !m.primary).or(members.first()).map(|m| OperationStep::new(StepAction::Backup, &m.member)).into_iter().collect()
+        }
         OperationKind::Config if change.changed_keys.iter().all(|k| eng.reloadable(k)) => {
             members.iter().map(|m| OperationStep::new(StepAction::Reload, &m.member)).collect()
         }

@@ -321,3 +321,20 @@ fn failover_delay_is_5_to_3600_seconds() {
     plan("svc", &s, &cluster(), &KubernetesLayout, &BTreeMap::new()).unwrap();
     assert_eq!(firecamp_core::spec::FailoverSpec::default().delay_seconds(), 30);
 }
+
+/// Issue #15: backups need a runtime with a backup target (the local runtime's directory),
+/// PostgreSQL, and a retention of 1 to 100.
+#[test]
+fn backups_are_refused_where_there_is_no_target_and_for_other_engines() {
+    let mut s = spec(Postgresql, 3);
+    s.backup = Some(firecamp_core::spec::BackupSpec { retention: Some(0) });
+    refused(&s, "spec.backup", "no backup target");
+    refused(&s, "spec.backup.retention", "1 to 100");
+    let local = ClusterConfig { backups: true, ..cluster() };
+    s.backup = Some(firecamp_core::spec::BackupSpec { retention: Some(3) });
+    plan("svc", &s, &local, &KubernetesLayout, &BTreeMap::new()).expect("a local runtime keeps backups");
+    let mut r = spec(Redis, 3);
+    r.backup = Some(Default::default());
+    let errs = plan("svc", &r, &local, &KubernetesLayout, &BTreeMap::new()).expect_err("not for Redis yet");
+    assert!(errs.0.iter().any(|e| e.field == "spec.backup" && e.message.contains("PostgreSQL only")), "{errs}");
+}

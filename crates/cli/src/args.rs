@@ -200,6 +200,25 @@ pub enum ServiceCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// Take a base backup now (an operation; PostgreSQL with --backup, on the local runtime):
+    /// from a streaming replica where there is one, kept with the archived WAL (docs/backup.md).
+    Backup {
+        name: String,
+        #[command(flatten)]
+        op: crate::operation_cmds::OperationArgs,
+    },
+    /// A service's backups, newest first, with the window each restores to; also a deleted
+    /// service's.
+    Backups {
+        name: String,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// Make a new service from a backup, recovered to a moment (`--to-time`) or to the end of
+    /// the archive; the backup is checked first, and nothing is made when it does not pass.
+    Restore(crate::backup_cmds::RestoreArgs),
+    /// Delete one backup, and the archived WAL only it needed.
+    DeleteBackup { name: String, id: String },
     /// The service's operations, newest first, with their steps.
     Operations {
         name: String,
@@ -371,6 +390,13 @@ pub struct CreateArgs {
     /// No automatic failover: a lost primary waits for its member to come back.
     #[arg(long, conflicts_with = "failover_delay")]
     pub no_failover: bool,
+    /// Back the service up (PostgreSQL, local runtime): WAL archived continuously, base backups
+    /// with `service backup`; restores to any moment since the oldest kept backup.
+    #[arg(long)]
+    pub backup: bool,
+    /// With --backup: how many base backups are kept (1 to 100; 7 when absent).
+    #[arg(long, value_name = "COUNT", requires = "backup")]
+    pub backup_retention: Option<u32>,
     /// An engine parameter for every member (repeatable); only the engine's allow-list
     /// (docs/service-spec.md#engine-parameters).
     #[arg(long = "set", value_name = "KEY=VALUE")]

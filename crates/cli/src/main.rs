@@ -4,6 +4,7 @@ mod args;
 mod aws_cloud;
 mod aws_zone_cmd;
 mod backend;
+mod backup_cmds;
 mod catalog_cmd;
 mod client;
 mod connect_cmd;
@@ -104,6 +105,10 @@ async fn run(command: Command) -> Result<(), CliError> {
                     operation_cmds::run(&c, &name, req, op.wait).await
                 }
                 ServiceCommand::Resources(a) => operation_cmds::run(&c, &a.name, operation_cmds::resources_request(&a), a.op.wait).await,
+                ServiceCommand::Backup { name, op } => operation_cmds::run(&c, &name, operation_cmds::request(OperationKind::Backup, &op), op.wait).await,
+                ServiceCommand::Backups { name, output } => backup_cmds::list(c.rest()?, &name, output).await,
+                ServiceCommand::Restore(a) => backup_cmds::restore(&c, &a).await,
+                ServiceCommand::DeleteBackup { name, id } => backup_cmds::delete(c.rest()?, &name, &id).await,
                 ServiceCommand::Operations { name, output } => operation_cmds::list(&c, &name, output).await,
                 ServiceCommand::Cancel { name, id, wait } => operation_cmds::cancel(&c, &name, id.as_deref(), wait).await,
                 ServiceCommand::Logs(args) => service_cmds::logs(c.rest()?, &args).await,

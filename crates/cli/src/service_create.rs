@@ -35,6 +35,9 @@ pub async fn run(client: &Backend, server: &ServerArgs, args: CreateArgs) -> Res
         manage_namespace: firecamp_core::cluster::DEFAULT_MANAGE_NAMESPACE.into(),
         // The client does not know the cluster's zones; the manage service checks them.
         zones: Vec::new(),
+        // Whether the target runtime keeps backups only it knows (the local runtime does):
+        // a created spec is checked there; a dry run renders Kubernetes objects, which have none.
+        backups: !args.dry_run,
     };
     let static_ips = static_ips(&args.static_ips)?;
     let plan = plan(&args.name, &spec, &cluster, &KubernetesLayout, &static_ips)?;
@@ -114,6 +117,7 @@ fn spec_from_args(engine: EngineKind, a: &CreateArgs) -> Result<ServiceSpec, Cli
         clients: firecamp_core::spec::Clients { namespaces: a.client_namespaces.clone(), cidrs: a.client_cidrs.clone(), network_policy: !a.no_network_policy },
         tls: firecamp_core::spec::TlsSpec { allow_plaintext: a.allow_plaintext },
         failover: firecamp_core::spec::FailoverSpec { delay_seconds: a.failover_delay, disabled: a.no_failover },
+        backup: a.backup.then_some(firecamp_core::spec::BackupSpec { retention: a.backup_retention }),
     };
     if let Some(opts) = engine_options(&a.options)? {
         match engine {

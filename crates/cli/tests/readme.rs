@@ -126,8 +126,13 @@ fn the_readme_quickstart_runs_as_written() {
         if line.ends_with("quickstart.sh") {
             assert!(stdout.contains("PostgreSQL cluster \"pg\" is up"), "{stdout}");
         }
+        if line.contains("service backups pg") {
+            assert!(stdout.contains("pg-1") && stdout.contains("pg-20"), "a backup taken from the replica pg-1: {stdout}");
+        }
         if line.contains("pg_is_in_recovery") {
-            assert_eq!(stdout.lines().map(str::trim).find(|l| *l == "t" || *l == "f"), Some("t"), "pg-1 is a replica: {stdout}");
+            // pg-1 is a replica; the restored pg-copy's primary has left recovery.
+            let want = if line.contains("pg-copy") { "f" } else { "t" };
+            assert_eq!(stdout.lines().map(str::trim).find(|l| *l == "t" || *l == "f"), Some(want), "{line}: {stdout}");
         }
         if line.contains("service members pg") {
             assert!(["pg-0", "pg-1", "pg-2"].iter().all(|m| stdout.contains(m)), "{stdout}");

@@ -39,6 +39,10 @@ pub struct ClusterConfig {
     /// service DEGRADED with the reason).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zones: Vec<String>,
+    /// Whether the runtime has somewhere to keep backups (the local runtime's backup
+    /// directory); a service may ask for `spec.backup` only then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backups: bool,
 }
 
 fn yes() -> bool {
@@ -70,6 +74,7 @@ impl ClusterConfig {
             image_registry: None,
             manage_namespace: DEFAULT_MANAGE_NAMESPACE.into(),
             zones: Vec::new(),
+            backups: false,
         }
     }
 

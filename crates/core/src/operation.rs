@@ -73,10 +73,13 @@ pub enum OperationKind {
     Scale,
     /// Every member's volume grown to `size` (`volume`: data, the default, or journal).
     Volume,
+    /// A base backup of the service (PostgreSQL: from a streaming replica where there is one),
+    /// kept with the archived WAL for restores (`spec.backup`).
+    Backup,
 }
 
 impl OperationKind {
-    pub const ALL: [OperationKind; 10] = [
+    pub const ALL: [OperationKind; 11] = [
         OperationKind::Upgrade,
         OperationKind::Restart,
         OperationKind::Config,
@@ -87,6 +90,7 @@ impl OperationKind {
         OperationKind::Failover,
         OperationKind::Scale,
         OperationKind::Volume,
+        OperationKind::Backup,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -100,6 +104,7 @@ impl OperationKind {
             OperationKind::Failover => "failover",
             OperationKind::Scale => "scale",
             OperationKind::Volume => "volume",
+            OperationKind::Backup => "backup",
         }
     }
 }
@@ -255,6 +260,9 @@ pub enum StepAction {
     /// The member's volume grown to the spec's size: done once its capacity is that size
     /// (Kubernetes: the PVC's `status.capacity`; the local runtime records the size).
     Resize,
+    /// A base backup taken from `member` (a streaming replica, else the primary); done once
+    /// the backup is complete, checked and recorded, and retention applied.
+    Backup,
 }
 
 impl StepAction {
@@ -272,6 +280,7 @@ impl StepAction {
             StepAction::Fill => "fill",
             StepAction::Drain => "drain",
             StepAction::Resize => "resize",
+            StepAction::Backup => "backup",
         }
     }
 }

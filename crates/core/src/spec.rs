@@ -93,6 +93,29 @@ pub struct ServiceSpec {
     /// and Kubernetes with the roles from the engines).
     #[serde(default, skip_serializing_if = "FailoverSpec::is_default")]
     pub failover: FailoverSpec,
+    /// Backups (PostgreSQL on the local runtime for now): every WAL file archived as it fills,
+    /// base backups on request, so the service can be restored to any moment since its oldest
+    /// kept backup. See docs/backup.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
+}
+
+/// How a service is backed up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupSpec {
+    /// How many base backups are kept (1 to 100, 7 when absent): after each backup the oldest
+    /// beyond this go, and with them the archived WAL only they needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<u32>,
+}
+
+impl BackupSpec {
+    pub const DEFAULT_RETENTION: u32 = 7;
+    pub const RETENTION_RANGE: std::ops::RangeInclusive<u32> = 1..=100;
+    pub fn retention(&self) -> u32 {
+        self.retention.unwrap_or(Self::DEFAULT_RETENTION)
+    }
 }
 
 /// When a lost primary is replaced by its most advanced replica.

@@ -45,6 +45,17 @@ pub fn validate_common(name: &str, spec: &ServiceSpec, cluster: &ClusterConfig, 
         let r = crate::spec::FailoverSpec::DELAY_RANGE;
         errs.push("spec.failover.delaySeconds", format!("must be {} to {} seconds, got {d}", r.start(), r.end()));
     }
+    if let Some(b) = &spec.backup {
+        let r = crate::spec::BackupSpec::RETENTION_RANGE;
+        if let Some(n) = b.retention.filter(|n| !r.contains(n)) {
+            errs.push("spec.backup.retention", format!("must be {} to {} backups, got {n}", r.start(), r.end()));
+        }
+        if spec.engine != crate::EngineKind::Postgresql {
+            errs.push("spec.backup", format!("backups are for PostgreSQL only for now, not {}", spec.engine));
+        } else if !cluster.backups {
+            errs.push("spec.backup", "this cluster has no backup target: backups run on the local runtime for now (docs/backup.md)");
+        }
+    }
 }
 
 /// A DNS-1035 label, short enough for every name derived from it (see [`crate::names`]).

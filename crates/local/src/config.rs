@@ -84,6 +84,10 @@ impl Config {
     pub fn services_dir(&self) -> PathBuf {
         self.dir.join("services")
     }
+    /// Backups: `<service>/<uid>/{wal,base/<id>}` (docs/backup.md).
+    pub fn backup_dir(&self) -> PathBuf {
+        self.dir.join("backups")
+    }
     pub fn service_dir(&self, service: &str) -> PathBuf {
         self.services_dir().join(service)
     }

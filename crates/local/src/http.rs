@@ -55,6 +55,9 @@ pub fn router(rt: Arc<Runtime>, token: Arc<crate::guard::Token>) -> Router {
         .route("/v1/services/{name}/operations", get(operations).post(submit_operation))
         .route("/v1/services/{name}/operations/{id}", get(operation))
         .route("/v1/services/{name}/operations/{id}/cancel", post(cancel_operation))
+        .route("/v1/services/{name}/backups", get(backups))
+        .route("/v1/services/{name}/backups/{id}", axum::routing::delete(delete_backup))
+        .route("/v1/services/{name}/restore", post(restore))
         .fallback(|| async { Fail::from(ApiError::new(ErrorCode::NotFound, "no such path in the FireCamp API")) })
         .layer(axum::middleware::map_response(json_errors))
         .with_state(rt)
@@ -133,6 +136,22 @@ async fn submit_operation(State(rt): Rt, Path(name): Path<String>, body: Bytes) 
     let req: OperationRequest = firecamp_api::parse_body(&body, "the request body is not an operation request")?;
     let op = rt.submit_operation(&name, req).await?;
     Ok((StatusCode::ACCEPTED, Json(op)))
+}
+
+/// `GET …/backups`: newest first.
+async fn backups(State(rt): Rt, Path(name): Path<String>) -> Res<Json<firecamp_api::BackupList>> {
+    Ok(Json(firecamp_api::BackupList { items: rt.backups(&name)? }))
+}
+
+async fn delete_backup(State(rt): Rt, Path((name, id)): Path<(String, String)>) -> Res<Json<firecamp_api::Backup>> {
+    Ok(Json(rt.delete_backup(&name, &id).await?))
+}
+
+/// `POST …/restore`: 201 with the new service; 400 naming the field, nothing made.
+async fn restore(State(rt): Rt, Path(name): Path<String>, body: Bytes) -> Res<impl IntoResponse> {
+    let req: firecamp_api::RestoreRequest = firecamp_api::parse_body(&body, "the request body is not a restore request")?;
+    let svc = rt.restore(&name, req).await?;
+    Ok((StatusCode::CREATED, Json(svc)))
 }
 
 async fn stop(State(rt): Rt, Path(name): Path<String>) -> Res<Json<firecamp_api::Service>> {

@@ -11,7 +11,7 @@ use firecamp_catalog::{MemberPlan, ServicePlan};
 
 use crate::error::{LocalError, Result};
 
-fn mkdir(path: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
+pub(crate) fn mkdir(path: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
     std::fs::create_dir_all(path).map_err(LocalError::io(format!("creating {}", path.display())))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(LocalError::io(format!("chmod {}", path.display())))?;
     if let Some((uid, gid)) = owner {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use firecamp_api::Role;
 use firecamp_catalog::operation::{change, steps};
-use firecamp_catalog::{KubernetesLayout, LocalLayout, ServicePlan, plan_mid_scale, plan_with_primary, postgresql};
+use firecamp_catalog::{KubernetesLayout, ServicePlan, plan_mid_scale, plan_with_primary, postgresql};
 use firecamp_core::operation::{CaStage, DEFAULT_STEP_TIMEOUT_SECONDS, MemberRole, Operation, OperationKind, OperationPhase, OperationRequest, StepAction};
 use firecamp_core::{EngineKind, ValidationErrors};
 
@@ -187,7 +187,7 @@ impl Runtime {
 
     /// A plan for names, indexes, shards and bootstrap roles (no paths needed).
     fn shape(&self, rec: &ServiceRecord) -> Option<ServicePlan> {
-        let layout = LocalLayout { service_dir: self.cfg.service_dir(&rec.name).display().to_string(), bin_dir: String::new() };
+        let layout = self.layout(rec, "");
         plan_mid_scale(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips, rec.primary.as_deref()).ok()
     }
 
@@ -541,6 +541,7 @@ impl Runtime {
                     Err(format!("{member} is not a member of {}", rec.name))
                 }
             }
+            StepAction::Backup => self.backup(&rec, r, member, deadline).await,
             StepAction::Switchover => {
                 let to = step.to.as_deref().ok_or("a switchover without a target member")?;
                 match rec.spec.engine {

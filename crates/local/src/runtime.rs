@@ -85,7 +85,7 @@ impl Runtime {
 
     pub fn cluster(&self) -> ClusterConfig {
         // No namespaces locally: members keep `<member>.<cluster>-firecamp.com`.
-        ClusterConfig { networks: vec!["127.0.0.0/8".into()], namespaced_names: false, ..ClusterConfig::new(self.cfg.cluster.clone()) }
+        ClusterConfig { networks: vec!["127.0.0.0/8".into()], namespaced_names: false, backups: true, ..ClusterConfig::new(self.cfg.cluster.clone()) }
     }
 
     pub fn record(&self, name: &str) -> Result<Option<ServiceRecord>> {
@@ -97,7 +97,9 @@ impl Runtime {
         if let Some(mut rec) = self.store.get(name)? {
             let before = rec.init.clone();
             f(&mut rec.init);
-            if rec.init != before {
+            // A restored service, once up, starts like any other from then on.
+            let restored = rec.init.done && rec.restore.take().is_some();
+            if rec.init != before || restored {
                 self.store.put(&rec)?;
             }
         }
@@ -114,8 +116,21 @@ impl Runtime {
         crate::users::lookup(engine, crate::users::system).map(Some)
     }
 
+    /// Where the service's members live, archive WAL and (restored) start from.
+    pub(crate) fn layout(&self, rec: &ServiceRecord, bin_dir: &str) -> LocalLayout {
+        let backup = firecamp_catalog::layout::BackupPaths {
+            archive_dir: crate::backup::archive_dir(&self.cfg, rec).map(|d| d.display().to_string()).unwrap_or_default(),
+            restore: rec.restore.as_ref().map(|r| firecamp_catalog::layout::RestorePaths {
+                base_dir: r.base_dir.clone(),
+                wal_dir: r.wal_dir.clone(),
+                target_time: r.target_time.clone(),
+            }),
+        };
+        LocalLayout { service_dir: self.cfg.service_dir(&rec.name).display().to_string(), bin_dir: bin_dir.to_string(), backup }
+    }
+
     pub(crate) fn plan_of(&self, rec: &ServiceRecord, installed: &Installed) -> Result<ServicePlan> {
-        let layout = LocalLayout { service_dir: self.cfg.service_dir(&rec.name).display().to_string(), bin_dir: installed.bin_dir.clone() };
+        let layout = self.layout(rec, &installed.bin_dir);
         Ok(plan_mid_scale(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips, rec.primary.as_deref())?)
     }
 
@@ -216,6 +231,7 @@ impl Runtime {
     /// The service's directory and, for ZooKeeper, the launcher of the installed server.
     pub(crate) fn prepare_service(&self, rec: &ServiceRecord, installed: &Installed) -> Result<()> {
         materialize::service_dir(&self.cfg.service_dir(&rec.name))?;
+        crate::backup::prepare(&self.cfg, rec, self.member_user(rec.spec.engine)?)?;
         if let Some(jar) = &installed.jar {
             let dir = PathBuf::from(&installed.bin_dir);
             std::fs::create_dir_all(&dir).map_err(LocalError::io(format!("creating {}", dir.display())))?;
@@ -396,6 +412,12 @@ impl Runtime {
 
     pub async fn create(self: &Arc<Self>, req: CreateService) -> Result<Service> {
         let _op = self.ops.lock().await;
+        self.create_locked(req, None).await
+    }
+
+    /// `create` with the runtime's operations lock held; a restore passes what its first
+    /// member starts from.
+    pub(crate) async fn create_locked(self: &Arc<Self>, req: CreateService, restore: Option<crate::store::RestoreRecord>) -> Result<Service> {
         let CreateService { name, mut spec } = req;
         if self.store.get(&name)?.is_some() {
             return Err(LocalError::AlreadyExists(name));
@@ -436,6 +458,8 @@ impl Runtime {
             init: InitProgress { message: Some("starting members".into()), ..Default::default() },
             primary: None,
             tls: retained.as_ref().map(|r| r.tls.clone()).unwrap_or_default(),
+            uid: retained.as_ref().map(|r| r.uid.clone()).filter(|u| !u.is_empty()).unwrap_or_else(crate::backup::new_uid),
+            restore,
         };
         let plan = self.plan_of(&rec, &installed)?;
         // A retained service's passwords are kept (its data may depend on them); missing ones made.
@@ -496,8 +520,10 @@ impl Runtime {
                     let _ = std::fs::remove_dir_all(service_dir.join(m).join(sub));
                 }
             }
-            self.store
-                .set_retained(name, Some(&Retained { engine: rec.spec.engine, ips: rec.ips.clone(), secrets: rec.secrets.clone(), tls: rec.tls.clone() }))?;
+            self.store.set_retained(
+                name,
+                Some(&Retained { engine: rec.spec.engine, ips: rec.ips.clone(), secrets: rec.secrets.clone(), tls: rec.tls.clone(), uid: rec.uid.clone() }),
+            )?;
         }
         self.store.remove(name)?;
         self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
@@ -568,7 +594,7 @@ impl Runtime {
         };
         let failure = self.failures.lock().unwrap_or_else(|p| p.into_inner()).get(&rec.name).cloned();
         // A plan for names and zones; paths need the installed server, which status does not.
-        let layout = LocalLayout { service_dir: self.cfg.service_dir(&rec.name).display().to_string(), bin_dir: String::new() };
+        let layout = self.layout(rec, "");
         let plan = plan_mid_scale(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips, rec.primary.as_deref()).ok();
         let cx = status::Context { rec, plan: plan.as_ref(), run: &run, node: &self.node, failure };
         let mut status = status::status(&cx).await;

@@ -81,6 +81,26 @@ pub struct ServiceRecord {
     /// key); only ever written to members' TLS files.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tls: BTreeMap<String, String>,
+    /// This incarnation of the name (random, made at create; kept with retained data): its
+    /// backups live under it, so a later service of the same name never mixes its WAL in.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    /// What the service is being restored from, until its first start is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreRecord>,
+}
+
+/// A restore under way: the backup the first member starts from (checked when asked for).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreRecord {
+    pub source: String,
+    pub backup: String,
+    pub base_dir: String,
+    pub wal_dir: String,
+    /// RFC 3339 (UTC), as PostgreSQL reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_time: Option<String>,
 }
 
 impl ServiceRecord {
@@ -137,6 +157,9 @@ pub struct Retained {
     /// The CA clients trust survives a re-creation with the kept data.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tls: BTreeMap<String, String>,
+    /// The incarnation the kept data belongs to (its WAL archive goes on).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
 }
 
 pub struct Store {

@@ -18,6 +18,7 @@ pub const REPLICATION_USER: &str = "replicator";
 pub const SUPERUSER_PASSWORD: &str = "superuser-password";
 pub const REPLICATION_PASSWORD: &str = "replication-password";
 const START_SH: &str = include_str!("start.sh");
+const WAL_SH: &str = include_str!("wal.sh");
 
 /// Debian 12 ships 15, which the local runtime runs.
 const VERSIONS: &[EngineVersion] = &[
@@ -194,12 +195,16 @@ impl Engine for PostgreSql {
     }
 
     fn files(&self, ctx: &RenderContext, member: &Member, paths: &MemberPaths) -> Vec<ConfigFile> {
-        vec![
+        let mut files = vec![
             file("postgresql.conf", postgresql_conf(ctx, member, paths), 0o644),
             file("pg_hba.conf", pg_hba_conf(ctx, member), 0o644),
             file("member.env", member_env(ctx, member, paths), 0o644),
             file("start.sh", START_SH.to_string(), 0o755),
-        ]
+        ];
+        if backs_up(paths) {
+            files.push(file("wal.sh", WAL_SH.to_string(), 0o755));
+        }
+        files
     }
 
     fn container(&self, version: &EngineVersion) -> ContainerPlan {
@@ -224,6 +229,11 @@ impl Engine for PostgreSql {
             termination_grace_seconds: 120,
         }
     }
+}
+
+/// Whether the member archives WAL or is restored (both through `wal.sh`).
+fn backs_up(paths: &MemberPaths) -> bool {
+    !paths.backup.archive_dir.is_empty() || paths.backup.restore.is_some()
 }
 
 fn data_dir(paths: &MemberPaths) -> String {
@@ -301,6 +311,14 @@ fn postgresql_conf(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> Stri
                 .set("synchronous_standby_names", q(&format!("ANY 1 ({})", names.join(", "))));
         }
     }
+    if !paths.backup.archive_dir.is_empty() {
+        // Every member's files say so; PostgreSQL archives only on the primary (archive_mode
+        // on), so after a switchover or failover the new primary goes on where the old stopped.
+        c.section("WAL archiving for backups (spec.backup): each WAL file copied to the service's archive once filled, at least every minute.")
+            .set("archive_mode", "on")
+            .set("archive_command", q(&format!("\"{}/wal.sh\" push \"%p\" \"%f\"", paths.config_dir)))
+            .set("archive_timeout", q("60s"));
+    }
     c.section("Checkpoints.")
         .set("checkpoint_timeout", q("15min"))
         .set("checkpoint_completion_target", "0.9")
@@ -360,23 +378,33 @@ fn member_env(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> String {
     } else {
         Vec::new()
     };
-    env_file(
-        &header("Identity read by start.sh", m.name.as_str(), ctx.name),
-        &[
-            ("MEMBER", m.name.to_string()),
-            ("INITIAL_ROLE", role.into()),
-            ("PRIMARY_HOST", primary),
-            ("PORT", PORT.to_string()),
-            ("SLOT", slot_name(m.name.as_str())),
-            ("REPLICA_SLOTS", slots.join(" ")),
-            ("REPLICATION_USER", REPLICATION_USER.into()),
-            ("CONFIG_DIR", paths.config_dir.clone()),
-            ("SECRET_DIR", paths.secret_dir.clone()),
-            ("TLS_DIR", paths.tls_dir.clone()),
-            ("RUN_DIR", paths.run_dir.clone()),
-            ("PGDATA", data_dir(paths)),
-            ("WAL_DIR", wal_dir(ctx, paths).unwrap_or_default()),
-            ("BIN_DIR", paths.bin_dir.clone()),
-        ],
-    )
+    let mut backup = Vec::new();
+    if !paths.backup.archive_dir.is_empty() {
+        backup.push(("ARCHIVE_DIR", paths.backup.archive_dir.clone()));
+    }
+    if let Some(r) = &paths.backup.restore {
+        backup.push(("RESTORE_BASE", r.base_dir.clone()));
+        backup.push(("RESTORE_WAL", r.wal_dir.clone()));
+        backup.push(("RESTORE_TARGET_TIME", r.target_time.clone().unwrap_or_default()));
+    }
+    let vars: Vec<(&str, String)> = [
+        ("MEMBER", m.name.to_string()),
+        ("INITIAL_ROLE", role.into()),
+        ("PRIMARY_HOST", primary),
+        ("PORT", PORT.to_string()),
+        ("SLOT", slot_name(m.name.as_str())),
+        ("REPLICA_SLOTS", slots.join(" ")),
+        ("REPLICATION_USER", REPLICATION_USER.into()),
+        ("CONFIG_DIR", paths.config_dir.clone()),
+        ("SECRET_DIR", paths.secret_dir.clone()),
+        ("TLS_DIR", paths.tls_dir.clone()),
+        ("RUN_DIR", paths.run_dir.clone()),
+        ("PGDATA", data_dir(paths)),
+        ("WAL_DIR", wal_dir(ctx, paths).unwrap_or_default()),
+        ("BIN_DIR", paths.bin_dir.clone()),
+    ]
+    .into_iter()
+    .chain(backup)
+    .collect();
+    env_file(&header("Identity read by start.sh", m.name.as_str(), ctx.name), &vars)
 }

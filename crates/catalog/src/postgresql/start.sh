@@ -35,6 +35,61 @@ export PGPASSFILE="$RUN_DIR/pgpass"
 waldir=()
 [ -n "$WAL_DIR" ] && waldir=(--waldir="$WAL_DIR")
 
+# A restored service's first member (docs/backup.md): the base backup unpacked (into a scratch
+# directory first, so an interrupted unpack starts over), then recovered from the source's WAL
+# archive up to the target time on a private socket, promoted, and given this service's
+# passwords and slots. Until the marker file goes, a restart resumes where it stopped.
+if [ -n "${RESTORE_BASE:-}" ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
+  log "unpacking the base backup $RESTORE_BASE"
+  rm -rf "$PGDATA" "$PGDATA.restoring"
+  mkdir -m 0700 "$PGDATA.restoring"
+  tar -xf "$RESTORE_BASE/base.tar" -C "$PGDATA.restoring"
+  rm -rf "$PGDATA.restoring/pg_wal"
+  if [ -n "$WAL_DIR" ]; then
+    rm -rf "$WAL_DIR"
+    mkdir -p -m 0700 "$WAL_DIR"
+    ln -s "$WAL_DIR" "$PGDATA.restoring/pg_wal"
+  else
+    mkdir -m 0700 "$PGDATA.restoring/pg_wal"
+  fi
+  tar -xf "$RESTORE_BASE/pg_wal.tar" -C "$PGDATA.restoring/pg_wal"
+  # The source's ALTER SYSTEM settings (a replica's primary_conninfo) are not this service's.
+  {
+    echo "restore_command = '\"$here/wal.sh\" fetch \"%f\" \"%p\"'"
+    if [ -n "$RESTORE_TARGET_TIME" ]; then echo "recovery_target_time = '$RESTORE_TARGET_TIME'"; fi
+    echo "recovery_target_action = 'promote'"
+  } > "$PGDATA.restoring/postgresql.auto.conf"
+  # A backup taken from a replica carries its standby.signal: this member recovers, then leads.
+  rm -f "$PGDATA.restoring/standby.signal"
+  touch "$PGDATA.restoring/recovery.signal" "$PGDATA.restoring/firecamp-restoring"
+  mv "$PGDATA.restoring" "$PGDATA"
+fi
+if [ -e "$PGDATA/firecamp-restoring" ]; then
+  log "recovering from the archive $RESTORE_WAL${RESTORE_TARGET_TIME:+ up to $RESTORE_TARGET_TIME}"
+  "$(bin pg_ctl)" -D "$PGDATA" -w -t 86400 -l "$RUN_DIR/restore.log" \
+    -o "-c config_file=$CONFIG_DIR/postgresql.conf -c listen_addresses='' -c unix_socket_directories='$RUN_DIR'" start ||
+    { log "recovery failed: $(tail -n 5 "$RUN_DIR/restore.log")"; exit 1; }
+  until [ "$("$(bin psql)" -Atq -h "$RUN_DIR" -p "$PORT" -U postgres -d postgres -c 'SELECT pg_is_in_recovery()')" = f ]; do
+    if ! "$(bin pg_ctl)" -D "$PGDATA" status > /dev/null; then
+      log "recovery stopped: $(tail -n 5 "$RUN_DIR/restore.log")"
+      exit 1
+    fi
+    sleep 1
+  done
+  log "recovered and promoted; setting this service's passwords and slots"
+  "$(bin psql)" -v ON_ERROR_STOP=1 -q -h "$RUN_DIR" -p "$PORT" -U postgres -d postgres <<SQL
+ALTER ROLE postgres PASSWORD '$(read_secret superuser-password)';
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$REPLICATION_USER') THEN CREATE ROLE $REPLICATION_USER; END IF;
+END \$\$;
+ALTER ROLE $REPLICATION_USER WITH REPLICATION LOGIN PASSWORD '$(read_secret replication-password)';
+SELECT pg_create_physical_replication_slot(s) FROM unnest(string_to_array('$REPLICA_SLOTS', ' ')) AS s
+ WHERE s <> '' AND NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = s);
+ALTER SYSTEM RESET ALL;
+SQL
+  "$(bin pg_ctl)" -D "$PGDATA" -w -m fast stop
+  rm -f "$PGDATA/firecamp-restoring"
+fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   # No PG_VERSION: nothing usable was ever made here; start over.
   rm -rf "$PGDATA"

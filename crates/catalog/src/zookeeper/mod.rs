@@ -395,7 +395,7 @@ mod tests {
     fn the_ensemble_is_dynamic_everywhere_and_pods_wait_for_their_dns_name() {
         let s = spec(EngineKind::Zookeeper, 3);
         let ips: BTreeMap<String, std::net::Ipv4Addr> = (0..3u8).map(|i| (format!("zk-{i}"), std::net::Ipv4Addr::new(127, 0, 9, i + 1))).collect();
-        let layout = crate::layout::LocalLayout { service_dir: "/var/lib/fc/services/zk".into(), bin_dir: String::new() };
+        let layout = crate::layout::LocalLayout { service_dir: "/var/lib/fc/services/zk".into(), bin_dir: String::new(), backup: Default::default() };
         let local = plan("zk", &s, &ClusterConfig::new("prod"), &layout, &ips).expect("valid");
         let cfg = file(&local, "zoo.cfg");
         assert!(cfg.contains("reconfigEnabled=true\n") && cfg.contains("dynamicConfigFile=/var/lib/fc/services/zk/zk-0/run/zoo.cfg.dynamic\n"), "{cfg}");

@@ -165,6 +165,8 @@ fn done(step: &firecamp_core::operation::OperationStep, o: &Observed) -> Result<
         StepAction::Promote if !step.prepared => Err(format!("{} is promoted; its label and the other replicas' re-pointing are not done yet", step.member)),
         StepAction::Promote => Ok(()),
         StepAction::Resize => m.volume.clone().unwrap_or_else(|| Err("its volumes were not looked at".into())),
+        // Refused when asked for (request.rs): Kubernetes has no backup target yet.
+        StepAction::Backup => Err("backups do not run on Kubernetes yet".into()),
         StepAction::Add if !step.prepared => Err("waiting for the engine to be ready for it".into()),
         StepAction::Add => match &m.pod_uid {
             None => Err(m.waiting.clone().unwrap_or_else(|| "no pod yet".into())),
@@ -251,7 +253,7 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
                     StepAction::Remove if o.leaves => Some(Effect::Leave { member: step.member.clone() }),
                     // A resize was asked by the reconcile pass that applied the PVCs' new size;
                     // a removal starts with the next pass, whose size leaves the member out.
-                    StepAction::Stop | StepAction::Start | StepAction::Remove | StepAction::Resize => None,
+                    StepAction::Stop | StepAction::Start | StepAction::Remove | StepAction::Resize | StepAction::Backup => None,
                 };
                 op.message = Some(format!("step {}/{total}: {}", i + 1, op.steps[i].describe()));
                 return effect.into_iter().collect();

@@ -130,6 +130,11 @@ async fn request_once(
     }
     // A scale starts from the members there are (a failed scale stopped short of its spec).
     let current = super::scale::applied_spec(&svc);
+    if req.kind == Some(OperationKind::Backup) {
+        let mut errs = ValidationErrors::default();
+        errs.push("kind", "backups run on the local runtime only for now; Kubernetes has no backup target yet (docs/backup.md)");
+        return Err(errs.into());
+    }
     let c = change(&current, req)?;
     let mut cluster = cluster.clone();
     cluster.namespace = svc.namespace().unwrap_or_default();

@@ -1,0 +1,131 @@
+//! Backups and restores of a real PostgreSQL service (issue #15, docs/backup.md): a base backup
+//! taken from a replica while a client writes, a point-in-time restore into a new service that
+//! holds exactly the rows committed before the chosen moment, refusals that create nothing, and
+//! the retention of `spec.backup`.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::writer::with_writer;
+use common::{Bed, pg_connect, require, spec, with_bed};
+use firecamp_api::{ApiError, BackupList, Phase};
+use firecamp_core::EngineKind;
+use serde_json::{Value, json};
+
+async fn backups(bed: &Bed, name: &str) -> BackupList {
+    let r = bed.http.get(format!("{}/v1/services/{name}/backups", bed.url)).send().await.unwrap();
+    assert!(r.status().is_success(), "GET backups of {name}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+async fn restore(bed: &Bed, source: &str, body: Value) -> Result<firecamp_api::Service, (u16, ApiError)> {
+    let r = bed.http.post(format!("{}/v1/services/{source}/restore", bed.url)).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    if status == 201 { Ok(r.json().await.unwrap()) } else { Err((status, r.json().await.unwrap())) }
+}
+
+/// The ids in `t` on the service's first member.
+async fn ids(bed: &Bed, name: &str) -> Vec<i64> {
+    let c = pg_connect(&bed.ip(name, &format!("{name}-0")).await, &bed.pg_login(name)).await.unwrap();
+    let mut ids: Vec<i64> = c.query("SELECT id FROM t", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    ids.sort();
+    ids
+}
+
+/// A refused restore: its status, the field or words its error names, and nothing made.
+async fn refused(bed: &Bed, body: Value, status: u16, says: &str) {
+    let before: Vec<String> = bed.list().await.items.into_iter().map(|s| s.name).collect();
+    let (got, e) = restore(bed, "pg", body.clone()).await.expect_err("refused");
+    let text = serde_json::to_string(&e).unwrap();
+    assert_eq!(got, status, "{body}: {text}");
+    assert!(text.contains(says), "{body}: {text} does not say {says:?}");
+    let after: Vec<String> = bed.list().await.items.into_iter().map(|s| s.name).collect();
+    assert_eq!(after, before, "{body}: nothing created");
+    assert!(!bed.cfg.service_dir("pgx").exists(), "{body}: no directory made");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_point_in_time_restore_has_exactly_the_rows_committed_before_that_time() {
+    require(EngineKind::Postgresql);
+    with_bed(
+        "t-bk",
+        "127.0.180.1/20",
+        |_| {},
+        |bed: Arc<Bed>| async move {
+            let mut s = spec("postgresql", 2, "256Mi");
+            s["backup"] = json!({ "retention": 2 });
+            bed.create(json!({ "name": "pg", "spec": s })).await.expect("created");
+            bed.wait_phase("pg", Phase::Active, Duration::from_secs(240)).await;
+            let login = bed.pg_login("pg");
+            let primary = pg_connect(&bed.ip("pg", "pg-0").await, &login).await.unwrap();
+            primary.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY)").await.unwrap();
+
+            // A base backup while a client writes; every acknowledged row stays on the primary.
+            let (op, writes) = with_writer(&bed, "pg", &login, json!({ "kind": "backup" })).await;
+            assert_eq!(op.steps.len(), 1);
+            assert!(!writes.acked.is_empty());
+            let list = backups(&bed, "pg").await;
+            assert_eq!(list.items.len(), 1, "{list:?}");
+            let first = list.items[0].clone();
+            assert_eq!(first.member, "pg-1", "taken from the streaming replica, not the primary");
+            assert!(first.size_bytes > 1 << 20, "{first:?}");
+            assert!(first.id.starts_with("pg-"), "{first:?}");
+
+            // T: after every row so far, before the rows and the mistake that follow.
+            let before_t = ids(&bed, "pg").await;
+            let t: String =
+                primary.query_one(r#"SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"#, &[]).await.unwrap().get(0);
+            primary.batch_execute("INSERT INTO t SELECT -g FROM generate_series(1, 100) g").await.unwrap();
+            primary.batch_execute("DROP TABLE t").await.unwrap();
+
+            let made = restore(&bed, "pg", json!({ "backup": first.id, "name": "pgr", "toTime": t })).await.expect("restore accepted");
+            assert_eq!(made.spec.replicas, 2, "the source's shape");
+            bed.wait_phase("pgr", Phase::Active, Duration::from_secs(240)).await;
+            assert_eq!(ids(&bed, "pgr").await, before_t, "exactly the rows committed before {t}");
+            // A whole service: its replica streams from the restored primary, with its own passwords.
+            let c = pg_connect(&bed.ip("pgr", "pgr-0").await, &bed.pg_login("pgr")).await.unwrap();
+            let streaming: i64 = c.query_one("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'", &[]).await.unwrap().get(0);
+            assert_eq!(streaming, 1, "pgr-1 streams from pgr-0");
+            assert_ne!(bed.pg_login("pgr").password, login.password, "the new service has its own passwords");
+
+            // Refusals: each names what is wrong and makes nothing.
+            refused(&bed, json!({ "backup": "../../etc", "name": "pgx" }), 400, "backup").await;
+            refused(&bed, json!({ "backup": "pg-20000101T000000Z", "name": "pgx" }), 404, "has no backup").await;
+            refused(&bed, json!({ "backup": first.id, "name": "pgx", "toTime": "2000-01-01T00:00:00Z" }), 400, "toTime").await;
+            refused(&bed, json!({ "backup": first.id, "name": "pgx", "toTime": "yesterday" }), 400, "RFC 3339").await;
+            refused(&bed, json!({ "backup": first.id, "name": "pgr" }), 409, "already exists").await;
+            refused(&bed, json!({ "backup": first.id, "name": "pgx", "extra": 1 }), 400, "extra").await;
+            // A foreign backup: another service's, put where this one's would be.
+            let dir = std::fs::read_dir(bed.cfg.backup_dir().join("pgr")).unwrap().next().unwrap().unwrap().path().join("base");
+            let copy = dir.join(&first.id);
+            std::fs::create_dir_all(&copy).unwrap();
+            let src = std::fs::read_dir(bed.cfg.backup_dir().join("pg")).unwrap().next().unwrap().unwrap().path().join("base").join(&first.id);
+            for f in std::fs::read_dir(&src).unwrap() {
+                let f = f.unwrap();
+                std::fs::copy(f.path(), copy.join(f.file_name())).unwrap();
+            }
+            let (status, e) = restore(&bed, "pgr", json!({ "backup": first.id, "name": "pgx" })).await.expect_err("refused");
+            assert_eq!(status, 400, "{e:?}");
+            assert!(e.message.contains("service \"pg\"") || serde_json::to_string(&e).unwrap().contains("service \\\"pg\\\""), "{e:?}");
+            assert!(!bed.cfg.service_dir("pgx").exists());
+            // A truncated one.
+            let tar = src.join("base.tar");
+            let len = std::fs::metadata(&tar).unwrap().len();
+            std::fs::OpenOptions::new().write(true).open(&tar).unwrap().set_len(len / 2).unwrap();
+            refused(&bed, json!({ "backup": first.id, "name": "pgx" }), 400, "damaged").await;
+
+            // Retention 2: a third backup removes the oldest.
+            primary.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY)").await.unwrap();
+            for _ in 0..2 {
+                let op = bed.operate("pg", json!({ "kind": "backup" })).await.expect("accepted");
+                bed.wait_operation("pg", &op.id, Duration::from_secs(120)).await;
+            }
+            let list = backups(&bed, "pg").await;
+            assert_eq!(list.items.len(), 2, "{list:?}");
+            assert!(list.items.iter().all(|b| b.id != first.id), "the oldest went: {list:?}");
+        },
+    )
+    .await;
+}
