@@ -266,7 +266,7 @@ impl Runtime {
     }
 
     async fn take_backup(&self, rec: &ServiceRecord, id: &str, planned: &str, inc: &Path, deadline: Instant) -> Result<(), String> {
-        let member = if streams(rec, planned).await { planned.to_string() } else { rec.current_primary() };
+        let member = source(rec, planned, deadline).await?;
         let installed = self.installed(rec).map_err(|e| e.to_string())?;
         let plan = self.plan_of(rec, &installed).map_err(|e| e.to_string())?;
         let m = plan.member(&member).ok_or_else(|| format!("{member} is not in the plan of {}", rec.name))?;
@@ -500,6 +500,25 @@ impl Runtime {
 fn pg_time(t: SystemTime) -> String {
     let s = humantime::format_rfc3339_micros(t).to_string();
     format!("{}+00", s.replacen('T', " ", 1).trim_end_matches('Z'))
+}
+
+/// The member to back up: `planned` once it streams (members may still be starting, after a
+/// daemon restart), else, after 30 s, the primary once it answers.
+async fn source(rec: &ServiceRecord, planned: &str, deadline: Instant) -> Result<String, String> {
+    let replica_by = deadline.min(Instant::now() + Duration::from_secs(30));
+    let waited = crate::operations::poll(replica_by, &format!("{planned} does not stream"), || async {
+        if streams(rec, planned).await { Ok(()) } else { Err("not streaming".to_string()) }
+    })
+    .await;
+    if waited.is_ok() {
+        return Ok(planned.to_string());
+    }
+    let primary = rec.current_primary();
+    crate::operations::poll(deadline, &format!("neither {planned} streams nor the primary {primary} answers"), || async {
+        crate::operations::pg(rec, &primary).await.map(|_| ())
+    })
+    .await?;
+    Ok(primary)
 }
 
 /// Whether `member` is a replica streaming from its primary now.

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::writer::with_writer;
-use common::{Bed, pg_connect, require, spec, with_bed};
-use firecamp_api::{ApiError, BackupList, Phase};
+use common::{Bed, hold_after_steps, pg_connect, require, spec, with_bed};
+use firecamp_api::{ApiError, BackupList, OperationPhase, Phase};
 use firecamp_core::EngineKind;
 use serde_json::{Value, json};
 
@@ -127,5 +127,47 @@ async fn a_point_in_time_restore_has_exactly_the_rows_committed_before_that_time
             assert!(list.items.iter().all(|b| b.id != first.id), "the oldest went: {list:?}");
         },
     )
+    .await;
+}
+
+/// The backup id the runtime derives from an operation's id (`op-<unix millis>`).
+fn backup_id(service: &str, op_id: &str) -> String {
+    let millis: u64 = op_id.strip_prefix("op-").unwrap().parse().unwrap();
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(millis);
+    let stamp: String = humantime::format_rfc3339_seconds(t).to_string().chars().filter(|c| !matches!(c, '-' | ':')).collect();
+    format!("{service}-{stamp}")
+}
+
+/// A daemon stopped in the middle of a backup leaves a partial directory; the next daemon
+/// resumes the operation, starts the backup over under the same id and leaves nothing partial.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_interrupted_by_a_daemon_restart_is_taken_again_under_its_id() {
+    require(EngineKind::Postgresql);
+    with_bed("t-bk2", "127.0.181.1/20", hold_after_steps(0), |bed: Arc<Bed>| async move {
+        let mut s = spec("postgresql", 2, "256Mi");
+        s["backup"] = json!({});
+        bed.create(json!({ "name": "pb", "spec": s })).await.expect("created");
+        bed.wait_phase("pb", Phase::Active, Duration::from_secs(240)).await;
+        let op = bed.operate("pb", json!({ "kind": "backup" })).await.expect("accepted");
+        let held = bed.wait_operation_until("pb", &op.id, Duration::from_secs(60), |o| o.phase == OperationPhase::Running).await;
+        assert_eq!(held.steps[0].phase, OperationPhase::Pending);
+        // What a kill in the middle of pg_basebackup leaves: a partial directory, half written.
+        let id = backup_id("pb", &op.id);
+        let inc = std::fs::read_dir(bed.cfg.backup_dir().join("pb")).unwrap().next().unwrap().unwrap().path();
+        let partial = inc.join("base").join(format!(".{id}.partial"));
+        std::fs::create_dir_all(&partial).unwrap();
+        std::fs::write(partial.join("base.tar"), b"half a tar").unwrap();
+        assert!(backups(&bed, "pb").await.items.is_empty(), "a partial backup is not listed");
+
+        let mut cfg = bed.cfg.clone();
+        cfg.hold_operations_after_steps = None;
+        bed.restart_daemon(cfg).await;
+        let done = bed.wait_operation("pb", &op.id, Duration::from_secs(300)).await;
+        assert_eq!(done.phase, OperationPhase::Succeeded);
+        let list = backups(&bed, "pb").await;
+        assert_eq!(list.items.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+        assert!(list.items[0].size_bytes > 1 << 20, "{list:?}");
+        assert!(!partial.exists(), "the partial directory was replaced");
+    })
     .await;
 }
