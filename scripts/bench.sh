@@ -81,6 +81,7 @@ if [ "$only" != bed ]; then
   run bench_failover-postgresql "$examples/bench_failover" postgresql
   run bench_failover-redis "$examples/bench_failover" redis
   run bench_tls "$examples/bench_tls"
+  run bench_backup "$examples/bench_backup"
   run bench_reshard "$examples/bench_reshard"
 fi
 
