@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Backup {
-    /// `<service>-<UTC time it started, YYYYMMDDTHHMMSSZ>`.
+    /// `<service>-<UTC time it was asked for, YYYYMMDDTHHMMSSmmmZ>`.
     pub id: String,
     pub service: String,
     /// The member it was taken from (a streaming replica where there was one).

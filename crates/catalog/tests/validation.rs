@@ -327,11 +327,12 @@ fn failover_delay_is_5_to_3600_seconds() {
 #[test]
 fn backups_are_refused_where_there_is_no_target_and_for_other_engines() {
     let mut s = spec(Postgresql, 3);
-    s.backup = Some(firecamp_core::spec::BackupSpec { retention: Some(0) });
+    s.backup = Some(firecamp_core::spec::BackupSpec { retention: Some(0), schedule: Some("every day".into()) });
     refused(&s, "spec.backup", "no backup target");
     refused(&s, "spec.backup.retention", "1 to 100");
+    refused(&s, "spec.backup.schedule", "not a cron expression");
     let local = ClusterConfig { backups: true, ..cluster() };
-    s.backup = Some(firecamp_core::spec::BackupSpec { retention: Some(3) });
+    s.backup = Some(firecamp_core::spec::BackupSpec { retention: Some(3), schedule: Some("0 3 * * *".into()) });
     plan("svc", &s, &local, &KubernetesLayout, &BTreeMap::new()).expect("a local runtime keeps backups");
     let mut r = spec(Redis, 3);
     r.backup = Some(Default::default());

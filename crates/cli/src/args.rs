@@ -397,6 +397,10 @@ pub struct CreateArgs {
     /// With --backup: how many base backups are kept (1 to 100; 7 when absent).
     #[arg(long, value_name = "COUNT", requires = "backup")]
     pub backup_retention: Option<u32>,
+    /// With --backup: take base backups by themselves on this cron schedule, in UTC
+    /// (e.g. "0 3 * * *": each day at 03:00).
+    #[arg(long, value_name = "CRON", requires = "backup")]
+    pub backup_schedule: Option<String>,
     /// An engine parameter for every member (repeatable); only the engine's allow-list
     /// (docs/service-spec.md#engine-parameters).
     #[arg(long = "set", value_name = "KEY=VALUE")]

@@ -117,7 +117,7 @@ fn spec_from_args(engine: EngineKind, a: &CreateArgs) -> Result<ServiceSpec, Cli
         clients: firecamp_core::spec::Clients { namespaces: a.client_namespaces.clone(), cidrs: a.client_cidrs.clone(), network_policy: !a.no_network_policy },
         tls: firecamp_core::spec::TlsSpec { allow_plaintext: a.allow_plaintext },
         failover: firecamp_core::spec::FailoverSpec { delay_seconds: a.failover_delay, disabled: a.no_failover },
-        backup: a.backup.then_some(firecamp_core::spec::BackupSpec { retention: a.backup_retention }),
+        backup: a.backup.then_some(firecamp_core::spec::BackupSpec { retention: a.backup_retention, schedule: a.backup_schedule.clone() }),
     };
     if let Some(opts) = engine_options(&a.options)? {
         match engine {

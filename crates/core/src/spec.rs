@@ -108,6 +108,10 @@ pub struct BackupSpec {
     /// beyond this go, and with them the archived WAL only they needed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<u32>,
+    /// When base backups are taken by themselves: a cron expression in UTC (`0 3 * * *`: each
+    /// day at 03:00; a sixth field first for seconds). None when absent: backups on request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
 
 impl BackupSpec {
@@ -115,6 +119,21 @@ impl BackupSpec {
     pub const RETENTION_RANGE: std::ops::RangeInclusive<u32> = 1..=100;
     pub fn retention(&self) -> u32 {
         self.retention.unwrap_or(Self::DEFAULT_RETENTION)
+    }
+
+    /// Why `schedule` is not a cron expression, if it is not.
+    pub fn schedule_problem(schedule: &str) -> Option<String> {
+        schedule
+            .parse::<croner::Cron>()
+            .err()
+            .map(|e| format!("{schedule:?} is not a cron expression (minute hour day-of-month month day-of-week, in UTC; e.g. \"0 3 * * *\"): {e}"))
+    }
+
+    /// The first scheduled moment after `after`, if the service has a (valid) schedule.
+    pub fn next_after(&self, after: std::time::SystemTime) -> Option<std::time::SystemTime> {
+        let cron: croner::Cron = self.schedule.as_deref()?.parse().ok()?;
+        let after = chrono::DateTime::<chrono::Utc>::from(after);
+        cron.find_next_occurrence(&after, false).ok().map(std::time::SystemTime::from)
     }
 }
 

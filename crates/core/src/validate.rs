@@ -50,6 +50,9 @@ pub fn validate_common(name: &str, spec: &ServiceSpec, cluster: &ClusterConfig, 
         if let Some(n) = b.retention.filter(|n| !r.contains(n)) {
             errs.push("spec.backup.retention", format!("must be {} to {} backups, got {n}", r.start(), r.end()));
         }
+        if let Some(p) = b.schedule.as_deref().and_then(crate::spec::BackupSpec::schedule_problem) {
+            errs.push("spec.backup.schedule", p);
+        }
         if spec.engine != crate::EngineKind::Postgresql {
             errs.push("spec.backup", format!("backups are for PostgreSQL only for now, not {}", spec.engine));
         } else if !cluster.backups {

@@ -90,11 +90,12 @@ pub(crate) fn prepare(cfg: &Config, rec: &ServiceRecord, owner: Option<(u32, u32
     crate::materialize::mkdir(&inc.join("base"), 0o700, owner)
 }
 
-/// `<service>-<YYYYMMDDTHHMMSSZ>` from the operation's id (`op-<unix millis>`).
+/// `<service>-<YYYYMMDDTHHMMSSmmmZ>` from the operation's id (`op-<unix millis>`, unique in the
+/// service: two backups within a second keep apart).
 fn backup_id(service: &str, op_id: &str) -> String {
     let millis: u64 = op_id.strip_prefix("op-").and_then(|m| m.parse().ok()).unwrap_or_default();
     let t = SystemTime::UNIX_EPOCH + Duration::from_millis(millis);
-    let stamp: String = humantime::format_rfc3339_seconds(t).to_string().chars().filter(|c| !matches!(c, '-' | ':')).collect();
+    let stamp: String = humantime::format_rfc3339_millis(t).to_string().chars().filter(|c| !matches!(c, '-' | ':' | '.')).collect();
     format!("{service}-{stamp}")
 }
 
@@ -104,14 +105,14 @@ fn id_problem(id: &str) -> Option<String> {
         && id.rsplit_once('-').is_some_and(|(svc, stamp)| {
             !svc.is_empty()
                 && svc.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && stamp.len() == 16
+                && stamp.len() == 19
                 && stamp.bytes().enumerate().all(|(i, b)| match i {
                     8 => b == b'T',
-                    15 => b == b'Z',
+                    18 => b == b'Z',
                     _ => b.is_ascii_digit(),
                 })
         });
-    (!ok).then(|| format!("{id:?} is not a backup id (`<service>-<YYYYMMDDTHHMMSSZ>`, as `firecamp service backups` lists them)"))
+    (!ok).then(|| format!("{id:?} is not a backup id (`<service>-<YYYYMMDDTHHMMSSmmmZ>`, as `firecamp service backups` lists them)"))
 }
 
 fn now() -> String {
@@ -533,10 +534,20 @@ mod tests {
 
     #[test]
     fn ids_come_from_the_operation_and_are_checked_before_they_reach_a_path() {
-        let id = backup_id("pg", "op-1764706500000");
-        assert_eq!(id, "pg-20251202T201500Z");
+        let id = backup_id("pg", "op-1764706500042");
+        assert_eq!(id, "pg-20251202T201500042Z");
         assert_eq!(id_problem(&id), None);
-        for bad in ["../pg-20251202T201500Z", "pg-20251202T201500Z/..", "pg", "pg-2025120XT201500Z", "PG-20251202T201500Z", "pg-20251202T201500Z\n", ""] {
+        assert_ne!(backup_id("pg", "op-1764706500043"), id, "two backups within a second");
+        for bad in [
+            "../pg-20251202T201500042Z",
+            "pg-20251202T201500042Z/..",
+            "pg",
+            "pg-2025120XT201500042Z",
+            "PG-20251202T201500042Z",
+            "pg-20251202T201500042Z\n",
+            "pg-20251202T201500Z",
+            "",
+        ] {
             assert!(id_problem(bad).is_some(), "{bad:?} accepted");
         }
     }

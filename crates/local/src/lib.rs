@@ -20,6 +20,7 @@ mod operations;
 mod reshard;
 mod runtime;
 mod scale;
+mod schedule;
 pub mod servers;
 mod status;
 pub mod store;

@@ -51,8 +51,9 @@ pub struct Runtime {
     pub(crate) op_changed: tokio::sync::watch::Sender<u64>,
     /// Operations someone asked to cancel (by id), so the executor's own writes keep the request.
     pub(crate) cancels: Mutex<std::collections::HashSet<String>>,
-    /// The task watching primaries for failover (`failover.rs`).
-    watcher: Mutex<Option<JoinHandle<()>>>,
+    /// The tasks watching primaries for failover (`failover.rs`) and backup schedules
+    /// (`schedule.rs`).
+    watchers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// 32 alphanumeric characters (about 190 bits); the start scripts refuse anything else.
@@ -79,7 +80,7 @@ impl Runtime {
             op_tasks: Default::default(),
             op_changed: tokio::sync::watch::Sender::new(0),
             cancels: Default::default(),
-            watcher: Default::default(),
+            watchers: Default::default(),
         }
     }
 
@@ -380,17 +381,18 @@ impl Runtime {
             }
         }
         self.resume_operations()?;
-        let watcher = tokio::spawn(self.clone().watch_primaries());
-        *self.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(watcher);
+        let watchers = [tokio::spawn(self.clone().watch_primaries()), tokio::spawn(crate::schedule::run(self.clone()))];
+        self.watchers.lock().unwrap_or_else(|p| p.into_inner()).extend(watchers);
         Ok(())
     }
 
     /// Stops every member (the store keeps what should run for the next boot) and removes the
     /// cluster's names from /etc/hosts.
     pub async fn shutdown(&self) {
-        // The failover watcher first: a stopping member must not look like a lost primary.
-        let watcher = self.watcher.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(w) = watcher {
+        // The failover watcher first: a stopping member must not look like a lost primary (and
+        // no scheduled backup starts).
+        let watchers: Vec<JoinHandle<()>> = self.watchers.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+        for w in watchers {
             w.abort();
             let _ = w.await;
         }

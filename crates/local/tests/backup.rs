@@ -92,7 +92,7 @@ async fn a_point_in_time_restore_has_exactly_the_rows_committed_before_that_time
 
             // Refusals: each names what is wrong and makes nothing.
             refused(&bed, json!({ "backup": "../../etc", "name": "pgx" }), 400, "backup").await;
-            refused(&bed, json!({ "backup": "pg-20000101T000000Z", "name": "pgx" }), 404, "has no backup").await;
+            refused(&bed, json!({ "backup": "pg-20000101T000000000Z", "name": "pgx" }), 404, "has no backup").await;
             refused(&bed, json!({ "backup": first.id, "name": "pgx", "toTime": "2000-01-01T00:00:00Z" }), 400, "toTime").await;
             refused(&bed, json!({ "backup": first.id, "name": "pgx", "toTime": "yesterday" }), 400, "RFC 3339").await;
             refused(&bed, json!({ "backup": first.id, "name": "pgr" }), 409, "already exists").await;
@@ -134,7 +134,7 @@ async fn a_point_in_time_restore_has_exactly_the_rows_committed_before_that_time
 fn backup_id(service: &str, op_id: &str) -> String {
     let millis: u64 = op_id.strip_prefix("op-").unwrap().parse().unwrap();
     let t = std::time::UNIX_EPOCH + Duration::from_millis(millis);
-    let stamp: String = humantime::format_rfc3339_seconds(t).to_string().chars().filter(|c| !matches!(c, '-' | ':')).collect();
+    let stamp: String = humantime::format_rfc3339_millis(t).to_string().chars().filter(|c| !matches!(c, '-' | ':' | '.')).collect();
     format!("{service}-{stamp}")
 }
 
@@ -169,5 +169,42 @@ async fn a_backup_interrupted_by_a_daemon_restart_is_taken_again_under_its_id() 
         assert!(list.items[0].size_bytes > 1 << 20, "{list:?}");
         assert!(!partial.exists(), "the partial directory was replaced");
     })
+    .await;
+}
+
+/// `spec.backup.schedule`: backups taken by themselves (every 3 s here), the oldest removed
+/// beyond the retention; a schedule that is not a cron expression is refused naming the field.
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_backups_are_taken_by_themselves_and_kept_to_the_retention() {
+    require(EngineKind::Postgresql);
+    with_bed(
+        "t-bk3",
+        "127.0.183.1/20",
+        |_| {},
+        |bed: Arc<Bed>| async move {
+            let mut s = spec("postgresql", 2, "256Mi");
+            s["backup"] = json!({ "retention": 2, "schedule": "every night" });
+            let (status, e) = bed.create(json!({ "name": "ps", "spec": s.clone() })).await.expect_err("refused");
+            assert_eq!(status, 400);
+            assert!(serde_json::to_string(&e).unwrap().contains("spec.backup.schedule"), "{e:?}");
+            assert!(bed.list().await.items.is_empty(), "nothing created");
+
+            s["backup"] = json!({ "retention": 2, "schedule": "*/3 * * * * *" });
+            bed.create(json!({ "name": "ps", "spec": s })).await.expect("created");
+            bed.wait_phase("ps", Phase::Active, Duration::from_secs(240)).await;
+            let deadline = std::time::Instant::now() + Duration::from_secs(180);
+            loop {
+                let done =
+                    bed.operations("ps").await.iter().filter(|o| o.kind == firecamp_api::OperationKind::Backup && o.phase == OperationPhase::Succeeded).count();
+                if done >= 3 {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "only {done} scheduled backups within 180 s");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            let kept = backups(&bed, "ps").await.items.len();
+            assert!(kept <= 2, "retention 2 keeps at most 2, found {kept}");
+        },
+    )
     .await;
 }
