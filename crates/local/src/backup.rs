@@ -78,6 +78,16 @@ pub(crate) fn archive_dir(cfg: &Config, rec: &ServiceRecord) -> Option<PathBuf> 
     (rec.spec.backup.is_some() && rec.spec.engine == EngineKind::Postgresql).then(|| incarnation(cfg, rec).join("wal"))
 }
 
+/// Why a restore failed for good, as its first member's start script recorded it
+/// (`firecamp-restore-failed` beside its data): the service is FAILED then.
+pub(crate) fn restore_failure(cfg: &Config, rec: &ServiceRecord) -> Option<String> {
+    let r = rec.restore.as_ref()?;
+    let first = firecamp_core::MemberName::new(&rec.name, 0).to_string();
+    let path = cfg.service_dir(&rec.name).join(first).join("data").join("pgdata").join("firecamp-restore-failed");
+    let why = std::fs::read_to_string(path).ok()?;
+    Some(format!("the restore of backup {} of {} failed: {}; delete this service and restore again (another time or backup)", r.backup, r.source, why.trim()))
+}
+
 /// The backup directories of a backed-up service, its archive and base backups owned by the
 /// engine's user (the server writes the one, a restored member reads the other).
 pub(crate) fn prepare(cfg: &Config, rec: &ServiceRecord, owner: Option<(u32, u32)>) -> Result<()> {

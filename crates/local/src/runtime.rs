@@ -594,7 +594,8 @@ impl Runtime {
             let running = self.running.lock().await;
             running.get(&rec.name).map(|r| r.members.iter().map(|(m, s)| (m.clone(), s.run_state())).collect()).unwrap_or_default()
         };
-        let failure = self.failures.lock().unwrap_or_else(|p| p.into_inner()).get(&rec.name).cloned();
+        let failure =
+            self.failures.lock().unwrap_or_else(|p| p.into_inner()).get(&rec.name).cloned().or_else(|| crate::backup::restore_failure(&self.cfg, rec));
         // A plan for names and zones; paths need the installed server, which status does not.
         let layout = self.layout(rec, "");
         let plan = plan_mid_scale(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips, rec.primary.as_deref()).ok();

@@ -168,6 +168,15 @@ async fn a_backup_interrupted_by_a_daemon_restart_is_taken_again_under_its_id() 
         assert_eq!(list.items.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
         assert!(list.items[0].size_bytes > 1 << 20, "{list:?}");
         assert!(!partial.exists(), "the partial directory was replaced");
+
+        // The source gone (its backups kept), a moment after its last archived transaction
+        // cannot be reached: the restored service turns FAILED saying why, not retrying forever.
+        bed.delete("pb", true).await;
+        let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        restore(&bed, "pb", json!({ "backup": "latest", "name": "pbt", "toTime": now })).await.expect("accepted");
+        let failed = bed.wait_phase("pbt", Phase::Failed, Duration::from_secs(120)).await;
+        let why = failed.status.message.unwrap_or_default();
+        assert!(why.contains("recovery ended before configured recovery target was reached"), "{why}");
     })
     .await;
 }

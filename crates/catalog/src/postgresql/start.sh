@@ -10,6 +10,16 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/member.env"
 bin() { if [ -n "$BIN_DIR" ]; then echo "$BIN_DIR/$1"; else echo "$1"; fi; }
 log() { echo "firecamp[$MEMBER]: $*" >&2; }
+# A stop while this script only waits ends it at once: bash itself would go on after a child
+# that did not get the signal, until the stop's grace ran out. Only around waits, where nothing
+# is half done; anywhere else the step finishes first.
+stoppable() { trap 'exit 143' INT TERM; }
+unstoppable() { trap - INT TERM; }
+wait_for_primary() {
+  stoppable
+  until "$(bin pg_isready)" -q -h "$PRIMARY_HOST" -p "$PORT"; do sleep 1; done
+  unstoppable
+}
 
 umask 0077
 mkdir -p "$RUN_DIR"
@@ -64,18 +74,30 @@ if [ -n "${RESTORE_BASE:-}" ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
   touch "$PGDATA.restoring/recovery.signal" "$PGDATA.restoring/firecamp-restoring"
   mv "$PGDATA.restoring" "$PGDATA"
 fi
+# A recovery that PostgreSQL ended with a FATAL error (a target after the last archived
+# transaction, a missing WAL file) cannot succeed by trying again: the reason is kept beside the
+# data, where the runtime reads it to call the service FAILED.
+restore_failed() {
+  local why
+  why="$(grep -m1 'FATAL' "$RUN_DIR/restore.log" || true)"
+  [ -z "$why" ] || printf '%s\n' "$why" > "$PGDATA/firecamp-restore-failed"
+  log "recovery failed: $(tail -n 5 "$RUN_DIR/restore.log")"
+  exit 1
+}
+if [ -e "$PGDATA/firecamp-restore-failed" ]; then
+  log "the restore failed ($(cat "$PGDATA/firecamp-restore-failed")); delete this service and restore again"
+  exit 1
+fi
 if [ -e "$PGDATA/firecamp-restoring" ]; then
   log "recovering from the archive $RESTORE_WAL${RESTORE_TARGET_TIME:+ up to $RESTORE_TARGET_TIME}"
   "$(bin pg_ctl)" -D "$PGDATA" -w -t 86400 -l "$RUN_DIR/restore.log" \
-    -o "-c config_file=$CONFIG_DIR/postgresql.conf -c listen_addresses='' -c unix_socket_directories='$RUN_DIR'" start ||
-    { log "recovery failed: $(tail -n 5 "$RUN_DIR/restore.log")"; exit 1; }
+    -o "-c config_file=$CONFIG_DIR/postgresql.conf -c listen_addresses='' -c unix_socket_directories='$RUN_DIR'" start || restore_failed
+  stoppable
   until [ "$("$(bin psql)" -Atq -h "$RUN_DIR" -p "$PORT" -U postgres -d postgres -c 'SELECT pg_is_in_recovery()')" = f ]; do
-    if ! "$(bin pg_ctl)" -D "$PGDATA" status > /dev/null; then
-      log "recovery stopped: $(tail -n 5 "$RUN_DIR/restore.log")"
-      exit 1
-    fi
+    "$(bin pg_ctl)" -D "$PGDATA" status > /dev/null || restore_failed
     sleep 1
   done
+  unstoppable
   log "recovered and promoted; setting this service's passwords and slots"
   "$(bin psql)" -v ON_ERROR_STOP=1 -q -h "$RUN_DIR" -p "$PORT" -U postgres -d postgres <<SQL
 ALTER ROLE postgres PASSWORD '$(read_secret superuser-password)';
@@ -109,7 +131,7 @@ SQL
     "$(bin pg_ctl)" -D "$PGDATA" -w -m fast stop
   else
     log "waiting for the primary $PRIMARY_HOST:$PORT"
-    until "$(bin pg_isready)" -q -h "$PRIMARY_HOST" -p "$PORT"; do sleep 1; done
+    wait_for_primary
     log "cloning the primary through slot $SLOT"
     "$(bin pg_basebackup)" -h "$PRIMARY_HOST" -p "$PORT" -U "$REPLICATION_USER" -w -D "$PGDATA" \
       "${waldir[@]}" -X stream -S "$SLOT" --checkpoint=fast
@@ -122,7 +144,7 @@ fi
 # primary's timeline, then it starts as a replica. "No rewind required" is the clean case.
 if [ "$INITIAL_ROLE" = replica ] && [ -n "$PRIMARY_HOST" ] && [ ! -e "$PGDATA/standby.signal" ]; then
   log "fenced: this data directory was a primary's; rejoining $PRIMARY_HOST as a replica"
-  until "$(bin pg_isready)" -q -h "$PRIMARY_HOST" -p "$PORT"; do sleep 1; done
+  wait_for_primary
   if ! "$(bin pg_rewind)" --target-pgdata="$PGDATA" \
     --source-server="host=$PRIMARY_HOST port=$PORT user=postgres dbname=postgres"; then
     # pg_rewind needs this directory's WAL back to the last checkpoint before the two diverged,
