@@ -64,6 +64,15 @@ pub(crate) fn new_uid() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 12).to_ascii_lowercase()
 }
 
+/// A service name from a request, checked before it becomes part of a path (`..` and slashes,
+/// which a percent-encoded path segment can carry, never reach one).
+fn check_service(service: &str) -> Result<()> {
+    match firecamp_core::names::dns1035_label_problem(service) {
+        Some(p) => Err(LocalError::invalid("name", format!("{service:?} is not a service name: {p}"))),
+        None => Ok(()),
+    }
+}
+
 fn service_root(cfg: &Config, service: &str) -> PathBuf {
     cfg.backup_dir().join(service)
 }
@@ -379,6 +388,7 @@ impl Runtime {
 
     /// `GET …/backups`: newest first; also for a deleted service whose backups are kept.
     pub fn backups(&self, service: &str) -> Result<Vec<Backup>> {
+        check_service(service)?;
         let found = records(&self.cfg, service);
         if found.is_empty() && self.store.get(service)?.is_none() {
             return Err(LocalError::NotFound(service.into()));
@@ -388,6 +398,7 @@ impl Runtime {
 
     /// One backup of `service` by id, or its newest by `latest`.
     fn find(&self, service: &str, id: &str) -> Result<(PathBuf, BackupRecord)> {
+        check_service(service)?;
         if id == LATEST {
             return records(&self.cfg, service)
                 .pop()

@@ -97,6 +97,15 @@ async fn a_point_in_time_restore_has_exactly_the_rows_committed_before_that_time
             refused(&bed, json!({ "backup": first.id, "name": "pgx", "toTime": "yesterday" }), 400, "RFC 3339").await;
             refused(&bed, json!({ "backup": first.id, "name": "pgr" }), 409, "already exists").await;
             refused(&bed, json!({ "backup": first.id, "name": "pgx", "extra": 1 }), 400, "extra").await;
+            // A service name that would climb out of the backups directory (`..%2Fpg` arrives as
+            // `../pg`) is refused before it reaches a path, for listing, restoring and deleting.
+            let r = bed.http.get(format!("{}/v1/services/..%2Fpg/backups", bed.url)).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 400, "listing");
+            let (status, e) = restore(&bed, "..%2Fpg", json!({ "backup": first.id, "name": "pgx" })).await.expect_err("refused");
+            assert_eq!(status, 400, "restoring: {e:?}");
+            let r = bed.http.delete(format!("{}/v1/services/..%2Fpg/backups/{}", bed.url, first.id)).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 400, "deleting");
+            assert_eq!(backups(&bed, "pg").await.items.len(), 1, "nothing deleted");
             // A foreign backup: another service's, put where this one's would be.
             let dir = std::fs::read_dir(bed.cfg.backup_dir().join("pgr")).unwrap().next().unwrap().unwrap().path().join("base");
             let copy = dir.join(&first.id);
