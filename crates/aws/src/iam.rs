@@ -179,6 +179,34 @@ pub fn oidc_provider_problem(provider: &str) -> Option<String> {
     })
 }
 
+/// The backup target's policy (`firecamp local backup-policy`): objects under exactly the
+/// target's prefix of its bucket, the listing of that prefix only. Not `s3:DeleteBucket`, not
+/// any other prefix, no bucket configuration. The daemon and the members' `firecamp wal` share it.
+pub fn s3_backup_policy(partition: &str, target: &crate::s3::S3Url) -> Value {
+    let bucket = format!("arn:{partition}:s3:::{}", target.bucket);
+    let (objects, listed) =
+        if target.key.is_empty() { (format!("{bucket}/*"), "*".to_string()) } else { (format!("{bucket}/{}/*", target.key), format!("{}/*", target.key)) };
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "BackupObjectsUnderThePrefix",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                "Resource": objects
+            },
+            {
+                // Listings of the prefix only (the check at start lists it too).
+                "Sid": "ListingThePrefix",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": bucket,
+                "Condition": { "StringLike": { "s3:prefix": [listed] } }
+            }
+        ]
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +239,20 @@ mod tests {
         golden("iam-log-agent.json", &log_agent_policy(&scope()));
         let oidc = "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
         golden("iam-trust-manage-service.json", &irsa_trust_policy("aws", "123456789012", oidc, "firecamp-system", "firecamp-manage"));
+        golden("iam-s3-backups.json", &s3_backup_policy("aws", &crate::s3::S3Url::parse("s3://firecamp-backups/prod").unwrap()));
+    }
+
+    #[test]
+    fn backups_reach_only_their_prefix() {
+        let p = s3_backup_policy("aws", &crate::s3::S3Url::parse("s3://bkt/team-a/pg").unwrap());
+        let sts = p["Statement"].as_array().unwrap();
+        assert_eq!(sts[0]["Resource"], "arn:aws:s3:::bkt/team-a/pg/*");
+        assert_eq!(sts[1]["Condition"]["StringLike"]["s3:prefix"][0], "team-a/pg/*");
+        for st in sts {
+            for a in st["Action"].as_array().unwrap() {
+                assert!(!a.as_str().unwrap().contains('*') && a != "s3:DeleteBucket", "{a}");
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! FireCamp's AWS layer: member DNS in Route53, static IPs on EC2, member logs in CloudWatch
-//! Logs, and the least-privilege IAM policies these need. It implements the seams of
+//! Logs, backups in S3, and the least-privilege IAM policies these need. It implements the seams of
 //! `firecamp_core::cloud`; only the thin client modules talk to AWS, everything they decide is a
 //! pure, unit-tested function (`dns_batch`, `static_ip_rules`, `provider_id`, `retry`, `iam`).
 //!
@@ -14,6 +14,7 @@ pub mod iam;
 pub mod logs;
 pub mod provider_id;
 pub mod retry;
+pub mod s3;
 pub mod static_ip;
 pub mod static_ip_rules;
 

@@ -45,10 +45,23 @@ pub struct MemberPaths {
 /// A member's side of backups (docs/backup.md). Only the local runtime has a backup target yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BackupPaths {
-    /// The service's WAL archive; empty: nothing is archived.
+    /// The service's WAL archive, a directory or an `s3://bucket/key` URL; empty: nothing is
+    /// archived.
     pub archive_dir: String,
     /// A service restored from a backup: its first member starts from it.
     pub restore: Option<RestorePaths>,
+    /// How `wal.sh` reaches an `s3://` archive (its own or, restored, its source's).
+    pub s3: Option<S3Access>,
+}
+
+/// The client `wal.sh` runs for an S3 archive: FireCamp's own `firecamp wal push|fetch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Access {
+    /// The `firecamp` executable the member's user may run.
+    pub tool: String,
+    pub region: String,
+    /// An endpoint other than AWS's (moto, MinIO); empty for AWS.
+    pub endpoint: String,
 }
 
 /// What a restored service's first member recovers from.
@@ -56,7 +69,7 @@ pub struct BackupPaths {
 pub struct RestorePaths {
     /// The base backup (`base.tar`, `pg_wal.tar`).
     pub base_dir: String,
-    /// The source service's WAL archive.
+    /// The source service's WAL archive (a directory or an `s3://` URL).
     pub wal_dir: String,
     /// Recovery stops at this moment (RFC 3339, checked); at the end of the archive when absent.
     pub target_time: Option<String>,
@@ -103,7 +116,11 @@ impl Layout for LocalLayout {
             journal_dir: format!("{dir}/journal"),
             run_dir: format!("{dir}/run"),
             bin_dir: self.bin_dir.clone(),
-            backup: BackupPaths { archive_dir: self.backup.archive_dir.clone(), restore: self.backup.restore.clone().filter(|_| member.index == 0) },
+            backup: BackupPaths {
+                archive_dir: self.backup.archive_dir.clone(),
+                restore: self.backup.restore.clone().filter(|_| member.index == 0),
+                s3: self.backup.s3.clone(),
+            },
         }
     }
     /// One machine: every member binds its own loopback address, whatever the engine.

@@ -53,6 +53,9 @@ pub enum Command {
     /// Inside a member's pod: hold its static IP and take it off when the pod stops (sidecar).
     #[command(hide = true)]
     MemberIp(crate::member_cmd::MemberIpArgs),
+    /// Inside a PostgreSQL member: one WAL file to or from an S3 archive (wal.sh runs it).
+    #[command(hide = true)]
+    Wal(crate::wal_cmd::WalArgs),
     /// Install FireCamp into a cluster.
     Install {
         #[command(subcommand)]

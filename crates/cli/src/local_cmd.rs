@@ -25,6 +25,15 @@ pub enum LocalCommand {
     /// Run the local runtime in the foreground (what `up` starts).
     #[command(hide = true)]
     Serve(LocalOpts),
+    /// Print the least-privilege IAM policy of an S3 backup target (`up --backup-target`): its
+    /// objects under exactly that prefix, for the instance role or the user whose keys it runs with.
+    BackupPolicy {
+        /// s3://bucket/prefix
+        target: String,
+        /// AWS partition of the ARNs.
+        #[arg(long, default_value = "aws")]
+        partition: String,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -54,6 +63,11 @@ pub struct LocalOpts {
     /// Do not write member names into /etc/hosts (members then use IP addresses).
     #[arg(long)]
     pub no_hosts: bool,
+    /// Keep backups in S3 (s3://bucket/prefix) instead of the state directory. The region,
+    /// endpoint and credentials come from the AWS SDK's chain (AWS_REGION, AWS_ENDPOINT_URL,
+    /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the instance role); docs/backup.md.
+    #[arg(long, env = "FIRECAMP_BACKUP_TARGET")]
+    pub backup_target: Option<String>,
 }
 
 fn dir_of(d: &DirOpt) -> PathBuf {
@@ -71,6 +85,22 @@ fn config(o: &LocalOpts) -> Result<Config, CliError> {
     c.cluster = o.cluster.clone();
     c.ips = IpPool::parse(&o.ip_pool).map_err(|e| CliError::Usage(format!("--ip-pool: {e}")))?;
     c.manage_hosts = !o.no_hosts;
+    c.backup_target = o
+        .backup_target
+        .as_deref()
+        .map(|url| {
+            if !url.starts_with("s3://") {
+                return Err(CliError::Usage(format!("--backup-target {url:?}: only s3://bucket/prefix (without it, backups stay in the state directory)")));
+            }
+            let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            Ok(firecamp_local::config::S3Target {
+                url: url.to_string(),
+                region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
+                endpoint: var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL")),
+                credentials: firecamp_local::config::StaticCredentials::from_env(),
+            })
+        })
+        .transpose()?;
     Ok(c)
 }
 
@@ -87,6 +117,7 @@ pub async fn run(cmd: LocalCommand) -> Result<(), CliError> {
         LocalCommand::Up(o) => up(&o).await,
         LocalCommand::Down(d) => down(&Config::new(dir_of(&d))).await,
         LocalCommand::Status(d) => status(&Config::new(dir_of(&d))).await,
+        LocalCommand::BackupPolicy { target, partition } => backup_policy(&target, &partition),
     }
 }
 
@@ -94,6 +125,22 @@ fn tail(path: &std::path::Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(feature = "aws")]
+fn backup_policy(target: &str, partition: &str) -> Result<(), CliError> {
+    let url = firecamp_aws::s3::S3Url::parse(target).map_err(|e| CliError::Usage(format!("TARGET: {e}")))?;
+    if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") {
+        return Err(CliError::Usage(format!("--partition {partition:?}: one of aws, aws-cn, aws-us-gov")));
+    }
+    let policy = firecamp_aws::iam::s3_backup_policy(partition, &url);
+    println!("{}", serde_json::to_string_pretty(&policy).map_err(failed)?);
+    Ok(())
+}
+
+#[cfg(not(feature = "aws"))]
+fn backup_policy(_: &str, _: &str) -> Result<(), CliError> {
+    Err(CliError::Usage("this firecamp was built without S3 support (cargo's `aws` feature)".into()))
 }
 
 async fn healthy(url: &str) -> bool {
@@ -127,6 +174,9 @@ async fn up(o: &LocalOpts) -> Result<(), CliError> {
     ];
     if o.no_hosts {
         args.push("--no-hosts".into());
+    }
+    if let Some(t) = &o.backup_target {
+        args.push(format!("--backup-target={t}"));
     }
     let mut child = std::process::Command::new(exe)
         .args(&args)

@@ -19,6 +19,7 @@ mod output;
 mod service_cmds;
 mod service_create;
 mod wait;
+mod wal_cmd;
 
 use clap::Parser;
 
@@ -61,6 +62,7 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::Manage(args) => manage_cmd::manage(args).await,
         Command::MemberInit(args) => member_cmd::member_init(args).await,
         Command::MemberIp(args) => member_cmd::member_ip(args).await,
+        Command::Wal(args) => std::process::exit(wal_cmd::run(args).await),
         Command::Install { command } => manage_cmd::install(command).await,
         Command::Service { server, command } => {
             let c = Backend::new(&server).await?;

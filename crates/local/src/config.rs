@@ -35,6 +35,57 @@ pub struct Config {
     /// The group whose members may read the API token, when it exists (`firecamp`, as
     /// Docker's `docker`; tests name another).
     pub token_group: String,
+    /// Where backups go: an S3 bucket and prefix, or the state directory's `backups/` when
+    /// `None` (docs/backup.md).
+    pub backup_target: Option<S3Target>,
+    /// The `firecamp` executable PostgreSQL members run to reach an S3 archive (`firecamp wal`);
+    /// the daemon's own when `None` (tests, whose daemon runs inside the test, name it).
+    pub firecamp_bin: Option<PathBuf>,
+}
+
+/// An S3 backup target (`--backup-target s3://bucket/prefix`).
+#[derive(Clone)]
+pub struct S3Target {
+    /// `s3://bucket/prefix`, checked when the runtime starts.
+    pub url: String,
+    /// The region; the AWS SDK's default chain's when `None` (AWS_REGION, profile, IMDS).
+    pub region: Option<String>,
+    /// An endpoint other than AWS's (moto in tests, MinIO); `AWS_ENDPOINT_URL` works too.
+    pub endpoint: Option<String>,
+    /// Keys the daemon was given in its environment: members get them in a 0600 file of their
+    /// own. `None`: the daemon and the members each use the SDK's default chain (instance role).
+    pub credentials: Option<StaticCredentials>,
+}
+
+/// An access key; its secret parts never appear in `Debug` output.
+#[derive(Clone)]
+pub struct StaticCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl StaticCredentials {
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, when the first two are set.
+    pub fn from_env() -> Option<StaticCredentials> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Some(StaticCredentials {
+            access_key_id: var("AWS_ACCESS_KEY_ID")?,
+            secret_access_key: var("AWS_SECRET_ACCESS_KEY")?,
+            session_token: var("AWS_SESSION_TOKEN"),
+        })
+    }
+}
+
+impl std::fmt::Debug for S3Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Target")
+            .field("url", &self.url)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("credentials", &self.credentials.as_ref().map(|c| &c.access_key_id))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,6 +112,8 @@ impl Config {
             hold_operations_after_steps: None,
             member_log_max_bytes: crate::logs::DEFAULT_MAX_BYTES,
             token_group: crate::guard::GROUP.into(),
+            backup_target: None,
+            firecamp_bin: None,
         }
     }
 

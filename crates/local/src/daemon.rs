@@ -87,7 +87,8 @@ pub async fn start(cfg: Config) -> Result<Daemon> {
     let domain = firecamp_core::ClusterConfig::new(cfg.cluster.clone()).domain();
     let (zone, dns_addr) = crate::dns::serve(cfg.dns_listen, &domain).await?;
     let addr_path = cfg.addr_path();
-    let runtime = Arc::new(Runtime::new(cfg, store, Some(zone)));
+    let repo = crate::backup::Repo::open(&cfg).await?;
+    let runtime = Arc::new(Runtime::new(cfg, store, Some(zone), repo));
     runtime.boot().await?;
     let app = crate::http::router(runtime.clone(), token);
     let (stop, stopped) = oneshot::channel::<()>();

@@ -140,7 +140,7 @@ async fn submit_operation(State(rt): Rt, Path(name): Path<String>, body: Bytes) 
 
 /// `GET …/backups`: newest first.
 async fn backups(State(rt): Rt, Path(name): Path<String>) -> Res<Json<firecamp_api::BackupList>> {
-    Ok(Json(firecamp_api::BackupList { items: rt.backups(&name)? }))
+    Ok(Json(firecamp_api::BackupList { items: rt.backups(&name).await? }))
 }
 
 async fn delete_backup(State(rt): Rt, Path((name, id)): Path<(String, String)>) -> Res<Json<firecamp_api::Backup>> {

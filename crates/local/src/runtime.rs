@@ -54,6 +54,8 @@ pub struct Runtime {
     /// The tasks watching primaries for failover (`failover.rs`) and backup schedules
     /// (`schedule.rs`).
     watchers: Mutex<Vec<JoinHandle<()>>>,
+    /// Where backups are kept (the state directory or S3).
+    pub(crate) repo: crate::backup::Repo,
 }
 
 /// 32 alphanumeric characters (about 190 bits); the start scripts refuse anything else.
@@ -66,7 +68,7 @@ fn hostname() -> String {
 }
 
 impl Runtime {
-    pub fn new(cfg: Config, store: Store, dns: Option<DnsZone>) -> Self {
+    pub(crate) fn new(cfg: Config, store: Store, dns: Option<DnsZone>, repo: crate::backup::Repo) -> Self {
         Runtime {
             cfg,
             store,
@@ -81,6 +83,7 @@ impl Runtime {
             op_changed: tokio::sync::watch::Sender::new(0),
             cancels: Default::default(),
             watchers: Default::default(),
+            repo,
         }
     }
 
@@ -100,6 +103,9 @@ impl Runtime {
             f(&mut rec.init);
             // A restored service, once up, starts like any other from then on.
             let restored = rec.init.done && rec.restore.take().is_some();
+            if restored {
+                crate::backup::forget_restore(&self.cfg, name);
+            }
             if rec.init != before || restored {
                 self.store.put(&rec)?;
             }
@@ -120,12 +126,13 @@ impl Runtime {
     /// Where the service's members live, archive WAL and (restored) start from.
     pub(crate) fn layout(&self, rec: &ServiceRecord, bin_dir: &str) -> LocalLayout {
         let backup = firecamp_catalog::layout::BackupPaths {
-            archive_dir: crate::backup::archive_dir(&self.cfg, rec).map(|d| d.display().to_string()).unwrap_or_default(),
+            archive_dir: self.archive(rec).unwrap_or_default(),
             restore: rec.restore.as_ref().map(|r| firecamp_catalog::layout::RestorePaths {
                 base_dir: r.base_dir.clone(),
                 wal_dir: r.wal_dir.clone(),
                 target_time: r.target_time.clone(),
             }),
+            s3: self.s3_access(rec),
         };
         LocalLayout { service_dir: self.cfg.service_dir(&rec.name).display().to_string(), bin_dir: bin_dir.to_string(), backup }
     }
@@ -232,7 +239,7 @@ impl Runtime {
     /// The service's directory and, for ZooKeeper, the launcher of the installed server.
     pub(crate) fn prepare_service(&self, rec: &ServiceRecord, installed: &Installed) -> Result<()> {
         materialize::service_dir(&self.cfg.service_dir(&rec.name))?;
-        crate::backup::prepare(&self.cfg, rec, self.member_user(rec.spec.engine)?)?;
+        self.prepare_backups(rec, self.member_user(rec.spec.engine)?)?;
         if let Some(jar) = &installed.jar {
             let dir = PathBuf::from(&installed.bin_dir);
             std::fs::create_dir_all(&dir).map_err(LocalError::io(format!("creating {}", dir.display())))?;
@@ -288,7 +295,7 @@ impl Runtime {
             member_dir: &member_dir,
             plan: m,
             secret_dir: &member_dir.join("secret"),
-            secrets: &rec.secrets,
+            secrets: &self.member_secrets(rec),
             tls: &member_tls(rec, member),
             has_journal: rec.spec.volumes.journal.is_some(),
             owner: self.member_user(rec.spec.engine)?,
@@ -500,6 +507,7 @@ impl Runtime {
         }
         self.stop_members(name).await;
         self.store.remove_operations(name)?;
+        crate::backup::forget_restore(&self.cfg, name);
         let service_dir = self.cfg.service_dir(name);
         {
             let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());

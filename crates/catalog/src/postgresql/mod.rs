@@ -387,6 +387,11 @@ fn member_env(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> String {
         backup.push(("RESTORE_WAL", r.wal_dir.clone()));
         backup.push(("RESTORE_TARGET_TIME", r.target_time.clone().unwrap_or_default()));
     }
+    if let Some(s3) = &paths.backup.s3 {
+        backup.push(("ARCHIVE_TOOL", s3.tool.clone()));
+        backup.push(("ARCHIVE_S3_REGION", s3.region.clone()));
+        backup.push(("ARCHIVE_S3_ENDPOINT", s3.endpoint.clone()));
+    }
     let vars: Vec<(&str, String)> = [
         ("MEMBER", m.name.to_string()),
         ("INITIAL_ROLE", role.into()),

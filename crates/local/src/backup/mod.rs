@@ -1,0 +1,408 @@
+//! Backups of the local runtime's PostgreSQL services (docs/backup.md). Every member archives
+//! WAL through the catalog's `wal.sh` into `<target>/<service>/<uid>/wal` (the primary does;
+//! `archive_mode = on`), a `backup` operation takes a base backup with `pg_basebackup` (tar
+//! format, WAL streamed) from a streaming replica into `…/base/<id>`, checked and described by
+//! `backup.json`, and a restore makes a new service whose first member starts from one. The
+//! target is the state directory or an S3 bucket (`repo`).
+//!
+//! Durable: a backup is staged in `.<id>.partial` and kept (renamed into place, or uploaded
+//! with its record last) only when complete; an interrupted one is started over when the
+//! operation resumes. The operation's id fixes the backup's, so a resumed backup keeps its name.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use firecamp_api::{Backup, CreateService, RestoreRequest, Service};
+use firecamp_core::EngineKind;
+use rand::distr::{Alphanumeric, SampleString};
+
+use crate::config::Config;
+use crate::error::{LocalError, Result};
+use crate::runtime::Runtime;
+use crate::store::{OperationRecord, RestoreRecord, ServiceRecord};
+
+mod record;
+mod repo;
+#[cfg(feature = "s3")]
+mod s3;
+
+use record::{BackupRecord, FORMAT, LATEST, RECORD, backup_id, id_problem, now, sums, view, wal_file, wal_range, write_durably};
+pub(crate) use repo::{Loc, Repo};
+
+/// A new incarnation id (12 lowercase letters and digits).
+pub(crate) fn new_uid() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), 12).to_ascii_lowercase()
+}
+
+/// A service name from a request, checked before it becomes part of a path (`..` and slashes,
+/// which a percent-encoded path segment can carry, never reach one).
+fn check_service(service: &str) -> Result<()> {
+    match firecamp_core::names::dns1035_label_problem(service) {
+        Some(p) => Err(LocalError::invalid("name", format!("{service:?} is not a service name: {p}"))),
+        None => Ok(()),
+    }
+}
+
+/// The service's incarnation as a directory or key name (records made before backups existed
+/// have no uid; none of them archives yet).
+fn inc_name(rec: &ServiceRecord) -> &str {
+    if rec.uid.is_empty() { "0" } else { rec.uid.as_str() }
+}
+
+fn backed_up(rec: &ServiceRecord) -> bool {
+    rec.spec.backup.is_some() && rec.spec.engine == EngineKind::Postgresql
+}
+
+/// Where a restore's downloaded backup waits until the restored service's first start is done.
+fn restore_staging(cfg: &Config, service: &str) -> PathBuf {
+    cfg.dir.join("restores").join(service)
+}
+
+/// Drops a restore's downloaded backup (its service started, or was deleted).
+pub(crate) fn forget_restore(cfg: &Config, service: &str) {
+    let _ = std::fs::remove_dir_all(restore_staging(cfg, service));
+}
+
+/// Why a restore failed for good, as its first member's start script recorded it
+/// (`firecamp-restore-failed` beside its data): the service is FAILED then.
+pub(crate) fn restore_failure(cfg: &Config, rec: &ServiceRecord) -> Option<String> {
+    let r = rec.restore.as_ref()?;
+    let first = firecamp_core::MemberName::new(&rec.name, 0).to_string();
+    let path = cfg.service_dir(&rec.name).join(first).join("data").join("pgdata").join("firecamp-restore-failed");
+    let why = std::fs::read_to_string(path).ok()?;
+    Some(format!("the restore of backup {} of {} failed: {}; delete this service and restore again (another time or backup)", r.backup, r.source, why.trim()))
+}
+
+impl Runtime {
+    /// The service's WAL archive (a directory or an `s3://` URL), when it is backed up.
+    pub(crate) fn archive(&self, rec: &ServiceRecord) -> Option<String> {
+        backed_up(rec).then(|| self.repo.archive(&rec.name, inc_name(rec)))
+    }
+
+    /// How members reach an S3 archive (their own, or a restore's source).
+    pub(crate) fn s3_access(&self, rec: &ServiceRecord) -> Option<firecamp_catalog::layout::S3Access> {
+        (backed_up(rec) || rec.restore.is_some()).then(|| self.repo.s3_access()).flatten()
+    }
+
+    /// The members' secret files: the service's, and the runtime's S3 keys where members archive.
+    pub(crate) fn member_secrets(&self, rec: &ServiceRecord) -> BTreeMap<String, String> {
+        let mut secrets = rec.secrets.clone();
+        if self.s3_access(rec).is_some()
+            && let Some(creds) = self.repo.member_credentials()
+        {
+            secrets.insert("aws-credentials".into(), creds);
+        }
+        secrets
+    }
+
+    /// The local backup directories of a backed-up service, owned by the engine's user (the
+    /// server writes the archive, a restored member reads base backups): the archive only when
+    /// backups are local, base backups staged here in any case.
+    pub(crate) fn prepare_backups(&self, rec: &ServiceRecord, owner: Option<(u32, u32)>) -> Result<()> {
+        if !backed_up(rec) {
+            return Ok(());
+        }
+        let inc = Repo::local_incarnation(&self.cfg, &rec.name, inc_name(rec));
+        for d in [self.cfg.backup_dir(), self.cfg.backup_dir().join(&rec.name), inc.clone()] {
+            crate::materialize::mkdir(&d, 0o711, None)?;
+        }
+        if self.repo.is_local() {
+            crate::materialize::mkdir(&inc.join("wal"), 0o700, owner)?;
+        }
+        crate::materialize::mkdir(&inc.join("base"), 0o700, owner)
+    }
+
+    /// The `backup` step: a base backup of `planned` (a replica), or of the primary when that
+    /// replica does not stream now; then the retention of `spec.backup`.
+    pub(crate) async fn backup(&self, rec: &ServiceRecord, r: &OperationRecord, planned: &str, deadline: Instant) -> Result<(), String> {
+        if !backed_up(rec) {
+            return Err(format!("{} has no spec.backup", rec.name));
+        }
+        let loc = Loc { service: rec.name.clone(), inc: inc_name(rec).to_string(), id: backup_id(&rec.name, &r.operation.id) };
+        if !self.repo.has(&loc).await.map_err(|e| e.to_string())? {
+            self.take_backup(rec, &loc, planned, deadline).await?;
+        }
+        self.apply_retention(rec).await.map_err(|e| format!("retention: {e}"))
+    }
+
+    async fn take_backup(&self, rec: &ServiceRecord, loc: &Loc, planned: &str, deadline: Instant) -> Result<(), String> {
+        let id = loc.id.as_str();
+        let member = source(rec, planned, deadline).await?;
+        let installed = self.installed(rec).map_err(|e| e.to_string())?;
+        let plan = self.plan_of(rec, &installed).map_err(|e| e.to_string())?;
+        let m = plan.member(&member).ok_or_else(|| format!("{member} is not in the plan of {}", rec.name))?;
+        let ip = rec.ips.get(&member).ok_or_else(|| format!("{member} has no address"))?;
+        let owner = self.member_user(rec.spec.engine).map_err(|e| e.to_string())?;
+        let partial = Repo::local_incarnation(&self.cfg, &loc.service, &loc.inc).join("base").join(format!(".{id}.partial"));
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial).map_err(|e| format!("removing {}: {e}", partial.display()))?;
+        }
+        crate::materialize::mkdir(&partial, 0o700, owner).map_err(|e| e.to_string())?;
+        let started = now();
+        self.log_sink(&rec.name, &member).line(&format!("firecamp: base backup {id} from {member}"));
+        let mut cmd = tokio::process::Command::new(Path::new(&installed.bin_dir).join("pg_basebackup"));
+        cmd.args(["-h", &ip.to_string(), "-p", &firecamp_catalog::postgresql::PORT.to_string(), "-U", firecamp_catalog::postgresql::REPLICATION_USER])
+            .args(["-w", "-Ft", "-X", "stream", "-c", "fast", "-D"])
+            .arg(&partial)
+            // The passfile the member's start script makes from the service's secret (never argv).
+            .env("PGPASSFILE", Path::new(&m.paths.run_dir).join("pgpass"))
+            .env("PGSSLMODE", "verify-full")
+            .env("PGSSLROOTCERT", Path::new(&m.paths.tls_dir).join(firecamp_catalog::tls::CA_FILE))
+            .env("PGAPPNAME", "firecamp-backup")
+            // Not the daemon's (root's) home: libpq looks for a client certificate there.
+            .env("HOME", &m.paths.run_dir)
+            .kill_on_drop(true);
+        if let Some((uid, gid)) = owner {
+            cmd.uid(uid).gid(gid);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let out = tokio::time::timeout(left, cmd.output())
+            .await
+            .map_err(|_| "pg_basebackup did not finish within the step's timeout (--step-timeout)".to_string())?
+            .map_err(|e| format!("running pg_basebackup: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("pg_basebackup from {member} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        let manifest_path = partial.join("backup_manifest");
+        let manifest: serde_json::Value = std::fs::read(&manifest_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| format!("{} is missing or unreadable", manifest_path.display()))?;
+        let (timeline, start_lsn, end_lsn) = wal_range(&manifest).ok_or("backup_manifest has no WAL range")?;
+        let start_wal = wal_file(timeline, &start_lsn).ok_or_else(|| format!("the start LSN {start_lsn} is not one"))?;
+        let dir = partial.clone();
+        let files = tokio::task::spawn_blocking(move || sums(&dir)).await.map_err(|e| e.to_string())?.map_err(|e| format!("checksums: {e}"))?;
+        let record = BackupRecord {
+            format: FORMAT,
+            id: id.to_string(),
+            service: rec.name.clone(),
+            uid: rec.uid.clone(),
+            engine: rec.spec.engine,
+            server_version: rec.server_version.clone(),
+            member: member.clone(),
+            started,
+            finished: now(),
+            timeline,
+            start_lsn,
+            end_lsn,
+            start_wal,
+            files,
+            spec: rec.spec.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&record).map_err(|e| e.to_string())?;
+        write_durably(&partial.join(RECORD), &json).map_err(|e| format!("writing the backup record: {e}"))?;
+        self.repo.commit(loc, &partial, &record).await?;
+        tracing::info!(service = %rec.name, backup = id, member = %member, bytes = record.files.values().map(|f| f.size).sum::<u64>(), "base backup taken");
+        Ok(())
+    }
+
+    /// Keeps the newest `spec.backup.retention` backups of this incarnation and the archived
+    /// WAL from the oldest kept one's start on.
+    async fn apply_retention(&self, rec: &ServiceRecord) -> Result<()> {
+        let keep = rec.spec.backup.as_ref().map(|b| b.retention()).unwrap_or(firecamp_core::spec::BackupSpec::DEFAULT_RETENTION) as usize;
+        let mine: Vec<(Loc, BackupRecord)> = self.repo.records(&rec.name).await?.into_iter().filter(|(_, r)| r.uid == rec.uid).collect();
+        let excess = mine.len().saturating_sub(keep);
+        for (loc, r) in &mine[..excess] {
+            self.repo.remove(loc).await?;
+            tracing::info!(service = %rec.name, backup = %r.id, "backup removed by retention");
+        }
+        if let Some((_, oldest)) = mine.get(excess) {
+            self.clean_archive(rec, &oldest.start_wal).await?;
+        }
+        Ok(())
+    }
+
+    async fn clean_archive(&self, rec: &ServiceRecord, oldest_needed: &str) -> Result<()> {
+        let installed = self.installed(rec)?;
+        self.repo.clean_archive(&rec.name, inc_name(rec), oldest_needed, &installed.bin_dir).await
+    }
+
+    /// `GET …/backups`: newest first; also for a deleted service whose backups are kept.
+    pub async fn backups(&self, service: &str) -> Result<Vec<Backup>> {
+        check_service(service)?;
+        let found = self.repo.records(service).await?;
+        if found.is_empty() && self.store.get(service)?.is_none() {
+            return Err(LocalError::NotFound(service.into()));
+        }
+        let mut until: BTreeMap<String, Option<SystemTime>> = BTreeMap::new();
+        for (loc, _) in &found {
+            if !until.contains_key(&loc.inc) {
+                until.insert(loc.inc.clone(), self.repo.newest_archived(service, &loc.inc).await);
+            }
+        }
+        Ok(found.iter().rev().map(|(loc, r)| view(r, until.get(&loc.inc).copied().flatten())).collect())
+    }
+
+    /// One backup of `service` by id, or its newest by `latest`.
+    async fn find(&self, service: &str, id: &str) -> Result<(Loc, BackupRecord)> {
+        check_service(service)?;
+        if id == LATEST {
+            return self
+                .repo
+                .records(service)
+                .await?
+                .pop()
+                .ok_or_else(|| LocalError::Missing(format!("service {service:?} has no backups; take one with `firecamp service backup {service}`")));
+        }
+        if let Some(p) = id_problem(id) {
+            return Err(LocalError::invalid("backup", p));
+        }
+        self.repo
+            .records(service)
+            .await?
+            .into_iter()
+            .find(|(loc, _)| loc.id == id)
+            .ok_or_else(|| LocalError::Missing(format!("service {service:?} has no backup {id:?}; `firecamp service backups {service}` lists them")))
+    }
+
+    /// `DELETE …/backups/{id}`: the backup and the archived WAL only it needed.
+    pub async fn delete_backup(&self, service: &str, id: &str) -> Result<Backup> {
+        let _op = self.ops.lock().await;
+        if let Some(busy) = self.unfinished_operation(service)? {
+            return Err(busy);
+        }
+        let (loc, r) = self.find(service, id).await?;
+        let shown = view(&r, self.repo.newest_archived(service, &loc.inc).await);
+        self.repo.remove(&loc).await?;
+        if let Some(rec) = self.store.get(service)?.filter(|rec| rec.uid == r.uid && backed_up(rec))
+            && let Some((_, oldest)) = self.repo.records(service).await?.into_iter().find(|(_, o)| o.uid == r.uid)
+        {
+            self.clean_archive(&rec, &oldest.start_wal).await?;
+        }
+        Ok(shown)
+    }
+
+    /// `POST …/restore`: a new service from a backup of `source`, recovered up to `toTime`.
+    /// Everything is checked before anything is made: the backup's id, its record (of this
+    /// service, of PostgreSQL), its files (sizes and checksums) and the time.
+    pub async fn restore(self: &Arc<Self>, source: &str, req: RestoreRequest) -> Result<Service> {
+        let _op = self.ops.lock().await;
+        let (loc, r) = self.find(source, &req.backup).await?;
+        if r.format != FORMAT || r.service != source || r.engine != EngineKind::Postgresql {
+            return Err(LocalError::invalid(
+                "backup",
+                format!(
+                    "backup {} of {source:?} holds a backup of {} service {:?} (record format {}), not of this PostgreSQL service {source:?}",
+                    loc.id, r.engine, r.service, r.format
+                ),
+            ));
+        }
+        let target_time = match req.to_time.as_deref() {
+            None => None,
+            Some(t) => Some(self.check_target(&r, t)?),
+        };
+        if self.store.get(&req.name)?.is_some() {
+            return Err(LocalError::AlreadyExists(req.name));
+        }
+        let owner = self.member_user(EngineKind::Postgresql)?;
+        let dir = self
+            .repo
+            .fetch(&loc, &r, &restore_staging(&self.cfg, &req.name), owner)
+            .await
+            .map_err(|why| LocalError::invalid("backup", format!("backup {} is damaged and cannot be restored: {why}", r.id)))?;
+        if let Err(e) = self.flush_source_wal(source, &r.uid).await {
+            forget_restore(&self.cfg, &req.name);
+            return Err(e);
+        }
+        let restore = RestoreRecord {
+            source: source.to_string(),
+            backup: r.id.clone(),
+            base_dir: dir.display().to_string(),
+            wal_dir: self.repo.archive(&loc.service, &loc.inc),
+            target_time,
+        };
+        let mut spec = r.spec.clone();
+        spec.stopped = false;
+        tracing::info!(service = %req.name, from = %r.id, to_time = ?restore.target_time, "restoring");
+        let name = req.name.clone();
+        let made = self.create_locked(CreateService { name: req.name, spec }, Some(restore)).await;
+        if made.is_err() {
+            forget_restore(&self.cfg, &name);
+        }
+        made
+    }
+
+    /// The target time in the form PostgreSQL reads, if a restore of `r` can reach it.
+    fn check_target(&self, r: &BackupRecord, t: &str) -> Result<String> {
+        let at = humantime::parse_rfc3339(t)
+            .map_err(|e| LocalError::invalid("toTime", format!("{t:?} is not an RFC 3339 time in UTC such as 2026-12-02T20:15:00Z ({e})")))?;
+        let finished = humantime::parse_rfc3339(&r.finished).map_err(|e| LocalError::Internal(format!("backup {}: finished {:?}: {e}", r.id, r.finished)))?;
+        if at < finished {
+            return Err(LocalError::invalid(
+                "toTime",
+                format!("{t} is before backup {} finished ({}), the earliest moment it restores to; choose an older backup", r.id, r.finished),
+            ));
+        }
+        if at > SystemTime::now() {
+            return Err(LocalError::invalid("toTime", format!("{t} is in the future")));
+        }
+        Ok(pg_time(at))
+    }
+
+    /// When the source incarnation runs, its latest transactions are archived before the
+    /// restore reads the archive: one more commit (so recovery finds one after any target up to
+    /// now) and a WAL switch, waited for until the archiver has the file.
+    async fn flush_source_wal(&self, source: &str, uid: &str) -> Result<()> {
+        let Some(rec) = self.store.get(source)?.filter(|rec| rec.uid == uid && rec.desired == crate::store::Desired::Running && rec.init.done) else {
+            return Ok(());
+        };
+        let primary = rec.current_primary();
+        let c = crate::operations::pg(&rec, &primary).await.map_err(|e| LocalError::Unavailable(format!("archiving the latest WAL of {source}: {e}")))?;
+        let fail = |e: tokio_postgres::Error| LocalError::Unavailable(format!("archiving the latest WAL of {source} on {primary}: {e}"));
+        c.execute("SELECT txid_current()", &[]).await.map_err(fail)?;
+        let file: String = c.query_one("SELECT pg_walfile_name(pg_switch_wal())", &[]).await.map_err(fail)?.get(0);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        crate::operations::poll(deadline, &format!("{source} did not archive {file} within 60 s"), || async {
+            let row = c.query_one("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver", &[]).await.map_err(|e| e.to_string())?;
+            let last: String = row.get(0);
+            if last.as_str() >= file.as_str() { Ok(()) } else { Err(format!("last archived {last:?}")) }
+        })
+        .await
+        .map_err(LocalError::Unavailable)
+    }
+}
+
+/// A moment as `recovery_target_time` reads it (`2026-12-02 20:15:00.000000+00`; PostgreSQL
+/// refuses the `T…Z` form there).
+fn pg_time(t: SystemTime) -> String {
+    let s = humantime::format_rfc3339_micros(t).to_string();
+    format!("{}+00", s.replacen('T', " ", 1).trim_end_matches('Z'))
+}
+
+/// The member to back up: `planned` once it streams (members may still be starting, after a
+/// daemon restart), else, after 30 s, the primary once it answers.
+async fn source(rec: &ServiceRecord, planned: &str, deadline: Instant) -> Result<String, String> {
+    let replica_by = deadline.min(Instant::now() + Duration::from_secs(30));
+    let waited = crate::operations::poll(replica_by, &format!("{planned} does not stream"), || async {
+        if streams(rec, planned).await { Ok(()) } else { Err("not streaming".to_string()) }
+    })
+    .await;
+    if waited.is_ok() {
+        return Ok(planned.to_string());
+    }
+    let primary = rec.current_primary();
+    crate::operations::poll(deadline, &format!("neither {planned} streams nor the primary {primary} answers"), || async {
+        crate::operations::pg(rec, &primary).await.map(|_| ())
+    })
+    .await?;
+    Ok(primary)
+}
+
+/// Whether `member` is a replica streaming from its primary now.
+async fn streams(rec: &ServiceRecord, member: &str) -> bool {
+    let Ok(c) = crate::operations::pg(rec, member).await else { return false };
+    c.query_opt("SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'", &[]).await.is_ok_and(|r| r.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_times_are_written_as_postgresql_reads_them() {
+        let t = humantime::parse_rfc3339("2026-12-02T20:08:37.365879Z").unwrap();
+        assert_eq!(pg_time(t), "2026-12-02 20:08:37.365879+00");
+    }
+}

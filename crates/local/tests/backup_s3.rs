@@ -1,0 +1,231 @@
+//! Backups in S3 (issue #15, docs/backup.md): the local runtime started with
+//! `--backup-target s3://bucket/prefix` (moto here, with the real SDK) archives WAL and keeps base
+//! backups in the bucket; a point-in-time restore reads them back; retention and refusals work
+//! on the bucket's objects; the keys the runtime was given never show in a log.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Bed, pg_connect, require, spec, with_bed};
+use firecamp_api::{BackupList, Phase};
+use firecamp_core::EngineKind;
+use firecamp_local::config::{Config, S3Target, StaticCredentials};
+use serde_json::json;
+
+/// moto's endpoint (scripts/setup.d/20-moto.sh, which scripts/test.sh sources): missing fails loudly.
+fn moto() -> String {
+    std::env::var("FIRECAMP_MOTO_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+        .expect("FIRECAMP_MOTO_ENDPOINT is not set: the S3 backup tests need moto (`. scripts/setup.d/20-moto.sh` starts it and exports it)")
+}
+
+/// The `firecamp` executable members run for `firecamp wal` (built beside this test by `cargo test --workspace`).
+fn firecamp_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("firecamp");
+    assert!(bin.is_file(), "{} is missing: build it first (`cargo build -p firecamp`)", bin.display());
+    bin
+}
+
+const KEY_ID: &str = "AKIAFIRECAMPTEST";
+
+fn s3(endpoint: &str) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version_latest()
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(KEY_ID, "testing", None, None, "test"))
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+async fn new_bucket(c: &aws_sdk_s3::Client, stem: &str) -> String {
+    let bucket = format!("{stem}-{}", std::process::id());
+    c.create_bucket().bucket(&bucket).send().await.expect("moto creates the bucket");
+    bucket
+}
+
+async fn keys(c: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
+    let out = c.list_objects_v2().bucket(bucket).prefix(prefix).send().await.unwrap();
+    out.contents().iter().filter_map(|o| o.key().map(String::from)).collect()
+}
+
+fn target(bucket: &str, secret: &str) -> S3Target {
+    S3Target {
+        url: format!("s3://{bucket}/team-a"),
+        region: Some("us-east-1".into()),
+        endpoint: Some(moto()),
+        credentials: Some(StaticCredentials { access_key_id: KEY_ID.into(), secret_access_key: secret.into(), session_token: None }),
+    }
+}
+
+/// The WAL file name of `lsn` on `timeline` (16 MiB segments).
+fn wal_file(timeline: u32, lsn: &str) -> String {
+    let (hi, lo) = lsn.split_once('/').unwrap();
+    format!("{timeline:08X}{:08X}{:08X}", u64::from_str_radix(hi, 16).unwrap(), u64::from_str_radix(lo, 16).unwrap() >> 24)
+}
+
+async fn backups(bed: &Bed, name: &str) -> BackupList {
+    bed.http.get(format!("{}/v1/services/{name}/backups", bed.url)).send().await.unwrap().json().await.unwrap()
+}
+
+async fn ids(bed: &Bed, name: &str) -> Vec<i64> {
+    let c = pg_connect(&bed.ip(name, &format!("{name}-0")).await, &bed.pg_login(name)).await.unwrap();
+    let mut ids: Vec<i64> = c.query("SELECT id FROM t", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    ids.sort();
+    ids
+}
+
+/// Every file under `dir`, read whole (logs, configs, records): where a secret must not be.
+fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let Ok(t) = e.file_type() else { continue };
+            if t.is_dir() {
+                stack.push(p);
+            } else if t.is_file()
+                && p.file_name().is_some_and(|n| n != "aws-credentials")
+                && std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backups_in_s3_restore_to_a_point_in_time_and_keep_their_keys_out_of_sight() {
+    require(EngineKind::Postgresql);
+    let client = s3(&moto());
+    let bucket = new_bucket(&client, "fc-pitr").await;
+    let secret = format!("SeCrEt{}x{}", std::process::id(), "9f8e7d6c5b4a");
+    let (b2, s2) = (bucket.clone(), secret.clone());
+    with_bed(
+        "t-bks",
+        "127.0.184.1/20",
+        move |cfg: &mut Config| {
+            cfg.backup_target = Some(target(&b2, &s2));
+            cfg.firecamp_bin = Some(firecamp_bin());
+        },
+        |bed: Arc<Bed>| async move {
+            let mut s = spec("postgresql", 2, "256Mi");
+            s["backup"] = json!({ "retention": 1 });
+            bed.create(json!({ "name": "pg", "spec": s })).await.expect("created");
+            bed.wait_phase("pg", Phase::Active, Duration::from_secs(240)).await;
+            let login = bed.pg_login("pg");
+            let primary = pg_connect(&bed.ip("pg", "pg-0").await, &login).await.unwrap();
+            primary.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY); INSERT INTO t SELECT g FROM generate_series(1, 500) g").await.unwrap();
+
+            let op = bed.operate("pg", json!({ "kind": "backup" })).await.expect("accepted");
+            let done = bed.wait_operation("pg", &op.id, Duration::from_secs(180)).await;
+            assert_eq!(done.phase, firecamp_api::OperationPhase::Succeeded, "{done:?}");
+            let list = backups(&bed, "pg").await;
+            assert_eq!(list.items.len(), 1, "{list:?}");
+            let first = list.items[0].clone();
+            // In the bucket, under the prefix: the files, the record last; nothing kept locally.
+            let objects = keys(&client, &bucket, "team-a/pg/").await;
+            for f in ["base.tar", "pg_wal.tar", "backup_manifest", "backup.json"] {
+                assert!(objects.iter().any(|k| k.ends_with(&format!("/base/{}/{f}", first.id))), "{f} not in {objects:?}");
+            }
+            let inc = std::fs::read_dir(bed.cfg.backup_dir().join("pg")).unwrap().next().unwrap().unwrap().path();
+            assert_eq!(std::fs::read_dir(inc.join("base")).unwrap().count(), 0, "the staged backup is gone once uploaded");
+            assert!(!inc.join("wal").exists(), "no local archive");
+
+            // T, then more rows and the mistake.
+            let before_t = ids(&bed, "pg").await;
+            let t: String =
+                primary.query_one(r#"SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"#, &[]).await.unwrap().get(0);
+            primary.batch_execute("INSERT INTO t SELECT -g FROM generate_series(1, 100) g").await.unwrap();
+            primary.batch_execute("DROP TABLE t").await.unwrap();
+
+            let r = bed
+                .http
+                .post(format!("{}/v1/services/pg/restore", bed.url))
+                .json(&json!({ "backup": first.id, "name": "pgr", "toTime": t }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+            bed.wait_phase("pgr", Phase::Active, Duration::from_secs(240)).await;
+            assert_eq!(ids(&bed, "pgr").await, before_t, "exactly the rows committed before {t}");
+            assert!(!bed.cfg.dir.join("restores").join("pgr").exists(), "the downloaded backup is dropped once restored");
+            // Every WAL file came from the bucket: the source archived there.
+            let wal = keys(&client, &bucket, &format!("team-a/pg/{}/wal/", inc.file_name().unwrap().to_string_lossy())).await;
+            assert!(!wal.is_empty(), "the archive is in the bucket");
+
+            // The keys: in each member's own 0600 file, nowhere else under the state directory.
+            let creds = bed.member_dir("pg", "pg-0").join("secret").join("aws-credentials");
+            let meta = std::fs::metadata(&creds).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+            assert_ne!(meta.uid(), 0, "owned by the engine's user");
+            assert!(std::fs::read_to_string(&creds).unwrap().contains(&secret));
+            assert_eq!(files_containing(&bed.cfg.dir, &secret), Vec::<PathBuf>::new(), "the secret key leaked into these files");
+
+            // A damaged backup in the bucket (its WAL tar cut short) is refused and makes nothing.
+            let key = format!("team-a/pg/{}/base/{}/pg_wal.tar", inc.file_name().unwrap().to_string_lossy(), first.id);
+            let whole = client.get_object().bucket(&bucket).key(&key).send().await.unwrap().body.collect().await.unwrap().into_bytes();
+            client.put_object().bucket(&bucket).key(&key).body(whole.slice(..whole.len() / 2).into()).send().await.unwrap();
+            let r = bed.http.post(format!("{}/v1/services/pg/restore", bed.url)).json(&json!({ "backup": first.id, "name": "pgx" })).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 400);
+            assert!(r.text().await.unwrap().contains("damaged"));
+            assert!(bed.list().await.items.iter().all(|s| s.name != "pgx"), "nothing created");
+            assert!(!bed.cfg.dir.join("restores").join("pgx").exists(), "no download left");
+
+            // Retention 1: a second backup removes the first's objects and the WAL only it needed
+            // (a checkpoint in a new WAL file first: a replica's backup starts at the last
+            // checkpoint it replayed).
+            primary.batch_execute("SELECT pg_switch_wal(); CHECKPOINT").await.unwrap();
+            let op = bed.operate("pg", json!({ "kind": "backup" })).await.expect("accepted");
+            let done = bed.wait_operation("pg", &op.id, Duration::from_secs(180)).await;
+            assert_eq!(done.phase, firecamp_api::OperationPhase::Succeeded, "{done:?}");
+            let list = backups(&bed, "pg").await;
+            assert_eq!(list.items.len(), 1, "{list:?}");
+            let second = list.items[0].clone();
+            assert_ne!(second.id, first.id);
+            let objects = keys(&client, &bucket, "team-a/pg/").await;
+            assert!(objects.iter().all(|k| !k.contains(&first.id)), "the first backup's objects are gone: {objects:?}");
+            let start = wal_file(second.timeline, &second.wal_start);
+            let left = keys(&client, &bucket, &format!("team-a/pg/{}/wal/", inc.file_name().unwrap().to_string_lossy())).await;
+            let older: Vec<&String> = wal.iter().filter(|k| k.rsplit('/').next().is_some_and(|n| n.len() >= 24 && n[8..24] < start[8..])).collect();
+            assert!(!older.is_empty(), "the second backup starts after some archived WAL ({start}): {wal:?}");
+            assert!(older.iter().all(|k| !left.contains(k)), "WAL before {start} removed: {left:?}");
+        },
+    )
+    .await;
+}
+
+/// A target that cannot work stops the runtime from starting, saying why; a state directory
+/// keeps the target its backups went to.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_or_changed_backup_target_is_refused_at_start() {
+    let client = s3(&moto());
+    let bucket = new_bucket(&client, "fc-pin").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::new(dir.path());
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.dns_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.ips = firecamp_local::ips::IpPool::parse("127.0.185.1/4").unwrap();
+    cfg.manage_hosts = false;
+    cfg.firecamp_bin = Some(firecamp_bin());
+
+    for (url, says) in [("s3://Bad_Bucket/x", "bucket"), ("s3://fc-pin-none-such/x", "create it first"), ("s3://fc-pin/../y", "segments")] {
+        cfg.backup_target = Some(S3Target { url: url.into(), ..target(&bucket, "k") });
+        let e = firecamp_local::start(cfg.clone()).await.err().expect("refused").to_string();
+        assert!(e.contains(says), "{url}: {e}");
+    }
+    cfg.backup_target = Some(target(&bucket, "k"));
+    firecamp_local::start(cfg.clone()).await.expect("starts").stop().await;
+    cfg.backup_target = None;
+    let e = firecamp_local::start(cfg.clone()).await.err().expect("refused").to_string();
+    assert!(e.contains(&format!("s3://{bucket}/team-a")) && e.contains("--backup-target"), "{e}");
+}
