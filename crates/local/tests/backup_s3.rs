@@ -116,6 +116,9 @@ async fn backups_in_s3_restore_to_a_point_in_time_and_keep_their_keys_out_of_sig
         move |cfg: &mut Config| {
             cfg.backup_target = Some(target(&b2, &s2));
             cfg.firecamp_bin = Some(firecamp_bin());
+            // A fixed API port: the test restarts the daemon in the middle of a restore.
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            cfg.listen = format!("127.0.0.1:{port}").parse().unwrap();
         },
         |bed: Arc<Bed>| async move {
             let mut s = spec("postgresql", 2, "256Mi");
@@ -156,6 +159,17 @@ async fn backups_in_s3_restore_to_a_point_in_time_and_keep_their_keys_out_of_sig
                 .await
                 .unwrap();
             assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+            // The daemon stopped while the first member recovers from the bucket: the next one
+            // takes the restore up where it was and ends it.
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            while !bed.logs("pgr", "pgr-0").await.contains("recovering from the archive s3://") {
+                assert!(std::time::Instant::now() < deadline, "pgr-0 never started recovering: {}", bed.logs("pgr", "pgr-0").await);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(bed.cfg.dir.join("restores").join("pgr").exists(), "the download waits for the first start");
+            bed.restart_daemon(bed.cfg.clone()).await;
+            let log = bed.logs("pgr", "pgr-0").await;
+            assert!(!log.contains("did not stop within"), "a recovering member stops when asked, not at the end of its grace:\n{log}");
             bed.wait_phase("pgr", Phase::Active, Duration::from_secs(240)).await;
             assert_eq!(ids(&bed, "pgr").await, before_t, "exactly the rows committed before {t}");
             assert!(!bed.cfg.dir.join("restores").join("pgr").exists(), "the downloaded backup is dropped once restored");
@@ -184,6 +198,9 @@ async fn backups_in_s3_restore_to_a_point_in_time_and_keep_their_keys_out_of_sig
             // Retention 1: a second backup removes the first's objects and the WAL only it needed
             // (a checkpoint in a new WAL file first: a replica's backup starts at the last
             // checkpoint it replayed).
+            bed.wait_phase("pg", Phase::Active, Duration::from_secs(240)).await;
+            // (The daemon's restart restarted its members.)
+            let primary = pg_connect(&bed.ip("pg", "pg-0").await, &login).await.unwrap();
             primary.batch_execute("SELECT pg_switch_wal(); CHECKPOINT").await.unwrap();
             let op = bed.operate("pg", json!({ "kind": "backup" })).await.expect("accepted");
             let done = bed.wait_operation("pg", &op.id, Duration::from_secs(180)).await;

@@ -90,9 +90,13 @@ if [ -e "$PGDATA/firecamp-restore-failed" ]; then
 fi
 if [ -e "$PGDATA/firecamp-restoring" ]; then
   log "recovering from the archive $RESTORE_WAL${RESTORE_TARGET_TIME:+ up to $RESTORE_TARGET_TIME}"
+  # Stoppable while it recovers (which takes as long as the archive is long): the recovering
+  # server leads a session of its own, so a stop stops it too; the next start goes on from its
+  # last restartpoint. `wait` on a background pg_ctl is what lets the trap run at once.
+  trap '"$(bin pg_ctl)" -D "$PGDATA" -m fast -w stop > /dev/null 2>&1; exit 143' INT TERM
   "$(bin pg_ctl)" -D "$PGDATA" -w -t 86400 -l "$RUN_DIR/restore.log" \
-    -o "-c config_file=$CONFIG_DIR/postgresql.conf -c listen_addresses='' -c unix_socket_directories='$RUN_DIR'" start || restore_failed
-  stoppable
+    -o "-c config_file=$CONFIG_DIR/postgresql.conf -c listen_addresses='' -c unix_socket_directories='$RUN_DIR'" start &
+  wait $! || restore_failed
   until [ "$("$(bin psql)" -Atq -h "$RUN_DIR" -p "$PORT" -U postgres -d postgres -c 'SELECT pg_is_in_recovery()')" = f ]; do
     "$(bin pg_ctl)" -D "$PGDATA" status > /dev/null || restore_failed
     sleep 1
