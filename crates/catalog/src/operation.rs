@@ -187,12 +187,11 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
             }
         }
         OperationKind::Backup => {
-            if current.engine != firecamp_core::EngineKind::Postgresql {
-                errs.push("kind", format!("backups are for PostgreSQL only for now, not {}", current.engine));
-            } else if current.backup.is_none() {
+            // Which engines may have spec.backup is the spec's own rule (validate.rs).
+            if current.backup.is_none() {
                 errs.push("kind", "the service has no spec.backup: create it with --backup (docs/backup.md)");
             }
-            target = Some("base backup".into());
+            target = Some(if current.engine == firecamp_core::EngineKind::Postgresql { "base backup" } else { "snapshot" }.into());
         }
         OperationKind::Failover => errs.push("kind", "a failover is FireCamp's own decision (spec.failover); ask for a switchover with a restart instead"),
         OperationKind::Certificates => {

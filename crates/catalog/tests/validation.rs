@@ -336,6 +336,13 @@ fn backups_are_refused_where_there_is_no_target_and_for_other_engines() {
     plan("svc", &s, &local, &KubernetesLayout, &BTreeMap::new()).expect("a local runtime keeps backups");
     let mut r = spec(Redis, 3);
     r.backup = Some(Default::default());
-    let errs = plan("svc", &r, &local, &KubernetesLayout, &BTreeMap::new()).expect_err("not for Redis yet");
-    assert!(errs.0.iter().any(|e| e.field == "spec.backup" && e.message.contains("PostgreSQL only")), "{errs}");
+    plan("svc", &r, &local, &KubernetesLayout, &BTreeMap::new()).expect("Redis with replication is backed up");
+    r.redis = Some(firecamp_core::spec::RedisOptions { mode: firecamp_core::spec::RedisMode::Cluster, shards: Some(3), maxmemory_policy: None });
+    r.replicas = 6;
+    let errs = plan("svc", &r, &local, &KubernetesLayout, &BTreeMap::new()).expect_err("not for Redis Cluster yet");
+    assert!(errs.0.iter().any(|e| e.field == "spec.backup" && e.message.contains("Redis in cluster mode")), "{errs}");
+    let mut z = spec(Zookeeper, 3);
+    z.backup = Some(Default::default());
+    let errs = plan("svc", &z, &local, &KubernetesLayout, &BTreeMap::new()).expect_err("not for ZooKeeper yet");
+    assert!(errs.0.iter().any(|e| e.field == "spec.backup" && e.message.contains("not zookeeper")), "{errs}");
 }

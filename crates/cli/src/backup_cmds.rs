@@ -44,8 +44,13 @@ pub async fn list(client: &Client, name: &str, format: Format) -> Result<(), Cli
                         b.member.clone(),
                         b.finished.clone(),
                         size(b.size_bytes),
-                        format!("{} – {} (timeline {})", b.wal_start, b.wal_end, b.timeline),
-                        format!("{} – {}", b.finished, b.recoverable_until.as_deref().unwrap_or("?")),
+                        // A snapshot (Redis) has no WAL: it restores to the moment it was taken.
+                        if b.wal_start.is_empty() { "-".into() } else { format!("{} – {} (timeline {})", b.wal_start, b.wal_end, b.timeline) },
+                        if b.wal_start.is_empty() {
+                            b.finished.clone()
+                        } else {
+                            format!("{} – {}", b.finished, b.recoverable_until.as_deref().unwrap_or("?"))
+                        },
                     ]
                 })
                 .collect();

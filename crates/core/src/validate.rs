@@ -53,8 +53,10 @@ pub fn validate_common(name: &str, spec: &ServiceSpec, cluster: &ClusterConfig, 
         if let Some(p) = b.schedule.as_deref().and_then(crate::spec::BackupSpec::schedule_problem) {
             errs.push("spec.backup.schedule", p);
         }
-        if spec.engine != crate::EngineKind::Postgresql {
-            errs.push("spec.backup", format!("backups are for PostgreSQL only for now, not {}", spec.engine));
+        let redis_cluster = spec.redis.as_ref().is_some_and(|r| r.mode == crate::spec::RedisMode::Cluster);
+        if spec.engine == crate::EngineKind::Zookeeper || redis_cluster {
+            let what = if redis_cluster { "Redis in cluster mode".to_string() } else { spec.engine.to_string() };
+            errs.push("spec.backup", format!("backups are for PostgreSQL and Redis with replication for now, not {what}"));
         } else if !cluster.backups {
             errs.push("spec.backup", "this cluster has no backup target: backups run on the local runtime for now (docs/backup.md)");
         }

@@ -173,7 +173,11 @@ impl Engine for Redis {
                         ("RUN_DIR", paths.run_dir.clone()),
                         ("DATA_DIR", paths.data_dir.clone()),
                         ("BIN_DIR", paths.bin_dir.clone()),
-                    ],
+                    ]
+                    .into_iter()
+                    // A restored service's first member starts from the backup's snapshot.
+                    .chain(paths.backup.restore.as_ref().map(|r| ("RESTORE_BASE", r.base_dir.clone())))
+                    .collect::<Vec<_>>(),
                 ),
                 0o644,
             ),

@@ -16,5 +16,20 @@ printf 'requirepass "%s"\nmasterauth "%s"\n' "$password" "$password" > "$RUN_DIR
 # certificate takes effect); the key stays readable by this member only.
 install -m 0644 "$TLS_DIR/$MEMBER.crt" "$RUN_DIR/tls.crt"
 install -m 0600 "$TLS_DIR/$MEMBER.key" "$RUN_DIR/tls.key"
+# A restored service's first member (docs/backup.md): the backup's snapshot becomes the base of
+# a new append-only file before the first start (Redis 7 ignores dump.rdb when appendonly is on),
+# made aside and renamed into place, so an interrupted copy starts over.
+if [ -n "${RESTORE_BASE:-}" ] && [ ! -e "$DATA_DIR/redis/appendonlydir" ]; then
+  echo "firecamp[$MEMBER]: loading the backup's snapshot $RESTORE_BASE/dump.rdb" >&2
+  aof="$DATA_DIR/redis/appendonlydir.restoring"
+  rm -rf "$aof"
+  mkdir -p "$aof"
+  cp "$RESTORE_BASE/dump.rdb" "$aof/appendonly.aof.1.base.rdb"
+  : > "$aof/appendonly.aof.1.incr.aof"
+  printf 'file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n' > "$aof/appendonly.aof.manifest"
+  sync "$aof"/*
+  mv "$aof" "$DATA_DIR/redis/appendonlydir"
+  sync "$DATA_DIR/redis"
+fi
 echo "firecamp[$MEMBER]: starting" >&2
 exec "$(bin redis-server)" "$CONFIG_DIR/redis.conf"

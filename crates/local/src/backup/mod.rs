@@ -10,7 +10,7 @@
 //! operation resumes. The operation's id fixes the backup's, so a resumed backup keeps its name.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -23,12 +23,13 @@ use crate::error::{LocalError, Result};
 use crate::runtime::Runtime;
 use crate::store::{OperationRecord, RestoreRecord, ServiceRecord};
 
+mod dump;
 mod record;
 mod repo;
 #[cfg(feature = "s3")]
 mod s3;
 
-use record::{BackupRecord, FORMAT, LATEST, RECORD, backup_id, id_problem, now, sums, view, wal_file, wal_range, write_durably};
+use record::{BackupRecord, FORMAT, LATEST, RECORD, backup_id, id_problem, now, sums, view, write_durably};
 pub(crate) use repo::{Loc, Repo};
 
 /// A new incarnation id (12 lowercase letters and digits).
@@ -51,8 +52,17 @@ fn inc_name(rec: &ServiceRecord) -> &str {
     if rec.uid.is_empty() { "0" } else { rec.uid.as_str() }
 }
 
+fn backed_up_engine(engine: EngineKind) -> bool {
+    matches!(engine, EngineKind::Postgresql | EngineKind::Redis)
+}
+
 fn backed_up(rec: &ServiceRecord) -> bool {
-    rec.spec.backup.is_some() && rec.spec.engine == EngineKind::Postgresql
+    rec.spec.backup.is_some() && backed_up_engine(rec.spec.engine)
+}
+
+/// Whether the service archives WAL (PostgreSQL with `spec.backup`).
+fn archives(rec: &ServiceRecord) -> bool {
+    backed_up(rec) && rec.spec.engine == EngineKind::Postgresql
 }
 
 /// Where a restore's downloaded backup waits until the restored service's first start is done.
@@ -78,12 +88,13 @@ pub(crate) fn restore_failure(cfg: &Config, rec: &ServiceRecord) -> Option<Strin
 impl Runtime {
     /// The service's WAL archive (a directory or an `s3://` URL), when it is backed up.
     pub(crate) fn archive(&self, rec: &ServiceRecord) -> Option<String> {
-        backed_up(rec).then(|| self.repo.archive(&rec.name, inc_name(rec)))
+        archives(rec).then(|| self.repo.archive(&rec.name, inc_name(rec)))
     }
 
     /// How members reach an S3 archive (their own, or a restore's source).
     pub(crate) fn s3_access(&self, rec: &ServiceRecord) -> Option<firecamp_catalog::layout::S3Access> {
-        (backed_up(rec) || rec.restore.is_some()).then(|| self.repo.s3_access()).flatten()
+        let pg = rec.spec.engine == EngineKind::Postgresql;
+        (archives(rec) || (pg && rec.restore.is_some())).then(|| self.repo.s3_access()).flatten()
     }
 
     /// The members' secret files: the service's, and the runtime's S3 keys where members archive.
@@ -108,7 +119,7 @@ impl Runtime {
         for d in [self.cfg.backup_dir(), self.cfg.backup_dir().join(&rec.name), inc.clone()] {
             crate::materialize::mkdir(&d, 0o711, None)?;
         }
-        if self.repo.is_local() {
+        if self.repo.is_local() && archives(rec) {
             crate::materialize::mkdir(&inc.join("wal"), 0o700, owner)?;
         }
         crate::materialize::mkdir(&inc.join("base"), 0o700, owner)
@@ -129,11 +140,6 @@ impl Runtime {
 
     async fn take_backup(&self, rec: &ServiceRecord, loc: &Loc, planned: &str, deadline: Instant) -> Result<(), String> {
         let id = loc.id.as_str();
-        let member = source(rec, planned, deadline).await?;
-        let installed = self.installed(rec).map_err(|e| e.to_string())?;
-        let plan = self.plan_of(rec, &installed).map_err(|e| e.to_string())?;
-        let m = plan.member(&member).ok_or_else(|| format!("{member} is not in the plan of {}", rec.name))?;
-        let ip = rec.ips.get(&member).ok_or_else(|| format!("{member} has no address"))?;
         let owner = self.member_user(rec.spec.engine).map_err(|e| e.to_string())?;
         let partial = Repo::local_incarnation(&self.cfg, &loc.service, &loc.inc).join("base").join(format!(".{id}.partial"));
         if partial.exists() {
@@ -141,37 +147,11 @@ impl Runtime {
         }
         crate::materialize::mkdir(&partial, 0o700, owner).map_err(|e| e.to_string())?;
         let started = now();
-        self.log_sink(&rec.name, &member).line(&format!("firecamp: base backup {id} from {member}"));
-        let mut cmd = tokio::process::Command::new(Path::new(&installed.bin_dir).join("pg_basebackup"));
-        cmd.args(["-h", &ip.to_string(), "-p", &firecamp_catalog::postgresql::PORT.to_string(), "-U", firecamp_catalog::postgresql::REPLICATION_USER])
-            .args(["-w", "-Ft", "-X", "stream", "-c", "fast", "-D"])
-            .arg(&partial)
-            // The passfile the member's start script makes from the service's secret (never argv).
-            .env("PGPASSFILE", Path::new(&m.paths.run_dir).join("pgpass"))
-            .env("PGSSLMODE", "verify-full")
-            .env("PGSSLROOTCERT", Path::new(&m.paths.tls_dir).join(firecamp_catalog::tls::CA_FILE))
-            .env("PGAPPNAME", "firecamp-backup")
-            // Not the daemon's (root's) home: libpq looks for a client certificate there.
-            .env("HOME", &m.paths.run_dir)
-            .kill_on_drop(true);
-        if let Some((uid, gid)) = owner {
-            cmd.uid(uid).gid(gid);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let out = tokio::time::timeout(left, cmd.output())
-            .await
-            .map_err(|_| "pg_basebackup did not finish within the step's timeout (--step-timeout)".to_string())?
-            .map_err(|e| format!("running pg_basebackup: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("pg_basebackup from {member} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
-        }
-        let manifest_path = partial.join("backup_manifest");
-        let manifest: serde_json::Value = std::fs::read(&manifest_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| format!("{} is missing or unreadable", manifest_path.display()))?;
-        let (timeline, start_lsn, end_lsn) = wal_range(&manifest).ok_or("backup_manifest has no WAL range")?;
-        let start_wal = wal_file(timeline, &start_lsn).ok_or_else(|| format!("the start LSN {start_lsn} is not one"))?;
+        let dumped = match rec.spec.engine {
+            EngineKind::Postgresql => self.dump_postgresql(rec, id, planned, &partial, owner, deadline).await?,
+            EngineKind::Redis => self.dump_redis(rec, id, planned, &partial, deadline).await?,
+            other => return Err(format!("{other} services are not backed up")),
+        };
         let dir = partial.clone();
         let files = tokio::task::spawn_blocking(move || sums(&dir)).await.map_err(|e| e.to_string())?.map_err(|e| format!("checksums: {e}"))?;
         let record = BackupRecord {
@@ -181,20 +161,20 @@ impl Runtime {
             uid: rec.uid.clone(),
             engine: rec.spec.engine,
             server_version: rec.server_version.clone(),
-            member: member.clone(),
+            member: dumped.member.clone(),
             started,
             finished: now(),
-            timeline,
-            start_lsn,
-            end_lsn,
-            start_wal,
+            timeline: dumped.timeline,
+            start_lsn: dumped.start_lsn,
+            end_lsn: dumped.end_lsn,
+            start_wal: dumped.start_wal,
             files,
             spec: rec.spec.clone(),
         };
         let json = serde_json::to_vec_pretty(&record).map_err(|e| e.to_string())?;
         write_durably(&partial.join(RECORD), &json).map_err(|e| format!("writing the backup record: {e}"))?;
         self.repo.commit(loc, &partial, &record).await?;
-        tracing::info!(service = %rec.name, backup = id, member = %member, bytes = record.files.values().map(|f| f.size).sum::<u64>(), "base backup taken");
+        tracing::info!(service = %rec.name, backup = id, member = %dumped.member, bytes = record.files.values().map(|f| f.size).sum::<u64>(), "backup taken");
         Ok(())
     }
 
@@ -208,7 +188,7 @@ impl Runtime {
             self.repo.remove(loc).await?;
             tracing::info!(service = %rec.name, backup = %r.id, "backup removed by retention");
         }
-        if let Some((_, oldest)) = mine.get(excess) {
+        if let Some((_, oldest)) = mine.get(excess).filter(|_| archives(rec)) {
             self.clean_archive(rec, &oldest.start_wal).await?;
         }
         Ok(())
@@ -266,7 +246,7 @@ impl Runtime {
         let (loc, r) = self.find(service, id).await?;
         let shown = view(&r, self.repo.newest_archived(service, &loc.inc).await);
         self.repo.remove(&loc).await?;
-        if let Some(rec) = self.store.get(service)?.filter(|rec| rec.uid == r.uid && backed_up(rec))
+        if let Some(rec) = self.store.get(service)?.filter(|rec| rec.uid == r.uid && archives(rec))
             && let Some((_, oldest)) = self.repo.records(service).await?.into_iter().find(|(_, o)| o.uid == r.uid)
         {
             self.clean_archive(&rec, &oldest.start_wal).await?;
@@ -280,29 +260,35 @@ impl Runtime {
     pub async fn restore(self: &Arc<Self>, source: &str, req: RestoreRequest) -> Result<Service> {
         let _op = self.ops.lock().await;
         let (loc, r) = self.find(source, &req.backup).await?;
-        if r.format != FORMAT || r.service != source || r.engine != EngineKind::Postgresql {
+        let engine_ok = backed_up_engine(r.engine) && r.spec.engine == r.engine;
+        if r.format != FORMAT || r.service != source || !engine_ok {
             return Err(LocalError::invalid(
                 "backup",
                 format!(
-                    "backup {} of {source:?} holds a backup of {} service {:?} (record format {}), not of this PostgreSQL service {source:?}",
+                    "backup {} of {source:?} holds a backup of {} service {:?} (record format {}), not of the service {source:?}",
                     loc.id, r.engine, r.service, r.format
                 ),
             ));
         }
         let target_time = match req.to_time.as_deref() {
             None => None,
+            Some(_) if r.engine != EngineKind::Postgresql => {
+                return Err(LocalError::invalid("toTime", format!("a {} backup restores to the moment it was taken; leave toTime out", r.engine)));
+            }
             Some(t) => Some(self.check_target(&r, t)?),
         };
         if self.store.get(&req.name)?.is_some() {
             return Err(LocalError::AlreadyExists(req.name));
         }
-        let owner = self.member_user(EngineKind::Postgresql)?;
+        let owner = self.member_user(r.engine)?;
         let dir = self
             .repo
             .fetch(&loc, &r, &restore_staging(&self.cfg, &req.name), owner)
             .await
             .map_err(|why| LocalError::invalid("backup", format!("backup {} is damaged and cannot be restored: {why}", r.id)))?;
-        if let Err(e) = self.flush_source_wal(source, &r.uid).await {
+        if r.engine == EngineKind::Postgresql
+            && let Err(e) = self.flush_source_wal(source, &r.uid).await
+        {
             forget_restore(&self.cfg, &req.name);
             return Err(e);
         }
@@ -310,7 +296,7 @@ impl Runtime {
             source: source.to_string(),
             backup: r.id.clone(),
             base_dir: dir.display().to_string(),
-            wal_dir: self.repo.archive(&loc.service, &loc.inc),
+            wal_dir: if r.engine == EngineKind::Postgresql { self.repo.archive(&loc.service, &loc.inc) } else { String::new() },
             target_time,
         };
         let mut spec = r.spec.clone();
@@ -369,31 +355,6 @@ impl Runtime {
 fn pg_time(t: SystemTime) -> String {
     let s = humantime::format_rfc3339_micros(t).to_string();
     format!("{}+00", s.replacen('T', " ", 1).trim_end_matches('Z'))
-}
-
-/// The member to back up: `planned` once it streams (members may still be starting, after a
-/// daemon restart), else, after 30 s, the primary once it answers.
-async fn source(rec: &ServiceRecord, planned: &str, deadline: Instant) -> Result<String, String> {
-    let replica_by = deadline.min(Instant::now() + Duration::from_secs(30));
-    let waited = crate::operations::poll(replica_by, &format!("{planned} does not stream"), || async {
-        if streams(rec, planned).await { Ok(()) } else { Err("not streaming".to_string()) }
-    })
-    .await;
-    if waited.is_ok() {
-        return Ok(planned.to_string());
-    }
-    let primary = rec.current_primary();
-    crate::operations::poll(deadline, &format!("neither {planned} streams nor the primary {primary} answers"), || async {
-        crate::operations::pg(rec, &primary).await.map(|_| ())
-    })
-    .await?;
-    Ok(primary)
-}
-
-/// Whether `member` is a replica streaming from its primary now.
-async fn streams(rec: &ServiceRecord, member: &str) -> bool {
-    let Ok(c) = crate::operations::pg(rec, member).await else { return false };
-    c.query_opt("SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'", &[]).await.is_ok_and(|r| r.is_some())
 }
 
 #[cfg(test)]

@@ -29,10 +29,14 @@ pub(crate) struct BackupRecord {
     pub(crate) member: String,
     pub(crate) started: String,
     pub(crate) finished: String,
+    #[serde(default)]
     pub(crate) timeline: u32,
+    #[serde(default)]
     pub(crate) start_lsn: String,
+    #[serde(default)]
     pub(crate) end_lsn: String,
     /// The first WAL file the backup needs (older archived files are only for older backups).
+    #[serde(default)]
     pub(crate) start_wal: String,
     pub(crate) files: BTreeMap<String, FileSum>,
     /// The service's spec when it was taken: a restore makes a service of the same shape.
@@ -185,8 +189,12 @@ pub(crate) fn check_files(dir: &Path, r: &BackupRecord) -> Result<(), String> {
             return Err(format!("{name} does not have the checksum its record gives"));
         }
     }
-    for f in ["base.tar", "pg_wal.tar"] {
-        if !r.files.contains_key(f) {
+    let needed: &[&str] = match r.engine {
+        EngineKind::Postgresql => &["base.tar", "pg_wal.tar"],
+        _ => &[super::dump::RDB],
+    };
+    for f in needed {
+        if !r.files.contains_key(*f) {
             return Err(format!("its record lists no {f}"));
         }
     }

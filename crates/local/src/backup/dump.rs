@@ -1,0 +1,124 @@
+//! Each engine's dump into a staged backup directory: PostgreSQL's base backup
+//! (`pg_basebackup`, tar format, WAL streamed) and Redis's snapshot (`redis-cli --rdb`, the
+//! RDB a replica's full sync would receive), taken from a replica where one is up, so the
+//! primary serves clients undisturbed.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::record::{wal_file, wal_range};
+use crate::runtime::Runtime;
+use crate::store::ServiceRecord;
+
+/// What a dump says of itself beside its files (PostgreSQL's WAL range; empty for Redis).
+pub(super) struct Dumped {
+    pub member: String,
+    pub timeline: u32,
+    pub start_lsn: String,
+    pub end_lsn: String,
+    pub start_wal: String,
+}
+
+/// The file a Redis backup holds.
+pub(crate) const RDB: &str = "dump.rdb";
+
+impl Runtime {
+    pub(super) async fn dump_postgresql(
+        &self,
+        rec: &ServiceRecord,
+        id: &str,
+        planned: &str,
+        partial: &Path,
+        owner: Option<(u32, u32)>,
+        deadline: Instant,
+    ) -> Result<Dumped, String> {
+        let member = pg_source(rec, planned, deadline).await?;
+        let installed = self.installed(rec).map_err(|e| e.to_string())?;
+        let plan = self.plan_of(rec, &installed).map_err(|e| e.to_string())?;
+        let m = plan.member(&member).ok_or_else(|| format!("{member} is not in the plan of {}", rec.name))?;
+        let ip = rec.ips.get(&member).ok_or_else(|| format!("{member} has no address"))?;
+        self.log_sink(&rec.name, &member).line(&format!("firecamp: base backup {id} from {member}"));
+        let mut cmd = tokio::process::Command::new(Path::new(&installed.bin_dir).join("pg_basebackup"));
+        cmd.args(["-h", &ip.to_string(), "-p", &firecamp_catalog::postgresql::PORT.to_string(), "-U", firecamp_catalog::postgresql::REPLICATION_USER])
+            .args(["-w", "-Ft", "-X", "stream", "-c", "fast", "-D"])
+            .arg(partial)
+            // The passfile the member's start script makes from the service's secret (never argv).
+            .env("PGPASSFILE", Path::new(&m.paths.run_dir).join("pgpass"))
+            .env("PGSSLMODE", "verify-full")
+            .env("PGSSLROOTCERT", Path::new(&m.paths.tls_dir).join(firecamp_catalog::tls::CA_FILE))
+            .env("PGAPPNAME", "firecamp-backup")
+            // Not the daemon's (root's) home: libpq looks for a client certificate there.
+            .env("HOME", &m.paths.run_dir)
+            .kill_on_drop(true);
+        if let Some((uid, gid)) = owner {
+            cmd.uid(uid).gid(gid);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let out = tokio::time::timeout(left, cmd.output())
+            .await
+            .map_err(|_| "pg_basebackup did not finish within the step's timeout (--step-timeout)".to_string())?
+            .map_err(|e| format!("running pg_basebackup: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("pg_basebackup from {member} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        let manifest_path = partial.join("backup_manifest");
+        let manifest: serde_json::Value = std::fs::read(&manifest_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| format!("{} is missing or unreadable", manifest_path.display()))?;
+        let (timeline, start_lsn, end_lsn) = wal_range(&manifest).ok_or("backup_manifest has no WAL range")?;
+        let start_wal = wal_file(timeline, &start_lsn).ok_or_else(|| format!("the start LSN {start_lsn} is not one"))?;
+        Ok(Dumped { member, timeline, start_lsn, end_lsn, start_wal })
+    }
+
+    /// `redis-cli --rdb` from `planned` (a replica), else from the primary: the snapshot of
+    /// one moment (the server forks for it), over TLS, the password in REDISCLI_AUTH.
+    pub(super) async fn dump_redis(&self, rec: &ServiceRecord, id: &str, planned: &str, partial: &Path, deadline: Instant) -> Result<Dumped, String> {
+        let installed = self.installed(rec).map_err(|e| e.to_string())?;
+        let plan = self.plan_of(rec, &installed).map_err(|e| e.to_string())?;
+        let primary = rec.current_primary();
+        let mut failures = Vec::new();
+        for member in [planned.to_string(), primary].into_iter().filter(|m| !m.is_empty()) {
+            let (Some(m), Some(ip)) = (plan.member(&member), rec.ips.get(&member)) else { continue };
+            let cacert = format!("{}/{}", m.paths.tls_dir, firecamp_catalog::tls::CA_FILE);
+            let file = partial.join(RDB);
+            let _ = std::fs::remove_file(&file);
+            self.log_sink(&rec.name, &member).line(&format!("firecamp: snapshot {id} from {member}"));
+            let args: Vec<String> =
+                vec!["-h".into(), ip.to_string(), "-p".into(), firecamp_catalog::redis::PORT.to_string(), "--rdb".into(), file.display().to_string()];
+            match tokio::time::timeout_at(deadline.into(), crate::init::redis_cli(rec, &installed.bin_dir, &cacert, &args)).await {
+                Ok(Ok(())) => {
+                    return Ok(Dumped { member, timeline: 0, start_lsn: String::new(), end_lsn: String::new(), start_wal: String::new() });
+                }
+                Ok(Err(e)) => failures.push(format!("{member}: {e}")),
+                Err(_) => return Err("redis-cli --rdb did not finish within the step's timeout (--step-timeout)".into()),
+            }
+        }
+        Err(format!("no member gave a snapshot: {}", failures.join("; ")))
+    }
+}
+
+/// The member to back up: `planned` once it streams (members may still be starting, after a
+/// daemon restart), else, after 30 s, the primary once it answers.
+async fn pg_source(rec: &ServiceRecord, planned: &str, deadline: Instant) -> Result<String, String> {
+    let replica_by = deadline.min(Instant::now() + Duration::from_secs(30));
+    let waited = crate::operations::poll(replica_by, &format!("{planned} does not stream"), || async {
+        if streams(rec, planned).await { Ok(()) } else { Err("not streaming".to_string()) }
+    })
+    .await;
+    if waited.is_ok() {
+        return Ok(planned.to_string());
+    }
+    let primary = rec.current_primary();
+    crate::operations::poll(deadline, &format!("neither {planned} streams nor the primary {primary} answers"), || async {
+        crate::operations::pg(rec, &primary).await.map(|_| ())
+    })
+    .await?;
+    Ok(primary)
+}
+
+/// Whether `member` is a replica streaming from its primary now.
+async fn streams(rec: &ServiceRecord, member: &str) -> bool {
+    let Ok(c) = crate::operations::pg(rec, member).await else { return false };
+    c.query_opt("SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'", &[]).await.is_ok_and(|r| r.is_some())
+}
