@@ -106,7 +106,7 @@ impl LocalLayout {
 }
 
 impl Layout for LocalLayout {
-    fn paths(&self, _engine: EngineKind, member: &Member) -> MemberPaths {
+    fn paths(&self, engine: EngineKind, member: &Member) -> MemberPaths {
         let dir = self.member_dir(member);
         MemberPaths {
             config_dir: format!("{dir}/config"),
@@ -118,7 +118,9 @@ impl Layout for LocalLayout {
             bin_dir: self.bin_dir.clone(),
             backup: BackupPaths {
                 archive_dir: self.backup.archive_dir.clone(),
-                restore: self.backup.restore.clone().filter(|_| member.index == 0),
+                // The first member of a single-writer engine (the others copy it); every member of
+                // an ensemble (whichever is elected, it has the restored data).
+                restore: self.backup.restore.clone().filter(|_| member.index == 0 || engine == EngineKind::Zookeeper),
                 s3: self.backup.s3.clone(),
             },
         }

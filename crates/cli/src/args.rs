@@ -203,8 +203,9 @@ pub enum ServiceCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
-    /// Take a base backup now (an operation; PostgreSQL with --backup, on the local runtime):
-    /// from a streaming replica where there is one, kept with the archived WAL (docs/backup.md).
+    /// Take a backup now (an operation; a service created with --backup, on the local runtime):
+    /// PostgreSQL's base backup or Redis's snapshot from a replica where one is up, ZooKeeper's
+    /// database files from the leader (docs/backup.md).
     Backup {
         name: String,
         #[command(flatten)]
@@ -217,8 +218,9 @@ pub enum ServiceCommand {
         #[arg(short, long, value_enum, default_value_t = Format::Table)]
         output: Format,
     },
-    /// Make a new service from a backup, recovered to a moment (`--to-time`) or to the end of
-    /// the archive; the backup is checked first, and nothing is made when it does not pass.
+    /// Make a new service from a backup, recovered to a moment (`--to-time`, PostgreSQL) or to
+    /// the end of the archive (a snapshot: as taken); the backup is checked first, and nothing
+    /// is made when it does not pass.
     Restore(crate::backup_cmds::RestoreArgs),
     /// Delete one backup, and the archived WAL only it needed.
     DeleteBackup { name: String, id: String },
@@ -393,14 +395,15 @@ pub struct CreateArgs {
     /// No automatic failover: a lost primary waits for its member to come back.
     #[arg(long, conflicts_with = "failover_delay")]
     pub no_failover: bool,
-    /// Back the service up (PostgreSQL, local runtime): WAL archived continuously, base backups
-    /// with `service backup`; restores to any moment since the oldest kept backup.
+    /// Back the service up (local runtime): PostgreSQL's WAL archived continuously with base
+    /// backups, restorable to any moment since the oldest kept one; Redis (replication) and
+    /// ZooKeeper snapshots, restorable as taken. Backups with `service backup` or a schedule.
     #[arg(long)]
     pub backup: bool,
-    /// With --backup: how many base backups are kept (1 to 100; 7 when absent).
+    /// With --backup: how many backups are kept (1 to 100; 7 when absent).
     #[arg(long, value_name = "COUNT", requires = "backup")]
     pub backup_retention: Option<u32>,
-    /// With --backup: take base backups by themselves on this cron schedule, in UTC
+    /// With --backup: take backups by themselves on this cron schedule, in UTC
     /// (e.g. "0 3 * * *": each day at 03:00).
     #[arg(long, value_name = "CRON", requires = "backup")]
     pub backup_schedule: Option<String>,

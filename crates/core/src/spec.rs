@@ -93,10 +93,10 @@ pub struct ServiceSpec {
     /// and Kubernetes with the roles from the engines).
     #[serde(default, skip_serializing_if = "FailoverSpec::is_default")]
     pub failover: FailoverSpec,
-    /// Backups (PostgreSQL and Redis with replication, on the local runtime for now).
+    /// Backups (PostgreSQL, Redis with replication, ZooKeeper; on the local runtime for now).
     /// PostgreSQL: every WAL file archived as it fills, base backups on request or schedule, so
-    /// the service can be restored to any moment since its oldest kept backup. Redis: snapshots,
-    /// each restored as it was taken. See docs/backup.md.
+    /// the service can be restored to any moment since its oldest kept backup. Redis, ZooKeeper:
+    /// snapshots, each restored as it was taken. See docs/backup.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupSpec>,
 }

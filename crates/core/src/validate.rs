@@ -54,9 +54,8 @@ pub fn validate_common(name: &str, spec: &ServiceSpec, cluster: &ClusterConfig, 
             errs.push("spec.backup.schedule", p);
         }
         let redis_cluster = spec.redis.as_ref().is_some_and(|r| r.mode == crate::spec::RedisMode::Cluster);
-        if spec.engine == crate::EngineKind::Zookeeper || redis_cluster {
-            let what = if redis_cluster { "Redis in cluster mode".to_string() } else { spec.engine.to_string() };
-            errs.push("spec.backup", format!("backups are for PostgreSQL and Redis with replication for now, not {what}"));
+        if redis_cluster {
+            errs.push("spec.backup", "backups are not for Redis in cluster mode yet (a snapshot per shard must land on the new cluster's slot owners)");
         } else if !cluster.backups {
             errs.push("spec.backup", "this cluster has no backup target: backups run on the local runtime for now (docs/backup.md)");
         }

@@ -198,7 +198,11 @@ impl Engine for ZooKeeper {
                         ("DATA_DIR", paths.data_dir.clone()),
                         ("LOG_DIR", log_dir),
                         ("BIN_DIR", paths.bin_dir.clone()),
-                    ],
+                    ]
+                    .into_iter()
+                    // A restored service's first member starts from the backup's snapshots and logs.
+                    .chain(paths.backup.restore.as_ref().map(|r| ("RESTORE_BASE", r.base_dir.clone())))
+                    .collect::<Vec<_>>(),
                 ),
                 0o644,
             ),

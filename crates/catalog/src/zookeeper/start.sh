@@ -26,6 +26,28 @@ if [ -s "$myid_file" ] && [ "$(cat "$myid_file")" != "$MYID" ]; then
 fi
 echo "$MYID" > "$myid_file"
 
+# A restored service's first member (docs/backup.md): the backup's snapshots and transaction
+# logs become its database before its first start; it has the newest transaction, so the
+# ensemble elects it and the other members take the data from it. Copied aside and renamed into
+# place (the logs first, the snapshots last), so an interrupted copy starts over.
+snaps="$DATA_DIR/zookeeper/version-2" logs="${LOG_DIR:-$DATA_DIR/zookeeper}/version-2"
+if [ -n "${RESTORE_BASE:-}" ] && [ ! -e "$snaps" ]; then
+  log "loading the backup's snapshots and logs from $RESTORE_BASE"
+  if [ "$logs" != "$snaps" ]; then
+    rm -rf "$logs" "$logs.restoring"
+    mkdir -p "$logs.restoring"
+    cp "$RESTORE_BASE"/log.* "$logs.restoring/" 2>/dev/null || true
+    sync "$logs.restoring"
+    mv "$logs.restoring" "$logs"
+  fi
+  rm -rf "$snaps.restoring"
+  mkdir -p "$snaps.restoring"
+  cp "$RESTORE_BASE"/snapshot.* "$snaps.restoring/"
+  if [ "$logs" = "$snaps" ]; then cp "$RESTORE_BASE"/log.* "$snaps.restoring/" 2>/dev/null || true; fi
+  sync "$snaps.restoring"
+  mv "$snaps.restoring" "$snaps"
+fi
+
 # TLS: ZooKeeper's PEM key store is one file with the key and the certificate; made from the
 # member's files at every start (a renewed certificate takes effect), private to the server.
 cat "$TLS_DIR/$MEMBER.key" "$TLS_DIR/$MEMBER.crt" > "$RUN_DIR/tls.pem"

@@ -96,6 +96,73 @@ impl Runtime {
         }
         Err(format!("no member gave a snapshot: {}", failures.join("; ")))
     }
+
+    /// A copy of the leader's database files (the most current member; copying loads no
+    /// server), else of `planned`'s.
+    pub(super) async fn dump_zookeeper(&self, rec: &ServiceRecord, id: &str, planned: &str, partial: &Path) -> Result<Dumped, String> {
+        let mut member = planned.to_string();
+        for m in rec.ips.keys() {
+            let t = crate::status::target(rec, m);
+            if let Some(t) = t
+                && matches!(firecamp_probe::zookeeper::role(&t).await, Ok(firecamp_api::Role::Leader))
+            {
+                member = m.clone();
+                break;
+            }
+        }
+        let installed = self.installed(rec).map_err(|e| e.to_string())?;
+        let plan = self.plan_of(rec, &installed).map_err(|e| e.to_string())?;
+        let m = plan.member(&member).ok_or_else(|| format!("{member} is not in the plan of {}", rec.name))?;
+        let snaps = Path::new(&m.paths.data_dir).join("zookeeper").join("version-2");
+        let logs = if rec.spec.volumes.journal.is_some() {
+            self.cfg.service_dir(&rec.name).join(&member).join("journal").join("zookeeper").join("version-2")
+        } else {
+            snaps.clone()
+        };
+        self.log_sink(&rec.name, &member).line(&format!("firecamp: copy of the database {id} from {member}"));
+        let into = partial.to_path_buf();
+        tokio::task::spawn_blocking(move || copy_zookeeper(&snaps, &logs, &into)).await.map_err(|e| e.to_string())??;
+        Ok(Dumped { member, timeline: 0, start_lsn: String::new(), end_lsn: String::new(), start_wal: String::new() })
+    }
+}
+
+/// Its copy of a ZooKeeper database: the newest snapshots (ZooKeeper loads the newest that is
+/// whole; one being written is not) and every transaction log from the oldest of them on,
+/// snapshots first, so the logs reach at least as far as any snapshot taken.
+const ZK_SNAPSHOTS: usize = 3;
+
+fn zxid_files(dir: &Path, prefix: &str) -> Result<Vec<(u64, std::path::PathBuf)>, String> {
+    let mut out: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(dir)
+        .map_err(|e| format!("reading {}: {e}", dir.display()))?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let zxid = u64::from_str_radix(name.strip_prefix(prefix)?, 16).ok()?;
+            Some((zxid, e.path()))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+fn copy_zookeeper(snaps: &Path, logs: &Path, into: &Path) -> Result<(), String> {
+    let copy = |from: &Path| {
+        let name = from.file_name().unwrap_or_default();
+        std::fs::copy(from, into.join(name)).map(|_| ()).map_err(|e| format!("copying {}: {e}", from.display()))
+    };
+    let all = zxid_files(snaps, "snapshot.")?;
+    let newest = &all[all.len().saturating_sub(ZK_SNAPSHOTS)..];
+    let Some((oldest, _)) = newest.first() else { return Err(format!("{} holds no snapshot yet", snaps.display())) };
+    for (_, p) in newest {
+        copy(p)?;
+    }
+    let logs = zxid_files(logs, "log.")?;
+    // The log holding the transaction after the oldest snapshot, and every later one.
+    let first = logs.iter().rposition(|(z, _)| *z <= oldest + 1).unwrap_or(0);
+    for (_, p) in &logs[first..] {
+        copy(p)?;
+    }
+    Ok(())
 }
 
 /// The member to back up: `planned` once it streams (members may still be starting, after a

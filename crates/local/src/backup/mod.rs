@@ -53,7 +53,7 @@ fn inc_name(rec: &ServiceRecord) -> &str {
 }
 
 fn backed_up_engine(engine: EngineKind) -> bool {
-    matches!(engine, EngineKind::Postgresql | EngineKind::Redis)
+    matches!(engine, EngineKind::Postgresql | EngineKind::Redis | EngineKind::Zookeeper)
 }
 
 fn backed_up(rec: &ServiceRecord) -> bool {
@@ -150,8 +150,14 @@ impl Runtime {
         let dumped = match rec.spec.engine {
             EngineKind::Postgresql => self.dump_postgresql(rec, id, planned, &partial, owner, deadline).await?,
             EngineKind::Redis => self.dump_redis(rec, id, planned, &partial, deadline).await?,
-            other => return Err(format!("{other} services are not backed up")),
+            EngineKind::Zookeeper => self.dump_zookeeper(rec, id, planned, &partial).await?,
         };
+        // The files are the engine user's, whoever wrote them: a restored member reads them.
+        if let Some((uid, gid)) = owner {
+            for e in std::fs::read_dir(&partial).map_err(|e| format!("reading {}: {e}", partial.display()))?.flatten() {
+                std::os::unix::fs::chown(e.path(), Some(uid), Some(gid)).map_err(|e| format!("chown {}: {e}", partial.display()))?;
+            }
+        }
         let dir = partial.clone();
         let files = tokio::task::spawn_blocking(move || sums(&dir)).await.map_err(|e| e.to_string())?.map_err(|e| format!("checksums: {e}"))?;
         let record = BackupRecord {

@@ -191,8 +191,12 @@ pub(crate) fn check_files(dir: &Path, r: &BackupRecord) -> Result<(), String> {
     }
     let needed: &[&str] = match r.engine {
         EngineKind::Postgresql => &["base.tar", "pg_wal.tar"],
-        _ => &[super::dump::RDB],
+        EngineKind::Redis => &[super::dump::RDB],
+        EngineKind::Zookeeper => &[],
     };
+    if r.engine == EngineKind::Zookeeper && !r.files.keys().any(|f| f.starts_with("snapshot.")) {
+        return Err("its record lists no snapshot".into());
+    }
     for f in needed {
         if !r.files.contains_key(*f) {
             return Err(format!("its record lists no {f}"));

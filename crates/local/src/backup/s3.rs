@@ -144,7 +144,12 @@ impl S3Repo {
             }
             let key = self.loc_key(loc, name);
             match self.bucket.get_file(&key, &into.join(name)).await {
-                Ok(true) => {}
+                Ok(true) => {
+                    // The engine's user reads it (a restored member's start script).
+                    if let Some((uid, gid)) = owner {
+                        std::os::unix::fs::chown(into.join(name), Some(uid), Some(gid)).map_err(|e| format!("chown {name}: {e}"))?;
+                    }
+                }
                 Ok(false) => return Err(format!("{name} is missing (s3://{}/{key})", self.root.bucket)),
                 Err(e) => return Err(format!("downloading {name}: {e}")),
             }

@@ -1,0 +1,77 @@
+//! ZooKeeper backups and restores (issue #15, docs/backup.md): a copy of the leader's snapshots
+//! and transaction logs; a restore makes a new ensemble whose every member starts from it, so
+//! each holds exactly the backup's znodes, with their ACLs (SASL identities are user names,
+//! the same in the new service, whose passwords are its own).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::zk::{ZkClient, zk_cli};
+use common::{Bed, require, spec, with_bed};
+use firecamp_api::{BackupList, OperationPhase, Phase};
+use firecamp_core::EngineKind;
+use serde_json::json;
+
+async fn cli(server: String, client: ZkClient, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || zk_cli(&server, &client, &args.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_zookeeper_restore_holds_exactly_the_backups_znodes_on_every_member() {
+    require(EngineKind::Zookeeper);
+    with_bed(
+        "t-bkz",
+        "127.0.188.1/20",
+        |_| {},
+        |bed: Arc<Bed>| async move {
+            let mut s = spec("zookeeper", 3, "512Mi");
+            s["backup"] = json!({});
+            bed.create(json!({ "name": "zk", "spec": s })).await.expect("created");
+            bed.wait_phase("zk", Phase::Active, Duration::from_secs(180)).await;
+            let at = format!("{}:2181", bed.ip("zk", "zk-0").await);
+            let (client, admin) = (bed.zk_client("zk", "client"), bed.zk_client("zk", "super"));
+            for args in [&["create", "/app", "v1"][..], &["create", "/app/a", "x"]] {
+                let out = cli(at.clone(), client.clone(), args).await;
+                assert!(out.contains("Created"), "{out}");
+            }
+            let out = cli(at.clone(), admin.clone(), &["create", "/admin-only", "secret-of-super", "sasl:super:cdrwa"]).await;
+            assert!(out.contains("Created"), "{out}");
+
+            let op = bed.operate("zk", json!({ "kind": "backup" })).await.expect("accepted");
+            let done = bed.wait_operation("zk", &op.id, Duration::from_secs(120)).await;
+            assert_eq!(done.phase, OperationPhase::Succeeded);
+            let list: BackupList = bed.http.get(format!("{}/v1/services/zk/backups", bed.url)).send().await.unwrap().json().await.unwrap();
+            assert_eq!(list.items.len(), 1, "{list:?}");
+
+            // After the backup: a znode more, one less.
+            let out = cli(at.clone(), client.clone(), &["create", "/later", "y"]).await;
+            assert!(out.contains("Created"), "{out}");
+            let out = cli(at.clone(), client.clone(), &["delete", "/app/a"]).await;
+            assert!(!out.contains("Exception"), "{out}");
+
+            let r = bed.http.post(format!("{}/v1/services/zk/restore", bed.url)).json(&json!({ "backup": "latest", "name": "zkr" })).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+            bed.wait_phase("zkr", Phase::Active, Duration::from_secs(180)).await;
+            let (client, admin) = (bed.zk_client("zkr", "client"), bed.zk_client("zkr", "super"));
+            assert_ne!(bed.secret("zkr", "zkr-0", "client-password"), bed.secret("zk", "zk-0", "client-password"), "its own passwords");
+            for m in ["zkr-0", "zkr-2"] {
+                let at = format!("{}:2181", bed.ip("zkr", m).await);
+                let out = cli(at.clone(), client.clone(), &["get", "/app"]).await;
+                assert!(out.contains("v1"), "{m}: {out}");
+                let out = cli(at.clone(), client.clone(), &["stat", "/app/a"]).await;
+                assert!(out.contains("numChildren") && !out.contains("does not exist"), "{m}: the backup's /app/a: {out}");
+                let out = cli(at.clone(), client.clone(), &["stat", "/later"]).await;
+                assert!(out.contains("Node does not exist"), "{m}: nothing after the backup: {out}");
+            }
+            let at = format!("{}:2181", bed.ip("zkr", "zkr-1").await);
+            let out = cli(at.clone(), client.clone(), &["get", "/admin-only"]).await;
+            assert!(out.contains("Insufficient permission") && !out.contains("secret-of-super"), "the ACL came along: {out}");
+            let out = cli(at, admin, &["get", "/admin-only"]).await;
+            assert!(out.contains("secret-of-super"), "{out}");
+        },
+    )
+    .await;
+}
