@@ -107,6 +107,9 @@ async fn a_service_name_that_is_not_a_dns_label_never_reaches_kubernetes() {
         (Method::GET, "/operations/op-1", ""),
         (Method::POST, "/operations/op-1/cancel", ""),
         (Method::GET, "/logs", ""),
+        (Method::GET, "/backups", ""),
+        (Method::DELETE, "/backups/rd-20261203T000000000Z", ""),
+        (Method::POST, "/restore", r#"{"backup":"latest","name":"rd2"}"#),
     ] {
         for name in [walk, "rd%2F..%2F..%2Fother", "RD", "rd.x"] {
             let uri = format!("/v1/services/{name}{suffix}");
@@ -142,4 +145,24 @@ async fn create_refuses_a_zone_outside_the_clusters() {
     nothing_written(&seen.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     let (status, _, _) = app.call(Method::POST, "/v1/services", serde_json::to_vec(&json!({ "name": "pg", "spec": spec("postgresql") })).unwrap()).await;
     assert!(status.is_success(), "the cluster's own zones are accepted: {status}");
+}
+
+/// #15: backups run on the local runtime; on Kubernetes their paths answer 501 saying so, after
+/// the caller is authenticated and authorized like any other, and write nothing.
+#[tokio::test]
+async fn backup_paths_answer_501_after_authorizing_and_write_nothing() {
+    let app = common::App::new();
+    for (method, suffix, body) in [
+        (Method::GET, "/backups", ""),
+        (Method::DELETE, "/backups/rd-20261203T000000000Z", ""),
+        (Method::POST, "/restore", r#"{"backup":"latest","name":"rd2"}"#),
+    ] {
+        let (status, bytes, seen) = app.call(method.clone(), &format!("/v1/services/rd{suffix}"), body.as_bytes().to_vec()).await;
+        let e: ApiError = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{method} {suffix}: {e:?}");
+        assert!(e.message.contains("local runtime"), "{e:?}");
+        let seen: Vec<String> = seen.iter().map(|s| s.to_string()).collect();
+        assert!(seen.iter().any(|r| r.ends_with("subjectaccessreviews")), "authorized first: {seen:?}");
+        nothing_written(&seen);
+    }
 }

@@ -8,6 +8,7 @@
 //! need none. Errors are always JSON [`firecamp_api::ApiError`]s.
 
 pub mod auth;
+pub mod backups;
 pub mod ca;
 pub mod ca_store;
 pub mod error;
@@ -125,6 +126,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(&paths::operation(name, "{id}"), get(operations::get))
         .route(&paths::cancel_operation(name, "{id}"), post(operations::cancel))
         .route(&paths::logs(name), get(logs::logs))
+        .route(&paths::backups(name), get(backups::list))
+        .route(&paths::backup(name, "{id}"), axum::routing::delete(backups::delete))
+        .route(&paths::restore(name), post(backups::restore))
         .route(paths::HEALTH, get(|| async { "ok\n" }))
         .route(paths::READY, get(ready))
         .route(METRICS_PATH, get(|| async { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::METRICS.render()) }))

@@ -17,6 +17,9 @@ pub fn all_paths() -> Vec<String> {
         paths::operations("{name}"),
         paths::operation("{name}", "{id}"),
         paths::cancel_operation("{name}", "{id}"),
+        paths::backups("{name}"),
+        paths::backup("{name}", "{id}"),
+        paths::restore("{name}"),
         paths::HEALTH.to_string(),
         super::METRICS_PATH.to_string(),
         paths::OPENAPI.to_string(),
@@ -42,7 +45,7 @@ fn errors(codes: &[u16]) -> Map<String, Value> {
                 404 => "No service of that name in the namespace.",
                 409 => "A service of that name exists, or (operations) another operation of the service is not finished.",
                 412 => "Another change won the race; read the service again and retry.",
-                501 => "Not available on this cluster (member logs need --aws).",
+                501 => "Not available on this cluster (member logs need --aws; backups run on the local runtime for now).",
                 503 => "Kubernetes is unreachable.",
                 _ => "Error.",
             };
@@ -85,6 +88,9 @@ pub fn document() -> Value {
         ("OperationRequest", generator.subschema_for::<firecamp_api::OperationRequest>()),
         ("Operation", generator.subschema_for::<firecamp_api::Operation>()),
         ("OperationList", generator.subschema_for::<firecamp_api::OperationList>()),
+        ("Backup", generator.subschema_for::<firecamp_api::Backup>()),
+        ("BackupList", generator.subschema_for::<firecamp_api::BackupList>()),
+        ("RestoreRequest", generator.subschema_for::<firecamp_api::RestoreRequest>()),
     ] {
         // Named types come back as references to the definitions collected below.
         if schema.get("$ref").is_none() {
@@ -149,6 +155,27 @@ pub fn document() -> Value {
     p.insert(paths::operations("{name}"), operations_path);
     p.insert(paths::operation("{name}", "{id}"), operation_path);
     p.insert(paths::logs("{name}"), logs_path);
+    // Served by the local runtime (docs/backup.md); the manage service answers 501 for now.
+    let id_param = json!({"name": "id", "in": "path", "required": true, "description": "A backup id, as listed.", "schema": {"type": "string"}});
+    p.insert(
+        paths::backups("{name}"),
+        json!({"get": {"summary": "The service's backups, newest first (also a deleted service's). Local runtime; 501 on Kubernetes for now.",
+            "operationId": "listBackups", "security": auth, "parameters": [name_param(), namespace_param()],
+            "responses": responses(("200", ok("The backups.", r("BackupList"))), &[400, 401, 403, 404, 501, 503])}}),
+    );
+    p.insert(
+        paths::backup("{name}", "{id}"),
+        json!({"delete": {"summary": "Delete one backup and the archived WAL only it needed. Local runtime; 501 on Kubernetes for now.",
+            "operationId": "deleteBackup", "security": auth, "parameters": [name_param(), namespace_param(), id_param],
+            "responses": responses(("200", ok("The deleted backup.", r("Backup"))), &[400, 401, 403, 404, 409, 501, 503])}}),
+    );
+    p.insert(
+        paths::restore("{name}"),
+        json!({"post": {"summary": "Make a new service from a backup (PostgreSQL: up to toTime). Checked first; nothing is made when refused. Local runtime; 501 on Kubernetes for now.",
+            "operationId": "restoreService", "security": auth, "parameters": [name_param(), namespace_param()],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": r("RestoreRequest")}}},
+            "responses": responses(("201", ok("Created; its first start restores the backup.", r("Service"))), &[400, 401, 403, 404, 409, 501, 503])}}),
+    );
     p.insert(
         paths::cancel_operation("{name}", "{id}"),
         json!({"post": {"summary": "Cancel an operation: no further step starts (Kubernetes: at once; local runtime: after the step under way).",

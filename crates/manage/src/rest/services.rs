@@ -35,7 +35,7 @@ pub struct Params {
     pub delete_volumes: bool,
 }
 
-fn params(q: Result<Query<Params>, QueryRejection>) -> Res<Params> {
+pub(crate) fn params(q: Result<Query<Params>, QueryRejection>) -> Res<Params> {
     q.map(|Query(p)| p).map_err(bad_query)
 }
 
