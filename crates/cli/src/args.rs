@@ -396,7 +396,7 @@ pub struct CreateArgs {
     #[arg(long, conflicts_with = "failover_delay")]
     pub no_failover: bool,
     /// Back the service up (local runtime): PostgreSQL's WAL archived continuously with base
-    /// backups, restorable to any moment since the oldest kept one; Redis (replication) and
+    /// backups, restorable to any moment since the oldest kept one; Redis (per shard) and
     /// ZooKeeper snapshots, restorable as taken. Backups with `service backup` or a schedule.
     #[arg(long)]
     pub backup: bool,

@@ -53,10 +53,7 @@ pub fn validate_common(name: &str, spec: &ServiceSpec, cluster: &ClusterConfig, 
         if let Some(p) = b.schedule.as_deref().and_then(crate::spec::BackupSpec::schedule_problem) {
             errs.push("spec.backup.schedule", p);
         }
-        let redis_cluster = spec.redis.as_ref().is_some_and(|r| r.mode == crate::spec::RedisMode::Cluster);
-        if redis_cluster {
-            errs.push("spec.backup", "backups are not for Redis in cluster mode yet (a snapshot per shard must land on the new cluster's slot owners)");
-        } else if !cluster.backups {
+        if !cluster.backups {
             errs.push("spec.backup", "this cluster has no backup target: backups run on the local runtime for now (docs/backup.md)");
         }
     }

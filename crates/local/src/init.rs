@@ -54,6 +54,10 @@ async fn step(rt: &Runtime, name: &str, plan: &ServicePlan, bin_dir: &str) -> Re
     let rec = rt.record(name)?.ok_or_else(|| LocalError::NotFound(name.into()))?;
     match membership_problem(&rec, &probe_all(&rec).await).await {
         None => {
+            // A restored cluster gets its data once formed, before it counts as ACTIVE.
+            if is_redis_cluster(&rec) && rec.restore.is_some() {
+                rt.load_redis_cluster(&rec, bin_dir).await?;
+            }
             rt.update_init(name, |i| {
                 i.done = true;
                 i.message = None;

@@ -143,3 +143,57 @@ async fn a_redis_snapshot_in_s3_restores() {
     )
     .await;
 }
+
+/// Redis Cluster: a snapshot per shard, each from a replica of the shard; the restored cluster
+/// is formed empty and then gets every key through its own owner of the key's slot, before it
+/// counts as ACTIVE.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_cluster_restore_holds_every_key_of_the_shards_snapshots() {
+    require(EngineKind::Redis);
+    with_bed(
+        "t-bkr3",
+        "127.0.189.1/20",
+        |_| {},
+        |bed: Arc<Bed>| async move {
+            let mut s = spec("redis", 6, "128Mi");
+            s["redis"] = json!({ "mode": "cluster", "shards": 3 });
+            s["backup"] = json!({});
+            bed.create(json!({ "name": "rc", "spec": s })).await.expect("created");
+            bed.wait_phase("rc", Phase::Active, Duration::from_secs(180)).await;
+            let mut con = common::redis_cluster_client(&bed, "rc").await;
+            for i in 0..300 {
+                let () = redis::cmd("SET").arg(format!("k{i}")).arg(format!("v{i}")).query_async(&mut con).await.unwrap();
+            }
+            let () = redis::cmd("SET").arg("{tag}expiring").arg("x").arg("EX").arg(3600).query_async(&mut con).await.unwrap();
+            // Every shard's replica has its primary's keys before the snapshots.
+            for i in 0..6 {
+                let t = bed.redis_target("rc", &format!("rc-{i}")).await;
+                let _ = firecamp_probe::redis::command(&t, &["WAIT", "1", "10000"]).await;
+            }
+
+            let op = bed.operate("rc", json!({ "kind": "backup" })).await.expect("accepted");
+            let done = bed.wait_operation("rc", &op.id, Duration::from_secs(120)).await;
+            assert_eq!(done.phase, OperationPhase::Succeeded);
+            let list: BackupList = bed.http.get(format!("{}/v1/services/rc/backups", bed.url)).send().await.unwrap().json().await.unwrap();
+            let b = &list.items[0];
+            assert_eq!(b.member.split(',').count(), 3, "one snapshot per shard: {b:?}");
+
+            let () = redis::cmd("SET").arg("later").arg("x").query_async(&mut con).await.unwrap();
+            let () = redis::cmd("DEL").arg("k0").query_async(&mut con).await.unwrap();
+
+            let r = bed.http.post(format!("{}/v1/services/rc/restore", bed.url)).json(&json!({ "backup": b.id, "name": "rcr" })).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+            bed.wait_phase("rcr", Phase::Active, Duration::from_secs(240)).await;
+            let mut con = common::redis_cluster_client(&bed, "rcr").await;
+            for i in 0..300 {
+                let v: Option<String> = redis::cmd("GET").arg(format!("k{i}")).query_async(&mut con).await.unwrap();
+                assert_eq!(v.as_deref(), Some(format!("v{i}").as_str()), "k{i}");
+            }
+            let later: Option<String> = redis::cmd("GET").arg("later").query_async(&mut con).await.unwrap();
+            assert_eq!(later, None, "nothing written after the snapshots");
+            let ttl: i64 = redis::cmd("TTL").arg("{tag}expiring").query_async(&mut con).await.unwrap();
+            assert!((1..=3600).contains(&ttl), "the expiry came along: {ttl}");
+        },
+    )
+    .await;
+}

@@ -394,25 +394,6 @@ async fn zookeeper_scales_3_to_5_to_3_through_reconfig_keeping_every_znode() {
     .await;
 }
 
-/// A Redis Cluster client of `name` as its users get one: every member's address, TLS verified
-/// against the service's CA, MOVED/ASK redirects followed.
-async fn cluster_client(bed: &Bed, name: &str) -> redis::cluster_async::ClusterConnection {
-    let s = bed.get(name).await;
-    let first = format!("{name}-0");
-    let nodes: Vec<String> = s.status.members.iter().map(|m| format!("rediss://{}:6379", m.static_ip.as_deref().unwrap())).collect();
-    let ca = std::fs::read(bed.ca_path(name, &first)).unwrap();
-    // rustls needs a process-wide provider; the first caller installs it.
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    redis::cluster::ClusterClientBuilder::new(nodes)
-        .password(bed.secret(name, &first, "password"))
-        .certs(redis::TlsCertificates { client_tls: None, root_cert: Some(ca) })
-        .build()
-        .unwrap()
-        .get_async_connection()
-        .await
-        .unwrap()
-}
-
 /// Slots held by each primary of `name` (by address), as `member` sees the cluster.
 async fn slots_by_primary(bed: &Bed, name: &str, member: &str) -> Vec<(String, usize)> {
     let text = match bed.redis(name, member, &["CLUSTER", "NODES"]).await {
@@ -452,7 +433,7 @@ async fn reshard_with_client(bed: &Bed, name: &str, op: serde_json::Value, hold_
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    let mut con = cluster_client(bed, name).await;
+    let mut con = common::redis_cluster_client(bed, name).await;
     let client = {
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -544,7 +525,7 @@ async fn redis_cluster_reshards_3_to_4_to_3_shards_with_every_key_served_through
         for (ip, n) in &primaries {
             assert!((5296..=5626).contains(n), "{ip} holds {n} slots, not about 5461: {primaries:?}");
         }
-        let mut con = cluster_client(&bed, "rc").await;
+        let mut con = common::redis_cluster_client(&bed, "rc").await;
         let mut missing = 0;
         for i in 0..KEYS {
             let v: Option<String> = redis::AsyncCommands::get(&mut con, format!("key-{i}")).await.unwrap();

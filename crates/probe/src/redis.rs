@@ -19,7 +19,9 @@ use crate::{ProbeError, Role, Target, TlsSettings, within};
 /// Every hash slot of a Redis Cluster.
 pub const SLOTS: u32 = 16384;
 
-async fn connect(t: &Target) -> Result<MultiplexedConnection, ProbeError> {
+/// A connection to the member (over TLS when the target says so), for callers with more than
+/// one command to send.
+pub async fn connect(t: &Target) -> Result<MultiplexedConnection, ProbeError> {
     match &t.tls {
         None => connect_plain(t).await,
         Some(tls) => connect_tls(t, tls).await,

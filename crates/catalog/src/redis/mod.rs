@@ -175,8 +175,9 @@ impl Engine for Redis {
                         ("BIN_DIR", paths.bin_dir.clone()),
                     ]
                     .into_iter()
-                    // A restored service's first member starts from the backup's snapshot.
-                    .chain(paths.backup.restore.as_ref().map(|r| ("RESTORE_BASE", r.base_dir.clone())))
+                    // A restored service's first member starts from the backup's snapshot (a
+                    // cluster's shards are loaded once it is formed: the local runtime's init).
+                    .chain(paths.backup.restore.as_ref().filter(|_| mode(ctx.spec) == RedisMode::Replication).map(|r| ("RESTORE_BASE", r.base_dir.clone())))
                     .collect::<Vec<_>>(),
                 ),
                 0o644,

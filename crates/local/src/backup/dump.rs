@@ -3,6 +3,7 @@
 //! RDB a replica's full sync would receive), taken from a replica where one is up, so the
 //! primary serves clients undisturbed.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -72,24 +73,60 @@ impl Runtime {
     }
 
     /// `redis-cli --rdb` from `planned` (a replica), else from the primary: the snapshot of
-    /// one moment (the server forks for it), over TLS, the password in REDISCLI_AUTH.
+    /// one moment (the server forks for it), over TLS, the password in REDISCLI_AUTH. A cluster:
+    /// one snapshot per shard (`shard-<k>.rdb`), each from a replica of the shard where one is
+    /// up, else from its primary; each shard's is of its own moment (Redis has no cluster-wide one).
     pub(super) async fn dump_redis(&self, rec: &ServiceRecord, id: &str, planned: &str, partial: &Path, deadline: Instant) -> Result<Dumped, String> {
         let installed = self.installed(rec).map_err(|e| e.to_string())?;
         let plan = self.plan_of(rec, &installed).map_err(|e| e.to_string())?;
-        let primary = rec.current_primary();
+        let mut shards: BTreeMap<Option<u32>, Vec<String>> = BTreeMap::new();
+        if crate::status::is_redis_cluster(rec) {
+            for m in &plan.members {
+                shards.entry(m.shard).or_default().push(m.member.name.to_string());
+            }
+        } else {
+            shards.insert(None, vec![planned.to_string(), rec.current_primary()]);
+        }
+        let mut from = Vec::new();
+        for (shard, members) in shards {
+            let file = match shard {
+                Some(k) => partial.join(format!("shard-{k}.rdb")),
+                None => partial.join(RDB),
+            };
+            // Replicas first (a cluster's roles are asked: failovers swap them within a shard).
+            let mut order = Vec::new();
+            for m in members {
+                let replica = (shard.is_none() && m == planned) || matches!(crate::status::probe_role(rec, &m).await, Ok(firecamp_api::Role::Replica));
+                if replica { order.insert(0, m) } else { order.push(m) }
+            }
+            order.dedup();
+            from.push(self.rdb_from(rec, &installed.bin_dir, &plan, id, &order, &file, deadline).await?);
+        }
+        Ok(Dumped { member: from.join(","), timeline: 0, start_lsn: String::new(), end_lsn: String::new(), start_wal: String::new() })
+    }
+
+    /// The snapshot of the first of `members` that gives one, into `file`; the member it came from.
+    #[allow(clippy::too_many_arguments)]
+    async fn rdb_from(
+        &self,
+        rec: &ServiceRecord,
+        bin_dir: &str,
+        plan: &firecamp_catalog::ServicePlan,
+        id: &str,
+        members: &[String],
+        file: &Path,
+        deadline: Instant,
+    ) -> Result<String, String> {
         let mut failures = Vec::new();
-        for member in [planned.to_string(), primary].into_iter().filter(|m| !m.is_empty()) {
-            let (Some(m), Some(ip)) = (plan.member(&member), rec.ips.get(&member)) else { continue };
+        for member in members {
+            let (Some(m), Some(ip)) = (plan.member(member), rec.ips.get(member)) else { continue };
             let cacert = format!("{}/{}", m.paths.tls_dir, firecamp_catalog::tls::CA_FILE);
-            let file = partial.join(RDB);
-            let _ = std::fs::remove_file(&file);
-            self.log_sink(&rec.name, &member).line(&format!("firecamp: snapshot {id} from {member}"));
+            let _ = std::fs::remove_file(file);
+            self.log_sink(&rec.name, member).line(&format!("firecamp: snapshot {id} from {member}"));
             let args: Vec<String> =
                 vec!["-h".into(), ip.to_string(), "-p".into(), firecamp_catalog::redis::PORT.to_string(), "--rdb".into(), file.display().to_string()];
-            match tokio::time::timeout_at(deadline.into(), crate::init::redis_cli(rec, &installed.bin_dir, &cacert, &args)).await {
-                Ok(Ok(())) => {
-                    return Ok(Dumped { member, timeline: 0, start_lsn: String::new(), end_lsn: String::new(), start_wal: String::new() });
-                }
+            match tokio::time::timeout_at(deadline.into(), crate::init::redis_cli(rec, bin_dir, &cacert, &args)).await {
+                Ok(Ok(())) => return Ok(member.clone()),
                 Ok(Err(e)) => failures.push(format!("{member}: {e}")),
                 Err(_) => return Err("redis-cli --rdb did not finish within the step's timeout (--step-timeout)".into()),
             }

@@ -25,6 +25,7 @@ use crate::store::{OperationRecord, RestoreRecord, ServiceRecord};
 
 mod dump;
 mod record;
+mod redis_load;
 mod repo;
 #[cfg(feature = "s3")]
 mod s3;

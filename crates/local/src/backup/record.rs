@@ -189,16 +189,18 @@ pub(crate) fn check_files(dir: &Path, r: &BackupRecord) -> Result<(), String> {
             return Err(format!("{name} does not have the checksum its record gives"));
         }
     }
-    let needed: &[&str] = match r.engine {
-        EngineKind::Postgresql => &["base.tar", "pg_wal.tar"],
-        EngineKind::Redis => &[super::dump::RDB],
-        EngineKind::Zookeeper => &[],
+    let shards = r.spec.redis.as_ref().filter(|o| o.mode == firecamp_core::spec::RedisMode::Cluster).map(|o| o.shards.unwrap_or(0));
+    let needed: Vec<String> = match (r.engine, shards) {
+        (EngineKind::Postgresql, _) => vec!["base.tar".into(), "pg_wal.tar".into()],
+        (EngineKind::Redis, Some(n)) => (0..n).map(|k| format!("shard-{k}.rdb")).collect(),
+        (EngineKind::Redis, None) => vec![super::dump::RDB.into()],
+        (EngineKind::Zookeeper, _) => Vec::new(),
     };
     if r.engine == EngineKind::Zookeeper && !r.files.keys().any(|f| f.starts_with("snapshot.")) {
         return Err("its record lists no snapshot".into());
     }
-    for f in needed {
-        if !r.files.contains_key(*f) {
+    for f in &needed {
+        if !r.files.contains_key(f) {
             return Err(format!("its record lists no {f}"));
         }
     }

@@ -387,3 +387,22 @@ pub async fn query_a(server: std::net::SocketAddr, name: &str) -> Vec<std::net::
     }
     out
 }
+
+/// A Redis Cluster client of `name` as its users get one: every member's address, TLS verified
+/// against the service's CA, MOVED/ASK redirects followed.
+pub async fn redis_cluster_client(bed: &Bed, name: &str) -> redis::cluster_async::ClusterConnection {
+    let s = bed.get(name).await;
+    let first = format!("{name}-0");
+    let nodes: Vec<String> = s.status.members.iter().map(|m| format!("rediss://{}:6379", m.static_ip.as_deref().unwrap())).collect();
+    let ca = std::fs::read(bed.ca_path(name, &first)).unwrap();
+    // rustls needs a process-wide provider; the first caller installs it.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    redis::cluster::ClusterClientBuilder::new(nodes)
+        .password(bed.secret(name, &first, "password"))
+        .certs(redis::TlsCertificates { client_tls: None, root_cert: Some(ca) })
+        .build()
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap()
+}
