@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::writer::with_writer;
-use common::{Bed, hold_after_steps, pg_connect, require, spec, with_bed};
+use common::{Bed, backup_id, hold_after_steps, pg_connect, require, spec, with_bed};
 use firecamp_api::{ApiError, BackupList, OperationPhase, Phase};
 use firecamp_core::EngineKind;
 use serde_json::{Value, json};
@@ -137,14 +137,6 @@ async fn a_point_in_time_restore_has_exactly_the_rows_committed_before_that_time
         },
     )
     .await;
-}
-
-/// The backup id the runtime derives from an operation's id (`op-<unix millis>`).
-fn backup_id(service: &str, op_id: &str) -> String {
-    let millis: u64 = op_id.strip_prefix("op-").unwrap().parse().unwrap();
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(millis);
-    let stamp: String = humantime::format_rfc3339_millis(t).to_string().chars().filter(|c| !matches!(c, '-' | ':' | '.')).collect();
-    format!("{service}-{stamp}")
 }
 
 /// A daemon stopped in the middle of a backup leaves a partial directory; the next daemon

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::s3::{firecamp_bin, keys, moto, new_bucket, s3, target};
-use common::{Bed, pg_connect, require, spec, with_bed};
+use common::{Bed, backup_id, hold_after_steps, pg_connect, require, spec, with_bed};
 use firecamp_api::{BackupList, Phase};
 use firecamp_core::EngineKind;
 use firecamp_local::config::{Config, S3Target};
@@ -197,4 +197,51 @@ async fn a_bad_or_changed_backup_target_is_refused_at_start() {
     cfg.backup_target = None;
     let e = firecamp_local::start(cfg.clone()).await.err().expect("refused").to_string();
     assert!(e.contains(&format!("s3://{bucket}/team-a")) && e.contains("--backup-target"), "{e}");
+}
+
+/// A daemon stopped while a backup was being uploaded: what it left in the bucket (no record,
+/// so no backup) is removed, and the backup is taken again under its id, whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_cut_short_is_taken_again_whole() {
+    require(EngineKind::Postgresql);
+    let client = s3(&moto());
+    let bucket = new_bucket(&client, "fc-cut").await;
+    let b2 = bucket.clone();
+    let hold = hold_after_steps(0);
+    let tweak = move |cfg: &mut Config| {
+        hold(cfg);
+        cfg.backup_target = Some(target(&b2, "testing"));
+        cfg.firecamp_bin = Some(firecamp_bin());
+    };
+    with_bed("t-bks2", "127.0.190.1/20", tweak, |bed: Arc<Bed>| async move {
+        let mut s = spec("postgresql", 1, "256Mi");
+        s["backup"] = json!({});
+        bed.create(json!({ "name": "pg", "spec": s })).await.expect("created");
+        bed.wait_phase("pg", Phase::Active, Duration::from_secs(240)).await;
+        let c = pg_connect(&bed.ip("pg", "pg-0").await, &bed.pg_login("pg")).await.unwrap();
+        c.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY); INSERT INTO t SELECT g FROM generate_series(1, 50) g").await.unwrap();
+        let op = bed.operate("pg", json!({ "kind": "backup" })).await.expect("accepted");
+        bed.wait_operation_until("pg", &op.id, Duration::from_secs(60), |o| o.phase == firecamp_api::OperationPhase::Running).await;
+        // What a daemon stopped mid-upload leaves: some of the backup's files, no record.
+        let id = backup_id("pg", &op.id);
+        let inc = std::fs::read_dir(bed.cfg.backup_dir().join("pg")).unwrap().next().unwrap().unwrap().file_name();
+        let key = format!("team-a/pg/{}/base/{id}/base.tar", inc.to_string_lossy());
+        client.put_object().bucket(&bucket).key(&key).body(b"half a tar".to_vec().into()).send().await.unwrap();
+        assert!(backups(&bed, "pg").await.items.is_empty(), "objects without a record are no backup");
+
+        let mut cfg = bed.cfg.clone();
+        cfg.hold_operations_after_steps = None;
+        bed.restart_daemon(cfg).await;
+        let done = bed.wait_operation("pg", &op.id, Duration::from_secs(180)).await;
+        assert_eq!(done.phase, firecamp_api::OperationPhase::Succeeded);
+        let list = backups(&bed, "pg").await;
+        assert_eq!(list.items.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+        let head = client.head_object().bucket(&bucket).key(&key).send().await.unwrap();
+        assert!(head.content_length().unwrap_or_default() > 1 << 20, "base.tar uploaded whole: {head:?}");
+        let r = bed.http.post(format!("{}/v1/services/pg/restore", bed.url)).json(&json!({ "backup": id, "name": "pgr" })).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+        bed.wait_phase("pgr", Phase::Active, Duration::from_secs(240)).await;
+        assert_eq!(ids(&bed, "pgr").await, (1..=50).collect::<Vec<i64>>());
+    })
+    .await;
 }

@@ -79,7 +79,8 @@ fi
 # data, where the runtime reads it to call the service FAILED.
 restore_failed() {
   local why
-  why="$(grep -m1 'FATAL' "$RUN_DIR/restore.log" || true)"
+  # The last FATAL line: the log keeps earlier attempts (stopped ones end with their own).
+  why="$(grep 'FATAL' "$RUN_DIR/restore.log" | tail -n 1 || true)"
   [ -z "$why" ] || printf '%s\n' "$why" > "$PGDATA/firecamp-restore-failed"
   log "recovery failed: $(tail -n 5 "$RUN_DIR/restore.log")"
   exit 1
@@ -90,16 +91,29 @@ if [ -e "$PGDATA/firecamp-restore-failed" ]; then
 fi
 if [ -e "$PGDATA/firecamp-restoring" ]; then
   log "recovering from the archive $RESTORE_WAL${RESTORE_TARGET_TIME:+ up to $RESTORE_TARGET_TIME}"
-  # Stoppable while it recovers (which takes as long as the archive is long): the recovering
-  # server leads a session of its own, so a stop stops it too; the next start goes on from its
-  # last restartpoint. `wait` on a background pg_ctl is what lets the trap run at once.
-  trap '"$(bin pg_ctl)" -D "$PGDATA" -m fast -w stop > /dev/null 2>&1; exit 143' INT TERM
-  "$(bin pg_ctl)" -D "$PGDATA" -w -t 86400 -l "$RUN_DIR/restore.log" \
-    -o "-c config_file=$CONFIG_DIR/postgresql.conf -c listen_addresses='' -c unix_socket_directories='$RUN_DIR'" start &
-  wait $! || restore_failed
-  until [ "$("$(bin psql)" -Atq -h "$RUN_DIR" -p "$PORT" -U postgres -d postgres -c 'SELECT pg_is_in_recovery()')" = f ]; do
-    "$(bin pg_ctl)" -D "$PGDATA" status > /dev/null || restore_failed
-    sleep 1
+  # The recovering server is this script's own child (not pg_ctl's, which would leave it to
+  # itself): a stop while it recovers (as long as the archive is long) stops it at once and
+  # waits for it, and the next start goes on from its last restartpoint.
+  # Asked until it ends: a SIGINT that comes before the server has set its handlers is lost
+  # (an asynchronous command starts with SIGINT ignored). Whatever is left goes with the
+  # supervisor's kill of this script's process group.
+  recovering=""
+  running() { local st; st="$(awk '/^State:/ {print $2}' "/proc/$1/status" 2> /dev/null)"; [ -n "$st" ] && [ "$st" != Z ]; }
+  stop_recovering() {
+    while [ -n "$recovering" ] && running "$recovering"; do
+      kill -INT "$recovering" 2> /dev/null
+      sleep 0.2
+    done
+    exit 143
+  }
+  trap stop_recovering INT TERM
+  "$(bin postgres)" -D "$PGDATA" -c config_file="$CONFIG_DIR/postgresql.conf" -c listen_addresses='' \
+    -c unix_socket_directories="$RUN_DIR" >> "$RUN_DIR/restore.log" 2>&1 &
+  recovering=$!
+  until [ "$("$(bin psql)" -Atq -h "$RUN_DIR" -p "$PORT" -U postgres -d postgres -c 'SELECT pg_is_in_recovery()' 2> /dev/null)" = f ]; do
+    kill -0 "$recovering" 2> /dev/null || restore_failed
+    sleep 1 &
+    wait $!
   done
   unstoppable
   log "recovered and promoted; setting this service's passwords and slots"
@@ -113,7 +127,8 @@ SELECT pg_create_physical_replication_slot(s) FROM unnest(string_to_array('$REPL
  WHERE s <> '' AND NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = s);
 ALTER SYSTEM RESET ALL;
 SQL
-  "$(bin pg_ctl)" -D "$PGDATA" -w -m fast stop
+  kill -INT "$recovering"
+  wait "$recovering" || true
   rm -f "$PGDATA/firecamp-restoring"
 fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then

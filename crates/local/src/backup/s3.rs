@@ -90,9 +90,16 @@ impl S3Repo {
         Ok(self.bucket.head(&self.loc_key(loc, RECORD)).await.map_err(|e| self.failed(e))?.is_some())
     }
 
-    /// Every file, then the record: a backup is listed only once it is whole. A file already up
-    /// with the same checksum (an upload resumed after a restart) is not sent again.
+    /// Every file, then the record: a backup is listed only once it is whole. Objects an
+    /// interrupted attempt left under the backup's prefix (no record: not a backup) are removed
+    /// first, since this attempt's files have other bytes and are never written over others.
     pub(crate) async fn upload(&self, loc: &Loc, staged: &Path, record: &BackupRecord) -> Result<(), String> {
+        let prefix = self.loc_key(loc, "");
+        let left: Vec<String> = self.bucket.list(&prefix).await.map_err(|e| e.to_string())?.into_iter().map(|o| o.key).collect();
+        if !left.is_empty() {
+            tracing::info!(backup = %loc.id, objects = left.len(), "removing what an interrupted upload left");
+            self.bucket.delete(&left).await.map_err(|e| format!("removing what an interrupted upload left: {e}"))?;
+        }
         for (name, sum) in &record.files {
             self.bucket.put_file(&self.loc_key(loc, name), &staged.join(name), &sum.sha256).await.map_err(|e| format!("uploading {name}: {e}"))?;
         }

@@ -406,3 +406,11 @@ pub async fn redis_cluster_client(bed: &Bed, name: &str) -> redis::cluster_async
         .await
         .unwrap()
 }
+
+/// The backup id the runtime derives from an operation's id (`op-<unix millis>`).
+pub fn backup_id(service: &str, op_id: &str) -> String {
+    let millis: u64 = op_id.strip_prefix("op-").unwrap().parse().unwrap();
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(millis);
+    let stamp: String = humantime::format_rfc3339_millis(t).to_string().chars().filter(|c| !matches!(c, '-' | ':' | '.')).collect();
+    format!("{service}-{stamp}")
+}
