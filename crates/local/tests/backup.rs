@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::writer::with_writer;
-use common::{Bed, backup_id, hold_after_steps, pg_connect, require, spec, with_bed};
+use common::{Bed, backup_id, hold_after_steps, pg_connect, pg_ids, require, spec, with_bed};
 use firecamp_api::{ApiError, BackupList, OperationPhase, Phase};
 use firecamp_core::EngineKind;
 use serde_json::{Value, json};
@@ -24,14 +24,6 @@ async fn restore(bed: &Bed, source: &str, body: Value) -> Result<firecamp_api::S
     let r = bed.http.post(format!("{}/v1/services/{source}/restore", bed.url)).json(&body).send().await.unwrap();
     let status = r.status().as_u16();
     if status == 201 { Ok(r.json().await.unwrap()) } else { Err((status, r.json().await.unwrap())) }
-}
-
-/// The ids in `t` on the service's first member.
-async fn ids(bed: &Bed, name: &str) -> Vec<i64> {
-    let c = pg_connect(&bed.ip(name, &format!("{name}-0")).await, &bed.pg_login(name)).await.unwrap();
-    let mut ids: Vec<i64> = c.query("SELECT id FROM t", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
-    ids.sort();
-    ids
 }
 
 /// A refused restore: its status, the field or words its error names, and nothing made.
@@ -74,7 +66,7 @@ async fn a_point_in_time_restore_has_exactly_the_rows_committed_before_that_time
             assert!(first.id.starts_with("pg-"), "{first:?}");
 
             // T: after every row so far, before the rows and the mistake that follow.
-            let before_t = ids(&bed, "pg").await;
+            let before_t = pg_ids(&bed, "pg").await;
             let t: String =
                 primary.query_one(r#"SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"#, &[]).await.unwrap().get(0);
             primary.batch_execute("INSERT INTO t SELECT -g FROM generate_series(1, 100) g").await.unwrap();
@@ -83,7 +75,7 @@ async fn a_point_in_time_restore_has_exactly_the_rows_committed_before_that_time
             let made = restore(&bed, "pg", json!({ "backup": first.id, "name": "pgr", "toTime": t })).await.expect("restore accepted");
             assert_eq!(made.spec.replicas, 2, "the source's shape");
             bed.wait_phase("pgr", Phase::Active, Duration::from_secs(240)).await;
-            assert_eq!(ids(&bed, "pgr").await, before_t, "exactly the rows committed before {t}");
+            assert_eq!(pg_ids(&bed, "pgr").await, before_t, "exactly the rows committed before {t}");
             // A whole service: its replica streams from the restored primary, with its own passwords.
             let c = pg_connect(&bed.ip("pgr", "pgr-0").await, &bed.pg_login("pgr")).await.unwrap();
             let streaming: i64 = c.query_one("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'", &[]).await.unwrap().get(0);

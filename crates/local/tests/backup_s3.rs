@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::s3::{firecamp_bin, keys, moto, new_bucket, s3, target};
-use common::{Bed, backup_id, hold_after_steps, pg_connect, require, spec, with_bed};
+use common::{Bed, backup_id, hold_after_steps, pg_connect, pg_ids, require, spec, with_bed};
 use firecamp_api::{BackupList, Phase};
 use firecamp_core::EngineKind;
 use firecamp_local::config::{Config, S3Target};
@@ -25,13 +25,6 @@ fn wal_file(timeline: u32, lsn: &str) -> String {
 
 async fn backups(bed: &Bed, name: &str) -> BackupList {
     bed.http.get(format!("{}/v1/services/{name}/backups", bed.url)).send().await.unwrap().json().await.unwrap()
-}
-
-async fn ids(bed: &Bed, name: &str) -> Vec<i64> {
-    let c = pg_connect(&bed.ip(name, &format!("{name}-0")).await, &bed.pg_login(name)).await.unwrap();
-    let mut ids: Vec<i64> = c.query("SELECT id FROM t", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
-    ids.sort();
-    ids
 }
 
 /// Every file under `dir`, read whole (logs, configs, records): where a secret must not be.
@@ -97,7 +90,7 @@ async fn backups_in_s3_restore_to_a_point_in_time_and_keep_their_keys_out_of_sig
             assert!(!inc.join("wal").exists(), "no local archive");
 
             // T, then more rows and the mistake.
-            let before_t = ids(&bed, "pg").await;
+            let before_t = pg_ids(&bed, "pg").await;
             let t: String =
                 primary.query_one(r#"SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"#, &[]).await.unwrap().get(0);
             primary.batch_execute("INSERT INTO t SELECT -g FROM generate_series(1, 100) g").await.unwrap();
@@ -123,7 +116,7 @@ async fn backups_in_s3_restore_to_a_point_in_time_and_keep_their_keys_out_of_sig
             let log = bed.logs("pgr", "pgr-0").await;
             assert!(!log.contains("did not stop within"), "a recovering member stops when asked, not at the end of its grace:\n{log}");
             bed.wait_phase("pgr", Phase::Active, Duration::from_secs(240)).await;
-            assert_eq!(ids(&bed, "pgr").await, before_t, "exactly the rows committed before {t}");
+            assert_eq!(pg_ids(&bed, "pgr").await, before_t, "exactly the rows committed before {t}");
             assert!(!bed.cfg.dir.join("restores").join("pgr").exists(), "the downloaded backup is dropped once restored");
             // Every WAL file came from the bucket: the source archived there.
             let wal = keys(&client, &bucket, &format!("team-a/pg/{}/wal/", inc.file_name().unwrap().to_string_lossy())).await;
@@ -241,7 +234,7 @@ async fn an_upload_cut_short_is_taken_again_whole() {
         let r = bed.http.post(format!("{}/v1/services/pg/restore", bed.url)).json(&json!({ "backup": id, "name": "pgr" })).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
         bed.wait_phase("pgr", Phase::Active, Duration::from_secs(240)).await;
-        assert_eq!(ids(&bed, "pgr").await, (1..=50).collect::<Vec<i64>>());
+        assert_eq!(pg_ids(&bed, "pgr").await, (1..=50).collect::<Vec<i64>>());
     })
     .await;
 }

@@ -8,16 +8,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::zk::{ZkClient, zk_cli};
+use common::zk::zk_cli_async;
 use common::{Bed, require, spec, with_bed};
 use firecamp_api::{BackupList, OperationPhase, Phase};
 use firecamp_core::EngineKind;
 use serde_json::json;
-
-async fn cli(server: String, client: ZkClient, args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || zk_cli(&server, &client, &args.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_zookeeper_restore_holds_exactly_the_backups_znodes_on_every_member() {
@@ -34,10 +29,10 @@ async fn a_zookeeper_restore_holds_exactly_the_backups_znodes_on_every_member() 
             let at = format!("{}:2181", bed.ip("zk", "zk-0").await);
             let (client, admin) = (bed.zk_client("zk", "client"), bed.zk_client("zk", "super"));
             for args in [&["create", "/app", "v1"][..], &["create", "/app/a", "x"]] {
-                let out = cli(at.clone(), client.clone(), args).await;
+                let out = zk_cli_async(at.clone(), client.clone(), args).await;
                 assert!(out.contains("Created"), "{out}");
             }
-            let out = cli(at.clone(), admin.clone(), &["create", "/admin-only", "secret-of-super", "sasl:super:cdrwa"]).await;
+            let out = zk_cli_async(at.clone(), admin.clone(), &["create", "/admin-only", "secret-of-super", "sasl:super:cdrwa"]).await;
             assert!(out.contains("Created"), "{out}");
 
             let op = bed.operate("zk", json!({ "kind": "backup" })).await.expect("accepted");
@@ -47,9 +42,9 @@ async fn a_zookeeper_restore_holds_exactly_the_backups_znodes_on_every_member() 
             assert_eq!(list.items.len(), 1, "{list:?}");
 
             // After the backup: a znode more, one less.
-            let out = cli(at.clone(), client.clone(), &["create", "/later", "y"]).await;
+            let out = zk_cli_async(at.clone(), client.clone(), &["create", "/later", "y"]).await;
             assert!(out.contains("Created"), "{out}");
-            let out = cli(at.clone(), client.clone(), &["delete", "/app/a"]).await;
+            let out = zk_cli_async(at.clone(), client.clone(), &["delete", "/app/a"]).await;
             assert!(!out.contains("Exception"), "{out}");
 
             let r = bed.http.post(format!("{}/v1/services/zk/restore", bed.url)).json(&json!({ "backup": "latest", "name": "zkr" })).send().await.unwrap();
@@ -59,17 +54,17 @@ async fn a_zookeeper_restore_holds_exactly_the_backups_znodes_on_every_member() 
             assert_ne!(bed.secret("zkr", "zkr-0", "client-password"), bed.secret("zk", "zk-0", "client-password"), "its own passwords");
             for m in ["zkr-0", "zkr-2"] {
                 let at = format!("{}:2181", bed.ip("zkr", m).await);
-                let out = cli(at.clone(), client.clone(), &["get", "/app"]).await;
+                let out = zk_cli_async(at.clone(), client.clone(), &["get", "/app"]).await;
                 assert!(out.contains("v1"), "{m}: {out}");
-                let out = cli(at.clone(), client.clone(), &["stat", "/app/a"]).await;
+                let out = zk_cli_async(at.clone(), client.clone(), &["stat", "/app/a"]).await;
                 assert!(out.contains("numChildren") && !out.contains("does not exist"), "{m}: the backup's /app/a: {out}");
-                let out = cli(at.clone(), client.clone(), &["stat", "/later"]).await;
+                let out = zk_cli_async(at.clone(), client.clone(), &["stat", "/later"]).await;
                 assert!(out.contains("Node does not exist"), "{m}: nothing after the backup: {out}");
             }
             let at = format!("{}:2181", bed.ip("zkr", "zkr-1").await);
-            let out = cli(at.clone(), client.clone(), &["get", "/admin-only"]).await;
+            let out = zk_cli_async(at.clone(), client.clone(), &["get", "/admin-only"]).await;
             assert!(out.contains("Insufficient permission") && !out.contains("secret-of-super"), "the ACL came along: {out}");
-            let out = cli(at, admin, &["get", "/admin-only"]).await;
+            let out = zk_cli_async(at, admin, &["get", "/admin-only"]).await;
             assert!(out.contains("secret-of-super"), "{out}");
         },
     )

@@ -7,7 +7,7 @@ mod common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 
-use common::zk::{ZkClient, zk_cli};
+use common::zk::{ZkClient, zk_cli_async};
 use common::{require, spec, with_bed};
 use firecamp_api::{Phase, Role};
 use firecamp_core::EngineKind;
@@ -15,11 +15,6 @@ use firecamp_probe::{Target, zookeeper};
 use serde_json::json;
 
 /// Runs zkCli off the async runtime (the JVM takes a second or two).
-async fn cli(server: String, client: ZkClient, args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || zk_cli(&server, &client, &args.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_ensemble_of_three_over_tls_and_sasl_admits_only_its_users() {
     require(EngineKind::Zookeeper);
@@ -65,48 +60,48 @@ async fn an_ensemble_of_three_over_tls_and_sasl_admits_only_its_users() {
             // by its DNS name (after `sync`, reads are current).
             let client = bed.zk_client("zk", "client");
             let (at0, at2) = (format!("{ip0}:2181"), "zk-2.t-zk-firecamp.com:2181".to_string());
-            let out = cli(at0.clone(), client.clone(), &["create", "/firecamp-test", "written-on-zk-0"]).await;
+            let out = zk_cli_async(at0.clone(), client.clone(), &["create", "/firecamp-test", "written-on-zk-0"]).await;
             assert!(out.contains("Created /firecamp-test"), "{out}");
-            let out = cli(at2.clone(), client.clone(), &["get", "/firecamp-test"]).await;
+            let out = zk_cli_async(at2.clone(), client.clone(), &["get", "/firecamp-test"]).await;
             assert!(out.contains("written-on-zk-0"), "{out}");
 
             // No login: ZooKeeper closes the session at its first request, read or write.
             let anonymous = ZkClient::anonymous(ca_path.clone());
             for args in [&["get", "/firecamp-test"][..], &["create", "/anonymous", "x"]] {
-                let out = cli(at0.clone(), anonymous.clone(), args).await;
+                let out = zk_cli_async(at0.clone(), anonymous.clone(), args).await;
                 assert!(out.contains("Session closed because client failed to authenticate"), "{args:?}: {out}");
                 assert!(!out.contains("written-on-zk-0") && !out.contains("Created"), "{out}");
             }
             // A wrong password fails the login.
             let mut wrong = client.clone();
             wrong.login = Some(("client".into(), "Wr0ngPassw0rd".into()));
-            let out = cli(at0.clone(), wrong, &["get", "/firecamp-test"]).await;
+            let out = zk_cli_async(at0.clone(), wrong, &["get", "/firecamp-test"]).await;
             assert!(out.contains("AuthFailed") && !out.contains("written-on-zk-0"), "{out}");
             // Without the CA the handshake fails verification, whatever the login.
             let mut no_ca = client.clone();
             no_ca.ca = None;
-            let out = cli(at0.clone(), no_ca, &["create", "/no-ca", "x"]).await;
+            let out = zk_cli_async(at0.clone(), no_ca, &["create", "/no-ca", "x"]).await;
             assert!(out.contains("PKIX path building failed") && !out.contains("Created"), "{out}");
             // Without TLS the client gets no session on 2181 (and 2182 is closed).
             let mut plain = client.clone();
             plain.tls = false;
-            let out = cli(at0.clone(), plain, &["create", "/plain", "x"]).await;
+            let out = zk_cli_async(at0.clone(), plain, &["create", "/plain", "x"]).await;
             assert!(!out.contains("Created"), "{out}");
             for path in ["/anonymous", "/no-ca", "/plain"] {
-                let out = cli(at2.clone(), client.clone(), &["stat", path]).await;
+                let out = zk_cli_async(at2.clone(), client.clone(), &["stat", path]).await;
                 assert!(out.contains("Node does not exist"), "{path} was created: {out}");
             }
 
             // ACLs name SASL identities: a znode only super may touch is refused to client, and
             // one of client's own is still open to super (ZooKeeper's superuser).
             let admin = bed.zk_client("zk", "super");
-            let out = cli(at0.clone(), admin.clone(), &["create", "/admin-only", "secret-of-super", "sasl:super:cdrwa"]).await;
+            let out = zk_cli_async(at0.clone(), admin.clone(), &["create", "/admin-only", "secret-of-super", "sasl:super:cdrwa"]).await;
             assert!(out.contains("Created /admin-only"), "{out}");
-            let out = cli(at2.clone(), client.clone(), &["get", "/admin-only"]).await;
+            let out = zk_cli_async(at2.clone(), client.clone(), &["get", "/admin-only"]).await;
             assert!(out.contains("Insufficient permission") && !out.contains("secret-of-super"), "{out}");
-            let out = cli(at0.clone(), client.clone(), &["create", "/app", "of-client", "sasl:client:cdrwa"]).await;
+            let out = zk_cli_async(at0.clone(), client.clone(), &["create", "/app", "of-client", "sasl:client:cdrwa"]).await;
             assert!(out.contains("Created /app"), "{out}");
-            let out = cli(at2.clone(), admin, &["get", "/app"]).await;
+            let out = zk_cli_async(at2.clone(), admin, &["get", "/app"]).await;
             assert!(out.contains("of-client"), "{out}");
 
             // The passwords reach the server only through its private JAAS file: not on the
@@ -158,12 +153,12 @@ async fn a_standalone_member_with_plaintext_allowed_still_asks_for_a_login() {
             let mut client = bed.zk_client("zk1", "client");
             client.tls = false;
             let plain = format!("{ip}:2182");
-            let out = cli(plain.clone(), client.clone(), &["create", "/plain", "over-2182"]).await;
+            let out = zk_cli_async(plain.clone(), client.clone(), &["create", "/plain", "over-2182"]).await;
             assert!(out.contains("Created /plain"), "{out}");
-            let out = cli(format!("{ip}:2181"), bed.zk_client("zk1", "client"), &["get", "/plain"]).await;
+            let out = zk_cli_async(format!("{ip}:2181"), bed.zk_client("zk1", "client"), &["get", "/plain"]).await;
             assert!(out.contains("over-2182"), "read over TLS: {out}");
             let anonymous = ZkClient { tls: false, ca: None, login: None };
-            let out = cli(plain, anonymous, &["get", "/plain"]).await;
+            let out = zk_cli_async(plain, anonymous, &["get", "/plain"]).await;
             assert!(out.contains("Session closed because client failed to authenticate") && !out.contains("over-2182"), "{out}");
         },
     )

@@ -414,3 +414,11 @@ pub fn backup_id(service: &str, op_id: &str) -> String {
     let stamp: String = humantime::format_rfc3339_millis(t).to_string().chars().filter(|c| !matches!(c, '-' | ':' | '.')).collect();
     format!("{service}-{stamp}")
 }
+
+/// The ids in `t` on the service's first member.
+pub async fn pg_ids(bed: &Bed, name: &str) -> Vec<i64> {
+    let c = pg_connect(&bed.ip(name, &format!("{name}-0")).await, &bed.pg_login(name)).await.unwrap();
+    let mut ids: Vec<i64> = c.query("SELECT id FROM t", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    ids.sort();
+    ids
+}

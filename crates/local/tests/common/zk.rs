@@ -85,3 +85,9 @@ pub fn zk_cli(server: &str, client: &ZkClient, args: &[&str]) -> String {
     let out = cmd.args(["-server", server]).args(args).output().unwrap();
     String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
 }
+
+/// [`zk_cli`] off the async runtime's threads (the JVM takes a second or two to start).
+pub async fn zk_cli_async(server: String, client: ZkClient, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || zk_cli(&server, &client, &args.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap()
+}
