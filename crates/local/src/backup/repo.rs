@@ -43,7 +43,7 @@ fn pin(cfg: &Config) -> Result<Option<String>> {
         Some(had) if had != want => {
             let flag = |t: &str| if t == "local" { "without --backup-target".to_string() } else { format!("with --backup-target {t}") };
             Err(LocalError::BadRequest(format!(
-                "the state directory {} keeps its backups {}, not {}: start the runtime {} (docs/backup.md: moving backups elsewhere)",
+                "the state directory {} keeps its backups {}, not {}: start the runtime {}, or use another state directory (docs/backup.md, Backups in S3)",
                 cfg.dir.display(),
                 if had == "local" { format!("in {}", cfg.backup_dir().display()) } else { format!("in {had}") },
                 if want == "local" { "in the state directory".to_string() } else { want.clone() },
