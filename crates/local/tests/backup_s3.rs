@@ -185,6 +185,10 @@ async fn a_bad_or_changed_backup_target_is_refused_at_start() {
         let e = firecamp_local::start(cfg.clone()).await.err().expect("refused").to_string();
         assert!(e.contains(says), "{url}: {e}");
     }
+    // A runtime that never kept a backup may move to S3; from then on the directory keeps it.
+    cfg.backup_target = None;
+    firecamp_local::start(cfg.clone()).await.expect("starts").stop().await;
+    assert!(!dir.path().join("backup-target").exists(), "nothing local to pin");
     cfg.backup_target = Some(target(&bucket, "k"));
     firecamp_local::start(cfg.clone()).await.expect("starts").stop().await;
     cfg.backup_target = None;

@@ -29,7 +29,8 @@ pub(crate) enum Repo {
 
 /// The state directory remembers where its backups go (`backup-target`): a runtime started
 /// later with another target would lose sight of every backup and archive already made.
-/// `Some(text)`: nothing is pinned yet, to be written once the target works.
+/// `Some(text)`: nothing is pinned yet, to be written once the target works. Local backups are
+/// pinned by being there: a runtime that never kept any may still move to S3.
 fn pin(cfg: &Config) -> Result<Option<String>> {
     let want = cfg.backup_target.as_ref().map(|t| t.url.trim_end_matches('/').to_string()).unwrap_or_else(|| "local".to_string());
     let path = cfg.dir.join("backup-target");
@@ -51,6 +52,7 @@ fn pin(cfg: &Config) -> Result<Option<String>> {
             )))
         }
         Some(_) => Ok(None),
+        None if want == "local" => Ok(None),
         None => Ok(Some(want)),
     }
 }
