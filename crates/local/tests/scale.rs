@@ -265,7 +265,24 @@ async fn redis_replication_scales_out_and_in_and_every_replica_holds_every_key_a
 async fn zk_session(bed: &Bed, name: &str, member: &str, user: &str) -> zookeeper_client::Client {
     let ca = std::fs::read_to_string(bed.ca_path(name, &format!("{name}-0"))).unwrap();
     let password = bed.secret(name, &format!("{name}-0"), &format!("{user}-password"));
-    zk_connect(&bed.ip(name, member).await, &ca, user, &password).await.unwrap_or_else(|e| panic!("a session with {member} as {user}: {e}"))
+    let ip = bed.ip(name, member).await;
+    // A ZooKeeper client reconnects when a server drops it (the harness's CI once saw zk-0 refuse
+    // the first session right after a scale's end): 30 s of attempts, then the member's log.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match zk_connect(&ip, &ca, user, &password).await {
+            Ok(c) => return c,
+            Err(e) if std::time::Instant::now() > deadline => {
+                let logs = bed.logs(name, member).await;
+                let tail: Vec<&str> = logs.lines().rev().take(40).collect();
+                panic!("a session with {member} as {user}: {e}\nlast log lines:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            }
+            Err(e) => {
+                eprintln!("a session with {member} as {user}: {e}; trying again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
 }
 
 async fn zk_connect(ip: &str, ca: &str, user: &str, password: &str) -> Result<zookeeper_client::Client, zookeeper_client::Error> {
