@@ -1,5 +1,7 @@
 # The local runtime's real-server tests (crates/local/tests, crates/probe/tests): PostgreSQL 15,
-# Redis 7.0 (server and redis-cli), ZooKeeper 3.8 with a JRE, from Debian 12's packages.
+# Redis 7.0 (server and redis-cli), ZooKeeper 3.8 with a JRE, and the metrics exporters
+# (postgres_exporter, redis_exporter) from Debian 12's packages; ZooKeeper's Prometheus provider
+# from Maven Central (docs/monitoring.md).
 # Sourced by scripts/test.sh. Tests that need a server fail, loudly, when it is missing.
 local_pkgs=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || local_pkgs+=(postgresql)
@@ -8,6 +10,8 @@ command -v redis-cli >/dev/null || local_pkgs+=(redis-tools)
 ls /usr/share/java/zookeeper-[0-9]*.jar >/dev/null 2>&1 || local_pkgs+=(zookeeper)
 command -v java >/dev/null || local_pkgs+=(default-jre-headless)
 [ -e /usr/share/java/slf4j-simple.jar ] || local_pkgs+=(libslf4j-java)
+command -v prometheus-postgres-exporter >/dev/null || local_pkgs+=(prometheus-postgres-exporter)
+command -v prometheus-redis-exporter >/dev/null || local_pkgs+=(prometheus-redis-exporter)
 if [ ${#local_pkgs[@]} -gt 0 ]; then
   echo "installing: ${local_pkgs[*]}"
   # The packages' own services must not start: members run under the local runtime only.
@@ -15,11 +19,23 @@ if [ ${#local_pkgs[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${local_pkgs[@]}" >/dev/null
 fi
+# ZooKeeper's Prometheus provider, its simpleclient jars and the servlet API (Jetty comes with
+# Debian's ZooKeeper): fetched again only when the pom that names them changes.
+zk_metrics=/usr/local/share/firecamp/zookeeper-metrics
+zk_pom=scripts/zookeeper-metrics/pom.xml
+if [ "$(cat "$zk_metrics/.pom.sha256" 2>/dev/null)" != "$(sha256sum < "$zk_pom")" ]; then
+  echo "fetching ZooKeeper's Prometheus provider from Maven Central"
+  rm -rf "$zk_metrics.partial" && mkdir -p "$zk_metrics.partial"
+  mvn -q -B -f "$zk_pom" dependency:copy-dependencies -DoutputDirectory="$zk_metrics.partial"
+  sha256sum < "$zk_pom" > "$zk_metrics.partial/.pom.sha256"
+  rm -rf "$zk_metrics" && mv "$zk_metrics.partial" "$zk_metrics"
+fi
 # A server the packages started anyway would hold no port of ours (members bind their own
 # loopback IPs), so nothing else to stop. Report what the tests will run.
 echo "PostgreSQL: $(ls -d /usr/lib/postgresql/*/bin | tr '\n' ' ')"
 echo "Redis: $(redis-server --version | cut -d' ' -f3)"
 echo "ZooKeeper: $(ls /usr/share/java/zookeeper-[0-9]*.jar)"
+echo "exporters: $(command -v prometheus-postgres-exporter prometheus-redis-exporter | tr '\n' ' ')$(ls "$zk_metrics"/zookeeper-prometheus-metrics-*.jar)"
 # Names the tests' runtimes add to /etc/hosts are removed when each test ends; a crashed run
 # could leave a block behind: remove the tests' blocks (clusters named t-…) at the end anyway.
 CLEANUP+=("sed -i '/^# BEGIN firecamp t-/,/^# END firecamp t-/d' /etc/hosts")

@@ -40,6 +40,18 @@ pub struct MemberPaths {
     pub bin_dir: String,
     /// Where the member archives WAL and, when it is restored, what it starts from.
     pub backup: BackupPaths,
+    /// What serves the member's metrics (`crate::metrics`); `None`: the runtime has nothing
+    /// that does, so the member has none.
+    pub metrics: Option<MetricsTools>,
+}
+
+/// What a runtime has to serve members' metrics with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsTools {
+    /// The exporter's executable (PostgreSQL: postgres_exporter, Redis: redis_exporter); empty
+    /// for ZooKeeper, whose server serves them itself once its provider's jars are on its class
+    /// path (the runtime's launcher sees to that).
+    pub exporter: String,
 }
 
 /// A member's side of backups (docs/backup.md). Only the local runtime has a backup target yet.
@@ -97,6 +109,8 @@ pub struct LocalLayout {
     pub bin_dir: String,
     /// The service's backups (a restore applies to its first member only).
     pub backup: BackupPaths,
+    /// The engine's metrics exporter, when this machine has it.
+    pub metrics: Option<MetricsTools>,
 }
 
 impl LocalLayout {
@@ -123,6 +137,7 @@ impl Layout for LocalLayout {
                 restore: self.backup.restore.clone().filter(|_| member.index == 0 || engine == EngineKind::Zookeeper),
                 s3: self.backup.s3.clone(),
             },
+            metrics: self.metrics.clone(),
         }
     }
     /// One machine: every member binds its own loopback address, whatever the engine.
@@ -149,6 +164,8 @@ impl Layout for KubernetesLayout {
             run_dir: K8S_RUN_DIR.into(),
             bin_dir: String::new(),
             backup: BackupPaths::default(),
+            // The engine images carry no exporter yet (docs/monitoring.md).
+            metrics: None,
         }
     }
     /// Engines that need a static IP run with the host network and bind that IP.

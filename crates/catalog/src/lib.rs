@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod layout;
+pub mod metrics;
 pub mod operation;
 pub mod params;
 pub mod plan;

@@ -40,12 +40,14 @@ fn service_rows(items: &[Service]) -> String {
 }
 
 fn member_rows(s: &Service) -> String {
+    // The metrics column only where members have metrics endpoints (docs/monitoring.md).
+    let metrics = s.status.members.iter().any(|m| m.metrics.is_some());
     let rows: Vec<Vec<String>> = s
         .status
         .members
         .iter()
         .map(|m| {
-            vec![
+            let mut row = vec![
                 m.name.clone(),
                 m.zone.clone(),
                 m.role.as_str().into(),
@@ -53,11 +55,20 @@ fn member_rows(s: &Service) -> String {
                 m.address.clone().or_else(|| m.static_ip.clone()).unwrap_or_default(),
                 m.dns_name.clone(),
                 m.node.clone().unwrap_or_default(),
-                m.message.clone().unwrap_or_default(),
-            ]
+            ];
+            if metrics {
+                row.push(m.metrics.clone().unwrap_or_default());
+            }
+            row.push(m.message.clone().unwrap_or_default());
+            row
         })
         .collect();
-    output::table(&["MEMBER", "ZONE", "ROLE", "READY", "ADDRESS", "DNS NAME", "NODE", "MESSAGE"], &rows)
+    let mut headers = vec!["MEMBER", "ZONE", "ROLE", "READY", "ADDRESS", "DNS NAME", "NODE"];
+    if metrics {
+        headers.push("METRICS");
+    }
+    headers.push("MESSAGE");
+    output::table(&headers, &rows)
 }
 
 /// The endpoints of a single-writer service; nothing for the others.

@@ -231,10 +231,14 @@ fn secrets_are_redacted_unless_given() {
     let objs = objects_of("postgresql-async");
     let Some(Object::Secret(s)) = objs.iter().find(|o| o.kind() == "Secret") else { panic!("no Secret") };
     let data = s.string_data.clone().unwrap();
-    assert_eq!(data.keys().collect::<Vec<_>>(), ["replication-password", "superuser-password"]);
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["monitor-password", "replication-password", "superuser-password"]);
     assert!(data.values().all(|v| v == REDACTED));
     let plan = common::plan_of("pg", &spec(EngineKind::Postgresql, 1), &BTreeMap::new());
-    let values = BTreeMap::from([("superuser-password".into(), "s3cr3t".into()), ("replication-password".into(), "r3pl".into())]);
+    let values = BTreeMap::from([
+        ("superuser-password".into(), "s3cr3t".into()),
+        ("replication-password".into(), "r3pl".into()),
+        ("monitor-password".into(), "m0n".into()),
+    ]);
     let objs = build(&plan, &Secrets::Values(values.clone()));
     let Some(Object::Secret(s)) = objs.iter().find(|o| o.kind() == "Secret") else { panic!() };
     assert_eq!(s.string_data.clone().unwrap(), values);

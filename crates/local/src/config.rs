@@ -96,7 +96,16 @@ pub struct BinDirs {
     pub redis: Option<PathBuf>,
     /// The directory holding zookeeper.jar (default: /usr/share/java).
     pub zookeeper: Option<PathBuf>,
+    /// The directory of the metrics exporters, postgres_exporter and redis_exporter under
+    /// Debian's or their own names (default: PATH).
+    pub exporters: Option<PathBuf>,
+    /// The directory of ZooKeeper's Prometheus provider and its jars (default:
+    /// [`ZOOKEEPER_METRICS_DIR`], where `scripts/setup.d/30-local.sh` puts them).
+    pub zookeeper_metrics: Option<PathBuf>,
 }
+
+/// Where ZooKeeper's Prometheus provider is looked for unless told otherwise.
+pub const ZOOKEEPER_METRICS_DIR: &str = "/usr/local/share/firecamp/zookeeper-metrics";
 
 impl Config {
     pub fn new(dir: impl Into<PathBuf>) -> Self {

@@ -187,7 +187,7 @@ impl Runtime {
 
     /// A plan for names, indexes, shards and bootstrap roles (no paths needed).
     fn shape(&self, rec: &ServiceRecord) -> Option<ServicePlan> {
-        let layout = self.layout(rec, "");
+        let layout = self.layout(rec, None);
         plan_mid_scale(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips, rec.primary.as_deref()).ok()
     }
 

@@ -124,7 +124,8 @@ impl Runtime {
     }
 
     /// Where the service's members live, archive WAL and (restored) start from.
-    pub(crate) fn layout(&self, rec: &ServiceRecord, bin_dir: &str) -> LocalLayout {
+    /// Without `installed`: a layout for names and shapes only (no executables, no metrics).
+    pub(crate) fn layout(&self, rec: &ServiceRecord, installed: Option<&Installed>) -> LocalLayout {
         let backup = firecamp_catalog::layout::BackupPaths {
             archive_dir: self.archive(rec).unwrap_or_default(),
             restore: rec.restore.as_ref().map(|r| firecamp_catalog::layout::RestorePaths {
@@ -134,11 +135,16 @@ impl Runtime {
             }),
             s3: self.s3_access(rec),
         };
-        LocalLayout { service_dir: self.cfg.service_dir(&rec.name).display().to_string(), bin_dir: bin_dir.to_string(), backup }
+        LocalLayout {
+            service_dir: self.cfg.service_dir(&rec.name).display().to_string(),
+            bin_dir: installed.map(|i| i.bin_dir.clone()).unwrap_or_default(),
+            backup,
+            metrics: installed.and_then(|i| i.metrics.clone()),
+        }
     }
 
     pub(crate) fn plan_of(&self, rec: &ServiceRecord, installed: &Installed) -> Result<ServicePlan> {
-        let layout = self.layout(rec, &installed.bin_dir);
+        let layout = self.layout(rec, Some(installed));
         Ok(plan_mid_scale(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips, rec.primary.as_deref())?)
     }
 
@@ -244,7 +250,8 @@ impl Runtime {
             let dir = PathBuf::from(&installed.bin_dir);
             std::fs::create_dir_all(&dir).map_err(LocalError::io(format!("creating {}", dir.display())))?;
             let launcher = dir.join("zkServer.sh");
-            std::fs::write(&launcher, servers::zookeeper_launcher(jar)).map_err(LocalError::io(format!("writing {}", launcher.display())))?;
+            std::fs::write(&launcher, servers::zookeeper_launcher(jar, &installed.metrics_jars))
+                .map_err(LocalError::io(format!("writing {}", launcher.display())))?;
             std::fs::set_permissions(&launcher, std::os::unix::fs::PermissionsExt::from_mode(0o755))
                 .map_err(LocalError::io(format!("chmod {}", launcher.display())))?;
         }
@@ -320,11 +327,28 @@ impl Runtime {
             user: self.member_user(rec.spec.engine)?,
             stop_signal,
             stop_grace: grace,
+            pid_file: crate::supervisor::SERVER_PID,
         };
         let log = self.log_sink(&rec.name, member);
         log.set_owner(p.user);
         log.line(&format!("firecamp: starting {member} at {} ({} {})", rec.ips[member], rec.spec.engine, rec.server_version));
-        Ok(Supervised::spawn(p, log))
+        // The member's metrics exporter (docs/monitoring.md), as the same user, logging into the
+        // member's log; it starts again on its own when it exits, as the server does.
+        let exporter = m.files.iter().any(|f| f.name == firecamp_catalog::metrics::SCRIPT).then(|| MemberProcess {
+            member: format!("{member}'s metrics exporter"),
+            script: PathBuf::from(&m.paths.config_dir).join(firecamp_catalog::metrics::SCRIPT),
+            dir: p.dir.clone(),
+            user: p.user,
+            stop_signal: Signal::SIGTERM,
+            stop_grace: Duration::from_secs(5),
+            pid_file: crate::supervisor::METRICS_PID,
+        });
+        let server = Supervised::spawn(p, log.clone());
+        server.state.lock().unwrap_or_else(|p| p.into_inner()).metrics = m.metrics.clone();
+        Ok(match exporter {
+            Some(e) => server.with_sidecar(Supervised::spawn(e, log)),
+            None => server,
+        })
     }
 
     /// Stops one member's server (clean stop) and waits until it is gone; nothing if it does
@@ -605,7 +629,7 @@ impl Runtime {
         let failure =
             self.failures.lock().unwrap_or_else(|p| p.into_inner()).get(&rec.name).cloned().or_else(|| crate::backup::restore_failure(&self.cfg, rec));
         // A plan for names and zones; paths need the installed server, which status does not.
-        let layout = self.layout(rec, "");
+        let layout = self.layout(rec, None);
         let plan = plan_mid_scale(&rec.name, &rec.spec, &self.cluster(), &layout, &rec.ips, rec.primary.as_deref()).ok();
         let cx = status::Context { rec, plan: plan.as_ref(), run: &run, node: &self.node, failure };
         let mut status = status::status(&cx).await;

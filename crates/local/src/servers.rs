@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use firecamp_catalog::layout::MetricsTools;
 use firecamp_catalog::version::server_matches;
 use firecamp_catalog::{EngineVersion, engine};
 use firecamp_core::EngineKind;
 
-use crate::config::{BinDirs, Config};
+use crate::config::{BinDirs, Config, ZOOKEEPER_METRICS_DIR};
 use crate::error::{LocalError, Result};
 
 /// One installed server an engine's members can run.
@@ -23,6 +24,10 @@ pub struct Installed {
     pub bin_dir: String,
     /// ZooKeeper: the server jar (the runtime writes a launcher for it into `bin_dir`).
     pub jar: Option<PathBuf>,
+    /// What serves the members' metrics, when this machine has it (docs/monitoring.md).
+    pub metrics: Option<MetricsTools>,
+    /// ZooKeeper: the jars of its Prometheus provider, which the launcher adds to the class path.
+    pub metrics_jars: Vec<PathBuf>,
 }
 
 fn run_version(exe: &Path, arg: &str) -> Option<String> {
@@ -107,6 +112,8 @@ fn postgresql(dirs: &BinDirs, asked: Option<&str>) -> Result<Installed> {
         server_version: pick.1.clone(),
         bin_dir: pick.0.display().to_string(),
         jar: None,
+        metrics: exporter(dirs, &["prometheus-postgres-exporter", "postgres_exporter"]),
+        metrics_jars: Vec::new(),
     })
 }
 
@@ -131,6 +138,8 @@ fn redis(dirs: &BinDirs, asked: Option<&str>, cluster_mode: bool) -> Result<Inst
         server_version: version,
         bin_dir: server.parent().map(|p| p.display().to_string()).unwrap_or_default(),
         jar: None,
+        metrics: exporter(dirs, &["prometheus-redis-exporter", "redis_exporter"]),
+        metrics_jars: Vec::new(),
     })
 }
 
@@ -149,12 +158,34 @@ fn zookeeper(cfg: &Config, asked: Option<&str>) -> Result<Installed> {
         return Err(missing("java, which ZooKeeper needs,", "default-jre-headless"));
     }
     let version = parse_zookeeper_jar(&jar).unwrap_or_default();
+    let metrics_jars = zookeeper_metrics_jars(&cfg.bin_dirs.zookeeper_metrics.clone().unwrap_or_else(|| PathBuf::from(ZOOKEEPER_METRICS_DIR)));
     Ok(Installed {
         catalog_version: catalog_version(EngineKind::Zookeeper, &version, asked)?,
         server_version: version,
         bin_dir: cfg.bin_dir().join("zookeeper").display().to_string(),
         jar: Some(jar),
+        metrics: (!metrics_jars.is_empty()).then(MetricsTools::default),
+        metrics_jars,
     })
+}
+
+/// The first of `names` found as an executable (in `dirs.exporters`, else on PATH).
+fn exporter(dirs: &BinDirs, names: &[&str]) -> Option<MetricsTools> {
+    let found = names.iter().find_map(|n| match &dirs.exporters {
+        Some(d) => Some(d.join(n)).filter(|p| p.is_file()),
+        None => on_path(n),
+    });
+    found.map(|p| MetricsTools { exporter: p.display().to_string() })
+}
+
+/// The jars of ZooKeeper's Prometheus provider in `dir`, when the provider is among them.
+fn zookeeper_metrics_jars(dir: &Path) -> Vec<PathBuf> {
+    let mut jars: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "jar")).collect())
+        .unwrap_or_default();
+    jars.sort();
+    let has_provider = jars.iter().any(|j| j.file_name().is_some_and(|n| n.to_string_lossy().starts_with("zookeeper-prometheus-metrics")));
+    if has_provider { jars } else { Vec::new() }
 }
 
 /// Finds the installed server of `kind` that can run version `asked` (any supported one when
@@ -170,8 +201,10 @@ pub fn detect(cfg: &Config, kind: EngineKind, asked: Option<&str>, redis_cluster
 /// The ZooKeeper launcher the catalog's start script runs as `zkServer.sh start-foreground`:
 /// Debian's own zkServer.sh ignores ZOOCFGDIR and logs nowhere, so the runtime runs the server
 /// class itself with the member's java.env and logs to stderr (the member's log).
-pub fn zookeeper_launcher(jar: &Path) -> String {
+pub fn zookeeper_launcher(jar: &Path, metrics_jars: &[PathBuf]) -> String {
     let dir = jar.parent().map(|p| p.display().to_string()).unwrap_or_default();
+    // ZooKeeper's Prometheus provider, when this machine has it (zoo.cfg then names it).
+    let extra: String = metrics_jars.iter().map(|j| format!(":{}", j.display())).collect();
     format!(
         r#"#!/bin/bash
 # Written by the FireCamp local runtime: runs a ZooKeeper server in the foreground from
@@ -181,7 +214,7 @@ set -euo pipefail
 ZK_SERVER_HEAP=512
 SERVER_JVMFLAGS=""
 [ -f "$ZOOCFGDIR/java.env" ] && . "$ZOOCFGDIR/java.env"
-cp="{jar}"
+cp="{jar}{extra}"
 # The jar's manifest misses netty-codec and netty-resolver, which TLS (the Netty connection
 # factory, quorum TLS) needs; slf4j-simple logs to stderr.
 for j in slf4j-simple netty-codec netty-resolver netty-transport-native-unix-common; do

@@ -176,6 +176,7 @@ pub async fn status(cx: &Context<'_>) -> ServiceStatus {
                 ready: matches!(probed, Some(Ok(_))),
                 revision: cx.plan.zip(mp).map(|(p, m)| crate::materialize::revision(p, m)),
                 message,
+                metrics: run.and_then(|r| r.metrics.clone()),
             }
         })
         .collect();

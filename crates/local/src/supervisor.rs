@@ -30,7 +30,14 @@ pub struct MemberProcess {
     pub stop_signal: Signal,
     /// How long a clean stop may take before the process group is killed.
     pub stop_grace: Duration,
+    /// The file in `dir` that holds the running process's pid ([`SERVER_PID`], [`METRICS_PID`]).
+    pub pid_file: &'static str,
 }
+
+/// The pid file of a member's server.
+pub const SERVER_PID: &str = "server.pid";
+/// The pid file of a member's metrics exporter.
+pub const METRICS_PID: &str = "metrics.pid";
 
 /// What the supervisor knows of its member, for status.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +47,8 @@ pub struct RunState {
     pub last_exit: Option<String>,
     /// Set once the first start was spawned.
     pub started: bool,
+    /// Where the member's metrics are served, when it has them.
+    pub metrics: Option<String>,
 }
 
 /// What the supervisor is asked to do.
@@ -57,6 +66,8 @@ pub struct Supervised {
     stop: watch::Sender<Ask>,
     pub state: Arc<Mutex<RunState>>,
     task: JoinHandle<()>,
+    /// A process that serves the member and goes with it (its metrics exporter).
+    sidecar: Option<Box<Supervised>>,
 }
 
 impl Supervised {
@@ -64,7 +75,13 @@ impl Supervised {
         let (stop, stop_rx) = watch::channel(Ask::Run);
         let state = Arc::new(Mutex::new(RunState::default()));
         let task = tokio::spawn(supervise(p, log, state.clone(), stop_rx));
-        Supervised { stop, state, task }
+        Supervised { stop, state, task, sidecar: None }
+    }
+
+    /// This member with `sidecar`, which stops (first) and is killed with it.
+    pub fn with_sidecar(mut self, sidecar: Supervised) -> Self {
+        self.sidecar = Some(Box::new(sidecar));
+        self
     }
 
     pub fn run_state(&self) -> RunState {
@@ -73,6 +90,9 @@ impl Supervised {
 
     /// Stops the member and waits until its process is gone.
     pub async fn stop(self) {
+        if let Some(s) = self.sidecar {
+            Box::pin(s.stop()).await;
+        }
         let _ = self.stop.send(Ask::Stop);
         let _ = self.task.await;
     }
@@ -80,6 +100,9 @@ impl Supervised {
     /// Kills the member's process tree at once and waits until it is gone.
     pub async fn kill(self) {
         let _ = self.stop.send(Ask::Kill);
+        if let Some(s) = self.sidecar {
+            Box::pin(s.kill()).await;
+        }
         let _ = self.task.await;
     }
 }
@@ -153,7 +176,7 @@ async fn supervise(p: MemberProcess, log: Arc<LogSink>, state: Arc<Mutex<RunStat
             s.pid = pid;
             s.started = true;
         });
-        let _ = std::fs::write(p.dir.join("server.pid"), pid.map(|p| p.to_string()).unwrap_or_default());
+        let _ = std::fs::write(p.dir.join(p.pid_file), pid.map(|p| p.to_string()).unwrap_or_default());
         let pumps = [child.stdout.take().map(|o| pump(o, log.clone())), child.stderr.take().map(|o| pump(o, log.clone()))];
         let started = Instant::now();
         let exited = tokio::select! {
@@ -188,7 +211,7 @@ async fn supervise(p: MemberProcess, log: Arc<LogSink>, state: Arc<Mutex<RunStat
                     let _ = h.await;
                 }
                 set(&|s| s.pid = None);
-                let _ = std::fs::remove_file(p.dir.join("server.pid"));
+                let _ = std::fs::remove_file(p.dir.join(p.pid_file));
                 return;
             }
         }
@@ -265,10 +288,17 @@ pub fn process_tree(root: i32) -> Vec<i32> {
     out
 }
 
-/// Kills a server left running by a daemon that died, found by its pid file, if that process
-/// still works in the member's directory (so an unrelated process that reused the pid is safe).
+/// Kills a server (and its metrics exporter) left running by a daemon that died, found by their
+/// pid files, if the process still works in the member's directory (so an unrelated process
+/// that reused the pid is safe).
 pub fn kill_stale(member_dir: &std::path::Path) {
-    let Ok(text) = std::fs::read_to_string(member_dir.join("server.pid")) else {
+    for file in [METRICS_PID, SERVER_PID] {
+        kill_stale_pid(member_dir, file);
+    }
+}
+
+fn kill_stale_pid(member_dir: &std::path::Path, file: &str) {
+    let Ok(text) = std::fs::read_to_string(member_dir.join(file)) else {
         return;
     };
     let Ok(pid) = text.trim().parse::<i32>() else {
@@ -276,7 +306,7 @@ pub fn kill_stale(member_dir: &std::path::Path) {
     };
     let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
     if cwd.starts_with(member_dir) {
-        tracing::warn!(pid, dir = %member_dir.display(), "killing a server left by an earlier daemon");
+        tracing::warn!(pid, dir = %member_dir.display(), "killing a process left by an earlier daemon");
         let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         // Wait (bounded) for the process to go, so its ports and locks are free.
@@ -287,5 +317,5 @@ pub fn kill_stale(member_dir: &std::path::Path) {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    let _ = std::fs::remove_file(member_dir.join("server.pid"));
+    let _ = std::fs::remove_file(member_dir.join(file));
 }

@@ -81,6 +81,13 @@ async fn a_point_in_time_restore_has_exactly_the_rows_committed_before_that_time
             let streaming: i64 = c.query_one("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'", &[]).await.unwrap().get(0);
             assert_eq!(streaming, 1, "pgr-1 streams from pgr-0");
             assert_ne!(bed.pg_login("pgr").password, login.password, "the new service has its own passwords");
+            // Its metrics exporter's role too (docs/monitoring.md): the backup's role, given the
+            // new service's password.
+            let ip = bed.ip("pgr", "pgr-0").await;
+            let monitor = bed.secret("pgr", "pgr-0", "monitor-password");
+            assert_ne!(monitor, bed.secret("pg", "pg-0", "monitor-password"));
+            let t = firecamp_probe::Target::new(ip.clone(), 5432).with_password(monitor).with_tls(bed.pg_login("pgr").ca, ip);
+            firecamp_probe::postgresql::connect(&t, "firecamp_monitor").await.expect("the monitoring role logs in with the new service's password");
 
             // Refusals: each names what is wrong and makes nothing.
             refused(&bed, json!({ "backup": "../../etc", "name": "pgx" }), 400, "backup").await;

@@ -17,8 +17,12 @@ pub const SUPERUSER: &str = "postgres";
 pub const REPLICATION_USER: &str = "replicator";
 pub const SUPERUSER_PASSWORD: &str = "superuser-password";
 pub const REPLICATION_PASSWORD: &str = "replication-password";
+/// The role postgres_exporter logs in as: `pg_monitor`, no other right.
+pub const MONITOR_USER: &str = "firecamp_monitor";
 const START_SH: &str = include_str!("start.sh");
 const WAL_SH: &str = include_str!("wal.sh");
+const METRICS_SH: &str = include_str!("metrics.sh");
+const QUERIES_YAML: &str = include_str!("queries.yaml");
 
 /// Debian 12 ships 15, which the local runtime runs.
 const VERSIONS: &[EngineVersion] = &[
@@ -183,7 +187,7 @@ impl Engine for PostgreSql {
     }
 
     fn secret_keys(&self) -> &'static [&'static str] {
-        &[SUPERUSER_PASSWORD, REPLICATION_PASSWORD]
+        &[SUPERUSER_PASSWORD, REPLICATION_PASSWORD, crate::metrics::MONITOR_PASSWORD]
     }
 
     fn role(&self, _spec: &ServiceSpec, index: u32) -> (Role, Option<u32>) {
@@ -203,6 +207,10 @@ impl Engine for PostgreSql {
         ];
         if backs_up(paths) {
             files.push(file("wal.sh", WAL_SH.to_string(), 0o755));
+        }
+        if paths.metrics.is_some() {
+            files.push(crate::metrics::script(METRICS_SH));
+            files.push(file("queries.yaml", QUERIES_YAML.to_string(), 0o644));
         }
         files
     }
@@ -400,6 +408,7 @@ fn member_env(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> String {
         ("SLOT", slot_name(m.name.as_str())),
         ("REPLICA_SLOTS", slots.join(" ")),
         ("REPLICATION_USER", REPLICATION_USER.into()),
+        ("MONITOR_USER", MONITOR_USER.into()),
         ("CONFIG_DIR", paths.config_dir.clone()),
         ("SECRET_DIR", paths.secret_dir.clone()),
         ("TLS_DIR", paths.tls_dir.clone()),
@@ -410,6 +419,7 @@ fn member_env(ctx: &RenderContext, m: &Member, paths: &MemberPaths) -> String {
     ]
     .into_iter()
     .chain(backup)
+    .chain(paths.metrics.iter().flat_map(|t| crate::metrics::env(ctx, m, &t.exporter)))
     .collect();
     env_file(&header("Identity read by start.sh", m.name.as_str(), ctx.name), &vars)
 }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Starts one PostgreSQL member of a FireCamp service; member.env beside this script says which.
-# First start of the initial primary: initdb, then the replication role and one physical slot
-# per replica, on a private socket so no client sees a half-made primary. First start of any
+# First start of the initial primary: initdb, then the replication and monitoring roles and one
+# physical slot per replica, on a private socket so no client sees a half-made primary. First start of any
 # other member: clone the primary with pg_basebackup through its slot. Every later start only
 # starts the server: from then on the data directory (standby.signal) decides the role, except
 # that a former primary told another member is the primary now rejoins it (fenced, below).
@@ -29,6 +29,14 @@ read_secret() {
   # Generated passwords are alphanumeric; anything else could break the SQL below.
   [[ "$v" =~ ^[A-Za-z0-9]+$ ]] || { log "secret $1 must be alphanumeric"; exit 1; }
   printf '%s' "$v"
+}
+# The metrics exporter's role (docs/monitoring.md): pg_monitor, nothing more; made or given this
+# service's password (a restored service's data has its source's). A Secret made before FireCamp
+# had metrics has no such key: no role then.
+monitor_role() {
+  [ -e "$SECRET_DIR/monitor-password" ] || return 0
+  printf "DO \$\$ BEGIN\n  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') THEN CREATE ROLE %s; END IF;\nEND \$\$;\n" "$MONITOR_USER" "$MONITOR_USER"
+  printf "ALTER ROLE %s WITH LOGIN PASSWORD '%s';\nGRANT pg_monitor TO %s;\n" "$MONITOR_USER" "$(read_secret monitor-password)" "$MONITOR_USER"
 }
 # TLS: the member's certificate and key from the service's CA, copied at every start (a renewed
 # certificate takes effect); PostgreSQL refuses a key that others can read. Every client this
@@ -123,6 +131,7 @@ DO \$\$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$REPLICATION_USER') THEN CREATE ROLE $REPLICATION_USER; END IF;
 END \$\$;
 ALTER ROLE $REPLICATION_USER WITH REPLICATION LOGIN PASSWORD '$(read_secret replication-password)';
+$(monitor_role)
 SELECT pg_create_physical_replication_slot(s) FROM unnest(string_to_array('$REPLICA_SLOTS', ' ')) AS s
  WHERE s <> '' AND NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = s);
 ALTER SYSTEM RESET ALL;
@@ -144,6 +153,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
       -o "-c listen_addresses='' -c unix_socket_directories='$RUN_DIR' -c port=$PORT" start
     "$(bin psql)" -v ON_ERROR_STOP=1 -q -h "$RUN_DIR" -p "$PORT" -U postgres -d postgres <<SQL
 CREATE ROLE $REPLICATION_USER WITH REPLICATION LOGIN PASSWORD '$(read_secret replication-password)';
+$(monitor_role)
 SELECT pg_create_physical_replication_slot(s) FROM unnest(string_to_array('$REPLICA_SLOTS', ' ')) AS s
  WHERE s <> '' AND NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = s);
 SQL

@@ -23,6 +23,7 @@ pub const BUS_PORT: u16 = 16379;
 pub const PASSWORD: &str = "password";
 pub const MIN_SHARDS: u32 = 3;
 const START_SH: &str = include_str!("start.sh");
+const METRICS_SH: &str = include_str!("metrics.sh");
 pub const INIT_CLUSTER_SH: &str = include_str!("init-cluster.sh");
 /// Moves slots for a scale of a Redis Cluster on Kubernetes (a Job on the Redis image).
 pub const MOVE_SLOTS_SH: &str = include_str!("move-slots.sh");
@@ -135,7 +136,7 @@ impl Engine for Redis {
     }
 
     fn secret_keys(&self) -> &'static [&'static str] {
-        &[PASSWORD]
+        &[PASSWORD, crate::metrics::MONITOR_PASSWORD]
     }
 
     /// Cluster mode: member i is in shard i / members-per-shard, so a shard's members sit in
@@ -175,6 +176,9 @@ impl Engine for Redis {
                         ("BIN_DIR", paths.bin_dir.clone()),
                     ]
                     .into_iter()
+                    .chain(paths.metrics.iter().flat_map(|t| crate::metrics::env(ctx, member, &t.exporter)))
+                    // The exporter reaches the server as any client does, over TLS.
+                    .chain(paths.metrics.iter().map(|_| ("METRICS_SERVER", format!("{}:{PORT}", cluster_address(member)))))
                     // A restored service's first member starts from the backup's snapshot (a
                     // cluster's shards are loaded once it is formed: the local runtime's init).
                     .chain(paths.backup.restore.as_ref().filter(|_| mode(ctx.spec) == RedisMode::Replication).map(|r| ("RESTORE_BASE", r.base_dir.clone())))
@@ -184,6 +188,9 @@ impl Engine for Redis {
             ),
             file("start.sh", START_SH.to_string(), 0o755),
         ]
+        .into_iter()
+        .chain(paths.metrics.iter().map(|_| crate::metrics::script(METRICS_SH)))
+        .collect()
     }
 
     /// Cluster mode: create the cluster with the shard layout of [`Engine::role`]. Members are

@@ -12,6 +12,14 @@ mkdir -p "$RUN_DIR" "$DATA_DIR/redis"
 password="$(cat "$SECRET_DIR/password")"
 [[ "$password" =~ ^[A-Za-z0-9]+$ ]] || { echo "firecamp[$MEMBER]: the password must be alphanumeric" >&2; exit 1; }
 printf 'requirepass "%s"\nmasterauth "%s"\n' "$password" "$password" > "$RUN_DIR/auth.conf"
+# The metrics exporter's user (docs/monitoring.md): it may read what redis_exporter reads and
+# nothing else, no key and no write. (A Secret made before FireCamp had metrics has no such key.)
+if [ -e "$SECRET_DIR/monitor-password" ]; then
+  monitor="$(cat "$SECRET_DIR/monitor-password")"
+  [[ "$monitor" =~ ^[A-Za-z0-9]+$ ]] || { echo "firecamp[$MEMBER]: the monitoring password must be alphanumeric" >&2; exit 1; }
+  printf 'user monitor reset on >%s -@all +ping +hello +auth +client|setname +info +config|get +slowlog|get +slowlog|len +latency|latest +latency|histogram +cluster|info +dbsize +select\n' \
+    "$monitor" >> "$RUN_DIR/auth.conf"
+fi
 # TLS: the member's certificate and key from the service's CA, copied at every start (a renewed
 # certificate takes effect); the key stays readable by this member only.
 install -m 0644 "$TLS_DIR/$MEMBER.crt" "$RUN_DIR/tls.crt"

@@ -313,6 +313,13 @@ fn zoo_cfg(ctx: &RenderContext, m: &Member, paths: &MemberPaths, log_dir: &str) 
         .set("maxSessionTimeout", 40000)
         .set("4lw.commands.whitelist", FOUR_LETTER_WORDS)
         .set("admin.enableServer", "false");
+    if paths.metrics.is_some() {
+        c.section("Metrics in Prometheus' text format from ZooKeeper's own provider (docs/monitoring.md).")
+            .set("metricsProvider.className", "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider")
+            .set("metricsProvider.httpHost", &addr)
+            .set("metricsProvider.httpPort", crate::metrics::port(EngineKind::Zookeeper))
+            .set("metricsProvider.exportJvmInfo", "true");
+    }
     // The servers are in the dynamic file (zoo.cfg.dynamic), so that a scale can change the
     // membership with `reconfig` (FireCamp's superuser only: /zookeeper/config admits no one
     // else). ZooKeeper rewrites both files when a reconfig commits: start.sh copies them into
@@ -399,7 +406,8 @@ mod tests {
     fn the_ensemble_is_dynamic_everywhere_and_pods_wait_for_their_dns_name() {
         let s = spec(EngineKind::Zookeeper, 3);
         let ips: BTreeMap<String, std::net::Ipv4Addr> = (0..3u8).map(|i| (format!("zk-{i}"), std::net::Ipv4Addr::new(127, 0, 9, i + 1))).collect();
-        let layout = crate::layout::LocalLayout { service_dir: "/var/lib/fc/services/zk".into(), bin_dir: String::new(), backup: Default::default() };
+        let layout =
+            crate::layout::LocalLayout { service_dir: "/var/lib/fc/services/zk".into(), bin_dir: String::new(), backup: Default::default(), metrics: None };
         let local = plan("zk", &s, &ClusterConfig::new("prod"), &layout, &ips).expect("valid");
         let cfg = file(&local, "zoo.cfg");
         assert!(cfg.contains("reconfigEnabled=true\n") && cfg.contains("dynamicConfigFile=/var/lib/fc/services/zk/zk-0/run/zoo.cfg.dynamic\n"), "{cfg}");

@@ -90,6 +90,8 @@ pub fn member_statuses(plan: &ServicePlan, o: &Observed) -> Vec<MemberStatus> {
                 ready: pod.is_some_and(is_ready),
                 revision: pod.and_then(|p| p.metadata.labels.as_ref()?.get("controller-revision-hash").cloned()),
                 message,
+                // The engine images carry no exporter yet (docs/monitoring.md).
+                metrics: None,
             }
         })
         .collect()

@@ -1,0 +1,224 @@
+//! Every member's metrics (issue #17, docs/monitoring.md), scraped from the endpoint its status
+//! names as Prometheus would: postgres_exporter and redis_exporter beside the servers, logged in
+//! as monitoring users that may read nothing else, and ZooKeeper's own provider.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Bed, pg_connect, redis_cli, require, spec, with_bed};
+use firecamp_api::Phase;
+use firecamp_core::EngineKind;
+use firecamp_local::servers;
+use serde_json::json;
+
+/// The exporter (or provider) of `engine` must be installed: scripts/setup.d/30-local.sh.
+fn require_metrics(engine: EngineKind) {
+    require(engine);
+    let found = servers::detect(&firecamp_local::Config::new("/nonexistent"), engine, None, false).unwrap();
+    assert!(found.metrics.is_some(), "no metrics exporter for {engine} on this machine (scripts/setup.d/30-local.sh installs it)");
+}
+
+/// The value of the first sample of `name` whose labels contain every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+        (metric == name && labels.iter().all(|x| rest.contains(x))).then(|| value.parse().ok())?
+    })
+}
+
+/// The member's metrics URL from its status (what `service members` shows).
+async fn metrics_url(bed: &Bed, name: &str, member: &str) -> String {
+    let s = bed.get(name).await;
+    let m = s.status.members.iter().find(|m| m.name == member).expect("member");
+    m.metrics.clone().unwrap_or_else(|| panic!("{member} has no metrics endpoint: {m:?}"))
+}
+
+async fn scrape(url: &str) -> Result<String, String> {
+    let r = reqwest::get(url).await.map_err(|e| e.to_string())?;
+    if !r.status().is_success() {
+        return Err(format!("HTTP {}", r.status()));
+    }
+    r.text().await.map_err(|e| e.to_string())
+}
+
+/// Scrapes `url` until `ok` holds for what it serves (60 s at most: an exporter answers as soon
+/// as it runs, its figures once the server does); the last scrape.
+async fn scrape_until(url: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = scrape(url).await;
+        match &got {
+            Ok(text) if ok(text) => return text.clone(),
+            _ if Instant::now() > deadline => {
+                // The series' names, and every sample of those the test looks for.
+                let shown = got
+                    .map(|t| {
+                        let names: std::collections::BTreeSet<&str> =
+                            t.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split(['{', ' ']).next()).collect();
+                        let wanted: Vec<&str> = t.lines().filter(|l| what.split([' ', ',']).any(|w| w.len() > 4 && l.starts_with(w))).collect();
+                        format!("{}\n{}", names.into_iter().collect::<Vec<_>>().join(" "), wanted.join("\n"))
+                    })
+                    .unwrap_or_else(|e| e);
+                panic!("{url}: {what} not seen within 60 s; last scrape:\n{shown}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// The exporter's command line and environment hold no password of the service.
+fn assert_no_secret_in_process(bed: &Bed, name: &str, member: &str, secrets: &[&str]) {
+    let pid = std::fs::read_to_string(bed.member_dir(name, member).join("metrics.pid")).expect("the exporter's pid file");
+    let pid = pid.trim();
+    for file in ["cmdline", "environ"] {
+        let text = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/{file}")).unwrap()).into_owned();
+        for key in secrets {
+            let secret = bed.secret(name, member, key);
+            assert!(!text.contains(&secret), "{member}'s exporter has {key} in its {file}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgresql_members_serve_their_figures_and_a_paused_replica_shows_its_lag() {
+    require_metrics(EngineKind::Postgresql);
+    with_bed(
+        "t-mpg",
+        "127.0.205.1/20",
+        |_| {},
+        |bed: Arc<Bed>| async move {
+            bed.create(json!({ "name": "pg", "spec": spec("postgresql", 2, "256Mi") })).await.expect("created");
+            bed.wait_phase("pg", Phase::Active, Duration::from_secs(180)).await;
+            let login = bed.pg_login("pg");
+            let (primary_ip, replica_ip) = (bed.ip("pg", "pg-0").await, bed.ip("pg", "pg-1").await);
+            let (primary, replica) = (metrics_url(&bed, "pg", "pg-0").await, metrics_url(&bed, "pg", "pg-1").await);
+            assert_eq!(primary, format!("http://{primary_ip}:9187/metrics"));
+
+            // Both up; the primary reports its replica's replication, the replica its replay.
+            let text = scrape_until(&primary, "pg_up 1 and pg-1's replication", |t| {
+                sample(t, "pg_up", &[]) == Some(1.0) && sample(t, "pg_stat_replication_pg_wal_lsn_diff", &["application_name=\"pg-1\""]).is_some()
+            })
+            .await;
+            assert!(sample(&text, "pg_stat_database_numbackends", &["datname=\"postgres\""]).is_some(), "connections per database");
+            scrape_until(&replica, "pg_up 1, and the replica's lag in seconds", |t| {
+                sample(t, "pg_up", &[]) == Some(1.0)
+                    && sample(t, "pg_replication_is_replica", &[]) == Some(1.0)
+                    && sample(t, "pg_replication_lag", &[]).is_some()
+            })
+            .await;
+            assert_no_secret_in_process(&bed, "pg", "pg-0", &["monitor-password", "superuser-password"]);
+
+            // Replay paused on the replica while the primary writes: its lag grows, then closes.
+            // (A first write before: a replica's lag in seconds counts from the last transaction it
+            // replayed.)
+            let p = pg_connect(&primary_ip, &login).await.unwrap();
+            p.batch_execute("CREATE TABLE warm (x int)").await.unwrap();
+            scrape_until(&primary, "pg-1 caught up", |t| sample(t, "pg_stat_replication_pg_wal_lsn_diff", &["application_name=\"pg-1\""]) == Some(0.0)).await;
+            let r = pg_connect(&replica_ip, &login).await.unwrap();
+            r.batch_execute("SELECT pg_wal_replay_pause()").await.unwrap();
+            p.batch_execute("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g").await.unwrap();
+            scrape_until(&primary, "pg-1 lagging by bytes", |t| {
+                sample(t, "pg_stat_replication_pg_wal_lsn_diff", &["application_name=\"pg-1\""]).is_some_and(|v| v > 0.0)
+            })
+            .await;
+            scrape_until(&replica, "pg_replication_lag and pg_replication_replay_lag_bytes above 0", |t| {
+                sample(t, "pg_replication_lag", &[]).is_some_and(|v| v > 0.0) && sample(t, "pg_replication_replay_lag_bytes", &[]).is_some_and(|v| v > 0.0)
+            })
+            .await;
+            r.batch_execute("SELECT pg_wal_replay_resume()").await.unwrap();
+            scrape_until(&primary, "pg-1 caught up", |t| sample(t, "pg_stat_replication_pg_wal_lsn_diff", &["application_name=\"pg-1\""]) == Some(0.0)).await;
+            scrape_until(&replica, "pg_replication_lag and pg_replication_replay_lag_bytes back at 0", |t| {
+                sample(t, "pg_replication_lag", &[]) == Some(0.0) && sample(t, "pg_replication_replay_lag_bytes", &[]) == Some(0.0)
+            })
+            .await;
+
+            // The monitoring role reads statistics, never data.
+            let monitor = bed.secret("pg", "pg-0", "monitor-password");
+            let t = firecamp_probe::Target::new(primary_ip.clone(), 5432).with_password(monitor.clone()).with_tls(login.ca.clone(), primary_ip.clone());
+            let c = firecamp_probe::postgresql::connect(&t, "firecamp_monitor").await.expect("the monitoring role logs in");
+            let e = c.batch_execute("SELECT count(*) FROM t").await.unwrap_err();
+            let why = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string());
+            assert!(why.contains("permission denied"), "{why}");
+
+            // Credentials that stopped working show as a failing target (pg_up 0), not a gap: the
+            // role's password changed and the exporter's session ended, so it must log in again.
+            p.batch_execute("ALTER ROLE firecamp_monitor PASSWORD 'not-the-secret'").await.unwrap();
+            p.batch_execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'firecamp_monitor'").await.unwrap();
+            let text = scrape_until(&primary, "pg_up 0", |t| sample(t, "pg_up", &[]) == Some(0.0)).await;
+            assert!(sample(&text, "pg_stat_replication_pg_wal_lsn_diff", &[]).is_none(), "no stale figures");
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_members_serve_their_figures_through_a_user_that_reads_no_key() {
+    require_metrics(EngineKind::Redis);
+    with_bed(
+        "t-mrd",
+        "127.0.206.1/20",
+        |_| {},
+        |bed: Arc<Bed>| async move {
+            bed.create(json!({ "name": "rd", "spec": spec("redis", 2, "256Mi") })).await.expect("created");
+            bed.wait_phase("rd", Phase::Active, Duration::from_secs(120)).await;
+            let (primary, replica) = (metrics_url(&bed, "rd", "rd-0").await, metrics_url(&bed, "rd", "rd-1").await);
+            let text = scrape_until(&primary, "redis_up 1 with one replica", |t| {
+                sample(t, "redis_up", &[]) == Some(1.0) && sample(t, "redis_connected_slaves", &[]) == Some(1.0)
+            })
+            .await;
+            assert!(sample(&text, "redis_connected_clients", &[]).is_some_and(|v| v >= 1.0), "clients");
+            assert!(sample(&text, "redis_memory_used_bytes", &[]).is_some_and(|v| v > 0.0), "memory");
+            assert!(sample(&text, "redis_instance_info", &["role=\"master\""]).is_some(), "the primary's role");
+            let text = scrape_until(&replica, "redis_up 1 on the replica", |t| sample(t, "redis_up", &[]) == Some(1.0)).await;
+            assert!(sample(&text, "redis_instance_info", &["role=\"slave\""]).is_some(), "the replica's role");
+            assert!(sample(&text, "redis_master_link_up", &[]) == Some(1.0), "the replica's link to its primary");
+            assert_no_secret_in_process(&bed, "rd", "rd-0", &["monitor-password", "password"]);
+
+            // The exporter's user may read figures, not keys, and write nothing.
+            let ip = bed.ip("rd", "rd-0").await;
+            bed.redis("rd", "rd-0", &["SET", "k", "v"]).await;
+            let ca = bed.ca_path("rd", "rd-0").display().to_string();
+            let monitor = bed.secret("rd", "rd-0", "monitor-password");
+            let tls = ["--tls", "--cacert", ca.as_str(), "--user", "monitor", "--no-auth-warning"];
+            let (_, out) = redis_cli(&ip, 6379, &monitor, &[&tls[..], &["INFO", "server"]].concat());
+            assert!(out.contains("redis_version"), "{out}");
+            for cmd in [&["GET", "k"][..], &["SET", "k", "x"], &["CONFIG", "SET", "maxmemory", "1"], &["KEYS", "*"]] {
+                let (_, out) = redis_cli(&ip, 6379, &monitor, &[&tls[..], cmd].concat());
+                assert!(out.contains("NOPERM"), "{cmd:?} as monitor: {out}");
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zookeeper_members_serve_their_own_prometheus_metrics() {
+    require_metrics(EngineKind::Zookeeper);
+    with_bed(
+        "t-mzk",
+        "127.0.207.1/20",
+        |_| {},
+        |bed: Arc<Bed>| async move {
+            let mut s = spec("zookeeper", 3, "512Mi");
+            s["zookeeper"] = json!({ "heap": "128Mi" });
+            bed.create(json!({ "name": "zk", "spec": s })).await.expect("created");
+            let s = bed.wait_phase("zk", Phase::Active, Duration::from_secs(180)).await;
+            let leader = s.status.members.iter().find(|m| m.role == firecamp_api::Role::Leader).expect("a leader").name.clone();
+            for m in ["zk-0", "zk-1", "zk-2"] {
+                let url = metrics_url(&bed, "zk", m).await;
+                assert_eq!(url, format!("http://{}:7000/metrics", bed.ip("zk", m).await));
+                let text = scrape_until(&url, "znode_count", |t| sample(t, "znode_count", &[]).is_some_and(|v| v > 0.0)).await;
+                assert!(sample(&text, "num_alive_connections", &[]).is_some(), "{m}: connections");
+                assert!(sample(&text, "jvm_memory_bytes_used", &["area=\"heap\""]).is_some(), "{m}: the JVM's heap");
+                if m == leader {
+                    assert_eq!(sample(&text, "quorum_size", &[]), Some(3.0), "{m}: the quorum");
+                    assert_eq!(sample(&text, "synced_followers", &[]), Some(2.0), "{m}: its followers");
+                }
+            }
+        },
+    )
+    .await;
+}
