@@ -12,13 +12,16 @@ step() { printf '\n==> %s\n' "$*"; }
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 
-step "installing PostgreSQL, Redis, ZooKeeper (Debian packages)"
+step "installing PostgreSQL, Redis, ZooKeeper and the metrics exporters (Debian packages)"
 pkgs=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || pkgs+=(postgresql)
 command -v redis-server >/dev/null || pkgs+=(redis-server)
 command -v redis-cli >/dev/null || pkgs+=(redis-tools)
 ls /usr/share/java/zookeeper-[0-9]*.jar >/dev/null 2>&1 || pkgs+=(zookeeper default-jre-headless libslf4j-java)
 command -v psql >/dev/null || pkgs+=(postgresql-client)
+# Members' metrics (docs/monitoring.md; ZooKeeper's provider comes from Maven: scripts/setup.d/30-local.sh).
+command -v prometheus-postgres-exporter >/dev/null || pkgs+=(prometheus-postgres-exporter)
+command -v prometheus-redis-exporter >/dev/null || pkgs+=(prometheus-redis-exporter)
 if [ ${#pkgs[@]} -gt 0 ]; then
   $sudo apt-get update
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${pkgs[@]}"

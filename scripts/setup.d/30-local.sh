@@ -1,7 +1,7 @@
 # The local runtime's real-server tests (crates/local/tests, crates/probe/tests): PostgreSQL 15,
 # Redis 7.0 (server and redis-cli), ZooKeeper 3.8 with a JRE, and the metrics exporters
-# (postgres_exporter, redis_exporter) from Debian 12's packages; ZooKeeper's Prometheus provider
-# from Maven Central (docs/monitoring.md).
+# (postgres_exporter, redis_exporter) and promtool from Debian 12's packages; ZooKeeper's
+# Prometheus provider from Maven Central (docs/monitoring.md).
 # Sourced by scripts/test.sh. Tests that need a server fail, loudly, when it is missing.
 local_pkgs=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || local_pkgs+=(postgresql)
@@ -12,6 +12,8 @@ command -v java >/dev/null || local_pkgs+=(default-jre-headless)
 [ -e /usr/share/java/slf4j-simple.jar ] || local_pkgs+=(libslf4j-java)
 command -v prometheus-postgres-exporter >/dev/null || local_pkgs+=(prometheus-postgres-exporter)
 command -v prometheus-redis-exporter >/dev/null || local_pkgs+=(prometheus-redis-exporter)
+# promtool checks and unit-tests the alert rules (crates/cli/tests/alert_rules.rs).
+command -v promtool >/dev/null || local_pkgs+=(prometheus)
 if [ ${#local_pkgs[@]} -gt 0 ]; then
   echo "installing: ${local_pkgs[*]}"
   # The packages' own services must not start: members run under the local runtime only.

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub const LOCAL_ADDR: &str = "127.0.0.1:27040";
 
 pub mod backup;
+pub mod metrics;
 pub mod since;
 
 pub use backup::{Backup, BackupList, RestoreRequest};
@@ -23,6 +24,8 @@ pub mod fuzz;
 pub mod paths {
     pub const SERVICES: &str = "/v1/services";
     pub const HEALTH: &str = "/healthz";
+    /// FireCamp's own metrics in Prometheus' text format.
+    pub const METRICS: &str = "/metrics";
     /// Ready to serve: the Kubernetes API answers (liveness is `/healthz`: the process runs).
     pub const READY: &str = "/readyz";
     pub const OPENAPI: &str = "/openapi.json";

@@ -8,6 +8,7 @@ Examples:
   sudo firecamp local up                                  # the local runtime: real servers on loopback IPs
   firecamp service create postgresql pg --replicas 3 --memory 256Mi --wait
   firecamp service get pg                                 # members, roles, the primary and replicas endpoints
+  firecamp service top pg                                 # each member's connections, lag, memory, ops/s
   firecamp service connect pg                             # psql on the primary, TLS verified
   firecamp service credentials pg --ca-file pg-ca.crt     # the CA and verified connection lines
   firecamp service restart pg --policy primary-last --wait
@@ -95,6 +96,20 @@ pub enum ServiceCommand {
     /// List a service's members: zone, role (as the engine reports it), readiness, address.
     Members {
         name: String,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// Each member's key figures, refreshed: role, whether its exporter reaches the server,
+    /// connections, replication lag, memory, operations per second — read from the members'
+    /// metrics endpoints (docs/monitoring.md; the local runtime's members have them).
+    Top {
+        name: String,
+        /// Seconds between frames (and between the two scrapes of `--once`, for the rates).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        interval: u64,
+        /// Print one frame and end (scripts, `-o json|yaml`).
+        #[arg(long)]
+        once: bool,
         #[arg(short, long, value_enum, default_value_t = Format::Table)]
         output: Format,
     },

@@ -18,6 +18,7 @@ mod options;
 mod output;
 mod service_cmds;
 mod service_create;
+mod top_cmd;
 mod wait;
 mod wal_cmd;
 
@@ -71,6 +72,7 @@ async fn run(command: Command) -> Result<(), CliError> {
                 ServiceCommand::List { output } => service_cmds::list(&c, output).await,
                 ServiceCommand::Get { name, output } => service_cmds::get(&c, &name, output).await,
                 ServiceCommand::Members { name, output } => service_cmds::members(&c, &name, output).await,
+                ServiceCommand::Top { name, interval, once, output } => top_cmd::top(&c, &name, std::time::Duration::from_secs(interval), once, output).await,
                 ServiceCommand::Connect(a) => {
                     let code = connect_cmd::connect(&c, &a).await?;
                     if code != 0 {

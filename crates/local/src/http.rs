@@ -45,6 +45,7 @@ type Res<T> = Result<T, Fail>;
 pub fn router(rt: Arc<Runtime>, token: Arc<crate::guard::Token>) -> Router {
     Router::new()
         .route(paths::HEALTH, get(|| async { "ok\n" }))
+        .route(paths::METRICS, get(metrics))
         .route(paths::SERVICES, get(list).post(create))
         .route("/v1/services/{name}", get(get_one).delete(delete))
         .route("/v1/services/{name}/members", get(members))
@@ -60,8 +61,16 @@ pub fn router(rt: Arc<Runtime>, token: Arc<crate::guard::Token>) -> Router {
         .route("/v1/services/{name}/restore", post(restore))
         .fallback(|| async { Fail::from(ApiError::new(ErrorCode::NotFound, "no such path in the FireCamp API")) })
         .layer(axum::middleware::map_response(json_errors))
-        .with_state(rt)
+        .with_state(rt.clone())
         .layer(axum::middleware::from_fn_with_state(token, crate::guard::check))
+        // Outermost, so refused requests are counted too.
+        .layer(axum::middleware::from_fn_with_state(rt, crate::metrics::track))
+}
+
+/// FireCamp's own metrics in Prometheus' text format (docs/monitoring.md).
+async fn metrics(State(rt): Rt) -> Res<Response> {
+    let text = crate::metrics::render(&rt).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 /// An extractor's rejection (a body over the limit, a query parameter of the wrong type, a path

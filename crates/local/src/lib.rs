@@ -16,6 +16,7 @@ mod init;
 pub mod ips;
 pub mod logs;
 mod materialize;
+mod metrics;
 mod operations;
 mod reshard;
 mod runtime;

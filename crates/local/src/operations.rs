@@ -458,6 +458,7 @@ impl Runtime {
             self.log_sink(service, &r.operation.steps[i].member).line(&format!("firecamp: operation {id} step {}/{n}: {what}", i + 1));
             let secs = r.operation.step_timeout_seconds.max(1) as u64;
             let deadline = Instant::now() + Duration::from_secs(secs);
+            let began = Instant::now();
             let outcome = tokio::time::timeout(Duration::from_secs(secs + 10), self.exec_step(&r, i, deadline)).await;
             let failure = match outcome {
                 Ok(Ok(())) => None,
@@ -466,6 +467,7 @@ impl Runtime {
             };
             let step = &mut r.operation.steps[i];
             step.finished = Some(now());
+            self.counters.step_finished(r.operation.kind, step.action, failure.is_none(), began.elapsed().as_secs_f64());
             match failure {
                 None => {
                     step.phase = OperationPhase::Succeeded;
@@ -805,6 +807,9 @@ async fn run(rt: Arc<Runtime>, service: String, id: String) {
             r.operation.finished = Some(now());
             let _ = rt.save(&r);
         }
+    }
+    if let Ok(Some(r)) = rt.store.operation(&service, &id) {
+        rt.counters.operation_finished(&r.operation);
     }
     rt.op_tasks.lock().unwrap_or_else(|p| p.into_inner()).remove(&service);
 }

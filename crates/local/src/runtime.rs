@@ -56,6 +56,8 @@ pub struct Runtime {
     watchers: Mutex<Vec<JoinHandle<()>>>,
     /// Where backups are kept (the state directory or S3).
     pub(crate) repo: crate::backup::Repo,
+    /// What `/metrics` counts since the daemon started.
+    pub(crate) counters: crate::metrics::Counters,
 }
 
 /// 32 alphanumeric characters (about 190 bits); the start scripts refuse anything else.
@@ -84,6 +86,7 @@ impl Runtime {
             cancels: Default::default(),
             watchers: Default::default(),
             repo,
+            counters: Default::default(),
         }
     }
 

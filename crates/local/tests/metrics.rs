@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,6 +70,18 @@ async fn scrape_until(url: &str, what: &str, ok: impl Fn(&str) -> bool) -> Strin
     }
 }
 
+/// `firecamp service top <name> --once -o json` against the bed's daemon: each member's
+/// figures, as the user's terminal view computes them (ops/s over one second).
+fn top_once(bed: &Bed, name: &str) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(common::s3::firecamp_bin())
+        .args(["service", "--server", &bed.url, "top", name, "--once", "--interval", "1", "-o", "json"])
+        .env("FIRECAMP_LOCAL_DIR", &bed.cfg.dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "firecamp service top: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
 /// The exporter's command line and environment hold no password of the service.
 fn assert_no_secret_in_process(bed: &Bed, name: &str, member: &str, secrets: &[&str]) {
     let pid = std::fs::read_to_string(bed.member_dir(name, member).join("metrics.pid")).expect("the exporter's pid file");
@@ -110,6 +123,15 @@ async fn postgresql_members_serve_their_figures_and_a_paused_replica_shows_its_l
             })
             .await;
             assert_no_secret_in_process(&bed, "pg", "pg-0", &["monitor-password", "superuser-password"]);
+            // The terminal view: both members up, the primary's connections, its replica's lag and
+            // its transactions per second (the exporter's and FireCamp's own queries commit too).
+            let top = top_once(&bed, "pg");
+            assert_eq!(top.len(), 2, "{top:?}");
+            assert_eq!((top[0]["member"].as_str(), top[0]["role"].as_str(), top[0]["up"].as_bool()), (Some("pg-0"), Some("primary"), Some(true)), "{top:?}");
+            assert!(top[0]["connections"].as_f64().is_some_and(|c| c >= 1.0), "{top:?}");
+            assert!(top[0]["lag"].as_str().is_some_and(|l| l.starts_with("replicas ≤ ")), "{top:?}");
+            assert!(top[0]["opsPerSecond"].as_f64().is_some_and(|o| o > 0.0), "{top:?}");
+            assert!(top[1]["lag"].as_str().is_some_and(|l| l.ends_with(" B") && l.contains(" s, ")), "{top:?}");
 
             // Replay paused on the replica while the primary writes: its lag grows, then closes.
             // (A first write before: a replica's lag in seconds counts from the last transaction it
@@ -176,6 +198,10 @@ async fn redis_members_serve_their_figures_through_a_user_that_reads_no_key() {
             assert!(sample(&text, "redis_instance_info", &["role=\"slave\""]).is_some(), "the replica's role");
             assert!(sample(&text, "redis_master_link_up", &[]) == Some(1.0), "the replica's link to its primary");
             assert_no_secret_in_process(&bed, "rd", "rd-0", &["monitor-password", "password"]);
+            let top = top_once(&bed, "rd");
+            assert_eq!(top.iter().map(|m| m["up"].as_bool()).collect::<Vec<_>>(), [Some(true), Some(true)], "{top:?}");
+            assert!(top[0]["memoryBytes"].as_f64().is_some_and(|b| b > 0.0) && top[0]["opsPerSecond"].as_f64().is_some(), "{top:?}");
+            assert!(top[1]["lag"].as_str().is_some_and(|l| l.ends_with(" s")), "the replica's seconds since its primary spoke: {top:?}");
 
             // The exporter's user may read figures, not keys, and write nothing.
             let ip = bed.ip("rd", "rd-0").await;
@@ -189,6 +215,30 @@ async fn redis_members_serve_their_figures_through_a_user_that_reads_no_key() {
                 let (_, out) = redis_cli(&ip, 6379, &monitor, &[&tls[..], cmd].concat());
                 assert!(out.contains("NOPERM"), "{cmd:?} as monitor: {out}");
             }
+
+            // FireCamp's own metrics: the service's phase, members and primary; an operation's
+            // count and its steps' time once it ran; refused requests counted, and /metrics itself
+            // behind the token.
+            let own = format!("{}/metrics", bed.url);
+            let unauthenticated = reqwest::get(&own).await.unwrap();
+            assert_eq!(unauthenticated.status().as_u16(), 401);
+            let text = bed.http.get(&own).send().await.unwrap().text().await.unwrap();
+            for (name, labels, value) in [
+                ("firecamp_service_phase", &["service=\"rd\"", "phase=\"ACTIVE\""][..], 1.0),
+                ("firecamp_service_members_desired", &["service=\"rd\""], 2.0),
+                ("firecamp_service_members_ready", &["service=\"rd\""], 2.0),
+                ("firecamp_service_primary", &["service=\"rd\"", "member=\"rd-0\""], 1.0),
+                ("firecamp_api_requests_total", &["route=\"/metrics\"", "status=\"401\""], 1.0),
+            ] {
+                assert_eq!(sample(&text, name, labels), Some(value), "{name}{labels:?} in\n{text}");
+            }
+            assert_eq!(sample(&text, "firecamp_operations_total", &["kind=\"config\""]), None, "no operation yet");
+            let op = bed.operate("rd", json!({ "kind": "config", "config": { "hz": "20" } })).await.unwrap();
+            bed.wait_operation("rd", &op.id, Duration::from_secs(60)).await;
+            let text = bed.http.get(&own).send().await.unwrap().text().await.unwrap();
+            assert_eq!(sample(&text, "firecamp_operations_total", &["kind=\"config\"", "result=\"succeeded\""]), Some(1.0), "{text}");
+            let steps = sample(&text, "firecamp_operation_step_duration_seconds_count", &["kind=\"config\"", "result=\"succeeded\""]);
+            assert!(steps.is_some_and(|n| n >= 1.0), "{text}");
         },
     )
     .await;
@@ -218,6 +268,131 @@ async fn zookeeper_members_serve_their_own_prometheus_metrics() {
                     assert_eq!(sample(&text, "synced_followers", &[]), Some(2.0), "{m}: its followers");
                 }
             }
+            let top = top_once(&bed, "zk");
+            assert!(
+                top.iter().all(|m| m["up"].as_bool() == Some(true) && m["memoryBytes"].as_f64().is_some() && m["opsPerSecond"].as_f64().is_some()),
+                "{top:?}"
+            );
+            let led = top.iter().find(|m| m["member"].as_str() == Some(leader.as_str())).unwrap();
+            assert_eq!(led["lag"].as_str(), Some("2/2 synced"), "{top:?}");
+        },
+    )
+    .await;
+}
+
+/// A real Prometheus (Debian's) scraping the daemon (with its API token) and every member every
+/// 5 s — the daemon's answer probes every member, up to the probes' 3 s when one hangs, and an
+/// exporter whose server is down takes over a second to say so — with FireCamp's alert rules
+/// evaluated every second; killed when dropped.
+struct Prometheus {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    fn start(bed: &Bed, members: &[String]) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/monitoring/alerts.yaml");
+        let daemon = bed.url.trim_start_matches("http://");
+        let config = format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: [{rules:?}]\nscrape_configs:\n\
+             - job_name: firecamp\n  scrape_interval: 5s\n  scrape_timeout: 5s\n  authorization: {{credentials_file: {token:?}}}\n  static_configs: [{{targets: [{daemon:?}]}}]\n\
+             - job_name: members\n  scrape_interval: 5s\n  scrape_timeout: 5s\n  static_configs: [{{targets: {members:?}}}]\n",
+            rules = rules.display().to_string(),
+            token = bed.cfg.token_path().display().to_string(),
+        );
+        std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+        let child = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("prometheus: {e} (Debian's prometheus package; scripts/setup.d/30-local.sh installs it)"));
+        Prometheus { child, url: format!("http://127.0.0.1:{port}"), _dir: dir }
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> Option<serde_json::Value> {
+        let url = reqwest::Url::parse_with_params(&format!("{}{path}", self.url), query).ok()?;
+        reqwest::get(url).await.ok()?.json().await.ok()
+    }
+
+    /// Asks until `ok` holds for the answer to `path` (60 s at most); the last answer.
+    async fn until(&self, path: &str, query: &[(&str, &str)], what: &str, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = self.get(path, query).await;
+            match got {
+                Some(v) if ok(&v) => return v,
+                _ if Instant::now() > deadline => {
+                    let log = std::fs::read_to_string(self._dir.path().join("prometheus.log")).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                    let targets = self.get("/api/v1/targets", &[]).await;
+                    panic!("Prometheus: {what} not seen within 60 s; last answer: {got:?}\ntargets: {targets:?}\nits log:\n{}", tail.join("\n"))
+                }
+                _ => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+    }
+
+    /// The values of an instant query, by the series' label `by`.
+    async fn values(&self, query: &str, by: &str, what: &str, ok: impl Fn(&BTreeMap<String, f64>) -> bool) -> BTreeMap<String, f64> {
+        let v = self.until("/api/v1/query", &[("query", query)], what, |v| ok(&by_label(v, by))).await;
+        by_label(&v, by)
+    }
+}
+
+fn by_label(v: &serde_json::Value, label: &str) -> BTreeMap<String, f64> {
+    v["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| Some((r["metric"][label].as_str()?.to_string(), r["value"][1].as_str()?.parse().ok()?)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_scrapes_the_daemon_and_every_member_and_raises_an_alert_for_a_member_that_goes_down() {
+    require_metrics(EngineKind::Postgresql);
+    with_bed(
+        "t-mpr",
+        "127.0.208.1/20",
+        |_| {},
+        |bed: Arc<Bed>| async move {
+            bed.create(json!({ "name": "pg", "spec": spec("postgresql", 2, "256Mi") })).await.expect("created");
+            bed.wait_phase("pg", Phase::Active, Duration::from_secs(180)).await;
+            let mut targets = Vec::new();
+            for m in ["pg-0", "pg-1"] {
+                targets.push(metrics_url(&bed, "pg", m).await.trim_start_matches("http://").trim_end_matches("/metrics").to_string());
+            }
+            let prom = Prometheus::start(&bed, &targets);
+            prom.until("/api/v1/targets", &[], "3 targets up", |v| {
+                let t = v["data"]["activeTargets"].as_array().cloned().unwrap_or_default();
+                t.len() == 3 && t.iter().all(|t| t["health"] == "up")
+            })
+            .await;
+            prom.values("firecamp_service_members_ready", "service", "pg's 2 ready members", |v| v.get("pg") == Some(&2.0)).await;
+            let up = prom.values("pg_up", "instance", "pg_up 1 on both members", |v| v.len() == 2 && v.values().all(|x| *x == 1.0)).await;
+            assert_eq!(up.keys().cloned().collect::<Vec<_>>(), targets);
+
+            // pg-1 killed and kept down: the rule's expression matches the real series at once
+            // (the alert is pending until its 2 minutes have passed).
+            let _held = common::kill_and_block(&bed, "pg", "pg-1", 5432).await;
+            let alerts = prom.values("ALERTS{alertname=\"FireCampMemberDown\"}", "member", "FireCampMemberDown for pg-1", |v| v.contains_key("pg-1")).await;
+            assert_eq!(alerts.keys().collect::<Vec<_>>(), ["pg-1"], "only the member that is down");
+            // Its exporter still answers, and says its server is down.
+            prom.until("/api/v1/query", &[("query", "pg_up")], "pg-1's exporter reporting pg_up 0", |v| by_label(v, "instance").get(&targets[1]) == Some(&0.0))
+                .await;
         },
     )
     .await;
