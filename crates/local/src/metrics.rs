@@ -111,12 +111,31 @@ pub async fn track(State(rt): State<Arc<Runtime>>, req: Request, next: Next) -> 
     resp
 }
 
+/// When each service's CA and member certificates expire (FireCamp renews members' in their last
+/// 30 days; a CA is rotated by its user, docs/tls.md).
+fn certificates(rt: &Runtime, out: &mut Text) -> crate::error::Result<()> {
+    out.family("firecamp_certificate_expiry_timestamp_seconds", "gauge", "When the certificate expires (Unix time): certificate is ca, ca-next or a member.");
+    for rec in rt.store.list()? {
+        for (key, pem) in rec.tls.iter().filter(|(k, _)| k.ends_with(".crt")) {
+            let Ok(info) = firecamp_pki::inspect(pem, key) else { continue };
+            let which = key.trim_end_matches(".crt");
+            out.sample(
+                "firecamp_certificate_expiry_timestamp_seconds",
+                &[("service", &rec.name), ("certificate", which)],
+                info.not_after.unix_timestamp() as f64,
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The text `/metrics` serves: every service's gauges, then the counters.
 pub async fn render(rt: &Runtime) -> crate::error::Result<String> {
     let started = Instant::now();
     let services = rt.list().await?;
     let mut out = Text::default();
     firecamp_api::metrics::services(&mut out, &services);
+    certificates(rt, &mut out)?;
     rt.counters.render(&mut out);
     out.family("firecamp_metrics_scrape_duration_seconds", "gauge", "How long this answer took (it probes every member).");
     out.sample("firecamp_metrics_scrape_duration_seconds", &[], started.elapsed().as_secs_f64());

@@ -233,6 +233,13 @@ async fn redis_members_serve_their_figures_through_a_user_that_reads_no_key() {
                 assert_eq!(sample(&text, name, labels), Some(value), "{name}{labels:?} in\n{text}");
             }
             assert_eq!(sample(&text, "firecamp_operations_total", &["kind=\"config\""]), None, "no operation yet");
+            // Its certificates' expiry: the CA's in about ten years, each member's in about one.
+            let year = 365.0 * 86400.0;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+            for (which, years) in [("ca", 10.0), ("rd-0", 1.0), ("rd-1", 1.0)] {
+                let at = sample(&text, "firecamp_certificate_expiry_timestamp_seconds", &["service=\"rd\"", &format!("certificate=\"{which}\"")]);
+                assert!(at.is_some_and(|t| (t - now - years * year).abs() < 2.0 * 86400.0), "{which}: {at:?}");
+            }
             let op = bed.operate("rd", json!({ "kind": "config", "config": { "hz": "20" } })).await.unwrap();
             bed.wait_operation("rd", &op.id, Duration::from_secs(60)).await;
             let text = bed.http.get(&own).send().await.unwrap().text().await.unwrap();
