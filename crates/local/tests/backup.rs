@@ -177,6 +177,26 @@ async fn a_backup_interrupted_by_a_daemon_restart_is_taken_again_under_its_id() 
         let failed = bed.wait_phase("pbt", Phase::Failed, Duration::from_secs(120)).await;
         let why = failed.status.message.unwrap_or_default();
         assert!(why.contains("recovery ended before configured recovery target was reached"), "{why}");
+
+        // The backup a restore reads is not deleted under it: refused while pbt exists, then
+        // deleted once pbt is gone.
+        let url = format!("{}/v1/services/pb/backups/{id}", bed.url);
+        let r = bed.http.delete(&url).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 409);
+        let e: firecamp_api::ApiError = r.json().await.unwrap();
+        assert!(e.message.contains("being restored as pbt"), "{e:?}");
+        assert_eq!(backups(&bed, "pb").await.items.len(), 1, "still there");
+        bed.delete("pbt", true).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while bed.list().await.items.iter().any(|s| s.name == "pbt") {
+            assert!(std::time::Instant::now() < deadline, "pbt not deleted within 60 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let r = bed.http.delete(&url).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+        // pb itself was deleted earlier: with its last backup gone, nothing of it is left.
+        let r = bed.http.get(format!("{}/v1/services/pb/backups", bed.url)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 404);
     })
     .await;
 }

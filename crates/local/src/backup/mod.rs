@@ -185,17 +185,21 @@ impl Runtime {
         Ok(())
     }
 
-    /// Keeps the newest `spec.backup.retention` backups of this incarnation and the archived
-    /// WAL from the oldest kept one's start on.
+    /// Keeps the newest `spec.backup.retention` backups of this incarnation, and any a restore
+    /// under way starts from, and the archived WAL from the oldest kept one's start on.
     async fn apply_retention(&self, rec: &ServiceRecord) -> Result<()> {
         let keep = rec.spec.backup.as_ref().map(|b| b.retention()).unwrap_or(firecamp_core::spec::BackupSpec::DEFAULT_RETENTION) as usize;
         let mine: Vec<(Loc, BackupRecord)> = self.repo.records(&rec.name).await?.into_iter().filter(|(_, r)| r.uid == rec.uid).collect();
-        let excess = mine.len().saturating_sub(keep);
-        for (loc, r) in &mine[..excess] {
+        // A restored service's record names its backup until its first start is done.
+        let restoring: Vec<String> = self.store.list()?.into_iter().filter_map(|r| r.restore).filter(|r| r.source == rec.name).map(|r| r.backup).collect();
+        let ids: Vec<&str> = mine.iter().map(|(_, r)| r.id.as_str()).collect();
+        let (remove, oldest_kept) = retention_plan(&ids, keep, &restoring);
+        for i in remove {
+            let (loc, r) = &mine[i];
             self.repo.remove(loc).await?;
             tracing::info!(service = %rec.name, backup = %r.id, "backup removed by retention");
         }
-        if let Some((_, oldest)) = mine.get(excess).filter(|_| archives(rec)) {
+        if let Some((_, oldest)) = oldest_kept.and_then(|i| mine.get(i)).filter(|_| archives(rec)) {
             self.clean_archive(rec, &oldest.start_wal).await?;
         }
         Ok(())
@@ -251,6 +255,12 @@ impl Runtime {
             return Err(busy);
         }
         let (loc, r) = self.find(service, id).await?;
+        if let Some(by) = self.store.list()?.into_iter().find(|x| x.restore.as_ref().is_some_and(|x| x.source == service && x.backup == r.id)) {
+            return Err(LocalError::Busy(format!(
+                "backup {} of {service} is being restored as {}; delete it once {} has started or is deleted",
+                r.id, by.name, by.name
+            )));
+        }
         let shown = view(&r, self.repo.newest_archived(service, &loc.inc).await);
         self.repo.remove(&loc).await?;
         if let Some(rec) = self.store.get(service)?.filter(|rec| rec.uid == r.uid && archives(rec))
@@ -364,9 +374,30 @@ fn pg_time(t: SystemTime) -> String {
     format!("{}+00", s.replacen('T', " ", 1).trim_end_matches('Z'))
 }
 
+/// Which of `ids` (oldest first) retention removes, keeping the newest `keep` and every one in
+/// `restoring` (a restore under way reads it, and the WAL archived since its start); and the
+/// index of the oldest kept, from whose start the archive must stay.
+fn retention_plan(ids: &[&str], keep: usize, restoring: &[String]) -> (Vec<usize>, Option<usize>) {
+    let excess = ids.len().saturating_sub(keep);
+    let pinned = |i: usize| restoring.iter().any(|r| r == ids[i]);
+    let remove: Vec<usize> = (0..excess).filter(|i| !pinned(*i)).collect();
+    let oldest_kept = (0..ids.len()).find(|i| !remove.contains(i));
+    (remove, oldest_kept)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_keeps_the_newest_and_any_backup_a_restore_reads() {
+        let ids = ["a", "b", "c", "d", "e"];
+        assert_eq!(retention_plan(&ids, 2, &[]), (vec![0, 1, 2], Some(3)));
+        assert_eq!(retention_plan(&ids, 2, &["b".into()]), (vec![0, 2], Some(1)), "b is being restored: kept, with the WAL from its start");
+        assert_eq!(retention_plan(&ids, 2, &["e".into(), "x".into()]), (vec![0, 1, 2], Some(3)));
+        assert_eq!(retention_plan(&ids, 9, &[]), (vec![], Some(0)));
+        assert_eq!(retention_plan(&[], 2, &[]), (vec![], None));
+    }
 
     #[test]
     fn target_times_are_written_as_postgresql_reads_them() {
