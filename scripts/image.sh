@@ -37,9 +37,10 @@ declare -A REPO=(
 # one depends on default-jre (GTK and Mesa through openjdk-17-jre) and adds only Debian's service
 # scripts, and its postinst fails on a non-system `zookeeper` user (uid 1000). Its probes speak
 # the four-letter words over TLS with `openssl s_client` (ca-certificates brings it; named here).
+# The exporters serve the members' metrics (a sidecar container runs them, docs/monitoring.md).
 declare -A PACKAGES=(
-  [postgres]="postgresql-15"
-  [redis]="redis-server redis-tools"
+  [postgres]="postgresql-15 prometheus-postgres-exporter"
+  [redis]="redis-server redis-tools prometheus-redis-exporter"
   [zookeeper]="libzookeeper-java libslf4j-java default-jre-headless openssl"
   [firecamp]="iproute2 ca-certificates"
 )
@@ -87,6 +88,18 @@ prepare_binary() {
         die "firecamp failed: cargo build, see target/images/firecamp.log"
       [ -x "$bin" ] || die "firecamp failed: cargo built no $bin"
       ;;
+    zookeeper)
+      # ZooKeeper's Prometheus provider: not in Debian; from Maven Central, fetched again only
+      # when the pom that names its jars changes.
+      local pom="$ROOT/scripts/zookeeper-metrics/pom.xml" dir="$OUT/zookeeper-metrics"
+      [ "$(cat "$dir/.pom.sha256" 2>/dev/null)" = "$(sha256sum <"$pom")" ] && return
+      log "zookeeper: fetching its Prometheus provider (mvn dependency:copy-dependencies)"
+      rm -rf "$dir" "$dir.partial" && mkdir -p "$dir.partial"
+      mvn -q -B -f "$pom" dependency:copy-dependencies -DoutputDirectory="$dir.partial" >>"$OUT/zookeeper.log" 2>&1 ||
+        die "zookeeper failed: mvn, see target/images/zookeeper.log"
+      sha256sum <"$pom" >"$dir.partial/.pom.sha256"
+      mv "$dir.partial" "$dir"
+      ;;
     pause)
       bin="$(pause_bin)"
       if [ "$bin" != "$WORK/pause" ]; then
@@ -112,6 +125,7 @@ fingerprint() {
     fi
     echo "packages ${PACKAGES[$name]:-}"
     case "$name" in
+      zookeeper) sha256sum <"$ROOT/scripts/zookeeper-metrics/pom.xml" ;;
       firecamp) sha256sum <"$(firecamp_bin)" ;;
       pause) sha256sum <"$(pause_bin)" ;;
     esac
@@ -192,6 +206,11 @@ hook_customize() {
     for jar in zookeeper.jar zookeeper-jute.jar slf4j-api.jar slf4j-simple.jar netty-codec.jar netty-resolver.jar; do
       [ -f "$r/usr/share/java/$jar" ] || die "zookeeper: /usr/share/java/$jar is missing"
     done
+    # The Prometheus provider's jars (prepare_binary fetched them), which zkServer.sh adds.
+    mkdir -p "$r/usr/share/java/zookeeper-metrics"
+    install -m 0644 "$OUT"/zookeeper-metrics/*.jar "$r/usr/share/java/zookeeper-metrics/"
+    ls "$r"/usr/share/java/zookeeper-metrics/zookeeper-prometheus-metrics-*.jar >/dev/null ||
+      die "zookeeper: the Prometheus provider's jar is missing"
   fi
   rm -rf "$r"/var/lib/apt/lists/* "$r"/var/cache/apt/*.bin "$r"/var/cache/apt/archives/*.deb \
     "$r"/var/cache/debconf/*-old "$r"/var/lib/dpkg/*-old "$r"/etc/*- "$r"/var/log/apt/*

@@ -34,13 +34,17 @@ classpath() {
   for jar in slf4j-simple netty-codec netty-resolver netty-transport-native-unix-common; do
     if [ -f "$JAVA_DIR/$jar.jar" ]; then cp="$cp:$JAVA_DIR/$jar.jar"; fi
   done
+  # ZooKeeper's Prometheus provider and its jars (from Maven Central; zoo.cfg names it).
+  for jar in "$JAVA_DIR"/zookeeper-metrics/*.jar; do
+    if [ -f "$jar" ]; then cp="$cp:$jar"; fi
+  done
   echo "$cp"
 }
 
 # Fills CMD with the server's command line. java.env (upstream's zkEnv.sh sources it too) sets
 # ZK_SERVER_HEAP in MiB and SERVER_JVMFLAGS; JVMFLAGS from the environment come last, as upstream.
 server_cmd() {
-  local cfg heap flags
+  local cfg heap flags cp
   cfg="$(config_file "${1:-}")"
   [ -r "$cfg" ] || { echo "$0: cannot read the configuration $cfg" >&2; exit 1; }
   if [ -f "$ZOOCFGDIR/java.env" ]; then
@@ -49,11 +53,12 @@ server_cmd() {
   fi
   heap="${ZK_SERVER_HEAP:-1000}"
   flags="${SERVER_JVMFLAGS:-} ${JVMFLAGS:-}"
+  cp="$(classpath)" # before globbing is off: it lists the provider's jars
   set -f # the flags are split on spaces, never globbed
   # shellcheck disable=SC2206
   CMD=("${JAVA_HOME:+$JAVA_HOME/bin/}java" "-Xmx${heap}m" -Dzookeeper.admin.enableServer=false
     -Dorg.slf4j.simpleLogger.showDateTime=true
-    "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSZ" $flags -cp "$(classpath)" "$MAIN" "$cfg")
+    "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSZ" $flags -cp "$cp" "$MAIN" "$cfg")
   set +f
 }
 

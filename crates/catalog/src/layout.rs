@@ -153,8 +153,17 @@ pub const K8S_DATA_DIR: &str = "/data";
 pub const K8S_JOURNAL_DIR: &str = "/journal";
 pub const K8S_RUN_DIR: &str = "/run/firecamp";
 
+/// The metrics exporter of an engine's image (Debian's package names; none for ZooKeeper).
+pub fn k8s_exporter(engine: EngineKind) -> &'static str {
+    match engine {
+        EngineKind::Postgresql => "/usr/bin/prometheus-postgres-exporter",
+        EngineKind::Redis => "/usr/bin/prometheus-redis-exporter",
+        EngineKind::Zookeeper => "",
+    }
+}
+
 impl Layout for KubernetesLayout {
-    fn paths(&self, _engine: EngineKind, _member: &Member) -> MemberPaths {
+    fn paths(&self, engine: EngineKind, _member: &Member) -> MemberPaths {
         MemberPaths {
             config_dir: K8S_CONFIG_DIR.into(),
             secret_dir: K8S_SECRET_DIR.into(),
@@ -164,8 +173,9 @@ impl Layout for KubernetesLayout {
             run_dir: K8S_RUN_DIR.into(),
             bin_dir: String::new(),
             backup: BackupPaths::default(),
-            // The engine images carry no exporter yet (docs/monitoring.md).
-            metrics: None,
+            // FireCamp's engine images carry the exporters (scripts/image.sh; docs/images.md),
+            // run by a sidecar container; ZooKeeper's image has the provider's jars.
+            metrics: Some(MetricsTools { exporter: k8s_exporter(engine).into() }),
         }
     }
     /// Engines that need a static IP run with the host network and bind that IP.

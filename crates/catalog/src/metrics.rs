@@ -2,7 +2,8 @@
 //! postgres_exporter and Redis's through redis_exporter, each a second process beside the
 //! server started by the member's `metrics.sh` and logged in as a monitoring user of its own;
 //! ZooKeeper's through its own Prometheus provider, inside the server. A member has them when
-//! its runtime has the exporter ([`crate::layout::MemberPaths::metrics`]).
+//! its runtime has the exporter ([`crate::layout::MemberPaths::metrics`]): on Kubernetes
+//! always (FireCamp's engine images carry them), locally when this machine has them.
 
 use firecamp_core::{EngineKind, Member};
 
@@ -11,6 +12,8 @@ use crate::render::file;
 
 /// The path every member's metrics are served at.
 pub const PATH: &str = "/metrics";
+/// The name of the metrics port (container, headless Service).
+pub const PORT_NAME: &str = "metrics";
 /// The script that runs a member's exporter, beside `start.sh`.
 pub const SCRIPT: &str = "metrics.sh";
 /// The Secret's key of the monitoring user's password (PostgreSQL, Redis).

@@ -128,6 +128,8 @@ pub struct ServicePlan {
     pub secret_keys: Vec<&'static str>,
     /// Members serve TLS with certificates of the service's CA (`crate::tls`).
     pub tls: bool,
+    /// The port members serve their metrics on (`crate::metrics`), when they do.
+    pub metrics: Option<u16>,
     /// The role the client Service selects; all members when `None`.
     pub client_role: Option<Role>,
     /// The primary and replicas endpoints of a single-writer service (`client_role` is the
@@ -280,6 +282,11 @@ fn plan_sized(
         }
     }
     let ctx = RenderContext { name, spec: &resolved, cluster, resources: &resources, members: &roles, binding };
+    let metrics = roles.first().and_then(|(m, _, _)| layout.paths(spec.engine, m).metrics).map(|_| crate::metrics::port(spec.engine));
+    let mut ports = eng.ports(&resolved);
+    if let Some(port) = metrics {
+        ports.push(Port { name: crate::metrics::PORT_NAME, port, client: false });
+    }
     let init_tasks = eng.init_tasks(&ctx);
     let members = roles
         .iter()
@@ -302,7 +309,8 @@ fn plan_sized(
         cluster: cluster.clone(),
         engine: spec.engine,
         needs_static_ip,
-        ports: eng.ports(&resolved),
+        ports,
+        metrics,
         container: eng.container(&version),
         secret_keys: eng.secret_keys().to_vec(),
         tls: eng.supports_tls(),

@@ -171,9 +171,7 @@ fn rows(frame: &[MemberFigures]) -> String {
 pub async fn top(client: &Backend, name: &str, interval: Duration, once: bool, format: Format) -> Result<(), CliError> {
     let svc = client.get(name).await?;
     if !svc.status.members.iter().any(|m| m.metrics.is_some()) {
-        return Err(CliError::Failed(format!(
-            "no member of {name} serves metrics: the local runtime's members do once their exporter is installed, Kubernetes members not yet (docs/monitoring.md)"
-        )));
+        return Err(CliError::Failed(format!("no member of {name} serves metrics: on the local runtime, install the exporters (docs/monitoring.md)")));
     }
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().map_err(|e| CliError::Failed(e.to_string()))?;
     let engine = svc.spec.engine;

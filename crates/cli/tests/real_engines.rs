@@ -39,6 +39,9 @@ for m in zk-0 zk-1 zk-2; do echo "$m $(printf srvr | openssl s_client -quiet -co
 zk zk-0 create /firecamp-real written-on-zk-0 >/dev/null
 echo "read on zk-2: $(zk zk-2 get /firecamp-real | grep written)"
 exec 3<>"/dev/tcp/zk-1.{domain}/2181"; printf srvr >&3; echo "plain srvr: [$(timeout 5 cat <&3 | grep -c Mode || true)]"
+# The members' metrics (docs/monitoring.md), over plain HTTP from bash alone.
+metrics() {{ exec 4<>"/dev/tcp/$1.{domain}/$2"; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&4; timeout 5 cat <&4 | tr -d '\r'; exec 4<&-; }}
+for m in zk-0 zk-1 zk-2; do echo "$m metrics: $(metrics $m 7000 | grep -E '^(quorum_size|znode_count) ' | sort | tr '\n' ' ')"; done
 "#
     );
     let logs = run_client_pod(
@@ -55,6 +58,10 @@ exec 3<>"/dev/tcp/zk-1.{domain}/2181"; printf srvr >&3; echo "plain srvr: [$(tim
     assert_eq!(logs.matches("Mode: follower").count(), 2, "two followers: {logs}");
     assert!(logs.contains("read on zk-2: written-on-zk-0"), "{logs}");
     assert!(logs.contains("plain srvr: [0]"), "a plain four-letter word on the TLS port: {logs}");
+    // Each server's own Prometheus provider (issue #17).
+    for m in ["zk-0", "zk-1", "zk-2"] {
+        assert!(logs.contains(&format!("{m} metrics: quorum_size 3.0 znode_count ")), "{m}: {logs}");
+    }
     rest(&server, &tok, &ns, &["service", "delete", "zk", "--delete-volumes", "--wait", "--timeout=180"]);
 
     // Redis members use the host network, one per node: the bed's 6 real nodes (two per zone)
@@ -112,6 +119,9 @@ echo "connected replicas: $n"
 redis-cli -h rd-0.{domain} set greeting written-on-rd-0 >/dev/null
 for i in $(seq 300); do v=$(redis-cli -h rd-2.{domain} get greeting); [ -n "$v" ] && break; sleep 0.2; done
 echo "read on rd-2: $v ($(redis-cli -h rd-2.{domain} info replication | tr -d '\r' | grep '^role:'))"
+# The members' metrics (docs/monitoring.md), over plain HTTP from bash alone.
+metrics() {{ exec 4<>"/dev/tcp/$1.{domain}/$2"; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&4; timeout 5 cat <&4 | tr -d '\r'; exec 4<&-; }}
+echo "rd-0 metrics: $(metrics rd-0 9121 | grep -E '^(redis_up|redis_connected_slaves) ' | sort | tr '\n' ' ')"
 "#
     );
     let logs = run_client_pod(
@@ -126,6 +136,8 @@ echo "read on rd-2: $v ($(redis-cli -h rd-2.{domain} info replication | tr -d '\
     .await;
     assert!(logs.contains("connected replicas: 2"), "{logs}");
     assert!(logs.contains("read on rd-2: written-on-rd-0 (role:slave)"), "{logs}");
+    // The metrics sidecar (issue #17), on the member's static IP (host network).
+    assert!(logs.contains("rd-0 metrics: redis_connected_slaves 2 redis_up 1 "), "{logs}");
     rest(&server, &tok, &ns, &["service", "delete", "rd", "--delete-volumes", "--wait", "--timeout=180"]);
     firecamp_testbed::drop_namespace(&client, &ns).await;
 }

@@ -98,6 +98,11 @@ q pg-0 "create table t (v text); insert into t values ('written on pg-0')"
 for i in $(seq 300); do v=$(q pg-1 "select v from t" 2>/dev/null || true); [ -n "$v" ] && break; sleep 0.2; done
 echo "read on pg-1: $v"
 echo "pg-1 in recovery: $(q pg-1 'select pg_is_in_recovery()')"
+# The members' metrics (docs/monitoring.md), over plain HTTP from bash alone.
+metrics() {{ exec 4<>"/dev/tcp/$1.{domain}/$2"; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&4; timeout 5 cat <&4 | tr -d '\r'; exec 4<&-; }}
+for i in $(seq 150); do up=$(metrics pg-1 9187 | grep '^pg_up ' || true); [ "$up" = "pg_up 1" ] && break; sleep 0.2; done
+echo "pg-1 metrics: $up, replica $(metrics pg-1 9187 | grep '^pg_replication_is_replica' | awk '{{print $2}}' || true)"
+echo "pg-0 metrics: $(metrics pg-0 9187 | grep -c '^pg_stat_replication_pg_wal_lsn_diff{{' || true) replicas reported"
 "#
     );
     let logs = real::run_client_pod(
@@ -115,6 +120,10 @@ echo "pg-1 in recovery: $(q pg-1 'select pg_is_in_recovery()')"
     assert!(logs.contains("plain: no encryption"), "a plain connection is refused: {logs}");
     assert!(logs.contains("read on pg-1: written on pg-0"), "the row reached the replica: {logs}");
     assert!(logs.contains("pg-1 in recovery: t"), "{logs}");
+    // The metrics sidecar (issue #17): the replica's exporter logged in, the primary's reports
+    // both replicas' replication.
+    assert!(logs.contains("pg-1 metrics: pg_up 1, replica 1"), "{logs}");
+    assert!(logs.contains("pg-0 metrics: 2 replicas reported"), "{logs}");
 
     // Deleting the leader's pod hands the Lease over at once (the leader releases it on SIGTERM):
     // to the other replica, or to the Deployment's replacement pod if that one asks first.

@@ -27,6 +27,9 @@ const TLS: &str = "tls";
 const RUN: &str = "run";
 const TMP: &str = "tmp";
 const TOKEN: &str = "member-init-token";
+/// The exporter sidecar's view of the Secrets: its own password and the CA, nothing else.
+const METRICS_SECRET: &str = "metrics-secret";
+const METRICS_TLS: &str = "metrics-tls";
 const TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 pub fn statefulset(plan: &ServicePlan) -> StatefulSet {
@@ -85,6 +88,21 @@ fn pod_template(plan: &ServicePlan) -> PodTemplateSpec {
             ..Default::default()
         });
     }
+    if has_exporter(plan) {
+        let only = |secret: String, key: &str| Volume {
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret),
+                items: Some(vec![KeyToPath { key: key.into(), path: key.into(), mode: None }]),
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        volumes.push(Volume { name: METRICS_SECRET.into(), ..only(names::secret(&plan.name), firecamp_catalog::metrics::MONITOR_PASSWORD) });
+        if plan.tls {
+            volumes.push(Volume { name: METRICS_TLS.into(), ..only(names::tls_secret(&plan.name), firecamp_catalog::tls::CA_FILE) });
+        }
+    }
     let selector = labels::selector(plan);
     let anti_affinity_term = PodAffinityTerm {
         label_selector: Some(LabelSelector { match_labels: Some(selector), ..Default::default() }),
@@ -127,7 +145,7 @@ fn pod_template(plan: &ServicePlan) -> PodTemplateSpec {
                 ..Default::default()
             }),
             init_containers: Some(if plan.needs_static_ip { vec![member_init(plan), member_ip(plan)] } else { vec![member_init(plan)] }),
-            containers: vec![engine_container(plan)],
+            containers: std::iter::once(engine_container(plan)).chain(has_exporter(plan).then(|| exporter_container(plan))).collect(),
             volumes: Some(volumes),
             ..Default::default()
         }),
@@ -280,9 +298,11 @@ fn engine_container(plan: &ServicePlan) -> Container {
         image: Some(plan.cluster.image(c.image)),
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(c.command.clone()),
+        // The metrics port is the exporter sidecar's where there is one.
         ports: Some(
             plan.ports
                 .iter()
+                .filter(|p| !(has_exporter(plan) && p.name == firecamp_catalog::metrics::PORT_NAME))
                 .map(|p| ContainerPort { name: Some(p.name.into()), container_port: p.port.into(), protocol: Some("TCP".into()), ..Default::default() })
                 .collect(),
         ),
@@ -296,6 +316,47 @@ fn engine_container(plan: &ServicePlan) -> Container {
         liveness_probe: Some(probe(&c.liveness)),
         startup_probe: Some(probe(&c.startup)),
         lifecycle: pre_stop(plan.engine),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(mounts),
+        ..Default::default()
+    }
+}
+
+/// Whether members run a metrics exporter beside the engine (PostgreSQL, Redis; ZooKeeper
+/// serves its metrics itself).
+fn has_exporter(plan: &ServicePlan) -> bool {
+    plan.members.first().is_some_and(|m| m.files.iter().any(|f| f.name == firecamp_catalog::metrics::SCRIPT))
+}
+
+/// The exporter sidecar: the member's `metrics.sh` in the engine's image, with the member's
+/// files and run directory (PostgreSQL's socket), its own password and the CA only.
+fn exporter_container(plan: &ServicePlan) -> Container {
+    let mut mounts = vec![mount(CONFIG, K8S_CONFIG_DIR, true), mount(RUN, K8S_RUN_DIR, false), mount(METRICS_SECRET, K8S_SECRET_DIR, true)];
+    if plan.tls {
+        mounts.push(mount(METRICS_TLS, K8S_TLS_DIR, true));
+    }
+    let port = plan.metrics.unwrap_or_default();
+    Container {
+        name: "metrics".into(),
+        image: Some(plan.cluster.image(plan.container.image)),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec!["/bin/bash".into(), format!("{K8S_CONFIG_DIR}/{}", firecamp_catalog::metrics::SCRIPT)]),
+        ports: Some(vec![ContainerPort {
+            name: Some(firecamp_catalog::metrics::PORT_NAME.into()),
+            container_port: port.into(),
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        resources: Some(ResourceRequirements {
+            requests: quantities(&[("cpu", &Some("10m".into())), ("memory", &Some("32Mi".into())), ("ephemeral-storage", &Some(EPHEMERAL_INIT.0.into()))]),
+            limits: quantities(&[("memory", &Some("128Mi".into())), ("ephemeral-storage", &Some(EPHEMERAL_INIT.1.into()))]),
+            ..Default::default()
+        }),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),

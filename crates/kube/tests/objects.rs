@@ -215,7 +215,8 @@ fn zookeeper_members_serve_tls_and_sasl_with_passwords_only_in_the_secret() {
         assert!(cmd.contains("openssl s_client -quiet -connect 127.0.0.1:2181 -CAfile /etc/firecamp/tls/ca.crt -verify_return_error"), "{cmd}");
     }
     let ports: Vec<i32> = engine.ports.iter().flatten().map(|p| p.container_port).collect();
-    assert_eq!(ports, [2181, 2888, 3888]);
+    assert_eq!(ports, [2181, 2888, 3888, 7000], "7000: the server's own Prometheus provider");
+    assert_eq!(sts(&objs).spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers.len(), 1, "no exporter sidecar for ZooKeeper");
 
     let mut open = spec_of("zookeeper");
     open.tls.allow_plaintext = true;
@@ -223,7 +224,7 @@ fn zookeeper_members_serve_tls_and_sasl_with_passwords_only_in_the_secret() {
     assert!(config_file(&objs, "zk-0", "zoo.cfg").contains("\nclientPort=2182\n"));
     let np = objs.iter().find_map(|o| if let Object::NetworkPolicy(n) = o { Some(n) } else { None }).expect("a NetworkPolicy");
     let admitted: Vec<String> = np.spec.as_ref().unwrap().ingress.as_ref().unwrap()[0].ports.iter().flatten().map(|p| format!("{:?}", p.port)).collect();
-    assert_eq!(admitted, ["Some(Int(2181))", "Some(Int(2182))", "Some(Int(2888))", "Some(Int(3888))"]);
+    assert_eq!(admitted, ["Some(Int(2181))", "Some(Int(2182))", "Some(Int(2888))", "Some(Int(3888))", "Some(Int(7000))"]);
 }
 
 #[test]
@@ -274,7 +275,7 @@ fn the_network_policy_admits_the_namespace_the_manage_service_and_the_named_clie
     assert_eq!(spec.policy_types.as_deref(), Some(&["Ingress".to_string()][..]));
     let rule = &spec.ingress.as_ref().unwrap()[0];
     let ports: Vec<String> = rule.ports.as_ref().unwrap().iter().map(|p| format!("{:?}", p.port)).collect();
-    assert_eq!(ports, ["Some(Int(5432))"]);
+    assert_eq!(ports, ["Some(Int(5432))", "Some(Int(9187))"], "the engine's port and the metrics port");
     let from = serde_json::to_value(rule.from.as_ref().unwrap()).unwrap();
     assert_eq!(
         from,
@@ -303,7 +304,20 @@ fn postgresql_members_serve_tls_from_the_service_ca_and_keys_stay_out_of_config_
     assert_eq!(secrets, ["pg-credentials", "pg-ca", "pg-tls"]);
     let spec = &sts(&objs).spec.as_ref().unwrap().template.spec.as_ref().unwrap();
     let mounted: Vec<&str> = spec.volumes.iter().flatten().filter_map(|v| v.secret.as_ref()?.secret_name.as_deref()).collect();
-    assert_eq!(mounted, ["pg-credentials", "pg-tls"], "the CA's key is never mounted");
+    assert_eq!(mounted, ["pg-credentials", "pg-tls", "pg-credentials", "pg-tls"], "the CA's key is never mounted");
+    // The metrics sidecar (docs/monitoring.md) sees its own password and the CA, nothing else:
+    // no superuser password, no member key.
+    let exporter = spec.containers.iter().find(|c| c.name == "metrics").expect("a metrics sidecar");
+    assert_eq!(exporter.command.as_ref().unwrap(), &["/bin/bash", "/etc/firecamp/config/metrics.sh"]);
+    assert_eq!(exporter.ports.as_ref().unwrap()[0].container_port, 9187);
+    let seen: Vec<&str> = exporter.volume_mounts.iter().flatten().map(|m| m.name.as_str()).collect();
+    assert_eq!(seen, ["config", "run", "metrics-secret", "metrics-tls"]);
+    for (volume, only) in [("metrics-secret", "monitor-password"), ("metrics-tls", "ca.crt")] {
+        let v = spec.volumes.iter().flatten().find(|v| v.name == volume).unwrap();
+        let items: Vec<&str> = v.secret.as_ref().unwrap().items.iter().flatten().map(|i| i.key.as_str()).collect();
+        assert_eq!(items, [only], "{volume}");
+    }
+    assert!(!spec.containers[0].ports.iter().flatten().any(|p| p.container_port == 9187), "the metrics port is the sidecar's");
     let mounts = spec.containers[0].volume_mounts.as_ref().unwrap();
     assert!(mounts.iter().any(|m| m.mount_path == "/etc/firecamp/tls" && m.read_only == Some(true)), "{mounts:?}");
     for o in &objs {
@@ -352,7 +366,7 @@ fn redis_members_serve_tls_on_the_standard_port_and_plain_only_when_allowed() {
     assert!(start.contains("install -m 0600 \"$TLS_DIR/$MEMBER.key\" \"$RUN_DIR/tls.key\""), "{start}");
     let pod = sts(&objs).spec.as_ref().unwrap().template.spec.clone().unwrap();
     let mounted: Vec<&str> = pod.volumes.iter().flatten().filter_map(|v| v.secret.as_ref()?.secret_name.as_deref()).collect();
-    assert_eq!(mounted, ["rc-credentials", "rc-tls"], "the CA's key is never mounted");
+    assert_eq!(mounted, ["rc-credentials", "rc-tls", "rc-credentials", "rc-tls"], "the CA's key is never mounted (the metrics sidecar's own views)");
     let engine = &pod.containers[0];
     for probe in [&engine.readiness_probe, &engine.liveness_probe, &engine.startup_probe] {
         let cmd = probe.as_ref().unwrap().exec.as_ref().unwrap().command.as_ref().unwrap().join(" ");
@@ -383,10 +397,10 @@ fn redis_members_serve_tls_on_the_standard_port_and_plain_only_when_allowed() {
             .unwrap_or_else(|| panic!("no Service {svc}"))
     };
     assert_eq!(service_ports("rc"), [6379, 6380], "clients reach both ports, never the bus");
-    assert_eq!(service_ports("rc-headless"), [6379, 6380, 16379]);
+    assert_eq!(service_ports("rc-headless"), [6379, 6380, 16379, 9121], "and the metrics port, for scrapers");
     let np = objs.iter().find_map(|o| if let Object::NetworkPolicy(n) = o { Some(n) } else { None }).expect("a NetworkPolicy");
     let admitted: Vec<String> = np.spec.as_ref().unwrap().ingress.as_ref().unwrap()[0].ports.iter().flatten().map(|p| format!("{:?}", p.port)).collect();
-    assert_eq!(admitted, ["Some(Int(6379))", "Some(Int(6380))", "Some(Int(16379))"]);
+    assert_eq!(admitted, ["Some(Int(6379))", "Some(Int(6380))", "Some(Int(16379))", "Some(Int(9121))"]);
 }
 
 fn spec_of(case: &str) -> firecamp_core::ServiceSpec {

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use firecamp_api::metrics::Text;
@@ -89,23 +88,10 @@ impl Counters {
     }
 }
 
-/// A fixed set, so that odd methods cannot grow the metrics without bound.
-fn method_label(m: &Method) -> &'static str {
-    match *m {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        _ => "OTHER",
-    }
-}
-
 /// Counts every request under its route's template (`/v1/services/{name}`), never its path.
 pub async fn track(State(rt): State<Arc<Runtime>>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
-    let method = method_label(req.method());
+    let method = firecamp_api::metrics::method_label(req.method().as_str());
     let resp = next.run(req).await;
     rt.counters.request(route, method, resp.status().as_u16());
     resp

@@ -5,6 +5,12 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/member.env"
+# An image without the exporter (an official one) runs no metrics: said once, then the
+# container idles (a crash loop would make the member's pod look unready).
+if [ ! -x "$METRICS_EXPORTER" ]; then
+  echo "firecamp[$MEMBER]: no postgres_exporter in this image ($METRICS_EXPORTER); no metrics" >&2
+  exec sleep infinity
+fi
 export DATA_SOURCE_URI=":$PORT/postgres?host=$RUN_DIR&sslmode=disable"
 export DATA_SOURCE_USER="$MONITOR_USER" DATA_SOURCE_PASS_FILE="$SECRET_DIR/monitor-password"
 # Server settings are configuration, not figures: left out. queries.yaml adds the replica's lag.

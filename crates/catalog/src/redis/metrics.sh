@@ -6,6 +6,12 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/member.env"
+# An image without the exporter (an official one) runs no metrics: said once, then the
+# container idles (a crash loop would make the member's pod look unready).
+if [ ! -x "$METRICS_EXPORTER" ]; then
+  echo "firecamp[$MEMBER]: no redis_exporter in this image ($METRICS_EXPORTER); no metrics" >&2
+  exec sleep infinity
+fi
 umask 0077
 mkdir -p "$RUN_DIR"
 password="$(cat "$SECRET_DIR/monitor-password")"

@@ -452,14 +452,16 @@ mod tests {
         }
         assert!(!cfg.contains("\nclientPort="), "no plain port by default:\n{cfg}");
         let names: Vec<&str> = p.ports.iter().map(|p| p.name).collect();
-        assert_eq!(names, ["client", "peer", "election"]);
+        assert_eq!(names, ["client", "peer", "election", "metrics"]);
+        // The Prometheus provider serves the members' metrics (docs/monitoring.md).
+        assert!(cfg.contains("metricsProvider.httpPort=7000\n"), "{cfg}");
 
         let mut s = s;
         s.tls.allow_plaintext = true;
         let p = planned(&s);
         assert!(file(&p, "zoo.cfg").contains("\nclientPort=2182\n"));
         let names: Vec<&str> = p.ports.iter().map(|p| p.name).collect();
-        assert_eq!(names, ["client", "client-plain", "peer", "election"]);
+        assert_eq!(names, ["client", "client-plain", "peer", "election", "metrics"]);
     }
 
     #[test]

@@ -76,13 +76,16 @@ pub fn member_statuses(plan: &ServicePlan, o: &Observed) -> Vec<MemberStatus> {
             if pod.is_none() {
                 message = Some("no pod yet".into());
             }
+            let address = m.member.static_ip.map(|ip| ip.to_string()).or_else(|| pod.and_then(|p| p.status.as_ref()?.pod_ip.clone()));
             MemberStatus {
                 name: m.member.name.to_string(),
                 zone: m.member.zone.clone(),
                 dns_name: m.member.dns_name.clone(),
                 static_ip: m.member.static_ip.map(|ip| ip.to_string()),
                 node,
-                address: m.member.static_ip.map(|ip| ip.to_string()).or_else(|| pod.and_then(|p| p.status.as_ref()?.pod_ip.clone())),
+                // The metrics port at the member's address (docs/monitoring.md).
+                metrics: plan.metrics.zip(address.as_ref()).map(|(port, a)| format!("http://{a}:{port}{}", firecamp_catalog::metrics::PATH)),
+                address,
                 // Without a pod (stopped, rescheduling) a member keeps the role it last had.
                 role: pod.map(role_of).unwrap_or_else(|| {
                     o.previous.and_then(|p| p.members.iter().find(|x| x.name == m.member.name.as_str())).map(|x| x.role).unwrap_or_default()
@@ -90,8 +93,6 @@ pub fn member_statuses(plan: &ServicePlan, o: &Observed) -> Vec<MemberStatus> {
                 ready: pod.is_some_and(is_ready),
                 revision: pod.and_then(|p| p.metadata.labels.as_ref()?.get("controller-revision-hash").cloned()),
                 message,
-                // The engine images carry no exporter yet (docs/monitoring.md).
-                metrics: None,
             }
         })
         .collect()
