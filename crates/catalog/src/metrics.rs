@@ -35,10 +35,9 @@ pub fn listen_address(ctx: &RenderContext, m: &Member) -> String {
     ctx.listen_addresses(m).into_iter().next().unwrap_or_else(|| "0.0.0.0".into())
 }
 
-/// Where a scraper finds the member's metrics, when its address is known (the local runtime's
-/// static IPs).
-pub fn url(engine: EngineKind, m: &Member) -> Option<String> {
-    m.static_ip.map(|ip| format!("http://{ip}:{}{PATH}", port(engine)))
+/// Where a scraper finds metrics served on `port` at a member's `address`.
+pub fn url(address: &str, port: u16) -> String {
+    format!("http://{address}:{port}{PATH}")
 }
 
 /// The member's `metrics.sh` (engines whose metrics come from an exporter process).

@@ -94,10 +94,6 @@ pub struct MemberPlan {
     pub shard: Option<u32>,
     pub paths: MemberPathsView,
     pub files: Vec<ConfigFile>,
-    /// Where a scraper finds the member's metrics (`crate::metrics`), when it has them and its
-    /// address is known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metrics: Option<String>,
 }
 
 /// Serializable copy of [`MemberPaths`].
@@ -293,14 +289,12 @@ fn plan_sized(
         .map(|(m, role, shard)| {
             let paths = layout.paths(spec.engine, m);
             let files = eng.files(&ctx, m, &paths);
-            let metrics = paths.metrics.as_ref().and(crate::metrics::url(spec.engine, m));
             MemberPlan {
                 member: m.clone(),
                 role: *role,
                 shard: *shard,
                 paths: MemberPathsView { config_dir: paths.config_dir, data_dir: paths.data_dir, run_dir: paths.run_dir, tls_dir: paths.tls_dir },
                 files,
-                metrics,
             }
         })
         .collect();

@@ -347,7 +347,8 @@ impl Runtime {
             pid_file: crate::supervisor::METRICS_PID,
         });
         let server = Supervised::spawn(p, log.clone());
-        server.state.lock().unwrap_or_else(|p| p.into_inner()).metrics = m.metrics.clone();
+        server.state.lock().unwrap_or_else(|p| p.into_inner()).metrics =
+            plan.metrics.map(|port| firecamp_catalog::metrics::url(&rec.ips[member].to_string(), port));
         Ok(match exporter {
             Some(e) => server.with_sidecar(Supervised::spawn(e, log)),
             None => server,

@@ -185,13 +185,18 @@ impl Runtime {
         Ok(())
     }
 
+    /// The restores under way from `service`'s backups: new service → backup id (a restored
+    /// service's record names its backup until its first start is done).
+    fn restores_from(&self, service: &str) -> Result<BTreeMap<String, String>> {
+        Ok(self.store.list()?.into_iter().filter_map(|r| Some((r.name, r.restore?))).filter(|(_, x)| x.source == service).map(|(n, x)| (n, x.backup)).collect())
+    }
+
     /// Keeps the newest `spec.backup.retention` backups of this incarnation, and any a restore
     /// under way starts from, and the archived WAL from the oldest kept one's start on.
     async fn apply_retention(&self, rec: &ServiceRecord) -> Result<()> {
         let keep = rec.spec.backup.as_ref().map(|b| b.retention()).unwrap_or(firecamp_core::spec::BackupSpec::DEFAULT_RETENTION) as usize;
         let mine: Vec<(Loc, BackupRecord)> = self.repo.records(&rec.name).await?.into_iter().filter(|(_, r)| r.uid == rec.uid).collect();
-        // A restored service's record names its backup until its first start is done.
-        let restoring: Vec<String> = self.store.list()?.into_iter().filter_map(|r| r.restore).filter(|r| r.source == rec.name).map(|r| r.backup).collect();
+        let restoring: Vec<String> = self.restores_from(&rec.name)?.into_values().collect();
         let ids: Vec<&str> = mine.iter().map(|(_, r)| r.id.as_str()).collect();
         let (remove, oldest_kept) = retention_plan(&ids, keep, &restoring);
         for i in remove {
@@ -255,11 +260,8 @@ impl Runtime {
             return Err(busy);
         }
         let (loc, r) = self.find(service, id).await?;
-        if let Some(by) = self.store.list()?.into_iter().find(|x| x.restore.as_ref().is_some_and(|x| x.source == service && x.backup == r.id)) {
-            return Err(LocalError::Busy(format!(
-                "backup {} of {service} is being restored as {}; delete it once {} has started or is deleted",
-                r.id, by.name, by.name
-            )));
+        if let Some((by, _)) = self.restores_from(service)?.into_iter().find(|(_, backup)| *backup == r.id) {
+            return Err(LocalError::Busy(format!("backup {} of {service} is being restored as {by}; delete it once {by} has started or is deleted", r.id)));
         }
         let shown = view(&r, self.repo.newest_archived(service, &loc.inc).await);
         self.repo.remove(&loc).await?;

@@ -84,7 +84,7 @@ pub fn member_statuses(plan: &ServicePlan, o: &Observed) -> Vec<MemberStatus> {
                 static_ip: m.member.static_ip.map(|ip| ip.to_string()),
                 node,
                 // The metrics port at the member's address (docs/monitoring.md).
-                metrics: plan.metrics.zip(address.as_ref()).map(|(port, a)| format!("http://{a}:{port}{}", firecamp_catalog::metrics::PATH)),
+                metrics: plan.metrics.zip(address.as_ref()).map(|(port, a)| firecamp_catalog::metrics::url(a, port)),
                 address,
                 // Without a pod (stopped, rescheduling) a member keeps the role it last had.
                 role: pod.map(role_of).unwrap_or_else(|| {
