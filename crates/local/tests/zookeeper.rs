@@ -72,11 +72,14 @@ async fn an_ensemble_of_three_over_tls_and_sasl_admits_only_its_users() {
                 assert!(out.contains("Session closed because client failed to authenticate"), "{args:?}: {out}");
                 assert!(!out.contains("written-on-zk-0") && !out.contains("Created"), "{out}");
             }
-            // A wrong password fails the login.
+            // A wrong password fails the login. The client reports it before anything else; whether
+            // its AuthFailed event or the server closing the socket comes next is a race (the
+            // harness's CI once saw the latter), so neither is asserted.
             let mut wrong = client.clone();
             wrong.login = Some(("client".into(), "Wr0ngPassw0rd".into()));
             let out = zk_cli_async(at0.clone(), wrong, &["get", "/firecamp-test"]).await;
-            assert!(out.contains("AuthFailed") && !out.contains("written-on-zk-0"), "{out}");
+            assert!(out.contains("SASL authentication failed using login context 'Client'"), "{out}");
+            assert!(!out.contains("written-on-zk-0"), "{out}");
             // Without the CA the handshake fails verification, whatever the login.
             let mut no_ca = client.clone();
             no_ca.ca = None;
