@@ -65,6 +65,15 @@ build_k8s() {
 build_coredns() { (cd "$TB/coredns" && CGO_ENABLED=0 "$GO" build -mod=readonly -trimpath -ldflags "-s -w" -o "$BIN/coredns" github.com/coredns/coredns); }
 # kube-score checks every object FireCamp renders (crates/cli/tests/kube_score.rs).
 build_kube_score() { (cd "$TB/kube-score" && CGO_ENABLED=0 "$GO" build -mod=readonly -trimpath -ldflags "-s -w" -o "$BIN/kube-score" github.com/zegl/kube-score/cmd/kube-score); }
+# The Prometheus Operator's CRDs (ServiceMonitor, PodMonitor, PrometheusRule, …), made by
+# controller-gen from its API module as upstream makes them: `install render
+# --prometheus-operator`'s objects are applied against them (crates/cli/tests/install_on_bed.rs).
+build_prometheus_operator_crds() {
+  rm -rf "$BIN/prometheus-operator-crds.new" && mkdir -p "$BIN/prometheus-operator-crds.new" || return 1
+  (cd "$TB/prometheus-operator" && "$GO" tool controller-gen crd:crdVersions=v1,maxDescLen=0 \
+    paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 output:crd:dir="$BIN/prometheus-operator-crds.new") || return 1
+  rm -rf "$BIN/prometheus-operator-crds" && mv "$BIN/prometheus-operator-crds.new" "$BIN/prometheus-operator-crds"
+}
 # The sandbox image's one program (the bed cannot pull registry.k8s.io/pause).
 build_pause() { (cd "$TB/pause" && CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-s -w" -o "$BIN/pause" .); }
 build_etcd() { (cd "$TB/etcd" && CGO_ENABLED=0 "$GO" build -mod=readonly -trimpath -ldflags "-s -w" -o "$BIN/etcd" .); }
@@ -106,6 +115,7 @@ cmd_build() {
   build_if_stale pause "$TB/pause/go.mod" "$TB/pause/main.go" -- build_pause
   build_if_stale coredns "$TB/coredns/go.mod" "$TB/coredns/go.sum" -- build_coredns
   build_if_stale kube-score "$TB/kube-score/go.mod" "$TB/kube-score/go.sum" -- build_kube_score
+  build_if_stale prometheus-operator-crds "$TB/prometheus-operator/go.mod" "$TB/prometheus-operator/go.sum" -- build_prometheus_operator_crds
   [ "${BED_SKIP_RUST:-}" = 1 ] || { log "firecamp-testbed: cargo build"; build_rust; }
   log "binaries in $BIN"
 }

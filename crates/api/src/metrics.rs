@@ -122,31 +122,42 @@ fn labels_of(body: &str) -> Option<Vec<(String, String)>> {
 pub const PHASES: [Phase; 7] = [Phase::Creating, Phase::Initializing, Phase::Active, Phase::Degraded, Phase::Stopped, Phase::Failed, Phase::Deleting];
 
 /// The services' gauges: phase, members desired and ready, each member's readiness, the
-/// primary (or leader).
-pub fn services(out: &mut Text, services: &[Service]) {
+/// primary (or leader). On Kubernetes each carries its namespace (services are named per
+/// namespace); the local runtime has none.
+pub fn services(out: &mut Text, services: &[(Option<&str>, &Service)]) {
+    let labels = |ns: Option<&str>, s: &Service, more: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
+        let mut l: Vec<(&'static str, String)> = ns.map(|n| ("namespace", n.to_string())).into_iter().collect();
+        l.push(("service", s.name.clone()));
+        l.extend(more.iter().cloned());
+        l
+    };
+    let gauge = |out: &mut Text, name: &str, l: Vec<(&'static str, String)>, v: f64| {
+        let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        out.sample(name, &l, v);
+    };
     out.family("firecamp_service_info", "gauge", "A service of this runtime: its engine and version (always 1).");
-    for s in services {
-        let version = s.spec.version.as_deref().unwrap_or("");
-        out.sample("firecamp_service_info", &[("service", &s.name), ("engine", s.spec.engine.as_str()), ("version", version)], 1.0);
+    for (ns, s) in services {
+        let more = [("engine", s.spec.engine.as_str().to_string()), ("version", s.spec.version.clone().unwrap_or_default())];
+        gauge(out, "firecamp_service_info", labels(*ns, s, &more), 1.0);
     }
     out.family("firecamp_service_phase", "gauge", "The service's phase: 1 for the current one, 0 for the others.");
-    for s in services {
+    for (ns, s) in services {
         for p in PHASES {
-            out.sample("firecamp_service_phase", &[("service", &s.name), ("phase", p.as_str())], if s.status.phase == p { 1.0 } else { 0.0 });
+            gauge(out, "firecamp_service_phase", labels(*ns, s, &[("phase", p.as_str().to_string())]), if s.status.phase == p { 1.0 } else { 0.0 });
         }
     }
     out.family("firecamp_service_members_desired", "gauge", "Members the service's spec asks for.");
-    for s in services {
-        out.sample("firecamp_service_members_desired", &[("service", &s.name)], s.spec.replicas as f64);
+    for (ns, s) in services {
+        gauge(out, "firecamp_service_members_desired", labels(*ns, s, &[]), s.spec.replicas as f64);
     }
     out.family("firecamp_service_members_ready", "gauge", "Members that answer through their engine's own protocol.");
-    for s in services {
-        out.sample("firecamp_service_members_ready", &[("service", &s.name)], s.status.members.iter().filter(|m| m.ready).count() as f64);
+    for (ns, s) in services {
+        gauge(out, "firecamp_service_members_ready", labels(*ns, s, &[]), s.status.members.iter().filter(|m| m.ready).count() as f64);
     }
     out.family("firecamp_member_ready", "gauge", "1 when the member answers through its engine's own protocol, else 0.");
-    for s in services {
+    for (ns, s) in services {
         for m in &s.status.members {
-            out.sample("firecamp_member_ready", &[("service", &s.name), ("member", &m.name)], if m.ready { 1.0 } else { 0.0 });
+            gauge(out, "firecamp_member_ready", labels(*ns, s, &[("member", m.name.clone())]), if m.ready { 1.0 } else { 0.0 });
         }
     }
     out.family(
@@ -154,9 +165,9 @@ pub fn services(out: &mut Text, services: &[Service]) {
         "gauge",
         "The member that is the service's primary (ZooKeeper: its leader), always 1; none while there is no primary.",
     );
-    for s in services {
+    for (ns, s) in services {
         for m in s.status.members.iter().filter(|m| matches!(m.role, Role::Primary | Role::Leader)) {
-            out.sample("firecamp_service_primary", &[("service", &s.name), ("member", &m.name)], 1.0);
+            gauge(out, "firecamp_service_primary", labels(*ns, s, &[("member", m.name.clone())]), 1.0);
         }
     }
 }
@@ -188,7 +199,8 @@ mod tests {
     #[test]
     fn renders_each_service_in_the_text_format() {
         let mut t = Text::default();
-        services(&mut t, &[service("pg", Phase::Degraded, &[("pg-0", Role::Primary, true), ("pg-1", Role::Replica, false)])]);
+        let pg = service("pg", Phase::Degraded, &[("pg-0", Role::Primary, true), ("pg-1", Role::Replica, false)]);
+        services(&mut t, &[(None, &pg), (Some("team-b"), &pg)]);
         let text = t.finish();
         for line in [
             "# TYPE firecamp_service_phase gauge",
@@ -202,6 +214,8 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
         }
         assert!(!text.contains("member=\"pg-1\"} 1"), "a replica is no primary");
+        // The same name in a namespace is another service.
+        assert!(text.lines().any(|l| l == "firecamp_service_primary{namespace=\"team-b\",service=\"pg\",member=\"pg-0\"} 1"), "{text}");
     }
 
     #[test]

@@ -154,6 +154,10 @@ pub struct RenderArgs {
     /// Serve the REST API on plain HTTP (bearer tokens in the clear).
     #[arg(long, group = "api_tls")]
     pub insecure_http: bool,
+    /// Add the Prometheus Operator's objects (docs/monitoring.md): a ServiceMonitor of the
+    /// manage service, a PodMonitor of every member's metrics, a PrometheusRule of the alerts.
+    #[arg(long)]
+    pub prometheus_operator: bool,
     /// Print the least-privilege IAM policies (manage service, log agent) instead of the objects.
     #[arg(long, requires_all = ["account_id", "vpc_id", "hosted_zone_id"])]
     pub iam_policy: bool,
@@ -351,7 +355,7 @@ pub async fn install(c: InstallCommand) -> Result<(), CliError> {
                 region: a.region.clone(),
                 role_arn: a.log_agent_role_arn.clone(),
             });
-            let mut objs = install::render(&InstallOptions {
+            let options = InstallOptions {
                 cluster: a.cluster,
                 zones: a.zones,
                 networks: a.networks,
@@ -375,7 +379,11 @@ pub async fn install(c: InstallCommand) -> Result<(), CliError> {
                     _ if a.insecure_http => install::ApiTls::InsecureHttp,
                     _ => install::ApiTls::OwnCa,
                 },
-            });
+            };
+            let mut objs = install::render(&options);
+            if a.prometheus_operator {
+                objs.extend(firecamp_manage::monitoring::render(&options).map_err(|e| CliError::Failed(format!("deploy/monitoring/alerts.yaml: {e}")))?);
+            }
             let value = |v: serde_json::Result<serde_json::Value>| v.map_err(|e| CliError::Failed(e.to_string()));
             objs.push(value(serde_json::to_value(&agent.service_account))?);
             objs.push(value(serde_json::to_value(&agent.cluster_role))?);

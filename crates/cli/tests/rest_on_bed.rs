@@ -291,6 +291,7 @@ async fn rest_api_creates_reads_and_deletes_services_as_rbac_allows() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     assert_eq!(svc.status.members.len(), 3);
+    metrics_need_rbac_and_report_the_service(&client, &ns, &http, &manage, &user, &api_token).await;
 
     // List and members: each member in its zone.
     let (s, b) = call(&http, Method::GET, services.clone(), Some(&user), None).await;
@@ -345,11 +346,55 @@ async fn rest_api_creates_reads_and_deletes_services_as_rbac_allows() {
     assert_eq!((s, api_error(s, &b).code), (StatusCode::NOT_FOUND, ErrorCode::NotFound));
 
     // Requests are counted by route and status code.
-    let (s, metrics) = call(&http, Method::GET, format!("{}/metrics", manage.base), None, None).await;
-    assert_eq!(s, StatusCode::OK);
+    let scraper = scraper_token(&client, &ns).await;
+    let (s, metrics) = call(&http, Method::GET, format!("{}/metrics", manage.base), Some(&scraper), None).await;
+    assert_eq!(s, StatusCode::OK, "{metrics}");
     assert!(metrics.contains("firecamp_http_requests_total{route=\"/v1/services\",method=\"POST\",code=\"201\"} 1"), "{metrics}");
     // No token, an unknown token, an API-server token.
     assert!(metrics.contains("firecamp_http_requests_total{route=\"/v1/services\",method=\"GET\",code=\"401\"} 3"), "{metrics}");
+}
+
+/// A ServiceAccount token for the API server's audience (what Prometheus's pod mounts), its
+/// ServiceAccount bound to `install render`'s metrics-reader ClusterRole.
+async fn scraper_token(client: &Client, ns: &str) -> String {
+    firecamp_testbed::cluster_role_token(client, ns, "fc-scraper", &firecamp_manage::install::metrics_reader()).await
+}
+
+/// `/metrics` names every namespace's services: refused without a token, with FireCamp's own
+/// audience, and to a ServiceAccount RBAC gives no `get` on it; a scraper bound to the
+/// metrics-reader ClusterRole reads the service's phase, members and leader.
+async fn metrics_need_rbac_and_report_the_service(client: &Client, ns: &str, http: &reqwest::Client, manage: &Manage, user: &str, api_token: &str) {
+    use reqwest::Method;
+    let url = format!("{}/metrics", manage.base);
+    let (s, b) = call(http, Method::GET, url.clone(), None, None).await;
+    assert_eq!((s, api_error(s, &b).code), (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized), "{b}");
+    let (s, b) = call(http, Method::GET, url.clone(), Some(user), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a token for FireCamp's audience: {b}");
+    assert!(api_error(s, &b).message.contains("ordinary ServiceAccount token"), "{b}");
+    let (s, b) = call(http, Method::GET, url.clone(), Some(api_token), None).await;
+    assert_eq!((s, api_error(s, &b).code), (StatusCode::FORBIDDEN, ErrorCode::Forbidden), "no RBAC for /metrics: {b}");
+    assert!(b.contains("nonResourceURLs"), "{b}");
+    let scraper = scraper_token(client, ns).await;
+    // The ClusterRoleBinding may take a moment to reach the authorizer.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let (s, b) = call(http, Method::GET, url.clone(), Some(&scraper), None).await;
+        if s == StatusCode::OK {
+            break b;
+        }
+        assert!(s == StatusCode::FORBIDDEN && Instant::now() < deadline, "{s}: {b}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let samples = firecamp_api::metrics::parse(&text);
+    let value =
+        |name: &str, labels: &[(&str, &str)]| samples.iter().find(|x| x.name == name && labels.iter().all(|(k, v)| x.label(k) == Some(*v))).map(|x| x.value);
+    let zk = [("namespace", ns), ("service", "zk")];
+    assert_eq!(value("firecamp_service_phase", &[zk[0], zk[1], ("phase", "ACTIVE")]), Some(1.0), "{text}");
+    assert_eq!(value("firecamp_service_members_desired", &zk), Some(3.0), "{text}");
+    assert_eq!(value("firecamp_service_info", &[zk[0], zk[1], ("engine", "zookeeper")]), Some(1.0), "{text}");
+    assert_eq!(value("firecamp_leader", &[]), Some(1.0), "this replica leads: {text}");
+    // The service's members as its status lists them (readiness and the leader follow it).
+    assert_eq!(samples.iter().filter(|x| x.name == "firecamp_member_ready" && x.label("namespace") == Some(ns)).count(), 3, "{text}");
 }
 
 #[tokio::test]

@@ -97,6 +97,29 @@ pub async fn track(State(rt): State<Arc<Runtime>>, req: Request, next: Next) -> 
     resp
 }
 
+/// The file system under each member's data directory: its size and what is left for the
+/// server (statvfs's blocks available to unprivileged users), for the disk-filling alert.
+fn volumes(rt: &Runtime, services: &[firecamp_api::Service], out: &mut Text) {
+    let mut stats = Vec::new();
+    for s in services {
+        for m in &s.status.members {
+            let data = rt.cfg.service_dir(&s.name).join(&m.name).join("data");
+            if let Ok(st) = nix::sys::statvfs::statvfs(&data) {
+                let block = st.fragment_size() as f64;
+                stats.push((s.name.as_str(), m.name.as_str(), st.blocks() as f64 * block, st.blocks_available() as f64 * block));
+            }
+        }
+    }
+    out.family("firecamp_member_volume_size_bytes", "gauge", "Size of the file system holding the member's data.");
+    for (service, member, size, _) in &stats {
+        out.sample("firecamp_member_volume_size_bytes", &[("service", service), ("member", member)], *size);
+    }
+    out.family("firecamp_member_volume_available_bytes", "gauge", "Bytes of that file system the member's server may still write.");
+    for (service, member, _, available) in &stats {
+        out.sample("firecamp_member_volume_available_bytes", &[("service", service), ("member", member)], *available);
+    }
+}
+
 /// When each service's CA and member certificates expire (FireCamp renews members' in their last
 /// 30 days; a CA is rotated by its user, docs/tls.md).
 fn certificates(rt: &Runtime, out: &mut Text) -> crate::error::Result<()> {
@@ -120,7 +143,8 @@ pub async fn render(rt: &Runtime) -> crate::error::Result<String> {
     let started = Instant::now();
     let services = rt.list().await?;
     let mut out = Text::default();
-    firecamp_api::metrics::services(&mut out, &services);
+    firecamp_api::metrics::services(&mut out, &services.iter().map(|s| (None, s)).collect::<Vec<_>>());
+    volumes(rt, &services, &mut out);
     certificates(rt, &mut out)?;
     rt.counters.render(&mut out);
     out.family("firecamp_metrics_scrape_duration_seconds", "gauge", "How long this answer took (it probes every member).");

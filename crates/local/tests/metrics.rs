@@ -240,6 +240,13 @@ async fn redis_members_serve_their_figures_through_a_user_that_reads_no_key() {
                 let at = sample(&text, "firecamp_certificate_expiry_timestamp_seconds", &["service=\"rd\"", &format!("certificate=\"{which}\"")]);
                 assert!(at.is_some_and(|t| (t - now - years * year).abs() < 2.0 * 86400.0), "{which}: {at:?}");
             }
+            // Each member's volume: the file system under its data directory, as statvfs(3) sees it.
+            let data = bed.member_dir("rd", "rd-1").join("data");
+            let st = nix::sys::statvfs::statvfs(&data).unwrap();
+            let size = sample(&text, "firecamp_member_volume_size_bytes", &["service=\"rd\"", "member=\"rd-1\""]).unwrap();
+            assert_eq!(size, st.blocks() as f64 * st.fragment_size() as f64, "{text}");
+            let available = sample(&text, "firecamp_member_volume_available_bytes", &["service=\"rd\"", "member=\"rd-1\""]).unwrap();
+            assert!(available > 0.0 && available < size, "{available} of {size}");
             let op = bed.operate("rd", json!({ "kind": "config", "config": { "hz": "20" } })).await.unwrap();
             bed.wait_operation("rd", &op.id, Duration::from_secs(60)).await;
             let text = bed.http.get(&own).send().await.unwrap().text().await.unwrap();

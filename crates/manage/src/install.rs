@@ -103,6 +103,16 @@ pub fn cluster_role_for_one_namespace() -> ClusterRole {
     ClusterRole { metadata: meta(NAME, false), rules: Some(cluster_rules()), ..Default::default() }
 }
 
+/// The ClusterRole a scraper (Prometheus's ServiceAccount) is bound to, to read the manage
+/// service's `/metrics` (docs/monitoring.md). As for the API server's own `/metrics`, RBAC has no
+/// finer grain for a non-resource URL: the binding is the cluster administrator's choice.
+pub const METRICS_READER: &str = "firecamp-metrics-reader";
+
+pub fn metrics_reader() -> ClusterRole {
+    let rule = PolicyRule { non_resource_urls: Some(vec![crate::rest::METRICS_PATH.into()]), verbs: vec!["get".into()], ..Default::default() };
+    ClusterRole { metadata: meta(METRICS_READER, false), rules: Some(vec![rule]), ..Default::default() }
+}
+
 /// The Role (and RoleBinding) of a one-namespace manage service in that namespace; not
 /// `firecamp-manage`, the Lease's Role, should that namespace be FireCamp's own.
 pub const SERVICES_ROLE: &str = "firecamp-manage-services";
@@ -338,6 +348,8 @@ pub fn render(o: &InstallOptions) -> Vec<Value> {
             None => cluster_role(),
         })),
         v(serde_json::to_value(ClusterRoleBinding { metadata: meta(NAME, false), role_ref: role_ref("ClusterRole"), subjects: Some(vec![subject()]) })),
+        // Bound by nobody until an administrator binds their scraper to it.
+        v(serde_json::to_value(metrics_reader())),
         // Leader election only in FireCamp's own namespace.
         v(serde_json::to_value(own_role(o))),
         v(serde_json::to_value(RoleBinding { metadata: meta(NAME, true), role_ref: role_ref("Role"), subjects: Some(vec![subject()]) })),

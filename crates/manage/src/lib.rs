@@ -8,6 +8,7 @@ pub mod crd;
 pub mod error;
 pub mod install;
 pub mod leader;
+pub mod monitoring;
 pub mod operations;
 pub mod reconcile;
 pub mod rest;

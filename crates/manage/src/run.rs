@@ -66,6 +66,7 @@ pub async fn run(client: Client, config: ManageConfig, lease_namespace: &str) ->
         .reflect(writer)
         .applied_objects()
         .predicate_filter(changes, Default::default());
+    crate::rest::metrics::METRICS.leading(reader.clone());
     let recorder = Recorder::new(client.clone(), Reporter { controller: CONTROLLER_NAME.into(), instance: Some(config.identity.clone()) });
     let ctx = Arc::new(Context {
         client: client.clone(),

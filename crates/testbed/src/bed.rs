@@ -148,3 +148,30 @@ pub async fn service_account_token(client: &Client, ns: &str, sa: &str, verbs: &
     };
     sas.create_token_request(sa, &PostParams::default(), &tr).await.expect("a token request").status.and_then(|s| s.token).expect("a token")
 }
+
+/// A ServiceAccount `sa` of `ns` bound to `role` (applied first, e.g. `install render`'s
+/// metrics reader), and a one-hour token for the API server's audience: what a scraper's pod
+/// mounts. The ClusterRoleBinding is named after the namespace, so tests do not share one.
+pub async fn cluster_role_token(client: &Client, ns: &str, sa: &str, role: &k8s_openapi::api::rbac::v1::ClusterRole) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleRef, Subject};
+    use kube::api::{Patch, PatchParams};
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    if sas.get_opt(sa).await.expect("read the ServiceAccount").is_none() {
+        let meta = ObjectMeta { name: Some(sa.into()), namespace: Some(ns.into()), ..Default::default() };
+        sas.create(&PostParams::default(), &ServiceAccount { metadata: meta, ..Default::default() }).await.expect("create the ServiceAccount");
+        let name = role.metadata.name.clone().expect("the ClusterRole's name");
+        Api::<ClusterRole>::all(client.clone())
+            .patch(&name, &PatchParams::apply("firecamp-test").force(), &Patch::Apply(role))
+            .await
+            .expect("apply the ClusterRole");
+        let binding = ClusterRoleBinding {
+            metadata: ObjectMeta { name: Some(format!("{name}-{ns}-{sa}")), ..Default::default() },
+            role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "ClusterRole".into(), name },
+            subjects: Some(vec![Subject { kind: "ServiceAccount".into(), name: sa.into(), namespace: Some(ns.into()), ..Default::default() }]),
+        };
+        Api::<ClusterRoleBinding>::all(client.clone()).create(&PostParams::default(), &binding).await.expect("create the ClusterRoleBinding");
+    }
+    let tr = TokenRequest { spec: Some(TokenRequestSpec { expiration_seconds: Some(3600), ..Default::default() }), ..Default::default() };
+    sas.create_token_request(sa, &PostParams::default(), &tr).await.expect("a token request").status.and_then(|s| s.token).expect("a token")
+}

@@ -9,7 +9,7 @@ pub mod nodes;
 pub mod provisioner;
 pub mod storage;
 
-pub use bed::{client, drop_namespace, fresh_namespace, kubeconfig_path, node_zones, service_account_token, try_client};
+pub use bed::{client, cluster_role_token, drop_namespace, fresh_namespace, kubeconfig_path, node_zones, service_account_token, try_client};
 
 /// The provisioner name the bed's StorageClasses (and FireCamp's, when told so) refer to.
 pub const PROVISIONER: &str = "testbed.firecamp.dev/local";

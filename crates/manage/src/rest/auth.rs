@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, header};
 use firecamp_api::ErrorCode;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, TokenReviewStatus};
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec, SubjectAccessReviewStatus};
+use k8s_openapi::api::authorization::v1::{NonResourceAttributes, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec, SubjectAccessReviewStatus};
 use kube::api::PostParams;
 use kube::{Api, Client};
 use sha2::{Digest, Sha256};
@@ -62,27 +62,30 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Fail> {
     }
 }
 
-/// The user a TokenReview's answer names; 401 unless it authenticated the token.
-pub fn user_from_review(status: Option<&TokenReviewStatus>) -> Result<User, Fail> {
+/// The user a TokenReview's answer names; 401 unless it authenticated the token for `audience`
+/// (`None`: the API server's own).
+pub fn user_from_review(status: Option<&TokenReviewStatus>, audience: Option<&str>) -> Result<User, Fail> {
     let Some(st) = status else {
         return Err(fail(ErrorCode::Unauthorized, "Kubernetes did not review the token"));
     };
     if st.authenticated != Some(true) {
         let why = st.error.as_deref().filter(|e| !e.is_empty()).map(|e| format!(": {e}")).unwrap_or_default();
         // The API server refuses a token of another audience before FireCamp sees it.
-        let hint = if why.contains("audience") {
-            format!(" (request one for FireCamp: kubectl create token <serviceaccount> --audience {AUDIENCE})")
-        } else {
-            String::new()
+        let hint = match audience {
+            Some(a) if why.contains("audience") => format!(" (request one for FireCamp: kubectl create token <serviceaccount> --audience {a})"),
+            None if why.contains("audience") => " (this path takes an ordinary ServiceAccount token, as the API server's own /metrics does)".into(),
+            _ => String::new(),
         };
         return Err(fail(ErrorCode::Unauthorized, format!("the token is not valid{why}{hint}")));
     }
     // An audience-aware reviewer echoes ours; an empty list would mean the API server's own.
-    if !st.audiences.as_ref().is_some_and(|a| a.iter().any(|x| x == AUDIENCE)) {
+    if let Some(audience) = audience
+        && !st.audiences.as_ref().is_some_and(|a| a.iter().any(|x| x == audience))
+    {
         return Err(fail(
             ErrorCode::Unauthorized,
             format!(
-                "the token is not meant for FireCamp: request one with audience {AUDIENCE:?} (kubectl create token <serviceaccount> --audience {AUDIENCE})"
+                "the token is not meant for FireCamp: request one with audience {audience:?} (kubectl create token <serviceaccount> --audience {audience})"
             ),
         ));
     }
@@ -113,6 +116,22 @@ pub fn access_review(user: &User, access: &Access<'_>) -> SubjectAccessReview {
                 name: access.name.map(String::from),
                 ..Default::default()
             }),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// The SubjectAccessReview that asks whether `user` may `get` the non-resource URL `path` (as
+/// for the API server's own `/metrics`: RBAC's `nonResourceURLs`).
+pub fn url_review(user: &User, path: &str) -> SubjectAccessReview {
+    SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.username.clone()),
+            uid: user.uid.clone(),
+            groups: Some(user.groups.clone()),
+            extra: (!user.extra.is_empty()).then(|| user.extra.clone()),
+            non_resource_attributes: Some(NonResourceAttributes { path: Some(path.into()), verb: Some("get".into()) }),
             ..Default::default()
         },
         ..Default::default()
@@ -196,32 +215,63 @@ impl Authenticator {
     /// 503 when Kubernetes cannot be asked.
     pub async fn authorize(&self, headers: &HeaderMap, access: &Access<'_>) -> Result<User, Fail> {
         let token = bearer_token(headers)?;
-        let user = self.authenticate(token).await?;
+        let user = self.authenticate(token, Some(AUDIENCE)).await?;
         let key = hash(&[token, access.verb, access.namespace, access.name.unwrap_or("")]);
-        if lock(&self.grants).get(&key, Instant::now()).is_some() {
-            METRICS.auth_cache_hit();
-            return Ok(user);
-        }
-        METRICS.access_review();
-        let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
         let review = access_review(&user, access);
-        let answer = kube_call("asking Kubernetes whether the caller may do this", api.create(&PostParams::default(), &review)).await?;
-        decision(answer.status.as_ref(), &user, access)?;
-        lock(&self.grants).insert(key, (), Instant::now());
+        self.review_access(key, review, |status| decision(status, &user, access)).await?;
         Ok(user)
     }
 
-    async fn authenticate(&self, token: &str) -> Result<User, Fail> {
-        let key = hash(&[token]);
+    /// The caller when they may `get` the non-resource URL `path` (`/metrics`). Scrapers hold
+    /// ordinary ServiceAccount tokens (the API server's audience), as for the API server's and
+    /// kubelets' own `/metrics`; RBAC's `nonResourceURLs` decides, as there.
+    pub async fn authorize_url(&self, headers: &HeaderMap, path: &str) -> Result<User, Fail> {
+        let token = bearer_token(headers)?;
+        let user = self.authenticate(token, None).await?;
+        let key = hash(&["url", token, path]);
+        let review = url_review(&user, path);
+        self.review_access(key, review, |status| {
+            if status.is_some_and(|s| s.allowed && s.denied != Some(true)) {
+                Ok(())
+            } else {
+                Err(fail(ErrorCode::Forbidden, format!("{} may not get {path} (RBAC: nonResourceURLs {path:?}, verb get)", user.username)))
+            }
+        })
+        .await?;
+        Ok(user)
+    }
+
+    /// A SubjectAccessReview, or its cached positive answer.
+    async fn review_access(
+        &self,
+        key: [u8; 32],
+        review: SubjectAccessReview,
+        decide: impl FnOnce(Option<&SubjectAccessReviewStatus>) -> Result<(), Fail>,
+    ) -> Result<(), Fail> {
+        if lock(&self.grants).get(&key, Instant::now()).is_some() {
+            METRICS.auth_cache_hit();
+            return Ok(());
+        }
+        METRICS.access_review();
+        let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
+        let answer = kube_call("asking Kubernetes whether the caller may do this", api.create(&PostParams::default(), &review)).await?;
+        decide(answer.status.as_ref())?;
+        lock(&self.grants).insert(key, (), Instant::now());
+        Ok(())
+    }
+
+    /// The token's user; `audience` is the one it must be for (`None`: the API server's own).
+    async fn authenticate(&self, token: &str, audience: Option<&str>) -> Result<User, Fail> {
+        let key = hash(&[audience.unwrap_or(""), token]);
         if let Some(u) = lock(&self.users).get(&key, Instant::now()) {
             METRICS.auth_cache_hit();
             return Ok(u);
         }
         METRICS.token_review();
         let api: Api<TokenReview> = Api::all(self.client.clone());
-        let review = TokenReview { spec: TokenReviewSpec { token: token.into(), audiences: Some(vec![AUDIENCE.into()]) }, ..Default::default() };
+        let review = TokenReview { spec: TokenReviewSpec { token: token.into(), audiences: audience.map(|a| vec![a.into()]) }, ..Default::default() };
         let answer = kube_call("asking Kubernetes to review the token", api.create(&PostParams::default(), &review)).await?;
-        let user = user_from_review(answer.status.as_ref())?;
+        let user = user_from_review(answer.status.as_ref(), audience)?;
         lock(&self.users).insert(key, user.clone(), Instant::now());
         Ok(user)
     }
@@ -260,35 +310,56 @@ mod tests {
 
     #[test]
     fn only_an_authenticated_review_names_a_user() {
-        assert_eq!(user_from_review(None).unwrap_err().status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(user_from_review(None, Some(AUDIENCE)).unwrap_err().status(), StatusCode::UNAUTHORIZED);
         let refused = TokenReviewStatus { authenticated: Some(false), error: Some("token expired".into()), ..Default::default() };
-        let e = user_from_review(Some(&refused)).unwrap_err();
+        let e = user_from_review(Some(&refused), Some(AUDIENCE)).unwrap_err();
         assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
         assert!(e.0.message.contains("token expired"), "{}", e.0.message);
         let ours = Some(vec![AUDIENCE.to_string()]);
         let nameless = TokenReviewStatus { authenticated: Some(true), user: Some(UserInfo::default()), audiences: ours.clone(), ..Default::default() };
-        assert_eq!(user_from_review(Some(&nameless)).unwrap_err().status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(user_from_review(Some(&nameless), Some(AUDIENCE)).unwrap_err().status(), StatusCode::UNAUTHORIZED);
         let ok = TokenReviewStatus {
             authenticated: Some(true),
             audiences: ours,
             user: Some(UserInfo { username: Some("alice".into()), groups: Some(vec!["devs".into()]), uid: Some("42".into()), extra: None }),
             ..Default::default()
         };
-        let u = user_from_review(Some(&ok)).unwrap();
+        let u = user_from_review(Some(&ok), Some(AUDIENCE)).unwrap();
         assert_eq!((u.username.as_str(), u.groups.as_slice(), u.uid.as_deref()), ("alice", &["devs".to_string()][..], Some("42")));
         let other = TokenReviewStatus {
             authenticated: Some(false),
             error: Some("token audiences [\"https://kubernetes.default.svc\"] is invalid for the target audiences [\"firecamp\"]".into()),
             ..Default::default()
         };
-        assert!(user_from_review(Some(&other)).unwrap_err().0.message.contains("--audience firecamp"));
+        assert!(user_from_review(Some(&other), Some(AUDIENCE)).unwrap_err().0.message.contains("--audience firecamp"));
         // A token valid for the API server only (no audience echoed) or for another service.
         for audiences in [None, Some(vec![]), Some(vec!["vault".to_string()])] {
             let replayed = TokenReviewStatus { audiences, ..ok.clone() };
-            let e = user_from_review(Some(&replayed)).unwrap_err();
+            let e = user_from_review(Some(&replayed), Some(AUDIENCE)).unwrap_err();
             assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
             assert!(e.0.message.contains("--audience firecamp"), "{}", e.0.message);
         }
+    }
+
+    #[test]
+    fn metrics_take_the_api_servers_audience_and_ask_about_the_url() {
+        let user_info = UserInfo { username: Some("system:serviceaccount:monitoring:prometheus".into()), ..Default::default() };
+        // The API server's reviewer echoes its own audiences (or none): accepted for /metrics.
+        let ok = TokenReviewStatus { authenticated: Some(true), user: Some(user_info), audiences: None, ..Default::default() };
+        assert_eq!(user_from_review(Some(&ok), None).unwrap().username, "system:serviceaccount:monitoring:prometheus");
+        // A token for FireCamp's audience is refused there with a hint for this path.
+        let other = TokenReviewStatus {
+            authenticated: Some(false),
+            error: Some("token audiences [\"firecamp\"] is invalid for the target audiences [\"https://kubernetes.default.svc\"]".into()),
+            ..Default::default()
+        };
+        let e = user_from_review(Some(&other), None).unwrap_err();
+        assert!(e.0.message.contains("ordinary ServiceAccount token") && !e.0.message.contains("--audience"), "{}", e.0.message);
+        let r = url_review(&user(), "/metrics");
+        let a = r.spec.non_resource_attributes.unwrap();
+        assert_eq!((a.path.as_deref(), a.verb.as_deref()), (Some("/metrics"), Some("get")));
+        assert!(r.spec.resource_attributes.is_none());
+        assert_eq!(r.spec.user.as_deref(), Some("system:serviceaccount:ns:ci"));
     }
 
     #[test]

@@ -1,16 +1,26 @@
-//! `GET /metrics`: the manage service's counters in Prometheus' text format. One process-wide
-//! set, so the controller counts its reconciles in the same place the API counts requests.
+//! `GET /metrics`: the manage service's counters in Prometheus' text format, and on the leader
+//! every service's gauges (`firecamp_api::metrics::services`, from the controller's cache: no
+//! request to Kubernetes per scrape). One process-wide set, so the controller counts its
+//! reconciles in the same place the API counts requests. The caller needs a token and RBAC's
+//! `get` on the non-resource URL `/metrics` (service names are tenants' data).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
-use axum::http::Method;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use firecamp_api::metrics::Text;
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+
+use super::AppState;
+use super::error::Fail;
+use crate::crd::FireCampService;
 
 pub static METRICS: Metrics = Metrics::new();
 
@@ -27,6 +37,8 @@ pub struct Metrics {
     token_reviews: AtomicU64,
     access_reviews: AtomicU64,
     auth_cache_hits: AtomicU64,
+    /// The controller's cache of services, once this replica leads (it exits when it stops).
+    services: OnceLock<Store<FireCampService>>,
 }
 
 impl Default for Metrics {
@@ -47,7 +59,29 @@ impl Metrics {
             token_reviews: AtomicU64::new(0),
             access_reviews: AtomicU64::new(0),
             auth_cache_hits: AtomicU64::new(0),
+            services: OnceLock::new(),
         }
+    }
+
+    /// This replica leads: its `/metrics` reports the services of `store` from now on.
+    pub fn leading(&self, store: Store<FireCampService>) {
+        let _ = self.services.set(store);
+    }
+
+    /// Every service's gauges, when this replica leads (the others have none: a scrape of all
+    /// replicas gets each series once).
+    fn render_services(&self) -> String {
+        let Some(store) = self.services.get() else {
+            return String::new();
+        };
+        let mut all: Vec<Arc<FireCampService>> = store.state();
+        all.sort_by_key(|r| (r.namespace(), r.name_any()));
+        let views: Vec<(String, firecamp_api::Service)> = all.iter().map(|r| (r.namespace().unwrap_or_default(), crate::view::to_service(r))).collect();
+        let mut out = Text::default();
+        firecamp_api::metrics::services(&mut out, &views.iter().map(|(ns, s)| (Some(ns.as_str()), s)).collect::<Vec<_>>());
+        out.family("firecamp_leader", "gauge", "1 on the replica that leads (runs the controller).");
+        out.sample("firecamp_leader", &[], 1.0);
+        out.finish()
     }
 
     /// One finished reconcile of the controller.
@@ -59,13 +93,15 @@ impl Metrics {
     }
 
     /// One request to the Kubernetes API (a watch counts once, when it starts): counted in the
-    /// total, and as a write (any method but GET and HEAD) or as leader election's (the Lease),
-    /// so the budget of an idle service — no writes but the Lease's — can be read off.
+    /// total, and as a write (any method but GET and HEAD, reviews aside: their POST changes
+    /// nothing) or as leader election's (the Lease), so the budget of an idle service — no
+    /// writes but the Lease's — can be read off.
     pub fn kube_request(&self, method: &Method, path: &str) {
         self.kube_requests.fetch_add(1, Ordering::Relaxed);
+        let review = path.starts_with("/apis/authentication.k8s.io/") || path.starts_with("/apis/authorization.k8s.io/");
         if path.starts_with("/apis/coordination.k8s.io/") {
             self.kube_lease_requests.fetch_add(1, Ordering::Relaxed);
-        } else if *method != Method::GET && *method != Method::HEAD {
+        } else if *method != Method::GET && *method != Method::HEAD && !review {
             self.kube_writes.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(target: "firecamp::kube_writes", %method, path, "Kubernetes API write");
         }
@@ -110,17 +146,24 @@ impl Metrics {
         counter(&mut out, "firecamp_reconciles_total", "Reconciles the controller finished (on the leader).", &self.reconciles);
         counter(&mut out, "firecamp_reconcile_errors_total", "Reconciles that failed and were retried.", &self.reconcile_errors);
         counter(&mut out, "firecamp_kube_requests_total", "Requests this process sent to the Kubernetes API.", &self.kube_requests);
-        counter(&mut out, "firecamp_kube_writes_total", "Of those, writes (not GET or HEAD) other than the Lease's.", &self.kube_writes);
+        counter(&mut out, "firecamp_kube_writes_total", "Of those, writes (not GET or HEAD) other than the Lease's and reviews.", &self.kube_writes);
         counter(&mut out, "firecamp_kube_lease_requests_total", "Of those, leader election's (the Lease, reads and writes).", &self.kube_lease_requests);
         counter(&mut out, "firecamp_token_reviews_total", "TokenReviews sent to Kubernetes.", &self.token_reviews);
         counter(&mut out, "firecamp_access_reviews_total", "SubjectAccessReviews sent to Kubernetes.", &self.access_reviews);
         counter(&mut out, "firecamp_auth_cache_hits_total", "Reviews answered from the cache.", &self.auth_cache_hits);
+        out.push_str(&self.render_services());
         out
     }
 }
 
 fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// `GET /metrics`, for callers RBAC lets `get` it.
+pub async fn serve(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, Fail> {
+    st.auth.authorize_url(&headers, super::METRICS_PATH).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], METRICS.render()).into_response())
 }
 
 /// Middleware: counts every request under its route pattern (never the raw path, so service
@@ -151,8 +194,9 @@ mod tests {
         m.kube_request(&Method::PATCH, "/apis/apps/v1/namespaces/a/statefulsets/pg");
         m.kube_request(&Method::PUT, "/apis/coordination.k8s.io/v1/namespaces/a/leases/firecamp");
         m.kube_request(&Method::GET, "/apis/coordination.k8s.io/v1/namespaces/a/leases/firecamp");
+        m.kube_request(&Method::POST, "/apis/authentication.k8s.io/v1/tokenreviews");
         let text = m.render();
-        assert!(text.contains("firecamp_kube_requests_total 4\n"), "{text}");
+        assert!(text.contains("firecamp_kube_requests_total 5\n"), "{text}");
         assert!(text.contains("firecamp_kube_writes_total 1\n"), "{text}");
         assert!(text.contains("firecamp_kube_lease_requests_total 2\n"), "{text}");
         assert!(text.contains("firecamp_http_requests_total{route=\"/v1/services/{name}\",method=\"GET\",code=\"200\"} 2\n"), "{text}");

@@ -190,8 +190,9 @@ pub fn document() -> Value {
     );
     p.insert(
         super::METRICS_PATH.into(),
-        json!({"get": {"summary": "Prometheus metrics; no authentication.", "security": [],
-        "responses": {"200": text("Metrics in the Prometheus text format.", "text/plain; version=0.0.4")}}}),
+        json!({"get": {"summary": "Prometheus metrics: FireCamp's counters and every service's gauges (on Kubernetes, from the leading replica). Kubernetes: an ordinary ServiceAccount token RBAC allows `get` on the non-resource URL /metrics; local runtime: the API's token.",
+        "operationId": "metrics", "security": auth,
+        "responses": responses(("200", text("Metrics in the Prometheus text format.", "text/plain; version=0.0.4")), &[401, 403, 503])}}),
     );
     p.insert(
         paths::OPENAPI.into(),
