@@ -68,7 +68,9 @@ impl Caller {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         self.pace().await;
-        f().await.map_err(|e| self.call_error(op, &e, 1))
+        let r = f().await.map_err(|e| self.call_error(op, &e, 1));
+        crate::metrics::record(self.service, op, crate::metrics::outcome(r.as_ref().map(|_| ()).map_err(|e| e.verdict)));
+        r
     }
 
     /// Paced attempts of an idempotent request until it succeeds, fails for good, or the
@@ -83,9 +85,13 @@ impl Caller {
         loop {
             self.pace().await;
             match f().await {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    crate::metrics::record(self.service, op, crate::metrics::outcome(Ok(())));
+                    return Ok(v);
+                }
                 Err(e) => {
                     let err = self.call_error(op, &e, attempt);
+                    crate::metrics::record(self.service, op, crate::metrics::outcome(Err(err.verdict)));
                     tracing::debug!(service = self.service, op, attempt, error = %err, "AWS call failed");
                     if err.verdict == Verdict::Fail || !self.back_off(attempt).await {
                         return Err(err);

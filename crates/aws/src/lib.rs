@@ -12,6 +12,7 @@ pub mod dns_batch;
 pub mod error;
 pub mod iam;
 pub mod logs;
+pub mod metrics;
 pub mod provider_id;
 pub mod retry;
 pub mod s3;

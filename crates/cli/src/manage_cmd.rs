@@ -425,12 +425,10 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 /// A Kubernetes client that counts its requests for `/metrics` (the API budget).
 async fn counted_client() -> Result<kube::Client, CliError> {
     let config = kube::Config::infer().await.map_err(|e| CliError::Failed(format!("no Kubernetes configuration: {e}")))?;
-    let count = tower::util::MapRequestLayer::new(|req: http::Request<kube::client::Body>| {
-        firecamp_manage::rest::metrics::METRICS.kube_request(req.method(), req.uri().path());
-        req
-    });
     let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| CliError::Failed(format!("cannot reach Kubernetes: {e}")))?;
-    Ok(builder.with_layer(&count).build())
+    #[cfg(feature = "aws")]
+    firecamp_manage::rest::metrics::METRICS.count_aws(firecamp_aws::metrics::snapshot);
+    Ok(builder.with_layer(&firecamp_manage::kube_metrics::CountLayer).build())
 }
 
 /// Why `arn` is not an IAM role ARN (`arn:<partition>:iam::<12 digits>:role/<path and name>`),

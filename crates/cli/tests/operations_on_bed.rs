@@ -25,20 +25,37 @@ use kube::{Api, Client, CustomResourceExt, ResourceExt};
 
 const ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
 
-struct Manage(Child);
+struct Manage(Child, u16);
 
 impl Manage {
     fn start(ns: &str, cluster: &str) -> Manage {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(std::env::temp_dir().join(format!("firecamp-manage-{ns}.log"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_firecamp"))
             .args(["manage", &format!("--cluster={cluster}"), &format!("--volume-provisioner={PROVISIONER}"), "--role-source=labels"])
-            .args([format!("--watch-namespace={ns}"), format!("--lease-namespace={ns}"), format!("--identity=test-{ns}"), "--listen=127.0.0.1:0".into()])
+            .args([format!("--watch-namespace={ns}"), format!("--lease-namespace={ns}"), format!("--identity=test-{ns}"), format!("--listen=127.0.0.1:{port}")])
             .env("KUBECONFIG", kubeconfig_path())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        Manage(child)
+        Manage(child, port)
+    }
+
+    /// Its `/metrics`, read with `token` once RBAC lets it (a new binding takes a moment).
+    async fn metrics(&self, token: &str) -> Vec<firecamp_api::metrics::Sample> {
+        let http = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let resp = http.get(format!("http://127.0.0.1:{}/metrics", self.1)).bearer_auth(token).send().await.unwrap();
+            let status = resp.status();
+            let text = resp.text().await.unwrap();
+            if status.is_success() {
+                return firecamp_api::metrics::parse(&text);
+            }
+            assert!(status.as_u16() == 403 && std::time::Instant::now() < deadline, "{status}: {text}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 }
 
@@ -318,7 +335,7 @@ async fn a_killed_manage_service_resumes_and_a_member_that_does_not_come_back_fa
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_volume_resize_grows_every_claim_without_a_restart_and_never_shrinks() {
     let bed = Bed::new("opsvol").await;
-    let _manage = bed.manage();
+    let manage = bed.manage();
     let zones = format!("--zones={}", ZONES.join(","));
     ok(bed.cli(&["service", "create", "redis", "rv", "--replicas=3", "--volume-size=1Gi", &zones, "--wait", "--timeout=120"]));
     let before = bed.uids().await;
@@ -344,6 +361,21 @@ async fn a_volume_resize_grows_every_claim_without_a_restart_and_never_shrinks()
     assert_eq!((s.phase, s.message), (Phase::Active, None), "the reconcile applied everything");
     let get = ok(bed.cli(&["service", "get", "rv"]));
     assert!(get.contains("3Gi"), "service get shows the new size:\n{get}");
+
+    // FireCamp's own metrics count the operation, its steps and the claims it patched.
+    let token = firecamp_testbed::cluster_role_token(&bed.client, &bed.ns, "scraper", &firecamp_manage::install::metrics_reader()).await;
+    let samples = manage.metrics(&token).await;
+    let sum = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        samples.iter().filter(|x| x.name == name && labels.iter().all(|(k, v)| x.label(k) == Some(*v))).map(|x| x.value).sum()
+    };
+    let volume = OperationKind::Volume.as_str();
+    assert_eq!(sum("firecamp_operations_total", &[("kind", volume), ("result", "succeeded")]), 1.0, "{samples:?}");
+    let resize = firecamp_api::StepAction::Resize.as_str();
+    let step = [("kind", volume), ("action", resize), ("result", "succeeded")];
+    assert_eq!(sum("firecamp_operation_step_duration_seconds_count", &step), 3.0, "{samples:?}");
+    let grown = sum("firecamp_kube_api_requests_total", &[("verb", "patch"), ("resource", "persistentvolumeclaims"), ("code", "200")]);
+    assert!(grown >= 3.0, "{grown} claim patches: {samples:?}");
+    assert!(sum("firecamp_reconcile_duration_seconds_count", &[]) >= 1.0, "{samples:?}");
 
     // Shrinking, or the same size, is refused with the reason and nothing recorded.
     for size in ["2Gi", "3Gi"] {

@@ -395,6 +395,17 @@ async fn metrics_need_rbac_and_report_the_service(client: &Client, ns: &str, htt
     assert_eq!(value("firecamp_leader", &[]), Some(1.0), "this replica leads: {text}");
     // The service's members as its status lists them (readiness and the leader follow it).
     assert_eq!(samples.iter().filter(|x| x.name == "firecamp_member_ready" && x.label("namespace") == Some(ns)).count(), 3, "{text}");
+    // Its requests to Kubernetes by verb, resource and answer (the reviews of these very calls
+    // among them), and its reconciles' durations.
+    assert!(
+        value("firecamp_kube_api_requests_total", &[("verb", "create"), ("resource", "tokenreviews"), ("code", "201")]).is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    assert!(
+        value("firecamp_kube_api_requests_total", &[("verb", "watch"), ("resource", "firecampservices"), ("code", "200")]).is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    assert!(value("firecamp_reconcile_duration_seconds_count", &[]).is_some_and(|n| n >= 1.0), "{text}");
 }
 
 #[tokio::test]

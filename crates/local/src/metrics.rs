@@ -1,8 +1,9 @@
 //! The daemon's own `/metrics` (docs/monitoring.md), behind the API's bearer token like every
 //! other path: its services' gauges (`firecamp_api::metrics`, from the same views `service list`
-//! shows) and counters of what it did since it started: operations by kind and result, their
-//! steps' durations, and API requests by route, method and status. Label values come from
-//! fixed sets (kinds, actions, results, route templates, methods) or the services' own names.
+//! shows), its members' volumes, and counters of what it did since it started: operations by
+//! kind and result, their steps' durations, API requests by route, method and status, and
+//! requests to S3. Label values come from fixed sets (kinds, actions, results, route templates,
+//! methods, AWS operations) or the services' and members' own names.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -11,80 +12,41 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use firecamp_api::metrics::Text;
-use firecamp_api::{Operation, OperationKind, OperationPhase, StepAction};
+use firecamp_api::metrics::{Operations, Text};
+use firecamp_api::{Operation, OperationKind, StepAction};
 
 use crate::runtime::Runtime;
 
+/// Counters since the daemon started: its operations (shared with the manage service) and its
+/// API requests by route, method and status.
 #[derive(Default)]
-struct Inner {
-    /// (kind, result) → finished operations.
-    operations: BTreeMap<(&'static str, &'static str), u64>,
-    /// (kind, action, result) → (steps, seconds).
-    steps: BTreeMap<(&'static str, &'static str, &'static str), (u64, f64)>,
-    /// (route, method, status) → requests.
-    requests: BTreeMap<(String, &'static str, u16), u64>,
-}
-
-/// Counters since the daemon started.
-#[derive(Default)]
-pub struct Counters(Mutex<Inner>);
-
-fn result(ok: bool) -> &'static str {
-    if ok { "succeeded" } else { "failed" }
+pub struct Counters {
+    operations: Operations,
+    requests: Mutex<BTreeMap<(String, &'static str, u16), u64>>,
 }
 
 impl Counters {
-    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
-        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
     /// An operation that reached its end (succeeded, failed or cancelled).
     pub fn operation_finished(&self, op: &Operation) {
-        let phase = match op.phase {
-            OperationPhase::Succeeded => "succeeded",
-            OperationPhase::Failed => "failed",
-            OperationPhase::Cancelled => "cancelled",
-            OperationPhase::Pending | OperationPhase::Running => return,
-        };
-        self.with(|i| *i.operations.entry((op.kind.as_str(), phase)).or_default() += 1);
+        self.operations.operation_finished(op);
     }
 
     /// A step that ended after `seconds` of this daemon's work on it.
     pub fn step_finished(&self, kind: OperationKind, action: StepAction, ok: bool, seconds: f64) {
-        self.with(|i| {
-            let e = i.steps.entry((kind.as_str(), action.as_str(), result(ok))).or_default();
-            e.0 += 1;
-            e.1 += seconds;
-        });
+        self.operations.step_finished(kind, action, ok, seconds);
     }
 
     fn request(&self, route: String, method: &'static str, status: u16) {
-        self.with(|i| *i.requests.entry((route, method, status)).or_default() += 1);
+        *self.requests.lock().unwrap_or_else(|p| p.into_inner()).entry((route, method, status)).or_default() += 1;
     }
 
     fn render(&self, out: &mut Text) {
-        self.with(|i| {
-            out.family(
-                "firecamp_operations_total",
-                "counter",
-                "Operations that ended since the daemon started, by kind and result (failovers are kind failover).",
-            );
-            for ((kind, res), n) in &i.operations {
-                out.sample("firecamp_operations_total", &[("kind", kind), ("result", res)], *n as f64);
-            }
-            out.family("firecamp_operation_step_duration_seconds", "summary", "Time the daemon spent on operation steps, by kind, action and result.");
-            for ((kind, action, res), (n, secs)) in &i.steps {
-                let labels = [("kind", *kind), ("action", *action), ("result", *res)];
-                out.sample("firecamp_operation_step_duration_seconds_sum", &labels, *secs);
-                out.sample("firecamp_operation_step_duration_seconds_count", &labels, *n as f64);
-            }
-            out.family("firecamp_api_requests_total", "counter", "API requests since the daemon started, by route, method and status.");
-            for ((route, method, status), n) in &i.requests {
-                let status = status.to_string();
-                out.sample("firecamp_api_requests_total", &[("route", route), ("method", method), ("status", &status)], *n as f64);
-            }
-        });
+        self.operations.render(out);
+        out.family("firecamp_api_requests_total", "counter", "API requests since the daemon started, by route, method and status.");
+        for ((route, method, status), n) in self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let status = status.to_string();
+            out.sample("firecamp_api_requests_total", &[("route", route), ("method", method), ("status", &status)], *n as f64);
+        }
     }
 }
 
@@ -147,6 +109,9 @@ pub async fn render(rt: &Runtime) -> crate::error::Result<String> {
     volumes(rt, &services, &mut out);
     certificates(rt, &mut out)?;
     rt.counters.render(&mut out);
+    // S3, where backups go (a build without it sends AWS nothing).
+    #[cfg(feature = "s3")]
+    firecamp_api::metrics::aws_requests(&mut out, &firecamp_aws::metrics::snapshot());
     out.family("firecamp_metrics_scrape_duration_seconds", "gauge", "How long this answer took (it probes every member).");
     out.sample("firecamp_metrics_scrape_duration_seconds", &[], started.elapsed().as_secs_f64());
     Ok(out.finish())

@@ -88,6 +88,15 @@ async fn backups_in_s3_restore_to_a_point_in_time_and_keep_their_keys_out_of_sig
             let inc = std::fs::read_dir(bed.cfg.backup_dir().join("pg")).unwrap().next().unwrap().unwrap().path();
             assert_eq!(std::fs::read_dir(inc.join("base")).unwrap().count(), 0, "the staged backup is gone once uploaded");
             assert!(!inc.join("wal").exists(), "no local archive");
+            // The daemon's /metrics counts its requests to S3 (the uploads among them).
+            let text = bed.http.get(format!("{}/metrics", bed.url)).send().await.unwrap().text().await.unwrap();
+            let uploads: f64 = firecamp_api::metrics::parse(&text)
+                .iter()
+                .filter(|x| x.name == "firecamp_aws_requests_total" && x.label("service") == Some("s3") && x.label("outcome") == Some("ok"))
+                .filter(|x| matches!(x.label("operation"), Some("PutObject" | "UploadPart")))
+                .map(|x| x.value)
+                .sum();
+            assert!(uploads >= 1.0, "no upload counted:\n{text}");
 
             // T, then more rows and the mistake.
             let before_t = pg_ids(&bed, "pg").await;

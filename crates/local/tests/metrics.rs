@@ -232,7 +232,7 @@ async fn redis_members_serve_their_figures_through_a_user_that_reads_no_key() {
             ] {
                 assert_eq!(sample(&text, name, labels), Some(value), "{name}{labels:?} in\n{text}");
             }
-            assert_eq!(sample(&text, "firecamp_operations_total", &["kind=\"config\""]), None, "no operation yet");
+            assert_eq!(sample(&text, "firecamp_operations_total", &["kind=\"config\"", "result=\"succeeded\""]), Some(0.0), "no operation yet");
             // Its certificates' expiry: the CA's in about ten years, each member's in about one.
             let year = 365.0 * 86400.0;
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
@@ -312,15 +312,18 @@ impl Drop for Prometheus {
 }
 
 impl Prometheus {
-    fn start(bed: &Bed, members: &[String]) -> Prometheus {
+    /// `members`: (member, target) of service pg, labelled as the dashboards expect.
+    fn start(bed: &Bed, members: &[(&str, String)]) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/monitoring/alerts.yaml");
         let daemon = bed.url.trim_start_matches("http://");
+        let members: Vec<String> = members.iter().map(|(m, t)| format!("{{targets: [{t:?}], labels: {{service: pg, member: {m}}}}}")).collect();
         let config = format!(
             "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: [{rules:?}]\nscrape_configs:\n\
              - job_name: firecamp\n  scrape_interval: 5s\n  scrape_timeout: 5s\n  authorization: {{credentials_file: {token:?}}}\n  static_configs: [{{targets: [{daemon:?}]}}]\n\
-             - job_name: members\n  scrape_interval: 5s\n  scrape_timeout: 5s\n  static_configs: [{{targets: {members:?}}}]\n",
+             - job_name: members\n  scrape_interval: 5s\n  scrape_timeout: 5s\n  static_configs: [{members}]\n",
+            members = members.join(", "),
             rules = rules.display().to_string(),
             token = bed.cfg.token_path().display().to_string(),
         );
@@ -366,6 +369,37 @@ impl Prometheus {
     }
 }
 
+/// The PostgreSQL and FireCamp dashboards (deploy/monitoring/dashboards) rendered by
+/// scripts/dashboards/render.py from this Prometheus: every query is valid PromQL that it
+/// answers, and the panels a user looks at first show the service's real state.
+async fn dashboards_render_from_real_series(prom: &Prometheus) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = tempfile::tempdir().unwrap();
+    for dashboard in ["postgresql", "firecamp"] {
+        let html = out.path().join(format!("{dashboard}.html"));
+        let run = tokio::process::Command::new("python3")
+            .arg(root.join("scripts/dashboards/render.py"))
+            .args(["--prometheus", &prom.url, "--var", "service=pg", "--range", "2m", "--scrape-interval", "5s", "--strict", "--out"])
+            .arg(&html)
+            .arg("--dashboard")
+            .arg(root.join(format!("deploy/monitoring/dashboards/{dashboard}.json")))
+            .output()
+            .await
+            .expect("python3");
+        let report = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{dashboard}: {report}");
+        assert!(!report.contains(": error:") && !report.contains("(error:"), "{dashboard}: {report}");
+        let page = std::fs::read_to_string(&html).unwrap();
+        assert!(page.contains("<svg") && page.contains("pg-0"), "{dashboard}: {report}");
+        if dashboard == "postgresql" {
+            for panel in ["Phase: 1 series", "Primary: 1 series", "Members ready: 2 series"] {
+                assert!(report.lines().any(|l| l.trim() == panel), "{panel} in:\n{report}");
+            }
+            assert!(page.contains("ACTIVE"), "the Phase panel shows ACTIVE: {report}");
+        }
+    }
+}
+
 fn by_label(v: &serde_json::Value, label: &str) -> BTreeMap<String, f64> {
     v["data"]["result"]
         .as_array()
@@ -389,7 +423,7 @@ async fn prometheus_scrapes_the_daemon_and_every_member_and_raises_an_alert_for_
             for m in ["pg-0", "pg-1"] {
                 targets.push(metrics_url(&bed, "pg", m).await.trim_start_matches("http://").trim_end_matches("/metrics").to_string());
             }
-            let prom = Prometheus::start(&bed, &targets);
+            let prom = Prometheus::start(&bed, &[("pg-0", targets[0].clone()), ("pg-1", targets[1].clone())]);
             prom.until("/api/v1/targets", &[], "3 targets up", |v| {
                 let t = v["data"]["activeTargets"].as_array().cloned().unwrap_or_default();
                 t.len() == 3 && t.iter().all(|t| t["health"] == "up")
@@ -398,6 +432,7 @@ async fn prometheus_scrapes_the_daemon_and_every_member_and_raises_an_alert_for_
             prom.values("firecamp_service_members_ready", "service", "pg's 2 ready members", |v| v.get("pg") == Some(&2.0)).await;
             let up = prom.values("pg_up", "instance", "pg_up 1 on both members", |v| v.len() == 2 && v.values().all(|x| *x == 1.0)).await;
             assert_eq!(up.keys().cloned().collect::<Vec<_>>(), targets);
+            dashboards_render_from_real_series(&prom).await;
 
             // pg-1 killed and kept down: the rule's expression matches the real series at once
             // (the alert is pending until its 2 minutes have passed).

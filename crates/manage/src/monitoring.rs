@@ -48,6 +48,9 @@ pub fn service_monitor(o: &InstallOptions) -> Value {
         "scrapeTimeout": "10s",
         // Prometheus's own token (the API server's audience), re-read as the kubelet rotates it.
         "bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        // The series' own `namespace` and `service` (the tenant's) win over the target's (the
+        // manage service's), which would otherwise rename them `exported_*`.
+        "honorLabels": true,
     });
     if let Some(tls) = tls {
         endpoint["tlsConfig"] = tls;
@@ -150,6 +153,7 @@ mod tests {
         assert_eq!(e["tlsConfig"]["serverName"], "firecamp-manage.firecamp-system.svc");
         assert!(e["tlsConfig"].get("insecureSkipVerify").is_none());
         assert!(e["bearerTokenFile"].as_str().unwrap().ends_with("/token"));
+        assert_eq!(e["honorLabels"], true, "the series' namespace and service are the tenant's");
         let plain = service_monitor(&options(ApiTls::InsecureHttp, None));
         assert_eq!(plain["spec"]["endpoints"][0]["scheme"], "http");
         assert!(plain["spec"]["endpoints"][0].get("tlsConfig").is_none());

@@ -28,6 +28,14 @@ where
     }
 }
 
+/// A reconcile, its duration counted for `/metrics`.
+async fn timed_reconcile(svc: Arc<FireCampService>, ctx: Arc<Context>) -> Result<kube::runtime::controller::Action, crate::error::Error> {
+    let started = std::time::Instant::now();
+    let r = reconcile(svc, ctx).await;
+    crate::rest::metrics::METRICS.reconcile_took(started.elapsed().as_secs_f64());
+    r
+}
+
 /// Runs the controller until the process is stopped or leadership is lost.
 pub async fn run(client: Client, config: ManageConfig, lease_namespace: &str) -> anyhow::Result<()> {
     let elector = Elector::new(client.clone(), lease_namespace, &config.identity);
@@ -87,7 +95,7 @@ pub async fn run(client: Client, config: ManageConfig, lease_namespace: &str) ->
             service.map(|s| ObjectRef::new(s.as_str()).within(&pod.namespace().unwrap_or_default()))
         })
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
+        .run(timed_reconcile, error_policy, ctx)
         .for_each(|r| {
             crate::rest::metrics::METRICS.reconciled(r.is_ok());
             if let Err(e) = r {

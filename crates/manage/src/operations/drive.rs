@@ -411,6 +411,7 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
     }
     if let Some(op) = ops.iter().find(|o| o.id == op_id).filter(|o| o.phase.is_terminal() && o.phase != before.phase) {
         tracing::info!(operation = %op.id, phase = op.phase.as_str(), message = ?op.message, "operation finished");
+        crate::rest::metrics::METRICS.operation_ended(op);
     }
     let running = ops.iter().any(|o| !o.phase.is_terminal());
     Ok(Driven { operations: ops, primary, primary_lost_since: None, look_again: running.then_some(TICK), held: None })

@@ -26,6 +26,10 @@ pub static METRICS: Metrics = Metrics::new();
 
 /// (route, method, status) → (count, seconds).
 type Requests = BTreeMap<(String, &'static str, u16), (u64, f64)>;
+/// (verb, resource, code) → requests to the Kubernetes API.
+type KubeRequests = BTreeMap<(&'static str, String, u16), u64>;
+/// The AWS requests of this process, from `firecamp_aws::metrics` when it was built with AWS.
+pub type AwsRequests = fn() -> Vec<((&'static str, &'static str, &'static str), u64)>;
 
 pub struct Metrics {
     requests: Mutex<Requests>,
@@ -39,6 +43,11 @@ pub struct Metrics {
     auth_cache_hits: AtomicU64,
     /// The controller's cache of services, once this replica leads (it exits when it stops).
     services: OnceLock<Store<FireCampService>>,
+    kube_answers: Mutex<KubeRequests>,
+    /// Reconciles' (count, seconds).
+    reconcile_time: Mutex<(u64, f64)>,
+    operations: firecamp_api::metrics::Operations,
+    aws: OnceLock<AwsRequests>,
 }
 
 impl Default for Metrics {
@@ -60,6 +69,41 @@ impl Metrics {
             access_reviews: AtomicU64::new(0),
             auth_cache_hits: AtomicU64::new(0),
             services: OnceLock::new(),
+            kube_answers: Mutex::new(BTreeMap::new()),
+            reconcile_time: Mutex::new((0, 0.0)),
+            operations: firecamp_api::metrics::Operations::new(),
+            aws: OnceLock::new(),
+        }
+    }
+
+    /// Where this process's AWS request counts come from (set once, by the binary that has AWS).
+    pub fn count_aws(&self, source: AwsRequests) {
+        let _ = self.aws.set(source);
+    }
+
+    /// One answer (or none: code 0) of the Kubernetes API.
+    pub fn kube_answered(&self, verb: &'static str, resource: String, code: u16) {
+        *lock(&self.kube_answers).entry((verb, resource, code)).or_default() += 1;
+    }
+
+    /// How long one reconcile took.
+    pub fn reconcile_took(&self, seconds: f64) {
+        let mut t = lock(&self.reconcile_time);
+        t.0 += 1;
+        t.1 += seconds;
+    }
+
+    /// An operation the controller drove to its end, with its steps' durations from the times
+    /// its status records (steps that never started, as in a cancelled operation, count none).
+    pub fn operation_ended(&self, op: &firecamp_api::Operation) {
+        use k8s_openapi::jiff::Timestamp;
+        self.operations.operation_finished(op);
+        for step in &op.steps {
+            let at = |t: &Option<String>| t.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
+            if let (Some(start), Some(end)) = (at(&step.started), at(&step.finished)) {
+                let seconds = end.duration_since(start).as_secs_f64().max(0.0);
+                self.operations.step_finished(op.kind, step.action, step.phase == firecamp_api::OperationPhase::Succeeded, seconds);
+            }
         }
     }
 
@@ -120,7 +164,7 @@ impl Metrics {
     }
 
     pub fn request(&self, route: &str, method: &Method, status: u16, seconds: f64) {
-        let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = lock(&self.requests);
         let e = m.entry((route.to_string(), firecamp_api::metrics::method_label(method.as_str()), status)).or_default();
         e.0 += 1;
         e.1 += seconds;
@@ -129,7 +173,7 @@ impl Metrics {
     /// The text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let requests = lock(&self.requests).clone();
         out.push_str("# HELP firecamp_http_requests_total REST API requests by route, method and status code.\n");
         out.push_str("# TYPE firecamp_http_requests_total counter\n");
         for ((route, method, code), (n, _)) in &requests {
@@ -151,9 +195,28 @@ impl Metrics {
         counter(&mut out, "firecamp_token_reviews_total", "TokenReviews sent to Kubernetes.", &self.token_reviews);
         counter(&mut out, "firecamp_access_reviews_total", "SubjectAccessReviews sent to Kubernetes.", &self.access_reviews);
         counter(&mut out, "firecamp_auth_cache_hits_total", "Reviews answered from the cache.", &self.auth_cache_hits);
+        let (n, secs) = *lock(&self.reconcile_time);
+        let _ = writeln!(
+            out,
+            "# HELP firecamp_reconcile_duration_seconds Time the controller's reconciles took.\n# TYPE firecamp_reconcile_duration_seconds summary\nfirecamp_reconcile_duration_seconds_sum {secs:.6}\nfirecamp_reconcile_duration_seconds_count {n}"
+        );
+        let mut text = Text::default();
+        text.family("firecamp_kube_api_requests_total", "counter", "Requests to the Kubernetes API by verb, resource and response code (0: no answer).");
+        for ((verb, resource, code), n) in lock(&self.kube_answers).iter() {
+            text.sample("firecamp_kube_api_requests_total", &[("verb", verb), ("resource", resource), ("code", &code.to_string())], *n as f64);
+        }
+        self.operations.render(&mut text);
+        if let Some(aws) = self.aws.get() {
+            firecamp_api::metrics::aws_requests(&mut text, &aws());
+        }
+        out.push_str(&text.finish());
         out.push_str(&self.render_services());
         out
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn escape(s: &str) -> String {

@@ -1,8 +1,12 @@
 //! FireCamp's own metrics in Prometheus' text format (docs/monitoring.md): what every server of
-//! the API (the local runtime; the manage service later) says of its services, rendered from
-//! the same [`Service`] views the API returns, so the figures and `service list` agree.
+//! the API (the local runtime, the manage service) says of its services, rendered from the same
+//! [`Service`] views the API returns, so the figures and `service list` agree; its operations'
+//! counters ([`Operations`]) and its requests to AWS ([`aws_requests`]).
 
 use std::fmt::Write;
+
+mod operations;
+pub use operations::Operations;
 
 use crate::{Phase, Role, Service};
 
@@ -115,6 +119,19 @@ fn labels_of(body: &str) -> Option<Vec<(String, String)>> {
             }
         }
         out.push((key.trim().to_string(), value));
+    }
+}
+
+/// Requests sent to AWS, as `firecamp_aws::call` counts them: ((service, operation, outcome),
+/// requests).
+pub fn aws_requests(out: &mut Text, rows: &[((&str, &str, &str), u64)]) {
+    out.family(
+        "firecamp_aws_requests_total",
+        "counter",
+        "Requests sent to AWS by service, operation and outcome (ok; retryable: throttled or a transient fault, tried again within its budget; error).",
+    );
+    for ((service, operation, outcome), n) in rows {
+        out.sample("firecamp_aws_requests_total", &[("service", service), ("operation", operation), ("outcome", outcome)], *n as f64);
     }
 }
 
