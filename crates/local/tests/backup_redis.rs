@@ -197,3 +197,52 @@ async fn a_redis_cluster_restore_holds_every_key_of_the_shards_snapshots() {
     )
     .await;
 }
+
+/// Redis Cluster through an S3 target (moto): three one-member shards, a snapshot of each in the
+/// bucket, and a restore from there holding every key.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_cluster_backup_in_s3_restores() {
+    require(EngineKind::Redis);
+    let client = common::s3::s3(&common::s3::moto());
+    let bucket = common::s3::new_bucket(&client, "fc-rcs").await;
+    let b2 = bucket.clone();
+    with_bed(
+        "t-bkr4",
+        "127.0.198.1/20",
+        move |cfg: &mut Config| {
+            cfg.backup_target = Some(common::s3::target(&b2, "testing"));
+            cfg.firecamp_bin = Some(common::s3::firecamp_bin());
+        },
+        |bed: Arc<Bed>| async move {
+            let mut s = spec("redis", 3, "128Mi");
+            s["redis"] = json!({ "mode": "cluster", "shards": 3 });
+            s["backup"] = json!({});
+            bed.create(json!({ "name": "rs3", "spec": s })).await.expect("created");
+            bed.wait_phase("rs3", Phase::Active, Duration::from_secs(180)).await;
+            let mut con = common::redis_cluster_client(&bed, "rs3").await;
+            for i in 0..100 {
+                let () = redis::cmd("SET").arg(format!("k{i}")).arg(format!("v{i}")).query_async(&mut con).await.unwrap();
+            }
+            let op = bed.operate("rs3", json!({ "kind": "backup" })).await.expect("accepted");
+            let done = bed.wait_operation("rs3", &op.id, Duration::from_secs(120)).await;
+            assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+            let objects = common::s3::keys(&client, &bucket, "team-a/rs3/").await;
+            assert_eq!(objects.iter().filter(|k| k.ends_with(".rdb")).count(), 3, "a snapshot per shard: {objects:?}");
+            assert!(objects.iter().any(|k| k.ends_with("/backup.json")), "no record in {objects:?}");
+            let () = redis::cmd("SET").arg("later").arg("x").query_async(&mut con).await.unwrap();
+
+            let r = bed.http.post(format!("{}/v1/services/rs3/restore", bed.url)).json(&json!({ "backup": "latest", "name": "rs3r" })).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+            bed.wait_phase("rs3r", Phase::Active, Duration::from_secs(240)).await;
+            let mut con = common::redis_cluster_client(&bed, "rs3r").await;
+            for i in 0..100 {
+                let v: Option<String> = redis::cmd("GET").arg(format!("k{i}")).query_async(&mut con).await.unwrap();
+                assert_eq!(v.as_deref(), Some(format!("v{i}").as_str()), "k{i}");
+            }
+            let later: Option<String> = redis::cmd("GET").arg("later").query_async(&mut con).await.unwrap();
+            assert_eq!(later, None, "nothing written after the snapshots");
+            assert!(!bed.cfg.dir.join("restores").join("rs3r").exists(), "the download is dropped once started");
+        },
+    )
+    .await;
+}
