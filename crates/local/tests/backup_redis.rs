@@ -112,35 +112,26 @@ async fn a_redis_snapshot_in_s3_restores() {
     require(EngineKind::Redis);
     let client = common::s3::s3(&common::s3::moto());
     let bucket = common::s3::new_bucket(&client, "fc-redis").await;
-    let b2 = bucket.clone();
-    with_bed(
-        "t-bkr2",
-        "127.0.187.1/20",
-        move |cfg: &mut Config| {
-            cfg.backup_target = Some(common::s3::target(&b2, "testing"));
-            cfg.firecamp_bin = Some(common::s3::firecamp_bin());
-        },
-        |bed: Arc<Bed>| async move {
-            let mut s = spec("redis", 1, "256Mi");
-            s["backup"] = json!({});
-            bed.create(json!({ "name": "rs", "spec": s })).await.expect("created");
-            bed.wait_phase("rs", Phase::Active, Duration::from_secs(120)).await;
-            bed.redis("rs", "rs-0", &["MSET", "a", "1", "b", "2", "c", "3"]).await;
-            let op = bed.operate("rs", json!({ "kind": "backup" })).await.expect("accepted");
-            bed.wait_operation("rs", &op.id, Duration::from_secs(120)).await;
-            let objects = common::s3::keys(&client, &bucket, "team-a/rs/").await;
-            for f in ["dump.rdb", "backup.json"] {
-                assert!(objects.iter().any(|k| k.ends_with(&format!("/{f}"))), "{f} not in {objects:?}");
-            }
-            let r = bed.http.post(format!("{}/v1/services/rs/restore", bed.url)).json(&json!({ "backup": "latest", "name": "rsr" })).send().await.unwrap();
-            assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
-            bed.wait_phase("rsr", Phase::Active, Duration::from_secs(120)).await;
-            wait_dbsize(&bed, "rsr", "rsr-0", 3).await;
-            assert_eq!(bed.try_redis("rsr", "rsr-0", &["GET", "c"]).await.as_deref(), Some("3"));
-            assert!(!bed.cfg.dir.join("restores").join("rsr").exists(), "the download is dropped once started");
-            assert!(!bed.member_dir("rsr", "rsr-0").join("secret").join("aws-credentials").exists(), "Redis members need no S3 keys");
-        },
-    )
+    with_bed("t-bkr2", "127.0.187.1/20", common::s3::backing_up_to(&bucket), |bed: Arc<Bed>| async move {
+        let mut s = spec("redis", 1, "256Mi");
+        s["backup"] = json!({});
+        bed.create(json!({ "name": "rs", "spec": s })).await.expect("created");
+        bed.wait_phase("rs", Phase::Active, Duration::from_secs(120)).await;
+        bed.redis("rs", "rs-0", &["MSET", "a", "1", "b", "2", "c", "3"]).await;
+        let op = bed.operate("rs", json!({ "kind": "backup" })).await.expect("accepted");
+        bed.wait_operation("rs", &op.id, Duration::from_secs(120)).await;
+        let objects = common::s3::keys(&client, &bucket, "team-a/rs/").await;
+        for f in ["dump.rdb", "backup.json"] {
+            assert!(objects.iter().any(|k| k.ends_with(&format!("/{f}"))), "{f} not in {objects:?}");
+        }
+        let r = bed.http.post(format!("{}/v1/services/rs/restore", bed.url)).json(&json!({ "backup": "latest", "name": "rsr" })).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+        bed.wait_phase("rsr", Phase::Active, Duration::from_secs(120)).await;
+        wait_dbsize(&bed, "rsr", "rsr-0", 3).await;
+        assert_eq!(bed.try_redis("rsr", "rsr-0", &["GET", "c"]).await.as_deref(), Some("3"));
+        assert!(!bed.cfg.dir.join("restores").join("rsr").exists(), "the download is dropped once started");
+        assert!(!bed.member_dir("rsr", "rsr-0").join("secret").join("aws-credentials").exists(), "Redis members need no S3 keys");
+    })
     .await;
 }
 
@@ -205,44 +196,35 @@ async fn a_redis_cluster_backup_in_s3_restores() {
     require(EngineKind::Redis);
     let client = common::s3::s3(&common::s3::moto());
     let bucket = common::s3::new_bucket(&client, "fc-rcs").await;
-    let b2 = bucket.clone();
-    with_bed(
-        "t-bkr4",
-        "127.0.198.1/20",
-        move |cfg: &mut Config| {
-            cfg.backup_target = Some(common::s3::target(&b2, "testing"));
-            cfg.firecamp_bin = Some(common::s3::firecamp_bin());
-        },
-        |bed: Arc<Bed>| async move {
-            let mut s = spec("redis", 3, "128Mi");
-            s["redis"] = json!({ "mode": "cluster", "shards": 3 });
-            s["backup"] = json!({});
-            bed.create(json!({ "name": "rs3", "spec": s })).await.expect("created");
-            bed.wait_phase("rs3", Phase::Active, Duration::from_secs(180)).await;
-            let mut con = common::redis_cluster_client(&bed, "rs3").await;
-            for i in 0..100 {
-                let () = redis::cmd("SET").arg(format!("k{i}")).arg(format!("v{i}")).query_async(&mut con).await.unwrap();
-            }
-            let op = bed.operate("rs3", json!({ "kind": "backup" })).await.expect("accepted");
-            let done = bed.wait_operation("rs3", &op.id, Duration::from_secs(120)).await;
-            assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
-            let objects = common::s3::keys(&client, &bucket, "team-a/rs3/").await;
-            assert_eq!(objects.iter().filter(|k| k.ends_with(".rdb")).count(), 3, "a snapshot per shard: {objects:?}");
-            assert!(objects.iter().any(|k| k.ends_with("/backup.json")), "no record in {objects:?}");
-            let () = redis::cmd("SET").arg("later").arg("x").query_async(&mut con).await.unwrap();
+    with_bed("t-bkr4", "127.0.198.1/20", common::s3::backing_up_to(&bucket), |bed: Arc<Bed>| async move {
+        let mut s = spec("redis", 3, "128Mi");
+        s["redis"] = json!({ "mode": "cluster", "shards": 3 });
+        s["backup"] = json!({});
+        bed.create(json!({ "name": "rs3", "spec": s })).await.expect("created");
+        bed.wait_phase("rs3", Phase::Active, Duration::from_secs(180)).await;
+        let mut con = common::redis_cluster_client(&bed, "rs3").await;
+        for i in 0..100 {
+            let () = redis::cmd("SET").arg(format!("k{i}")).arg(format!("v{i}")).query_async(&mut con).await.unwrap();
+        }
+        let op = bed.operate("rs3", json!({ "kind": "backup" })).await.expect("accepted");
+        let done = bed.wait_operation("rs3", &op.id, Duration::from_secs(120)).await;
+        assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+        let objects = common::s3::keys(&client, &bucket, "team-a/rs3/").await;
+        assert_eq!(objects.iter().filter(|k| k.ends_with(".rdb")).count(), 3, "a snapshot per shard: {objects:?}");
+        assert!(objects.iter().any(|k| k.ends_with("/backup.json")), "no record in {objects:?}");
+        let () = redis::cmd("SET").arg("later").arg("x").query_async(&mut con).await.unwrap();
 
-            let r = bed.http.post(format!("{}/v1/services/rs3/restore", bed.url)).json(&json!({ "backup": "latest", "name": "rs3r" })).send().await.unwrap();
-            assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
-            bed.wait_phase("rs3r", Phase::Active, Duration::from_secs(240)).await;
-            let mut con = common::redis_cluster_client(&bed, "rs3r").await;
-            for i in 0..100 {
-                let v: Option<String> = redis::cmd("GET").arg(format!("k{i}")).query_async(&mut con).await.unwrap();
-                assert_eq!(v.as_deref(), Some(format!("v{i}").as_str()), "k{i}");
-            }
-            let later: Option<String> = redis::cmd("GET").arg("later").query_async(&mut con).await.unwrap();
-            assert_eq!(later, None, "nothing written after the snapshots");
-            assert!(!bed.cfg.dir.join("restores").join("rs3r").exists(), "the download is dropped once started");
-        },
-    )
+        let r = bed.http.post(format!("{}/v1/services/rs3/restore", bed.url)).json(&json!({ "backup": "latest", "name": "rs3r" })).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+        bed.wait_phase("rs3r", Phase::Active, Duration::from_secs(240)).await;
+        let mut con = common::redis_cluster_client(&bed, "rs3r").await;
+        for i in 0..100 {
+            let v: Option<String> = redis::cmd("GET").arg(format!("k{i}")).query_async(&mut con).await.unwrap();
+            assert_eq!(v.as_deref(), Some(format!("v{i}").as_str()), "k{i}");
+        }
+        let later: Option<String> = redis::cmd("GET").arg("later").query_async(&mut con).await.unwrap();
+        assert_eq!(later, None, "nothing written after the snapshots");
+        assert!(!bed.cfg.dir.join("restores").join("rs3r").exists(), "the download is dropped once started");
+    })
     .await;
 }

@@ -212,12 +212,10 @@ async fn an_upload_cut_short_is_taken_again_whole() {
     require(EngineKind::Postgresql);
     let client = s3(&moto());
     let bucket = new_bucket(&client, "fc-cut").await;
-    let b2 = bucket.clone();
-    let hold = hold_after_steps(0);
+    let (hold, backing_up) = (hold_after_steps(0), common::s3::backing_up_to(&bucket));
     let tweak = move |cfg: &mut Config| {
         hold(cfg);
-        cfg.backup_target = Some(target(&b2, "testing"));
-        cfg.firecamp_bin = Some(firecamp_bin());
+        backing_up(cfg);
     };
     with_bed("t-bks2", "127.0.190.1/20", tweak, |bed: Arc<Bed>| async move {
         let mut s = spec("postgresql", 1, "256Mi");

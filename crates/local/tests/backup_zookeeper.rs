@@ -78,44 +78,35 @@ async fn a_zookeeper_backup_in_s3_restores() {
     require(EngineKind::Zookeeper);
     let s3 = common::s3::s3(&common::s3::moto());
     let bucket = common::s3::new_bucket(&s3, "fc-zk").await;
-    let b2 = bucket.clone();
-    with_bed(
-        "t-bkz2",
-        "127.0.197.1/20",
-        move |cfg: &mut firecamp_local::config::Config| {
-            cfg.backup_target = Some(common::s3::target(&b2, "testing"));
-            cfg.firecamp_bin = Some(common::s3::firecamp_bin());
-        },
-        |bed: Arc<Bed>| async move {
-            let mut s = spec("zookeeper", 1, "512Mi");
-            s["backup"] = json!({});
-            bed.create(json!({ "name": "zs", "spec": s })).await.expect("created");
-            bed.wait_phase("zs", Phase::Active, Duration::from_secs(180)).await;
-            let at = format!("{}:2181", bed.ip("zs", "zs-0").await);
-            let client = bed.zk_client("zs", "client");
-            let out = zk_cli_async(at.clone(), client.clone(), &["create", "/kept", "in-the-backup"]).await;
-            assert!(out.contains("Created"), "{out}");
+    with_bed("t-bkz2", "127.0.197.1/20", common::s3::backing_up_to(&bucket), |bed: Arc<Bed>| async move {
+        let mut s = spec("zookeeper", 1, "512Mi");
+        s["backup"] = json!({});
+        bed.create(json!({ "name": "zs", "spec": s })).await.expect("created");
+        bed.wait_phase("zs", Phase::Active, Duration::from_secs(180)).await;
+        let at = format!("{}:2181", bed.ip("zs", "zs-0").await);
+        let client = bed.zk_client("zs", "client");
+        let out = zk_cli_async(at.clone(), client.clone(), &["create", "/kept", "in-the-backup"]).await;
+        assert!(out.contains("Created"), "{out}");
 
-            let op = bed.operate("zs", json!({ "kind": "backup" })).await.expect("accepted");
-            let done = bed.wait_operation("zs", &op.id, Duration::from_secs(120)).await;
-            assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
-            let objects = common::s3::keys(&s3, &bucket, "team-a/zs/").await;
-            assert!(objects.iter().any(|k| k.ends_with("/backup.json")), "no record in {objects:?}");
-            assert!(objects.len() >= 2, "the snapshot or logs beside the record: {objects:?}");
-            let out = zk_cli_async(at, client, &["create", "/later", "after-the-backup"]).await;
-            assert!(out.contains("Created"), "{out}");
+        let op = bed.operate("zs", json!({ "kind": "backup" })).await.expect("accepted");
+        let done = bed.wait_operation("zs", &op.id, Duration::from_secs(120)).await;
+        assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+        let objects = common::s3::keys(&s3, &bucket, "team-a/zs/").await;
+        assert!(objects.iter().any(|k| k.ends_with("/backup.json")), "no record in {objects:?}");
+        assert!(objects.len() >= 2, "the snapshot or logs beside the record: {objects:?}");
+        let out = zk_cli_async(at, client, &["create", "/later", "after-the-backup"]).await;
+        assert!(out.contains("Created"), "{out}");
 
-            let r = bed.http.post(format!("{}/v1/services/zs/restore", bed.url)).json(&json!({ "backup": "latest", "name": "zsr" })).send().await.unwrap();
-            assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
-            bed.wait_phase("zsr", Phase::Active, Duration::from_secs(180)).await;
-            let at = format!("{}:2181", bed.ip("zsr", "zsr-0").await);
-            let client = bed.zk_client("zsr", "client");
-            let out = zk_cli_async(at.clone(), client.clone(), &["get", "/kept"]).await;
-            assert!(out.contains("in-the-backup"), "{out}");
-            let out = zk_cli_async(at, client, &["stat", "/later"]).await;
-            assert!(out.contains("Node does not exist"), "nothing after the backup: {out}");
-            assert!(!bed.cfg.dir.join("restores").join("zsr").exists(), "the download is dropped once started");
-        },
-    )
+        let r = bed.http.post(format!("{}/v1/services/zs/restore", bed.url)).json(&json!({ "backup": "latest", "name": "zsr" })).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+        bed.wait_phase("zsr", Phase::Active, Duration::from_secs(180)).await;
+        let at = format!("{}:2181", bed.ip("zsr", "zsr-0").await);
+        let client = bed.zk_client("zsr", "client");
+        let out = zk_cli_async(at.clone(), client.clone(), &["get", "/kept"]).await;
+        assert!(out.contains("in-the-backup"), "{out}");
+        let out = zk_cli_async(at, client, &["stat", "/later"]).await;
+        assert!(out.contains("Node does not exist"), "nothing after the backup: {out}");
+        assert!(!bed.cfg.dir.join("restores").join("zsr").exists(), "the download is dropped once started");
+    })
     .await;
 }

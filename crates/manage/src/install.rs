@@ -45,7 +45,7 @@ pub enum ApiTls {
 }
 
 /// What `firecamp install render` is given.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct InstallOptions {
     pub cluster: String,
     /// The cluster's zones: the manage service refuses services placed elsewhere.

@@ -128,19 +128,10 @@ mod tests {
     fn options(tls: ApiTls, watch_namespace: Option<&str>) -> InstallOptions {
         InstallOptions {
             cluster: "c1".into(),
-            zones: vec!["us-east-1a".into()],
-            networks: vec![],
-            volume_provisioner: "ebs.csi.aws.com".into(),
             image: "example/firecamp:1".into(),
-            image_registry: None,
-            aws_vpc_id: None,
-            aws_region: None,
-            aws_endpoint_url: None,
-            aws_credentials_secret: None,
-            service_account_role_arn: None,
-            node_selector: Default::default(),
             watch_namespace: watch_namespace.map(String::from),
             tls,
+            ..Default::default()
         }
     }
 

@@ -53,3 +53,13 @@ pub fn target(bucket: &str, secret: &str) -> S3Target {
         credentials: Some(StaticCredentials { access_key_id: KEY_ID.into(), secret_access_key: secret.into(), session_token: None }),
     }
 }
+
+/// A bed's configuration tweak: backups go to `bucket` (under `team-a`), and members run this
+/// build's `firecamp` for `firecamp wal`.
+pub fn backing_up_to(bucket: &str) -> impl FnOnce(&mut firecamp_local::config::Config) + use<> {
+    let bucket = bucket.to_string();
+    move |cfg| {
+        cfg.backup_target = Some(target(&bucket, "testing"));
+        cfg.firecamp_bin = Some(firecamp_bin());
+    }
+}

@@ -100,42 +100,38 @@ pub fn user_from_review(status: Option<&TokenReviewStatus>, audience: Option<&st
     })
 }
 
-/// The SubjectAccessReview that asks whether `user` may do `access`.
-pub fn access_review(user: &User, access: &Access<'_>) -> SubjectAccessReview {
+/// A SubjectAccessReview for `user`, asking about `spec`'s attributes.
+fn review_for(user: &User, spec: SubjectAccessReviewSpec) -> SubjectAccessReview {
     SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
             user: Some(user.username.clone()),
             uid: user.uid.clone(),
             groups: Some(user.groups.clone()),
             extra: (!user.extra.is_empty()).then(|| user.extra.clone()),
-            resource_attributes: Some(ResourceAttributes {
-                group: Some(GROUP.into()),
-                resource: Some(RESOURCE.into()),
-                verb: Some(access.verb.into()),
-                namespace: Some(access.namespace.into()),
-                name: access.name.map(String::from),
-                ..Default::default()
-            }),
-            ..Default::default()
+            ..spec
         },
         ..Default::default()
     }
 }
 
+/// The SubjectAccessReview that asks whether `user` may do `access`.
+pub fn access_review(user: &User, access: &Access<'_>) -> SubjectAccessReview {
+    let attributes = ResourceAttributes {
+        group: Some(GROUP.into()),
+        resource: Some(RESOURCE.into()),
+        verb: Some(access.verb.into()),
+        namespace: Some(access.namespace.into()),
+        name: access.name.map(String::from),
+        ..Default::default()
+    };
+    review_for(user, SubjectAccessReviewSpec { resource_attributes: Some(attributes), ..Default::default() })
+}
+
 /// The SubjectAccessReview that asks whether `user` may `get` the non-resource URL `path` (as
 /// for the API server's own `/metrics`: RBAC's `nonResourceURLs`).
 pub fn url_review(user: &User, path: &str) -> SubjectAccessReview {
-    SubjectAccessReview {
-        spec: SubjectAccessReviewSpec {
-            user: Some(user.username.clone()),
-            uid: user.uid.clone(),
-            groups: Some(user.groups.clone()),
-            extra: (!user.extra.is_empty()).then(|| user.extra.clone()),
-            non_resource_attributes: Some(NonResourceAttributes { path: Some(path.into()), verb: Some("get".into()) }),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
+    let attributes = NonResourceAttributes { path: Some(path.into()), verb: Some("get".into()) };
+    review_for(user, SubjectAccessReviewSpec { non_resource_attributes: Some(attributes), ..Default::default() })
 }
 
 /// The decision in a SubjectAccessReview's answer; 403 unless it allowed the access.
