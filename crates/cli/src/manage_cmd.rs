@@ -422,13 +422,13 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
-/// A Kubernetes client that counts its requests for `/metrics` (the API budget).
+/// A Kubernetes client that counts its requests for `/metrics` (the API budget) and bounds those
+/// in flight (`kube_in_flight.rs`: the pool's connections are most of the service's memory).
 async fn counted_client() -> Result<kube::Client, CliError> {
     let config = kube::Config::infer().await.map_err(|e| CliError::Failed(format!("no Kubernetes configuration: {e}")))?;
-    let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| CliError::Failed(format!("cannot reach Kubernetes: {e}")))?;
     #[cfg(feature = "aws")]
     firecamp_manage::rest::metrics::METRICS.count_aws(firecamp_aws::metrics::snapshot);
-    Ok(builder.with_layer(&firecamp_manage::kube_metrics::CountLayer).build())
+    firecamp_manage::kube_in_flight::client(config).map_err(|e| CliError::Failed(format!("cannot reach Kubernetes: {e}")))
 }
 
 /// Why `arn` is not an IAM role ARN (`arn:<partition>:iam::<12 digits>:role/<path and name>`),

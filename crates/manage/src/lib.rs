@@ -7,6 +7,7 @@ pub mod config;
 pub mod crd;
 pub mod error;
 pub mod install;
+pub mod kube_in_flight;
 pub mod kube_metrics;
 pub mod leader;
 pub mod monitoring;

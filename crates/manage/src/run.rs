@@ -6,6 +6,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::utils::Predicate;
@@ -25,6 +26,30 @@ where
     match ns {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
+    }
+}
+
+/// Reconciles that run at once (of different services). Without a bound, a thousand services
+/// created together reconcile together, and the memory of that peak stays with the process.
+const RECONCILES_AT_ONCE: u16 = 16;
+
+/// kubectl's copy of the last spec it applied: as large as the spec, never read by FireCamp.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// What the cache keeps of a FireCampService: all of it but what only the API server and kubectl
+/// read (the managed fields were about half of each object).
+fn prune_service(s: &mut FireCampService) {
+    s.managed_fields_mut().clear();
+    s.annotations_mut().remove(LAST_APPLIED);
+}
+
+/// What the cache keeps of a node: its name, labels, provider ID and conditions are what FireCamp
+/// reads; its images list (every image the node holds) and managed fields are the bulk.
+fn prune_node(n: &mut Node) {
+    n.managed_fields_mut().clear();
+    n.annotations_mut().remove(LAST_APPLIED);
+    if let Some(status) = n.status.as_mut() {
+        status.images = None;
     }
 }
 
@@ -48,6 +73,7 @@ pub async fn run(client: Client, config: ManageConfig, lease_namespace: &str) ->
     let (nodes, nodes_writer) = reflector::store::<Node>();
     let node_watch = watcher(Api::<Node>::all(client.clone()), watcher::Config::default().labels(&format!("firecamp-worker={}", config.cluster.name)))
         .default_backoff()
+        .modify(prune_node)
         .reflect(nodes_writer)
         .for_each(|_| futures::future::ready(()));
     tokio::spawn(node_watch);
@@ -71,6 +97,7 @@ pub async fn run(client: Client, config: ManageConfig, lease_namespace: &str) ->
     let changes = predicates::generation.combine(predicates::finalizers).combine(deleting).combine(operation);
     let services = watcher(api::<FireCampService>(&client, &ns), watcher::Config::default())
         .default_backoff()
+        .modify(prune_service)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(changes, Default::default());
@@ -86,11 +113,14 @@ pub async fn run(client: Client, config: ManageConfig, lease_namespace: &str) ->
         applied: Default::default(),
     });
     let controller = Controller::for_stream(services, reader)
+        .with_config(kube::runtime::controller::Config::default().concurrency(RECONCILES_AT_ONCE))
         .owns(api::<StatefulSet>(&client, &ns), managed.clone())
         .owns(api::<Service>(&client, &ns), managed.clone())
         .owns(api::<ConfigMap>(&client, &ns), managed.clone())
         .owns(api::<Job>(&client, &ns), managed.clone())
-        .watches(api::<Pod>(&client, &ns), managed, |pod| {
+        // Pods only trigger passes (a pass reads them itself): their metadata is enough, and
+        // whole pods would be decoded at every status change of every member.
+        .watches_stream(watcher(api::<PartialObjectMeta<Pod>>(&client, &ns), managed).touched_objects(), |pod| {
             let service = pod.labels().get(firecamp_kube::labels::SERVICE).cloned();
             service.map(|s| ObjectRef::new(s.as_str()).within(&pod.namespace().unwrap_or_default()))
         })
@@ -106,5 +136,46 @@ pub async fn run(client: Client, config: ManageConfig, lease_namespace: &str) ->
     tokio::select! {
         _ = controller => Ok(()),
         _ = elector.hold() => anyhow::bail!("lost leadership; exiting so that only one replica acts"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pruned_node_keeps_what_firecamp_reads() {
+        let mut node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n1", "labels": {"topology.kubernetes.io/zone": "z1"},
+                "annotations": {LAST_APPLIED: "{}", "other": "x"},
+                "managedFields": [{"manager": "kubelet", "operation": "Update"}]},
+            "spec": {"providerID": "aws:///us-east-1a/i-0123456789abcdef0"},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}], "images": [{"names": ["a"], "sizeBytes": 1}]}
+        }))
+        .unwrap();
+        prune_node(&mut node);
+        assert!(node.managed_fields().is_empty());
+        assert_eq!(node.annotations().keys().collect::<Vec<_>>(), ["other"]);
+        assert_eq!(node.labels().get("topology.kubernetes.io/zone").map(String::as_str), Some("z1"));
+        assert!(crate::reconcile::cloud::instance_of(&node).is_some());
+        assert_eq!(crate::reconcile::status::node_unready(&node), None);
+        assert_eq!(node.status.as_ref().and_then(|s| s.images.as_ref()), None);
+    }
+
+    #[test]
+    fn a_pruned_service_keeps_its_spec_status_and_operation_annotations() {
+        let mut svc: FireCampService = serde_json::from_value(serde_json::json!({
+            "apiVersion": "firecamp.dev/v1", "kind": "FireCampService",
+            "metadata": {"name": "pg", "namespace": "a",
+                "annotations": {LAST_APPLIED: "{}", crate::operations::OPERATION_ANNOTATION: "{}"},
+                "managedFields": [{"manager": "firecamp", "operation": "Apply"}]},
+            "spec": firecamp_catalog::examples::spec(firecamp_core::EngineKind::Postgresql, 3),
+        }))
+        .unwrap();
+        let spec = svc.spec.clone();
+        prune_service(&mut svc);
+        assert!(svc.managed_fields().is_empty());
+        assert_eq!(svc.annotations().keys().collect::<Vec<_>>(), [crate::operations::OPERATION_ANNOTATION]);
+        assert_eq!(serde_json::to_value(&svc.spec).unwrap(), serde_json::to_value(&spec).unwrap());
     }
 }
