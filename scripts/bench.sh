@@ -8,6 +8,7 @@
 #   BENCH_ONLY=local scripts/bench.sh   only the local runtime's (no test bed needed)
 #   BENCH_ONLY=bed scripts/bench.sh     only the bed's
 #   BENCH_SERVICES=N                 one-member services for the manage service's RSS (default 100)
+#   BENCH_RSS_ONLY=1                 the bed's benchmark measures only that RSS (with N=1000: the budget)
 #   BENCH_FAILOVER_ROUNDS=N          failovers per engine on the bed's real pods (default 3)
 # As root (the local runtime starts servers as their users; the bed's nodes need it too). The
 # bed's benchmark uses a running bed (testbed/bed env) or starts one with 12 kwok nodes and stops

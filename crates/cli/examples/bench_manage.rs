@@ -9,6 +9,8 @@
 //!
 //! It prints `BENCH` lines, which `scripts/bench.sh` gathers into its table (docs/benchmarks.md).
 //!
+//! `BENCH_RSS_ONLY=1` measures only the RSS (with `BENCH_SERVICES=1000`, the budget's figure).
+//!
 //! Run: `testbed/bed up --nodes 12 && cargo build -p firecamp && cargo run -p firecamp --example bench_manage`
 
 use std::collections::BTreeMap;
@@ -149,29 +151,14 @@ async fn idle_minute(port: u16) -> [u64; 3] {
     idle
 }
 
-#[tokio::main]
-async fn main() {
-    firecamp_testbed::bed::install_crypto_provider();
-    let client = client().await;
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch("firecampservices.firecamp.dev", &PatchParams::apply("bench").force(), &Patch::Apply(FireCampService::crd())).await.unwrap();
-    let ns = fresh_namespace(&client, "bench").await;
-    let scraper = firecamp_testbed::cluster_role_token(&client, &ns, "bench-scraper", &firecamp_manage::install::metrics_reader()).await;
-    SCRAPER.set(scraper).expect("set once");
-    let port = free_port();
-    let mut manage = start_manage(&ns, port);
-    wait_ready(port).await;
-    let api: Api<FireCampService> = Api::namespaced(client.clone(), &ns);
-    // Let the controller start its watches before measuring.
-    firecamp_service(&api, "warmup", 1).await;
-    let rss0 = rss_mib(manage.id());
-
+/// create → ACTIVE against a bare StatefulSet, requests per create, and one idle minute.
+async fn create_and_idle(client: &Client, api: &Api<FireCampService>, ns: &str, port: u16) {
     let (mut bare, mut fc) = (Vec::new(), Vec::new());
     let mut per_create = Vec::new();
     for i in 0..3 {
-        bare.push(bare_statefulset(&client, &ns, &format!("bare{i}")).await);
+        bare.push(bare_statefulset(client, ns, &format!("bare{i}")).await);
         let before = metric(port, "firecamp_kube_requests_total").await;
-        fc.push(firecamp_service(&api, &format!("zk{i}"), 3).await);
+        fc.push(firecamp_service(api, &format!("zk{i}"), 3).await);
         // Count until the service's last status write has settled.
         tokio::time::sleep(Duration::from_secs(3)).await;
         per_create.push(metric(port, "firecamp_kube_requests_total").await - before);
@@ -200,7 +187,29 @@ async fn main() {
     println!("BENCH\tbed: Kubernetes API requests in one idle minute, 4 services: all\t{}\t-\t-\t-", idle[0]);
     println!("BENCH\tbed: … of which writes other than the Lease's\t{}\t-\t-\t0", idle[1]);
     println!("BENCH\tbed: … of which the Lease's (leader election)\t{}\t-\t-\t-", idle[2]);
+}
 
+#[tokio::main]
+async fn main() {
+    firecamp_testbed::bed::install_crypto_provider();
+    let client = client().await;
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch("firecampservices.firecamp.dev", &PatchParams::apply("bench").force(), &Patch::Apply(FireCampService::crd())).await.unwrap();
+    let ns = fresh_namespace(&client, "bench").await;
+    let scraper = firecamp_testbed::cluster_role_token(&client, &ns, "bench-scraper", &firecamp_manage::install::metrics_reader()).await;
+    SCRAPER.set(scraper).expect("set once");
+    let port = free_port();
+    let mut manage = start_manage(&ns, port);
+    wait_ready(port).await;
+    let api: Api<FireCampService> = Api::namespaced(client.clone(), &ns);
+    // Let the controller start its watches before measuring.
+    firecamp_service(&api, "warmup", 1).await;
+    let rss0 = rss_mib(manage.id());
+
+    let rss_only = std::env::var("BENCH_RSS_ONLY").is_ok_and(|v| v == "1");
+    if !rss_only {
+        create_and_idle(&client, &api, &ns, port).await;
+    }
     // BENCH_SERVICES: how many one-member services to add for the RSS figure (default 100).
     let many: usize = std::env::var("BENCH_SERVICES").ok().and_then(|n| n.parse().ok()).unwrap_or(100);
     let t = Instant::now();
@@ -225,12 +234,23 @@ async fn main() {
     println!("manage service RSS: {rss0:.1} MiB with 1 service, {rss:.1} MiB with {} services", many + 4);
     println!("BENCH\tbed: {many} one-member services created at once → all ACTIVE\t{took:.1} s\t-\t-\t-");
     println!("BENCH\tbed: manage service RSS with {} services, vs with 1\t{rss:.1} MiB\t{rss0:.1} MiB\t{:.2}\t≤ 64 MiB at 1 000", many + 4, rss / rss0);
+    if !rss_only {
+        idle_with_many(port, many + 4).await;
+    }
+    let _ = manage.kill();
+    let _ = manage.wait();
+    // With the manage service gone nobody would remove the services' finalizer, and the
+    // namespace would stay Terminating: the bench takes it off itself.
+    let unfinalize = Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}}));
+    let names: Vec<String> = api.list_metadata(&Default::default()).await.map(|l| l.items.iter().map(|m| m.name_any()).collect()).unwrap_or_default();
+    let pp = PatchParams::default();
+    futures::stream::iter(names.iter().map(|n| api.patch_metadata(n, &pp, &unfinalize))).buffer_unordered(8).for_each(|_| async {}).await;
+    let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(client).delete(&ns, &Default::default()).await;
+}
+
+async fn idle_with_many(port: u16, n: usize) {
     let idle = idle_minute(port).await;
-    let n = many + 4;
     println!("Kubernetes API requests in one idle minute ({n} services): {} ({} writes other than the Lease's, {} the Lease's)", idle[0], idle[1], idle[2]);
     println!("BENCH\tbed: Kubernetes API requests in one idle minute, {n} services: all\t{}\t-\t-\t-", idle[0]);
     println!("BENCH\tbed: … of which writes other than the Lease's\t{}\t-\t-\t0", idle[1]);
-    let _ = manage.kill();
-    let _ = manage.wait();
-    let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(client).delete(&ns, &Default::default()).await;
 }
