@@ -14,8 +14,9 @@ use crate::error::{LocalError, Result};
 use crate::runtime::Runtime;
 use crate::status::{is_redis_cluster, membership_problem, probe_all, target};
 
-/// How often the init task asks the engine again.
-const POLL: Duration = Duration::from_millis(250);
+/// How often the init task asks the engine again: the service is ACTIVE only once it has seen
+/// it formed, so this is the create's last wait (a pass costs a probe of each member).
+const POLL: Duration = Duration::from_millis(100);
 
 pub async fn run(rt: Arc<Runtime>, name: String, plan: ServicePlan, bin_dir: String) {
     loop {
@@ -48,11 +49,17 @@ async fn step(rt: &Runtime, name: &str, plan: &ServicePlan, bin_dir: &str) -> Re
         rt.update_init(name, |i| i.message = Some(format!("waiting for {} to answer", waiting.join(", "))))?;
         return Ok(false);
     }
-    if is_redis_cluster(&rec) {
+    // Redis Cluster's steps change who the members are; the other engines' roles are the ones
+    // just probed (asking again would only lengthen each pass).
+    let (rec, roles) = if is_redis_cluster(&rec) {
         redis_cluster(rt, &rec, plan, bin_dir).await?;
-    }
-    let rec = rt.record(name)?.ok_or_else(|| LocalError::NotFound(name.into()))?;
-    match membership_problem(&rec, &probe_all(&rec).await).await {
+        let rec = rt.record(name)?.ok_or_else(|| LocalError::NotFound(name.into()))?;
+        let roles = probe_all(&rec).await;
+        (rec, roles)
+    } else {
+        (rec, roles)
+    };
+    match membership_problem(&rec, &roles).await {
         None => {
             // A restored cluster gets its data once formed, before it counts as ACTIVE.
             if is_redis_cluster(&rec) && rec.restore.is_some() {

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Starts one PostgreSQL member of a FireCamp service; member.env beside this script says which.
 # First start of the initial primary: initdb, then the replication and monitoring roles and one
-# physical slot per replica, on a private socket so no client sees a half-made primary. First start of any
+# physical slot per replica in single-user mode, so no client sees a half-made primary. First start of any
 # other member: clone the primary with pg_basebackup through its slot. Every later start only
 # starts the server: from then on the data directory (standby.signal) decides the role, except
 # that a former primary told another member is the primary now rejoins it (fenced, below).
@@ -17,7 +17,7 @@ stoppable() { trap 'exit 143' INT TERM; }
 unstoppable() { trap - INT TERM; }
 wait_for_primary() {
   stoppable
-  until "$(bin pg_isready)" -q -h "$PRIMARY_HOST" -p "$PORT"; do sleep 1; done
+  until "$(bin pg_isready)" -q -h "$PRIMARY_HOST" -p "$PORT"; do sleep 0.2; done
   unstoppable
 }
 
@@ -35,7 +35,8 @@ read_secret() {
 # had metrics has no such key: no role then.
 monitor_role() {
   [ -e "$SECRET_DIR/monitor-password" ] || return 0
-  printf "DO \$\$ BEGIN\n  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') THEN CREATE ROLE %s; END IF;\nEND \$\$;\n" "$MONITOR_USER" "$MONITOR_USER"
+  # One statement per line: the first start runs these in single-user mode.
+  printf "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') THEN CREATE ROLE %s; END IF; END \$\$;\n" "$MONITOR_USER" "$MONITOR_USER"
   printf "ALTER ROLE %s WITH LOGIN PASSWORD '%s';\nGRANT pg_monitor TO %s;\n" "$MONITOR_USER" "$(read_secret monitor-password)" "$MONITOR_USER"
 }
 # TLS: the member's certificate and key from the service's CA, copied at every start (a renewed
@@ -144,28 +145,32 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   # No PG_VERSION: nothing usable was ever made here; start over.
   rm -rf "$PGDATA"
   [ -n "$WAL_DIR" ] && rm -rf "$WAL_DIR"
+  # Made in a scratch directory and moved into place once whole: a start stopped half way
+  # through (after initdb, before the roles) starts over rather than serving without them.
+  rm -rf "$PGDATA.new"
   if [ "$INITIAL_ROLE" = primary ]; then
     log "initialising a new primary"
-    "$(bin initdb)" -D "$PGDATA" "${waldir[@]}" --username=postgres \
+    "$(bin initdb)" -D "$PGDATA.new" "${waldir[@]}" --username=postgres \
       --pwfile="$SECRET_DIR/superuser-password" --auth-local=trust --auth-host=scram-sha-256 \
       --encoding=UTF8 --locale=C.UTF-8 --data-checksums
-    "$(bin pg_ctl)" -D "$PGDATA" -w -l "$RUN_DIR/bootstrap.log" \
-      -o "-c listen_addresses='' -c unix_socket_directories='$RUN_DIR' -c port=$PORT" start
-    "$(bin psql)" -v ON_ERROR_STOP=1 -q -h "$RUN_DIR" -p "$PORT" -U postgres -d postgres <<SQL
+    # Single-user mode: no server to start, wait for and stop (a fifth of a second of the
+    # create). It reads one statement per line from stdin (never argv: passwords), and with
+    # exit_on_error it fails on the first error. Its log stays in the private run directory.
+    "$(bin postgres)" --single -D "$PGDATA.new" -c exit_on_error=on postgres > /dev/null 2> "$RUN_DIR/bootstrap.log" <<SQL ||
 CREATE ROLE $REPLICATION_USER WITH REPLICATION LOGIN PASSWORD '$(read_secret replication-password)';
 $(monitor_role)
-SELECT pg_create_physical_replication_slot(s) FROM unnest(string_to_array('$REPLICA_SLOTS', ' ')) AS s
- WHERE s <> '' AND NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = s);
+SELECT pg_create_physical_replication_slot(s) FROM unnest(string_to_array('$REPLICA_SLOTS', ' ')) AS s WHERE s <> '';
 SQL
-    "$(bin pg_ctl)" -D "$PGDATA" -w -m fast stop
+      { log "creating the roles and slots failed: $(grep -E 'ERROR|FATAL' "$RUN_DIR/bootstrap.log" | tail -n 1)"; exit 1; }
   else
     log "waiting for the primary $PRIMARY_HOST:$PORT"
     wait_for_primary
     log "cloning the primary through slot $SLOT"
-    "$(bin pg_basebackup)" -h "$PRIMARY_HOST" -p "$PORT" -U "$REPLICATION_USER" -w -D "$PGDATA" \
+    "$(bin pg_basebackup)" -h "$PRIMARY_HOST" -p "$PORT" -U "$REPLICATION_USER" -w -D "$PGDATA.new" \
       "${waldir[@]}" -X stream -S "$SLOT" --checkpoint=fast
-    touch "$PGDATA/standby.signal"
+    touch "$PGDATA.new/standby.signal"
   fi
+  mv "$PGDATA.new" "$PGDATA"
 fi
 # Fenced: a data directory that was a primary's while another member is the primary now (after
 # a failover). It may hold WAL the new primary never received, so it never starts writable:
@@ -173,7 +178,18 @@ fi
 # primary's timeline, then it starts as a replica. "No rewind required" is the clean case.
 if [ "$INITIAL_ROLE" = replica ] && [ -n "$PRIMARY_HOST" ] && [ ! -e "$PGDATA/standby.signal" ]; then
   log "fenced: this data directory was a primary's; rejoining $PRIMARY_HOST as a replica"
-  wait_for_primary
+  # Rewound only onto a promoted primary: a standby still being promoted answers pg_isready
+  # on the old timeline, and pg_rewind would find "no rewind required" for a directory that
+  # then diverges from it (and never streams). A primary promoted moments ago writes its new
+  # timeline into its control file, which pg_rewind reads, only at the checkpoint after the
+  # promotion: asked for first, as pg_rewind's documentation advises.
+  stoppable
+  until [ "$("$(bin psql)" -Atq -h "$PRIMARY_HOST" -p "$PORT" -U postgres -d postgres -c 'SELECT pg_is_in_recovery()' 2> /dev/null)" = f ]; do
+    sleep 0.2
+  done
+  unstoppable
+  "$(bin psql)" -q -h "$PRIMARY_HOST" -p "$PORT" -U postgres -d postgres -c CHECKPOINT \
+    || log "CHECKPOINT on $PRIMARY_HOST failed; rewinding anyway"
   if ! "$(bin pg_rewind)" --target-pgdata="$PGDATA" \
     --source-server="host=$PRIMARY_HOST port=$PORT user=postgres dbname=postgres"; then
     # pg_rewind needs this directory's WAL back to the last checkpoint before the two diverged,
