@@ -775,7 +775,9 @@ impl Runtime {
             } else {
                 firecamp_probe::redis::failover_to(&target(old)?, &new_ip, port, 30_000).await.map_err(|e| format!("FAILOVER on {old}: {e}"))?;
             }
-            poll(deadline, &format!("{new} did not take over from {old}"), roles_swapped).await?;
+            // The old primary holds writes until the swap, and clients find the new one only
+            // once the record below names it: watched every 10 ms, as PostgreSQL's promotion.
+            poll_fast(deadline, &format!("{new} did not take over from {old}"), roles_swapped).await?;
         }
         if redis_cluster(rec) {
             return Ok(());
