@@ -74,6 +74,14 @@ build_prometheus_operator_crds() {
     paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 output:crd:dir="$BIN/prometheus-operator-crds.new") || return 1
   rm -rf "$BIN/prometheus-operator-crds" && mv "$BIN/prometheus-operator-crds.new" "$BIN/prometheus-operator-crds"
 }
+# cert-manager's controller (the CA and self-signed issuers, the approver, the Certificate
+# controllers) from its library module, and its CRDs from the same module: a service's member
+# certificates from a cert-manager issuer (crates/cli/tests/cert_manager_on_bed.rs).
+build_cert_manager() {
+  (cd "$TB/cert-manager" && CGO_ENABLED=0 "$GO" build -mod=readonly -trimpath -ldflags "-s -w" -o "$BIN/cert-manager-controller" .) || return 1
+  local dir; dir=$(cd "$TB/cert-manager" && "$GO" list -mod=readonly -m -f '{{.Dir}}' github.com/cert-manager/cert-manager) && [ -n "$dir" ] || return 1
+  rm -rf "$BIN/cert-manager-crds" && mkdir -p "$BIN/cert-manager-crds" && cp "$dir"/deploy/crds/cert-manager.io_*.yaml "$BIN/cert-manager-crds/"
+}
 # The sandbox image's one program (the bed cannot pull registry.k8s.io/pause).
 build_pause() { (cd "$TB/pause" && CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-s -w" -o "$BIN/pause" .); }
 build_etcd() { (cd "$TB/etcd" && CGO_ENABLED=0 "$GO" build -mod=readonly -trimpath -ldflags "-s -w" -o "$BIN/etcd" .); }
@@ -115,6 +123,7 @@ cmd_build() {
   build_if_stale pause "$TB/pause/go.mod" "$TB/pause/main.go" -- build_pause
   build_if_stale coredns "$TB/coredns/go.mod" "$TB/coredns/go.sum" -- build_coredns
   build_if_stale kube-score "$TB/kube-score/go.mod" "$TB/kube-score/go.sum" -- build_kube_score
+  build_if_stale cert-manager "$TB/cert-manager/go.mod" "$TB/cert-manager/go.sum" "$TB/cert-manager/main.go" -- build_cert_manager
   build_if_stale prometheus-operator-crds "$TB/prometheus-operator/go.mod" "$TB/prometheus-operator/go.sum" -- build_prometheus_operator_crds
   [ "${BED_SKIP_RUST:-}" = 1 ] || { log "firecamp-testbed: cargo build"; build_rust; }
   log "binaries in $BIN"
