@@ -275,10 +275,27 @@ node_containerd_start() {
 node_agents_start() {
   local i=$1 zone name d
   zone=$(node_zone "$i") name=$(node_name "$i") d=$(node_dir "$i")
+  # Every kubelet binds one fixed path, /var/lib/kubelet/device-plugins/kubelet.sock (no flag
+  # moves it), after emptying that folder: two starting at once race, and the loser exits
+  # (EADDRINUSE). So one at a time, each until its socket is there; the one before keeps serving
+  # an unlinked socket, and no device plugin runs here. The lock holds across `bed node light`s too.
+  local plugins=/var/lib/kubelet/device-plugins lock
+  mkdir -p "$plugins"
+  exec {lock}>"$plugins.bed-lock"
+  flock "$lock"
+  rm -f "$plugins/kubelet.sock"
   start "kubelet-n$i" nsenter --net="/var/run/netns/$(node_ns "$i")" "$BIN/kubelet" \
     --config="$d/kubelet.yaml" --kubeconfig="$d/kubelet.kubeconfig" --hostname-override="$name" \
     --node-ip="$(node_ip "$i")" --root-dir="$d/kubelet" --cert-dir="$d/pki" \
     --node-labels="topology.kubernetes.io/zone=$zone,topology.kubernetes.io/region=$FIRECAMP_TESTBED_REGION,node.kubernetes.io/instance-type=m5.large,firecamp-worker=$FIRECAMP_TESTBED_REAL_CLUSTER,type=real"
+  # Not wait_for (which would take the bed down from `node light`): a kubelet that exits or
+  # hangs here is reported by the wait for its node to be Ready.
+  local deadline=$((SECONDS + 60))
+  until [ -S "$plugins/kubelet.sock" ] || ! pid_of "kubelet-n$i" >/dev/null || [ $SECONDS -ge $deadline ]; do
+    sleep 0.1
+  done
+  flock -u "$lock"
+  exec {lock}>&-
   start "kube-proxy-n$i" nsenter --net="/var/run/netns/$(node_ns "$i")" "$BIN/kube-proxy" --config="$d/kube-proxy.yaml"
 }
 
