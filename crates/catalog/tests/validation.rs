@@ -344,3 +344,17 @@ fn backups_are_refused_where_there_is_no_target_and_for_other_engines() {
     z.backup = Some(Default::default());
     plan("svc", &z, &local, &KubernetesLayout, &BTreeMap::new()).expect("ZooKeeper is backed up");
 }
+
+/// Issue #13: a cert-manager issuer needs a cluster where cert-manager runs (never the local
+/// runtime) and a valid name.
+#[test]
+fn a_cert_manager_issuer_is_refused_where_cert_manager_does_not_run() {
+    let mut s = spec(Postgresql, 3);
+    s.tls.issuer = Some(firecamp_core::spec::CertIssuer { kind: firecamp_core::spec::IssuerKind::Issuer, name: "ca".into() });
+    refused(&s, "spec.tls.issuer", "cert-manager does not issue certificates here");
+    let with = ClusterConfig { cert_manager: true, ..cluster() };
+    plan("svc", &s, &with, &KubernetesLayout, &BTreeMap::new()).expect("an issuer where cert-manager runs");
+    s.tls.issuer = Some(firecamp_core::spec::CertIssuer { kind: firecamp_core::spec::IssuerKind::ClusterIssuer, name: "Bad/Name".into() });
+    let errs = plan("svc", &s, &with, &KubernetesLayout, &BTreeMap::new()).unwrap_err().to_string();
+    assert!(errs.contains("spec.tls.issuer.name"), "{errs}");
+}

@@ -27,7 +27,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -194,7 +194,7 @@ async fn main() {
     firecamp_testbed::bed::install_crypto_provider();
     let client = client().await;
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch("firecampservices.firecamp.dev", &PatchParams::apply("bench").force(), &Patch::Apply(FireCampService::crd())).await.unwrap();
+    crds.patch("firecampservices.firecamp.dev", &PatchParams::apply("bench").force(), &Patch::Apply(firecamp_manage::crd::crd())).await.unwrap();
     let ns = fresh_namespace(&client, "bench").await;
     let scraper = firecamp_testbed::cluster_role_token(&client, &ns, "bench-scraper", &firecamp_manage::install::metrics_reader()).await;
     SCRAPER.set(scraper).expect("set once");

@@ -403,6 +403,11 @@ pub struct CreateArgs {
     /// Accept clients that do not use TLS as well (members always use it among themselves).
     #[arg(long)]
     pub allow_plaintext: bool,
+    /// Members' certificates from this cert-manager issuer instead of the service's own CA:
+    /// `Issuer/NAME` (of the service's namespace) or `ClusterIssuer/NAME`. Kubernetes with
+    /// cert-manager only; fixed once the service exists.
+    #[arg(long, value_name = "KIND/NAME", value_parser = firecamp_core::spec::CertIssuer::parse)]
+    pub tls_issuer: Option<firecamp_core::spec::CertIssuer>,
     /// Seconds a primary must stay lost before its most advanced replica is promoted
     /// (5 to 3600; 30 when absent). PostgreSQL and Redis replication mode.
     #[arg(long, value_name = "SECONDS")]

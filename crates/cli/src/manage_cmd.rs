@@ -200,6 +200,8 @@ pub async fn manage(a: ManageArgs) -> Result<(), CliError> {
     let config =
         ManageConfig { cluster, watch_namespace: a.watch_namespace.clone(), field_manager: FIELD_MANAGER.into(), identity, cloud, role_source: a.role_source };
     let client = counted_client().await?;
+    let mut config = config;
+    config.cluster.cert_manager = firecamp_manage::reconcile::issued::cert_manager_served(&client).await;
     let rest = firecamp_manage::rest::RestConfig {
         listen: a.listen,
         tls,
@@ -242,13 +244,7 @@ fn rest_tls(a: &ManageArgs) -> Option<firecamp_manage::rest::Tls> {
 
 /// `Issuer/NAME` or `ClusterIssuer/NAME`.
 fn parse_issuer(s: &str) -> Result<(String, String), String> {
-    match s.split_once('/') {
-        Some((kind @ ("Issuer" | "ClusterIssuer"), name)) => match firecamp_core::names::dns1123_subdomain_problem(name) {
-            None => Ok((kind.to_string(), name.to_string())),
-            Some(p) => Err(format!("{s:?}: the issuer's name {p}")),
-        },
-        _ => Err(format!("{s:?}: expected Issuer/NAME or ClusterIssuer/NAME")),
-    }
+    firecamp_core::spec::CertIssuer::parse(s).map(|i| (i.kind.as_str().to_string(), i.name))
 }
 
 /// SIGTERM or SIGINT.

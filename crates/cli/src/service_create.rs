@@ -38,6 +38,8 @@ pub async fn run(client: &Backend, server: &ServerArgs, args: CreateArgs) -> Res
         // Whether the target runtime keeps backups only it knows (the local runtime does):
         // a created spec is checked there; a dry run renders Kubernetes objects, which have none.
         backups: !args.dry_run,
+        // Whether cert-manager runs there too: the manage service knows and checks.
+        cert_manager: true,
     };
     let static_ips = static_ips(&args.static_ips)?;
     let plan = plan(&args.name, &spec, &cluster, &KubernetesLayout, &static_ips)?;
@@ -115,7 +117,7 @@ fn spec_from_args(engine: EngineKind, a: &CreateArgs) -> Result<ServiceSpec, Cli
         labels: pairs("label", &a.labels)?,
         annotations: pairs("annotation", &a.annotations)?,
         clients: firecamp_core::spec::Clients { namespaces: a.client_namespaces.clone(), cidrs: a.client_cidrs.clone(), network_policy: !a.no_network_policy },
-        tls: firecamp_core::spec::TlsSpec { allow_plaintext: a.allow_plaintext },
+        tls: firecamp_core::spec::TlsSpec { allow_plaintext: a.allow_plaintext, issuer: a.tls_issuer.clone() },
         failover: firecamp_core::spec::FailoverSpec { delay_seconds: a.failover_delay, disabled: a.no_failover },
         backup: a.backup.then_some(firecamp_core::spec::BackupSpec { retention: a.backup_retention, schedule: a.backup_schedule.clone() }),
     };

@@ -23,7 +23,7 @@ use firecamp_testbed::{PROVISIONER, client, fresh_namespace, kubeconfig_path};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
-use kube::{Api, Client, CustomResourceExt};
+use kube::{Api, Client};
 
 struct Manage(Child);
 
@@ -139,7 +139,7 @@ fn ip_of(svc: &FireCampService, member: &str) -> (Ipv4Addr, Option<String>) {
 
 async fn setup_crd(client: &Client) {
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch("firecampservices.firecamp.dev", &PatchParams::apply("firecamp-test").force(), &Patch::Apply(&FireCampService::crd())).await.unwrap();
+    crds.patch("firecampservices.firecamp.dev", &PatchParams::apply("firecamp-test").force(), &Patch::Apply(&firecamp_manage::crd::crd())).await.unwrap();
     let cond = kube::runtime::conditions::is_crd_established();
     tokio::time::timeout(Duration::from_secs(30), await_condition(crds, "firecampservices.firecamp.dev", cond)).await.unwrap().unwrap();
 }

@@ -55,6 +55,24 @@ fn redis_cluster_defaults_to_two_members_per_shard() {
     assert_eq!(sts["spec"]["replicas"], 6);
 }
 
+/// #13: `--tls-issuer` takes Issuer/NAME or ClusterIssuer/NAME (exit 2 otherwise); the dry run
+/// shows a cert-manager Certificate per member and no CA Secret.
+#[test]
+fn a_tls_issuer_renders_certificates_and_bad_ones_are_usage_errors() {
+    for bad in ["--tls-issuer=Secret/ca", "--tls-issuer=Issuer/Bad_Name", "--tls-issuer=ca"] {
+        let o = firecamp(&["service", "create", "postgresql", "pg", ZONES, bad, "--dry-run"]);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains("--tls-issuer"), "{bad}: {}", stderr(&o));
+    }
+    let o = firecamp(&["service", "create", "postgresql", "pg", ZONES, "--replicas=2", "--tls-issuer=Issuer/ca", "--dry-run", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let items = list["items"].as_array().unwrap();
+    let certs: Vec<&str> = items.iter().filter(|i| i["kind"] == "Certificate").map(|i| i["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(certs, ["pg-0-certificate", "pg-1-certificate"]);
+    assert!(items.iter().all(|i| i["metadata"]["name"] != "pg-ca"), "no CA Secret with an issuer");
+}
+
 #[test]
 fn creating_without_a_manage_service_says_where_it_looked() {
     let o = firecamp(&["service", "create", "postgresql", "pg", ZONES, "--server", "http://127.0.0.1:9"]);

@@ -13,7 +13,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::{Api, Client, CustomResourceExt};
+use kube::{Api, Client};
 
 const ZONES: &str = "--zones=us-east-1a,us-east-1b,us-east-1c";
 
@@ -65,7 +65,7 @@ fn get(ns: &str, name: &str) -> Service {
 async fn setup(prefix: &str) -> (Client, String) {
     let client = client().await;
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
-    let crd = firecamp_manage::crd::FireCampService::crd();
+    let crd = firecamp_manage::crd::crd();
     crds.patch("firecampservices.firecamp.dev", &PatchParams::apply("firecamp-test").force(), &Patch::Apply(&crd)).await.unwrap();
     let cond = kube::runtime::conditions::is_crd_established();
     tokio::time::timeout(Duration::from_secs(30), kube::runtime::wait::await_condition(crds, "firecampservices.firecamp.dev", cond))

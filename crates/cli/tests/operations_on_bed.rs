@@ -21,7 +21,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolumeClaim, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 
 const ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
 
@@ -98,7 +98,7 @@ impl Bed {
     async fn with_nodes(prefix: &str, count: usize) -> Bed {
         let client = client().await;
         let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
-        crds.patch("firecampservices.firecamp.dev", &PatchParams::apply("firecamp-test").force(), &Patch::Apply(&FireCampService::crd())).await.unwrap();
+        crds.patch("firecampservices.firecamp.dev", &PatchParams::apply("firecamp-test").force(), &Patch::Apply(&firecamp_manage::crd::crd())).await.unwrap();
         let established = kube::runtime::conditions::is_crd_established();
         tokio::time::timeout(Duration::from_secs(30), await_condition(crds, "firecampservices.firecamp.dev", established)).await.unwrap().unwrap();
         let ns = fresh_namespace(&client, prefix).await;

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, PersistentVolumeClaim, Secret
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
-use kube::{Api, Client, CustomResourceExt};
+use kube::{Api, Client};
 
 const ZONES: &str = "--zones=us-east-1a,us-east-1b,us-east-1c";
 
@@ -52,7 +52,7 @@ fn ok(o: Output) -> String {
 
 async fn setup(client: &Client) -> String {
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch("firecampservices.firecamp.dev", &PatchParams::apply("firecamp-test").force(), &Patch::Apply(&FireCampService::crd())).await.unwrap();
+    crds.patch("firecampservices.firecamp.dev", &PatchParams::apply("firecamp-test").force(), &Patch::Apply(&firecamp_manage::crd::crd())).await.unwrap();
     let cond = kube::runtime::conditions::is_crd_established();
     tokio::time::timeout(Duration::from_secs(30), await_condition(crds, "firecampservices.firecamp.dev", cond)).await.unwrap().unwrap();
     fresh_namespace(client, "fc-own").await

@@ -12,7 +12,7 @@ use firecamp_testbed::{PROVISIONER, client, fresh_namespace, kubeconfig_path};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::{Api, Client, CustomResourceExt};
+use kube::{Api, Client};
 use reqwest::StatusCode;
 
 const ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
@@ -152,7 +152,7 @@ fn http_client(ca: Option<&[u8]>) -> reqwest::Client {
 async fn setup(prefix: &str) -> (Client, String) {
     let client = client().await;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = firecamp_manage::crd::FireCampService::crd();
+    let crd = firecamp_manage::crd::crd();
     crds.patch("firecampservices.firecamp.dev", &PatchParams::apply("firecamp-test").force(), &Patch::Apply(&crd)).await.unwrap();
     tokio::time::timeout(
         Duration::from_secs(30),

@@ -43,6 +43,10 @@ pub struct ClusterConfig {
     /// directory); a service may ask for `spec.backup` only then.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub backups: bool,
+    /// Whether cert-manager issues certificates here (its `cert-manager.io/v1` API was found
+    /// when the manage service started); a service may name `spec.tls.issuer` only then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cert_manager: bool,
 }
 
 fn yes() -> bool {
@@ -75,6 +79,7 @@ impl ClusterConfig {
             manage_namespace: DEFAULT_MANAGE_NAMESPACE.into(),
             zones: Vec::new(),
             backups: false,
+            cert_manager: false,
         }
     }
 

@@ -170,6 +170,56 @@ pub struct TlsSpec {
     /// Also accept clients that do not use TLS (members among themselves always use it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_plaintext: bool,
+    /// Members' certificates from this cert-manager issuer instead of the service's own CA
+    /// (Kubernetes with cert-manager only; fixed when the service is created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<CertIssuer>,
+}
+
+/// A cert-manager issuer (`cert-manager.io/v1`): an `Issuer` of the service's namespace or a
+/// `ClusterIssuer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CertIssuer {
+    pub kind: IssuerKind,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum IssuerKind {
+    Issuer,
+    ClusterIssuer,
+}
+
+impl IssuerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssuerKind::Issuer => "Issuer",
+            IssuerKind::ClusterIssuer => "ClusterIssuer",
+        }
+    }
+}
+
+impl CertIssuer {
+    /// `Issuer/NAME` or `ClusterIssuer/NAME`, as the CLI takes it.
+    pub fn parse(s: &str) -> Result<CertIssuer, String> {
+        let kind = match s.split_once('/') {
+            Some(("Issuer", _)) => IssuerKind::Issuer,
+            Some(("ClusterIssuer", _)) => IssuerKind::ClusterIssuer,
+            _ => return Err(format!("{s:?}: expected Issuer/NAME or ClusterIssuer/NAME")),
+        };
+        let name = s.split_once('/').map(|(_, n)| n).unwrap_or_default();
+        match crate::names::dns1123_subdomain_problem(name) {
+            None => Ok(CertIssuer { kind, name: name.to_string() }),
+            Some(p) => Err(format!("{s:?}: the issuer's name {p}")),
+        }
+    }
+}
+
+impl std::fmt::Display for CertIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind.as_str(), self.name)
+    }
 }
 
 impl TlsSpec {

@@ -45,6 +45,17 @@ pub fn validate_common(name: &str, spec: &ServiceSpec, cluster: &ClusterConfig, 
         let r = crate::spec::FailoverSpec::DELAY_RANGE;
         errs.push("spec.failover.delaySeconds", format!("must be {} to {} seconds, got {d}", r.start(), r.end()));
     }
+    if let Some(i) = &spec.tls.issuer {
+        if let Some(p) = crate::names::dns1123_subdomain_problem(&i.name) {
+            errs.push("spec.tls.issuer.name", p);
+        }
+        if !cluster.cert_manager {
+            errs.push(
+                "spec.tls.issuer",
+                "cert-manager does not issue certificates here: the local runtime has none, and on Kubernetes the manage service found no cert-manager.io/v1 API when it started (install cert-manager, then restart the manage service)",
+            );
+        }
+    }
     if let Some(b) = &spec.backup {
         let r = crate::spec::BackupSpec::RETENTION_RANGE;
         if let Some(n) = b.retention.filter(|n| !r.contains(n)) {

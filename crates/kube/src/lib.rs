@@ -1,6 +1,7 @@
 //! Pure builders of the Kubernetes objects of a FireCamp service, from its catalog plan.
 //! Nothing here talks to a cluster; the manage service applies what these functions return.
 
+pub mod certificate;
 pub mod config;
 pub mod labels;
 pub mod logging;
@@ -33,6 +34,7 @@ pub fn build(plan: &ServicePlan, secrets: &Secrets) -> Vec<Object> {
     }
     // Its content is the manage service's to make (firecamp_pki::bundle), never printed.
     out.extend(tls::secrets(plan, None).into_iter().map(Object::Secret));
+    out.extend(tls::certificates(plan).into_iter().map(Object::Certificate));
     out.extend(plan.members.iter().map(|m| Object::ConfigMap(config::config_map(plan, m))));
     out.extend(storage::claims(plan).into_iter().map(Object::PersistentVolumeClaim));
     out.push(Object::Service(services::headless(plan)));

@@ -40,6 +40,12 @@ pub fn tls_secret(service: &str) -> String {
     format!("{service}-tls")
 }
 
+/// A member's cert-manager Certificate and the Secret it issues into (`spec.tls.issuer`).
+/// Not `<member>-tls`: that is the TLS Secret of a service named like the member.
+pub fn member_certificate(member: &MemberName) -> String {
+    format!("{member}-certificate")
+}
+
 /// The service CA's certificate and key; read by the manage service only.
 pub fn ca_secret(service: &str) -> String {
     format!("{service}-ca")

@@ -10,6 +10,8 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
+use crate::certificate::Certificate;
+
 /// One Kubernetes object; serializes as the object itself (apiVersion and kind included).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -25,6 +27,8 @@ pub enum Object {
     PodDisruptionBudget(PodDisruptionBudget),
     NetworkPolicy(NetworkPolicy),
     StatefulSet(StatefulSet),
+    /// A member's certificate from a cert-manager issuer (`spec.tls.issuer`).
+    Certificate(Certificate),
 }
 
 macro_rules! each {
@@ -41,6 +45,7 @@ macro_rules! each {
             Object::PodDisruptionBudget($o) => $e,
             Object::NetworkPolicy($o) => $e,
             Object::StatefulSet($o) => $e,
+            Object::Certificate($o) => $e,
         }
     };
 }
@@ -86,6 +91,7 @@ impl Object {
             "PodDisruptionBudget" => typed(serde_json::from_value(v).map(Object::PodDisruptionBudget)),
             "NetworkPolicy" => typed(serde_json::from_value(v).map(Object::NetworkPolicy)),
             "StatefulSet" => typed(serde_json::from_value(v).map(Object::StatefulSet)),
+            "Certificate" => typed(serde_json::from_value(v).map(Object::Certificate)),
             other => Err(format!("unexpected kind {other:?}")),
         }
     }

@@ -406,3 +406,64 @@ fn redis_members_serve_tls_on_the_standard_port_and_plain_only_when_allowed() {
 fn spec_of(case: &str) -> firecamp_core::ServiceSpec {
     common::cases().into_iter().find(|c| c.0 == case).unwrap().2
 }
+
+/// #13: with a cert-manager issuer, one Certificate per member names what the service's own CA
+/// would (member DNS names, endpoints, static IP), issues into a Secret of its own name carrying
+/// the service's labels, and FireCamp keeps no CA Secret; the pods mount `<service>-tls` as before.
+#[test]
+fn a_cert_manager_issuer_gets_one_certificate_per_member_and_no_ca_secret() {
+    let objs = objects_of("redis-replication-cert-manager");
+    let (_, name, spec, ips) = common::cases().into_iter().find(|c| c.0 == "redis-replication-cert-manager").unwrap();
+    let plan = common::plan_of(name, &spec, &ips);
+    let certs: Vec<_> = objs.iter().filter_map(|o| if let Object::Certificate(c) = o { Some(c) } else { None }).collect();
+    assert_eq!(certs.len(), 3);
+    for (m, c) in plan.members.iter().zip(&certs) {
+        let wanted = firecamp_kube::tls::member_names(&plan, m);
+        assert_eq!(c.metadata.name.as_deref(), Some(format!("{}-certificate", m.member.name).as_str()));
+        assert_eq!(c.spec.secret_name, format!("{}-certificate", m.member.name));
+        assert_eq!(c.spec.dns_names, wanted.names);
+        assert!(c.spec.dns_names.contains(&m.member.dns_name));
+        let ip = m.member.static_ip.expect("a static IP").to_string();
+        assert_eq!(c.spec.ip_addresses, [ip, "127.0.0.1".to_string()]);
+        assert_eq!((c.spec.issuer_ref.kind.as_str(), c.spec.issuer_ref.name.as_str()), ("ClusterIssuer", "corp-ca"));
+        assert!(c.spec.usages.iter().any(|u| u == "client auth") && c.spec.usages.iter().any(|u| u == "server auth"));
+        assert_eq!(c.spec.private_key.as_ref().map(|k| k.encoding.as_str()), Some("PKCS8"));
+        let template = c.spec.secret_template.as_ref().expect("a secret template").labels.clone();
+        assert_eq!(template.get(labels::SERVICE).map(String::as_str), Some("cache"));
+        assert_eq!(template.get(labels::MANAGED_BY).map(String::as_str), Some("firecamp"));
+    }
+    let secrets: Vec<&str> = objs.iter().filter(|o| matches!(o, Object::Secret(_))).map(|o| o.name()).collect();
+    assert!(!secrets.contains(&names::ca_secret("cache").as_str()), "{secrets:?}");
+    assert!(secrets.contains(&names::tls_secret("cache").as_str()), "{secrets:?}");
+    // The same service without an issuer has no Certificate.
+    assert!(!objects_of("redis-replication").iter().any(|o| matches!(o, Object::Certificate(_))));
+}
+
+/// #13: `<service>-tls` assembled from cert-manager's Secrets: each issued member's certificate
+/// and key, a member not issued yet keeping what it had, and every distinct CA once.
+#[test]
+fn the_members_secret_is_assembled_from_what_cert_manager_issued() {
+    use firecamp_kube::tls::{Issued, mounted_from_issued};
+    let (_, name, spec, ips) = common::cases().into_iter().find(|c| c.0 == "redis-replication-cert-manager").unwrap();
+    let plan = common::plan_of(name, &spec, &ips);
+    let pem = |n: &str| format!("-----BEGIN CERTIFICATE-----\n{n}\n-----END CERTIFICATE-----\n");
+    let issued = |n: &str, ca: &str| Issued { cert: pem(n), key: format!("key {n}"), ca: pem(ca) };
+    let previous = BTreeMap::from([("cache-2.crt".to_string(), pem("old 2")), ("cache-2.key".to_string(), "old key 2".to_string())]);
+    let got =
+        mounted_from_issued(&plan, &BTreeMap::from([("cache-0".to_string(), issued("0", "ca A")), ("cache-1".to_string(), issued("1", "ca B"))]), &previous);
+    assert_eq!(got["cache-0.crt"], pem("0"));
+    assert_eq!(got["cache-1.key"], "key 1");
+    assert_eq!(got["cache-2.crt"], pem("old 2"), "a member not issued keeps its certificate");
+    assert_eq!(got["ca.crt"], format!("{}{}", pem("ca A"), pem("ca B")));
+    let same_ca = mounted_from_issued(
+        &plan,
+        &BTreeMap::from([("cache-0".to_string(), issued("0", "ca A")), ("cache-1".to_string(), issued("1", "ca A"))]),
+        &BTreeMap::new(),
+    );
+    assert_eq!(same_ca["ca.crt"], pem("ca A"));
+    assert!(!same_ca.contains_key("cache-2.crt"));
+    // What is issued lacks nothing, or it is not taken.
+    let data = |keys: &[&str]| keys.iter().map(|k| (k.to_string(), "x".to_string())).collect::<BTreeMap<_, _>>();
+    assert!(Issued::from_data(&data(&["tls.crt", "tls.key", "ca.crt"])).is_some());
+    assert!(Issued::from_data(&data(&["tls.crt", "tls.key"])).is_none(), "an issuer without ca.crt");
+}

@@ -141,8 +141,34 @@ pub enum TaskPhase {
     Failed,
 }
 
+/// `spec.tls.issuer` stays as the service was created: its members trust one CA, and a member
+/// restarted with another issuer's certificate would be refused by its peers. The API server
+/// refuses the change (a CEL transition rule), so no controller has to undo it.
+const ISSUER_FIXED: &str = "(has(self.tls) && has(self.tls.issuer)) == (has(oldSelf.tls) && has(oldSelf.tls.issuer)) \
+                            && (!has(self.tls) || !has(self.tls.issuer) || self.tls.issuer == oldSelf.tls.issuer)";
+
+/// The CRD: the types' schema and the rules the API server enforces on changes.
+pub fn crd() -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::ValidationRule;
+    use kube::CustomResourceExt;
+    let mut crd = FireCampService::crd();
+    for v in &mut crd.spec.versions {
+        let spec = v.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()).and_then(|s| s.properties.as_mut()).and_then(|p| p.get_mut("spec"));
+        if let Some(spec) = spec {
+            spec.x_kubernetes_validations.get_or_insert_with(Vec::new).push(ValidationRule {
+                rule: ISSUER_FIXED.into(),
+                message: Some(
+                    "spec.tls.issuer cannot change once the service exists: its members trust one CA (create a new service for another issuer)".into(),
+                ),
+                field_path: Some(".tls".into()),
+                ..Default::default()
+            });
+        }
+    }
+    crd
+}
+
 /// The CRD as YAML, for `deploy/crd.yaml` and `firecamp install render`.
 pub fn crd_yaml() -> String {
-    use kube::CustomResourceExt;
-    serde_saphyr::to_string(&FireCampService::crd()).unwrap_or_default()
+    serde_saphyr::to_string(&crd()).unwrap_or_default()
 }

@@ -15,10 +15,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Ro
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::CustomResourceExt;
 use serde_json::Value;
-
-use crate::crd::FireCampService;
 
 pub const NAMESPACE: &str = "firecamp-system";
 pub const NAME: &str = "firecamp-manage";
@@ -153,6 +150,8 @@ fn namespaced_rules() -> Vec<PolicyRule> {
         // The members' Role grants `get` on their ConfigMaps, which this role holds.
         rule(&["rbac.authorization.k8s.io"], &["roles", "rolebindings"], MANAGE),
         rule(&["batch"], &["jobs"], &["get", "list", "watch", "create", "delete"]),
+        // Members' certificates from a cert-manager issuer (`spec.tls.issuer`).
+        rule(&["cert-manager.io"], &["certificates"], MANAGE),
     ]
 }
 
@@ -340,7 +339,7 @@ fn service_account(o: &InstallOptions) -> ServiceAccount {
 pub fn render(o: &InstallOptions) -> Vec<Value> {
     let v = |x: serde_json::Result<Value>| x.unwrap_or(Value::Null);
     let mut out = vec![
-        v(serde_json::to_value(FireCampService::crd())),
+        v(serde_json::to_value(crate::crd::crd())),
         v(serde_json::to_value(Namespace { metadata: meta(NAMESPACE, false), ..Default::default() })),
         v(serde_json::to_value(service_account(o))),
         v(serde_json::to_value(match &o.watch_namespace {

@@ -112,12 +112,17 @@ pub async fn run(client: Client, config: ManageConfig, lease_namespace: &str) ->
         claim_sizes: Default::default(),
         applied: Default::default(),
     });
-    let controller = Controller::for_stream(services, reader)
+    let mut controller = Controller::for_stream(services, reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(RECONCILES_AT_ONCE))
         .owns(api::<StatefulSet>(&client, &ns), managed.clone())
         .owns(api::<Service>(&client, &ns), managed.clone())
         .owns(api::<ConfigMap>(&client, &ns), managed.clone())
-        .owns(api::<Job>(&client, &ns), managed.clone())
+        .owns(api::<Job>(&client, &ns), managed.clone());
+    // A Certificate issued or renewed brings the pass that copies it into `<service>-tls`.
+    if ctx.config.cluster.cert_manager {
+        controller = controller.owns(api::<firecamp_kube::certificate::Certificate>(&client, &ns), managed.clone());
+    }
+    let controller = controller
         // Pods only trigger passes (a pass reads them itself): their metadata is enough, and
         // whole pods would be decoded at every status change of every member.
         .watches_stream(watcher(api::<PartialObjectMeta<Pod>>(&client, &ns), managed).touched_objects(), |pod| {

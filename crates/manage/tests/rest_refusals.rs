@@ -147,6 +147,35 @@ async fn create_refuses_a_zone_outside_the_clusters() {
     assert!(status.is_success(), "the cluster's own zones are accepted: {status}");
 }
 
+/// #13: a member certificate issuer needs cert-manager: a manage service that found no
+/// cert-manager.io/v1 API refuses it, naming the field; with one, it is accepted. A malformed
+/// issuer name is refused either way.
+#[tokio::test]
+async fn create_refuses_a_cert_manager_issuer_where_there_is_no_cert_manager() {
+    let with_issuer = |name: &str| {
+        let mut s = spec("postgresql");
+        s["tls"] = json!({"issuer": {"kind": "Issuer", "name": name}});
+        serde_json::to_vec(&json!({ "name": "pg", "spec": s })).unwrap()
+    };
+    let refused = |bytes: &[u8], field: &str, says: &str| {
+        let e: ApiError = serde_json::from_slice(bytes).unwrap();
+        assert!(e.fields.iter().any(|f| f.field == field && f.message.contains(says)), "{e:?}");
+    };
+    let app = common::App::with_cluster(firecamp_core::ClusterConfig::new("test"));
+    let (status, bytes, seen) = app.call(Method::POST, "/v1/services", with_issuer("ca")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    refused(&bytes, "spec.tls.issuer", "cert-manager does not issue certificates here");
+    nothing_written(&seen.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+
+    let app = common::App::with_cluster(firecamp_core::ClusterConfig { cert_manager: true, ..firecamp_core::ClusterConfig::new("test") });
+    let (status, bytes, seen) = app.call(Method::POST, "/v1/services", with_issuer("Bad_Name")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    refused(&bytes, "spec.tls.issuer.name", "");
+    nothing_written(&seen.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let (status, _, _) = app.call(Method::POST, "/v1/services", with_issuer("ca")).await;
+    assert!(status.is_success(), "an issuer is accepted where cert-manager runs: {status}");
+}
+
 /// #15: backups run on the local runtime; on Kubernetes their paths answer 501 saying so, after
 /// the caller is authenticated and authorized like any other, and write nothing.
 #[tokio::test]

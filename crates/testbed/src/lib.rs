@@ -5,6 +5,7 @@
 //! binary) and the helpers integration tests use to reach the bed.
 
 pub mod bed;
+pub mod cert_manager;
 pub mod nodes;
 pub mod provisioner;
 pub mod storage;

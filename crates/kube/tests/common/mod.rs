@@ -6,13 +6,14 @@ use std::net::Ipv4Addr;
 use firecamp_catalog::examples::{redis_cluster, spec};
 use firecamp_catalog::layout::KubernetesLayout;
 use firecamp_catalog::{ServicePlan, plan};
-use firecamp_core::spec::{PostgresOptions, PostgresReplication, VolumeSpec};
+use firecamp_core::spec::{CertIssuer, IssuerKind, PostgresOptions, PostgresReplication, VolumeSpec};
 use firecamp_core::{ClusterConfig, EngineKind, ServiceSpec};
 
 pub fn cluster() -> ClusterConfig {
     let mut c = ClusterConfig::new("prod");
     c.namespace = "databases".into();
     c.networks = vec!["10.0.0.0/16".into()];
+    c.cert_manager = true;
     c
 }
 
@@ -35,12 +36,15 @@ pub fn cases() -> Vec<(&'static str, &'static str, ServiceSpec, BTreeMap<String,
     pg_sync.clients.namespaces = vec!["payments".into()];
     pg_sync.clients.cidrs = vec!["10.20.0.0/16".into()];
     let redis = spec(EngineKind::Redis, 3);
+    let mut redis_issued = spec(EngineKind::Redis, 3);
+    redis_issued.tls.issuer = Some(CertIssuer { kind: IssuerKind::ClusterIssuer, name: "corp-ca".into() });
     let mut zk = spec(EngineKind::Zookeeper, 3);
     zk.volumes.journal = Some(VolumeSpec::new("2Gi"));
     vec![
         ("postgresql-async", "pg", pg, BTreeMap::new()),
         ("postgresql-sync", "pgs", pg_sync, BTreeMap::new()),
         ("redis-replication", "cache", redis, ips("cache", 3)),
+        ("redis-replication-cert-manager", "cache", redis_issued, ips("cache", 3)),
         ("redis-cluster", "rc", redis_cluster(3, 6), ips("rc", 6)),
         ("redis-cluster-unallocated", "rcu", redis_cluster(3, 6), BTreeMap::new()),
         ("zookeeper", "zk", zk, BTreeMap::new()),

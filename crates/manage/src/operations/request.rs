@@ -139,6 +139,11 @@ async fn request_once(
     let mut cluster = cluster.clone();
     cluster.namespace = svc.namespace().unwrap_or_default();
     plan(name, &c.spec, &cluster, &KubernetesLayout, &BTreeMap::new())?;
+    if let (OperationKind::Certificates, Some(issuer)) = (c.kind, &c.spec.tls.issuer) {
+        let mut errs = ValidationErrors::default();
+        errs.push("kind", crate::reconcile::issued::rotation_refused(issuer));
+        return Err(errs.into());
+    }
     if c.kind == OperationKind::Certificates {
         let secrets: Api<Secret> = Api::namespaced(api.clone().into_client(), &cluster.namespace);
         if let Err(why) = crate::reconcile::tls::check(&secrets, name, c.ca).await? {

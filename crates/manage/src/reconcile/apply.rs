@@ -173,6 +173,19 @@ pub async fn delete_orphans(client: &Client, ns: &str, service: &str, uid: &str,
             deleted.push(format!("NetworkPolicy/{name}"));
         }
     }
+    // A removed member's Certificate (with a cert-manager issuer), and with it the Secret it
+    // issued into, which it owns.
+    if desired.iter().any(|o| matches!(o, Object::Certificate(_))) {
+        let certs: Api<firecamp_kube::certificate::Certificate> = Api::namespaced(client.clone(), ns);
+        for c in certs.list(&lp).await.map_err(Error::kube("list", "Certificate", service))? {
+            let controlled = c.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == uid);
+            let name = c.metadata.name.unwrap_or_default();
+            if controlled && !want.contains(&("Certificate", name.as_str())) {
+                certs.delete(&name, &DeleteParams::default()).await.map_err(Error::kube("delete", "Certificate", &name))?;
+                deleted.push(format!("Certificate/{name}"));
+            }
+        }
+    }
     let scs: Api<StorageClass> = Api::all(client.clone());
     // `labels()` replaces the selector: name the service and the namespace together, or one
     // service's reconcile would prune another's classes.

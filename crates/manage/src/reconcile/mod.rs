@@ -5,6 +5,7 @@ pub mod applied;
 pub mod apply;
 pub mod cloud;
 pub mod init;
+pub mod issued;
 pub mod ownership;
 pub mod status;
 pub mod tls;
@@ -227,6 +228,16 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
     if !plan.init_tasks.is_empty() {
         targets.push(ownership::Target { api_version: "batch/v1", kind: "Job", name: &job, namespace: Some(&ns), proof: ownership::Proof::OwnerReference });
     }
+    // The Secrets cert-manager issues into, named by the Certificates.
+    let issued_secrets: Vec<String> =
+        wanted.iter().filter_map(|o| if let Object::Certificate(c) = o { Some(c.spec.secret_name.clone()) } else { None }).collect();
+    targets.extend(issued_secrets.iter().map(|n| ownership::Target {
+        api_version: "v1",
+        kind: "Secret",
+        name: n,
+        namespace: Some(&ns),
+        proof: ownership::Proof::Issued,
+    }));
     let live = ownership::check(&ctx.client, &targets, &me).await?;
     // Static IPs before anything is built: the members' configs bind them.
     let members: Vec<firecamp_core::Member> = plan.members.iter().map(|m| m.member.clone()).collect();
@@ -237,13 +248,28 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
     // passwords' created once); then the objects that do not depend on each other side by side;
     // the StatefulSet last, as its pods use all of them.
     let objects = build(&plan, &Secrets::Redacted);
+    let field_manager = ctx.config.field_manager.as_str();
+    let memo = apply::Memo { uid: &uid, applied: &ctx.applied, live: &live };
+    // cert-manager's Certificates before the members' Secret is assembled from what they issued.
+    for o in objects.iter().filter(|o| matches!(o, Object::Certificate(_))) {
+        apply::apply_unless_unchanged(&ctx.client, field_manager, o, Some(&owner), Some(&memo)).await?;
+    }
+    let mut tls_waiting = None;
+    let mut tls_done = false;
     for o in objects.iter().filter(|o| matches!(o, Object::Secret(_))) {
         match o {
             // Both TLS Secrets at the first (the CA's), before the StatefulSet mounts them.
-            o if tls::is_tls_secret(&plan, o) && o.name() == names::ca_secret(&name) => {
-                let changed = tls::ensure(&ctx.client, &ctx.config.field_manager, &plan, &owner).await?;
+            o if tls::is_tls_secret(&plan, o) && !tls_done => {
+                tls_done = true;
+                let (changed, by) = if plan.spec.tls.issuer.is_some() {
+                    let a = issued::assemble(&ctx.client, field_manager, &plan, &owner).await?;
+                    tls_waiting = a.waiting;
+                    (a.changed, "cert-manager")
+                } else {
+                    (tls::ensure(&ctx.client, field_manager, &plan, &owner).await?, "the service's CA")
+                };
                 if !changed.is_empty() {
-                    let what = format!("TLS certificates issued in {}: {}", names::tls_secret(&name), changed.join(", "));
+                    let what = format!("TLS certificates issued by {by} in {}: {}", names::tls_secret(&name), changed.join(", "));
                     event(ctx, svc, EventType::Normal, "CertificatesIssued", what).await;
                 }
             }
@@ -262,14 +288,12 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
         }
     }
     let (sets, rest): (Vec<&Object>, Vec<&Object>) =
-        objects.iter().filter(|o| !matches!(o, Object::Secret(_))).partition(|o| matches!(o, Object::StatefulSet(_)));
+        objects.iter().filter(|o| !matches!(o, Object::Secret(_) | Object::Certificate(_))).partition(|o| matches!(o, Object::StatefulSet(_)));
     // The members' RBAC in order: the API server admits a RoleBinding from the manage service
     // (which may not escalate) only once it can read the Role it grants. Side by side, the
     // binding's refusal ended the pass and cancelled the Role's apply, pass after pass.
     let (rbac, rest): (Vec<&Object>, Vec<&Object>) =
         rest.into_iter().partition(|o| matches!(o, Object::ServiceAccount(_) | Object::Role(_) | Object::RoleBinding(_)));
-    let field_manager = ctx.config.field_manager.as_str();
-    let memo = apply::Memo { uid: &uid, applied: &ctx.applied, live: &live };
     for o in rbac {
         apply::apply_unless_unchanged(&ctx.client, field_manager, o, Some(&owner), Some(&memo)).await?;
     }
@@ -278,7 +302,8 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
     // the pass's.
     let results: Vec<Result<()>> = futures::stream::iter(applies).buffer_unordered(apply::IN_FLIGHT).collect().await;
     results.into_iter().collect::<Result<()>>()?;
-    for o in sets {
+    // A member's pod does not start before its certificate is in the members' Secret.
+    for o in sets.into_iter().filter(|_| tls_waiting.is_none()) {
         apply::apply_statefulset(&ctx.client, field_manager, o, Some(&owner), &uid, &ctx.claim_sizes, Some(&memo)).await?;
     }
     let deleted = apply::delete_orphans(&ctx.client, &ns, &name, &uid, &objects).await?;
@@ -329,6 +354,12 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
     status.operations = driven.operations;
     status.primary = driven.primary;
     status.primary_lost_since = driven.primary_lost_since;
+    if let Some(w) = tls_waiting {
+        status.message = Some(match status.message.take() {
+            Some(m) => format!("{m}; {w}"),
+            None => w,
+        });
+    }
     if let Some(held) = driven.held {
         status.message = Some(match status.message.take() {
             Some(m) => format!("{m}; {held}"),

@@ -19,7 +19,15 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proof {
     OwnerReference,
-    Labels { cluster_scoped: bool },
+    Labels {
+        cluster_scoped: bool,
+    },
+    /// A Secret cert-manager issues for the service's Certificate of the same name: this
+    /// service's owner reference, or (issued, not yet claimed) the service's labels, which the
+    /// Certificate's secret template gives it, and cert-manager's annotation naming the
+    /// Certificate. cert-manager would overwrite any Secret of the name: a stranger's is refused
+    /// before the Certificate is applied.
+    Issued,
 }
 
 pub fn proof(o: &Object) -> Proof {
@@ -44,6 +52,17 @@ pub fn refusal(existing: Option<&ObjectMeta>, proof: Proof, me: &Claimant) -> Op
                 Some(r) => Some(format!("it is controlled by {} {} (uid {}), not by this FireCampService", r.kind, r.name, r.uid)),
                 None => Some("it exists without an owner reference to this FireCampService".into()),
             }
+        }
+        Proof::Issued => {
+            if meta.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == me.uid) {
+                return None;
+            }
+            let l = meta.labels.clone().unwrap_or_default();
+            let has = |k: &str, v: &str| l.get(k).map(String::as_str) == Some(v);
+            let annotations = meta.annotations.clone().unwrap_or_default();
+            let issued = annotations.get(firecamp_kube::certificate::CERTIFICATE_NAME_ANNOTATION).is_some_and(|c| Some(c) == meta.name.as_ref());
+            let ours = has(labels::MANAGED_BY, "firecamp") && has(labels::SERVICE, me.service) && issued;
+            (!ours).then(|| format!("it was not issued by cert-manager for this service's Certificate {}", meta.name.clone().unwrap_or_default()))
         }
         Proof::Labels { cluster_scoped } => {
             let l = meta.labels.clone().unwrap_or_default();
@@ -147,6 +166,25 @@ mod tests {
         // Labels do not stand in for the owner reference: anyone can write them.
         let labelled = ObjectMeta { labels: with_labels(&[(labels::MANAGED_BY, "firecamp"), (labels::SERVICE, "pg")]).labels, ..Default::default() };
         assert!(refusal(Some(&labelled), BY_REF, &ME).is_some());
+    }
+
+    #[test]
+    fn an_issued_secret_is_ours_only_when_issued_for_our_certificate() {
+        let issued = |labels: &[(&str, &str)], certificate: Option<&str>| ObjectMeta {
+            name: Some("pg-0-certificate".into()),
+            labels: with_labels(labels).labels,
+            annotations: certificate.map(|c| BTreeMap::from([(firecamp_kube::certificate::CERTIFICATE_NAME_ANNOTATION.to_string(), c.to_string())])),
+            ..Default::default()
+        };
+        let ours = [(labels::MANAGED_BY, "firecamp"), (labels::SERVICE, "pg")];
+        assert_eq!(refusal(Some(&issued(&ours, Some("pg-0-certificate"))), Proof::Issued, &ME), None);
+        assert_eq!(refusal(Some(&with_owners(vec![owner("u-1", true)])), Proof::Issued, &ME), None);
+        // A stranger's Secret of the name, one issued for another Certificate, another service's.
+        assert!(refusal(Some(&ObjectMeta { name: Some("pg-0-certificate".into()), ..Default::default() }), Proof::Issued, &ME).unwrap().contains("not issued"));
+        assert!(refusal(Some(&issued(&ours, Some("other"))), Proof::Issued, &ME).is_some());
+        assert!(refusal(Some(&issued(&ours, None)), Proof::Issued, &ME).is_some());
+        assert!(refusal(Some(&issued(&[(labels::MANAGED_BY, "firecamp"), (labels::SERVICE, "zk")], Some("pg-0-certificate"))), Proof::Issued, &ME).is_some());
+        assert!(refusal(Some(&with_owners(vec![owner("u-0", true)])), Proof::Issued, &ME).is_some());
     }
 
     #[test]

@@ -18,13 +18,18 @@ use kube::{Api, Client};
 use super::apply;
 use crate::error::{Error, Result};
 
+/// A Secret's data as text (PEM and keys are).
+pub(crate) fn secret_data(s: &Secret) -> BTreeMap<String, String> {
+    s.data.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned())).collect()
+}
+
 /// The two Secrets' data merged (the bundle), and the members' Secret's alone.
 async fn read(api: &Api<Secret>, plan: &ServicePlan) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
     let mut existing = BTreeMap::new();
     let mut mounted = BTreeMap::new();
     for name in [names::ca_secret(&plan.name), names::tls_secret(&plan.name)] {
         if let Some(s) = api.get_opt(&name).await.map_err(Error::kube("get", "Secret", &name))? {
-            let data: BTreeMap<String, String> = s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned())).collect();
+            let data = secret_data(&s);
             if name == names::tls_secret(&plan.name) {
                 mounted = data.clone();
             }
@@ -85,7 +90,7 @@ pub fn rotation(stage: Option<CaStage>) -> Rotation {
 /// requester's view: the CA's Secret alone holds what the check needs).
 pub async fn check(api: &Api<Secret>, name: &str, stage: Option<CaStage>) -> std::result::Result<std::result::Result<(), String>, kube::Error> {
     let data: BTreeMap<String, String> = match api.get_opt(&names::ca_secret(name)).await? {
-        Some(s) => s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned())).collect(),
+        Some(s) => secret_data(&s),
         None => BTreeMap::new(),
     };
     Ok(firecamp_pki::rotate::check(&data, rotation(stage)))
@@ -100,6 +105,10 @@ pub async fn rotate(
     owner: &OwnerReference,
     op: &Operation,
 ) -> Result<std::result::Result<Option<String>, String>> {
+    // An operation written into the resource by hand meets the same refusal as the API's.
+    if let Some(issuer) = &plan.spec.tls.issuer {
+        return Ok(Err(super::issued::rotation_refused(issuer)));
+    }
     let ns = plan.cluster.namespace.as_str();
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
     let (existing, _) = read(&api, plan).await?;
