@@ -1,7 +1,7 @@
 //! Where a member's files live and what address it listens on. Kubernetes and the local runtime
 //! differ only here.
 
-use firecamp_core::{EngineKind, Member};
+use firecamp_core::{ClusterConfig, EngineKind, Member, ServiceSpec};
 
 /// How a member's server binds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub struct MetricsTools {
     pub exporter: String,
 }
 
-/// A member's side of backups (docs/backup.md). Only the local runtime has a backup target yet.
+/// A member's side of backups (docs/backup.md).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BackupPaths {
     /// The service's WAL archive, a directory or an `s3://bucket/key` URL; empty: nothing is
@@ -95,8 +95,37 @@ pub trait Layout {
 }
 
 /// The container layout: every member sees the same paths inside its pod.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct KubernetesLayout;
+#[derive(Debug, Clone, Default)]
+pub struct KubernetesLayout {
+    /// The service's WAL archive in the cluster's bucket ([`KubernetesLayout::archiving`]).
+    pub backup: BackupPaths,
+}
+
+/// Where member-init puts the `firecamp` executable (an emptyDir) for `wal.sh` to run.
+pub const K8S_TOOL_DIR: &str = "/opt/firecamp/bin";
+
+impl KubernetesLayout {
+    /// Whether a service's members archive WAL on Kubernetes: PostgreSQL with `spec.backup`, in
+    /// a cluster whose manage service has a backup bucket.
+    pub fn archives(cluster: &ClusterConfig, spec: &ServiceSpec) -> bool {
+        cluster.archive.is_some() && spec.backup.is_some() && spec.engine == EngineKind::Postgresql
+    }
+
+    /// The layout of a service of `cluster` (its namespace set), incarnation `uid` (the
+    /// FireCampService's own): its WAL goes to `<bucket url>/<namespace>/<service>/<uid>/wal`.
+    pub fn archiving(cluster: &ClusterConfig, spec: &ServiceSpec, service: &str, uid: &str) -> KubernetesLayout {
+        let Some(a) = cluster.archive.as_ref().filter(|_| Self::archives(cluster, spec)) else {
+            return KubernetesLayout::default();
+        };
+        KubernetesLayout {
+            backup: BackupPaths {
+                archive_dir: format!("{}/{}/{service}/{uid}/wal", a.url.trim_end_matches('/'), cluster.namespace),
+                restore: None,
+                s3: Some(S3Access { tool: format!("{K8S_TOOL_DIR}/firecamp"), region: a.region.clone(), endpoint: a.endpoint.clone() }),
+            },
+        }
+    }
+}
 
 /// The local runtime's layout: every member has its own directory tree on the machine
 /// (`<service_dir>/<member>/{config,secret,tls,data,journal,run}`) and binds its loopback static IP,
@@ -172,7 +201,7 @@ impl Layout for KubernetesLayout {
             journal_dir: K8S_JOURNAL_DIR.into(),
             run_dir: K8S_RUN_DIR.into(),
             bin_dir: String::new(),
-            backup: BackupPaths::default(),
+            backup: self.backup.clone(),
             // FireCamp's engine images carry the exporters (scripts/image.sh; docs/images.md),
             // run by a sidecar container; ZooKeeper's image has the provider's jars.
             metrics: Some(MetricsTools { exporter: k8s_exporter(engine).into() }),

@@ -25,7 +25,7 @@ fn name(e: EngineKind) -> &'static str {
 }
 
 fn try_plan(e: EngineKind, s: &ServiceSpec) -> Result<(), ValidationErrors> {
-    plan(name(e), s, &ClusterConfig::new("prod"), &KubernetesLayout, &BTreeMap::new()).map(|_| ())
+    plan(name(e), s, &ClusterConfig::new("prod"), &KubernetesLayout::default(), &BTreeMap::new()).map(|_| ())
 }
 
 fn with(e: EngineKind, key: &str, value: &str) -> ServiceSpec {
@@ -255,7 +255,7 @@ proptest! {
         if !member_params.is_empty() {
             s.member_config.insert(member.clone(), member_params.clone());
         }
-        match plan(name(e), &s, &ClusterConfig::new("prod"), &KubernetesLayout, &BTreeMap::new()) {
+        match plan(name(e), &s, &ClusterConfig::new("prod"), &KubernetesLayout::default(), &BTreeMap::new()) {
             Err(errs) => {
                 prop_assert!(!errs.0.is_empty());
                 for f in &errs.0 {

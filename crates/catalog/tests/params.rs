@@ -13,7 +13,7 @@ use firecamp_core::{ClusterConfig, EngineKind, ServiceSpec};
 use EngineKind::*;
 
 fn planned(name: &str, s: &ServiceSpec) -> ServicePlan {
-    plan(name, s, &ClusterConfig::new("prod"), &KubernetesLayout, &BTreeMap::new()).expect("valid")
+    plan(name, s, &ClusterConfig::new("prod"), &KubernetesLayout::default(), &BTreeMap::new()).expect("valid")
 }
 
 fn file<'a>(p: &'a ServicePlan, member: &str, name: &str) -> &'a str {
@@ -21,7 +21,7 @@ fn file<'a>(p: &'a ServicePlan, member: &str, name: &str) -> &'a str {
 }
 
 fn refused(name: &str, s: &ServiceSpec, field: &str, text: &str) {
-    let e = plan(name, s, &ClusterConfig::new("prod"), &KubernetesLayout, &BTreeMap::new()).expect_err("refused");
+    let e = plan(name, s, &ClusterConfig::new("prod"), &KubernetesLayout::default(), &BTreeMap::new()).expect_err("refused");
     assert!(e.0.iter().any(|f| f.field == field && f.message.contains(text)), "want {field}: {text}; got {e}");
 }
 
@@ -102,12 +102,12 @@ fn reloadable_keys_per_engine() {
 #[test]
 fn a_switched_over_primary_is_rendered_as_primary_and_the_others_follow_it() {
     let s = spec(Postgresql, 3);
-    let p = plan_with_primary("pg", &s, &ClusterConfig::new("prod"), &KubernetesLayout, &BTreeMap::new(), Some("pg-1")).unwrap();
+    let p = plan_with_primary("pg", &s, &ClusterConfig::new("prod"), &KubernetesLayout::default(), &BTreeMap::new(), Some("pg-1")).unwrap();
     assert!(file(&p, "pg-0", "postgresql.conf").contains("host=pg-1.default.prod-firecamp.com"));
     assert!(file(&p, "pg-0", "member.env").contains("INITIAL_ROLE='replica'"));
     assert!(!file(&p, "pg-1", "postgresql.conf").contains("primary_conninfo"));
     let s = spec(Redis, 3);
-    let p = plan_with_primary("r", &s, &ClusterConfig::new("prod"), &KubernetesLayout, &BTreeMap::new(), Some("r-2")).unwrap();
+    let p = plan_with_primary("r", &s, &ClusterConfig::new("prod"), &KubernetesLayout::default(), &BTreeMap::new(), Some("r-2")).unwrap();
     assert!(file(&p, "r-0", "redis.conf").contains("replicaof r-2.default.prod-firecamp.com 6379"));
     assert!(!file(&p, "r-2", "redis.conf").contains("replicaof"));
 }

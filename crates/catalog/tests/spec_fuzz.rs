@@ -104,7 +104,7 @@ fn any_spec_is_planned_or_refused_field_by_field() {
         3000,
         || (text(), any_spec()),
         |(name, s)| {
-            match plan(&name, &s, &cluster(), &KubernetesLayout, &BTreeMap::new()) {
+            match plan(&name, &s, &cluster(), &KubernetesLayout::default(), &BTreeMap::new()) {
                 Err(errs) => {
                     prop_assert!(!errs.0.is_empty());
                     for e in &errs.0 {
@@ -131,7 +131,7 @@ fn any_spec_is_planned_or_refused_field_by_field() {
 fn arbitrary_json_bodies_parse_or_are_refused() {
     check(3000, json_spec, |body| {
         if let Ok(s) = serde_json::from_value::<ServiceSpec>(body) {
-            let _ = plan("svc", &s, &cluster(), &KubernetesLayout, &BTreeMap::new());
+            let _ = plan("svc", &s, &cluster(), &KubernetesLayout::default(), &BTreeMap::new());
         }
         Ok(())
     });

@@ -17,7 +17,7 @@ fn cluster() -> ClusterConfig {
 }
 
 fn errors(name: &str, s: &ServiceSpec) -> ValidationErrors {
-    plan(name, s, &cluster(), &KubernetesLayout, &BTreeMap::new()).expect_err("spec should be refused")
+    plan(name, s, &cluster(), &KubernetesLayout::default(), &BTreeMap::new()).expect_err("spec should be refused")
 }
 
 /// Asserts the spec is refused with an error on `field` whose message contains `text`.
@@ -33,7 +33,7 @@ fn refused_named(name: &str, s: &ServiceSpec, field: &str, text: &str) {
 #[test]
 fn valid_specs_plan() {
     for s in [spec(Postgresql, 3), spec(Redis, 3), spec(Zookeeper, 3), redis_cluster(3, 6)] {
-        plan("svc", &s, &cluster(), &KubernetesLayout, &BTreeMap::new()).unwrap();
+        plan("svc", &s, &cluster(), &KubernetesLayout::default(), &BTreeMap::new()).unwrap();
     }
 }
 
@@ -47,7 +47,7 @@ fn name_must_be_a_dns_1035_label() {
 #[test]
 fn name_length_boundary_is_52() {
     let ok = "a".repeat(52);
-    plan(&ok, &spec(Postgresql, 3), &cluster(), &KubernetesLayout, &BTreeMap::new()).unwrap();
+    plan(&ok, &spec(Postgresql, 3), &cluster(), &KubernetesLayout::default(), &BTreeMap::new()).unwrap();
     refused_named(&"a".repeat(53), &spec(Postgresql, 3), "name", "at most 52 characters");
 }
 
@@ -82,7 +82,8 @@ fn zones_are_the_clusters_when_it_names_them() {
     let s = spec(Postgresql, 3);
     let with = |zones: &[&str]| ClusterConfig { zones: zones.iter().map(|z| z.to_string()).collect(), ..cluster() };
     // Named by `install render --zones`: a zone outside them is refused, naming them.
-    let errs = plan("svc", &s, &with(&["us-east-1a", "us-east-1b"]), &KubernetesLayout, &BTreeMap::new()).expect_err("us-east-1c is not the cluster's");
+    let errs =
+        plan("svc", &s, &with(&["us-east-1a", "us-east-1b"]), &KubernetesLayout::default(), &BTreeMap::new()).expect_err("us-east-1c is not the cluster's");
     assert!(
         errs.0
             .iter()
@@ -90,8 +91,9 @@ fn zones_are_the_clusters_when_it_names_them() {
         "{errs}"
     );
     assert_eq!(errs.0.len(), 1, "only the foreign zone: {errs}");
-    plan("svc", &s, &with(&["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d"]), &KubernetesLayout, &BTreeMap::new()).expect("a subset of the cluster's");
-    plan("svc", &s, &with(&[]), &KubernetesLayout, &BTreeMap::new()).expect("not named: not checked");
+    plan("svc", &s, &with(&["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d"]), &KubernetesLayout::default(), &BTreeMap::new())
+        .expect("a subset of the cluster's");
+    plan("svc", &s, &with(&[]), &KubernetesLayout::default(), &BTreeMap::new()).expect("not named: not checked");
 }
 
 #[test]
@@ -191,7 +193,7 @@ fn reserved_prefixes_and_their_subdomains_are_refused() {
     let mut s = spec(Postgresql, 1);
     s.annotations.insert("example.com/kubernetes.io".into(), "ok".into());
     s.labels.insert("team.example.com/k8s.io-owner".into(), "ok".into());
-    assert!(plan("pg", &s, &cluster(), &KubernetesLayout, &BTreeMap::new()).is_ok());
+    assert!(plan("pg", &s, &cluster(), &KubernetesLayout::default(), &BTreeMap::new()).is_ok());
 }
 
 #[test]
@@ -199,7 +201,7 @@ fn cluster_settings() {
     let mut c = cluster();
     c.name = "Prod".into();
     c.networks = vec!["10.0.0.0".into(), "10.0.0.0/33".into()];
-    let errs = plan("pg", &spec(Postgresql, 1), &c, &KubernetesLayout, &BTreeMap::new()).unwrap_err();
+    let errs = plan("pg", &spec(Postgresql, 1), &c, &KubernetesLayout::default(), &BTreeMap::new()).unwrap_err();
     assert!(errs.has("cluster"), "{errs}");
     assert!(errs.0.iter().any(|e| e.field == "networks[0]" && e.message.contains("address/prefix")), "{errs}");
     assert!(errs.0.iter().any(|e| e.field == "networks[1]" && e.message.contains("0 to 32")), "{errs}");
@@ -255,7 +257,7 @@ fn zookeeper_rules() {
 #[test]
 fn static_ips_must_name_members() {
     let ips = BTreeMap::from([("other-0".to_string(), Ipv4Addr::new(10, 0, 1, 5))]);
-    let errs = plan("r", &spec(Redis, 1), &cluster(), &KubernetesLayout, &ips).unwrap_err();
+    let errs = plan("r", &spec(Redis, 1), &cluster(), &KubernetesLayout::default(), &ips).unwrap_err();
     assert!(errs.0.iter().any(|e| e.field == "staticIps" && e.message.contains("not a member")), "{errs}");
 }
 
@@ -286,7 +288,7 @@ fn clients_name_namespaces_and_cidrs_the_network_policy_can_hold() {
         s.clients.network_policy = policy;
         s
     };
-    plan("svc", &with(&["apps", "payments"], &["10.1.0.0/16", "fd00::/64"], true), &cluster(), &KubernetesLayout, &BTreeMap::new()).unwrap();
+    plan("svc", &with(&["apps", "payments"], &["10.1.0.0/16", "fd00::/64"], true), &cluster(), &KubernetesLayout::default(), &BTreeMap::new()).unwrap();
     // A selector value is no place for another selector, a wildcard or a path.
     refused(&with(&["apps,kube-system"], &[], true), "spec.clients.namespaces[0]", "not a namespace name");
     refused(&with(&["*"], &[], true), "spec.clients.namespaces[0]", "not a namespace name");
@@ -297,7 +299,7 @@ fn clients_name_namespaces_and_cidrs_the_network_policy_can_hold() {
     refused(&with(&many.iter().map(String::as_str).collect::<Vec<_>>(), &[], true), "spec.clients.namespaces", "at most 32");
     // Clients named with no policy to admit them would be a promise nothing keeps.
     refused(&with(&["apps"], &[], false), "spec.clients.networkPolicy", "nothing would enforce");
-    plan("svc", &with(&[], &[], false), &cluster(), &KubernetesLayout, &BTreeMap::new()).unwrap();
+    plan("svc", &with(&[], &[], false), &cluster(), &KubernetesLayout::default(), &BTreeMap::new()).unwrap();
 }
 
 #[test]
@@ -305,7 +307,7 @@ fn four_billion_replicas_are_refused_without_naming_four_billion_members() {
     let mut s = spec(Postgresql, u32::MAX);
     s.member_config.insert("svc-1".into(), [("work_mem".to_string(), "8MB".to_string())].into());
     // Before the fix validation built every member's name first: minutes and gigabytes.
-    let errs = plan("svc", &s, &cluster(), &KubernetesLayout, &[("svc-5".to_string(), Ipv4Addr::new(10, 0, 0, 5))].into()).unwrap_err();
+    let errs = plan("svc", &s, &cluster(), &KubernetesLayout::default(), &[("svc-5".to_string(), Ipv4Addr::new(10, 0, 0, 5))].into()).unwrap_err();
     assert!(errs.0.iter().any(|e| e.field == "spec.replicas" && e.message.contains("must be 1 to 99")), "{errs}");
 }
 
@@ -318,7 +320,7 @@ fn failover_delay_is_5_to_3600_seconds() {
     }
     let mut s = spec(Postgresql, 3);
     s.failover.delay_seconds = Some(5);
-    plan("svc", &s, &cluster(), &KubernetesLayout, &BTreeMap::new()).unwrap();
+    plan("svc", &s, &cluster(), &KubernetesLayout::default(), &BTreeMap::new()).unwrap();
     assert_eq!(firecamp_core::spec::FailoverSpec::default().delay_seconds(), 30);
 }
 
@@ -333,16 +335,40 @@ fn backups_are_refused_where_there_is_no_target_and_for_other_engines() {
     refused(&s, "spec.backup.schedule", "not a cron expression");
     let local = ClusterConfig { backups: true, ..cluster() };
     s.backup = Some(firecamp_core::spec::BackupSpec { retention: Some(3), schedule: Some("0 3 * * *".into()) });
-    plan("svc", &s, &local, &KubernetesLayout, &BTreeMap::new()).expect("a local runtime keeps backups");
+    plan("svc", &s, &local, &KubernetesLayout::default(), &BTreeMap::new()).expect("a local runtime keeps backups");
     let mut r = spec(Redis, 3);
     r.backup = Some(Default::default());
-    plan("svc", &r, &local, &KubernetesLayout, &BTreeMap::new()).expect("Redis with replication is backed up");
+    plan("svc", &r, &local, &KubernetesLayout::default(), &BTreeMap::new()).expect("Redis with replication is backed up");
     r.redis = Some(firecamp_core::spec::RedisOptions { mode: firecamp_core::spec::RedisMode::Cluster, shards: Some(3), maxmemory_policy: None });
     r.replicas = 6;
-    plan("svc", &r, &local, &KubernetesLayout, &BTreeMap::new()).expect("Redis Cluster is backed up, a snapshot per shard");
+    plan("svc", &r, &local, &KubernetesLayout::default(), &BTreeMap::new()).expect("Redis Cluster is backed up, a snapshot per shard");
     let mut z = spec(Zookeeper, 3);
     z.backup = Some(Default::default());
-    plan("svc", &z, &local, &KubernetesLayout, &BTreeMap::new()).expect("ZooKeeper is backed up");
+    plan("svc", &z, &local, &KubernetesLayout::default(), &BTreeMap::new()).expect("ZooKeeper is backed up");
+}
+
+/// Issue #15 on Kubernetes: with the manage service's backup bucket, a PostgreSQL service may
+/// have `spec.backup` (its WAL is archived); other engines and schedules are refused there.
+#[test]
+fn on_kubernetes_only_postgresql_archives_and_without_a_schedule() {
+    let archive =
+        firecamp_core::cluster::ArchiveTarget { url: "s3://b/p".into(), region: "us-east-1".into(), endpoint: String::new(), credentials_secret: None };
+    let k8s = ClusterConfig { backups: true, archive: Some(archive), ..cluster() };
+    let refused_on = |s: &ServiceSpec, field: &str, text: &str| {
+        let errs = plan("svc", s, &k8s, &KubernetesLayout::default(), &BTreeMap::new()).expect_err("refused");
+        assert!(errs.0.iter().any(|e| e.field == field && e.message.contains(text)), "expected `{field}: …{text}…`, got:\n{errs}");
+    };
+    let mut s = spec(Postgresql, 3);
+    s.backup = Some(firecamp_core::spec::BackupSpec { retention: Some(3), schedule: None });
+    plan("svc", &s, &k8s, &KubernetesLayout::default(), &BTreeMap::new()).expect("PostgreSQL archives its WAL");
+    s.backup = Some(firecamp_core::spec::BackupSpec { retention: Some(3), schedule: Some("0 3 * * *".into()) });
+    refused_on(&s, "spec.backup.schedule", "local runtime only");
+    for e in [Redis, Zookeeper] {
+        let mut o = spec(e, 3);
+        o.backup = Some(Default::default());
+        refused_on(&o, "spec.backup", "only PostgreSQL");
+    }
+    refused(&s, "spec.backup", "--backup-target");
 }
 
 /// Issue #13: a cert-manager issuer needs a cluster where cert-manager runs (never the local
@@ -353,8 +379,8 @@ fn a_cert_manager_issuer_is_refused_where_cert_manager_does_not_run() {
     s.tls.issuer = Some(firecamp_core::spec::CertIssuer { kind: firecamp_core::spec::IssuerKind::Issuer, name: "ca".into() });
     refused(&s, "spec.tls.issuer", "cert-manager does not issue certificates here");
     let with = ClusterConfig { cert_manager: true, ..cluster() };
-    plan("svc", &s, &with, &KubernetesLayout, &BTreeMap::new()).expect("an issuer where cert-manager runs");
+    plan("svc", &s, &with, &KubernetesLayout::default(), &BTreeMap::new()).expect("an issuer where cert-manager runs");
     s.tls.issuer = Some(firecamp_core::spec::CertIssuer { kind: firecamp_core::spec::IssuerKind::ClusterIssuer, name: "Bad/Name".into() });
-    let errs = plan("svc", &s, &with, &KubernetesLayout, &BTreeMap::new()).unwrap_err().to_string();
+    let errs = plan("svc", &s, &with, &KubernetesLayout::default(), &BTreeMap::new()).unwrap_err().to_string();
     assert!(errs.contains("spec.tls.issuer.name"), "{errs}");
 }

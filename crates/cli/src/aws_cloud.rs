@@ -42,3 +42,33 @@ pub async fn cloud(a: &ManageArgs) -> Result<Cloud, CliError> {
     }
     Ok(Cloud::default())
 }
+
+/// The cluster's backup bucket (`--backup-target`), checked: its URL, and that it answers a
+/// listing of the prefix with the manage service's credentials.
+#[cfg(feature = "aws")]
+pub async fn archive(a: &ManageArgs) -> Result<Option<firecamp_core::cluster::ArchiveTarget>, CliError> {
+    let Some(target) = &a.backup_target else { return Ok(None) };
+    let url = firecamp_aws::s3::S3Url::parse(target).map_err(|e| CliError::Usage(format!("--backup-target: {e}")))?;
+    let settings = firecamp_aws::AwsSettings { region: a.aws_region.clone(), endpoint_url: a.aws_endpoint_url.clone(), ..Default::default() };
+    let bucket = firecamp_aws::s3::Bucket::new(&settings, &url.bucket, None).await;
+    if bucket.region.is_empty() {
+        return Err(CliError::Usage("--backup-target: no AWS region: pass --aws-region or set AWS_REGION".into()));
+    }
+    let listed = if url.key.is_empty() { String::new() } else { format!("{}/", url.key) };
+    bucket.check(&listed).await.map_err(|e| CliError::Failed(format!("the backup target {url}: {e}")))?;
+    tracing::info!(target = %url, region = %bucket.region, "PostgreSQL members archive WAL into S3");
+    Ok(Some(firecamp_core::cluster::ArchiveTarget {
+        url: url.to_string().trim_end_matches('/').to_string(),
+        region: bucket.region.clone(),
+        endpoint: bucket.endpoint.clone().unwrap_or_default(),
+        credentials_secret: a.backup_credentials_secret.clone(),
+    }))
+}
+
+#[cfg(not(feature = "aws"))]
+pub async fn archive(a: &ManageArgs) -> Result<Option<firecamp_core::cluster::ArchiveTarget>, CliError> {
+    match a.backup_target {
+        Some(_) => Err(CliError::Usage("--backup-target: this firecamp was built without AWS support (cargo feature `aws`)".into())),
+        None => Ok(None),
+    }
+}

@@ -78,6 +78,17 @@ pub struct ManageArgs {
     /// the repository path and pinned tag: an air-gapped mirror, or the test bed's `firecamp.local`.
     #[arg(long, env = "FIRECAMP_IMAGE_REGISTRY")]
     pub image_registry: Option<String>,
+    /// The bucket PostgreSQL members with `spec.backup` archive their WAL into
+    /// (`s3://bucket/prefix`; each service under `<prefix>/<namespace>/<service>/<uid>/`),
+    /// checked at start with a listing; region and endpoint are --aws-region's and
+    /// --aws-endpoint-url's (docs/backup.md).
+    #[arg(long, env = "FIRECAMP_BACKUP_TARGET")]
+    pub backup_target: Option<String>,
+    /// With --backup-target: a Secret each tenant keeps in its own namespace, whose key
+    /// `credentials` (an AWS shared-credentials file) its members archive with; members without
+    /// it use their pod's AWS identity (IRSA, EKS Pod Identity, the node's role).
+    #[arg(long, env = "FIRECAMP_BACKUP_CREDENTIALS_SECRET", requires = "backup_target")]
+    pub backup_credentials_secret: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -115,6 +126,14 @@ pub struct RenderArgs {
     /// instance role gives it credentials.
     #[arg(long)]
     pub aws_credentials_secret: Option<String>,
+    /// The bucket PostgreSQL members with `spec.backup` archive WAL into (`s3://bucket/prefix`;
+    /// `manage --backup-target`); with --iam-policy, the policy members need for it too.
+    #[arg(long)]
+    pub backup_target: Option<String>,
+    /// With --backup-target: the Secret each tenant keeps in its namespace with the bucket's
+    /// credentials for its members (`manage --backup-credentials-secret`).
+    #[arg(long, requires = "backup_target")]
+    pub backup_credentials_secret: Option<String>,
     /// Endpoint of every AWS service for the manage service (VPC endpoints, or moto in tests).
     #[arg(long)]
     pub aws_endpoint_url: Option<String>,
@@ -189,9 +208,16 @@ pub async fn manage(a: ManageArgs) -> Result<(), CliError> {
     cluster.zones = a.zones.clone();
     // The manage service runs in the Lease's namespace: the services' NetworkPolicies admit it.
     cluster.manage_namespace = a.lease_namespace.clone();
+    if let Some(p) = a.backup_credentials_secret.as_deref().and_then(firecamp_core::names::dns1123_label_problem) {
+        return Err(CliError::Usage(format!("--backup-credentials-secret: {p}")));
+    }
     let mut errs = firecamp_core::ValidationErrors::default();
     cluster.validate(&mut errs);
     errs.into_result()?;
+    if let Some(archive) = crate::aws_cloud::archive(&a).await? {
+        cluster.backups = true;
+        cluster.archive = Some(archive);
+    }
     let identity = a.identity.clone().unwrap_or_else(|| format!("firecamp-manage-{}", std::process::id()));
     let cloud = crate::aws_cloud::cloud(&a).await?;
     if !cloud.is_empty() {
@@ -240,6 +266,17 @@ fn rest_tls(a: &ManageArgs) -> Option<firecamp_manage::rest::Tls> {
         ips.push(a.listen.ip());
     }
     Some(Tls::OwnCa { namespace: a.lease_namespace.clone(), secret, names: ca::serving_names(install::NAME, &a.lease_namespace), ips })
+}
+
+/// An `s3://bucket/prefix` URL as S3 allows it (it reaches the manage service's arguments).
+#[cfg(feature = "aws")]
+fn backup_target_ok(t: &str) -> Result<(), CliError> {
+    firecamp_aws::s3::S3Url::parse(t).map(|_| ()).map_err(|e| CliError::Usage(format!("--backup-target: {e}")))
+}
+
+#[cfg(not(feature = "aws"))]
+fn backup_target_ok(_: &str) -> Result<(), CliError> {
+    Err(CliError::Usage("--backup-target: this firecamp was built without AWS support (cargo feature `aws`)".into()))
 }
 
 /// `Issuer/NAME` or `ClusterIssuer/NAME`.
@@ -307,10 +344,15 @@ pub async fn install(c: InstallCommand) -> Result<(), CliError> {
                     vpc_id: a.vpc_id.unwrap_or_default(),
                     hosted_zone_id: a.hosted_zone_id.unwrap_or_default().trim_start_matches("/hostedzone/").to_string(),
                 };
-                let doc = serde_json::json!({
+                let mut doc = serde_json::json!({
                     "manageService": firecamp_aws::iam::manage_service_policy(&scope),
                     "logAgent": firecamp_aws::iam::log_agent_policy(&scope),
                 });
+                if let Some(t) = &a.backup_target {
+                    let url = firecamp_aws::s3::S3Url::parse(t).map_err(|e| CliError::Usage(format!("--backup-target: {e}")))?;
+                    // Members' identity (and the manage service's, which lists the prefix).
+                    doc["backups"] = firecamp_aws::iam::s3_backup_policy(&scope.partition, &url);
+                }
                 println!("{}", crate::output::json(&doc)?);
                 return Ok(());
             }
@@ -326,6 +368,12 @@ pub async fn install(c: InstallCommand) -> Result<(), CliError> {
             }
             if let Some(p) = a.aws_credentials_secret.as_deref().and_then(firecamp_core::names::dns1123_label_problem) {
                 return Err(CliError::Usage(format!("--aws-credentials-secret: {p}")));
+            }
+            if let Some(p) = a.backup_credentials_secret.as_deref().and_then(firecamp_core::names::dns1123_label_problem) {
+                return Err(CliError::Usage(format!("--backup-credentials-secret: {p}")));
+            }
+            if let Some(t) = &a.backup_target {
+                backup_target_ok(t)?;
             }
             if let Some(p) = a.tls_secret.as_deref().and_then(firecamp_core::names::dns1123_subdomain_problem) {
                 return Err(CliError::Usage(format!("--tls-secret: {p}")));
@@ -366,6 +414,8 @@ pub async fn install(c: InstallCommand) -> Result<(), CliError> {
                 aws_region: Some(a.region.clone()),
                 aws_endpoint_url: a.aws_endpoint_url,
                 aws_credentials_secret: a.aws_credentials_secret,
+                backup_target: a.backup_target,
+                backup_credentials_secret: a.backup_credentials_secret,
                 service_account_role_arn: a.service_account_role_arn,
                 node_selector: a.node_selector.into_iter().collect(),
                 watch_namespace: a.watch_namespace,

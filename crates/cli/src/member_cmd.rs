@@ -31,6 +31,10 @@ pub struct MemberInitArgs {
     /// The interface for the static IP; the default route's when absent.
     #[arg(long)]
     pub interface: Option<String>,
+    /// Copy this executable here for the engine to run (`wal.sh` → `firecamp wal`, members
+    /// that archive WAL).
+    #[arg(long)]
+    pub install_tool: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -50,14 +54,28 @@ fn failed(what: &str) -> impl FnOnce(std::io::Error) -> CliError + '_ {
     move |e| CliError::Failed(format!("{what}: {e}"))
 }
 
-/// Writes a file whole or not at all (a reader never sees half a config).
+/// Writes a file whole or not at all (a reader never sees half a config). Scripts are
+/// executable: the engine runs some itself (PostgreSQL's archive_command runs `wal.sh`).
 fn write_atomic(dir: &Path, name: &str, content: &str) -> Result<(), CliError> {
+    use std::os::unix::fs::PermissionsExt;
     if name.contains('/') || name.starts_with('.') {
         return Err(CliError::Failed(format!("ConfigMap key {name:?} is not a file name")));
     }
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, content).map_err(failed("writing a config file"))?;
+    let mode = if name.ends_with(".sh") { 0o755 } else { 0o644 };
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(failed("setting a config file's mode"))?;
     std::fs::rename(&tmp, dir.join(name)).map_err(failed("renaming a config file"))
+}
+
+/// Copies this very executable to `to` (whole, then renamed into place), mode 0755.
+fn install_tool(to: &Path) -> Result<(), CliError> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = to.parent().ok_or_else(|| CliError::Failed(format!("--install-tool {}: not a file path", to.display())))?;
+    let tmp = dir.join(".firecamp.tmp");
+    std::fs::copy("/proc/self/exe", &tmp).map_err(failed("copying the firecamp executable"))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).map_err(failed("making the firecamp executable runnable"))?;
+    std::fs::rename(&tmp, to).map_err(failed("putting the firecamp executable in place"))
 }
 
 fn static_ip_of(dir: &Path) -> Result<Option<Ipv4Addr>, CliError> {
@@ -84,6 +102,10 @@ pub async fn member_init(a: MemberInitArgs) -> Result<(), CliError> {
         write_atomic(&a.config_dir, &file, &content)?;
     }
     eprintln!("member-init: wrote the files of {} into {}", a.member, a.config_dir.display());
+    if let Some(to) = &a.install_tool {
+        install_tool(to)?;
+        eprintln!("member-init: installed {}", to.display());
+    }
     if a.static_ip {
         let host = HostIp::new();
         match static_ip_of(&a.config_dir)? {

@@ -40,9 +40,11 @@ pub async fn run(client: &Backend, server: &ServerArgs, args: CreateArgs) -> Res
         backups: !args.dry_run,
         // Whether cert-manager runs there too: the manage service knows and checks.
         cert_manager: true,
+        // The manage service knows its bucket and checks what it can archive.
+        archive: None,
     };
     let static_ips = static_ips(&args.static_ips)?;
-    let plan = plan(&args.name, &spec, &cluster, &KubernetesLayout, &static_ips)?;
+    let plan = plan(&args.name, &spec, &cluster, &KubernetesLayout::default(), &static_ips)?;
     if !args.dry_run {
         // The manage service validates again and fills in its cluster's settings.
         let req = firecamp_api::CreateService { name: args.name.clone(), spec };

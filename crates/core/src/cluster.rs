@@ -47,6 +47,29 @@ pub struct ClusterConfig {
     /// when the manage service started); a service may name `spec.tls.issuer` only then.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cert_manager: bool,
+    /// On Kubernetes, the bucket PostgreSQL members archive their WAL into (`manage
+    /// --backup-target`); `None` on the local runtime, which keeps its own target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveTarget>,
+}
+
+/// A Kubernetes cluster's backup bucket (docs/backup.md): each service archives under
+/// `<url>/<namespace>/<service>/<uid>/`, so tenants and incarnations never share a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveTarget {
+    /// `s3://bucket/prefix`, checked when the manage service starts.
+    pub url: String,
+    /// The bucket's region.
+    pub region: String,
+    /// An endpoint other than AWS's (moto, MinIO); empty for AWS.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub endpoint: String,
+    /// A Secret of each service's namespace, kept by its tenant, whose key `credentials` (an AWS
+    /// shared-credentials file) members use; without one, the SDK's chain in the pod (IRSA, EKS
+    /// Pod Identity, the node's instance role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
 }
 
 fn yes() -> bool {
@@ -80,6 +103,7 @@ impl ClusterConfig {
             zones: Vec::new(),
             backups: false,
             cert_manager: false,
+            archive: None,
         }
     }
 

@@ -4,15 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use firecamp_catalog::layout::{K8S_CONFIG_DIR, K8S_DATA_DIR, K8S_JOURNAL_DIR, K8S_RUN_DIR, K8S_SECRET_DIR, K8S_TLS_DIR};
+use firecamp_catalog::layout::{K8S_CONFIG_DIR, K8S_DATA_DIR, K8S_JOURNAL_DIR, K8S_RUN_DIR, K8S_SECRET_DIR, K8S_TLS_DIR, K8S_TOOL_DIR, KubernetesLayout};
 use firecamp_catalog::{Probe, ServicePlan};
 use firecamp_core::EngineKind;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapProjection, Container, ContainerPort, DownwardAPIProjection, DownwardAPIVolumeFile, EmptyDirVolumeSource, EnvVar,
     EnvVarSource, ExecAction, KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim, PodAffinityTerm, PodAntiAffinity,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe as K8sProbe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretVolumeSource,
-    SecurityContext, ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection, WeightedPodAffinityTerm,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe as K8sProbe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretProjection,
+    SecretVolumeSource, SecurityContext, ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -27,6 +27,11 @@ const TLS: &str = "tls";
 const RUN: &str = "run";
 const TMP: &str = "tmp";
 const TOKEN: &str = "member-init-token";
+/// The `firecamp` executable member-init copies for `wal.sh` (members that archive WAL).
+const TOOL: &str = "firecamp-tool";
+/// The key of a tenant's backup-credentials Secret, and the file `wal.sh` reads it from.
+const CREDENTIALS_KEY: &str = "credentials";
+const CREDENTIALS_FILE: &str = "aws-credentials";
 /// The exporter sidecar's view of the Secrets: its own password and the CA, nothing else.
 const METRICS_SECRET: &str = "metrics-secret";
 const METRICS_TLS: &str = "metrics-tls";
@@ -69,7 +74,24 @@ fn pod_template(plan: &ServicePlan) -> PodTemplateSpec {
     let host_network = plan.needs_static_ip;
     let c = &plan.container;
     let mut volumes = vec![empty_dir(CONFIG, None), empty_dir(RUN, Some("Memory")), empty_dir(TMP, None), token_volume()];
-    if !plan.secret_keys.is_empty() {
+    let backup_credentials = archives(plan).then(|| plan.cluster.archive.as_ref().and_then(|a| a.credentials_secret.clone())).flatten();
+    if let Some(creds) = backup_credentials.filter(|_| !plan.secret_keys.is_empty()) {
+        // The service's keys and, when its tenant keeps one, the backup bucket's credentials
+        // (optional: without it members use the pod's own AWS identity).
+        let source = |name: String, items: Option<Vec<KeyToPath>>, optional: Option<bool>| VolumeProjection {
+            secret: Some(SecretProjection { name, items, optional }),
+            ..Default::default()
+        };
+        let only = vec![KeyToPath { key: CREDENTIALS_KEY.into(), path: CREDENTIALS_FILE.into(), mode: None }];
+        volumes.push(Volume {
+            name: SECRET.into(),
+            projected: Some(ProjectedVolumeSource {
+                default_mode: Some(0o440),
+                sources: Some(vec![source(names::secret(&plan.name), None, None), source(creds, Some(only), Some(true))]),
+            }),
+            ..Default::default()
+        });
+    } else if !plan.secret_keys.is_empty() {
         volumes.push(Volume {
             name: SECRET.into(),
             secret: Some(SecretVolumeSource {
@@ -80,6 +102,9 @@ fn pod_template(plan: &ServicePlan) -> PodTemplateSpec {
             }),
             ..Default::default()
         });
+    }
+    if archives(plan) {
+        volumes.push(empty_dir(TOOL, None));
     }
     if plan.tls {
         volumes.push(Volume {
@@ -150,6 +175,11 @@ fn pod_template(plan: &ServicePlan) -> PodTemplateSpec {
             ..Default::default()
         }),
     }
+}
+
+/// Whether the members archive WAL into the cluster's bucket (docs/backup.md).
+fn archives(plan: &ServicePlan) -> bool {
+    KubernetesLayout::archives(&plan.cluster, &plan.spec)
 }
 
 fn empty_dir(name: &str, medium: Option<&str>) -> Volume {
@@ -240,6 +270,10 @@ fn member_init(plan: &ServicePlan) -> Container {
     }
     let mut mounts = vec![mount(CONFIG, K8S_CONFIG_DIR, false), mount(TOKEN, TOKEN_DIR, true)];
     mounts.extend(data_mounts(plan));
+    if archives(plan) {
+        args.push(format!("--install-tool={K8S_TOOL_DIR}/firecamp"));
+        mounts.push(mount(TOOL, K8S_TOOL_DIR, false));
+    }
     Container {
         name: "member-init".into(),
         image: Some(plan.cluster.firecamp_image()),
@@ -293,6 +327,9 @@ fn engine_container(plan: &ServicePlan) -> Container {
         mounts.push(mount(TLS, K8S_TLS_DIR, true));
     }
     mounts.extend(data_mounts(plan));
+    if archives(plan) {
+        mounts.push(mount(TOOL, K8S_TOOL_DIR, true));
+    }
     Container {
         name: plan.engine.to_string(),
         image: Some(plan.cluster.image(c.image)),

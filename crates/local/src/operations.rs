@@ -263,7 +263,7 @@ impl Runtime {
         current.stopped = rec.desired == Desired::Stopped;
         let ch = change(&current, &req)?;
         // The next spec must pass the catalog: the versions it has, the parameters it allows.
-        plan_with_primary(name, &ch.spec, &self.cluster(), &KubernetesLayout, &BTreeMap::new(), None)?;
+        plan_with_primary(name, &ch.spec, &self.cluster(), &KubernetesLayout::default(), &BTreeMap::new(), None)?;
         let installed = servers::detect(&self.cfg, ch.spec.engine, ch.spec.version.as_deref(), redis_cluster(&rec)).map_err(|e| match e {
             LocalError::BadRequest(m) if ch.kind == OperationKind::Upgrade => {
                 let mut errs = ValidationErrors::default();

@@ -460,7 +460,7 @@ impl Runtime {
             return Err(LocalError::AlreadyExists(name));
         }
         // The spec's own rules first (no addresses needed for them), all errors at once.
-        plan(&name, &spec, &self.cluster(), &KubernetesLayout, &BTreeMap::new())?;
+        plan(&name, &spec, &self.cluster(), &KubernetesLayout::default(), &BTreeMap::new())?;
         let redis_cluster = spec.engine == EngineKind::Redis && spec.redis.as_ref().is_some_and(|r| r.mode == RedisMode::Cluster);
         // A version other than the installed server's is the spec's mistake: named as such.
         let installed = servers::detect(&self.cfg, spec.engine, spec.version.as_deref(), redis_cluster).map_err(|e| match e {

@@ -58,6 +58,10 @@ pub struct InstallOptions {
     pub aws_endpoint_url: Option<String>,
     /// A Secret whose keys become the manage service's environment (AWS credentials).
     pub aws_credentials_secret: Option<String>,
+    /// The bucket PostgreSQL members archive WAL into (`manage --backup-target`).
+    pub backup_target: Option<String>,
+    /// The tenants' Secret of the bucket's credentials (`manage --backup-credentials-secret`).
+    pub backup_credentials_secret: Option<String>,
     /// The IAM role of the manage service's ServiceAccount for IRSA (EKS).
     pub service_account_role_arn: Option<String>,
     /// Nodes the manage service may run on (e.g. a system node group), by label.
@@ -181,6 +185,8 @@ pub fn deployment(o: &InstallOptions) -> Deployment {
         args.extend(o.aws_endpoint_url.iter().map(|u| format!("--aws-endpoint-url={u}")));
     }
     args.extend(o.image_registry.iter().map(|r| format!("--image-registry={r}")));
+    args.extend(o.backup_target.iter().map(|t| format!("--backup-target={t}")));
+    args.extend(o.backup_credentials_secret.iter().map(|s| format!("--backup-credentials-secret={s}")));
     args.extend(o.watch_namespace.iter().map(|n| format!("--watch-namespace={n}")));
     let mounted = match &o.tls {
         ApiTls::OwnCa => {

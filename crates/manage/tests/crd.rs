@@ -27,6 +27,8 @@ fn install_rbac_has_no_wildcards_and_no_cluster_admin() {
         aws_region: Some("us-east-1".into()),
         aws_endpoint_url: None,
         aws_credentials_secret: Some("aws".into()),
+        backup_target: Some("s3://backups/prod".into()),
+        backup_credentials_secret: Some("backup-keys".into()),
         service_account_role_arn: None,
         node_selector: [("pool".to_string(), "system".to_string())].into(),
         watch_namespace: None,
@@ -42,6 +44,9 @@ fn install_rbac_has_no_wildcards_and_no_cluster_admin() {
     assert_eq!(deploy["spec"]["replicas"], 2);
     let manage = &deploy["spec"]["template"]["spec"]["containers"][0];
     assert!(manage["args"].as_array().unwrap().iter().any(|a| a == "--image-registry=mirror.example:5000"), "{manage}");
+    for arg in ["--backup-target=s3://backups/prod", "--backup-credentials-secret=backup-keys"] {
+        assert!(manage["args"].as_array().unwrap().iter().any(|a| a == arg), "{arg}: {manage}");
+    }
     assert_eq!(deploy["spec"]["template"]["spec"]["nodeSelector"]["pool"], "system");
     assert_eq!(manage["envFrom"][0]["secretRef"]["name"], "aws", "credentials from a Secret, never in argv: {manage}");
 }
@@ -59,6 +64,8 @@ fn a_manage_service_of_one_namespace_holds_its_namespaced_rights_there_only() {
         aws_region: None,
         aws_endpoint_url: None,
         aws_credentials_secret: None,
+        backup_target: None,
+        backup_credentials_secret: None,
         service_account_role_arn: None,
         node_selector: Default::default(),
         watch_namespace: Some("team-a".into()),

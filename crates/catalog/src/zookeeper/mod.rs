@@ -393,7 +393,7 @@ mod tests {
     use crate::plan::{ServicePlan, plan};
 
     fn planned(s: &ServiceSpec) -> ServicePlan {
-        plan("zk", s, &ClusterConfig::new("prod"), &KubernetesLayout, &BTreeMap::new()).expect("valid")
+        plan("zk", s, &ClusterConfig::new("prod"), &KubernetesLayout::default(), &BTreeMap::new()).expect("valid")
     }
 
     fn file<'a>(p: &'a ServicePlan, name: &str) -> &'a str {

@@ -25,6 +25,11 @@ pub fn cli(args: &[String]) -> Output {
 /// `install render` for the real nodes' cluster, applied with server-side apply; the Fluent Bit
 /// DaemonSet is left out: its image is not one the bed can build (docs/images.md).
 pub async fn install(client: &Client, env: &BedEnv, watch_namespace: Option<&str>) {
+    install_with(client, env, watch_namespace, &[]).await
+}
+
+/// [`install`] with more `install render` flags.
+pub async fn install_with(client: &Client, env: &BedEnv, watch_namespace: Option<&str>, extra: &[String]) {
     let mut args: Vec<String> = vec![
         "install".into(),
         "render".into(),
@@ -40,6 +45,7 @@ pub async fn install(client: &Client, env: &BedEnv, watch_namespace: Option<&str
         "json".into(),
     ];
     args.extend(watch_namespace.iter().map(|n| format!("--watch-namespace={n}")));
+    args.extend(extra.iter().cloned());
     let out = cli(&args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -200,8 +206,13 @@ pub async fn installed(client: &Client, env: &BedEnv) -> String {
 /// [`installed`], the manage service serving only `watch_namespace` when given (its rights
 /// there from a Role, `install render --watch-namespace`).
 pub async fn installed_watching(client: &Client, env: &BedEnv, watch_namespace: Option<&str>) -> String {
+    installed_with(client, env, watch_namespace, &[]).await
+}
+
+/// [`installed_watching`] with more `install render` flags.
+pub async fn installed_with(client: &Client, env: &BedEnv, watch_namespace: Option<&str>, extra: &[String]) -> String {
     uninstall(client).await;
-    install(client, env, watch_namespace).await;
+    install_with(client, env, watch_namespace, extra).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), SYSTEM);
     let available = |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.available_replicas) == Some(2);
     tokio::time::timeout(Duration::from_secs(240), await_condition(deployments, "firecamp-manage", available))

@@ -6,6 +6,8 @@ use std::net::Ipv4Addr;
 use firecamp_catalog::examples::{redis_cluster, spec};
 use firecamp_catalog::layout::KubernetesLayout;
 use firecamp_catalog::{ServicePlan, plan};
+use firecamp_core::cluster::ArchiveTarget;
+use firecamp_core::spec::BackupSpec;
 use firecamp_core::spec::{CertIssuer, IssuerKind, PostgresOptions, PostgresReplication, VolumeSpec};
 use firecamp_core::{ClusterConfig, EngineKind, ServiceSpec};
 
@@ -14,6 +16,14 @@ pub fn cluster() -> ClusterConfig {
     c.namespace = "databases".into();
     c.networks = vec!["10.0.0.0/16".into()];
     c.cert_manager = true;
+    // The bucket members archive WAL into; only services with spec.backup use it.
+    c.backups = true;
+    c.archive = Some(ArchiveTarget {
+        url: "s3://prod-backups/firecamp".into(),
+        region: "us-east-1".into(),
+        endpoint: String::new(),
+        credentials_secret: Some("backup-keys".into()),
+    });
     c
 }
 
@@ -38,11 +48,14 @@ pub fn cases() -> Vec<(&'static str, &'static str, ServiceSpec, BTreeMap<String,
     let redis = spec(EngineKind::Redis, 3);
     let mut redis_issued = spec(EngineKind::Redis, 3);
     redis_issued.tls.issuer = Some(CertIssuer { kind: IssuerKind::ClusterIssuer, name: "corp-ca".into() });
+    let mut pg_archived = spec(EngineKind::Postgresql, 2);
+    pg_archived.backup = Some(BackupSpec { retention: Some(7), schedule: None });
     let mut zk = spec(EngineKind::Zookeeper, 3);
     zk.volumes.journal = Some(VolumeSpec::new("2Gi"));
     vec![
         ("postgresql-async", "pg", pg, BTreeMap::new()),
         ("postgresql-sync", "pgs", pg_sync, BTreeMap::new()),
+        ("postgresql-archived", "pga", pg_archived, BTreeMap::new()),
         ("redis-replication", "cache", redis, ips("cache", 3)),
         ("redis-replication-cert-manager", "cache", redis_issued, ips("cache", 3)),
         ("redis-cluster", "rc", redis_cluster(3, 6), ips("rc", 6)),
@@ -52,5 +65,6 @@ pub fn cases() -> Vec<(&'static str, &'static str, ServiceSpec, BTreeMap<String,
 }
 
 pub fn plan_of(name: &str, spec: &ServiceSpec, ips: &BTreeMap<String, Ipv4Addr>) -> ServicePlan {
-    plan(name, spec, &cluster(), &KubernetesLayout, ips).expect("valid example")
+    let layout = KubernetesLayout::archiving(&cluster(), spec, name, "0b9f2c1e-uid");
+    plan(name, spec, &cluster(), &layout, ips).expect("valid example")
 }

@@ -165,7 +165,7 @@ fn done(step: &firecamp_core::operation::OperationStep, o: &Observed) -> Result<
         StepAction::Promote if !step.prepared => Err(format!("{} is promoted; its label and the other replicas' re-pointing are not done yet", step.member)),
         StepAction::Promote => Ok(()),
         StepAction::Resize => m.volume.clone().unwrap_or_else(|| Err("its volumes were not looked at".into())),
-        // Refused when asked for (request.rs): Kubernetes has no backup target yet.
+        // Refused when asked for (request.rs): Kubernetes takes no base backups yet.
         StepAction::Backup => Err("backups do not run on Kubernetes yet".into()),
         StepAction::Add if !step.prepared => Err("waiting for the engine to be ready for it".into()),
         StepAction::Add => match &m.pod_uid {

@@ -95,7 +95,7 @@ mod tests {
     fn the_ensemble_is_reached_through_a_ready_member_that_was_there_before() {
         let spec = firecamp_catalog::examples::spec(firecamp_core::EngineKind::Zookeeper, 5);
         let cluster = firecamp_core::ClusterConfig::new("prod");
-        let plan = firecamp_catalog::plan("zk", &spec, &cluster, &firecamp_catalog::KubernetesLayout, &BTreeMap::new()).expect("valid");
+        let plan = firecamp_catalog::plan("zk", &spec, &cluster, &firecamp_catalog::KubernetesLayout::default(), &BTreeMap::new()).expect("valid");
         let v = |ready: bool| MemberView { ready, ..Default::default() };
         let mut views: BTreeMap<String, MemberView> = (0..5).map(|i| (format!("zk-{i}"), v(true))).collect();
         assert_eq!(via(&plan, &views, "zk-4").as_deref(), Some("zk-0"));

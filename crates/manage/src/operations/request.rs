@@ -132,13 +132,13 @@ async fn request_once(
     let current = super::scale::applied_spec(&svc);
     if req.kind == Some(OperationKind::Backup) {
         let mut errs = ValidationErrors::default();
-        errs.push("kind", "backups run on the local runtime only for now; Kubernetes has no backup target yet (docs/backup.md)");
+        errs.push("kind", "base backups are not taken on Kubernetes yet (members archive their WAL there, with --backup-target); they run on the local runtime (docs/backup.md)");
         return Err(errs.into());
     }
     let c = change(&current, req)?;
     let mut cluster = cluster.clone();
     cluster.namespace = svc.namespace().unwrap_or_default();
-    plan(name, &c.spec, &cluster, &KubernetesLayout, &BTreeMap::new())?;
+    plan(name, &c.spec, &cluster, &KubernetesLayout::default(), &BTreeMap::new())?;
     if let (OperationKind::Certificates, Some(issuer)) = (c.kind, &c.spec.tls.issuer) {
         let mut errs = ValidationErrors::default();
         errs.push("kind", crate::reconcile::issued::rotation_refused(issuer));

@@ -76,7 +76,7 @@ mod tests {
     fn a_member_is_at_size_once_every_volume_has_the_capacity() {
         let mut spec = examples::spec(EngineKind::Postgresql, 1);
         spec.volumes.data.size = "20Gi".into();
-        let plan = firecamp_catalog::plan("pg", &spec, &ClusterConfig::new("test"), &KubernetesLayout, &BTreeMap::new()).unwrap();
+        let plan = firecamp_catalog::plan("pg", &spec, &ClusterConfig::new("test"), &KubernetesLayout::default(), &BTreeMap::new()).unwrap();
         let m = &plan.members[0];
         let mut pvcs = BTreeMap::new();
         assert_eq!(at_size(&plan, m, &pvcs), Err("data: no PVC data-pg-0".into()));

@@ -164,7 +164,9 @@ mod tests {
     #[test]
     fn the_redis_cluster_task_gets_the_cas_certificate_and_no_key() {
         let spec = firecamp_catalog::examples::redis_cluster(3, 6);
-        let plan = firecamp_catalog::plan("rc", &spec, &firecamp_core::ClusterConfig::new("c"), &firecamp_catalog::KubernetesLayout, &BTreeMap::new()).unwrap();
+        let plan =
+            firecamp_catalog::plan("rc", &spec, &firecamp_core::ClusterConfig::new("c"), &firecamp_catalog::KubernetesLayout::default(), &BTreeMap::new())
+                .unwrap();
         let job = job(&plan, &plan.init_tasks[0]);
         let pod = job.spec.unwrap().template.spec.unwrap();
         let tls = pod.volumes.unwrap().into_iter().find(|v| v.name == "tls").expect("the TLS volume").secret.unwrap();

@@ -103,10 +103,17 @@ fn plan_of(svc: &FireCampService, ctx: &Context, static_ips: &BTreeMap<String, s
     let ips = applied_ips(static_ips, spec.replicas);
     // The spec as asked is checked whole (the engine's size rules too); the plan applied is the
     // one of the size the members have reached.
-    plan(&name, &svc.spec.0, &cluster, &KubernetesLayout, &applied_ips(&ips, svc.spec.0.replicas))?;
+    plan(&name, &svc.spec.0, &cluster, &KubernetesLayout::default(), &applied_ips(&ips, svc.spec.0.replicas))?;
     let primary = svc.status.as_ref().and_then(|s| s.primary.as_deref());
     let primary = primary.filter(|p| MemberName::from_string(*p).parts().is_some_and(|(_, i)| i < spec.replicas));
-    Ok(plan_mid_scale(&name, &spec, &cluster, &KubernetesLayout, &ips, primary)?)
+    Ok(plan_mid_scale(&name, &spec, &cluster, &layout_of(svc, &cluster, &spec), &ips, primary)?)
+}
+
+/// The members' paths; where the service archives WAL, its key in the cluster's bucket, under
+/// its namespace and incarnation (the FireCampService's uid: a service made again under the
+/// same name archives elsewhere).
+fn layout_of(svc: &FireCampService, cluster: &firecamp_core::ClusterConfig, spec: &firecamp_core::ServiceSpec) -> KubernetesLayout {
+    KubernetesLayout::archiving(cluster, spec, &svc.name_any(), svc.metadata.uid.as_deref().unwrap_or_default())
 }
 
 /// The service's plan with `primary` as its primary (a switchover or failover in progress),
@@ -116,7 +123,7 @@ pub(crate) fn plan_naming(svc: &FireCampService, ctx: &Context, primary: &str) -
     let mut cloud_state = cloud::CloudState::from_status(svc.status.as_ref());
     cloud_state.own_ips(cluster.names_namespace());
     let spec = crate::operations::scale::applied_spec(svc);
-    Ok(plan_mid_scale(&svc.name_any(), &spec, &cluster, &KubernetesLayout, &applied_ips(&cloud_state.ip_map(), spec.replicas), Some(primary))?)
+    Ok(plan_mid_scale(&svc.name_any(), &spec, &cluster, &layout_of(svc, &cluster, &spec), &applied_ips(&cloud_state.ip_map(), spec.replicas), Some(primary))?)
 }
 
 /// Applies the members' files (their ConfigMaps) of `plan` now, ahead of the rest of the

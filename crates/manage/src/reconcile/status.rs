@@ -227,7 +227,7 @@ mod tests {
 
         let spec = firecamp_catalog::examples::spec(firecamp_core::EngineKind::Postgresql, 2);
         let cluster = firecamp_core::ClusterConfig::new("c");
-        let plan = firecamp_catalog::plan("pg", &spec, &cluster, &firecamp_catalog::KubernetesLayout, &BTreeMap::new()).unwrap();
+        let plan = firecamp_catalog::plan("pg", &spec, &cluster, &firecamp_catalog::KubernetesLayout::default(), &BTreeMap::new()).unwrap();
         let pod = |name: &str, node: &str| -> Pod {
             serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "spec": {"nodeName": node, "containers": []},
                 "status": {"conditions": [{"type": "Ready", "status": "False"}]}}))

@@ -1,6 +1,6 @@
 //! `…/backups`, `…/backups/{id}` and `…/restore` on Kubernetes: the same API as the local
-//! runtime's, which keeps backups (docs/backup.md); a cluster has no backup target yet, so each
-//! answers 501 — after authenticating and authorizing the caller like any other request, so
+//! runtime's, which keeps backups (docs/backup.md); on Kubernetes members archive WAL (with
+//! `manage --backup-target`) but no base backup is taken or restored yet, so each answers 501 — after authenticating and authorizing the caller like any other request, so
 //! the answer says nothing to whom may not ask.
 
 use std::sync::Arc;
@@ -15,7 +15,8 @@ use super::auth::Access;
 use super::error::Fail;
 use super::services::{Params, params, service_name};
 
-const NOT_YET: &str = "backups run on the local runtime for now: this cluster has no backup target yet (docs/backup.md)";
+const NOT_YET: &str =
+    "base backups, their list and restores run on the local runtime for now; on Kubernetes members only archive their WAL yet (docs/backup.md)";
 
 /// `verb` on the service (`create`: a new service in its namespace).
 async fn refuse(st: &AppState, headers: &HeaderMap, name: &str, q: Result<Query<Params>, QueryRejection>, verb: &str) -> Fail {

@@ -102,7 +102,7 @@ pub async fn create(
     // The same validation the controller runs, so an invalid spec is refused whole, here.
     let mut cluster = st.cluster.clone();
     cluster.namespace = ns.clone();
-    plan(&req.name, &req.spec, &cluster, &KubernetesLayout, &BTreeMap::new()).map_err(|e| Fail::from(firecamp_api::ApiError::from(e)))?;
+    plan(&req.name, &req.spec, &cluster, &KubernetesLayout::default(), &BTreeMap::new()).map_err(|e| Fail::from(firecamp_api::ApiError::from(e)))?;
     let resource = FireCampService::new(&req.name, FireCampServiceSpec(req.spec));
     let created = match st.api(&ns).create(&PostParams { field_manager: Some(crate::config::FIELD_MANAGER.into()), ..Default::default() }, &resource).await {
         Ok(c) => c,
