@@ -57,6 +57,9 @@ pub enum Command {
     /// Inside a PostgreSQL member: one WAL file to or from an S3 archive (wal.sh runs it).
     #[command(hide = true)]
     Wal(crate::wal_cmd::WalArgs),
+    /// Inside a backup Job on Kubernetes: a PostgreSQL base backup into the cluster's bucket.
+    #[command(hide = true)]
+    BackupJob(crate::backup_job_cmd::BackupJobArgs),
     /// Install FireCamp into a cluster.
     Install {
         #[command(subcommand)]

@@ -5,6 +5,7 @@ mod aws_cloud;
 mod aws_zone_cmd;
 mod backend;
 mod backup_cmds;
+mod backup_job_cmd;
 mod catalog_cmd;
 mod client;
 mod connect_cmd;
@@ -64,6 +65,7 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::MemberInit(args) => member_cmd::member_init(args).await,
         Command::MemberIp(args) => member_cmd::member_ip(args).await,
         Command::Wal(args) => std::process::exit(wal_cmd::run(args).await),
+        Command::BackupJob(args) => backup_job_cmd::run(args).await,
         Command::Install { command } => manage_cmd::install(command).await,
         Command::Service { server, command } => {
             let c = Backend::new(&server).await?;

@@ -3,9 +3,11 @@
 //! bucket, checked with a listing when it starts); the tenant keeps the bucket's credentials in
 //! its own Secret. A service created with `--backup` archives each WAL file its primary fills
 //! under `<prefix>/<namespace>/<service>/<uid>/wal/`, whole (its size and SHA-256 in S3); the
-//! credentials appear in no ConfigMap and no StatefulSet. Refused on the way, naming the field:
-//! spec.backup on another engine, a schedule, a base-backup operation (not taken on Kubernetes
-//! yet). Needs `testbed/bed up --real-nodes 6` with moto as its AWS.
+//! credentials appear in no ConfigMap and no StatefulSet. `service backup` runs a Job that takes
+//! a base backup from the replica into the bucket (files, then the record with their sizes and
+//! sums); with a retention of 1 a second backup removes the first and the WAL only it needed.
+//! Refused on the way, naming the field: spec.backup on another engine, a schedule. Needs
+//! `testbed/bed up --real-nodes 6` with moto as its AWS.
 
 use firecamp_api::Phase;
 use firecamp_testbed::{client, fresh_namespace};
@@ -69,11 +71,9 @@ async fn postgresql_members_archive_their_wal_into_the_clusters_bucket_on_real_p
     let err = refused(&server, &tok, &ns, &["service", "create", "postgresql", "pgs", "--replicas=1", &zones, "--backup", "--backup-schedule=0 3 * * *"]);
     assert!(err.contains("spec.backup.schedule"), "{err}");
 
-    rest(&server, &tok, &ns, &["service", "create", "postgresql", "pg", "--version=15", "--replicas=2", &zones, "--backup"]);
+    rest(&server, &tok, &ns, &["service", "create", "postgresql", "pg", "--version=15", "--replicas=2", &zones, "--backup", "--backup-retention=1"]);
     let active = service_until(&client, &ns, "pg", "ACTIVE", 480, |s| phase(s) == Some(Phase::Active)).await;
     let uid = active.metadata.uid.clone().unwrap();
-    let err = refused(&server, &tok, &ns, &["service", "backup", "pg"]);
-    assert!(err.contains("not taken on Kubernetes yet"), "{err}");
 
     // Rows, then a WAL switch: the primary archives the file it filled.
     psql(&client, &ns, "pg-0", "create table t (i int primary key); insert into t select generate_series(1, 1000);").await;
@@ -102,5 +102,43 @@ async fn postgresql_members_archive_their_wal_into_the_clusters_bucket_on_real_p
     let sts = Api::<StatefulSet>::namespaced(client.clone(), &ns).get("pg").await.unwrap();
     assert!(!serde_json::to_string(&sts).unwrap().contains(SECRET_KEY));
 
+    // Base backups: a Job copies the replica into the bucket, its record last; with a retention
+    // of 1 the second backup replaces the first, and the WAL only the first needed goes.
+    psql(&client, &ns, "pg-0", "insert into t select generate_series(1001, 2000);").await;
+    let base = format!("fc/{ns}/pg/{uid}/base/");
+    let first = backed_up(&server, &tok, &ns, &store, &bucket, &base).await;
+    assert_eq!(first["member"], "pg-1", "taken from the replica: {first}");
+    assert_eq!(first["spec"]["engine"], "postgresql");
+    psql(&client, &ns, "pg-0", "insert into t select generate_series(2001, 3000); select pg_switch_wal();").await;
+    let second = backed_up(&server, &tok, &ns, &store, &bucket, &base).await;
+    assert_ne!(first["id"], second["id"], "the older backup went by the retention");
+    let start_wal = second["startWal"].as_str().unwrap().to_string();
+    let wal = keys(&store, &bucket, &format!("fc/{ns}/pg/{uid}/wal/")).await;
+    assert!(!wal.is_empty() && wal.iter().all(|k| k.rsplit('/').next().unwrap() >= start_wal.as_str()), "no WAL before {start_wal} is kept: {wal:?}");
+
     rest(&server, &tok, &ns, &["service", "delete", "pg"]);
+}
+
+async fn keys(store: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
+    let out = store.list_objects_v2().bucket(bucket).prefix(prefix).send().await.unwrap();
+    out.contents().iter().filter_map(|o| o.key().map(String::from)).collect()
+}
+
+/// `service backup --wait`; then the only backup under `base`: its files and its record, whose
+/// sizes match the objects'.
+async fn backed_up(server: &str, tok: &str, ns: &str, store: &aws_sdk_s3::Client, bucket: &str, base: &str) -> serde_json::Value {
+    rest(server, tok, ns, &["service", "backup", "pg", "--wait"]);
+    let all = keys(store, bucket, base).await;
+    let records: Vec<&String> = all.iter().filter(|k| k.ends_with("/backup.json")).collect();
+    assert_eq!(records.len(), 1, "one backup kept: {all:?}");
+    let got = store.get_object().bucket(bucket).key(records[0]).send().await.unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&got.body.collect().await.unwrap().into_bytes()).unwrap();
+    let dir = records[0].trim_end_matches("backup.json");
+    for (name, sum) in record["files"].as_object().unwrap() {
+        let head = store.head_object().bucket(bucket).key(format!("{dir}{name}")).send().await.unwrap_or_else(|e| panic!("{dir}{name}: {e:?}"));
+        assert_eq!(head.content_length().map(|n| n as u64), sum["size"].as_u64(), "{name}");
+    }
+    let names: Vec<&String> = record["files"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["backup_manifest", "base.tar", "pg_wal.tar"], "{record}");
+    record
 }

@@ -3,7 +3,7 @@
 //! own data directory, rendered by the same catalog as on Kubernetes (only paths and addresses
 //! differ). See docs/local.md.
 
-mod backup;
+pub mod backup;
 pub mod config;
 pub mod daemon;
 pub mod dns;

@@ -24,6 +24,8 @@ use crate::runtime::Runtime;
 use crate::store::{OperationRecord, RestoreRecord, ServiceRecord};
 
 mod dump;
+#[cfg(feature = "s3")]
+pub mod job;
 mod record;
 mod redis_load;
 mod repo;
@@ -379,7 +381,7 @@ fn pg_time(t: SystemTime) -> String {
 /// Which of `ids` (oldest first) retention removes, keeping the newest `keep` and every one in
 /// `restoring` (a restore under way reads it, and the WAL archived since its start); and the
 /// index of the oldest kept, from whose start the archive must stay.
-fn retention_plan(ids: &[&str], keep: usize, restoring: &[String]) -> (Vec<usize>, Option<usize>) {
+pub(crate) fn retention_plan(ids: &[&str], keep: usize, restoring: &[String]) -> (Vec<usize>, Option<usize>) {
     let excess = ids.len().saturating_sub(keep);
     let pinned = |i: usize| restoring.iter().any(|r| r == ids[i]);
     let remove: Vec<usize> = (0..excess).filter(|i| !pinned(*i)).collect();

@@ -41,6 +41,15 @@ impl S3Repo {
         Ok(S3Repo { bucket, root, access, credentials: t.credentials.clone() })
     }
 
+    /// The repository under `root` for a Kubernetes backup Job (`job`): the bucket through the
+    /// SDK's chain (the Job's credentials file or its pod's identity); no tool to install.
+    pub(crate) async fn at(root: S3Url, region: Option<String>, endpoint: Option<String>) -> S3Repo {
+        let settings = AwsSettings { region, endpoint_url: endpoint, ..AwsSettings::default() };
+        let bucket = Bucket::new(&settings, &root.bucket, None).await;
+        let access = S3Access { tool: String::new(), region: bucket.region.clone(), endpoint: bucket.endpoint.clone().unwrap_or_default() };
+        S3Repo { bucket, root, access, credentials: None }
+    }
+
     pub(crate) fn url(&self, rel: &str) -> String {
         self.root.join(rel).to_string()
     }

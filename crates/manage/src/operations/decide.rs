@@ -31,6 +31,8 @@ pub struct MemberView {
     /// `add`: met by the cluster and replicating its shard's primary; its `fill` or `drain`: the
     /// slots moved; a ZooKeeper `add`: in the ensemble), or why not yet (None: not looked at).
     pub cluster: Option<Result<(), String>>,
+    /// A backup: whether the step's Job has taken it, or why not yet (None: not looked at).
+    pub backup: Option<Result<(), String>>,
 }
 
 /// What the controller must do after [`advance`].
@@ -65,6 +67,9 @@ pub enum Effect {
     /// Redis Cluster `fill` or `drain` from `member` on: the slots move in a Job, run once per
     /// step (`key`: operation and step).
     MoveSlots { member: String, drain: bool, key: String },
+    /// A base backup of `member` into the cluster's bucket, in a Job run once per step (`key`:
+    /// operation and step).
+    TakeBackup { member: String, key: String },
 }
 
 /// What the controller knows besides the members.
@@ -165,8 +170,7 @@ fn done(step: &firecamp_core::operation::OperationStep, o: &Observed) -> Result<
         StepAction::Promote if !step.prepared => Err(format!("{} is promoted; its label and the other replicas' re-pointing are not done yet", step.member)),
         StepAction::Promote => Ok(()),
         StepAction::Resize => m.volume.clone().unwrap_or_else(|| Err("its volumes were not looked at".into())),
-        // Refused when asked for (request.rs): Kubernetes takes no base backups yet.
-        StepAction::Backup => Err("backups do not run on Kubernetes yet".into()),
+        StepAction::Backup => m.backup.clone().unwrap_or_else(|| Err("the backup Job was not looked at".into())),
         StepAction::Add if !step.prepared => Err("waiting for the engine to be ready for it".into()),
         StepAction::Add => match &m.pod_uid {
             None => Err(m.waiting.clone().unwrap_or_else(|| "no pod yet".into())),
@@ -250,10 +254,11 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
                         None
                     }
                     StepAction::Fill | StepAction::Drain => Some(move_slots(&op.id, i, step)),
+                    StepAction::Backup => Some(take_backup(&op.id, i, step)),
                     StepAction::Remove if o.leaves => Some(Effect::Leave { member: step.member.clone() }),
                     // A resize was asked by the reconcile pass that applied the PVCs' new size;
                     // a removal starts with the next pass, whose size leaves the member out.
-                    StepAction::Stop | StepAction::Start | StepAction::Remove | StepAction::Resize | StepAction::Backup => None,
+                    StepAction::Stop | StepAction::Start | StepAction::Remove | StepAction::Resize => None,
                 };
                 op.message = Some(format!("step {}/{total}: {}", i + 1, op.steps[i].describe()));
                 return effect.into_iter().collect();
@@ -296,6 +301,7 @@ pub fn advance(op: &mut Operation, o: &Observed) -> Vec<Effect> {
                             return vec![Effect::Join { member: step.member.clone() }];
                         }
                         StepAction::Fill | StepAction::Drain => return vec![move_slots(&op.id, i, step)],
+                        StepAction::Backup => return vec![take_backup(&op.id, i, step)],
                         StepAction::Remove if o.leaves && !step.left => return vec![Effect::Leave { member: step.member.clone() }],
                         StepAction::Remove if !step.prepared && m.is_none_or(|m| m.pod_uid.is_none()) => {
                             return vec![Effect::Forget { member: step.member.clone() }];
@@ -345,3 +351,7 @@ pub fn fail_current_step(op: &mut Operation, reason: &str, now_text: &str) {
 #[cfg(test)]
 #[path = "decide_tests.rs"]
 mod tests;
+
+fn take_backup(op: &str, i: usize, step: &firecamp_core::operation::OperationStep) -> Effect {
+    Effect::TakeBackup { member: step.member.clone(), key: format!("{op}/{i}") }
+}

@@ -313,3 +313,20 @@ fn a_zookeeper_member_joins_the_ensemble_and_leaves_it_before_its_pod_goes() {
     assert_eq!(advance(&mut o, &zk(&members)), vec![]);
     assert_eq!(o.phase, OperationPhase::Succeeded);
 }
+
+/// Issue #15 on Kubernetes: a backup's one step starts its Job (keyed by operation and step),
+/// asks again while it runs (a failed Job fails the step), and ends when the Job is complete.
+#[test]
+fn a_backup_step_runs_its_job_until_it_completes() {
+    let mut o = op(vec![OperationStep::new(StepAction::Backup, "pg-1")]);
+    o.kind = OperationKind::Backup;
+    let mut members = BTreeMap::from([("pg-0".to_string(), view("a", "new", true, Role::Primary)), ("pg-1".into(), view("b", "new", true, Role::Replica))]);
+    let take = Effect::TakeBackup { member: "pg-1".into(), key: "op-1/0".into() };
+    assert_eq!(advance(&mut o, &obs(&members, 0)), vec![take.clone()]);
+    members.get_mut("pg-1").unwrap().backup = Some(Err("taking the base backup (Job pg-backup)".into()));
+    assert_eq!(advance(&mut o, &obs(&members, 1)), vec![take]);
+    assert_eq!(o.steps[0].message.as_deref(), Some("taking the base backup (Job pg-backup)"));
+    members.get_mut("pg-1").unwrap().backup = Some(Ok(()));
+    assert_eq!(advance(&mut o, &obs(&members, 2)), vec![]);
+    assert_eq!(o.phase, OperationPhase::Succeeded, "{o:#?}");
+}

@@ -62,6 +62,7 @@ pub fn member_views(plan: &ServicePlan, pods: &BTreeMap<String, Pod>) -> BTreeMa
                     waiting,
                     volume: None,
                     cluster: None,
+                    backup: None,
                 }
             });
             (m.member.name.to_string(), view.unwrap_or_default())
@@ -93,6 +94,12 @@ fn plan_steps(
             None => scale_steps(&plan.name, &members, asked.replicas as usize),
         },
         OperationKind::Volume => members.iter().map(|m| firecamp_core::operation::OperationStep::new(StepAction::Resize, &m.member)).collect(),
+        // From a replica that is up, so the primary serves clients undisturbed.
+        OperationKind::Backup => {
+            let up = |m: &&MemberRole| views.get(m.member.as_str()).is_some_and(|v| v.ready);
+            let from = members.iter().filter(up).find(|m| !m.primary).or(members.iter().find(|m| m.primary)).or(members.first());
+            from.map(|m| firecamp_core::operation::OperationStep::new(StepAction::Backup, &m.member)).into_iter().collect()
+        }
         OperationKind::Stop => stop_start_steps(&members, StepAction::Stop),
         OperationKind::Start => stop_start_steps(&members, StepAction::Start),
         // On Kubernetes a member's files are written when its pod starts: every change restarts.
@@ -205,6 +212,9 @@ async fn act(
         Effect::MoveSlots { member, drain, key } => {
             return Ok(super::cluster::move_slots(ctx, svc, plan, views, member, *drain, key).await?.map(|()| None));
         }
+        Effect::TakeBackup { member, key } => {
+            return Ok(super::backup::take(ctx, svc, plan, member, key).await?.map(|()| None));
+        }
         Effect::FollowPrimary { primary, old } => {
             if let Some(engines) = engines {
                 // The replicas still replicate through the old primary meanwhile; their files
@@ -296,6 +306,9 @@ pub async fn drive(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, pod
     };
     if op.kind == OperationKind::Volume {
         super::volumes::observe(ctx, plan, &ns, &mut views).await?;
+    }
+    if op.kind == OperationKind::Backup {
+        super::backup::observe(ctx, svc, op, &mut views).await?;
     }
     let cluster = plan.members.iter().any(|m| m.shard.is_some());
     if op.kind == OperationKind::Scale && cluster {

@@ -130,9 +130,14 @@ async fn request_once(
     }
     // A scale starts from the members there are (a failed scale stopped short of its spec).
     let current = super::scale::applied_spec(&svc);
-    if req.kind == Some(OperationKind::Backup) {
+    if req.kind == Some(OperationKind::Backup) && !KubernetesLayout::archives(cluster, &current) {
         let mut errs = ValidationErrors::default();
-        errs.push("kind", "base backups are not taken on Kubernetes yet (members archive their WAL there, with --backup-target); they run on the local runtime (docs/backup.md)");
+        let why = if cluster.archive.is_none() {
+            "this cluster has no backup bucket: start the manage service with --backup-target (docs/backup.md)".to_string()
+        } else {
+            format!("on Kubernetes only PostgreSQL services with spec.backup take base backups, not this {} service (docs/backup.md)", current.engine)
+        };
+        errs.push("kind", why);
         return Err(errs.into());
     }
     let c = change(&current, req)?;

@@ -1,6 +1,7 @@
 //! `…/backups`, `…/backups/{id}` and `…/restore` on Kubernetes: the same API as the local
-//! runtime's, which keeps backups (docs/backup.md); on Kubernetes members archive WAL (with
-//! `manage --backup-target`) but no base backup is taken or restored yet, so each answers 501 — after authenticating and authorizing the caller like any other request, so
+//! runtime's, which keeps backups (docs/backup.md); on Kubernetes members archive WAL and
+//! `backup` operations take base backups into the bucket (`manage --backup-target`), but none is
+//! listed, deleted or restored here yet, so each answers 501 — after authenticating and authorizing the caller like any other request, so
 //! the answer says nothing to whom may not ask.
 
 use std::sync::Arc;
@@ -15,8 +16,7 @@ use super::auth::Access;
 use super::error::Fail;
 use super::services::{Params, params, service_name};
 
-const NOT_YET: &str =
-    "base backups, their list and restores run on the local runtime for now; on Kubernetes members only archive their WAL yet (docs/backup.md)";
+const NOT_YET: &str = "listing, deleting and restoring backups run on the local runtime for now; on Kubernetes the WAL archive and the base backups are in the cluster's bucket (docs/backup.md)";
 
 /// `verb` on the service (`create`: a new service in its namespace).
 async fn refuse(st: &AppState, headers: &HeaderMap, name: &str, q: Result<Query<Params>, QueryRejection>, verb: &str) -> Fail {

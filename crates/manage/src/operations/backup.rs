@@ -1,0 +1,243 @@
+//! The `backup` operation on Kubernetes (docs/backup.md): one step, a PostgreSQL base backup of
+//! a member (a replica that is up, else the primary) taken by a Job on the engine's image running
+//! `firecamp backup-job` — `pg_basebackup` over verify-full TLS, the files and their record
+//! uploaded into the cluster's bucket beside the WAL the members archive, then the retention.
+//! One Job per step, found again after a restart of the manage service; its failure is the
+//! step's. The Job's credentials are the tenant's Secret (or its pod's identity), as the
+//! members'.
+
+use std::collections::BTreeMap;
+
+use firecamp_catalog::ServicePlan;
+use firecamp_catalog::layout::{K8S_SECRET_DIR, K8S_TLS_DIR, K8S_TOOL_DIR};
+use firecamp_catalog::postgresql::{PORT, REPLICATION_PASSWORD};
+use firecamp_core::operation::{Operation, StepAction};
+use firecamp_kube::{labels, names};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, EnvVar, KeyToPath, ProjectedVolumeSource, ResourceRequirements, SecretProjection, Volume, VolumeMount, VolumeProjection,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::{DeleteParams, PropagationPolicy};
+use kube::{Api, Resource, ResourceExt};
+
+use super::decide::MemberView;
+use crate::crd::FireCampService;
+use crate::error::{Error, Result};
+use crate::reconcile::Context;
+use crate::reconcile::init::{JobOutcome, job_outcome};
+
+/// The annotation naming the operation step a backup Job was made for.
+const STEP_ANNOTATION: &str = "firecamp.dev/operation-step";
+const STAGING: &str = "/backup";
+
+/// `<service>-backup`: one at a time per service, like its operations.
+pub fn job_name(service: &str) -> String {
+    format!("{service}-backup")
+}
+
+fn jobs(ctx: &Context, svc: &FireCampService) -> Api<Job> {
+    Api::namespaced(ctx.client.clone(), &svc.namespace().unwrap_or_default())
+}
+
+fn ours(job: &Job, service: &str) -> bool {
+    job.labels().get(labels::MANAGED_BY).is_some_and(|v| v == "firecamp") && job.labels().get(labels::SERVICE).is_some_and(|s| s == service)
+}
+
+/// Fills the current step's member's `backup` view from its Job.
+pub async fn observe(ctx: &Context, svc: &FireCampService, op: &Operation, views: &mut BTreeMap<String, MemberView>) -> Result<()> {
+    let Some(i) = op.current_step() else { return Ok(()) };
+    let step = &op.steps[i];
+    if step.action != StepAction::Backup {
+        return Ok(());
+    }
+    let key = format!("{}/{i}", op.id);
+    let name = job_name(&svc.name_any());
+    let job = jobs(ctx, svc).get_opt(&name).await.map_err(Error::kube("get", "Job", &name))?;
+    let state = match job.filter(|j| j.annotations().get(STEP_ANNOTATION) == Some(&key)) {
+        None => Err(format!("the Job {name} that takes the backup is not started yet")),
+        Some(job) => match job_outcome(&job) {
+            JobOutcome::Complete => Ok(()),
+            JobOutcome::Failed(why) => Err(format!("the Job {name} failed: {why}")),
+            JobOutcome::Running => Err(format!("taking the base backup (Job {name})")),
+        },
+    };
+    if let Some(v) = views.get_mut(&step.member) {
+        v.backup = Some(state);
+    }
+    Ok(())
+}
+
+/// Starts the step's Job unless it runs; a Job of an earlier step is deleted first (when
+/// FireCamp made it). `Ok(Err(why))`: the Job failed, and with it the step.
+pub async fn take(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, member: &str, key: &str) -> Result<std::result::Result<(), String>> {
+    let api = jobs(ctx, svc);
+    let name = job_name(&plan.name);
+    if let Some(job) = api.get_opt(&name).await.map_err(Error::kube("get", "Job", &name))? {
+        if !ours(&job, &plan.name) {
+            return Ok(Err(format!("a Job named {name} exists that FireCamp did not make; delete or rename it")));
+        }
+        if job.annotations().get(STEP_ANNOTATION).map(String::as_str) == Some(key) {
+            return Ok(match job_outcome(&job) {
+                JobOutcome::Failed(why) => Err(format!("the Job {name} failed: {why}")),
+                _ => Ok(()),
+            });
+        }
+        if job.metadata.deletion_timestamp.is_none() {
+            let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
+            api.delete(&name, &dp).await.map_err(Error::kube("delete", "Job", &name))?;
+            tracing::info!(job = %name, "the backup Job of an earlier step deleted");
+        }
+        return Ok(Ok(()));
+    }
+    let (Some(uid), Some(op)) = (svc.metadata.uid.as_deref(), key.split('/').next()) else {
+        return Ok(Err("the service has no uid yet".into()));
+    };
+    let Some(mut job) = backup_job(plan, member, uid, op) else {
+        return Ok(Err(format!("{member} is not a member of {}, or the cluster has no backup bucket", plan.name)));
+    };
+    job.metadata.annotations = Some(BTreeMap::from([(STEP_ANNOTATION.to_string(), key.to_string())]));
+    job.metadata.owner_references = svc.controller_owner_ref(&()).map(|o| vec![o]);
+    match api.create(&Default::default(), &job).await {
+        Ok(_) => tracing::info!(job = %name, step = %key, %member, "backup Job started"),
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(Error::kube("create", "Job", &name)(e)),
+    }
+    Ok(Ok(()))
+}
+
+/// The Job that backs up `member` for operation `op` of the service (incarnation `uid`), or
+/// `None` when the cluster has no bucket or `member` is not the service's.
+pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str) -> Option<Job> {
+    let archive = plan.cluster.archive.as_ref()?;
+    let m = plan.member(member)?;
+    let task = firecamp_catalog::InitTask { name: "backup", command: vec!["/bin/bash".into(), "-c".into(), SCRIPT.into()], max_attempts: 2 };
+    let mut job = crate::reconcile::init::job(plan, &task);
+    job.metadata.name = Some(job_name(&plan.name));
+    // `bash -c SCRIPT $0 ARGS…`: the first is the script's name.
+    let mut args = vec![
+        "backup-job".to_string(),
+        format!("--root={}/{}", archive.url.trim_end_matches('/'), plan.cluster.namespace),
+        format!("--region={}", archive.region),
+        format!("--service={}", plan.name),
+        format!("--uid={uid}"),
+        format!("--operation={op}"),
+        format!("--host={}", m.member.dns_name),
+        format!("--port={PORT}"),
+        format!("--member={member}"),
+        format!("--password-file={K8S_SECRET_DIR}/{REPLICATION_PASSWORD}"),
+        format!("--staging={STAGING}"),
+        format!("--server-version={}", plan.version.version),
+    ];
+    if !archive.endpoint.is_empty() {
+        args.push(format!("--endpoint={}", archive.endpoint));
+    }
+    if plan.tls {
+        args.push(format!("--ca-file={K8S_TLS_DIR}/{}", firecamp_catalog::tls::CA_FILE));
+    }
+    let spec = serde_json::to_string(&plan.spec).ok()?;
+    let pod = job.spec.as_mut()?.template.spec.as_mut()?;
+    let c = pod.containers.first_mut()?;
+    c.args = Some(args);
+    c.env = Some(vec![EnvVar { name: "FIRECAMP_SERVICE_SPEC".into(), value: Some(spec), ..Default::default() }]);
+    // The staged backup is as large as the database: no ephemeral-storage limit of its own.
+    let q = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect::<BTreeMap<_, _>>();
+    c.resources =
+        Some(ResourceRequirements { requests: Some(q(&[("cpu", "50m"), ("memory", "64Mi")])), limits: Some(q(&[("memory", "512Mi")])), ..Default::default() });
+    let mounts = c.volume_mounts.get_or_insert_with(Vec::new);
+    mounts.push(VolumeMount { name: "firecamp-tool".into(), mount_path: K8S_TOOL_DIR.into(), read_only: Some(true), ..Default::default() });
+    mounts.push(VolumeMount { name: "staging".into(), mount_path: STAGING.into(), ..Default::default() });
+    let image = plan.cluster.firecamp_image();
+    pod.init_containers = Some(vec![Container {
+        name: "firecamp-tool".into(),
+        image: Some(image),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec!["/bin/cp".into(), "/usr/local/bin/firecamp".into(), format!("{K8S_TOOL_DIR}/firecamp")]),
+        security_context: c.security_context.clone(),
+        resources: Some(ResourceRequirements {
+            requests: Some(q(&[("cpu", "10m"), ("memory", "16Mi")])),
+            limits: Some(q(&[("memory", "64Mi")])),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![VolumeMount { name: "firecamp-tool".into(), mount_path: K8S_TOOL_DIR.into(), ..Default::default() }]),
+        ..Default::default()
+    }]);
+    let volumes = pod.volumes.get_or_insert_with(Vec::new);
+    let empty = |name: &str| Volume { name: name.into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() };
+    volumes.push(empty("firecamp-tool"));
+    volumes.push(empty("staging"));
+    if let (Some(creds), Some(v)) = (&archive.credentials_secret, volumes.iter_mut().find(|v| v.name == "secret")) {
+        // The service's keys and the tenant's bucket credentials, as the members see them.
+        let source = |name: String, items: Option<Vec<KeyToPath>>, optional: Option<bool>| VolumeProjection {
+            secret: Some(SecretProjection { name, items, optional }),
+            ..Default::default()
+        };
+        let only = vec![KeyToPath { key: "credentials".into(), path: "aws-credentials".into(), mode: None }];
+        *v = Volume {
+            name: "secret".into(),
+            projected: Some(ProjectedVolumeSource {
+                default_mode: Some(0o440),
+                sources: Some(vec![source(names::secret(&plan.name), None, None), source(creds.clone(), Some(only), Some(true))]),
+            }),
+            ..Default::default()
+        };
+    }
+    Some(job)
+}
+
+/// The Job's command: the bucket's credentials file when the tenant keeps one, else the pod's
+/// AWS identity; then the backup.
+const SCRIPT: &str = r#"creds=/etc/firecamp/secret/aws-credentials
+if [ -f "$creds" ]; then export AWS_SHARED_CREDENTIALS_FILE="$creds"; fi
+exec /opt/firecamp/bin/firecamp backup-job "$@""#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use firecamp_core::cluster::ArchiveTarget;
+    use firecamp_core::{ClusterConfig, EngineKind};
+
+    fn plan(archive: Option<ArchiveTarget>) -> ServicePlan {
+        let mut spec = firecamp_catalog::examples::spec(EngineKind::Postgresql, 2);
+        spec.backup = Some(Default::default());
+        let cluster = ClusterConfig { namespace: "team-a".into(), backups: true, archive, ..ClusterConfig::new("prod") };
+        let layout = firecamp_catalog::KubernetesLayout::archiving(&cluster, &spec, "pg", "u1");
+        firecamp_catalog::plan("pg", &spec, &cluster, &layout, &BTreeMap::new()).unwrap()
+    }
+
+    #[test]
+    fn the_backup_job_copies_a_member_into_the_namespaces_tree_with_files_not_arguments_for_secrets() {
+        let archive = ArchiveTarget { url: "s3://b/fc".into(), region: "us-east-1".into(), endpoint: String::new(), credentials_secret: Some("keys".into()) };
+        let job = backup_job(&plan(Some(archive)), "pg-1", "u1", "op-7").unwrap();
+        assert_eq!(job.metadata.name.as_deref(), Some("pg-backup"));
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        let c = &pod.containers[0];
+        let args = c.args.clone().unwrap();
+        for want in [
+            "--root=s3://b/fc/team-a",
+            "--uid=u1",
+            "--operation=op-7",
+            "--member=pg-1",
+            "--host=pg-1.team-a.prod-firecamp.com",
+            "--password-file=/etc/firecamp/secret/replication-password",
+        ] {
+            assert!(args.iter().any(|a| a == want), "{want}: {args:?}");
+        }
+        assert!(!args.iter().any(|a| a.starts_with("--endpoint")), "AWS's own endpoint: {args:?}");
+        let env = serde_json::to_string(&c.env).unwrap();
+        assert!(!env.contains("password\\\":\\\"") && env.contains("FIRECAMP_SERVICE_SPEC"), "{env}");
+        assert_eq!(pod.init_containers.unwrap()[0].command.clone().unwrap()[2], "/opt/firecamp/bin/firecamp");
+        let secret = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "secret").unwrap();
+        let sources = secret.projected.as_ref().unwrap().sources.clone().unwrap();
+        let keys = sources[1].secret.as_ref().unwrap();
+        assert_eq!((keys.name.as_str(), keys.optional), ("keys", Some(true)), "the tenant's credentials, optional");
+        assert!(pod.volumes.unwrap().iter().any(|v| v.name == "staging" && v.empty_dir.is_some()));
+    }
+
+    #[test]
+    fn no_job_without_a_bucket_or_for_a_stranger() {
+        assert!(backup_job(&plan(None), "pg-1", "u1", "op-7").is_none());
+        let archive = ArchiveTarget { url: "s3://b/fc".into(), region: "us-east-1".into(), endpoint: String::new(), credentials_secret: None };
+        assert!(backup_job(&plan(Some(archive)), "other-0", "u1", "op-7").is_none());
+    }
+}
