@@ -32,6 +32,7 @@ pub async fn cloud(a: &ManageArgs) -> Result<Cloud, CliError> {
         dns: Some(Arc::new(dns)),
         static_ips: Some(Arc::new(firecamp_aws::Ec2StaticIps::new(&clients, &a.cluster, &vpc))),
         logs: Some(Arc::new(firecamp_aws::CloudWatchLogs::new(&clients, &a.cluster).with_retention(a.log_retention_days))),
+        backups: None,
     })
 }
 
@@ -70,5 +71,64 @@ pub async fn archive(a: &ManageArgs) -> Result<Option<firecamp_core::cluster::Ar
     match a.backup_target {
         Some(_) => Err(CliError::Usage("--backup-target: this firecamp was built without AWS support (cargo feature `aws`)".into())),
         None => Ok(None),
+    }
+}
+
+/// The REST API's view of the cluster's bucket (`--backup-target`): firecamp-local's
+/// `backup::cluster` behind the manage service's trait.
+#[cfg(feature = "aws")]
+pub async fn backups(archive: &firecamp_core::cluster::ArchiveTarget) -> Result<std::sync::Arc<dyn firecamp_manage::backups::BackupStore>, CliError> {
+    let endpoint = (!archive.endpoint.is_empty()).then(|| archive.endpoint.clone());
+    let store = firecamp_local::backup::cluster::ClusterBackups::new(&archive.url, Some(archive.region.clone()), endpoint)
+        .await
+        .map_err(|e| CliError::Usage(format!("--backup-target: {e}")))?;
+    Ok(std::sync::Arc::new(Backups(store)))
+}
+
+#[cfg(not(feature = "aws"))]
+pub async fn backups(_: &firecamp_core::cluster::ArchiveTarget) -> Result<std::sync::Arc<dyn firecamp_manage::backups::BackupStore>, CliError> {
+    Err(CliError::Usage("--backup-target: this firecamp was built without AWS support (cargo feature `aws`)".into()))
+}
+
+#[cfg(feature = "aws")]
+struct Backups(firecamp_local::backup::cluster::ClusterBackups);
+
+#[cfg(feature = "aws")]
+fn backup_error(e: firecamp_local::LocalError) -> firecamp_manage::backups::BackupError {
+    use firecamp_local::LocalError as L;
+    use firecamp_manage::backups::BackupError as B;
+    match e {
+        L::Invalid(errs) => {
+            let first = errs.0.first().cloned();
+            B::Invalid {
+                field: first.as_ref().map(|f| f.field.clone()).unwrap_or_else(|| "backup".into()),
+                message: first.map(|f| f.message).unwrap_or_default(),
+            }
+        }
+        L::BadRequest(m) => B::Invalid { field: "backup".into(), message: m },
+        L::NotFound(s) => B::NotFound(format!("service {s:?} has no backups")),
+        L::Missing(m) => B::NotFound(m),
+        other => B::Unavailable(other.to_string()),
+    }
+}
+
+#[cfg(feature = "aws")]
+impl firecamp_manage::backups::BackupStore for Backups {
+    fn list<'a>(
+        &'a self,
+        namespace: &'a str,
+        service: &'a str,
+    ) -> firecamp_core::cloud::BoxFuture<'a, Result<Vec<firecamp_api::Backup>, firecamp_manage::backups::BackupError>> {
+        Box::pin(async move { self.0.list(namespace, service).await.map_err(backup_error) })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        namespace: &'a str,
+        service: &'a str,
+        id: &'a str,
+        current: Option<&'a str>,
+    ) -> firecamp_core::cloud::BoxFuture<'a, Result<firecamp_api::Backup, firecamp_manage::backups::BackupError>> {
+        Box::pin(async move { self.0.delete(namespace, service, id, current).await.map_err(backup_error) })
     }
 }

@@ -214,12 +214,16 @@ pub async fn manage(a: ManageArgs) -> Result<(), CliError> {
     let mut errs = firecamp_core::ValidationErrors::default();
     cluster.validate(&mut errs);
     errs.into_result()?;
-    if let Some(archive) = crate::aws_cloud::archive(&a).await? {
+    let archive = crate::aws_cloud::archive(&a).await?;
+    if let Some(archive) = &archive {
         cluster.backups = true;
-        cluster.archive = Some(archive);
+        cluster.archive = Some(archive.clone());
     }
     let identity = a.identity.clone().unwrap_or_else(|| format!("firecamp-manage-{}", std::process::id()));
-    let cloud = crate::aws_cloud::cloud(&a).await?;
+    let mut cloud = crate::aws_cloud::cloud(&a).await?;
+    if let Some(archive) = &archive {
+        cloud.backups = Some(crate::aws_cloud::backups(archive).await?);
+    }
     if !cloud.is_empty() {
         tracing::info!(?cloud, "AWS parts enabled");
     }

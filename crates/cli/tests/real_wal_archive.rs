@@ -116,7 +116,26 @@ async fn postgresql_members_archive_their_wal_into_the_clusters_bucket_on_real_p
     let wal = keys(&store, &bucket, &format!("fc/{ns}/pg/{uid}/wal/")).await;
     assert!(!wal.is_empty() && wal.iter().all(|k| k.rsplit('/').next().unwrap() >= start_wal.as_str()), "no WAL before {start_wal} is kept: {wal:?}");
 
-    rest(&server, &tok, &ns, &["service", "delete", "pg"]);
+    // Listed through the API as in the bucket; deleted with the WAL only it needed; restores
+    // are the local runtime's for now.
+    let listed: serde_json::Value = serde_json::from_str(&rest(&server, &tok, &ns, &["service", "backups", "pg", "-o", "json"])).unwrap();
+    let listed = listed["items"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!((&listed[0]["id"], &listed[0]["member"]), (&second["id"], &second["member"]));
+    assert!(listed[0]["recoverableUntil"].is_string(), "the archive's newest moment: {listed:?}");
+    let id = second["id"].as_str().unwrap();
+    rest(&server, &tok, &ns, &["service", "delete-backup", "pg", id]);
+    assert!(keys(&store, &bucket, &base).await.is_empty(), "the backup's objects are gone");
+    let listed: serde_json::Value = serde_json::from_str(&rest(&server, &tok, &ns, &["service", "backups", "pg", "-o", "json"])).unwrap();
+    assert_eq!(listed["items"], serde_json::json!([]));
+    let err = refused(&server, &tok, &ns, &["service", "delete-backup", "pg", "pg-not-an-id"]);
+    assert!(err.contains("backup"), "{err}");
+    let mut a: Vec<String> = ["service", "restore", "pg", "--from=latest", "--as=pg2"].iter().map(|s| s.to_string()).collect();
+    a.extend([format!("--server={server}"), format!("--token={tok}"), format!("--namespace={ns}"), format!("--ca-cert={}", real::ca_file().display())]);
+    let out = real::cli(&a);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("local runtime"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    rest(&server, &tok, &ns, &["service", "delete", "pg", "--delete-volumes", "--wait", "--timeout=180"]);
 }
 
 async fn keys(store: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {

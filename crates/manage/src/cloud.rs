@@ -11,6 +11,8 @@ pub struct Cloud {
     pub dns: Option<Arc<dyn MemberDns>>,
     pub static_ips: Option<Arc<dyn StaticIps>>,
     pub logs: Option<Arc<dyn MemberLogs>>,
+    /// The cluster's backups (`--backup-target`), for the REST API's backup paths.
+    pub backups: Option<Arc<dyn crate::backups::BackupStore>>,
 }
 
 impl Cloud {
@@ -21,6 +23,11 @@ impl Cloud {
 
 impl std::fmt::Debug for Cloud {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cloud").field("dns", &self.dns.is_some()).field("static_ips", &self.static_ips.is_some()).field("logs", &self.logs.is_some()).finish()
+        f.debug_struct("Cloud")
+            .field("dns", &self.dns.is_some())
+            .field("static_ips", &self.static_ips.is_some())
+            .field("logs", &self.logs.is_some())
+            .field("backups", &self.backups.is_some())
+            .finish()
     }
 }

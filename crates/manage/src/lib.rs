@@ -2,6 +2,7 @@
 //! reconciles it (dereference → validate → build → apply → update status), init tasks as Jobs,
 //! leader election, and the REST API the CLI talks to.
 
+pub mod backups;
 pub mod cloud;
 pub mod config;
 pub mod crd;

@@ -23,6 +23,8 @@ use crate::error::{LocalError, Result};
 use crate::runtime::Runtime;
 use crate::store::{OperationRecord, RestoreRecord, ServiceRecord};
 
+#[cfg(feature = "s3")]
+pub mod cluster;
 mod dump;
 #[cfg(feature = "s3")]
 pub mod job;

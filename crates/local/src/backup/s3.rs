@@ -45,7 +45,11 @@ impl S3Repo {
     /// SDK's chain (the Job's credentials file or its pod's identity); no tool to install.
     pub(crate) async fn at(root: S3Url, region: Option<String>, endpoint: Option<String>) -> S3Repo {
         let settings = AwsSettings { region, endpoint_url: endpoint, ..AwsSettings::default() };
-        let bucket = Bucket::new(&settings, &root.bucket, None).await;
+        S3Repo::with(Bucket::new(&settings, &root.bucket, None).await, root)
+    }
+
+    /// The repository under `root` of a bucket already made (the manage service's).
+    pub(crate) fn with(bucket: Bucket, root: S3Url) -> S3Repo {
         let access = S3Access { tool: String::new(), region: bucket.region.clone(), endpoint: bucket.endpoint.clone().unwrap_or_default() };
         S3Repo { bucket, root, access, credentials: None }
     }

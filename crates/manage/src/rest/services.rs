@@ -80,7 +80,7 @@ pub(crate) fn unreadable(e: BytesRejection) -> Fail {
     Fail(invalid_field("body", format!("reading the request body: {}", e.body_text())).0, Some(status))
 }
 
-fn missing(name: &str, ns: &str) -> Fail {
+pub(crate) fn missing(name: &str, ns: &str) -> Fail {
     fail(ErrorCode::NotFound, format!("service {name:?} does not exist in namespace {ns:?}"))
 }
 
