@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::record::{wal_file, wal_range};
+use super::record::manifest_wal;
 use crate::runtime::Runtime;
 use crate::store::ServiceRecord;
 
@@ -62,13 +62,7 @@ impl Runtime {
         if !out.status.success() {
             return Err(format!("pg_basebackup from {member} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
         }
-        let manifest_path = partial.join("backup_manifest");
-        let manifest: serde_json::Value = std::fs::read(&manifest_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| format!("{} is missing or unreadable", manifest_path.display()))?;
-        let (timeline, start_lsn, end_lsn) = wal_range(&manifest).ok_or("backup_manifest has no WAL range")?;
-        let start_wal = wal_file(timeline, &start_lsn).ok_or_else(|| format!("the start LSN {start_lsn} is not one"))?;
+        let (timeline, start_lsn, end_lsn, start_wal) = manifest_wal(partial)?;
         Ok(Dumped { member, timeline, start_lsn, end_lsn, start_wal })
     }
 

@@ -11,7 +11,7 @@ use firecamp_aws::s3::S3Url;
 use firecamp_core::ServiceSpec;
 
 use super::Loc;
-use super::record::{BackupRecord, FORMAT, RECORD, backup_id, now, sums, wal_file, wal_range, write_durably};
+use super::record::{BackupRecord, FORMAT, RECORD, backup_id, manifest_wal, now, sums, write_durably};
 use super::retention_plan;
 use super::s3::S3Repo;
 
@@ -102,13 +102,7 @@ async fn dump(b: &BaseBackup, id: &str) -> Result<BackupRecord, String> {
     if !out.status.success() {
         return Err(format!("pg_basebackup from {} failed: {}", b.member, String::from_utf8_lossy(&out.stderr).trim()));
     }
-    let manifest_path = partial.join("backup_manifest");
-    let manifest: serde_json::Value = std::fs::read(&manifest_path)
-        .ok()
-        .and_then(|m| serde_json::from_slice(&m).ok())
-        .ok_or_else(|| format!("{} is missing or unreadable", manifest_path.display()))?;
-    let (timeline, start_lsn, end_lsn) = wal_range(&manifest).ok_or("backup_manifest has no WAL range")?;
-    let start_wal = wal_file(timeline, &start_lsn).ok_or_else(|| format!("the start LSN {start_lsn} is not one"))?;
+    let (timeline, start_lsn, end_lsn, start_wal) = manifest_wal(&partial)?;
     let dir = partial.clone();
     let files = tokio::task::spawn_blocking(move || sums(&dir)).await.map_err(|e| e.to_string())?.map_err(|e| format!("checksums: {e}"))?;
     let record = BackupRecord {

@@ -95,6 +95,17 @@ pub(crate) fn wal_range(manifest: &serde_json::Value) -> Option<(u32, String, St
     Some((timeline, start, end))
 }
 
+/// A base backup's WAL as its `backup_manifest` in `dir` gives it: timeline, start and end LSN,
+/// and the first WAL file it needs.
+pub(crate) fn manifest_wal(dir: &Path) -> Result<(u32, String, String, String), String> {
+    let path = dir.join("backup_manifest");
+    let manifest: serde_json::Value =
+        std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(|| format!("{} is missing or unreadable", path.display()))?;
+    let (timeline, start_lsn, end_lsn) = wal_range(&manifest).ok_or("backup_manifest has no WAL range")?;
+    let start_wal = wal_file(timeline, &start_lsn).ok_or_else(|| format!("the start LSN {start_lsn} is not one"))?;
+    Ok((timeline, start_lsn, end_lsn, start_wal))
+}
+
 pub(crate) fn sum(path: &Path) -> std::io::Result<FileSum> {
     use sha2::{Digest, Sha256};
     let mut f = std::fs::File::open(path)?;

@@ -12,23 +12,20 @@ use firecamp_catalog::ServicePlan;
 use firecamp_catalog::layout::{K8S_SECRET_DIR, K8S_TLS_DIR, K8S_TOOL_DIR};
 use firecamp_catalog::postgresql::{PORT, REPLICATION_PASSWORD};
 use firecamp_core::operation::{Operation, StepAction};
-use firecamp_kube::{labels, names};
+use firecamp_kube::names;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, EnvVar, KeyToPath, ProjectedVolumeSource, ResourceRequirements, SecretProjection, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{DeleteParams, PropagationPolicy};
 use kube::{Api, Resource, ResourceExt};
 
 use super::decide::MemberView;
 use crate::crd::FireCampService;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::reconcile::Context;
 use crate::reconcile::init::{JobOutcome, job_outcome};
 
-/// The annotation naming the operation step a backup Job was made for.
-const STEP_ANNOTATION: &str = "firecamp.dev/operation-step";
 const STAGING: &str = "/backup";
 
 /// `<service>-backup`: one at a time per service, like its operations.
@@ -40,10 +37,6 @@ fn jobs(ctx: &Context, svc: &FireCampService) -> Api<Job> {
     Api::namespaced(ctx.client.clone(), &svc.namespace().unwrap_or_default())
 }
 
-fn ours(job: &Job, service: &str) -> bool {
-    job.labels().get(labels::MANAGED_BY).is_some_and(|v| v == "firecamp") && job.labels().get(labels::SERVICE).is_some_and(|s| s == service)
-}
-
 /// Fills the current step's member's `backup` view from its Job.
 pub async fn observe(ctx: &Context, svc: &FireCampService, op: &Operation, views: &mut BTreeMap<String, MemberView>) -> Result<()> {
     let Some(i) = op.current_step() else { return Ok(()) };
@@ -53,8 +46,7 @@ pub async fn observe(ctx: &Context, svc: &FireCampService, op: &Operation, views
     }
     let key = format!("{}/{i}", op.id);
     let name = job_name(&svc.name_any());
-    let job = jobs(ctx, svc).get_opt(&name).await.map_err(Error::kube("get", "Job", &name))?;
-    let state = match job.filter(|j| j.annotations().get(STEP_ANNOTATION) == Some(&key)) {
+    let state = match super::step_job::of_step(&jobs(ctx, svc), &name, &key).await? {
         None => Err(format!("the Job {name} that takes the backup is not started yet")),
         Some(job) => match job_outcome(&job) {
             JobOutcome::Complete => Ok(()),
@@ -72,37 +64,16 @@ pub async fn observe(ctx: &Context, svc: &FireCampService, op: &Operation, views
 /// FireCamp made it). `Ok(Err(why))`: the Job failed, and with it the step.
 pub async fn take(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, member: &str, key: &str) -> Result<std::result::Result<(), String>> {
     let api = jobs(ctx, svc);
-    let name = job_name(&plan.name);
-    if let Some(job) = api.get_opt(&name).await.map_err(Error::kube("get", "Job", &name))? {
-        if !ours(&job, &plan.name) {
-            return Ok(Err(format!("a Job named {name} exists that FireCamp did not make; delete or rename it")));
-        }
-        if job.annotations().get(STEP_ANNOTATION).map(String::as_str) == Some(key) {
-            return Ok(match job_outcome(&job) {
-                JobOutcome::Failed(why) => Err(format!("the Job {name} failed: {why}")),
-                _ => Ok(()),
-            });
-        }
-        if job.metadata.deletion_timestamp.is_none() {
-            let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
-            api.delete(&name, &dp).await.map_err(Error::kube("delete", "Job", &name))?;
-            tracing::info!(job = %name, "the backup Job of an earlier step deleted");
-        }
-        return Ok(Ok(()));
+    if let Some(answer) = super::step_job::existing(&api, &job_name(&plan.name), &plan.name, key).await? {
+        return Ok(answer);
     }
     let (Some(uid), Some(op)) = (svc.metadata.uid.as_deref(), key.split('/').next()) else {
         return Ok(Err("the service has no uid yet".into()));
     };
-    let Some(mut job) = backup_job(plan, member, uid, op) else {
+    let Some(job) = backup_job(plan, member, uid, op) else {
         return Ok(Err(format!("{member} is not a member of {}, or the cluster has no backup bucket", plan.name)));
     };
-    job.metadata.annotations = Some(BTreeMap::from([(STEP_ANNOTATION.to_string(), key.to_string())]));
-    job.metadata.owner_references = svc.controller_owner_ref(&()).map(|o| vec![o]);
-    match api.create(&Default::default(), &job).await {
-        Ok(_) => tracing::info!(job = %name, step = %key, %member, "backup Job started"),
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(e) => return Err(Error::kube("create", "Job", &name)(e)),
-    }
+    super::step_job::create(&api, job, key, svc.controller_owner_ref(&())).await?;
     Ok(Ok(()))
 }
 

@@ -17,20 +17,15 @@ use firecamp_catalog::ServicePlan;
 use firecamp_catalog::redis::{PORT, cluster_address, members_per_shard, move_slots_task};
 use firecamp_core::MemberName;
 use firecamp_core::operation::{Operation, StepAction};
-use firecamp_kube::labels;
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{DeleteParams, PropagationPolicy};
 use kube::{Api, Resource, ResourceExt};
 
 use super::decide::MemberView;
 use super::roles::Engines;
 use crate::crd::FireCampService;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::reconcile::Context;
 use crate::reconcile::init::{JobOutcome, job_outcome};
-
-/// The annotation naming the operation step a slots Job was made for.
-const STEP_ANNOTATION: &str = "firecamp.dev/operation-step";
 
 /// `<service>-slots`: one at a time per service, like its operations.
 pub fn job_name(service: &str) -> String {
@@ -65,7 +60,7 @@ pub async fn observe(
         },
         StepAction::Fill | StepAction::Drain => {
             let key = format!("{}/{}", op.id, op.current_step().unwrap_or_default());
-            match job_of_step(ctx, svc, &key).await? {
+            match super::step_job::of_step(&jobs(ctx, svc), &job_name(&plan.name), &key).await? {
                 None => Err(format!("the Job {} that moves the slots is not started yet", job_name(&plan.name))),
                 Some(job) => match job_outcome(&job) {
                     JobOutcome::Complete => Ok(()),
@@ -119,13 +114,6 @@ fn jobs(ctx: &Context, svc: &FireCampService) -> Api<Job> {
     Api::namespaced(ctx.client.clone(), &svc.namespace().unwrap_or_default())
 }
 
-/// The slots Job when it was made for the step `key`.
-async fn job_of_step(ctx: &Context, svc: &FireCampService, key: &str) -> Result<Option<Job>> {
-    let name = job_name(&svc.name_any());
-    let job = jobs(ctx, svc).get_opt(&name).await.map_err(Error::kube("get", "Job", &name))?;
-    Ok(job.filter(|j| j.annotations().get(STEP_ANNOTATION).map(String::as_str) == Some(key)))
-}
-
 /// Starts the step's Job unless it runs; a Job of an earlier step is deleted first (when
 /// FireCamp made it). `Ok(Err(why))`: the Job failed, and with it the step.
 pub async fn move_slots(
@@ -138,24 +126,8 @@ pub async fn move_slots(
     key: &str,
 ) -> Result<std::result::Result<(), String>> {
     let api = jobs(ctx, svc);
-    let name = job_name(&plan.name);
-    if let Some(job) = api.get_opt(&name).await.map_err(Error::kube("get", "Job", &name))? {
-        let ours = job.labels().get(labels::MANAGED_BY).is_some_and(|v| v == "firecamp") && job.labels().get(labels::SERVICE) == Some(&plan.name);
-        if !ours {
-            return Ok(Err(format!("a Job named {name} exists that FireCamp did not make; delete or rename it")));
-        }
-        if job.annotations().get(STEP_ANNOTATION).map(String::as_str) == Some(key) {
-            return Ok(match job_outcome(&job) {
-                JobOutcome::Failed(why) => Err(format!("the Job {name} failed: {why}")),
-                _ => Ok(()),
-            });
-        }
-        if job.metadata.deletion_timestamp.is_none() {
-            let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
-            api.delete(&name, &dp).await.map_err(Error::kube("delete", "Job", &name))?;
-            tracing::info!(job = %name, "the slots Job of an earlier step deleted");
-        }
-        return Ok(Ok(()));
+    if let Some(answer) = super::step_job::existing(&api, &job_name(&plan.name), &plan.name, key).await? {
+        return Ok(answer);
     }
     let from = index(member);
     let Some(via) = via(plan, views, from).and_then(|v| plan.member(&v)).map(|m| cluster_address(&m.member)) else {
@@ -163,14 +135,8 @@ pub async fn move_slots(
     };
     let moving: Vec<String> = plan.members.iter().filter(|m| index(m.member.name.as_str()) >= from).map(|m| cluster_address(&m.member)).collect();
     let mut job = crate::reconcile::init::job(plan, &move_slots_task(drain, &via, &moving));
-    job.metadata.name = Some(name.clone());
-    job.metadata.annotations = Some(BTreeMap::from([(STEP_ANNOTATION.to_string(), key.to_string())]));
-    job.metadata.owner_references = svc.controller_owner_ref(&()).map(|o| vec![o]);
-    match api.create(&Default::default(), &job).await {
-        Ok(_) => tracing::info!(job = %name, step = %key, "slots Job started"),
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(e) => return Err(Error::kube("create", "Job", &name)(e)),
-    }
+    job.metadata.name = Some(job_name(&plan.name));
+    super::step_job::create(&api, job, key, svc.controller_owner_ref(&())).await?;
     Ok(Ok(()))
 }
 

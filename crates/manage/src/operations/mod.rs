@@ -12,6 +12,7 @@ pub mod postgresql;
 pub mod request;
 pub mod roles;
 pub mod scale;
+mod step_job;
 pub mod volumes;
 
 pub use request::{CANCEL_ANNOTATION, OPERATION_ANNOTATION, RequestError, cancel, list, pending, request, unfinished};
