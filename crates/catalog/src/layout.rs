@@ -85,7 +85,35 @@ pub struct RestorePaths {
     pub wal_dir: String,
     /// Recovery stops at this moment (RFC 3339, checked); at the end of the archive when absent.
     pub target_time: Option<String>,
+    /// Kubernetes: where member-init downloads the base backup from into `base_dir` before the
+    /// first start (`RESTORE_FROM`, a JSON file of the member's); `None` where the runtime puts
+    /// it there itself (the local runtime).
+    pub fetch: Option<RestoreFetch>,
 }
+
+/// A base backup in a bucket: `s3://bucket/key/<backup id>` and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreFetch {
+    pub url: String,
+    pub region: String,
+    /// Empty for AWS's own.
+    pub endpoint: String,
+}
+
+impl RestoreFetch {
+    /// As the [`RESTORE_FROM`] file holds it: `key=value` lines.
+    pub fn render(&self) -> String {
+        format!("url={}\nregion={}\nendpoint={}\n", self.url, self.region, self.endpoint)
+    }
+
+    pub fn parse(text: &str) -> Option<RestoreFetch> {
+        let get = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)?.strip_prefix('=')).map(str::to_string);
+        Some(RestoreFetch { url: get("url")?, region: get("region")?, endpoint: get("endpoint").unwrap_or_default() })
+    }
+}
+
+/// The file of a restored member's that names its [`RestoreFetch`].
+pub const RESTORE_FROM: &str = "restore-from";
 
 /// A runtime's way of placing members.
 pub trait Layout {
@@ -114,16 +142,68 @@ impl KubernetesLayout {
     /// The layout of a service of `cluster` (its namespace set), incarnation `uid` (the
     /// FireCampService's own): its WAL goes to `<bucket url>/<namespace>/<service>/<uid>/wal`.
     pub fn archiving(cluster: &ClusterConfig, spec: &ServiceSpec, service: &str, uid: &str) -> KubernetesLayout {
+        Self::restoring(cluster, spec, service, uid, None)
+    }
+
+    /// [`KubernetesLayout::archiving`] for a service restored from `from` (until its first
+    /// start is done): its first member starts from that backup of a service of its namespace.
+    pub fn restoring(cluster: &ClusterConfig, spec: &ServiceSpec, service: &str, uid: &str, from: Option<&RestoreSource>) -> KubernetesLayout {
         let Some(a) = cluster.archive.as_ref().filter(|_| Self::archives(cluster, spec)) else {
             return KubernetesLayout::default();
         };
+        let tree = |svc: &str, inc: &str| format!("{}/{}/{svc}/{inc}", a.url.trim_end_matches('/'), cluster.namespace);
         KubernetesLayout {
             backup: BackupPaths {
-                archive_dir: format!("{}/{}/{service}/{uid}/wal", a.url.trim_end_matches('/'), cluster.namespace),
-                restore: None,
+                archive_dir: format!("{}/wal", tree(service, uid)),
+                restore: from.map(|f| RestorePaths {
+                    base_dir: format!("{K8S_DATA_DIR}/restore"),
+                    wal_dir: format!("{}/wal", tree(&f.service, &f.uid)),
+                    target_time: f.target_time.clone(),
+                    fetch: Some(RestoreFetch {
+                        url: format!("{}/base/{}", tree(&f.service, &f.uid), f.backup),
+                        region: a.region.clone(),
+                        endpoint: a.endpoint.clone(),
+                    }),
+                }),
                 s3: Some(S3Access { tool: format!("{K8S_TOOL_DIR}/firecamp"), region: a.region.clone(), endpoint: a.endpoint.clone() }),
             },
         }
+    }
+}
+
+/// What a restored service on Kubernetes starts from: a backup of `service` (of its own
+/// namespace), incarnation `uid`, recovered up to `target_time` (PostgreSQL's form, checked).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSource {
+    pub service: String,
+    pub uid: String,
+    pub backup: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_time: Option<String>,
+}
+
+impl RestoreSource {
+    /// Why it cannot name a backup (each part reaches a key and a config file), if so.
+    pub fn problem(&self) -> Option<String> {
+        if let Some(p) = firecamp_core::names::dns1035_label_problem(&self.service) {
+            return Some(format!("service {:?}: {p}", self.service));
+        }
+        let plain =
+            |s: &str, extra: &[u8]| !s.is_empty() && s.len() <= 80 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.contains(&b));
+        if !plain(&self.uid, b"-") {
+            return Some(format!("uid {:?} is not a uid", self.uid));
+        }
+        if !plain(&self.backup, b"-TZ") || !self.backup.starts_with(&format!("{}-", self.service)) {
+            return Some(format!("backup {:?} is not a backup of {}", self.backup, self.service));
+        }
+        // `2026-12-02 20:08:37.365879+00`, as recovery_target_time reads it.
+        if let Some(t) = &self.target_time
+            && !(t.len() <= 40 && t.bytes().all(|b| b.is_ascii_digit() || b" -:.+".contains(&b)))
+        {
+            return Some(format!("target time {t:?} is not a time"));
+        }
+        None
     }
 }
 
@@ -163,7 +243,7 @@ impl Layout for LocalLayout {
                 archive_dir: self.backup.archive_dir.clone(),
                 // The first member of a single-writer engine (the others copy it); every member of
                 // an ensemble (whichever is elected, it has the restored data).
-                restore: self.backup.restore.clone().filter(|_| member.index == 0 || engine == EngineKind::Zookeeper),
+                restore: first_restores(&self.backup, engine, member),
                 s3: self.backup.s3.clone(),
             },
             metrics: self.metrics.clone(),
@@ -191,8 +271,14 @@ pub fn k8s_exporter(engine: EngineKind) -> &'static str {
     }
 }
 
+/// The restore, for the members that start from it: the first member of a single-writer engine
+/// (the others copy it); every member of an ensemble (whichever is elected, it has the data).
+fn first_restores(b: &BackupPaths, engine: EngineKind, member: &Member) -> Option<RestorePaths> {
+    b.restore.clone().filter(|_| member.index == 0 || engine == EngineKind::Zookeeper)
+}
+
 impl Layout for KubernetesLayout {
-    fn paths(&self, engine: EngineKind, _member: &Member) -> MemberPaths {
+    fn paths(&self, engine: EngineKind, member: &Member) -> MemberPaths {
         MemberPaths {
             config_dir: K8S_CONFIG_DIR.into(),
             secret_dir: K8S_SECRET_DIR.into(),
@@ -201,7 +287,7 @@ impl Layout for KubernetesLayout {
             journal_dir: K8S_JOURNAL_DIR.into(),
             run_dir: K8S_RUN_DIR.into(),
             bin_dir: String::new(),
-            backup: self.backup.clone(),
+            backup: BackupPaths { restore: first_restores(&self.backup, engine, member), ..self.backup.clone() },
             // FireCamp's engine images carry the exporters (scripts/image.sh; docs/images.md),
             // run by a sidecar container; ZooKeeper's image has the provider's jars.
             metrics: Some(MetricsTools { exporter: k8s_exporter(engine).into() }),

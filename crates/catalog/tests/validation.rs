@@ -384,3 +384,29 @@ fn a_cert_manager_issuer_is_refused_where_cert_manager_does_not_run() {
     let errs = plan("svc", &s, &with, &KubernetesLayout::default(), &BTreeMap::new()).unwrap_err().to_string();
     assert!(errs.contains("spec.tls.issuer.name"), "{errs}");
 }
+
+/// Issue #15 on Kubernetes: a restore's source reaches a bucket key and `postgresql.conf`
+/// (`recovery_target_time`), so each part is checked; the backup's address survives its file.
+#[test]
+fn a_restores_source_is_plain_names_and_a_time() {
+    use firecamp_catalog::layout::{RestoreFetch, RestoreSource};
+    let ok = RestoreSource {
+        service: "pg".into(),
+        uid: "0b9f2c1e-77aa".into(),
+        backup: "pg-20261203T230102345Z".into(),
+        target_time: Some("2026-12-03 23:05:00.123456+00".into()),
+    };
+    assert_eq!(ok.problem(), None);
+    for (bad, what) in [
+        (RestoreSource { service: "../pg".into(), ..ok.clone() }, "service"),
+        (RestoreSource { uid: "u/../x".into(), ..ok.clone() }, "uid"),
+        (RestoreSource { backup: "other-20261203T230102345Z".into(), ..ok.clone() }, "backup"),
+        (RestoreSource { backup: "pg-x/../y".into(), ..ok.clone() }, "backup"),
+        (RestoreSource { target_time: Some("2026-12-03' recovery_target_action='shutdown".into()), ..ok.clone() }, "target time"),
+    ] {
+        let p = bad.problem().unwrap_or_else(|| panic!("{bad:?} passed"));
+        assert!(p.starts_with(what), "{p}");
+    }
+    let f = RestoreFetch { url: "s3://b/fc/team-a/pg/u1/base/pg-20261203T230102345Z".into(), region: "us-east-1".into(), endpoint: String::new() };
+    assert_eq!(RestoreFetch::parse(&f.render()), Some(f));
+}

@@ -131,4 +131,15 @@ impl firecamp_manage::backups::BackupStore for Backups {
     ) -> firecamp_core::cloud::BoxFuture<'a, Result<firecamp_api::Backup, firecamp_manage::backups::BackupError>> {
         Box::pin(async move { self.0.delete(namespace, service, id, current).await.map_err(backup_error) })
     }
+
+    fn restore_source<'a>(
+        &'a self,
+        namespace: &'a str,
+        service: &'a str,
+        id: &'a str,
+        to_time: Option<&'a str>,
+    ) -> firecamp_core::cloud::BoxFuture<'a, Result<(firecamp_catalog::layout::RestoreSource, firecamp_core::ServiceSpec), firecamp_manage::backups::BackupError>>
+    {
+        Box::pin(async move { self.0.restore_source(namespace, service, id, to_time).await.map_err(backup_error) })
+    }
 }

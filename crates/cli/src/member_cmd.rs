@@ -106,6 +106,7 @@ pub async fn member_init(a: MemberInitArgs) -> Result<(), CliError> {
         install_tool(to)?;
         eprintln!("member-init: installed {}", to.display());
     }
+    restore_base_backup(&a.config_dir).await?;
     if a.static_ip {
         let host = HostIp::new();
         match static_ip_of(&a.config_dir)? {
@@ -147,4 +148,40 @@ pub async fn member_ip(a: MemberIpArgs) -> Result<(), CliError> {
         eprintln!("member-ip: took {ip} off {dev}");
     }
     Ok(())
+}
+
+/// A restored PostgreSQL service's first member (its files name the backup, `restore-from`):
+/// before the first start the base backup is downloaded onto the data volume and checked; once
+/// the data directory is whole and recovered, the download goes (docs/backup.md).
+async fn restore_base_backup(config_dir: &Path) -> Result<(), CliError> {
+    use firecamp_catalog::layout::{K8S_DATA_DIR, K8S_SECRET_DIR, RESTORE_FROM, RestoreFetch};
+    let into = Path::new(K8S_DATA_DIR).join("restore");
+    let pgdata = Path::new(K8S_DATA_DIR).join("pgdata");
+    let started = pgdata.join("PG_VERSION").exists();
+    if started && !pgdata.join("firecamp-restoring").exists() {
+        if into.exists() {
+            std::fs::remove_dir_all(&into).map_err(failed("removing the restored base backup"))?;
+            eprintln!("member-init: the restore is done; its download removed");
+        }
+        return Ok(());
+    }
+    let Ok(text) = std::fs::read_to_string(config_dir.join(RESTORE_FROM)) else { return Ok(()) };
+    if started {
+        return Ok(());
+    }
+    let from = RestoreFetch::parse(&text).ok_or_else(|| CliError::Failed(format!("{RESTORE_FROM}: not a backup's address")))?;
+    let creds = Path::new(K8S_SECRET_DIR).join("aws-credentials");
+    fetch(&from, creds.exists().then_some(creds.as_path()), &into).await?;
+    eprintln!("member-init: base backup {} downloaded and checked", from.url);
+    Ok(())
+}
+
+#[cfg(feature = "aws")]
+async fn fetch(from: &firecamp_catalog::layout::RestoreFetch, creds: Option<&Path>, into: &Path) -> Result<(), CliError> {
+    firecamp_local::backup::job::fetch(from, creds, into).await.map_err(CliError::Failed)
+}
+
+#[cfg(not(feature = "aws"))]
+async fn fetch(_: &firecamp_catalog::layout::RestoreFetch, _: Option<&Path>, _: &Path) -> Result<(), CliError> {
+    Err(CliError::Failed("restoring from a bucket: this firecamp was built without AWS support (cargo feature `aws`)".into()))
 }

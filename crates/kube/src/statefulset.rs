@@ -273,6 +273,10 @@ fn member_init(plan: &ServicePlan) -> Container {
     if archives(plan) {
         args.push(format!("--install-tool={K8S_TOOL_DIR}/firecamp"));
         mounts.push(mount(TOOL, K8S_TOOL_DIR, false));
+        // A restored first member's backup is fetched with the bucket's credentials.
+        if !plan.secret_keys.is_empty() {
+            mounts.push(mount(SECRET, K8S_SECRET_DIR, true));
+        }
     }
     Container {
         name: "member-init".into(),
@@ -283,7 +287,11 @@ fn member_init(plan: &ServicePlan) -> Container {
         env: Some(vec![env_field("POD_NAME", "metadata.name"), env_field("POD_NAMESPACE", "metadata.namespace"), env_field("NODE_NAME", "spec.nodeName")]),
         resources: Some(ResourceRequirements {
             requests: quantities(&[("cpu", &Some("10m".into())), ("memory", &Some("32Mi".into())), ("ephemeral-storage", &Some(EPHEMERAL_INIT.0.into()))]),
-            limits: quantities(&[("memory", &Some("64Mi".into())), ("ephemeral-storage", &Some(EPHEMERAL_INIT.1.into()))]),
+            // Members that archive may fetch a restored base backup through the S3 client.
+            limits: quantities(&[
+                ("memory", &Some(if archives(plan) { "256Mi" } else { "64Mi" }.into())),
+                ("ephemeral-storage", &Some(EPHEMERAL_INIT.1.into())),
+            ]),
             ..Default::default()
         }),
         security_context: Some(security),

@@ -135,6 +135,7 @@ impl Runtime {
                 base_dir: r.base_dir.clone(),
                 wal_dir: r.wal_dir.clone(),
                 target_time: r.target_time.clone(),
+                fetch: None,
             }),
             s3: self.s3_access(rec),
         };

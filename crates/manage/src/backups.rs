@@ -3,6 +3,8 @@
 //! `backup::cluster` over firecamp-aws) reaches this crate only through it.
 
 use firecamp_api::Backup;
+use firecamp_catalog::layout::RestoreSource;
+use firecamp_core::ServiceSpec;
 use firecamp_core::cloud::BoxFuture;
 
 /// Why a backup call failed, as the API answers it.
@@ -22,4 +24,14 @@ pub trait BackupStore: Send + Sync {
     /// Deletes backup `id` (or `latest`); when it is of the running incarnation `current`, the
     /// archived WAL only it needed goes too.
     fn delete<'a>(&'a self, namespace: &'a str, service: &'a str, id: &'a str, current: Option<&'a str>) -> BoxFuture<'a, Result<Backup, BackupError>>;
+    /// What a restore of backup `id` (or `latest`) of `service` up to `to_time` (RFC 3339)
+    /// starts from, and the spec it had, once checked: a PostgreSQL backup of that service whose
+    /// files are all there with their sizes, a time between its end and now.
+    fn restore_source<'a>(
+        &'a self,
+        namespace: &'a str,
+        service: &'a str,
+        id: &'a str,
+        to_time: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(RestoreSource, ServiceSpec), BackupError>>;
 }

@@ -10,6 +10,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// A restored service's source until its first start is done (JSON of
+/// `firecamp_catalog::layout::RestoreSource`; set by the REST API's restore).
+pub const RESTORE_ANNOTATION: &str = "firecamp.dev/restore-from";
 pub const GROUP: &str = "firecamp.dev";
 /// Finalizer that removes what owner references cannot (cluster-scoped StorageClasses, and the
 /// volumes when asked).

@@ -208,6 +208,10 @@ impl Engine for PostgreSql {
         if backs_up(paths) {
             files.push(file("wal.sh", WAL_SH.to_string(), 0o755));
         }
+        // Kubernetes: member-init downloads the base backup before the first start.
+        if let Some(f) = paths.backup.restore.as_ref().and_then(|r| r.fetch.as_ref()) {
+            files.push(file(crate::layout::RESTORE_FROM, f.render(), 0o644));
+        }
         if paths.metrics.is_some() {
             files.push(crate::metrics::script(METRICS_SH));
             files.push(file("queries.yaml", QUERIES_YAML.to_string(), 0o644));

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use firecamp_catalog::examples::{redis_cluster, spec};
-use firecamp_catalog::layout::KubernetesLayout;
+use firecamp_catalog::layout::{KubernetesLayout, RestoreSource};
 use firecamp_catalog::{ServicePlan, plan};
 use firecamp_core::cluster::ArchiveTarget;
 use firecamp_core::spec::BackupSpec;
@@ -55,7 +55,8 @@ pub fn cases() -> Vec<(&'static str, &'static str, ServiceSpec, BTreeMap<String,
     vec![
         ("postgresql-async", "pg", pg, BTreeMap::new()),
         ("postgresql-sync", "pgs", pg_sync, BTreeMap::new()),
-        ("postgresql-archived", "pga", pg_archived, BTreeMap::new()),
+        ("postgresql-archived", "pga", pg_archived.clone(), BTreeMap::new()),
+        ("postgresql-restored", "pgr", pg_archived, BTreeMap::new()),
         ("redis-replication", "cache", redis, ips("cache", 3)),
         ("redis-replication-cert-manager", "cache", redis_issued, ips("cache", 3)),
         ("redis-cluster", "rc", redis_cluster(3, 6), ips("rc", 6)),
@@ -65,6 +66,13 @@ pub fn cases() -> Vec<(&'static str, &'static str, ServiceSpec, BTreeMap<String,
 }
 
 pub fn plan_of(name: &str, spec: &ServiceSpec, ips: &BTreeMap<String, Ipv4Addr>) -> ServicePlan {
-    let layout = KubernetesLayout::archiving(&cluster(), spec, name, "0b9f2c1e-uid");
+    // `pgr`: restored from a backup of `pga` up to a moment, until its first start is done.
+    let from = RestoreSource {
+        service: "pga".into(),
+        uid: "0b9f2c1e-uid".into(),
+        backup: "pga-20261203T230102345Z".into(),
+        target_time: Some("2026-12-03 23:05:00.000000+00".into()),
+    };
+    let layout = KubernetesLayout::restoring(&cluster(), spec, name, "0b9f2c1e-uid", (name == "pgr").then_some(&from));
     plan(name, spec, &cluster(), &layout, ips).expect("valid example")
 }

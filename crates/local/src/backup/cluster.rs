@@ -8,6 +8,8 @@ use std::time::SystemTime;
 
 use firecamp_api::Backup;
 use firecamp_aws::s3::{Bucket, S3Url};
+use firecamp_catalog::layout::RestoreSource;
+use firecamp_core::{EngineKind, ServiceSpec};
 
 use super::Loc;
 use super::record::{BackupRecord, LATEST, id_problem, view};
@@ -66,6 +68,32 @@ impl ClusterBackups {
             repo.clean_archive(service, &r.uid, &oldest.start_wal).await?;
         }
         Ok(shown)
+    }
+}
+
+impl ClusterBackups {
+    /// What a restore of backup `id` of `service` (up to `to_time`) starts from, and the spec
+    /// the new service gets (the source's, running): refused unless the record is of that
+    /// service and of PostgreSQL, every file is there with its size, and the time is within
+    /// the backup's reach.
+    pub async fn restore_source(&self, namespace: &str, service: &str, id: &str, to_time: Option<&str>) -> Result<(RestoreSource, ServiceSpec)> {
+        super::check_service(service)?;
+        let repo = self.of(namespace)?;
+        let (loc, r) = find(&repo, service, id).await?;
+        if r.format != super::record::FORMAT || r.service != service || r.engine != EngineKind::Postgresql || r.spec.engine != r.engine {
+            return Err(LocalError::invalid(
+                "backup",
+                format!(
+                    "backup {} of {service:?} holds a backup of {} service {:?} (record format {}), not of the PostgreSQL service {service:?}",
+                    loc.id, r.engine, r.service, r.format
+                ),
+            ));
+        }
+        repo.check_sizes(&loc, &r).await.map_err(|why| LocalError::invalid("backup", format!("backup {} is damaged and cannot be restored: {why}", r.id)))?;
+        let target_time = to_time.map(|t| super::check_target(&r, t)).transpose()?;
+        let mut spec = r.spec.clone();
+        spec.stopped = false;
+        Ok((RestoreSource { service: service.to_string(), uid: r.uid.clone(), backup: r.id.clone(), target_time }, spec))
     }
 }
 

@@ -134,3 +134,63 @@ fn write_private(path: &Path, content: &str) -> Result<(), String> {
         std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(|e| format!("writing {}: {e}", path.display()))?;
     f.write_all(content.as_bytes()).map_err(|e| format!("writing {}: {e}", path.display()))
 }
+
+/// Kubernetes, `firecamp member-init` of a restored service's first member: the base backup at
+/// `from` downloaded into `into` (on the member's data volume) and checked against its record —
+/// every file's size and SHA-256, the files PostgreSQL needs — before the first start unpacks
+/// it. Done once: a `.complete` marker says so; an interrupted download starts over. `creds`:
+/// an AWS shared-credentials file (the tenant's), else the pod's identity.
+pub async fn fetch(from: &firecamp_catalog::layout::RestoreFetch, creds: Option<&Path>, into: &Path) -> Result<(), String> {
+    let done = into.join(".complete");
+    if done.exists() {
+        return Ok(());
+    }
+    let url = S3Url::parse(&from.url)?;
+    let keys = match creds {
+        Some(p) => Some(shared_credentials(&std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?)?),
+        None => None,
+    };
+    let endpoint = (!from.endpoint.is_empty()).then(|| from.endpoint.clone());
+    let settings = firecamp_aws::AwsSettings { region: Some(from.region.clone()), endpoint_url: endpoint, ..Default::default() };
+    let bucket = firecamp_aws::s3::Bucket::new(&settings, &url.bucket, keys).await;
+    let record_key = url.join(RECORD).key;
+    let bytes = bucket.get_bytes(&record_key).await.map_err(|e| format!("reading {}: {e}", url.join(RECORD)))?;
+    let bytes = bytes.ok_or_else(|| format!("{from} holds no backup (no {RECORD})", from = from.url))?;
+    let record: BackupRecord = serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a backup record: {e}", url.join(RECORD)))?;
+    if into.exists() {
+        std::fs::remove_dir_all(into).map_err(|e| format!("removing {}: {e}", into.display()))?;
+    }
+    std::fs::create_dir_all(into).map_err(|e| format!("creating {}: {e}", into.display()))?;
+    std::fs::set_permissions(into, std::os::unix::fs::PermissionsExt::from_mode(0o700)).map_err(|e| format!("chmod {}: {e}", into.display()))?;
+    for name in record.files.keys() {
+        if let Some(p) = super::record::file_name_problem(name) {
+            return Err(p);
+        }
+        match bucket.get_file(&url.join(name).key, &into.join(name)).await {
+            Ok(true) => {}
+            Ok(false) => return Err(format!("{name} is missing ({})", url.join(name))),
+            Err(e) => return Err(format!("downloading {name}: {e}")),
+        }
+    }
+    super::record::check_files(into, &record).map_err(|why| format!("backup {} is damaged and cannot be restored: {why}", record.id))?;
+    write_durably(&done, record.id.as_bytes()).map_err(|e| format!("writing {}: {e}", done.display()))
+}
+
+/// The default profile's keys of an AWS shared-credentials file.
+fn shared_credentials(text: &str) -> Result<firecamp_aws::s3::Keys, String> {
+    let mut in_default = false;
+    let mut get = std::collections::BTreeMap::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_default = line == "[default]";
+        } else if in_default && let Some((k, v)) = line.split_once('=') {
+            get.insert(k.trim().to_string(), v.trim().to_string());
+        }
+    }
+    let key = |k: &str| get.get(k).cloned().ok_or_else(|| format!("the credentials file's [default] profile has no {k}"));
+    Ok(firecamp_aws::s3::Keys {
+        access_key_id: key("aws_access_key_id")?,
+        secret_access_key: key("aws_secret_access_key")?,
+        session_token: get.get("aws_session_token").cloned(),
+    })
+}

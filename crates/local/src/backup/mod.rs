@@ -335,21 +335,28 @@ impl Runtime {
 
     /// The target time in the form PostgreSQL reads, if a restore of `r` can reach it.
     fn check_target(&self, r: &BackupRecord, t: &str) -> Result<String> {
-        let at = humantime::parse_rfc3339(t)
-            .map_err(|e| LocalError::invalid("toTime", format!("{t:?} is not an RFC 3339 time in UTC such as 2026-12-02T20:15:00Z ({e})")))?;
-        let finished = humantime::parse_rfc3339(&r.finished).map_err(|e| LocalError::Internal(format!("backup {}: finished {:?}: {e}", r.id, r.finished)))?;
-        if at < finished {
-            return Err(LocalError::invalid(
-                "toTime",
-                format!("{t} is before backup {} finished ({}), the earliest moment it restores to; choose an older backup", r.id, r.finished),
-            ));
-        }
-        if at > SystemTime::now() {
-            return Err(LocalError::invalid("toTime", format!("{t} is in the future")));
-        }
-        Ok(pg_time(at))
+        check_target(r, t)
     }
+}
 
+/// The target time in the form PostgreSQL reads, if a restore of `r` can reach it.
+pub(crate) fn check_target(r: &BackupRecord, t: &str) -> Result<String> {
+    let at = humantime::parse_rfc3339(t)
+        .map_err(|e| LocalError::invalid("toTime", format!("{t:?} is not an RFC 3339 time in UTC such as 2026-12-02T20:15:00Z ({e})")))?;
+    let finished = humantime::parse_rfc3339(&r.finished).map_err(|e| LocalError::Internal(format!("backup {}: finished {:?}: {e}", r.id, r.finished)))?;
+    if at < finished {
+        return Err(LocalError::invalid(
+            "toTime",
+            format!("{t} is before backup {} finished ({}), the earliest moment it restores to; choose an older backup", r.id, r.finished),
+        ));
+    }
+    if at > SystemTime::now() {
+        return Err(LocalError::invalid("toTime", format!("{t} is in the future")));
+    }
+    Ok(pg_time(at))
+}
+
+impl Runtime {
     /// When the source incarnation runs, its latest transactions are archived before the
     /// restore reads the archive: one more commit (so recovery finds one after any target up to
     /// now) and a WAL switch, waited for until the archiver has the file.

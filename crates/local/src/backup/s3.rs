@@ -148,6 +148,22 @@ impl S3Repo {
         self.bucket.delete(&old).await.map_err(|e| self.failed(e))
     }
 
+    /// Every file of the backup is in the bucket with the size its record gives (a restore
+    /// that fetches it later checks the checksums too).
+    pub(crate) async fn check_sizes(&self, loc: &Loc, r: &BackupRecord) -> std::result::Result<(), String> {
+        for (name, want) in &r.files {
+            if let Some(p) = file_name_problem(name) {
+                return Err(p);
+            }
+            match self.bucket.head(&self.loc_key(loc, name)).await.map_err(|e| format!("{name}: {e}"))? {
+                None => return Err(format!("{name} is missing")),
+                Some(o) if o.size != want.size => return Err(format!("{name} has {} bytes, its record says {}", o.size, want.size)),
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
     /// The backup's files into `into` (private to the engine's user, who unpacks them).
     pub(crate) async fn download(&self, loc: &Loc, r: &BackupRecord, into: &Path, owner: Option<(u32, u32)>) -> Result<(), String> {
         if let Some(parent) = into.parent() {

@@ -106,14 +106,31 @@ fn plan_of(svc: &FireCampService, ctx: &Context, static_ips: &BTreeMap<String, s
     plan(&name, &svc.spec.0, &cluster, &KubernetesLayout::default(), &applied_ips(&ips, svc.spec.0.replicas))?;
     let primary = svc.status.as_ref().and_then(|s| s.primary.as_deref());
     let primary = primary.filter(|p| MemberName::from_string(*p).parts().is_some_and(|(_, i)| i < spec.replicas));
-    Ok(plan_mid_scale(&name, &spec, &cluster, &layout_of(svc, &cluster, &spec), &ips, primary)?)
+    Ok(plan_mid_scale(&name, &spec, &cluster, &layout_of(svc, &cluster, &spec)?, &ips, primary)?)
 }
 
 /// The members' paths; where the service archives WAL, its key in the cluster's bucket, under
 /// its namespace and incarnation (the FireCampService's uid: a service made again under the
 /// same name archives elsewhere).
-fn layout_of(svc: &FireCampService, cluster: &firecamp_core::ClusterConfig, spec: &firecamp_core::ServiceSpec) -> KubernetesLayout {
-    KubernetesLayout::archiving(cluster, spec, &svc.name_any(), svc.metadata.uid.as_deref().unwrap_or_default())
+fn layout_of(svc: &FireCampService, cluster: &firecamp_core::ClusterConfig, spec: &firecamp_core::ServiceSpec) -> Result<KubernetesLayout> {
+    let from = restore_source(svc)?;
+    Ok(KubernetesLayout::restoring(cluster, spec, &svc.name_any(), svc.metadata.uid.as_deref().unwrap_or_default(), from.as_ref()))
+}
+
+/// The backup a restored service starts from, until its first start is done (the REST API's
+/// restore sets the annotation; the reconcile that finds the service ACTIVE removes it).
+pub(crate) fn restore_source(svc: &FireCampService) -> Result<Option<firecamp_catalog::layout::RestoreSource>> {
+    let Some(text) = svc.annotations().get(crate::crd::RESTORE_ANNOTATION) else { return Ok(None) };
+    let field = format!("metadata.annotations[{}]", crate::crd::RESTORE_ANNOTATION);
+    let mut errs = firecamp_core::ValidationErrors::default();
+    match serde_json::from_str::<firecamp_catalog::layout::RestoreSource>(text) {
+        Ok(r) => match r.problem() {
+            None => return Ok(Some(r)),
+            Some(p) => errs.push(field, p),
+        },
+        Err(e) => errs.push(field, format!("not a restore's source: {e}")),
+    }
+    Err(errs.into())
 }
 
 /// The service's plan with `primary` as its primary (a switchover or failover in progress),
@@ -123,7 +140,7 @@ pub(crate) fn plan_naming(svc: &FireCampService, ctx: &Context, primary: &str) -
     let mut cloud_state = cloud::CloudState::from_status(svc.status.as_ref());
     cloud_state.own_ips(cluster.names_namespace());
     let spec = crate::operations::scale::applied_spec(svc);
-    Ok(plan_mid_scale(&svc.name_any(), &spec, &cluster, &layout_of(svc, &cluster, &spec), &applied_ips(&cloud_state.ip_map(), spec.replicas), Some(primary))?)
+    Ok(plan_mid_scale(&svc.name_any(), &spec, &cluster, &layout_of(svc, &cluster, &spec)?, &applied_ips(&cloud_state.ip_map(), spec.replicas), Some(primary))?)
 }
 
 /// Applies the members' files (their ConfigMaps) of `plan` now, ahead of the rest of the
@@ -389,6 +406,14 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
     }
     if previous.as_ref() != Some(&status) {
         write_status(ctx, svc, &status).await?;
+    }
+    if status.phase == firecamp_api::Phase::Active && svc.annotations().contains_key(crate::crd::RESTORE_ANNOTATION) {
+        // Restored and started: from now on a member starts as in any service (a lost first
+        // member clones the primary, never the backup again).
+        let patch = serde_json::json!({"metadata": {"annotations": {crate::crd::RESTORE_ANNOTATION: null}}});
+        let api: Api<FireCampService> = Api::namespaced(ctx.client.clone(), &ns);
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::kube("patch", "FireCampService", &name))?;
+        event(ctx, svc, EventType::Normal, "Restored", "started from its backup; the restore is done".to_string()).await;
     }
     // A degraded service is looked at again soon: what heals it (a node coming back) or
     // explains it (a node's Ready condition, in the node reflector) may change no pod of its own.

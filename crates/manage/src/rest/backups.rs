@@ -1,27 +1,30 @@
 //! `…/backups`, `…/backups/{id}` and `…/restore` on Kubernetes: the same API as the local
 //! runtime's (docs/backup.md). With the cluster's bucket (`manage --backup-target`) backups are
-//! listed and deleted from it; restores are the local runtime's for now (501, saying so). Each
+//! listed, deleted and restored from it; without one each answers 501 saying so. Each
 //! path authenticates and authorizes the caller like any other request first, so an answer
 //! says nothing to whom may not ask; a namespace sees only its own tree of the bucket.
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use firecamp_api::{ApiError, Backup, BackupList, ErrorCode};
+use firecamp_api::{ApiError, Backup, BackupList, ErrorCode, RestoreRequest};
 use kube::ResourceExt;
+use kube::api::PostParams;
 
 use super::AppState;
 use super::auth::Access;
 use super::error::{Fail, fail, invalid_field, kube_call};
 use super::services::{Params, missing, params, service_name};
 use crate::backups::{BackupError, BackupStore};
+use crate::crd::{FireCampService, FireCampServiceSpec};
 
 const NO_BUCKET: &str = "this cluster has no backup bucket: start the manage service with --backup-target (docs/backup.md)";
-const NO_RESTORE: &str =
-    "restores run on the local runtime for now; on Kubernetes the WAL archive and the base backups are in the cluster's bucket (docs/backup.md)";
 
 fn not_implemented(why: &str) -> Fail {
     Fail(ApiError::new(ErrorCode::Unavailable, why), Some(StatusCode::NOT_IMPLEMENTED))
@@ -85,9 +88,38 @@ pub async fn delete(
     Ok(Json(gone))
 }
 
-pub async fn restore(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(name): Path<String>, q: Result<Query<Params>, QueryRejection>) -> Fail {
-    match authorized(&st, &headers, &name, q, "create").await {
-        Err(f) => f,
-        Ok(_) => not_implemented(NO_RESTORE),
-    }
+/// `POST …/restore`: a new service of the source's shape (its own passwords, CA and archive)
+/// whose first member starts from the backup, recovered up to `toTime`. Everything is checked
+/// before anything is made: the backup (of PostgreSQL, of this service, every file there with
+/// its size), the time, the new service's name and spec; the new name must be free.
+pub async fn restore(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    q: Result<Query<Params>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<firecamp_api::Service>), Fail> {
+    let ns = authorized(&st, &headers, &name, q, "create").await?;
+    let backups = store(&st)?;
+    let body = body.map_err(super::services::unreadable)?;
+    let req: RestoreRequest = firecamp_api::parse_body(&body, "the request body is not a restore").map_err(Fail::from)?;
+    service_name(&req.name)?;
+    let (from, spec) = backups.restore_source(&ns, &name, &req.backup, req.to_time.as_deref()).await?;
+    let mut cluster = st.cluster.clone();
+    cluster.namespace = ns.clone();
+    firecamp_catalog::plan(&req.name, &spec, &cluster, &firecamp_catalog::KubernetesLayout::default(), &BTreeMap::new())
+        .map_err(|e| Fail::from(ApiError::from(e)))?;
+    let mut resource = FireCampService::new(&req.name, FireCampServiceSpec(spec));
+    let source = serde_json::to_string(&from).map_err(|e| fail(ErrorCode::Internal, e.to_string()))?;
+    resource.metadata.annotations = Some(BTreeMap::from([(crate::crd::RESTORE_ANNOTATION.to_string(), source)]));
+    let pp = PostParams { field_manager: Some(crate::config::FIELD_MANAGER.into()), ..Default::default() };
+    let created = match st.api(&ns).create(&pp, &resource).await {
+        Ok(c) => c,
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            return Err(fail(ErrorCode::AlreadyExists, format!("service {:?} already exists in namespace {ns:?}", req.name)));
+        }
+        Err(e) => return Err(super::error::from_kube(&e, &format!("creating service {:?}", req.name)).into()),
+    };
+    tracing::info!(service = %req.name, namespace = %ns, from = %from.backup, to_time = ?from.target_time, "restoring");
+    Ok((StatusCode::CREATED, Json(crate::view::to_service(&created))))
 }

@@ -45,7 +45,7 @@ fn errors(codes: &[u16]) -> Map<String, Value> {
                 404 => "No service of that name in the namespace.",
                 409 => "A service of that name exists, or (operations) another operation of the service is not finished.",
                 412 => "Another change won the race; read the service again and retry.",
-                501 => "Not available on this cluster (member logs need --aws, backups --backup-target; restores run on the local runtime for now).",
+                501 => "Not available on this cluster (member logs need --aws, backups --backup-target).",
                 503 => "Kubernetes is unreachable.",
                 _ => "Error.",
             };
