@@ -195,3 +195,17 @@ async fn backup_paths_answer_501_after_authorizing_and_write_nothing() {
         nothing_written(&seen);
     }
 }
+
+/// #15: a restore makes a copy of the source's data, so its caller must be allowed to read the
+/// source, not only to create services: a tenant who may not `get` service `private` cannot
+/// restore it, and nothing is written.
+#[tokio::test]
+async fn a_restore_needs_the_right_to_read_its_source() {
+    let app = common::App::new();
+    let (status, bytes, seen) = app.call(Method::POST, "/v1/services/private/restore", br#"{"backup":"latest","name":"copy"}"#.to_vec()).await;
+    let e: ApiError = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(status, StatusCode::FORBIDDEN, "{e:?}");
+    let seen: Vec<String> = seen.iter().map(|s| s.to_string()).collect();
+    assert_eq!(seen.iter().filter(|r| r.ends_with("subjectaccessreviews")).count(), 2, "create, then get on the source: {seen:?}");
+    nothing_written(&seen);
+}

@@ -4,9 +4,8 @@
 //! path authenticates and authorizes the caller like any other request first, so an answer
 //! says nothing to whom may not ask; a namespace sees only its own tree of the bucket.
 
-use std::sync::Arc;
-
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -100,6 +99,8 @@ pub async fn restore(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<firecamp_api::Service>), Fail> {
     let ns = authorized(&st, &headers, &name, q, "create").await?;
+    // The new service holds the source's data: whoever restores it must be allowed to read it.
+    st.auth.authorize(&headers, &Access { verb: "get", namespace: &ns, name: Some(&name) }).await?;
     let backups = store(&st)?;
     let body = body.map_err(super::services::unreadable)?;
     let req: RestoreRequest = firecamp_api::parse_body(&body, "the request body is not a restore").map_err(Fail::from)?;

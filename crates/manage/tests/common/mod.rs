@@ -76,7 +76,11 @@ fn answer(method: &Method, path: &str, body: &[u8]) -> (u16, Value) {
         );
     }
     if path.ends_with("/subjectaccessreviews") {
-        return (201, json!({ "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {}, "status": { "allowed": true } }));
+        // The tenant may do anything but read the service `private`.
+        let asked: Value = serde_json::from_slice(body).unwrap_or_default();
+        let r = &asked["spec"]["resourceAttributes"];
+        let allowed = !(r["verb"] == "get" && r["name"] == "private");
+        return (201, json!({ "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {}, "status": { "allowed": allowed } }));
     }
     let Some(rest) = path.strip_prefix(SERVICES) else {
         return (404, status(404, "NotFound", "the fake API server serves FireCampServices only"));
