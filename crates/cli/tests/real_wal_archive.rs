@@ -7,15 +7,19 @@
 //! a base backup from the replica into the bucket (files, then the record with their sizes and
 //! sums); with a retention of 1 a second backup removes the first and the WAL only it needed.
 //! The API lists it; a restore to a moment T makes a new service holding exactly the rows
-//! committed before T; a delete removes the backup. Refused on the way, naming the field:
-//! spec.backup on another engine, a schedule, a restore to a time before the backup. Needs
+//! committed before T; a delete removes the backup; a schedule takes backups by itself.
+//! Refused on the way, naming the field: spec.backup on another engine, a schedule that is not
+//! a cron expression, a restore to a time before the backup. Needs
 //! `testbed/bed up --real-nodes 6` with moto as its AWS.
 
 use firecamp_api::Phase;
+use firecamp_core::operation::{OperationKind, OperationPhase};
+use firecamp_manage::crd::FireCampService;
 use firecamp_testbed::{client, fresh_namespace};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{ObjectMeta, PostParams};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 
 mod real;
@@ -70,7 +74,7 @@ async fn postgresql_members_archive_their_wal_into_the_clusters_bucket_on_real_p
     // What Kubernetes does not do yet is refused at once, naming the field.
     let err = refused(&server, &tok, &ns, &["service", "create", "redis", "cache", "--replicas=1", &zones, "--backup"]);
     assert!(err.contains("spec.backup") && err.contains("only PostgreSQL"), "{err}");
-    let err = refused(&server, &tok, &ns, &["service", "create", "postgresql", "pgs", "--replicas=1", &zones, "--backup", "--backup-schedule=0 3 * * *"]);
+    let err = refused(&server, &tok, &ns, &["service", "create", "postgresql", "pgs", "--replicas=1", &zones, "--backup", "--backup-schedule=0 3 * * 9"]);
     assert!(err.contains("spec.backup.schedule"), "{err}");
 
     rest(&server, &tok, &ns, &["service", "create", "postgresql", "pg", "--version=15", "--replicas=2", &zones, "--backup", "--backup-retention=1"]);
@@ -141,10 +145,7 @@ async fn postgresql_members_archive_their_wal_into_the_clusters_bucket_on_real_p
     }
     let restored = service_until(&client, &ns, "pg2", "the restore's mark removed", 60, |s| !s.annotations().contains_key("firecamp.dev/restore-from")).await;
     assert!(restored.status.is_some());
-    assert!(
-        Api::<firecamp_manage::crd::FireCampService>::namespaced(client.clone(), &ns).get_opt("pg3").await.unwrap().is_none(),
-        "a refused restore makes nothing"
-    );
+    assert!(Api::<FireCampService>::namespaced(client.clone(), &ns).get_opt("pg3").await.unwrap().is_none(), "a refused restore makes nothing");
     rest(&server, &tok, &ns, &["service", "delete", "pg2", "--delete-volumes", "--wait", "--timeout=180"]);
 
     let id = second["id"].as_str().unwrap();
@@ -154,6 +155,26 @@ async fn postgresql_members_archive_their_wal_into_the_clusters_bucket_on_real_p
     assert_eq!(listed["items"], serde_json::json!([]));
     let err = refused(&server, &tok, &ns, &["service", "delete-backup", "pg", "pg-not-an-id"]);
     assert!(err.contains("backup"), "{err}");
+
+    // A schedule (every 5 s here; set as `kubectl patch` would) takes backups by itself: the
+    // controller records the moment in the status and asks for the backup operation.
+    let fcs = Api::<FireCampService>::namespaced(client.clone(), &ns);
+    let backups_done = |s: &FireCampService| {
+        s.status.iter().flat_map(|st| &st.operations).filter(|o| o.kind == OperationKind::Backup && o.phase == OperationPhase::Succeeded).count()
+    };
+    let asked = backups_done(&fcs.get("pg").await.unwrap());
+    let schedule = |v: serde_json::Value| serde_json::json!({"spec": {"backup": {"retention": 1, "schedule": v}}});
+    fcs.patch("pg", &PatchParams::default(), &Patch::Merge(schedule("*/5 * * * * *".into()))).await.unwrap();
+    let s = service_until(&client, &ns, "pg", "a scheduled backup taken", 180, |s| backups_done(s) > asked).await;
+    assert!(s.status.unwrap().last_scheduled_backup.is_some());
+    fcs.patch("pg", &PatchParams::default(), &Patch::Merge(schedule(serde_json::Value::Null))).await.unwrap();
+    let listed: serde_json::Value = serde_json::from_str(&rest(&server, &tok, &ns, &["service", "backups", "pg", "-o", "json"])).unwrap();
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1), "the scheduled backup, kept by the retention of 1: {listed}");
+    let events = Api::<Event>::namespaced(client.clone(), &ns).list(&Default::default()).await.unwrap();
+    assert!(
+        events.items.iter().any(|e| e.reason.as_deref() == Some("BackupScheduled") && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("pg")),
+        "an Event tells of the scheduled backup"
+    );
 
     rest(&server, &tok, &ns, &["service", "delete", "pg", "--delete-volumes", "--wait", "--timeout=180"]);
 }

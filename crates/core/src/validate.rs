@@ -67,18 +67,12 @@ pub fn validate_common(name: &str, spec: &ServiceSpec, cluster: &ClusterConfig, 
         if !cluster.backups {
             errs.push("spec.backup", "this cluster has no backup target: on Kubernetes, start the manage service with --backup-target (docs/backup.md)");
         } else if cluster.archive.is_some() {
-            // Kubernetes: members archive PostgreSQL's WAL; base backups and snapshots are not
-            // taken there yet.
+            // Kubernetes: members archive PostgreSQL's WAL; Redis and ZooKeeper snapshots are
+            // not taken there yet.
             if spec.engine != crate::EngineKind::Postgresql {
                 errs.push(
                     "spec.backup",
                     format!("on Kubernetes only PostgreSQL services are backed up so far (their WAL is archived), not {} (docs/backup.md)", spec.engine),
-                );
-            }
-            if b.schedule.is_some() {
-                errs.push(
-                    "spec.backup.schedule",
-                    "scheduled base backups run on the local runtime only for now; on Kubernetes leave the schedule out (docs/backup.md)",
                 );
             }
         }

@@ -94,6 +94,10 @@ pub struct FireCampServiceStatus {
     /// Day-2 operations: the running one and the last finished ones, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub operations: Vec<Operation>,
+    /// When (RFC 3339) `spec.backup.schedule` last asked for a backup: the schedule counts from
+    /// it, so a restarted manage service neither repeats a moment nor loses one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled_backup: Option<String>,
 }
 
 /// A member's static IP and the instance whose interface holds it now.

@@ -12,6 +12,7 @@ pub mod postgresql;
 pub mod request;
 pub mod roles;
 pub mod scale;
+pub mod schedule;
 mod step_job;
 pub mod volumes;
 
