@@ -348,9 +348,10 @@ fn backups_are_refused_where_there_is_no_target_and_for_other_engines() {
 }
 
 /// Issue #15 on Kubernetes: with the manage service's backup bucket, a PostgreSQL service may
-/// have `spec.backup` (its WAL is archived); other engines and schedules are refused there.
+/// have `spec.backup` (its WAL is archived, with a schedule if it likes); other engines are
+/// refused there.
 #[test]
-fn on_kubernetes_only_postgresql_archives_and_without_a_schedule() {
+fn on_kubernetes_only_postgresql_archives() {
     let archive =
         firecamp_core::cluster::ArchiveTarget { url: "s3://b/p".into(), region: "us-east-1".into(), endpoint: String::new(), credentials_secret: None };
     let k8s = ClusterConfig { backups: true, archive: Some(archive), ..cluster() };
@@ -362,7 +363,10 @@ fn on_kubernetes_only_postgresql_archives_and_without_a_schedule() {
     s.backup = Some(firecamp_core::spec::BackupSpec { retention: Some(3), schedule: None });
     plan("svc", &s, &k8s, &KubernetesLayout::default(), &BTreeMap::new()).expect("PostgreSQL archives its WAL");
     s.backup = Some(firecamp_core::spec::BackupSpec { retention: Some(3), schedule: Some("0 3 * * *".into()) });
-    refused_on(&s, "spec.backup.schedule", "local runtime only");
+    plan("svc", &s, &k8s, &KubernetesLayout::default(), &BTreeMap::new()).expect("the controller takes scheduled backups");
+    s.backup = Some(firecamp_core::spec::BackupSpec { retention: Some(3), schedule: Some("0 3 * * 9".into()) });
+    refused_on(&s, "spec.backup.schedule", "not a cron expression");
+    s.backup = Some(firecamp_core::spec::BackupSpec { retention: Some(3), schedule: Some("0 3 * * *".into()) });
     for e in [Redis, Zookeeper] {
         let mut o = spec(e, 3);
         o.backup = Some(Default::default());
