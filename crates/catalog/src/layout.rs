@@ -136,7 +136,19 @@ impl KubernetesLayout {
     /// Whether a service's members archive WAL on Kubernetes: PostgreSQL with `spec.backup`, in
     /// a cluster whose manage service has a backup bucket.
     pub fn archives(cluster: &ClusterConfig, spec: &ServiceSpec) -> bool {
-        cluster.archive.is_some() && spec.backup.is_some() && spec.engine == EngineKind::Postgresql
+        Self::backs_up(cluster, spec) && spec.engine == EngineKind::Postgresql
+    }
+
+    /// Whether a service is backed up on Kubernetes (its backups in the cluster's bucket, its
+    /// members and Jobs given the tenant's credentials): PostgreSQL, and Redis in replication
+    /// mode (RDB snapshots), with `spec.backup`, where the manage service has a bucket.
+    pub fn backs_up(cluster: &ClusterConfig, spec: &ServiceSpec) -> bool {
+        let engine_ok = match spec.engine {
+            EngineKind::Postgresql => true,
+            EngineKind::Redis => spec.redis.as_ref().is_none_or(|r| r.mode == firecamp_core::spec::RedisMode::Replication),
+            EngineKind::Zookeeper => false,
+        };
+        cluster.archive.is_some() && spec.backup.is_some() && engine_ok
     }
 
     /// The layout of a service of `cluster` (its namespace set), incarnation `uid` (the
@@ -148,24 +160,27 @@ impl KubernetesLayout {
     /// [`KubernetesLayout::archiving`] for a service restored from `from` (until its first
     /// start is done): its first member starts from that backup of a service of its namespace.
     pub fn restoring(cluster: &ClusterConfig, spec: &ServiceSpec, service: &str, uid: &str, from: Option<&RestoreSource>) -> KubernetesLayout {
-        let Some(a) = cluster.archive.as_ref().filter(|_| Self::archives(cluster, spec)) else {
+        let Some(a) = cluster.archive.as_ref().filter(|_| Self::backs_up(cluster, spec)) else {
             return KubernetesLayout::default();
         };
         let tree = |svc: &str, inc: &str| format!("{}/{}/{svc}/{inc}", a.url.trim_end_matches('/'), cluster.namespace);
+        // Only PostgreSQL has WAL (archived, and replayed by a restore); a Redis restore starts
+        // from the snapshot alone.
+        let wal = Self::archives(cluster, spec);
         KubernetesLayout {
             backup: BackupPaths {
-                archive_dir: format!("{}/wal", tree(service, uid)),
+                archive_dir: if wal { format!("{}/wal", tree(service, uid)) } else { String::new() },
                 restore: from.map(|f| RestorePaths {
                     base_dir: format!("{K8S_DATA_DIR}/restore"),
-                    wal_dir: format!("{}/wal", tree(&f.service, &f.uid)),
-                    target_time: f.target_time.clone(),
+                    wal_dir: if wal { format!("{}/wal", tree(&f.service, &f.uid)) } else { String::new() },
+                    target_time: f.target_time.clone().filter(|_| wal),
                     fetch: Some(RestoreFetch {
                         url: format!("{}/base/{}", tree(&f.service, &f.uid), f.backup),
                         region: a.region.clone(),
                         endpoint: a.endpoint.clone(),
                     }),
                 }),
-                s3: Some(S3Access { tool: format!("{K8S_TOOL_DIR}/firecamp"), region: a.region.clone(), endpoint: a.endpoint.clone() }),
+                s3: wal.then(|| S3Access { tool: format!("{K8S_TOOL_DIR}/firecamp"), region: a.region.clone(), endpoint: a.endpoint.clone() }),
             },
         }
     }

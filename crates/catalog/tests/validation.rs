@@ -348,10 +348,10 @@ fn backups_are_refused_where_there_is_no_target_and_for_other_engines() {
 }
 
 /// Issue #15 on Kubernetes: with the manage service's backup bucket, a PostgreSQL service may
-/// have `spec.backup` (its WAL is archived, with a schedule if it likes); other engines are
-/// refused there.
+/// have `spec.backup` (its WAL is archived, with a schedule if it likes), a Redis service in
+/// replication mode too (snapshots); a Redis Cluster and ZooKeeper are refused there.
 #[test]
-fn on_kubernetes_only_postgresql_archives() {
+fn on_kubernetes_postgresql_and_replicated_redis_are_backed_up() {
     let archive =
         firecamp_core::cluster::ArchiveTarget { url: "s3://b/p".into(), region: "us-east-1".into(), endpoint: String::new(), credentials_secret: None };
     let k8s = ClusterConfig { backups: true, archive: Some(archive), ..cluster() };
@@ -367,11 +367,15 @@ fn on_kubernetes_only_postgresql_archives() {
     s.backup = Some(firecamp_core::spec::BackupSpec { retention: Some(3), schedule: Some("0 3 * * 9".into()) });
     refused_on(&s, "spec.backup.schedule", "not a cron expression");
     s.backup = Some(firecamp_core::spec::BackupSpec { retention: Some(3), schedule: Some("0 3 * * *".into()) });
-    for e in [Redis, Zookeeper] {
-        let mut o = spec(e, 3);
-        o.backup = Some(Default::default());
-        refused_on(&o, "spec.backup", "only PostgreSQL");
-    }
+    let mut r = spec(Redis, 3);
+    r.backup = Some(Default::default());
+    plan("svc", &r, &k8s, &KubernetesLayout::default(), &BTreeMap::new()).expect("Redis in replication mode takes snapshots");
+    r.redis = Some(firecamp_core::spec::RedisOptions { mode: firecamp_core::spec::RedisMode::Cluster, shards: Some(3), maxmemory_policy: None });
+    r.replicas = 6;
+    refused_on(&r, "spec.backup", "not a Redis Cluster");
+    let mut z = spec(Zookeeper, 3);
+    z.backup = Some(Default::default());
+    refused_on(&z, "spec.backup", "not zookeeper services");
     refused(&s, "spec.backup", "--backup-target");
 }
 

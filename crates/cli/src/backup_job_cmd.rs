@@ -1,7 +1,8 @@
 //! `firecamp backup-job`: inside a Kubernetes Job the manage service starts for a `backup`
-//! operation, a PostgreSQL base backup into the cluster's bucket (docs/backup.md). Nothing
-//! secret is on its command line: the replication password and the bucket's credentials are
-//! files; the service's spec (no secrets) comes in FIRECAMP_SERVICE_SPEC for the record.
+//! operation, a PostgreSQL base backup or a Redis snapshot (by the spec's engine) into the
+//! cluster's bucket (docs/backup.md). Nothing secret is on its command line: the password and
+//! the bucket's credentials are files; the service's spec (no secrets) comes in
+//! FIRECAMP_SERVICE_SPEC for the record.
 
 use std::path::PathBuf;
 

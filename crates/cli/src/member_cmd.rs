@@ -150,29 +150,45 @@ pub async fn member_ip(a: MemberIpArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// A restored PostgreSQL service's first member (its files name the backup, `restore-from`):
-/// before the first start the base backup is downloaded onto the data volume and checked; once
-/// the data directory is whole and recovered, the download goes (docs/backup.md).
+/// A restored service's first member (its files name the backup, `restore-from`): before the
+/// first start the backup is downloaded onto the data volume and checked; once the member has
+/// started from it (PostgreSQL: its data directory whole and recovered; Redis: the snapshot made
+/// the base of its append-only file), the download goes (docs/backup.md).
 async fn restore_base_backup(config_dir: &Path) -> Result<(), CliError> {
     use firecamp_catalog::layout::{K8S_DATA_DIR, K8S_SECRET_DIR, RESTORE_FROM, RestoreFetch};
-    let into = Path::new(K8S_DATA_DIR).join("restore");
-    let pgdata = Path::new(K8S_DATA_DIR).join("pgdata");
-    let started = pgdata.join("PG_VERSION").exists();
-    if started && !pgdata.join("firecamp-restoring").exists() {
+    let data = Path::new(K8S_DATA_DIR);
+    let into = data.join("restore");
+    let redis = config_dir.join("redis.conf").exists();
+    // Begun: the member's data exist; done: they no longer need the download.
+    let (begun, done) = if redis {
+        let aof = data.join("redis").join("appendonlydir").exists();
+        (aof, aof)
+    } else {
+        let pgdata = data.join("pgdata");
+        let begun = pgdata.join("PG_VERSION").exists();
+        (begun, begun && !pgdata.join("firecamp-restoring").exists())
+    };
+    if done {
         if into.exists() {
-            std::fs::remove_dir_all(&into).map_err(failed("removing the restored base backup"))?;
+            std::fs::remove_dir_all(&into).map_err(failed("removing the restored backup"))?;
             eprintln!("member-init: the restore is done; its download removed");
         }
         return Ok(());
     }
     let Ok(text) = std::fs::read_to_string(config_dir.join(RESTORE_FROM)) else { return Ok(()) };
-    if started {
+    if begun {
         return Ok(());
     }
     let from = RestoreFetch::parse(&text).ok_or_else(|| CliError::Failed(format!("{RESTORE_FROM}: not a backup's address")))?;
     let creds = Path::new(K8S_SECRET_DIR).join("aws-credentials");
     fetch(&from, creds.exists().then_some(creds.as_path()), &into).await?;
-    eprintln!("member-init: base backup {} downloaded and checked", from.url);
+    if redis {
+        // This member-init is root (it puts the static IP on the node); the engine is not, and
+        // reads the snapshot's copy as the data volume's other files.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&into, std::fs::Permissions::from_mode(0o755)).map_err(failed("opening the download to the engine"))?;
+    }
+    eprintln!("member-init: backup {} downloaded and checked", from.url);
     Ok(())
 }
 

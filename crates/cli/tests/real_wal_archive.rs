@@ -7,7 +7,9 @@
 //! a base backup from the replica into the bucket (files, then the record with their sizes and
 //! sums); with a retention of 1 a second backup removes the first and the WAL only it needed.
 //! The API lists it; a restore to a moment T makes a new service holding exactly the rows
-//! committed before T; a delete removes the backup; a schedule takes backups by itself.
+//! committed before T; a delete removes the backup; a schedule takes backups by itself. A Redis
+//! service's snapshot, taken by the same Job from its replica, restores into a new service
+//! holding every key of the snapshot and none written after it.
 //! Refused on the way, naming the field: spec.backup on another engine, a schedule that is not
 //! a cron expression, a restore to a time before the backup. Needs
 //! `testbed/bed up --real-nodes 6` with moto as its AWS.
@@ -23,7 +25,7 @@ use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 
 mod real;
-use real::{Uninstall, bed_env, installed_with, phase, psql, psql_until, rest, service_until, token};
+use real::{Uninstall, bed_env, installed_with, phase, psql, psql_until, redis, redis_until, rest, service_until, token};
 
 /// A secret key only the tenant's Secret holds, searched for everywhere else.
 const SECRET_KEY: &str = "tenant-a-backup-secret-5f2c";
@@ -72,12 +74,14 @@ async fn postgresql_members_archive_their_wal_into_the_clusters_bucket_on_real_p
     let zones = format!("--zones={}", real::ZONES.join(","));
 
     // What Kubernetes does not do yet is refused at once, naming the field.
-    let err = refused(&server, &tok, &ns, &["service", "create", "redis", "cache", "--replicas=1", &zones, "--backup"]);
-    assert!(err.contains("spec.backup") && err.contains("only PostgreSQL"), "{err}");
+    let err = refused(&server, &tok, &ns, &["service", "create", "zookeeper", "zk", "--replicas=3", &zones, "--backup"]);
+    assert!(err.contains("spec.backup") && err.contains("only PostgreSQL and Redis"), "{err}");
     let err = refused(&server, &tok, &ns, &["service", "create", "postgresql", "pgs", "--replicas=1", &zones, "--backup", "--backup-schedule=0 3 * * 9"]);
     assert!(err.contains("spec.backup.schedule"), "{err}");
 
     rest(&server, &tok, &ns, &["service", "create", "postgresql", "pg", "--version=15", "--replicas=2", &zones, "--backup", "--backup-retention=1"]);
+    // Started now, used after PostgreSQL's part.
+    rest(&server, &tok, &ns, &["service", "create", "redis", "cache", "--version=7.0", "--replicas=2", &zones, "--backup", "--backup-retention=1"]);
     let active = service_until(&client, &ns, "pg", "ACTIVE", 480, |s| phase(s) == Some(Phase::Active)).await;
     let uid = active.metadata.uid.clone().unwrap();
 
@@ -177,6 +181,31 @@ async fn postgresql_members_archive_their_wal_into_the_clusters_bucket_on_real_p
     );
 
     rest(&server, &tok, &ns, &["service", "delete", "pg", "--delete-volumes", "--wait", "--timeout=180"]);
+
+    // Redis in replication mode: the backup Job takes the replica's snapshot (the RDB a full
+    // sync sends) into the bucket; a restore makes a new service whose every member holds the
+    // snapshot's keys, and none written after it.
+    let cache = service_until(&client, &ns, "cache", "ACTIVE", 300, |s| phase(s) == Some(Phase::Active)).await;
+    let ruid = cache.metadata.uid.clone().unwrap();
+    let fill = r#"for i in $(seq 1 500); do echo "set key-$i value-$i"; done | rc >/dev/null; rc wait 1 5000"#;
+    assert_eq!(redis(&client, &ns, "cache-0", fill).await, "1", "the replica has the keys");
+    rest(&server, &tok, &ns, &["service", "backup", "cache", "--wait"]);
+    assert_eq!(redis(&client, &ns, "cache-0", "rc set after-the-snapshot yes").await, "OK");
+    let rbase = format!("fc/{ns}/cache/{ruid}/base/");
+    let objects = keys(&store, &bucket, &rbase).await;
+    assert_eq!(objects.len(), 2, "dump.rdb and its record: {objects:?}");
+    let listed: serde_json::Value = serde_json::from_str(&rest(&server, &tok, &ns, &["service", "backups", "cache", "-o", "json"])).unwrap();
+    assert_eq!(listed["items"][0]["member"], "cache-1", "taken from the replica: {listed}");
+    let err = refused(&server, &tok, &ns, &["service", "restore", "cache", "--from=latest", &format!("--to-time={t}"), "--as=cache3"]);
+    assert!(err.contains("toTime") && err.contains("as it was taken"), "{err}");
+    rest(&server, &tok, &ns, &["service", "restore", "cache", "--from=latest", "--as=cache2", "--wait", "--timeout=300"]);
+    for m in ["cache2-0", "cache2-1"] {
+        redis_until(&client, &ns, m, "rc dbsize", "500", 120).await;
+        assert_eq!(redis(&client, &ns, m, "rc get key-250; rc exists after-the-snapshot").await, "value-250\n0", "{m}");
+    }
+    service_until(&client, &ns, "cache2", "the restore's mark removed", 60, |s| !s.annotations().contains_key("firecamp.dev/restore-from")).await;
+    rest(&server, &tok, &ns, &["service", "delete", "cache2", "--delete-volumes", "--wait", "--timeout=180"]);
+    rest(&server, &tok, &ns, &["service", "delete", "cache", "--delete-volumes", "--wait", "--timeout=180"]);
 }
 
 async fn keys(store: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {

@@ -67,13 +67,19 @@ pub fn validate_common(name: &str, spec: &ServiceSpec, cluster: &ClusterConfig, 
         if !cluster.backups {
             errs.push("spec.backup", "this cluster has no backup target: on Kubernetes, start the manage service with --backup-target (docs/backup.md)");
         } else if cluster.archive.is_some() {
-            // Kubernetes: members archive PostgreSQL's WAL; Redis and ZooKeeper snapshots are
-            // not taken there yet.
-            if spec.engine != crate::EngineKind::Postgresql {
-                errs.push(
+            // Kubernetes: PostgreSQL (WAL and base backups) and Redis in replication mode (RDB
+            // snapshots); a Redis Cluster's and ZooKeeper's backups are not taken there yet.
+            let redis_cluster = spec.redis.as_ref().is_some_and(|r| r.mode == crate::spec::RedisMode::Cluster);
+            match spec.engine {
+                crate::EngineKind::Postgresql => {}
+                crate::EngineKind::Redis if !redis_cluster => {}
+                e => errs.push(
                     "spec.backup",
-                    format!("on Kubernetes only PostgreSQL services are backed up so far (their WAL is archived), not {} (docs/backup.md)", spec.engine),
-                );
+                    format!(
+                        "on Kubernetes only PostgreSQL and Redis in replication mode are backed up so far, not {} (docs/backup.md)",
+                        if redis_cluster { "a Redis Cluster".to_string() } else { format!("{e} services") }
+                    ),
+                ),
             }
         }
     }

@@ -74,7 +74,7 @@ fn pod_template(plan: &ServicePlan) -> PodTemplateSpec {
     let host_network = plan.needs_static_ip;
     let c = &plan.container;
     let mut volumes = vec![empty_dir(CONFIG, None), empty_dir(RUN, Some("Memory")), empty_dir(TMP, None), token_volume()];
-    let backup_credentials = archives(plan).then(|| plan.cluster.archive.as_ref().and_then(|a| a.credentials_secret.clone())).flatten();
+    let backup_credentials = backs_up(plan).then(|| plan.cluster.archive.as_ref().and_then(|a| a.credentials_secret.clone())).flatten();
     if let Some(creds) = backup_credentials.filter(|_| !plan.secret_keys.is_empty()) {
         // The service's keys and, when its tenant keeps one, the backup bucket's credentials
         // (optional: without it members use the pod's own AWS identity).
@@ -182,6 +182,12 @@ fn archives(plan: &ServicePlan) -> bool {
     KubernetesLayout::archives(&plan.cluster, &plan.spec)
 }
 
+/// Whether the service is backed up into the cluster's bucket (its members see the tenant's
+/// credentials; a restored one fetches its backup).
+fn backs_up(plan: &ServicePlan) -> bool {
+    KubernetesLayout::backs_up(&plan.cluster, &plan.spec)
+}
+
 fn empty_dir(name: &str, medium: Option<&str>) -> Volume {
     Volume { name: name.into(), empty_dir: Some(EmptyDirVolumeSource { medium: medium.map(String::from), ..Default::default() }), ..Default::default() }
 }
@@ -273,10 +279,10 @@ fn member_init(plan: &ServicePlan) -> Container {
     if archives(plan) {
         args.push(format!("--install-tool={K8S_TOOL_DIR}/firecamp"));
         mounts.push(mount(TOOL, K8S_TOOL_DIR, false));
-        // A restored first member's backup is fetched with the bucket's credentials.
-        if !plan.secret_keys.is_empty() {
-            mounts.push(mount(SECRET, K8S_SECRET_DIR, true));
-        }
+    }
+    // A restored first member's backup is fetched with the bucket's credentials.
+    if backs_up(plan) && !plan.secret_keys.is_empty() {
+        mounts.push(mount(SECRET, K8S_SECRET_DIR, true));
     }
     Container {
         name: "member-init".into(),
@@ -287,9 +293,9 @@ fn member_init(plan: &ServicePlan) -> Container {
         env: Some(vec![env_field("POD_NAME", "metadata.name"), env_field("POD_NAMESPACE", "metadata.namespace"), env_field("NODE_NAME", "spec.nodeName")]),
         resources: Some(ResourceRequirements {
             requests: quantities(&[("cpu", &Some("10m".into())), ("memory", &Some("32Mi".into())), ("ephemeral-storage", &Some(EPHEMERAL_INIT.0.into()))]),
-            // Members that archive may fetch a restored base backup through the S3 client.
+            // Members that are backed up may fetch a restored backup through the S3 client.
             limits: quantities(&[
-                ("memory", &Some(if archives(plan) { "256Mi" } else { "64Mi" }.into())),
+                ("memory", &Some(if backs_up(plan) { "256Mi" } else { "64Mi" }.into())),
                 ("ephemeral-storage", &Some(EPHEMERAL_INIT.1.into())),
             ]),
             ..Default::default()
@@ -309,6 +315,12 @@ fn member_ip(plan: &ServicePlan) -> Container {
         args: Some(vec!["member-ip".into(), format!("--config-dir={K8S_CONFIG_DIR}")]),
         restart_policy: Some("Always".into()),
         env: None,
+        // It only holds the IP (member-init's larger limit is for a restore's download).
+        resources: Some(ResourceRequirements {
+            requests: quantities(&[("cpu", &Some("10m".into())), ("memory", &Some("32Mi".into())), ("ephemeral-storage", &Some(EPHEMERAL_INIT.0.into()))]),
+            limits: quantities(&[("memory", &Some("64Mi".into())), ("ephemeral-storage", &Some(EPHEMERAL_INIT.1.into()))]),
+            ..Default::default()
+        }),
         volume_mounts: Some(vec![mount(CONFIG, K8S_CONFIG_DIR, true)]),
         ..base
     }

@@ -190,6 +190,16 @@ impl Engine for Redis {
         ]
         .into_iter()
         .chain(paths.metrics.iter().map(|_| crate::metrics::script(METRICS_SH)))
+        // Kubernetes: member-init downloads the snapshot before the first start.
+        .chain(
+            paths
+                .backup
+                .restore
+                .as_ref()
+                .and_then(|r| r.fetch.as_ref())
+                .filter(|_| mode(ctx.spec) == RedisMode::Replication)
+                .map(|f| file(crate::layout::RESTORE_FROM, f.render(), 0o644)),
+        )
         .collect()
     }
 

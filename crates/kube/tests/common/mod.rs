@@ -50,6 +50,8 @@ pub fn cases() -> Vec<(&'static str, &'static str, ServiceSpec, BTreeMap<String,
     redis_issued.tls.issuer = Some(CertIssuer { kind: IssuerKind::ClusterIssuer, name: "corp-ca".into() });
     let mut pg_archived = spec(EngineKind::Postgresql, 2);
     pg_archived.backup = Some(BackupSpec { retention: Some(7), schedule: None });
+    let mut redis_backed_up = spec(EngineKind::Redis, 2);
+    redis_backed_up.backup = Some(BackupSpec { retention: Some(3), schedule: Some("0 3 * * *".into()) });
     let mut zk = spec(EngineKind::Zookeeper, 3);
     zk.volumes.journal = Some(VolumeSpec::new("2Gi"));
     vec![
@@ -59,6 +61,7 @@ pub fn cases() -> Vec<(&'static str, &'static str, ServiceSpec, BTreeMap<String,
         ("postgresql-restored", "pgr", pg_archived, BTreeMap::new()),
         ("redis-replication", "cache", redis, ips("cache", 3)),
         ("redis-replication-cert-manager", "cache", redis_issued, ips("cache", 3)),
+        ("redis-restored", "cr", redis_backed_up, ips("cr", 2)),
         ("redis-cluster", "rc", redis_cluster(3, 6), ips("rc", 6)),
         ("redis-cluster-unallocated", "rcu", redis_cluster(3, 6), BTreeMap::new()),
         ("zookeeper", "zk", zk, BTreeMap::new()),
@@ -73,6 +76,13 @@ pub fn plan_of(name: &str, spec: &ServiceSpec, ips: &BTreeMap<String, Ipv4Addr>)
         backup: "pga-20261203T230102345Z".into(),
         target_time: Some("2026-12-03 23:05:00.000000+00".into()),
     };
-    let layout = KubernetesLayout::restoring(&cluster(), spec, name, "0b9f2c1e-uid", (name == "pgr").then_some(&from));
+    // `cr`: restored from a snapshot of `cache` (as taken: no time).
+    let snapshot = RestoreSource { service: "cache".into(), uid: "7d1e4a0b-uid".into(), backup: "cache-20261204T030000123Z".into(), target_time: None };
+    let restored = match name {
+        "pgr" => Some(&from),
+        "cr" => Some(&snapshot),
+        _ => None,
+    };
+    let layout = KubernetesLayout::restoring(&cluster(), spec, name, "0b9f2c1e-uid", restored);
     plan(name, spec, &cluster(), &layout, ips).expect("valid example")
 }

@@ -72,22 +72,37 @@ impl ClusterBackups {
 }
 
 impl ClusterBackups {
-    /// What a restore of backup `id` of `service` (up to `to_time`) starts from, and the spec
-    /// the new service gets (the source's, running): refused unless the record is of that
-    /// service and of PostgreSQL, every file is there with its size, and the time is within
-    /// the backup's reach.
+    /// What a restore of backup `id` of `service` (up to `to_time`, PostgreSQL) starts from,
+    /// and the spec the new service gets (the source's, running): refused unless the record is
+    /// of that service and of PostgreSQL or Redis in replication mode, every file is there with
+    /// its size, and the time is within the backup's reach.
     pub async fn restore_source(&self, namespace: &str, service: &str, id: &str, to_time: Option<&str>) -> Result<(RestoreSource, ServiceSpec)> {
         super::check_service(service)?;
         let repo = self.of(namespace)?;
         let (loc, r) = find(&repo, service, id).await?;
-        if r.format != super::record::FORMAT || r.service != service || r.engine != EngineKind::Postgresql || r.spec.engine != r.engine {
+        let redis_cluster = r.spec.redis.as_ref().is_some_and(|o| o.mode == firecamp_core::spec::RedisMode::Cluster);
+        let restorable = match r.engine {
+            EngineKind::Postgresql => true,
+            EngineKind::Redis => !redis_cluster,
+            EngineKind::Zookeeper => false,
+        };
+        if r.format != super::record::FORMAT || r.service != service || r.spec.engine != r.engine {
             return Err(LocalError::invalid(
                 "backup",
                 format!(
-                    "backup {} of {service:?} holds a backup of {} service {:?} (record format {}), not of the PostgreSQL service {service:?}",
+                    "backup {} of {service:?} holds a backup of {} service {:?} (record format {}), not of service {service:?}",
                     loc.id, r.engine, r.service, r.format
                 ),
             ));
+        }
+        if !restorable {
+            return Err(LocalError::invalid(
+                "backup",
+                format!("backup {} is of a {}: on Kubernetes only PostgreSQL and Redis in replication mode are restored so far", loc.id, r.engine),
+            ));
+        }
+        if r.engine != EngineKind::Postgresql && to_time.is_some() {
+            return Err(LocalError::invalid("toTime", format!("a {} snapshot is restored as it was taken: leave toTime out", r.engine)));
         }
         repo.check_sizes(&loc, &r).await.map_err(|why| LocalError::invalid("backup", format!("backup {} is damaged and cannot be restored: {why}", r.id)))?;
         let target_time = to_time.map(|t| super::check_target(&r, t)).transpose()?;

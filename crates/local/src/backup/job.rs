@@ -1,14 +1,15 @@
-//! A PostgreSQL base backup taken by a Kubernetes Job (`firecamp backup-job`, docs/backup.md):
-//! the same backup as the local runtime's — `pg_basebackup` (tar, WAL streamed) from a member,
-//! checked into `backup.json`, uploaded file by file with the record last — into the cluster's
-//! bucket under `<namespace>/<service>/<uid>/base/<id>/`, beside the WAL the members archive;
+//! A backup taken by a Kubernetes Job (`firecamp backup-job`, docs/backup.md): the same backup
+//! as the local runtime's — PostgreSQL's base backup (`pg_basebackup`, tar, WAL streamed) or
+//! Redis's snapshot (`redis-cli --rdb`) from a member, checked into `backup.json`, uploaded
+//! file by file with the record last — into the cluster's bucket under
+//! `<namespace>/<service>/<uid>/base/<id>/` (beside the WAL PostgreSQL's members archive);
 //! then the retention of `spec.backup`. Idempotent: a backup already recorded is not taken
 //! again, so a Job retried (or a step resumed) ends the same.
 
 use std::path::{Path, PathBuf};
 
 use firecamp_aws::s3::S3Url;
-use firecamp_core::ServiceSpec;
+use firecamp_core::{EngineKind, ServiceSpec};
 
 use super::Loc;
 use super::record::{BackupRecord, FORMAT, RECORD, backup_id, manifest_wal, now, sums, write_durably};
@@ -31,7 +32,7 @@ pub struct BaseBackup {
     pub host: String,
     pub port: u16,
     pub member: String,
-    /// The replication user's password file.
+    /// The password file: PostgreSQL's replication user's, Redis's.
     pub password_file: PathBuf,
     /// The service's CA (verify-full); `None`: the service has no TLS.
     pub ca_file: Option<PathBuf>,
@@ -55,7 +56,8 @@ pub async fn take(b: &BaseBackup) -> Result<String, String> {
         repo.upload(&loc, &partial, &r).await?;
         let _ = std::fs::remove_dir_all(&partial);
         let bytes: u64 = r.files.values().map(|f| f.size).sum();
-        format!("backup {id} taken from {} ({bytes} bytes, WAL {} – {})", r.member, r.start_lsn, r.end_lsn)
+        let wal = if r.start_lsn.is_empty() { String::new() } else { format!(", WAL {} – {}", r.start_lsn, r.end_lsn) };
+        format!("backup {id} taken from {} ({bytes} bytes{wal})", r.member)
     };
     let keep = b.spec.backup.as_ref().map(|s| s.retention()).unwrap_or(firecamp_core::spec::BackupSpec::DEFAULT_RETENTION) as usize;
     let mine: Vec<(Loc, BackupRecord)> = repo.records(&b.service).await.map_err(|e| e.to_string())?.into_iter().filter(|(_, r)| r.uid == b.uid).collect();
@@ -66,14 +68,14 @@ pub async fn take(b: &BaseBackup) -> Result<String, String> {
         repo.remove(&mine[*i].0).await.map_err(|e| format!("retention: {e}"))?;
         said.push_str(&format!("; {} removed by the retention of {keep}", mine[*i].1.id));
     }
-    if let Some((_, oldest)) = oldest_kept.and_then(|i| mine.get(i)) {
+    if let Some((_, oldest)) = oldest_kept.and_then(|i| mine.get(i)).filter(|_| b.spec.engine == EngineKind::Postgresql) {
         repo.clean_archive(&b.service, &b.uid, &oldest.start_wal).await.map_err(|e| format!("retention: {e}"))?;
     }
     Ok(said)
 }
 
-/// `pg_basebackup` into `<staging>/.<id>.partial` (started over when a try left one), its WAL
-/// range from the manifest, and the record written beside the files.
+/// The engine's dump into `<staging>/.<id>.partial` (started over when a try left one), and
+/// the record written beside the files.
 async fn dump(b: &BaseBackup, id: &str) -> Result<BackupRecord, String> {
     let partial = b.staging.join(format!(".{id}.partial"));
     if partial.exists() {
@@ -81,28 +83,15 @@ async fn dump(b: &BaseBackup, id: &str) -> Result<BackupRecord, String> {
     }
     std::fs::create_dir_all(&partial).map_err(|e| format!("creating {}: {e}", partial.display()))?;
     let password = std::fs::read_to_string(&b.password_file).map_err(|e| format!("reading {}: {e}", b.password_file.display()))?;
-    let pgpass = b.staging.join("pgpass");
-    let user = firecamp_catalog::postgresql::REPLICATION_USER;
-    write_private(&pgpass, &format!("*:*:*:{user}:{}\n", password.trim()))?;
     let started = now();
-    let mut cmd = tokio::process::Command::new("pg_basebackup");
-    cmd.args(["-h", &b.host, "-p", &b.port.to_string(), "-U", user, "-w", "-Ft", "-X", "stream", "-c", "fast", "-D"])
-        .arg(&partial)
-        .env("PGPASSFILE", &pgpass)
-        .env("PGAPPNAME", "firecamp-backup")
-        // libpq looks for a client certificate under $HOME.
-        .env("HOME", &b.staging)
-        .kill_on_drop(true);
-    match &b.ca_file {
-        Some(ca) => cmd.env("PGSSLMODE", "verify-full").env("PGSSLROOTCERT", ca),
-        None => cmd.env("PGSSLMODE", "disable"),
+    let (timeline, start_lsn, end_lsn, start_wal) = match b.spec.engine {
+        EngineKind::Postgresql => dump_postgresql(b, &partial, password.trim()).await?,
+        EngineKind::Redis => {
+            dump_redis(b, &partial, password.trim()).await?;
+            (0, String::new(), String::new(), String::new())
+        }
+        e => return Err(format!("{e} is not backed up by a Job")),
     };
-    let out = cmd.output().await.map_err(|e| format!("running pg_basebackup: {e}"))?;
-    let _ = std::fs::remove_file(&pgpass);
-    if !out.status.success() {
-        return Err(format!("pg_basebackup from {} failed: {}", b.member, String::from_utf8_lossy(&out.stderr).trim()));
-    }
-    let (timeline, start_lsn, end_lsn, start_wal) = manifest_wal(&partial)?;
     let dir = partial.clone();
     let files = tokio::task::spawn_blocking(move || sums(&dir)).await.map_err(|e| e.to_string())?.map_err(|e| format!("checksums: {e}"))?;
     let record = BackupRecord {
@@ -125,6 +114,55 @@ async fn dump(b: &BaseBackup, id: &str) -> Result<BackupRecord, String> {
     let json = serde_json::to_vec_pretty(&record).map_err(|e| e.to_string())?;
     write_durably(&partial.join(RECORD), &json).map_err(|e| format!("writing the backup record: {e}"))?;
     Ok(record)
+}
+
+/// `redis-cli --rdb` from the member (a replica where one is up): the snapshot of one moment
+/// (the server forks for it, as for a replica's full sync), over verify-full TLS, the password
+/// in REDISCLI_AUTH (never an argument).
+async fn dump_redis(b: &BaseBackup, partial: &Path, password: &str) -> Result<(), String> {
+    let ca = b.ca_file.as_ref().ok_or("a Redis member serves TLS only: --ca-file is needed")?;
+    let out = tokio::process::Command::new("redis-cli")
+        .args(["--tls", "--cacert"])
+        .arg(ca)
+        .args(["-h", &b.host, "-p", &b.port.to_string(), "--rdb"])
+        .arg(partial.join(super::dump::RDB))
+        .env("REDISCLI_AUTH", password)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("running redis-cli: {e}"))?;
+    if !out.status.success() {
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        return Err(format!("redis-cli --rdb from {} failed: {}", b.member, text.trim()));
+    }
+    Ok(())
+}
+
+/// `pg_basebackup` into `partial`; its WAL range (timeline, start and end LSN, first WAL file)
+/// from the manifest.
+async fn dump_postgresql(b: &BaseBackup, partial: &Path, password: &str) -> Result<(u32, String, String, String), String> {
+    let pgpass = b.staging.join("pgpass");
+    let user = firecamp_catalog::postgresql::REPLICATION_USER;
+    write_private(&pgpass, &format!("*:*:*:{user}:{password}\n"))?;
+    let mut cmd = tokio::process::Command::new("pg_basebackup");
+    cmd.args(["-h", &b.host, "-p", &b.port.to_string(), "-U", user, "-w", "-Ft", "-X", "stream", "-c", "fast", "-D"])
+        .arg(partial)
+        .env("PGPASSFILE", &pgpass)
+        .env("PGAPPNAME", "firecamp-backup")
+        // libpq looks for a client certificate under $HOME.
+        .env("HOME", &b.staging)
+        .kill_on_drop(true);
+    match &b.ca_file {
+        Some(ca) => cmd.env("PGSSLMODE", "verify-full").env("PGSSLROOTCERT", ca),
+        None => cmd.env("PGSSLMODE", "disable"),
+    };
+    let out = cmd.output().await.map_err(|e| format!("running pg_basebackup: {e}"))?;
+    let _ = std::fs::remove_file(&pgpass);
+    if !out.status.success() {
+        return Err(format!("pg_basebackup from {} failed: {}", b.member, String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    manifest_wal(partial)
 }
 
 fn write_private(path: &Path, content: &str) -> Result<(), String> {

@@ -1,7 +1,8 @@
-//! The `backup` operation on Kubernetes (docs/backup.md): one step, a PostgreSQL base backup of
-//! a member (a replica that is up, else the primary) taken by a Job on the engine's image running
-//! `firecamp backup-job` — `pg_basebackup` over verify-full TLS, the files and their record
-//! uploaded into the cluster's bucket beside the WAL the members archive, then the retention.
+//! The `backup` operation on Kubernetes (docs/backup.md): one step, a backup of a member (a
+//! replica that is up, else the primary) taken by a Job on the engine's image running `firecamp
+//! backup-job` — PostgreSQL's base backup (`pg_basebackup`) or Redis's snapshot (`redis-cli
+//! --rdb`) over verify-full TLS, the files and their record uploaded into the cluster's bucket
+//! (beside the WAL PostgreSQL's members archive), then the retention.
 //! One Job per step, found again after a restart of the manage service; its failure is the
 //! step's. The Job's credentials are the tenant's Secret (or its pod's identity), as the
 //! members'.
@@ -9,8 +10,9 @@
 use std::collections::BTreeMap;
 
 use firecamp_catalog::ServicePlan;
-use firecamp_catalog::layout::{K8S_SECRET_DIR, K8S_TLS_DIR, K8S_TOOL_DIR};
-use firecamp_catalog::postgresql::{PORT, REPLICATION_PASSWORD};
+use firecamp_catalog::layout::{K8S_SECRET_DIR, K8S_TLS_DIR, K8S_TOOL_DIR, KubernetesLayout};
+use firecamp_catalog::{postgresql, redis};
+use firecamp_core::EngineKind;
 use firecamp_core::operation::{Operation, StepAction};
 use firecamp_kube::names;
 use k8s_openapi::api::batch::v1::Job;
@@ -27,6 +29,8 @@ use crate::reconcile::Context;
 use crate::reconcile::init::{JobOutcome, job_outcome};
 
 const STAGING: &str = "/backup";
+/// The system's CA bundle in FireCamp's image (Debian's ca-certificates).
+const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// `<service>-backup`: one at a time per service, like its operations.
 pub fn job_name(service: &str) -> String {
@@ -51,7 +55,7 @@ pub async fn observe(ctx: &Context, svc: &FireCampService, op: &Operation, views
         Some(job) => match job_outcome(&job) {
             JobOutcome::Complete => Ok(()),
             JobOutcome::Failed(why) => Err(format!("the Job {name} failed: {why}")),
-            JobOutcome::Running => Err(format!("taking the base backup (Job {name})")),
+            JobOutcome::Running => Err(format!("taking the backup (Job {name})")),
         },
     };
     if let Some(v) = views.get_mut(&step.member) {
@@ -80,8 +84,13 @@ pub async fn take(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, memb
 /// The Job that backs up `member` for operation `op` of the service (incarnation `uid`), or
 /// `None` when the cluster has no bucket or `member` is not the service's.
 pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str) -> Option<Job> {
-    let archive = plan.cluster.archive.as_ref()?;
+    let archive = plan.cluster.archive.as_ref().filter(|_| KubernetesLayout::backs_up(&plan.cluster, &plan.spec))?;
     let m = plan.member(member)?;
+    let (port, password) = match plan.engine {
+        EngineKind::Postgresql => (postgresql::PORT, postgresql::REPLICATION_PASSWORD),
+        EngineKind::Redis => (redis::PORT, redis::PASSWORD),
+        EngineKind::Zookeeper => return None,
+    };
     let task = firecamp_catalog::InitTask { name: "backup", command: vec!["/bin/bash".into(), "-c".into(), SCRIPT.into()], max_attempts: 2 };
     let mut job = crate::reconcile::init::job(plan, &task);
     job.metadata.name = Some(job_name(&plan.name));
@@ -94,9 +103,9 @@ pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str) -> Opti
         format!("--uid={uid}"),
         format!("--operation={op}"),
         format!("--host={}", m.member.dns_name),
-        format!("--port={PORT}"),
+        format!("--port={port}"),
         format!("--member={member}"),
-        format!("--password-file={K8S_SECRET_DIR}/{REPLICATION_PASSWORD}"),
+        format!("--password-file={K8S_SECRET_DIR}/{password}"),
         format!("--staging={STAGING}"),
         format!("--server-version={}", plan.version.version),
     ];
@@ -110,7 +119,10 @@ pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str) -> Opti
     let pod = job.spec.as_mut()?.template.spec.as_mut()?;
     let c = pod.containers.first_mut()?;
     c.args = Some(args);
-    c.env = Some(vec![EnvVar { name: "FIRECAMP_SERVICE_SPEC".into(), value: Some(spec), ..Default::default() }]);
+    c.env = Some(vec![
+        EnvVar { name: "FIRECAMP_SERVICE_SPEC".into(), value: Some(spec), ..Default::default() },
+        EnvVar { name: "SSL_CERT_FILE".into(), value: Some(format!("{K8S_TOOL_DIR}/ca-certificates.crt")), ..Default::default() },
+    ]);
     // The staged backup is as large as the database: no ephemeral-storage limit of its own.
     let q = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect::<BTreeMap<_, _>>();
     c.resources =
@@ -123,7 +135,9 @@ pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str) -> Opti
         name: "firecamp-tool".into(),
         image: Some(image),
         image_pull_policy: Some("IfNotPresent".into()),
-        command: Some(vec!["/bin/cp".into(), "/usr/local/bin/firecamp".into(), format!("{K8S_TOOL_DIR}/firecamp")]),
+        // With FireCamp's CA bundle: an engine's image may have none (Redis's), and the S3
+        // client trusts the system's roots (SSL_CERT_FILE, below).
+        command: Some(vec!["/bin/cp".into(), "/usr/local/bin/firecamp".into(), CA_BUNDLE.into(), format!("{K8S_TOOL_DIR}/")]),
         security_context: c.security_context.clone(),
         resources: Some(ResourceRequirements {
             requests: Some(q(&[("cpu", "10m"), ("memory", "16Mi")])),
@@ -197,12 +211,29 @@ mod tests {
         assert!(!args.iter().any(|a| a.starts_with("--endpoint")), "AWS's own endpoint: {args:?}");
         let env = serde_json::to_string(&c.env).unwrap();
         assert!(!env.contains("password\\\":\\\"") && env.contains("FIRECAMP_SERVICE_SPEC"), "{env}");
-        assert_eq!(pod.init_containers.unwrap()[0].command.clone().unwrap()[2], "/opt/firecamp/bin/firecamp");
+        // The tool and FireCamp's CA bundle, which the S3 client is pointed at.
+        assert_eq!(pod.init_containers.unwrap()[0].command.clone().unwrap()[1..], ["/usr/local/bin/firecamp", CA_BUNDLE, "/opt/firecamp/bin/"]);
+        assert!(env.contains(r#""name":"SSL_CERT_FILE","value":"/opt/firecamp/bin/ca-certificates.crt""#), "{env}");
         let secret = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "secret").unwrap();
         let sources = secret.projected.as_ref().unwrap().sources.clone().unwrap();
         let keys = sources[1].secret.as_ref().unwrap();
         assert_eq!((keys.name.as_str(), keys.optional), ("keys", Some(true)), "the tenant's credentials, optional");
         assert!(pod.volumes.unwrap().iter().any(|v| v.name == "staging" && v.empty_dir.is_some()));
+    }
+
+    #[test]
+    fn a_redis_snapshot_is_taken_with_its_password_file_over_tls() {
+        let archive = ArchiveTarget { url: "s3://b/fc".into(), region: "us-east-1".into(), endpoint: String::new(), credentials_secret: None };
+        let mut spec = firecamp_catalog::examples::spec(EngineKind::Redis, 2);
+        spec.backup = Some(Default::default());
+        let cluster = ClusterConfig { namespace: "team-a".into(), backups: true, archive: Some(archive), ..ClusterConfig::new("prod") };
+        let layout = firecamp_catalog::KubernetesLayout::archiving(&cluster, &spec, "cache", "u1");
+        let plan = firecamp_catalog::plan("cache", &spec, &cluster, &layout, &BTreeMap::new()).unwrap();
+        let job = backup_job(&plan, "cache-1", "u1", "op-7").unwrap();
+        let args = job.spec.unwrap().template.spec.unwrap().containers[0].args.clone().unwrap();
+        for want in ["--port=6379", "--password-file=/etc/firecamp/secret/password", "--ca-file=/etc/firecamp/tls/ca.crt", "--member=cache-1"] {
+            assert!(args.iter().any(|a| a == want), "{want}: {args:?}");
+        }
     }
 
     #[test]

@@ -130,12 +130,15 @@ async fn request_once(
     }
     // A scale starts from the members there are (a failed scale stopped short of its spec).
     let current = super::scale::applied_spec(&svc);
-    if req.kind == Some(OperationKind::Backup) && !KubernetesLayout::archives(cluster, &current) {
+    if req.kind == Some(OperationKind::Backup) && !KubernetesLayout::backs_up(cluster, &current) {
         let mut errs = ValidationErrors::default();
         let why = if cluster.archive.is_none() {
             "this cluster has no backup bucket: start the manage service with --backup-target (docs/backup.md)".to_string()
         } else {
-            format!("on Kubernetes only PostgreSQL services with spec.backup take base backups, not this {} service (docs/backup.md)", current.engine)
+            format!(
+                "on Kubernetes only PostgreSQL and Redis (replication mode) services with spec.backup are backed up, not this {} service (docs/backup.md)",
+                current.engine
+            )
         };
         errs.push("kind", why);
         return Err(errs.into());
