@@ -140,13 +140,13 @@ impl KubernetesLayout {
     }
 
     /// Whether a service is backed up on Kubernetes (its backups in the cluster's bucket, its
-    /// members and Jobs given the tenant's credentials): PostgreSQL, and Redis in replication
-    /// mode (RDB snapshots), with `spec.backup`, where the manage service has a bucket.
+    /// members and Jobs given the tenant's credentials): PostgreSQL, Redis in replication mode
+    /// (RDB snapshots) and ZooKeeper (its database files), with `spec.backup`, where the manage
+    /// service has a bucket.
     pub fn backs_up(cluster: &ClusterConfig, spec: &ServiceSpec) -> bool {
         let engine_ok = match spec.engine {
-            EngineKind::Postgresql => true,
+            EngineKind::Postgresql | EngineKind::Zookeeper => true,
             EngineKind::Redis => spec.redis.as_ref().is_none_or(|r| r.mode == firecamp_core::spec::RedisMode::Replication),
-            EngineKind::Zookeeper => false,
         };
         cluster.archive.is_some() && spec.backup.is_some() && engine_ok
     }

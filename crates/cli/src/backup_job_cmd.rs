@@ -32,8 +32,14 @@ pub struct BackupJobArgs {
     pub port: u16,
     #[arg(long)]
     pub member: String,
+    /// PostgreSQL's replication password, Redis's password.
     #[arg(long)]
-    pub password_file: PathBuf,
+    pub password_file: Option<PathBuf>,
+    /// ZooKeeper: the member's snapshot directory and transaction-log directory.
+    #[arg(long)]
+    pub snapshots: Option<PathBuf>,
+    #[arg(long)]
+    pub logs: Option<PathBuf>,
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
     #[arg(long)]
@@ -59,6 +65,8 @@ pub async fn run(a: BackupJobArgs) -> Result<(), CliError> {
         port: a.port,
         member: a.member,
         password_file: a.password_file,
+        snapshots: a.snapshots,
+        logs: a.logs,
         ca_file: a.ca_file,
         staging: a.staging,
         spec,

@@ -153,7 +153,8 @@ pub async fn member_ip(a: MemberIpArgs) -> Result<(), CliError> {
 /// A restored service's first member (its files name the backup, `restore-from`): before the
 /// first start the backup is downloaded onto the data volume and checked; once the member has
 /// started from it (PostgreSQL: its data directory whole and recovered; Redis: the snapshot made
-/// the base of its append-only file), the download goes (docs/backup.md).
+/// the base of its append-only file; ZooKeeper: the files in its database), the download goes
+/// (docs/backup.md).
 async fn restore_base_backup(config_dir: &Path) -> Result<(), CliError> {
     use firecamp_catalog::layout::{K8S_DATA_DIR, K8S_SECRET_DIR, RESTORE_FROM, RestoreFetch};
     let data = Path::new(K8S_DATA_DIR);
@@ -163,6 +164,9 @@ async fn restore_base_backup(config_dir: &Path) -> Result<(), CliError> {
     let (begun, done) = if redis {
         let aof = data.join("redis").join("appendonlydir").exists();
         (aof, aof)
+    } else if config_dir.join("zoo.cfg").exists() {
+        let db = data.join("zookeeper").join("version-2").exists();
+        (db, db)
     } else {
         let pgdata = data.join("pgdata");
         let begun = pgdata.join("PG_VERSION").exists();

@@ -9,7 +9,9 @@
 //! The API lists it; a restore to a moment T makes a new service holding exactly the rows
 //! committed before T; a delete removes the backup; a schedule takes backups by itself. A Redis
 //! service's snapshot, taken by the same Job from its replica, restores into a new service
-//! holding every key of the snapshot and none written after it.
+//! holding every key of the snapshot and none written after it. A ZooKeeper member's database
+//! files, read by the Job from its volume, restore into a new ensemble with every znode of the
+//! copy.
 //! Refused on the way, naming the field: spec.backup on another engine, a schedule that is not
 //! a cron expression, a restore to a time before the backup. Needs
 //! `testbed/bed up --real-nodes 6` with moto as its AWS.
@@ -74,14 +76,17 @@ async fn postgresql_members_archive_their_wal_into_the_clusters_bucket_on_real_p
     let zones = format!("--zones={}", real::ZONES.join(","));
 
     // What Kubernetes does not do yet is refused at once, naming the field.
-    let err = refused(&server, &tok, &ns, &["service", "create", "zookeeper", "zk", "--replicas=3", &zones, "--backup"]);
-    assert!(err.contains("spec.backup") && err.contains("only PostgreSQL and Redis"), "{err}");
+    let cluster_mode = ["--option=mode=cluster", "--option=shards=3"];
+    let err =
+        refused(&server, &tok, &ns, &[&["service", "create", "redis", "rc", "--version=7.0", "--replicas=6", &zones, "--backup"][..], &cluster_mode].concat());
+    assert!(err.contains("spec.backup") && err.contains("Redis Cluster is not backed up yet"), "{err}");
     let err = refused(&server, &tok, &ns, &["service", "create", "postgresql", "pgs", "--replicas=1", &zones, "--backup", "--backup-schedule=0 3 * * 9"]);
     assert!(err.contains("spec.backup.schedule"), "{err}");
 
     rest(&server, &tok, &ns, &["service", "create", "postgresql", "pg", "--version=15", "--replicas=2", &zones, "--backup", "--backup-retention=1"]);
     // Started now, used after PostgreSQL's part.
     rest(&server, &tok, &ns, &["service", "create", "redis", "cache", "--version=7.0", "--replicas=2", &zones, "--backup", "--backup-retention=1"]);
+    rest(&server, &tok, &ns, &["service", "create", "zookeeper", "zk", "--version=3.8", "--replicas=1", &zones, "--backup"]);
     let active = service_until(&client, &ns, "pg", "ACTIVE", 480, |s| phase(s) == Some(Phase::Active)).await;
     let uid = active.metadata.uid.clone().unwrap();
 
@@ -206,6 +211,39 @@ async fn postgresql_members_archive_their_wal_into_the_clusters_bucket_on_real_p
     service_until(&client, &ns, "cache2", "the restore's mark removed", 60, |s| !s.annotations().contains_key("firecamp.dev/restore-from")).await;
     rest(&server, &tok, &ns, &["service", "delete", "cache2", "--delete-volumes", "--wait", "--timeout=180"]);
     rest(&server, &tok, &ns, &["service", "delete", "cache", "--delete-volumes", "--wait", "--timeout=180"]);
+
+    // ZooKeeper: the Job reads the member's snapshots and transaction logs from its volume
+    // (mounted read-only on the member's node); the restored ensemble holds every znode of the
+    // copy and none written after it.
+    let zk = service_until(&client, &ns, "zk", "ACTIVE", 300, |s| phase(s) == Some(Phase::Active)).await;
+    let zuid = zk.metadata.uid.clone().unwrap();
+    let domain = format!("{ns}.{}-firecamp.com", env.cluster);
+    zkcli(&client, &ns, "zk-0", &domain, "zk create /fc-backup root; zk create /fc-backup/a 1; zk create /fc-backup/b 2").await;
+    rest(&server, &tok, &ns, &["service", "backup", "zk", "--wait"]);
+    let objects = keys(&store, &bucket, &format!("fc/{ns}/zk/{zuid}/base/")).await;
+    assert!(objects.iter().any(|k| k.rsplit('/').next().unwrap().starts_with("snapshot.")), "a snapshot: {objects:?}");
+    assert!(objects.iter().any(|k| k.ends_with("/backup.json")), "its record: {objects:?}");
+    zkcli(&client, &ns, "zk-0", &domain, "zk create /fc-backup/later 3").await;
+    rest(&server, &tok, &ns, &["service", "restore", "zk", "--from=latest", "--as=zk2", "--wait", "--timeout=300"]);
+    let listed = zkcli(&client, &ns, "zk2-0", &domain, "zk ls /fc-backup | grep '^\\['").await;
+    assert_eq!(listed, "[a, b]", "the copy's znodes, not the later one");
+    rest(&server, &tok, &ns, &["service", "delete", "zk2", "--delete-volumes", "--wait", "--timeout=180"]);
+    rest(&server, &tok, &ns, &["service", "delete", "zk", "--delete-volumes", "--wait", "--timeout=180"]);
+}
+
+/// ZooKeeper's own client in member `pod`'s container as `zk` (TLS against the service's CA,
+/// SASL as `client`), running `script`; its output.
+async fn zkcli(client: &kube::Client, ns: &str, pod: &str, domain: &str, script: &str) -> String {
+    let setup = format!(
+        r#"cp=/usr/share/java/zookeeper.jar
+for j in slf4j-simple netty-codec netty-resolver netty-transport-native-unix-common; do [ -e /usr/share/java/$j.jar ] && cp="$cp:/usr/share/java/$j.jar"; done
+umask 077
+printf 'Client {{\n org.apache.zookeeper.server.auth.DigestLoginModule required\n username="client"\n password="%s";\n}};\n' "$(cat /etc/firecamp/secret/client-password)" > /tmp/jaas.conf
+printf 'zookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty\nzookeeper.client.secure=true\nzookeeper.ssl.trustStore.location=/etc/firecamp/tls/ca.crt\nzookeeper.ssl.trustStore.type=PEM\n' > /tmp/client.properties
+zk() {{ java -Djava.security.auth.login.config=/tmp/jaas.conf -cp "$cp" org.apache.zookeeper.ZooKeeperMain -client-configuration /tmp/client.properties -server "{pod}.{domain}:2181" "$@" 2>/dev/null; }}
+"#
+    );
+    real::exec(client, ns, pod, "zookeeper", &format!("{setup}{script}")).await.trim().to_string()
 }
 
 async fn keys(store: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {

@@ -93,8 +93,8 @@ pub struct ServiceSpec {
     /// and Kubernetes with the roles from the engines).
     #[serde(default, skip_serializing_if = "FailoverSpec::is_default")]
     pub failover: FailoverSpec,
-    /// Backups (PostgreSQL, Redis, ZooKeeper on the local runtime; PostgreSQL and Redis in
-    /// replication mode on Kubernetes).
+    /// Backups (PostgreSQL, Redis, ZooKeeper on the local runtime; on Kubernetes all but a
+    /// Redis Cluster).
     /// PostgreSQL: every WAL file archived as it fills, base backups on request or schedule, so
     /// the service can be restored to any moment since its oldest kept backup. Redis, ZooKeeper:
     /// snapshots, each restored as it was taken. See docs/backup.md.

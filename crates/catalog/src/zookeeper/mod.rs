@@ -209,6 +209,10 @@ impl Engine for ZooKeeper {
             file("start.sh", START_SH.to_string(), 0o755),
             file(DYNAMIC_CFG, dynamic_cfg(ctx, member), 0o644),
         ]
+        .into_iter()
+        // Kubernetes: member-init downloads the backup's files before the first start.
+        .chain(paths.backup.restore.as_ref().and_then(|r| r.fetch.as_ref()).map(|f| file(crate::layout::RESTORE_FROM, f.render(), 0o644)))
+        .collect()
     }
 
     fn container(&self, version: &EngineVersion) -> ContainerPlan {

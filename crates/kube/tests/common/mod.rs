@@ -54,6 +54,8 @@ pub fn cases() -> Vec<(&'static str, &'static str, ServiceSpec, BTreeMap<String,
     redis_backed_up.backup = Some(BackupSpec { retention: Some(3), schedule: Some("0 3 * * *".into()) });
     let mut zk = spec(EngineKind::Zookeeper, 3);
     zk.volumes.journal = Some(VolumeSpec::new("2Gi"));
+    let mut zk_backed_up = zk.clone();
+    zk_backed_up.backup = Some(BackupSpec::default());
     vec![
         ("postgresql-async", "pg", pg, BTreeMap::new()),
         ("postgresql-sync", "pgs", pg_sync, BTreeMap::new()),
@@ -65,6 +67,7 @@ pub fn cases() -> Vec<(&'static str, &'static str, ServiceSpec, BTreeMap<String,
         ("redis-cluster", "rc", redis_cluster(3, 6), ips("rc", 6)),
         ("redis-cluster-unallocated", "rcu", redis_cluster(3, 6), BTreeMap::new()),
         ("zookeeper", "zk", zk, BTreeMap::new()),
+        ("zookeeper-restored", "zkr", zk_backed_up, BTreeMap::new()),
     ]
 }
 
@@ -78,9 +81,11 @@ pub fn plan_of(name: &str, spec: &ServiceSpec, ips: &BTreeMap<String, Ipv4Addr>)
     };
     // `cr`: restored from a snapshot of `cache` (as taken: no time).
     let snapshot = RestoreSource { service: "cache".into(), uid: "7d1e4a0b-uid".into(), backup: "cache-20261204T030000123Z".into(), target_time: None };
+    let zk_copy = RestoreSource { service: "zk".into(), uid: "3c5a9d2f-uid".into(), backup: "zk-20261204T040000456Z".into(), target_time: None };
     let restored = match name {
         "pgr" => Some(&from),
         "cr" => Some(&snapshot),
+        "zkr" => Some(&zk_copy),
         _ => None,
     };
     let layout = KubernetesLayout::restoring(&cluster(), spec, name, "0b9f2c1e-uid", restored);

@@ -176,7 +176,7 @@ fn zxid_files(dir: &Path, prefix: &str) -> Result<Vec<(u64, std::path::PathBuf)>
     Ok(out)
 }
 
-fn copy_zookeeper(snaps: &Path, logs: &Path, into: &Path) -> Result<(), String> {
+pub(super) fn copy_zookeeper(snaps: &Path, logs: &Path, into: &Path) -> Result<(), String> {
     let copy = |from: &Path| {
         let name = from.file_name().unwrap_or_default();
         std::fs::copy(from, into.join(name)).map(|_| ()).map_err(|e| format!("copying {}: {e}", from.display()))

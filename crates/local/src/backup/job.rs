@@ -32,8 +32,11 @@ pub struct BaseBackup {
     pub host: String,
     pub port: u16,
     pub member: String,
-    /// The password file: PostgreSQL's replication user's, Redis's.
-    pub password_file: PathBuf,
+    /// The password file: PostgreSQL's replication user's, Redis's (none for ZooKeeper).
+    pub password_file: Option<PathBuf>,
+    /// ZooKeeper: the member's snapshots and transaction logs (its volumes, mounted read-only).
+    pub snapshots: Option<PathBuf>,
+    pub logs: Option<PathBuf>,
     /// The service's CA (verify-full); `None`: the service has no TLS.
     pub ca_file: Option<PathBuf>,
     /// Where the backup is staged (an emptyDir of the Job's pod).
@@ -82,15 +85,26 @@ async fn dump(b: &BaseBackup, id: &str) -> Result<BackupRecord, String> {
         std::fs::remove_dir_all(&partial).map_err(|e| format!("removing {}: {e}", partial.display()))?;
     }
     std::fs::create_dir_all(&partial).map_err(|e| format!("creating {}: {e}", partial.display()))?;
-    let password = std::fs::read_to_string(&b.password_file).map_err(|e| format!("reading {}: {e}", b.password_file.display()))?;
+    let password = || {
+        let p = b.password_file.as_ref().ok_or("--password-file is needed")?;
+        std::fs::read_to_string(p).map(|s| s.trim().to_string()).map_err(|e| format!("reading {}: {e}", p.display()))
+    };
     let started = now();
+    let none = || (0, String::new(), String::new(), String::new());
     let (timeline, start_lsn, end_lsn, start_wal) = match b.spec.engine {
-        EngineKind::Postgresql => dump_postgresql(b, &partial, password.trim()).await?,
+        EngineKind::Postgresql => dump_postgresql(b, &partial, &password()?).await?,
         EngineKind::Redis => {
-            dump_redis(b, &partial, password.trim()).await?;
-            (0, String::new(), String::new(), String::new())
+            dump_redis(b, &partial, &password()?).await?;
+            none()
         }
-        e => return Err(format!("{e} is not backed up by a Job")),
+        EngineKind::Zookeeper => {
+            let (Some(snaps), Some(logs)) = (b.snapshots.clone(), b.logs.clone()) else {
+                return Err("--snapshots and --logs are needed for ZooKeeper".into());
+            };
+            let into = partial.clone();
+            tokio::task::spawn_blocking(move || super::dump::copy_zookeeper(&snaps, &logs, &into)).await.map_err(|e| e.to_string())??;
+            none()
+        }
     };
     let dir = partial.clone();
     let files = tokio::task::spawn_blocking(move || sums(&dir)).await.map_err(|e| e.to_string())?.map_err(|e| format!("checksums: {e}"))?;

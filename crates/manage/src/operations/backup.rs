@@ -14,10 +14,11 @@ use firecamp_catalog::layout::{K8S_SECRET_DIR, K8S_TLS_DIR, K8S_TOOL_DIR, Kubern
 use firecamp_catalog::{postgresql, redis};
 use firecamp_core::EngineKind;
 use firecamp_core::operation::{Operation, StepAction};
-use firecamp_kube::names;
+use firecamp_kube::names::{self, DATA_VOLUME, JOURNAL_VOLUME};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, KeyToPath, ProjectedVolumeSource, ResourceRequirements, SecretProjection, Volume, VolumeMount, VolumeProjection,
+    Container, EmptyDirVolumeSource, EnvVar, KeyToPath, PersistentVolumeClaimVolumeSource, Pod, ProjectedVolumeSource, ResourceRequirements, SecretProjection,
+    Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::{Api, Resource, ResourceExt};
@@ -29,6 +30,9 @@ use crate::reconcile::Context;
 use crate::reconcile::init::{JobOutcome, job_outcome};
 
 const STAGING: &str = "/backup";
+/// Where a ZooKeeper member's volumes are mounted (read-only) in its backup Job.
+const SOURCE_DATA: &str = "/source/data";
+const SOURCE_JOURNAL: &str = "/source/journal";
 /// The system's CA bundle in FireCamp's image (Debian's ca-certificates).
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -74,7 +78,19 @@ pub async fn take(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, memb
     let (Some(uid), Some(op)) = (svc.metadata.uid.as_deref(), key.split('/').next()) else {
         return Ok(Err("the service has no uid yet".into()));
     };
-    let Some(job) = backup_job(plan, member, uid, op) else {
+    // ZooKeeper's files are read from the member's volumes, on the node its pod runs on.
+    let node = if plan.engine == EngineKind::Zookeeper {
+        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &svc.namespace().unwrap_or_default());
+        let pod = names::pod_of(&firecamp_core::MemberName::from_string(member.to_string()));
+        let found = pods.get_opt(&pod).await.map_err(crate::error::Error::kube("get", "Pod", &pod))?;
+        match found.and_then(|p| p.spec?.node_name) {
+            Some(n) => Some(n),
+            None => return Ok(Err(format!("{member} runs on no node now: its volumes cannot be read"))),
+        }
+    } else {
+        None
+    };
+    let Some(job) = backup_job(plan, member, uid, op, node.as_deref()) else {
         return Ok(Err(format!("{member} is not a member of {}, or the cluster has no backup bucket", plan.name)));
     };
     super::step_job::create(&api, job, key, svc.controller_owner_ref(&())).await?;
@@ -82,15 +98,18 @@ pub async fn take(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, memb
 }
 
 /// The Job that backs up `member` for operation `op` of the service (incarnation `uid`), or
-/// `None` when the cluster has no bucket or `member` is not the service's.
-pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str) -> Option<Job> {
+/// `None` when the cluster has no bucket or `member` is not the service's. PostgreSQL and
+/// Redis are copied over the network; ZooKeeper's database files are read from the member's
+/// volumes (mounted read-only, which a ReadWriteOnce volume allows on its `node`).
+pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str, node: Option<&str>) -> Option<Job> {
     let archive = plan.cluster.archive.as_ref().filter(|_| KubernetesLayout::backs_up(&plan.cluster, &plan.spec))?;
     let m = plan.member(member)?;
-    let (port, password) = match plan.engine {
-        EngineKind::Postgresql => (postgresql::PORT, postgresql::REPLICATION_PASSWORD),
-        EngineKind::Redis => (redis::PORT, redis::PASSWORD),
-        EngineKind::Zookeeper => return None,
+    let network = match plan.engine {
+        EngineKind::Postgresql => Some((postgresql::PORT, postgresql::REPLICATION_PASSWORD)),
+        EngineKind::Redis => Some((redis::PORT, redis::PASSWORD)),
+        EngineKind::Zookeeper => None,
     };
+    let node = if network.is_none() { Some(node?) } else { None };
     let task = firecamp_catalog::InitTask { name: "backup", command: vec!["/bin/bash".into(), "-c".into(), SCRIPT.into()], max_attempts: 2 };
     let mut job = crate::reconcile::init::job(plan, &task);
     job.metadata.name = Some(job_name(&plan.name));
@@ -103,12 +122,18 @@ pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str) -> Opti
         format!("--uid={uid}"),
         format!("--operation={op}"),
         format!("--host={}", m.member.dns_name),
-        format!("--port={port}"),
         format!("--member={member}"),
-        format!("--password-file={K8S_SECRET_DIR}/{password}"),
         format!("--staging={STAGING}"),
         format!("--server-version={}", plan.version.version),
     ];
+    if let Some((port, password)) = network {
+        args.push(format!("--port={port}"));
+        args.push(format!("--password-file={K8S_SECRET_DIR}/{password}"));
+    } else {
+        let logs = if plan.spec.volumes.journal.is_some() { SOURCE_JOURNAL } else { SOURCE_DATA };
+        args.push(format!("--snapshots={SOURCE_DATA}/zookeeper/version-2"));
+        args.push(format!("--logs={logs}/zookeeper/version-2"));
+    }
     if !archive.endpoint.is_empty() {
         args.push(format!("--endpoint={}", archive.endpoint));
     }
@@ -130,6 +155,14 @@ pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str) -> Opti
     let mounts = c.volume_mounts.get_or_insert_with(Vec::new);
     mounts.push(VolumeMount { name: "firecamp-tool".into(), mount_path: K8S_TOOL_DIR.into(), read_only: Some(true), ..Default::default() });
     mounts.push(VolumeMount { name: "staging".into(), mount_path: STAGING.into(), ..Default::default() });
+    let claims: Vec<(&str, &str)> = match node {
+        None => Vec::new(),
+        Some(_) if plan.spec.volumes.journal.is_some() => vec![(DATA_VOLUME, SOURCE_DATA), (JOURNAL_VOLUME, SOURCE_JOURNAL)],
+        Some(_) => vec![(DATA_VOLUME, SOURCE_DATA)],
+    };
+    for (volume, path) in &claims {
+        mounts.push(VolumeMount { name: format!("source-{volume}"), mount_path: path.to_string(), read_only: Some(true), ..Default::default() });
+    }
     let image = plan.cluster.firecamp_image();
     pod.init_containers = Some(vec![Container {
         name: "firecamp-tool".into(),
@@ -151,6 +184,14 @@ pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str) -> Opti
     let empty = |name: &str| Volume { name: name.into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() };
     volumes.push(empty("firecamp-tool"));
     volumes.push(empty("staging"));
+    for (volume, _) in &claims {
+        volumes.push(Volume {
+            name: format!("source-{volume}"),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: names::pvc(volume, &m.member.name), read_only: Some(true) }),
+            ..Default::default()
+        });
+    }
+    pod.node_name = node.map(String::from);
     if let (Some(creds), Some(v)) = (&archive.credentials_secret, volumes.iter_mut().find(|v| v.name == "secret")) {
         // The service's keys and the tenant's bucket credentials, as the members see them.
         let source = |name: String, items: Option<Vec<KeyToPath>>, optional: Option<bool>| VolumeProjection {
@@ -193,7 +234,7 @@ mod tests {
     #[test]
     fn the_backup_job_copies_a_member_into_the_namespaces_tree_with_files_not_arguments_for_secrets() {
         let archive = ArchiveTarget { url: "s3://b/fc".into(), region: "us-east-1".into(), endpoint: String::new(), credentials_secret: Some("keys".into()) };
-        let job = backup_job(&plan(Some(archive)), "pg-1", "u1", "op-7").unwrap();
+        let job = backup_job(&plan(Some(archive)), "pg-1", "u1", "op-7", None).unwrap();
         assert_eq!(job.metadata.name.as_deref(), Some("pg-backup"));
         let pod = job.spec.unwrap().template.spec.unwrap();
         let c = &pod.containers[0];
@@ -229,7 +270,7 @@ mod tests {
         let cluster = ClusterConfig { namespace: "team-a".into(), backups: true, archive: Some(archive), ..ClusterConfig::new("prod") };
         let layout = firecamp_catalog::KubernetesLayout::archiving(&cluster, &spec, "cache", "u1");
         let plan = firecamp_catalog::plan("cache", &spec, &cluster, &layout, &BTreeMap::new()).unwrap();
-        let job = backup_job(&plan, "cache-1", "u1", "op-7").unwrap();
+        let job = backup_job(&plan, "cache-1", "u1", "op-7", None).unwrap();
         let args = job.spec.unwrap().template.spec.unwrap().containers[0].args.clone().unwrap();
         for want in ["--port=6379", "--password-file=/etc/firecamp/secret/password", "--ca-file=/etc/firecamp/tls/ca.crt", "--member=cache-1"] {
             assert!(args.iter().any(|a| a == want), "{want}: {args:?}");
@@ -237,9 +278,33 @@ mod tests {
     }
 
     #[test]
-    fn no_job_without_a_bucket_or_for_a_stranger() {
-        assert!(backup_job(&plan(None), "pg-1", "u1", "op-7").is_none());
+    fn a_zookeeper_copy_reads_the_members_volumes_on_its_node() {
         let archive = ArchiveTarget { url: "s3://b/fc".into(), region: "us-east-1".into(), endpoint: String::new(), credentials_secret: None };
-        assert!(backup_job(&plan(Some(archive)), "other-0", "u1", "op-7").is_none());
+        let mut spec = firecamp_catalog::examples::spec(EngineKind::Zookeeper, 3);
+        spec.backup = Some(Default::default());
+        spec.volumes.journal = Some(firecamp_core::spec::VolumeSpec::new("2Gi"));
+        let cluster = ClusterConfig { namespace: "team-a".into(), backups: true, archive: Some(archive), ..ClusterConfig::new("prod") };
+        let layout = firecamp_catalog::KubernetesLayout::archiving(&cluster, &spec, "zk", "u1");
+        let plan = firecamp_catalog::plan("zk", &spec, &cluster, &layout, &BTreeMap::new()).unwrap();
+        assert!(backup_job(&plan, "zk-1", "u1", "op-7", None).is_none(), "not without the member's node");
+        let pod = backup_job(&plan, "zk-1", "u1", "op-7", Some("node-b")).unwrap().spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.node_name.as_deref(), Some("node-b"));
+        let args = pod.containers[0].args.clone().unwrap();
+        for want in ["--snapshots=/source/data/zookeeper/version-2", "--logs=/source/journal/zookeeper/version-2"] {
+            assert!(args.iter().any(|a| a == want), "{want}: {args:?}");
+        }
+        assert!(!args.iter().any(|a| a.starts_with("--password-file")), "{args:?}");
+        let claims: Vec<(String, Option<bool>)> =
+            pod.volumes.unwrap().into_iter().filter_map(|v| v.persistent_volume_claim.map(|c| (c.claim_name, c.read_only))).collect();
+        assert_eq!(claims, [("data-zk-1".to_string(), Some(true)), ("journal-zk-1".to_string(), Some(true))]);
+        let mounts = pod.containers[0].volume_mounts.clone().unwrap();
+        assert!(mounts.iter().filter(|m| m.mount_path.starts_with("/source/")).all(|m| m.read_only == Some(true)));
+    }
+
+    #[test]
+    fn no_job_without_a_bucket_or_for_a_stranger() {
+        assert!(backup_job(&plan(None), "pg-1", "u1", "op-7", None).is_none());
+        let archive = ArchiveTarget { url: "s3://b/fc".into(), region: "us-east-1".into(), endpoint: String::new(), credentials_secret: None };
+        assert!(backup_job(&plan(Some(archive)), "other-0", "u1", "op-7", None).is_none());
     }
 }

@@ -136,7 +136,7 @@ async fn request_once(
             "this cluster has no backup bucket: start the manage service with --backup-target (docs/backup.md)".to_string()
         } else {
             format!(
-                "on Kubernetes only PostgreSQL and Redis (replication mode) services with spec.backup are backed up, not this {} service (docs/backup.md)",
+                "on Kubernetes only services with spec.backup are backed up (not a Redis Cluster yet), not this {} service (docs/backup.md)",
                 current.engine
             )
         };
