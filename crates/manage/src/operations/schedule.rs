@@ -8,6 +8,11 @@
 use std::time::{Duration, SystemTime};
 
 use firecamp_core::ServiceSpec;
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
+
+use crate::crd::{FireCampService, FireCampServiceStatus};
+use crate::reconcile::Context;
 
 /// How soon a due moment that waits (another operation, a service not ACTIVE) is looked at
 /// again; the end of what it waits for changes the status and brings a pass sooner.
@@ -47,6 +52,35 @@ pub fn decide(spec: &ServiceSpec, since: SystemTime, now: SystemTime, free: bool
 /// the service's creation.
 pub fn since(last: Option<&str>, created: Option<SystemTime>, now: SystemTime) -> SystemTime {
     last.and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok()).map(SystemTime::from).or(created).unwrap_or(now)
+}
+
+/// What `spec.backup.schedule` asks of this reconcile pass.
+pub(crate) fn scheduled_backup(svc: &FireCampService, status: &FireCampServiceStatus) -> Scheduled {
+    let now = std::time::SystemTime::now();
+    let created = svc.metadata.creation_timestamp.as_ref().map(|t| std::time::SystemTime::from(t.0));
+    let since = since(status.last_scheduled_backup.as_deref(), created, now);
+    let free = status.phase == firecamp_api::Phase::Active
+        && !status.operations.iter().any(|o| !o.phase.is_terminal())
+        && crate::operations::pending(svc).is_none()
+        && !svc.annotations().contains_key(crate::crd::RESTORE_ANNOTATION);
+    decide(&svc.spec.0, since, now, free)
+}
+
+/// Asks for the scheduled backup as `service backup` would; a refusal is told in an Event (the
+/// moment stays asked for: the next one is kept).
+pub(crate) async fn ask_scheduled_backup(ctx: &Context, svc: &FireCampService) {
+    let name = svc.name_any();
+    let api: Api<FireCampService> = Api::namespaced(ctx.client.clone(), &svc.namespace().unwrap_or_default());
+    let req = firecamp_core::operation::OperationRequest { kind: Some(firecamp_core::operation::OperationKind::Backup), ..Default::default() };
+    match crate::operations::request(&api, &crate::reconcile::cluster_of(svc, ctx), &name, &req, &ctx.config.field_manager).await {
+        Ok(op) => {
+            crate::reconcile::event(ctx, svc, EventType::Normal, "BackupScheduled", format!("spec.backup.schedule: operation {} takes a backup", op.id)).await
+        }
+        Err(e) => {
+            tracing::warn!(service = %name, error = %e, "scheduled backup refused; the next scheduled moment is kept");
+            crate::reconcile::event(ctx, svc, EventType::Warning, "ScheduledBackupRefused", format!("the scheduled backup was refused: {e}")).await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -159,7 +159,7 @@ pub(crate) async fn apply_member_files(ctx: &Context, svc: &FireCampService, pla
 
 /// The manage service's cluster settings in the service's namespace (which its members'
 /// names and cloud records carry).
-fn cluster_of(svc: &FireCampService, ctx: &Context) -> firecamp_core::ClusterConfig {
+pub(crate) fn cluster_of(svc: &FireCampService, ctx: &Context) -> firecamp_core::ClusterConfig {
     firecamp_core::ClusterConfig { namespace: svc.namespace().unwrap_or_default(), ..ctx.config.cluster.clone() }
 }
 
@@ -397,7 +397,7 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
     // The backup schedule: a moment asked for is recorded with the status, before the operation
     // is asked for, so it is asked for at most once.
     status.last_scheduled_backup = previous.as_ref().and_then(|p| p.last_scheduled_backup.clone());
-    let scheduled = scheduled_backup(svc, &status);
+    let scheduled = crate::operations::schedule::scheduled_backup(svc, &status);
     if matches!(scheduled, Scheduled::Due { .. }) {
         status.last_scheduled_backup = Some(now.clone());
     }
@@ -428,7 +428,7 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
         Scheduled::Later(d) => Some(d),
         Scheduled::Waiting => Some(crate::operations::schedule::WAIT_LOOK_AGAIN),
         Scheduled::Due { next } => {
-            ask_scheduled_backup(ctx, svc).await;
+            crate::operations::schedule::ask_scheduled_backup(ctx, svc).await;
             next
         }
     };
@@ -437,33 +437,6 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
     let later = if status.phase == firecamp_api::Phase::Degraded { DEGRADED_LOOK_AGAIN } else { Duration::from_secs(300) };
     let soonest = [look_again, schedule_again].into_iter().flatten().fold(later, Duration::min);
     Ok(Action::requeue(soonest))
-}
-
-/// What `spec.backup.schedule` asks of this pass (`operations/schedule.rs`).
-fn scheduled_backup(svc: &FireCampService, status: &FireCampServiceStatus) -> Scheduled {
-    let now = std::time::SystemTime::now();
-    let created = svc.metadata.creation_timestamp.as_ref().map(|t| std::time::SystemTime::from(t.0));
-    let since = crate::operations::schedule::since(status.last_scheduled_backup.as_deref(), created, now);
-    let free = status.phase == firecamp_api::Phase::Active
-        && !status.operations.iter().any(|o| !o.phase.is_terminal())
-        && crate::operations::pending(svc).is_none()
-        && !svc.annotations().contains_key(crate::crd::RESTORE_ANNOTATION);
-    crate::operations::schedule::decide(&svc.spec.0, since, now, free)
-}
-
-/// Asks for the scheduled backup as `service backup` would; a refusal is told in an Event (the
-/// moment stays asked for: the next one is kept).
-async fn ask_scheduled_backup(ctx: &Context, svc: &FireCampService) {
-    let name = svc.name_any();
-    let api: Api<FireCampService> = Api::namespaced(ctx.client.clone(), &svc.namespace().unwrap_or_default());
-    let req = firecamp_core::operation::OperationRequest { kind: Some(firecamp_core::operation::OperationKind::Backup), ..Default::default() };
-    match crate::operations::request(&api, &cluster_of(svc, ctx), &name, &req, &ctx.config.field_manager).await {
-        Ok(op) => event(ctx, svc, EventType::Normal, "BackupScheduled", format!("spec.backup.schedule: operation {} takes a backup", op.id)).await,
-        Err(e) => {
-            tracing::warn!(service = %name, error = %e, "scheduled backup refused; the next scheduled moment is kept");
-            event(ctx, svc, EventType::Warning, "ScheduledBackupRefused", format!("the scheduled backup was refused: {e}")).await;
-        }
-    }
 }
 
 const DEGRADED_LOOK_AGAIN: Duration = Duration::from_secs(15);
