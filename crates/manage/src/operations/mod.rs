@@ -2,6 +2,7 @@
 //! controller (`drive`) with a pure state machine (`decide`). The record lives in the service's
 //! status, so a restarted manage service resumes where the last one stopped.
 
+pub mod archive;
 pub mod backup;
 pub mod cluster;
 pub mod decide;

@@ -91,7 +91,8 @@ pub async fn delete(
 /// whose first member starts from the backup (PostgreSQL: recovered up to `toTime`). Everything
 /// is checked before anything is made: the backup (of this service, not of a Redis Cluster,
 /// every file there with its size), the time, the new service's name and spec;
-/// the new name must be free.
+/// the new name must be free. A running source archives its latest WAL first
+/// (`operations/archive.rs`), so any target up to now is reachable.
 pub async fn restore(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -111,6 +112,14 @@ pub async fn restore(
     cluster.namespace = ns.clone();
     firecamp_catalog::plan(&req.name, &spec, &cluster, &firecamp_catalog::KubernetesLayout::default(), &BTreeMap::new())
         .map_err(|e| Fail::from(ApiError::from(e)))?;
+    if from.target_time.is_some()
+        && let Some(source) = kube_call(&format!("reading service {name:?}"), st.api(&ns).get_opt(&name)).await?
+    {
+        // The source's latest transactions reach its archive before the new service reads it.
+        crate::operations::archive::archive_latest(&st.client, &cluster, &source, &from.uid)
+            .await
+            .map_err(|why| fail(ErrorCode::Unavailable, format!("the restore needs {name}'s latest WAL archived first: {why}; nothing was created")))?;
+    }
     let mut resource = FireCampService::new(&req.name, FireCampServiceSpec(spec));
     let source = serde_json::to_string(&from).map_err(|e| fail(ErrorCode::Internal, e.to_string()))?;
     resource.metadata.annotations = Some(BTreeMap::from([(crate::crd::RESTORE_ANNOTATION.to_string(), source)]));
