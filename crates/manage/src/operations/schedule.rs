@@ -3,7 +3,8 @@
 //! would. The moment last asked for is kept in the status (`lastScheduledBackup`), so a restarted
 //! manage service neither repeats it nor loses count; a moment missed while it was down is made
 //! up once when it is back (as a CronJob does), not once per moment missed. A moment that comes
-//! while the service is not ACTIVE or another operation runs waits for that to end.
+//! while the service is not ACTIVE or another operation runs waits for that to end; a stopped
+//! service's wait for its start.
 
 use std::time::{Duration, SystemTime};
 
@@ -56,6 +57,11 @@ pub fn since(last: Option<&str>, created: Option<SystemTime>, now: SystemTime) -
 
 /// What `spec.backup.schedule` asks of this reconcile pass.
 pub(crate) fn scheduled_backup(svc: &FireCampService, status: &FireCampServiceStatus) -> Scheduled {
+    // A stopped service is not looked at for its schedule: its moments wait for its start (the
+    // last one missed is made up then), with no pass meanwhile.
+    if svc.spec.0.stopped {
+        return Scheduled::Nothing;
+    }
     let now = std::time::SystemTime::now();
     let created = svc.metadata.creation_timestamp.as_ref().map(|t| std::time::SystemTime::from(t.0));
     let since = since(status.last_scheduled_backup.as_deref(), created, now);
