@@ -165,7 +165,7 @@ async fn restore_base_backup(config_dir: &Path) -> Result<(), CliError> {
         let aof = data.join("redis").join("appendonlydir").exists();
         (aof, aof)
     } else if config_dir.join("zoo.cfg").exists() {
-        let db = data.join("zookeeper").join("version-2").exists();
+        let db = data.join(firecamp_catalog::zookeeper::DATABASE_DIR).exists();
         (db, db)
     } else {
         let pgdata = data.join("pgdata");

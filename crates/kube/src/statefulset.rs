@@ -291,15 +291,8 @@ fn member_init(plan: &ServicePlan) -> Container {
         command: Some(vec!["firecamp".into()]),
         args: Some(args),
         env: Some(vec![env_field("POD_NAME", "metadata.name"), env_field("POD_NAMESPACE", "metadata.namespace"), env_field("NODE_NAME", "spec.nodeName")]),
-        resources: Some(ResourceRequirements {
-            requests: quantities(&[("cpu", &Some("10m".into())), ("memory", &Some("32Mi".into())), ("ephemeral-storage", &Some(EPHEMERAL_INIT.0.into()))]),
-            // Members that are backed up may fetch a restored backup through the S3 client.
-            limits: quantities(&[
-                ("memory", &Some(if backs_up(plan) { "256Mi" } else { "64Mi" }.into())),
-                ("ephemeral-storage", &Some(EPHEMERAL_INIT.1.into())),
-            ]),
-            ..Default::default()
-        }),
+        // Members that are backed up may fetch a restored backup through the S3 client.
+        resources: Some(helper_resources(if backs_up(plan) { "256Mi" } else { "64Mi" })),
         security_context: Some(security),
         volume_mounts: Some(mounts),
         ..Default::default()
@@ -316,13 +309,19 @@ fn member_ip(plan: &ServicePlan) -> Container {
         restart_policy: Some("Always".into()),
         env: None,
         // It only holds the IP (member-init's larger limit is for a restore's download).
-        resources: Some(ResourceRequirements {
-            requests: quantities(&[("cpu", &Some("10m".into())), ("memory", &Some("32Mi".into())), ("ephemeral-storage", &Some(EPHEMERAL_INIT.0.into()))]),
-            limits: quantities(&[("memory", &Some("64Mi".into())), ("ephemeral-storage", &Some(EPHEMERAL_INIT.1.into()))]),
-            ..Default::default()
-        }),
+        resources: Some(helper_resources("64Mi")),
         volume_mounts: Some(vec![mount(CONFIG, K8S_CONFIG_DIR, true)]),
         ..base
+    }
+}
+
+/// FireCamp's small containers beside the engine (member-init, member-ip, the exporter): a
+/// little CPU and scratch space, and `memory` at most.
+fn helper_resources(memory: &str) -> ResourceRequirements {
+    ResourceRequirements {
+        requests: quantities(&[("cpu", &Some("10m".into())), ("memory", &Some("32Mi".into())), ("ephemeral-storage", &Some(EPHEMERAL_INIT.0.into()))]),
+        limits: quantities(&[("memory", &Some(memory.into())), ("ephemeral-storage", &Some(EPHEMERAL_INIT.1.into()))]),
+        ..Default::default()
     }
 }
 
@@ -409,11 +408,7 @@ fn exporter_container(plan: &ServicePlan) -> Container {
             protocol: Some("TCP".into()),
             ..Default::default()
         }]),
-        resources: Some(ResourceRequirements {
-            requests: quantities(&[("cpu", &Some("10m".into())), ("memory", &Some("32Mi".into())), ("ephemeral-storage", &Some(EPHEMERAL_INIT.0.into()))]),
-            limits: quantities(&[("memory", &Some("128Mi".into())), ("ephemeral-storage", &Some(EPHEMERAL_INIT.1.into()))]),
-            ..Default::default()
-        }),
+        resources: Some(helper_resources("128Mi")),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),

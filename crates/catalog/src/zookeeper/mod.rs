@@ -27,6 +27,9 @@ pub const PLAIN_CLIENT_PORT: u16 = 2182;
 pub const PEER_PORT: u16 = 2888;
 pub const ELECTION_PORT: u16 = 3888;
 pub const MAX_MEMBERS: u32 = 9;
+/// Where ZooKeeper keeps its database (snapshots; and transaction logs, unless a journal
+/// volume has them) below a volume's root; `start.sh` spells the same.
+pub const DATABASE_DIR: &str = "zookeeper/version-2";
 /// Four-letter words the probes and FireCamp's role detection use.
 pub const FOUR_LETTER_WORDS: &str = "srvr,ruok,mntr,conf,isro";
 /// The SASL user members log in as to each other (quorum authentication).

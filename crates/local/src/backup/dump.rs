@@ -144,9 +144,9 @@ impl Runtime {
         let installed = self.installed(rec).map_err(|e| e.to_string())?;
         let plan = self.plan_of(rec, &installed).map_err(|e| e.to_string())?;
         let m = plan.member(&member).ok_or_else(|| format!("{member} is not in the plan of {}", rec.name))?;
-        let snaps = Path::new(&m.paths.data_dir).join("zookeeper").join("version-2");
+        let snaps = Path::new(&m.paths.data_dir).join(firecamp_catalog::zookeeper::DATABASE_DIR);
         let logs = if rec.spec.volumes.journal.is_some() {
-            self.cfg.service_dir(&rec.name).join(&member).join("journal").join("zookeeper").join("version-2")
+            self.cfg.service_dir(&rec.name).join(&member).join("journal").join(firecamp_catalog::zookeeper::DATABASE_DIR)
         } else {
             snaps.clone()
         };

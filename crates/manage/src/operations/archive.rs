@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use firecamp_catalog::layout::KubernetesLayout;
 use firecamp_core::{ClusterConfig, EngineKind};
-use firecamp_kube::labels;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
 use super::roles::Engines;
@@ -32,13 +30,7 @@ pub async fn archive_latest(client: &Client, cluster: &ClusterConfig, source: &F
     let name = source.name_any();
     let ns = source.namespace().unwrap_or_default();
     let plan = firecamp_catalog::plan(&name, &source.spec.0, cluster, &KubernetesLayout::default(), &BTreeMap::new()).map_err(|e| e.to_string())?;
-    let pods: BTreeMap<String, Pod> = Api::<Pod>::namespaced(client.clone(), &ns)
-        .list(&ListParams::default().labels(&format!("{}={name}", labels::SERVICE)))
-        .await
-        .map_err(|e| format!("listing the pods of {name}: {e}"))?
-        .into_iter()
-        .map(|p| (p.name_any(), p))
-        .collect();
+    let pods = crate::reconcile::service_pods(&Api::<Pod>::namespaced(client.clone(), &ns), &name).await.map_err(|e| e.to_string())?;
     let engines = Engines::read(client, &plan, &ns, &pods).await.map_err(|e| e.to_string())?;
     let primary = source
         .status

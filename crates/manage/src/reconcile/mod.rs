@@ -338,13 +338,7 @@ async fn reconcile_service(svc: &FireCampService, ctx: &Context) -> Result<Actio
 
     // Observe members and init tasks, then write status.
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let pods: BTreeMap<String, Pod> = pods_api
-        .list(&ListParams::default().labels(&format!("{}={name}", labels::SERVICE)))
-        .await
-        .map_err(Error::kube("list", "Pod", &name))?
-        .into_iter()
-        .map(|p| (p.name_any(), p))
-        .collect();
+    let pods = service_pods(&pods_api, &name).await?;
     label_new_pods(&pods_api, &plan, &pods, svc.status.as_ref()).await?;
     let node_zones: BTreeMap<String, String> =
         ctx.nodes.state().iter().filter_map(|n| Some((n.name_any(), n.labels().get(labels::ZONE_TOPOLOGY)?.clone()))).collect();
@@ -510,6 +504,12 @@ async fn run_init_tasks(ctx: &Context, svc: &FireCampService, plan: &ServicePlan
         out.push(init::task_status(task, job.as_ref(), prev));
     }
     Ok(out)
+}
+
+/// The pods of service `name` (its members' label), by name.
+pub(crate) async fn service_pods(api: &Api<Pod>, name: &str) -> Result<BTreeMap<String, Pod>> {
+    let listed = api.list(&ListParams::default().labels(&format!("{}={name}", labels::SERVICE))).await.map_err(Error::kube("list", "Pod", name))?;
+    Ok(listed.into_iter().map(|p| (p.name_any(), p)).collect())
 }
 
 /// Writes one field of the status at once, before the controller acts on it (a merge patch of
