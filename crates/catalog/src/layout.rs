@@ -140,15 +140,11 @@ impl KubernetesLayout {
     }
 
     /// Whether a service is backed up on Kubernetes (its backups in the cluster's bucket, its
-    /// members and Jobs given the tenant's credentials): PostgreSQL, Redis in replication mode
-    /// (RDB snapshots) and ZooKeeper (its database files), with `spec.backup`, where the manage
-    /// service has a bucket.
+    /// members and Jobs given the tenant's credentials): PostgreSQL, Redis (RDB snapshots, one
+    /// per shard of a cluster) and ZooKeeper (its database files), with `spec.backup`, where the
+    /// manage service has a bucket.
     pub fn backs_up(cluster: &ClusterConfig, spec: &ServiceSpec) -> bool {
-        let engine_ok = match spec.engine {
-            EngineKind::Postgresql | EngineKind::Zookeeper => true,
-            EngineKind::Redis => spec.redis.as_ref().is_none_or(|r| r.mode == firecamp_core::spec::RedisMode::Replication),
-        };
-        cluster.archive.is_some() && spec.backup.is_some() && engine_ok
+        cluster.archive.is_some() && spec.backup.is_some()
     }
 
     /// The layout of a service of `cluster` (its namespace set), incarnation `uid` (the
@@ -274,6 +270,8 @@ pub const K8S_CONFIG_DIR: &str = "/etc/firecamp/config";
 pub const K8S_SECRET_DIR: &str = "/etc/firecamp/secret";
 pub const K8S_TLS_DIR: &str = "/etc/firecamp/tls";
 pub const K8S_DATA_DIR: &str = "/data";
+/// Where a Job that reads the cluster's bucket stages what it downloads (an emptyDir).
+pub const K8S_STAGING_DIR: &str = "/staging";
 pub const K8S_JOURNAL_DIR: &str = "/journal";
 pub const K8S_RUN_DIR: &str = "/run/firecamp";
 

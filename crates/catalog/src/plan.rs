@@ -74,6 +74,9 @@ pub struct InitTask {
     pub command: Vec<String>,
     /// Attempts before the task, and so the service, is FAILED.
     pub max_attempts: i32,
+    /// Kubernetes: the task reads the cluster's bucket (a restore's load), so its Job gets
+    /// FireCamp's tool, the tenant's bucket credentials and room for the backup.
+    pub reads_bucket: bool,
 }
 
 /// One file of a member's configuration.
@@ -150,6 +153,9 @@ pub struct RenderContext<'a> {
     pub resources: &'a Resources,
     pub members: &'a [(Member, Role, Option<u32>)],
     pub binding: Binding,
+    /// Kubernetes: the backup a restored service starts from (its first member's), fetched
+    /// from the bucket by whoever loads it.
+    pub restore: Option<crate::layout::RestoreFetch>,
 }
 
 impl RenderContext<'_> {
@@ -277,7 +283,8 @@ fn plan_sized(
             *role = if m.name.as_str() == p { Role::Primary } else { Role::Replica };
         }
     }
-    let ctx = RenderContext { name, spec: &resolved, cluster, resources: &resources, members: &roles, binding };
+    let restore = roles.first().and_then(|(m, _, _)| layout.paths(spec.engine, m).backup.restore?.fetch);
+    let ctx = RenderContext { name, spec: &resolved, cluster, resources: &resources, members: &roles, binding, restore };
     let metrics = roles.first().and_then(|(m, _, _)| layout.paths(spec.engine, m).metrics).map(|_| crate::metrics::port(spec.engine));
     let mut ports = eng.ports(&resolved);
     if let Some(port) = metrics {

@@ -372,7 +372,7 @@ fn on_kubernetes_every_engine_but_a_redis_cluster_is_backed_up() {
     plan("svc", &r, &k8s, &KubernetesLayout::default(), &BTreeMap::new()).expect("Redis in replication mode takes snapshots");
     r.redis = Some(firecamp_core::spec::RedisOptions { mode: firecamp_core::spec::RedisMode::Cluster, shards: Some(3), maxmemory_policy: None });
     r.replicas = 6;
-    refused_on(&r, "spec.backup", "a Redis Cluster is not backed up yet");
+    plan("svc", &r, &k8s, &KubernetesLayout::default(), &BTreeMap::new()).expect("a Redis Cluster takes a snapshot per shard");
     let mut z = spec(Zookeeper, 3);
     z.backup = Some(Default::default());
     plan("svc", &z, &k8s, &KubernetesLayout::default(), &BTreeMap::new()).expect("ZooKeeper's database files are copied");

@@ -60,6 +60,9 @@ pub enum Command {
     /// Inside a backup Job on Kubernetes: a PostgreSQL base backup into the cluster's bucket.
     #[command(hide = true)]
     BackupJob(crate::backup_job_cmd::BackupJobArgs),
+    /// Inside a restored Redis Cluster's init Job on Kubernetes: its backup loaded into it.
+    #[command(hide = true)]
+    RedisLoad(crate::redis_load_cmd::RedisLoadArgs),
     /// Install FireCamp into a cluster.
     Install {
         #[command(subcommand)]

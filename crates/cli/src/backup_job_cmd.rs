@@ -1,5 +1,6 @@
 //! `firecamp backup-job`: inside a Kubernetes Job the manage service starts for a `backup`
-//! operation, a PostgreSQL base backup or a Redis snapshot (by the spec's engine) into the
+//! operation, a PostgreSQL base backup, a Redis snapshot (one per shard of a cluster) or a
+//! ZooKeeper member's database files (by the spec's engine) into the
 //! cluster's bucket (docs/backup.md). Nothing secret is on its command line: the password and
 //! the bucket's credentials are files; the service's spec (no secrets) comes in
 //! FIRECAMP_SERVICE_SPEC for the record.
@@ -35,6 +36,10 @@ pub struct BackupJobArgs {
     /// PostgreSQL's replication password, Redis's password.
     #[arg(long)]
     pub password_file: Option<PathBuf>,
+    /// A Redis Cluster: `<k>:<host>,<host>…`, shard k's members to take its snapshot from, the
+    /// first tried first; one per shard.
+    #[arg(long = "shard")]
+    pub shards: Vec<String>,
     /// ZooKeeper: the member's snapshot directory and transaction-log directory.
     #[arg(long)]
     pub snapshots: Option<PathBuf>,
@@ -54,6 +59,15 @@ pub struct BackupJobArgs {
 #[cfg(feature = "aws")]
 pub async fn run(a: BackupJobArgs) -> Result<(), CliError> {
     let spec: firecamp_core::ServiceSpec = serde_json::from_str(&a.spec).map_err(|e| CliError::Usage(format!("FIRECAMP_SERVICE_SPEC: {e}")))?;
+    let shards = a
+        .shards
+        .iter()
+        .map(|s| {
+            let (k, hosts) = s.split_once(':')?;
+            Some((k.parse::<u32>().ok()?, hosts.split(',').map(String::from).collect::<Vec<_>>()))
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| CliError::Usage("--shard: expected <shard>:<host>,<host>…".into()))?;
     let b = firecamp_local::backup::job::BaseBackup {
         root: a.root,
         region: a.region,
@@ -65,6 +79,7 @@ pub async fn run(a: BackupJobArgs) -> Result<(), CliError> {
         port: a.port,
         member: a.member,
         password_file: a.password_file,
+        shards,
         snapshots: a.snapshots,
         logs: a.logs,
         ca_file: a.ca_file,

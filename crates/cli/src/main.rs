@@ -17,6 +17,7 @@ mod member_cmd;
 mod operation_cmds;
 mod options;
 mod output;
+mod redis_load_cmd;
 mod service_cmds;
 mod service_create;
 mod top_cmd;
@@ -66,6 +67,7 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::MemberIp(args) => member_cmd::member_ip(args).await,
         Command::Wal(args) => std::process::exit(wal_cmd::run(args).await),
         Command::BackupJob(args) => backup_job_cmd::run(args).await,
+        Command::RedisLoad(args) => redis_load_cmd::run(args).await,
         Command::Install { command } => manage_cmd::install(command).await,
         Command::Service { server, command } => {
             let c = Backend::new(&server).await?;

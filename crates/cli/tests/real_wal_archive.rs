@@ -11,9 +11,10 @@
 //! service's snapshot, taken by the same Job from its replica, restores into a new service
 //! holding every key of the snapshot and none written after it. A ZooKeeper member's database
 //! files, read by the Job from its volume, restore into a new ensemble with every znode of the
-//! copy.
-//! Refused on the way, naming the field: spec.backup on another engine, a schedule that is not
-//! a cron expression, a restore to a time before the backup. Needs
+//! copy. A Redis Cluster's shards are each snapshotted by the Job, and its restore's init task
+//! loads every key into the new cluster.
+//! Refused on the way, naming the field: a schedule that is not a cron expression, a restore
+//! to a time before the backup, a time for a snapshot. Needs
 //! `testbed/bed up --real-nodes 6` with moto as its AWS.
 
 use firecamp_api::Phase;
@@ -75,11 +76,7 @@ async fn postgresql_members_archive_their_wal_into_the_clusters_bucket_on_real_p
     let tok = token(&client, &ns, "dba", &["get", "list", "watch", "create", "update", "patch", "delete"]).await;
     let zones = format!("--zones={}", real::ZONES.join(","));
 
-    // What Kubernetes does not do yet is refused at once, naming the field.
-    let cluster_mode = ["--option=mode=cluster", "--option=shards=3"];
-    let err =
-        refused(&server, &tok, &ns, &[&["service", "create", "redis", "rc", "--version=7.0", "--replicas=6", &zones, "--backup"][..], &cluster_mode].concat());
-    assert!(err.contains("spec.backup") && err.contains("Redis Cluster is not backed up yet"), "{err}");
+    // A schedule that is not a cron expression is refused at once, naming the field.
     let err = refused(&server, &tok, &ns, &["service", "create", "postgresql", "pgs", "--replicas=1", &zones, "--backup", "--backup-schedule=0 3 * * 9"]);
     assert!(err.contains("spec.backup.schedule"), "{err}");
 
@@ -211,6 +208,10 @@ async fn postgresql_members_archive_their_wal_into_the_clusters_bucket_on_real_p
     service_until(&client, &ns, "cache2", "the restore's mark removed", 60, |s| !s.annotations().contains_key("firecamp.dev/restore-from")).await;
     rest(&server, &tok, &ns, &["service", "delete", "cache2", "--delete-volumes", "--wait", "--timeout=180"]);
     rest(&server, &tok, &ns, &["service", "delete", "cache", "--delete-volumes", "--wait", "--timeout=180"]);
+    // A Redis Cluster of three shards (a member each: Redis members take a node each, and the
+    // bed's 6 real nodes hold it and its restore), forming while ZooKeeper's part runs.
+    let cluster_mode = ["--option=mode=cluster", "--option=shards=3"];
+    rest(&server, &tok, &ns, &[&["service", "create", "redis", "rc", "--version=7.0", "--replicas=3", &zones, "--backup"][..], &cluster_mode].concat());
 
     // ZooKeeper: the Job reads the member's snapshots and transaction logs from its volume
     // (mounted read-only on the member's node); the restored ensemble holds every znode of the
@@ -229,6 +230,34 @@ async fn postgresql_members_archive_their_wal_into_the_clusters_bucket_on_real_p
     assert_eq!(listed, "[a, b]", "the copy's znodes, not the later one");
     rest(&server, &tok, &ns, &["service", "delete", "zk2", "--delete-volumes", "--wait", "--timeout=180"]);
     rest(&server, &tok, &ns, &["service", "delete", "zk", "--delete-volumes", "--wait", "--timeout=180"]);
+
+    // The Redis Cluster: the Job takes each shard's snapshot; the restored cluster's init task
+    // loads every key into the new cluster by slot before it is ACTIVE, and none written after
+    // the snapshots.
+    let rc = service_until(&client, &ns, "rc", "ACTIVE", 420, |s| phase(s) == Some(Phase::Active)).await;
+    let cuid = rc.metadata.uid.clone().unwrap();
+    // ACTIVE does not promise that gossip has spread every slot to every member yet.
+    redis_until(&client, &ns, "rc-0", "rc cluster info | grep -c '^cluster_state:ok'", "1", 120).await;
+    let fill = r#"for i in $(seq 1 300); do echo "set key-$i value-$i"; done | rc -c | grep -c OK"#;
+    assert_eq!(redis(&client, &ns, "rc-0", fill).await, "300");
+    rest(&server, &tok, &ns, &["service", "backup", "rc", "--wait"]);
+    assert_eq!(redis(&client, &ns, "rc-0", "rc -c set after-the-snapshot yes").await, "OK");
+    let objects = keys(&store, &bucket, &format!("fc/{ns}/rc/{cuid}/base/")).await;
+    let names: Vec<&str> = objects.iter().map(|k| k.rsplit('/').next().unwrap()).collect();
+    assert_eq!(names, ["backup.json", "shard-0.rdb", "shard-1.rdb", "shard-2.rdb"], "a snapshot per shard and the record");
+    let listed: serde_json::Value = serde_json::from_str(&rest(&server, &tok, &ns, &["service", "backups", "rc", "-o", "json"])).unwrap();
+    assert_eq!(listed["items"][0]["member"], "rc-0,rc-1,rc-2", "each shard's from its member: {listed}");
+    rest(&server, &tok, &ns, &["service", "restore", "rc", "--from=latest", "--as=rc2", "--wait", "--timeout=420"]);
+    let mut sizes = Vec::new();
+    for m in ["rc2-0", "rc2-1", "rc2-2"] {
+        sizes.push(redis(&client, &ns, m, "rc dbsize").await.parse::<u64>().unwrap_or_default());
+    }
+    assert_eq!(sizes.iter().sum::<u64>(), 300, "every key of the snapshots, in the new cluster's shards: {sizes:?}");
+    assert!(sizes.iter().all(|n| *n > 0), "spread by slot: {sizes:?}");
+    assert_eq!(redis(&client, &ns, "rc2-0", "rc -c get key-150; rc -c exists after-the-snapshot").await, "value-150\n0");
+    service_until(&client, &ns, "rc2", "the restore's mark removed", 60, |s| !s.annotations().contains_key("firecamp.dev/restore-from")).await;
+    rest(&server, &tok, &ns, &["service", "delete", "rc2", "--delete-volumes", "--wait", "--timeout=180"]);
+    rest(&server, &tok, &ns, &["service", "delete", "rc", "--delete-volumes", "--wait", "--timeout=180"]);
 }
 
 /// ZooKeeper's own client in member `pod`'s container as `zk` (TLS against the service's CA,

@@ -66,12 +66,6 @@ pub fn validate_common(name: &str, spec: &ServiceSpec, cluster: &ClusterConfig, 
         }
         if !cluster.backups {
             errs.push("spec.backup", "this cluster has no backup target: on Kubernetes, start the manage service with --backup-target (docs/backup.md)");
-        } else if cluster.archive.is_some() {
-            // Kubernetes: PostgreSQL (WAL and base backups), Redis in replication mode (RDB
-            // snapshots), ZooKeeper (its database files); a Redis Cluster's are not taken there yet.
-            if spec.redis.as_ref().is_some_and(|r| r.mode == crate::spec::RedisMode::Cluster) {
-                errs.push("spec.backup", "on Kubernetes a Redis Cluster is not backed up yet (Redis in replication mode is; docs/backup.md)");
-            }
         }
     }
 }

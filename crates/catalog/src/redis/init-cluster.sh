@@ -2,11 +2,15 @@
 # Creates the Redis Cluster of a FireCamp service: the first member of each shard becomes its
 # primary, the others its replicas (shards are runs of consecutive members, so a shard spans
 # zones). Idempotent: rerun after a failure, it creates the cluster only if no slot is assigned
-# yet and adds only the replicas that are not replicas already.
-#   init-cluster.sh <members per shard> <address>...
+# yet and adds only the replicas that are not replicas already. A restored cluster's task
+# names after `--` the command that then loads the backup into it (`firecamp redis-load`, which
+# replaces each key it copies: run again, it ends the same).
+#   init-cluster.sh <members per shard> <address>... [-- <load command>...]
 set -euo pipefail
 per_shard=$1; shift
-nodes=("$@")
+nodes=() load=()
+while [ $# -gt 0 ] && [ "$1" != -- ]; do nodes+=("$1"); shift; done
+[ $# -gt 0 ] && { shift; load=("$@"); }
 port=${REDIS_PORT:-6379}
 # The password comes from the Secret's file, never from the command line or the Job's spec.
 REDISCLI_AUTH="$(cat "${SECRET_DIR:-/etc/firecamp/secret}/password")"
@@ -42,3 +46,9 @@ for ((i = 0; i < ${#nodes[@]}; i++)); do
   bounded --cluster add-node "${nodes[i]}:$port" "$primary:$port" --cluster-slave --cluster-master-id "$id"
 done
 cli --cluster check "${nodes[0]}:$port"
+if [ ${#load[@]} -gt 0 ]; then
+  # The bucket's credentials: the tenant's file when it keeps one, else the pod's AWS identity.
+  creds="${SECRET_DIR:-/etc/firecamp/secret}/aws-credentials"
+  if [ -f "$creds" ]; then export AWS_SHARED_CREDENTIALS_FILE="$creds"; fi
+  exec "${load[@]}"
+fi

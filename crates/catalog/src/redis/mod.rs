@@ -51,7 +51,7 @@ pub fn move_slots_task(drain: bool, via: &str, moving: &[String]) -> InitTask {
     let mode = if drain { "drain" } else { "fill" };
     let mut command = vec!["/bin/bash".to_string(), "-c".into(), MOVE_SLOTS_SH.into(), "move-slots".into(), mode.into(), via.into()];
     command.extend(moving.iter().cloned());
-    InitTask { name: "move-slots", command, max_attempts: 3 }
+    InitTask { name: "move-slots", command, max_attempts: 3, reads_bucket: false }
 }
 
 pub fn members_per_shard(spec: &ServiceSpec) -> u32 {
@@ -204,14 +204,28 @@ impl Engine for Redis {
     }
 
     /// Cluster mode: create the cluster with the shard layout of [`Engine::role`]. Members are
-    /// addressed by static IP when allocated (what they announce), else by DNS name.
+    /// addressed by static IP when allocated (what they announce), else by DNS name. A restored
+    /// cluster's task then loads the backup's shard snapshots into it (`firecamp redis-load`,
+    /// after `--`), before the service counts as ACTIVE.
     fn init_tasks(&self, ctx: &RenderContext) -> Vec<InitTask> {
         if mode(ctx.spec) != RedisMode::Cluster {
             return Vec::new();
         }
         let mut command = vec!["/bin/bash".to_string(), "-c".into(), INIT_CLUSTER_SH.into(), "init-cluster".into(), members_per_shard(ctx.spec).to_string()];
         command.extend(ctx.members.iter().map(|(m, _, _)| cluster_address(m)));
-        vec![InitTask { name: "create-cluster", command, max_attempts: 3 }]
+        if let Some(from) = &ctx.restore {
+            command.extend(["--".into(), format!("{}/firecamp", crate::layout::K8S_TOOL_DIR), "redis-load".into(), format!("--from={}", from.url)]);
+            command.push(format!("--region={}", from.region));
+            if !from.endpoint.is_empty() {
+                command.push(format!("--endpoint={}", from.endpoint));
+            }
+            command.push(format!("--password-file={}/{PASSWORD}", crate::layout::K8S_SECRET_DIR));
+            command.push(format!("--ca-file={}/{}", crate::layout::K8S_TLS_DIR, crate::tls::CA_FILE));
+            command.push(format!("--staging={}", crate::layout::K8S_STAGING_DIR));
+            // Each member by the address the cluster names it by and the name its certificate carries.
+            command.extend(ctx.members.iter().map(|(m, _, _)| format!("--member={}={}", cluster_address(m), m.dns_name)));
+        }
+        vec![InitTask { name: "create-cluster", command, max_attempts: 3, reads_bucket: ctx.restore.is_some() }]
     }
 
     fn container(&self, version: &EngineVersion) -> ContainerPlan {

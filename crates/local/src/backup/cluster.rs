@@ -74,14 +74,12 @@ impl ClusterBackups {
 impl ClusterBackups {
     /// What a restore of backup `id` of `service` (up to `to_time`, PostgreSQL) starts from,
     /// and the spec the new service gets (the source's, running): refused unless the record is
-    /// of that service (not a Redis Cluster), every file is there with its size, and the time is
-    /// within the backup's reach.
+    /// of that service, every file is there with its size, and the time is within the backup's
+    /// reach.
     pub async fn restore_source(&self, namespace: &str, service: &str, id: &str, to_time: Option<&str>) -> Result<(RestoreSource, ServiceSpec)> {
         super::check_service(service)?;
         let repo = self.of(namespace)?;
         let (loc, r) = find(&repo, service, id).await?;
-        let redis_cluster = r.spec.redis.as_ref().is_some_and(|o| o.mode == firecamp_core::spec::RedisMode::Cluster);
-        let restorable = !(r.engine == EngineKind::Redis && redis_cluster);
         if r.format != super::record::FORMAT || r.service != service || r.spec.engine != r.engine {
             return Err(LocalError::invalid(
                 "backup",
@@ -90,9 +88,6 @@ impl ClusterBackups {
                     loc.id, r.engine, r.service, r.format
                 ),
             ));
-        }
-        if !restorable {
-            return Err(LocalError::invalid("backup", format!("backup {} is of a Redis Cluster: on Kubernetes a Redis Cluster is not restored yet", loc.id)));
         }
         if r.engine != EngineKind::Postgresql && to_time.is_some() {
             return Err(LocalError::invalid("toTime", format!("a {} snapshot is restored as it was taken: leave toTime out", r.engine)));

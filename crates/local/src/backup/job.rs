@@ -34,6 +34,9 @@ pub struct BaseBackup {
     pub member: String,
     /// The password file: PostgreSQL's replication user's, Redis's (none for ZooKeeper).
     pub password_file: Option<PathBuf>,
+    /// A Redis Cluster: each shard and its members' hosts, the first tried first (replicas
+    /// before the primary); its snapshot is `shard-<k>.rdb`. Empty for other services.
+    pub shards: Vec<(u32, Vec<String>)>,
     /// ZooKeeper: the member's snapshots and transaction logs (its volumes, mounted read-only).
     pub snapshots: Option<PathBuf>,
     pub logs: Option<PathBuf>,
@@ -91,10 +94,15 @@ async fn dump(b: &BaseBackup, id: &str) -> Result<BackupRecord, String> {
     };
     let started = now();
     let none = || (0, String::new(), String::new(), String::new());
+    let mut member = b.member.clone();
     let (timeline, start_lsn, end_lsn, start_wal) = match b.spec.engine {
         EngineKind::Postgresql => dump_postgresql(b, &partial, &password()?).await?,
+        EngineKind::Redis if b.shards.is_empty() => {
+            rdb(b, &b.host, &partial.join(super::dump::RDB), &password()?).await?;
+            none()
+        }
         EngineKind::Redis => {
-            dump_redis(b, &partial, &password()?).await?;
+            member = dump_shards(b, &partial, &password()?).await?;
             none()
         }
         EngineKind::Zookeeper => {
@@ -115,7 +123,7 @@ async fn dump(b: &BaseBackup, id: &str) -> Result<BackupRecord, String> {
         uid: b.uid.clone(),
         engine: b.spec.engine,
         server_version: b.server_version.clone(),
-        member: b.member.clone(),
+        member,
         started,
         finished: now(),
         timeline,
@@ -130,16 +138,40 @@ async fn dump(b: &BaseBackup, id: &str) -> Result<BackupRecord, String> {
     Ok(record)
 }
 
-/// `redis-cli --rdb` from the member (a replica where one is up): the snapshot of one moment
-/// (the server forks for it, as for a replica's full sync), over verify-full TLS, the password
-/// in REDISCLI_AUTH (never an argument).
-async fn dump_redis(b: &BaseBackup, partial: &Path, password: &str) -> Result<(), String> {
+/// A Redis Cluster: each shard's snapshot from the first of its hosts that gives one (each of
+/// its own moment: Redis has no cluster-wide one); the members they came from.
+async fn dump_shards(b: &BaseBackup, partial: &Path, password: &str) -> Result<String, String> {
+    let mut from = Vec::new();
+    for (k, hosts) in &b.shards {
+        let file = partial.join(format!("shard-{k}.rdb"));
+        let mut failures = Vec::new();
+        let mut got = None;
+        for host in hosts {
+            match rdb(b, host, &file, password).await {
+                Ok(()) => {
+                    // A member's DNS name starts with its name.
+                    got = Some(host.split('.').next().unwrap_or(host).to_string());
+                    break;
+                }
+                Err(e) => failures.push(e),
+            }
+        }
+        from.push(got.ok_or_else(|| format!("shard {k}: no member gave its snapshot: {}", failures.join("; ")))?);
+    }
+    Ok(from.join(","))
+}
+
+/// `redis-cli --rdb` from `host` into `file`: the snapshot of one moment (the server forks for
+/// it, as for a replica's full sync), over verify-full TLS, the password in REDISCLI_AUTH
+/// (never an argument).
+async fn rdb(b: &BaseBackup, host: &str, file: &Path, password: &str) -> Result<(), String> {
     let ca = b.ca_file.as_ref().ok_or("a Redis member serves TLS only: --ca-file is needed")?;
+    let _ = std::fs::remove_file(file);
     let out = tokio::process::Command::new("redis-cli")
         .args(["--tls", "--cacert"])
         .arg(ca)
-        .args(["-h", &b.host, "-p", &b.port.to_string(), "--rdb"])
-        .arg(partial.join(super::dump::RDB))
+        .args(["-h", host, "-p", &b.port.to_string(), "--rdb"])
+        .arg(file)
         .env("REDISCLI_AUTH", password)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -148,7 +180,7 @@ async fn dump_redis(b: &BaseBackup, partial: &Path, password: &str) -> Result<()
         .map_err(|e| format!("running redis-cli: {e}"))?;
     if !out.status.success() {
         let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-        return Err(format!("redis-cli --rdb from {} failed: {}", b.member, text.trim()));
+        return Err(format!("redis-cli --rdb from {host} failed: {}", text.trim()));
     }
     Ok(())
 }

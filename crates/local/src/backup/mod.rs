@@ -29,7 +29,7 @@ mod dump;
 #[cfg(feature = "s3")]
 pub mod job;
 mod record;
-mod redis_load;
+pub mod redis_load;
 mod repo;
 #[cfg(feature = "s3")]
 mod s3;

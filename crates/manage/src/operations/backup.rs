@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use firecamp_catalog::ServicePlan;
 use firecamp_catalog::layout::{K8S_SECRET_DIR, K8S_TLS_DIR, K8S_TOOL_DIR, KubernetesLayout};
-use firecamp_catalog::{postgresql, redis};
+use firecamp_catalog::{postgresql, redis, zookeeper};
 use firecamp_core::EngineKind;
 use firecamp_core::operation::{Operation, StepAction};
 use firecamp_kube::names::{self, DATA_VOLUME, JOURNAL_VOLUME};
@@ -90,7 +90,10 @@ pub async fn take(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, memb
     } else {
         None
     };
-    let Some(job) = backup_job(plan, member, uid, op, node.as_deref()) else {
+    // A cluster's shards are each copied from a replica where one is up (roles as last seen).
+    let replicas: Vec<String> =
+        svc.status.iter().flat_map(|s| &s.members).filter(|m| m.role == firecamp_api::Role::Replica && m.ready).map(|m| m.name.clone()).collect();
+    let Some(job) = backup_job(plan, member, uid, op, node.as_deref(), &replicas) else {
         return Ok(Err(format!("{member} is not a member of {}, or the cluster has no backup bucket", plan.name)));
     };
     super::step_job::create(&api, job, key, svc.controller_owner_ref(&())).await?;
@@ -101,7 +104,9 @@ pub async fn take(ctx: &Context, svc: &FireCampService, plan: &ServicePlan, memb
 /// `None` when the cluster has no bucket or `member` is not the service's. PostgreSQL and
 /// Redis are copied over the network; ZooKeeper's database files are read from the member's
 /// volumes (mounted read-only, which a ReadWriteOnce volume allows on its `node`).
-pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str, node: Option<&str>) -> Option<Job> {
+/// A Redis Cluster's Job copies every shard, each from the first of its members that gives a
+/// snapshot: `replicas` (members seen as ready replicas) first.
+pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str, node: Option<&str>, replicas: &[String]) -> Option<Job> {
     let archive = plan.cluster.archive.as_ref().filter(|_| KubernetesLayout::backs_up(&plan.cluster, &plan.spec))?;
     let m = plan.member(member)?;
     let network = match plan.engine {
@@ -110,7 +115,8 @@ pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str, node: O
         EngineKind::Zookeeper => None,
     };
     let node = if network.is_none() { Some(node?) } else { None };
-    let task = firecamp_catalog::InitTask { name: "backup", command: vec!["/bin/bash".into(), "-c".into(), SCRIPT.into()], max_attempts: 2 };
+    let task =
+        firecamp_catalog::InitTask { name: "backup", command: vec!["/bin/bash".into(), "-c".into(), SCRIPT.into()], max_attempts: 2, reads_bucket: false };
     let mut job = crate::reconcile::init::job(plan, &task);
     job.metadata.name = Some(job_name(&plan.name));
     // `bash -c SCRIPT $0 ARGS…`: the first is the script's name.
@@ -126,13 +132,23 @@ pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str, node: O
         format!("--staging={STAGING}"),
         format!("--server-version={}", plan.version.version),
     ];
+    let mut shards: BTreeMap<u32, Vec<&firecamp_catalog::MemberPlan>> = BTreeMap::new();
+    for p in &plan.members {
+        if let Some(k) = p.shard {
+            shards.entry(k).or_default().push(p);
+        }
+    }
+    for (k, mut members) in shards {
+        members.sort_by_key(|p| !replicas.iter().any(|r| r == p.member.name.as_str()));
+        args.push(format!("--shard={k}:{}", members.iter().map(|p| p.member.dns_name.as_str()).collect::<Vec<_>>().join(",")));
+    }
     if let Some((port, password)) = network {
         args.push(format!("--port={port}"));
         args.push(format!("--password-file={K8S_SECRET_DIR}/{password}"));
     } else {
         let logs = if plan.spec.volumes.journal.is_some() { SOURCE_JOURNAL } else { SOURCE_DATA };
-        args.push(format!("--snapshots={SOURCE_DATA}/zookeeper/version-2"));
-        args.push(format!("--logs={logs}/zookeeper/version-2"));
+        args.push(format!("--snapshots={SOURCE_DATA}/{}", zookeeper::DATABASE_DIR));
+        args.push(format!("--logs={logs}/{}", zookeeper::DATABASE_DIR));
     }
     if !archive.endpoint.is_empty() {
         args.push(format!("--endpoint={}", archive.endpoint));
@@ -141,35 +157,57 @@ pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str, node: O
         args.push(format!("--ca-file={K8S_TLS_DIR}/{}", firecamp_catalog::tls::CA_FILE));
     }
     let spec = serde_json::to_string(&plan.spec).ok()?;
+    with_bucket(&mut job, plan, STAGING, "512Mi")?;
     let pod = job.spec.as_mut()?.template.spec.as_mut()?;
     let c = pod.containers.first_mut()?;
     c.args = Some(args);
-    c.env = Some(vec![
-        EnvVar { name: "FIRECAMP_SERVICE_SPEC".into(), value: Some(spec), ..Default::default() },
-        EnvVar { name: "SSL_CERT_FILE".into(), value: Some(format!("{K8S_TOOL_DIR}/ca-certificates.crt")), ..Default::default() },
-    ]);
-    // The staged backup is as large as the database: no ephemeral-storage limit of its own.
-    let q = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect::<BTreeMap<_, _>>();
-    c.resources =
-        Some(ResourceRequirements { requests: Some(q(&[("cpu", "50m"), ("memory", "64Mi")])), limits: Some(q(&[("memory", "512Mi")])), ..Default::default() });
-    let mounts = c.volume_mounts.get_or_insert_with(Vec::new);
-    mounts.push(VolumeMount { name: "firecamp-tool".into(), mount_path: K8S_TOOL_DIR.into(), read_only: Some(true), ..Default::default() });
-    mounts.push(VolumeMount { name: "staging".into(), mount_path: STAGING.into(), ..Default::default() });
+    c.env.get_or_insert_with(Vec::new).push(EnvVar { name: "FIRECAMP_SERVICE_SPEC".into(), value: Some(spec), ..Default::default() });
     let claims: Vec<(&str, &str)> = match node {
         None => Vec::new(),
         Some(_) if plan.spec.volumes.journal.is_some() => vec![(DATA_VOLUME, SOURCE_DATA), (JOURNAL_VOLUME, SOURCE_JOURNAL)],
         Some(_) => vec![(DATA_VOLUME, SOURCE_DATA)],
     };
+    let mounts = c.volume_mounts.get_or_insert_with(Vec::new);
     for (volume, path) in &claims {
         mounts.push(VolumeMount { name: format!("source-{volume}"), mount_path: path.to_string(), read_only: Some(true), ..Default::default() });
     }
-    let image = plan.cluster.firecamp_image();
+    let volumes = pod.volumes.get_or_insert_with(Vec::new);
+    for (volume, _) in &claims {
+        volumes.push(Volume {
+            name: format!("source-{volume}"),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: names::pvc(volume, &m.member.name), read_only: Some(true) }),
+            ..Default::default()
+        });
+    }
+    pod.node_name = node.map(String::from);
+    Some(job)
+}
+
+/// What a Job of the service's (made by `reconcile::init::job`) needs to read or write the
+/// cluster's bucket: FireCamp's tool and CA bundle copied beside the engine's image by an init
+/// container, an emptyDir at `staging` for what it moves (as large as the data: no
+/// ephemeral-storage limit of its own), `memory` for its work, and the tenant's bucket
+/// credentials beside the service's keys. `None` when the cluster has no bucket.
+pub(crate) fn with_bucket(job: &mut Job, plan: &ServicePlan, staging: &str, memory: &str) -> Option<()> {
+    let archive = plan.cluster.archive.as_ref()?;
+    let pod = job.spec.as_mut()?.template.spec.as_mut()?;
+    let c = pod.containers.first_mut()?;
+    // The S3 client trusts the system's roots, which an engine's image may lack (Redis's).
+    c.env.get_or_insert_with(Vec::new).push(EnvVar {
+        name: "SSL_CERT_FILE".into(),
+        value: Some(format!("{K8S_TOOL_DIR}/ca-certificates.crt")),
+        ..Default::default()
+    });
+    let q = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect::<BTreeMap<_, _>>();
+    c.resources =
+        Some(ResourceRequirements { requests: Some(q(&[("cpu", "50m"), ("memory", "64Mi")])), limits: Some(q(&[("memory", memory)])), ..Default::default() });
+    let mounts = c.volume_mounts.get_or_insert_with(Vec::new);
+    mounts.push(VolumeMount { name: "firecamp-tool".into(), mount_path: K8S_TOOL_DIR.into(), read_only: Some(true), ..Default::default() });
+    mounts.push(VolumeMount { name: "staging".into(), mount_path: staging.into(), ..Default::default() });
     pod.init_containers = Some(vec![Container {
         name: "firecamp-tool".into(),
-        image: Some(image),
+        image: Some(plan.cluster.firecamp_image()),
         image_pull_policy: Some("IfNotPresent".into()),
-        // With FireCamp's CA bundle: an engine's image may have none (Redis's), and the S3
-        // client trusts the system's roots (SSL_CERT_FILE, below).
         command: Some(vec!["/bin/cp".into(), "/usr/local/bin/firecamp".into(), CA_BUNDLE.into(), format!("{K8S_TOOL_DIR}/")]),
         security_context: c.security_context.clone(),
         resources: Some(ResourceRequirements {
@@ -184,14 +222,6 @@ pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str, node: O
     let empty = |name: &str| Volume { name: name.into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() };
     volumes.push(empty("firecamp-tool"));
     volumes.push(empty("staging"));
-    for (volume, _) in &claims {
-        volumes.push(Volume {
-            name: format!("source-{volume}"),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: names::pvc(volume, &m.member.name), read_only: Some(true) }),
-            ..Default::default()
-        });
-    }
-    pod.node_name = node.map(String::from);
     if let (Some(creds), Some(v)) = (&archive.credentials_secret, volumes.iter_mut().find(|v| v.name == "secret")) {
         // The service's keys and the tenant's bucket credentials, as the members see them.
         let source = |name: String, items: Option<Vec<KeyToPath>>, optional: Option<bool>| VolumeProjection {
@@ -208,7 +238,7 @@ pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str, node: O
             ..Default::default()
         };
     }
-    Some(job)
+    Some(())
 }
 
 /// The Job's command: the bucket's credentials file when the tenant keeps one, else the pod's
@@ -234,7 +264,7 @@ mod tests {
     #[test]
     fn the_backup_job_copies_a_member_into_the_namespaces_tree_with_files_not_arguments_for_secrets() {
         let archive = ArchiveTarget { url: "s3://b/fc".into(), region: "us-east-1".into(), endpoint: String::new(), credentials_secret: Some("keys".into()) };
-        let job = backup_job(&plan(Some(archive)), "pg-1", "u1", "op-7", None).unwrap();
+        let job = backup_job(&plan(Some(archive)), "pg-1", "u1", "op-7", None, &[]).unwrap();
         assert_eq!(job.metadata.name.as_deref(), Some("pg-backup"));
         let pod = job.spec.unwrap().template.spec.unwrap();
         let c = &pod.containers[0];
@@ -270,11 +300,31 @@ mod tests {
         let cluster = ClusterConfig { namespace: "team-a".into(), backups: true, archive: Some(archive), ..ClusterConfig::new("prod") };
         let layout = firecamp_catalog::KubernetesLayout::archiving(&cluster, &spec, "cache", "u1");
         let plan = firecamp_catalog::plan("cache", &spec, &cluster, &layout, &BTreeMap::new()).unwrap();
-        let job = backup_job(&plan, "cache-1", "u1", "op-7", None).unwrap();
+        let job = backup_job(&plan, "cache-1", "u1", "op-7", None, &[]).unwrap();
         let args = job.spec.unwrap().template.spec.unwrap().containers[0].args.clone().unwrap();
         for want in ["--port=6379", "--password-file=/etc/firecamp/secret/password", "--ca-file=/etc/firecamp/tls/ca.crt", "--member=cache-1"] {
             assert!(args.iter().any(|a| a == want), "{want}: {args:?}");
         }
+    }
+
+    #[test]
+    fn a_redis_clusters_job_copies_every_shard_from_a_replica_first() {
+        let archive = ArchiveTarget { url: "s3://b/fc".into(), region: "us-east-1".into(), endpoint: String::new(), credentials_secret: None };
+        let mut spec = firecamp_catalog::examples::redis_cluster(3, 6);
+        spec.backup = Some(Default::default());
+        let cluster = ClusterConfig { namespace: "team-a".into(), backups: true, archive: Some(archive), ..ClusterConfig::new("prod") };
+        let layout = firecamp_catalog::KubernetesLayout::archiving(&cluster, &spec, "rc", "u1");
+        let plan = firecamp_catalog::plan("rc", &spec, &cluster, &layout, &BTreeMap::new()).unwrap();
+        // rc-2 took over shard 1 (a failover): rc-3 is its replica now.
+        let job = backup_job(&plan, "rc-1", "u1", "op-7", None, &["rc-1".into(), "rc-3".into(), "rc-5".into()]).unwrap();
+        let args = job.spec.unwrap().template.spec.unwrap().containers[0].args.clone().unwrap();
+        let shards: Vec<&String> = args.iter().filter(|a| a.starts_with("--shard=")).collect();
+        let d = "team-a.prod-firecamp.com";
+        assert_eq!(
+            shards,
+            [&format!("--shard=0:rc-1.{d},rc-0.{d}"), &format!("--shard=1:rc-3.{d},rc-2.{d}"), &format!("--shard=2:rc-5.{d},rc-4.{d}")],
+            "{args:?}"
+        );
     }
 
     #[test]
@@ -286,8 +336,8 @@ mod tests {
         let cluster = ClusterConfig { namespace: "team-a".into(), backups: true, archive: Some(archive), ..ClusterConfig::new("prod") };
         let layout = firecamp_catalog::KubernetesLayout::archiving(&cluster, &spec, "zk", "u1");
         let plan = firecamp_catalog::plan("zk", &spec, &cluster, &layout, &BTreeMap::new()).unwrap();
-        assert!(backup_job(&plan, "zk-1", "u1", "op-7", None).is_none(), "not without the member's node");
-        let pod = backup_job(&plan, "zk-1", "u1", "op-7", Some("node-b")).unwrap().spec.unwrap().template.spec.unwrap();
+        assert!(backup_job(&plan, "zk-1", "u1", "op-7", None, &[]).is_none(), "not without the member's node");
+        let pod = backup_job(&plan, "zk-1", "u1", "op-7", Some("node-b"), &[]).unwrap().spec.unwrap().template.spec.unwrap();
         assert_eq!(pod.node_name.as_deref(), Some("node-b"));
         let args = pod.containers[0].args.clone().unwrap();
         for want in ["--snapshots=/source/data/zookeeper/version-2", "--logs=/source/journal/zookeeper/version-2"] {
@@ -303,8 +353,8 @@ mod tests {
 
     #[test]
     fn no_job_without_a_bucket_or_for_a_stranger() {
-        assert!(backup_job(&plan(None), "pg-1", "u1", "op-7", None).is_none());
+        assert!(backup_job(&plan(None), "pg-1", "u1", "op-7", None, &[]).is_none());
         let archive = ArchiveTarget { url: "s3://b/fc".into(), region: "us-east-1".into(), endpoint: String::new(), credentials_secret: None };
-        assert!(backup_job(&plan(Some(archive)), "other-0", "u1", "op-7", None).is_none());
+        assert!(backup_job(&plan(Some(archive)), "other-0", "u1", "op-7", None, &[]).is_none());
     }
 }

@@ -135,10 +135,7 @@ async fn request_once(
         let why = if cluster.archive.is_none() {
             "this cluster has no backup bucket: start the manage service with --backup-target (docs/backup.md)".to_string()
         } else {
-            format!(
-                "on Kubernetes only services with spec.backup are backed up (not a Redis Cluster yet), not this {} service (docs/backup.md)",
-                current.engine
-            )
+            format!("on Kubernetes only services with spec.backup are backed up, not this {} service (docs/backup.md)", current.engine)
         };
         errs.push("kind", why);
         return Err(errs.into());

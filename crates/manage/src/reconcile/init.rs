@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use firecamp_catalog::layout::{K8S_SECRET_DIR, K8S_TLS_DIR};
+use firecamp_catalog::layout::{K8S_SECRET_DIR, K8S_STAGING_DIR, K8S_TLS_DIR};
 use firecamp_catalog::{InitTask, ServicePlan};
 use firecamp_kube::{labels, names};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
@@ -46,7 +46,7 @@ pub fn job(plan: &ServicePlan, task: &InitTask) -> Job {
             ..Default::default()
         });
     }
-    Job {
+    let mut job = Job {
         metadata: ObjectMeta {
             name: Some(job_name(&plan.name)),
             namespace: Some(plan.cluster.namespace.clone()),
@@ -101,7 +101,14 @@ pub fn job(plan: &ServicePlan, task: &InitTask) -> Job {
             ..Default::default()
         }),
         ..Default::default()
+    };
+    if task.reads_bucket {
+        // A restore's load: the backup is staged, and served by the engine, one shard at a
+        // time; a shard fits a member, so the task may use what a member may.
+        let memory = plan.resources.limits.memory.clone().unwrap_or_else(|| "512Mi".into());
+        let _ = crate::operations::backup::with_bucket(&mut job, plan, K8S_STAGING_DIR, &memory);
     }
+    job
 }
 
 /// Where a Job stands: done, given up (with the reason), or still trying.
@@ -160,6 +167,40 @@ fn quantities(pairs: &[(&str, &str)]) -> BTreeMap<String, Quantity> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restored_clusters_task_loads_the_backup_with_the_tenants_bucket_credentials() {
+        use firecamp_catalog::layout::RestoreSource;
+        use firecamp_core::cluster::ArchiveTarget;
+        let mut spec = firecamp_catalog::examples::redis_cluster(3, 3);
+        spec.backup = Some(Default::default());
+        let archive =
+            ArchiveTarget { url: "s3://b/fc".into(), region: "us-east-1".into(), endpoint: "http://s3.test".into(), credentials_secret: Some("keys".into()) };
+        let cluster =
+            firecamp_core::ClusterConfig { namespace: "team-a".into(), backups: true, archive: Some(archive), ..firecamp_core::ClusterConfig::new("c") };
+        let from = RestoreSource { service: "rc".into(), uid: "u0".into(), backup: "rc-1".into(), target_time: None };
+        let layout = firecamp_catalog::KubernetesLayout::restoring(&cluster, &spec, "rc2", "u1", Some(&from));
+        let plan = firecamp_catalog::plan("rc2", &spec, &cluster, &layout, &BTreeMap::new()).unwrap();
+        let task = &plan.init_tasks[0];
+        assert!(task.reads_bucket);
+        let tail = task.command.iter().position(|a| a == "--").map(|i| &task.command[i + 1..]).expect("the load after --");
+        assert_eq!(tail[..3], ["/opt/firecamp/bin/firecamp", "redis-load", "--from=s3://b/fc/team-a/rc/u0/base/rc-1"]);
+        assert!(tail.iter().any(|a| a == "--member=rc2-0.team-a.c-firecamp.com=rc2-0.team-a.c-firecamp.com"), "{tail:?}");
+        assert!(!tail.iter().any(|a| a.contains("password=")), "no secret on the command line: {tail:?}");
+        let pod = job(&plan, task).spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.init_containers.unwrap()[0].name, "firecamp-tool");
+        let secret = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "secret").unwrap().projected.clone().unwrap();
+        assert_eq!(secret.sources.unwrap()[1].secret.as_ref().unwrap().name, "keys");
+        let c = &pod.containers[0];
+        assert!(c.volume_mounts.iter().flatten().any(|m| m.mount_path == K8S_STAGING_DIR));
+        let limits = c.resources.clone().unwrap().limits.unwrap();
+        assert!(!limits.contains_key("ephemeral-storage"), "the staged backup is as large as the data: {limits:?}");
+        // Not restored: the same task without the load.
+        let plain =
+            firecamp_catalog::plan("rc3", &spec, &cluster, &firecamp_catalog::KubernetesLayout::archiving(&cluster, &spec, "rc3", "u2"), &BTreeMap::new());
+        let plain = plain.unwrap();
+        assert!(!plain.init_tasks[0].reads_bucket && !plain.init_tasks[0].command.iter().any(|a| a == "--"));
+    }
 
     #[test]
     fn the_redis_cluster_task_gets_the_cas_certificate_and_no_key() {

@@ -89,8 +89,8 @@ pub async fn delete(
 
 /// `POST …/restore`: a new service of the source's shape (its own passwords, CA and archive)
 /// whose first member starts from the backup (PostgreSQL: recovered up to `toTime`). Everything
-/// is checked before anything is made: the backup (of this service, not of a Redis Cluster,
-/// every file there with its size), the time, the new service's name and spec;
+/// is checked before anything is made: the backup (of this service, every file there with its
+/// size), the time, the new service's name and spec;
 /// the new name must be free. A running source archives its latest WAL first
 /// (`operations/archive.rs`), so any target up to now is reachable.
 pub async fn restore(
