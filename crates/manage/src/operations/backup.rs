@@ -1,7 +1,8 @@
 //! The `backup` operation on Kubernetes (docs/backup.md): one step, a backup of a member (a
 //! replica that is up, else the primary) taken by a Job on the engine's image running `firecamp
 //! backup-job` — PostgreSQL's base backup (`pg_basebackup`) or Redis's snapshot (`redis-cli
-//! --rdb`) over verify-full TLS, the files and their record uploaded into the cluster's bucket
+//! --rdb`; a cluster's, one per shard) over verify-full TLS, or a ZooKeeper member's database
+//! files from its volume — the files and their record uploaded into the cluster's bucket
 //! (beside the WAL PostgreSQL's members archive), then the retention.
 //! One Job per step, found again after a restart of the manage service; its failure is the
 //! step's. The Job's credentials are the tenant's Secret (or its pod's identity), as the
