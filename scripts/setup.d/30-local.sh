@@ -1,5 +1,5 @@
 # The local runtime's real-server tests (crates/local/tests, crates/probe/tests): PostgreSQL 15,
-# Redis 7.0 (server and redis-cli), ZooKeeper 3.8 with a JRE, and the metrics exporters
+# Redis 7.0 (server and redis-cli), ZooKeeper 3.8 with a JRE, Kafka 4.4 (Maven Central), and the metrics exporters
 # (postgres_exporter, redis_exporter) and promtool from Debian 12's packages; ZooKeeper's
 # Prometheus provider from Maven Central (docs/monitoring.md).
 # Sourced by scripts/test.sh. Tests that need a server fail, loudly, when it is missing.
@@ -32,11 +32,27 @@ if [ "$(cat "$zk_metrics/.pom.sha256" 2>/dev/null)" != "$(sha256sum < "$zk_pom")
   sha256sum < "$zk_pom" > "$zk_metrics.partial/.pom.sha256"
   rm -rf "$zk_metrics" && mv "$zk_metrics.partial" "$zk_metrics"
 fi
+# Kafka 4.4 (Debian has no package): its jars from Maven Central, resolved by the pom (pinned
+# versions, Maven's checksums enforced with -C) and checked against jars.sha256; fetched again
+# only when either file changes. Its members run as the system user kafka, created here.
+kafka_dir=/usr/local/share/firecamp/kafka-4.4.0
+kafka_inputs="$(cat scripts/kafka/pom.xml scripts/kafka/jars.sha256 | sha256sum)"
+if [ "$(cat "$kafka_dir/.inputs.sha256" 2>/dev/null)" != "$kafka_inputs" ]; then
+  echo "fetching Kafka from Maven Central"
+  rm -rf "$kafka_dir.partial" && mkdir -p "$kafka_dir.partial/lib"
+  mvn -q -B -C -f scripts/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory="$kafka_dir.partial/lib"
+  (cd "$kafka_dir.partial/lib" && sha256sum --quiet -c "$OLDPWD/scripts/kafka/jars.sha256")
+  [ "$(ls "$kafka_dir.partial/lib" | wc -l)" = "$(wc -l < scripts/kafka/jars.sha256)" ] || { echo "Kafka's jars are not the ones jars.sha256 lists" >&2; exit 1; }
+  echo "$kafka_inputs" > "$kafka_dir.partial/.inputs.sha256"
+  rm -rf "$kafka_dir" && mv "$kafka_dir.partial" "$kafka_dir"
+fi
+id -u kafka >/dev/null 2>&1 || adduser --system --group --no-create-home --quiet kafka
 # A server the packages started anyway would hold no port of ours (members bind their own
 # loopback IPs), so nothing else to stop. Report what the tests will run.
 echo "PostgreSQL: $(ls -d /usr/lib/postgresql/*/bin | tr '\n' ' ')"
 echo "Redis: $(redis-server --version | cut -d' ' -f3)"
 echo "ZooKeeper: $(ls /usr/share/java/zookeeper-[0-9]*.jar)"
+echo "Kafka: $(ls "$kafka_dir"/lib/kafka_2.13-*.jar)"
 echo "exporters: $(command -v prometheus-postgres-exporter prometheus-redis-exporter | tr '\n' ' ')$(ls "$zk_metrics"/zookeeper-prometheus-metrics-*.jar)"
 # Names the tests' runtimes add to /etc/hosts are removed when each test ends; a crashed run
 # could leave a block behind: remove the tests' blocks (clusters named t-…) at the end anyway.

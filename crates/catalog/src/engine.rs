@@ -64,5 +64,6 @@ pub fn engine(kind: EngineKind) -> &'static dyn Engine {
         EngineKind::Postgresql => &crate::postgresql::PostgreSql,
         EngineKind::Redis => &crate::redis::Redis,
         EngineKind::Zookeeper => &crate::zookeeper::ZooKeeper,
+        EngineKind::Kafka => &crate::kafka::Kafka,
     }
 }

@@ -3,6 +3,7 @@
 //! Kubernetes builders and the local runtime both consume, so only paths and addresses differ.
 
 pub mod engine;
+pub mod kafka;
 pub mod layout;
 pub mod metrics;
 pub mod operation;
@@ -36,6 +37,7 @@ pub mod examples {
             postgresql: None,
             redis: None,
             zookeeper: None,
+            kafka: None,
             update_policy: None,
             config: Default::default(),
             member_config: Default::default(),

@@ -26,6 +26,8 @@ pub fn port(engine: EngineKind) -> u16 {
         EngineKind::Postgresql => 9187,
         EngineKind::Redis => 9121,
         EngineKind::Zookeeper => 7000,
+        // Not served yet (docs/kafka.md); the JMX exporter's usual port.
+        EngineKind::Kafka => 7071,
     }
 }
 

@@ -145,6 +145,11 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
                 "replicas",
                 "a ZooKeeper ensemble scales between 3 and 9 members: a single member runs standalone, which cannot change its membership",
             ),
+            // KRaft's voters are static (`controller.quorum.voters`): changing them is Kafka's
+            // dynamic quorum, which FireCamp does not drive yet.
+            Some(_) if current.engine == firecamp_core::EngineKind::Kafka => {
+                errs.push("replicas", "scaling a Kafka service is not supported yet: its members are the controller quorum's static voters")
+            }
             // The range and the engine's own rules (synchronous replication needs 2) are
             // checked by `plan` on the next spec.
             Some(n) => {

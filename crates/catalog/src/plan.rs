@@ -327,8 +327,12 @@ fn plan_sized(
 
 /// The option block must match the engine: a `redis:` block on a PostgreSQL service is a mistake.
 fn validate_engine_blocks(spec: &ServiceSpec, errs: &mut ValidationErrors) {
-    let blocks =
-        [(EngineKind::Postgresql, spec.postgresql.is_some()), (EngineKind::Redis, spec.redis.is_some()), (EngineKind::Zookeeper, spec.zookeeper.is_some())];
+    let blocks = [
+        (EngineKind::Postgresql, spec.postgresql.is_some()),
+        (EngineKind::Redis, spec.redis.is_some()),
+        (EngineKind::Zookeeper, spec.zookeeper.is_some()),
+        (EngineKind::Kafka, spec.kafka.is_some()),
+    ];
     for (kind, present) in blocks {
         if present && kind != spec.engine {
             errs.push(format!("spec.{kind}"), format!("options for {kind} do not apply to a {} service", spec.engine));

@@ -21,6 +21,7 @@ fn name(e: EngineKind) -> &'static str {
         Postgresql => "pg",
         Redis => "rd",
         Zookeeper => "zk",
+        Kafka => "kf",
     }
 }
 
@@ -79,17 +80,34 @@ const ZOOKEEPER_ATTACKS: &[(&str, &str)] = &[
     ("ssl.keyStore.location", "/tmp/k"),
 ];
 
+const KAFKA_ATTACKS: &[(&str, &str)] = &[
+    ("authorizer.class.name", "org.evil.Authorizer"),
+    ("metric.reporters", "org.evil.Reporter"),
+    ("config.providers", "file"),
+    ("sasl.jaas.config", "org.evil.LoginModule required;"),
+    ("principal.builder.class", "org.evil.Builder"),
+    ("listeners", "PLAINTEXT://0.0.0.0:9092"),
+    ("advertised.listeners", "PLAINTEXT://evil:9092"),
+    ("listener.security.protocol.map", "CLIENT:PLAINTEXT"),
+    ("controller.quorum.voters", "9@evil:9093"),
+    ("ssl.keystore.location", "/tmp/k"),
+    ("log.dirs", "/etc"),
+    ("super.users", "User:ANONYMOUS"),
+    ("broker.rack", "elsewhere"),
+];
+
 fn attacks(e: EngineKind) -> &'static [(&'static str, &'static str)] {
     match e {
         Postgresql => PG_ATTACKS,
         Redis => REDIS_ATTACKS,
         Zookeeper => ZOOKEEPER_ATTACKS,
+        Kafka => KAFKA_ATTACKS,
     }
 }
 
 #[test]
 fn keys_that_run_commands_load_code_or_move_files_are_refused_in_config_and_member_config() {
-    for e in [Postgresql, Redis, Zookeeper] {
+    for e in [Postgresql, Redis, Zookeeper, Kafka] {
         for (k, v) in attacks(e) {
             let msg = refused_on(e, &with(e, k, v), &format!("spec.config.{k}"));
             assert!(msg.contains("not an allowed") || msg.contains("FireCamp sets"), "{k}: {msg}");
@@ -172,7 +190,7 @@ fn tuning_parameters_are_accepted_and_rendered_as_given() {
 
 #[test]
 fn no_allowed_key_is_one_firecamp_sets() {
-    for e in [Postgresql, Redis, Zookeeper] {
+    for e in [Postgresql, Redis, Zookeeper, Kafka] {
         for p in allowed(e) {
             assert!(firecamp_catalog::engine(e).owned_config_key(p.key).is_none(), "{e}: {}", p.key);
         }
@@ -199,7 +217,7 @@ fn a_config_operation_with_a_refused_key_or_value_is_refused_before_anything_is_
 #[test]
 fn docs_list_exactly_the_allowed_parameters() {
     let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/service-spec.md")).unwrap();
-    for e in [Postgresql, Redis, Zookeeper] {
+    for e in [Postgresql, Redis, Zookeeper, Kafka] {
         assert!(
             docs.contains(&docs_table(e)),
             "docs/service-spec.md lacks the current table of {e}; paste firecamp_catalog::params::docs_table:\n{}",
@@ -210,7 +228,7 @@ fn docs_list_exactly_the_allowed_parameters() {
 
 /// Keys an attacker would try, keys users set, and anything at all.
 fn any_key() -> impl Strategy<Value = String> {
-    let known: Vec<String> = [Postgresql, Redis, Zookeeper]
+    let known: Vec<String> = [Postgresql, Redis, Zookeeper, Kafka]
         .iter()
         .flat_map(|e| allowed(*e).iter().map(|p| p.key.to_string()).chain(attacks(*e).iter().map(|(k, _)| k.to_string())))
         .collect();
@@ -229,7 +247,7 @@ proptest! {
     /// An allowed key is accepted exactly when its value parses as its type and range.
     #[test]
     fn an_allowed_key_is_accepted_exactly_when_its_value_checks(
-        e in proptest::sample::select(vec![Postgresql, Redis, Zookeeper]),
+        e in proptest::sample::select(vec![Postgresql, Redis, Zookeeper, Kafka]),
         i in any::<proptest::sample::Index>(),
         value in any_value(),
     ) {
@@ -244,7 +262,7 @@ proptest! {
     /// and lands in the config file as one line.
     #[test]
     fn arbitrary_parameters_are_accepted_only_from_the_allow_list(
-        e in proptest::sample::select(vec![Postgresql, Redis, Zookeeper]),
+        e in proptest::sample::select(vec![Postgresql, Redis, Zookeeper, Kafka]),
         config in proptest::collection::btree_map(any_key(), any_value(), 0..4),
         member_params in proptest::collection::btree_map(any_key(), any_value(), 0..3),
         member in prop_oneof![Just("-1".to_string()), Just("-7".to_string()), any::<String>()],
@@ -270,7 +288,7 @@ proptest! {
                     prop_assert!(param.unwrap().check(v).is_ok(), "{k}={v:?}");
                     prop_assert!(!v.contains(['\n', '\r', '\'', '\\']), "{k}={v:?}");
                 }
-                let file = match e { Postgresql => "postgresql.conf", Redis => "redis.conf", Zookeeper => "zoo.cfg" };
+                let file = match e { Postgresql => "postgresql.conf", Redis => "redis.conf", Zookeeper => "zoo.cfg", Kafka => "server.properties" };
                 let m = p.members.iter().find(|m| m.member.name.as_str() == format!("{}-0", name(e))).unwrap();
                 let conf = &m.files.iter().find(|f| f.name == file).unwrap().content;
                 if !config.is_empty() {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use firecamp_api::{Role, Service};
-use firecamp_catalog::{postgresql, redis, zookeeper};
+use firecamp_catalog::{kafka, postgresql, redis, zookeeper};
 use firecamp_core::EngineKind;
 
 use crate::backend::Backend;
@@ -53,6 +53,7 @@ fn login(engine: EngineKind) -> (&'static str, &'static str, Option<&'static str
         EngineKind::Postgresql => (postgresql::SUPERUSER, postgresql::SUPERUSER_PASSWORD, Some("PGPASSWORD")),
         EngineKind::Redis => ("default", redis::PASSWORD, Some("REDISCLI_AUTH")),
         EngineKind::Zookeeper => (zookeeper::CLIENT_USER, zookeeper::CLIENT_PASSWORD, None),
+        EngineKind::Kafka => (kafka::CLIENT_USER, kafka::CLIENT_PASSWORD, None),
     }
 }
 
@@ -163,6 +164,11 @@ fn command(engine: EngineKind, dir: &Path, host: &str, ca: &Path, password: Opti
                 .arg("-client-configuration")
                 .arg(props)
                 .args(["-server", &format!("{host}:{}", zookeeper::CLIENT_PORT)]);
+        }
+        EngineKind::Kafka => {
+            return Err(CliError::Usage(
+                "Kafka has no interactive client; `firecamp service credentials` prints the client properties its tools and clients take".into(),
+            ));
         }
     }
     Ok(cmd)

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use firecamp_api::Service;
-use firecamp_catalog::{postgresql, redis, zookeeper};
+use firecamp_catalog::{kafka, postgresql, redis, zookeeper};
 use firecamp_core::EngineKind;
 use serde::Serialize;
 
@@ -63,6 +63,11 @@ fn line(engine: EngineKind, dns: &str, ca: &str, user: &str) -> String {
              -Dzookeeper.ssl.trustStore.type=PEM and a JAAS Client section for user {user} (DIGEST-MD5)",
             zookeeper::CLIENT_PORT
         ),
+        EngineKind::Kafka => format!(
+            "bootstrap.servers={dns}:{} with security.protocol=SASL_SSL sasl.mechanism=PLAIN ssl.truststore.type=PEM \
+             ssl.truststore.location={ca} and a PlainLoginModule sasl.jaas.config for user {user}",
+            kafka::CLIENT_PORT
+        ),
     }
 }
 
@@ -72,6 +77,7 @@ fn login(engine: EngineKind) -> (&'static str, &'static str) {
         EngineKind::Postgresql => (postgresql::SUPERUSER, postgresql::SUPERUSER_PASSWORD),
         EngineKind::Redis => ("default", redis::PASSWORD),
         EngineKind::Zookeeper => (zookeeper::CLIENT_USER, zookeeper::CLIENT_PASSWORD),
+        EngineKind::Kafka => (kafka::CLIENT_USER, kafka::CLIENT_PASSWORD),
     }
 }
 

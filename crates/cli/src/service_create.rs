@@ -112,6 +112,7 @@ fn spec_from_args(engine: EngineKind, a: &CreateArgs) -> Result<ServiceSpec, Cli
         postgresql: None,
         redis: None,
         zookeeper: None,
+        kafka: None,
         update_policy: None,
         config: pairs("set", &a.set)?,
         member_config: member_pairs("member-set", &a.member_set)?,
@@ -128,6 +129,7 @@ fn spec_from_args(engine: EngineKind, a: &CreateArgs) -> Result<ServiceSpec, Cli
             EngineKind::Postgresql => spec.postgresql = Some(serde_json::from_value(opts).map_err(|e| option_error(engine, e))?),
             EngineKind::Redis => spec.redis = Some(serde_json::from_value(opts).map_err(|e| option_error(engine, e))?),
             EngineKind::Zookeeper => spec.zookeeper = Some(serde_json::from_value(opts).map_err(|e| option_error(engine, e))?),
+            EngineKind::Kafka => spec.kafka = Some(serde_json::from_value(opts).map_err(|e| option_error(engine, e))?),
         }
     }
     spec.replicas = a.replicas.unwrap_or_else(|| match spec.redis.as_ref().and_then(|r| r.shards) {

@@ -16,7 +16,7 @@ const ZONES: &str = "--zones=us-east-1a,us-east-1b,us-east-1c";
 fn unknown_engine_is_a_usage_error_listing_the_engines() {
     let o = firecamp(&["service", "create", "mysql", "db", ZONES, "--dry-run"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("unknown engine \"mysql\"; FireCamp's catalog has: postgresql, redis, zookeeper"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unknown engine \"mysql\"; FireCamp's catalog has: postgresql, redis, zookeeper, kafka"), "{}", stderr(&o));
 }
 
 #[test]

@@ -13,16 +13,18 @@ pub enum EngineKind {
     Postgresql,
     Redis,
     Zookeeper,
+    Kafka,
 }
 
 impl EngineKind {
-    pub const ALL: [EngineKind; 3] = [EngineKind::Postgresql, EngineKind::Redis, EngineKind::Zookeeper];
+    pub const ALL: [EngineKind; 4] = [EngineKind::Postgresql, EngineKind::Redis, EngineKind::Zookeeper, EngineKind::Kafka];
 
     pub fn as_str(self) -> &'static str {
         match self {
             EngineKind::Postgresql => "postgresql",
             EngineKind::Redis => "redis",
             EngineKind::Zookeeper => "zookeeper",
+            EngineKind::Kafka => "kafka",
         }
     }
 
@@ -63,6 +65,8 @@ pub struct ServiceSpec {
     pub redis: Option<RedisOptions>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zookeeper: Option<ZooKeeperOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaOptions>,
     /// Order of restarts in day-2 operations; the engine's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_policy: Option<crate::operation::UpdatePolicy>,
@@ -392,6 +396,14 @@ pub enum RedisMode {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ZooKeeperOptions {
+    /// JVM heap as a quantity (e.g. `1Gi`); half the memory limit when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heap: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KafkaOptions {
     /// JVM heap as a quantity (e.g. `1Gi`); half the memory limit when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heap: Option<String>,

@@ -64,6 +64,9 @@ pub fn validate_common(name: &str, spec: &ServiceSpec, cluster: &ClusterConfig, 
         if let Some(p) = b.schedule.as_deref().and_then(crate::spec::BackupSpec::schedule_problem) {
             errs.push("spec.backup.schedule", p);
         }
+        if spec.engine == crate::EngineKind::Kafka {
+            errs.push("spec.backup", "Kafka services have no backups yet (docs/kafka.md)");
+        }
         if !cluster.backups {
             errs.push("spec.backup", "this cluster has no backup target: on Kubernetes, start the manage service with --backup-target (docs/backup.md)");
         }

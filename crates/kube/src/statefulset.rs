@@ -433,6 +433,6 @@ fn pre_stop(engine: EngineKind) -> Option<Lifecycle> {
             }),
             ..Default::default()
         }),
-        EngineKind::Redis | EngineKind::Zookeeper => None,
+        EngineKind::Redis | EngineKind::Zookeeper | EngineKind::Kafka => None,
     }
 }

@@ -102,7 +102,13 @@ pub struct BinDirs {
     /// The directory of ZooKeeper's Prometheus provider and its jars (default:
     /// [`ZOOKEEPER_METRICS_DIR`], where `scripts/setup.d/30-local.sh` puts them).
     pub zookeeper_metrics: Option<PathBuf>,
+    /// The directory whose `lib` holds Kafka's jars (default: [`KAFKA_DIR`]).
+    pub kafka: Option<PathBuf>,
 }
+
+/// Where Kafka's jars are looked for unless told otherwise (`scripts/setup.d/30-local.sh`
+/// fetches them there).
+pub const KAFKA_DIR: &str = "/usr/local/share/firecamp/kafka-4.4.0";
 
 /// Where ZooKeeper's Prometheus provider is looked for unless told otherwise.
 pub const ZOOKEEPER_METRICS_DIR: &str = "/usr/local/share/firecamp/zookeeper-metrics";

@@ -158,7 +158,7 @@ impl Runtime {
         let engine = match rec.spec.engine {
             EngineKind::Postgresql => true,
             EngineKind::Redis => !status::is_redis_cluster(rec),
-            EngineKind::Zookeeper => false,
+            EngineKind::Zookeeper | EngineKind::Kafka => false,
         };
         engine
             && rec.spec.replicas > 1

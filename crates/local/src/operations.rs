@@ -240,7 +240,7 @@ impl Runtime {
                     }
                 }
             }
-            EngineKind::Zookeeper => {}
+            EngineKind::Zookeeper | EngineKind::Kafka => {}
         }
     }
 
@@ -550,6 +550,7 @@ impl Runtime {
                     EngineKind::Postgresql => self.pg_switchover(&rec, member, to, deadline).await,
                     EngineKind::Redis => self.redis_switchover(&rec, member, to, deadline).await,
                     EngineKind::Zookeeper => Err("ZooKeeper cannot choose its leader".into()),
+                    EngineKind::Kafka => Err("Kafka's controller quorum elects its own leader".into()),
                 }
             }
         }
@@ -592,7 +593,7 @@ impl Runtime {
                 }
                 redis_link_up(rec, member).await
             }
-            EngineKind::Zookeeper => match role {
+            EngineKind::Zookeeper | EngineKind::Kafka => match role {
                 Role::Leader | Role::Follower | Role::Standalone => Ok(()),
                 r => Err(format!("{member} answers as {r:?}")),
             },
@@ -650,6 +651,7 @@ impl Runtime {
                 Ok(())
             }
             EngineKind::Zookeeper => Err("ZooKeeper cannot reload its configuration".into()),
+            EngineKind::Kafka => Err("Kafka's server.properties is read at start".into()),
         }
     }
 

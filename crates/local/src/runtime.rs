@@ -246,16 +246,15 @@ impl Runtime {
         Ok(())
     }
 
-    /// The service's directory and, for ZooKeeper, the launcher of the installed server.
+    /// The service's directory and, for the JVM engines, the launchers of the installed server.
     pub(crate) fn prepare_service(&self, rec: &ServiceRecord, installed: &Installed) -> Result<()> {
         materialize::service_dir(&self.cfg.service_dir(&rec.name))?;
         self.prepare_backups(rec, self.member_user(rec.spec.engine)?)?;
-        if let Some(jar) = &installed.jar {
+        for (name, script) in &installed.launchers {
             let dir = PathBuf::from(&installed.bin_dir);
             std::fs::create_dir_all(&dir).map_err(LocalError::io(format!("creating {}", dir.display())))?;
-            let launcher = dir.join("zkServer.sh");
-            std::fs::write(&launcher, servers::zookeeper_launcher(jar, &installed.metrics_jars))
-                .map_err(LocalError::io(format!("writing {}", launcher.display())))?;
+            let launcher = dir.join(name);
+            std::fs::write(&launcher, script).map_err(LocalError::io(format!("writing {}", launcher.display())))?;
             std::fs::set_permissions(&launcher, std::os::unix::fs::PermissionsExt::from_mode(0o755))
                 .map_err(LocalError::io(format!("chmod {}", launcher.display())))?;
         }
@@ -321,6 +320,8 @@ impl Runtime {
             EngineKind::Postgresql => (Signal::SIGINT, Duration::from_secs(60)),
             EngineKind::Redis => (Signal::SIGTERM, Duration::from_secs(30)),
             EngineKind::Zookeeper => (Signal::SIGTERM, Duration::from_secs(20)),
+            // A controlled shutdown hands its partitions' leadership to the other brokers first.
+            EngineKind::Kafka => (Signal::SIGTERM, Duration::from_secs(60)),
         };
         let dir = self.cfg.service_dir(&rec.name).join(member);
         kill_stale(&dir);

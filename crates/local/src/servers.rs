@@ -10,7 +10,7 @@ use firecamp_catalog::version::server_matches;
 use firecamp_catalog::{EngineVersion, engine};
 use firecamp_core::EngineKind;
 
-use crate::config::{BinDirs, Config, ZOOKEEPER_METRICS_DIR};
+use crate::config::{BinDirs, Config, KAFKA_DIR, ZOOKEEPER_METRICS_DIR};
 use crate::error::{LocalError, Result};
 
 /// One installed server an engine's members can run.
@@ -22,12 +22,11 @@ pub struct Installed {
     pub catalog_version: &'static str,
     /// `bin_dir` of the catalog's layout: the executables the start script runs.
     pub bin_dir: String,
-    /// ZooKeeper: the server jar (the runtime writes a launcher for it into `bin_dir`).
-    pub jar: Option<PathBuf>,
+    /// The JVM engines' launchers (file name, script) the runtime writes into `bin_dir`: the
+    /// start scripts run them as the engine's own scripts.
+    pub launchers: Vec<(&'static str, String)>,
     /// What serves the members' metrics, when this machine has it (docs/monitoring.md).
     pub metrics: Option<MetricsTools>,
-    /// ZooKeeper: the jars of its Prometheus provider, which the launcher adds to the class path.
-    pub metrics_jars: Vec<PathBuf>,
 }
 
 fn run_version(exe: &Path, arg: &str) -> Option<String> {
@@ -111,9 +110,8 @@ fn postgresql(dirs: &BinDirs, asked: Option<&str>) -> Result<Installed> {
         catalog_version: catalog_version(EngineKind::Postgresql, &pick.1, asked)?,
         server_version: pick.1.clone(),
         bin_dir: pick.0.display().to_string(),
-        jar: None,
+        launchers: Vec::new(),
         metrics: exporter(dirs, &["prometheus-postgres-exporter", "postgres_exporter"]),
-        metrics_jars: Vec::new(),
     })
 }
 
@@ -137,9 +135,8 @@ fn redis(dirs: &BinDirs, asked: Option<&str>, cluster_mode: bool) -> Result<Inst
         catalog_version: catalog_version(EngineKind::Redis, &version, asked)?,
         server_version: version,
         bin_dir: server.parent().map(|p| p.display().to_string()).unwrap_or_default(),
-        jar: None,
+        launchers: Vec::new(),
         metrics: exporter(dirs, &["prometheus-redis-exporter", "redis_exporter"]),
-        metrics_jars: Vec::new(),
     })
 }
 
@@ -163,10 +160,61 @@ fn zookeeper(cfg: &Config, asked: Option<&str>) -> Result<Installed> {
         catalog_version: catalog_version(EngineKind::Zookeeper, &version, asked)?,
         server_version: version,
         bin_dir: cfg.bin_dir().join("zookeeper").display().to_string(),
-        jar: Some(jar),
         metrics: (!metrics_jars.is_empty()).then(MetricsTools::default),
-        metrics_jars,
+        launchers: vec![("zkServer.sh", zookeeper_launcher(&jar, &metrics_jars))],
     })
+}
+
+/// `kafka_2.13-4.4.0.jar` → `4.4.0`.
+pub fn parse_kafka_jar(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let v = name.strip_prefix("kafka_2.13-")?.strip_suffix(".jar")?;
+    v.chars().next().filter(char::is_ascii_digit).map(|_| v.to_string())
+}
+
+/// Kafka from the jars `scripts/setup.d/30-local.sh` fetches from Maven Central into
+/// [`KAFKA_DIR`]`/lib` (Debian has no Kafka package).
+fn kafka(cfg: &Config, asked: Option<&str>) -> Result<Installed> {
+    let lib = cfg.bin_dirs.kafka.clone().unwrap_or_else(|| PathBuf::from(KAFKA_DIR)).join("lib");
+    let jar = std::fs::read_dir(&lib)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| parse_kafka_jar(p).is_some()))
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            LocalError::Unavailable(format!(
+                "Kafka is not installed on this machine: no kafka_2.13-<version>.jar in {}; scripts/setup.d/30-local.sh fetches it from Maven Central (scripts/kafka/pom.xml)",
+                lib.display()
+            ))
+        })?;
+    if on_path("java").is_none() {
+        return Err(missing("java, which Kafka needs,", "default-jre-headless"));
+    }
+    let version = parse_kafka_jar(&jar).unwrap_or_default();
+    Ok(Installed {
+        catalog_version: catalog_version(EngineKind::Kafka, &version, asked)?,
+        server_version: version,
+        bin_dir: cfg.bin_dir().join("kafka").display().to_string(),
+        launchers: kafka_launchers(&lib),
+        metrics: None,
+    })
+}
+
+/// The launchers the Kafka start script runs: `kafka-server <server.properties>` and
+/// `kafka-storage <args>`, both Java with the jars of `lib` and the member's `KAFKA_JVM_FLAGS`
+/// (heap, JAAS file, logging), which start.sh exports.
+pub fn kafka_launchers(lib: &Path) -> Vec<(&'static str, String)> {
+    let launcher = |what: &str, class: &str| {
+        format!(
+            r#"#!/bin/bash
+# Written by the FireCamp local runtime: runs Kafka's {what} ({class}) from the jars in
+# {lib}, with the member's JVM flags.
+set -euo pipefail
+exec java ${{KAFKA_JVM_FLAGS:-}} -cp '{lib}/*' {class} "$@"
+"#,
+            lib = lib.display()
+        )
+    };
+    vec![("kafka-server", launcher("server", "kafka.Kafka")), ("kafka-storage", launcher("storage tool", "kafka.tools.StorageTool"))]
 }
 
 /// The first of `names` found as an executable (in `dirs.exporters`, else on PATH).
@@ -195,6 +243,7 @@ pub fn detect(cfg: &Config, kind: EngineKind, asked: Option<&str>, redis_cluster
         EngineKind::Postgresql => postgresql(&cfg.bin_dirs, asked),
         EngineKind::Redis => redis(&cfg.bin_dirs, asked, redis_cluster),
         EngineKind::Zookeeper => zookeeper(cfg, asked),
+        EngineKind::Kafka => kafka(cfg, asked),
     }
 }
 
@@ -237,6 +286,8 @@ mod tests {
         assert_eq!(parse_redis_version("Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0").as_deref(), Some("7.0.15"));
         assert_eq!(parse_zookeeper_jar(Path::new("/usr/share/java/zookeeper-3.8.0.jar")).as_deref(), Some("3.8.0"));
         assert_eq!(parse_zookeeper_jar(Path::new("/usr/share/java/zookeeper-jute.jar")), None);
+        assert_eq!(parse_kafka_jar(Path::new("/x/lib/kafka_2.13-4.4.0.jar")).as_deref(), Some("4.4.0"));
+        assert_eq!(parse_kafka_jar(Path::new("/x/lib/kafka-clients-4.4.0.jar")), None);
     }
 
     #[test]
@@ -246,5 +297,6 @@ mod tests {
         let e = catalog_version(EngineKind::Postgresql, "15.14", Some("17")).unwrap_err().to_string();
         assert!(e.contains("postgresql 17 was asked for, but this machine has postgresql 15.14"), "{e}");
         assert_eq!(catalog_version(EngineKind::Zookeeper, "3.8.0", None).unwrap(), "3.8");
+        assert_eq!(catalog_version(EngineKind::Kafka, "4.4.0", None).unwrap(), "4.4");
     }
 }

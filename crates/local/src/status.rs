@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use firecamp_api::{MemberStatus, Phase, Role, ServiceStatus};
-use firecamp_catalog::{ServicePlan, postgresql, redis, zookeeper};
+use firecamp_catalog::{ServicePlan, kafka, postgresql, redis, zookeeper};
 use firecamp_core::EngineKind;
 use firecamp_core::spec::RedisMode;
 use firecamp_probe::{ProbeError, Target};
@@ -19,6 +19,7 @@ pub fn client_port(engine: EngineKind) -> u16 {
         EngineKind::Postgresql => postgresql::PORT,
         EngineKind::Redis => redis::PORT,
         EngineKind::Zookeeper => zookeeper::CLIENT_PORT,
+        EngineKind::Kafka => kafka::CLIENT_PORT,
     }
 }
 
@@ -29,6 +30,7 @@ pub fn target(rec: &ServiceRecord, member: &str) -> Option<Target> {
         EngineKind::Postgresql => rec.secrets.get(postgresql::SUPERUSER_PASSWORD),
         EngineKind::Redis => rec.secrets.get(redis::PASSWORD),
         EngineKind::Zookeeper => None,
+        EngineKind::Kafka => rec.secrets.get(kafka::ADMIN_PASSWORD),
     };
     let t = match secret {
         Some(p) => t.with_password(p.clone()),
@@ -54,6 +56,10 @@ pub async fn probe_role(rec: &ServiceRecord, member: &str) -> Result<Role, Probe
         EngineKind::Postgresql => firecamp_probe::postgresql::role(&t, postgresql::SUPERUSER).await,
         EngineKind::Redis => firecamp_probe::redis::role(&t).await,
         EngineKind::Zookeeper => firecamp_probe::zookeeper::role(&t).await,
+        EngineKind::Kafka => {
+            let node = firecamp_core::member::MemberName::from_string(member).parts().map_or(u32::MAX, |(_, i)| i);
+            firecamp_probe::kafka::role(&t, kafka::ADMIN_USER, node).await
+        }
     }
 }
 
@@ -126,6 +132,12 @@ pub async fn membership_problem(rec: &ServiceRecord, roles: &BTreeMap<String, Re
             let leaders = with(Role::Leader).len();
             let followers = with(Role::Follower).len();
             (leaders != 1 || followers != n - 1).then(|| format!("{leaders} leader(s) and {followers} follower(s) among {n} members"))
+        }
+        // Every member answered with the quorum's leader (the active controller), so each is a
+        // broker logged in to the cluster; all of them must name one leader among themselves.
+        EngineKind::Kafka => {
+            let leaders = with(Role::Leader).len();
+            (leaders != 1).then(|| format!("{leaders} of {n} members are the active controller (want exactly one)"))
         }
     }
 }

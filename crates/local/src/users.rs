@@ -5,12 +5,14 @@ use firecamp_core::EngineKind;
 
 use crate::error::{LocalError, Result};
 
-/// The engine's OS user and the Debian package that creates it.
+/// The engine's OS user and the Debian command that creates it.
 pub fn engine_user(engine: EngineKind) -> (&'static str, &'static str) {
     match engine {
-        EngineKind::Postgresql => ("postgres", "postgresql"),
-        EngineKind::Redis => ("redis", "redis-server"),
-        EngineKind::Zookeeper => ("zookeeper", "zookeeper"),
+        EngineKind::Postgresql => ("postgres", "apt-get install postgresql"),
+        EngineKind::Redis => ("redis", "apt-get install redis-server"),
+        EngineKind::Zookeeper => ("zookeeper", "apt-get install zookeeper"),
+        // No Debian package: scripts/setup.d/30-local.sh creates the user.
+        EngineKind::Kafka => ("kafka", "adduser --system --group kafka"),
     }
 }
 
@@ -22,7 +24,7 @@ pub fn lookup(engine: EngineKind, find: impl Fn(&str) -> Option<(u32, u32)>) -> 
         Some((uid, gid)) if uid != 0 => Ok((uid, gid)),
         Some(_) => Err(LocalError::Unavailable(format!("the OS user `{user}` has uid 0; {engine} servers must run unprivileged"))),
         None => Err(LocalError::Unavailable(format!(
-            "{engine} servers run as the unprivileged OS user `{user}`, which does not exist (Debian: apt-get install {package} creates it)"
+            "{engine} servers run as the unprivileged OS user `{user}`, which does not exist (Debian: `{package}` creates it)"
         ))),
     }
 }
@@ -38,9 +40,11 @@ mod tests {
 
     #[test]
     fn a_missing_user_names_the_package_that_creates_it() {
-        for (engine, user, package) in
-            [(EngineKind::Redis, "`redis`", "apt-get install redis-server"), (EngineKind::Zookeeper, "`zookeeper`", "apt-get install zookeeper")]
-        {
+        for (engine, user, package) in [
+            (EngineKind::Redis, "`redis`", "apt-get install redis-server"),
+            (EngineKind::Zookeeper, "`zookeeper`", "apt-get install zookeeper"),
+            (EngineKind::Kafka, "`kafka`", "adduser --system --group kafka"),
+        ] {
             let e = lookup(engine, |_| None).unwrap_err().to_string();
             assert!(e.contains(user) && e.contains(package), "{e}");
         }

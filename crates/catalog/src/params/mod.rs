@@ -8,6 +8,7 @@
 //! Redis's `loadmodule`, ZooKeeper's system properties), and whoever may create a service must
 //! not get a shell in its pods from it.
 
+pub mod kafka;
 mod kind;
 pub mod postgresql;
 pub mod redis;
@@ -37,6 +38,7 @@ pub fn allowed(kind: EngineKind) -> &'static [Param] {
         EngineKind::Postgresql => postgresql::PARAMS,
         EngineKind::Redis => redis::PARAMS,
         EngineKind::Zookeeper => zookeeper::PARAMS,
+        EngineKind::Kafka => kafka::PARAMS,
     }
 }
 
@@ -50,6 +52,7 @@ fn engine_name(kind: EngineKind) -> &'static str {
         EngineKind::Postgresql => "PostgreSQL",
         EngineKind::Redis => "Redis",
         EngineKind::Zookeeper => "ZooKeeper",
+        EngineKind::Kafka => "Kafka",
     }
 }
 

@@ -56,6 +56,9 @@ pub fn cases() -> Vec<(&'static str, &'static str, ServiceSpec, BTreeMap<String,
     zk.volumes.journal = Some(VolumeSpec::new("2Gi"));
     let mut zk_backed_up = zk.clone();
     zk_backed_up.backup = Some(BackupSpec::default());
+    let mut kafka = spec(EngineKind::Kafka, 3);
+    kafka.volumes.journal = Some(VolumeSpec::new("2Gi"));
+    kafka.config.insert("log.retention.hours".into(), "72".into());
     vec![
         ("postgresql-async", "pg", pg, BTreeMap::new()),
         ("postgresql-sync", "pgs", pg_sync, BTreeMap::new()),
@@ -68,6 +71,7 @@ pub fn cases() -> Vec<(&'static str, &'static str, ServiceSpec, BTreeMap<String,
         ("redis-cluster-unallocated", "rcu", redis_cluster(3, 6), BTreeMap::new()),
         ("zookeeper", "zk", zk, BTreeMap::new()),
         ("zookeeper-restored", "zkr", zk_backed_up, BTreeMap::new()),
+        ("kafka", "kf", kafka, BTreeMap::new()),
     ]
 }
 

@@ -206,6 +206,7 @@ pub(crate) fn check_files(dir: &Path, r: &BackupRecord) -> Result<(), String> {
         (EngineKind::Redis, Some(n)) => (0..n).map(|k| format!("shard-{k}.rdb")).collect(),
         (EngineKind::Redis, None) => vec![super::dump::RDB.into()],
         (EngineKind::Zookeeper, _) => Vec::new(),
+        (EngineKind::Kafka, _) => return Err("Kafka services have no backups yet".into()),
     };
     if r.engine == EngineKind::Zookeeper && !r.files.keys().any(|f| f.starts_with("snapshot.")) {
         return Err("its record lists no snapshot".into());

@@ -16,6 +16,7 @@ use firecamp_local::{Daemon, servers};
 use futures::FutureExt;
 use serde_json::{Value, json};
 
+pub mod kafka;
 pub mod s3;
 pub mod writer;
 pub mod zk;

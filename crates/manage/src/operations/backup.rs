@@ -114,6 +114,8 @@ pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str, node: O
         EngineKind::Postgresql => Some((postgresql::PORT, postgresql::REPLICATION_PASSWORD)),
         EngineKind::Redis => Some((redis::PORT, redis::PASSWORD)),
         EngineKind::Zookeeper => None,
+        // Refused by validation (no backups yet): no Job.
+        EngineKind::Kafka => return None,
     };
     let node = if network.is_none() { Some(node?) } else { None };
     let task =

@@ -28,6 +28,7 @@ fn access(engine: EngineKind) -> (u16, Option<&'static str>) {
         EngineKind::Redis => (redis::PORT, Some(redis::PASSWORD)),
         // Four-letter words need no login; a scale's `reconfig` logs in as the superuser.
         EngineKind::Zookeeper => (zookeeper::CLIENT_PORT, Some(zookeeper::SUPER_PASSWORD)),
+        EngineKind::Kafka => (firecamp_catalog::kafka::CLIENT_PORT, Some(firecamp_catalog::kafka::ADMIN_PASSWORD)),
     }
 }
 
@@ -148,6 +149,10 @@ impl Engines {
             EngineKind::Postgresql => firecamp_probe::postgresql::role(&t, postgresql::SUPERUSER).await,
             EngineKind::Redis => firecamp_probe::redis::role(&t).await,
             EngineKind::Zookeeper => firecamp_probe::zookeeper::role(&t).await,
+            EngineKind::Kafka => {
+                let node = firecamp_core::member::MemberName::from_string(member).parts().map_or(u32::MAX, |(_, i)| i);
+                firecamp_probe::kafka::role(&t, firecamp_catalog::kafka::ADMIN_USER, node).await
+            }
         };
         // A member that does not answer is not (yet) back in the engine's membership.
         r.unwrap_or(Role::Unknown)
