@@ -593,10 +593,20 @@ impl Runtime {
                 }
                 redis_link_up(rec, member).await
             }
-            EngineKind::Zookeeper | EngineKind::Kafka => match role {
+            EngineKind::Zookeeper => match role {
                 Role::Leader | Role::Follower | Role::Standalone => Ok(()),
                 r => Err(format!("{member} answers as {r:?}")),
             },
+            // Back in the quorum, and every partition in sync again (its replicas on the member
+            // caught up), before the next broker goes down.
+            EngineKind::Kafka => {
+                let t = status::target(rec, member).ok_or("no address")?;
+                let behind = firecamp_probe::kafka::under_replicated(&t, firecamp_catalog::kafka::ADMIN_USER).await.map_err(|e| e.to_string())?;
+                match behind.as_slice() {
+                    [] => Ok(()),
+                    some => Err(format!("{} partitions under-replicated (first: {})", some.len(), some[0])),
+                }
+            }
         }
     }
 

@@ -154,6 +154,9 @@ async fn three_members_in_three_racks_replicate_a_topic_and_restart_without_losi
             let op = bed.operate("kf", json!({ "kind": "restart" })).await.unwrap();
             assert_eq!(op.steps.last().map(|s| s.member.clone()), Some(leader), "the active controller last");
             bed.wait_operation("kf", &op.id, Duration::from_secs(300)).await;
+            // Each step waited for every partition to be in sync again: so did the last one.
+            let t0 = Target::new(bed.ip("kf", "kf-0").await, 9092).with_password(admin.clone()).with_tls(ca.clone(), bed.ip("kf", "kf-0").await);
+            assert_eq!(kafka::under_replicated(&t0, "admin").await.unwrap(), Vec::<String>::new());
             producer.kill().unwrap();
             producer.wait().unwrap();
             let acked = reader.join().unwrap();

@@ -1,12 +1,14 @@
 //! Kafka (KRaft): the active controller of the metadata quorum, through Kafka's own protocol
-//! (`DescribeQuorum` for `__cluster_metadata`), which a broker forwards to the controllers.
+//! (`DescribeQuorum` for `__cluster_metadata`), which a broker forwards to the controllers; and
+//! the partitions whose in-sync replicas are fewer than their replicas (`Metadata`), which a
+//! rolling restart waits to see at none before it takes the next broker down.
 //!
 //! FireCamp's brokers listen with SASL_SSL only: with [`Target::with_tls`] the connection is
 //! TLS (the member's certificate verified against the service's CA under the given name,
 //! [`crate::tls`]), then SASL PLAIN as the given user with the target's password, which is sent
 //! only inside TLS. Only the handful of requests needed are spoken: `SaslHandshake` v1,
-//! `SaslAuthenticate` v0 and `DescribeQuorum` v0 (a flexible version: compact strings and
-//! arrays, tagged fields).
+//! `SaslAuthenticate` v0, `Metadata` v1 and `DescribeQuorum` v0 (a flexible version: compact
+//! strings and arrays, tagged fields).
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -17,27 +19,16 @@ use crate::{ProbeError, Role, Target, within};
 const SASL_HANDSHAKE: i16 = 17;
 const SASL_AUTHENTICATE: i16 = 36;
 const DESCRIBE_QUORUM: i16 = 55;
+const METADATA: i16 = 3;
 const METADATA_TOPIC: &str = "__cluster_metadata";
-/// Responses larger than this are not ours to read (a quorum's description is tiny).
-const MAX_RESPONSE: usize = 1 << 20;
+/// Responses larger than this are not ours to read (the metadata of every partition is the
+/// largest we ask for).
+const MAX_RESPONSE: usize = 64 << 20;
 
 /// The node id of the quorum's leader, the active controller, as the member sees it.
 pub async fn quorum_leader(t: &Target, user: &str) -> Result<i32, ProbeError> {
-    within(t, async {
-        let connector = match &t.tls {
-            Some(s) => Some(Connector::new(s).map_err(|e| ProbeError::tls_settings(t, e))?),
-            None => None,
-        };
-        let tcp = TcpStream::connect((t.host.as_str(), t.port)).await.map_err(|e| ProbeError::failed(t, e))?;
-        match connector {
-            None => leader_over(t, tcp, user).await,
-            Some(c) => {
-                let tls = c.handshake(tcp).await.map_err(|e| ProbeError::handshake(t, &e))?;
-                leader_over(t, tls, user).await
-            }
-        }
-    })
-    .await
+    let r = call_logged_in(t, user, DESCRIBE_QUORUM, 0, true, &describe_quorum_body()).await?;
+    parse_describe_quorum(&r).map_err(|e| ProbeError::unexpected(t, e))
 }
 
 /// `leader` when member `node_id` is the active controller, else `follower` (a voter).
@@ -46,12 +37,47 @@ pub async fn role(t: &Target, user: &str, node_id: u32) -> Result<Role, ProbeErr
     Ok(if i64::from(leader) == i64::from(node_id) { Role::Leader } else { Role::Follower })
 }
 
-async fn leader_over<S: AsyncRead + AsyncWrite + Unpin>(t: &Target, mut s: S, user: &str) -> Result<i32, ProbeError> {
+/// The partitions (`topic-N`) with fewer in-sync replicas than replicas, as the member's
+/// metadata says; empty when every partition is fully replicated.
+pub async fn under_replicated(t: &Target, user: &str) -> Result<Vec<String>, ProbeError> {
+    // Metadata v1 with a null topic array: every topic.
+    let r = call_logged_in(t, user, METADATA, 1, false, &(-1i32).to_be_bytes()).await?;
+    parse_metadata(&r).map_err(|e| ProbeError::unexpected(t, e))
+}
+
+/// Connects (over TLS when the target says so), logs in and makes one call; its response body.
+async fn call_logged_in(t: &Target, user: &str, key: i16, version: i16, flexible: bool, body: &[u8]) -> Result<Vec<u8>, ProbeError> {
+    within(t, async {
+        let connector = match &t.tls {
+            Some(s) => Some(Connector::new(s).map_err(|e| ProbeError::tls_settings(t, e))?),
+            None => None,
+        };
+        let tcp = TcpStream::connect((t.host.as_str(), t.port)).await.map_err(|e| ProbeError::failed(t, e))?;
+        match connector {
+            None => session(t, tcp, user, key, version, flexible, body).await,
+            Some(c) => {
+                let tls = c.handshake(tcp).await.map_err(|e| ProbeError::handshake(t, &e))?;
+                session(t, tls, user, key, version, flexible, body).await
+            }
+        }
+    })
+    .await
+}
+
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    t: &Target,
+    mut s: S,
+    user: &str,
+    key: i16,
+    version: i16,
+    flexible: bool,
+    body: &[u8],
+) -> Result<Vec<u8>, ProbeError> {
     let password = t.password.as_deref().ok_or_else(|| ProbeError::failed(t, "no password to log in with"))?;
     // SaslHandshake v1: the mechanism.
-    let mut body = Vec::new();
-    put_string(&mut body, "PLAIN");
-    let r = call(t, &mut s, SASL_HANDSHAKE, 1, 1, false, &body).await?;
+    let mut hs = Vec::new();
+    put_string(&mut hs, "PLAIN");
+    let r = call(t, &mut s, SASL_HANDSHAKE, 1, 1, false, &hs).await?;
     let mut rd = Reader::new(t, &r);
     let code = rd.i16()?;
     if code != 0 {
@@ -59,10 +85,10 @@ async fn leader_over<S: AsyncRead + AsyncWrite + Unpin>(t: &Target, mut s: S, us
     }
     // SaslAuthenticate v0: `\0user\0password`.
     let token = format!("\0{user}\0{password}");
-    let mut body = Vec::new();
-    body.extend_from_slice(&(token.len() as i32).to_be_bytes());
-    body.extend_from_slice(token.as_bytes());
-    let r = call(t, &mut s, SASL_AUTHENTICATE, 0, 2, false, &body).await?;
+    let mut auth = Vec::new();
+    auth.extend_from_slice(&(token.len() as i32).to_be_bytes());
+    auth.extend_from_slice(token.as_bytes());
+    let r = call(t, &mut s, SASL_AUTHENTICATE, 0, 2, false, &auth).await?;
     let mut rd = Reader::new(t, &r);
     let code = rd.i16()?;
     if code != 0 {
@@ -70,8 +96,69 @@ async fn leader_over<S: AsyncRead + AsyncWrite + Unpin>(t: &Target, mut s: S, us
         let message = rd.string().unwrap_or_default();
         return Err(ProbeError::Failed { addr: t.addr(), message: format!("login as {user} refused (error {code}): {message}") });
     }
-    let r = call(t, &mut s, DESCRIBE_QUORUM, 0, 3, true, &describe_quorum_body()).await?;
-    parse_describe_quorum(&r).map_err(|e| ProbeError::unexpected(t, e))
+    call(t, &mut s, key, version, 3, flexible, body).await
+}
+
+/// The under-replicated partitions in a Metadata v1 response.
+pub fn parse_metadata(r: &[u8]) -> Result<Vec<String>, String> {
+    let mut c = Cursor { r, i: 0 };
+    for _ in 0..c.count()? {
+        c.i32()?; // node id
+        c.string()?; // host
+        c.i32()?; // port
+        c.string()?; // rack
+    }
+    c.i32()?; // controller id
+    let mut out = Vec::new();
+    for _ in 0..c.count()? {
+        c.i16()?; // error code
+        let topic = c.string()?;
+        c.take(1)?; // is_internal
+        for _ in 0..c.count()? {
+            c.i16()?;
+            let partition = c.i32()?;
+            c.i32()?; // leader
+            let replicas = c.count()?;
+            (0..replicas).try_for_each(|_| c.i32().map(drop))?;
+            let isr = c.count()?;
+            (0..isr).try_for_each(|_| c.i32().map(drop))?;
+            if isr < replicas {
+                out.push(format!("{topic}-{partition}"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A reader of a non-flexible response: big-endian numbers, i16-length strings, i32-count arrays.
+struct Cursor<'a> {
+    r: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        let s = self.r.get(self.i..self.i + n).ok_or("a Metadata answer cut short")?;
+        self.i += n;
+        Ok(s)
+    }
+    fn i16(&mut self) -> Result<i16, String> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+    fn i32(&mut self) -> Result<i32, String> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    /// An array's length (a null array is empty).
+    fn count(&mut self) -> Result<usize, String> {
+        Ok(usize::try_from(self.i32()?).unwrap_or(0))
+    }
+    fn string(&mut self) -> Result<String, String> {
+        let n = self.i16()?;
+        let Ok(n) = usize::try_from(n) else { return Ok(String::new()) };
+        Ok(String::from_utf8_lossy(self.take(n)?).into_owned())
+    }
 }
 
 /// DescribeQuorum v0 for partition 0 of the metadata topic.
@@ -202,6 +289,32 @@ mod tests {
         assert_eq!(parse_describe_quorum(&no_leader).unwrap_err(), "the controller quorum has no leader");
         assert!(parse_describe_quorum(&r[..10]).unwrap_err().contains("cut short"));
         assert!(parse_describe_quorum(&hex("0029")).unwrap_err().contains("error 41"));
+    }
+
+    #[test]
+    fn finds_partitions_with_fewer_in_sync_replicas() {
+        let mut r = Vec::new();
+        let i32s = |r: &mut Vec<u8>, v: &[i32]| v.iter().for_each(|x| r.extend_from_slice(&x.to_be_bytes()));
+        let st = |r: &mut Vec<u8>, s: &str| {
+            r.extend_from_slice(&(s.len() as i16).to_be_bytes());
+            r.extend_from_slice(s.as_bytes());
+        };
+        i32s(&mut r, &[1, 0]); // one broker, node 0
+        st(&mut r, "kf-0");
+        i32s(&mut r, &[9092]);
+        r.extend_from_slice(&(-1i16).to_be_bytes()); // no rack
+        i32s(&mut r, &[0, 1]); // controller 0; one topic
+        r.extend_from_slice(&0i16.to_be_bytes());
+        st(&mut r, "orders");
+        r.push(0);
+        i32s(&mut r, &[2]);
+        for (p, isr) in [(0, &[0, 1, 2][..]), (1, &[0, 2][..])] {
+            r.extend_from_slice(&0i16.to_be_bytes());
+            i32s(&mut r, &[p, 0, 3, 0, 1, 2, isr.len() as i32]);
+            i32s(&mut r, isr);
+        }
+        assert_eq!(parse_metadata(&r), Ok(vec!["orders-1".to_string()]));
+        assert!(parse_metadata(&r[..r.len() - 2]).unwrap_err().contains("cut short"));
     }
 
     fn hex(s: &str) -> Vec<u8> {
