@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use firecamp_catalog::examples::{redis_cluster, spec};
 use firecamp_catalog::layout::KubernetesLayout;
 use firecamp_catalog::plan;
-use firecamp_core::spec::{PostgresOptions, PostgresReplication, RedisOptions, VolumeSpec, VolumeType, ZooKeeperOptions};
+use firecamp_core::spec::{KafkaOptions, PostgresOptions, PostgresReplication, RedisOptions, VolumeSpec, VolumeType, ZooKeeperOptions};
 use firecamp_core::{ClusterConfig, EngineKind, ServiceSpec, ValidationErrors};
 
 use EngineKind::*;
@@ -32,7 +32,7 @@ fn refused_named(name: &str, s: &ServiceSpec, field: &str, text: &str) {
 
 #[test]
 fn valid_specs_plan() {
-    for s in [spec(Postgresql, 3), spec(Redis, 3), spec(Zookeeper, 3), redis_cluster(3, 6)] {
+    for s in [spec(Postgresql, 3), spec(Redis, 3), spec(Zookeeper, 3), spec(Kafka, 3), redis_cluster(3, 6)] {
         plan("svc", &s, &cluster(), &KubernetesLayout::default(), &BTreeMap::new()).unwrap();
     }
 }
@@ -252,6 +252,34 @@ fn zookeeper_rules() {
     refused(&s, "spec.zookeeper.heap", "below spec.resources.limits.memory");
     s.zookeeper = Some(ZooKeeperOptions { heap: Some("big".into()) });
     refused(&s, "spec.zookeeper.heap", "is not a quantity");
+}
+
+/// Issue #18: every Kafka member votes in the KRaft quorum (odd, 1 to 9); its heap fits below
+/// the memory limit; no backups yet; the operations say what Kafka does not do yet.
+#[test]
+fn kafka_rules() {
+    refused(&spec(Kafka, 2), "spec.replicas", "odd number of members, 1 to 9");
+    refused(&spec(Kafka, 11), "spec.replicas", "KRaft controller quorum");
+    let mut s = spec(Kafka, 3);
+    s.kafka = Some(KafkaOptions { heap: Some("2Gi".into()) });
+    s.resources.limits.memory = Some("2Gi".into());
+    refused(&s, "spec.kafka.heap", "below spec.resources.limits.memory");
+    s.kafka = Some(KafkaOptions { heap: Some("128Mi".into()) });
+    refused(&s, "spec.kafka.heap", "at least 256Mi");
+    s.kafka = Some(KafkaOptions { heap: Some("big".into()) });
+    refused(&s, "spec.kafka.heap", "is not a quantity");
+    let mut z = spec(Zookeeper, 3);
+    z.kafka = Some(KafkaOptions::default());
+    refused(&z, "spec.kafka", "options for kafka do not apply to a zookeeper service");
+    let mut b = spec(Kafka, 3);
+    b.backup = Some(Default::default());
+    let local = ClusterConfig { backups: true, ..cluster() };
+    let errs = plan("kf", &b, &local, &KubernetesLayout::default(), &BTreeMap::new()).expect_err("no Kafka backups yet");
+    assert!(errs.0.iter().any(|e| e.field == "spec.backup" && e.message.contains("Kafka services have no backups yet")), "{errs}");
+    let scale =
+        firecamp_core::operation::OperationRequest { kind: Some(firecamp_core::operation::OperationKind::Scale), replicas: Some(5), ..Default::default() };
+    let e = firecamp_catalog::operation::change(&spec(Kafka, 3), &scale).unwrap_err().to_string();
+    assert!(e.contains("replicas") && e.contains("scaling a Kafka service is not supported yet"), "{e}");
 }
 
 #[test]

@@ -33,6 +33,18 @@ async fn three_members_in_three_racks_replicate_a_topic_and_restart_without_losi
             assert_eq!(roles.iter().filter(|r| **r == Role::Leader).count(), 1, "{roles:?}");
             assert_eq!(roles.iter().filter(|r| **r == Role::Follower).count(), 2, "{roles:?}");
 
+            // Each server runs as the unprivileged user kafka, and no password is on its command
+            // line (the JAAS file's path is).
+            let secrets = [bed.secret("kf", "kf-0", "client-password"), bed.secret("kf", "kf-0", "admin-password")];
+            for m in ["kf-0", "kf-1", "kf-2"] {
+                let pid = bed.server_pid("kf", m);
+                let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap().replace('\0', " ");
+                assert!(cmdline.contains("kafka.Kafka") && cmdline.contains("jaas.conf"), "{m}: {cmdline}");
+                assert!(secrets.iter().all(|p| !cmdline.contains(p.as_str())), "{m}: a password on the command line");
+                let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+                let uid: u32 = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+                assert_eq!(Some(uid), nix::unistd::User::from_name("kafka").unwrap().map(|u| u.uid.as_raw()), "{m} runs as kafka");
+            }
             let password = bed.secret("kf", "kf-0", "client-password");
             let client = bed.kafka_client("kf", "client", &password);
             let props = client.props().display().to_string();
