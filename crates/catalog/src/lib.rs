@@ -3,6 +3,7 @@
 //! Kubernetes builders and the local runtime both consume, so only paths and addresses differ.
 
 pub mod engine;
+pub mod jvm;
 pub mod kafka;
 pub mod layout;
 pub mod metrics;

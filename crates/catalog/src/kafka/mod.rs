@@ -12,11 +12,11 @@
 //! on the JVM's command line.
 
 use firecamp_core::spec::{ResourceAmounts, Resources};
-use firecamp_core::{EngineKind, Member, ServiceSpec, ValidationErrors, quantity};
+use firecamp_core::{EngineKind, Member, ServiceSpec, ValidationErrors};
 
 use crate::engine::Engine;
 use crate::layout::MemberPaths;
-use crate::plan::{ConfigFile, ContainerPlan, Port, Probe, RenderContext, Role, memory_limit_mib};
+use crate::plan::{ConfigFile, ContainerPlan, Port, Probe, RenderContext, Role};
 use crate::render::{Conf, env_file, file, header};
 use crate::version::EngineVersion;
 
@@ -56,12 +56,7 @@ pub fn node_id(member: &Member) -> u32 {
 
 /// The JVM heap in MiB: the option, else half the memory limit.
 pub fn heap_mib(spec: &ServiceSpec, resources: &Resources) -> u128 {
-    spec.kafka
-        .as_ref()
-        .and_then(|k| k.heap.as_deref())
-        .and_then(|h| quantity::parse(h).ok())
-        .map(|q| q.mebibytes())
-        .unwrap_or_else(|| memory_limit_mib(resources).unwrap_or(1024) / 2)
+    crate::jvm::heap_mib(spec.kafka.as_ref().and_then(|k| k.heap.as_deref()), resources)
 }
 
 /// The service's Kafka cluster id: 16 bytes, URL-safe base64 without padding (what
@@ -100,18 +95,7 @@ impl Engine for Kafka {
         if spec.replicas > MAX_MEMBERS {
             errs.push("spec.replicas", format!("a Kafka service has at most {MAX_MEMBERS} members, got {}", spec.replicas));
         }
-        if let Some(h) = spec.kafka.as_ref().and_then(|k| k.heap.as_deref()) {
-            match quantity::parse(h) {
-                Err(e) => errs.push("spec.kafka.heap", e),
-                Ok(q) if q.mebibytes() < 256 => errs.push("spec.kafka.heap", "must be at least 256Mi"),
-                Ok(q) => {
-                    let limit = spec.resources.limits.memory.as_deref().and_then(|m| quantity::parse(m).ok());
-                    if limit.is_some_and(|l| q >= l) {
-                        errs.push("spec.kafka.heap", "must be below spec.resources.limits.memory (the JVM and the page cache need memory beyond its heap)");
-                    }
-                }
-            }
-        }
+        crate::jvm::validate_heap("spec.kafka.heap", spec.kafka.as_ref().and_then(|k| k.heap.as_deref()), 256, spec, errs);
     }
 
     fn supports_switchover(&self) -> bool {

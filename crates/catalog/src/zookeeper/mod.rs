@@ -9,11 +9,11 @@
 //! run directory at every start, whose path alone is on the JVM's command line.
 
 use firecamp_core::spec::{ResourceAmounts, Resources};
-use firecamp_core::{EngineKind, Member, ServiceSpec, ValidationErrors, quantity};
+use firecamp_core::{EngineKind, Member, ServiceSpec, ValidationErrors};
 
 use crate::engine::Engine;
 use crate::layout::MemberPaths;
-use crate::plan::{ConfigFile, ContainerPlan, Port, Probe, RenderContext, Role, memory_limit_mib};
+use crate::plan::{ConfigFile, ContainerPlan, Port, Probe, RenderContext, Role};
 use crate::render::{Conf, env_file, file, header};
 use crate::version::EngineVersion;
 
@@ -64,12 +64,7 @@ pub fn server_id(member: &Member) -> u32 {
 
 /// The JVM heap in MiB: the option, else half the memory limit.
 pub fn heap_mib(spec: &ServiceSpec, resources: &Resources) -> u128 {
-    spec.zookeeper
-        .as_ref()
-        .and_then(|z| z.heap.as_deref())
-        .and_then(|h| quantity::parse(h).ok())
-        .map(|q| q.mebibytes())
-        .unwrap_or_else(|| memory_limit_mib(resources).unwrap_or(1024) / 2)
+    crate::jvm::heap_mib(spec.zookeeper.as_ref().and_then(|z| z.heap.as_deref()), resources)
 }
 
 impl Engine for ZooKeeper {
@@ -91,19 +86,7 @@ impl Engine for ZooKeeper {
         if spec.replicas > MAX_MEMBERS {
             errs.push("spec.replicas", format!("a ZooKeeper ensemble has at most {MAX_MEMBERS} members, got {}", spec.replicas));
         }
-        let heap = spec.zookeeper.as_ref().and_then(|z| z.heap.as_deref());
-        if let Some(h) = heap {
-            match quantity::parse(h) {
-                Err(e) => errs.push("spec.zookeeper.heap", e),
-                Ok(q) if q.mebibytes() < 64 => errs.push("spec.zookeeper.heap", "must be at least 64Mi"),
-                Ok(q) => {
-                    let limit = spec.resources.limits.memory.as_deref().and_then(|m| quantity::parse(m).ok());
-                    if limit.is_some_and(|l| q >= l) {
-                        errs.push("spec.zookeeper.heap", "must be below spec.resources.limits.memory (the JVM needs memory beyond its heap)");
-                    }
-                }
-            }
-        }
+        crate::jvm::validate_heap("spec.zookeeper.heap", spec.zookeeper.as_ref().and_then(|z| z.heap.as_deref()), 64, spec, errs);
     }
 
     fn supports_switchover(&self) -> bool {
