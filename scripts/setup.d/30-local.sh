@@ -1,5 +1,5 @@
 # The local runtime's real-server tests (crates/local/tests, crates/probe/tests): PostgreSQL 15,
-# Redis 7.0 (server and redis-cli), ZooKeeper 3.8 with a JRE, Kafka 4.4 (Maven Central), and the metrics exporters
+# Redis 7.0 (server and redis-cli), ZooKeeper 3.8 with a JRE, Kafka 4.4 (Maven Central), MariaDB 10.11, and the metrics exporters
 # (postgres_exporter, redis_exporter) and promtool from Debian 12's packages; ZooKeeper's
 # Prometheus provider from Maven Central (docs/monitoring.md).
 # Sourced by scripts/test.sh. Tests that need a server fail, loudly, when it is missing.
@@ -9,6 +9,8 @@ command -v redis-server >/dev/null || local_pkgs+=(redis-server)
 command -v redis-cli >/dev/null || local_pkgs+=(redis-tools)
 ls /usr/share/java/zookeeper-[0-9]*.jar >/dev/null 2>&1 || local_pkgs+=(zookeeper)
 command -v java >/dev/null || local_pkgs+=(default-jre-headless)
+# MariaDB 10.11: mariadbd, mariadb-install-db and the user mysql its members run as.
+[ -x /usr/sbin/mariadbd ] && [ -x /usr/bin/mariadb-install-db ] || local_pkgs+=(mariadb-server)
 [ -e /usr/share/java/slf4j-simple.jar ] || local_pkgs+=(libslf4j-java)
 command -v prometheus-postgres-exporter >/dev/null || local_pkgs+=(prometheus-postgres-exporter)
 command -v prometheus-redis-exporter >/dev/null || local_pkgs+=(prometheus-redis-exporter)
@@ -53,6 +55,7 @@ echo "PostgreSQL: $(ls -d /usr/lib/postgresql/*/bin | tr '\n' ' ')"
 echo "Redis: $(redis-server --version | cut -d' ' -f3)"
 echo "ZooKeeper: $(ls /usr/share/java/zookeeper-[0-9]*.jar)"
 echo "Kafka: $(ls "$kafka_dir"/lib/kafka_2.13-*.jar)"
+echo "MariaDB: $(/usr/sbin/mariadbd --version)"
 echo "exporters: $(command -v prometheus-postgres-exporter prometheus-redis-exporter | tr '\n' ' ')$(ls "$zk_metrics"/zookeeper-prometheus-metrics-*.jar)"
 # Names the tests' runtimes add to /etc/hosts are removed when each test ends; a crashed run
 # could leave a block behind: remove the tests' blocks (clusters named t-…) at the end anyway.

@@ -65,5 +65,6 @@ pub fn engine(kind: EngineKind) -> &'static dyn Engine {
         EngineKind::Redis => &crate::redis::Redis,
         EngineKind::Zookeeper => &crate::zookeeper::ZooKeeper,
         EngineKind::Kafka => &crate::kafka::Kafka,
+        EngineKind::Mariadb => &crate::mariadb::MariaDb,
     }
 }

@@ -6,6 +6,7 @@ pub mod engine;
 pub mod jvm;
 pub mod kafka;
 pub mod layout;
+pub mod mariadb;
 pub mod metrics;
 pub mod operation;
 pub mod params;
@@ -39,6 +40,7 @@ pub mod examples {
             redis: None,
             zookeeper: None,
             kafka: None,
+            mariadb: None,
             update_policy: None,
             config: Default::default(),
             member_config: Default::default(),

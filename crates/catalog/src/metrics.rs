@@ -28,6 +28,8 @@ pub fn port(engine: EngineKind) -> u16 {
         EngineKind::Zookeeper => 7000,
         // Not served yet (docs/kafka.md); the JMX exporter's usual port.
         EngineKind::Kafka => 7071,
+        // Not served yet (docs/mariadb.md); mysqld_exporter's registered port.
+        EngineKind::Mariadb => 9104,
     }
 }
 

@@ -150,6 +150,11 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
             Some(_) if current.engine == firecamp_core::EngineKind::Kafka => {
                 errs.push("replicas", "scaling a Kafka service is not supported yet: its members are the controller quorum's static voters")
             }
+            // A new replica would need a copy of the primary (mariabackup), which FireCamp does
+            // not take yet.
+            Some(_) if current.engine == firecamp_core::EngineKind::Mariadb => {
+                errs.push("replicas", "scaling a MariaDB service is not supported yet: a new replica needs a copy of the primary (docs/mariadb.md)")
+            }
             // The range and the engine's own rules (synchronous replication needs 2) are
             // checked by `plan` on the next spec.
             Some(n) => {

@@ -332,6 +332,7 @@ fn validate_engine_blocks(spec: &ServiceSpec, errs: &mut ValidationErrors) {
         (EngineKind::Redis, spec.redis.is_some()),
         (EngineKind::Zookeeper, spec.zookeeper.is_some()),
         (EngineKind::Kafka, spec.kafka.is_some()),
+        (EngineKind::Mariadb, spec.mariadb.is_some()),
     ];
     for (kind, present) in blocks {
         if present && kind != spec.engine {

@@ -26,6 +26,13 @@ impl Conf {
         self
     }
 
+    /// A line as it is (an INI section header).
+    pub fn line(&mut self, line: &str) -> &mut Self {
+        self.out.push_str(line);
+        self.out.push('\n');
+        self
+    }
+
     pub fn set(&mut self, key: &str, value: impl std::fmt::Display) -> &mut Self {
         self.out.push_str(&format!("{key}{}{value}\n", self.sep));
         self

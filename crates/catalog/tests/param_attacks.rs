@@ -22,6 +22,7 @@ fn name(e: EngineKind) -> &'static str {
         Redis => "rd",
         Zookeeper => "zk",
         Kafka => "kf",
+        Mariadb => "md",
     }
 }
 
@@ -96,18 +97,41 @@ const KAFKA_ATTACKS: &[(&str, &str)] = &[
     ("broker.rack", "elsewhere"),
 ];
 
+const MARIADB_ATTACKS: &[(&str, &str)] = &[
+    ("init_file", "/tmp/evil.sql"),
+    ("init_connect", "GRANT ALL ON *.* TO evil"),
+    ("plugin_load_add", "evil.so"),
+    ("plugin_dir", "/tmp"),
+    ("secure_file_priv", ""),
+    ("general_log_file", "/etc/cron.d/x"),
+    ("slow_query_log_file", "/etc/cron.d/x"),
+    ("log_error", "/etc/passwd"),
+    ("datadir", "/etc"),
+    ("tmpdir", "/etc"),
+    ("socket", "/tmp/evil.sock"),
+    ("bind_address", "0.0.0.0"),
+    ("require_secure_transport", "OFF"),
+    ("ssl_ca", "/tmp/evil.crt"),
+    ("read_only", "OFF"),
+    ("server_id", "1"),
+    ("gtid_strict_mode", "OFF"),
+    ("skip_grant_tables", "ON"),
+    ("local_infile", "ON"),
+];
+
 fn attacks(e: EngineKind) -> &'static [(&'static str, &'static str)] {
     match e {
         Postgresql => PG_ATTACKS,
         Redis => REDIS_ATTACKS,
         Zookeeper => ZOOKEEPER_ATTACKS,
         Kafka => KAFKA_ATTACKS,
+        Mariadb => MARIADB_ATTACKS,
     }
 }
 
 #[test]
 fn keys_that_run_commands_load_code_or_move_files_are_refused_in_config_and_member_config() {
-    for e in [Postgresql, Redis, Zookeeper, Kafka] {
+    for e in [Postgresql, Redis, Zookeeper, Kafka, Mariadb] {
         for (k, v) in attacks(e) {
             let msg = refused_on(e, &with(e, k, v), &format!("spec.config.{k}"));
             assert!(msg.contains("not an allowed") || msg.contains("FireCamp sets"), "{k}: {msg}");
@@ -130,6 +154,10 @@ fn owned_keys_keep_their_reason() {
     assert!(msg.contains("spec.postgresql.maxConnections"), "{msg}");
     let msg = refused_on(Redis, &with(Redis, "maxmemory-policy", "allkeys-lru"), "spec.config.maxmemory-policy");
     assert!(msg.contains("spec.redis.maxmemoryPolicy"), "{msg}");
+    let msg = refused_on(Mariadb, &with(Mariadb, "max_connections", "500"), "spec.config.max_connections");
+    assert!(msg.contains("spec.mariadb.maxConnections"), "{msg}");
+    let msg = refused_on(Mariadb, &with(Mariadb, "read_only", "OFF"), "spec.config.read_only");
+    assert!(msg.contains("replicas are read-only"), "{msg}");
 }
 
 #[test]
@@ -144,6 +172,9 @@ fn values_out_of_range_of_the_wrong_type_or_not_in_the_enum_say_what_is_expected
         (Postgresql, "timezone", "UTC'; include '/etc/passwd", "characters"),
         (Postgresql, "synchronous_commit", "maybe", "`remote_apply`"),
         (Redis, "appendfsync", "sometimes", "one of `always`, `everysec`, `no`"),
+        (Mariadb, "sql_mode", "ANSI'\ninit_file=/tmp/x", "characters"),
+        (Mariadb, "innodb_buffer_pool_size", "1G", "an integer"),
+        (Mariadb, "innodb_flush_log_at_trx_commit", "5", "one of `0`"),
         (Redis, "hz", "0", "an integer from 1 to 500"),
         (Redis, "hz", "10\nloadmodule /tmp/evil.so", "an integer"),
         (Redis, "maxmemory", "1tb", "up to 16384gb"),
@@ -247,7 +278,7 @@ proptest! {
     /// An allowed key is accepted exactly when its value parses as its type and range.
     #[test]
     fn an_allowed_key_is_accepted_exactly_when_its_value_checks(
-        e in proptest::sample::select(vec![Postgresql, Redis, Zookeeper, Kafka]),
+        e in proptest::sample::select(EngineKind::ALL.to_vec()),
         i in any::<proptest::sample::Index>(),
         value in any_value(),
     ) {
@@ -262,7 +293,7 @@ proptest! {
     /// and lands in the config file as one line.
     #[test]
     fn arbitrary_parameters_are_accepted_only_from_the_allow_list(
-        e in proptest::sample::select(vec![Postgresql, Redis, Zookeeper, Kafka]),
+        e in proptest::sample::select(EngineKind::ALL.to_vec()),
         config in proptest::collection::btree_map(any_key(), any_value(), 0..4),
         member_params in proptest::collection::btree_map(any_key(), any_value(), 0..3),
         member in prop_oneof![Just("-1".to_string()), Just("-7".to_string()), any::<String>()],
@@ -288,7 +319,7 @@ proptest! {
                     prop_assert!(param.unwrap().check(v).is_ok(), "{k}={v:?}");
                     prop_assert!(!v.contains(['\n', '\r', '\'', '\\']), "{k}={v:?}");
                 }
-                let file = match e { Postgresql => "postgresql.conf", Redis => "redis.conf", Zookeeper => "zoo.cfg", Kafka => "server.properties" };
+                let file = match e { Postgresql => "postgresql.conf", Redis => "redis.conf", Zookeeper => "zoo.cfg", Kafka => "server.properties", Mariadb => "my.cnf" };
                 let m = p.members.iter().find(|m| m.member.name.as_str() == format!("{}-0", name(e))).unwrap();
                 let conf = &m.files.iter().find(|f| f.name == file).unwrap().content;
                 if !config.is_empty() {

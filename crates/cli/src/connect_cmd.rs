@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use firecamp_api::{Role, Service};
-use firecamp_catalog::{kafka, postgresql, redis, zookeeper};
+use firecamp_catalog::{kafka, mariadb, postgresql, redis, zookeeper};
 use firecamp_core::EngineKind;
 
 use crate::backend::Backend;
@@ -54,6 +54,7 @@ fn login(engine: EngineKind) -> (&'static str, &'static str, Option<&'static str
         EngineKind::Redis => ("default", redis::PASSWORD, Some("REDISCLI_AUTH")),
         EngineKind::Zookeeper => (zookeeper::CLIENT_USER, zookeeper::CLIENT_PASSWORD, None),
         EngineKind::Kafka => (kafka::CLIENT_USER, kafka::CLIENT_PASSWORD, None),
+        EngineKind::Mariadb => (mariadb::ADMIN_USER, mariadb::ADMIN_PASSWORD, None),
     }
 }
 
@@ -164,6 +165,16 @@ fn command(engine: EngineKind, dir: &Path, host: &str, ca: &Path, password: Opti
                 .arg("-client-configuration")
                 .arg(props)
                 .args(["-server", &format!("{host}:{}", zookeeper::CLIENT_PORT)]);
+        }
+        EngineKind::Mariadb => {
+            // The password in a private option file, not on the client's command line; the
+            // option file must be the first argument.
+            let options = format!("[client]\npassword={}\n", password.unwrap_or_default());
+            let options = private_file(dir, "client.cnf", &options)?;
+            cmd = Command::new("mariadb");
+            cmd.arg(format!("--defaults-extra-file={}", options.display()))
+                .args(["--host", host, "--port", &mariadb::PORT.to_string(), "--user", user, "--ssl", "--ssl-verify-server-cert"])
+                .arg(format!("--ssl-ca={}", ca.display()));
         }
         EngineKind::Kafka => {
             return Err(CliError::Usage(

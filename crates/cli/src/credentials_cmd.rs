@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use firecamp_api::Service;
-use firecamp_catalog::{kafka, postgresql, redis, zookeeper};
+use firecamp_catalog::{kafka, mariadb, postgresql, redis, zookeeper};
 use firecamp_core::EngineKind;
 use serde::Serialize;
 
@@ -68,6 +68,7 @@ fn line(engine: EngineKind, dns: &str, ca: &str, user: &str) -> String {
              ssl.truststore.location={ca} and a PlainLoginModule sasl.jaas.config for user {user}",
             kafka::CLIENT_PORT
         ),
+        EngineKind::Mariadb => format!("mariadb --host {dns} --port {} --user {user} --ssl --ssl-verify-server-cert --ssl-ca={ca} -p", mariadb::PORT),
     }
 }
 
@@ -78,6 +79,7 @@ fn login(engine: EngineKind) -> (&'static str, &'static str) {
         EngineKind::Redis => ("default", redis::PASSWORD),
         EngineKind::Zookeeper => (zookeeper::CLIENT_USER, zookeeper::CLIENT_PASSWORD),
         EngineKind::Kafka => (kafka::CLIENT_USER, kafka::CLIENT_PASSWORD),
+        EngineKind::Mariadb => (mariadb::ADMIN_USER, mariadb::ADMIN_PASSWORD),
     }
 }
 

@@ -14,10 +14,11 @@ pub enum EngineKind {
     Redis,
     Zookeeper,
     Kafka,
+    Mariadb,
 }
 
 impl EngineKind {
-    pub const ALL: [EngineKind; 4] = [EngineKind::Postgresql, EngineKind::Redis, EngineKind::Zookeeper, EngineKind::Kafka];
+    pub const ALL: [EngineKind; 5] = [EngineKind::Postgresql, EngineKind::Redis, EngineKind::Zookeeper, EngineKind::Kafka, EngineKind::Mariadb];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -25,6 +26,7 @@ impl EngineKind {
             EngineKind::Redis => "redis",
             EngineKind::Zookeeper => "zookeeper",
             EngineKind::Kafka => "kafka",
+            EngineKind::Mariadb => "mariadb",
         }
     }
 
@@ -67,6 +69,8 @@ pub struct ServiceSpec {
     pub zookeeper: Option<ZooKeeperOptions>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mariadb: Option<MariadbOptions>,
     /// Order of restarts in day-2 operations; the engine's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_policy: Option<crate::operation::UpdatePolicy>,
@@ -407,4 +411,16 @@ pub struct KafkaOptions {
     /// JVM heap as a quantity (e.g. `1Gi`); half the memory limit when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heap: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MariadbOptions {
+    /// Semi-synchronous replication: a commit on the primary waits until one replica has the
+    /// transaction (up to 10 s, then it goes on asynchronously). Asynchronous when absent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub semi_sync: bool,
+    /// `max_connections`, 10 to 10000; 200 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
 }

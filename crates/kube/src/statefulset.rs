@@ -433,6 +433,7 @@ fn pre_stop(engine: EngineKind) -> Option<Lifecycle> {
             }),
             ..Default::default()
         }),
-        EngineKind::Redis | EngineKind::Zookeeper | EngineKind::Kafka => None,
+        // MariaDB's SIGTERM is already a clean shutdown (InnoDB flushed, clients disconnected).
+        EngineKind::Redis | EngineKind::Zookeeper | EngineKind::Kafka | EngineKind::Mariadb => None,
     }
 }

@@ -15,6 +15,7 @@ mod http;
 mod init;
 pub mod ips;
 pub mod logs;
+mod mariadb;
 mod materialize;
 mod metrics;
 mod operations;

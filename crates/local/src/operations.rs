@@ -240,7 +240,9 @@ impl Runtime {
                     }
                 }
             }
-            EngineKind::Zookeeper | EngineKind::Kafka => {}
+            // MariaDB refuses an unknown key at the restart that applies it (the member does
+            // not start, the operation fails naming it).
+            EngineKind::Zookeeper | EngineKind::Kafka | EngineKind::Mariadb => {}
         }
     }
 
@@ -551,6 +553,7 @@ impl Runtime {
                     EngineKind::Redis => self.redis_switchover(&rec, member, to, deadline).await,
                     EngineKind::Zookeeper => Err("ZooKeeper cannot choose its leader".into()),
                     EngineKind::Kafka => Err("Kafka's controller quorum elects its own leader".into()),
+                    EngineKind::Mariadb => self.mariadb_switchover(&rec, member, to, deadline).await,
                 }
             }
         }
@@ -597,6 +600,15 @@ impl Runtime {
                 Role::Leader | Role::Follower | Role::Standalone => Ok(()),
                 r => Err(format!("{member} answers as {r:?}")),
             },
+            EngineKind::Mariadb => {
+                if member == rec.current_primary() {
+                    return (role == Role::Primary).then_some(()).ok_or_else(|| format!("{member} answers as {role:?}, not as the primary"));
+                }
+                if role != Role::Replica {
+                    return Err(format!("{member} answers as {role:?}, not as a replica"));
+                }
+                status::mariadb_linked(rec, member).await
+            }
             // Back in the quorum, and every partition in sync again (its replicas on the member
             // caught up), before the next broker goes down.
             EngineKind::Kafka => {
@@ -662,6 +674,7 @@ impl Runtime {
             }
             EngineKind::Zookeeper => Err("ZooKeeper cannot reload its configuration".into()),
             EngineKind::Kafka => Err("Kafka's server.properties is read at start".into()),
+            EngineKind::Mariadb => Err("MariaDB's my.cnf is read at start".into()),
         }
     }
 

@@ -322,6 +322,8 @@ impl Runtime {
             EngineKind::Zookeeper => (Signal::SIGTERM, Duration::from_secs(20)),
             // A controlled shutdown hands its partitions' leadership to the other brokers first.
             EngineKind::Kafka => (Signal::SIGTERM, Duration::from_secs(60)),
+            // A clean shutdown: clients disconnected, InnoDB flushed.
+            EngineKind::Mariadb => (Signal::SIGTERM, Duration::from_secs(60)),
         };
         let dir = self.cfg.service_dir(&rec.name).join(member);
         kill_stale(&dir);

@@ -199,6 +199,34 @@ fn kafka(cfg: &Config, asked: Option<&str>) -> Result<Installed> {
     })
 }
 
+/// `mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for debian-linux-gnu …` → `10.11.19`.
+pub fn parse_mariadb_version(s: &str) -> Option<String> {
+    let v = s.split_whitespace().skip_while(|w| *w != "Ver").nth(1)?;
+    let v = v.split('-').next()?;
+    v.chars().next().filter(char::is_ascii_digit).map(|_| v.to_string())
+}
+
+/// MariaDB from Debian's `mariadb-server` (mariadbd in /usr/sbin, mariadb-install-db in
+/// /usr/bin), run through launchers in the runtime's own bin directory so the start script
+/// finds both in one place.
+fn mariadb(cfg: &Config, asked: Option<&str>) -> Result<Installed> {
+    let find = |exe: &str| on_path(exe).or_else(|| ["/usr/sbin", "/usr/bin"].iter().map(|d| Path::new(d).join(exe)).find(|p| p.is_file()));
+    let (Some(server), Some(install)) = (find("mariadbd"), find("mariadb-install-db")) else {
+        return Err(missing("MariaDB (mariadbd, mariadb-install-db)", "mariadb-server"));
+    };
+    let version = run_version(&server, "--version")
+        .and_then(|s| parse_mariadb_version(&s))
+        .ok_or_else(|| LocalError::Unavailable(format!("{} did not report its version", server.display())))?;
+    let launcher = |exe: &Path| format!("#!/bin/bash\n# Written by the FireCamp local runtime.\nexec {} \"$@\"\n", exe.display());
+    Ok(Installed {
+        catalog_version: catalog_version(EngineKind::Mariadb, &version, asked)?,
+        server_version: version,
+        bin_dir: cfg.bin_dir().join("mariadb").display().to_string(),
+        launchers: vec![("mariadbd", launcher(&server)), ("mariadb-install-db", launcher(&install))],
+        metrics: None,
+    })
+}
+
 /// The launchers the Kafka start script runs: `kafka-server <server.properties>` and
 /// `kafka-storage <args>`, both Java with the jars of `lib` and the member's `KAFKA_JVM_FLAGS`
 /// (heap, JAAS file, logging), which start.sh exports.
@@ -244,6 +272,7 @@ pub fn detect(cfg: &Config, kind: EngineKind, asked: Option<&str>, redis_cluster
         EngineKind::Redis => redis(&cfg.bin_dirs, asked, redis_cluster),
         EngineKind::Zookeeper => zookeeper(cfg, asked),
         EngineKind::Kafka => kafka(cfg, asked),
+        EngineKind::Mariadb => mariadb(cfg, asked),
     }
 }
 
@@ -288,6 +317,9 @@ mod tests {
         assert_eq!(parse_zookeeper_jar(Path::new("/usr/share/java/zookeeper-jute.jar")), None);
         assert_eq!(parse_kafka_jar(Path::new("/x/lib/kafka_2.13-4.4.0.jar")).as_deref(), Some("4.4.0"));
         assert_eq!(parse_kafka_jar(Path::new("/x/lib/kafka-clients-4.4.0.jar")), None);
+        let mariadbd = "mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for debian-linux-gnu on x86_64 (Debian 12)\n";
+        assert_eq!(parse_mariadb_version(mariadbd).as_deref(), Some("10.11.19"));
+        assert_eq!(catalog_version(EngineKind::Mariadb, "10.11.19", None).unwrap(), "10.11");
     }
 
     #[test]

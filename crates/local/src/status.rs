@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use firecamp_api::{MemberStatus, Phase, Role, ServiceStatus};
-use firecamp_catalog::{ServicePlan, kafka, postgresql, redis, zookeeper};
+use firecamp_catalog::{ServicePlan, kafka, mariadb, postgresql, redis, zookeeper};
 use firecamp_core::EngineKind;
 use firecamp_core::spec::RedisMode;
 use firecamp_probe::{ProbeError, Target};
@@ -20,6 +20,7 @@ pub fn client_port(engine: EngineKind) -> u16 {
         EngineKind::Redis => redis::PORT,
         EngineKind::Zookeeper => zookeeper::CLIENT_PORT,
         EngineKind::Kafka => kafka::CLIENT_PORT,
+        EngineKind::Mariadb => mariadb::PORT,
     }
 }
 
@@ -31,6 +32,7 @@ pub fn target(rec: &ServiceRecord, member: &str) -> Option<Target> {
         EngineKind::Redis => rec.secrets.get(redis::PASSWORD),
         EngineKind::Zookeeper => None,
         EngineKind::Kafka => rec.secrets.get(kafka::ADMIN_PASSWORD),
+        EngineKind::Mariadb => rec.secrets.get(mariadb::ADMIN_PASSWORD),
     };
     let t = match secret {
         Some(p) => t.with_password(p.clone()),
@@ -60,6 +62,7 @@ pub async fn probe_role(rec: &ServiceRecord, member: &str) -> Result<Role, Probe
             let node = firecamp_core::member::MemberName::from_string(member).parts().map_or(u32::MAX, |(_, i)| i);
             firecamp_probe::kafka::role(&t, kafka::ADMIN_USER, node).await
         }
+        EngineKind::Mariadb => firecamp_probe::mariadb::role(&t, mariadb::ADMIN_USER).await,
     }
 }
 
@@ -139,6 +142,28 @@ pub async fn membership_problem(rec: &ServiceRecord, roles: &BTreeMap<String, Re
             let leaders = with(Role::Leader).len();
             (leaders != 1).then(|| format!("{leaders} of {n} members are the active controller (want exactly one)"))
         }
+        EngineKind::Mariadb => {
+            let primaries = with(Role::Primary);
+            let [primary] = primaries.as_slice() else {
+                return Some(format!("expected one primary, found {}", primaries.len()));
+            };
+            for m in roles.keys().filter(|m| *m != primary) {
+                if let Err(e) = mariadb_linked(rec, m).await {
+                    return Some(e);
+                }
+            }
+            None
+        }
+    }
+}
+
+/// Whether replica `member` receives and applies the current primary's changes.
+pub async fn mariadb_linked(rec: &ServiceRecord, member: &str) -> Result<(), String> {
+    let t = target(rec, member).ok_or("no address")?;
+    match firecamp_probe::mariadb::replica_status(&t, mariadb::ADMIN_USER).await.map_err(|e| e.to_string())? {
+        Some(s) if s.linked() => Ok(()),
+        Some(s) => Err(format!("{member} does not replicate from {}: {}", s.master_host, if s.last_error.is_empty() { "connecting" } else { &s.last_error })),
+        None => Err(format!("{member} replicates from no primary")),
     }
 }
 

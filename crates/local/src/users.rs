@@ -13,6 +13,7 @@ pub fn engine_user(engine: EngineKind) -> (&'static str, &'static str) {
         EngineKind::Zookeeper => ("zookeeper", "apt-get install zookeeper"),
         // No Debian package: scripts/setup.d/30-local.sh creates the user.
         EngineKind::Kafka => ("kafka", "adduser --system --group kafka"),
+        EngineKind::Mariadb => ("mysql", "apt-get install mariadb-server"),
     }
 }
 

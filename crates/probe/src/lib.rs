@@ -35,6 +35,7 @@
 //! configuration to other clients. Without TLS settings every probe connects in clear as before.
 
 pub mod kafka;
+pub mod mariadb;
 pub mod postgresql;
 pub mod redis;
 pub mod tls;

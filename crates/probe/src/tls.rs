@@ -115,7 +115,30 @@ pub struct HandshakeError {
 impl HandshakeError {
     fn from_io(e: std::io::Error, name: &str) -> Self {
         match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-            Some(rustls::Error::InvalidCertificate(c)) => {
+            Some(r) => Self::from_rustls(r, name),
+            None => HandshakeError { verification: false, message: format!("TLS handshake with {name} failed: {e}") },
+        }
+    }
+
+    /// The rustls error somewhere in `e`'s chain of sources (a client library's own error
+    /// wrapping the handshake's), as a handshake error; `None` when TLS played no part.
+    pub(crate) fn find_in(e: &(dyn std::error::Error + 'static), name: &str) -> Option<Self> {
+        let mut cur = Some(e);
+        while let Some(err) = cur {
+            if let Some(r) = err.downcast_ref::<rustls::Error>() {
+                return Some(Self::from_rustls(r, name));
+            }
+            if let Some(r) = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Some(Self::from_rustls(r, name));
+            }
+            cur = err.source();
+        }
+        None
+    }
+
+    fn from_rustls(r: &rustls::Error, name: &str) -> Self {
+        match r {
+            rustls::Error::InvalidCertificate(c) => {
                 let message = match c {
                     CertificateError::UnknownIssuer => {
                         format!("TLS verification failed: the member's certificate is not signed by the service's CA (unknown issuer; expected {name})")
@@ -131,8 +154,7 @@ impl HandshakeError {
                 };
                 HandshakeError { verification: true, message }
             }
-            Some(other) => HandshakeError { verification: false, message: format!("TLS handshake with {name} failed: {other}") },
-            None => HandshakeError { verification: false, message: format!("TLS handshake with {name} failed: {e}") },
+            other => HandshakeError { verification: false, message: format!("TLS handshake with {name} failed: {other}") },
         }
     }
 }

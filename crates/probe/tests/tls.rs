@@ -65,11 +65,16 @@ fn write(path: &Path, mode: u32, text: &str) {
 }
 
 /// A port on 127.0.0.1 that nobody holds now, and whose `+ 10000` (Redis' cluster bus) is free too.
+/// Never the same port twice in this process: a server started a moment ago may not have bound
+/// its port yet, and the kernel may hand that port out again.
 fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        if port < 55000 && std::net::TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
+        if port < 55000 && !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
+            given.push(port);
             return port;
         }
     }

@@ -10,6 +10,7 @@
 
 pub mod kafka;
 mod kind;
+pub mod mariadb;
 pub mod postgresql;
 pub mod redis;
 pub mod zookeeper;
@@ -39,6 +40,7 @@ pub fn allowed(kind: EngineKind) -> &'static [Param] {
         EngineKind::Redis => redis::PARAMS,
         EngineKind::Zookeeper => zookeeper::PARAMS,
         EngineKind::Kafka => kafka::PARAMS,
+        EngineKind::Mariadb => mariadb::PARAMS,
     }
 }
 
@@ -53,6 +55,7 @@ fn engine_name(kind: EngineKind) -> &'static str {
         EngineKind::Redis => "Redis",
         EngineKind::Zookeeper => "ZooKeeper",
         EngineKind::Kafka => "Kafka",
+        EngineKind::Mariadb => "MariaDB",
     }
 }
 

@@ -59,6 +59,10 @@ pub fn cases() -> Vec<(&'static str, &'static str, ServiceSpec, BTreeMap<String,
     let mut kafka = spec(EngineKind::Kafka, 3);
     kafka.volumes.journal = Some(VolumeSpec::new("2Gi"));
     kafka.config.insert("log.retention.hours".into(), "72".into());
+    let mut mariadb = spec(EngineKind::Mariadb, 3);
+    mariadb.volumes.journal = Some(VolumeSpec::new("2Gi"));
+    mariadb.mariadb = Some(firecamp_core::spec::MariadbOptions { semi_sync: true, max_connections: Some(300) });
+    mariadb.config.insert("innodb_flush_log_at_trx_commit".into(), "2".into());
     vec![
         ("postgresql-async", "pg", pg, BTreeMap::new()),
         ("postgresql-sync", "pgs", pg_sync, BTreeMap::new()),
@@ -72,6 +76,7 @@ pub fn cases() -> Vec<(&'static str, &'static str, ServiceSpec, BTreeMap<String,
         ("zookeeper", "zk", zk, BTreeMap::new()),
         ("zookeeper-restored", "zkr", zk_backed_up, BTreeMap::new()),
         ("kafka", "kf", kafka, BTreeMap::new()),
+        ("mariadb", "md", mariadb, BTreeMap::new()),
     ]
 }
 

@@ -114,6 +114,7 @@ async fn dump(b: &BaseBackup, id: &str) -> Result<BackupRecord, String> {
             none()
         }
         EngineKind::Kafka => return Err("Kafka services have no backups yet".into()),
+        EngineKind::Mariadb => return Err("MariaDB services have no backups yet".into()),
     };
     let dir = partial.clone();
     let files = tokio::task::spawn_blocking(move || sums(&dir)).await.map_err(|e| e.to_string())?.map_err(|e| format!("checksums: {e}"))?;

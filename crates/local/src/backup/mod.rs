@@ -157,6 +157,7 @@ impl Runtime {
             EngineKind::Redis => self.dump_redis(rec, id, planned, &partial, deadline).await?,
             EngineKind::Zookeeper => self.dump_zookeeper(rec, id, planned, &partial).await?,
             EngineKind::Kafka => return Err("Kafka services have no backups yet".into()),
+            EngineKind::Mariadb => return Err("MariaDB services have no backups yet".into()),
         };
         // The files are the engine user's, whoever wrote them: a restored member reads them.
         if let Some((uid, gid)) = owner {

@@ -29,6 +29,7 @@ fn access(engine: EngineKind) -> (u16, Option<&'static str>) {
         // Four-letter words need no login; a scale's `reconfig` logs in as the superuser.
         EngineKind::Zookeeper => (zookeeper::CLIENT_PORT, Some(zookeeper::SUPER_PASSWORD)),
         EngineKind::Kafka => (firecamp_catalog::kafka::CLIENT_PORT, Some(firecamp_catalog::kafka::ADMIN_PASSWORD)),
+        EngineKind::Mariadb => (firecamp_catalog::mariadb::PORT, Some(firecamp_catalog::mariadb::ADMIN_PASSWORD)),
     }
 }
 
@@ -153,6 +154,7 @@ impl Engines {
                 let node = firecamp_core::member::MemberName::from_string(member).parts().map_or(u32::MAX, |(_, i)| i);
                 firecamp_probe::kafka::role(&t, firecamp_catalog::kafka::ADMIN_USER, node).await
             }
+            EngineKind::Mariadb => firecamp_probe::mariadb::role(&t, firecamp_catalog::mariadb::ADMIN_USER).await,
         };
         // A member that does not answer is not (yet) back in the engine's membership.
         r.unwrap_or(Role::Unknown)
