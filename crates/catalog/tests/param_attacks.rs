@@ -248,7 +248,7 @@ fn a_config_operation_with_a_refused_key_or_value_is_refused_before_anything_is_
 #[test]
 fn docs_list_exactly_the_allowed_parameters() {
     let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/service-spec.md")).unwrap();
-    for e in [Postgresql, Redis, Zookeeper, Kafka] {
+    for e in EngineKind::ALL {
         assert!(
             docs.contains(&docs_table(e)),
             "docs/service-spec.md lacks the current table of {e}; paste firecamp_catalog::params::docs_table:\n{}",
@@ -259,7 +259,7 @@ fn docs_list_exactly_the_allowed_parameters() {
 
 /// Keys an attacker would try, keys users set, and anything at all.
 fn any_key() -> impl Strategy<Value = String> {
-    let known: Vec<String> = [Postgresql, Redis, Zookeeper, Kafka]
+    let known: Vec<String> = EngineKind::ALL
         .iter()
         .flat_map(|e| allowed(*e).iter().map(|p| p.key.to_string()).chain(attacks(*e).iter().map(|(k, _)| k.to_string())))
         .collect();
