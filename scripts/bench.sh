@@ -85,6 +85,7 @@ if [ "$only" != bed ]; then
   run bench_backup "$examples/bench_backup"
   run bench_reshard "$examples/bench_reshard"
   run bench_kafka "$examples/bench_kafka"
+  run bench_mariadb "$examples/bench_mariadb"
 fi
 
 step "all benchmarks: FireCamp against its baseline measured in the same run ($(( ($(date +%s) - started) / 60 )) min; logs in $logs)"

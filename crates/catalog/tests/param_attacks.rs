@@ -259,10 +259,8 @@ fn docs_list_exactly_the_allowed_parameters() {
 
 /// Keys an attacker would try, keys users set, and anything at all.
 fn any_key() -> impl Strategy<Value = String> {
-    let known: Vec<String> = EngineKind::ALL
-        .iter()
-        .flat_map(|e| allowed(*e).iter().map(|p| p.key.to_string()).chain(attacks(*e).iter().map(|(k, _)| k.to_string())))
-        .collect();
+    let known: Vec<String> =
+        EngineKind::ALL.iter().flat_map(|e| allowed(*e).iter().map(|p| p.key.to_string()).chain(attacks(*e).iter().map(|(k, _)| k.to_string()))).collect();
     prop_oneof![proptest::sample::select(known), "[a-zA-Z0-9_.-]{1,30}", any::<String>()]
 }
 
