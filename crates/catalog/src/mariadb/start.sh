@@ -55,6 +55,10 @@ if [ "$ROLE" = primary ]; then
 else
   [ -n "$PRIMARY_HOST" ] || { log "a replica without a primary"; exit 1; }
   {
+    # Replicas log what they apply (log_slave_updates), so the binary log's position is the
+    # replica's; a former primary's slave position would be empty or stale, and it must go on
+    # from what it has (a primary that lacks it refuses: the member diverged).
+    echo "SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos;"
     echo "CHANGE MASTER TO MASTER_HOST='$PRIMARY_HOST', MASTER_PORT=$PORT, MASTER_USER='$REPLICATION_USER', MASTER_PASSWORD='$repl', MASTER_SSL=1, MASTER_SSL_CA='$TLS_DIR/ca.crt', MASTER_SSL_VERIFY_SERVER_CERT=1, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;"
     echo "START SLAVE;"
   } > "$init"
