@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use firecamp_api::Role;
 use firecamp_catalog::postgresql;
 use firecamp_core::EngineKind;
 use firecamp_core::operation::{DEFAULT_STEP_TIMEOUT_SECONDS, Operation, OperationKind, OperationPhase, OperationStep, StepAction};
@@ -75,6 +76,14 @@ async fn redis_info(rec: &ServiceRecord, member: &str) -> Result<BTreeMap<String
 /// replication offset).
 async fn primary_position(rec: &ServiceRecord, member: &str) -> Result<String, String> {
     match rec.spec.engine {
+        EngineKind::Mariadb => {
+            let t = status::target(rec, member).ok_or_else(|| format!("{member} has no address"))?;
+            let admin = firecamp_catalog::mariadb::ADMIN_USER;
+            match firecamp_probe::mariadb::role(&t, admin).await.map_err(|e| e.to_string())? {
+                Role::Primary => firecamp_probe::mariadb::gtid_binlog_pos(&t, admin).await.map_err(|e| e.to_string()),
+                other => Err(format!("it answers as {other:?}")),
+            }
+        }
         EngineKind::Redis => {
             let info = redis_info(rec, member).await?;
             match info.get("role").map(String::as_str) {
@@ -90,6 +99,7 @@ async fn primary_position(rec: &ServiceRecord, member: &str) -> Result<String, S
 fn position(engine: EngineKind, text: &str) -> Option<u64> {
     match engine {
         EngineKind::Redis => text.parse().ok(),
+        EngineKind::Mariadb => crate::mariadb::gtid_seq(text),
         _ => lsn(text),
     }
 }
@@ -105,6 +115,19 @@ async fn primary_lsn(rec: &ServiceRecord, member: &str) -> Result<String, String
 /// (`sender_host` is set only then; a receiver still connecting already says `streaming` with a
 /// fresh receipt time) and heard from it lately.
 async fn heard_by(rec: &ServiceRecord, replicas: &[String]) -> Option<String> {
+    if rec.spec.engine == EngineKind::Mariadb {
+        // MariaDB: a replica whose I/O thread is connected (`Connecting` once the primary is
+        // gone, after `slave_net_timeout` when it hangs).
+        for r in replicas {
+            if let Some(t) = status::target(rec, r)
+                && let Ok(Some(st)) = firecamp_probe::mariadb::replica_status(&t, firecamp_catalog::mariadb::ADMIN_USER).await
+                && st.io_running
+            {
+                return Some(r.clone());
+            }
+        }
+        return None;
+    }
     if rec.spec.engine == EngineKind::Redis {
         // Redis: a replica whose link to its primary is up (it drops at once when the primary
         // dies, after `repl-timeout` when it hangs).
@@ -159,7 +182,8 @@ impl Runtime {
             EngineKind::Postgresql => true,
             EngineKind::Redis => !status::is_redis_cluster(rec),
             // MariaDB: failover by the most advanced GTID is not done yet (docs/mariadb.md).
-            EngineKind::Zookeeper | EngineKind::Kafka | EngineKind::Mariadb => false,
+            EngineKind::Mariadb => true,
+            EngineKind::Zookeeper | EngineKind::Kafka => false,
         };
         engine
             && rec.spec.replicas > 1
@@ -217,14 +241,20 @@ impl Runtime {
             }
             return Ok(());
         };
-        let what = if engine == EngineKind::Redis { "replication stream" } else { "WAL" };
+        let what = match engine {
+            EngineKind::Redis => "bytes of replication stream",
+            EngineKind::Mariadb => "transactions",
+            _ => "bytes of WAL",
+        };
+        let semi_sync = rec.spec.mariadb.as_ref().is_some_and(|m| m.semi_sync);
         let window = match (&w.last_lsn, rec.spec.postgresql.as_ref().map(|p| p.replication)) {
             (_, Some(firecamp_core::spec::PostgresReplication::Sync)) => "synchronous replication: no acknowledged write is lost".to_string(),
+            _ if semi_sync => "semi-synchronous replication: no acknowledged write is lost unless a commit waited longer than its timeout".to_string(),
             (Some(last), _) => match (position(engine, last), position(engine, &heir_lsn)) {
-                (Some(a), Some(b)) if a > b => format!("asynchronous replication: up to {} bytes of {what} the primary had at {last} may be lost", a - b),
+                (Some(a), Some(b)) if a > b => format!("asynchronous replication: up to {} {what} the primary had at {last} may be lost", a - b),
                 _ => format!("asynchronous replication: {heir} had received everything seen on the primary ({last})"),
             },
-            (None, _) => format!("asynchronous replication: the primary's last {what} position is unknown"),
+            (None, _) => "asynchronous replication: the primary's last position is unknown".to_string(),
         };
         let message = format!("{primary} lost for {lost_for} s ({why}); {heir} had received up to {heir_lsn}; {window}");
         self.start_failover(rec, &primary, &heir, message)?;
@@ -235,6 +265,16 @@ impl Runtime {
     /// The replicas that answer, with the WAL position each has received.
     async fn received(&self, rec: &ServiceRecord, replicas: &[String]) -> Vec<(String, String)> {
         let mut out = Vec::new();
+        if rec.spec.engine == EngineKind::Mariadb {
+            for r in replicas {
+                if let Some(t) = status::target(rec, r)
+                    && let Ok(Some(st)) = firecamp_probe::mariadb::replica_status(&t, firecamp_catalog::mariadb::ADMIN_USER).await
+                {
+                    out.push((r.clone(), st.gtid_io_pos));
+                }
+            }
+            return out;
+        }
         if rec.spec.engine == EngineKind::Redis {
             for r in replicas {
                 if let Ok(info) = redis_info(rec, r).await
@@ -309,6 +349,9 @@ impl Runtime {
     pub(crate) async fn promote(&self, rec: &ServiceRecord, heir: &str, lost: &str, deadline: Instant) -> Result<(), String> {
         if rec.spec.engine == EngineKind::Redis {
             return self.promote_redis(rec, heir, lost, deadline).await;
+        }
+        if rec.spec.engine == EngineKind::Mariadb {
+            return self.promote_mariadb(rec, heir, lost, deadline).await;
         }
         // The heir may be starting (this step resumed after a daemon restart, which restarts
         // every member): wait for it to answer, with a growing pause.

@@ -1,4 +1,4 @@
-//! MariaDB's switchover on the local runtime.
+//! MariaDB's switchover and the promotion of a failover on the local runtime.
 
 use std::time::Instant;
 
@@ -6,7 +6,7 @@ use firecamp_api::Role;
 use firecamp_catalog::mariadb::ADMIN_USER;
 use firecamp_probe::mariadb;
 
-use crate::operations::poll_fast;
+use crate::operations::{poll, poll_fast};
 use crate::runtime::Runtime;
 use crate::status;
 use crate::store::ServiceRecord;
@@ -83,6 +83,49 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// A failover's promotion (the fence step already recorded `heir` as the primary and
+    /// killed `lost`): `heir` applies everything it received, drops its link and takes writes;
+    /// the other replicas restart to follow it; `lost` starts again as its replica (a member that
+    /// had transactions `heir` never received is refused by `heir` and stays out, DEGRADED).
+    pub(crate) async fn promote_mariadb(&self, rec: &ServiceRecord, heir: &str, lost: &str, deadline: Instant) -> Result<(), String> {
+        let service = rec.name.as_str();
+        let t = status::target(rec, heir).ok_or_else(|| format!("{heir} has no address"))?;
+        // The heir may be starting (a resumed step after a daemon restart).
+        poll(deadline, &format!("{heir} does not answer"), || async { status::probe_role(rec, heir).await.map(|_| ()).map_err(|e| e.to_string()) }).await?;
+        if status::probe_role(rec, heir).await.map_err(|e| e.to_string())? != Role::Primary {
+            let mut s = mariadb::session(&t, ADMIN_USER).await.map_err(|e| e.to_string())?;
+            if let Some(st) = mariadb::replica_status(&t, ADMIN_USER).await.map_err(|e| e.to_string())? {
+                let pos = sql_gtid(&st.gtid_io_pos)?.to_string();
+                let waited = s.text(&format!("SELECT MASTER_GTID_WAIT('{pos}', {CATCH_UP_SECS})")).await.map_err(|e| e.to_string())?;
+                if waited.as_deref() != Some("0") {
+                    tracing::warn!(%service, %heir, "did not apply all it received ({pos}) within {CATCH_UP_SECS} s; promoted anyway");
+                }
+            }
+            s.exec("STOP SLAVE").await.map_err(|e| e.to_string())?;
+            s.exec("RESET SLAVE ALL").await.map_err(|e| e.to_string())?;
+            s.exec("SET GLOBAL read_only = OFF").await.map_err(|e| e.to_string())?;
+            s.close().await;
+        }
+        for m in rec.ips.keys().filter(|m| m.as_str() != heir && m.as_str() != lost) {
+            self.log_sink(service, m).line(&format!("firecamp: {m} restarts to replicate from {heir}"));
+            self.stop_member(service, m).await;
+            self.start_member(rec, m).await.map_err(|e| e.to_string())?;
+            self.wait_member(rec, m, deadline).await?;
+        }
+        if !self.running.lock().await.get(service).is_some_and(|r| r.members.contains_key(lost)) {
+            self.start_member(rec, lost).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// The sequence number of domain 0 in a GTID position (`0-1-42` → 42): FireCamp's services
+/// write in one domain, so it orders positions.
+pub(crate) fn gtid_seq(pos: &str) -> Option<u64> {
+    pos.split(',').filter_map(|g| g.trim().strip_prefix("0-")).filter_map(|r| r.split_once('-')?.1.parse().ok()).max()
+}
+
 /// A GTID position as MariaDB prints it (`0-1-42,1-3-7`), checked before it goes into a statement.
 fn sql_gtid(pos: &str) -> Result<&str, String> {
     if pos.chars().all(|c| c.is_ascii_digit() || c == '-' || c == ',') { Ok(pos) } else { Err(format!("unexpected GTID position {pos:?}")) }
@@ -95,5 +138,12 @@ mod tests {
         assert_eq!(super::sql_gtid("0-1-42,1-3-7"), Ok("0-1-42,1-3-7"));
         assert_eq!(super::sql_gtid(""), Ok(""));
         assert!(super::sql_gtid("0-1-1', 0); DROP").is_err());
+    }
+
+    #[test]
+    fn positions_order_by_domain_0() {
+        assert_eq!(super::gtid_seq("0-1-42"), Some(42));
+        assert_eq!(super::gtid_seq("0-2-7,1-3-900"), Some(7));
+        assert_eq!(super::gtid_seq(""), None);
     }
 }

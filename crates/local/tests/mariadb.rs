@@ -7,8 +7,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{require, spec, with_bed};
-use firecamp_api::{OperationPhase, Phase, Role};
+use common::{kill_and_block, require, spec, with_bed};
+use firecamp_api::{OperationKind, OperationPhase, Phase, Role};
 use firecamp_core::EngineKind;
 use firecamp_probe::{Target, mariadb};
 use serde_json::json;
@@ -17,8 +17,9 @@ use tokio::sync::watch;
 const ROOT: &str = "root";
 
 async fn target(bed: &common::Bed, member: &str) -> Target {
-    let ip = bed.ip("md", member).await;
-    Target::new(ip.clone(), 3306).with_password(bed.secret("md", member, "root-password")).with_tls(bed.ca("md", member), ip)
+    let name = member.rsplit_once('-').unwrap().0;
+    let ip = bed.ip(name, member).await;
+    Target::new(ip.clone(), 3306).with_password(bed.secret(name, member, "root-password")).with_tls(bed.ca(name, member), ip)
 }
 
 /// The first column of `sql`'s first row on `member`.
@@ -190,4 +191,68 @@ async fn a_primary_and_two_replicas_replicate_by_gtid_and_switch_over_without_lo
 
 fn ids(v: &[i64]) -> String {
     v.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// A lost primary (killed, its address taken so it cannot come back) is replaced by the replica
+/// that received the most, after `failover.delaySeconds`; the other replica follows the heir;
+/// the old primary, once it may start again, rejoins as the heir's replica with every row.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_primary_is_replaced_by_the_most_advanced_replica_and_rejoins() {
+    require(EngineKind::Mariadb);
+    with_bed(
+        "t-mdf",
+        "127.0.213.1/10",
+        |_| {},
+        |bed| async move {
+            let mut s = spec("mariadb", 3, "512Mi");
+            s["failover"] = json!({ "delaySeconds": 5 });
+            bed.create(json!({ "name": "mf", "spec": s })).await.expect("created");
+            bed.wait_phase("mf", Phase::Active, Duration::from_secs(180)).await;
+            let t0 = target(&bed, "mf-0").await;
+            mariadb::execute(&t0, ROOT, "CREATE DATABASE app").await.unwrap();
+            mariadb::execute(&t0, ROOT, "CREATE TABLE app.t (id BIGINT PRIMARY KEY)").await.unwrap();
+            let values: Vec<String> = (1..=100).map(|i| format!("({i})")).collect();
+            mariadb::execute(&t0, ROOT, &format!("INSERT INTO app.t VALUES {}", values.join(","))).await.unwrap();
+            for m in ["mf-1", "mf-2"] {
+                until(&bed, m, "SELECT COUNT(*) FROM app.t", "100").await;
+            }
+
+            let hold = kill_and_block(&bed, "mf", "mf-0", 3306).await;
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let op = loop {
+                let ops: Vec<_> = bed.operations("mf").await.into_iter().filter(|o| o.kind == OperationKind::Failover).collect();
+                if let Some(o) = ops.first().filter(|o| o.phase.is_terminal()) {
+                    break o.clone();
+                }
+                assert!(Instant::now() < deadline, "no failover: {ops:#?}\n{}", bed.logs("mf", "mf-0").await);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            assert_eq!(op.phase, OperationPhase::Succeeded, "{op:#?}");
+            let heir = op.steps[1].member.clone();
+            assert_eq!(op.steps[0].describe(), format!("fence mf-0 → {heir}"));
+            // The heir takes writes and has every row; the other replica follows it.
+            mariadb::execute(&target(&bed, &heir).await, ROOT, "INSERT INTO app.t VALUES (101)").await.unwrap();
+            let other = if heir == "mf-1" { "mf-2" } else { "mf-1" };
+            until(&bed, other, "SELECT COUNT(*) FROM app.t", "101").await;
+            let st = mariadb::replica_status(&target(&bed, other).await, ROOT).await.unwrap().expect("a replica");
+            assert_eq!(st.master_host, format!("{heir}.t-mdf-firecamp.com"));
+
+            // The old primary, free to start again, comes back as the heir's replica.
+            drop(hold);
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                let s = bed.get("mf").await;
+                let role = s.status.members.iter().find(|m| m.name == "mf-0").unwrap().role;
+                if role == Role::Replica && s.status.phase == Phase::Active {
+                    let primaries: Vec<&str> = s.status.members.iter().filter(|m| m.role == Role::Primary).map(|m| m.name.as_str()).collect();
+                    assert_eq!(primaries, [heir.as_str()]);
+                    break;
+                }
+                assert!(Instant::now() < deadline, "mf-0 did not rejoin: {:?}\n{}", s.status, bed.logs("mf", "mf-0").await);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            until(&bed, "mf-0", "SELECT COUNT(*) FROM app.t", "101").await;
+        },
+    )
+    .await;
 }
