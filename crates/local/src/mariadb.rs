@@ -38,9 +38,22 @@ impl Runtime {
             }
             status::mariadb_linked(rec, new).await.map_err(|e| format!("{new} is not a linked replica: {e}"))?;
             let mut lock = mariadb::session(&target(old)?, ADMIN_USER).await.map_err(|e| format!("{old}: {e}"))?;
-            lock.exec("SET GLOBAL read_only = ON").await.map_err(|e| e.to_string())?;
-            lock.exec("FLUSH TABLES WITH READ LOCK").await.map_err(|e| e.to_string())?;
-            let pos = lock.text("SELECT @@gtid_binlog_pos").await.map_err(|e| e.to_string())?.unwrap_or_default();
+            let locked = async {
+                lock.exec("SET GLOBAL read_only = ON").await?;
+                lock.exec("FLUSH TABLES WITH READ LOCK").await?;
+                lock.text("SELECT @@gtid_binlog_pos").await
+            }
+            .await;
+            let pos = match locked {
+                Ok(pos) => pos.unwrap_or_default(),
+                Err(e) => {
+                    // The primary takes writes again: nothing changed.
+                    let _ = lock.exec("UNLOCK TABLES").await;
+                    let _ = lock.exec("SET GLOBAL read_only = OFF").await;
+                    lock.close().await;
+                    return Err(format!("stopping writes on {old}: {e}; it takes writes again, nothing changed"));
+                }
+            };
             let mut n = mariadb::session(&target(new)?, ADMIN_USER).await.map_err(|e| format!("{new}: {e}"))?;
             let waited = n.text(&format!("SELECT MASTER_GTID_WAIT('{}', {CATCH_UP_SECS})", sql_gtid(&pos)?)).await;
             if waited.as_ref().ok().and_then(|w| w.as_deref()) != Some("0") {
