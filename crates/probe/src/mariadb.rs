@@ -131,33 +131,3 @@ pub async fn replica_status(t: &Target, user: &str) -> Result<Option<ReplicaStat
         gtid_io_pos: col("Gtid_IO_Pos"),
     }))
 }
-
-/// `CHANGE MASTER TO` the primary at `primary_host` (its DNS name, which its certificate
-/// carries) through GTID, over TLS verified with the CA at `ca_file` on the member's machine.
-/// Only alphanumeric passwords are accepted, so the statement needs no escaping.
-pub fn change_master_sql(primary_host: &str, port: u16, user: &str, password: &str, ca_file: &str) -> Result<String, String> {
-    if password.is_empty() || !password.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err("the replication password must be alphanumeric".into());
-    }
-    let safe = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || "-._/".contains(c));
-    if !safe(primary_host) || !safe(user) || !safe(ca_file) {
-        return Err("host, user and CA file may hold only letters, digits and -._/".into());
-    }
-    Ok(format!(
-        "CHANGE MASTER TO MASTER_HOST='{primary_host}', MASTER_PORT={port}, MASTER_USER='{user}', MASTER_PASSWORD='{password}', \
-         MASTER_SSL=1, MASTER_SSL_CA='{ca_file}', MASTER_SSL_VERIFY_SERVER_CERT=1, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1"
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn change_master_takes_only_safe_words() {
-        let sql = change_master_sql("db-0.prod-firecamp.com", 3306, "replicator", "Abc123", "/etc/firecamp/tls/ca.crt").unwrap();
-        assert!(sql.contains("MASTER_HOST='db-0.prod-firecamp.com'") && sql.contains("MASTER_USE_GTID=slave_pos"), "{sql}");
-        assert!(change_master_sql("db-0", 3306, "replicator", "a'; DROP USER root; --", "/ca").is_err());
-        assert!(change_master_sql("db-0' , MASTER_PORT=1", 3306, "replicator", "Abc", "/ca").is_err());
-    }
-}
