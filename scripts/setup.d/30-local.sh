@@ -1,5 +1,5 @@
 # The local runtime's real-server tests (crates/local/tests, crates/probe/tests): PostgreSQL 15,
-# Redis 7.0 (server and redis-cli), ZooKeeper 3.8 with a JRE, Kafka 4.4 (Maven Central), MariaDB 10.11, and the metrics exporters
+# Redis 7.0 (server and redis-cli), ZooKeeper 3.8 with a JRE, Kafka 4.4 and Cassandra 5.0 (Maven Central), MariaDB 10.11, and the metrics exporters
 # (postgres_exporter, redis_exporter) and promtool from Debian 12's packages; ZooKeeper's
 # Prometheus provider from Maven Central (docs/monitoring.md).
 # Sourced by scripts/test.sh. Tests that need a server fail, loudly, when it is missing.
@@ -49,6 +49,21 @@ if [ "$(cat "$kafka_dir/.inputs.sha256" 2>/dev/null)" != "$kafka_inputs" ]; then
   rm -rf "$kafka_dir" && mv "$kafka_dir.partial" "$kafka_dir"
 fi
 id -u kafka >/dev/null 2>&1 || adduser --system --group --no-create-home --quiet kafka
+# Cassandra 5.0 (Debian has no package): cassandra-all and its dependencies from Maven Central,
+# the same way (scripts/cassandra/pom.xml, jars.sha256). Its members run as the system user
+# cassandra, created here.
+cassandra_dir=/usr/local/share/firecamp/cassandra-5.0.6
+cassandra_inputs="$(cat scripts/cassandra/pom.xml scripts/cassandra/jars.sha256 | sha256sum)"
+if [ "$(cat "$cassandra_dir/.inputs.sha256" 2>/dev/null)" != "$cassandra_inputs" ]; then
+  echo "fetching Cassandra from Maven Central"
+  rm -rf "$cassandra_dir.partial" && mkdir -p "$cassandra_dir.partial/lib"
+  mvn -q -B -C -f scripts/cassandra/pom.xml dependency:copy-dependencies -DoutputDirectory="$cassandra_dir.partial/lib"
+  (cd "$cassandra_dir.partial/lib" && sha256sum --quiet -c "$OLDPWD/scripts/cassandra/jars.sha256")
+  [ "$(ls "$cassandra_dir.partial/lib" | wc -l)" = "$(wc -l < scripts/cassandra/jars.sha256)" ] || { echo "Cassandra's jars are not the ones jars.sha256 lists" >&2; exit 1; }
+  echo "$cassandra_inputs" > "$cassandra_dir.partial/.inputs.sha256"
+  rm -rf "$cassandra_dir" && mv "$cassandra_dir.partial" "$cassandra_dir"
+fi
+id -u cassandra >/dev/null 2>&1 || adduser --system --group --no-create-home --quiet cassandra
 # A server the packages started anyway would hold no port of ours (members bind their own
 # loopback IPs), so nothing else to stop. Report what the tests will run.
 echo "PostgreSQL: $(ls -d /usr/lib/postgresql/*/bin | tr '\n' ' ')"
@@ -56,6 +71,7 @@ echo "Redis: $(redis-server --version | cut -d' ' -f3)"
 echo "ZooKeeper: $(ls /usr/share/java/zookeeper-[0-9]*.jar)"
 echo "Kafka: $(ls "$kafka_dir"/lib/kafka_2.13-*.jar)"
 echo "MariaDB: $(/usr/sbin/mariadbd --version)"
+echo "Cassandra: $(ls "$cassandra_dir"/lib/cassandra-all-*.jar)"
 echo "exporters: $(command -v prometheus-postgres-exporter prometheus-redis-exporter | tr '\n' ' ')$(ls "$zk_metrics"/zookeeper-prometheus-metrics-*.jar)"
 # Names the tests' runtimes add to /etc/hosts are removed when each test ends; a crashed run
 # could leave a block behind: remove the tests' blocks (clusters named t-…) at the end anyway.

@@ -197,6 +197,8 @@ pub enum Role {
     Leader,
     Follower,
     Standalone,
+    /// A member of a leaderless ring, every member equal (Cassandra).
+    Peer,
     #[default]
     Unknown,
 }
@@ -209,6 +211,7 @@ impl Role {
             Role::Leader => "leader",
             Role::Follower => "follower",
             Role::Standalone => "standalone",
+            Role::Peer => "peer",
             Role::Unknown => "unknown",
         }
     }

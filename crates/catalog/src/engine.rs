@@ -66,5 +66,6 @@ pub fn engine(kind: EngineKind) -> &'static dyn Engine {
         EngineKind::Zookeeper => &crate::zookeeper::ZooKeeper,
         EngineKind::Kafka => &crate::kafka::Kafka,
         EngineKind::Mariadb => &crate::mariadb::MariaDb,
+        EngineKind::Cassandra => &crate::cassandra::Cassandra,
     }
 }

@@ -280,7 +280,7 @@ pub fn k8s_exporter(engine: EngineKind) -> &'static str {
     match engine {
         EngineKind::Postgresql => "/usr/bin/prometheus-postgres-exporter",
         EngineKind::Redis => "/usr/bin/prometheus-redis-exporter",
-        EngineKind::Zookeeper | EngineKind::Kafka | EngineKind::Mariadb => "",
+        EngineKind::Zookeeper | EngineKind::Kafka | EngineKind::Mariadb | EngineKind::Cassandra => "",
     }
 }
 

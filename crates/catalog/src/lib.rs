@@ -2,6 +2,7 @@
 //! member, probes and roles. Pure: it turns a validated spec into a [`ServicePlan`] that the
 //! Kubernetes builders and the local runtime both consume, so only paths and addresses differ.
 
+pub mod cassandra;
 pub mod engine;
 pub mod jvm;
 pub mod kafka;
@@ -41,6 +42,7 @@ pub mod examples {
             zookeeper: None,
             kafka: None,
             mariadb: None,
+            cassandra: None,
             update_policy: None,
             config: Default::default(),
             member_config: Default::default(),

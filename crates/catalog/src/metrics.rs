@@ -30,6 +30,8 @@ pub fn port(engine: EngineKind) -> u16 {
         EngineKind::Kafka => 7071,
         // Not served yet (docs/mariadb.md); mysqld_exporter's registered port.
         EngineKind::Mariadb => 9104,
+        // Not served yet (docs/cassandra.md); the JMX exporter's port beside the storage port.
+        EngineKind::Cassandra => 7070,
     }
 }
 

@@ -155,6 +155,12 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
             Some(_) if current.engine == firecamp_core::EngineKind::Mariadb => {
                 errs.push("replicas", "scaling a MariaDB service is not supported yet: a new replica needs a copy of the primary (docs/mariadb.md)")
             }
+            // A joining member streams its ranges (bootstrap) and a leaving one hands them over
+            // (decommission): FireCamp does not drive either yet.
+            Some(_) if current.engine == firecamp_core::EngineKind::Cassandra => errs.push(
+                "replicas",
+                "scaling a Cassandra service is not supported yet: members would have to join by bootstrap and leave by decommission (docs/cassandra.md)",
+            ),
             // The range and the engine's own rules (synchronous replication needs 2) are
             // checked by `plan` on the next spec.
             Some(n) => {

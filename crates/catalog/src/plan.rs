@@ -333,6 +333,7 @@ fn validate_engine_blocks(spec: &ServiceSpec, errs: &mut ValidationErrors) {
         (EngineKind::Zookeeper, spec.zookeeper.is_some()),
         (EngineKind::Kafka, spec.kafka.is_some()),
         (EngineKind::Mariadb, spec.mariadb.is_some()),
+        (EngineKind::Cassandra, spec.cassandra.is_some()),
     ];
     for (kind, present) in blocks {
         if present && kind != spec.engine {

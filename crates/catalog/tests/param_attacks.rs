@@ -23,6 +23,7 @@ fn name(e: EngineKind) -> &'static str {
         Zookeeper => "zk",
         Kafka => "kf",
         Mariadb => "md",
+        Cassandra => "cs",
     }
 }
 
@@ -119,6 +120,30 @@ const MARIADB_ATTACKS: &[(&str, &str)] = &[
     ("local_infile", "ON"),
 ];
 
+/// Cassandra: user-defined functions run Java or JavaScript inside the server; the addresses,
+/// directories, security and the ring's identity are FireCamp's.
+const CASSANDRA_ATTACKS: &[(&str, &str)] = &[
+    ("user_defined_functions_enabled", "true"),
+    ("scripted_user_defined_functions_enabled", "true"),
+    ("enable_user_defined_functions", "true"),
+    ("authenticator", "AllowAllAuthenticator"),
+    ("authorizer", "AllowAllAuthorizer"),
+    ("client_encryption_options", "{enabled: false}"),
+    ("server_encryption_options", "{internode_encryption: none}"),
+    ("listen_address", "0.0.0.0"),
+    ("rpc_address", "0.0.0.0"),
+    ("native_transport_port", "9999"),
+    ("data_file_directories", "[/etc]"),
+    ("commitlog_directory", "/etc"),
+    ("hints_directory", "/tmp"),
+    ("seed_provider", "evil"),
+    ("cluster_name", "other"),
+    ("endpoint_snitch", "SimpleSnitch"),
+    ("full_query_logging_options", "{archive_command: /bin/sh -c id}"),
+    ("audit_logging_options", "{archive_command: /bin/sh -c id}"),
+    ("jmx_server_options", "{enabled: true}"),
+];
+
 fn attacks(e: EngineKind) -> &'static [(&'static str, &'static str)] {
     match e {
         Postgresql => PG_ATTACKS,
@@ -126,12 +151,13 @@ fn attacks(e: EngineKind) -> &'static [(&'static str, &'static str)] {
         Zookeeper => ZOOKEEPER_ATTACKS,
         Kafka => KAFKA_ATTACKS,
         Mariadb => MARIADB_ATTACKS,
+        Cassandra => CASSANDRA_ATTACKS,
     }
 }
 
 #[test]
 fn keys_that_run_commands_load_code_or_move_files_are_refused_in_config_and_member_config() {
-    for e in [Postgresql, Redis, Zookeeper, Kafka, Mariadb] {
+    for e in [Postgresql, Redis, Zookeeper, Kafka, Mariadb, Cassandra] {
         for (k, v) in attacks(e) {
             let msg = refused_on(e, &with(e, k, v), &format!("spec.config.{k}"));
             assert!(msg.contains("not an allowed") || msg.contains("FireCamp sets"), "{k}: {msg}");
@@ -317,7 +343,7 @@ proptest! {
                     prop_assert!(param.unwrap().check(v).is_ok(), "{k}={v:?}");
                     prop_assert!(!v.contains(['\n', '\r', '\'', '\\']), "{k}={v:?}");
                 }
-                let file = match e { Postgresql => "postgresql.conf", Redis => "redis.conf", Zookeeper => "zoo.cfg", Kafka => "server.properties", Mariadb => "my.cnf" };
+                let file = match e { Postgresql => "postgresql.conf", Redis => "redis.conf", Zookeeper => "zoo.cfg", Kafka => "server.properties", Mariadb => "my.cnf", Cassandra => "cassandra.yaml" };
                 let m = p.members.iter().find(|m| m.member.name.as_str() == format!("{}-0", name(e))).unwrap();
                 let conf = &m.files.iter().find(|f| f.name == file).unwrap().content;
                 if !config.is_empty() {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use firecamp_catalog::examples::spec;
 use firecamp_catalog::layout::KubernetesLayout;
 use firecamp_catalog::plan;
-use firecamp_core::spec::{KafkaOptions, MariadbOptions, PostgresOptions, PostgresReplication, RedisMode, RedisOptions, ZooKeeperOptions};
+use firecamp_core::spec::{CassandraOptions, KafkaOptions, MariadbOptions, PostgresOptions, PostgresReplication, RedisMode, RedisOptions, ZooKeeperOptions};
 use firecamp_core::{ClusterConfig, EngineKind, ServiceSpec};
 use proptest::prelude::*;
 
@@ -34,7 +34,7 @@ fn opt_text() -> impl Strategy<Value = Option<String>> {
 
 prop_compose! {
     fn any_spec()(
-        engine in prop::sample::select(vec![Postgresql, Redis, Zookeeper, Kafka, Mariadb]),
+        engine in prop::sample::select(vec![Postgresql, Redis, Zookeeper, Kafka, Mariadb, Cassandra]),
         replicas in prop_oneof![0u32..12, any::<u32>()],
         zones in prop::collection::vec(text(), 0..5),
         cpu in opt_text(), memory in opt_text(), cpu_limit in opt_text(), memory_limit in opt_text(),
@@ -67,6 +67,7 @@ prop_compose! {
             Zookeeper => s.zookeeper = Some(ZooKeeperOptions { heap }),
             Kafka => s.kafka = Some(KafkaOptions { heap }),
             Mariadb => s.mariadb = Some(MariadbOptions { semi_sync: sync, max_connections }),
+            Cassandra => s.cassandra = Some(CassandraOptions { heap }),
         }
         s.labels = labels;
         s.annotations = annotations;

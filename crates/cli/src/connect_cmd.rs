@@ -55,6 +55,7 @@ fn login(engine: EngineKind) -> (&'static str, &'static str, Option<&'static str
         EngineKind::Zookeeper => (zookeeper::CLIENT_USER, zookeeper::CLIENT_PASSWORD, None),
         EngineKind::Kafka => (kafka::CLIENT_USER, kafka::CLIENT_PASSWORD, None),
         EngineKind::Mariadb => (mariadb::ADMIN_USER, mariadb::ADMIN_PASSWORD, None),
+        EngineKind::Cassandra => (firecamp_catalog::cassandra::ADMIN_USER, firecamp_catalog::cassandra::ADMIN_PASSWORD, None),
     }
 }
 
@@ -179,6 +180,11 @@ fn command(engine: EngineKind, dir: &Path, host: &str, ca: &Path, password: Opti
         EngineKind::Kafka => {
             return Err(CliError::Usage(
                 "Kafka has no interactive client; `firecamp service credentials` prints the client properties its tools and clients take".into(),
+            ));
+        }
+        EngineKind::Cassandra => {
+            return Err(CliError::Usage(
+                "FireCamp does not run cqlsh yet (it is not packaged here); `firecamp service credentials` prints the cqlsh line to use".into(),
             ));
         }
     }

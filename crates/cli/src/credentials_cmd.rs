@@ -69,6 +69,7 @@ fn line(engine: EngineKind, dns: &str, ca: &str, user: &str) -> String {
             kafka::CLIENT_PORT
         ),
         EngineKind::Mariadb => format!("mariadb --host {dns} --port {} --user {user} --ssl --ssl-verify-server-cert --ssl-ca={ca} -p", mariadb::PORT),
+        EngineKind::Cassandra => format!("SSL_CERTFILE={ca} SSL_VALIDATE=true cqlsh --ssl -u {user} {dns} {}", firecamp_catalog::cassandra::CQL_PORT),
     }
 }
 
@@ -80,6 +81,7 @@ fn login(engine: EngineKind) -> (&'static str, &'static str) {
         EngineKind::Zookeeper => (zookeeper::CLIENT_USER, zookeeper::CLIENT_PASSWORD),
         EngineKind::Kafka => (kafka::CLIENT_USER, kafka::CLIENT_PASSWORD),
         EngineKind::Mariadb => (mariadb::ADMIN_USER, mariadb::ADMIN_PASSWORD),
+        EngineKind::Cassandra => (firecamp_catalog::cassandra::ADMIN_USER, firecamp_catalog::cassandra::ADMIN_PASSWORD),
     }
 }
 

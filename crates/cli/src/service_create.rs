@@ -114,6 +114,7 @@ fn spec_from_args(engine: EngineKind, a: &CreateArgs) -> Result<ServiceSpec, Cli
         zookeeper: None,
         kafka: None,
         mariadb: None,
+        cassandra: None,
         update_policy: None,
         config: pairs("set", &a.set)?,
         member_config: member_pairs("member-set", &a.member_set)?,
@@ -132,6 +133,7 @@ fn spec_from_args(engine: EngineKind, a: &CreateArgs) -> Result<ServiceSpec, Cli
             EngineKind::Zookeeper => spec.zookeeper = Some(serde_json::from_value(opts).map_err(|e| option_error(engine, e))?),
             EngineKind::Kafka => spec.kafka = Some(serde_json::from_value(opts).map_err(|e| option_error(engine, e))?),
             EngineKind::Mariadb => spec.mariadb = Some(serde_json::from_value(opts).map_err(|e| option_error(engine, e))?),
+            EngineKind::Cassandra => spec.cassandra = Some(serde_json::from_value(opts).map_err(|e| option_error(engine, e))?),
         }
     }
     spec.replicas = a.replicas.unwrap_or_else(|| match spec.redis.as_ref().and_then(|r| r.shards) {

@@ -59,8 +59,8 @@ fn ops_counter(engine: EngineKind, s: &[Sample]) -> Option<f64> {
         EngineKind::Postgresql => Some(sum(s, "pg_stat_database_xact_commit")? + sum(s, "pg_stat_database_xact_rollback").unwrap_or(0.0)),
         EngineKind::Redis => sum(s, "redis_commands_processed_total"),
         EngineKind::Zookeeper => sum(s, "packets_received"),
-        // Kafka and MariaDB members serve no metrics yet (docs/kafka.md, docs/mariadb.md).
-        EngineKind::Kafka | EngineKind::Mariadb => None,
+        // Kafka, MariaDB and Cassandra members serve no metrics yet (docs/kafka.md, …).
+        EngineKind::Kafka | EngineKind::Mariadb | EngineKind::Cassandra => None,
     }
 }
 
@@ -92,7 +92,7 @@ fn lag(engine: EngineKind, s: &[Sample]) -> Option<String> {
             None => None,
         },
         EngineKind::Zookeeper => Some(format!("{:.0}/{:.0} synced", max(s, "synced_followers")?, max(s, "quorum_size")? - 1.0)),
-        EngineKind::Kafka | EngineKind::Mariadb => None,
+        EngineKind::Kafka | EngineKind::Mariadb | EngineKind::Cassandra => None,
     }
 }
 
@@ -115,7 +115,7 @@ fn figures(engine: EngineKind, m: &MemberStatus, scraped: &Result<Vec<Sample>, S
         EngineKind::Postgresql => (max(s, "pg_up") == Some(1.0), sum(s, "pg_stat_database_numbackends"), None),
         EngineKind::Redis => (max(s, "redis_up") == Some(1.0), max(s, "redis_connected_clients"), max(s, "redis_memory_used_bytes")),
         EngineKind::Zookeeper => (true, max(s, "num_alive_connections"), one(s, "jvm_memory_bytes_used", ("area", "heap"))),
-        EngineKind::Kafka | EngineKind::Mariadb => (false, None, None),
+        EngineKind::Kafka | EngineKind::Mariadb | EngineKind::Cassandra => (false, None, None),
     };
     let ops = ops_counter(engine, s).zip(before).and_then(|(c, (t, b))| {
         let secs = now.duration_since(*t).as_secs_f64();

@@ -15,10 +15,12 @@ pub enum EngineKind {
     Zookeeper,
     Kafka,
     Mariadb,
+    Cassandra,
 }
 
 impl EngineKind {
-    pub const ALL: [EngineKind; 5] = [EngineKind::Postgresql, EngineKind::Redis, EngineKind::Zookeeper, EngineKind::Kafka, EngineKind::Mariadb];
+    pub const ALL: [EngineKind; 6] =
+        [EngineKind::Postgresql, EngineKind::Redis, EngineKind::Zookeeper, EngineKind::Kafka, EngineKind::Mariadb, EngineKind::Cassandra];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -27,6 +29,7 @@ impl EngineKind {
             EngineKind::Zookeeper => "zookeeper",
             EngineKind::Kafka => "kafka",
             EngineKind::Mariadb => "mariadb",
+            EngineKind::Cassandra => "cassandra",
         }
     }
 
@@ -71,6 +74,8 @@ pub struct ServiceSpec {
     pub kafka: Option<KafkaOptions>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mariadb: Option<MariadbOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cassandra: Option<CassandraOptions>,
     /// Order of restarts in day-2 operations; the engine's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_policy: Option<crate::operation::UpdatePolicy>,
@@ -408,6 +413,14 @@ pub struct ZooKeeperOptions {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KafkaOptions {
+    /// JVM heap as a quantity (e.g. `1Gi`); half the memory limit when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heap: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CassandraOptions {
     /// JVM heap as a quantity (e.g. `1Gi`); half the memory limit when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heap: Option<String>,

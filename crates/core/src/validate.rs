@@ -70,6 +70,9 @@ pub fn validate_common(name: &str, spec: &ServiceSpec, cluster: &ClusterConfig, 
         if spec.engine == crate::EngineKind::Mariadb {
             errs.push("spec.backup", "MariaDB services have no backups yet (docs/mariadb.md)");
         }
+        if spec.engine == crate::EngineKind::Cassandra {
+            errs.push("spec.backup", "Cassandra services have no backups yet (docs/cassandra.md)");
+        }
         if !cluster.backups {
             errs.push("spec.backup", "this cluster has no backup target: on Kubernetes, start the manage service with --backup-target (docs/backup.md)");
         }

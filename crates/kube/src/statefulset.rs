@@ -434,6 +434,8 @@ fn pre_stop(engine: EngineKind) -> Option<Lifecycle> {
             ..Default::default()
         }),
         // MariaDB's SIGTERM is already a clean shutdown (InnoDB flushed, clients disconnected).
-        EngineKind::Redis | EngineKind::Zookeeper | EngineKind::Kafka | EngineKind::Mariadb => None,
+        // Cassandra's SIGTERM runs its own drain (a shutdown hook: stop taking writes, flush
+        // the memtables), so a restart replays no commit log.
+        EngineKind::Redis | EngineKind::Zookeeper | EngineKind::Kafka | EngineKind::Mariadb | EngineKind::Cassandra => None,
     }
 }

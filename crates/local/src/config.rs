@@ -104,11 +104,17 @@ pub struct BinDirs {
     pub zookeeper_metrics: Option<PathBuf>,
     /// The directory whose `lib` holds Kafka's jars (default: [`KAFKA_DIR`]).
     pub kafka: Option<PathBuf>,
+    /// The directory whose `lib` holds Cassandra's jars (default: [`CASSANDRA_DIR`]).
+    pub cassandra: Option<PathBuf>,
 }
 
 /// Where Kafka's jars are looked for unless told otherwise (`scripts/setup.d/30-local.sh`
 /// fetches them there).
 pub const KAFKA_DIR: &str = "/usr/local/share/firecamp/kafka-4.4.0";
+
+/// Where Cassandra's jars are looked for unless told otherwise (`scripts/setup.d/30-local.sh`
+/// fetches them there).
+pub const CASSANDRA_DIR: &str = "/usr/local/share/firecamp/cassandra-5.0.6";
 
 /// Where ZooKeeper's Prometheus provider is looked for unless told otherwise.
 pub const ZOOKEEPER_METRICS_DIR: &str = "/usr/local/share/firecamp/zookeeper-metrics";

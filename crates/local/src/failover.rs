@@ -183,7 +183,7 @@ impl Runtime {
             EngineKind::Redis => !status::is_redis_cluster(rec),
             // MariaDB: failover by the most advanced GTID is not done yet (docs/mariadb.md).
             EngineKind::Mariadb => true,
-            EngineKind::Zookeeper | EngineKind::Kafka => false,
+            EngineKind::Zookeeper | EngineKind::Kafka | EngineKind::Cassandra => false,
         };
         engine
             && rec.spec.replicas > 1

@@ -59,6 +59,15 @@ async fn step(rt: &Runtime, name: &str, plan: &ServicePlan, bin_dir: &str) -> Re
     } else {
         (rec, roles)
     };
+    // Cassandra's default superuser is replaced once every member answers (the roles keyspace
+    // then has all its replicas); the roles probed with it stay valid.
+    let rec = if rec.spec.engine == firecamp_core::EngineKind::Cassandra {
+        let first = rec.ips.keys().next().cloned().ok_or_else(|| LocalError::Internal("a service without members".into()))?;
+        crate::cassandra::superuser_step(rt, &rec, &first).await?;
+        rt.record(name)?.ok_or_else(|| LocalError::NotFound(name.into()))?
+    } else {
+        rec
+    };
     match membership_problem(&rec, &roles).await {
         None => {
             // A restored cluster gets its data once formed, before it counts as ACTIVE.

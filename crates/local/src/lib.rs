@@ -4,6 +4,7 @@
 //! differ). See docs/local.md.
 
 pub mod backup;
+mod cassandra;
 pub mod config;
 pub mod daemon;
 pub mod dns;

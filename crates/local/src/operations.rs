@@ -242,7 +242,7 @@ impl Runtime {
             }
             // MariaDB refuses an unknown key at the restart that applies it (the member does
             // not start, the operation fails naming it).
-            EngineKind::Zookeeper | EngineKind::Kafka | EngineKind::Mariadb => {}
+            EngineKind::Zookeeper | EngineKind::Kafka | EngineKind::Mariadb | EngineKind::Cassandra => {}
         }
     }
 
@@ -554,6 +554,7 @@ impl Runtime {
                     EngineKind::Zookeeper => Err("ZooKeeper cannot choose its leader".into()),
                     EngineKind::Kafka => Err("Kafka's controller quorum elects its own leader".into()),
                     EngineKind::Mariadb => self.mariadb_switchover(&rec, member, to, deadline).await,
+                    EngineKind::Cassandra => Err("Cassandra has no primary: every member takes writes".into()),
                 }
             }
         }
@@ -619,6 +620,16 @@ impl Runtime {
                     some => Err(format!("{} partitions under-replicated (first: {})", some.len(), some[0])),
                 }
             }
+            // Back in every other member's gossip as NORMAL (serving its ranges again), before
+            // the next member goes down.
+            EngineKind::Cassandra => {
+                for m in rec.ips.keys() {
+                    if let Some(p) = crate::cassandra::ring_problem(rec, m).await {
+                        return Err(p);
+                    }
+                }
+                Ok(())
+            }
         }
     }
 
@@ -675,6 +686,7 @@ impl Runtime {
             EngineKind::Zookeeper => Err("ZooKeeper cannot reload its configuration".into()),
             EngineKind::Kafka => Err("Kafka's server.properties is read at start".into()),
             EngineKind::Mariadb => Err("MariaDB's my.cnf is read at start".into()),
+            EngineKind::Cassandra => Err("Cassandra's cassandra.yaml is read at start".into()),
         }
     }
 

@@ -61,7 +61,7 @@ pub struct Runtime {
 }
 
 /// 32 alphanumeric characters (about 190 bits); the start scripts refuse anything else.
-fn password() -> String {
+pub(crate) fn password() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 32)
 }
 
@@ -324,6 +324,8 @@ impl Runtime {
             EngineKind::Kafka => (Signal::SIGTERM, Duration::from_secs(60)),
             // A clean shutdown: clients disconnected, InnoDB flushed.
             EngineKind::Mariadb => (Signal::SIGTERM, Duration::from_secs(60)),
+            // Its shutdown hook drains the member (no more writes taken, memtables flushed).
+            EngineKind::Cassandra => (Signal::SIGTERM, Duration::from_secs(120)),
         };
         let dir = self.cfg.service_dir(&rec.name).join(member);
         kill_stale(&dir);

@@ -10,7 +10,7 @@ use firecamp_catalog::version::server_matches;
 use firecamp_catalog::{EngineVersion, engine};
 use firecamp_core::EngineKind;
 
-use crate::config::{BinDirs, Config, KAFKA_DIR, ZOOKEEPER_METRICS_DIR};
+use crate::config::{BinDirs, CASSANDRA_DIR, Config, KAFKA_DIR, ZOOKEEPER_METRICS_DIR};
 use crate::error::{LocalError, Result};
 
 /// One installed server an engine's members can run.
@@ -227,6 +227,55 @@ fn mariadb(cfg: &Config, asked: Option<&str>) -> Result<Installed> {
     })
 }
 
+/// `cassandra-all-5.0.6.jar` → `5.0.6`.
+pub fn parse_cassandra_jar(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let v = name.strip_prefix("cassandra-all-")?.strip_suffix(".jar")?;
+    v.chars().next().filter(char::is_ascii_digit).map(|_| v.to_string())
+}
+
+/// Cassandra from the jars `scripts/setup.d/30-local.sh` fetches from Maven Central into
+/// [`CASSANDRA_DIR`]`/lib` (Debian has no Cassandra package).
+fn cassandra(cfg: &Config, asked: Option<&str>) -> Result<Installed> {
+    let lib = cfg.bin_dirs.cassandra.clone().unwrap_or_else(|| PathBuf::from(CASSANDRA_DIR)).join("lib");
+    let jars: Vec<PathBuf> = std::fs::read_dir(&lib).map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
+    let server = jars.iter().find(|p| parse_cassandra_jar(p).is_some());
+    let jamm = jars.iter().find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("jamm-")));
+    let (Some(server), Some(jamm)) = (server, jamm) else {
+        return Err(LocalError::Unavailable(format!(
+            "Cassandra is not installed on this machine: no cassandra-all-<version>.jar and jamm agent in {}; scripts/setup.d/30-local.sh fetches them from Maven Central (scripts/cassandra/pom.xml)",
+            lib.display()
+        )));
+    };
+    if on_path("java").is_none() {
+        return Err(missing("java, which Cassandra needs,", "default-jre-headless"));
+    }
+    let version = parse_cassandra_jar(server).unwrap_or_default();
+    Ok(Installed {
+        catalog_version: catalog_version(EngineKind::Cassandra, &version, asked)?,
+        server_version: version,
+        bin_dir: cfg.bin_dir().join("cassandra").display().to_string(),
+        launchers: vec![("cassandra-server", cassandra_launcher(&lib, jamm))],
+        metrics: None,
+    })
+}
+
+/// The launcher the Cassandra start script runs as `cassandra-server @<jvm.args>`: Java with the
+/// jars of `lib`, the jamm agent Cassandra measures memory with, the member's argfile (module
+/// flags, GC) and its `CASSANDRA_JVM_FLAGS` (heap, config files, directories).
+pub fn cassandra_launcher(lib: &Path, jamm: &Path) -> String {
+    format!(
+        r#"#!/bin/bash
+# Written by the FireCamp local runtime: runs a Cassandra server (CassandraDaemon) from the jars
+# in {lib}, with the member's JVM flags.
+set -euo pipefail
+exec java "$@" ${{CASSANDRA_JVM_FLAGS:-}} -javaagent:{jamm} -cp '{lib}/*' org.apache.cassandra.service.CassandraDaemon
+"#,
+        lib = lib.display(),
+        jamm = jamm.display()
+    )
+}
+
 /// The launchers the Kafka start script runs: `kafka-server <server.properties>` and
 /// `kafka-storage <args>`, both Java with the jars of `lib` and the member's `KAFKA_JVM_FLAGS`
 /// (heap, JAAS file, logging), which start.sh exports.
@@ -273,6 +322,7 @@ pub fn detect(cfg: &Config, kind: EngineKind, asked: Option<&str>, redis_cluster
         EngineKind::Zookeeper => zookeeper(cfg, asked),
         EngineKind::Kafka => kafka(cfg, asked),
         EngineKind::Mariadb => mariadb(cfg, asked),
+        EngineKind::Cassandra => cassandra(cfg, asked),
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use firecamp_api::{MemberStatus, Phase, Role, ServiceStatus};
-use firecamp_catalog::{ServicePlan, kafka, mariadb, postgresql, redis, zookeeper};
+use firecamp_catalog::{ServicePlan, cassandra, kafka, mariadb, postgresql, redis, zookeeper};
 use firecamp_core::EngineKind;
 use firecamp_core::spec::RedisMode;
 use firecamp_probe::{ProbeError, Target};
@@ -21,6 +21,7 @@ pub fn client_port(engine: EngineKind) -> u16 {
         EngineKind::Zookeeper => zookeeper::CLIENT_PORT,
         EngineKind::Kafka => kafka::CLIENT_PORT,
         EngineKind::Mariadb => mariadb::PORT,
+        EngineKind::Cassandra => cassandra::CQL_PORT,
     }
 }
 
@@ -33,6 +34,7 @@ pub fn target(rec: &ServiceRecord, member: &str) -> Option<Target> {
         EngineKind::Zookeeper => None,
         EngineKind::Kafka => rec.secrets.get(kafka::ADMIN_PASSWORD),
         EngineKind::Mariadb => rec.secrets.get(mariadb::ADMIN_PASSWORD),
+        EngineKind::Cassandra => rec.secrets.get(cassandra::ADMIN_PASSWORD),
     };
     let t = match secret {
         Some(p) => t.with_password(p.clone()),
@@ -63,6 +65,7 @@ pub async fn probe_role(rec: &ServiceRecord, member: &str) -> Result<Role, Probe
             firecamp_probe::kafka::role(&t, kafka::ADMIN_USER, node).await
         }
         EngineKind::Mariadb => firecamp_probe::mariadb::role(&t, mariadb::ADMIN_USER).await,
+        EngineKind::Cassandra => crate::cassandra::role(rec, member).await,
     }
 }
 
@@ -150,6 +153,15 @@ pub async fn membership_problem(rec: &ServiceRecord, roles: &BTreeMap<String, Re
             for m in roles.keys().filter(|m| *m != primary) {
                 if let Err(e) = mariadb_linked(rec, m).await {
                     return Some(e);
+                }
+            }
+            None
+        }
+        // Every member's gossip has every member in the ring, serving (NORMAL).
+        EngineKind::Cassandra => {
+            for m in roles.keys() {
+                if let Some(p) = crate::cassandra::ring_problem(rec, m).await {
+                    return Some(p);
                 }
             }
             None

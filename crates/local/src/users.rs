@@ -14,6 +14,8 @@ pub fn engine_user(engine: EngineKind) -> (&'static str, &'static str) {
         // No Debian package: scripts/setup.d/30-local.sh creates the user.
         EngineKind::Kafka => ("kafka", "adduser --system --group kafka"),
         EngineKind::Mariadb => ("mysql", "apt-get install mariadb-server"),
+        // No Debian package: scripts/setup.d/30-local.sh creates the user.
+        EngineKind::Cassandra => ("cassandra", "adduser --system --group cassandra"),
     }
 }
 

@@ -34,6 +34,7 @@
 //! [`ProbeError::Tls`] too, before anything is sent. [`tls::client_config`] gives the same rustls
 //! configuration to other clients. Without TLS settings every probe connects in clear as before.
 
+pub mod cassandra;
 pub mod kafka;
 pub mod mariadb;
 pub mod postgresql;

@@ -8,6 +8,7 @@
 //! Redis's `loadmodule`, ZooKeeper's system properties), and whoever may create a service must
 //! not get a shell in its pods from it.
 
+pub mod cassandra;
 pub mod kafka;
 mod kind;
 pub mod mariadb;
@@ -41,6 +42,7 @@ pub fn allowed(kind: EngineKind) -> &'static [Param] {
         EngineKind::Zookeeper => zookeeper::PARAMS,
         EngineKind::Kafka => kafka::PARAMS,
         EngineKind::Mariadb => mariadb::PARAMS,
+        EngineKind::Cassandra => cassandra::PARAMS,
     }
 }
 
@@ -56,6 +58,7 @@ fn engine_name(kind: EngineKind) -> &'static str {
         EngineKind::Zookeeper => "ZooKeeper",
         EngineKind::Kafka => "Kafka",
         EngineKind::Mariadb => "MariaDB",
+        EngineKind::Cassandra => "Cassandra",
     }
 }
 

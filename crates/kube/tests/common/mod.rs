@@ -63,6 +63,10 @@ pub fn cases() -> Vec<(&'static str, &'static str, ServiceSpec, BTreeMap<String,
     mariadb.volumes.journal = Some(VolumeSpec::new("2Gi"));
     mariadb.mariadb = Some(firecamp_core::spec::MariadbOptions { semi_sync: true, max_connections: Some(300) });
     mariadb.config.insert("innodb_flush_log_at_trx_commit".into(), "2".into());
+    let mut cassandra = spec(EngineKind::Cassandra, 3);
+    cassandra.volumes.journal = Some(VolumeSpec::new("2Gi"));
+    cassandra.cassandra = Some(firecamp_core::spec::CassandraOptions { heap: Some("2Gi".into()) });
+    cassandra.config.insert("concurrent_reads".into(), "64".into());
     vec![
         ("postgresql-async", "pg", pg, BTreeMap::new()),
         ("postgresql-sync", "pgs", pg_sync, BTreeMap::new()),
@@ -77,6 +81,7 @@ pub fn cases() -> Vec<(&'static str, &'static str, ServiceSpec, BTreeMap<String,
         ("zookeeper-restored", "zkr", zk_backed_up, BTreeMap::new()),
         ("kafka", "kf", kafka, BTreeMap::new()),
         ("mariadb", "md", mariadb, BTreeMap::new()),
+        ("cassandra", "cs", cassandra, BTreeMap::new()),
     ]
 }
 

@@ -114,6 +114,7 @@ async fn dump(b: &BaseBackup, id: &str) -> Result<BackupRecord, String> {
             none()
         }
         EngineKind::Kafka => return Err("Kafka services have no backups yet".into()),
+        EngineKind::Cassandra => return Err("Cassandra services have no backups yet".into()),
         EngineKind::Mariadb => return Err("MariaDB services have no backups yet".into()),
     };
     let dir = partial.clone();

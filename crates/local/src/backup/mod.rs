@@ -158,6 +158,7 @@ impl Runtime {
             EngineKind::Zookeeper => self.dump_zookeeper(rec, id, planned, &partial).await?,
             EngineKind::Kafka => return Err("Kafka services have no backups yet".into()),
             EngineKind::Mariadb => return Err("MariaDB services have no backups yet".into()),
+            EngineKind::Cassandra => return Err("Cassandra services have no backups yet".into()),
         };
         // The files are the engine user's, whoever wrote them: a restored member reads them.
         if let Some((uid, gid)) = owner {

@@ -208,6 +208,7 @@ pub(crate) fn check_files(dir: &Path, r: &BackupRecord) -> Result<(), String> {
         (EngineKind::Zookeeper, _) => Vec::new(),
         (EngineKind::Kafka, _) => return Err("Kafka services have no backups yet".into()),
         (EngineKind::Mariadb, _) => return Err("MariaDB services have no backups yet".into()),
+        (EngineKind::Cassandra, _) => return Err("Cassandra services have no backups yet".into()),
     };
     if r.engine == EngineKind::Zookeeper && !r.files.keys().any(|f| f.starts_with("snapshot.")) {
         return Err("its record lists no snapshot".into());

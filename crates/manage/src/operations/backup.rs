@@ -115,7 +115,7 @@ pub fn backup_job(plan: &ServicePlan, member: &str, uid: &str, op: &str, node: O
         EngineKind::Redis => Some((redis::PORT, redis::PASSWORD)),
         EngineKind::Zookeeper => None,
         // Refused by validation (no backups yet): no Job.
-        EngineKind::Kafka | EngineKind::Mariadb => return None,
+        EngineKind::Kafka | EngineKind::Mariadb | EngineKind::Cassandra => return None,
     };
     let node = if network.is_none() { Some(node?) } else { None };
     let task =

@@ -72,7 +72,7 @@ fn eligible(ctx: &Context, svc: &FireCampService, plan: &ServicePlan) -> bool {
     let engine = match plan.engine {
         EngineKind::Postgresql => true,
         EngineKind::Redis => plan.members.iter().all(|m| m.shard.is_none()),
-        EngineKind::Zookeeper | EngineKind::Kafka | EngineKind::Mariadb => false,
+        EngineKind::Zookeeper | EngineKind::Kafka | EngineKind::Mariadb | EngineKind::Cassandra => false,
     };
     let running = svc.status.as_ref().is_some_and(|s| matches!(s.phase, firecamp_api::Phase::Active | firecamp_api::Phase::Degraded));
     engine && plan.members.len() > 1 && !plan.spec.failover.disabled && ctx.config.role_source == RoleSource::Engine && running

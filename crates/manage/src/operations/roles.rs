@@ -30,6 +30,7 @@ fn access(engine: EngineKind) -> (u16, Option<&'static str>) {
         EngineKind::Zookeeper => (zookeeper::CLIENT_PORT, Some(zookeeper::SUPER_PASSWORD)),
         EngineKind::Kafka => (firecamp_catalog::kafka::CLIENT_PORT, Some(firecamp_catalog::kafka::ADMIN_PASSWORD)),
         EngineKind::Mariadb => (firecamp_catalog::mariadb::PORT, Some(firecamp_catalog::mariadb::ADMIN_PASSWORD)),
+        EngineKind::Cassandra => (firecamp_catalog::cassandra::CQL_PORT, Some(firecamp_catalog::cassandra::ADMIN_PASSWORD)),
     }
 }
 
@@ -155,6 +156,7 @@ impl Engines {
                 firecamp_probe::kafka::role(&t, firecamp_catalog::kafka::ADMIN_USER, node).await
             }
             EngineKind::Mariadb => firecamp_probe::mariadb::role(&t, firecamp_catalog::mariadb::ADMIN_USER).await,
+            EngineKind::Cassandra => firecamp_probe::cassandra::role(&t, firecamp_catalog::cassandra::ADMIN_USER).await,
         };
         // A member that does not answer is not (yet) back in the engine's membership.
         r.unwrap_or(Role::Unknown)

@@ -103,6 +103,7 @@ pub async fn create(
     let mut cluster = st.cluster.clone();
     cluster.namespace = ns.clone();
     plan(&req.name, &req.spec, &cluster, &KubernetesLayout::default(), &BTreeMap::new()).map_err(|e| Fail::from(firecamp_api::ApiError::from(e)))?;
+    crate::reconcile::not_on_kubernetes(&req.spec).map_err(|e| Fail::from(firecamp_api::ApiError::from(e)))?;
     let resource = FireCampService::new(&req.name, FireCampServiceSpec(req.spec));
     let created = match st.api(&ns).create(&PostParams { field_manager: Some(crate::config::FIELD_MANAGER.into()), ..Default::default() }, &resource).await {
         Ok(c) => c,

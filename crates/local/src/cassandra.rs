@@ -1,0 +1,94 @@
+//! Cassandra on the local runtime: whom probes log in as, the init step that replaces
+//! Cassandra's default superuser with FireCamp's, and the ring as the members' gossip has it.
+
+use firecamp_api::Role;
+use firecamp_catalog::cassandra::{ADMIN_PASSWORD, ADMIN_USER, DEFAULT_PASSWORD, DEFAULT_SUPERUSER};
+use firecamp_probe::ProbeError;
+use firecamp_probe::cassandra::{self, Consistency, CqlSession};
+
+use crate::error::{LocalError, Result};
+use crate::runtime::Runtime;
+use crate::status::target;
+use crate::store::ServiceRecord;
+
+/// The init step after which FireCamp's superuser exists and Cassandra's default one is locked.
+pub const SUPERUSER_STEP: &str = "superuser";
+
+/// A session with `member` as FireCamp's superuser; until the init step has made it (a ring
+/// that just formed), as Cassandra's default superuser.
+pub async fn session(rec: &ServiceRecord, member: &str) -> Result<CqlSession, ProbeError> {
+    let t = target(rec, member).ok_or_else(|| ProbeError::Failed { addr: member.into(), message: "no address".into() })?;
+    match cassandra::session(&t, ADMIN_USER).await {
+        Ok(s) => Ok(s),
+        Err(e) if rec.init.steps.iter().any(|s| s == SUPERUSER_STEP) => Err(e),
+        Err(_) => cassandra::session(&t.with_password(DEFAULT_PASSWORD), DEFAULT_SUPERUSER).await,
+    }
+}
+
+/// Every member is a peer: it answers once a login succeeds and `system.local` reads.
+pub async fn role(rec: &ServiceRecord, member: &str) -> Result<Role, ProbeError> {
+    let s = session(rec, member).await?;
+    s.texts("SELECT release_version FROM system.local", Consistency::One).await?;
+    Ok(Role::Peer)
+}
+
+/// What is wrong with the ring as `member`'s gossip has it: every member of the service must be
+/// in it with status NORMAL (joined, serving its ranges); `None` when all are.
+pub async fn ring_problem(rec: &ServiceRecord, member: &str) -> Option<String> {
+    let ring = match session(rec, member).await {
+        Ok(s) => s.ring().await,
+        Err(e) => Err(e),
+    };
+    let ring = match ring {
+        Ok(r) => r,
+        Err(e) => return Some(e.to_string()),
+    };
+    let mut missing = Vec::new();
+    for (m, ip) in &rec.ips {
+        match ring.iter().find(|(a, _)| *a == std::net::IpAddr::V4(*ip)) {
+            Some((_, status)) if status == "NORMAL" => {}
+            Some((_, status)) => missing.push(format!("{m} ({status})")),
+            None => missing.push(format!("{m} (unknown)")),
+        }
+    }
+    (!missing.is_empty()).then(|| format!("{member} sees {} not in the ring: {}", missing.len(), missing.join(", ")))
+}
+
+/// Creates FireCamp's superuser with the Secret's password, logged in as Cassandra's default
+/// one, then locks the default one (no login, no superuser, a random password). Each statement
+/// is idempotent and the step is recorded once done, so a daemon stopped midway does it again.
+pub async fn superuser_step(rt: &Runtime, rec: &ServiceRecord, member: &str) -> Result<()> {
+    if rec.init.steps.iter().any(|s| s == SUPERUSER_STEP) {
+        return Ok(());
+    }
+    let failed = |what: &str, e: ProbeError| LocalError::Internal(format!("{what}: {e}"));
+    let password = rec.secrets.get(ADMIN_PASSWORD).ok_or_else(|| LocalError::Internal(format!("the record of {} has no {ADMIN_PASSWORD}", rec.name)))?;
+    // CQL takes a role's password only as a literal: only generated, alphanumeric ones get here.
+    if password.is_empty() || !password.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(LocalError::Internal(format!("{ADMIN_PASSWORD} of {} is not alphanumeric", rec.name)));
+    }
+    let t = target(rec, member).ok_or_else(|| LocalError::Internal(format!("{member} has no address")))?;
+    if cassandra::session(&t, ADMIN_USER).await.is_err() {
+        rt.update_init(&rec.name, |i| i.message = Some(format!("creating the superuser {ADMIN_USER}")))?;
+        let default = cassandra::session(&t.clone().with_password(DEFAULT_PASSWORD), DEFAULT_SUPERUSER)
+            .await
+            .map_err(|e| failed("logging in as Cassandra's default superuser", e))?;
+        let create = format!("CREATE ROLE IF NOT EXISTS {ADMIN_USER} WITH PASSWORD = '{password}' AND SUPERUSER = true AND LOGIN = true");
+        // The statement holds the password: an error that quotes it is not passed on as it is.
+        default
+            .exec(&create, Consistency::Quorum)
+            .await
+            .map_err(|e| LocalError::Internal(format!("creating the superuser: {}", e.to_string().replace(password.as_str(), "****"))))?;
+    }
+    let admin = cassandra::session(&t, ADMIN_USER).await.map_err(|e| failed(&format!("logging in as {ADMIN_USER}"), e))?;
+    let lock = format!("ALTER ROLE {DEFAULT_SUPERUSER} WITH PASSWORD = '{}' AND SUPERUSER = false AND LOGIN = false", crate::runtime::password());
+    match admin.exec(&lock, Consistency::Quorum).await {
+        Ok(()) => {}
+        // Dropped by an operator: nothing left to lock.
+        Err(e) if e.to_string().contains("doesn't exist") => {}
+        Err(e) => return Err(failed(&format!("locking the role {DEFAULT_SUPERUSER}"), e)),
+    }
+    rt.update_init(&rec.name, |i| i.steps.push(SUPERUSER_STEP.into()))?;
+    tracing::info!(service = %rec.name, "Cassandra's default superuser replaced by {ADMIN_USER}");
+    Ok(())
+}
