@@ -86,6 +86,7 @@ if [ "$only" != bed ]; then
   run bench_reshard "$examples/bench_reshard"
   run bench_kafka "$examples/bench_kafka"
   run bench_mariadb "$examples/bench_mariadb"
+  run bench_cassandra "$examples/bench_cassandra"
 fi
 
 step "all benchmarks: FireCamp against its baseline measured in the same run ($(( ($(date +%s) - started) / 60 )) min; logs in $logs)"

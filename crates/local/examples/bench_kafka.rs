@@ -9,13 +9,12 @@
 //! format` of each, three `kafka.Kafka` processes with the same heap, until each logs
 //! `Kafka Server started`. Prints one `BENCH` line: FireCamp, the baseline, their ratio.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod engine_bench;
 
-use firecamp_api::{Phase, Service};
-use firecamp_local::config::{Config, KAFKA_DIR};
-use firecamp_local::ips::IpPool;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use firecamp_local::config::KAFKA_DIR;
 use serde_json::json;
 
 const HEAP: &str = "-Xmx320m";
@@ -68,61 +67,17 @@ fn by_hand(dir: &std::path::Path) -> f64 {
         );
     }
     // Each server's log: wait for the line Kafka prints once it serves.
-    let waits: Vec<_> = children
-        .iter_mut()
-        .map(|c| {
-            let out = c.stdout.take().unwrap();
-            std::thread::spawn(move || BufReader::new(out).lines().map_while(Result::ok).any(|l| l.contains("Kafka Server started")))
-        })
-        .collect();
-    for w in waits {
-        assert!(w.join().unwrap(), "a server by hand did not start (its stderr and log in {})", dir.display());
-    }
+    engine_bench::wait_for_line(&mut children, "Kafka Server started", dir);
     let secs = started.elapsed().as_secs_f64();
-    for c in &mut children {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
-    }
-    for c in &mut children {
-        let _ = c.wait();
-    }
+    engine_bench::stop(&mut children);
     secs
 }
 
 #[tokio::main]
 async fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
-    let mut cfg = Config::new(dir.path().join("runtime"));
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.dns_listen = "127.0.0.1:0".parse().unwrap();
-    cfg.cluster = "bench-kafka".into();
-    cfg.ips = IpPool::parse("127.0.220.1/10").unwrap();
-    let daemon = firecamp_local::start(cfg.clone()).await.expect("the local runtime starts");
-    let token = std::fs::read_to_string(cfg.token_path()).unwrap();
-    let http = reqwest::Client::new();
-    let auth = format!("Bearer {}", token.trim());
+    let dir = engine_bench::state_dir();
     let spec = json!({ "engine": "kafka", "replicas": 3, "zones": ["a", "b", "c"], "kafka": { "heap": "320Mi" },
         "resources": { "requests": { "memory": "768Mi" } }, "volumes": { "data": { "size": "2Gi" } } });
-    let started = Instant::now();
-    let r =
-        http.post(format!("{}/v1/services", daemon.url())).header("authorization", &auth).json(&json!({ "name": "kf", "spec": spec })).send().await.unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    let deadline = started + Duration::from_secs(300);
-    loop {
-        let s: Service = http.get(format!("{}/v1/services/kf", daemon.url())).header("authorization", &auth).send().await.unwrap().json().await.unwrap();
-        if s.status.phase == Phase::Active {
-            break;
-        }
-        assert!(Instant::now() < deadline, "kf not ACTIVE: {:?}", s.status);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let ours = started.elapsed().as_secs_f64();
-    daemon.stop().await;
-    let hand_dir = dir.path().join("by-hand");
-    std::fs::create_dir_all(&hand_dir).unwrap();
-    let base = tokio::task::spawn_blocking(move || by_hand(&hand_dir)).await.unwrap();
-    println!(
-        "BENCH\tlocal Kafka, 3 members (KRaft): create to ACTIVE vs three servers formatted and started by hand\t{ours:.2} s\t{base:.2} s\t{:.2}\t-",
-        ours / base
-    );
+    let ours = engine_bench::create_until_active(dir.path(), "bench-kafka", "127.0.220.1/10", "kf", spec).await;
+    engine_bench::compare(dir.path(), "local Kafka, 3 members (KRaft): create to ACTIVE vs three servers formatted and started by hand", ours, by_hand).await;
 }

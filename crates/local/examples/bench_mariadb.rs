@@ -9,13 +9,12 @@
 //! primary, `CHANGE MASTER TO … MASTER_USE_GTID=slave_pos; START SLAVE` on each replica, until
 //! both replicas' threads run. Prints one `BENCH` line: FireCamp, the baseline, their ratio.
 
+mod engine_bench;
+
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use firecamp_api::{Phase, Service};
-use firecamp_local::config::Config;
-use firecamp_local::ips::IpPool;
 use serde_json::json;
 
 const IPS: [&str; 3] = ["127.0.223.1", "127.0.223.2", "127.0.223.3"];
@@ -94,50 +93,21 @@ fn by_hand(dir: &Path) -> f64 {
         });
     }
     let secs = started.elapsed().as_secs_f64();
-    for c in &mut children {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
-    }
-    for c in &mut children {
-        let _ = c.wait();
-    }
+    engine_bench::stop(&mut children);
     secs
 }
 
 #[tokio::main]
 async fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
-    let mut cfg = Config::new(dir.path().join("runtime"));
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.dns_listen = "127.0.0.1:0".parse().unwrap();
-    cfg.cluster = "bench-mariadb".into();
-    cfg.ips = IpPool::parse("127.0.222.1/10").unwrap();
-    let daemon = firecamp_local::start(cfg.clone()).await.expect("the local runtime starts");
-    let token = std::fs::read_to_string(cfg.token_path()).unwrap();
-    let http = reqwest::Client::new();
-    let auth = format!("Bearer {}", token.trim());
+    let dir = engine_bench::state_dir();
     let spec = json!({ "engine": "mariadb", "replicas": 3, "zones": ["a", "b", "c"],
         "resources": { "requests": { "memory": "512Mi" } }, "volumes": { "data": { "size": "2Gi" } } });
-    let started = Instant::now();
-    let r =
-        http.post(format!("{}/v1/services", daemon.url())).header("authorization", &auth).json(&json!({ "name": "md", "spec": spec })).send().await.unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    let deadline = started + Duration::from_secs(300);
-    loop {
-        let s: Service = http.get(format!("{}/v1/services/md", daemon.url())).header("authorization", &auth).send().await.unwrap().json().await.unwrap();
-        if s.status.phase == Phase::Active {
-            break;
-        }
-        assert!(Instant::now() < deadline, "md not ACTIVE: {:?}", s.status);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let ours = started.elapsed().as_secs_f64();
-    daemon.stop().await;
-    let hand_dir = dir.path().join("by-hand");
-    std::fs::create_dir_all(&hand_dir).unwrap();
-    let base = tokio::task::spawn_blocking(move || by_hand(&hand_dir)).await.unwrap();
-    println!(
-        "BENCH\tlocal MariaDB, 3 members (GTID replicas): create to ACTIVE vs three servers and two replicas set up by hand\t{ours:.2} s\t{base:.2} s\t{:.2}\t-",
-        ours / base
-    );
+    let ours = engine_bench::create_until_active(dir.path(), "bench-mariadb", "127.0.222.1/10", "md", spec).await;
+    engine_bench::compare(
+        dir.path(),
+        "local MariaDB, 3 members (GTID replicas): create to ACTIVE vs three servers and two replicas set up by hand",
+        ours,
+        by_hand,
+    )
+    .await;
 }

@@ -218,7 +218,7 @@ impl Engine for Cassandra {
 
 /// Java 17's module flags Cassandra 5.0 needs (its `conf/jvm17-server.options`), G1, and what
 /// keeps the JVM from lingering; the heap comes from start.sh.
-const JVM_ARGS: &str = "-Djdk.attach.allowAttachSelf=true
+pub const JVM_ARGS: &str = "-Djdk.attach.allowAttachSelf=true
 --add-exports=java.base/jdk.internal.misc=ALL-UNNAMED
 --add-exports=java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED
 --add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED
