@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use firecamp_catalog::examples::{redis_cluster, spec};
 use firecamp_catalog::layout::KubernetesLayout;
 use firecamp_catalog::plan;
-use firecamp_core::spec::{KafkaOptions, PostgresOptions, PostgresReplication, RedisOptions, VolumeSpec, VolumeType, ZooKeeperOptions};
+use firecamp_core::spec::{CassandraOptions, KafkaOptions, PostgresOptions, PostgresReplication, RedisOptions, VolumeSpec, VolumeType, ZooKeeperOptions};
 use firecamp_core::{ClusterConfig, EngineKind, ServiceSpec, ValidationErrors};
 
 use EngineKind::*;
@@ -32,7 +32,7 @@ fn refused_named(name: &str, s: &ServiceSpec, field: &str, text: &str) {
 
 #[test]
 fn valid_specs_plan() {
-    for s in [spec(Postgresql, 3), spec(Redis, 3), spec(Zookeeper, 3), spec(Kafka, 3), redis_cluster(3, 6)] {
+    for s in [spec(Postgresql, 3), spec(Redis, 3), spec(Zookeeper, 3), spec(Kafka, 3), spec(Cassandra, 3), redis_cluster(3, 6)] {
         plan("svc", &s, &cluster(), &KubernetesLayout::default(), &BTreeMap::new()).unwrap();
     }
 }
@@ -280,6 +280,39 @@ fn kafka_rules() {
         firecamp_core::operation::OperationRequest { kind: Some(firecamp_core::operation::OperationKind::Scale), replicas: Some(5), ..Default::default() };
     let e = firecamp_catalog::operation::change(&spec(Kafka, 3), &scale).unwrap_err().to_string();
     assert!(e.contains("replicas") && e.contains("scaling a Kafka service is not supported yet"), "{e}");
+}
+
+/// Issue #18: a Cassandra ring lives in one region (its datacenter); its heap fits below the
+/// memory limit; no backups and no scale yet; the option block is its own.
+#[test]
+fn cassandra_rules() {
+    let mut s = spec(Cassandra, 3);
+    s.zones = vec!["us-east-1a".into(), "us-west-2b".into()];
+    refused(&s, "spec.zones", "one region (its datacenter, us-east-1)");
+    let mut s = spec(Cassandra, 3);
+    s.cassandra = Some(CassandraOptions { heap: Some("256Mi".into()) });
+    refused(&s, "spec.cassandra.heap", "at least 512Mi");
+    s.cassandra = Some(CassandraOptions { heap: Some("2Gi".into()) });
+    s.resources.limits.memory = Some("2Gi".into());
+    refused(&s, "spec.cassandra.heap", "below spec.resources.limits.memory");
+    let mut k = spec(Kafka, 3);
+    k.cassandra = Some(CassandraOptions::default());
+    refused(&k, "spec.cassandra", "options for cassandra do not apply to a kafka service");
+    let mut b = spec(Cassandra, 3);
+    b.backup = Some(Default::default());
+    let local = ClusterConfig { backups: true, ..cluster() };
+    let errs = plan("cs", &b, &local, &KubernetesLayout::default(), &BTreeMap::new()).expect_err("no Cassandra backups yet");
+    assert!(errs.0.iter().any(|e| e.field == "spec.backup" && e.message.contains("Cassandra services have no backups yet")), "{errs}");
+    let scale =
+        firecamp_core::operation::OperationRequest { kind: Some(firecamp_core::operation::OperationKind::Scale), replicas: Some(4), ..Default::default() };
+    let e = firecamp_catalog::operation::change(&spec(Cassandra, 3), &scale).unwrap_err().to_string();
+    assert!(e.contains("replicas") && e.contains("scaling a Cassandra service is not supported yet"), "{e}");
+    // Labels rather than a region's zones (a local runtime's): one datacenter, `dc1`.
+    let mut l = spec(Cassandra, 3);
+    l.zones = vec!["a".into(), "b".into(), "c".into()];
+    let p = plan("cs", &l, &cluster(), &KubernetesLayout::default(), &BTreeMap::new()).expect("label zones are one datacenter");
+    let rackdc = &p.members[1].files.iter().find(|f| f.name == "cassandra-rackdc.properties").unwrap().content;
+    assert!(rackdc.contains("dc=dc1\nrack=b\n"), "{rackdc}");
 }
 
 #[test]
