@@ -34,35 +34,29 @@ if [ "$(cat "$zk_metrics/.pom.sha256" 2>/dev/null)" != "$(sha256sum < "$zk_pom")
   sha256sum < "$zk_pom" > "$zk_metrics.partial/.pom.sha256"
   rm -rf "$zk_metrics" && mv "$zk_metrics.partial" "$zk_metrics"
 fi
-# Kafka 4.4 (Debian has no package): its jars from Maven Central, resolved by the pom (pinned
-# versions, Maven's checksums enforced with -C) and checked against jars.sha256; fetched again
-# only when either file changes. Its members run as the system user kafka, created here.
+# Engines Debian has no package of, from Maven Central: `maven_jars <name> <dir> <dest>` resolves
+# <dir>/pom.xml (pinned versions, Maven's checksums enforced with -C) into <dest>/lib, checks every
+# jar against <dir>/jars.sha256 (and that there is no other), and fetches again only when either
+# file changes.
+maven_jars() {
+  local name=$1 src=$2 dest=$3 inputs
+  inputs="$(cat "$src/pom.xml" "$src/jars.sha256" | sha256sum)"
+  [ "$(cat "$dest/.inputs.sha256" 2>/dev/null)" = "$inputs" ] && return 0
+  echo "fetching $name from Maven Central"
+  rm -rf "$dest.partial" && mkdir -p "$dest.partial/lib"
+  mvn -q -B -C -f "$src/pom.xml" dependency:copy-dependencies -DoutputDirectory="$dest.partial/lib"
+  (cd "$dest.partial/lib" && sha256sum --quiet -c "$OLDPWD/$src/jars.sha256")
+  [ "$(ls "$dest.partial/lib" | wc -l)" = "$(wc -l < "$src/jars.sha256")" ] || { echo "$name's jars are not the ones $src/jars.sha256 lists" >&2; exit 1; }
+  echo "$inputs" > "$dest.partial/.inputs.sha256"
+  rm -rf "$dest" && mv "$dest.partial" "$dest"
+}
+# Kafka 4.4 and Cassandra 5.0; their members run as the system users kafka and cassandra,
+# created here.
 kafka_dir=/usr/local/share/firecamp/kafka-4.4.0
-kafka_inputs="$(cat scripts/kafka/pom.xml scripts/kafka/jars.sha256 | sha256sum)"
-if [ "$(cat "$kafka_dir/.inputs.sha256" 2>/dev/null)" != "$kafka_inputs" ]; then
-  echo "fetching Kafka from Maven Central"
-  rm -rf "$kafka_dir.partial" && mkdir -p "$kafka_dir.partial/lib"
-  mvn -q -B -C -f scripts/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory="$kafka_dir.partial/lib"
-  (cd "$kafka_dir.partial/lib" && sha256sum --quiet -c "$OLDPWD/scripts/kafka/jars.sha256")
-  [ "$(ls "$kafka_dir.partial/lib" | wc -l)" = "$(wc -l < scripts/kafka/jars.sha256)" ] || { echo "Kafka's jars are not the ones jars.sha256 lists" >&2; exit 1; }
-  echo "$kafka_inputs" > "$kafka_dir.partial/.inputs.sha256"
-  rm -rf "$kafka_dir" && mv "$kafka_dir.partial" "$kafka_dir"
-fi
+maven_jars Kafka scripts/kafka "$kafka_dir"
 id -u kafka >/dev/null 2>&1 || adduser --system --group --no-create-home --quiet kafka
-# Cassandra 5.0 (Debian has no package): cassandra-all and its dependencies from Maven Central,
-# the same way (scripts/cassandra/pom.xml, jars.sha256). Its members run as the system user
-# cassandra, created here.
 cassandra_dir=/usr/local/share/firecamp/cassandra-5.0.6
-cassandra_inputs="$(cat scripts/cassandra/pom.xml scripts/cassandra/jars.sha256 | sha256sum)"
-if [ "$(cat "$cassandra_dir/.inputs.sha256" 2>/dev/null)" != "$cassandra_inputs" ]; then
-  echo "fetching Cassandra from Maven Central"
-  rm -rf "$cassandra_dir.partial" && mkdir -p "$cassandra_dir.partial/lib"
-  mvn -q -B -C -f scripts/cassandra/pom.xml dependency:copy-dependencies -DoutputDirectory="$cassandra_dir.partial/lib"
-  (cd "$cassandra_dir.partial/lib" && sha256sum --quiet -c "$OLDPWD/scripts/cassandra/jars.sha256")
-  [ "$(ls "$cassandra_dir.partial/lib" | wc -l)" = "$(wc -l < scripts/cassandra/jars.sha256)" ] || { echo "Cassandra's jars are not the ones jars.sha256 lists" >&2; exit 1; }
-  echo "$cassandra_inputs" > "$cassandra_dir.partial/.inputs.sha256"
-  rm -rf "$cassandra_dir" && mv "$cassandra_dir.partial" "$cassandra_dir"
-fi
+maven_jars Cassandra scripts/cassandra "$cassandra_dir"
 id -u cassandra >/dev/null 2>&1 || adduser --system --group --no-create-home --quiet cassandra
 # A server the packages started anyway would hold no port of ours (members bind their own
 # loopback IPs), so nothing else to stop. Report what the tests will run.
