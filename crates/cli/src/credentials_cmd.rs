@@ -64,8 +64,8 @@ fn line(engine: EngineKind, dns: &str, ca: &str, user: &str) -> String {
             zookeeper::CLIENT_PORT
         ),
         EngineKind::Kafka => format!(
-            "bootstrap.servers={dns}:{} with security.protocol=SASL_SSL sasl.mechanism=PLAIN ssl.truststore.type=PEM \
-             ssl.truststore.location={ca} and a PlainLoginModule sasl.jaas.config for user {user}",
+            "bootstrap.servers={dns}:{} with security.protocol=SASL_SSL sasl.mechanism=SCRAM-SHA-512 ssl.truststore.type=PEM \
+             ssl.truststore.location={ca} and a ScramLoginModule sasl.jaas.config for user {user}",
             kafka::CLIENT_PORT
         ),
         EngineKind::Mariadb => format!("mariadb --host {dns} --port {} --user {user} --ssl --ssl-verify-server-cert --ssl-ca={ca} -p", mariadb::PORT),

@@ -276,22 +276,23 @@ exec java "$@" ${{CASSANDRA_JVM_FLAGS:-}} -javaagent:{jamm} -cp '{lib}/*' org.ap
     )
 }
 
-/// The launchers the Kafka start script runs: `kafka-server <server.properties>` and
-/// `kafka-storage <args>`, both Java with the jars of `lib` and the member's `KAFKA_JVM_FLAGS`
-/// (heap, JAAS file, logging), which start.sh exports.
+/// The launchers the Kafka start script runs: `kafka-server <server.properties>`, and
+/// `kafka-java @<argfile>` for the storage tool (the main class and its arguments, SCRAM
+/// passwords among them, are in the argument file, never in argv); both Java with the jars of
+/// `lib` and the member's `KAFKA_JVM_FLAGS` (heap, JAAS file, logging), which start.sh exports.
 pub fn kafka_launchers(lib: &Path) -> Vec<(&'static str, String)> {
     let launcher = |what: &str, class: &str| {
         format!(
             r#"#!/bin/bash
-# Written by the FireCamp local runtime: runs Kafka's {what} ({class}) from the jars in
+# Written by the FireCamp local runtime: runs {what} from the jars in
 # {lib}, with the member's JVM flags.
 set -euo pipefail
-exec java ${{KAFKA_JVM_FLAGS:-}} -cp '{lib}/*' {class} "$@"
+exec java ${{KAFKA_JVM_FLAGS:-}} -cp '{lib}/*' {class}"$@"
 "#,
             lib = lib.display()
         )
     };
-    vec![("kafka-server", launcher("server", "kafka.Kafka")), ("kafka-storage", launcher("storage tool", "kafka.tools.StorageTool"))]
+    vec![("kafka-server", launcher("Kafka's server (kafka.Kafka)", "kafka.Kafka ")), ("kafka-java", launcher("the main class its argument file names", ""))]
 }
 
 /// The first of `names` found as an executable (in `dirs.exporters`, else on PATH).

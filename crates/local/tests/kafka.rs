@@ -1,6 +1,6 @@
 //! A real Kafka 4.4 cluster in KRaft mode (issue #18): three members, each a broker and a voter
 //! of the controller quorum, in three zones; clients only over TLS with the service's CA and
-//! logged in with SASL PLAIN as the service's users.
+//! logged in with SASL SCRAM-SHA-512 as the service's users.
 
 mod common;
 
@@ -44,6 +44,12 @@ async fn three_members_in_three_racks_replicate_a_topic_and_restart_without_losi
                 let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
                 let uid: u32 = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap().split_whitespace().next().unwrap().parse().unwrap();
                 assert_eq!(Some(uid), nix::unistd::User::from_name("kafka").unwrap().map(|u| u.uid.as_raw()), "{m} runs as kafka");
+                // The storage tool's argument file, with the SCRAM passwords, is gone; the JAAS
+                // file holds only the broker's own login.
+                let run = bed.member_dir("kf", m).join("run");
+                assert!(!run.join("format.args").exists(), "{m}: the storage tool's argument file was left behind");
+                let jaas = std::fs::read_to_string(run.join("jaas.conf")).unwrap();
+                assert!(jaas.contains("ScramLoginModule") && !jaas.contains(&secrets[0]), "{m}: {jaas}");
             }
             let password = bed.secret("kf", "kf-0", "client-password");
             let client = bed.kafka_client("kf", "client", &password);
@@ -120,6 +126,13 @@ async fn three_members_in_three_racks_replicate_a_topic_and_restart_without_losi
             let o = wrong.run("TopicCommand", &["--bootstrap-server", &at(1), "--command-config", &wp, "--list"], None).await;
             let out = text(&o);
             assert!(!o.status.success() && out.contains("Authentication failed"), "{out}");
+            assert!(!out.contains("orders"), "{out}");
+            // PLAIN, which would send the password itself, is not a mechanism the brokers take.
+            let plain = bed.kafka_client_with("kf", "PLAIN", "org.apache.kafka.common.security.plain.PlainLoginModule", "client", &password);
+            let pp = plain.props().display().to_string();
+            let o = plain.run("TopicCommand", &["--bootstrap-server", &at(1), "--command-config", &pp, "--list"], None).await;
+            let out = text(&o);
+            assert!(!o.status.success() && out.contains("SASL mechanism 'PLAIN' not enabled in the server"), "{out}");
             assert!(!out.contains("orders"), "{out}");
             let ip1 = bed.ip("kf", "kf-1").await;
             let ca = bed.ca("kf", "kf-0");

@@ -5,14 +5,16 @@
 //!
 //! FireCamp's brokers listen with SASL_SSL only: with [`Target::with_tls`] the connection is
 //! TLS (the member's certificate verified against the service's CA under the given name,
-//! [`crate::tls`]), then SASL PLAIN as the given user with the target's password, which is sent
-//! only inside TLS. Only the handful of requests needed are spoken: `SaslHandshake` v1,
+//! [`crate::tls`]), then SASL SCRAM-SHA-512 as the given user with the target's password
+//! ([`crate::scram`]: only a proof crosses the wire, and the broker proves it holds the
+//! credential too). Only the handful of requests needed are spoken: `SaslHandshake` v1,
 //! `SaslAuthenticate` v0, `Metadata` v1 and `DescribeQuorum` v0 (a flexible version: compact
 //! strings and arrays, tagged fields).
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::scram;
 use crate::tls::Connector;
 use crate::{ProbeError, Role, Target, within};
 
@@ -76,27 +78,49 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     let password = t.password.as_deref().ok_or_else(|| ProbeError::failed(t, "no password to log in with"))?;
     // SaslHandshake v1: the mechanism.
     let mut hs = Vec::new();
-    put_string(&mut hs, "PLAIN");
+    put_string(&mut hs, scram::MECHANISM);
     let r = call(t, &mut s, SASL_HANDSHAKE, 1, 1, false, &hs).await?;
     let mut rd = Reader::new(t, &r);
     let code = rd.i16()?;
     if code != 0 {
-        return Err(ProbeError::unexpected(t, format!("SASL PLAIN refused (error {code})")));
+        return Err(ProbeError::unexpected(t, format!("SASL {} refused (error {code})", scram::MECHANISM)));
     }
-    // SaslAuthenticate v0: `\0user\0password`.
-    let token = format!("\0{user}\0{password}");
-    let mut auth = Vec::new();
-    auth.extend_from_slice(&(token.len() as i32).to_be_bytes());
-    auth.extend_from_slice(token.as_bytes());
-    let r = call(t, &mut s, SASL_AUTHENTICATE, 0, 2, false, &auth).await?;
-    let mut rd = Reader::new(t, &r);
-    let code = rd.i16()?;
+    // SaslAuthenticate v0, twice: the client's first message, then its proof; the broker's last
+    // answer carries its own signature, checked before anything else is asked.
+    let refused = |code: i16, message: String| ProbeError::Failed { addr: t.addr(), message: format!("login as {user} refused (error {code}): {message}") };
+    let mut login = scram::Scram::new(user, password);
+    let r = call(t, &mut s, SASL_AUTHENTICATE, 0, 2, false, &bytes(login.client_first().as_bytes())).await?;
+    let (code, message, server_first) = authenticate_answer(t, &r)?;
+    if code != 0 {
+        return Err(refused(code, message));
+    }
+    let last = login.client_final(&server_first).map_err(|e| ProbeError::unexpected(t, e))?;
+    let r = call(t, &mut s, SASL_AUTHENTICATE, 0, 3, false, &bytes(last.as_bytes())).await?;
+    let (code, message, server_final) = authenticate_answer(t, &r)?;
     if code != 0 {
         // The broker's message says why (never the password).
-        let message = rd.string().unwrap_or_default();
-        return Err(ProbeError::Failed { addr: t.addr(), message: format!("login as {user} refused (error {code}): {message}") });
+        return Err(refused(code, message));
     }
-    call(t, &mut s, key, version, 3, flexible, body).await
+    login.verify_server(&server_final).map_err(|e| ProbeError::unexpected(t, e))?;
+    call(t, &mut s, key, version, 4, flexible, body).await
+}
+
+/// Bytes as Kafka sends them: an i32 length, then the bytes.
+fn bytes(b: &[u8]) -> Vec<u8> {
+    let mut out = (b.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(b);
+    out
+}
+
+/// A SaslAuthenticate v0 answer: its error code, message and the server's SCRAM message.
+fn authenticate_answer(t: &Target, r: &[u8]) -> Result<(i16, String, String), ProbeError> {
+    let mut rd = Reader::new(t, r);
+    let code = rd.i16()?;
+    let message = rd.string()?;
+    let n = rd.take(4)?;
+    let n = usize::try_from(i32::from_be_bytes([n[0], n[1], n[2], n[3]])).unwrap_or(0);
+    let auth = String::from_utf8_lossy(rd.take(n)?).into_owned();
+    Ok((code, message, auth))
 }
 
 /// The under-replicated partitions in a Metadata v1 response.

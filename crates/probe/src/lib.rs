@@ -39,6 +39,7 @@ pub mod kafka;
 pub mod mariadb;
 pub mod postgresql;
 pub mod redis;
+pub mod scram;
 pub mod tls;
 pub mod zookeeper;
 

@@ -4,11 +4,14 @@
 //! Member N is node N (`node.id`).
 //!
 //! Security: clients reach a broker over TLS on [`CLIENT_PORT`] (SASL_SSL, the member's
-//! certificate from the service's CA) and must log in with SASL PLAIN as one of the service's
-//! users ([`ADMIN_USER`], [`CLIENT_USER`]); brokers log in to each other as [`ADMIN_USER`] on the
-//! same listener. Controllers talk over mutual TLS on [`CONTROLLER_PORT`] (a client certificate
-//! from the service's CA is required). The passwords live in the service Secret; `start.sh`
-//! writes them into a JAAS file in the private run directory at every start, whose path alone is
+//! certificate from the service's CA) and must log in with SASL SCRAM-SHA-512 as one of the
+//! service's users ([`ADMIN_USER`], [`CLIENT_USER`]); brokers log in to each other as
+//! [`ADMIN_USER`] on the same listener. Controllers talk over mutual TLS on [`CONTROLLER_PORT`]
+//! (a client certificate from the service's CA is required). The passwords live in the service
+//! Secret. The SCRAM credentials (salted, in the metadata log) are written when a member's
+//! storage is formatted: `start.sh` puts the storage tool's arguments, passwords included, in a
+//! private argument file that Java reads (`java @file`) and removes it after. The broker's own
+//! login goes into a JAAS file in the private run directory at every start, whose path alone is
 //! on the JVM's command line.
 
 use firecamp_core::spec::{ResourceAmounts, Resources};
@@ -34,6 +37,8 @@ pub const ADMIN_USER: &str = "admin";
 pub const CLIENT_USER: &str = "client";
 pub const ADMIN_PASSWORD: &str = "admin-password";
 pub const CLIENT_PASSWORD: &str = "client-password";
+/// The only SASL mechanism the brokers take, clients and brokers alike.
+pub const SASL_MECHANISM: &str = "SCRAM-SHA-512";
 /// The listeners' names in `server.properties`.
 pub const CLIENT_LISTENER: &str = "CLIENT";
 pub const CONTROLLER_LISTENER: &str = "CONTROLLER";
@@ -226,7 +231,7 @@ fn server_properties(ctx: &RenderContext, m: &Member, paths: &MemberPaths, log_d
         .set("broker.rack", &m.zone);
     let addr = ctx.listen_addresses(m)[0].clone();
     c.section(&format!(
-        "Listeners: {CLIENT_LISTENER} (clients and brokers) is SASL PLAIN over TLS, {CONTROLLER_LISTENER} mutual TLS;\n\
+        "Listeners: {CLIENT_LISTENER} (clients and brokers) is SASL SCRAM-SHA-512 over TLS, {CONTROLLER_LISTENER} mutual TLS;\n\
          both with the member's certificate from the service's CA."
     ))
     .set("listeners", format!("{CLIENT_LISTENER}://{addr}:{CLIENT_PORT},{CONTROLLER_LISTENER}://{addr}:{CONTROLLER_PORT}"))
@@ -234,8 +239,8 @@ fn server_properties(ctx: &RenderContext, m: &Member, paths: &MemberPaths, log_d
     .set("listener.security.protocol.map", format!("{CLIENT_LISTENER}:SASL_SSL,{CONTROLLER_LISTENER}:SSL"))
     .set("controller.listener.names", CONTROLLER_LISTENER)
     .set("inter.broker.listener.name", CLIENT_LISTENER)
-    .set("sasl.enabled.mechanisms", "PLAIN")
-    .set("sasl.mechanism.inter.broker.protocol", "PLAIN")
+    .set("sasl.enabled.mechanisms", SASL_MECHANISM)
+    .set("sasl.mechanism.inter.broker.protocol", SASL_MECHANISM)
     .set("ssl.keystore.type", "PEM")
     .set("ssl.keystore.location", format!("{}/{TLS_PEM}", paths.run_dir))
     .set("ssl.truststore.type", "PEM")

@@ -32,21 +32,31 @@ fi
 # member's files at every start (a renewed certificate takes effect), private to the server.
 cat "$TLS_DIR/$MEMBER.key" "$TLS_DIR/$MEMBER.crt" > "$RUN_DIR/tls.pem"
 
-# SASL PLAIN over TLS: the JAAS file with the service's passwords, made from the Secret at every
-# start (a rotated password takes effect). `username`/`password` are this member's own login to
-# the other brokers; `user_<name>` are the users clients log in as. Only its path is on the JVM's
-# command line (KAFKA_JVM_FLAGS); printf is bash's own, so no password is in any argv.
+# SASL SCRAM-SHA-512 over TLS. The brokers keep the users' credentials (salted) in the metadata
+# log; they are written when the storage is formatted, below. The JAAS file holds only this
+# member's own login to the other brokers, made from the Secret at every start; only its path is
+# on the JVM's command line (KAFKA_JVM_FLAGS), and printf is bash's own, so no password is in
+# any argv.
 admin="$(read_secret admin-password)"
 client="$(read_secret client-password)"
-printf 'KafkaServer {\n  org.apache.kafka.common.security.plain.PlainLoginModule required\n  username="admin"\n  password="%s"\n  user_admin="%s"\n  user_client="%s";\n};\n' \
-  "$admin" "$admin" "$client" > "$RUN_DIR/jaas.conf"
+printf 'KafkaServer {\n  org.apache.kafka.common.security.scram.ScramLoginModule required\n  username="admin"\n  password="%s";\n};\n' \
+  "$admin" > "$RUN_DIR/jaas.conf"
 
 export KAFKA_JVM_FLAGS="-Xms${HEAP_MIB}m -Xmx${HEAP_MIB}m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Djava.security.auth.login.config=$RUN_DIR/jaas.conf -Dlog4j2.configurationFile=$CONFIG_DIR/log4j2.properties"
 
 if [ ! -s "$meta" ]; then
-  log "formatting storage as node $NODE_ID of cluster $CLUSTER_ID"
-  "$(bin kafka-storage)" format --cluster-id "$CLUSTER_ID" --config "$CONFIG_DIR/server.properties" --ignore-formatted >&2
+  log "formatting storage as node $NODE_ID of cluster $CLUSTER_ID, with the users' SCRAM credentials"
+  # The storage tool takes credentials only as arguments: they go in a Java argument file
+  # (`java @file`: the main class and its arguments), private to the server and removed after.
+  args="$RUN_DIR/format.args"
+  trap 'rm -f "$args"' EXIT
+  printf '"%s"\n' kafka.tools.StorageTool format --cluster-id "$CLUSTER_ID" --config "$CONFIG_DIR/server.properties" --ignore-formatted \
+    --add-scram "SCRAM-SHA-512=[name=admin,password=$admin]" --add-scram "SCRAM-SHA-512=[name=client,password=$client]" > "$args"
+  "$(bin kafka-java)" "@$args" >&2
+  rm -f "$args"
+  trap - EXIT
 fi
+unset admin client
 
 log "starting as node $NODE_ID"
 exec "$(bin kafka-server)" "$CONFIG_DIR/server.properties"

@@ -1,5 +1,5 @@
 //! Kafka's own command-line tools (`org.apache.kafka.tools.*` from the installed jars) as a user
-//! of a FireCamp Kafka service would run them: SASL PLAIN over TLS with the service's CA and a
+//! of a FireCamp Kafka service would run them: SASL SCRAM-SHA-512 over TLS with the service's CA and a
 //! user's password from the Secret, written into a client properties file.
 
 use std::path::PathBuf;
@@ -15,10 +15,15 @@ pub struct KafkaClient {
 impl Bed {
     /// The tools' login to service `name` as `user` with `password` (the Secret's, or not).
     pub fn kafka_client(&self, name: &str, user: &str, password: &str) -> KafkaClient {
+        self.kafka_client_with(name, "SCRAM-SHA-512", "org.apache.kafka.common.security.scram.ScramLoginModule", user, password)
+    }
+
+    /// The same with another SASL mechanism and its login module (what FireCamp refuses).
+    pub fn kafka_client_with(&self, name: &str, mechanism: &str, module: &str, user: &str, password: &str) -> KafkaClient {
         let dir = tempfile::tempdir().unwrap();
         let props = format!(
-            "security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\n\
-             sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"{user}\" password=\"{password}\";\n\
+            "security.protocol=SASL_SSL\nsasl.mechanism={mechanism}\n\
+             sasl.jaas.config={module} required username=\"{user}\" password=\"{password}\";\n\
              ssl.truststore.type=PEM\nssl.truststore.location={}\n",
             self.ca_path(name, &format!("{name}-0")).display()
         );
