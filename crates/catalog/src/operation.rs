@@ -155,12 +155,12 @@ pub fn change(current: &ServiceSpec, req: &OperationRequest) -> Result<Change, V
             Some(_) if current.engine == firecamp_core::EngineKind::Mariadb => {
                 errs.push("replicas", "scaling a MariaDB service is not supported yet: a new replica needs a copy of the primary (docs/mariadb.md)")
             }
-            // A joining member streams its ranges (bootstrap) and a leaving one hands them over
-            // (decommission): FireCamp does not drive either yet.
-            Some(_) if current.engine == firecamp_core::EngineKind::Cassandra => errs.push(
-                "replicas",
-                "scaling a Cassandra service is not supported yet: members would have to join by bootstrap and leave by decommission (docs/cassandra.md)",
-            ),
+            // A member added later joins by bootstrap (streaming its ranges) and leaves by
+            // decommission; the seeds, the first member of each zone, never come or go: a new
+            // first member of a zone would be a seed, and a seed does not bootstrap.
+            Some(n) if current.engine == firecamp_core::EngineKind::Cassandra && cassandra_scale_refused(current, n).is_some() => {
+                errs.push("replicas", cassandra_scale_refused(current, n).unwrap_or_default())
+            }
             // The range and the engine's own rules (synchronous replication needs 2) are
             // checked by `plan` on the next spec.
             Some(n) => {
@@ -285,6 +285,20 @@ pub fn steps(change: &Change, members: &[MemberRole]) -> Vec<OperationStep> {
         }
         _ => restart_steps(members, change.policy, eng.supports_switchover(), StepAction::Restart),
     }
+}
+
+/// Why a Cassandra service of `current` cannot have `n` members, if it cannot.
+fn cassandra_scale_refused(current: &ServiceSpec, n: u32) -> Option<String> {
+    let zones = current.zones.len().max(1) as u32;
+    if n < zones {
+        return Some(format!("a Cassandra service keeps at least one member per zone ({zones}): the first member of each zone is a seed, which never leaves"));
+    }
+    (n > current.replicas && current.replicas < zones).then(|| {
+        format!(
+            "a Cassandra service scales out once every zone has a member ({} of {zones} have one): the first member of a zone is a seed, and a seed joins without its data (it does not bootstrap)",
+            current.replicas
+        )
+    })
 }
 
 #[cfg(test)]

@@ -305,8 +305,18 @@ fn cassandra_rules() {
     assert!(errs.0.iter().any(|e| e.field == "spec.backup" && e.message.contains("Cassandra services have no backups yet")), "{errs}");
     let scale =
         firecamp_core::operation::OperationRequest { kind: Some(firecamp_core::operation::OperationKind::Scale), replicas: Some(4), ..Default::default() };
-    let e = firecamp_catalog::operation::change(&spec(Cassandra, 3), &scale).unwrap_err().to_string();
-    assert!(e.contains("replicas") && e.contains("scaling a Cassandra service is not supported yet"), "{e}");
+    let scale_to = |current: &ServiceSpec, n: u32| {
+        firecamp_catalog::operation::change(current, &firecamp_core::operation::OperationRequest { replicas: Some(n), ..scale.clone() })
+            .map(|c| c.spec.replicas)
+    };
+    // Out by bootstrap and in by decommission, above one member per zone (the seeds).
+    assert_eq!(scale_to(&spec(Cassandra, 3), 4).unwrap(), 4);
+    assert_eq!(scale_to(&spec(Cassandra, 5), 3).unwrap(), 3);
+    let e = scale_to(&spec(Cassandra, 3), 2).unwrap_err().to_string();
+    assert!(e.contains("replicas") && e.contains("at least one member per zone (3)"), "{e}");
+    // A new first member of a zone would be a seed, which does not bootstrap.
+    let e = scale_to(&spec(Cassandra, 1), 3).unwrap_err().to_string();
+    assert!(e.contains("replicas") && e.contains("once every zone has a member (1 of 3"), "{e}");
     // Labels rather than a region's zones (a local runtime's): one datacenter, `dc1`.
     let mut l = spec(Cassandra, 3);
     l.zones = vec!["a".into(), "b".into(), "c".into()];

@@ -1,8 +1,11 @@
 //! Cassandra on the local runtime: whom probes log in as, the init step that replaces
-//! Cassandra's default superuser with FireCamp's, and the ring as the members' gossip has it.
+//! Cassandra's default superuser with FireCamp's, the ring as the members' gossip has it, and
+//! a member's decommission (nodetool over JMX) when a scale takes it away.
 
 use firecamp_api::Role;
-use firecamp_catalog::cassandra::{ADMIN_PASSWORD, ADMIN_USER, DEFAULT_PASSWORD, DEFAULT_SUPERUSER};
+use std::time::Instant;
+
+use firecamp_catalog::cassandra::{ADMIN_PASSWORD, ADMIN_USER, DEFAULT_PASSWORD, DEFAULT_SUPERUSER, JMX_PORT};
 use firecamp_probe::ProbeError;
 use firecamp_probe::cassandra::{self, Consistency, CqlSession};
 
@@ -52,6 +55,47 @@ pub async fn ring_problem(rec: &ServiceRecord, member: &str) -> Option<String> {
         }
     }
     (!missing.is_empty()).then(|| format!("{member} sees {} not in the ring: {}", missing.len(), missing.join(", ")))
+}
+
+/// Whether `member` is out of the ring as `via`'s gossip has it: gone, or `LEFT` (decommissioned).
+pub async fn has_left(rec: &ServiceRecord, member: &str, via: &str) -> Result<bool, String> {
+    let ip = rec.ips.get(member).ok_or_else(|| format!("{member} has no address"))?;
+    let ring = session(rec, via).await.map_err(|e| e.to_string())?.ring().await.map_err(|e| e.to_string())?;
+    Ok(ring.iter().find(|(a, _)| *a == std::net::IpAddr::V4(*ip)).is_none_or(|(_, status)| status == "LEFT"))
+}
+
+/// `member` leaves the ring by `nodetool decommission`: it streams its ranges to the members that
+/// take them over, then stops serving (its process stays up until it is stopped). Nothing to do
+/// when another member's gossip has it gone already (a resumed step). nodetool logs in to the
+/// member's JMX as [`ADMIN_USER`] with the password file its start script wrote (`-pwf`: no
+/// password in argv).
+pub async fn decommission(rt: &Runtime, rec: &ServiceRecord, member: &str, deadline: Instant) -> Result<(), String> {
+    let via = rec.ips.keys().find(|m| m.as_str() != member).ok_or_else(|| format!("{} has no member but {member}", rec.name))?.clone();
+    if has_left(rec, member, &via).await? {
+        return Ok(());
+    }
+    let ip = rec.ips.get(member).ok_or_else(|| format!("{member} has no address"))?.to_string();
+    let installed = rt.installed(rec).map_err(|e| e.to_string())?;
+    let nodetool = std::path::Path::new(&installed.bin_dir).join("cassandra-nodetool");
+    let dir = rt.cfg.service_dir(&rec.name).join(member);
+    let pwf = dir.join("run").join("jmx.password");
+    let mut cmd = tokio::process::Command::new(&nodetool);
+    cmd.arg(dir.join("config")).args(["-h", &ip, "-p", &JMX_PORT.to_string(), "-u", ADMIN_USER, "-pwf"]).arg(&pwf).arg("decommission").kill_on_drop(true);
+    rt.log_sink(&rec.name, member).line(&format!("firecamp: {member} leaves the ring (nodetool decommission): its ranges stream to the others"));
+    let out = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), cmd.output())
+        .await
+        .map_err(|_| format!("nodetool decommission of {member} did not end in time"))?
+        .map_err(|e| format!("running {}: {e}", nodetool.display()))?;
+    if !out.status.success() {
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let why: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("at ")).take(3).collect();
+        return Err(format!("nodetool decommission of {member} failed: {}", why.join(" / ")));
+    }
+    // The member announces it has left, then nodetool returns: the others' gossip has it soon.
+    crate::operations::poll(deadline, &format!("{member} was decommissioned but {via} still has it in the ring"), || async {
+        if has_left(rec, member, &via).await? { Ok(()) } else { Err("not LEFT yet".to_string()) }
+    })
+    .await
 }
 
 /// Creates FireCamp's superuser with the Secret's password, logged in as Cassandra's default

@@ -1,5 +1,5 @@
 //! The steps of a `scale` operation on the local runtime (PostgreSQL, Redis in replication
-//! mode, ZooKeeper). Each step moves the
+//! mode, ZooKeeper, Cassandra). Each step moves the
 //! service's record (`spec.replicas`, the members' addresses) by one member at the moment the
 //! engine allows it, so the record never names a member the engine is not ready for, and a
 //! step resumed after a daemon restart sees how far it got:
@@ -24,6 +24,15 @@
 //!   answers, unless the ensemble's configuration has it already (a resumed step);
 //! - **remove** `zk-i`: removed with `reconfig` through another member (the leader too: the
 //!   ensemble elects another), then stopped, the record shrunk, the files written again.
+//!
+//! Cassandra changes its ring one member at a time too:
+//!
+//! - **add** `cs-i`: recorded and rendered like the others; it is never a seed (the seeds are
+//!   the first member of each zone, which the scale's rules keep), so it bootstraps: it streams
+//!   its ranges from the ring, and is waited for until every member's gossip has it NORMAL;
+//! - **remove** `cs-i`: `nodetool decommission` (its ranges streamed to the members that take
+//!   them over; skipped when another member's gossip has it gone already), then stopped, the
+//!   record shrunk, the files written again.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -123,6 +132,8 @@ impl Runtime {
         let rec = self.record_now(service)?;
         let from = if rec.spec.engine == EngineKind::Zookeeper {
             "syncing with the ensemble's leader".to_string()
+        } else if rec.spec.engine == EngineKind::Cassandra {
+            "bootstrapping: streaming its ranges from the ring".to_string()
         } else if crate::status::is_redis_cluster(&rec) {
             "joining the cluster".to_string()
         } else {
@@ -203,6 +214,8 @@ impl Runtime {
             }
             if rec.spec.engine == EngineKind::Zookeeper {
                 self.zk_leave(rec, member, deadline).await?;
+            } else if rec.spec.engine == EngineKind::Cassandra {
+                crate::cassandra::decommission(self, rec, member, deadline).await?;
             } else if cluster {
                 self.cluster_drained(rec, member).await?;
             } else if rec.current_primary() == member {

@@ -255,7 +255,7 @@ fn cassandra(cfg: &Config, asked: Option<&str>) -> Result<Installed> {
         catalog_version: catalog_version(EngineKind::Cassandra, &version, asked)?,
         server_version: version,
         bin_dir: cfg.bin_dir().join("cassandra").display().to_string(),
-        launchers: vec![("cassandra-server", cassandra_launcher(&lib, jamm))],
+        launchers: vec![("cassandra-server", cassandra_launcher(&lib, jamm)), ("cassandra-nodetool", cassandra_nodetool(&lib))],
         metrics: None,
     })
 }
@@ -273,6 +273,23 @@ exec java "$@" ${{CASSANDRA_JVM_FLAGS:-}} -javaagent:{jamm} -cp '{lib}/*' org.ap
 "#,
         lib = lib.display(),
         jamm = jamm.display()
+    )
+}
+
+/// The launcher the runtime runs nodetool with (`cassandra-nodetool <member config dir> -h <ip>
+/// -p 7199 -u admin -pwf <file> <command>`): Java with the member's `jvm.args` (the module flags
+/// Cassandra's classes need on Java 17, nodetool's too), its logging, and the jars of `lib`.
+pub fn cassandra_nodetool(lib: &Path) -> String {
+    format!(
+        r#"#!/bin/bash
+# Written by the FireCamp local runtime: runs Cassandra's nodetool (NodeTool) from the jars in
+# {lib}; it speaks JMX to a member.
+set -euo pipefail
+config="$1"
+shift
+exec java "@$config/jvm.args" -Xmx256m -Dlogback.configurationFile="$config/logback.xml" -cp '{lib}/*' org.apache.cassandra.tools.NodeTool "$@"
+"#,
+        lib = lib.display()
     )
 }
 

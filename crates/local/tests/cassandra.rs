@@ -2,7 +2,8 @@
 //! (the datacenter), TLS and logins only, FireCamp's superuser in place of Cassandra's default
 //! one; a keyspace with NetworkTopologyStrategy and 3 replicas written at QUORUM through one
 //! member and read at QUORUM through another, with one member down too; an ordered restart with
-//! a writer running loses no acknowledged write.
+//! a writer running loses no acknowledged write; a scale out to four (the new member
+//! bootstraps) and back to three (it is decommissioned) with a writer running loses none either.
 
 mod common;
 
@@ -34,9 +35,15 @@ async fn one(s: &CqlSession, cql: &str) -> Option<String> {
 }
 
 /// Writes rows at QUORUM through `member` until stopped; the ids acknowledged.
-fn writer(bed: Arc<common::Bed>, member: &'static str, mut stop: watch::Receiver<bool>, acked: Arc<Mutex<Vec<i32>>>) -> tokio::task::JoinHandle<()> {
+fn writer(
+    bed: Arc<common::Bed>,
+    member: &'static str,
+    first: i32,
+    mut stop: watch::Receiver<bool>,
+    acked: Arc<Mutex<Vec<i32>>>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut id = 1000;
+        let mut id = first;
         while !*stop.borrow() {
             let Ok(s) = cassandra::session(&target(&bed, member).await, ADMIN).await else {
                 let _ = tokio::time::timeout(Duration::from_millis(100), stop.changed()).await;
@@ -54,7 +61,7 @@ fn writer(bed: Arc<common::Bed>, member: &'static str, mut stop: watch::Receiver
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn three_racks_keep_quorum_with_a_member_down_and_through_an_ordered_restart() {
+async fn three_racks_keep_quorum_with_a_member_down_through_an_ordered_restart_and_a_scale() {
     require(EngineKind::Cassandra);
     with_bed(
         "t-cs",
@@ -140,7 +147,7 @@ async fn three_racks_keep_quorum_with_a_member_down_and_through_an_ordered_resta
             // back in every member's ring before the next; no acknowledged write is lost.
             let (stop_tx, stop_rx) = watch::channel(false);
             let acked = Arc::new(Mutex::new(Vec::new()));
-            let task = writer(bed.clone(), "cs-0", stop_rx, acked.clone());
+            let task = writer(bed.clone(), "cs-0", 1000, stop_rx, acked.clone());
             let op = bed.operate("cs", json!({ "kind": "restart" })).await.unwrap();
             let members: Vec<String> = op.steps.iter().filter(|s| s.action.as_str() == "restart").map(|s| s.member.clone()).collect();
             assert_eq!(members.len(), 3, "{:?}", op.steps);
@@ -155,14 +162,74 @@ async fn three_racks_keep_quorum_with_a_member_down_and_through_an_ordered_resta
             stop_tx.send(true).unwrap();
             task.await.unwrap();
             let acked = acked.lock().unwrap().clone();
-            let s1 = session(&bed, "cs-1").await;
-            let mut found = 0;
-            for chunk in acked.chunks(100) {
-                let ids = chunk.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
-                found += s1.texts(&format!("SELECT v FROM app.t WHERE id IN ({ids})"), Consistency::Quorum).await.unwrap().len();
+            assert_eq!(read_back(&bed, "cs-1", &acked).await, acked.len(), "every acknowledged write is read back at QUORUM");
+
+            // Never fewer members than zones: the first member of each zone is a seed.
+            let (code, e) = bed.operate("cs", json!({ "kind": "scale", "replicas": 2 })).await.unwrap_err();
+            assert_eq!(code, 400);
+            assert!(e.fields.iter().any(|f| f.field == "replicas" && f.message.contains("at least one member per zone")), "{e:?}");
+
+            // Out to four and back to three with a writer at QUORUM through cs-0: cs-3 (zone
+            // us-east-1a again, not a seed) bootstraps and joins every member's ring; then it is
+            // decommissioned and leaves it. No acknowledged write is lost.
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let acked = Arc::new(Mutex::new(Vec::new()));
+            let task = writer(bed.clone(), "cs-0", 100_000, stop_rx, acked.clone());
+            let op = bed.operate("cs", json!({ "kind": "scale", "replicas": 4 })).await.unwrap();
+            let steps: Vec<String> = op.steps.iter().map(|s| format!("{} {}", s.action.as_str(), s.member)).collect();
+            assert_eq!(steps, ["add cs-3"], "{:?}", op.steps);
+            let done = bed.wait_operation("cs", &op.id, Duration::from_secs(600)).await;
+            assert_eq!(done.phase, OperationPhase::Succeeded, "{:?}", done.message);
+            let svc = bed.wait_phase("cs", Phase::Active, Duration::from_secs(120)).await;
+            assert_eq!(svc.status.members.len(), 4, "{:?}", svc.status.members);
+            let log = bed.logs("cs", "cs-3").await;
+            assert!(log.contains("Starting to bootstrap") && log.contains("Bootstrap completed"), "cs-3 did not bootstrap:\n{log}");
+            let s3 = session(&bed, "cs-3").await;
+            assert_eq!(one(&s3, "SELECT rack FROM system.local").await.as_deref(), Some("us-east-1a"));
+            let ip3: std::net::IpAddr = bed.ip("cs", "cs-3").await.parse().unwrap();
+            for m in MEMBERS {
+                let ring = session(&bed, m).await.ring().await.unwrap();
+                assert!(ring.contains(&(ip3, "NORMAL".to_string())), "{m}: {ring:?}");
             }
-            assert_eq!(found, acked.len(), "every acknowledged write is read back at QUORUM");
+            let op = bed.operate("cs", json!({ "kind": "scale", "replicas": 3 })).await.unwrap();
+            let steps: Vec<String> = op.steps.iter().map(|s| format!("{} {}", s.action.as_str(), s.member)).collect();
+            assert_eq!(steps, ["remove cs-3"], "{:?}", op.steps);
+            let done = bed.wait_operation("cs", &op.id, Duration::from_secs(600)).await;
+            assert_eq!(done.phase, OperationPhase::Succeeded, "{:?}", done.message);
+            let svc = bed.wait_phase("cs", Phase::Active, Duration::from_secs(120)).await;
+            assert_eq!(svc.status.members.len(), 3, "{:?}", svc.status.members);
+            for m in MEMBERS {
+                let ring = session(&bed, m).await.ring().await.unwrap();
+                assert!(ring.iter().all(|(ip, status)| *ip != ip3 || status == "LEFT"), "{m} still has cs-3: {ring:?}");
+            }
+            let before = acked.lock().unwrap().len();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while acked.lock().unwrap().len() < before + 20 {
+                assert!(Instant::now() < deadline, "no write acknowledged after the scale");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            stop_tx.send(true).unwrap();
+            task.await.unwrap();
+            let acked = acked.lock().unwrap().clone();
+            assert!(acked.len() > 100, "the writer wrote through the scale: {}", acked.len());
+            // At ALL: each of the three members holds every row (cs-3's ranges came back).
+            assert_eq!(read_back_at(&bed, "cs-1", &acked, Consistency::All).await, acked.len(), "every acknowledged write is read back at ALL");
         },
     )
     .await;
+}
+
+/// How many of the rows `ids` read back through `member` at QUORUM.
+async fn read_back(bed: &common::Bed, member: &str, ids: &[i32]) -> usize {
+    read_back_at(bed, member, ids, Consistency::Quorum).await
+}
+
+async fn read_back_at(bed: &common::Bed, member: &str, ids: &[i32], consistency: Consistency) -> usize {
+    let s = session(bed, member).await;
+    let mut found = 0;
+    for chunk in ids.chunks(100) {
+        let ids = chunk.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+        found += s.texts(&format!("SELECT v FROM app.t WHERE id IN ({ids})"), consistency).await.unwrap().len();
+    }
+    found
 }

@@ -11,6 +11,12 @@
 //! then creates [`ADMIN_USER`] with the Secret's password, and turns `cassandra` into a role that
 //! can neither log in nor act as a superuser, with a random password (docs/cassandra.md). The
 //! roles keyspace (`system_auth`) has one replica per member up to 3 from the first start.
+//!
+//! Scale: a member added later is never a seed (the seeds are the first member of each zone,
+//! which exist already), so it joins by bootstrap, streaming its ranges; a member leaves by
+//! `nodetool decommission`, over JMX on [`JMX_PORT`] at the member's own address, with a login as
+//! [`ADMIN_USER`] (start.sh writes JMX's password and access files from the Secret, private to
+//! the server).
 
 use firecamp_core::spec::{ResourceAmounts, Resources};
 use firecamp_core::{EngineKind, Member, ServiceSpec, ValidationErrors};
@@ -27,6 +33,8 @@ pub struct Cassandra;
 pub const CQL_PORT: u16 = 9042;
 /// Members' port (gossip and data, mutual TLS).
 pub const STORAGE_PORT: u16 = 7000;
+/// JMX, for nodetool (FireCamp's decommission): on the member's own address, logins required.
+pub const JMX_PORT: u16 = 7199;
 /// FireCamp's superuser, whose password is the Secret's [`ADMIN_PASSWORD`].
 pub const ADMIN_USER: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "admin-password";
@@ -69,6 +77,17 @@ pub fn system_replication(replicas: u32) -> u32 {
 pub fn seeds<'a>(ctx: &'a RenderContext) -> impl Iterator<Item = &'a Member> {
     let zones = ctx.spec.zones.len().max(1);
     ctx.members.iter().take(zones).map(|(m, _, _)| m)
+}
+
+/// The address a member binds, when it binds one of its own (a static IP).
+fn own_address(ctx: &RenderContext, m: &Member) -> Option<String> {
+    ctx.listen_addresses(m).first().filter(|a| *a != "0.0.0.0").cloned()
+}
+
+/// The address a member listens on and its peers reach it at: its own, else [`POD_IP`], which
+/// start.sh replaces with the pod's (Cassandra's peers need one they can reach, never 0.0.0.0).
+fn listen_address(ctx: &RenderContext, m: &Member) -> String {
+    own_address(ctx, m).unwrap_or_else(|| POD_IP.to_string())
 }
 
 /// The JVM heap in MiB: the option, else half the memory limit.
@@ -148,7 +167,11 @@ impl Engine for Cassandra {
     }
 
     fn ports(&self, _spec: &ServiceSpec) -> Vec<Port> {
-        vec![Port { name: "cql", port: CQL_PORT, client: true }, Port { name: "storage", port: STORAGE_PORT, client: false }]
+        vec![
+            Port { name: "cql", port: CQL_PORT, client: true },
+            Port { name: "storage", port: STORAGE_PORT, client: false },
+            Port { name: "jmx", port: JMX_PORT, client: false },
+        ]
     }
 
     fn secret_keys(&self) -> &'static [&'static str] {
@@ -183,9 +206,12 @@ impl Engine for Cassandra {
                         ("MEMBER", member.name.to_string()),
                         ("SEED", seed.to_string()),
                         ("HEAP_MIB", heap_mib(ctx.spec, ctx.resources).to_string()),
+                        ("JMX_ADDRESS", listen_address(ctx, member)),
+                        ("JMX_PORT", JMX_PORT.to_string()),
                         ("SYSTEM_RF", system_replication(ctx.spec.replicas).to_string()),
                         ("CONFIG_DIR", paths.config_dir.clone()),
                         ("TLS_DIR", paths.tls_dir.clone()),
+                        ("SECRET_DIR", paths.secret_dir.clone()),
                         ("RUN_DIR", paths.run_dir.clone()),
                         ("DATA_DIR", data),
                         ("BIN_DIR", paths.bin_dir.clone()),
@@ -267,11 +293,8 @@ const LOGBACK: &str = r#"<!-- Cassandra's logging, rendered by FireCamp: INFO to
 fn cassandra_yaml(ctx: &RenderContext, m: &Member, paths: &MemberPaths, data: &str) -> String {
     let mut c = Conf::new(": ", &header("Cassandra configuration", m.name.as_str(), ctx.name));
     let seeds: Vec<String> = seeds(ctx).map(|s| format!("{}:{STORAGE_PORT}", s.dns_name)).collect();
-    // Its own address when it binds one, else the pod's (start.sh puts it in): Cassandra's
-    // peers need an address they can reach, never 0.0.0.0.
-    let listen = ctx.listen_addresses(m);
-    let own = listen.first().filter(|a| *a != "0.0.0.0").cloned();
-    let addr = own.clone().unwrap_or_else(|| POD_IP.to_string());
+    let own = own_address(ctx, m);
+    let addr = listen_address(ctx, m);
     c.section("The ring: named after the service; the seeds are the first member of each zone.")
         .set("cluster_name", format!("'{}'", ctx.name))
         .set("num_tokens", 16)

@@ -16,6 +16,17 @@ cat "$TLS_DIR/$MEMBER.key" "$TLS_DIR/$MEMBER.crt" > "$RUN_DIR/tls.pem"
 # The config with the member's address: its own IP as rendered, or the pod's when it binds none.
 addr="$(hostname -i 2>/dev/null | cut -d' ' -f1 || true)"
 sed "s/@POD_IP@/${addr:-127.0.0.1}/g" "$CONFIG_DIR/cassandra.yaml" > "$RUN_DIR/cassandra.yaml"
+jmx_addr="${JMX_ADDRESS/@POD_IP@/${addr:-127.0.0.1}}"
+
+# JMX, which nodetool speaks (FireCamp decommissions a member leaving the ring with it): on the
+# member's own address only, and a login as admin with the Secret's password. Java's JMX agent
+# reads the password and access files, made at every start and private to the server (it
+# refuses a password file others can read); the password is in no argv.
+password="$(cat "$SECRET_DIR/admin-password")"
+[[ "$password" =~ ^[A-Za-z0-9]+$ ]] || { log "secret admin-password must be alphanumeric"; exit 1; }
+printf 'admin %s\n' "$password" > "$RUN_DIR/jmx.password"
+unset password
+printf 'admin readwrite\n' > "$RUN_DIR/jmx.access"
 
 flags="-Xms${HEAP_MIB}m -Xmx${HEAP_MIB}m"
 flags+=" -Dcassandra.config=file://$RUN_DIR/cassandra.yaml"
@@ -26,6 +37,10 @@ flags+=" -Dcassandra.logdir=$DATA_DIR/logs -Dcassandra.storagedir=$DATA_DIR"
 # the first start; the default superuser is set up 1 s after start rather than 10.
 flags+=" -Dcassandra.system_auth.default_rf=$SYSTEM_RF -Dcassandra.system_distributed.default_rf=$SYSTEM_RF -Dcassandra.system_traces.default_rf=$SYSTEM_RF"
 flags+=" -Dcassandra.superuser_setup_delay_ms=1000"
+flags+=" -Dcom.sun.management.jmxremote.port=$JMX_PORT -Dcom.sun.management.jmxremote.rmi.port=$JMX_PORT"
+flags+=" -Dcom.sun.management.jmxremote.host=$jmx_addr -Djava.rmi.server.hostname=$jmx_addr"
+flags+=" -Dcom.sun.management.jmxremote.authenticate=true -Dcom.sun.management.jmxremote.ssl=false"
+flags+=" -Dcom.sun.management.jmxremote.password.file=$RUN_DIR/jmx.password -Dcom.sun.management.jmxremote.access.file=$RUN_DIR/jmx.access"
 if [ ! -d "$DATA_DIR/data/system" ]; then
   # First start, on an empty volume: the ring is being formed, there is nothing to learn from
   # gossip first (Cassandra waits 30 s for the ring and up to 3×8 s for gossip otherwise). A
