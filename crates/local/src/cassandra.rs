@@ -74,28 +74,43 @@ pub async fn decommission(rt: &Runtime, rec: &ServiceRecord, member: &str, deadl
     if has_left(rec, member, &via).await? {
         return Ok(());
     }
-    let ip = rec.ips.get(member).ok_or_else(|| format!("{member} has no address"))?.to_string();
-    let installed = rt.installed(rec).map_err(|e| e.to_string())?;
-    let nodetool = std::path::Path::new(&installed.bin_dir).join("cassandra-nodetool");
-    let dir = rt.cfg.service_dir(&rec.name).join(member);
-    let pwf = dir.join("run").join("jmx.password");
-    let mut cmd = tokio::process::Command::new(&nodetool);
-    cmd.arg(dir.join("config")).args(["-h", &ip, "-p", &JMX_PORT.to_string(), "-u", ADMIN_USER, "-pwf"]).arg(&pwf).arg("decommission").kill_on_drop(true);
     rt.log_sink(&rec.name, member).line(&format!("firecamp: {member} leaves the ring (nodetool decommission): its ranges stream to the others"));
-    let out = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), cmd.output())
-        .await
-        .map_err(|_| format!("nodetool decommission of {member} did not end in time"))?
-        .map_err(|e| format!("running {}: {e}", nodetool.display()))?;
-    if !out.status.success() {
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        let why: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("at ")).take(3).collect();
-        return Err(format!("nodetool decommission of {member} failed: {}", why.join(" / ")));
-    }
+    nodetool(rt, rec, member, "decommission", deadline).await?;
     // The member announces it has left, then nodetool returns: the others' gossip has it soon.
     crate::operations::poll(deadline, &format!("{member} was decommissioned but {via} still has it in the ring"), || async {
         if has_left(rec, member, &via).await? { Ok(()) } else { Err("not LEFT yet".to_string()) }
     })
     .await
+}
+
+/// `nodetool drain` of `member` before a restart stops it: it stops taking writes and flushes
+/// its memtables, so its commit log has nothing to replay at the next start.
+pub async fn drain(rt: &Runtime, rec: &ServiceRecord, member: &str, deadline: Instant) -> Result<(), String> {
+    nodetool(rt, rec, member, "drain", deadline).await?;
+    rt.log_sink(&rec.name, member).line(&format!("firecamp: {member} drained (nodetool drain): no more writes, memtables flushed"));
+    Ok(())
+}
+
+/// Runs `nodetool <command>` against `member`'s JMX, logged in as [`ADMIN_USER`] with the
+/// password file its start script wrote (`-pwf`: no password in argv), until `deadline`.
+async fn nodetool(rt: &Runtime, rec: &ServiceRecord, member: &str, command: &str, deadline: Instant) -> Result<(), String> {
+    let ip = rec.ips.get(member).ok_or_else(|| format!("{member} has no address"))?.to_string();
+    let installed = rt.installed(rec).map_err(|e| e.to_string())?;
+    let launcher = std::path::Path::new(&installed.bin_dir).join("cassandra-nodetool");
+    let dir = rt.cfg.service_dir(&rec.name).join(member);
+    let pwf = dir.join("run").join("jmx.password");
+    let mut cmd = tokio::process::Command::new(&launcher);
+    cmd.arg(dir.join("config")).args(["-h", &ip, "-p", &JMX_PORT.to_string(), "-u", ADMIN_USER, "-pwf"]).arg(&pwf).arg(command).kill_on_drop(true);
+    let out = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), cmd.output())
+        .await
+        .map_err(|_| format!("nodetool {command} of {member} did not end in time"))?
+        .map_err(|e| format!("running {}: {e}", launcher.display()))?;
+    if !out.status.success() {
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let why: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("at ")).take(3).collect();
+        return Err(format!("nodetool {command} of {member} failed: {}", why.join(" / ")));
+    }
+    Ok(())
 }
 
 /// Creates FireCamp's superuser with the Secret's password, logged in as Cassandra's default

@@ -513,6 +513,13 @@ impl Runtime {
                 Ok(())
             }
             StepAction::Restart => {
+                if rec.spec.engine == EngineKind::Cassandra
+                    && let Err(e) = crate::cassandra::drain(self, &rec, member, deadline).await
+                {
+                    // A member that cannot be drained (not answering) is stopped all the same:
+                    // SIGTERM runs Cassandra's own drain in its shutdown hook.
+                    self.log_sink(service, member).line(&format!("firecamp: {e}; stopping it all the same"));
+                }
                 self.stop_member(service, member).await;
                 self.start_member(&rec, member).await.map_err(|e| e.to_string())?;
                 self.wait_member(&rec, member, deadline).await?;

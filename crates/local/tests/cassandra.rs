@@ -153,6 +153,11 @@ async fn three_racks_keep_quorum_with_a_member_down_through_an_ordered_restart_a
             assert_eq!(members.len(), 3, "{:?}", op.steps);
             let done = bed.wait_operation("cs", &op.id, Duration::from_secs(600)).await;
             assert_eq!(done.phase, OperationPhase::Succeeded, "{:?}", done.message);
+            // Each was drained (nodetool over its JMX) before it stopped.
+            for m in MEMBERS {
+                let log = bed.logs("cs", m).await;
+                assert!(log.contains(&format!("firecamp: {m} drained (nodetool drain)")), "{m} was not drained:\n{log}");
+            }
             let before = acked.lock().unwrap().len();
             let deadline = Instant::now() + Duration::from_secs(60);
             while acked.lock().unwrap().len() < before + 20 {
