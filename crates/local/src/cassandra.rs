@@ -57,6 +57,36 @@ pub async fn ring_problem(rec: &ServiceRecord, member: &str) -> Option<String> {
     (!missing.is_empty()).then(|| format!("{member} sees {} not in the ring: {}", missing.len(), missing.join(", ")))
 }
 
+/// Whether member `index` of a ring still being formed is started by the init task rather than
+/// with the others: it is not a seed, so it bootstraps, and Cassandra's bootstraps must come one
+/// at a time (two at once pick the same tokens: "Bootstrap Token collision").
+pub fn joins_later(rec: &ServiceRecord, index: u32) -> bool {
+    rec.spec.engine == firecamp_core::EngineKind::Cassandra && !rec.init.done && !firecamp_catalog::cassandra::is_seed(&rec.spec, index)
+}
+
+/// Starts the members of a forming ring that join by bootstrap, in order: each once every member
+/// before it serves CQL (a member opens its CQL port once it has joined, so no login is needed
+/// to see it). `Some(what it waits for)` until all of them are started.
+pub async fn start_joining(rt: &Runtime, rec: &ServiceRecord) -> Result<Option<String>> {
+    let index = |m: &str| firecamp_core::MemberName::from_string(m).parts().map(|(_, i)| i);
+    let mut joining: Vec<(u32, String)> = rec.ips.keys().filter_map(|m| index(m).map(|i| (i, m.clone()))).filter(|(i, _)| joins_later(rec, *i)).collect();
+    joining.sort();
+    for (i, member) in joining {
+        if rt.is_running(&rec.name, &member).await {
+            continue;
+        }
+        for (m, ip) in rec.ips.iter().filter(|(m, _)| index(m).is_some_and(|j| j < i)) {
+            if tokio::net::TcpStream::connect((*ip, firecamp_catalog::cassandra::CQL_PORT)).await.is_err() {
+                return Ok(Some(format!("waiting for {m} to join the ring before {member} bootstraps")));
+            }
+        }
+        rt.log_sink(&rec.name, &member).line(&format!("firecamp: {member} bootstraps now that the members before it have joined"));
+        rt.start_member(rec, &member).await?;
+        return Ok(Some(format!("{member} bootstrapping")));
+    }
+    Ok(None)
+}
+
 /// Whether `member` is out of the ring as `via`'s gossip has it: gone, or `LEFT` (decommissioned).
 pub async fn has_left(rec: &ServiceRecord, member: &str, via: &str) -> Result<bool, String> {
     let ip = rec.ips.get(member).ok_or_else(|| format!("{member} has no address"))?;

@@ -371,7 +371,7 @@ impl Runtime {
         // fenced member reads it there.
         c.batch_execute("CHECKPOINT").await.map_err(|e| format!("CHECKPOINT on {heir}: {e}"))?;
         self.after_promotion(rec, heir, Some(lost), deadline).await?;
-        if !self.running.lock().await.get(&rec.name).is_some_and(|r| r.members.contains_key(lost)) {
+        if !self.is_running(&rec.name, lost).await {
             self.start_member(rec, lost).await.map_err(|e| e.to_string())?;
         }
         Ok(())

@@ -1,7 +1,8 @@
 //! A service's init tasks: they run after its members start and until the engine reports the
 //! whole service formed. Their progress is kept in the store, so a restarted daemon resumes
-//! where it stopped. Redis Cluster is the one engine with work to do (`redis-cli --cluster`);
-//! the others form by themselves from their configs and are only waited for.
+//! where it stopped. Redis Cluster (`redis-cli --cluster`) and Cassandra (the members beyond the
+//! seeds started one at a time, then the default superuser replaced) have work to do; the others
+//! form by themselves from their configs and are only waited for.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,10 @@ async fn step(rt: &Runtime, name: &str, plan: &ServicePlan, bin_dir: &str) -> Re
     };
     if rec.init.done {
         return Ok(true);
+    }
+    if let Some(waiting) = crate::cassandra::start_joining(rt, &rec).await? {
+        rt.update_init(name, |i| i.message = Some(waiting))?;
+        return Ok(false);
     }
     let roles = probe_all(&rec).await;
     let waiting: Vec<&str> = roles.iter().filter(|(_, r)| r.is_err()).map(|(m, _)| m.as_str()).collect();

@@ -126,7 +126,7 @@ impl Runtime {
             self.start_member(rec, m).await.map_err(|e| e.to_string())?;
             self.wait_member(rec, m, deadline).await?;
         }
-        if !self.running.lock().await.get(service).is_some_and(|r| r.members.contains_key(lost)) {
+        if !self.is_running(service, lost).await {
             self.start_member(rec, lost).await.map_err(|e| e.to_string())?;
         }
         Ok(())

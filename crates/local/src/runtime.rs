@@ -237,6 +237,11 @@ impl Runtime {
             if entry.members.contains_key(&name) {
                 continue;
             }
+            // A Cassandra ring being formed starts its seeds together; the init task starts the
+            // others one at a time (crate::cassandra::start_joining).
+            if crate::cassandra::joins_later(rec, m.member.index) {
+                continue;
+            }
             let sup = self.spawn_member(rec, &plan, &name)?;
             entry.members.insert(name, sup);
         }
@@ -376,6 +381,11 @@ impl Runtime {
         if let Some(sup) = sup {
             sup.kill().await;
         }
+    }
+
+    /// Whether the daemon runs (supervises) `member` of `service`.
+    pub(crate) async fn is_running(&self, service: &str, member: &str) -> bool {
+        self.running.lock().await.get(service).is_some_and(|r| r.members.contains_key(member))
     }
 
     /// Writes one member's files from the service's current record and starts it, unless it runs.

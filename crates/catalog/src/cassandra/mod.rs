@@ -73,10 +73,15 @@ pub fn system_replication(replicas: u32) -> u32 {
     replicas.clamp(1, 3)
 }
 
-/// The seeds: the first member of each zone (members fill the zones in turn).
+/// Whether member `index` is a seed: the first member of each zone (members fill the zones in
+/// turn). The others join by bootstrap, one at a time.
+pub fn is_seed(spec: &ServiceSpec, index: u32) -> bool {
+    (index as usize) < spec.zones.len().max(1)
+}
+
+/// The seeds' members.
 pub fn seeds<'a>(ctx: &'a RenderContext) -> impl Iterator<Item = &'a Member> {
-    let zones = ctx.spec.zones.len().max(1);
-    ctx.members.iter().take(zones).map(|(m, _, _)| m)
+    ctx.members.iter().map(|(m, _, _)| m).filter(|m| is_seed(ctx.spec, m.index))
 }
 
 /// The address a member binds, when it binds one of its own (a static IP).
