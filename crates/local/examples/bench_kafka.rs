@@ -3,7 +3,8 @@
 //! same run (run as root: `cargo run -p firecamp-local --example bench_kafka`).
 //!
 //! FireCamp: `POST /v1/services` until the service is ACTIVE (every member's storage formatted,
-//! three JVMs started, every member answering over TLS + SASL with one active controller).
+//! with the SCRAM credentials, three JVMs started, every member answering over TLS + SASL SCRAM
+//! with one active controller).
 //! By hand: what an operator following Kafka's quickstart does for three nodes: three
 //! `server.properties` (PLAINTEXT, no TLS, no SASL: less work than FireCamp's), `kafka-storage
 //! format` of each, three `kafka.Kafka` processes with the same heap, until each logs
