@@ -75,6 +75,10 @@ async fn step(rt: &Runtime, name: &str, plan: &ServicePlan, bin_dir: &str) -> Re
     };
     match membership_problem(&rec, &roles).await {
         None => {
+            // Kafka's `client` may use what its ACLs allow, created once the cluster formed.
+            if rec.spec.engine == firecamp_core::EngineKind::Kafka {
+                kafka_client_acls(rt, &rec).await?;
+            }
             // A restored cluster gets its data once formed, before it counts as ACTIVE.
             if is_redis_cluster(&rec) && rec.restore.is_some() {
                 rt.load_redis_cluster(&rec, bin_dir).await?;
@@ -169,4 +173,22 @@ pub(crate) async fn redis_cli(rec: &crate::store::ServiceRecord, bin_dir: &str, 
         let last: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).rev().take(3).collect();
         Err(LocalError::Internal(format!("redis-cli {} failed ({}): {}", args[..2].join(" "), out.status, last.join(" / "))))
     }
+}
+
+/// The ACLs of Kafka's `client`: every operation on every topic, group and transactional id
+/// (nothing on the cluster: configs, ACLs and quotas are `admin`'s). Created through the first
+/// member as `admin`; creating them again changes nothing.
+async fn kafka_client_acls(rt: &Runtime, rec: &crate::store::ServiceRecord) -> Result<()> {
+    use firecamp_probe::kafka::{AllowAll, GROUP, TOPIC, TRANSACTIONAL_ID, allow_all};
+    const STEP: &str = "client-acls";
+    if rec.init.steps.iter().any(|s| s == STEP) {
+        return Ok(());
+    }
+    let first = rec.ips.keys().next().ok_or_else(|| LocalError::Internal("a service without members".into()))?;
+    let t = target(rec, first).ok_or_else(|| LocalError::Internal(format!("{first} has no address")))?;
+    let principal = format!("User:{}", firecamp_catalog::kafka::CLIENT_USER);
+    let acls = [TOPIC, GROUP, TRANSACTIONAL_ID].map(|resource_type| AllowAll { principal: &principal, resource_type });
+    allow_all(&t, firecamp_catalog::kafka::ADMIN_USER, &acls).await.map_err(|e| LocalError::Internal(format!("creating the ACLs of {principal}: {e}")))?;
+    rt.update_init(&rec.name, |i| i.steps.push(STEP.into()))?;
+    Ok(())
 }

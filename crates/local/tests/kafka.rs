@@ -54,6 +54,7 @@ async fn three_members_in_three_racks_replicate_a_topic_and_restart_without_losi
             let password = bed.secret("kf", "kf-0", "client-password");
             let client = bed.kafka_client("kf", "client", &password);
             let props = client.props().display().to_string();
+            let admin_client = bed.kafka_client("kf", "admin", &secrets[1]);
             let at = |m: u32| format!("kf-{m}.t-kf-firecamp.com:9092");
 
             // A topic with three replicas, two of them needed for a write, created through kf-0.
@@ -92,17 +93,14 @@ async fn three_members_in_three_racks_replicate_a_topic_and_restart_without_losi
                 assert_eq!(ids, BTreeSet::from(["0".to_string(), "1".into(), "2".into()]), "{p}");
                 assert_eq!(isr, ids, "{p}");
             }
+            // The brokers' configs are admin's: client's ACLs cover topics, groups and
+            // transactional ids only.
+            let o = describe_broker(&client, &at(0), 0).await;
+            let out = text(&o);
+            assert!(!o.status.success() && out.contains("ClusterAuthorizationException"), "client described a broker's configs:\n{out}");
             // Each broker's rack is its member's zone, so the three replicas are in three racks.
             for (m, zone) in [(0, "zone-a"), (1, "zone-b"), (2, "zone-c")] {
-                let id = m.to_string();
-                let o = client
-                    .run(
-                        "ConfigCommand",
-                        &["--bootstrap-server", &at(m), "--command-config", &props, "--entity-type", "brokers", "--entity-name", &id, "--describe", "--all"],
-                        None,
-                    )
-                    .await;
-                let out = text(&o);
+                let out = text(&describe_broker(&admin_client, &at(m), m).await);
                 assert!(out.contains(&format!("broker.rack={zone}")), "broker {m}:\n{out}");
             }
 
@@ -214,4 +212,16 @@ async fn consume(client: &common::kafka::KafkaClient, at: &str, props: &str, n: 
         )
         .await;
     String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect()
+}
+
+/// `kafka-configs --describe --all` of broker `id` through `at`, logged in as `client`'s user.
+async fn describe_broker(client: &common::kafka::KafkaClient, at: &str, id: u32) -> std::process::Output {
+    let (props, id) = (client.props().display().to_string(), id.to_string());
+    client
+        .run(
+            "ConfigCommand",
+            &["--bootstrap-server", at, "--command-config", &props, "--entity-type", "brokers", "--entity-name", &id, "--describe", "--all"],
+            None,
+        )
+        .await
 }

@@ -22,6 +22,7 @@ const SASL_HANDSHAKE: i16 = 17;
 const SASL_AUTHENTICATE: i16 = 36;
 const DESCRIBE_QUORUM: i16 = 55;
 const METADATA: i16 = 3;
+const CREATE_ACLS: i16 = 30;
 const METADATA_TOPIC: &str = "__cluster_metadata";
 /// Responses larger than this are not ours to read (the metadata of every partition is the
 /// largest we ask for).
@@ -45,6 +46,57 @@ pub async fn under_replicated(t: &Target, user: &str) -> Result<Vec<String>, Pro
     // Metadata v1 with a null topic array: every topic.
     let r = call_logged_in(t, user, METADATA, 1, false, &(-1i32).to_be_bytes()).await?;
     parse_metadata(&r).map_err(|e| ProbeError::unexpected(t, e))
+}
+
+/// An ACL that allows `principal` (`User:<name>`) every operation on every resource of a type:
+/// Kafka's resource type codes, e.g. 2 topic, 3 group, 5 transactional id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllowAll<'a> {
+    pub principal: &'a str,
+    pub resource_type: i8,
+}
+
+/// Resource types of [`AllowAll`] (Kafka's `ResourceType` codes).
+pub const TOPIC: i8 = 2;
+pub const GROUP: i8 = 3;
+pub const TRANSACTIONAL_ID: i8 = 5;
+
+/// Creates the ACLs (`CreateAcls` v1: the literal resource name `*`, any host). Creating an ACL
+/// that exists changes nothing, so this can run again.
+pub async fn allow_all(t: &Target, user: &str, acls: &[AllowAll<'_>]) -> Result<(), ProbeError> {
+    let r = call_logged_in(t, user, CREATE_ACLS, 1, false, &create_acls_body(acls)).await?;
+    parse_create_acls(&r).map_err(|e| ProbeError::unexpected(t, e))
+}
+
+fn create_acls_body(acls: &[AllowAll<'_>]) -> Vec<u8> {
+    const LITERAL: i8 = 3;
+    const ALL: i8 = 2;
+    const ALLOW: i8 = 3;
+    let mut b = (acls.len() as i32).to_be_bytes().to_vec();
+    for a in acls {
+        b.push(a.resource_type as u8);
+        put_string(&mut b, "*");
+        b.push(LITERAL as u8);
+        put_string(&mut b, a.principal);
+        put_string(&mut b, "*");
+        b.push(ALL as u8);
+        b.push(ALLOW as u8);
+    }
+    b
+}
+
+/// The first failure of a CreateAcls v1 answer, if any.
+fn parse_create_acls(r: &[u8]) -> Result<(), String> {
+    let mut c = Cursor { r, i: 0 };
+    c.i32()?; // throttle time
+    for _ in 0..c.count()? {
+        let code = c.i16()?;
+        let message = c.string()?;
+        if code != 0 {
+            return Err(format!("an ACL was refused (error {code}): {message}"));
+        }
+    }
+    Ok(())
 }
 
 /// Connects (over TLS when the target says so), logs in and makes one call; its response body.
@@ -162,7 +214,7 @@ struct Cursor<'a> {
 
 impl Cursor<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        let s = self.r.get(self.i..self.i + n).ok_or("a Metadata answer cut short")?;
+        let s = self.r.get(self.i..self.i + n).ok_or("an answer cut short")?;
         self.i += n;
         Ok(s)
     }
@@ -339,6 +391,17 @@ mod tests {
         }
         assert_eq!(parse_metadata(&r), Ok(vec!["orders-1".to_string()]));
         assert!(parse_metadata(&r[..r.len() - 2]).unwrap_err().contains("cut short"));
+    }
+
+    #[test]
+    fn create_acls_asks_for_every_resource_of_a_type_and_reads_refusals() {
+        let body = create_acls_body(&[AllowAll { principal: "User:client", resource_type: TOPIC }]);
+        // One creation: topic, "*", literal, the principal, any host, ALL, ALLOW.
+        assert_eq!(body, hex("00000001 02 0001 2a 03 000b 557365723a636c69656e74 0001 2a 02 03"));
+        assert_eq!(parse_create_acls(&hex("00000000 00000002 0000 ffff 0000 ffff")), Ok(()));
+        let e = parse_create_acls(&hex("00000000 00000001 0036 0003 6e6f21")).unwrap_err();
+        assert!(e.contains("error 54") && e.contains("no!"), "{e}");
+        assert!(parse_create_acls(&hex("00000000 00000001 00")).unwrap_err().contains("cut short"));
     }
 
     fn hex(s: &str) -> Vec<u8> {

@@ -8,7 +8,9 @@
 //! service's users ([`ADMIN_USER`], [`CLIENT_USER`]); brokers log in to each other as
 //! [`ADMIN_USER`] on the same listener. Controllers talk over mutual TLS on [`CONTROLLER_PORT`]
 //! (a client certificate from the service's CA is required). The passwords live in the service
-//! Secret. The SCRAM credentials (salted, in the metadata log) are written when a member's
+//! Secret. Kafka's StandardAuthorizer checks every request: [`ADMIN_USER`] and the members'
+//! certificates are superusers, [`CLIENT_USER`] gets ACLs on every topic, group and
+//! transactional id (created once the cluster formed), nothing else. The SCRAM credentials (salted, in the metadata log) are written when a member's
 //! storage is formatted: `start.sh` puts the storage tool's arguments, passwords included, in a
 //! private argument file that Java reads (`java @file`) and removes it after. The broker's own
 //! login goes into a JAAS file in the private run directory at every start, whose path alone is
@@ -33,8 +35,11 @@ pub const CONTROLLER_PORT: u16 = 9093;
 pub const MAX_MEMBERS: u32 = 9;
 /// FireCamp's own login, and the brokers' to each other.
 pub const ADMIN_USER: &str = "admin";
-/// The applications' user.
+/// The applications' user: every operation on every topic, group and transactional id (the
+/// ACLs FireCamp creates once the cluster formed), nothing on the cluster itself.
 pub const CLIENT_USER: &str = "client";
+/// The principal a member's certificate maps to on the controllers' listener (a superuser).
+pub const MEMBER_PRINCIPAL: &str = "firecamp-member";
 pub const ADMIN_PASSWORD: &str = "admin-password";
 pub const CLIENT_PASSWORD: &str = "client-password";
 /// The only SASL mechanism the brokers take, clients and brokers alike.
@@ -119,7 +124,9 @@ impl Engine for Kafka {
         }
         match key {
             "broker.rack" => Some("a member's rack is its availability zone"),
-            "authorizer.class.name" | "super.users" | "allow.everyone.if.no.acl.found" => Some("authorization is not configurable yet (docs/kafka.md)"),
+            "authorizer.class.name" | "super.users" | "allow.everyone.if.no.acl.found" => {
+                Some("authorization is FireCamp's: admin is the superuser, client may use every topic, group and transactional id (docs/kafka.md)")
+            }
             _ => None,
         }
     }
@@ -246,6 +253,15 @@ fn server_properties(ctx: &RenderContext, m: &Member, paths: &MemberPaths, log_d
     .set("ssl.truststore.type", "PEM")
     .set("ssl.truststore.location", format!("{}/{}", paths.tls_dir, crate::tls::CA_FILE))
     .set("listener.name.controller.ssl.client.auth", "required");
+    c.section(&format!(
+        "Authorization: {ADMIN_USER} (FireCamp, and the brokers among themselves) and the members' certificates on\n\
+         {CONTROLLER_LISTENER} are superusers; {CLIENT_USER} has what FireCamp grants it once the cluster formed."
+    ))
+    .set("authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer")
+    .set("super.users", format!("User:{ADMIN_USER};User:{MEMBER_PRINCIPAL}"))
+    .set("allow.everyone.if.no.acl.found", "false")
+    // Only the controllers' listener takes certificates as logins, and only the service CA's.
+    .set("ssl.principal.mapping.rules", format!("RULE:^.*$/{MEMBER_PRINCIPAL}/"));
     let rf = replication_factor(ctx.spec.replicas);
     c.section("Storage and durability: replicated over the zones (up to 3 copies); a write waits for 2 of 3.")
         .set("log.dirs", log_dirs)
