@@ -1,10 +1,11 @@
-//! Cassandra on the local runtime: whom probes log in as, the init step that replaces
-//! Cassandra's default superuser with FireCamp's, the ring as the members' gossip has it, and
-//! a member's decommission (nodetool over JMX) when a scale takes it away.
+//! Cassandra on the local runtime: whom probes log in as, the members beyond the seeds started
+//! one at a time as a ring forms, the init step that replaces Cassandra's default superuser with
+//! FireCamp's, the ring as the members' gossip has it, and nodetool over a member's JMX: drain
+//! before a restart stops it, decommission when a scale takes it away.
 
-use firecamp_api::Role;
 use std::time::Instant;
 
+use firecamp_api::Role;
 use firecamp_catalog::cassandra::{ADMIN_PASSWORD, ADMIN_USER, DEFAULT_PASSWORD, DEFAULT_SUPERUSER, JMX_PORT};
 use firecamp_probe::ProbeError;
 use firecamp_probe::cassandra::{self, Consistency, CqlSession};
