@@ -158,15 +158,7 @@ async fn three_racks_keep_quorum_with_a_member_down_through_an_ordered_restart_a
                 let log = bed.logs("cs", m).await;
                 assert!(log.contains(&format!("firecamp: {m} drained (nodetool drain)")), "{m} was not drained:\n{log}");
             }
-            let before = acked.lock().unwrap().len();
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while acked.lock().unwrap().len() < before + 20 {
-                assert!(Instant::now() < deadline, "no write acknowledged after the restart");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            stop_tx.send(true).unwrap();
-            task.await.unwrap();
-            let acked = acked.lock().unwrap().clone();
+            let acked = stop_writer(&acked, stop_tx, task, "restart").await;
             assert_eq!(read_back(&bed, "cs-1", &acked).await, acked.len(), "every acknowledged write is read back at QUORUM");
 
             // Never fewer members than zones: the first member of each zone is a seed.
@@ -207,21 +199,27 @@ async fn three_racks_keep_quorum_with_a_member_down_through_an_ordered_restart_a
                 let ring = session(&bed, m).await.ring().await.unwrap();
                 assert!(ring.iter().all(|(ip, status)| *ip != ip3 || status == "LEFT"), "{m} still has cs-3: {ring:?}");
             }
-            let before = acked.lock().unwrap().len();
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while acked.lock().unwrap().len() < before + 20 {
-                assert!(Instant::now() < deadline, "no write acknowledged after the scale");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            stop_tx.send(true).unwrap();
-            task.await.unwrap();
-            let acked = acked.lock().unwrap().clone();
+            let acked = stop_writer(&acked, stop_tx, task, "scale").await;
             assert!(acked.len() > 100, "the writer wrote through the scale: {}", acked.len());
             // At ALL: each of the three members holds every row (cs-3's ranges came back).
             assert_eq!(read_back_at(&bed, "cs-1", &acked, Consistency::All).await, acked.len(), "every acknowledged write is read back at ALL");
         },
     )
     .await;
+}
+
+/// Stops the writer once it has had 20 more writes acknowledged (it still writes after `what`);
+/// the ids acknowledged.
+async fn stop_writer(acked: &Mutex<Vec<i32>>, stop: watch::Sender<bool>, task: tokio::task::JoinHandle<()>, what: &str) -> Vec<i32> {
+    let before = acked.lock().unwrap().len();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.lock().unwrap().len() < before + 20 {
+        assert!(Instant::now() < deadline, "no write acknowledged after the {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    acked.lock().unwrap().clone()
 }
 
 /// How many of the rows `ids` read back through `member` at QUORUM.
